@@ -1,0 +1,452 @@
+//! Configuration (SPEC §12): TOML, unknown keys rejected, every key defaulted.
+//!
+//! Loading does the only ambient lookups (environment, home directory);
+//! everything downstream receives a resolved [`Config`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::provider;
+use crate::reader::DEFAULT_LINE_CAP;
+
+/// The raw file shape. `deny_unknown_fields` everywhere: a typo is an error.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct File {
+    pub providers: BTreeMap<String, ProviderFile>,
+    pub exports: ExportsFile,
+    pub state: StateFile,
+    pub sandbox: SandboxFile,
+    pub markdown: MarkdownOptions,
+    pub log: LogFile,
+    pub limits: LimitsFile,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderFile {
+    pub enabled: Option<bool>,
+    pub roots: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportsFile {
+    pub allowed_roots: Option<Vec<String>>,
+    pub default_dir: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateFile {
+    pub dir: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SandboxMode {
+    /// Fail closed when any confinement cannot be fully applied.
+    #[default]
+    Enforce,
+    /// Run degraded, and say so.
+    BestEffort,
+}
+
+impl SandboxMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SandboxMode::Enforce => "enforce",
+            SandboxMode::BestEffort => "best-effort",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxFile {
+    pub mode: SandboxMode,
+}
+
+/// Markdown rendering options (SPEC §5).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MarkdownOptions {
+    /// YAML frontmatter at the top of new files.
+    pub frontmatter: bool,
+    /// Render assistant thinking.
+    pub thinking: bool,
+    /// Render tool calls and their results.
+    pub tool_calls: bool,
+    /// Longest tool output rendered, in bytes; the rest is cut with a note.
+    pub tool_output_max_bytes: usize,
+}
+
+impl Default for MarkdownOptions {
+    fn default() -> Self {
+        MarkdownOptions {
+            frontmatter: true,
+            thinking: false,
+            tool_calls: false,
+            tool_output_max_bytes: 4096,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogFile {
+    pub level: Option<String>,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsFile {
+    /// Longest accepted line of a session file, in bytes.
+    pub line_cap: Option<usize>,
+}
+
+/// One provider's resolved settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProviderConfig {
+    pub name: &'static str,
+    pub enabled: bool,
+    pub roots: Vec<PathBuf>,
+}
+
+/// The resolved configuration every command works from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// The file it came from, if any.
+    pub source: Option<PathBuf>,
+    pub providers: Vec<ProviderConfig>,
+    pub allowed_roots: Vec<PathBuf>,
+    pub default_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub sandbox_mode: SandboxMode,
+    pub markdown: MarkdownOptions,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub line_cap: usize,
+}
+
+/// What the environment says; gathered once so resolution is testable.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    pub home: Option<PathBuf>,
+    pub xdg_config_home: Option<PathBuf>,
+    pub xdg_state_home: Option<PathBuf>,
+    pub configuration_directory: Option<PathBuf>,
+    pub state_directory: Option<PathBuf>,
+}
+
+impl Env {
+    pub fn from_process() -> Env {
+        let path = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        // systemd passes colon-separated lists; the first entry is ours.
+        let first = |k: &str| {
+            path(k).map(|p| {
+                let s = p.to_string_lossy().into_owned();
+                PathBuf::from(s.split(':').next().unwrap_or_default())
+            })
+        };
+        Env {
+            home: path("HOME"),
+            xdg_config_home: path("XDG_CONFIG_HOME"),
+            xdg_state_home: path("XDG_STATE_HOME"),
+            configuration_directory: first("CONFIGURATION_DIRECTORY"),
+            state_directory: first("STATE_DIRECTORY"),
+        }
+    }
+
+    fn home(&self) -> PathBuf {
+        self.home.clone().unwrap_or_else(|| PathBuf::from("/"))
+    }
+
+    /// Where the config file is looked for when none is named.
+    pub fn default_config_path(&self) -> PathBuf {
+        if let Some(d) = &self.configuration_directory {
+            return d.join("config.toml");
+        }
+        if let Some(d) = &self.xdg_config_home {
+            return d.join("kato/config.toml");
+        }
+        self.home().join(".kato/config.toml")
+    }
+
+    fn default_state_dir(&self) -> PathBuf {
+        if let Some(d) = &self.state_directory {
+            return d.clone();
+        }
+        if let Some(d) = &self.xdg_state_home {
+            return d.join("kato");
+        }
+        self.home().join(".kato/state")
+    }
+
+    /// Expand a leading `~` and require an absolute result.
+    fn expand(&self, key: &str, raw: &str, origin: &Path) -> Result<PathBuf> {
+        let p = if raw == "~" {
+            self.home()
+        } else if let Some(rest) = raw.strip_prefix("~/") {
+            self.home().join(rest)
+        } else {
+            PathBuf::from(raw)
+        };
+        if !p.is_absolute() {
+            return Err(Error::Config {
+                path: origin.to_path_buf(),
+                message: format!("`{key}`: `{raw}` is not an absolute path (use `/…` or `~/…`)"),
+            });
+        }
+        if raw.contains('\0') {
+            return Err(Error::Config {
+                path: origin.to_path_buf(),
+                message: format!("`{key}`: path contains a NUL byte"),
+            });
+        }
+        Ok(p)
+    }
+}
+
+impl Config {
+    /// Load from `explicit` (must exist) or the default location (may be
+    /// missing: then built-in defaults apply).
+    pub fn load(explicit: Option<&Path>, env: &Env) -> Result<Config> {
+        let (path, required) = match explicit {
+            Some(p) => (p.to_path_buf(), true),
+            None => (env.default_config_path(), false),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Config::from_toml(&text, Some(&path), env),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                Config::resolve(File::default(), None, env)
+            }
+            Err(e) => Err(Error::Config {
+                path,
+                message: format!("cannot read it: {e}; check the path or pass another with --config"),
+            }),
+        }
+    }
+
+    pub fn from_toml(text: &str, path: Option<&Path>, env: &Env) -> Result<Config> {
+        let origin = path.unwrap_or(Path::new("<built-in>"));
+        let file: File = toml::from_str(text).map_err(|e| Error::Config {
+            path: origin.to_path_buf(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        Config::resolve(file, path, env)
+    }
+
+    fn resolve(file: File, path: Option<&Path>, env: &Env) -> Result<Config> {
+        let origin = path.unwrap_or(Path::new("<built-in>")).to_path_buf();
+        let cfg_err = |message: String| Error::Config {
+            path: origin.clone(),
+            message,
+        };
+        for name in file.providers.keys() {
+            if provider::by_name(name).is_none() {
+                let known: Vec<_> = provider::registry().iter().map(|p| p.id().as_str()).collect();
+                return Err(cfg_err(format!(
+                    "unknown provider `providers.{name}`; known providers: {}",
+                    known.join(", ")
+                )));
+            }
+        }
+        let home = env.home();
+        let mut providers = Vec::new();
+        for p in provider::registry() {
+            let name = p.id().as_str();
+            let f = file.providers.get(name).cloned().unwrap_or_default();
+            let roots = match f.roots {
+                Some(list) => list
+                    .iter()
+                    .map(|r| env.expand(&format!("providers.{name}.roots"), r, &origin))
+                    .collect::<Result<Vec<_>>>()?,
+                None => p.default_roots(&home),
+            };
+            providers.push(ProviderConfig {
+                name,
+                enabled: f.enabled.unwrap_or(true),
+                roots,
+            });
+        }
+        let default_dir = match &file.exports.default_dir {
+            Some(d) => env.expand("exports.default_dir", d, &origin)?,
+            None => home.join("kato-exports"),
+        };
+        let allowed_roots = match &file.exports.allowed_roots {
+            Some(list) => list
+                .iter()
+                .map(|r| env.expand("exports.allowed_roots", r, &origin))
+                .collect::<Result<Vec<_>>>()?,
+            None => vec![default_dir.clone()],
+        };
+        let state_dir = match &file.state.dir {
+            Some(d) => env.expand("state.dir", d, &origin)?,
+            None => env.default_state_dir(),
+        };
+        let line_cap = file.limits.line_cap.unwrap_or(DEFAULT_LINE_CAP);
+        if line_cap < 1024 {
+            return Err(cfg_err(format!(
+                "`limits.line_cap` = {line_cap} is too small (minimum 1024 bytes)"
+            )));
+        }
+        let log_level = file.log.level.clone().unwrap_or_else(|| "info".to_owned());
+        if !matches!(
+            log_level.as_str(),
+            "error" | "warn" | "info" | "debug" | "trace"
+        ) {
+            return Err(cfg_err(format!(
+                "`log.level` = `{log_level}`; use one of error, warn, info, debug, trace"
+            )));
+        }
+        Ok(Config {
+            source: path.map(Path::to_path_buf),
+            providers,
+            allowed_roots,
+            default_dir,
+            state_dir,
+            sandbox_mode: file.sandbox.mode,
+            markdown: file.markdown,
+            log_level,
+            log_format: file.log.format,
+            line_cap,
+        })
+    }
+
+    /// Settings of one provider.
+    pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+}
+
+/// The commented file written by `kato config init`.
+pub const TEMPLATE: &str = r#"# kato configuration. Every key is optional; the values shown are the defaults.
+# Unknown keys are errors. Paths must be absolute or start with `~/`.
+
+# [providers.claude]
+# enabled = true
+# roots = ["~/.claude/projects"]
+#
+# [providers.codex]
+# enabled = true
+# roots = ["~/.codex/sessions", "~/.codex/archived_sessions"]
+#
+# [providers.gemini]
+# enabled = true
+# roots = ["~/.gemini/tmp"]
+
+[exports]
+# Paths typed in chat (`::capture /path`) must lie under one of these.
+# allowed_roots = ["~/kato-exports"]
+# Where `::record` / `::capture` without a path write.
+# default_dir = "~/kato-exports"
+
+# [state]
+# dir = "~/.kato/state"            # or $STATE_DIRECTORY / $XDG_STATE_HOME/kato
+
+[sandbox]
+# "enforce" fails closed when the kernel cannot confine kato;
+# "best-effort" runs degraded and says so.
+mode = "enforce"
+
+[markdown]
+# frontmatter = true
+# thinking = false
+# tool_calls = false
+# tool_output_max_bytes = 4096
+
+# [log]
+# level = "info"                   # error | warn | info | debug | trace
+# format = "human"                 # human | json
+
+# [limits]
+# line_cap = 67108864              # longest session-file line read, in bytes
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Env {
+        Env {
+            home: Some("/home/u".into()),
+            ..Env::default()
+        }
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let c = Config::from_toml("", None, &env()).unwrap();
+        assert_eq!(
+            c.provider("claude").unwrap().roots,
+            [PathBuf::from("/home/u/.claude/projects")]
+        );
+        assert_eq!(c.sandbox_mode, SandboxMode::Enforce);
+        assert_eq!(c.allowed_roots, [PathBuf::from("/home/u/kato-exports")]);
+        assert_eq!(c.state_dir, PathBuf::from("/home/u/.kato/state"));
+        assert_eq!(c.line_cap, DEFAULT_LINE_CAP);
+    }
+
+    #[test]
+    fn template_is_valid() {
+        Config::from_toml(TEMPLATE, None, &env()).unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = Config::from_toml("[exports]\nallowed_rots = []\n", None, &env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("allowed_rots"), "{e}");
+        let e = Config::from_toml("[providers.cursor]\nenabled = true\n", None, &env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("providers.cursor"), "{e}");
+        let e = Config::from_toml("[sandbox]\nmode = \"off\"\n", None, &env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("off"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_are_rejected() {
+        let e = Config::from_toml("[exports]\ndefault_dir = \"notes\"\n", None, &env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not an absolute path"), "{e}");
+    }
+
+    #[test]
+    fn systemd_directories_win() {
+        let env = Env {
+            home: Some("/home/u".into()),
+            state_directory: Some("/var/lib/kato".into()),
+            configuration_directory: Some("/etc/kato".into()),
+            xdg_state_home: Some("/x".into()),
+            ..Env::default()
+        };
+        let c = Config::from_toml("", None, &env).unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/kato"));
+        assert_eq!(
+            env.default_config_path(),
+            PathBuf::from("/etc/kato/config.toml")
+        );
+    }
+}

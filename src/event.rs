@@ -1,0 +1,371 @@
+//! The canonical event stream (SPEC §4).
+//!
+//! Every provider parser turns its records into [`Event`]s; everything after
+//! the parse stage (rendering, commands, recordings) sees only this type.
+//! The JSONL export is this stream serialized one event per line, so the
+//! serde shape below is a public format: it carries [`SCHEMA_VERSION`] and is
+//! covered by tests.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Version of the JSONL event schema. Bump on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Which agent wrote the session: the name of a registered provider
+/// (see [`crate::provider::registry`]). A plain name rather than an enum so
+/// that adding a provider touches only its own module and one registry line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ProviderId(pub &'static str);
+
+impl ProviderId {
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for ProviderId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        crate::provider::by_name(&name)
+            .map(|p| p.id())
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown provider `{name}`")))
+    }
+}
+
+impl std::fmt::Display for ProviderId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Where in the provider's file an event came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// Provider record type, e.g. `assistant`, `response_item/function_call`.
+    pub record: String,
+    /// Byte offset of the record's line (JSONL) or message index (documents).
+    pub offset: u64,
+    /// File tag (file stem) for sessions spread over several files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+/// Work done by a subagent / sidechain rather than the main conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subagent {
+    /// Provider's agent id (`agentId`, file suffix, nickname…), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Human label (`Explore`, `explorer`, `side question`…), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// One canonical event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    pub provider: ProviderId,
+    pub session_id: String,
+    /// Stable across re-parses: derived from provider ids or the file offset.
+    pub event_id: String,
+    /// Provider's own timestamp (RFC 3339) when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Set when the event belongs to subagent/sidechain work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subagent: Option<Subagent>,
+    pub source: Source,
+    #[serde(flatten)]
+    pub payload: Payload,
+}
+
+impl Event {
+    /// An event with the required fields; optional ones start empty.
+    pub fn new(
+        provider: ProviderId,
+        session_id: impl Into<String>,
+        event_id: impl Into<String>,
+        source: Source,
+        payload: Payload,
+    ) -> Event {
+        Event {
+            provider,
+            session_id: session_id.into(),
+            event_id: event_id.into(),
+            timestamp: None,
+            turn_id: None,
+            model: None,
+            subagent: None,
+            source,
+            payload,
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.payload.kind()
+    }
+
+    /// True when this is text the human typed in the main conversation: the
+    /// only place in-chat commands are read from (SPEC §6).
+    pub fn is_human_message(&self) -> bool {
+        matches!(self.payload, Payload::UserMessage { .. }) && self.subagent.is_none()
+    }
+}
+
+/// Classification of text that is not the human's or the assistant's own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SystemCategory {
+    /// Context injected by the agent (`<environment_context>`, AGENTS.md,
+    /// `<system-reminder>`, permission instructions, developer messages).
+    InjectedContext,
+    /// IDE context headers (`<ide_selection>`, `<ide_opened_file>`…).
+    IdeContext,
+    /// Slash-command wrappers and local command output (`isMeta`, `<command-name>`).
+    CommandWrapper,
+    /// A compaction summary or boundary.
+    Compaction,
+    /// The prompt a parent agent gave to a subagent.
+    SubagentPrompt,
+    /// A shell command the user ran through the agent (`!cmd`).
+    UserShell,
+    /// Errors reported by the agent or the API.
+    Error,
+    /// Notices, warnings, hook output and other status text.
+    Notice,
+    /// A user-role model input with no human-typed twin.
+    ModelInput,
+}
+
+impl SystemCategory {
+    pub fn label(self) -> &'static str {
+        match self {
+            SystemCategory::InjectedContext => "Injected context",
+            SystemCategory::IdeContext => "IDE context",
+            SystemCategory::CommandWrapper => "Command",
+            SystemCategory::Compaction => "Compaction",
+            SystemCategory::SubagentPrompt => "Subagent prompt",
+            SystemCategory::UserShell => "User shell",
+            SystemCategory::Error => "Error",
+            SystemCategory::Notice => "Notice",
+            SystemCategory::ModelInput => "Model input",
+        }
+    }
+}
+
+/// The kind-specific part of an event. Serialized with a `kind` tag.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum Payload {
+    /// Text the human typed (main conversation only; subagent prompts are
+    /// [`SystemCategory::SubagentPrompt`] system messages).
+    #[serde(rename = "user.message")]
+    UserMessage {
+        text: String,
+        /// Count of attachments (images, files) that are not rendered.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        attachments: u32,
+    },
+    /// One in-chat command line found in a human message.
+    #[serde(rename = "user.kato-command")]
+    KatoCommand {
+        /// The whole command line as typed.
+        raw: String,
+        /// 0-based line number inside the message.
+        line: u32,
+        /// The `event_id` of the message that holds the command.
+        message_id: String,
+    },
+    /// The human's answer to an [`Payload::DecisionPrompt`].
+    #[serde(rename = "user.decision.response")]
+    DecisionResponse { prompt_id: String, text: String },
+    #[serde(rename = "assistant.message")]
+    AssistantMessage { text: String },
+    #[serde(rename = "assistant.thinking")]
+    Thinking { text: String },
+    #[serde(rename = "assistant.tool.call")]
+    ToolCall {
+        tool_call_id: String,
+        name: String,
+        /// Tool input as the provider wrote it (JSON).
+        input: Box<RawValue>,
+    },
+    #[serde(rename = "assistant.tool.result")]
+    ToolResult {
+        tool_call_id: String,
+        output: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        is_error: bool,
+    },
+    /// The assistant asks the human to choose (plan approval, questions).
+    #[serde(rename = "assistant.decision.prompt")]
+    DecisionPrompt {
+        prompt_id: String,
+        name: String,
+        text: String,
+    },
+    #[serde(rename = "system.message")]
+    SystemMessage {
+        category: SystemCategory,
+        text: String,
+    },
+    /// Session metadata (cwd, version, title, branch, model switches…).
+    #[serde(rename = "provider.info")]
+    ProviderInfo {
+        /// What the info is about, e.g. `session_meta`, `title`, `token_count`.
+        topic: String,
+        data: Box<RawValue>,
+    },
+    /// A record that maps to no other kind, kept losslessly.
+    #[serde(rename = "provider.raw")]
+    ProviderRaw { record: Box<RawValue> },
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The `kind` tag of a [`Payload`], usable as a map key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    UserMessage,
+    KatoCommand,
+    DecisionResponse,
+    AssistantMessage,
+    Thinking,
+    ToolCall,
+    ToolResult,
+    DecisionPrompt,
+    SystemMessage,
+    ProviderInfo,
+    ProviderRaw,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 11] = [
+        Kind::UserMessage,
+        Kind::KatoCommand,
+        Kind::DecisionResponse,
+        Kind::AssistantMessage,
+        Kind::Thinking,
+        Kind::ToolCall,
+        Kind::ToolResult,
+        Kind::DecisionPrompt,
+        Kind::SystemMessage,
+        Kind::ProviderInfo,
+        Kind::ProviderRaw,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::UserMessage => "user.message",
+            Kind::KatoCommand => "user.kato-command",
+            Kind::DecisionResponse => "user.decision.response",
+            Kind::AssistantMessage => "assistant.message",
+            Kind::Thinking => "assistant.thinking",
+            Kind::ToolCall => "assistant.tool.call",
+            Kind::ToolResult => "assistant.tool.result",
+            Kind::DecisionPrompt => "assistant.decision.prompt",
+            Kind::SystemMessage => "system.message",
+            Kind::ProviderInfo => "provider.info",
+            Kind::ProviderRaw => "provider.raw",
+        }
+    }
+}
+
+impl Payload {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Payload::UserMessage { .. } => Kind::UserMessage,
+            Payload::KatoCommand { .. } => Kind::KatoCommand,
+            Payload::DecisionResponse { .. } => Kind::DecisionResponse,
+            Payload::AssistantMessage { .. } => Kind::AssistantMessage,
+            Payload::Thinking { .. } => Kind::Thinking,
+            Payload::ToolCall { .. } => Kind::ToolCall,
+            Payload::ToolResult { .. } => Kind::ToolResult,
+            Payload::DecisionPrompt { .. } => Kind::DecisionPrompt,
+            Payload::SystemMessage { .. } => Kind::SystemMessage,
+            Payload::ProviderInfo { .. } => Kind::ProviderInfo,
+            Payload::ProviderRaw { .. } => Kind::ProviderRaw,
+        }
+    }
+}
+
+/// Build a raw JSON value from a serializable value; falls back to `null`
+/// (serializing plain data to a string cannot fail in practice).
+pub fn raw_json<T: Serialize + ?Sized>(value: &T) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).unwrap_or_else(|_| null_raw())
+}
+
+/// A raw JSON `null`.
+pub fn null_raw() -> Box<RawValue> {
+    RawValue::from_string("null".to_owned()).expect("`null` is valid JSON")
+}
+
+/// Copy raw JSON bytes that were already validated by a parse.
+pub fn raw_from_str(json: &str) -> Box<RawValue> {
+    RawValue::from_string(json.to_owned()).unwrap_or_else(|_| null_raw())
+}
+
+/// The JSONL line shape: the event plus the schema version.
+#[derive(Serialize)]
+pub struct JsonlRecord<'a> {
+    pub schema_version: u32,
+    #[serde(flatten)]
+    pub event: &'a Event,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Event {
+        Event {
+            provider: ProviderId("claude"),
+            session_id: "s1".into(),
+            event_id: "u1".into(),
+            timestamp: Some("2026-01-01T00:00:00.000Z".into()),
+            turn_id: None,
+            model: None,
+            subagent: None,
+            source: Source {
+                record: "user".into(),
+                offset: 0,
+                file: None,
+            },
+            payload: Payload::UserMessage {
+                text: "hi".into(),
+                attachments: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn jsonl_shape_is_flat_and_versioned() {
+        let ev = sample();
+        let line = serde_json::to_string(&JsonlRecord {
+            schema_version: SCHEMA_VERSION,
+            event: &ev,
+        })
+        .unwrap();
+        assert_eq!(
+            line,
+            r#"{"schema_version":1,"provider":"claude","session_id":"s1","event_id":"u1","timestamp":"2026-01-01T00:00:00.000Z","source":{"record":"user","offset":0},"kind":"user.message","text":"hi"}"#
+        );
+        let back: Event = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.kind(), Kind::UserMessage);
+    }
+
+    #[test]
+    fn kind_names_match_serde_tags() {
+        let ev = sample();
+        let v = serde_json::to_value(&ev).unwrap();
+        assert_eq!(v["kind"], ev.kind().as_str());
+    }
+}

@@ -1,0 +1,492 @@
+//! Incremental reading of session files (the read half of watch+parse).
+//!
+//! [`read_increment`] is the one function both `kato export` and the daemon
+//! use: given a [`Cursor`] it reads only bytes after the cursor, feeds
+//! complete lines to the provider's parser, holds back a trailing partial
+//! line, detects truncation and replacement, and returns the next cursor.
+//! Poisoned input never stops a read: each bad line becomes a [`Diagnostic`]
+//! with its byte offset and the lines around it survive.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+use crate::provider::{FileCtx, Layout, Malformed, Provider, RecordParser};
+
+/// Default cap on one line (and on one whole document): 64 MiB.
+pub const DEFAULT_LINE_CAP: usize = 64 << 20;
+
+/// Size of one read from the file.
+const CHUNK: usize = 256 << 10;
+
+/// Limits applied while reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest line (or document) accepted, in bytes; longer ones are skipped.
+    pub line_cap: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            line_cap: DEFAULT_LINE_CAP,
+        }
+    }
+}
+
+/// What to do with bytes after the last `\n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    /// The writer may still be writing: leave them for the next read.
+    Hold,
+    /// The file is complete (one-shot export): parse them as a last line;
+    /// if that fails they are reported as a truncated line.
+    Final,
+}
+
+/// Identity of a file: replaced files get a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileIdentity {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileIdentity {
+    pub fn of(meta: &std::fs::Metadata) -> FileIdentity {
+        FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// Where reading of one file stopped, plus the parser's context there.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Byte offset just after the last complete line consumed.
+    pub offset: u64,
+    /// Identity of the file the offset belongs to.
+    #[serde(default)]
+    pub identity: Option<FileIdentity>,
+    /// Provider parser context at `offset` ([`RecordParser::state`]).
+    #[serde(default)]
+    pub parser: serde_json::Value,
+}
+
+/// Why a read started over from the beginning of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum Reset {
+    /// The file is shorter than the cursor.
+    Truncated { cursor: u64, len: u64 },
+    /// Another file now sits at the path (new inode or device).
+    Replaced,
+    /// The saved parser state could not be restored.
+    BadState,
+}
+
+/// The kind of a skipped line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiagKind {
+    NotJson,
+    InvalidUtf8,
+    WrongShape,
+    TooLong,
+    Truncated,
+}
+
+/// One skipped record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    /// Byte offset of the start of the line.
+    pub offset: u64,
+    /// Length of the skipped line in bytes (without `\n`).
+    pub len: u64,
+    pub kind: DiagKind,
+    pub detail: String,
+}
+
+impl Diagnostic {
+    fn from_malformed(offset: u64, len: usize, m: Malformed) -> Diagnostic {
+        let (kind, detail) = match m {
+            Malformed::NotJson(d) => (DiagKind::NotJson, d),
+            Malformed::InvalidUtf8 => (DiagKind::InvalidUtf8, String::from("invalid UTF-8")),
+            Malformed::WrongShape(d) => (DiagKind::WrongShape, d),
+        };
+        Diagnostic {
+            offset,
+            len: len as u64,
+            kind,
+            detail,
+        }
+    }
+}
+
+/// Result of one incremental read.
+#[derive(Debug, Clone)]
+pub struct Increment {
+    pub cursor: Cursor,
+    pub reset: Option<Reset>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Bytes consumed by this read.
+    pub bytes: u64,
+    /// Events delivered by this read.
+    pub events: u64,
+}
+
+/// Read what is new in `file` since `cursor` and deliver its events.
+///
+/// The file handle is only read and seeked. The returned cursor is where
+/// the next read must start; bytes of a partial last line are not consumed
+/// under [`Tail::Hold`].
+pub fn read_increment(
+    file: &mut File,
+    provider: &dyn Provider,
+    ctx: &FileCtx,
+    cursor: &Cursor,
+    limits: Limits,
+    tail: Tail,
+    out: &mut dyn FnMut(Event),
+) -> io::Result<Increment> {
+    let meta = file.metadata()?;
+    let identity = FileIdentity::of(&meta);
+    let len = meta.len();
+
+    let mut parser = provider.parser(ctx);
+    let mut reset = None;
+    let mut start = cursor.offset;
+    if cursor.identity.is_some_and(|id| id != identity) {
+        reset = Some(Reset::Replaced);
+        start = 0;
+    } else if len < cursor.offset {
+        reset = Some(Reset::Truncated {
+            cursor: cursor.offset,
+            len,
+        });
+        start = 0;
+    } else if !cursor.parser.is_null() && parser.restore(&cursor.parser).is_err() {
+        reset = Some(Reset::BadState);
+        start = 0;
+    }
+    if reset.is_some() {
+        parser = provider.parser(ctx);
+    }
+
+    let mut events = 0u64;
+    let mut counting = |ev: Event| {
+        events += 1;
+        out(ev)
+    };
+    let mut diagnostics = Vec::new();
+    let end = match provider.layout() {
+        Layout::Jsonl => {
+            file.seek(SeekFrom::Start(start))?;
+            feed_lines(
+                file,
+                start,
+                tail,
+                limits,
+                parser.as_mut(),
+                &mut counting,
+                &mut diagnostics,
+            )?
+        }
+        Layout::Document => {
+            file.seek(SeekFrom::Start(0))?;
+            feed_document(
+                file,
+                len,
+                limits,
+                parser.as_mut(),
+                &mut counting,
+                &mut diagnostics,
+            )?
+        }
+    };
+    parser.flush(&mut counting);
+    Ok(Increment {
+        cursor: Cursor {
+            offset: end,
+            identity: Some(identity),
+            parser: parser.state(),
+        },
+        reset,
+        diagnostics,
+        bytes: end.saturating_sub(start),
+        events,
+    })
+}
+
+/// Feed complete lines of `input` (positioned at byte `start`) to `parser`.
+/// Returns the offset just after the last consumed byte.
+pub fn feed_lines(
+    input: &mut dyn Read,
+    start: u64,
+    tail: Tail,
+    limits: Limits,
+    parser: &mut dyn RecordParser,
+    out: &mut dyn FnMut(Event),
+    diagnostics: &mut Vec<Diagnostic>,
+) -> io::Result<u64> {
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+    // Offset of buf[0] in the file.
+    let mut base = start;
+    // Set while discarding an over-long line: (offset of its start, bytes seen).
+    let mut skipping: Option<(u64, u64)> = None;
+    let mut chunk = vec![0u8; CHUNK];
+    loop {
+        let n = match input.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let mut data = &chunk[..n];
+        if let Some((line_start, seen)) = skipping {
+            match memchr::memchr(b'\n', data) {
+                Some(i) => {
+                    let len = seen + i as u64;
+                    diagnostics.push(too_long(line_start, len, limits));
+                    base = line_start + len + 1;
+                    data = &data[i + 1..];
+                    skipping = None;
+                }
+                None => {
+                    skipping = Some((line_start, seen + n as u64));
+                    continue;
+                }
+            }
+        }
+        buf.extend_from_slice(data);
+        let mut pos = 0;
+        while let Some(i) = memchr::memchr(b'\n', &buf[pos..]) {
+            let line = &buf[pos..pos + i];
+            let offset = base + pos as u64;
+            if line.len() > limits.line_cap {
+                diagnostics.push(too_long(offset, line.len() as u64, limits));
+            } else {
+                parse_line(offset, line, parser, out, diagnostics);
+            }
+            pos += i + 1;
+        }
+        buf.drain(..pos);
+        base += pos as u64;
+        if buf.len() > limits.line_cap {
+            skipping = Some((base, buf.len() as u64));
+            buf.clear();
+            buf.shrink_to(CHUNK);
+        }
+    }
+    if let Some((line_start, seen)) = skipping {
+        // An over-long line with no end yet: under Hold leave it for later
+        // (it is rescanned without being buffered); under Final report it.
+        return Ok(match tail {
+            Tail::Hold => line_start,
+            Tail::Final => {
+                diagnostics.push(too_long(line_start, seen, limits));
+                line_start + seen
+            }
+        });
+    }
+    if buf.is_empty() {
+        return Ok(base);
+    }
+    match tail {
+        Tail::Hold => Ok(base),
+        Tail::Final => {
+            let line = trim_cr(&buf);
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                let mut local = Vec::new();
+                parse_line(base, &buf, parser, out, &mut local);
+                for mut d in local {
+                    d.kind = DiagKind::Truncated;
+                    d.detail = format!("incomplete last line: {}", d.detail);
+                    diagnostics.push(d);
+                }
+            }
+            Ok(base + buf.len() as u64)
+        }
+    }
+}
+
+fn too_long(offset: u64, len: u64, limits: Limits) -> Diagnostic {
+    Diagnostic {
+        offset,
+        len,
+        kind: DiagKind::TooLong,
+        detail: format!("line of {len} bytes exceeds the cap of {} bytes", limits.line_cap),
+    }
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn parse_line(
+    offset: u64,
+    line: &[u8],
+    parser: &mut dyn RecordParser,
+    out: &mut dyn FnMut(Event),
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let line = trim_cr(line);
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    if let Err(m) = parser.record(offset, line, out) {
+        diagnostics.push(Diagnostic::from_malformed(offset, line.len(), m));
+    }
+}
+
+fn feed_document(
+    input: &mut dyn Read,
+    len: u64,
+    limits: Limits,
+    parser: &mut dyn RecordParser,
+    out: &mut dyn FnMut(Event),
+    diagnostics: &mut Vec<Diagnostic>,
+) -> io::Result<u64> {
+    if len > limits.line_cap as u64 {
+        diagnostics.push(Diagnostic {
+            offset: 0,
+            len,
+            kind: DiagKind::TooLong,
+            detail: format!(
+                "document of {len} bytes exceeds the cap of {} bytes",
+                limits.line_cap
+            ),
+        });
+        return Ok(len);
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    input
+        .take(limits.line_cap as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if let Err(m) = parser.record(0, &bytes, out) {
+        diagnostics.push(Diagnostic::from_malformed(0, bytes.len(), m));
+    }
+    Ok(bytes.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{raw_from_str, Payload, ProviderId, Source};
+
+    /// A parser that turns each JSON line into a raw event; enough to test
+    /// the line machinery independently of any provider.
+    struct Echo;
+    impl RecordParser for Echo {
+        fn record(
+            &mut self,
+            offset: u64,
+            bytes: &[u8],
+            out: &mut dyn FnMut(Event),
+        ) -> Result<(), Malformed> {
+            let v: &serde_json::value::RawValue = serde_json::from_slice(bytes)
+                .map_err(|e| Malformed::from_json_error(bytes, &e))?;
+            out(Event {
+                provider: ProviderId("claude"),
+                session_id: "s".into(),
+                event_id: offset.to_string(),
+                timestamp: None,
+                turn_id: None,
+                model: None,
+                subagent: None,
+                source: Source {
+                    record: "x".into(),
+                    offset,
+                    file: None,
+                },
+                payload: Payload::ProviderRaw {
+                    record: raw_from_str(v.get()),
+                },
+            });
+            Ok(())
+        }
+        fn state(&self) -> serde_json::Value {
+            serde_json::Value::Null
+        }
+        fn restore(&mut self, _: &serde_json::Value) -> Result<(), Malformed> {
+            Ok(())
+        }
+    }
+
+    fn run(input: &[u8], tail: Tail, cap: usize) -> (Vec<u64>, Vec<Diagnostic>, u64) {
+        let mut ids = Vec::new();
+        let mut diags = Vec::new();
+        let end = feed_lines(
+            &mut &input[..],
+            0,
+            tail,
+            Limits { line_cap: cap },
+            &mut Echo,
+            &mut |e| ids.push(e.source.offset),
+            &mut diags,
+        )
+        .unwrap();
+        (ids, diags, end)
+    }
+
+    #[test]
+    fn holds_back_partial_line() {
+        let (ids, diags, end) = run(b"{\"a\":1}\n{\"b\":", Tail::Hold, 1024);
+        assert_eq!(ids, [0]);
+        assert!(diags.is_empty());
+        assert_eq!(end, 8);
+    }
+
+    #[test]
+    fn final_tail_parses_or_reports_truncated() {
+        let (ids, _, end) = run(b"{\"a\":1}\n{\"b\":2}", Tail::Final, 1024);
+        assert_eq!(ids, [0, 8]);
+        assert_eq!(end, 15);
+        let (ids, diags, _) = run(b"{\"a\":1}\n{\"b\":", Tail::Final, 1024);
+        assert_eq!(ids, [0]);
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].kind, DiagKind::Truncated);
+        assert_eq!(diags[0].offset, 8);
+    }
+
+    #[test]
+    fn poisoned_lines_are_skipped_with_offsets() {
+        let input = b"{\"a\":1}\nnot json\n\xff\xfe\"x\"\n\n{\"b\":2}\r\n";
+        let (ids, diags, end) = run(input, Tail::Hold, 1024);
+        assert_eq!(ids, [0, 30]);
+        let kinds: Vec<_> = diags.iter().map(|d| (d.kind, d.offset)).collect();
+        assert_eq!(
+            kinds,
+            [(DiagKind::NotJson, 8), (DiagKind::InvalidUtf8, 17)]
+        );
+        assert_eq!(end, input.len() as u64);
+    }
+
+    #[test]
+    fn over_long_lines_are_skipped_without_buffering() {
+        let mut input = b"{\"a\":1}\n".to_vec();
+        let long = format!("{{\"x\":\"{}\"}}\n", "y".repeat(3 * CHUNK));
+        input.extend_from_slice(long.as_bytes());
+        input.extend_from_slice(b"{\"b\":2}\n");
+        let (ids, diags, end) = run(&input, Tail::Hold, 4096);
+        assert_eq!(ids, [0, 8 + long.len() as u64]);
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].kind, DiagKind::TooLong);
+        assert_eq!(diags[0].offset, 8);
+        assert_eq!(diags[0].len, long.len() as u64 - 1);
+        assert_eq!(end, input.len() as u64);
+    }
+
+    #[test]
+    fn unfinished_over_long_line_is_held() {
+        let mut input = b"{\"a\":1}\n".to_vec();
+        input.extend_from_slice(&vec![b'z'; 2 * CHUNK]);
+        let (ids, diags, end) = run(&input, Tail::Hold, 4096);
+        assert_eq!(ids, [0]);
+        assert!(diags.is_empty());
+        assert_eq!(end, 8);
+    }
+}
