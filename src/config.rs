@@ -239,7 +239,9 @@ impl Config {
             }
             Err(e) => Err(Error::Config {
                 path,
-                message: format!("cannot read it: {e}; check the path or pass another with --config"),
+                message: format!(
+                    "cannot read it: {e}; check the path or pass another with --config"
+                ),
             }),
         }
     }
@@ -261,7 +263,10 @@ impl Config {
         };
         for name in file.providers.keys() {
             if provider::by_name(name).is_none() {
-                let known: Vec<_> = provider::registry().iter().map(|p| p.id().as_str()).collect();
+                let known: Vec<_> = provider::registry()
+                    .iter()
+                    .map(|p| p.id().as_str())
+                    .collect();
                 return Err(cfg_err(format!(
                     "unknown provider `providers.{name}`; known providers: {}",
                     known.join(", ")

@@ -4,8 +4,8 @@
 //! orchestrate → write ([`render`]), each confined by [`sandbox`].
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod error;
 pub mod event;
 pub mod provider;
 pub mod reader;
-pub mod config;
-pub mod error;

@@ -318,7 +318,10 @@ fn too_long(offset: u64, len: u64, limits: Limits) -> Diagnostic {
         offset,
         len,
         kind: DiagKind::TooLong,
-        detail: format!("line of {len} bytes exceeds the cap of {} bytes", limits.line_cap),
+        detail: format!(
+            "line of {len} bytes exceeds the cap of {} bytes",
+            limits.line_cap
+        ),
     }
 }
 
@@ -387,8 +390,8 @@ mod tests {
             bytes: &[u8],
             out: &mut dyn FnMut(Event),
         ) -> Result<(), Malformed> {
-            let v: &serde_json::value::RawValue = serde_json::from_slice(bytes)
-                .map_err(|e| Malformed::from_json_error(bytes, &e))?;
+            let v: &serde_json::value::RawValue =
+                serde_json::from_slice(bytes).map_err(|e| Malformed::from_json_error(bytes, &e))?;
             out(Event {
                 provider: ProviderId("claude"),
                 session_id: "s".into(),
@@ -456,12 +459,9 @@ mod tests {
     fn poisoned_lines_are_skipped_with_offsets() {
         let input = b"{\"a\":1}\nnot json\n\xff\xfe\"x\"\n\n{\"b\":2}\r\n";
         let (ids, diags, end) = run(input, Tail::Hold, 1024);
-        assert_eq!(ids, [0, 30]);
+        assert_eq!(ids, [0, 24]);
         let kinds: Vec<_> = diags.iter().map(|d| (d.kind, d.offset)).collect();
-        assert_eq!(
-            kinds,
-            [(DiagKind::NotJson, 8), (DiagKind::InvalidUtf8, 17)]
-        );
+        assert_eq!(kinds, [(DiagKind::NotJson, 8), (DiagKind::InvalidUtf8, 17)]);
         assert_eq!(end, input.len() as u64);
     }
 

@@ -14,7 +14,7 @@ impl Provider for Gemini {
         ID
     }
     fn default_roots(&self, home: &Path) -> Vec<PathBuf> {
-        vec![home.join(".gemini")]
+        vec![home.join(".gemini/tmp")]
     }
     fn layout(&self) -> Layout {
         Layout::Jsonl
@@ -35,11 +35,28 @@ impl Provider for Gemini {
 struct RawParser(FileCtx);
 
 impl RecordParser for RawParser {
-    fn record(&mut self, offset: u64, bytes: &[u8], out: &mut dyn FnMut(Event)) -> Result<(), Malformed> {
+    fn record(
+        &mut self,
+        offset: u64,
+        bytes: &[u8],
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
         let v: &serde_json::value::RawValue =
             serde_json::from_slice(bytes).map_err(|e| Malformed::from_json_error(bytes, &e))?;
-        let source = Source { record: "raw".into(), offset, file: Some(self.0.file_tag.clone()) };
-        out(Event::new(ID, self.0.session_hint.clone(), format!("{}:{offset}", self.0.file_tag), source, Payload::ProviderRaw { record: raw_from_str(v.get()) }));
+        let source = Source {
+            record: "raw".into(),
+            offset,
+            file: Some(self.0.file_tag.clone()),
+        };
+        out(Event::new(
+            ID,
+            self.0.session_hint.clone(),
+            format!("{}:{offset}", self.0.file_tag),
+            source,
+            Payload::ProviderRaw {
+                record: raw_from_str(v.get()),
+            },
+        ));
         Ok(())
     }
     fn state(&self) -> serde_json::Value {
