@@ -221,6 +221,27 @@ pub fn read_increment(
     })
 }
 
+/// Read a whole file once (`kato export`, tests): [`read_increment`] from
+/// an empty cursor with [`Tail::Final`].
+pub fn read_path(
+    path: &std::path::Path,
+    provider: &dyn Provider,
+    limits: Limits,
+    out: &mut dyn FnMut(Event),
+) -> io::Result<Increment> {
+    let ctx = crate::provider::ctx_for_path(provider, path);
+    let mut file = File::open(path)?;
+    read_increment(
+        &mut file,
+        provider,
+        &ctx,
+        &Cursor::default(),
+        limits,
+        Tail::Final,
+        out,
+    )
+}
+
 /// Feed complete lines of `input` (positioned at byte `start`) to `parser`.
 /// Returns the offset just after the last consumed byte.
 pub fn feed_lines(

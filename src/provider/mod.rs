@@ -115,6 +115,18 @@ pub trait Provider: Sync {
     fn parser(&self, ctx: &FileCtx) -> Box<dyn RecordParser>;
 }
 
+/// The context of a file named directly (e.g. `kato export PATH`): the
+/// provider's own classification when the path has its layout, else a
+/// plain main-session context keyed by the file stem.
+pub fn ctx_for_path(provider: &dyn Provider, path: &Path) -> FileCtx {
+    provider.classify(path).unwrap_or_else(|| FileCtx {
+        provider: provider.id(),
+        file_tag: stem(path),
+        session_hint: stem(path),
+        subagent: None,
+    })
+}
+
 /// The file stem as a `String` (lossy for non-UTF-8 names).
 pub fn stem(path: &Path) -> String {
     path.file_stem()
