@@ -181,6 +181,9 @@ pub enum Payload {
         line: u32,
         /// The `event_id` of the message that holds the command.
         message_id: String,
+        /// Why the line is not a valid command (names the right form).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
     /// The human's answer to an [`Payload::DecisionPrompt`].
     #[serde(rename = "user.decision.response")]

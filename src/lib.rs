@@ -4,6 +4,7 @@
 //! orchestrate → write ([`render`]), each confined by [`sandbox`].
 #![forbid(unsafe_code)]
 
+pub mod commands;
 pub mod config;
 pub mod error;
 pub mod event;

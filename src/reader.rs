@@ -177,9 +177,13 @@ pub fn read_increment(
     }
 
     let mut events = 0u64;
+    // Commands are derived here, in the parse stage, from human messages
+    // only (see `commands`), so every consumer sees the same command events.
     let mut counting = |ev: Event| {
-        events += 1;
-        out(ev)
+        let commands = crate::commands::command_events(&ev);
+        events += 1 + commands.len() as u64;
+        out(ev);
+        commands.into_iter().for_each(&mut *out);
     };
     let mut diagnostics = Vec::new();
     let end = match provider.layout() {

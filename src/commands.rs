@@ -1,0 +1,400 @@
+//! The in-chat command grammar (SPEC §6).
+//!
+//! Commands are read only from text the human typed in the main
+//! conversation ([`Event::is_human_message`]); this module never sees
+//! assistant text, thinking, tool output, subagent work or injected context,
+//! so a model or a file a tool read cannot steer kato.
+//!
+//! A command is a whole line: optional leading spaces, `::`, a name, then
+//! either the end of the line or one space and one argument running to the
+//! end of the line. Lines inside fenced code blocks and block quotes are not
+//! commands; `::name` in the middle of a sentence is not a command.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::event::{Event, Payload, Source};
+
+/// The five commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Name {
+    Init,
+    Record,
+    Capture,
+    Export,
+    Stop,
+}
+
+impl Name {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Name::Init => "init",
+            Name::Record => "record",
+            Name::Capture => "capture",
+            Name::Export => "export",
+            Name::Stop => "stop",
+        }
+    }
+
+    /// The correct form, quoted in error messages.
+    pub fn usage(self) -> &'static str {
+        match self {
+            Name::Init => "::init [/absolute/path]",
+            Name::Record => "::record",
+            Name::Capture => "::capture [/absolute/path]",
+            Name::Export => "::export /absolute/path",
+            Name::Stop => "::stop",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Name> {
+        Some(match s {
+            "init" => Name::Init,
+            "record" => Name::Record,
+            "capture" => Name::Capture,
+            "export" => Name::Export,
+            "stop" => Name::Stop,
+            _ => return None,
+        })
+    }
+}
+
+/// Output format chosen by a destination's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Markdown,
+    Jsonl,
+}
+
+/// A well-formed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub name: Name,
+    /// The path argument as typed (already checked to be absolute).
+    pub arg: Option<String>,
+}
+
+impl Command {
+    /// The destination the argument names: no extension → `.md` appended;
+    /// `.jsonl` → JSONL; anything else → Markdown. The path policy still has
+    /// to approve it before anything is written.
+    pub fn target(&self) -> Option<(PathBuf, Format)> {
+        self.arg.as_deref().map(target_of)
+    }
+}
+
+/// Destination path and format for an argument.
+pub fn target_of(arg: &str) -> (PathBuf, Format) {
+    let p = Path::new(arg);
+    match p.extension() {
+        None => {
+            let mut s = arg.to_owned();
+            s.push_str(".md");
+            (PathBuf::from(s), Format::Markdown)
+        }
+        Some(ext) if ext == "jsonl" => (p.to_path_buf(), Format::Jsonl),
+        Some(_) => (p.to_path_buf(), Format::Markdown),
+    }
+}
+
+/// One command-looking line of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// 0-based line number inside the message.
+    pub line: u32,
+    /// The line as typed, without its end-of-line.
+    pub raw: String,
+    /// The command, or why it is not one (naming the right form).
+    pub parsed: Result<Command, String>,
+}
+
+/// Find the command lines of a human message, in order.
+pub fn scan(text: &str) -> Vec<Line> {
+    let mut found = Vec::new();
+    let mut fence: Option<(u8, usize)> = None;
+    for (n, raw) in text.split('\n').enumerate() {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        let trimmed = line.trim_start_matches([' ', '\t']);
+        if let Some((ch, len)) = fence {
+            if closes_fence(trimmed, ch, len) {
+                fence = None;
+            }
+            continue;
+        }
+        if let Some(open) = opens_fence(trimmed) {
+            fence = Some(open);
+            continue;
+        }
+        let Some(rest) = trimmed.strip_prefix("::") else {
+            continue;
+        };
+        if !rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            continue;
+        }
+        found.push(Line {
+            line: u32::try_from(n).unwrap_or(u32::MAX),
+            raw: line.to_owned(),
+            parsed: parse_command(rest),
+        });
+    }
+    found
+}
+
+/// Parse what follows `::` on a command line.
+fn parse_command(rest: &str) -> Result<Command, String> {
+    let name_end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .unwrap_or(rest.len());
+    let (word, tail) = rest.split_at(name_end);
+    let Some(name) = Name::parse(word) else {
+        return Err(unknown(word));
+    };
+    let arg = if tail.is_empty() {
+        None
+    } else if let Some(a) = tail.strip_prefix(' ') {
+        if a.is_empty() || a.starts_with([' ', '\t']) || a.trim_end().len() != a.len() {
+            return Err(format!(
+                "malformed `::{word}`: one space, then the argument; the form is `{}`",
+                name.usage()
+            ));
+        }
+        Some(a.to_owned())
+    } else {
+        return Err(format!(
+            "malformed `::{word}`: the form is `{}`",
+            name.usage()
+        ));
+    };
+    match (name, arg) {
+        (Name::Record | Name::Stop, Some(_)) => Err(format!(
+            "`::{}` takes no argument; the form is `{}`{}",
+            name.as_str(),
+            name.usage(),
+            if name == Name::Record {
+                " (to record into a given file use `::capture /absolute/path`, or `::init /absolute/path` then `::record`)"
+            } else {
+                ""
+            }
+        )),
+        (Name::Export, None) => Err(format!(
+            "`::export` needs a destination; the form is `{}`",
+            Name::Export.usage()
+        )),
+        (_, Some(a)) if !a.starts_with('/') => Err(format!(
+            "`{a}` is not an absolute path; the form is `{}`",
+            name.usage()
+        )),
+        (_, Some(a)) if a.contains('\0') => Err(String::from("the path contains a NUL byte")),
+        (name, arg) => Ok(Command { name, arg }),
+    }
+}
+
+fn unknown(word: &str) -> String {
+    let all = [
+        Name::Init,
+        Name::Record,
+        Name::Capture,
+        Name::Export,
+        Name::Stop,
+    ];
+    let lower = word.to_ascii_lowercase();
+    let hint = match lower.as_str() {
+        "start" | "begin" | "rec" | "recording" => Some(Name::Record),
+        "end" | "pause" | "halt" | "off" => Some(Name::Stop),
+        "save" | "dump" | "write" => Some(Name::Export),
+        _ => all
+            .into_iter()
+            .find(|n| n.as_str() == lower || edit_distance(n.as_str(), &lower) <= 2),
+    };
+    match hint {
+        Some(n) => format!("unknown command `::{word}`; did you mean `{}`?", n.usage()),
+        None => format!(
+            "unknown command `::{word}`; commands are {}",
+            all.iter()
+                .map(|n| format!("`{}`", n.usage()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Levenshtein distance for short ASCII words (typo hints only).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<u8> = b.bytes().take(32).collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// A code fence opener (CommonMark): 3+ backticks or tildes. Returns the
+/// fence character and length. Fences are recognised at any indentation:
+/// when in doubt, a line is code, not a command.
+fn opens_fence(trimmed: &str) -> Option<(u8, usize)> {
+    let ch = *trimmed.as_bytes().first()?;
+    if ch != b'`' && ch != b'~' {
+        return None;
+    }
+    let len = trimmed.bytes().take_while(|&c| c == ch).count();
+    if len < 3 {
+        return None;
+    }
+    if ch == b'`' && trimmed[len..].contains('`') {
+        return None;
+    }
+    Some((ch, len))
+}
+
+fn closes_fence(trimmed: &str, ch: u8, len: usize) -> bool {
+    let run = trimmed.bytes().take_while(|&c| c == ch).count();
+    run >= len && trimmed[run..].trim().is_empty()
+}
+
+/// The `user.kato-command` events of one human message, in line order.
+/// Events that are not human messages yield nothing.
+pub fn command_events(ev: &Event) -> Vec<Event> {
+    let Payload::UserMessage { text, .. } = &ev.payload else {
+        return Vec::new();
+    };
+    if !ev.is_human_message() || !text.contains("::") {
+        return Vec::new();
+    }
+    scan(text)
+        .into_iter()
+        .map(|l| {
+            let mut cmd = Event::new(
+                ev.provider,
+                ev.session_id.clone(),
+                format!("{}/cmd{}", ev.event_id, l.line),
+                Source {
+                    record: ev.source.record.clone(),
+                    offset: ev.source.offset,
+                    file: ev.source.file.clone(),
+                },
+                Payload::KatoCommand {
+                    raw: l.raw,
+                    line: l.line,
+                    message_id: ev.event_id.clone(),
+                    error: l.parsed.err(),
+                },
+            );
+            cmd.timestamp = ev.timestamp.clone();
+            cmd.turn_id = ev.turn_id.clone();
+            cmd
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(text: &str) -> Option<Result<Command, String>> {
+        let mut v = scan(text);
+        assert!(v.len() <= 1, "{v:?}");
+        v.pop().map(|l| l.parsed)
+    }
+
+    fn ok(name: Name, arg: Option<&str>) -> Option<Result<Command, String>> {
+        Some(Ok(Command {
+            name,
+            arg: arg.map(str::to_owned),
+        }))
+    }
+
+    #[test]
+    fn valid_forms() {
+        assert_eq!(one("::record"), ok(Name::Record, None));
+        assert_eq!(one("::stop"), ok(Name::Stop, None));
+        assert_eq!(one("::init"), ok(Name::Init, None));
+        assert_eq!(one("::capture"), ok(Name::Capture, None));
+        assert_eq!(one("  ::init /n/a.md"), ok(Name::Init, Some("/n/a.md")));
+        assert_eq!(
+            one("::capture /home/me/notes/design.md"),
+            ok(Name::Capture, Some("/home/me/notes/design.md"))
+        );
+        assert_eq!(
+            one("::export /tmp/x y.jsonl"),
+            ok(Name::Export, Some("/tmp/x y.jsonl"))
+        );
+        assert_eq!(one("::stop\r"), ok(Name::Stop, None));
+    }
+
+    #[test]
+    fn prose_and_code_are_not_commands() {
+        for text in [
+            "please ::record this",
+            "use `::record` to start",
+            "```\n::record\n```",
+            "~~~md\n::stop\n~~~",
+            "   ```\n::capture /a\n   ```",
+            "````\n```\n::record\n```\n````",
+            "> ::record",
+            "  > ::stop",
+            ":: record",
+            "::",
+            "::/tmp/x",
+            "text\n::123",
+        ] {
+            assert!(scan(text).is_empty(), "{text:?} gave {:?}", scan(text));
+        }
+    }
+
+    #[test]
+    fn unclosed_fence_hides_the_rest() {
+        assert!(scan("```\n::record\nmore").is_empty());
+        assert_eq!(scan("```\ncode\n```\n::record").len(), 1);
+    }
+
+    #[test]
+    fn invalid_forms_name_the_right_form() {
+        let cases = [
+            ("::start", "::record"),
+            ("::record /x", "takes no argument"),
+            ("::stop now", "takes no argument"),
+            ("::exprot /a", "::export /absolute/path"),
+            ("::export", "needs a destination"),
+            ("::capture notes/a.md", "not an absolute path"),
+            ("::init  /a", "one space"),
+            ("::record\t", "the form is `::record`"),
+            ("::Record", "::record"),
+            ("::frobnicate", "commands are"),
+        ];
+        for (text, needle) in cases {
+            match one(text) {
+                Some(Err(msg)) => assert!(msg.contains(needle), "{text:?}: {msg}"),
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn several_commands_in_order() {
+        let v = scan("intro\n::init /a\nmiddle\n::record\n::stop");
+        let lines: Vec<_> = v.iter().map(|l| l.line).collect();
+        assert_eq!(lines, [1, 3, 4]);
+        assert!(v.iter().all(|l| l.parsed.is_ok()));
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(
+            target_of("/n/design"),
+            ("/n/design.md".into(), Format::Markdown)
+        );
+        assert_eq!(
+            target_of("/n/d.jsonl"),
+            ("/n/d.jsonl".into(), Format::Jsonl)
+        );
+        assert_eq!(target_of("/n/d.txt"), ("/n/d.txt".into(), Format::Markdown));
+    }
+}
