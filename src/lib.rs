@@ -4,9 +4,12 @@
 //! orchestrate → write ([`render`]), each confined by [`sandbox`].
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod discover;
 pub mod error;
 pub mod event;
+pub mod export;
 pub mod provider;
 pub mod reader;

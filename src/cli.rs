@@ -1,0 +1,381 @@
+//! Command-line interface: argument parsing and dispatch. Each command
+//! confines the process before it reads any session byte.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::config::{self, Config, Env, SandboxMode};
+use crate::discover;
+use crate::error::{exit, Error, Result};
+use crate::event::Payload;
+use crate::export::{self, ExportFormat, Skipped};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kato",
+    version,
+    about = "A passive, sandboxed observer of AI coding-agent sessions",
+    long_about = "kato reads the session logs of Claude Code, Codex and Gemini CLI, turns them \
+                  into one canonical event stream, and writes Markdown or JSONL. It confines \
+                  itself (Landlock, seccomp, no capabilities, no network, no exec) before it \
+                  reads any session byte."
+)]
+pub struct Cli {
+    /// Configuration file (default: $CONFIGURATION_DIRECTORY/config.toml,
+    /// $XDG_CONFIG_HOME/kato/config.toml or ~/.kato/config.toml; built-in
+    /// defaults when none exists).
+    #[arg(long, global = true, env = "KATO_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Override `[sandbox] mode` for this invocation.
+    #[arg(long, global = true, value_name = "MODE")]
+    pub sandbox: Option<SandboxArg>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SandboxArg {
+    Enforce,
+    BestEffort,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the sessions under the configured provider roots, newest first.
+    Sessions {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export one session as Markdown or JSONL.
+    Export(ExportArgs),
+    /// Write or check the configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Session id, unique id prefix (at least 8 characters), or path to a session file.
+    pub session: String,
+    /// Output file; `-` (the default) writes to standard output.
+    #[arg(short, long, value_name = "PATH|-")]
+    pub output: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub format: ExportFormat,
+    /// Include assistant thinking.
+    #[arg(long)]
+    pub thinking: bool,
+    /// Include tool calls and their results.
+    #[arg(long)]
+    pub tool_calls: bool,
+    /// Parse and render, but write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print a JSON summary of the export (to stdout when the export goes to
+    /// a file or with --dry-run, else to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Write a commented configuration file.
+    Init {
+        /// Where to write it (default: the default configuration path).
+        path: Option<PathBuf>,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check a configuration file and print the resolved settings.
+    Validate {
+        /// File to check (default: --config or the default path).
+        path: Option<PathBuf>,
+    },
+}
+
+/// Parse arguments and run; returns the process exit code.
+pub fn run() -> Result<i32> {
+    let cli = Cli::parse();
+    let env = Env::from_process();
+    match cli.command {
+        Command::Config(ConfigCommand::Init { path, force }) => config_init(
+            path.or(cli.config)
+                .unwrap_or_else(|| env.default_config_path()),
+            force,
+        ),
+        Command::Config(ConfigCommand::Validate { path }) => {
+            let path = path.or(cli.config);
+            let cfg = Config::load(
+                Some(&path.unwrap_or_else(|| env.default_config_path())),
+                &env,
+            )?;
+            let mut out = io::stdout().lock();
+            writeln!(
+                out,
+                "{}: valid",
+                cfg.source
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            )
+            .and_then(|()| serde_json::to_writer_pretty(&mut out, &cfg).map_err(io::Error::from))
+            .and_then(|()| writeln!(out))
+            .map_err(|e| Error::io("writing to stdout", e))?;
+            Ok(exit::OK)
+        }
+        Command::Sessions { json } => {
+            let cfg = load(&cli.config, cli.sandbox, &env)?;
+            sessions(&cfg, json)
+        }
+        Command::Export(args) => {
+            let cfg = load(&cli.config, cli.sandbox, &env)?;
+            export_cmd(&cfg, args)
+        }
+    }
+}
+
+fn load(path: &Option<PathBuf>, sandbox: Option<SandboxArg>, env: &Env) -> Result<Config> {
+    let mut cfg = Config::load(path.as_deref(), env)?;
+    if let Some(m) = sandbox {
+        cfg.sandbox_mode = match m {
+            SandboxArg::Enforce => SandboxMode::Enforce,
+            SandboxArg::BestEffort => SandboxMode::BestEffort,
+        };
+    }
+    Ok(cfg)
+}
+
+fn config_init(path: PathBuf, force: bool) -> Result<i32> {
+    if path.exists() && !force {
+        return Err(Error::Usage(format!(
+            "{} already exists; pass --force to replace it, or `kato config validate` to check it",
+            path.display()
+        )));
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+    }
+    std::fs::write(&path, config::TEMPLATE)
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    println!("wrote {}", path.display());
+    Ok(exit::OK)
+}
+
+/// One row of `kato sessions`.
+#[derive(Debug, Serialize)]
+struct SessionRow {
+    id: String,
+    provider: &'static str,
+    path: Option<PathBuf>,
+    files: usize,
+    title: String,
+    first_activity: Option<String>,
+    last_activity: Option<String>,
+    events: u64,
+    skipped: u64,
+}
+
+fn sessions(cfg: &Config, json: bool) -> Result<i32> {
+    let limits = export::limits(cfg);
+    let (found, problems) = discover::walk_config(cfg);
+    for p in &problems {
+        eprintln!("kato: cannot read {}: {}", p.path.display(), p.error);
+    }
+    let mut rows = Vec::new();
+    for s in discover::group(found, limits) {
+        let mut skipped = Skipped::default();
+        let mut title: Option<String> = None;
+        let mut first: Option<String> = None;
+        let mut last: Option<String> = None;
+        let mut events = 0u64;
+        let r = export::stream_session(&s, limits, &mut skipped, &mut |ev| {
+            events += 1;
+            if let Some(ts) = &ev.timestamp {
+                if first.as_ref().is_none_or(|f| ts < f) {
+                    first = Some(ts.clone());
+                }
+                if last.as_ref().is_none_or(|l| ts > l) {
+                    last = Some(ts.clone());
+                }
+            }
+            if title.is_none() && ev.is_human_message() {
+                if let Payload::UserMessage { text, .. } = &ev.payload {
+                    title = Some(snippet(text, 60));
+                }
+            }
+        });
+        if let Err(e) = r {
+            eprintln!("kato: {e}");
+            continue;
+        }
+        rows.push(SessionRow {
+            id: s.session_id.clone(),
+            provider: s.provider,
+            path: s.main_path().map(PathBuf::from),
+            files: s.files.len(),
+            title: title.unwrap_or_default(),
+            first_activity: first,
+            last_activity: last,
+            events,
+            skipped: skipped.total,
+        });
+    }
+    rows.sort_by(|a, b| b.last_activity.cmp(&a.last_activity).then(a.id.cmp(&b.id)));
+    let mut out = io::stdout().lock();
+    let r = if json {
+        serde_json::to_writer_pretty(&mut out, &rows)
+            .map_err(io::Error::from)
+            .and_then(|()| writeln!(out))
+    } else if rows.is_empty() {
+        writeln!(
+            out,
+            "no sessions found under the configured roots ({}); see `kato config validate`",
+            cfg.providers
+                .iter()
+                .filter(|p| p.enabled)
+                .flat_map(|p| p.roots.iter().map(|r| r.display().to_string()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        print_table(&mut out, &rows)
+    };
+    r.map_err(|e| Error::io("writing to stdout", e))?;
+    Ok(exit::OK)
+}
+
+fn print_table(out: &mut dyn Write, rows: &[SessionRow]) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<36}  {:<7}  {:>7}  {:<20}  TITLE",
+        "ID", "AGENT", "EVENTS", "LAST ACTIVITY"
+    )?;
+    for r in rows {
+        writeln!(
+            out,
+            "{:<36}  {:<7}  {:>7}  {:<20}  {}",
+            r.id,
+            r.provider,
+            r.events,
+            r.last_activity
+                .as_deref()
+                .map(compact_time)
+                .unwrap_or_else(|| "-".into()),
+            r.title
+        )?;
+    }
+    Ok(())
+}
+
+/// `2026-01-08T15:56:38.102Z` → `2026-01-08 15:56:38Z`.
+fn compact_time(ts: &str) -> String {
+    let base = ts.get(..19).unwrap_or(ts).replace('T', " ");
+    if ts.ends_with('Z') {
+        format!("{base}Z")
+    } else {
+        base
+    }
+}
+
+/// First `max` characters of `text` on one line.
+fn snippet(text: &str, max: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut s: String = flat.chars().take(max).collect();
+    if flat.chars().count() > max {
+        s.push('…');
+    }
+    s
+}
+
+fn export_cmd(cfg: &Config, args: ExportArgs) -> Result<i32> {
+    let output = match args.output.as_deref() {
+        None | Some("-") => None,
+        Some(p) => Some(PathBuf::from(p)),
+    };
+    let session = export::resolve(cfg, &args.session)?;
+    let limits = export::limits(cfg);
+    let mut skipped = Skipped::default();
+    let to_stdout = output.is_none() && !args.dry_run;
+    let (events, bytes) = {
+        let sink: Box<dyn Write> = if args.dry_run {
+            Box::new(io::sink())
+        } else if let Some(p) = &output {
+            Box::new(io::BufWriter::with_capacity(
+                256 << 10,
+                std::fs::File::create(p)
+                    .map_err(|e| Error::io(format!("creating {}", p.display()), e))?,
+            ))
+        } else {
+            Box::new(io::BufWriter::with_capacity(256 << 10, io::stdout().lock()))
+        };
+        let mut w = export::Counting {
+            inner: sink,
+            bytes: 0,
+        };
+        let events = match args.format {
+            ExportFormat::Jsonl => export::write_jsonl(&session, limits, &mut skipped, &mut w)?,
+            ExportFormat::Markdown => export::write_jsonl(&session, limits, &mut skipped, &mut w)?,
+        };
+        w.flush().map_err(|e| Error::io("writing the export", e))?;
+        (events, w.bytes)
+    };
+    let summary = export::Summary {
+        provider: session.provider,
+        session_id: session.session_id.clone(),
+        files: session.files.iter().map(|f| f.path.clone()).collect(),
+        format: args.format,
+        output: output
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "-".into()),
+        dry_run: args.dry_run,
+        events,
+        bytes,
+        skipped,
+    };
+    if summary.skipped.total > 0 {
+        eprintln!(
+            "kato: skipped {} malformed record(s) (first at {}:{}); the rest was exported",
+            summary.skipped.total,
+            summary
+                .skipped
+                .first
+                .first()
+                .map(|s| s.file.display().to_string())
+                .unwrap_or_default(),
+            summary
+                .skipped
+                .first
+                .first()
+                .map(|s| s.offset)
+                .unwrap_or_default(),
+        );
+    }
+    if args.json {
+        let text = serde_json::to_string_pretty(&summary)
+            .map_err(|e| Error::io("encoding the summary", io::Error::from(e)))?;
+        if to_stdout {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    } else if !to_stdout && io::stderr().is_terminal() {
+        eprintln!(
+            "kato: {} {} event(s), {} bytes → {}",
+            if args.dry_run { "would write" } else { "wrote" },
+            summary.events,
+            summary.bytes,
+            summary.output
+        );
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,271 @@
+//! Discovery: finding session files under provider roots, and grouping
+//! them into sessions.
+//!
+//! Invariant: the walk never leaves a root. Symlinks inside a root are not
+//! followed (a root that is itself a symlink is resolved once), so a link
+//! pointing elsewhere cannot pull foreign files into a session; Landlock
+//! is the second wall.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::event::Event;
+use crate::provider::{self, FileCtx, Layout, Provider};
+use crate::reader::{self, Limits, Tail};
+
+/// Deepest directory level searched below a root.
+const MAX_DEPTH: usize = 8;
+
+/// One session file found under a root.
+#[derive(Clone)]
+pub struct Found {
+    pub provider: &'static dyn Provider,
+    pub path: PathBuf,
+    pub ctx: FileCtx,
+}
+
+impl std::fmt::Debug for Found {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Found")
+            .field("provider", &self.provider.id())
+            .field("path", &self.path)
+            .field("ctx", &self.ctx)
+            .finish()
+    }
+}
+
+/// A directory that could not be read during a walk.
+#[derive(Debug)]
+pub struct WalkProblem {
+    pub path: PathBuf,
+    pub error: io::Error,
+}
+
+/// Walk every enabled provider's roots.
+pub fn walk_config(config: &Config) -> (Vec<Found>, Vec<WalkProblem>) {
+    let mut found = Vec::new();
+    let mut problems = Vec::new();
+    for pc in config.providers.iter().filter(|p| p.enabled) {
+        let Some(p) = provider::by_name(pc.name) else {
+            continue;
+        };
+        for root in &pc.roots {
+            walk_root(p, root, &mut found, &mut problems);
+        }
+    }
+    (found, problems)
+}
+
+/// Walk one root of one provider. A missing root is not a problem (the
+/// agent may not be installed yet).
+pub fn walk_root(
+    provider: &'static dyn Provider,
+    root: &Path,
+    found: &mut Vec<Found>,
+    problems: &mut Vec<WalkProblem>,
+) {
+    let mut stack = vec![(root.to_path_buf(), 0usize)];
+    while let Some((dir, depth)) = stack.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && depth == 0 => continue,
+            Err(error) => {
+                problems.push(WalkProblem { path: dir, error });
+                continue;
+            }
+        };
+        let mut names: Vec<_> = entries.filter_map(Result::ok).collect();
+        names.sort_by_key(|e| e.file_name());
+        for entry in names {
+            // `DirEntry::file_type` does not follow symlinks.
+            let Ok(ft) = entry.file_type() else { continue };
+            let path = entry.path();
+            if ft.is_dir() {
+                if depth < MAX_DEPTH {
+                    stack.push((path, depth + 1));
+                }
+            } else if ft.is_file() {
+                let Ok(rel) = path.strip_prefix(root) else {
+                    continue;
+                };
+                if let Some(ctx) = provider.classify(rel) {
+                    found.push(Found {
+                        provider,
+                        path,
+                        ctx,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Learn a file's session id cheaply: parse records until the first event.
+/// Falls back to the path's hint.
+pub fn identify(found: &Found, limits: Limits) -> String {
+    let mut first: Option<String> = None;
+    let mut take = |ev: Event| {
+        if first.is_none() {
+            first = Some(ev.session_id);
+        }
+    };
+    let head = match found.provider.layout() {
+        // Documents must be read whole; JSONL heads are enough.
+        Layout::Document => None,
+        Layout::Jsonl => Some(1 << 20),
+    };
+    let result = match head {
+        None => reader::read_path(&found.path, found.provider, limits, &mut take).map(|_| ()),
+        Some(n) => fs::File::open(&found.path).and_then(|f| {
+            let mut buf = Vec::new();
+            f.take(n).read_to_end(&mut buf)?;
+            let mut parser = found.provider.parser(&found.ctx);
+            let mut diags = Vec::new();
+            // Complete lines only: a cut line at the end of the head is held.
+            reader::feed_lines(
+                &mut &buf[..],
+                0,
+                Tail::Hold,
+                limits,
+                parser.as_mut(),
+                &mut take,
+                &mut diags,
+            )
+            .map(|_| ())
+        }),
+    };
+    drop(result);
+    first.unwrap_or_else(|| found.ctx.session_hint.clone())
+}
+
+/// Files of one session: main transcripts first, then subagent files.
+#[derive(Debug, Clone)]
+pub struct SessionFiles {
+    pub provider: &'static str,
+    pub session_id: String,
+    pub files: Vec<Found>,
+}
+
+impl SessionFiles {
+    /// The main transcript (first non-subagent file), if the session has one.
+    pub fn main_path(&self) -> Option<&Path> {
+        self.files
+            .iter()
+            .find(|f| f.ctx.subagent.is_none())
+            .or(self.files.first())
+            .map(|f| f.path.as_path())
+    }
+}
+
+/// Group found files into sessions by (provider, session id).
+pub fn group(found: Vec<Found>, limits: Limits) -> Vec<SessionFiles> {
+    let mut map: BTreeMap<(&'static str, String), Vec<Found>> = BTreeMap::new();
+    for f in found {
+        let id = identify(&f, limits);
+        map.entry((f.provider.id().as_str(), id))
+            .or_default()
+            .push(f);
+    }
+    map.into_iter()
+        .map(|((provider, session_id), mut files)| {
+            files.sort_by(|a, b| {
+                (a.ctx.subagent.is_some(), &a.path).cmp(&(b.ctx.subagent.is_some(), &b.path))
+            });
+            SessionFiles {
+                provider,
+                session_id,
+                files,
+            }
+        })
+        .collect()
+}
+
+/// Guess the provider of a file named directly on the command line: by
+/// the configured roots it lies under, else by its content.
+pub fn provider_for_path(config: &Config, path: &Path) -> Option<&'static dyn Provider> {
+    let canon = fs::canonicalize(path).ok()?;
+    for pc in &config.providers {
+        for root in &pc.roots {
+            if let Ok(r) = fs::canonicalize(root) {
+                if canon.starts_with(&r) {
+                    return provider::by_name(pc.name);
+                }
+            }
+        }
+    }
+    sniff(path)
+}
+
+/// Recognise a session file by its first record.
+fn sniff(path: &Path) -> Option<&'static dyn Provider> {
+    let mut head = Vec::new();
+    fs::File::open(path)
+        .ok()?
+        .take(64 << 10)
+        .read_to_end(&mut head)
+        .ok()?;
+    let text = String::from_utf8_lossy(&head);
+    let first = text.trim_start();
+    let name = if first.starts_with('{') && first.lines().next().is_some_and(|l| l.ends_with('{')) {
+        // A pretty-printed document: Gemini's chat files.
+        "gemini"
+    } else {
+        let line = first.lines().next().unwrap_or_default();
+        let codex = [
+            "\"session_meta\"",
+            "\"record_type\"",
+            "\"instructions\"",
+            "\"payload\"",
+        ];
+        if codex.iter().any(|k| line.contains(k)) {
+            "codex"
+        } else if line.contains("\"sessionId\"")
+            || line.contains("\"type\":\"summary\"")
+            || line.contains("\"leafUuid\"")
+        {
+            "claude"
+        } else if line.contains("\"messages\"") {
+            "gemini"
+        } else {
+            return None;
+        }
+    };
+    provider::by_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "0890bead-0ab3-4ee9-98f8-585fd289cc1f.jsonl";
+    const B: &str = "1890bead-0ab3-4ee9-98f8-585fd289cc1f.jsonl";
+    const C: &str = "2890bead-0ab3-4ee9-98f8-585fd289cc1f.jsonl";
+
+    #[test]
+    fn walk_skips_symlinks_and_missing_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir_all(root.join("p")).unwrap();
+        fs::write(root.join("p").join(A), "{}\n").unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join(B), "{}\n").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        std::os::unix::fs::symlink(outside.join(B), root.join("p").join(C)).unwrap();
+        let p = provider::by_name("claude").unwrap();
+        let mut found = Vec::new();
+        let mut problems = Vec::new();
+        walk_root(p, &root, &mut found, &mut problems);
+        walk_root(p, &dir.path().join("absent"), &mut found, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        for f in &found {
+            assert!(f.path.starts_with(&root), "{f:?}");
+            assert!(!f.path.starts_with(root.join("link")), "{f:?}");
+            assert_ne!(f.path, root.join("p").join(C));
+        }
+        assert_eq!(found.len(), 1, "{found:?}");
+    }
+}
