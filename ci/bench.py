@@ -1,0 +1,127 @@
+"""Driver for ci/bench: generate sessions, time commands, report ratios."""
+import argparse, json, os, random, resource, subprocess, sys, time
+
+WORDS = ("the of and to in is that for it with as was on be by this are from "
+         "function return value error config file module test build crate "
+         "parser event session stream render markdown cursor offset thread").split()
+
+def words(rng, n):
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+def code(rng, lines):
+    return "\n".join(f"    let x{i} = {words(rng, 4).replace(' ', '_')}({i});" for i in range(lines))
+
+def gen_claude(path, size, rng):
+    sid = "0890bead-0ab3-4ee9-98f8-585fd289cc1f"
+    n = 0
+    with open(path, "w") as f:
+        while f.tell() < size:
+            n += 1
+            ts = f"2026-01-08T{(n // 3600) % 24:02d}:{(n // 60) % 60:02d}:{n % 60:02d}.000Z"
+            base = {"parentUuid": None, "isSidechain": False, "userType": "external",
+                    "cwd": "/home/u/project", "sessionId": sid, "version": "2.1.78",
+                    "gitBranch": "main", "timestamp": ts}
+            def line(obj):
+                d = dict(base); d.update(obj); d["uuid"] = f"u-{n}-{rng.random()}"
+                f.write(json.dumps(d) + "\n")
+            line({"type": "user", "message": {"role": "user", "content": words(rng, 40)}})
+            mid = f"msg_{n}"
+            model = "claude-opus-4-6"
+            line({"type": "assistant", "message": {"model": model, "id": mid, "role": "assistant", "type": "message",
+                  "content": [{"type": "thinking", "thinking": words(rng, 120), "signature": "Eu" + "x" * 300}],
+                  "usage": {"input_tokens": 3, "output_tokens": 100}}})
+            for k in range(3):
+                tid = f"toolu_{n}_{k}"
+                line({"type": "assistant", "message": {"model": model, "id": mid, "role": "assistant", "type": "message",
+                      "content": [{"type": "tool_use", "id": tid, "name": "Bash",
+                                   "input": {"command": "cargo test " + words(rng, 5), "description": words(rng, 8)}}]}})
+                out = code(rng, rng.randint(20, 120))
+                line({"type": "user", "message": {"role": "user", "content": [
+                      {"type": "tool_result", "tool_use_id": tid, "content": out, "is_error": False}]},
+                      "toolUseResult": {"stdout": out, "stderr": "", "interrupted": False, "isImage": False}})
+            line({"type": "assistant", "message": {"model": model, "id": mid, "role": "assistant", "type": "message",
+                  "content": [{"type": "text", "text": words(rng, 200) + "\n\n```rust\n" + code(rng, 10) + "\n```\n"}]}})
+
+def gen_codex(path, size, rng):
+    sid = "019ac88c-3f80-7990-a29a-d20399dcab74"
+    with open(path, "w") as f:
+        def line(t, payload, n=0):
+            f.write(json.dumps({"timestamp": f"2025-11-28T03:{(n // 60) % 60:02d}:{n % 60:02d}.000Z", "type": t, "payload": payload}) + "\n")
+        line("session_meta", {"id": sid, "timestamp": "2025-11-28T03:40:25.857Z", "cwd": "/home/u/p",
+                              "originator": "codex_cli_rs", "cli_version": "0.77.0", "source": "cli"})
+        n = 0
+        while f.tell() < size:
+            n += 1
+            line("turn_context", {"cwd": "/home/u/p", "model": "gpt-5.2-codex", "approval_policy": "never"}, n)
+            text = words(rng, 40)
+            line("response_item", {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}, n)
+            line("event_msg", {"type": "user_message", "message": text, "images": []}, n)
+            line("response_item", {"type": "reasoning", "summary": [{"type": "summary_text", "text": words(rng, 60)}],
+                                   "content": None, "encrypted_content": "gAAAA" + "y" * 800}, n)
+            for k in range(3):
+                cid = f"call_{n}_{k}"
+                line("response_item", {"type": "function_call", "name": "shell_command",
+                                       "arguments": json.dumps({"command": "cargo build " + words(rng, 4), "workdir": "/home/u/p"}),
+                                       "call_id": cid}, n)
+                out = code(rng, rng.randint(20, 120))
+                line("response_item", {"type": "function_call_output", "call_id": cid,
+                                       "output": "Exit code: 0\nWall time: 1 seconds\nOutput:\n" + out}, n)
+                line("event_msg", {"type": "token_count", "info": {"total_token_usage": {"input_tokens": n}}}, n)
+            msg = words(rng, 200)
+            line("response_item", {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": msg}]}, n)
+            line("event_msg", {"type": "agent_message", "message": msg}, n)
+
+def run(cmd, stdout=subprocess.DEVNULL):
+    """Run cmd, return its wall time in seconds."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE)
+    _, err = p.communicate()
+    dt = time.perf_counter() - t0
+    if p.returncode != 0:
+        sys.exit(f"command failed ({p.returncode}): {' '.join(cmd)}\n{err.decode(errors='replace')}")
+    return dt
+
+def timed(cmd, repeat=3):
+    """Best of `repeat` runs; peak RSS measured with /usr/bin/time."""
+    best = min(run(cmd) for _ in range(repeat))
+    p = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, check=True)
+    rss_kib = int(p.stderr.decode().strip().splitlines()[-1])
+    return best, rss_kib / 1024
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size-mb", type=int, default=100)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--kato", required=True)
+    ap.add_argument("--floor", required=True)
+    a = ap.parse_args()
+    rng = random.Random(7)
+    size = a.size_mb << 20
+    files = {"claude": os.path.join(a.work, "0890bead-0ab3-4ee9-98f8-585fd289cc1f.jsonl"),
+             "codex": os.path.join(a.work, "rollout-2025-11-28T03-40-25-019ac88c-3f80-7990-a29a-d20399dcab74.jsonl")}
+    gen_claude(files["claude"], size, rng)
+    gen_codex(files["codex"], size, rng)
+    out = os.path.join(a.work, "out")
+    print(f"{'case':<44} {'MB/s':>8} {'x floor':>8} {'peak RSS MiB':>13}")
+    for name, path in files.items():
+        mb = os.path.getsize(path) / (1 << 20)
+        cases = [
+            ("cat > /dev/null", ["cat", path]),
+            ("serde_json::Value parse (floor)", [a.floor, path]),
+            ("kato export --format jsonl", [a.kato, "--sandbox", "best-effort", "export", path, "--format", "jsonl", "-o", out]),
+            ("kato export (markdown)", [a.kato, "--sandbox", "best-effort", "export", path, "-o", out]),
+            ("kato export --thinking --tool-calls", [a.kato, "--sandbox", "best-effort", "export", path, "--thinking", "--tool-calls", "-o", out]),
+        ]
+        floor = None
+        for label, cmd in cases:
+            dt, rss = timed(cmd)
+            mbps = mb / dt
+            if "floor" in label:
+                floor = mbps
+            ratio = f"{mbps / floor:8.2f}" if floor and "floor" not in label and "cat" not in label else " " * 8
+            print(f"{name + ': ' + label:<44} {mbps:8.1f} {ratio} {rss:13.1f}")
+        sys.stdout.flush()
+
+if __name__ == "__main__":
+    main()
