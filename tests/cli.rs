@@ -1,0 +1,258 @@
+//! The real binary against real temp dirs: commands, exit codes, errors.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+const S1: &str = "0890bead-0ab3-4ee9-98f8-585fd289cc1f";
+const S2: &str = "0890bead-ffff-4ee9-98f8-585fd289cc1f";
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let env = Env {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let root = env.claude_root();
+        fs::create_dir_all(root.join("-home-u-proj")).unwrap();
+        let cfg = format!(
+            "[providers.claude]\nroots = [\"{}\"]\n[providers.codex]\nroots = [\"{}\"]\n\
+             [providers.gemini]\nenabled = false\n[exports]\nallowed_roots = [\"{}\"]\n\
+             [state]\ndir = \"{}\"\n",
+            root.display(),
+            env.path().join("codex").display(),
+            env.path().join("out").display(),
+            env.path().join("state").display()
+        );
+        fs::write(env.config(), cfg).unwrap();
+        env
+    }
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    fn claude_root(&self) -> PathBuf {
+        self.path().join("claude")
+    }
+    fn config(&self) -> PathBuf {
+        self.path().join("config.toml")
+    }
+    fn session(&self, id: &str, lines: &[String]) -> PathBuf {
+        let p = self
+            .claude_root()
+            .join("-home-u-proj")
+            .join(format!("{id}.jsonl"));
+        let mut body = lines.join("\n");
+        body.push('\n');
+        fs::write(&p, body).unwrap();
+        p
+    }
+    fn kato(&self) -> Command {
+        let mut c = Command::cargo_bin("kato").unwrap();
+        c.env("KATO_CONFIG", self.config())
+            .env("HOME", self.path())
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("CONFIGURATION_DIRECTORY");
+        c
+    }
+}
+
+fn user_line(session: &str, uuid: &str, text: &str) -> String {
+    serde_json::json!({
+        "type": "user", "sessionId": session, "uuid": uuid, "parentUuid": null,
+        "isSidechain": false, "timestamp": "2026-01-08T15:56:38.102Z",
+        "message": {"role": "user", "content": text}
+    })
+    .to_string()
+}
+
+fn assistant_line(session: &str, uuid: &str, text: &str) -> String {
+    serde_json::json!({
+        "type": "assistant", "sessionId": session, "uuid": uuid, "parentUuid": null,
+        "isSidechain": false, "timestamp": "2026-01-08T15:56:40.000Z",
+        "message": {"id": "msg_1", "role": "assistant", "model": "claude-opus-4-6",
+                    "content": [{"type": "text", "text": text}]}
+    })
+    .to_string()
+}
+
+fn stdout_of(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "status {:?}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn sessions_lists_newest_first_with_json() {
+    let env = Env::new();
+    env.session(S1, &[user_line(S1, "u1", "first question")]);
+    let out = stdout_of(env.kato().args(["sessions", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["id"], S1);
+    assert_eq!(rows[0]["provider"], "claude");
+    assert!(rows[0]["events"].as_u64().unwrap() >= 1);
+    let table = stdout_of(env.kato().arg("sessions"));
+    assert!(table.contains(S1), "{table}");
+}
+
+#[test]
+fn export_by_prefix_path_and_errors() {
+    let env = Env::new();
+    env.session(
+        S1,
+        &[
+            user_line(S1, "u1", "hello there"),
+            assistant_line(S1, "a1", "general kenobi"),
+        ],
+    );
+    env.session(S2, &[user_line(S2, "u2", "other")]);
+
+    // Unique prefix.
+    let md = stdout_of(env.kato().args(["export", "0890bead-0ab3"]));
+    assert!(md.contains("hello there"), "{md}");
+
+    // Ambiguous prefix: exit 3 listing both.
+    let out = env.kato().args(["export", "0890bead"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(S1) && err.contains(S2), "{err}");
+
+    // Unknown id: exit 3; too-short prefix: exit 2.
+    let out = env
+        .kato()
+        .args(["export", "ffffffffffff"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let out = env.kato().args(["export", "0890"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    // A missing path: exit 3.
+    let out = env
+        .kato()
+        .args(["export", "/nonexistent/x.jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn export_to_file_jsonl_with_summary() {
+    let env = Env::new();
+    let src = env.session(
+        S1,
+        &[
+            user_line(S1, "u1", "hello"),
+            "this is not json".to_owned(),
+            assistant_line(S1, "a1", "hi"),
+        ],
+    );
+    let out_path = env.path().join("export.jsonl");
+    let out = stdout_of(env.kato().args([
+        "export",
+        src.to_str().unwrap(),
+        "--format",
+        "jsonl",
+        "-o",
+        out_path.to_str().unwrap(),
+        "--json",
+    ]));
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["skipped"]["total"], 1);
+    assert_eq!(summary["skipped"]["by_kind"]["not-json"], 1);
+    let offset = user_line(S1, "u1", "hello").len() + 1;
+    assert_eq!(summary["skipped"]["first"][0]["offset"], offset);
+    let text = fs::read_to_string(&out_path).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len() as u64, summary["events"].as_u64().unwrap());
+    assert!(lines.iter().all(|l| l["schema_version"] == 1));
+    assert!(lines.iter().any(|l| l["event_id"] == "u1"));
+    assert!(lines.iter().any(|l| l["event_id"] == "a1"));
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let env = Env::new();
+    let src = env.session(S1, &[user_line(S1, "u1", "hello")]);
+    let out_path = env.path().join("never.md");
+    let out = stdout_of(env.kato().args([
+        "export",
+        src.to_str().unwrap(),
+        "-o",
+        out_path.to_str().unwrap(),
+        "--dry-run",
+        "--json",
+    ]));
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["dry_run"], true);
+    assert!(summary["bytes"].as_u64().unwrap() > 0);
+    assert!(!out_path.exists());
+}
+
+#[test]
+fn config_errors_exit_2_and_name_the_key() {
+    let env = Env::new();
+    fs::write(env.config(), "[exports]\nallowed_rots = []\n").unwrap();
+    let out = env.kato().arg("sessions").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("allowed_rots"));
+
+    let out = env
+        .kato()
+        .args(["--config", "/nonexistent/kato.toml", "sessions"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = env.kato().arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn config_init_then_validate() {
+    let env = Env::new();
+    let p = env.path().join("new/config.toml");
+    stdout_of(env.kato().args(["config", "init", p.to_str().unwrap()]));
+    let text = fs::read_to_string(&p).unwrap();
+    assert!(text.contains("[sandbox]"));
+    // Refuses to overwrite without --force.
+    let out = env
+        .kato()
+        .args(["config", "init", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = stdout_of(env.kato().args(["config", "validate", p.to_str().unwrap()]));
+    assert!(out.contains("valid"), "{out}");
+}
+
+#[test]
+fn no_config_file_uses_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("kato")
+        .unwrap()
+        .env_remove("KATO_CONFIG")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("CONFIGURATION_DIRECTORY")
+        .env("HOME", dir.path())
+        .arg("sessions")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("no sessions found"), "{text}");
+    assert!(text.contains(".claude/projects"), "{text}");
+}
