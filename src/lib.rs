@@ -11,5 +11,6 @@ pub mod discover;
 pub mod error;
 pub mod event;
 pub mod export;
+pub mod policy;
 pub mod provider;
 pub mod reader;

@@ -1,0 +1,651 @@
+//! The path policy (SPEC §7): every path that arrives through chat text is
+//! checked here before anything is written, and re-checked at open time.
+//!
+//! 1. Reject empty, relative, non-UTF-8 and over-long paths, NUL bytes and
+//!    `..` components before touching the filesystem.
+//! 2. Canonicalize the parent directory (resolving symlinks); it must lie
+//!    under an allowed root, itself canonicalized once when the policy is
+//!    built. The file itself must not be a symlink, a directory, a special
+//!    file, or a file with several hard links (a hard link would let a write
+//!    inside a root change a file outside it).
+//! 3. [`Policy::open_append`] opens with `openat2(root, rel,
+//!    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)` relative
+//!    to the root's directory handle, so a symlink swapped in after the check
+//!    cannot redirect the write; files are opened `O_APPEND` and never
+//!    truncated. The writer's Landlock domain is the second, independent wall.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Longest accepted path, in bytes (Linux `PATH_MAX` less the NUL).
+pub const MAX_PATH: usize = 4095;
+/// Longest accepted path component (Linux `NAME_MAX`).
+pub const MAX_NAME: usize = 255;
+
+/// Why a path was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DenyReason {
+    Empty,
+    Relative,
+    NonUtf8,
+    Nul,
+    DotDot,
+    TooLong,
+    /// Ends in `/` or `/.`: names a directory, not a file.
+    DirectorySyntax,
+    NotUnderRoot,
+    ParentMissing,
+    ParentNotDirectory,
+    Symlink,
+    NotRegularFile,
+    HardLinked,
+    /// The filesystem answered with an unexpected error.
+    Io,
+}
+
+impl DenyReason {
+    pub fn explain(self) -> &'static str {
+        match self {
+            DenyReason::Empty => "the path is empty",
+            DenyReason::Relative => "the path is not absolute",
+            DenyReason::NonUtf8 => "the path is not valid UTF-8",
+            DenyReason::Nul => "the path contains a NUL byte",
+            DenyReason::DotDot => "the path contains a `..` component",
+            DenyReason::TooLong => "the path or one of its components is too long",
+            DenyReason::DirectorySyntax => "the path names a directory, not a file",
+            DenyReason::NotUnderRoot => "the path is not under an allowed export root",
+            DenyReason::ParentMissing => "the parent directory does not exist",
+            DenyReason::ParentNotDirectory => "a parent of the path is not a directory",
+            DenyReason::Symlink => "the destination is a symbolic link",
+            DenyReason::NotRegularFile => "the destination is not a regular file",
+            DenyReason::HardLinked => "the destination has several hard links",
+            DenyReason::Io => "the filesystem refused the check",
+        }
+    }
+}
+
+/// A refusal, with what was being checked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {}", reason.explain(), detail)]
+pub struct Denied {
+    pub reason: DenyReason,
+    /// The normalized path when it got that far, else the raw token (lossy).
+    pub detail: String,
+}
+
+/// An allowed export root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Root {
+    /// As configured.
+    pub configured: PathBuf,
+    /// Canonical (symlinks resolved) when the policy was built.
+    pub canonical: PathBuf,
+}
+
+/// A destination that passed the check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Target {
+    /// Canonical parent joined with the file name.
+    pub path: PathBuf,
+    /// Index of the root it lies under.
+    pub root: usize,
+    /// Path relative to that root's canonical path.
+    pub rel: PathBuf,
+    /// Whether a file already exists there.
+    pub exists: bool,
+}
+
+/// The allowed roots, canonicalized once.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    roots: Vec<Root>,
+    /// Configured roots that could not be canonicalized (missing).
+    missing: Vec<PathBuf>,
+    hash: String,
+}
+
+impl Policy {
+    /// Build from configured roots. Roots that do not exist are remembered
+    /// as missing and allow nothing.
+    pub fn new(configured: &[PathBuf]) -> Policy {
+        let mut roots = Vec::new();
+        let mut missing = Vec::new();
+        for c in configured {
+            match std::fs::canonicalize(c) {
+                Ok(canonical) if canonical.is_dir() => roots.push(Root {
+                    configured: c.clone(),
+                    canonical,
+                }),
+                _ => missing.push(c.clone()),
+            }
+        }
+        let hash = policy_hash(&roots, &missing);
+        Policy {
+            roots,
+            missing,
+            hash,
+        }
+    }
+
+    pub fn roots(&self) -> &[Root] {
+        &self.roots
+    }
+
+    pub fn missing_roots(&self) -> &[PathBuf] {
+        &self.missing
+    }
+
+    /// Stable SHA-256 (hex) of the normalized policy.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// Check a raw path token.
+    pub fn check(&self, raw: &OsStr) -> Result<Target, Denied> {
+        let lossy = || raw.to_string_lossy().into_owned();
+        let deny = |reason, detail: String| Err(Denied { reason, detail });
+        let bytes = raw.as_bytes();
+        if bytes.is_empty() {
+            return deny(DenyReason::Empty, String::new());
+        }
+        if bytes.contains(&0) {
+            return deny(DenyReason::Nul, lossy());
+        }
+        let Some(text) = raw.to_str() else {
+            return deny(DenyReason::NonUtf8, lossy());
+        };
+        if !text.starts_with('/') {
+            return deny(DenyReason::Relative, lossy());
+        }
+        if bytes.len() > MAX_PATH {
+            return deny(DenyReason::TooLong, format!("{} bytes", bytes.len()));
+        }
+        let parts: Vec<&str> = text.split('/').collect();
+        if parts.iter().any(|p| *p == "..") {
+            return deny(DenyReason::DotDot, lossy());
+        }
+        if parts.iter().any(|p| p.len() > MAX_NAME) {
+            return deny(DenyReason::TooLong, lossy());
+        }
+        // `//` and `/./` collapse; a trailing `/` or `/.` names a directory.
+        if matches!(parts.last(), Some(&"") | Some(&".")) {
+            return deny(DenyReason::DirectorySyntax, lossy());
+        }
+        let kept: Vec<&str> = parts
+            .iter()
+            .copied()
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
+        let Some((name, dirs)) = kept.split_last() else {
+            return deny(DenyReason::DirectorySyntax, lossy());
+        };
+        let mut parent = PathBuf::from("/");
+        parent.extend(dirs);
+        let normalized = parent.join(name);
+        let shown = || normalized.display().to_string();
+
+        let canon_parent = match std::fs::canonicalize(&parent) {
+            Ok(p) => p,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return deny(DenyReason::ParentMissing, shown())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+                return deny(DenyReason::ParentNotDirectory, shown())
+            }
+            Err(e) => return deny(DenyReason::Io, format!("{}: {e}", shown())),
+        };
+        if !canon_parent.is_dir() {
+            return deny(DenyReason::ParentNotDirectory, shown());
+        }
+        let Some((root, rel_parent)) = self.roots.iter().enumerate().find_map(|(i, r)| {
+            canon_parent
+                .strip_prefix(&r.canonical)
+                .ok()
+                .map(|rel| (i, rel))
+        }) else {
+            return deny(DenyReason::NotUnderRoot, shown());
+        };
+        let path = canon_parent.join(name);
+        let rel = rel_parent.join(name);
+        if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return deny(DenyReason::NotUnderRoot, shown());
+        }
+        let exists = match std::fs::symlink_metadata(&path) {
+            Ok(m) => {
+                let ft = m.file_type();
+                if ft.is_symlink() {
+                    return deny(DenyReason::Symlink, path.display().to_string());
+                }
+                if !ft.is_file() {
+                    return deny(DenyReason::NotRegularFile, path.display().to_string());
+                }
+                if m.nlink() > 1 {
+                    return deny(DenyReason::HardLinked, path.display().to_string());
+                }
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return deny(DenyReason::Io, format!("{}: {e}", path.display())),
+        };
+        Ok(Target {
+            path,
+            root,
+            rel,
+            exists,
+        })
+    }
+
+    /// Open a checked target for appending (creating it when missing),
+    /// re-checking with no-follow semantics relative to the root's handle.
+    /// Returns the file and whether this call created it.
+    pub fn open_append(&self, target: &Target) -> Result<(File, bool), Denied> {
+        let root = self.roots.get(target.root).ok_or_else(|| Denied {
+            reason: DenyReason::NotUnderRoot,
+            detail: target.path.display().to_string(),
+        })?;
+        open_beneath(&root.canonical, &target.rel, &target.path)
+    }
+}
+
+/// Open `rel` beneath `root` without following any symlink, for appending;
+/// create it (exclusively) when missing. Never truncates.
+pub fn open_beneath(root: &Path, rel: &Path, shown: &Path) -> Result<(File, bool), Denied> {
+    let denied = |reason, e: Option<io::Error>| Denied {
+        reason,
+        detail: match e {
+            Some(e) => format!("{}: {e}", shown.display()),
+            None => shown.display().to_string(),
+        },
+    };
+    let dir = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| denied(DenyReason::Io, Some(e.into())))?;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let base =
+        OFlags::WRONLY | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let mode = Mode::from_raw_mode(0o600);
+    let mut created = false;
+    // openat2 rejects a mode without O_CREAT: pass none on the first try.
+    let fd = match rustix::fs::openat2(&dir, rel, base, Mode::empty(), resolve) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => {
+            match rustix::fs::openat2(
+                &dir,
+                rel,
+                base | OFlags::CREATE | OFlags::EXCL,
+                mode,
+                resolve,
+            ) {
+                Ok(fd) => {
+                    created = true;
+                    fd
+                }
+                Err(e) => return Err(open_error(e, shown)),
+            }
+        }
+        Err(e) => return Err(open_error(e, shown)),
+    };
+    let file = File::from(fd);
+    let meta = file
+        .metadata()
+        .map_err(|e| denied(DenyReason::Io, Some(e)))?;
+    if !meta.file_type().is_file() {
+        return Err(denied(DenyReason::NotRegularFile, None));
+    }
+    if meta.nlink() > 1 {
+        return Err(denied(DenyReason::HardLinked, None));
+    }
+    Ok((file, created))
+}
+
+fn open_error(e: rustix::io::Errno, shown: &Path) -> Denied {
+    let reason = match e {
+        rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => DenyReason::Symlink,
+        rustix::io::Errno::NOENT => DenyReason::ParentMissing,
+        rustix::io::Errno::NOTDIR => DenyReason::ParentNotDirectory,
+        rustix::io::Errno::ISDIR => DenyReason::NotRegularFile,
+        _ => DenyReason::Io,
+    };
+    Denied {
+        reason,
+        detail: format!("{}: {}", shown.display(), io::Error::from(e)),
+    }
+}
+
+fn policy_hash(roots: &[Root], missing: &[PathBuf]) -> String {
+    #[derive(Serialize)]
+    struct Normalized<'a> {
+        version: u32,
+        roots: Vec<&'a Path>,
+        missing: Vec<&'a Path>,
+    }
+    let mut r: Vec<&Path> = roots.iter().map(|r| r.canonical.as_path()).collect();
+    r.sort();
+    let mut m: Vec<&Path> = missing.iter().map(PathBuf::as_path).collect();
+    m.sort();
+    let json = serde_json::to_vec(&Normalized {
+        version: 1,
+        roots: r,
+        missing: m,
+    })
+    .unwrap_or_default();
+    let digest = Sha256::digest(&json);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStringExt;
+    use std::os::unix::fs::symlink;
+
+    struct Tree {
+        _dir: tempfile::TempDir,
+        base: PathBuf,
+        root: PathBuf,
+        outside: PathBuf,
+        policy: Policy,
+    }
+
+    /// base/root (allowed) with sub/, a symlink out, a symlink in, a
+    /// hard link to an outside file; base/outside (forbidden).
+    fn tree() -> Tree {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(dir.path()).unwrap();
+        let root = base.join("root");
+        let outside = base.join("outside");
+        std::fs::create_dir_all(root.join("sub/deep")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret.md"), "x").unwrap();
+        std::fs::write(root.join("existing.md"), "mine").unwrap();
+        symlink(&outside, root.join("out-link")).unwrap();
+        symlink(root.join("sub"), root.join("in-link")).unwrap();
+        symlink(outside.join("secret.md"), root.join("file-link.md")).unwrap();
+        std::fs::hard_link(outside.join("secret.md"), root.join("hard.md")).unwrap();
+        std::fs::create_dir_all(root.join("fifo-dir")).unwrap();
+        let policy = Policy::new(std::slice::from_ref(&root));
+        Tree {
+            _dir: dir,
+            base,
+            root,
+            outside,
+            policy,
+        }
+    }
+
+    fn check(t: &Tree, raw: &str) -> Result<Target, DenyReason> {
+        t.policy.check(OsStr::new(raw)).map_err(|d| d.reason)
+    }
+
+    #[test]
+    fn hostile_paths_table() {
+        let t = tree();
+        let r = t.root.display().to_string();
+        let o = t.outside.display().to_string();
+        let b = t.base.display().to_string();
+        let long_name = "a".repeat(256);
+        let long_path = format!("{r}/{}", "d/".repeat(2100));
+        use DenyReason::*;
+        let cases: Vec<(String, Result<&str, DenyReason>)> = vec![
+            // Allowed, normalized.
+            (format!("{r}/a.md"), Ok("a.md")),
+            (format!("{r}/sub/a.md"), Ok("sub/a.md")),
+            (format!("{r}//sub//a.md"), Ok("sub/a.md")),
+            (format!("{r}/./sub/./a.md"), Ok("sub/a.md")),
+            (format!("{r}/sub/deep/a.md"), Ok("sub/deep/a.md")),
+            (format!("{r}/in-link/a.md"), Ok("sub/a.md")),
+            (format!("{r}/existing.md"), Ok("existing.md")),
+            (format!("{r}/a b.md"), Ok("a b.md")),
+            (format!("{r}/ünï.md"), Ok("ünï.md")),
+            // Syntax.
+            (String::new(), Err(Empty)),
+            ("a.md".into(), Err(Relative)),
+            ("./a.md".into(), Err(Relative)),
+            ("~/a.md".into(), Err(Relative)),
+            (format!(" {r}/a.md"), Err(Relative)),
+            (format!("{r}/a\0.md"), Err(Nul)),
+            (format!("{r}/../outside/a.md"), Err(DotDot)),
+            (format!("{r}/sub/../../outside/a.md"), Err(DotDot)),
+            (format!("{r}/sub/.."), Err(DotDot)),
+            (format!("../{r}/a.md"), Err(Relative)),
+            (format!("/..{r}/a.md"), Err(DotDot)),
+            (format!("{r}/.."), Err(DotDot)),
+            (format!("{r}/sub/"), Err(DirectorySyntax)),
+            (format!("{r}/sub/."), Err(DirectorySyntax)),
+            (format!("{r}/."), Err(DirectorySyntax)),
+            (format!("{r}/"), Err(DirectorySyntax)),
+            ("/".into(), Err(DirectorySyntax)),
+            (format!("{r}/{long_name}.md"), Err(TooLong)),
+            (long_path, Err(TooLong)),
+            // Place.
+            (format!("{o}/a.md"), Err(NotUnderRoot)),
+            (format!("{b}/a.md"), Err(NotUnderRoot)),
+            (format!("{b}/rootx/a.md"), Err(ParentMissing)),
+            (format!("{r}x/a.md"), Err(ParentMissing)),
+            ("/etc/passwd".into(), Err(NotUnderRoot)),
+            ("/tmp/a.md".into(), Err(NotUnderRoot)),
+            (format!("{r}/out-link/a.md"), Err(NotUnderRoot)),
+            (format!("{r}/out-link/secret.md"), Err(NotUnderRoot)),
+            (format!("{r}/missing/a.md"), Err(ParentMissing)),
+            (format!("{r}/existing.md/a.md"), Err(ParentNotDirectory)),
+            (r.clone(), Err(NotUnderRoot)),
+            (format!("{r}/sub"), Err(NotRegularFile)),
+            (format!("{r}/file-link.md"), Err(Symlink)),
+            (format!("{r}/out-link"), Err(Symlink)),
+            (format!("{r}/in-link"), Err(Symlink)),
+            (format!("{r}/hard.md"), Err(HardLinked)),
+            ("/proc/self/root/etc/passwd".into(), Err(NotUnderRoot)),
+            ("/dev/null".into(), Err(NotUnderRoot)),
+        ];
+        assert!(cases.len() >= 40);
+        for (raw, want) in cases {
+            let got = check(&t, &raw);
+            match (&got, &want) {
+                (Ok(target), Ok(rel)) => {
+                    assert_eq!(target.rel, Path::new(rel), "{raw:?}");
+                    assert!(target.path.starts_with(&t.root), "{raw:?}");
+                }
+                (Err(g), Err(w)) => assert_eq!(g, w, "{raw:?}"),
+                _ => panic!("{raw:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn proc_self_root_lands_inside_or_is_denied() {
+        let t = tree();
+        let raw = format!("/proc/self/root{}/via-proc.md", t.root.display());
+        match t.policy.check(OsStr::new(&raw)) {
+            Ok(target) => assert!(target.path.starts_with(&t.root)),
+            Err(d) => assert_eq!(d.reason, DenyReason::NotUnderRoot),
+        }
+    }
+
+    #[test]
+    fn non_utf8_is_denied() {
+        let t = tree();
+        let mut raw = t.root.as_os_str().as_bytes().to_vec();
+        raw.extend_from_slice(b"/\xff\xfe.md");
+        let raw = std::ffi::OsString::from_vec(raw);
+        assert_eq!(
+            t.policy.check(&raw).map_err(|d| d.reason),
+            Err(DenyReason::NonUtf8)
+        );
+    }
+
+    #[test]
+    fn root_that_is_a_symlink_is_canonicalized() {
+        let t = tree();
+        let link = t.base.join("root-link");
+        symlink(&t.root, &link).unwrap();
+        let p = Policy::new(std::slice::from_ref(&link));
+        let target = p
+            .check(OsStr::new(&format!("{}/a.md", link.display())))
+            .unwrap();
+        assert_eq!(target.path, t.root.join("a.md"));
+        // And the canonical path is accepted through the symlinked root too.
+        assert!(p
+            .check(OsStr::new(&format!("{}/a.md", t.root.display())))
+            .is_ok());
+    }
+
+    #[test]
+    fn missing_roots_allow_nothing_and_change_the_hash() {
+        let t = tree();
+        let p = Policy::new(&[t.base.join("nope")]);
+        assert_eq!(p.missing_roots().len(), 1);
+        assert_eq!(
+            p.check(OsStr::new(&format!("{}/nope/a.md", t.base.display())))
+                .map_err(|d| d.reason),
+            Err(DenyReason::ParentMissing)
+        );
+        assert_ne!(p.hash(), t.policy.hash());
+        assert_eq!(
+            t.policy.hash(),
+            Policy::new(std::slice::from_ref(&t.root)).hash()
+        );
+        assert_eq!(t.policy.hash().len(), 64);
+    }
+
+    #[test]
+    fn open_appends_and_never_truncates() {
+        let t = tree();
+        let target = t
+            .policy
+            .check(OsStr::new(&format!("{}/existing.md", t.root.display())))
+            .unwrap();
+        let (mut f, created) = t.policy.open_append(&target).unwrap();
+        assert!(!created);
+        io::Write::write_all(&mut f, b"+more").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(t.root.join("existing.md")).unwrap(),
+            "mine+more"
+        );
+
+        let target = t
+            .policy
+            .check(OsStr::new(&format!("{}/sub/new.md", t.root.display())))
+            .unwrap();
+        let (_, created) = t.policy.open_append(&target).unwrap();
+        assert!(created);
+        let mode = std::fs::metadata(t.root.join("sub/new.md")).unwrap().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "new files are private: {mode:o}");
+    }
+
+    #[test]
+    fn symlink_swapped_in_after_the_check_is_refused_at_open() {
+        let t = tree();
+        std::fs::create_dir_all(t.root.join("race")).unwrap();
+        let target = t
+            .policy
+            .check(OsStr::new(&format!("{}/race/a.md", t.root.display())))
+            .unwrap();
+        // Swap the checked parent for a symlink to the outside.
+        std::fs::remove_dir(t.root.join("race")).unwrap();
+        symlink(&t.outside, t.root.join("race")).unwrap();
+        let err = t.policy.open_append(&target).unwrap_err();
+        assert_eq!(err.reason, DenyReason::Symlink);
+        assert!(!t.outside.join("a.md").exists());
+
+        // Same for the final component.
+        let target = t
+            .policy
+            .check(OsStr::new(&format!("{}/sub/b.md", t.root.display())))
+            .unwrap();
+        symlink(t.outside.join("secret.md"), t.root.join("sub/b.md")).unwrap();
+        assert_eq!(
+            t.policy.open_append(&target).unwrap_err().reason,
+            DenyReason::Symlink
+        );
+        assert_eq!(
+            std::fs::read_to_string(t.outside.join("secret.md")).unwrap(),
+            "x"
+        );
+    }
+
+    #[test]
+    fn hard_link_made_after_the_check_is_refused_at_open() {
+        let t = tree();
+        let target = t
+            .policy
+            .check(OsStr::new(&format!("{}/sub/h.md", t.root.display())))
+            .unwrap();
+        std::fs::hard_link(t.outside.join("secret.md"), t.root.join("sub/h.md")).unwrap();
+        assert_eq!(
+            t.policy.open_append(&target).unwrap_err().reason,
+            DenyReason::HardLinked
+        );
+    }
+
+    fn snapshot(dir: &Path) -> Vec<(PathBuf, u64)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                let m = std::fs::symlink_metadata(e.path()).unwrap();
+                if m.is_dir() {
+                    stack.push(e.path());
+                }
+                out.push((e.path(), m.len()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Whatever the token, an allowed write lands under the root and
+        /// nothing outside the root changes.
+        #[test]
+        fn no_token_writes_outside_the_root(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "", ".", "..", "sub", "deep", "out-link", "in-link", "file-link.md",
+                    "hard.md", "existing.md", "a.md", "b", "outside", "root", "proc",
+                    "self", "secret.md", "x\u{0}y", "new.md",
+                ]),
+                0..7,
+            ),
+            absolute in proptest::bool::ANY,
+            prefix_root in proptest::bool::ANY,
+        ) {
+            let t = tree();
+            let before = snapshot(&t.outside);
+            let mut raw = String::new();
+            if prefix_root {
+                raw.push_str(&t.root.display().to_string());
+            } else if absolute {
+                raw.push_str(&t.base.display().to_string());
+            }
+            for p in &parts {
+                raw.push('/');
+                raw.push_str(p);
+            }
+            if !absolute && !prefix_root {
+                raw = raw.trim_start_matches('/').to_owned();
+            }
+            if let Ok(target) = t.policy.check(OsStr::new(&raw)) {
+                proptest::prop_assert!(target.path.starts_with(&t.root), "{raw:?} -> {target:?}");
+                if let Ok((mut f, _)) = t.policy.open_append(&target) {
+                    io::Write::write_all(&mut f, b"!").unwrap();
+                }
+            }
+            proptest::prop_assert_eq!(before, snapshot(&t.outside));
+            proptest::prop_assert_eq!(std::fs::read_to_string(t.outside.join("secret.md")).unwrap(), "x");
+        }
+    }
+}
