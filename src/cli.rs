@@ -57,6 +57,18 @@ pub enum Command {
     /// Write or check the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Inspect the security audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of the audit log and report the first broken record.
+    Verify {
+        /// Log to check (default: `security-audit.jsonl` in the state directory).
+        path: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +143,15 @@ pub fn run() -> Result<i32> {
             .map_err(|e| Error::io("writing to stdout", e))?;
             Ok(exit::OK)
         }
+        Command::Audit(AuditCommand::Verify { path }) => {
+            let path = match path {
+                Some(p) => p,
+                None => load(&cli.config, cli.sandbox, &env)?
+                    .state_dir
+                    .join(crate::audit::FILE_NAME),
+            };
+            audit_verify(&path)
+        }
         Command::Sessions { json } => {
             let cfg = load(&cli.config, cli.sandbox, &env)?;
             sessions(&cfg, json)
@@ -138,6 +159,30 @@ pub fn run() -> Result<i32> {
         Command::Export(args) => {
             let cfg = load(&cli.config, cli.sandbox, &env)?;
             export_cmd(&cfg, args)
+        }
+    }
+}
+
+fn audit_verify(path: &std::path::Path) -> Result<i32> {
+    let result = crate::audit::verify(path)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    match result {
+        Ok(v) => {
+            println!(
+                "{}: {} record(s), chain intact (head {})",
+                path.display(),
+                v.records,
+                v.head
+            );
+            Ok(exit::OK)
+        }
+        Err(broken) => {
+            eprintln!(
+                "kato: {}: {broken}; records before line {} are intact",
+                path.display(),
+                broken.line
+            );
+            Ok(exit::FAILURE)
         }
     }
 }

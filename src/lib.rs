@@ -4,6 +4,7 @@
 //! orchestrate → write ([`render`]), each confined by [`sandbox`].
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;
