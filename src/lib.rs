@@ -15,3 +15,4 @@ pub mod export;
 pub mod policy;
 pub mod provider;
 pub mod reader;
+pub mod recording;
