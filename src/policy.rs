@@ -170,7 +170,7 @@ impl Policy {
             return deny(DenyReason::TooLong, format!("{} bytes", bytes.len()));
         }
         let parts: Vec<&str> = text.split('/').collect();
-        if parts.iter().any(|p| *p == "..") {
+        if parts.contains(&"..") {
             return deny(DenyReason::DotDot, lossy());
         }
         if parts.iter().any(|p| p.len() > MAX_NAME) {
