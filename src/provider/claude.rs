@@ -29,8 +29,9 @@
 //! * Readable `system` subtypes are `system.message`; bookkeeping records
 //!   (titles, snapshots, queue operations, hook and agent progress,
 //!   attachments, turn durations) are `provider.info`. Agent progress records
-//!   repeat subagent messages that the subagent file also holds, so they are
-//!   never turned into messages.
+//!   repeat subagent messages that the subagent file also holds, and queue
+//!   operations hold prompts that either come back as `user` records once
+//!   delivered or were withdrawn, so neither is turned into messages.
 //! * Unknown record types and unknown content blocks are `provider.raw`.
 //!   Known record types whose fields have the wrong JSON type are
 //!   [`Malformed::WrongShape`].
@@ -39,6 +40,10 @@
 //! event (n ≥ 1) of one line gets `#n` appended. Ids therefore repeat across
 //! files exactly when the records do (a side-question file replays its
 //! parent's records), so a merged stream can be deduplicated by id.
+//! Caveat: Claude Code 2.0 also re-writes earlier history into the same
+//! transcript after a `summary` line (new `uuid`s, one timestamp for the
+//! whole batch, the original message and tool ids); those copies are
+//! emitted again under their new ids.
 //!
 //! Parsing borrows from the line wherever the JSON has no escapes, and
 //! opaque parts (tool input, bookkeeping payloads) stay raw JSON.
@@ -673,17 +678,15 @@ impl ClaudeParser {
             (None, _) => None,
         };
         let record = match (ty, decoded) {
-            (_, Decoded::Info { topic, .. }) if ty == "progress" || ty == "attachment" => {
-                if topic.starts_with("attachment") {
-                    topic.clone()
-                } else {
-                    format!("progress/{topic}")
-                }
-            }
             ("system", _) => match env.subtype.as_deref() {
                 Some(s) => format!("system/{s}"),
                 None => "system".to_owned(),
             },
+            ("progress", Decoded::Info { topic, .. }) if topic != "progress" => {
+                format!("progress/{topic}")
+            }
+            // Already `attachment/<type>`.
+            ("attachment", Decoded::Info { topic, .. }) => topic.clone(),
             _ => ty.to_owned(),
         };
         Emitter {
@@ -1128,10 +1131,16 @@ enum Piece<'t> {
     Rest(Cow<'t, str>),
 }
 
+/// Longest wrapper tag name looked for.
+const MAX_TAG: usize = 64;
+
 /// A wrapper block opening at the start of `s`: its category and tag name.
 fn wrapper_at(s: &str) -> Option<(SystemCategory, &str)> {
     let rest = s.strip_prefix('<')?;
-    let name = &rest[..rest.find('>')?];
+    // Tag names are short; looking further would make long texts with many
+    // `<`-led lines quadratic.
+    let end = rest.bytes().take(MAX_TAG).position(|b| b == b'>')?;
+    let name = &rest[..end];
     if name == "system-reminder" {
         return Some((SystemCategory::InjectedContext, name));
     }
@@ -1551,6 +1560,16 @@ mod tests {
         assert_eq!(user_text(&ev).0, "what does <system-reminder> mean?");
         let ev = one(&user_line(r#""<ide_>x</ide_>""#, ""));
         assert!(ev.is_human_message());
+    }
+
+    #[test]
+    fn many_lines_opening_with_angle_brackets_stay_linear() {
+        // 40 000 lines led by `<` with no `>` anywhere: each line start must
+        // not scan the rest of the text.
+        let text = "<x\n".repeat(40_000);
+        let line = user_line(&serde_json::to_string(&text).unwrap(), "");
+        let ev = one(&line);
+        assert_eq!(user_text(&ev).0, text);
     }
 
     #[test]
