@@ -1,11 +1,104 @@
-//! Claude provider (placeholder: every record is kept as `provider.raw`).
+//! Claude Code provider: `~/.claude/projects/<escaped-cwd>/<uuid>.jsonl`.
+//!
+//! Layout (SPEC §3): one JSONL transcript per session; subagent work is
+//! either inline (`isSidechain: true`, 1.0.x), in `agent-<id>.jsonl` beside
+//! the transcript (2.0–2.1.1, carrying the parent's `sessionId`), or in
+//! `<session-uuid>/subagents/agent-<id>.jsonl` (2.1.7x+), where
+//! `agent-aside_question-<id>.jsonl` files are side questions.
+//!
+//! Mapping of records to canonical events:
+//!
+//! * `user` text is `user.message` only when it is the human's own words in
+//!   the main conversation. Text the agent wrote into the user role becomes
+//!   `system.message`: `isMeta` records and slash-command wrappers
+//!   (`<command-name>`, `<local-command-…>`) are [`SystemCategory::CommandWrapper`],
+//!   `!cmd` shell wrappers [`SystemCategory::UserShell`], `isCompactSummary`
+//!   [`SystemCategory::Compaction`], `<ide_…>` blocks
+//!   [`SystemCategory::IdeContext`], `<system-reminder>` blocks
+//!   [`SystemCategory::InjectedContext`], interruption markers and hook
+//!   feedback [`SystemCategory::Notice`]. In subagent work, the remaining
+//!   text is the prompt the parent gave ([`SystemCategory::SubagentPrompt`]).
+//!   Images and documents are counted as attachments.
+//! * `tool_use` / `tool_result` blocks are tool calls and results, except
+//!   for the tools that ask the human to choose ([`DECISION_TOOLS`]), which
+//!   become decision prompts and responses. The ids of prompts still waiting
+//!   for their answer are part of the parser state.
+//! * Assistant `text` is `assistant.message` (API errors and other
+//!   locally generated `<synthetic>` messages are `system.message`),
+//!   `thinking` is `assistant.thinking` even when its text is empty.
+//! * Readable `system` subtypes are `system.message`; bookkeeping records
+//!   (titles, snapshots, queue operations, hook and agent progress,
+//!   attachments, turn durations) are `provider.info`. Agent progress records
+//!   repeat subagent messages that the subagent file also holds, and queue
+//!   operations hold prompts that either come back as `user` records once
+//!   delivered or were withdrawn, so neither is turned into messages.
+//! * Unknown record types and unknown content blocks are `provider.raw`.
+//!   Known record types whose fields have the wrong JSON type are
+//!   [`Malformed::WrongShape`].
+//!
+//! Event ids are the record's `uuid`, else `<file_tag>:<offset>`; the n-th
+//! event (n ≥ 1) of one line gets `#n` appended. Ids therefore repeat across
+//! files exactly when the records do (a side-question file replays its
+//! parent's records), so a merged stream can be deduplicated by id.
+//! Caveat: Claude Code 2.0 also re-writes earlier history into the same
+//! transcript after a `summary` line (new `uuid`s, one timestamp for the
+//! whole batch, the original message and tool ids); those copies are
+//! emitted again under their new ids.
+//!
+//! Parsing borrows from the line wherever the JSON has no escapes, and
+//! opaque parts (tool input, bookkeeping payloads) stay raw JSON.
 
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
-use crate::event::{raw_from_str, Event, Payload, ProviderId, Source};
-use crate::provider::{stem, FileCtx, Layout, Malformed, Provider, RecordParser};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::event::{
+    null_raw, raw_from_str, raw_json, Event, Payload, ProviderId, Source, Subagent, SystemCategory,
+};
+use crate::provider::{FileCtx, Layout, Malformed, Provider, RecordParser};
 
 pub const ID: ProviderId = ProviderId("claude");
+
+/// Tools whose call asks the human to decide; their result is the answer.
+pub const DECISION_TOOLS: [&str; 2] = ["AskUserQuestion", "ExitPlanMode"];
+
+/// Label of side-question subagents (`agent-aside_question-*.jsonl`).
+pub const SIDE_QUESTION_LABEL: &str = "side question";
+
+/// Prefix of side-question agent ids, in file names and `agentId` fields.
+const SIDE_QUESTION_PREFIX: &str = "aside_question-";
+
+/// Record types this parser understands. Anything else is `provider.raw`.
+const KNOWN_TYPES: [&str; 12] = [
+    "user",
+    "assistant",
+    "system",
+    "summary",
+    "ai-title",
+    "agent-name",
+    "last-prompt",
+    "permission-mode",
+    "file-history-snapshot",
+    "queue-operation",
+    "attachment",
+    "progress",
+];
+
+/// Content block types this parser understands. Anything else is `provider.raw`.
+const KNOWN_BLOCKS: [&str; 6] = [
+    "text",
+    "thinking",
+    "tool_use",
+    "tool_result",
+    "image",
+    "document",
+];
 
 pub struct Claude;
 
@@ -13,56 +106,2010 @@ impl Provider for Claude {
     fn id(&self) -> ProviderId {
         ID
     }
+
     fn default_roots(&self, home: &Path) -> Vec<PathBuf> {
         vec![home.join(".claude/projects")]
     }
+
     fn layout(&self) -> Layout {
         Layout::Jsonl
     }
+
+    /// Judged from the last path components, so it works on paths relative
+    /// to a root and on absolute paths alike.
     fn classify(&self, rel: &Path) -> Option<FileCtx> {
-        Some(FileCtx {
+        let name = rel.file_name()?.to_str()?;
+        let stem = name.strip_suffix(".jsonl")?;
+        let mut ancestors = rel
+            .parent()?
+            .components()
+            .rev()
+            .map(|c| c.as_os_str().to_str());
+        // The directory holding the file; a bare file name has none.
+        let parent = ancestors.next()??;
+        let ctx = |session_hint: &str, subagent: Option<Subagent>| FileCtx {
             provider: ID,
-            file_tag: stem(rel),
-            session_hint: stem(rel),
-            subagent: None,
-        })
+            file_tag: stem.to_owned(),
+            session_hint: session_hint.to_owned(),
+            subagent,
+        };
+        if let Some(agent) = stem.strip_prefix("agent-") {
+            if agent.is_empty() {
+                return None;
+            }
+            let subagent = Some(subagent_for(agent));
+            if parent == "subagents" {
+                // <session-uuid>/subagents/agent-<id>.jsonl
+                let session = ancestors.next()??;
+                return is_uuid(session).then(|| ctx(session, subagent));
+            }
+            if parent == "tool-results" {
+                return None;
+            }
+            // <escaped-cwd>/agent-<id>.jsonl: the records name the session.
+            return Some(ctx(stem, subagent));
+        }
+        if is_uuid(stem) && parent != "subagents" && parent != "tool-results" {
+            return Some(ctx(stem, None));
+        }
+        None
     }
+
     fn parser(&self, ctx: &FileCtx) -> Box<dyn RecordParser> {
-        Box::new(RawParser(ctx.clone()))
+        Box::new(ClaudeParser::new(ctx.clone()))
     }
 }
 
-struct RawParser(FileCtx);
+/// The subagent marker for an agent id (from a file name or `agentId`).
+fn subagent_for(agent_id: &str) -> Subagent {
+    Subagent {
+        id: Some(agent_id.to_owned()),
+        label: agent_id
+            .starts_with(SIDE_QUESTION_PREFIX)
+            .then(|| SIDE_QUESTION_LABEL.to_owned()),
+    }
+}
 
-impl RecordParser for RawParser {
+/// `8-4-4-4-12` hexadecimal digits.
+fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+// ---------------------------------------------------------------------------
+// Record shapes. Common fields are typed; type-specific parts stay raw until
+// the record type is known, so that an unusual field on one record type
+// cannot make another type's records fail.
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    #[serde(rename = "type", borrow, default)]
+    ty: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    subtype: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    uuid: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    prompt_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    agent_id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    is_sidechain: Option<bool>,
+    #[serde(default)]
+    is_meta: Option<bool>,
+    #[serde(default)]
+    is_compact_summary: Option<bool>,
+    #[serde(default)]
+    is_api_error_message: Option<bool>,
+    #[serde(borrow, default)]
+    message: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    content: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    level: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    attachment: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    ai_title: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    retry_attempt: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    max_retries: Option<&'a RawValue>,
+}
+
+/// Just the `type` of a record or block, to tell unknown from malformed.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type", borrow, default)]
+    ty: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    content: Content<'a>,
+}
+
+/// `content` of a message or tool result: a string or an array of blocks.
+enum Content<'a> {
+    Text(Cow<'a, str>),
+    Blocks(Vec<&'a RawValue>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Content<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or an array of content blocks")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Content<'a>, E> {
+                Ok(Content::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Content<'a>, E> {
+                Ok(Content::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Content<'a>, E> {
+                Ok(Content::Text(Cow::Owned(v)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Content<'a>, A::Error> {
+                let mut blocks = Vec::with_capacity(seq.size_hint().unwrap_or(1));
+                while let Some(b) = seq.next_element::<&'de RawValue>()? {
+                    blocks.push(b);
+                }
+                Ok(Content::Blocks(blocks))
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+/// One content block; which fields matter depends on `type`.
+#[derive(Deserialize)]
+struct Block<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Cow<'a, str>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    input: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tool_use_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    content: Option<Content<'a>>,
+    #[serde(default)]
+    is_error: Option<bool>,
+    #[serde(borrow, default)]
+    tool_name: Option<Cow<'a, str>>,
+}
+
+/// `{"type": …}` payloads of `progress.data` and `attachment.attachment`.
+#[derive(Deserialize)]
+struct TypeOnly<'a> {
+    #[serde(rename = "type", borrow, default)]
+    ty: Option<Cow<'a, str>>,
+}
+
+fn wrong_shape(what: &str) -> Malformed {
+    Malformed::WrongShape(what.to_owned())
+}
+
+fn shape_err(e: serde_json::Error) -> Malformed {
+    Malformed::WrongShape(e.to_string())
+}
+
+/// Parse an optional raw field as `T`; a present value of the wrong type is
+/// a shape error.
+fn opt_field<'a, T: Deserialize<'a>>(
+    raw: Option<&'a RawValue>,
+    name: &str,
+) -> Result<Option<T>, Malformed> {
+    match raw {
+        None => Ok(None),
+        Some(r) => serde_json::from_str::<Option<T>>(r.get())
+            .map_err(|e| Malformed::WrongShape(format!("`{name}`: {e}"))),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Parser.
+
+/// Context kept between records; persisted with the cursor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct State {
+    /// Last `sessionId` seen, for records that carry none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session: Option<String>,
+    /// Decision prompts (tool_use ids) whose answer has not been seen yet.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pending_prompts: BTreeSet<String>,
+}
+
+struct ClaudeParser {
+    ctx: FileCtx,
+    state: State,
+}
+
+impl ClaudeParser {
+    fn new(ctx: FileCtx) -> ClaudeParser {
+        ClaudeParser {
+            ctx,
+            state: State::default(),
+        }
+    }
+}
+
+/// Builds the events of one line with shared fields and numbered ids.
+struct Emitter<'o> {
+    base_id: String,
+    n: u32,
+    session_id: String,
+    timestamp: Option<String>,
+    turn_id: Option<String>,
+    subagent: Option<Subagent>,
+    source: Source,
+    out: &'o mut dyn FnMut(Event),
+}
+
+impl Emitter<'_> {
+    fn emit(&mut self, payload: Payload, model: Option<&str>) {
+        let event_id = match self.n {
+            0 => self.base_id.clone(),
+            n => format!("{}#{n}", self.base_id),
+        };
+        self.n += 1;
+        let mut ev = Event::new(
+            ID,
+            self.session_id.clone(),
+            event_id,
+            self.source.clone(),
+            payload,
+        );
+        ev.timestamp = self.timestamp.clone();
+        ev.turn_id = self.turn_id.clone();
+        ev.model = model.map(str::to_owned);
+        ev.subagent = self.subagent.clone();
+        (self.out)(ev);
+    }
+
+    fn system(&mut self, category: SystemCategory, text: impl Into<String>) {
+        self.emit(
+            Payload::SystemMessage {
+                category,
+                text: text.into(),
+            },
+            None,
+        );
+    }
+
+    fn info(&mut self, topic: impl Into<String>, data: Box<RawValue>) {
+        self.emit(
+            Payload::ProviderInfo {
+                topic: topic.into(),
+                data,
+            },
+            None,
+        );
+    }
+
+    fn raw(&mut self, json: &str, model: Option<&str>) {
+        self.emit(
+            Payload::ProviderRaw {
+                record: raw_from_str(json),
+            },
+            model,
+        );
+    }
+}
+
+impl RecordParser for ClaudeParser {
     fn record(
         &mut self,
         offset: u64,
         bytes: &[u8],
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed> {
-        let v: &serde_json::value::RawValue =
-            serde_json::from_slice(bytes).map_err(|e| Malformed::from_json_error(bytes, &e))?;
-        let source = Source {
-            record: "raw".into(),
-            offset,
-            file: Some(self.0.file_tag.clone()),
+        let line = std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)?;
+        let env: Envelope = match serde_json::from_str(line) {
+            Ok(env) => env,
+            Err(e) => return self.unparsed(offset, line, &e, out),
         };
-        out(Event::new(
-            ID,
-            self.0.session_hint.clone(),
-            format!("{}:{offset}", self.0.file_tag),
-            source,
-            Payload::ProviderRaw {
-                record: raw_from_str(v.get()),
-            },
-        ));
+        let Some(ty) = env.ty.as_deref() else {
+            self.emit_unknown(offset, line, "unknown", out);
+            return Ok(());
+        };
+        if !KNOWN_TYPES.contains(&ty) {
+            self.emit_unknown(offset, line, ty, out);
+            return Ok(());
+        }
+        // Decode everything type-specific before emitting anything, so a
+        // malformed line yields no events at all.
+        let decoded = decode(ty, &env, line)?;
+        let mut em = self.emitter(offset, &env, ty, &decoded, out);
+        match decoded {
+            Decoded::User(msg) => self.user(&env, &msg, &mut em)?,
+            Decoded::Assistant(msg) => self.assistant(&env, &msg, &mut em)?,
+            Decoded::System(sys) => system(sys, line, &mut em),
+            Decoded::Info { topic, data } => em.info(topic, data),
+            Decoded::Raw => em.raw(line, None),
+        }
+        if em.n == 0 {
+            // A conversation record with nothing in it (e.g. empty content):
+            // keep it rather than drop it.
+            em.raw(line, None);
+        }
         Ok(())
     }
+
     fn state(&self) -> serde_json::Value {
-        serde_json::Value::Null
+        serde_json::to_value(&self.state).unwrap_or(serde_json::Value::Null)
     }
-    fn restore(&mut self, _: &serde_json::Value) -> Result<(), Malformed> {
+
+    fn restore(&mut self, state: &serde_json::Value) -> Result<(), Malformed> {
+        self.state = State::deserialize(state).map_err(shape_err)?;
         Ok(())
+    }
+}
+
+/// A record's type-specific part, decoded and checked.
+enum Decoded<'a> {
+    User(Message<'a>),
+    Assistant(Message<'a>),
+    System(SystemRec<'a>),
+    Info {
+        topic: String,
+        data: Box<RawValue>,
+    },
+    /// A known record type in a form this parser does not map (an unknown
+    /// `system` subtype).
+    Raw,
+}
+
+struct SystemRec<'a> {
+    /// One of [`READABLE_SYSTEM`], or `None` for a record without subtype.
+    subtype: Option<&'static str>,
+    content: Option<Cow<'a, str>>,
+    level: Option<Cow<'a, str>>,
+    error: Option<&'a RawValue>,
+    retry_attempt: Option<u64>,
+    max_retries: Option<u64>,
+}
+
+/// `system` subtypes shown as messages.
+const READABLE_SYSTEM: [&str; 4] = [
+    "api_error",
+    "informational",
+    "compact_boundary",
+    "local_command",
+];
+/// `system` subtypes kept as `provider.info`.
+const META_SYSTEM: [&str; 2] = ["turn_duration", "stop_hook_summary"];
+
+fn decode<'a>(ty: &str, env: &Envelope<'a>, line: &str) -> Result<Decoded<'a>, Malformed> {
+    let whole = || raw_from_str(line);
+    Ok(match ty {
+        "user" | "assistant" => {
+            let raw = env
+                .message
+                .ok_or_else(|| wrong_shape("`message` is missing or null"))?;
+            let msg: Message = serde_json::from_str(raw.get())
+                .map_err(|e| Malformed::WrongShape(format!("`message`: {e}")))?;
+            if ty == "user" {
+                Decoded::User(msg)
+            } else {
+                Decoded::Assistant(msg)
+            }
+        }
+        "system" => {
+            let subtype = env.subtype.as_deref();
+            if let Some(s) = subtype.filter(|s| META_SYSTEM.contains(s)) {
+                return Ok(Decoded::Info {
+                    topic: s.to_owned(),
+                    data: whole(),
+                });
+            }
+            let known = match subtype {
+                None => None,
+                Some(s) => match READABLE_SYSTEM.iter().copied().find(|k| *k == s) {
+                    Some(k) => Some(k),
+                    None => return Ok(Decoded::Raw),
+                },
+            };
+            let rec = SystemRec {
+                subtype: known,
+                content: opt_field(env.content, "content")?,
+                level: opt_field(env.level, "level")?,
+                error: env.error,
+                retry_attempt: opt_field(env.retry_attempt, "retryAttempt").unwrap_or(None),
+                max_retries: opt_field(env.max_retries, "maxRetries").unwrap_or(None),
+            };
+            if known.is_none() && rec.content.is_none() {
+                // No subtype and nothing to read.
+                return Ok(Decoded::Raw);
+            }
+            Decoded::System(rec)
+        }
+        "ai-title" => {
+            let title: Option<Cow<str>> = opt_field(env.ai_title, "aiTitle")?;
+            let title = title.ok_or_else(|| wrong_shape("`aiTitle` is missing"))?;
+            Decoded::Info {
+                topic: "title".to_owned(),
+                data: raw_json(&title),
+            }
+        }
+        "progress" => {
+            let head: Option<TypeOnly> = opt_field(env.data, "data")?;
+            Decoded::Info {
+                topic: head
+                    .and_then(|h| h.ty)
+                    .map_or_else(|| "progress".to_owned(), Cow::into_owned),
+                data: whole(),
+            }
+        }
+        "attachment" => {
+            let head: Option<TypeOnly> = opt_field(env.attachment, "attachment")?;
+            Decoded::Info {
+                topic: match head.and_then(|h| h.ty) {
+                    Some(t) => format!("attachment/{t}"),
+                    None => "attachment".to_owned(),
+                },
+                data: whole(),
+            }
+        }
+        other => Decoded::Info {
+            topic: info_topic(other).to_owned(),
+            data: whole(),
+        },
+    })
+}
+
+/// `provider.info` topic of a bookkeeping record type.
+fn info_topic(ty: &str) -> &'static str {
+    match ty {
+        "summary" => "summary",
+        "agent-name" => "agent_name",
+        "last-prompt" => "last_prompt",
+        "permission-mode" => "permission_mode",
+        "file-history-snapshot" => "file_history_snapshot",
+        "queue-operation" => "queue_operation",
+        _ => "record",
+    }
+}
+
+impl ClaudeParser {
+    /// The line did not fit [`Envelope`]: not JSON, or JSON of the wrong shape.
+    fn unparsed(
+        &mut self,
+        offset: u64,
+        line: &str,
+        err: &serde_json::Error,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
+        let m = Malformed::from_json_error(line.as_bytes(), err);
+        if !matches!(m, Malformed::WrongShape(_)) {
+            return Err(m);
+        }
+        // Valid JSON: an unknown record type is kept raw whatever its
+        // fields look like; a known one with wrong-shaped fields is skipped.
+        match serde_json::from_str::<Head>(line) {
+            Ok(Head { ty: Some(ty) }) if !KNOWN_TYPES.contains(&ty.as_ref()) => {
+                self.emit_unknown(offset, line, &ty, out);
+                Ok(())
+            }
+            Ok(Head { ty: None }) => {
+                self.emit_unknown(offset, line, "unknown", out);
+                Ok(())
+            }
+            _ => Err(m),
+        }
+    }
+
+    fn emit_unknown(&mut self, offset: u64, line: &str, ty: &str, out: &mut dyn FnMut(Event)) {
+        let mut em = Emitter {
+            base_id: format!("{}:{offset}", self.ctx.file_tag),
+            n: 0,
+            session_id: self.session_id(None),
+            timestamp: None,
+            turn_id: None,
+            subagent: self.ctx.subagent.clone(),
+            source: Source {
+                record: ty.to_owned(),
+                offset,
+                file: Some(self.ctx.file_tag.clone()),
+            },
+            out,
+        };
+        em.raw(line, None);
+    }
+
+    fn session_id(&mut self, from_record: Option<&str>) -> String {
+        if let Some(s) = from_record {
+            if self.state.session.as_deref() != Some(s) {
+                self.state.session = Some(s.to_owned());
+            }
+            return s.to_owned();
+        }
+        self.state
+            .session
+            .clone()
+            .unwrap_or_else(|| self.ctx.session_hint.clone())
+    }
+
+    fn emitter<'o>(
+        &mut self,
+        offset: u64,
+        env: &Envelope,
+        ty: &str,
+        decoded: &Decoded,
+        out: &'o mut dyn FnMut(Event),
+    ) -> Emitter<'o> {
+        let subagent = match (&self.ctx.subagent, env.is_sidechain) {
+            (Some(s), _) => Some(s.clone()),
+            (None, Some(true)) => Some(match env.agent_id.as_deref() {
+                Some(id) => subagent_for(id),
+                None => Subagent {
+                    id: None,
+                    label: None,
+                },
+            }),
+            (None, _) => None,
+        };
+        let record = match (ty, decoded) {
+            ("system", _) => match env.subtype.as_deref() {
+                Some(s) => format!("system/{s}"),
+                None => "system".to_owned(),
+            },
+            ("progress", Decoded::Info { topic, .. }) if topic != "progress" => {
+                format!("progress/{topic}")
+            }
+            // Already `attachment/<type>`.
+            ("attachment", Decoded::Info { topic, .. }) => topic.clone(),
+            _ => ty.to_owned(),
+        };
+        Emitter {
+            base_id: match env.uuid.as_deref() {
+                Some(u) if !u.is_empty() => u.to_owned(),
+                _ => format!("{}:{offset}", self.ctx.file_tag),
+            },
+            n: 0,
+            session_id: self.session_id(env.session_id.as_deref()),
+            timestamp: env.timestamp.as_deref().map(str::to_owned),
+            turn_id: env.prompt_id.as_deref().map(str::to_owned),
+            subagent,
+            source: Source {
+                record,
+                offset,
+                file: Some(self.ctx.file_tag.clone()),
+            },
+            out,
+        }
+    }
+
+    fn user(&mut self, env: &Envelope, msg: &Message, em: &mut Emitter) -> Result<(), Malformed> {
+        let flags = UserFlags {
+            meta: env.is_meta == Some(true),
+            compact: env.is_compact_summary == Some(true),
+            sidechain: em.subagent.is_some(),
+        };
+        let mut human = Human::default();
+        match &msg.content {
+            Content::Text(t) => user_text(Cow::Borrowed(t.as_ref()), flags, &mut human),
+            Content::Blocks(b) => {
+                for (raw, block) in parse_blocks(b)? {
+                    let Some(block) = block else {
+                        human.push(Pending::Raw(raw));
+                        continue;
+                    };
+                    match block.ty.as_ref() {
+                        "text" => user_text(block.text.unwrap_or_default(), flags, &mut human),
+                        "image" | "document" => human.attach(),
+                        _ => human.push(Pending::Block(raw, Box::new(block))),
+                    }
+                }
+            }
+        }
+        human.finish(self, em)
+    }
+
+    fn assistant(
+        &mut self,
+        env: &Envelope,
+        msg: &Message,
+        em: &mut Emitter,
+    ) -> Result<(), Malformed> {
+        let model = msg.model.as_deref();
+        let synthetic = model == Some("<synthetic>");
+        let error = env.is_api_error_message == Some(true) || env.error.is_some();
+        let text_payload = |text: &str| -> Payload {
+            if error || (synthetic && text.starts_with("API Error")) {
+                Payload::SystemMessage {
+                    category: SystemCategory::Error,
+                    text: text.to_owned(),
+                }
+            } else if synthetic {
+                Payload::SystemMessage {
+                    category: SystemCategory::Notice,
+                    text: text.to_owned(),
+                }
+            } else {
+                Payload::AssistantMessage {
+                    text: text.to_owned(),
+                }
+            }
+        };
+        let blocks = match &msg.content {
+            Content::Text(t) => {
+                em.emit(text_payload(t), model);
+                return Ok(());
+            }
+            Content::Blocks(b) => parse_blocks(b)?,
+        };
+        for (raw, block) in blocks {
+            let Some(block) = block else {
+                em.raw(raw.get(), model);
+                continue;
+            };
+            match block.ty.as_ref() {
+                "text" => {
+                    let text = block.text.as_deref().unwrap_or_default();
+                    em.emit(text_payload(text), model);
+                }
+                "thinking" => {
+                    let text = block.thinking.as_deref().unwrap_or_default();
+                    em.emit(
+                        Payload::Thinking {
+                            text: text.to_owned(),
+                        },
+                        model,
+                    );
+                }
+                // Images in assistant content are not a thing the corpus
+                // shows; keep them raw rather than invent a rendering.
+                "image" | "document" => em.raw(raw.get(), model),
+                _ => self.common_block(raw, &block, model, em)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Tool calls and results, wherever they appear.
+    fn common_block(
+        &mut self,
+        raw: &RawValue,
+        block: &Block,
+        model: Option<&str>,
+        em: &mut Emitter,
+    ) -> Result<(), Malformed> {
+        match block.ty.as_ref() {
+            "tool_use" => {
+                let id = block
+                    .id
+                    .as_deref()
+                    .ok_or_else(|| wrong_shape("`tool_use` without `id`"))?;
+                let name = block
+                    .name
+                    .as_deref()
+                    .ok_or_else(|| wrong_shape("`tool_use` without `name`"))?;
+                if DECISION_TOOLS.contains(&name) {
+                    self.state.pending_prompts.insert(id.to_owned());
+                    em.emit(
+                        Payload::DecisionPrompt {
+                            prompt_id: id.to_owned(),
+                            name: name.to_owned(),
+                            text: decision_text(name, block.input),
+                        },
+                        model,
+                    );
+                } else {
+                    em.emit(
+                        Payload::ToolCall {
+                            tool_call_id: id.to_owned(),
+                            name: name.to_owned(),
+                            input: block.input.map_or_else(null_raw, |r| raw_from_str(r.get())),
+                        },
+                        model,
+                    );
+                }
+            }
+            "tool_result" => {
+                let id = block
+                    .tool_use_id
+                    .as_deref()
+                    .ok_or_else(|| wrong_shape("`tool_result` without `tool_use_id`"))?;
+                let output = flatten(block.content.as_ref());
+                if self.state.pending_prompts.remove(id) {
+                    em.emit(
+                        Payload::DecisionResponse {
+                            prompt_id: id.to_owned(),
+                            text: output,
+                        },
+                        model,
+                    );
+                } else {
+                    em.emit(
+                        Payload::ToolResult {
+                            tool_call_id: id.to_owned(),
+                            output,
+                            is_error: block.is_error == Some(true),
+                        },
+                        model,
+                    );
+                }
+            }
+            _ => em.raw(raw.get(), model),
+        }
+        Ok(())
+    }
+}
+
+/// Parse every block of a content array up front. `None` marks a block of
+/// an unknown type (kept raw); a known block with wrong-shaped fields, or an
+/// element that is not a block at all, makes the line malformed.
+fn parse_blocks<'a>(
+    raws: &[&'a RawValue],
+) -> Result<Vec<(&'a RawValue, Option<Block<'a>>)>, Malformed> {
+    raws.iter()
+        .map(|&raw| match serde_json::from_str::<Block>(raw.get()) {
+            Ok(b) if KNOWN_BLOCKS.contains(&b.ty.as_ref()) => {
+                check_block(&b)?;
+                Ok((raw, Some(b)))
+            }
+            Ok(_) => Ok((raw, None)),
+            Err(e) => match serde_json::from_str::<Head>(raw.get()) {
+                Ok(Head { ty: Some(t) }) if !KNOWN_BLOCKS.contains(&t.as_ref()) => Ok((raw, None)),
+                _ => Err(Malformed::WrongShape(format!("content block: {e}"))),
+            },
+        })
+        .collect()
+}
+
+/// Required fields of known blocks.
+fn check_block(b: &Block) -> Result<(), Malformed> {
+    match b.ty.as_ref() {
+        "text" if b.text.is_none() => Err(wrong_shape("`text` block without `text`")),
+        "tool_use" if b.id.is_none() || b.name.is_none() => {
+            Err(wrong_shape("`tool_use` block without `id` or `name`"))
+        }
+        "tool_result" if b.tool_use_id.is_none() => {
+            Err(wrong_shape("`tool_result` block without `tool_use_id`"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Tool output as text: strings as they are, arrays of blocks joined by
+/// newlines (text blocks' text, placeholders for images and tool
+/// references, raw JSON for anything else).
+fn flatten(content: Option<&Content>) -> String {
+    match content {
+        None => String::new(),
+        Some(Content::Text(t)) => t.as_ref().to_owned(),
+        Some(Content::Blocks(blocks)) => {
+            let mut out = String::new();
+            for (i, raw) in blocks.iter().enumerate() {
+                if i > 0 {
+                    out.push('\n');
+                }
+                match serde_json::from_str::<Block>(raw.get()) {
+                    Ok(b) => match (b.ty.as_ref(), &b.text, &b.tool_name) {
+                        ("text", Some(t), _) => out.push_str(t),
+                        ("image", _, _) => out.push_str("[image]"),
+                        ("tool_reference", _, Some(name)) => {
+                            out.push_str("[tool reference: ");
+                            out.push_str(name);
+                            out.push(']');
+                        }
+                        _ => out.push_str(raw.get()),
+                    },
+                    Err(_) => out.push_str(raw.get()),
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Readable text of a decision prompt: the plan, or the questions with
+/// their options; the raw input when it has neither.
+fn decision_text(name: &str, input: Option<&RawValue>) -> String {
+    #[derive(Deserialize)]
+    struct Input {
+        #[serde(default)]
+        plan: Option<String>,
+        #[serde(default)]
+        questions: Option<Vec<Question>>,
+    }
+    #[derive(Deserialize)]
+    struct Question {
+        #[serde(default)]
+        question: Option<String>,
+        #[serde(default)]
+        options: Vec<Choice>,
+    }
+    #[derive(Deserialize)]
+    struct Choice {
+        #[serde(default)]
+        label: Option<String>,
+        #[serde(default)]
+        description: Option<String>,
+    }
+    let Some(raw) = input else {
+        return String::new();
+    };
+    let parsed: Option<Input> = serde_json::from_str(raw.get()).ok();
+    match parsed {
+        Some(Input {
+            plan: Some(plan), ..
+        }) if name == "ExitPlanMode" => plan,
+        Some(Input {
+            questions: Some(qs),
+            ..
+        }) if !qs.is_empty() => {
+            let mut parts = Vec::with_capacity(qs.len());
+            for q in qs {
+                let mut s = q.question.unwrap_or_default();
+                for c in q.options {
+                    s.push_str("\n- ");
+                    s.push_str(c.label.as_deref().unwrap_or_default());
+                    if let Some(d) = c.description.filter(|d| !d.is_empty()) {
+                        s.push_str(": ");
+                        s.push_str(&d);
+                    }
+                }
+                parts.push(s);
+            }
+            parts.join("\n\n")
+        }
+        _ => raw.get().to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// User text classification.
+
+#[derive(Clone, Copy)]
+struct UserFlags {
+    meta: bool,
+    compact: bool,
+    sidechain: bool,
+}
+
+/// What one user record turns into, in order, before it is emitted. The
+/// human's words (all text parts and attachments) become one
+/// `user.message`, placed where their first part was.
+#[derive(Default)]
+struct Human<'t> {
+    pending: Vec<Pending<'t>>,
+    parts: Vec<String>,
+    attachments: u32,
+    slot: bool,
+}
+
+enum Pending<'t> {
+    System(SystemCategory, Cow<'t, str>),
+    Block(&'t RawValue, Box<Block<'t>>),
+    Raw(&'t RawValue),
+    /// Where the `user.message` goes.
+    Human,
+}
+
+impl<'t> Human<'t> {
+    fn push(&mut self, p: Pending<'t>) {
+        self.pending.push(p);
+    }
+
+    fn text(&mut self, text: String) {
+        self.mark();
+        self.parts.push(text);
+    }
+
+    fn attach(&mut self) {
+        self.mark();
+        self.attachments += 1;
+    }
+
+    fn mark(&mut self) {
+        if !self.slot {
+            self.slot = true;
+            self.pending.push(Pending::Human);
+        }
+    }
+
+    fn finish(self, parser: &mut ClaudeParser, em: &mut Emitter) -> Result<(), Malformed> {
+        let mut message = Some(Payload::UserMessage {
+            text: self.parts.join("\n\n"),
+            attachments: self.attachments,
+        });
+        for p in self.pending {
+            match p {
+                Pending::System(category, text) => em.system(category, text),
+                Pending::Block(raw, block) => parser.common_block(raw, &block, None, em)?,
+                Pending::Raw(raw) => em.raw(raw.get(), None),
+                // Subagent prompts are classified before they get here; an
+                // attachment alone in subagent work is not the human's message.
+                Pending::Human if em.subagent.is_some() => {}
+                Pending::Human => {
+                    if let Some(m) = message.take() {
+                        em.emit(m, None);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Leading markers of text the agent wrote into the user role.
+const WRAPPERS: [(&str, SystemCategory); 11] = [
+    ("<command-name>", SystemCategory::CommandWrapper),
+    ("<command-message>", SystemCategory::CommandWrapper),
+    ("<command-args>", SystemCategory::CommandWrapper),
+    ("<local-command-caveat>", SystemCategory::CommandWrapper),
+    ("<local-command-stdout>", SystemCategory::CommandWrapper),
+    ("<local-command-stderr>", SystemCategory::CommandWrapper),
+    ("<bash-input>", SystemCategory::UserShell),
+    ("<bash-stdout>", SystemCategory::UserShell),
+    ("<bash-stderr>", SystemCategory::UserShell),
+    ("[Request interrupted by user", SystemCategory::Notice),
+    ("Stop hook feedback:", SystemCategory::Notice),
+];
+
+/// Classify one user text (a string content or one `text` block) into
+/// agent-written parts and the human's words.
+fn user_text<'t>(text: Cow<'t, str>, flags: UserFlags, human: &mut Human<'t>) {
+    let parts = match &text {
+        Cow::Borrowed(t) => classify_text(t, flags),
+        Cow::Owned(t) => classify_text(t, flags)
+            .into_iter()
+            .map(|(c, s)| (c, Cow::Owned(s.into_owned())))
+            .collect(),
+    };
+    for (category, t) in parts {
+        match category {
+            Some(category) => human.push(Pending::System(category, t)),
+            None => human.text(t.into_owned()),
+        }
+    }
+}
+
+/// The parts of one user text: a system category, or `None` for the
+/// human's words.
+fn classify_text(text: &str, flags: UserFlags) -> Vec<(Option<SystemCategory>, Cow<'_, str>)> {
+    if flags.compact {
+        return vec![(Some(SystemCategory::Compaction), Cow::Borrowed(text))];
+    }
+    split_blocks(text)
+        .into_iter()
+        .map(|piece| match piece {
+            Piece::Block(category, t) => (Some(category), Cow::Borrowed(t)),
+            Piece::Rest(t) => match rest_category(&t, flags) {
+                Some(category) => (Some(category), t),
+                None if flags.sidechain => (Some(SystemCategory::SubagentPrompt), t),
+                None => (None, t),
+            },
+        })
+        .collect()
+}
+
+/// The category of text outside wrapper blocks, `None` for plain text.
+fn rest_category(text: &str, flags: UserFlags) -> Option<SystemCategory> {
+    let t = text.trim_start();
+    WRAPPERS
+        .iter()
+        .find(|(prefix, _)| t.starts_with(prefix))
+        .map(|(_, c)| *c)
+        .or(flags.meta.then_some(SystemCategory::CommandWrapper))
+}
+
+enum Piece<'t> {
+    /// A `<system-reminder>` or `<ide_…>` block.
+    Block(SystemCategory, &'t str),
+    /// Everything else, in one piece.
+    Rest(Cow<'t, str>),
+}
+
+/// Longest wrapper tag name looked for.
+const MAX_TAG: usize = 64;
+
+/// A wrapper block opening at the start of `s`: its category and tag name.
+fn wrapper_at(s: &str) -> Option<(SystemCategory, &str)> {
+    let rest = s.strip_prefix('<')?;
+    // Tag names are short; looking further would make long texts with many
+    // `<`-led lines quadratic.
+    let end = rest.bytes().take(MAX_TAG).position(|b| b == b'>')?;
+    let name = &rest[..end];
+    if name == "system-reminder" {
+        return Some((SystemCategory::InjectedContext, name));
+    }
+    let ide = name.strip_prefix("ide_")?;
+    (!ide.is_empty() && ide.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .then_some((SystemCategory::IdeContext, name))
+}
+
+/// Cut `<system-reminder>…</system-reminder>` and `<ide_…>…</ide_…>` blocks
+/// that start a line out of `text`. The text between them is joined into
+/// one [`Piece::Rest`], placed where its first part was; it is trimmed
+/// when blocks were cut, and dropped when blank. Text without blocks comes
+/// back whole and untouched.
+fn split_blocks(text: &str) -> Vec<Piece<'_>> {
+    let mut blocks: Vec<(usize, usize, SystemCategory)> = Vec::new();
+    let mut pos = 0;
+    while pos < text.len() {
+        let here = &text[pos..];
+        if let Some((category, name)) = wrapper_at(here) {
+            let close = format!("</{name}>");
+            let end = here
+                .find(&close)
+                .map_or(text.len(), |i| pos + i + close.len());
+            blocks.push((pos, end, category));
+            pos = end;
+            continue;
+        }
+        match here.find('\n') {
+            Some(i) => pos += i + 1,
+            None => break,
+        }
+    }
+    if blocks.is_empty() {
+        return vec![Piece::Rest(Cow::Borrowed(text))];
+    }
+    let mut pieces = Vec::with_capacity(blocks.len() + 1);
+    let mut rest: Vec<&str> = Vec::new();
+    let mut rest_at = None;
+    let mut prev_end = 0;
+    for &(start, end, category) in &blocks {
+        let between = text[prev_end..start].trim();
+        if !between.is_empty() {
+            rest_at.get_or_insert(pieces.len());
+            rest.push(between);
+        }
+        pieces.push(Piece::Block(category, &text[start..end]));
+        prev_end = end;
+    }
+    let tail = text[prev_end..].trim();
+    if !tail.is_empty() {
+        rest_at.get_or_insert(pieces.len());
+        rest.push(tail);
+    }
+    if let Some(at) = rest_at {
+        let joined = match rest.as_slice() {
+            [one] => Cow::Borrowed(*one),
+            many => Cow::Owned(many.join("\n\n")),
+        };
+        pieces.insert(at, Piece::Rest(joined));
+    }
+    pieces
+}
+
+// ---------------------------------------------------------------------------
+// System records.
+
+fn system(rec: SystemRec, line: &str, em: &mut Emitter) {
+    let content = rec.content.as_deref().unwrap_or_default();
+    match rec.subtype {
+        Some("api_error") => em.system(SystemCategory::Error, api_error_text(&rec)),
+        Some("compact_boundary") => em.system(
+            SystemCategory::Compaction,
+            if content.is_empty() {
+                "Conversation compacted"
+            } else {
+                content
+            },
+        ),
+        Some("local_command") => em.system(SystemCategory::CommandWrapper, content),
+        Some("informational") | None => {
+            let category = if rec.level.as_deref() == Some("error") {
+                SystemCategory::Error
+            } else {
+                SystemCategory::Notice
+            };
+            em.system(category, content);
+        }
+        // `decode` only lets the subtypes above through.
+        Some(_) => em.raw(line, None),
+    }
+}
+
+/// `API error 429: <message> (retry 1/10)` from an `api_error` record.
+fn api_error_text(rec: &SystemRec) -> String {
+    let err: Option<serde_json::Value> = rec.error.and_then(|r| serde_json::from_str(r.get()).ok());
+    let status = err
+        .as_ref()
+        .and_then(|e| e.get("status"))
+        .and_then(serde_json::Value::as_u64);
+    // The provider nests the message one to three `error` objects deep.
+    let mut message = None;
+    let mut cur = err.as_ref();
+    while let Some(v) = cur {
+        if let Some(m) = v.get("message").and_then(serde_json::Value::as_str) {
+            message = Some(m.to_owned());
+            break;
+        }
+        cur = v.get("error");
+    }
+    let mut text = String::from("API error");
+    if let Some(s) = status {
+        text.push_str(&format!(" {s}"));
+    }
+    match (message, rec.content.as_deref()) {
+        (Some(m), _) => text.push_str(&format!(": {m}")),
+        (None, Some(c)) if !c.is_empty() => text.push_str(&format!(": {c}")),
+        _ => {}
+    }
+    if let (Some(a), Some(m)) = (rec.retry_attempt, rec.max_retries) {
+        text.push_str(&format!(" (retry {a}/{m})"));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Kind;
+
+    fn main_ctx() -> FileCtx {
+        FileCtx {
+            provider: ID,
+            file_tag: "s1".into(),
+            session_hint: "s1".into(),
+            subagent: None,
+        }
+    }
+
+    /// Parse lines as one file; returns the events and per-line results.
+    fn run_ctx(ctx: FileCtx, lines: &[&str]) -> (Vec<Event>, Vec<Result<(), Malformed>>) {
+        let mut p = ClaudeParser::new(ctx);
+        let mut events = Vec::new();
+        let mut results = Vec::new();
+        let mut offset = 0u64;
+        for line in lines {
+            results.push(p.record(offset, line.as_bytes(), &mut |e| events.push(e)));
+            offset += line.len() as u64 + 1;
+        }
+        (events, results)
+    }
+
+    fn run(lines: &[&str]) -> Vec<Event> {
+        let (events, results) = run_ctx(main_ctx(), lines);
+        for (i, r) in results.iter().enumerate() {
+            assert!(r.is_ok(), "line {i}: {r:?}");
+        }
+        events
+    }
+
+    fn one(line: &str) -> Event {
+        let mut evs = run(&[line]);
+        assert_eq!(evs.len(), 1, "{evs:#?}");
+        evs.remove(0)
+    }
+
+    fn kinds(evs: &[Event]) -> Vec<&'static str> {
+        evs.iter().map(|e| e.kind().as_str()).collect()
+    }
+
+    fn sys(ev: &Event) -> (SystemCategory, &str) {
+        match &ev.payload {
+            Payload::SystemMessage { category, text } => (*category, text.as_str()),
+            other => panic!("not a system message: {other:?}"),
+        }
+    }
+
+    fn user_text(ev: &Event) -> (&str, u32) {
+        match &ev.payload {
+            Payload::UserMessage { text, attachments } => (text.as_str(), *attachments),
+            other => panic!("not a user message: {other:?}"),
+        }
+    }
+
+    fn user_line(content: &str, extra: &str) -> String {
+        format!(
+            r#"{{"type":"user","uuid":"u1","sessionId":"sess","timestamp":"2026-01-01T00:00:00.000Z"{extra},"message":{{"role":"user","content":{content}}}}}"#
+        )
+    }
+
+    fn assistant_line(blocks: &str, extra: &str) -> String {
+        format!(
+            r#"{{"type":"assistant","uuid":"a1","sessionId":"sess","timestamp":"2026-01-01T00:00:01.000Z"{extra},"message":{{"model":"claude-opus-4-6","role":"assistant","content":{blocks}}}}}"#
+        )
+    }
+
+    // --- discovery -------------------------------------------------------
+
+    const UUID: &str = "0890bead-0ab3-4ee9-98f8-585fd289cc1f";
+
+    #[test]
+    fn classify_main_transcript() {
+        let ctx = Claude
+            .classify(Path::new(&format!("-Users-me-proj/{UUID}.jsonl")))
+            .unwrap();
+        assert_eq!(ctx.session_hint, UUID);
+        assert_eq!(ctx.file_tag, UUID);
+        assert_eq!(ctx.subagent, None);
+        // Absolute paths classify the same way.
+        let abs = format!("/home/me/.claude/projects/-x/{UUID}.jsonl");
+        assert_eq!(Claude.classify(Path::new(&abs)), Some(ctx));
+    }
+
+    #[test]
+    fn classify_subagent_layouts() {
+        let old = Claude
+            .classify(Path::new("-Users-me-proj/agent-ae7f6bd.jsonl"))
+            .unwrap();
+        assert_eq!(old.session_hint, "agent-ae7f6bd");
+        assert_eq!(
+            old.subagent,
+            Some(Subagent {
+                id: Some("ae7f6bd".into()),
+                label: None
+            })
+        );
+        let new = Claude
+            .classify(Path::new(&format!(
+                "-p/{UUID}/subagents/agent-a2207d29b06d6f51b.jsonl"
+            )))
+            .unwrap();
+        assert_eq!(new.session_hint, UUID);
+        assert_eq!(new.file_tag, "agent-a2207d29b06d6f51b");
+        assert_eq!(
+            new.subagent.unwrap().id.as_deref(),
+            Some("a2207d29b06d6f51b")
+        );
+        let aside = Claude
+            .classify(Path::new(&format!(
+                "-p/{UUID}/subagents/agent-aside_question-fcbf929fc3d4fdc0.jsonl"
+            )))
+            .unwrap();
+        assert_eq!(aside.session_hint, UUID);
+        assert_eq!(
+            aside.subagent,
+            Some(Subagent {
+                id: Some("aside_question-fcbf929fc3d4fdc0".into()),
+                label: Some(SIDE_QUESTION_LABEL.into())
+            })
+        );
+    }
+
+    #[test]
+    fn classify_rejects_sidecars_and_strangers() {
+        for p in [
+            format!("-p/{UUID}/subagents/agent-a2207d29b06d6f51b.meta.json"),
+            format!("-p/{UUID}/tool-results/toolu_019Ens3ePi9TkBwX5mDrGEpQ.txt"),
+            format!("-p/{UUID}/tool-results/{UUID}.jsonl"),
+            format!("-p/{UUID}/subagents/{UUID}.jsonl"),
+            "-p/not-a-uuid/subagents/agent-a1.jsonl".to_owned(),
+            "-p/notes.jsonl".to_owned(),
+            "-p/agent-.jsonl".to_owned(),
+            format!("{UUID}.jsonl"),
+            format!("-p/{UUID}.json"),
+            format!("-p/{}.jsonl", &UUID[..35]),
+        ] {
+            assert_eq!(Claude.classify(Path::new(&p)), None, "{p}");
+        }
+    }
+
+    // --- user records -----------------------------------------------------
+
+    #[test]
+    fn typed_prompt_is_a_user_message_with_record_fields() {
+        let ev = one(&user_line(r#""fix the bug""#, r#","promptId":"p1""#));
+        assert_eq!(user_text(&ev), ("fix the bug", 0));
+        assert_eq!(ev.event_id, "u1");
+        assert_eq!(ev.session_id, "sess");
+        assert_eq!(ev.timestamp.as_deref(), Some("2026-01-01T00:00:00.000Z"));
+        assert_eq!(ev.turn_id.as_deref(), Some("p1"));
+        assert_eq!(ev.source.record, "user");
+        assert_eq!(ev.source.file.as_deref(), Some("s1"));
+        assert!(ev.is_human_message());
+    }
+
+    #[test]
+    fn escaped_text_is_unescaped() {
+        let ev = one(&user_line(r#""line one\nline \"two\"""#, ""));
+        assert_eq!(user_text(&ev).0, "line one\nline \"two\"");
+    }
+
+    #[test]
+    fn command_wrappers_and_meta_are_not_human() {
+        for (content, extra, category) in [
+            (
+                r#""<command-name>/clear</command-name>\n<command-message>clear</command-message>\n<command-args></command-args>""#,
+                "",
+                SystemCategory::CommandWrapper,
+            ),
+            (
+                r#""<local-command-caveat>Caveat: generated by local commands</local-command-caveat>""#,
+                r#","isMeta":true"#,
+                SystemCategory::CommandWrapper,
+            ),
+            (
+                r#""<local-command-stdout>Set model</local-command-stdout>""#,
+                "",
+                SystemCategory::CommandWrapper,
+            ),
+            (
+                r#""Continue from where you left off.""#,
+                r#","isMeta":true"#,
+                SystemCategory::CommandWrapper,
+            ),
+            (
+                r#"[{"type":"text","text":"Base directory for this skill: /x\n::record"}]"#,
+                r#","isMeta":true"#,
+                SystemCategory::CommandWrapper,
+            ),
+            (
+                r#""<bash-input>ls</bash-input>""#,
+                "",
+                SystemCategory::UserShell,
+            ),
+            (
+                r#""<bash-stdout>a\nb</bash-stdout><bash-stderr></bash-stderr>""#,
+                "",
+                SystemCategory::UserShell,
+            ),
+            (
+                r#"[{"type":"text","text":"[Request interrupted by user for tool use]"}]"#,
+                "",
+                SystemCategory::Notice,
+            ),
+            (
+                r#""Stop hook feedback:\n- run the tests""#,
+                r#","isMeta":true"#,
+                SystemCategory::Notice,
+            ),
+            (
+                r#""This session is being continued from a previous conversation.""#,
+                r#","isCompactSummary":true,"isVisibleInTranscriptOnly":true"#,
+                SystemCategory::Compaction,
+            ),
+        ] {
+            let ev = one(&user_line(content, extra));
+            assert_eq!(sys(&ev).0, category, "{content}");
+            assert!(!ev.is_human_message());
+        }
+    }
+
+    #[test]
+    fn compact_summary_is_not_split() {
+        // Even a reminder inside a summary stays part of the summary.
+        let ev = one(&user_line(
+            r#""Summary:\n<system-reminder>x</system-reminder>\nmore""#,
+            r#","isCompactSummary":true"#,
+        ));
+        assert_eq!(
+            sys(&ev),
+            (
+                SystemCategory::Compaction,
+                "Summary:\n<system-reminder>x</system-reminder>\nmore"
+            )
+        );
+    }
+
+    #[test]
+    fn ide_blocks_are_split_from_the_prompt() {
+        let evs = run(&[&user_line(
+            r#"[{"type":"text","text":"<ide_selection>The user selected lines 1 to 2</ide_selection>"},{"type":"text","text":"Can we use destructuring here?"}]"#,
+            "",
+        )]);
+        assert_eq!(kinds(&evs), ["system.message", "user.message"]);
+        assert_eq!(sys(&evs[0]).0, SystemCategory::IdeContext);
+        assert_eq!(user_text(&evs[1]).0, "Can we use destructuring here?");
+        assert_eq!(evs[0].event_id, "u1");
+        assert_eq!(evs[1].event_id, "u1#1");
+    }
+
+    #[test]
+    fn reminders_inside_one_text_are_cut_out() {
+        let evs = run(&[&user_line(
+            r#""<ide_opened_file>The user opened a.rs</ide_opened_file>\nplease look\n<system-reminder>\n::stop\n</system-reminder>\nat it""#,
+            "",
+        )]);
+        assert_eq!(
+            kinds(&evs),
+            ["system.message", "user.message", "system.message"]
+        );
+        assert_eq!(
+            sys(&evs[0]),
+            (
+                SystemCategory::IdeContext,
+                "<ide_opened_file>The user opened a.rs</ide_opened_file>"
+            )
+        );
+        assert_eq!(user_text(&evs[1]).0, "please look\n\nat it");
+        assert_eq!(
+            sys(&evs[2]),
+            (
+                SystemCategory::InjectedContext,
+                "<system-reminder>\n::stop\n</system-reminder>"
+            )
+        );
+    }
+
+    #[test]
+    fn unclosed_reminder_swallows_the_rest() {
+        let evs = run(&[&user_line(r#""<system-reminder>no end\n::stop""#, "")]);
+        assert_eq!(kinds(&evs), ["system.message"]);
+        assert_eq!(sys(&evs[0]).0, SystemCategory::InjectedContext);
+    }
+
+    #[test]
+    fn tags_in_the_middle_of_a_line_stay_text() {
+        let ev = one(&user_line(r#""what does <system-reminder> mean?""#, ""));
+        assert_eq!(user_text(&ev).0, "what does <system-reminder> mean?");
+        let ev = one(&user_line(r#""<ide_>x</ide_>""#, ""));
+        assert!(ev.is_human_message());
+    }
+
+    #[test]
+    fn many_lines_opening_with_angle_brackets_stay_linear() {
+        // 40 000 lines led by `<` with no `>` anywhere: each line start must
+        // not scan the rest of the text.
+        let text = "<x\n".repeat(40_000);
+        let line = user_line(&serde_json::to_string(&text).unwrap(), "");
+        let ev = one(&line);
+        assert_eq!(user_text(&ev).0, text);
+    }
+
+    #[test]
+    fn images_are_attachments() {
+        let ev = one(&user_line(
+            r#"[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBO"}},{"type":"text","text":"[Image #1]\n\nlook"}]"#,
+            "",
+        ));
+        assert_eq!(user_text(&ev), ("[Image #1]\n\nlook", 1));
+        let ev = one(&user_line(
+            r#"[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBO"}}]"#,
+            "",
+        ));
+        assert_eq!(user_text(&ev), ("", 1));
+    }
+
+    #[test]
+    fn several_human_blocks_make_one_message() {
+        let evs = run(&[&user_line(
+            r#"[{"type":"text","text":"one"},{"type":"image","source":{}},{"type":"text","text":"two"}]"#,
+            "",
+        )]);
+        assert_eq!(kinds(&evs), ["user.message"]);
+        assert_eq!(user_text(&evs[0]), ("one\n\ntwo", 1));
+    }
+
+    #[test]
+    fn inline_sidechain_prompt_is_a_subagent_prompt() {
+        let ev = one(&user_line(
+            r#""Remove all React files""#,
+            r#","isSidechain":true,"parentUuid":null"#,
+        ));
+        assert_eq!(
+            sys(&ev),
+            (SystemCategory::SubagentPrompt, "Remove all React files")
+        );
+        assert_eq!(
+            ev.subagent,
+            Some(Subagent {
+                id: None,
+                label: None
+            })
+        );
+        assert!(!ev.is_human_message());
+    }
+
+    #[test]
+    fn subagent_file_marks_every_event() {
+        let ctx = Claude
+            .classify(Path::new(&format!("-p/{UUID}/subagents/agent-abc.jsonl")))
+            .unwrap();
+        let (evs, results) = run_ctx(
+            ctx,
+            &[
+                // No isSidechain flag: the file alone makes it subagent work.
+                &user_line(r#""Find the API endpoints""#, ""),
+                &assistant_line(r#"[{"type":"text","text":"Found 3."}]"#, ""),
+                r#"{"type":"file-history-snapshot","messageId":"m","snapshot":{}}"#,
+            ],
+        );
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(sys(&evs[0]).0, SystemCategory::SubagentPrompt);
+        for ev in &evs {
+            assert_eq!(
+                ev.subagent.as_ref().and_then(|s| s.id.as_deref()),
+                Some("abc")
+            );
+            assert!(!ev.is_human_message());
+        }
+        // Records without sessionId take the last one seen.
+        assert_eq!(evs[2].session_id, "sess");
+    }
+
+    #[test]
+    fn side_question_agent_id_sets_the_label() {
+        let evs = run(&[&user_line(
+            r#""<system-reminder>This is a side question from the user.</system-reminder>\n\nwhat is X?""#,
+            r#","isSidechain":true,"agentId":"aside_question-fcbf929fc3d4fdc0""#,
+        )]);
+        assert_eq!(kinds(&evs), ["system.message", "system.message"]);
+        assert_eq!(sys(&evs[0]).0, SystemCategory::InjectedContext);
+        assert_eq!(sys(&evs[1]), (SystemCategory::SubagentPrompt, "what is X?"));
+        assert_eq!(
+            evs[1].subagent.as_ref().and_then(|s| s.label.as_deref()),
+            Some(SIDE_QUESTION_LABEL)
+        );
+    }
+
+    #[test]
+    fn empty_user_content_is_kept_raw() {
+        let ev = one(&user_line("[]", ""));
+        assert_eq!(ev.kind(), Kind::ProviderRaw);
+        assert_eq!(ev.event_id, "u1");
+    }
+
+    // --- tools and decisions --------------------------------------------
+
+    #[test]
+    fn tool_call_and_result_share_the_id() {
+        let evs = run(&[
+            &assistant_line(
+                r#"[{"type":"tool_use","id":"toolu_1","name":"Bash","input":{"command":"ls -la"},"caller":{"type":"direct"}}]"#,
+                "",
+            ),
+            &user_line(
+                r#"[{"tool_use_id":"toolu_1","type":"tool_result","content":"a\nb","is_error":false}]"#,
+                r#","toolUseResult":{"stdout":"a\nb"}"#,
+            ),
+            &user_line(
+                r#"[{"type":"tool_result","tool_use_id":"toolu_2","content":[{"type":"text","text":"x"},{"type":"tool_reference","tool_name":"WebFetch"},{"type":"image","source":{}},{"type":"mystery","n":1}],"is_error":true}]"#,
+                "",
+            ),
+        ]);
+        assert_eq!(
+            kinds(&evs),
+            [
+                "assistant.tool.call",
+                "assistant.tool.result",
+                "assistant.tool.result"
+            ]
+        );
+        match &evs[0].payload {
+            Payload::ToolCall {
+                tool_call_id,
+                name,
+                input,
+            } => {
+                assert_eq!((tool_call_id.as_str(), name.as_str()), ("toolu_1", "Bash"));
+                assert_eq!(input.get(), r#"{"command":"ls -la"}"#);
+            }
+            p => panic!("{p:?}"),
+        }
+        assert_eq!(evs[0].model.as_deref(), Some("claude-opus-4-6"));
+        match &evs[1].payload {
+            Payload::ToolResult {
+                tool_call_id,
+                output,
+                is_error,
+            } => {
+                assert_eq!(
+                    (tool_call_id.as_str(), output.as_str(), *is_error),
+                    ("toolu_1", "a\nb", false)
+                );
+            }
+            p => panic!("{p:?}"),
+        }
+        match &evs[2].payload {
+            Payload::ToolResult {
+                output, is_error, ..
+            } => {
+                assert_eq!(
+                    output,
+                    "x\n[tool reference: WebFetch]\n[image]\n{\"type\":\"mystery\",\"n\":1}"
+                );
+                assert!(is_error);
+            }
+            p => panic!("{p:?}"),
+        }
+    }
+
+    #[test]
+    fn plan_approval_is_a_decision() {
+        let evs = run(&[
+            &assistant_line(
+                r##"[{"type":"tool_use","id":"toolu_p","name":"ExitPlanMode","input":{"plan":"# Plan\n1. do it","planFilePath":"/p.md"}}]"##,
+                "",
+            ),
+            &user_line(
+                r#"[{"type":"tool_result","tool_use_id":"toolu_p","content":"User has approved your plan."}]"#,
+                "",
+            ),
+        ]);
+        match (&evs[0].payload, &evs[1].payload) {
+            (
+                Payload::DecisionPrompt {
+                    prompt_id,
+                    name,
+                    text,
+                },
+                Payload::DecisionResponse {
+                    prompt_id: answered,
+                    text: answer,
+                },
+            ) => {
+                assert_eq!(
+                    (prompt_id.as_str(), name.as_str(), text.as_str()),
+                    ("toolu_p", "ExitPlanMode", "# Plan\n1. do it")
+                );
+                assert_eq!(
+                    (answered.as_str(), answer.as_str()),
+                    ("toolu_p", "User has approved your plan.")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn questions_are_a_decision_and_survive_a_state_round_trip() {
+        let mut p = ClaudeParser::new(main_ctx());
+        let mut evs = Vec::new();
+        p.record(
+            0,
+            assistant_line(
+                r#"[{"type":"tool_use","id":"toolu_q","name":"AskUserQuestion","input":{"questions":[{"question":"Which DB?","header":"DB","multiSelect":false,"options":[{"label":"Postgres","description":"relational"},{"label":"Mongo","description":""}]}]}}]"#,
+                "",
+            )
+            .as_bytes(),
+            &mut |e| evs.push(e),
+        )
+        .unwrap();
+        let saved = p.state();
+        assert_eq!(
+            saved,
+            serde_json::json!({"session": "sess", "pending_prompts": ["toolu_q"]})
+        );
+        let mut q = ClaudeParser::new(main_ctx());
+        q.restore(&saved).unwrap();
+        assert_eq!(q.state(), saved);
+        q.record(
+            100,
+            user_line(
+                r#"[{"type":"tool_result","tool_use_id":"toolu_q","content":"User has answered your questions: \"Which DB?\"=\"Postgres\"."}]"#,
+                "",
+            )
+            .as_bytes(),
+            &mut |e| evs.push(e),
+        )
+        .unwrap();
+        assert_eq!(
+            kinds(&evs),
+            ["assistant.decision.prompt", "user.decision.response"]
+        );
+        match &evs[0].payload {
+            Payload::DecisionPrompt { text, .. } => {
+                assert_eq!(text, "Which DB?\n- Postgres: relational\n- Mongo")
+            }
+            p => panic!("{p:?}"),
+        }
+        // Answered: no longer pending.
+        assert_eq!(q.state(), serde_json::json!({"session": "sess"}));
+    }
+
+    #[test]
+    fn restore_rejects_garbage() {
+        let mut p = ClaudeParser::new(main_ctx());
+        assert!(p
+            .restore(&serde_json::json!({"pending_prompts": 3}))
+            .is_err());
+        assert!(p.restore(&serde_json::json!({"bogus": true})).is_err());
+        assert!(p.restore(&serde_json::json!([1])).is_err());
+        assert!(p.restore(&serde_json::json!({})).is_ok());
+    }
+
+    // --- assistant records ----------------------------------------------
+
+    #[test]
+    fn assistant_text_and_thinking() {
+        let evs = run(&[
+            &assistant_line(
+                r#"[{"type":"thinking","thinking":"","signature":"EpkC"}]"#,
+                "",
+            ),
+            &assistant_line(
+                r#"[{"type":"thinking","thinking":"hmm","signature":"EpkC"},{"type":"text","text":"Done."}]"#,
+                "",
+            ),
+        ]);
+        assert_eq!(
+            kinds(&evs),
+            [
+                "assistant.thinking",
+                "assistant.thinking",
+                "assistant.message"
+            ]
+        );
+        assert!(matches!(&evs[0].payload, Payload::Thinking { text } if text.is_empty()));
+        assert!(matches!(&evs[2].payload, Payload::AssistantMessage { text } if text == "Done."));
+        assert_eq!(evs[1].event_id, "a1");
+        assert_eq!(evs[2].event_id, "a1#1");
+        assert!(evs
+            .iter()
+            .all(|e| e.model.as_deref() == Some("claude-opus-4-6")));
+    }
+
+    #[test]
+    fn synthetic_messages_are_system_messages() {
+        let line = r#"{"type":"assistant","uuid":"e1","isApiErrorMessage":true,"error":"rate_limit","message":{"model":"<synthetic>","content":[{"type":"text","text":"You've hit your limit"}]}}"#;
+        assert_eq!(
+            sys(&one(line)),
+            (SystemCategory::Error, "You've hit your limit")
+        );
+        let line = r#"{"type":"assistant","uuid":"e2","message":{"model":"<synthetic>","content":[{"type":"text","text":"API Error: Connection error."}]}}"#;
+        assert_eq!(sys(&one(line)).0, SystemCategory::Error);
+        let line = r#"{"type":"assistant","uuid":"e3","message":{"model":"<synthetic>","content":[{"type":"text","text":"No response requested."}]}}"#;
+        assert_eq!(sys(&one(line)).0, SystemCategory::Notice);
+    }
+
+    #[test]
+    fn unknown_blocks_are_raw() {
+        let evs = run(&[&assistant_line(
+            r#"[{"type":"redacted_thinking","data":"xyz"},{"type":"server_tool_use","id":5},{"type":"text","text":"ok"}]"#,
+            "",
+        )]);
+        assert_eq!(
+            kinds(&evs),
+            ["provider.raw", "provider.raw", "assistant.message"]
+        );
+        match &evs[1].payload {
+            Payload::ProviderRaw { record } => {
+                assert_eq!(record.get(), r#"{"type":"server_tool_use","id":5}"#)
+            }
+            p => panic!("{p:?}"),
+        }
+    }
+
+    // --- system and bookkeeping records ---------------------------------
+
+    #[test]
+    fn system_subtypes() {
+        let cases = [
+            (
+                r#"{"type":"system","subtype":"api_error","uuid":"x","level":"error","error":{"status":429,"headers":{},"error":{"error":{"code":"1311","message":"quota"}}},"retryInMs":586.1,"retryAttempt":1,"maxRetries":10}"#,
+                Some((SystemCategory::Error, "API error 429: quota (retry 1/10)")),
+            ),
+            (
+                r#"{"type":"system","subtype":"informational","uuid":"x","content":"blocked by hook","level":"warning"}"#,
+                Some((SystemCategory::Notice, "blocked by hook")),
+            ),
+            (
+                r#"{"type":"system","subtype":"compact_boundary","uuid":"x","content":"Conversation compacted","compactMetadata":{"trigger":"auto"}}"#,
+                Some((SystemCategory::Compaction, "Conversation compacted")),
+            ),
+            (
+                r#"{"type":"system","subtype":"local_command","uuid":"x","content":"<local-command-stdout></local-command-stdout>"}"#,
+                Some((
+                    SystemCategory::CommandWrapper,
+                    "<local-command-stdout></local-command-stdout>",
+                )),
+            ),
+            (
+                r#"{"type":"system","uuid":"x","content":"Claude Opus 4 limit reached, now using Sonnet 4","level":"warning"}"#,
+                Some((
+                    SystemCategory::Notice,
+                    "Claude Opus 4 limit reached, now using Sonnet 4",
+                )),
+            ),
+            (
+                r#"{"type":"system","uuid":"x","content":"boom","level":"error"}"#,
+                Some((SystemCategory::Error, "boom")),
+            ),
+            (
+                r#"{"type":"system","subtype":"turn_duration","uuid":"x","durationMs":10358}"#,
+                None,
+            ),
+            (
+                r#"{"type":"system","subtype":"stop_hook_summary","uuid":"x","hookCount":1}"#,
+                None,
+            ),
+        ];
+        for (line, want) in cases {
+            let ev = one(line);
+            match want {
+                Some(w) => assert_eq!(sys(&ev), w, "{line}"),
+                None => assert_eq!(ev.kind(), Kind::ProviderInfo, "{line}"),
+            }
+        }
+        let ev = one(r#"{"type":"system","subtype":"turn_duration","uuid":"x","durationMs":1}"#);
+        assert!(
+            matches!(&ev.payload, Payload::ProviderInfo { topic, .. } if topic == "turn_duration")
+        );
+        assert_eq!(ev.source.record, "system/turn_duration");
+        // Unknown subtypes, and no subtype with nothing to read, stay raw.
+        assert_eq!(
+            one(r#"{"type":"system","subtype":"brand_new","content":"x"}"#).kind(),
+            Kind::ProviderRaw
+        );
+        assert_eq!(
+            one(r#"{"type":"system","level":"info"}"#).kind(),
+            Kind::ProviderRaw
+        );
+    }
+
+    fn info(line: &str) -> (String, String) {
+        match one(line).payload {
+            Payload::ProviderInfo { topic, data } => (topic, data.get().to_owned()),
+            p => panic!("{p:?}"),
+        }
+    }
+
+    #[test]
+    fn bookkeeping_records_are_info() {
+        assert_eq!(
+            info(r#"{"type":"ai-title","aiTitle":"Fix \"expires_at\"","sessionId":"c0"}"#),
+            ("title".into(), r#""Fix \"expires_at\"""#.into())
+        );
+        let line = r#"{"type":"summary","summary":"Sync work","leafUuid":"l1"}"#;
+        assert_eq!(info(line), ("summary".into(), line.into()));
+        for (line, topic) in [
+            (
+                r#"{"type":"agent-name","agentName":"reviewer","sessionId":"c0"}"#,
+                "agent_name",
+            ),
+            (
+                r#"{"type":"last-prompt","lastPrompt":"go","leafUuid":"l","sessionId":"c0"}"#,
+                "last_prompt",
+            ),
+            (
+                r#"{"type":"permission-mode","permissionMode":"plan","sessionId":"c0"}"#,
+                "permission_mode",
+            ),
+            (
+                r#"{"type":"file-history-snapshot","messageId":"m","snapshot":{"messageId":"m","trackedFileBackups":{},"timestamp":"t"},"isSnapshotUpdate":false}"#,
+                "file_history_snapshot",
+            ),
+            (
+                r#"{"type":"queue-operation","operation":"enqueue","timestamp":"t","sessionId":"c0","content":"::stop"}"#,
+                "queue_operation",
+            ),
+            (
+                r#"{"type":"attachment","uuid":"x","attachment":{"type":"task_reminder","content":[],"itemCount":0}}"#,
+                "attachment/task_reminder",
+            ),
+            (
+                r#"{"type":"progress","uuid":"x","data":{"type":"hook_progress","hookEvent":"PostToolUse"},"toolUseID":"t"}"#,
+                "hook_progress",
+            ),
+            (
+                r#"{"type":"progress","uuid":"x","data":{"type":"agent_progress","agentId":"a1","message":{"type":"user","message":{"role":"user","content":"::record"}}},"parentToolUseID":"t"}"#,
+                "agent_progress",
+            ),
+        ] {
+            assert_eq!(info(line), (topic.to_owned(), line.to_owned()));
+        }
+        assert_eq!(
+            one(r#"{"type":"progress","uuid":"x","data":{"type":"agent_progress"}}"#)
+                .source
+                .record,
+            "progress/agent_progress"
+        );
+        assert_eq!(
+            one(r#"{"type":"attachment","uuid":"x","attachment":{"type":"file"}}"#)
+                .source
+                .record,
+            "attachment/file"
+        );
+    }
+
+    #[test]
+    fn ids_without_uuid_use_the_offset() {
+        let first = r#"{"type":"summary","summary":"a","leafUuid":"l"}"#;
+        let evs = run(&[first, r#"{"type":"future-thing","x":1}"#]);
+        assert_eq!(evs[0].event_id, "s1:0");
+        assert_eq!(evs[1].event_id, format!("s1:{}", first.len() + 1));
+        assert_eq!(evs[0].session_id, "s1");
+    }
+
+    #[test]
+    fn unknown_record_types_are_raw_whatever_their_fields() {
+        for line in [
+            r#"{"type":"future-thing","x":1}"#,
+            r#"{"type":"future-thing","uuid":5,"message":null,"isMeta":"yes"}"#,
+            r#"{"no_type":true}"#,
+        ] {
+            let ev = one(line);
+            match &ev.payload {
+                Payload::ProviderRaw { record } => assert_eq!(record.get(), line),
+                p => panic!("{p:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn poisoned_lines_are_malformed_and_emit_nothing() {
+        let wrong = [
+            r#"{"type":"user","uuid":"u","message":null}"#,
+            r#"{"type":"user","uuid":"u"}"#,
+            r#"{"type":"user","uuid":"u","message":{"content":5}}"#,
+            r#"{"type":"user","uuid":"u","message":{"content":null}}"#,
+            r#"{"type":"user","uuid":"u","message":{"content":[5]}}"#,
+            r#"{"type":"user","uuid":"u","message":{"content":[{"type":"text"}]}}"#,
+            r#"{"type":"user","uuid":"u","message":{"content":[{"type":"text","text":1}]}}"#,
+            r#"{"type":"user","uuid":"u","message":{"content":[{"type":"tool_result","content":"x"}]}}"#,
+            r#"{"type":"user","uuid":"u","isMeta":"yes","message":{"content":"x"}}"#,
+            r#"{"type":"user","uuid":7,"message":{"content":"x"}}"#,
+            r#"{"type":"assistant","uuid":"a","message":{"model":1,"content":[]}}"#,
+            r#"{"type":"assistant","uuid":"a","message":{"content":[{"type":"tool_use","name":"Bash"}]}}"#,
+            r#"{"type":"assistant","uuid":"a","message":{"content":[{"type":"ok","text":"fine"},{"type":"thinking","thinking":[]}]}}"#,
+            r#"{"type":"system","uuid":"s","content":5}"#,
+            r#"{"type":"ai-title","aiTitle":5}"#,
+            r#"{"type":"ai-title"}"#,
+            r#"{"type":"progress","data":"x"}"#,
+            r#"{"type":5}"#,
+            r#"[1,2]"#,
+            r#""user""#,
+        ];
+        for line in wrong {
+            let (evs, results) = run_ctx(main_ctx(), &[line]);
+            assert!(
+                matches!(results[0], Err(Malformed::WrongShape(_))),
+                "{line}: {:?}",
+                results[0]
+            );
+            assert!(evs.is_empty(), "{line}");
+        }
+        let (evs, results) = run_ctx(main_ctx(), &["{\"type\":\"user\"", "not json"]);
+        assert!(evs.is_empty());
+        assert!(results
+            .iter()
+            .all(|r| matches!(r, Err(Malformed::NotJson(_)))));
+        let mut p = ClaudeParser::new(main_ctx());
+        assert_eq!(
+            p.record(0, b"{\"type\":\"\xff\"}", &mut |_| {}),
+            Err(Malformed::InvalidUtf8)
+        );
+    }
+
+    #[test]
+    fn a_malformed_line_leaves_the_state_alone() {
+        let mut p = ClaudeParser::new(main_ctx());
+        let line = r#"{"type":"assistant","uuid":"a","message":{"content":[{"type":"tool_use","id":"toolu_q","name":"AskUserQuestion","input":{}},{"type":"text"}]}}"#;
+        assert!(p
+            .record(0, line.as_bytes(), &mut |_| panic!("no events"))
+            .is_err());
+        assert_eq!(p.state(), serde_json::json!({}));
+    }
+
+    #[test]
+    fn reparse_gives_identical_events() {
+        let lines = [
+            user_line(r#""hi""#, ""),
+            assistant_line(
+                r#"[{"type":"text","text":"a"},{"type":"text","text":"b"}]"#,
+                "",
+            ),
+            r#"{"type":"summary","summary":"a","leafUuid":"l"}"#.to_owned(),
+        ];
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let a = serde_json::to_string(&run(&refs)).unwrap();
+        let b = serde_json::to_string(&run(&refs)).unwrap();
+        assert_eq!(a, b);
     }
 }
