@@ -148,6 +148,7 @@ fn main_transcript_maps_every_line() {
         "provider.info",                  // queue-operation enqueue
         "provider.info",                  // queue-operation dequeue
         "user.message",                   // the prompt the queue delivered
+        "user.kato-command",              // its `::record /tmp/review.md` line (invalid form)
         "provider.info",                  // attachment task_reminder
         "assistant.thinking",             // empty thinking, kept as a marker
         "assistant.message",
@@ -163,6 +164,7 @@ fn main_transcript_maps_every_line() {
         "user.decision.response",
         "system.message/ide-context", // <ide_opened_file> block …
         "user.message",               // … and the prompt beside it
+        "user.kato-command",          // its `::stop` line
         "system.message/injected-context",
         "system.message/notice", // [Request interrupted by user]
         "system.message/error",  // <synthetic> API error
@@ -207,11 +209,11 @@ fn main_transcript_maps_every_line() {
     assert_eq!(events[0].event_id, format!("{S}:0"));
     assert_eq!(events[6].event_id, "00000000-0000-4000-8000-000000000007");
     assert_eq!(events[6].turn_id.as_deref(), Some("prompt-1"));
-    assert_eq!(events[20].event_id, events[21].event_id.replace("#1", ""));
-    assert!(events[21].event_id.ends_with("#1"));
-    assert_eq!(events[21].turn_id.as_deref(), Some("prompt-2"));
+    assert_eq!(events[21].event_id, events[22].event_id.replace("#1", ""));
+    assert!(events[22].event_id.ends_with("#1"));
+    assert_eq!(events[22].turn_id.as_deref(), Some("prompt-2"));
 
-    match (&events[16].payload, &events[17].payload) {
+    match (&events[17].payload, &events[18].payload) {
         (
             Payload::DecisionPrompt {
                 prompt_id,
@@ -236,7 +238,7 @@ fn main_transcript_maps_every_line() {
         }
         other => panic!("{other:?}"),
     }
-    match (&events[18].payload, &events[19].payload) {
+    match (&events[19].payload, &events[20].payload) {
         (
             Payload::DecisionPrompt { name, text, .. },
             Payload::DecisionResponse {
@@ -251,7 +253,7 @@ fn main_transcript_maps_every_line() {
         }
         other => panic!("{other:?}"),
     }
-    match &events[15].payload {
+    match &events[16].payload {
         Payload::ToolResult {
             tool_call_id,
             output,
@@ -266,7 +268,7 @@ fn main_transcript_maps_every_line() {
         }
         p => panic!("{p:?}"),
     }
-    match &events[25].payload {
+    match &events[27].payload {
         Payload::SystemMessage { text, .. } => {
             assert_eq!(text, "API error 429: Rate limited (retry 1/10)")
         }
@@ -298,11 +300,11 @@ fn main_transcript_maps_every_line() {
             "summary",
         ]
     );
-    match &events[39].payload {
+    match &events[41].payload {
         Payload::ProviderInfo { data, .. } => assert_eq!(data.get(), r#""Patch the parse() call""#),
         p => panic!("{p:?}"),
     }
-    let models: Vec<Option<&str>> = events[8..11].iter().map(|e| e.model.as_deref()).collect();
+    let models: Vec<Option<&str>> = events[9..12].iter().map(|e| e.model.as_deref()).collect();
     assert_eq!(models, [Some("claude-opus-4-6"); 3]);
 }
 
@@ -356,7 +358,7 @@ fn side_question_shares_ids_with_its_parent() {
         ]
     );
     assert_eq!(aside[0].event_id, parent[6].event_id);
-    assert_eq!(aside[1].event_id, parent[9].event_id);
+    assert_eq!(aside[1].event_id, parent[10].event_id);
     assert_eq!(aside[2].event_id, aside[3].event_id.replace("#1", ""));
     match &aside[3].payload {
         Payload::SystemMessage { text, .. } => assert_eq!(text, "what does parse() return?"),
