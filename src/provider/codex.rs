@@ -1,11 +1,66 @@
-//! Codex provider (placeholder: every record is kept as `provider.raw`).
+//! Codex provider: `~/.codex/sessions/YYYY/MM/DD/rollout-*.jsonl` and the
+//! flat `~/.codex/archived_sessions/rollout-*.jsonl`.
+//!
+//! Three generations of the rollout format are understood:
+//!
+//! * legacy (Aug 2025): no envelope; a header line `{id,timestamp,
+//!   instructions,git}`, bare response items and `{"record_type":"state"}`
+//!   lines, no event stream;
+//! * 0.34: the `{timestamp,type,payload}` envelope without `turn_context`;
+//! * modern: the envelope with `turn_context` (the only place the model is
+//!   named) and turn ids.
+//!
+//! Mapping:
+//!
+//! * Session: the first `session_meta` (legacy: the header) names it; every
+//!   header is also kept as `provider.info`. A subagent thread
+//!   (`source.subagent`) belongs to its parent thread's session and every
+//!   event of its file carries [`Subagent`]; what the human or the parent
+//!   typed there is a `SubagentPrompt`, never human input.
+//! * Codex writes each conversation twice: model-facing `response_item`s
+//!   and UI `event_msg`s. The `response_item` stream is authoritative for
+//!   assistant messages, reasoning and tools. `agent_message` /
+//!   `agent_reasoning` events are held until their response item arrives
+//!   and then dropped; if a turn ends first (interrupted turns, replayed
+//!   history) they are emitted, so no text the user saw is lost. Event
+//!   twins that add details (`exec_command_end`, `patch_apply_end`, …) are
+//!   `provider.info`.
+//! * Only `event_msg.user_message` is text the human typed. User-role
+//!   response items are injected context, `!` shell echoes, or the twin of
+//!   the `user_message` that follows; such a twin is held until the next
+//!   record decides (same text: one `user.message`; anything else, or the
+//!   end of the input: `ModelInput`). Legacy files have no event stream:
+//!   their plain user-role items are the human's.
+//! * Tool outputs: shell JSON wrapped in the output string is unwrapped
+//!   (non-zero exit code → `is_error`), list outputs are flattened with
+//!   images omitted. `web_search_call` items have no call id: the
+//!   `web_search_end` event just before lends its own, else one is made.
+//! * Unknown record, item and event types are `provider.raw`; known types
+//!   with wrong-shaped fields are [`Malformed::WrongShape`].
+//!
+//! Codex items carry no stable ids, so event ids are `<file_tag>:<offset>`
+//! (files are append-only), with `#<n>` for further events of one line.
+//! Everything held between records round-trips through
+//! [`RecordParser::state`].
 
-use std::path::{Path, PathBuf};
+use std::borrow::Cow;
+use std::path::{Component, Path, PathBuf};
 
-use crate::event::{raw_from_str, Event, Payload, ProviderId, Source};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+
+use crate::event::{
+    null_raw, raw_from_str, raw_json, Event, Kind, Payload, ProviderId, Source, Subagent,
+    SystemCategory,
+};
 use crate::provider::{stem, FileCtx, Layout, Malformed, Provider, RecordParser};
 
 pub const ID: ProviderId = ProviderId("codex");
+
+/// Upper bound on twin texts remembered while waiting for their partner;
+/// past it the oldest entry is resolved early, so state stays small even
+/// on a stream that never pairs up.
+const TWIN_WINDOW: usize = 256;
 
 pub struct Codex;
 
@@ -13,59 +68,2192 @@ impl Provider for Codex {
     fn id(&self) -> ProviderId {
         ID
     }
+
     fn default_roots(&self, home: &Path) -> Vec<PathBuf> {
         vec![
             home.join(".codex/sessions"),
             home.join(".codex/archived_sessions"),
         ]
     }
+
     fn layout(&self) -> Layout {
         Layout::Jsonl
     }
+
+    /// `YYYY/MM/DD/rollout-*.jsonl` (sessions) or a flat `rollout-*.jsonl`
+    /// (archived sessions). A longer path is accepted when it ends in one of
+    /// those layouts, so that a file named directly keeps its session hint.
     fn classify(&self, rel: &Path) -> Option<FileCtx> {
+        let mut parts: Vec<&str> = Vec::new();
+        for c in rel.components() {
+            match c {
+                Component::Normal(s) => parts.push(s.to_str()?),
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+                Component::ParentDir => return None,
+            }
+        }
+        let (name, dirs) = parts.split_last()?;
+        if !name.starts_with("rollout-") || !name.ends_with(".jsonl") {
+            return None;
+        }
+        let dated = match dirs {
+            [.., y, m, d] => is_digits(y, 4) && is_digits(m, 2) && is_digits(d, 2),
+            _ => false,
+        };
+        let flat = dirs.is_empty() || dirs.last() == Some(&"archived_sessions");
+        if !dated && !flat {
+            return None;
+        }
+        let tag = stem(rel);
         Some(FileCtx {
             provider: ID,
-            file_tag: stem(rel),
-            session_hint: stem(rel),
+            session_hint: id_from_stem(&tag),
+            file_tag: tag,
             subagent: None,
         })
     }
+
     fn parser(&self, ctx: &FileCtx) -> Box<dyn RecordParser> {
-        Box::new(RawParser(ctx.clone()))
+        Box::new(CodexParser::new(ctx.clone()))
     }
 }
 
-struct RawParser(FileCtx);
+fn is_digits(s: &str, n: usize) -> bool {
+    s.len() == n && s.bytes().all(|b| b.is_ascii_digit())
+}
 
-impl RecordParser for RawParser {
+/// The session id at the end of `rollout-<local time>-<id>`.
+fn id_from_stem(stem: &str) -> String {
+    // Ids are UUIDs (v4 or v7): 36 characters at the end of the name.
+    if let Some(tail) = stem.len().checked_sub(36).and_then(|i| stem.get(i..)) {
+        if is_uuid(tail) {
+            return tail.to_owned();
+        }
+    }
+    // Otherwise drop the prefix and the `YYYY-MM-DDTHH-MM-SS-` time stamp.
+    let rest = stem.strip_prefix("rollout-").unwrap_or(stem);
+    match rest.get(..20) {
+        Some(ts) if ts.as_bytes().get(10) == Some(&b'T') && ts.ends_with('-') => {
+            rest.get(20..).unwrap_or(rest).to_owned()
+        }
+        _ => rest.to_owned(),
+    }
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+// ---------------------------------------------------------------------------
+// Wire shapes. Borrowed where possible; opaque parts stay `RawValue`.
+
+/// Deserialize a present field as raw JSON even when it is `null`, so that
+/// a missing field (`None`) and an explicit `null` can be told apart.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&'de RawValue>::deserialize(d).map(Some)
+}
+
+/// The fields that tell the three line generations apart.
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    payload: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    record_type: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+}
+
+/// Just the `type` of a payload.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+}
+
+/// A content block of a message, reasoning item or tool output.
+#[derive(Deserialize)]
+struct Block<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+}
+
+/// Every response item, with the union of the fields the known types use.
+#[derive(Deserialize)]
+struct Item<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    role: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    content: Option<Vec<Block<'a>>>,
+    #[serde(default, borrow)]
+    summary: Option<Vec<Block<'a>>>,
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    arguments: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    input: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    call_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    output: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    action: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct UserMsg<'a> {
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+    #[serde(default, borrow)]
+    images: Option<Vec<&'a RawValue>>,
+    #[serde(default, borrow)]
+    local_images: Option<Vec<&'a RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct AgentMsg<'a> {
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct AgentReasoning<'a> {
+    #[serde(borrow)]
+    text: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct TurnEvent<'a> {
+    #[serde(default, borrow)]
+    turn_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ErrorEvent<'a> {
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct WebSearchEnd<'a> {
+    #[serde(borrow)]
+    call_id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    action: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct SessionMeta<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    source: Option<&'a RawValue>,
+    #[serde(default)]
+    agent_nickname: Option<String>,
+    #[serde(default)]
+    agent_role: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SourceObj<'a> {
+    #[serde(default, borrow)]
+    subagent: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct SubagentObj {
+    #[serde(default)]
+    thread_spawn: Option<ThreadSpawn>,
+}
+
+#[derive(Deserialize)]
+struct ThreadSpawn {
+    #[serde(default)]
+    parent_thread_id: Option<String>,
+    #[serde(default)]
+    agent_nickname: Option<String>,
+    #[serde(default)]
+    agent_role: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LegacyHeader<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct TurnContext<'a> {
+    #[serde(default, borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    turn_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Compacted<'a> {
+    #[serde(default, borrow)]
+    message: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    replacement_history: Option<Vec<&'a RawValue>>,
+}
+
+/// A shell output wrapped as JSON inside the output string.
+#[derive(Deserialize)]
+struct WrappedOutput<'a> {
+    #[serde(borrow)]
+    output: Cow<'a, str>,
+    metadata: WrappedMeta,
+}
+
+#[derive(Deserialize)]
+struct WrappedMeta {
+    #[serde(default)]
+    exit_code: Option<i64>,
+}
+
+fn shape<T>(r: Result<T, serde_json::Error>) -> Result<T, Malformed> {
+    r.map_err(|e| Malformed::WrongShape(e.to_string()))
+}
+
+fn missing(what: &str) -> Malformed {
+    Malformed::WrongShape(format!("missing field `{what}`"))
+}
+
+// ---------------------------------------------------------------------------
+// Parser state (persisted with the cursor).
+
+/// Which half of a twin pair a remembered text belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Twin {
+    /// An assistant message emitted from a response item.
+    AssistantItem,
+    /// A reasoning summary part emitted from a response item.
+    ReasoningItem,
+    /// A `user_message` emitted before its response-item twin.
+    UserEvent,
+}
+
+/// A user-role response item waiting for the `user_message` that follows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct PendingUser {
+    offset: u64,
+    timestamp: Option<String>,
+    turn_id: Option<String>,
+    text: String,
+    attachments: u32,
+}
+
+/// An `agent_message` / `agent_reasoning` event waiting for its
+/// response-item twin. Emitted at the next turn boundary if none comes
+/// (interrupted turns leave such orphans).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct PendingAgent {
+    offset: u64,
+    timestamp: Option<String>,
+    turn_id: Option<String>,
+    model: Option<String>,
+    thinking: bool,
+    text: String,
+}
+
+/// A `web_search_end` whose `web_search_call` item has not come yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct PendingSearch {
+    call_id: String,
+    action: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct State {
+    /// Set by the first header (`session_meta` or the legacy header).
+    #[serde(default)]
+    session_id: Option<String>,
+    #[serde(default)]
+    subagent: Option<Subagent>,
+    /// The file is in the legacy format (no event stream).
+    #[serde(default)]
+    legacy: bool,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    turn_id: Option<String>,
+    #[serde(default)]
+    pending_user: Option<PendingUser>,
+    #[serde(default)]
+    pending_agent: Vec<PendingAgent>,
+    /// Hashes of texts emitted from one stream whose twin in the other
+    /// stream has not been seen yet (for twins that come in the reverse of
+    /// the usual order). Cleared at turn boundaries.
+    #[serde(default)]
+    emitted: Vec<(Twin, u64)>,
+    #[serde(default)]
+    pending_search: Option<PendingSearch>,
+}
+
+/// FNV-1a: a stable hash for persisted twin matching (std's hasher may
+/// change between releases).
+fn text_hash(text: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.trim().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+// ---------------------------------------------------------------------------
+// The parser.
+
+pub struct CodexParser {
+    ctx: FileCtx,
+    st: State,
+}
+
+/// Where the events of the current line come from.
+struct LineCtx {
+    offset: u64,
+    timestamp: Option<String>,
+    record: String,
+    /// Events emitted for this line so far (for `#<n>` suffixes).
+    n: u32,
+}
+
+impl LineCtx {
+    fn new(offset: u64, timestamp: Option<&str>, record: &str) -> LineCtx {
+        LineCtx {
+            offset,
+            timestamp: timestamp.map(str::to_owned),
+            record: record.to_owned(),
+            n: 0,
+        }
+    }
+
+    /// Qualify the record name with the payload type: an enveloped
+    /// `response_item` becomes `response_item/message`; a legacy bare item
+    /// is named by its type alone.
+    fn set_kind(&mut self, kind: &str) {
+        if self.record.is_empty() {
+            self.record = kind.to_owned();
+        } else {
+            self.record = format!("{}/{kind}", self.record);
+        }
+    }
+}
+
+/// Which kinds of events carry the current model.
+fn carries_model(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::AssistantMessage | Kind::Thinking | Kind::ToolCall | Kind::ToolResult
+    )
+}
+
+/// How a user-role message is classified from its text.
+enum UserText {
+    Injected,
+    Shell,
+    Plain,
+}
+
+/// Openings of context Codex injects as user-role messages.
+const INJECTED_PREFIXES: &[&str] = &[
+    "# AGENTS.md instructions",
+    "<environment_context>",
+    "<user_instructions>",
+    "<permissions instructions>",
+    "<turn_aborted>",
+    "<INSTRUCTIONS>",
+    "<model_switch>",
+    "<collaboration_mode>",
+];
+
+fn classify_user_text(text: &str) -> UserText {
+    let t = text.trim_start();
+    if t.starts_with("<user_shell_command>") {
+        UserText::Shell
+    } else if INJECTED_PREFIXES.iter().any(|p| t.starts_with(p)) {
+        UserText::Injected
+    } else {
+        UserText::Plain
+    }
+}
+
+/// Text and attachment count of message content blocks.
+fn blocks_text(blocks: &[Block<'_>]) -> (String, u32) {
+    let mut text = String::new();
+    let mut attachments = 0u32;
+    for b in blocks {
+        match b.kind.as_ref() {
+            "input_image" | "image" | "input_file" => attachments += 1,
+            _ => {
+                if let Some(t) = &b.text {
+                    text.push_str(t);
+                }
+            }
+        }
+    }
+    (text, attachments)
+}
+
+/// Reasoning text: summary parts joined; else readable reasoning content.
+fn reasoning_parts<'b>(item: &'b Item<'_>) -> Vec<&'b str> {
+    let from = |blocks: &'b Option<Vec<Block<'_>>>| -> Vec<&'b str> {
+        blocks
+            .iter()
+            .flatten()
+            .filter_map(|b| b.text.as_deref())
+            .filter(|t| !t.trim().is_empty())
+            .collect()
+    };
+    let parts = from(&item.summary);
+    if parts.is_empty() {
+        from(&item.content)
+    } else {
+        parts
+    }
+}
+
+/// The exit code stated in a plain-text shell output header
+/// (`Exit code: N` or `Process exited with code N`).
+fn plain_exit_code(s: &str) -> Option<i64> {
+    for line in s.lines().take(8) {
+        let num = line
+            .strip_prefix("Exit code: ")
+            .or_else(|| line.strip_prefix("Process exited with code "));
+        if let Some(n) = num {
+            return n.trim().parse().ok();
+        }
+        if line.starts_with("Output:") {
+            break;
+        }
+    }
+    None
+}
+
+/// Tool output text and error flag from a `*_output` item's `output`.
+fn tool_output(raw: &RawValue) -> Result<(String, bool), Malformed> {
+    let json = raw.get();
+    match json.as_bytes().first() {
+        Some(b'"') => {
+            let s: Cow<'_, str> = shape(serde_json::from_str(json))?;
+            if s.trim_start().starts_with('{') {
+                if let Ok(w) = serde_json::from_str::<WrappedOutput<'_>>(&s) {
+                    let failed = w.metadata.exit_code.is_some_and(|c| c != 0);
+                    return Ok((w.output.into_owned(), failed));
+                }
+            }
+            let failed = plain_exit_code(&s).is_some_and(|c| c != 0);
+            Ok((s.into_owned(), failed))
+        }
+        Some(b'[') => {
+            let blocks: Vec<Block<'_>> = shape(serde_json::from_str(json))?;
+            let mut parts: Vec<Cow<'_, str>> = Vec::with_capacity(blocks.len());
+            for b in &blocks {
+                match (&b.text, b.kind.as_ref()) {
+                    (Some(t), _) => parts.push(Cow::Borrowed(t.as_ref())),
+                    (None, "input_image" | "image") => parts.push(Cow::Borrowed("[image omitted]")),
+                    (None, other) => parts.push(Cow::Owned(format!("[{other} omitted]"))),
+                }
+            }
+            Ok((parts.join("\n"), false))
+        }
+        _ => Err(Malformed::WrongShape(
+            "tool output is neither a string nor a list".into(),
+        )),
+    }
+}
+
+/// Tool input: arguments that are a JSON string are parsed; anything else
+/// is kept as JSON (a string when it is not JSON).
+fn tool_input(raw: Option<&RawValue>) -> Result<Box<RawValue>, Malformed> {
+    let Some(raw) = raw else {
+        return Ok(null_raw());
+    };
+    if raw.get().starts_with('"') {
+        let s: Cow<'_, str> = shape(serde_json::from_str(raw.get()))?;
+        Ok(serde_json::from_str::<Box<RawValue>>(&s).unwrap_or_else(|_| raw_json(&*s)))
+    } else {
+        Ok(raw_from_str(raw.get()))
+    }
+}
+
+impl CodexParser {
+    pub fn new(ctx: FileCtx) -> CodexParser {
+        let st = State {
+            subagent: ctx.subagent.clone(),
+            ..State::default()
+        };
+        CodexParser { ctx, st }
+    }
+
+    fn session_id(&self) -> String {
+        self.st
+            .session_id
+            .clone()
+            .unwrap_or_else(|| self.ctx.session_hint.clone())
+    }
+
+    /// Build one event of `line` and hand it out.
+    fn emit(&self, line: &mut LineCtx, payload: Payload, out: &mut dyn FnMut(Event)) {
+        let turn_id = self.st.turn_id.clone();
+        let model = self.st.model.clone();
+        self.emit_at(line, payload, turn_id, model, out);
+    }
+
+    fn emit_at(
+        &self,
+        line: &mut LineCtx,
+        payload: Payload,
+        turn_id: Option<String>,
+        model: Option<String>,
+        out: &mut dyn FnMut(Event),
+    ) {
+        let event_id = match line.n {
+            0 => format!("{}:{}", self.ctx.file_tag, line.offset),
+            n => format!("{}:{}#{n}", self.ctx.file_tag, line.offset),
+        };
+        line.n += 1;
+        let kind = payload.kind();
+        let mut ev = Event::new(
+            ID,
+            self.session_id(),
+            event_id,
+            Source {
+                record: line.record.clone(),
+                offset: line.offset,
+                file: Some(self.ctx.file_tag.clone()),
+            },
+            payload,
+        );
+        ev.timestamp = line.timestamp.clone();
+        ev.turn_id = turn_id;
+        ev.model = if carries_model(kind) { model } else { None };
+        ev.subagent = self.st.subagent.clone();
+        out(ev);
+    }
+
+    fn info(&self, line: &mut LineCtx, topic: &str, data: &RawValue, out: &mut dyn FnMut(Event)) {
+        self.emit(
+            line,
+            Payload::ProviderInfo {
+                topic: topic.to_owned(),
+                data: raw_from_str(data.get()),
+            },
+            out,
+        );
+    }
+
+    fn system(
+        &self,
+        line: &mut LineCtx,
+        category: SystemCategory,
+        text: String,
+        out: &mut dyn FnMut(Event),
+    ) {
+        self.emit(line, Payload::SystemMessage { category, text }, out);
+    }
+
+    /// A user-role response item held back is not followed by its twin:
+    /// it was model input (a prompt the human did not type here).
+    fn release_pending_user(&mut self, out: &mut dyn FnMut(Event)) {
+        if let Some(p) = self.st.pending_user.take() {
+            let mut line = LineCtx {
+                offset: p.offset,
+                timestamp: p.timestamp,
+                record: "response_item/message".into(),
+                n: 0,
+            };
+            let turn_id = p.turn_id;
+            self.emit_at(
+                &mut line,
+                Payload::SystemMessage {
+                    category: SystemCategory::ModelInput,
+                    text: p.text,
+                },
+                turn_id,
+                None,
+                out,
+            );
+        }
+    }
+
+    /// A turn ended or began: agent events that never met their response
+    /// item are emitted now, and the reverse-order window is reset.
+    fn turn_boundary(&mut self, out: &mut dyn FnMut(Event)) {
+        for p in std::mem::take(&mut self.st.pending_agent) {
+            self.emit_orphan(p, out);
+        }
+        self.st.emitted.clear();
+        self.st.pending_search = None;
+    }
+
+    fn emit_orphan(&self, p: PendingAgent, out: &mut dyn FnMut(Event)) {
+        let (record, payload) = if p.thinking {
+            (
+                "event_msg/agent_reasoning",
+                Payload::Thinking { text: p.text },
+            )
+        } else {
+            (
+                "event_msg/agent_message",
+                Payload::AssistantMessage { text: p.text },
+            )
+        };
+        let mut line = LineCtx {
+            offset: p.offset,
+            timestamp: p.timestamp,
+            record: record.into(),
+            n: 0,
+        };
+        self.emit_at(&mut line, payload, p.turn_id, p.model, out);
+    }
+
+    /// Remember a text emitted from one stream, for a twin that may follow
+    /// in the other one.
+    fn remember(&mut self, twin: Twin, text: &str) {
+        if self.st.legacy {
+            return;
+        }
+        if self.st.emitted.len() >= TWIN_WINDOW {
+            self.st.emitted.remove(0);
+        }
+        self.st.emitted.push((twin, text_hash(text)));
+    }
+
+    /// Take a remembered twin of `text`, if any.
+    fn take_emitted(&mut self, twin: Twin, text: &str) -> bool {
+        let h = text_hash(text);
+        match self
+            .st
+            .emitted
+            .iter()
+            .position(|&(t, x)| t == twin && x == h)
+        {
+            Some(i) => {
+                self.st.emitted.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Take a pending agent event whose text equals `text`.
+    fn take_pending_agent(&mut self, thinking: bool, text: &str) -> bool {
+        let t = text.trim();
+        match self
+            .st
+            .pending_agent
+            .iter()
+            .position(|p| p.thinking == thinking && p.text.trim() == t)
+        {
+            Some(i) => {
+                self.st.pending_agent.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn hold_agent(
+        &mut self,
+        line: &LineCtx,
+        thinking: bool,
+        text: &str,
+        out: &mut dyn FnMut(Event),
+    ) {
+        let twin = if thinking {
+            Twin::ReasoningItem
+        } else {
+            Twin::AssistantItem
+        };
+        if self.take_emitted(twin, text) {
+            return;
+        }
+        if self.st.pending_agent.len() >= TWIN_WINDOW {
+            let oldest = self.st.pending_agent.remove(0);
+            self.emit_orphan(oldest, out);
+        }
+        self.st.pending_agent.push(PendingAgent {
+            offset: line.offset,
+            timestamp: line.timestamp.clone(),
+            turn_id: self.st.turn_id.clone(),
+            model: self.st.model.clone(),
+            thinking,
+            text: text.to_owned(),
+        });
+    }
+
+    // -- records -------------------------------------------------------------
+
+    fn session_meta(
+        &mut self,
+        line: &mut LineCtx,
+        payload: &RawValue,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
+        let meta: SessionMeta<'_> = shape(serde_json::from_str(payload.get()))?;
+        if self.st.session_id.is_none() {
+            self.st.session_id = Some(meta.id.clone().into_owned());
+            if let Some(sub) = meta.source.and_then(subagent_source) {
+                let own = meta.id.into_owned();
+                let nickname = sub.nickname.or(meta.agent_nickname);
+                let role = sub.role.or(meta.agent_role);
+                self.st.subagent = Some(Subagent {
+                    id: Some(own),
+                    label: match (nickname, role) {
+                        (Some(n), Some(r)) => Some(format!("{n} ({r})")),
+                        (n, r) => n.or(r),
+                    },
+                });
+                if let Some(parent) = sub.parent {
+                    self.st.session_id = Some(parent);
+                }
+            }
+        }
+        self.info(line, "session_meta", payload, out);
+        Ok(())
+    }
+
+    /// A response item (enveloped or bare). `legacy` bare items have no
+    /// event stream to pair with.
+    fn response_item(
+        &mut self,
+        line: &mut LineCtx,
+        json: &str,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
+        let item: Item<'_> = match serde_json::from_str(json) {
+            Ok(item) => item,
+            Err(e) => {
+                // Unknown item types may use these field names differently.
+                let head: Head<'_> = shape(serde_json::from_str(json))?;
+                line.set_kind(&head.kind);
+                if is_known_item(&head.kind) {
+                    return Err(Malformed::WrongShape(e.to_string()));
+                }
+                self.release_pending_user(out);
+                self.emit(
+                    line,
+                    Payload::ProviderRaw {
+                        record: raw_from_str(json),
+                    },
+                    out,
+                );
+                return Ok(());
+            }
+        };
+        let kind = item.kind.as_ref();
+        line.set_kind(kind);
+        // A user-role message may be the twin the pending one waits for, or
+        // a new pending one; everything else releases the pending one first.
+        let user_role = kind == "message" && item.role.as_deref() == Some("user");
+        if !user_role {
+            self.release_pending_user(out);
+        }
+        match kind {
+            "message" => self.message(line, &item, out)?,
+            "reasoning" => {
+                let parts = reasoning_parts(&item);
+                for p in &parts {
+                    if !self.take_pending_agent(true, p) {
+                        self.remember(Twin::ReasoningItem, p);
+                    }
+                }
+                let text = parts.join("\n\n");
+                self.emit(line, Payload::Thinking { text }, out);
+            }
+            "function_call" | "custom_tool_call" => {
+                let call_id = item.call_id.as_deref().ok_or_else(|| missing("call_id"))?;
+                let name = item.name.as_deref().ok_or_else(|| missing("name"))?;
+                let input = if kind == "function_call" {
+                    tool_input(item.arguments)?
+                } else {
+                    match &item.input {
+                        Some(text) => raw_json(text.as_ref()),
+                        None => tool_input(item.arguments)?,
+                    }
+                };
+                self.emit(
+                    line,
+                    Payload::ToolCall {
+                        tool_call_id: call_id.to_owned(),
+                        name: name.to_owned(),
+                        input,
+                    },
+                    out,
+                );
+            }
+            "function_call_output" | "custom_tool_call_output" => {
+                let call_id = item.call_id.as_deref().ok_or_else(|| missing("call_id"))?;
+                let raw = item.output.ok_or_else(|| missing("output"))?;
+                let (output, is_error) = tool_output(raw)?;
+                self.emit(
+                    line,
+                    Payload::ToolResult {
+                        tool_call_id: call_id.to_owned(),
+                        output,
+                        is_error,
+                    },
+                    out,
+                );
+            }
+            "web_search_call" => {
+                // The item has no call id; its `web_search_end` event (which
+                // comes first) has one, matched here by order and action.
+                let action = item.action.map(|a| a.get().to_owned());
+                let call_id = match self.st.pending_search.take() {
+                    Some(p) if p.action.is_none() || action.is_none() || p.action == action => {
+                        p.call_id
+                    }
+                    _ => format!("{}:{}", self.ctx.file_tag, line.offset),
+                };
+                let input = item.action.map_or_else(null_raw, |a| raw_from_str(a.get()));
+                self.emit(
+                    line,
+                    Payload::ToolCall {
+                        tool_call_id: call_id,
+                        name: "web_search".into(),
+                        input,
+                    },
+                    out,
+                );
+            }
+            "local_shell_call" => {
+                // Its output is a `function_call_output` with this call id.
+                let call_id = match item.call_id.as_deref() {
+                    Some(id) => id.to_owned(),
+                    None => format!("{}:{}", self.ctx.file_tag, line.offset),
+                };
+                let input = item.action.map_or_else(null_raw, |a| raw_from_str(a.get()));
+                self.emit(
+                    line,
+                    Payload::ToolCall {
+                        tool_call_id: call_id,
+                        name: "local_shell".into(),
+                        input,
+                    },
+                    out,
+                );
+            }
+            "ghost_snapshot" => {
+                self.info(line, "ghost_snapshot", &raw_str(json)?, out);
+            }
+            _ => self.emit(
+                line,
+                Payload::ProviderRaw {
+                    record: raw_from_str(json),
+                },
+                out,
+            ),
+        }
+        Ok(())
+    }
+
+    fn message(
+        &mut self,
+        line: &mut LineCtx,
+        item: &Item<'_>,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
+        let role = item.role.as_deref().ok_or_else(|| missing("role"))?;
+        let blocks = item.content.as_deref().ok_or_else(|| missing("content"))?;
+        let (text, attachments) = blocks_text(blocks);
+        match role {
+            "assistant" => {
+                if !self.take_pending_agent(false, &text) {
+                    self.remember(Twin::AssistantItem, &text);
+                }
+                self.emit(line, Payload::AssistantMessage { text }, out);
+            }
+            "user" => match classify_user_text(&text) {
+                UserText::Injected => {
+                    self.release_pending_user(out);
+                    self.system(line, SystemCategory::InjectedContext, text, out);
+                }
+                UserText::Shell => {
+                    self.release_pending_user(out);
+                    self.system(line, SystemCategory::UserShell, text, out);
+                }
+                UserText::Plain if self.st.legacy => {
+                    self.release_pending_user(out);
+                    self.user_text(line, text, attachments, out);
+                }
+                UserText::Plain => {
+                    self.release_pending_user(out);
+                    if self.take_emitted(Twin::UserEvent, &text) {
+                        return Ok(());
+                    }
+                    self.st.pending_user = Some(PendingUser {
+                        offset: line.offset,
+                        timestamp: line.timestamp.clone(),
+                        turn_id: self.st.turn_id.clone(),
+                        text,
+                        attachments,
+                    });
+                }
+            },
+            // Developer and system roles: instructions from the agent.
+            _ => self.system(line, SystemCategory::InjectedContext, text, out),
+        }
+        Ok(())
+    }
+
+    /// Text a human typed: a user message in the main thread, the prompt it
+    /// was given in a subagent thread.
+    fn user_text(
+        &self,
+        line: &mut LineCtx,
+        text: String,
+        attachments: u32,
+        out: &mut dyn FnMut(Event),
+    ) {
+        let payload = if self.st.subagent.is_some() {
+            Payload::SystemMessage {
+                category: SystemCategory::SubagentPrompt,
+                text,
+            }
+        } else {
+            Payload::UserMessage { text, attachments }
+        };
+        self.emit(line, payload, out);
+    }
+
+    fn event_msg(
+        &mut self,
+        line: &mut LineCtx,
+        payload: &RawValue,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
+        let json = payload.get();
+        let head: Head<'_> = shape(serde_json::from_str(json))?;
+        let kind = head.kind.as_ref();
+        line.set_kind(kind);
+        if kind != "user_message" {
+            self.release_pending_user(out);
+        }
+        match kind {
+            "user_message" => {
+                let m: UserMsg<'_> = shape(serde_json::from_str(json))?;
+                self.turn_boundary(out);
+                let mut attachments = len_u32(&m.images) + len_u32(&m.local_images);
+                match self.st.pending_user.take() {
+                    Some(p) if p.text.trim() == m.message.trim() => {
+                        attachments = attachments.max(p.attachments);
+                    }
+                    Some(p) => {
+                        self.st.pending_user = Some(p);
+                        self.release_pending_user(out);
+                        self.remember(Twin::UserEvent, &m.message);
+                    }
+                    None => self.remember(Twin::UserEvent, &m.message),
+                }
+                self.user_text(line, m.message.into_owned(), attachments, out);
+            }
+            "agent_message" => {
+                let m: AgentMsg<'_> = shape(serde_json::from_str(json))?;
+                self.hold_agent(line, false, &m.message, out);
+            }
+            "agent_reasoning" => {
+                let m: AgentReasoning<'_> = shape(serde_json::from_str(json))?;
+                self.hold_agent(line, true, &m.text, out);
+            }
+            "task_started" | "task_complete" => {
+                let t: TurnEvent<'_> = shape(serde_json::from_str(json))?;
+                self.turn_boundary(out);
+                if kind == "task_started" {
+                    if let Some(id) = t.turn_id {
+                        self.st.turn_id = Some(id.into_owned());
+                    }
+                }
+                self.info(line, kind, payload, out);
+                if kind == "task_complete" {
+                    self.st.turn_id = None;
+                }
+            }
+            "turn_aborted" => {
+                let t: TurnEvent<'_> = shape(serde_json::from_str(json))?;
+                self.turn_boundary(out);
+                let text = match t.reason.as_deref() {
+                    Some(r) => format!("Turn aborted: {r}"),
+                    None => "Turn aborted".to_owned(),
+                };
+                self.system(line, SystemCategory::Notice, text, out);
+                self.st.turn_id = None;
+            }
+            "error" => {
+                let e: ErrorEvent<'_> = shape(serde_json::from_str(json))?;
+                self.system(line, SystemCategory::Error, e.message.into_owned(), out);
+            }
+            "web_search_end" => {
+                let w: WebSearchEnd<'_> = shape(serde_json::from_str(json))?;
+                self.st.pending_search = Some(PendingSearch {
+                    call_id: w.call_id.into_owned(),
+                    action: w.action.map(|a| a.get().to_owned()),
+                });
+                self.info(line, kind, payload, out);
+            }
+            "token_count"
+            | "context_compacted"
+            | "exec_command_end"
+            | "patch_apply_end"
+            | "mcp_tool_call_end"
+            | "view_image_tool_call" => self.info(line, kind, payload, out),
+            _ => self.emit(
+                line,
+                Payload::ProviderRaw {
+                    record: raw_from_str(json),
+                },
+                out,
+            ),
+        }
+        Ok(())
+    }
+
+    fn envelope(
+        &mut self,
+        bytes_json: &str,
+        line: &mut LineCtx,
+        top: &str,
+        payload: &RawValue,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
+        match top {
+            "response_item" => self.response_item(line, payload.get(), out),
+            "event_msg" => self.event_msg(line, payload, out),
+            "session_meta" => {
+                self.release_pending_user(out);
+                self.session_meta(line, payload, out)
+            }
+            "turn_context" => {
+                let tc: TurnContext<'_> = shape(serde_json::from_str(payload.get()))?;
+                self.release_pending_user(out);
+                if let Some(m) = tc.model {
+                    self.st.model = Some(m.into_owned());
+                }
+                if let Some(t) = tc.turn_id {
+                    self.st.turn_id = Some(t.into_owned());
+                }
+                self.info(line, "turn_context", payload, out);
+                Ok(())
+            }
+            "compacted" => {
+                let c: Compacted<'_> = shape(serde_json::from_str(payload.get()))?;
+                self.release_pending_user(out);
+                let kept = c.replacement_history.as_ref().map_or(0, Vec::len);
+                let text = match c.message.as_deref().map(str::trim) {
+                    Some(m) if !m.is_empty() => m.to_owned(),
+                    _ => format!(
+                        "Context compacted; {kept} item{} kept (summary not readable).",
+                        if kept == 1 { "" } else { "s" }
+                    ),
+                };
+                self.system(line, SystemCategory::Compaction, text, out);
+                self.info(line, "compacted", payload, out);
+                Ok(())
+            }
+            _ => {
+                self.release_pending_user(out);
+                self.emit(
+                    line,
+                    Payload::ProviderRaw {
+                        record: raw_from_str(bytes_json),
+                    },
+                    out,
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+fn len_u32<T>(v: &Option<Vec<T>>) -> u32 {
+    v.as_ref()
+        .map_or(0, |v| u32::try_from(v.len()).unwrap_or(u32::MAX))
+}
+
+fn raw_str(json: &str) -> Result<Box<RawValue>, Malformed> {
+    RawValue::from_string(json.to_owned()).map_err(|e| Malformed::WrongShape(e.to_string()))
+}
+
+fn is_object(json: &str) -> bool {
+    json.trim_start().starts_with('{')
+}
+
+fn is_envelope_type(kind: &str) -> bool {
+    matches!(
+        kind,
+        "session_meta" | "response_item" | "event_msg" | "turn_context" | "compacted"
+    )
+}
+
+fn is_known_item(kind: &str) -> bool {
+    matches!(
+        kind,
+        "message"
+            | "reasoning"
+            | "function_call"
+            | "function_call_output"
+            | "custom_tool_call"
+            | "custom_tool_call_output"
+            | "web_search_call"
+            | "local_shell_call"
+            | "ghost_snapshot"
+    )
+}
+
+/// What `session_meta.source.subagent` says about a subagent thread.
+struct SubagentSource {
+    parent: Option<String>,
+    nickname: Option<String>,
+    role: Option<String>,
+}
+
+fn subagent_source(source: &RawValue) -> Option<SubagentSource> {
+    if !source.get().starts_with('{') {
+        return None;
+    }
+    let obj: SourceObj<'_> = serde_json::from_str(source.get()).ok()?;
+    let sub = obj.subagent?;
+    let json = sub.get();
+    if json == "null" {
+        return None;
+    }
+    // `"review"`, `"compact"`, `{"other": …}` name the kind of subagent;
+    // `{"thread_spawn": {…}}` names its parent thread.
+    if json.starts_with('"') {
+        let label: String = serde_json::from_str(json).ok()?;
+        return Some(SubagentSource {
+            parent: None,
+            nickname: None,
+            role: Some(label),
+        });
+    }
+    let spawn = serde_json::from_str::<SubagentObj>(json)
+        .ok()
+        .and_then(|o| o.thread_spawn);
+    Some(match spawn {
+        Some(t) => SubagentSource {
+            parent: t.parent_thread_id,
+            nickname: t.agent_nickname,
+            role: t.agent_role,
+        },
+        None => SubagentSource {
+            parent: None,
+            nickname: None,
+            role: None,
+        },
+    })
+}
+
+impl RecordParser for CodexParser {
     fn record(
         &mut self,
         offset: u64,
         bytes: &[u8],
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed> {
-        let v: &serde_json::value::RawValue =
-            serde_json::from_slice(bytes).map_err(|e| Malformed::from_json_error(bytes, &e))?;
-        let source = Source {
-            record: "raw".into(),
-            offset,
-            file: Some(self.0.file_tag.clone()),
-        };
-        out(Event::new(
-            ID,
-            self.0.session_hint.clone(),
-            format!("{}:{offset}", self.0.file_tag),
-            source,
-            Payload::ProviderRaw {
-                record: raw_from_str(v.get()),
-            },
-        ));
-        Ok(())
+        let json = std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)?;
+        let probe: Probe<'_> =
+            serde_json::from_str(json).map_err(|e| Malformed::from_json_error(bytes, &e))?;
+        // Derived structs also accept arrays; a record is always an object.
+        if !is_object(json) {
+            return Err(Malformed::WrongShape("record is not a JSON object".into()));
+        }
+        let timestamp = probe.timestamp.as_deref();
+
+        // Modern and 0.34 envelope.
+        if let (Some(top), Some(payload)) = (probe.kind.as_deref(), probe.payload) {
+            if is_envelope_type(top) && !is_object(payload.get()) {
+                return Err(Malformed::WrongShape(format!(
+                    "`{top}` payload is not an object"
+                )));
+            }
+            let mut line = LineCtx::new(offset, timestamp, top);
+            return self.envelope(json, &mut line, top, payload, out);
+        }
+        match (probe.kind.as_deref(), probe.record_type, probe.id) {
+            // Legacy bare response item.
+            (Some(kind), _, _) if is_known_item(kind) => {
+                self.st.legacy = true;
+                let mut line = LineCtx::new(offset, timestamp, "");
+                self.response_item(&mut line, json, out)
+            }
+            (Some(kind), _, _) if is_envelope_type(kind) => {
+                Err(Malformed::WrongShape(format!("`{kind}` without payload")))
+            }
+            // Legacy `{"record_type":"state"}`.
+            (None, Some(_), _) => {
+                self.release_pending_user(out);
+                let mut line = LineCtx::new(offset, timestamp, "record_type");
+                self.info(&mut line, "state", &raw_str(json)?, out);
+                Ok(())
+            }
+            // Legacy header `{id,timestamp,instructions,git}`.
+            (None, None, Some(_)) => {
+                let header: LegacyHeader<'_> = shape(serde_json::from_str(json))?;
+                self.release_pending_user(out);
+                self.st.legacy = true;
+                if self.st.session_id.is_none() {
+                    self.st.session_id = Some(header.id.into_owned());
+                }
+                let mut line = LineCtx::new(offset, timestamp, "session_header");
+                self.info(&mut line, "session_meta", &raw_str(json)?, out);
+                Ok(())
+            }
+            // A record of no known generation: kept as it is.
+            _ => {
+                self.release_pending_user(out);
+                let mut line = LineCtx::new(
+                    offset,
+                    timestamp,
+                    probe.kind.as_deref().unwrap_or("unknown"),
+                );
+                self.emit(
+                    &mut line,
+                    Payload::ProviderRaw {
+                        record: raw_str(json)?,
+                    },
+                    out,
+                );
+                Ok(())
+            }
+        }
     }
+
+    fn flush(&mut self, out: &mut dyn FnMut(Event)) {
+        self.release_pending_user(out);
+    }
+
     fn state(&self) -> serde_json::Value {
-        serde_json::Value::Null
+        serde_json::to_value(&self.st).unwrap_or(serde_json::Value::Null)
     }
-    fn restore(&mut self, _: &serde_json::Value) -> Result<(), Malformed> {
+
+    fn restore(&mut self, state: &serde_json::Value) -> Result<(), Malformed> {
+        if !state.is_object() {
+            return Err(Malformed::WrongShape(
+                "parser state is not an object".into(),
+            ));
+        }
+        self.st = State::deserialize(state).map_err(|e| Malformed::WrongShape(e.to_string()))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEGACY: &str = include_str!("../../tests/fixtures/codex/legacy-2025-08.jsonl");
+    const V034: &str = include_str!("../../tests/fixtures/codex/v0.34-no-turn-context.jsonl");
+    const MODERN: &str = include_str!("../../tests/fixtures/codex/modern.jsonl");
+    const SUBAGENT: &str = include_str!("../../tests/fixtures/codex/subagent-thread-spawn.jsonl");
+    const RESUMED: &str = include_str!("../../tests/fixtures/codex/resumed-two-session-meta.jsonl");
+
+    fn ctx() -> FileCtx {
+        FileCtx {
+            provider: ID,
+            file_tag: "f".into(),
+            session_hint: "hint".into(),
+            subagent: None,
+        }
+    }
+
+    /// Lines with their byte offsets, as the reader would deliver them.
+    fn lines(text: &str) -> Vec<(u64, &str)> {
+        let mut offset = 0u64;
+        let mut out = Vec::new();
+        for line in text.split_inclusive('\n') {
+            let body = line.trim_end_matches('\n');
+            if !body.is_empty() {
+                out.push((offset, body));
+            }
+            offset += line.len() as u64;
+        }
+        out
+    }
+
+    fn feed(
+        parser: &mut CodexParser,
+        text: &str,
+        base: u64,
+        events: &mut Vec<Event>,
+    ) -> Vec<(u64, Malformed)> {
+        let mut errors = Vec::new();
+        for (offset, line) in lines(text) {
+            if let Err(m) = parser.record(base + offset, line.as_bytes(), &mut |e| events.push(e)) {
+                errors.push((base + offset, m));
+            }
+        }
+        errors
+    }
+
+    /// Parse a whole text (then flush), asserting no line is malformed.
+    fn parse(text: &str) -> Vec<Event> {
+        let mut parser = CodexParser::new(ctx());
+        let mut events = Vec::new();
+        let errors = feed(&mut parser, text, 0, &mut events);
+        assert!(errors.is_empty(), "{errors:?}");
+        parser.flush(&mut |e| events.push(e));
+        events
+    }
+
+    /// Parse lines given as separate strings.
+    fn parse_lines(ls: &[&str]) -> Vec<Event> {
+        parse(&(ls.join("\n") + "\n"))
+    }
+
+    fn kinds(events: &[Event]) -> Vec<&'static str> {
+        events.iter().map(|e| e.kind().as_str()).collect()
+    }
+
+    fn texts(events: &[Event]) -> Vec<(String, String)> {
+        events
+            .iter()
+            .filter_map(|e| match &e.payload {
+                Payload::UserMessage { text, .. } => Some(("user".into(), text.clone())),
+                Payload::AssistantMessage { text } => Some(("assistant".into(), text.clone())),
+                Payload::Thinking { text } => Some(("thinking".into(), text.clone())),
+                Payload::SystemMessage { category, text } => {
+                    Some((category.label().to_owned(), text.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn count(events: &[Event], kind: Kind) -> usize {
+        events.iter().filter(|e| e.kind() == kind).count()
+    }
+
+    fn category_count(events: &[Event], cat: SystemCategory) -> usize {
+        events
+            .iter()
+            .filter(|e| matches!(&e.payload, Payload::SystemMessage { category, .. } if *category == cat))
+            .count()
+    }
+
+    fn ri_user(text: &str) -> String {
+        format!(
+            r#"{{"timestamp":"t1","type":"response_item","payload":{{"type":"message","role":"user","content":[{{"type":"input_text","text":{}}}]}}}}"#,
+            serde_json::to_string(text).unwrap()
+        )
+    }
+
+    fn em_user(text: &str) -> String {
+        format!(
+            r#"{{"timestamp":"t2","type":"event_msg","payload":{{"type":"user_message","message":{},"images":[]}}}}"#,
+            serde_json::to_string(text).unwrap()
+        )
+    }
+
+    const META: &str = r#"{"timestamp":"t0","type":"session_meta","payload":{"id":"sess-1","cwd":"/p","cli_version":"0.77.0"}}"#;
+    const TOKENS: &str =
+        r#"{"timestamp":"t3","type":"event_msg","payload":{"type":"token_count","info":null}}"#;
+
+    // -- discovery -----------------------------------------------------------
+
+    #[test]
+    fn classify_accepts_both_layouts_and_extracts_the_id() {
+        let name = "rollout-2025-09-16T14-12-31-613a9a68-8816-40b2-a2d4-041ade599da6.jsonl";
+        for rel in [
+            format!("2025/09/16/{name}"),
+            name.to_owned(),
+            format!("/home/u/.codex/sessions/2025/09/16/{name}"),
+            format!("/home/u/.codex/archived_sessions/{name}"),
+        ] {
+            let ctx = Codex
+                .classify(Path::new(&rel))
+                .unwrap_or_else(|| panic!("{rel}"));
+            assert_eq!(ctx.session_hint, "613a9a68-8816-40b2-a2d4-041ade599da6");
+            assert_eq!(
+                ctx.file_tag,
+                "rollout-2025-09-16T14-12-31-613a9a68-8816-40b2-a2d4-041ade599da6"
+            );
+            assert_eq!(ctx.provider, ID);
+            assert!(ctx.subagent.is_none());
+        }
+        for rel in [
+            "2025/09/16/history.jsonl",
+            "2025/09/16/rollout-x.json",
+            "2025/9/16/rollout-x.jsonl",
+            "notes/rollout-x.jsonl",
+            "2025/09/16/../rollout-x.jsonl",
+            "",
+        ] {
+            assert!(Codex.classify(Path::new(rel)).is_none(), "{rel}");
+        }
+    }
+
+    #[test]
+    fn session_hint_without_a_uuid_drops_prefix_and_time() {
+        assert_eq!(id_from_stem("rollout-2025-09-16T14-12-31-abc"), "abc");
+        assert_eq!(id_from_stem("rollout-odd"), "odd");
+        assert_eq!(
+            id_from_stem("rollout-2026-04-15T11-58-23-019d924b-53f5-78f1-a0d4-69aa13191f54"),
+            "019d924b-53f5-78f1-a0d4-69aa13191f54"
+        );
+    }
+
+    // -- the three generations -----------------------------------------------
+
+    #[test]
+    fn legacy_format() {
+        let events = parse(LEGACY);
+        assert_eq!(
+            kinds(&events),
+            [
+                "provider.info",
+                "provider.info",
+                "system.message",
+                "provider.info",
+                "user.message",
+                "assistant.thinking",
+                "assistant.message",
+                "assistant.tool.call",
+                "assistant.tool.result",
+                "provider.info",
+                "assistant.thinking",
+                "assistant.thinking",
+                "assistant.tool.call",
+                "assistant.tool.result",
+                "assistant.message",
+            ]
+        );
+        assert!(events
+            .iter()
+            .all(|e| e.session_id == "11111111-2222-4333-8444-555555555555"));
+        // Only the header has a time stamp; nothing names a model.
+        assert_eq!(
+            events[0].timestamp.as_deref(),
+            Some("2025-08-25T13:19:59.315Z")
+        );
+        assert!(events[1..].iter().all(|e| e.timestamp.is_none()));
+        assert!(events.iter().all(|e| e.model.is_none()));
+        assert_eq!(events[0].source.record, "session_header");
+        assert_eq!(events[4].source.record, "message");
+        // With no event stream the human's message is the user-role item.
+        assert!(events[4].is_human_message());
+        assert_eq!(
+            texts(&events)[1],
+            ("user".into(), "list the files\n::record".into())
+        );
+        let t = texts(&events);
+        assert_eq!(t[2].1, "**Listing**\n\nI will run ls.");
+        assert_eq!(t[4].1, "Readable reasoning content.");
+        assert_eq!(t[5].1, "", "encrypted-only reasoning is an empty marker");
+        match &events[8].payload {
+            Payload::ToolResult {
+                tool_call_id,
+                output,
+                is_error,
+            } => {
+                assert_eq!(tool_call_id, "call_ls");
+                assert_eq!(output, "a.txt\nb.txt\n");
+                assert!(!is_error);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            &events[13].payload,
+            Payload::ToolResult { is_error: true, output, .. } if output.starts_with("cat: c.txt")
+        ));
+        match &events[7].payload {
+            Payload::ToolCall { name, input, .. } => {
+                assert_eq!(name, "shell");
+                assert_eq!(input.get(), r#"{"command": ["bash", "-lc", "ls"]}"#);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn envelope_without_turn_context() {
+        let events = parse(V034);
+        assert_eq!(
+            texts(&events),
+            [
+                (
+                    "Injected context".into(),
+                    "<environment_context>\n  <cwd>/home/u/p</cwd>\n</environment_context>".into()
+                ),
+                ("user".into(), "continue".into()),
+                ("thinking".into(), String::new()),
+                ("assistant".into(), "Running the tests.".into()),
+                ("assistant".into(), "All tests pass.".into()),
+            ]
+        );
+        assert_eq!(count(&events, Kind::ToolCall), 1);
+        assert_eq!(count(&events, Kind::ToolResult), 1);
+        assert!(events
+            .iter()
+            .all(|e| e.model.is_none() && e.turn_id.is_none()));
+        assert!(events
+            .iter()
+            .all(|e| e.session_id == "22222222-3333-4444-8555-666666666666"));
+        // The human message is the event, not its model-facing twin.
+        let user = events.iter().find(|e| e.is_human_message()).unwrap();
+        assert_eq!(user.source.record, "event_msg/user_message");
+        assert_eq!(user.timestamp.as_deref(), Some("2026-01-05T10:00:02.000Z"));
+    }
+
+    #[test]
+    fn modern_format() {
+        let events = parse(MODERN);
+        let open_page = lines(MODERN)
+            .into_iter()
+            .find(|(_, l)| l.contains("web_search_call") && l.contains("open_page"))
+            .map(|(o, _)| format!("f:{o}"))
+            .unwrap();
+        let t = texts(&events);
+        let expect: Vec<(&str, &str)> = vec![
+            ("Injected context", "<permissions instructions>\nsandbox_mode is workspace-write."),
+            ("Injected context", "# AGENTS.md instructions for /home/u/p\n\n<INSTRUCTIONS>\nBe brief.\n</INSTRUCTIONS><environment_context>\n  <cwd>/home/u/p</cwd>\n</environment_context>"),
+            ("user", "Fix the build.\n::record /tmp/notes"),
+            ("thinking", "**Looking**\n\nChecking the build.\n\n**Patching**\n\nFixing the import."),
+            ("assistant", "I'll patch the import."),
+            ("assistant", "Fixed."),
+            ("User shell", "<user_shell_command>\n<command>\nls\n</command>\n<result>\na\n</result>\n</user_shell_command>"),
+            ("user", "Now refactor everything."),
+            // The interrupted turn's texts never got their response items.
+            ("thinking", "**Planning**\n\nA big refactor."),
+            ("assistant", "Starting the refactor."),
+            ("Notice", "Turn aborted: interrupted"),
+            ("Injected context", "<turn_aborted>\nThe user interrupted the previous turn on purpose.\n</turn_aborted>"),
+            ("Error", "stream disconnected before completion"),
+            ("Compaction", "Context compacted; 3 items kept (summary not readable)."),
+        ];
+        let got: Vec<(&str, &str)> = t.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        assert_eq!(got, expect);
+
+        // Tools: calls and results pair up by id.
+        let calls: Vec<(&str, &str, &str)> = events
+            .iter()
+            .filter_map(|e| match &e.payload {
+                Payload::ToolCall {
+                    tool_call_id,
+                    name,
+                    input,
+                } => Some((tool_call_id.as_str(), name.as_str(), input.get())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                (
+                    "call_patch",
+                    "apply_patch",
+                    r#""*** Begin Patch\n*** Update File: src/main.rs\n@@\n-use foo;\n+use bar;\n*** End Patch\n""#
+                ),
+                (
+                    "call_build",
+                    "shell_command",
+                    r#"{"command": "cargo build", "workdir": "/home/u/p"}"#
+                ),
+                (
+                    "call_img",
+                    "view_image",
+                    r#"{"path": "/home/u/p/shot.png"}"#
+                ),
+                // Correlated with the `web_search_end` before it.
+                (
+                    "ws_1",
+                    "web_search",
+                    r#"{"type":"search","query":"rust unresolved import"}"#
+                ),
+                // No end event: a synthesized id.
+                (
+                    open_page.as_str(),
+                    "web_search",
+                    r#"{"type":"open_page","url":"https://doc.rust-lang.org/"}"#
+                ),
+            ]
+        );
+        let results: Vec<(&str, &str, bool)> = events
+            .iter()
+            .filter_map(|e| match &e.payload {
+                Payload::ToolResult {
+                    tool_call_id,
+                    output,
+                    is_error,
+                } => Some((tool_call_id.as_str(), output.as_str(), *is_error)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            results,
+            [
+                ("call_patch", "Success. Updated the following files:\nM src/main.rs\n", false),
+                ("call_build", "Exit code: 101\nWall time: 2 seconds\nOutput:\nerror[E0432]: unresolved import\n", true),
+                ("call_img", "shot.png\n[image omitted]", false),
+            ]
+        );
+
+        // Metadata and twins with extra details are kept as info.
+        let topics: Vec<&str> = events
+            .iter()
+            .filter_map(|e| match &e.payload {
+                Payload::ProviderInfo { topic, .. } => Some(topic.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            topics,
+            [
+                "session_meta",
+                "task_started",
+                "turn_context",
+                "token_count",
+                "patch_apply_end",
+                "exec_command_end",
+                "view_image_tool_call",
+                "web_search_end",
+                "ghost_snapshot",
+                "task_complete",
+                "task_started",
+                "exec_command_end",
+                "task_complete",
+                "task_started",
+                "turn_context",
+                "compacted",
+                "context_compacted",
+            ]
+        );
+        // Unknown event, item and record types are kept whole.
+        let raws: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.kind() == Kind::ProviderRaw)
+            .collect();
+        assert_eq!(raws.len(), 3);
+        assert_eq!(raws[0].source.record, "event_msg/item_completed");
+        assert_eq!(raws[1].source.record, "response_item/future_item");
+        assert_eq!(raws[2].source.record, "inbox_note");
+        match &raws[2].payload {
+            Payload::ProviderRaw { record } => assert!(record.get().starts_with(r#"{"timestamp""#)),
+            other => panic!("{other:?}"),
+        }
+        match &raws[0].payload {
+            Payload::ProviderRaw { record } => {
+                assert_eq!(
+                    record.get(),
+                    r#"{"type":"item_completed","item":{"id":"x"}}"#
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // One human message per `user_message` event; images counted.
+        let humans: Vec<&Event> = events.iter().filter(|e| e.is_human_message()).collect();
+        assert_eq!(humans.len(), 2);
+        assert!(matches!(
+            humans[1].payload,
+            Payload::UserMessage { attachments: 1, .. }
+        ));
+        assert!(events
+            .iter()
+            .all(|e| e.session_id == "33333333-4444-4555-8666-777777777777"));
+    }
+
+    #[test]
+    fn model_and_turn_come_from_the_turn_records() {
+        let events = parse(MODERN);
+        let by_text = |needle: &str| {
+            events
+                .iter()
+                .find(|e| {
+                    texts(std::slice::from_ref(*e))
+                        .first()
+                        .is_some_and(|t| t.1 == needle)
+                })
+                .unwrap_or_else(|| panic!("{needle}"))
+        };
+        let fixed = by_text("Fixed.");
+        assert_eq!(fixed.model.as_deref(), Some("gpt-5.4"));
+        assert_eq!(fixed.turn_id.as_deref(), Some("turn-1"));
+        let user = by_text("Fix the build.\n::record /tmp/notes");
+        assert_eq!(user.turn_id.as_deref(), Some("turn-1"));
+        assert!(
+            user.model.is_none(),
+            "only assistant events carry the model"
+        );
+        let orphan = by_text("Starting the refactor.");
+        assert_eq!(orphan.model.as_deref(), Some("gpt-5.4-mini"));
+        assert_eq!(orphan.turn_id.as_deref(), Some("turn-3"));
+        assert_eq!(orphan.source.record, "event_msg/agent_message");
+        // After the turn ends there is no current turn.
+        let err = by_text("stream disconnected before completion");
+        assert!(err.turn_id.is_none());
+        let shell = by_text("<user_shell_command>\n<command>\nls\n</command>\n<result>\na\n</result>\n</user_shell_command>");
+        assert_eq!(shell.turn_id.as_deref(), Some("turn-2"));
+    }
+
+    #[test]
+    fn event_ids_are_offsets_with_a_sub_index() {
+        let events = parse(MODERN);
+        let ids: std::collections::HashSet<&str> =
+            events.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(ids.len(), events.len());
+        for e in &events {
+            let base = format!("f:{}", e.source.offset);
+            assert!(
+                e.event_id == base || e.event_id.starts_with(&format!("{base}#")),
+                "{} at {}",
+                e.event_id,
+                e.source.offset
+            );
+            assert_eq!(e.source.file.as_deref(), Some("f"));
+        }
+        let compacted: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.source.record == "compacted")
+            .collect();
+        assert_eq!(compacted.len(), 2);
+        assert_eq!(
+            compacted[1].event_id,
+            format!("{}#1", compacted[0].event_id)
+        );
+        assert_eq!(compacted[0].kind(), Kind::SystemMessage);
+        assert_eq!(compacted[1].kind(), Kind::ProviderInfo);
+    }
+
+    #[test]
+    fn subagent_thread_belongs_to_its_parent() {
+        let events = parse(SUBAGENT);
+        let parent = "44444444-5555-4666-8777-888888888888";
+        let own = "55555555-6666-4777-8888-999999999999";
+        assert!(events.iter().all(|e| e.session_id == parent));
+        for e in &events {
+            let sub = e.subagent.as_ref().expect("every event is subagent work");
+            assert_eq!(sub.id.as_deref(), Some(own));
+            assert_eq!(sub.label.as_deref(), Some("Euclid (explorer)"));
+        }
+        // Nothing in a subagent thread is human input, not even a replayed
+        // parent message with a command in it.
+        assert_eq!(count(&events, Kind::UserMessage), 0);
+        assert!(!events.iter().any(Event::is_human_message));
+        assert_eq!(category_count(&events, SystemCategory::SubagentPrompt), 2);
+        // Both headers are kept; the replayed parent message is not lost.
+        let metas = events
+            .iter()
+            .filter(|e| matches!(&e.payload, Payload::ProviderInfo { topic, .. } if topic == "session_meta"))
+            .count();
+        assert_eq!(metas, 2);
+        assert_eq!(
+            texts(&events)
+                .iter()
+                .filter(|t| t.0 == "assistant")
+                .map(|t| t.1.as_str())
+                .collect::<Vec<_>>(),
+            ["Replayed parent message.", "Tracing the bootstrap."]
+        );
+    }
+
+    #[test]
+    fn resumed_file_uses_its_first_header() {
+        let events = parse(RESUMED);
+        assert!(events
+            .iter()
+            .all(|e| e.session_id == "66666666-7777-4888-8999-aaaaaaaaaaaa"));
+        assert_eq!(count(&events, Kind::ProviderInfo), 3);
+        assert_eq!(count(&events, Kind::UserMessage), 2);
+        assert_eq!(count(&events, Kind::AssistantMessage), 2);
+        let last = events
+            .iter()
+            .rev()
+            .find(|e| e.kind() == Kind::AssistantMessage)
+            .unwrap();
+        assert_eq!(last.model.as_deref(), Some("gpt-5-codex"));
+    }
+
+    // -- twins ---------------------------------------------------------------
+
+    #[test]
+    fn user_twin_becomes_one_human_message() {
+        let events = parse_lines(&[META, &ri_user("hello\n::stop"), &em_user("hello\n::stop")]);
+        assert_eq!(kinds(&events), ["provider.info", "user.message"]);
+        assert_eq!(events[1].source.record, "event_msg/user_message");
+        assert_eq!(events[1].timestamp.as_deref(), Some("t2"));
+        assert!(events[1].is_human_message());
+        assert!(events[1].event_id.starts_with("f:"));
+    }
+
+    #[test]
+    fn unpaired_user_items_are_model_input() {
+        // Followed by another record.
+        let events = parse_lines(&[META, &ri_user("from a script"), TOKENS]);
+        assert_eq!(
+            texts(&events),
+            [("Model input".into(), "from a script".into())]
+        );
+        assert_eq!(events[1].source.record, "response_item/message");
+        assert_eq!(events[1].timestamp.as_deref(), Some("t1"));
+        // Followed by a user_message with other text: both are kept.
+        let events = parse_lines(&[META, &ri_user("a"), &em_user("b")]);
+        assert_eq!(
+            texts(&events),
+            [
+                ("Model input".into(), "a".into()),
+                ("user".into(), "b".into())
+            ]
+        );
+        // At the end of the input.
+        let events = parse_lines(&[META, &ri_user("last")]);
+        assert_eq!(texts(&events), [("Model input".into(), "last".into())]);
+        // Two in a row: the first is released when the second arrives.
+        let events = parse_lines(&[META, &ri_user("one"), &ri_user("two"), &em_user("two")]);
+        assert_eq!(
+            texts(&events),
+            [
+                ("Model input".into(), "one".into()),
+                ("user".into(), "two".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn twin_comparison_trims_and_joins_blocks() {
+        let ri = r#"{"timestamp":"t1","type":"response_item","payload":{"type":"message","role":"user","content":[{"type":"input_text","text":"part one, "},{"type":"input_text","text":"part two\n"},{"type":"input_image","image_url":"data:image/png;base64,AA"}]}}"#;
+        let events = parse_lines(&[META, ri, &em_user("  part one, part two")]);
+        assert_eq!(kinds(&events), ["provider.info", "user.message"]);
+        assert!(matches!(
+            &events[1].payload,
+            Payload::UserMessage { text, attachments: 1 } if text == "  part one, part two"
+        ));
+    }
+
+    #[test]
+    fn user_twin_in_reverse_order_is_still_one_message() {
+        let events = parse_lines(&[META, &em_user("hi"), &ri_user("hi"), TOKENS]);
+        assert_eq!(
+            kinds(&events),
+            ["provider.info", "user.message", "provider.info"]
+        );
+    }
+
+    #[test]
+    fn user_twin_split_across_reads_via_state() {
+        let first = [META, &ri_user("resume me")].join("\n") + "\n";
+        let mut a = CodexParser::new(ctx());
+        let mut events = Vec::new();
+        assert!(feed(&mut a, &first, 0, &mut events).is_empty());
+        // The held twin is part of the persisted state.
+        let saved = serde_json::to_string(&a.state()).unwrap();
+        assert!(saved.contains("resume me"), "{saved}");
+        let mut b = CodexParser::new(ctx());
+        b.restore(&serde_json::from_str(&saved).unwrap()).unwrap();
+        let second = em_user("resume me") + "\n";
+        assert!(feed(&mut b, &second, first.len() as u64, &mut events).is_empty());
+        b.flush(&mut |e| events.push(e));
+        assert_eq!(kinds(&events), ["provider.info", "user.message"]);
+        assert_eq!(events[1].source.offset, first.len() as u64);
+        assert_eq!(events[1].session_id, "sess-1");
+        // The same as one read.
+        let whole = parse(&(first + &second));
+        let ids = |v: &[Event]| v.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&events), ids(&whole));
+    }
+
+    #[test]
+    fn assistant_twins_keep_the_response_item() {
+        let em = r#"{"timestamp":"t1","type":"event_msg","payload":{"type":"agent_message","message":"Done."}}"#;
+        let ri = r#"{"timestamp":"t2","type":"response_item","payload":{"type":"message","role":"assistant","content":[{"type":"output_text","text":"Done."}]}}"#;
+        for order in [[em, ri], [ri, em]] {
+            let events = parse_lines(&[META, order[0], TOKENS, order[1]]);
+            assert_eq!(count(&events, Kind::AssistantMessage), 1, "{order:?}");
+            assert_eq!(events.len(), 3, "{order:?}");
+            let msg = events
+                .iter()
+                .find(|e| e.kind() == Kind::AssistantMessage)
+                .unwrap();
+            assert_eq!(msg.source.record, "response_item/message");
+        }
+    }
+
+    #[test]
+    fn reasoning_twins_match_summary_parts() {
+        let ems = [
+            r#"{"timestamp":"t1","type":"event_msg","payload":{"type":"agent_reasoning","text":"A"}}"#,
+            r#"{"timestamp":"t1","type":"event_msg","payload":{"type":"agent_reasoning","text":"B"}}"#,
+        ];
+        let ri = r#"{"timestamp":"t2","type":"response_item","payload":{"type":"reasoning","summary":[{"type":"summary_text","text":"A"},{"type":"summary_text","text":"B"}],"content":null,"encrypted_content":"gAAA"}}"#;
+        let task = r#"{"timestamp":"t3","type":"event_msg","payload":{"type":"task_complete","turn_id":"x"}}"#;
+        let events = parse_lines(&[META, ems[0], ems[1], ri, task]);
+        assert_eq!(texts(&events), [("thinking".into(), "A\n\nB".into())]);
+    }
+
+    #[test]
+    fn orphan_agent_events_wait_for_a_boundary_not_for_flush() {
+        let em = r#"{"timestamp":"t1","type":"event_msg","payload":{"type":"agent_message","message":"Streaming…"}}"#;
+        let mut p = CodexParser::new(ctx());
+        let mut events = Vec::new();
+        let text = [META, em].join("\n") + "\n";
+        assert!(feed(&mut p, &text, 0, &mut events).is_empty());
+        // The end of the input so far is not the end of the turn: the
+        // response item may still come in the next read.
+        p.flush(&mut |e| events.push(e));
+        assert_eq!(kinds(&events), ["provider.info"]);
+        let abort = r#"{"timestamp":"t2","type":"event_msg","payload":{"type":"turn_aborted","reason":"interrupted"}}"#;
+        assert!(feed(&mut p, &(abort.to_owned() + "\n"), 500, &mut events).is_empty());
+        assert_eq!(
+            texts(&events),
+            [
+                ("assistant".into(), "Streaming…".into()),
+                ("Notice".into(), "Turn aborted: interrupted".into())
+            ]
+        );
+        assert_eq!(events[1].source.offset, lines(&text)[1].0);
+        assert_eq!(events[1].timestamp.as_deref(), Some("t1"));
+    }
+
+    // -- tools -----------------------------------------------------------------
+
+    fn item(payload: &str) -> String {
+        format!(r#"{{"timestamp":"t","type":"response_item","payload":{payload}}}"#)
+    }
+
+    #[test]
+    fn tool_inputs_and_outputs() {
+        let events = parse_lines(&[
+            META,
+            &item(
+                r#"{"type":"function_call","name":"exec","arguments":"not json {","call_id":"c1"}"#,
+            ),
+            &item(r#"{"type":"function_call","name":"obj","arguments":{"a":1},"call_id":"c2"}"#),
+            &item(
+                r#"{"type":"function_call_output","call_id":"c1","output":"Chunk ID: ab\nWall time: 0.1 seconds\nProcess exited with code 2\nOutput:\nboom"}"#,
+            ),
+            &item(
+                r#"{"type":"function_call_output","call_id":"c2","output":"{\"resources\":[]}"}"#,
+            ),
+            &item(
+                r#"{"type":"custom_tool_call_output","call_id":"c3","output":"apply_patch verification failed"}"#,
+            ),
+        ]);
+        match &events[1].payload {
+            Payload::ToolCall { input, .. } => assert_eq!(input.get(), r#""not json {""#),
+            other => panic!("{other:?}"),
+        }
+        match &events[2].payload {
+            Payload::ToolCall { input, .. } => assert_eq!(input.get(), r#"{"a":1}"#),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            &events[3].payload,
+            Payload::ToolResult { is_error: true, .. }
+        ));
+        // JSON that is not the shell wrapper stays as it is.
+        assert!(matches!(
+            &events[4].payload,
+            Payload::ToolResult { output, is_error: false, .. } if output == r#"{"resources":[]}"#
+        ));
+        assert!(matches!(
+            &events[5].payload,
+            Payload::ToolResult {
+                is_error: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn local_shell_calls_pair_with_their_outputs() {
+        let events = parse_lines(&[
+            META,
+            &item(
+                r#"{"type":"local_shell_call","call_id":"ls_1","status":"completed","action":{"type":"exec","command":["ls"]}}"#,
+            ),
+            &item(r#"{"type":"function_call_output","call_id":"ls_1","output":"a\nb\n"}"#),
+        ]);
+        assert!(matches!(
+            &events[1].payload,
+            Payload::ToolCall { tool_call_id, name, input }
+                if tool_call_id == "ls_1" && name == "local_shell"
+                    && input.get() == r#"{"type":"exec","command":["ls"]}"#
+        ));
+        assert!(matches!(
+            &events[2].payload,
+            Payload::ToolResult { tool_call_id, output, .. } if tool_call_id == "ls_1" && output == "a\nb\n"
+        ));
+    }
+
+    // -- poisoned input --------------------------------------------------------
+
+    fn malformed(line: &[u8]) -> Malformed {
+        let mut p = CodexParser::new(ctx());
+        let mut n = 0;
+        let r = p.record(0, line, &mut |_| n += 1);
+        assert_eq!(n, 0, "no event from a malformed line");
+        r.expect_err("malformed")
+    }
+
+    #[test]
+    fn wrong_shapes_are_reported_not_guessed() {
+        let wrong = [
+            // content a number
+            r#"{"timestamp":"t","type":"response_item","payload":{"type":"message","role":"user","content":7}}"#,
+            // payload null
+            r#"{"timestamp":"t","type":"event_msg","payload":null}"#,
+            r#"{"timestamp":"t","type":"response_item","payload":null}"#,
+            r#"{"timestamp":"t","type":"session_meta","payload":null}"#,
+            r#"{"timestamp":"t","type":"turn_context","payload":[]}"#,
+            // known types missing what they need
+            r#"{"timestamp":"t","type":"session_meta","payload":{"id":42}}"#,
+            r#"{"timestamp":"t","type":"response_item","payload":{"type":"message","role":"assistant"}}"#,
+            r#"{"timestamp":"t","type":"response_item","payload":{"type":"function_call","name":"x"}}"#,
+            r#"{"timestamp":"t","type":"response_item","payload":{"type":"function_call_output","call_id":"c","output":5}}"#,
+            r#"{"timestamp":"t","type":"response_item","payload":{"type":"function_call_output","call_id":"c","output":null}}"#,
+            r#"{"timestamp":"t","type":"event_msg","payload":{"type":"user_message","message":["x"]}}"#,
+            r#"{"timestamp":"t","type":"event_msg","payload":{"type":"agent_message"}}"#,
+            r#"{"timestamp":"t","type":"event_msg","payload":{"no_type":1}}"#,
+            r#"{"timestamp":"t","type":"compacted","payload":{"message":3}}"#,
+            r#"{"type":"session_meta"}"#,
+            r#"{"type":"message","role":"user","content":"text"}"#,
+            r#"{"id":7,"timestamp":"t"}"#,
+            // not an object at all
+            r#"[1,2,3]"#,
+            r#""rollout""#,
+            r#"{"timestamp":5,"type":"event_msg","payload":{}}"#,
+            r#"[]"#,
+            r#"{"timestamp":"t","type":"event_msg","payload":["user_message"]}"#,
+        ];
+        for line in wrong {
+            assert!(
+                matches!(malformed(line.as_bytes()), Malformed::WrongShape(_)),
+                "{line}"
+            );
+        }
+        assert!(matches!(malformed(b"{not json"), Malformed::NotJson(_)));
+        assert!(matches!(malformed(b""), Malformed::NotJson(_)));
+        assert_eq!(malformed(b"{\"type\":\"\xff\"}"), Malformed::InvalidUtf8);
+    }
+
+    #[test]
+    fn unknown_shapes_of_unknown_types_are_kept_raw() {
+        let events = parse_lines(&[
+            META,
+            &item(r#"{"type":"future_item","content":42}"#),
+            r#"{"timestamp":"t","type":"event_msg","payload":{"type":"future_event","message":{"a":1}}}"#,
+            r#"{"something":"else"}"#,
+        ]);
+        assert_eq!(
+            kinds(&events),
+            [
+                "provider.info",
+                "provider.raw",
+                "provider.raw",
+                "provider.raw"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_poisoned_line_does_not_break_a_pending_twin() {
+        let mut p = CodexParser::new(ctx());
+        let mut events = Vec::new();
+        let text = [
+            META,
+            &ri_user("still me"),
+            r#"{"timestamp":"t","type":"event_msg","payload":null}"#,
+            &em_user("still me"),
+        ]
+        .join("\n")
+            + "\n";
+        let errors = feed(&mut p, &text, 0, &mut events);
+        assert_eq!(errors.len(), 1);
+        p.flush(&mut |e| events.push(e));
+        assert_eq!(kinds(&events), ["provider.info", "user.message"]);
+    }
+
+    // -- state -----------------------------------------------------------------
+
+    #[test]
+    fn state_round_trips_everything() {
+        let mut p = CodexParser::new(ctx());
+        let mut events = Vec::new();
+        // Stop mid-turn with every kind of held context populated.
+        let cut = MODERN
+            .find(r#""type":"turn_aborted""#)
+            .and_then(|i| MODERN[..i].rfind('\n'))
+            .unwrap();
+        let head = &MODERN[..=cut];
+        assert!(feed(&mut p, head, 0, &mut events).is_empty());
+        assert!(feed(
+            &mut p,
+            &(ri_user("held") + "\n"),
+            head.len() as u64,
+            &mut events
+        )
+        .is_empty());
+        let state = p.state();
+        assert!(p.st.pending_user.is_some());
+        assert!(!p.st.pending_agent.is_empty());
+        assert!(p.st.model.is_some() && p.st.turn_id.is_some());
+        let mut q = CodexParser::new(ctx());
+        q.restore(&serde_json::from_str(&state.to_string()).unwrap())
+            .unwrap();
+        assert_eq!(q.st, p.st);
+        assert_eq!(q.state(), state);
+        // Garbage is refused, so the reader starts over.
+        let mut r = CodexParser::new(ctx());
+        assert!(r.restore(&serde_json::json!({"pending_user": 3})).is_err());
+        assert!(r
+            .restore(&serde_json::json!({"unknown_field": true}))
+            .is_err());
+        assert!(r.restore(&serde_json::json!([])).is_err());
+    }
+
+    #[test]
+    fn split_anywhere_equals_one_read() {
+        for text in [LEGACY, V034, MODERN, SUBAGENT, RESUMED] {
+            let whole = parse(text);
+            let json = |v: &[Event]| {
+                v.iter()
+                    .map(|e| serde_json::to_string(e).unwrap())
+                    .collect::<Vec<_>>()
+            };
+            for (cut, _) in lines(text).into_iter().skip(1) {
+                let cut = cut as usize;
+                let mut a = CodexParser::new(ctx());
+                let mut events = Vec::new();
+                assert!(feed(&mut a, &text[..cut], 0, &mut events).is_empty());
+                let mut b = CodexParser::new(ctx());
+                b.restore(&a.state()).unwrap();
+                assert!(feed(&mut b, &text[cut..], cut as u64, &mut events).is_empty());
+                b.flush(&mut |e| events.push(e));
+                assert_eq!(json(&events), json(&whole), "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_same_human_text_appears_once() {
+        for text in [V034, MODERN, RESUMED] {
+            let events = parse(text);
+            let mut seen = std::collections::HashMap::new();
+            for (who, t) in texts(&events) {
+                if who == "user" || who == "Model input" {
+                    *seen.entry(t).or_insert(0) += 1;
+                }
+            }
+            assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+        }
     }
 }
