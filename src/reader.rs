@@ -211,7 +211,9 @@ pub fn read_increment(
             )?
         }
     };
-    parser.flush(&mut counting);
+    if tail == Tail::Final {
+        parser.flush(&mut counting);
+    }
     Ok(Increment {
         cursor: Cursor {
             offset: end,

@@ -1339,7 +1339,11 @@ impl RecordParser for CodexParser {
     }
 
     fn flush(&mut self, out: &mut dyn FnMut(Event)) {
+        // The input is complete: nothing held can still meet its twin.
         self.release_pending_user(out);
+        for p in std::mem::take(&mut self.st.pending_agent) {
+            self.emit_orphan(p, out);
+        }
     }
 
     fn state(&self) -> serde_json::Value {
@@ -2000,15 +2004,13 @@ mod tests {
     }
 
     #[test]
-    fn orphan_agent_events_wait_for_a_boundary_not_for_flush() {
+    fn orphan_agent_events_wait_for_a_boundary_or_the_final_flush() {
         let em = r#"{"timestamp":"t1","type":"event_msg","payload":{"type":"agent_message","message":"Streaming…"}}"#;
         let mut p = CodexParser::new(ctx());
         let mut events = Vec::new();
         let text = [META, em].join("\n") + "\n";
         assert!(feed(&mut p, &text, 0, &mut events).is_empty());
-        // The end of the input so far is not the end of the turn: the
-        // response item may still come in the next read.
-        p.flush(&mut |e| events.push(e));
+        // Held: the response item may still come in the next read.
         assert_eq!(kinds(&events), ["provider.info"]);
         let abort = r#"{"timestamp":"t2","type":"event_msg","payload":{"type":"turn_aborted","reason":"interrupted"}}"#;
         assert!(feed(&mut p, &(abort.to_owned() + "\n"), 500, &mut events).is_empty());
@@ -2021,6 +2023,13 @@ mod tests {
         );
         assert_eq!(events[1].source.offset, lines(&text)[1].0);
         assert_eq!(events[1].timestamp.as_deref(), Some("t1"));
+
+        // At the end of a complete input, `flush` releases what is held.
+        let mut p = CodexParser::new(ctx());
+        let mut events = Vec::new();
+        assert!(feed(&mut p, &text, 0, &mut events).is_empty());
+        p.flush(&mut |e| events.push(e));
+        assert_eq!(texts(&events), [("assistant".into(), "Streaming…".into())]);
     }
 
     // -- tools -----------------------------------------------------------------

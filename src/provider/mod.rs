@@ -86,8 +86,9 @@ pub trait RecordParser: Send {
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed>;
 
-    /// Called once when the reader reaches the end of the available input;
-    /// flushes anything held back waiting for a twin record.
+    /// Called once when the input is complete (a one-shot read with
+    /// [`crate::reader::Tail::Final`]); emits anything held back waiting for
+    /// a twin record. Incremental reads do not call it: a twin may still come.
     fn flush(&mut self, _out: &mut dyn FnMut(Event)) {}
 
     /// Serializable parser context, persisted with the cursor.
