@@ -10,7 +10,6 @@ use serde::Serialize;
 use crate::config::{self, Config, Env, SandboxMode};
 use crate::discover;
 use crate::error::{exit, Error, Result};
-use crate::event::Payload;
 use crate::export::{self, ExportFormat, Skipped};
 
 #[derive(Debug, Parser)]
@@ -238,38 +237,25 @@ fn sessions(cfg: &Config, json: bool) -> Result<i32> {
     let mut rows = Vec::new();
     for s in discover::group(found, limits) {
         let mut skipped = Skipped::default();
-        let mut title: Option<String> = None;
-        let mut first: Option<String> = None;
-        let mut last: Option<String> = None;
+        let mut meta = crate::render::MetaCollector::new();
         let mut events = 0u64;
         let r = export::stream_session(&s, limits, &mut skipped, &mut |ev| {
             events += 1;
-            if let Some(ts) = &ev.timestamp {
-                if first.as_ref().is_none_or(|f| ts < f) {
-                    first = Some(ts.clone());
-                }
-                if last.as_ref().is_none_or(|l| ts > l) {
-                    last = Some(ts.clone());
-                }
-            }
-            if title.is_none() && ev.is_human_message() {
-                if let Payload::UserMessage { text, .. } = &ev.payload {
-                    title = Some(snippet(text, 60));
-                }
-            }
+            meta.observe(&ev);
         });
         if let Err(e) = r {
             eprintln!("kato: {e}");
             continue;
         }
+        let meta = meta.finish();
         rows.push(SessionRow {
             id: s.session_id.clone(),
             provider: s.provider,
             path: s.main_path().map(PathBuf::from),
             files: s.files.len(),
-            title: title.unwrap_or_default(),
-            first_activity: first,
-            last_activity: last,
+            title: meta.title,
+            first_activity: meta.created,
+            last_activity: meta.updated,
             events,
             skipped: skipped.total,
         });
@@ -313,32 +299,12 @@ fn print_table(out: &mut dyn Write, rows: &[SessionRow]) -> io::Result<()> {
             r.events,
             r.last_activity
                 .as_deref()
-                .map(compact_time)
+                .map(crate::render::markdown::compact_time)
                 .unwrap_or_else(|| "-".into()),
             r.title
         )?;
     }
     Ok(())
-}
-
-/// `2026-01-08T15:56:38.102Z` → `2026-01-08 15:56:38Z`.
-fn compact_time(ts: &str) -> String {
-    let base = ts.get(..19).unwrap_or(ts).replace('T', " ");
-    if ts.ends_with('Z') {
-        format!("{base}Z")
-    } else {
-        base
-    }
-}
-
-/// First `max` characters of `text` on one line.
-fn snippet(text: &str, max: usize) -> String {
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut s: String = flat.chars().take(max).collect();
-    if flat.chars().count() > max {
-        s.push('…');
-    }
-    s
 }
 
 fn export_cmd(cfg: &Config, args: ExportArgs) -> Result<i32> {
@@ -368,7 +334,12 @@ fn export_cmd(cfg: &Config, args: ExportArgs) -> Result<i32> {
         };
         let events = match args.format {
             ExportFormat::Jsonl => export::write_jsonl(&session, limits, &mut skipped, &mut w)?,
-            ExportFormat::Markdown => export::write_jsonl(&session, limits, &mut skipped, &mut w)?,
+            ExportFormat::Markdown => {
+                let mut opts = cfg.markdown.clone();
+                opts.thinking |= args.thinking;
+                opts.tool_calls |= args.tool_calls;
+                export::write_markdown(&session, limits, &opts, &mut skipped, &mut w)?
+            }
         };
         w.flush().map_err(|e| Error::io("writing the export", e))?;
         (events, w.bytes)

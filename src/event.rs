@@ -161,7 +161,7 @@ impl SystemCategory {
 
 /// The kind-specific part of an event. Serialized with a `kind` tag.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind")]
+#[serde(tag = "kind", from = "PayloadDe")]
 pub enum Payload {
     /// Text the human typed (main conversation only; subagent prompts are
     /// [`SystemCategory::SubagentPrompt`] system messages).
@@ -228,6 +228,129 @@ pub enum Payload {
     /// A record that maps to no other kind, kept losslessly.
     #[serde(rename = "provider.raw")]
     ProviderRaw { record: Box<RawValue> },
+}
+
+/// How a [`Payload`] is read back. A tagged (and flattened) enum is
+/// buffered before its variant is known, and a buffered value cannot become
+/// a [`RawValue`]; so raw fields are read as [`serde_json::Value`] and
+/// converted afterwards.
+#[derive(Deserialize)]
+#[serde(tag = "kind")]
+enum PayloadDe {
+    #[serde(rename = "user.message")]
+    UserMessage {
+        text: String,
+        #[serde(default)]
+        attachments: u32,
+    },
+    #[serde(rename = "user.kato-command")]
+    KatoCommand {
+        raw: String,
+        line: u32,
+        message_id: String,
+        #[serde(default)]
+        error: Option<String>,
+    },
+    #[serde(rename = "user.decision.response")]
+    DecisionResponse { prompt_id: String, text: String },
+    #[serde(rename = "assistant.message")]
+    AssistantMessage { text: String },
+    #[serde(rename = "assistant.thinking")]
+    Thinking { text: String },
+    #[serde(rename = "assistant.tool.call")]
+    ToolCall {
+        tool_call_id: String,
+        name: String,
+        input: serde_json::Value,
+    },
+    #[serde(rename = "assistant.tool.result")]
+    ToolResult {
+        tool_call_id: String,
+        output: String,
+        #[serde(default)]
+        is_error: bool,
+    },
+    #[serde(rename = "assistant.decision.prompt")]
+    DecisionPrompt {
+        prompt_id: String,
+        name: String,
+        text: String,
+    },
+    #[serde(rename = "system.message")]
+    SystemMessage {
+        category: SystemCategory,
+        text: String,
+    },
+    #[serde(rename = "provider.info")]
+    ProviderInfo {
+        topic: String,
+        data: serde_json::Value,
+    },
+    #[serde(rename = "provider.raw")]
+    ProviderRaw { record: serde_json::Value },
+}
+
+impl From<PayloadDe> for Payload {
+    fn from(p: PayloadDe) -> Payload {
+        match p {
+            PayloadDe::UserMessage { text, attachments } => {
+                Payload::UserMessage { text, attachments }
+            }
+            PayloadDe::KatoCommand {
+                raw,
+                line,
+                message_id,
+                error,
+            } => Payload::KatoCommand {
+                raw,
+                line,
+                message_id,
+                error,
+            },
+            PayloadDe::DecisionResponse { prompt_id, text } => {
+                Payload::DecisionResponse { prompt_id, text }
+            }
+            PayloadDe::AssistantMessage { text } => Payload::AssistantMessage { text },
+            PayloadDe::Thinking { text } => Payload::Thinking { text },
+            PayloadDe::ToolCall {
+                tool_call_id,
+                name,
+                input,
+            } => Payload::ToolCall {
+                tool_call_id,
+                name,
+                input: raw_json(&input),
+            },
+            PayloadDe::ToolResult {
+                tool_call_id,
+                output,
+                is_error,
+            } => Payload::ToolResult {
+                tool_call_id,
+                output,
+                is_error,
+            },
+            PayloadDe::DecisionPrompt {
+                prompt_id,
+                name,
+                text,
+            } => Payload::DecisionPrompt {
+                prompt_id,
+                name,
+                text,
+            },
+            PayloadDe::SystemMessage { category, text } => {
+                Payload::SystemMessage { category, text }
+            }
+            PayloadDe::ProviderInfo { topic, data } => Payload::ProviderInfo {
+                topic,
+                data: raw_json(&data),
+            },
+            PayloadDe::ProviderRaw { record } => Payload::ProviderRaw {
+                record: raw_json(&record),
+            },
+        }
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -363,6 +486,26 @@ mod tests {
         );
         let back: Event = serde_json::from_str(&line).unwrap();
         assert_eq!(back.kind(), Kind::UserMessage);
+    }
+
+    #[test]
+    fn raw_fields_read_back() {
+        let mut ev = sample();
+        ev.payload = Payload::ToolCall {
+            tool_call_id: "t".into(),
+            name: "Bash".into(),
+            input: raw_from_str(r#"{"command":"ls"}"#),
+        };
+        let line = serde_json::to_string(&JsonlRecord {
+            schema_version: SCHEMA_VERSION,
+            event: &ev,
+        })
+        .unwrap();
+        let back: Event = serde_json::from_str(&line).unwrap();
+        match back.payload {
+            Payload::ToolCall { input, .. } => assert_eq!(input.get(), r#"{"command":"ls"}"#),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

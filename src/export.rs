@@ -254,3 +254,50 @@ pub fn write_jsonl(
     }
     Ok(events)
 }
+
+/// Render `session` as Markdown into `w`: a metadata pass for the
+/// frontmatter, then the streaming body. Returns the number of events.
+pub fn write_markdown(
+    session: &SessionFiles,
+    limits: Limits,
+    opts: &MarkdownOptions,
+    skipped: &mut Skipped,
+    w: &mut dyn Write,
+) -> Result<u64> {
+    let meta = collect_meta(session, limits)?;
+    let mut r = crate::render::markdown::MarkdownRenderer::new(w, opts);
+    r.header(&meta)
+        .map_err(|e| Error::io("writing the export", e))?;
+    let mut events = 0u64;
+    let mut err: Option<io::Error> = None;
+    stream_session(session, limits, skipped, &mut |ev| {
+        if err.is_some() {
+            return;
+        }
+        match r.event(&ev) {
+            Ok(()) => events += 1,
+            Err(e) => err = Some(e),
+        }
+    })?;
+    if let Some(e) = err {
+        return Err(Error::io("writing the export", e));
+    }
+    r.finish().map_err(|e| Error::io("writing the export", e))?;
+    Ok(events)
+}
+
+/// Fold a whole session into its metadata (title, participants, times).
+pub fn collect_meta(session: &SessionFiles, limits: Limits) -> Result<crate::render::SessionMeta> {
+    let mut collector = crate::render::MetaCollector::new();
+    let mut ignored = Skipped::default();
+    stream_session(session, limits, &mut ignored, &mut |ev| {
+        collector.observe(&ev)
+    })?;
+    let mut meta = collector.finish();
+    if meta.session_id.is_empty() {
+        meta.session_id = session.session_id.clone();
+        meta.provider = session.provider.to_owned();
+        meta.id = crate::render::session_key(session.provider, &session.session_id);
+    }
+    Ok(meta)
+}

@@ -16,3 +16,4 @@ pub mod policy;
 pub mod provider;
 pub mod reader;
 pub mod recording;
+pub mod render;

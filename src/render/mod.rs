@@ -1,0 +1,222 @@
+//! Renderers: canonical events to Markdown ([`markdown`]) and JSONL
+//! ([`jsonl`]).
+//!
+//! Invariants:
+//! - Renderers write to any [`std::io::Write`] and do no other I/O.
+//! - They stream: state is bounded (the current section, a few pending
+//!   tool-call names), never the session; each event is written as it
+//!   comes. Wrap files in a `BufWriter`.
+//! - Deterministic: the same events and options give byte-identical output.
+//!
+//! [`MetaCollector`] folds events into the [`SessionMeta`] that the
+//! Markdown frontmatter shows.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::event::{Event, Payload};
+
+mod commonmark;
+pub mod jsonl;
+pub mod markdown;
+
+#[cfg(test)]
+mod tests;
+
+/// Longest title, in characters, before it is cut.
+pub const TITLE_MAX_CHARS: usize = 80;
+
+/// Title of a session with no human message and no provider title.
+pub const UNTITLED: &str = "Untitled session";
+
+/// Distinct models kept as participants; more are not listed.
+const MAX_PARTICIPANTS: usize = 32;
+
+/// What the Markdown frontmatter says about a session (SPEC §5).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionMeta {
+    /// Stable id derived from provider and session id ([`session_key`]).
+    pub id: String,
+    pub title: String,
+    pub provider: String,
+    pub session_id: String,
+    /// `user`, then each distinct model in first-seen order.
+    pub participants: Vec<String>,
+    /// First timestamp seen, as the provider wrote it.
+    pub created: Option<String>,
+    /// Last timestamp seen, as the provider wrote it.
+    pub updated: Option<String>,
+    /// Recording ids writing into the file; filled in by the caller.
+    pub recording_ids: Vec<String>,
+}
+
+/// The stable id of a session: `<provider>-<16 hex digits>` of a SHA-256
+/// over provider and session id. Safe in file names and YAML.
+pub fn session_key(provider: &str, session_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(provider.as_bytes());
+    h.update([0u8]);
+    h.update(session_id.as_bytes());
+    let digest = h.finalize();
+    let mut out = String::with_capacity(provider.len() + 17);
+    out.push_str(provider);
+    out.push('-');
+    for b in digest.iter().take(8) {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Folds events, one at a time, into a [`SessionMeta`]. Memory is bounded:
+/// it keeps the title, two timestamps and the participant list.
+#[derive(Debug, Clone, Default)]
+pub struct MetaCollector {
+    provider: Option<&'static str>,
+    session_id: Option<String>,
+    title: Option<String>,
+    provider_title: Option<String>,
+    models: Vec<String>,
+    saw_assistant: bool,
+    created: Option<String>,
+    updated: Option<String>,
+}
+
+impl MetaCollector {
+    pub fn new() -> MetaCollector {
+        MetaCollector::default()
+    }
+
+    pub fn observe(&mut self, ev: &Event) {
+        if self.provider.is_none() {
+            self.provider = Some(ev.provider.as_str());
+            self.session_id = Some(ev.session_id.clone());
+        }
+        // Earliest and latest: a session's subagent files are read after
+        // its main transcript, so stream order is not time order.
+        if let Some(ts) = &ev.timestamp {
+            if self.created.as_ref().is_none_or(|c| ts < c) {
+                self.created = Some(ts.clone());
+            }
+            if self.updated.as_ref().is_none_or(|u| ts > u) {
+                self.updated = Some(ts.clone());
+            }
+        }
+        match &ev.payload {
+            Payload::UserMessage { text, .. } if self.title.is_none() && ev.is_human_message() => {
+                self.title = title_from_message(text);
+            }
+            Payload::ProviderInfo { topic, data } if topic == "title" => {
+                if let Some(t) = title_from_info(data.get()) {
+                    self.provider_title = Some(t);
+                }
+            }
+            Payload::AssistantMessage { .. }
+            | Payload::Thinking { .. }
+            | Payload::ToolCall { .. }
+            | Payload::DecisionPrompt { .. } => {
+                self.saw_assistant = true;
+                if let Some(model) = &ev.model {
+                    let model = commonmark::one_line(model);
+                    if !model.is_empty()
+                        && model != "user"
+                        && self.models.len() < MAX_PARTICIPANTS
+                        && !self.models.contains(&model)
+                    {
+                        self.models.push(model);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn finish(self) -> SessionMeta {
+        let provider = self.provider.unwrap_or_default().to_owned();
+        let session_id = self.session_id.unwrap_or_default();
+        let mut participants = vec!["user".to_owned()];
+        if self.models.is_empty() && self.saw_assistant {
+            participants.push("assistant".to_owned());
+        }
+        participants.extend(self.models);
+        SessionMeta {
+            id: session_key(&provider, &session_id),
+            title: self
+                .title
+                .or(self.provider_title)
+                .unwrap_or_else(|| UNTITLED.to_owned()),
+            provider,
+            session_id,
+            participants,
+            created: self.created,
+            updated: self.updated,
+            recording_ids: Vec::new(),
+        }
+    }
+}
+
+/// A title from the first human message: in-chat command lines dropped,
+/// whitespace collapsed, cut to [`TITLE_MAX_CHARS`]. `None` when nothing
+/// is left.
+fn title_from_message(text: &str) -> Option<String> {
+    let mut kept = String::with_capacity(text.len().min(4 * TITLE_MAX_CHARS));
+    for line in text.lines() {
+        let t = line.trim_start();
+        let is_command = t
+            .strip_prefix("::")
+            .and_then(|r| r.chars().next())
+            .is_some_and(|c| c.is_ascii_alphabetic());
+        if !is_command {
+            kept.push_str(line);
+            kept.push(' ');
+        }
+        // Enough text for a title: stop copying long messages.
+        if kept.len() > 8 * TITLE_MAX_CHARS {
+            break;
+        }
+    }
+    let line = commonmark::one_line(&kept);
+    if line.is_empty() {
+        return None;
+    }
+    Some(cut_title(&line))
+}
+
+/// Cut to [`TITLE_MAX_CHARS`] characters, at a word break when one is near
+/// the end, with an ellipsis.
+fn cut_title(line: &str) -> String {
+    if line.chars().count() <= TITLE_MAX_CHARS {
+        return line.to_owned();
+    }
+    let limit = TITLE_MAX_CHARS - 1;
+    let end = line
+        .char_indices()
+        .nth(limit)
+        .map_or(line.len(), |(i, _)| i);
+    let head = line.get(..end).unwrap_or(line);
+    let head = match head.rfind(' ') {
+        Some(i)
+            if head
+                .get(..i)
+                .is_some_and(|h| h.chars().count() >= limit * 3 / 4) =>
+        {
+            head.get(..i).unwrap_or(head)
+        }
+        _ => head,
+    };
+    format!("{}…", head.trim_end())
+}
+
+/// A provider title: a JSON string, or an object with `title` / `aiTitle`.
+fn title_from_info(json: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let s = match &v {
+        serde_json::Value::String(s) => s.as_str(),
+        serde_json::Value::Object(m) => m
+            .get("title")
+            .or_else(|| m.get("aiTitle"))
+            .and_then(|t| t.as_str())?,
+        _ => return None,
+    };
+    let line = commonmark::one_line(s);
+    (!line.is_empty()).then(|| cut_title(&line))
+}
