@@ -1,0 +1,57 @@
+//! Shared body of the JSON Lines targets: arbitrary bytes through the
+//! incremental line reader and one provider's parser must never panic.
+
+use std::path::Path;
+
+use kato::provider::{by_name, ctx_for_path};
+use kato::reader::{feed_lines, Limits, Tail};
+
+/// Small, so that over-long lines are exercised too.
+pub const LINE_CAP: usize = 16 << 10;
+
+pub fn run(provider: &str, file: &str, data: &[u8]) {
+    let provider = by_name(provider).expect("registered provider");
+    let ctx = ctx_for_path(provider, Path::new(file));
+    let limits = Limits { line_cap: LINE_CAP };
+
+    // Read in two increments, split at a point chosen by the input, with
+    // the parser state persisted and restored in between.
+    let split = data
+        .first()
+        .map_or(0, |b| usize::from(*b) * data.len() / 256);
+    let (head, _) = data.split_at(split.min(data.len()));
+    let mut parser = provider.parser(&ctx);
+    let mut diagnostics = Vec::new();
+    let end = feed_lines(
+        &mut &head[..],
+        0,
+        Tail::Hold,
+        limits,
+        parser.as_mut(),
+        &mut |_| {},
+        &mut diagnostics,
+    )
+    .expect("reading a slice cannot fail");
+    assert!(end <= head.len() as u64);
+    parser.flush(&mut |_| {});
+    let state = parser.state();
+
+    let mut parser = provider.parser(&ctx);
+    if parser.restore(&state).is_err() {
+        parser = provider.parser(&ctx);
+    }
+    let rest = data.get(end as usize..).unwrap_or_default();
+    let end2 = feed_lines(
+        &mut &rest[..],
+        end,
+        Tail::Final,
+        limits,
+        parser.as_mut(),
+        &mut |_| {},
+        &mut diagnostics,
+    )
+    .expect("reading a slice cannot fail");
+    assert_eq!(end2, data.len() as u64);
+    parser.flush(&mut |_| {});
+    let _ = parser.state();
+}
