@@ -85,7 +85,8 @@ impl Capabilities {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ThreadState {
     pub no_new_privs: bool,
-    /// `disabled`, `strict` or `filter` (`prctl(PR_GET_SECCOMP)`).
+    /// `disabled`, `strict`, `filter` (`prctl(PR_GET_SECCOMP)`) or
+    /// `unavailable`.
     pub seccomp: &'static str,
     /// `None` when `capget` failed.
     pub capabilities: Option<Capabilities>,
@@ -93,12 +94,12 @@ pub struct ThreadState {
 
 impl ThreadState {
     pub fn read() -> ThreadState {
-        // Under a seccomp filter PR_GET_SECCOMP itself may be the call that
-        // reports it (mode 2) or fail; both mean "filtered".
         let seccomp = match rustix::thread::secure_computing_mode() {
             Ok(rustix::thread::SecureComputingMode::Disabled) => "disabled",
             Ok(rustix::thread::SecureComputingMode::Strict) => "strict",
-            Ok(rustix::thread::SecureComputingMode::Filter) | Err(_) => "filter",
+            Ok(rustix::thread::SecureComputingMode::Filter) => "filter",
+            // EINVAL: a kernel built without seccomp.
+            Err(_) => "unavailable",
         };
         ThreadState {
             no_new_privs: rustix::thread::no_new_privs().unwrap_or(false),
