@@ -17,3 +17,4 @@ pub mod provider;
 pub mod reader;
 pub mod recording;
 pub mod render;
+pub mod sandbox;

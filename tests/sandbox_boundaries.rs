@@ -1,0 +1,746 @@
+//! Boundary tests of every stage domain against the real kernel.
+//!
+//! Confinement is irreversible and partly process-wide (umask, dumpable,
+//! RLIMIT_CORE), so every test re-executes this test binary with only
+//! itself selected ([`in_child`]); inside that child the confined work runs
+//! on its own thread ([`confined`]) so an unconfined thread is left to
+//! inspect the result from outside.
+
+use std::fmt::Debug;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use kato::config::{Config, Env};
+use kato::sandbox::{
+    self, doctor, harden_process, profiles, stage, Enforcement, SandboxError, SandboxMode,
+};
+
+const CHILD_ENV: &str = "KATO_BOUNDARY_CHILD";
+
+/// Run `body` in a fresh process: this binary again, with only the test
+/// `name` selected. The parent asserts the child passed.
+fn in_child(name: &str, body: impl FnOnce()) {
+    if std::env::var(CHILD_ENV).as_deref() == Ok(name) {
+        body();
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, name)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "child `{name}` failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "child `{name}` did not run the test:\n{stdout}"
+    );
+}
+
+/// Run `f` on a new thread after `harden_process(Enforce)`; re-raise its panic.
+fn confined<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    let t = std::thread::spawn(move || {
+        harden_process(SandboxMode::Enforce).expect("harden_process");
+        f()
+    });
+    match t.join() {
+        Ok(r) => r,
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}
+
+/// Expectations collected without panicking (a panic inside a stage thread
+/// would lose the message).
+#[derive(Default)]
+struct Checks(Vec<String>);
+
+impl Checks {
+    fn ok<T>(&mut self, what: &str, r: io::Result<T>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.push(format!("{what}: expected success, got {e}"));
+                None
+            }
+        }
+    }
+
+    fn errno<T: Debug>(&mut self, what: &str, errno: i32, r: io::Result<T>) {
+        match r {
+            Ok(v) => self
+                .0
+                .push(format!("{what}: expected errno {errno}, succeeded: {v:?}")),
+            Err(e) if e.raw_os_error() == Some(errno) => {}
+            Err(e) => self
+                .0
+                .push(format!("{what}: expected errno {errno}, got {e}")),
+        }
+    }
+
+    /// Landlock's answer.
+    fn eacces<T: Debug>(&mut self, what: &str, r: io::Result<T>) {
+        self.errno(what, libc::EACCES, r)
+    }
+
+    /// The seccomp filter's answer.
+    fn eperm<T: Debug>(&mut self, what: &str, r: io::Result<T>) {
+        self.errno(what, libc::EPERM, r)
+    }
+
+    /// No network, no exec: the same for every stage.
+    fn no_network_no_exec(&mut self, listener: SocketAddr) {
+        self.eperm("connect to 127.0.0.1 TCP", TcpStream::connect(listener));
+        self.eperm("bind TCP", TcpListener::bind("127.0.0.1:0"));
+        self.eperm("UDP socket", std::net::UdpSocket::bind("127.0.0.1:0"));
+        self.eperm(
+            "execve /bin/true",
+            Command::new("/bin/true").status().map(|s| s.code()),
+        );
+    }
+
+    fn finish(self) {
+        assert!(self.0.is_empty(), "\n{}", self.0.join("\n"));
+    }
+}
+
+fn append(path: &Path, text: &str) -> io::Result<()> {
+    OpenOptions::new()
+        .append(true)
+        .open(path)?
+        .write_all(text.as_bytes())
+}
+
+fn create(path: &Path) -> io::Result<fs::File> {
+    OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+fn truncate_open(path: &Path) -> io::Result<fs::File> {
+    OpenOptions::new().write(true).truncate(true).open(path)
+}
+
+fn listener() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap();
+    (l, a)
+}
+
+fn status_field(status: &str, key: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| panic!("no `{key}` in status:\n{status}"))
+}
+
+#[test]
+fn harden_process_shows_in_proc_status() {
+    in_child("harden_process_shows_in_proc_status", || {
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            let report = harden_process(SandboxMode::Enforce).unwrap();
+            let applied = profiles::provider(&[]).apply(SandboxMode::Enforce).unwrap();
+            tid_tx
+                .send((
+                    rustix::thread::gettid().as_raw_nonzero().get(),
+                    report,
+                    applied,
+                ))
+                .unwrap();
+            let _ = done_rx.recv();
+        });
+        let (tid, report, applied) = tid_rx.recv().unwrap();
+        // Read from outside the confined thread: it may not read /proc.
+        let status = fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+        done_tx.send(()).unwrap();
+        t.join().unwrap();
+
+        for key in ["CapEff", "CapPrm", "CapInh", "CapAmb"] {
+            assert_eq!(status_field(&status, key), "0000000000000000", "{key}");
+        }
+        // The bounding set can only be emptied with CAP_SETPCAP (root here);
+        // an unprivileged run keeps it and says why.
+        const CAP_SETPCAP: u64 = 1 << 8;
+        if report.capabilities_before.effective & CAP_SETPCAP != 0 {
+            assert_eq!(status_field(&status, "CapBnd"), "0000000000000000");
+            assert_eq!(report.capabilities.bounding, 0);
+        } else {
+            assert!(report.notes.iter().any(|n| n.contains("CAP_SETPCAP")));
+        }
+        assert_eq!(status_field(&status, "NoNewPrivs"), "1");
+        assert_eq!(status_field(&status, "Seccomp"), "2");
+        // umask is process-wide.
+        assert_eq!(
+            status_field(&fs::read_to_string("/proc/self/status").unwrap(), "Umask"),
+            "0077"
+        );
+        let core = rustix::process::getrlimit(rustix::process::Resource::Core);
+        assert_eq!((core.current, core.maximum), (Some(0), Some(0)));
+        assert_eq!(
+            rustix::process::dumpable_behavior().unwrap(),
+            rustix::process::DumpableBehavior::NotDumpable
+        );
+
+        assert!(report.no_new_privs && report.core_dumps_disabled);
+        assert!(report.capabilities.is_empty());
+        if !report.capabilities_before.is_empty() {
+            assert!(report.capset_called);
+        }
+        assert!(applied.is_fully_enforced(), "{applied:?}");
+        assert_eq!(applied.landlock.status, Enforcement::FullyEnforced);
+        assert_eq!(applied.landlock.abi_pinned, sandbox::PINNED_LANDLOCK_ABI);
+    });
+}
+
+#[test]
+fn provider_stage_reads_its_roots_and_nothing_else() {
+    in_child("provider_stage_reads_its_roots_and_nothing_else", || {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("projects");
+        let outside = tmp.path().join("outside");
+        fs::create_dir_all(root.join("-home-u-repo")).unwrap();
+        fs::create_dir(&outside).unwrap();
+        let session = root.join("-home-u-repo/s.jsonl");
+        fs::write(&session, "{}\n").unwrap();
+        fs::write(outside.join("secret"), "secret").unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), root.join("link")).unwrap();
+        let missing_root = tmp.path().join("not-there");
+        let (_l, addr) = listener();
+
+        let (r, s, o, m, t) = (
+            root.clone(),
+            session.clone(),
+            outside.clone(),
+            missing_root.clone(),
+            tmp.path().to_path_buf(),
+        );
+        let skipped = confined(move || {
+            let applied = profiles::provider(&[r.clone(), m.clone()])
+                .apply(SandboxMode::Enforce)
+                .unwrap();
+            let mut c = Checks::default();
+            c.ok("read session", fs::read(&s));
+            c.ok("list root", fs::read_dir(r.join("-home-u-repo")));
+            c.eacces("read outside", fs::read(o.join("secret")));
+            c.eacces("list outside", fs::read_dir(&o));
+            c.eacces("read through symlink", fs::read(r.join("link")));
+            c.eacces("append to session", append(&s, "x"));
+            c.eacces("create in root", create(&r.join("new")));
+            c.eacces("mkdir in root", fs::create_dir(r.join("d")));
+            c.eacces("remove session", fs::remove_file(&s));
+            c.eacces(
+                "rename session",
+                fs::rename(&s, r.join("-home-u-repo/t.jsonl")),
+            );
+            c.eacces("create in tmp", create(&t.join("new")));
+            c.eacces(
+                "write /dev/null",
+                OpenOptions::new().write(true).open("/dev/null"),
+            );
+            c.eacces("read /proc/self/status", fs::read("/proc/self/status"));
+            c.no_network_no_exec(addr);
+            c.finish();
+            applied.skipped
+        });
+        // A missing root is skipped and reported, never widened to its parent.
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].path, missing_root);
+        assert!(!root.join("new").exists() && !tmp.path().join("new").exists());
+        assert_eq!(fs::read_to_string(&session).unwrap(), "{}\n");
+    });
+}
+
+#[test]
+fn orchestrator_stage_owns_state_and_reads_config() {
+    in_child("orchestrator_stage_owns_state_and_reads_config", || {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("state");
+        let roots = tmp.path().join("projects");
+        fs::create_dir_all(&state).unwrap();
+        fs::create_dir_all(&roots).unwrap();
+        let cfg = tmp.path().join("config.toml");
+        fs::write(&cfg, "[sandbox]\n").unwrap();
+        fs::write(roots.join("s.jsonl"), "{}\n").unwrap();
+        let (_l, addr) = listener();
+
+        let (st, cf, ro, t) = (
+            state.clone(),
+            cfg.clone(),
+            roots.clone(),
+            tmp.path().to_owned(),
+        );
+        confined(move || {
+            profiles::orchestrator(Some(&cf), &st)
+                .apply(SandboxMode::Enforce)
+                .unwrap();
+            let mut c = Checks::default();
+            c.ok("read config", fs::read(&cf));
+            c.eacces("write config", append(&cf, "x"));
+            c.ok("mkdir in state", fs::create_dir(st.join("sessions")));
+            c.ok(
+                "write temp",
+                fs::write(st.join("sessions/c.json.tmp"), "{}"),
+            );
+            c.ok(
+                "rename into place",
+                fs::rename(st.join("sessions/c.json.tmp"), st.join("sessions/c.json")),
+            );
+            c.ok("quarantine across dirs", {
+                fs::create_dir(st.join("quarantine")).and_then(|()| {
+                    fs::rename(st.join("sessions/c.json"), st.join("quarantine/c.json"))
+                })
+            });
+            c.ok("remove", fs::remove_file(st.join("quarantine/c.json")));
+            c.eacces("read provider root", fs::read(ro.join("s.jsonl")));
+            c.eacces("create outside state", create(&t.join("x")));
+            c.eacces(
+                "symlink in state",
+                std::os::unix::fs::symlink("/etc", st.join("l")),
+            );
+            c.no_network_no_exec(addr);
+            c.finish();
+        });
+        assert!(state.join("sessions").is_dir());
+        assert!(!tmp.path().join("x").exists());
+    });
+}
+
+#[test]
+fn writer_creates_its_destination_and_nothing_beside_it() {
+    in_child(
+        "writer_creates_its_destination_and_nothing_beside_it",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let exports = tmp.path().join("exports");
+            let notes = exports.join("notes");
+            fs::create_dir_all(&notes).unwrap();
+            let sibling = notes.join("sibling.md");
+            fs::write(&sibling, "mine\n").unwrap();
+            let dest = notes.join("dest.md");
+            let (_l, addr) = listener();
+
+            let (ex, d, sib) = (exports.clone(), dest.clone(), sibling.clone());
+            let (created, ran) = confined(move || {
+                // The process-wide domain a writer is spawned under.
+                profiles::writer_spawner(std::slice::from_ref(&ex))
+                    .apply(SandboxMode::Enforce)
+                    .unwrap();
+                let (d2, sib2, n2) = (d.clone(), sib.clone(), ex.join("notes"));
+                let w = stage::spawn(
+                    "write",
+                    profiles::writer(&d),
+                    SandboxMode::Enforce,
+                    move |tx| {
+                        let mut c = Checks::default();
+                        c.ok("append to own destination", append(&d2, "# hello\n"));
+                        c.ok("read own destination", fs::read(&d2));
+                        c.eacces(
+                            "create another name beside it",
+                            create(&n2.join("other.md")),
+                        );
+                        c.eacces("write the sibling", append(&sib2, "x"));
+                        c.eacces("read the sibling", fs::read(&sib2));
+                        c.eacces("truncate own destination", truncate_open(&d2));
+                        c.eacces("remove own destination", fs::remove_file(&d2));
+                        c.eacces("mkdir beside it", fs::create_dir(n2.join("sub")));
+                        c.eacces("list its directory", fs::read_dir(&n2));
+                        c.no_network_no_exec(addr);
+                        let _ = tx.send(c.0);
+                    },
+                )
+                .unwrap();
+                let created = w.applied().created.clone();
+                let failures = w.receiver().recv().unwrap();
+                w.join().unwrap();
+                assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+                (created, true)
+            });
+            assert!(ran);
+            assert_eq!(created, std::slice::from_ref(&dest));
+            assert_eq!(fs::read_to_string(&dest).unwrap(), "# hello\n");
+            assert!(!notes.join("other.md").exists(), "no stray empty file");
+            assert_eq!(fs::read_to_string(&sibling).unwrap(), "mine\n");
+            let mode = std::os::unix::fs::PermissionsExt::mode(
+                &fs::metadata(&dest).unwrap().permissions(),
+            );
+            assert_eq!(mode & 0o777, 0o600);
+        },
+    );
+}
+
+#[test]
+fn writer_refuses_a_symlinked_destination_and_does_not_run() {
+    in_child(
+        "writer_refuses_a_symlinked_destination_and_does_not_run",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let target = tmp.path().join("target.md");
+            fs::write(&target, "target\n").unwrap();
+            let dest = tmp.path().join("dest.md");
+            std::os::unix::fs::symlink(&target, &dest).unwrap();
+            let ran = Arc::new(AtomicBool::new(false));
+            let r2 = ran.clone();
+            let err = confined(move || {
+                stage::spawn::<(), _>(
+                    "write",
+                    profiles::writer(&dest),
+                    SandboxMode::Enforce,
+                    move |_| r2.store(true, Ordering::SeqCst),
+                )
+                .unwrap_err()
+            });
+            assert!(
+                matches!(&err, SandboxError::Stage { source, .. } if matches!(**source, SandboxError::Symlink { .. })),
+                "{err}"
+            );
+            assert!(!ran.load(Ordering::SeqCst), "the stage's work must not run");
+            assert_eq!(fs::read_to_string(&target).unwrap(), "target\n");
+        },
+    );
+}
+
+#[test]
+fn writer_spawner_creates_under_export_roots_never_removes() {
+    in_child(
+        "writer_spawner_creates_under_export_roots_never_removes",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let exports = tmp.path().join("exports");
+            fs::create_dir(&exports).unwrap();
+            fs::write(exports.join("old.md"), "old\n").unwrap();
+            let provider_root = tmp.path().join("projects");
+            fs::create_dir(&provider_root).unwrap();
+            fs::write(provider_root.join("s.jsonl"), "{}\n").unwrap();
+            let (_l, addr) = listener();
+
+            let (ex, pr, t) = (
+                exports.clone(),
+                provider_root.clone(),
+                tmp.path().to_owned(),
+            );
+            confined(move || {
+                profiles::writer_spawner(std::slice::from_ref(&ex))
+                    .apply(SandboxMode::Enforce)
+                    .unwrap();
+                let mut c = Checks::default();
+                c.ok("mkdir under root", fs::create_dir(ex.join("notes")));
+                c.ok("create file", create(&ex.join("notes/new.md")));
+                c.ok("append", append(&ex.join("old.md"), "more\n"));
+                c.eacces("remove", fs::remove_file(ex.join("old.md")));
+                c.eacces("rename", fs::rename(ex.join("old.md"), ex.join("moved.md")));
+                c.eacces("truncate", truncate_open(&ex.join("old.md")));
+                c.eacces("read provider root", fs::read(pr.join("s.jsonl")));
+                c.eacces("create outside", create(&t.join("x.md")));
+                c.no_network_no_exec(addr);
+                c.finish();
+            });
+            assert_eq!(
+                fs::read_to_string(exports.join("old.md")).unwrap(),
+                "old\nmore\n"
+            );
+            assert!(exports.join("notes/new.md").is_file());
+        },
+    );
+}
+
+#[test]
+fn export_reads_its_sources_and_writes_exactly_its_output() {
+    in_child(
+        "export_reads_its_sources_and_writes_exactly_its_output",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let sessions = tmp.path().join("sessions");
+            let out_dir = tmp.path().join("out");
+            fs::create_dir(&sessions).unwrap();
+            fs::create_dir(&out_dir).unwrap();
+            let src = sessions.join("a.jsonl");
+            let other = sessions.join("b.jsonl");
+            fs::write(&src, "{\"a\":1}\n").unwrap();
+            fs::write(&other, "{\"b\":2}\n").unwrap();
+            let cfg = tmp.path().join("config.toml");
+            fs::write(&cfg, "").unwrap();
+            let out = out_dir.join("a.md");
+            fs::write(&out, "previous contents that are longer\n").unwrap();
+            fs::write(out_dir.join("keep.md"), "keep\n").unwrap();
+            let (_l, addr) = listener();
+
+            let (s, o, c2, od, ot) = (
+                src.clone(),
+                other.clone(),
+                cfg.clone(),
+                out_dir.clone(),
+                out.clone(),
+            );
+            confined(move || {
+                let applied = profiles::export(std::slice::from_ref(&s), Some(&c2), Some(&ot))
+                    .apply(SandboxMode::Enforce)
+                    .unwrap();
+                assert!(applied.created.is_empty());
+                let mut c = Checks::default();
+                c.ok("read source", fs::read(&s));
+                c.ok("read config", fs::read(&c2));
+                c.eacces("read another session", fs::read(&o));
+                c.eacces("list sessions", fs::read_dir(s.parent().unwrap()));
+                c.ok("overwrite output (O_TRUNC)", fs::write(&ot, "# a\n"));
+                c.eacces("create beside output", create(&od.join("b.md")));
+                c.eacces("write beside output", append(&od.join("keep.md"), "x"));
+                c.eacces("write the source", append(&s, "x"));
+                c.no_network_no_exec(addr);
+                c.finish();
+            });
+            assert_eq!(fs::read_to_string(&out).unwrap(), "# a\n");
+            assert_eq!(
+                fs::read_to_string(out_dir.join("keep.md")).unwrap(),
+                "keep\n"
+            );
+            assert!(!out_dir.join("b.md").exists());
+        },
+    );
+}
+
+#[test]
+fn export_to_stdout_cannot_write_any_file() {
+    in_child("export_to_stdout_cannot_write_any_file", || {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("a.jsonl");
+        fs::write(&src, "{}\n").unwrap();
+        let (s, t) = (src.clone(), tmp.path().to_owned());
+        confined(move || {
+            profiles::export(std::slice::from_ref(&s), None, None)
+                .apply(SandboxMode::Enforce)
+                .unwrap();
+            let mut c = Checks::default();
+            c.ok("read source", fs::read(&s));
+            c.eacces("append to source", append(&s, "x"));
+            c.eacces("create in its dir", create(&t.join("x.md")));
+            c.eacces(
+                "create in /tmp",
+                create(Path::new("/tmp/kato-boundary-x.md")),
+            );
+            c.ok("stdout still works", io::stdout().write_all(b""));
+            c.finish();
+        });
+        assert!(!tmp.path().join("x.md").exists());
+    });
+}
+
+/// A seccomp filter that makes the landlock syscalls fail with EPERM, as
+/// systemd's `SystemCallFilter=@system-service` does on systemd 252.
+fn block_landlock_syscalls() {
+    use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+    let rules = [
+        libc::SYS_landlock_create_ruleset,
+        libc::SYS_landlock_add_rule,
+        libc::SYS_landlock_restrict_self,
+    ]
+    .into_iter()
+    .map(|nr| (nr, vec![]))
+    .collect();
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        TargetArch::try_from(std::env::consts::ARCH).unwrap(),
+    )
+    .unwrap();
+    let prog = BpfProgram::try_from(filter).unwrap();
+    seccompiler::apply_filter(&prog).unwrap();
+}
+
+#[test]
+fn enforce_fails_closed_when_landlock_is_blocked() {
+    in_child("enforce_fails_closed_when_landlock_is_blocked", || {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("projects");
+        fs::create_dir(&root).unwrap();
+        let outside = tmp.path().join("outside");
+        fs::write(&outside, "o").unwrap();
+        let ran = Arc::new(AtomicBool::new(false));
+        let (r, o, ran2) = (root.clone(), outside.clone(), ran.clone());
+        confined(move || {
+            block_landlock_syscalls();
+            let err = profiles::provider(std::slice::from_ref(&r))
+                .apply(SandboxMode::Enforce)
+                .unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, SandboxError::NotEnforced { .. }), "{msg}");
+            assert!(
+                msg.contains("Landlock") && msg.contains("SystemCallFilter"),
+                "{msg}"
+            );
+            assert!(msg.contains("best-effort"), "{msg}");
+            // Failed before restricting anything.
+            assert_eq!(fs::read(&o).unwrap(), b"o");
+
+            let err = stage::spawn::<(), _>(
+                "parse-claude",
+                profiles::provider(std::slice::from_ref(&r)),
+                SandboxMode::Enforce,
+                move |_| ran2.store(true, Ordering::SeqCst),
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains("parse-claude"), "{err}");
+
+            // Best effort runs degraded and says so; seccomp still goes on.
+            let applied = profiles::provider(std::slice::from_ref(&r))
+                .apply(SandboxMode::BestEffort)
+                .unwrap();
+            assert_eq!(applied.landlock.status, Enforcement::NotEnforced);
+            assert!(!applied.is_fully_enforced());
+            assert!(
+                applied.missing.iter().any(|m| m.feature == "Landlock"),
+                "{applied:?}"
+            );
+            assert!(applied.seccomp.installed);
+            let e = TcpStream::connect("127.0.0.1:9").unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EPERM));
+        });
+        assert!(!ran.load(Ordering::SeqCst), "the stage's work must not run");
+    });
+}
+
+#[test]
+fn enforce_fails_closed_when_the_abi_is_missing() {
+    in_child("enforce_fails_closed_when_the_abi_is_missing", || {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::write(&outside, "o").unwrap();
+        let root: PathBuf = tmp.path().join("projects");
+        fs::create_dir(&root).unwrap();
+        let kernel_abi = sandbox::KernelLandlock::probe().abi().unwrap();
+        // ABI 9 adds a filesystem right (pathname UNIX sockets) that an
+        // ABI 7 kernel cannot enforce.
+        let want = 9u8;
+        if kernel_abi >= u32::from(want) {
+            eprintln!("kernel offers Landlock ABI {kernel_abi}: nothing newer to demand");
+            return;
+        }
+        let (r, o) = (root.clone(), outside.clone());
+        confined(move || {
+            let domain = profiles::provider(std::slice::from_ref(&r));
+            let err = domain.apply_at_abi(SandboxMode::Enforce, want).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("Landlock ABI {want}")), "{msg}");
+            assert!(
+                msg.contains(&format!("offers Landlock ABI {kernel_abi}")),
+                "{msg}"
+            );
+            assert_eq!(fs::read(&o).unwrap(), b"o", "nothing restricted yet");
+
+            let applied = domain.apply_at_abi(SandboxMode::BestEffort, want).unwrap();
+            assert_eq!(applied.landlock.status, Enforcement::PartiallyEnforced);
+            assert!(!applied.missing.is_empty());
+            let e = fs::read(&o).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EACCES), "still confined: {e}");
+        });
+    });
+}
+
+#[test]
+fn enforce_refuses_a_thread_that_holds_capabilities() {
+    in_child("enforce_refuses_a_thread_that_holds_capabilities", || {
+        let caps = sandbox::Capabilities::read().unwrap();
+        if caps.is_empty() {
+            eprintln!("running without capabilities: nothing to refuse");
+            return;
+        }
+        let err = std::thread::spawn(|| profiles::provider(&[]).apply(SandboxMode::Enforce))
+            .join()
+            .unwrap()
+            .unwrap_err();
+        assert!(err.to_string().contains("harden_process"), "{err}");
+    });
+}
+
+#[test]
+fn doctor_reports_the_enforced_state() {
+    in_child("doctor_reports_the_enforced_state", || {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        for d in [
+            ".claude/projects",
+            ".codex/sessions",
+            ".gemini/tmp",
+            ".kato/state",
+            "kato-exports",
+        ] {
+            fs::create_dir_all(home.join(d)).unwrap();
+        }
+        let env = Env {
+            home: Some(home.clone()),
+            ..Env::default()
+        };
+        let config = Config::from_toml("", None, &env).unwrap();
+        let report = confined(move || doctor::report(&config, SandboxMode::Enforce));
+        assert_eq!(
+            report.verdict.status,
+            doctor::VerdictStatus::Enforced,
+            "{:?}",
+            report.verdict.problems
+        );
+        let applied = report.probe.applied.as_ref().unwrap();
+        assert!(applied.is_fully_enforced());
+        // codex's archived_sessions does not exist: skipped, reported.
+        assert!(applied
+            .skipped
+            .iter()
+            .any(|s| s.path.ends_with(".codex/archived_sessions")));
+        assert!(report.process.no_new_privs);
+        assert!(report.process.capabilities.unwrap().is_empty());
+        assert!(!report.process.dumpable);
+        assert_eq!(report.process.umask, "0077");
+        let thread = report.probe.thread.as_ref().unwrap();
+        assert_eq!(thread.seccomp, "filter");
+
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["policy_hash"].as_str().unwrap().len(), 64);
+        assert_eq!(json["landlock"]["abi_pinned"], 6);
+        assert_eq!(
+            json["probe"]["applied"]["landlock"]["status"],
+            "fully-enforced"
+        );
+        assert_eq!(json["verdict"]["status"], "enforced");
+        let text = report.to_string();
+        for needle in [
+            "sandbox mode: enforce — enforced",
+            "watch+parse [claude]",
+            ".claude/projects",
+            "orchestrate [one]",
+            "write [one per destination]",
+            "inotify",
+            "policy hash: ",
+        ] {
+            assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
+        }
+    });
+}
+
+#[test]
+fn scrubbed_environment_keeps_only_what_is_named() {
+    in_child("scrubbed_environment_keeps_only_what_is_named", || {
+        std::env::set_var("KATO_TEST_API_KEY", "sk-test-secret");
+        std::env::set_var("HOME", "/home/u");
+        let removed = sandbox::scrub_environment(&["HOME", "PATH"]);
+        assert!(removed.iter().any(|k| k == "KATO_TEST_API_KEY"));
+        assert!(std::env::var_os("KATO_TEST_API_KEY").is_none());
+        assert!(std::env::var_os(CHILD_ENV).is_none());
+        assert_eq!(std::env::var("HOME").unwrap(), "/home/u");
+        let names: Vec<_> = std::env::vars_os().map(|(k, _)| k).collect();
+        assert!(
+            names.iter().all(|k| k == "HOME" || k == "PATH"),
+            "{names:?}"
+        );
+    });
+}
