@@ -312,52 +312,17 @@ fn export_cmd(cfg: &Config, args: ExportArgs) -> Result<i32> {
         None | Some("-") => None,
         Some(p) => Some(PathBuf::from(p)),
     };
-    let session = export::resolve(cfg, &args.session)?;
-    let limits = export::limits(cfg);
-    let mut skipped = Skipped::default();
     let to_stdout = output.is_none() && !args.dry_run;
-    let (events, bytes) = {
-        let sink: Box<dyn Write> = if args.dry_run {
-            Box::new(io::sink())
-        } else if let Some(p) = &output {
-            Box::new(io::BufWriter::with_capacity(
-                256 << 10,
-                std::fs::File::create(p)
-                    .map_err(|e| Error::io(format!("creating {}", p.display()), e))?,
-            ))
-        } else {
-            Box::new(io::BufWriter::with_capacity(256 << 10, io::stdout().lock()))
-        };
-        let mut w = export::Counting {
-            inner: sink,
-            bytes: 0,
-        };
-        let events = match args.format {
-            ExportFormat::Jsonl => export::write_jsonl(&session, limits, &mut skipped, &mut w)?,
-            ExportFormat::Markdown => {
-                let mut opts = cfg.markdown.clone();
-                opts.thinking |= args.thinking;
-                opts.tool_calls |= args.tool_calls;
-                export::write_markdown(&session, limits, &opts, &mut skipped, &mut w)?
-            }
-        };
-        w.flush().map_err(|e| Error::io("writing the export", e))?;
-        (events, w.bytes)
-    };
-    let summary = export::Summary {
-        provider: session.provider,
-        session_id: session.session_id.clone(),
-        files: session.files.iter().map(|f| f.path.clone()).collect(),
+    let mut markdown = cfg.markdown.clone();
+    markdown.thinking |= args.thinking;
+    markdown.tool_calls |= args.tool_calls;
+    let req = export::Request {
         format: args.format,
-        output: output
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "-".into()),
+        markdown,
+        output,
         dry_run: args.dry_run,
-        events,
-        bytes,
-        skipped,
     };
+    let summary = export::run(cfg, &args.session, &req)?;
     if summary.skipped.total > 0 {
         eprintln!(
             "kato: skipped {} malformed record(s) (first at {}:{}); the rest was exported",

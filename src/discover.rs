@@ -106,9 +106,12 @@ pub fn walk_root(
 /// Learn a file's session id cheaply: parse records until the first event.
 /// Falls back to the path's hint.
 pub fn identify(found: &Found, limits: Limits) -> String {
+    // The first session id that the records name themselves; early records
+    // without one (snapshots, summaries) carry the path's hint instead.
+    let hint = &found.ctx.session_hint;
     let mut first: Option<String> = None;
     let mut take = |ev: Event| {
-        if first.is_none() {
+        if first.is_none() && ev.session_id != *hint {
             first = Some(ev.session_id);
         }
     };
@@ -204,36 +207,51 @@ fn sniff(path: &Path) -> Option<&'static dyn Provider> {
     let mut head = Vec::new();
     fs::File::open(path)
         .ok()?
-        .take(64 << 10)
+        .take(1 << 20)
         .read_to_end(&mut head)
         .ok()?;
-    let text = String::from_utf8_lossy(&head);
-    let first = text.trim_start();
-    let name = if first.starts_with('{') && first.lines().next().is_some_and(|l| l.ends_with('{')) {
-        // A pretty-printed document: Gemini's chat files.
-        "gemini"
-    } else {
-        let line = first.lines().next().unwrap_or_default();
-        let codex = [
-            "\"session_meta\"",
-            "\"record_type\"",
-            "\"instructions\"",
-            "\"payload\"",
-        ];
-        if codex.iter().any(|k| line.contains(k)) {
-            "codex"
-        } else if line.contains("\"sessionId\"")
-            || line.contains("\"type\":\"summary\"")
-            || line.contains("\"leafUuid\"")
-        {
-            "claude"
-        } else if line.contains("\"messages\"") {
-            "gemini"
-        } else {
-            return None;
-        }
-    };
-    provider::by_name(name)
+    provider::by_name(sniff_bytes(&head)?)
+}
+
+/// The provider whose format `head` (the start of a file) looks like.
+fn sniff_bytes(head: &[u8]) -> Option<&'static str> {
+    let text = String::from_utf8_lossy(head);
+    let first_line = text.lines().next().unwrap_or_default();
+    // A pretty-printed document is Gemini's chat format.
+    if first_line.trim() == "{" {
+        return Some("gemini");
+    }
+    let v: serde_json::Value = serde_json::from_str(first_line).ok()?;
+    let obj = v.as_object()?;
+    let has = |k: &str| obj.contains_key(k);
+    if has("messages") && has("sessionId") {
+        return Some("gemini");
+    }
+    if has("payload") || has("record_type") || (has("instructions") && has("id")) {
+        return Some("codex");
+    }
+    const CLAUDE_TYPES: [&str; 12] = [
+        "user",
+        "assistant",
+        "system",
+        "summary",
+        "file-history-snapshot",
+        "progress",
+        "queue-operation",
+        "attachment",
+        "last-prompt",
+        "ai-title",
+        "permission-mode",
+        "agent-name",
+    ];
+    let claude_type = obj
+        .get("type")
+        .and_then(|t| t.as_str())
+        .is_some_and(|t| CLAUDE_TYPES.contains(&t));
+    if claude_type || has("sessionId") || has("leafUuid") {
+        return Some("claude");
+    }
+    None
 }
 
 #[cfg(test)]
@@ -243,6 +261,38 @@ mod tests {
     const A: &str = "0890bead-0ab3-4ee9-98f8-585fd289cc1f.jsonl";
     const B: &str = "1890bead-0ab3-4ee9-98f8-585fd289cc1f.jsonl";
     const C: &str = "2890bead-0ab3-4ee9-98f8-585fd289cc1f.jsonl";
+
+    #[test]
+    fn sniffs_every_real_first_line_shape() {
+        let cases = [
+            (
+                r#"{"type":"file-history-snapshot","messageId":"x"}"#,
+                "claude",
+            ),
+            (
+                r#"{"type":"summary","summary":"s","leafUuid":"l"}"#,
+                "claude",
+            ),
+            (r#"{"type":"user","sessionId":"s"}"#, "claude"),
+            (
+                r#"{"timestamp":"t","type":"session_meta","payload":{}}"#,
+                "codex",
+            ),
+            (
+                r#"{"id":"x","timestamp":"t","instructions":null,"git":{}}"#,
+                "codex",
+            ),
+            (
+                "{\n  \"sessionId\": \"x\",\n  \"messages\": []\n}",
+                "gemini",
+            ),
+        ];
+        for (head, want) in cases {
+            assert_eq!(sniff_bytes(head.as_bytes()), Some(want), "{head}");
+        }
+        assert_eq!(sniff_bytes(b"hello"), None);
+        assert_eq!(sniff_bytes(br#"{"a":1}"#), None);
+    }
 
     #[test]
     fn walk_skips_symlinks_and_missing_roots() {

@@ -224,68 +224,6 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
-/// Render `session` as JSONL into `w`.
-pub fn write_jsonl(
-    session: &SessionFiles,
-    limits: Limits,
-    skipped: &mut Skipped,
-    w: &mut dyn Write,
-) -> Result<u64> {
-    let mut events = 0u64;
-    let mut err: Option<io::Error> = None;
-    stream_session(session, limits, skipped, &mut |ev| {
-        if err.is_some() {
-            return;
-        }
-        let rec = crate::event::JsonlRecord {
-            schema_version: crate::event::SCHEMA_VERSION,
-            event: &ev,
-        };
-        let r = serde_json::to_writer(&mut *w, &rec)
-            .map_err(io::Error::from)
-            .and_then(|()| w.write_all(b"\n"));
-        match r {
-            Ok(()) => events += 1,
-            Err(e) => err = Some(e),
-        }
-    })?;
-    if let Some(e) = err {
-        return Err(Error::io("writing the export", e));
-    }
-    Ok(events)
-}
-
-/// Render `session` as Markdown into `w`: a metadata pass for the
-/// frontmatter, then the streaming body. Returns the number of events.
-pub fn write_markdown(
-    session: &SessionFiles,
-    limits: Limits,
-    opts: &MarkdownOptions,
-    skipped: &mut Skipped,
-    w: &mut dyn Write,
-) -> Result<u64> {
-    let meta = collect_meta(session, limits)?;
-    let mut r = crate::render::markdown::MarkdownRenderer::new(w, opts);
-    r.header(&meta)
-        .map_err(|e| Error::io("writing the export", e))?;
-    let mut events = 0u64;
-    let mut err: Option<io::Error> = None;
-    stream_session(session, limits, skipped, &mut |ev| {
-        if err.is_some() {
-            return;
-        }
-        match r.event(&ev) {
-            Ok(()) => events += 1,
-            Err(e) => err = Some(e),
-        }
-    })?;
-    if let Some(e) = err {
-        return Err(Error::io("writing the export", e));
-    }
-    r.finish().map_err(|e| Error::io("writing the export", e))?;
-    Ok(events)
-}
-
 /// Fold a whole session into its metadata (title, participants, times).
 pub fn collect_meta(session: &SessionFiles, limits: Limits) -> Result<crate::render::SessionMeta> {
     let mut collector = crate::render::MetaCollector::new();
@@ -294,10 +232,245 @@ pub fn collect_meta(session: &SessionFiles, limits: Limits) -> Result<crate::ren
         collector.observe(&ev)
     })?;
     let mut meta = collector.finish();
-    if meta.session_id.is_empty() {
-        meta.session_id = session.session_id.clone();
-        meta.provider = session.provider.to_owned();
-        meta.id = crate::render::session_key(session.provider, &session.session_id);
-    }
+    // The session's identity is the resolved one, whatever the first record said.
+    meta.session_id = session.session_id.clone();
+    meta.provider = session.provider.to_owned();
+    meta.id = crate::render::session_key(session.provider, &session.session_id);
     Ok(meta)
+}
+
+/// Say on stderr what confinement is missing (best-effort mode only: in
+/// enforce mode a missing feature is an error before anything is read).
+pub fn report_degraded(stage: &str, missing: &[crate::sandbox::Missing]) {
+    for m in missing {
+        eprintln!(
+            "kato: sandbox degraded ({stage}): {} — {}",
+            m.feature, m.advice
+        );
+    }
+}
+
+/// What the parse stage sends to the write stage.
+enum Msg {
+    Meta(Box<crate::render::SessionMeta>),
+    Events(Vec<Event>),
+    Done(Skipped),
+    Failed(String),
+}
+
+/// Events per channel message: amortises the hand-off between stages.
+const BATCH: usize = 256;
+
+/// The confined one-shot export (SPEC §8, "one-shot `kato export`").
+///
+/// 1. `main` hardens the process (no_new_privs, no capabilities, no core
+///    dumps, umask 077) and confines itself to reading the provider roots,
+///    the named file and the config, plus creating the output in its
+///    parent directory — before any session byte is read.
+/// 2. It resolves the session (directory listings and first records only),
+///    creates the output file, and starts the parse stage: a thread confined
+///    to reading exactly the session's files.
+/// 3. It narrows itself to writing exactly the output file, and renders
+///    what the parse stage sends over a bounded channel.
+pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
+    use crate::sandbox::{self, profiles, stage};
+    let mode = cfg.sandbox_mode;
+    let hardened = sandbox::harden_process(mode)?;
+    report_degraded("startup", &hardened.missing);
+    let config_file = cfg.source.as_deref();
+    let output = if req.dry_run {
+        None
+    } else {
+        req.output.clone()
+    };
+
+    let mut read = profiles::provider_roots(cfg);
+    let as_path = Path::new(query);
+    if query.contains('/') {
+        read.push(as_path.to_path_buf());
+    } else if let Ok(cwd) = std::env::current_dir() {
+        // A bare file name in the working directory.
+        let candidate = cwd.join(as_path);
+        if candidate.is_file() {
+            read.push(candidate);
+        }
+    }
+    let mut resolve_domain =
+        profiles::union(&[profiles::provider(&read), profiles::startup(config_file)]);
+    if let Some(out) = &output {
+        if out.exists() {
+            resolve_domain.write_files.push(out.clone());
+            resolve_domain.truncate = true;
+        } else {
+            let parent = match out.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            resolve_domain.create_in.push(parent);
+        }
+    }
+    let applied = resolve_domain.apply(mode)?;
+    report_degraded("export", &applied.missing);
+
+    let session = resolve(cfg, query)?;
+    let out_file = match &output {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(p)
+                .map_err(|e| Error::io(format!("creating {}", p.display()), e))?,
+        ),
+        None => None,
+    };
+
+    let files: Vec<PathBuf> = session.files.iter().map(|f| f.path.clone()).collect();
+    let limits = limits(cfg);
+    let markdown = req.format == ExportFormat::Markdown;
+    let parse_session = session.clone();
+    let parser = stage::spawn(
+        "export-parse",
+        profiles::export(&files, config_file, None),
+        mode,
+        move |tx: std::sync::mpsc::SyncSender<Msg>| {
+            parse_stage(&parse_session, limits, markdown, &tx);
+        },
+    )?;
+    // The write stage: from here on `main` may only write the output file.
+    let write_domain = profiles::export(&[], None, output.as_deref());
+    let applied = write_domain.apply(mode)?;
+    report_degraded("export-write", &applied.missing);
+
+    let sink: Box<dyn Write> = match out_file {
+        Some(f) => Box::new(io::BufWriter::with_capacity(256 << 10, f)),
+        None if req.dry_run => Box::new(io::sink()),
+        None => Box::new(io::BufWriter::with_capacity(256 << 10, io::stdout().lock())),
+    };
+    let mut w = Counting {
+        inner: sink,
+        bytes: 0,
+    };
+    let (events, skipped) = write_stage(parser.receiver(), req, &mut w)?;
+    w.flush().map_err(|e| Error::io("writing the export", e))?;
+    parser.join()?;
+    Ok(Summary {
+        provider: session.provider,
+        session_id: session.session_id.clone(),
+        files,
+        format: req.format,
+        output: req
+            .output
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "-".into()),
+        dry_run: req.dry_run,
+        events,
+        bytes: w.bytes,
+        skipped,
+    })
+}
+
+/// The parse stage of a one-shot export: a metadata pass (Markdown only),
+/// then the events in batches. Errors are sent, not returned.
+fn parse_stage(
+    session: &SessionFiles,
+    limits: Limits,
+    markdown: bool,
+    tx: &std::sync::mpsc::SyncSender<Msg>,
+) {
+    if markdown {
+        match collect_meta(session, limits) {
+            Ok(meta) => {
+                if tx.send(Msg::Meta(Box::new(meta))).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Msg::Failed(e.to_string()));
+                return;
+            }
+        }
+    }
+    let mut skipped = Skipped::default();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut closed = false;
+    let r = stream_session(session, limits, &mut skipped, &mut |ev| {
+        if closed {
+            return;
+        }
+        batch.push(ev);
+        if batch.len() >= BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            closed = tx.send(Msg::Events(full)).is_err();
+        }
+    });
+    if closed {
+        return;
+    }
+    let last = match r {
+        Ok(()) => {
+            if !batch.is_empty() && tx.send(Msg::Events(batch)).is_err() {
+                return;
+            }
+            Msg::Done(skipped)
+        }
+        Err(e) => Msg::Failed(e.to_string()),
+    };
+    let _ = tx.send(last);
+}
+
+/// The write stage: render what arrives, in order.
+fn write_stage(
+    rx: &std::sync::mpsc::Receiver<Msg>,
+    req: &Request,
+    w: &mut dyn Write,
+) -> Result<(u64, Skipped)> {
+    let werr = |e: io::Error| Error::io("writing the export", e);
+    let mut events = 0u64;
+    let mut md: Option<crate::render::markdown::MarkdownRenderer<&mut dyn Write>> = None;
+    let mut jsonl: Option<crate::render::jsonl::JsonlWriter<&mut dyn Write>> = None;
+    let mut w = Some(w);
+    if req.format == ExportFormat::Jsonl {
+        if let Some(w) = w.take() {
+            jsonl = Some(crate::render::jsonl::JsonlWriter::new(w));
+        }
+    }
+    loop {
+        let msg = rx.recv().map_err(|_| {
+            Error::io(
+                "reading the session",
+                io::Error::other("the parse stage ended without finishing"),
+            )
+        })?;
+        match msg {
+            Msg::Meta(meta) => {
+                if let Some(w) = w.take() {
+                    let mut r = crate::render::markdown::MarkdownRenderer::new(w, &req.markdown);
+                    r.header(&meta).map_err(werr)?;
+                    md = Some(r);
+                }
+            }
+            Msg::Events(batch) => {
+                for ev in &batch {
+                    if let Some(r) = md.as_mut() {
+                        r.event(ev).map_err(werr)?;
+                    } else if let Some(j) = jsonl.as_mut() {
+                        j.event(ev).map_err(werr)?;
+                    }
+                    events += 1;
+                }
+            }
+            Msg::Done(skipped) => {
+                if let Some(r) = md {
+                    r.finish().map_err(werr)?;
+                }
+                if let Some(j) = jsonl {
+                    j.finish().map_err(werr)?;
+                }
+                return Ok((events, skipped));
+            }
+            Msg::Failed(e) => return Err(Error::io("reading the session", io::Error::other(e))),
+        }
+    }
 }

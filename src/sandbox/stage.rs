@@ -15,7 +15,7 @@
 //! # Ok::<(), kato::sandbox::SandboxError>(())
 //! ```
 
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
 use super::{Applied, Domain, SandboxError, SandboxMode};
@@ -28,6 +28,11 @@ pub struct StageHandle<T> {
     receiver: Receiver<T>,
     thread: JoinHandle<()>,
 }
+
+/// Messages a stage may have in flight before its sender blocks: the
+/// channel is bounded so a fast producer (a parser) cannot buffer a whole
+/// session ahead of a slow consumer (a writer).
+pub const STAGE_QUEUE: usize = 256;
 
 /// Start stage `name` on a new thread. The thread first applies `domain`
 /// (in `mode`) to itself, then runs `f` with the sending half of the
@@ -46,9 +51,9 @@ pub fn spawn<T, F>(
 ) -> Result<StageHandle<T>, SandboxError>
 where
     T: Send + 'static,
-    F: FnOnce(Sender<T>) + Send + 'static,
+    F: FnOnce(SyncSender<T>) + Send + 'static,
 {
-    let (tx, receiver) = mpsc::channel();
+    let (tx, receiver) = mpsc::sync_channel(STAGE_QUEUE);
     let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<Applied, SandboxError>>(1);
     let thread = std::thread::Builder::new()
         .name(thread_name(name))
