@@ -53,6 +53,13 @@ pub enum Command {
     },
     /// Export one session as Markdown or JSONL.
     Export(ExportArgs),
+    /// Show kato's own permission surface: kernel support, per-stage rights,
+    /// capabilities, no_new_privs, seccomp, sandbox mode and policy hash.
+    Doctor {
+        /// Print JSON (shape documented in the README).
+        #[arg(long)]
+        json: bool,
+    },
     /// Write or check the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -153,7 +160,12 @@ pub fn run() -> Result<i32> {
         }
         Command::Sessions { json } => {
             let cfg = load(&cli.config, cli.sandbox, &env)?;
+            confine_read_only(&cfg)?;
             sessions(&cfg, json)
+        }
+        Command::Doctor { json } => {
+            let cfg = load(&cli.config, cli.sandbox, &env)?;
+            doctor(&cfg, json)
         }
         Command::Export(args) => {
             let cfg = load(&cli.config, cli.sandbox, &env)?;
@@ -195,6 +207,42 @@ fn load(path: &Option<PathBuf>, sandbox: Option<SandboxArg>, env: &Env) -> Resul
         };
     }
     Ok(cfg)
+}
+
+/// Harden the process and confine it to reading the provider roots and the
+/// config file, before any session byte is read (`kato sessions`).
+fn confine_read_only(cfg: &Config) -> Result<()> {
+    use crate::sandbox::{self, profiles};
+    let hardened = sandbox::harden_process(cfg.sandbox_mode)?;
+    export::report_degraded("startup", &hardened.missing);
+    let domain = profiles::union(&[
+        profiles::provider(&profiles::provider_roots(cfg)),
+        profiles::startup(cfg.source.as_deref()),
+    ]);
+    let applied = domain.apply(cfg.sandbox_mode)?;
+    export::report_degraded("sessions", &applied.missing);
+    Ok(())
+}
+
+fn doctor(cfg: &Config, json: bool) -> Result<i32> {
+    use crate::sandbox::{self, profiles};
+    // Report on a process confined exactly as the daemon would be: harden,
+    // then the process-wide domain. Failures are part of the report.
+    if sandbox::harden_process(cfg.sandbox_mode).is_ok() {
+        let _ = profiles::daemon(cfg).apply(sandbox::SandboxMode::BestEffort);
+    }
+    let report = sandbox::doctor::report(cfg, cfg.sandbox_mode);
+    let mut out = io::stdout().lock();
+    let r = if json {
+        serde_json::to_writer_pretty(&mut out, &report)
+            .map_err(io::Error::from)
+            .and_then(|()| writeln!(out))
+    } else {
+        write!(out, "{report}")
+    };
+    r.map_err(|e| Error::io("writing to stdout", e))?;
+    let ok = report.verdict.status != crate::sandbox::doctor::VerdictStatus::Failing;
+    Ok(if ok { exit::OK } else { exit::FAILURE })
 }
 
 fn config_init(path: PathBuf, force: bool) -> Result<i32> {

@@ -256,3 +256,24 @@ fn no_config_file_uses_defaults() {
     assert!(text.contains("no sessions found"), "{text}");
     assert!(text.contains(".claude/projects"), "{text}");
 }
+
+#[test]
+fn doctor_reports_enforced_confinement() {
+    let env = Env::new();
+    let out = stdout_of(env.kato().args(["doctor", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["mode"], "enforce");
+    assert_eq!(v["verdict"]["status"], "enforced", "{v:#}");
+    assert_eq!(v["process"]["no_new_privs"], true);
+    assert_eq!(
+        v["process"]["capabilities"]["effective"],
+        "0000000000000000"
+    );
+    assert_eq!(v["policy_hash"].as_str().unwrap().len(), 64);
+    // The hash is stable for the same policy.
+    let again: serde_json::Value =
+        serde_json::from_str(&stdout_of(env.kato().args(["doctor", "--json"]))).unwrap();
+    assert_eq!(v["policy_hash"], again["policy_hash"]);
+    let text = stdout_of(env.kato().arg("doctor"));
+    assert!(text.contains("watch+parse [claude]"), "{text}");
+}
