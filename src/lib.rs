@@ -9,3 +9,4 @@ pub mod error;
 pub mod event;
 pub mod provider;
 pub mod reader;
+pub mod redact;
