@@ -1578,6 +1578,12 @@ mod tests {
     }
 
     #[test]
+    fn redactor_is_shareable() {
+        fn shareable<T: Send + Sync + Clone>() {}
+        shareable::<Redactor>();
+    }
+
+    #[test]
     fn builtins_compile_and_plain_text_is_borrowed() {
         let red = r();
         let out = red.redact_str("nothing to see here, just prose and code();");
