@@ -278,6 +278,10 @@ struct SessionRow {
 
 fn sessions(cfg: &Config, json: bool) -> Result<i32> {
     let limits = export::limits(cfg);
+    let redactor = crate::redact::Redactor::new(&cfg.redaction).map_err(|e| Error::Config {
+        path: cfg.source.clone().unwrap_or_default(),
+        message: e.to_string(),
+    })?;
     let (found, problems) = discover::walk_config(cfg);
     for p in &problems {
         eprintln!("kato: cannot read {}: {}", p.path.display(), p.error);
@@ -287,8 +291,11 @@ fn sessions(cfg: &Config, json: bool) -> Result<i32> {
         let mut skipped = Skipped::default();
         let mut meta = crate::render::MetaCollector::new();
         let mut events = 0u64;
-        let r = export::stream_session(&s, limits, &mut skipped, &mut |ev| {
+        let mut stats = crate::redact::RedactionStats::default();
+        let r = export::stream_session(&s, limits, &mut skipped, &mut |mut ev| {
             events += 1;
+            // Titles are shown: redact first, as every output does.
+            redactor.redact_event(&mut ev, &mut stats);
             meta.observe(&ev);
         });
         if let Err(e) = r {

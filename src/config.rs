@@ -23,6 +23,7 @@ pub struct File {
     pub markdown: MarkdownOptions,
     pub log: LogFile,
     pub limits: LimitsFile,
+    pub redaction: crate::redact::RedactionOptions,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -139,6 +140,8 @@ pub struct Config {
     pub log_level: String,
     pub log_format: LogFormat,
     pub line_cap: usize,
+    /// Secret redaction (validated: its patterns compile).
+    pub redaction: crate::redact::RedactionOptions,
 }
 
 /// What the environment says; gathered once so resolution is testable.
@@ -321,6 +324,7 @@ impl Config {
                 "`log.level` = `{log_level}`; use one of error, warn, info, debug, trace"
             )));
         }
+        crate::redact::Redactor::new(&file.redaction).map_err(|e| cfg_err(e.to_string()))?;
         Ok(Config {
             source: path.map(Path::to_path_buf),
             providers,
@@ -332,6 +336,7 @@ impl Config {
             log_level,
             log_format: file.log.format,
             line_cap,
+            redaction: file.redaction,
         })
     }
 
@@ -383,6 +388,16 @@ mode = "enforce"
 
 # [limits]
 # line_cap = 67108864              # longest session-file line read, in bytes
+
+# [redaction]
+# Secrets (API keys, tokens, private keys, passwords in URLs and
+# assignments) are replaced by `[REDACTED:<KIND>]` in every output.
+# enabled = true
+# Extra regular expressions, e.g. ['corp-[0-9a-f]{32}']; with a capture
+# group only group 1 is replaced.
+# extra_patterns = []
+# Literal strings never redacted (e.g. a documented fake key).
+# allow = []
 "#;
 
 #[cfg(test)]
@@ -436,6 +451,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not an absolute path"), "{e}");
+    }
+
+    #[test]
+    fn redaction_is_on_by_default_and_patterns_are_validated() {
+        let c = Config::from_toml("", None, &env()).unwrap();
+        assert!(c.redaction.enabled);
+        let c = Config::from_toml(
+            "[redaction]\nenabled = false\nextra_patterns = ['corp-[0-9]{6}']\nallow = ['x']\n",
+            None,
+            &env(),
+        )
+        .unwrap();
+        assert!(!c.redaction.enabled);
+        assert_eq!(c.redaction.extra_patterns, ["corp-[0-9]{6}"]);
+        let e = Config::from_toml(
+            "[redaction]\nextra_patterns = ['ok', 'bad(']\n",
+            None,
+            &env(),
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::USAGE);
+        let e = e.to_string();
+        assert!(e.contains("redaction.extra_patterns[1]"), "{e}");
+        assert!(e.contains("`bad(`"), "{e}");
+        let e = Config::from_toml("[redaction]\nmask = true\n", None, &env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mask"), "{e}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::discover::{self, Found, SessionFiles};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::reader::{self, DiagKind, Limits};
+use crate::redact::{RedactionStats, Redactor};
 
 /// Output format of an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -195,6 +196,8 @@ pub struct Summary {
     pub events: u64,
     pub bytes: u64,
     pub skipped: Skipped,
+    /// Secrets replaced, per label (never the secrets themselves).
+    pub redactions: BTreeMap<&'static str, u64>,
 }
 
 /// Options of one export.
@@ -225,11 +228,17 @@ impl<W: Write> Write for Counting<W> {
 }
 
 /// Fold a whole session into its metadata (title, participants, times).
-pub fn collect_meta(session: &SessionFiles, limits: Limits) -> Result<crate::render::SessionMeta> {
+pub fn collect_meta(
+    session: &SessionFiles,
+    limits: Limits,
+    redactor: &Redactor,
+) -> Result<crate::render::SessionMeta> {
     let mut collector = crate::render::MetaCollector::new();
     let mut ignored = Skipped::default();
-    stream_session(session, limits, &mut ignored, &mut |ev| {
-        collector.observe(&ev)
+    let mut no_stats = RedactionStats::default();
+    stream_session(session, limits, &mut ignored, &mut |mut ev| {
+        redactor.redact_event(&mut ev, &mut no_stats);
+        collector.observe(&ev);
     })?;
     let mut meta = collector.finish();
     // The session's identity is the resolved one, whatever the first record said.
@@ -254,7 +263,7 @@ pub fn report_degraded(stage: &str, missing: &[crate::sandbox::Missing]) {
 enum Msg {
     Meta(Box<crate::render::SessionMeta>),
     Events(Vec<Event>),
-    Done(Skipped),
+    Done(Skipped, RedactionStats),
     Failed(String),
 }
 
@@ -329,12 +338,16 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     let limits = limits(cfg);
     let markdown = req.format == ExportFormat::Markdown;
     let parse_session = session.clone();
+    let redactor = Redactor::new(&cfg.redaction).map_err(|e| Error::Config {
+        path: cfg.source.clone().unwrap_or_default(),
+        message: e.to_string(),
+    })?;
     let parser = stage::spawn(
         "export-parse",
         profiles::export(&files, config_file, None),
         mode,
         move |tx: std::sync::mpsc::SyncSender<Msg>| {
-            parse_stage(&parse_session, limits, markdown, &tx);
+            parse_stage(&parse_session, limits, markdown, &redactor, &tx);
         },
     )?;
     // The write stage: from here on `main` may only write the output file.
@@ -351,7 +364,7 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
         inner: sink,
         bytes: 0,
     };
-    let (events, skipped) = write_stage(parser.receiver(), req, &mut w)?;
+    let (events, skipped, redactions) = write_stage(parser.receiver(), req, &mut w)?;
     w.flush().map_err(|e| Error::io("writing the export", e))?;
     parser.join()?;
     Ok(Summary {
@@ -368,6 +381,11 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
         events,
         bytes: w.bytes,
         skipped,
+        redactions: redactions
+            .counts
+            .iter()
+            .map(|(label, n)| (label.as_str(), *n))
+            .collect(),
     })
 }
 
@@ -377,10 +395,11 @@ fn parse_stage(
     session: &SessionFiles,
     limits: Limits,
     markdown: bool,
+    redactor: &Redactor,
     tx: &std::sync::mpsc::SyncSender<Msg>,
 ) {
     if markdown {
-        match collect_meta(session, limits) {
+        match collect_meta(session, limits, redactor) {
             Ok(meta) => {
                 if tx.send(Msg::Meta(Box::new(meta))).is_err() {
                     return;
@@ -393,12 +412,16 @@ fn parse_stage(
         }
     }
     let mut skipped = Skipped::default();
+    let mut stats = RedactionStats::default();
     let mut batch = Vec::with_capacity(BATCH);
     let mut closed = false;
-    let r = stream_session(session, limits, &mut skipped, &mut |ev| {
+    // Redaction happens here, before anything is rendered: no renderer can
+    // forget it.
+    let r = stream_session(session, limits, &mut skipped, &mut |mut ev| {
         if closed {
             return;
         }
+        redactor.redact_event(&mut ev, &mut stats);
         batch.push(ev);
         if batch.len() >= BATCH {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
@@ -413,7 +436,7 @@ fn parse_stage(
             if !batch.is_empty() && tx.send(Msg::Events(batch)).is_err() {
                 return;
             }
-            Msg::Done(skipped)
+            Msg::Done(skipped, stats)
         }
         Err(e) => Msg::Failed(e.to_string()),
     };
@@ -425,7 +448,7 @@ fn write_stage(
     rx: &std::sync::mpsc::Receiver<Msg>,
     req: &Request,
     w: &mut dyn Write,
-) -> Result<(u64, Skipped)> {
+) -> Result<(u64, Skipped, RedactionStats)> {
     let werr = |e: io::Error| Error::io("writing the export", e);
     let mut events = 0u64;
     let mut md: Option<crate::render::markdown::MarkdownRenderer<&mut dyn Write>> = None;
@@ -461,14 +484,14 @@ fn write_stage(
                     events += 1;
                 }
             }
-            Msg::Done(skipped) => {
+            Msg::Done(skipped, redactions) => {
                 if let Some(r) = md {
                     r.finish().map_err(werr)?;
                 }
                 if let Some(j) = jsonl {
                     j.finish().map_err(werr)?;
                 }
-                return Ok((events, skipped));
+                return Ok((events, skipped, redactions));
             }
             Msg::Failed(e) => return Err(Error::io("reading the session", io::Error::other(e))),
         }

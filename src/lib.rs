@@ -16,5 +16,6 @@ pub mod policy;
 pub mod provider;
 pub mod reader;
 pub mod recording;
+pub mod redact;
 pub mod render;
 pub mod sandbox;

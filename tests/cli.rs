@@ -277,3 +277,52 @@ fn doctor_reports_enforced_confinement() {
     let text = stdout_of(env.kato().arg("doctor"));
     assert!(text.contains("watch+parse [claude]"), "{text}");
 }
+
+#[test]
+fn exports_redact_secrets_and_count_them() {
+    let env = Env::new();
+    let key = format!("ghp_{}", "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8");
+    let src = env.session(
+        S1,
+        &[
+            user_line(S1, "u1", &format!("my token is {key} please use it")),
+            assistant_line(S1, "a1", &format!("I will not print {key}")),
+        ],
+    );
+    for format in ["markdown", "jsonl"] {
+        let out_path = env.path().join(format!("red.{format}"));
+        let out = stdout_of(env.kato().args([
+            "export",
+            src.to_str().unwrap(),
+            "--format",
+            format,
+            "-o",
+            out_path.to_str().unwrap(),
+            "--json",
+        ]));
+        let text = fs::read_to_string(&out_path).unwrap();
+        assert!(!text.contains(&key), "{format}: {text}");
+        assert!(text.contains("[REDACTED:GITHUB_TOKEN]"), "{format}: {text}");
+        assert!(!out.contains(&key));
+        let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(summary["redactions"]["GITHUB_TOKEN"], 2, "{summary}");
+    }
+    // Titles in `kato sessions` are redacted too.
+    let listing = stdout_of(env.kato().args(["sessions", "--json"]));
+    assert!(!listing.contains(&key), "{listing}");
+
+    // Off when the config says so.
+    let cfg = fs::read_to_string(env.config()).unwrap() + "[redaction]\nenabled = false\n";
+    fs::write(env.config(), cfg).unwrap();
+    let md = stdout_of(env.kato().args(["export", src.to_str().unwrap()]));
+    assert!(md.contains(&key));
+
+    // An invalid extra pattern is a config error naming it.
+    let cfg = fs::read_to_string(env.config())
+        .unwrap()
+        .replace("enabled = false\n", "extra_patterns = [\"(unclosed\"]\n");
+    fs::write(env.config(), cfg).unwrap();
+    let out = env.kato().arg("sessions").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(unclosed"));
+}
