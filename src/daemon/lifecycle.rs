@@ -129,8 +129,7 @@ pub fn start(cfg: &Config, fwd: &Forwarded, timeout: Duration) -> Result<i32> {
         super::state::ensure_private_dir(dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     }
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::io("finding the kato executable", e))?;
+    let exe = std::env::current_exe().map_err(|e| Error::io("finding the kato executable", e))?;
     let mut cmd = Command::new(exe);
     cmd.arg("run").arg("--detached");
     if let Some(c) = &fwd.config {
@@ -230,9 +229,8 @@ pub fn stop(cfg: &Config, timeout: Duration) -> Result<i32> {
         .ok()
         .and_then(rustix::process::Pid::from_raw)
         .ok_or_else(|| Error::Daemon(format!("invalid pid {pid} in the lock file")))?;
-    rustix::process::kill_process(p, rustix::process::Signal::TERM).map_err(|e| {
-        Error::Daemon(format!("cannot signal kato (pid {pid}): {e}"))
-    })?;
+    rustix::process::kill_process(p, rustix::process::Signal::TERM)
+        .map_err(|e| Error::Daemon(format!("cannot signal kato (pid {pid}): {e}")))?;
     let t0 = Instant::now();
     while holder(&cfg.state_dir)?.is_some() {
         if t0.elapsed() >= timeout {
@@ -259,15 +257,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(holder(dir.path()).unwrap().is_none());
         let lock = Lock::acquire(dir.path()).unwrap();
-        assert_eq!(
-            holder(dir.path()).unwrap(),
-            Some(Some(std::process::id()))
-        );
+        assert_eq!(holder(dir.path()).unwrap(), Some(Some(std::process::id())));
         let e = Lock::acquire(dir.path()).unwrap_err().to_string();
-        assert!(
-            e.contains(&format!("pid {}", std::process::id())),
-            "{e}"
-        );
+        assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
         drop(lock);
         assert!(holder(dir.path()).unwrap().is_none());
         let _again = Lock::acquire(dir.path()).unwrap();

@@ -62,12 +62,7 @@ enum Msg {
 
 /// Set up the global subscriber. `detached` sends everything to
 /// `kato.log` in `logs_dir`.
-pub fn init(
-    format: LogFormat,
-    level: &str,
-    detached: bool,
-    logs_dir: &Path,
-) -> Result<LogGuard> {
+pub fn init(format: LogFormat, level: &str, detached: bool, logs_dir: &Path) -> Result<LogGuard> {
     let filter = EnvFilter::try_new(format!("warn,kato={level}"))
         .map_err(|e| Error::Usage(format!("log level `{level}`: {e}")))?;
     let mut guard = LogGuard {
@@ -93,11 +88,19 @@ pub fn init(
                 note = Some(format!(
                     "journald is not reachable ({e}); logging to stderr"
                 ));
-                (BoxMakeWriter::new(io::stderr), io::stderr().is_terminal(), None)
+                (
+                    BoxMakeWriter::new(io::stderr),
+                    io::stderr().is_terminal(),
+                    None,
+                )
             }
         }
     } else {
-        (BoxMakeWriter::new(io::stderr), io::stderr().is_terminal(), None)
+        (
+            BoxMakeWriter::new(io::stderr),
+            io::stderr().is_terminal(),
+            None,
+        )
     };
     let fmt_layer = if journald.is_some() {
         None
@@ -170,7 +173,8 @@ fn open_append(path: &Path) -> io::Result<File> {
 }
 
 fn spawn_file_writer(path: PathBuf) -> Result<(Sender<Msg>, JoinHandle<()>)> {
-    let file = open_append(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let file =
+        open_append(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
     let (tx, rx) = mpsc::channel();
     let logs_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let handle = std::thread::Builder::new()
@@ -239,8 +243,10 @@ mod tests {
         let p = path.clone();
         let h = std::thread::spawn(move || file_writer(p, file, rx, 100));
         for i in 0..20 {
-            tx.send(Msg::Line(format!("line {i:02} {}\n", "x".repeat(30)).into_bytes()))
-                .unwrap();
+            tx.send(Msg::Line(
+                format!("line {i:02} {}\n", "x".repeat(30)).into_bytes(),
+            ))
+            .unwrap();
         }
         drop(tx);
         h.join().unwrap();
@@ -250,6 +256,9 @@ mod tests {
         for n in 1..=LOG_KEEP {
             assert!(dir.path().join(format!("{LOG_FILE}.{n}")).exists(), "{n}");
         }
-        assert!(!dir.path().join(format!("{LOG_FILE}.{}", LOG_KEEP + 1)).exists());
+        assert!(!dir
+            .path()
+            .join(format!("{LOG_FILE}.{}", LOG_KEEP + 1))
+            .exists());
     }
 }

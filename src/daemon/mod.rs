@@ -49,8 +49,7 @@ use crate::reader::{Cursor, FileIdentity, Limits, Reset};
 
 use self::state::{fingerprint, FileState, Quarantine, Store};
 use self::status::{
-    now_ms, rfc3339, snippet, Counters, ProviderStatus, RootStatus, SessionStatus, Status,
-    Warning,
+    now_ms, rfc3339, snippet, Counters, ProviderStatus, RootStatus, SessionStatus, Status, Warning,
 };
 
 /// Seconds between heartbeats: status rewrite, missing-root checks.
@@ -474,7 +473,10 @@ fn install_panic_hook() {
 impl Daemon {
     fn new(cfg: Config, opts: RunOptions) -> Result<Daemon> {
         let store = Store::open(&cfg.state_dir).map_err(|e| {
-            Error::io(format!("opening the state in {}", cfg.state_dir.display()), e)
+            Error::io(
+                format!("opening the state in {}", cfg.state_dir.display()),
+                e,
+            )
         })?;
         let (tx, rx) = mpsc::sync_channel(CHANNEL_BOUND);
         let now = Instant::now();
@@ -603,7 +605,10 @@ impl Daemon {
         loop {
             let now = Instant::now();
             let deadline = self.next_deadline(now);
-            let msg = match self.rx.recv_timeout(deadline.saturating_duration_since(now)) {
+            let msg = match self
+                .rx
+                .recv_timeout(deadline.saturating_duration_since(now))
+            {
                 Ok(m) => Some(m),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return exit::FAILURE,
@@ -719,7 +724,10 @@ impl Daemon {
             ToOrch::Gone { provider, path } => {
                 if self.files.remove(&(provider, path.clone())).is_some() {
                     if let Err(e) = self.store.remove(provider, &path) {
-                        self.warn("state", format!("cannot remove the state of {}: {e}", path.display()));
+                        self.warn(
+                            "state",
+                            format!("cannot remove the state of {}: {e}", path.display()),
+                        );
                     }
                     self.status_dirty = true;
                 }
@@ -728,7 +736,9 @@ impl Daemon {
             ToOrch::Signal(sig) => {
                 let name = signal_name(sig);
                 if sig == signal_hook::consts::SIGHUP && self.opts.detached {
-                    tracing::info!("SIGHUP ignored (detached); `kato restart` reloads the configuration");
+                    tracing::info!(
+                        "SIGHUP ignored (detached); `kato restart` reloads the configuration"
+                    );
                     return None;
                 }
                 tracing::info!(signal = name, "stopping");
@@ -966,12 +976,9 @@ impl Daemon {
                     tracing::error!("writer-spawner confinement failed: {e}");
                     return;
                 }
-                // Blocks without waking until a request (or shutdown) arrives.
-                while let Ok(req) = rx.recv() {
-                    match req {
-                        WriterRequest::Stop => break,
-                    }
-                }
+                // Blocks without waking until a request arrives; the only
+                // request so far is `Stop` (writers arrive with recording).
+                let _stop: std::result::Result<WriterRequest, _> = rx.recv();
             }) {
             Ok(h) => self.writers = Some((tx, h)),
             Err(e) => self.warn("writer-spawner", format!("cannot start: {e}")),
@@ -992,7 +999,9 @@ impl Daemon {
         while self.slots.iter().any(|s| s.handle.is_some()) {
             let now = Instant::now();
             if now >= deadline {
-                tracing::warn!("stages did not stop within {SHUTDOWN_GRACE:?}; persisting what was handled");
+                tracing::warn!(
+                    "stages did not stop within {SHUTDOWN_GRACE:?}; persisting what was handled"
+                );
                 break;
             }
             match self.rx.recv_timeout(deadline - now) {
@@ -1018,10 +1027,7 @@ impl Daemon {
         let mut per_provider: HashMap<&'static str, (HashSet<String>, usize)> = HashMap::new();
         for ((provider, path), rec) in &self.files {
             let v = rec.view();
-            let id = v
-                .session_id
-                .clone()
-                .unwrap_or_else(|| provider::stem(path));
+            let id = v.session_id.clone().unwrap_or_else(|| provider::stem(path));
             let pp = per_provider.entry(provider).or_default();
             pp.0.insert(id.clone());
             pp.1 += 1;

@@ -161,9 +161,8 @@ impl Store {
             .map(|e| e.path())
             .filter(|p| {
                 p.extension().is_some_and(|x| x == "json")
-                    && !p
-                        .file_name()
-                        .is_some_and(|n| n.as_bytes().first() == Some(&b'.'))
+                    && p.file_name()
+                        .is_none_or(|n| n.as_bytes().first() != Some(&b'.'))
             })
             .collect();
         names.sort();
@@ -281,7 +280,10 @@ fn read_state(path: &Path) -> Result<FileState, String> {
         return Err(format!("unknown provider `{}`", st.provider));
     }
     let expected = format!("{}.json", Store::key(&st.provider, &st.path));
-    if path.file_name().is_none_or(|n| n.as_bytes() != expected.as_bytes()) {
+    if path
+        .file_name()
+        .is_none_or(|n| n.as_bytes() != expected.as_bytes())
+    {
         return Err("file name does not match its content".to_owned());
     }
     Ok(st)

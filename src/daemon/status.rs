@@ -441,6 +441,9 @@ mod tests {
         assert!(text.contains("/r (missing)"), "{text}");
         assert!(text.contains("2026-01-08 15:56:38"), "{text}");
         assert!(text.contains("fix the build"), "{text}");
-        assert!(text.contains("15:56:38 state: state file x set aside"), "{text}");
+        assert!(
+            text.contains("15:56:38 state: state file x set aside"),
+            "{text}"
+        );
     }
 }

@@ -164,28 +164,50 @@ fn watches_only_directories_under_the_roots() {
                 "watch outside the roots: {}",
                 d.display()
             );
-            assert!(!d.starts_with(root.join("link")), "followed a symlink: {}", d.display());
+            assert!(
+                !d.starts_with(root.join("link")),
+                "followed a symlink: {}",
+                d.display()
+            );
         }
     };
     check(&rec);
     let watched = st.watched_dirs();
-    for d in [&root, &root.join("a"), &root.join("a/b"), &root.join("a/b/c")] {
+    for d in [
+        &root,
+        &root.join("a"),
+        &root.join("a/b"),
+        &root.join("a/b/c"),
+    ] {
         assert!(watched.contains(d), "{} not watched", d.display());
     }
-    assert!(!watched.contains(&parent), "an ancestor of a root is watched");
+    assert!(
+        !watched.contains(&parent),
+        "an ancestor of a root is watched"
+    );
     assert!(!watched.iter().any(|d| d.starts_with(&missing)));
-    assert!(watched.iter().all(|d| d.components().count()
-        <= root.components().count() + watch::MAX_DEPTH));
+    assert!(watched
+        .iter()
+        .all(|d| d.components().count() <= root.components().count() + watch::MAX_DEPTH));
 
     // Events: a directory created under the root is watched; paths outside
     // the roots, ancestors and symlinks to elsewhere are not.
     fs::create_dir_all(root.join("new/sub")).unwrap();
-    st.on_fs(fs_event(EventKind::Create(CreateKind::Folder), &root.join("new")));
+    st.on_fs(fs_event(
+        EventKind::Create(CreateKind::Folder),
+        &root.join("new"),
+    ));
     fs::create_dir_all(outside.join("other")).unwrap();
-    st.on_fs(fs_event(EventKind::Create(CreateKind::Folder), &outside.join("other")));
+    st.on_fs(fs_event(
+        EventKind::Create(CreateKind::Folder),
+        &outside.join("other"),
+    ));
     st.on_fs(fs_event(EventKind::Create(CreateKind::Folder), &parent));
     std::os::unix::fs::symlink(&outside, root.join("link2")).unwrap();
-    st.on_fs(fs_event(EventKind::Create(CreateKind::Folder), &root.join("link2")));
+    st.on_fs(fs_event(
+        EventKind::Create(CreateKind::Folder),
+        &root.join("link2"),
+    ));
     check(&rec);
     let watched = st.watched_dirs();
     assert!(watched.contains(&root.join("new")));
@@ -201,9 +223,17 @@ fn watches_only_directories_under_the_roots() {
     assert!(!watched.contains(&parent));
 
     // A root that goes away is unwatched entirely.
-    st.on_fs(fs_event(EventKind::Remove(notify::event::RemoveKind::Folder), &missing));
+    st.on_fs(fs_event(
+        EventKind::Remove(notify::event::RemoveKind::Folder),
+        &missing,
+    ));
     assert!(!st.watched_dirs().iter().any(|d| d.starts_with(&missing)));
-    assert!(rec.0.lock().unwrap().iter().all(|d| !d.starts_with(&missing)));
+    assert!(rec
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|d| !d.starts_with(&missing)));
 }
 
 fn test_daemon(state_dir: &Path) -> Daemon {
@@ -245,7 +275,10 @@ fn history_then_live_commands_are_counted_apart() {
     assert!(b[0].commit.is_some());
 
     append(&f, "::stop\n");
-    st.on_fs(fs_event(EventKind::Modify(ModifyKind::Data(DataChange::Any)), &f));
+    st.on_fs(fs_event(
+        EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+        &f,
+    ));
     st.work_step(std::time::Instant::now());
     let msgs2 = drain(&rx);
     let b2 = batches(&msgs2);
@@ -296,7 +329,10 @@ fn history_then_live_commands_are_counted_apart() {
     let (mut st2, _rec, rx2) = stage(vec![root.clone()], known.clone());
     st2.start();
     st2.work_step(std::time::Instant::now());
-    assert!(batches(&drain(&rx2)).is_empty(), "a known, unchanged file was read again");
+    assert!(
+        batches(&drain(&rx2)).is_empty(),
+        "a known, unchanged file was read again"
+    );
 
     // Appended while "down": read from the cursor, and live.
     append(&f, "::capture /x\n");
@@ -328,7 +364,10 @@ fn replayed_events_are_dropped_by_id() {
     let tmpf = root.join("s.jsonl.new");
     fs::write(&tmpf, "a\nb\nc\n").unwrap();
     fs::rename(&tmpf, &f).unwrap();
-    st.on_fs(fs_event(EventKind::Modify(ModifyKind::Name(RenameMode::To)), &f));
+    st.on_fs(fs_event(
+        EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+        &f,
+    ));
     st.work_step(std::time::Instant::now());
     let msgs = drain(&rx);
     assert!(batches(&msgs).iter().all(|b| b.replay));
@@ -340,7 +379,10 @@ fn replayed_events_are_dropped_by_id() {
     // Truncated to a prefix, then appended: only the new line counts.
     fs::write(&f, "a\n").unwrap();
     append(&f, "d\n");
-    st.on_fs(fs_event(EventKind::Modify(ModifyKind::Data(DataChange::Any)), &f));
+    st.on_fs(fs_event(
+        EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+        &f,
+    ));
     st.work_step(std::time::Instant::now());
     for m in drain(&rx) {
         d.handle(m);
@@ -376,12 +418,15 @@ fn a_crashing_file_is_quarantined_after_three_attempts() {
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(warnings[0].contains("attempt 1 of 3"), "{warnings:?}");
     assert!(
-        msgs.iter().any(|m| matches!(m, ToOrch::Quarantine { path, .. } if *path == bad)),
+        msgs.iter()
+            .any(|m| matches!(m, ToOrch::Quarantine { path, .. } if *path == bad)),
         "not quarantined"
     );
     // The other file is read; the bad one never again (no more panics).
     let b = batches(&msgs);
-    assert!(b.iter().any(|b| b.path.ends_with("good.jsonl") && b.commit.is_some()));
+    assert!(b
+        .iter()
+        .any(|b| b.path.ends_with("good.jsonl") && b.commit.is_some()));
     st.read_pass(&bad);
     assert!(drain(&rx).is_empty());
 
@@ -448,7 +493,10 @@ fn uncommitted_events_are_not_persisted_and_come_again() {
     // A crash now: only the committed part is on disk.
     let d2 = test_daemon(&state_dir);
     let rec = d2.files.values().next().unwrap();
-    assert_eq!((rec.st.events, rec.st.cursor.offset, rec.st.ids_len), (2, 2, 2));
+    assert_eq!(
+        (rec.st.events, rec.st.cursor.offset, rec.st.ids_len),
+        (2, 2, 2)
+    );
     // A stage that dies mid-pass: its pending events are dropped, to come again.
     d.handle(ToOrch::Exited {
         provider: "claude",

@@ -143,7 +143,15 @@ pub(crate) fn run(init: StageInit) -> Result<(), String> {
     .map_err(|e| format!("cannot start inotify: {}", advice(&e)))?;
     let rescan = init.rescan;
     let rx_stop = init.stop.clone();
-    let mut stage = Stage::new(init.provider, init.roots, init.known, init.limits, init.out, init.stop, watcher);
+    let mut stage = Stage::new(
+        init.provider,
+        init.roots,
+        init.known,
+        init.limits,
+        init.out,
+        init.stop,
+        watcher,
+    );
     stage.start();
     let rx = init.rx;
     let mut next_rescan = Instant::now() + rescan;
@@ -642,7 +650,7 @@ impl<W: Watch> Stage<W> {
         }
         if let Some(p) = self.backlog.pop_front() {
             self.read_pass(&p);
-            if self.backlog.is_empty() || self.backlog.len() % 50 == 0 {
+            if self.backlog.is_empty() || self.backlog.len().is_multiple_of(50) {
                 self.send_backlog();
             }
         }
