@@ -74,10 +74,15 @@ impl Kato {
 
     /// `kato run` in the foreground, its log in `run-N.log`.
     fn run_fg(&mut self) -> u32 {
+        self.run_fg_with(&[])
+    }
+
+    fn run_fg_with(&mut self, extra: &[&str]) -> u32 {
         let log = File::create(self.path(&format!("run-{}.log", self.children.len()))).unwrap();
         let child = self
             .cmd()
             .arg("run")
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -579,4 +584,28 @@ fn status_without_a_daemon_exits_3() {
     assert_eq!(out.status.code(), Some(3));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["running"], false);
+}
+
+#[test]
+fn logs_are_json_on_request_and_carry_no_chat_text() {
+    let mut k = Kato::new(true);
+    let file = k.claude.join("-home-u-proj").join(format!("{S1}.jsonl"));
+    append(&file, &claude_line(S1, 1));
+    let pid = k.run_fg_with(&["--log-format", "json"]);
+    append(&file, &claude_line(S1, 2));
+    let n = k.export_count(&file);
+    k.wait("the append", |s| events(s, S1) == n);
+    assert_eq!(k.term(pid), 0);
+    let log = fs::read_to_string(k.path("run-0.log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(lines.len() >= 3, "{log}");
+    for l in &lines {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(v["level"].is_string(), "{l}");
+    }
+    assert!(log.contains("ready"), "{log}");
+    // The log level in the test config is debug; still no message text at info+.
+    for l in lines.iter().filter(|l| !l.contains("\"level\":\"DEBUG\"")) {
+        assert!(!l.contains("message number"), "chat text in the log: {l}");
+    }
 }

@@ -351,6 +351,10 @@ impl<W: Watch> Stage<W> {
             .keys()
             .filter(|p| !seen.contains(*p))
             .filter(|p| self.root_of(p).is_some_and(|i| self.roots[i].1))
+            // Gone, not merely unreadable or beyond the walk.
+            .filter(|p| {
+                fs::symlink_metadata(p).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            })
             .cloned()
             .collect();
         for path in gone {
