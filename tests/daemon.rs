@@ -373,13 +373,26 @@ fn double_start_is_refused_and_kill_9_leaves_no_stale_lock() {
     let pid2 = k.status().unwrap()["pid"].as_u64().unwrap();
     assert_ne!(pid, pid2);
 
+    // restart = stop + start: a new pid, the same sessions.
+    let out = k.kato(&["restart"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = k.status().unwrap();
+    let pid3 = s["pid"].as_u64().unwrap();
+    assert_ne!(pid2, pid3);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("kato stopped (pid {pid2}")));
+    k.wait("the session after restart", |s| events(s, S1) > 0);
+
     let out = k.kato(&["stop"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("pid {pid2}")));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("pid {pid3}")));
     assert!(k.lock_free());
     assert_eq!(k.kato(&["status"]).status.code(), Some(3));
     // Stopping a stopped daemon is not an error.
@@ -608,4 +621,29 @@ fn logs_are_json_on_request_and_carry_no_chat_text() {
     for l in lines.iter().filter(|l| !l.contains("\"level\":\"DEBUG\"")) {
         assert!(!l.contains("message number"), "chat text in the log: {l}");
     }
+}
+
+#[test]
+fn journald_requested_but_absent_falls_back_to_stderr() {
+    if Path::new("/run/systemd/journal/socket").exists() {
+        return; // a real journal would take the log
+    }
+    let k = Kato::new(true);
+    let mut child = k
+        .cmd()
+        .arg("run")
+        .env("JOURNAL_STREAM", "8:12345")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    k.wait("ready", |s| s["pid"] == pid && s["ready"] == true);
+    signal(pid, rustix::process::Signal::TERM);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("journald is not reachable"), "{err}");
+    assert!(err.contains("ready"), "{err}");
 }

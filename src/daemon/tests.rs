@@ -512,3 +512,59 @@ fn backoff_doubles_up_to_a_minute() {
     assert_eq!(backoff(3), Duration::from_secs(8));
     assert_eq!(backoff(20), Duration::from_secs(60));
 }
+
+#[test]
+fn a_failed_stage_is_restarted_with_backoff_and_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = test_daemon(&tmp.path().join("state"));
+    let p = provider::by_name("codex").unwrap();
+    d.slots.push(Slot {
+        provider: p,
+        roots: Vec::new(),
+        tx: None,
+        stop: Arc::new(AtomicBool::new(false)),
+        handle: None,
+        state: StageState::Running,
+        ready: true,
+        restarts: 0,
+        failures: 0,
+        started: Instant::now(),
+        restart_at: None,
+        root_status: Vec::new(),
+        backlog: 0,
+    });
+    d.phase = "running";
+    let t0 = Instant::now();
+    d.handle(ToOrch::Exited {
+        provider: "codex",
+        error: Some("cannot start inotify: boom".into()),
+    });
+    let s = &d.slots[0];
+    assert_eq!(s.state, StageState::Backoff);
+    assert_eq!(s.restarts, 1);
+    let first = s.restart_at.unwrap() - t0;
+    assert!(first <= Duration::from_millis(1100), "{first:?}");
+    d.slots[0].started = Instant::now();
+    d.handle(ToOrch::Exited {
+        provider: "codex",
+        error: None,
+    });
+    let second = d.slots[0].restart_at.unwrap() - t0;
+    assert!(
+        second > Duration::from_millis(1500),
+        "backoff did not grow: {second:?}"
+    );
+    let status = d.build_status();
+    let codex = status.providers.iter().find(|p| p.name == "codex").unwrap();
+    assert_eq!((codex.stage.as_str(), codex.restarts), ("restarting", 2));
+    assert!(status.warnings.iter().any(|w| w
+        .message
+        .contains("codex stage failed: cannot start inotify")));
+    // During shutdown an exit is final, not restarted.
+    d.phase = "stopping";
+    d.handle(ToOrch::Exited {
+        provider: "codex",
+        error: None,
+    });
+    assert_eq!(d.slots[0].state, StageState::Stopped);
+}
