@@ -629,7 +629,7 @@ fn journald_requested_but_absent_falls_back_to_stderr() {
         return; // a real journal would take the log
     }
     let k = Kato::new(true);
-    let mut child = k
+    let child = k
         .cmd()
         .arg("run")
         .env("JOURNAL_STREAM", "8:12345")
