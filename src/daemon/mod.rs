@@ -49,7 +49,7 @@ use crate::reader::{Cursor, FileIdentity, Limits, Reset};
 
 use self::state::{fingerprint, FileState, Quarantine, Store};
 use self::status::{
-    now_ms, rfc3339, snippet, Counters, ProviderStatus, RootStatus, SessionStatus, Status, Warning,
+    now_us, rfc3339, snippet, Counters, ProviderStatus, RootStatus, SessionStatus, Status, Warning,
 };
 
 /// Seconds between heartbeats: status rewrite, missing-root checks.
@@ -59,7 +59,7 @@ const COALESCE: Duration = Duration::from_secs(1);
 /// Most warnings kept for `kato status`.
 const MAX_WARNINGS: usize = 50;
 /// Batches in flight from the parse stages (back-pressure).
-const CHANNEL_BOUND: usize = 64;
+const CHANNEL_BOUND: usize = 16;
 /// How long an orderly shutdown waits for the stages.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// A stage that ran this long without failing starts its backoff over.
@@ -315,7 +315,7 @@ struct FileRec {
     dirty: bool,
     /// Fingerprints consulted while a replaying pass is in progress.
     replay_set: Option<HashSet<u64>>,
-    last_ingest_ms: u64,
+    last_ingest_us: u64,
 }
 
 impl FileRec {
@@ -336,7 +336,7 @@ impl FileRec {
             unflushed_ids: Vec::new(),
             dirty: false,
             replay_set: None,
-            last_ingest_ms: 0,
+            last_ingest_us: 0,
         }
     }
 
@@ -799,10 +799,10 @@ impl Daemon {
             rec.pending.account(ev, i >= b.live_from);
         }
         let handled = b.events.len() as u64 - dropped;
-        let now = now_ms();
+        let now = now_us();
         if handled > 0 {
-            rec.last_ingest_ms = now;
-            self.counters.last_ingest_unix_ms = Some(now);
+            rec.last_ingest_us = now;
+            self.counters.last_ingest_unix_us = Some(now);
         }
         self.counters.events += handled;
         self.counters.duplicates_dropped += dropped;
@@ -1049,7 +1049,7 @@ impl Daemon {
             if v.last_activity > s.last_activity {
                 s.last_activity = v.last_activity.clone();
             }
-            s.last_ingest_unix_ms = s.last_ingest_unix_ms.max(rec.last_ingest_ms);
+            s.last_ingest_unix_us = s.last_ingest_unix_us.max(rec.last_ingest_us);
             s.files.push(path.clone());
             if v.quarantine.is_some() {
                 s.quarantined_files += 1;
@@ -1062,7 +1062,7 @@ impl Daemon {
         sessions.sort_by(|a, b| {
             b.last_activity
                 .cmp(&a.last_activity)
-                .then(b.last_ingest_unix_ms.cmp(&a.last_ingest_unix_ms))
+                .then(b.last_ingest_unix_us.cmp(&a.last_ingest_unix_us))
                 .then(a.id.cmp(&b.id))
         });
         let sessions_total = sessions.len();

@@ -84,8 +84,8 @@ pub struct SessionStatus {
     pub commands_historical: u64,
     pub skipped: u64,
     pub quarantined_files: usize,
-    /// When the orchestrator last handled an event of this session (ms since the epoch).
-    pub last_ingest_unix_ms: u64,
+    /// When the orchestrator last handled an event of this session (µs since the epoch).
+    pub last_ingest_unix_us: u64,
     pub files: Vec<PathBuf>,
 }
 
@@ -103,7 +103,7 @@ pub struct Counters {
     pub flushes: u64,
     /// Start to ready, in ms.
     pub ready_ms: Option<u64>,
-    pub last_ingest_unix_ms: Option<u64>,
+    pub last_ingest_unix_us: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -121,8 +121,12 @@ pub fn unix_ms(t: SystemTime) -> u64 {
         .unwrap_or_default()
 }
 
-pub fn now_ms() -> u64 {
-    unix_ms(SystemTime::now())
+/// Microseconds since the epoch: ingest times, fine enough for latency.
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or_default()
 }
 
 /// `2026-01-08T15:56:38.102Z` (UTC, millisecond precision).
