@@ -54,8 +54,13 @@ use self::status::{
 
 /// Seconds between heartbeats: status rewrite, missing-root checks.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
-/// Shortest interval between two state flushes or two status writes.
+/// Shortest interval between two status writes.
 const COALESCE: Duration = Duration::from_secs(1);
+/// State is flushed once batches have stopped arriving for this long …
+const FLUSH_QUIET: Duration = Duration::from_millis(250);
+/// … or at the latest this long after the first unflushed commit. (A crash
+/// before a flush only re-delivers events; fsyncs stay out of bursts.)
+const FLUSH_MAX_DELAY: Duration = Duration::from_secs(5);
 /// Most warnings kept for `kato status`.
 const MAX_WARNINGS: usize = 50;
 /// Batches in flight from the parse stages (back-pressure).
@@ -414,7 +419,12 @@ struct Daemon {
     phase: &'static str,
     status_dirty: bool,
     last_status: Option<Instant>,
-    last_flush: Instant,
+    /// Since when committed state waits to be flushed.
+    dirty_since: Option<Instant>,
+    /// When the last batch arrived.
+    last_batch: Instant,
+    /// After a failed flush: not before this.
+    flush_retry_at: Instant,
     next_heartbeat: Instant,
     writers: Option<(Sender<WriterRequest>, JoinHandle<()>)>,
 }
@@ -495,7 +505,9 @@ impl Daemon {
             phase: "starting",
             status_dirty: true,
             last_status: None,
-            last_flush: now,
+            dirty_since: None,
+            last_batch: now,
+            flush_retry_at: now,
             next_heartbeat: now + HEARTBEAT,
             writers: None,
         };
@@ -630,8 +642,9 @@ impl Daemon {
 
     fn next_deadline(&self, now: Instant) -> Instant {
         let mut d = self.next_heartbeat;
-        if self.files.values().any(|f| f.dirty) {
-            d = d.min(self.last_flush + COALESCE);
+        if let Some(t) = self.dirty_since {
+            let due = (self.last_batch + FLUSH_QUIET).min(t + FLUSH_MAX_DELAY);
+            d = d.min(due.max(self.flush_retry_at));
         }
         if self.status_dirty {
             d = d.min(self.last_status.map_or(now, |t| t + COALESCE));
@@ -663,8 +676,11 @@ impl Daemon {
                 self.spawn_stage(i);
             }
         }
-        if now >= self.last_flush + COALESCE && self.files.values().any(|f| f.dirty) {
-            self.flush();
+        if let Some(t) = self.dirty_since {
+            let due = now >= self.last_batch + FLUSH_QUIET || now >= t + FLUSH_MAX_DELAY;
+            if due && now >= self.flush_retry_at {
+                self.flush();
+            }
         }
         let status_due = self.last_status.is_none_or(|t| now >= t + COALESCE);
         if heartbeat || (self.status_dirty && status_due) {
@@ -713,6 +729,7 @@ impl Daemon {
                 });
                 rec.drop_pending();
                 rec.dirty = true;
+                self.dirty_since.get_or_insert_with(Instant::now);
                 self.warn(
                     provider,
                     format!(
@@ -799,6 +816,7 @@ impl Daemon {
             rec.pending.account(ev, i >= b.live_from);
         }
         let handled = b.events.len() as u64 - dropped;
+        self.last_batch = Instant::now();
         let now = now_us();
         if handled > 0 {
             rec.last_ingest_us = now;
@@ -818,6 +836,7 @@ impl Daemon {
             rec.st.skipped += c.diagnostics as u64;
             rec.st.quarantine = None;
             rec.dirty = true;
+            self.dirty_since.get_or_insert_with(Instant::now);
             self.counters.bytes += c.bytes;
             if let Some(r) = c.reset {
                 self.counters.resets += 1;
@@ -829,7 +848,7 @@ impl Daemon {
 
     /// Persist every changed file's committed state, then sync the directory.
     fn flush(&mut self) {
-        self.last_flush = Instant::now();
+        self.dirty_since = None;
         let mut errors = Vec::new();
         let mut saved = 0usize;
         for rec in self.files.values_mut().filter(|r| r.dirty) {
@@ -850,6 +869,9 @@ impl Daemon {
         self.counters.flushes += 1;
         tracing::debug!(saved, "state flushed");
         if let Some(first) = errors.first().cloned() {
+            let now = Instant::now();
+            self.dirty_since = Some(now);
+            self.flush_retry_at = now + FLUSH_MAX_DELAY;
             self.warn(
                 "state",
                 format!(

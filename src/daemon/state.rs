@@ -13,8 +13,8 @@
 //! rewrites only the files that changed (a few while the user works, not
 //! all 1,000+), a corrupt file costs one session file's cursor and not the
 //! whole state, and start-up reads ~1 KB per file. The price is one fsync
-//! per changed file per flush, bounded by the orchestrator's coalescing
-//! (at most one flush per second).
+//! per changed file per flush, kept out of bursts by the orchestrator
+//! (it flushes when batches pause, at the latest 5 s after a commit).
 //!
 //! Every `.json` write is temp file → fsync → rename, and each flush ends
 //! with one fsync of the directory. The `.ids` file is appended and synced
