@@ -563,6 +563,8 @@ impl<W: Watch> Stage<W> {
                 EventKind::Modify(ModifyKind::Name(RenameMode::From)) | EventKind::Remove(_) => {
                     self.removed(path)
                 }
+                // `Both` repeats a `From` and a `To` already handled.
+                EventKind::Modify(ModifyKind::Name(_)) => {}
                 EventKind::Modify(_) => {
                     if self.files.contains_key(path) {
                         self.dirty.insert(path.clone());
