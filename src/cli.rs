@@ -3,11 +3,13 @@
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
-use crate::config::{self, Config, Env, SandboxMode};
+use crate::config::{self, Config, Env, LogFormat, SandboxMode};
+use crate::daemon::{self, lifecycle};
 use crate::discover;
 use crate::error::{exit, Error, Result};
 use crate::export::{self, ExportFormat, Skipped};
@@ -33,6 +35,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "MODE")]
     pub sandbox: Option<SandboxArg>,
 
+    /// Operational log format (overrides `[log] format`).
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<LogFormatArg>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -43,8 +49,44 @@ pub enum SandboxArg {
     BestEffort,
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormatArg {
+    Human,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon in the foreground until SIGTERM or SIGINT.
+    Run {
+        /// Started by `kato start`: log to kato.log in the logs directory.
+        #[arg(long, hide = true)]
+        detached: bool,
+    },
+    /// Start the daemon in the background; returns once it is ready.
+    Start {
+        /// Seconds to wait for the daemon to report ready.
+        #[arg(long, default_value_t = 30, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// Stop the running daemon (SIGTERM) and wait until it has persisted its state.
+    Stop {
+        /// Seconds to wait for it to exit.
+        #[arg(long, default_value_t = 30, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// Stop the daemon if it runs, then start it.
+    Restart {
+        /// Seconds to wait for each of stop and start.
+        #[arg(long, default_value_t = 30, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// Show the daemon's state: exit 0 when it is running, 3 when not.
+    Status {
+        /// Print status.json (plus `running`) instead of the dashboard.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the sessions under the configured provider roots, newest first.
     Sessions {
         /// Print JSON instead of a table.
@@ -123,6 +165,7 @@ pub enum ConfigCommand {
 pub fn run() -> Result<i32> {
     let cli = Cli::parse();
     let env = Env::from_process();
+    let fwd = forwarded(&cli);
     match cli.command {
         Command::Config(ConfigCommand::Init { path, force }) => config_init(
             path.or(cli.config)
@@ -171,6 +214,55 @@ pub fn run() -> Result<i32> {
             let cfg = load(&cli.config, cli.sandbox, &env)?;
             export_cmd(&cfg, args)
         }
+        Command::Run { detached } => {
+            let cfg = load(&cli.config, cli.sandbox, &env)?;
+            daemon::run(
+                cfg,
+                daemon::RunOptions {
+                    detached,
+                    log_format: cli.log_format.map(log_format),
+                },
+            )
+        }
+        Command::Start { timeout } => {
+            let cfg = load(&cli.config, cli.sandbox, &env)?;
+            lifecycle::start(&cfg, &fwd, Duration::from_secs(timeout))
+        }
+        Command::Stop { timeout } => {
+            let cfg = load(&cli.config, cli.sandbox, &env)?;
+            lifecycle::stop(&cfg, Duration::from_secs(timeout))
+        }
+        Command::Restart { timeout } => {
+            let cfg = load(&cli.config, cli.sandbox, &env)?;
+            lifecycle::stop(&cfg, Duration::from_secs(timeout))?;
+            lifecycle::start(&cfg, &fwd, Duration::from_secs(timeout))
+        }
+        Command::Status { json } => {
+            let cfg = load(&cli.config, cli.sandbox, &env)?;
+            daemon::status::command(&cfg.runtime_dir, json)
+        }
+    }
+}
+
+fn log_format(f: LogFormatArg) -> LogFormat {
+    match f {
+        LogFormatArg::Human => LogFormat::Human,
+        LogFormatArg::Json => LogFormat::Json,
+    }
+}
+
+/// What `kato start` hands on to the daemon it spawns.
+fn forwarded(cli: &Cli) -> lifecycle::Forwarded {
+    lifecycle::Forwarded {
+        config: cli.config.clone(),
+        sandbox: cli.sandbox.map(|s| match s {
+            SandboxArg::Enforce => "enforce",
+            SandboxArg::BestEffort => "best-effort",
+        }),
+        log_format: cli.log_format.map(|f| match f {
+            LogFormatArg::Human => "human",
+            LogFormatArg::Json => "json",
+        }),
     }
 }
 

@@ -24,6 +24,7 @@ pub struct File {
     pub log: LogFile,
     pub limits: LimitsFile,
     pub redaction: crate::redact::RedactionOptions,
+    pub daemon: DaemonFile,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -118,6 +119,16 @@ pub struct LimitsFile {
     pub line_cap: Option<usize>,
 }
 
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonFile {
+    /// Seconds between safety-net rescans of the provider roots.
+    pub rescan_secs: Option<u64>,
+}
+
+/// Default seconds between the daemon's safety-net rescans.
+pub const DEFAULT_RESCAN_SECS: u64 = 300;
+
 /// One provider's resolved settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProviderConfig {
@@ -135,6 +146,12 @@ pub struct Config {
     pub allowed_roots: Vec<PathBuf>,
     pub default_dir: PathBuf,
     pub state_dir: PathBuf,
+    /// Where the daemon keeps `status.json` (volatile).
+    pub runtime_dir: PathBuf,
+    /// Where a detached daemon writes `kato.log`.
+    pub logs_dir: PathBuf,
+    /// Seconds between the daemon's safety-net rescans.
+    pub rescan_secs: u64,
     pub sandbox_mode: SandboxMode,
     pub markdown: MarkdownOptions,
     pub log_level: String,
@@ -150,8 +167,11 @@ pub struct Env {
     pub home: Option<PathBuf>,
     pub xdg_config_home: Option<PathBuf>,
     pub xdg_state_home: Option<PathBuf>,
+    pub xdg_runtime_dir: Option<PathBuf>,
     pub configuration_directory: Option<PathBuf>,
     pub state_directory: Option<PathBuf>,
+    pub runtime_directory: Option<PathBuf>,
+    pub logs_directory: Option<PathBuf>,
 }
 
 impl Env {
@@ -172,8 +192,11 @@ impl Env {
             home: path("HOME"),
             xdg_config_home: path("XDG_CONFIG_HOME"),
             xdg_state_home: path("XDG_STATE_HOME"),
+            xdg_runtime_dir: path("XDG_RUNTIME_DIR"),
             configuration_directory: first("CONFIGURATION_DIRECTORY"),
             state_directory: first("STATE_DIRECTORY"),
+            runtime_directory: first("RUNTIME_DIRECTORY"),
+            logs_directory: first("LOGS_DIRECTORY"),
         }
     }
 
@@ -200,6 +223,28 @@ impl Env {
             return d.join("kato");
         }
         self.home().join(".kato/state")
+    }
+
+    /// `$RUNTIME_DIRECTORY`, else `$XDG_RUNTIME_DIR/kato`, else `~/.kato/run`.
+    pub fn default_runtime_dir(&self) -> PathBuf {
+        if let Some(d) = &self.runtime_directory {
+            return d.clone();
+        }
+        if let Some(d) = &self.xdg_runtime_dir {
+            return d.join("kato");
+        }
+        self.home().join(".kato/run")
+    }
+
+    /// `$LOGS_DIRECTORY`, else `$XDG_STATE_HOME/kato/logs`, else `~/.kato/logs`.
+    pub fn default_logs_dir(&self) -> PathBuf {
+        if let Some(d) = &self.logs_directory {
+            return d.clone();
+        }
+        if let Some(d) = &self.xdg_state_home {
+            return d.join("kato/logs");
+        }
+        self.home().join(".kato/logs")
     }
 
     /// Expand a leading `~` and require an absolute result.
@@ -309,6 +354,12 @@ impl Config {
             Some(d) => env.expand("state.dir", d, &origin)?,
             None => env.default_state_dir(),
         };
+        let rescan_secs = file.daemon.rescan_secs.unwrap_or(DEFAULT_RESCAN_SECS);
+        if rescan_secs < 5 {
+            return Err(cfg_err(format!(
+                "`daemon.rescan_secs` = {rescan_secs} is too small (minimum 5 seconds)"
+            )));
+        }
         let line_cap = file.limits.line_cap.unwrap_or(DEFAULT_LINE_CAP);
         if line_cap < 1024 {
             return Err(cfg_err(format!(
@@ -331,6 +382,9 @@ impl Config {
             allowed_roots,
             default_dir,
             state_dir,
+            runtime_dir: env.default_runtime_dir(),
+            logs_dir: env.default_logs_dir(),
+            rescan_secs,
             sandbox_mode: file.sandbox.mode,
             markdown: file.markdown,
             log_level,
@@ -398,6 +452,9 @@ mode = "enforce"
 # extra_patterns = []
 # Literal strings never redacted (e.g. a documented fake key).
 # allow = []
+
+# [daemon]
+# rescan_secs = 300                # safety-net rescan of the roots (inotify does the rest)
 "#;
 
 #[cfg(test)]
@@ -492,6 +549,22 @@ mod tests {
         };
         let c = Config::from_toml("", None, &env).unwrap();
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/kato"));
+        assert_eq!(c.logs_dir, PathBuf::from("/x/kato/logs"));
+        assert_eq!(c.runtime_dir, PathBuf::from("/home/u/.kato/run"));
+        let env = Env {
+            runtime_directory: Some("/run/kato".into()),
+            logs_directory: Some("/var/log/kato".into()),
+            xdg_runtime_dir: Some("/run/user/1".into()),
+            ..env
+        };
+        let c = Config::from_toml("", None, &env).unwrap();
+        assert_eq!(c.runtime_dir, PathBuf::from("/run/kato"));
+        assert_eq!(c.logs_dir, PathBuf::from("/var/log/kato"));
+        let env = Env {
+            runtime_directory: None,
+            ..env
+        };
+        assert_eq!(env.default_runtime_dir(), PathBuf::from("/run/user/1/kato"));
         assert_eq!(
             env.default_config_path(),
             PathBuf::from("/etc/kato/config.toml")

@@ -46,6 +46,10 @@ pub enum Error {
     /// The sandbox could not be set up as the mode requires.
     #[error("{0}")]
     Sandbox(String),
+
+    /// The daemon cannot start, stop or be reached as asked.
+    #[error("{0}")]
+    Daemon(String),
 }
 
 impl Error {
@@ -60,7 +64,7 @@ impl Error {
         match self {
             Error::Usage(_) | Error::Config { .. } => exit::USAGE,
             Error::SessionNotFound { .. } | Error::Ambiguous { .. } => exit::NOT_FOUND,
-            Error::Io { .. } | Error::Sandbox(_) => exit::FAILURE,
+            Error::Io { .. } | Error::Sandbox(_) | Error::Daemon(_) => exit::FAILURE,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod discover;
 pub mod error;
 pub mod event;

@@ -1,0 +1,264 @@
+//! The operational log (SPEC §10) via `tracing`.
+//!
+//! - On a terminal (or any stderr): human-readable, or JSON with
+//!   `--log-format json` / `[log] format = "json"`.
+//! - Under systemd (`JOURNAL_STREAM` set): journald; when the journal
+//!   socket is absent, stderr instead (with a note).
+//! - Detached (`kato start`): `kato.log` in the logs directory, capped at
+//!   [`LOG_CAP`] bytes and rotated to `kato.log.1` … `kato.log.3`. One
+//!   `kato-log` thread owns the file, so no stage thread ever opens it
+//!   (a stage's domain need not include the logs directory).
+//!
+//! No chat content is logged above debug level: messages carry paths,
+//! counts and ids only.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, IsTerminal, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::LogFormat;
+use crate::error::{Error, Result};
+
+/// Name of the detached daemon's log file.
+pub const LOG_FILE: &str = "kato.log";
+/// Size at which `kato.log` is rotated.
+pub const LOG_CAP: u64 = 10 << 20;
+/// Rotated files kept (`kato.log.1` … `kato.log.N`).
+pub const LOG_KEEP: u32 = 3;
+
+/// Keeps the log thread alive; dropping it flushes the file.
+pub struct LogGuard {
+    tx: Option<Sender<Msg>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            let (ack_tx, ack_rx) = mpsc::sync_channel(1);
+            if tx.send(Msg::Flush(ack_tx)).is_ok() {
+                let _ = ack_rx.recv_timeout(Duration::from_secs(2));
+            }
+        }
+        // The thread keeps running (the global subscriber holds a sender);
+        // it ends with the process.
+        drop(self.handle.take());
+    }
+}
+
+enum Msg {
+    Line(Vec<u8>),
+    Flush(SyncSender<()>),
+}
+
+/// Set up the global subscriber. `detached` sends everything to
+/// `kato.log` in `logs_dir`.
+pub fn init(format: LogFormat, level: &str, detached: bool, logs_dir: &Path) -> Result<LogGuard> {
+    let filter = EnvFilter::try_new(format!("warn,kato={level}"))
+        .map_err(|e| Error::Usage(format!("log level `{level}`: {e}")))?;
+    let mut guard = LogGuard {
+        tx: None,
+        handle: None,
+    };
+    let mut note = None;
+    let (writer, ansi, journald) = if detached {
+        super::state::ensure_private_dir(logs_dir)
+            .map_err(|e| Error::io(format!("creating {}", logs_dir.display()), e))?;
+        let (tx, handle) = spawn_file_writer(logs_dir.join(LOG_FILE))?;
+        guard.tx = Some(tx.clone());
+        guard.handle = Some(handle);
+        (BoxMakeWriter::new(ChannelWriter { tx }), false, None)
+    } else if std::env::var_os("JOURNAL_STREAM").is_some() {
+        match tracing_journald::layer() {
+            Ok(layer) => (
+                BoxMakeWriter::new(io::stderr),
+                false,
+                Some(layer.with_syslog_identifier("kato".into())),
+            ),
+            Err(e) => {
+                note = Some(format!(
+                    "journald is not reachable ({e}); logging to stderr"
+                ));
+                (
+                    BoxMakeWriter::new(io::stderr),
+                    io::stderr().is_terminal(),
+                    None,
+                )
+            }
+        }
+    } else {
+        (
+            BoxMakeWriter::new(io::stderr),
+            io::stderr().is_terminal(),
+            None,
+        )
+    };
+    let fmt_layer = if journald.is_some() {
+        None
+    } else {
+        let base = tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            .with_ansi(ansi)
+            .with_thread_names(true);
+        Some(match format {
+            LogFormat::Human => base.boxed(),
+            LogFormat::Json => base.json().boxed(),
+        })
+    };
+    // A second initialisation (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(journald)
+        .with(fmt_layer)
+        .try_init();
+    if let Some(n) = note {
+        tracing::warn!("{n}");
+    }
+    Ok(guard)
+}
+
+/// One formatted event, sent whole to the log thread when dropped.
+struct LineWriter {
+    buf: Vec<u8>,
+    tx: Sender<Msg>,
+}
+
+impl Write for LineWriter {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        if !self.buf.is_empty() {
+            let _ = self.tx.send(Msg::Line(std::mem::take(&mut self.buf)));
+        }
+    }
+}
+
+struct ChannelWriter {
+    tx: Sender<Msg>,
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ChannelWriter {
+    type Writer = LineWriter;
+    fn make_writer(&'a self) -> LineWriter {
+        LineWriter {
+            buf: Vec::new(),
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+fn spawn_file_writer(path: PathBuf) -> Result<(Sender<Msg>, JoinHandle<()>)> {
+    let file =
+        open_append(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let (tx, rx) = mpsc::channel();
+    let logs_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let handle = std::thread::Builder::new()
+        .name("kato-log".into())
+        .spawn(move || {
+            let _ = super::confine_stage("log", &super::StageDomainSpec::log_writer(&logs_dir));
+            file_writer(path, file, rx, LOG_CAP)
+        })
+        .map_err(|e| Error::io("starting the log thread", e))?;
+    Ok((tx, handle))
+}
+
+/// Append lines, rotating when the file would pass `cap`.
+fn file_writer(path: PathBuf, file: File, rx: Receiver<Msg>, cap: u64) {
+    let mut size = file.metadata().map(|m| m.len()).unwrap_or_default();
+    let mut file = Some(file);
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Line(line) => {
+                if size > 0 && size + line.len() as u64 > cap {
+                    drop(file.take());
+                    rotate(&path);
+                    file = open_append(&path).ok();
+                    size = 0;
+                }
+                if let Some(f) = file.as_mut() {
+                    if f.write_all(&line).is_ok() {
+                        size += line.len() as u64;
+                    }
+                }
+            }
+            Msg::Flush(ack) => {
+                if let Some(f) = file.as_mut() {
+                    let _ = f.sync_data();
+                }
+                let _ = ack.send(());
+            }
+        }
+    }
+}
+
+/// `kato.log` → `kato.log.1` → … → `kato.log.N` (the oldest is dropped).
+fn rotate(path: &Path) {
+    let name = |n: u32| {
+        let mut s = path.as_os_str().to_owned();
+        s.push(format!(".{n}"));
+        PathBuf::from(s)
+    };
+    let _ = fs::remove_file(name(LOG_KEEP));
+    for n in (1..LOG_KEEP).rev() {
+        let _ = fs::rename(name(n), name(n + 1));
+    }
+    let _ = fs::rename(path, name(1));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotates_at_the_cap_and_keeps_n_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let file = open_append(&path).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let p = path.clone();
+        let h = std::thread::spawn(move || file_writer(p, file, rx, 100));
+        for i in 0..20 {
+            tx.send(Msg::Line(
+                format!("line {i:02} {}\n", "x".repeat(30)).into_bytes(),
+            ))
+            .unwrap();
+        }
+        drop(tx);
+        h.join().unwrap();
+        let current = fs::read_to_string(&path).unwrap();
+        assert!(current.len() <= 100, "{}", current.len());
+        assert!(current.contains("line 19"), "{current}");
+        for n in 1..=LOG_KEEP {
+            assert!(dir.path().join(format!("{LOG_FILE}.{n}")).exists(), "{n}");
+        }
+        assert!(!dir
+            .path()
+            .join(format!("{LOG_FILE}.{}", LOG_KEEP + 1))
+            .exists());
+    }
+}

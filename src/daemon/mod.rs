@@ -1,0 +1,1189 @@
+//! The daemon (`kato run`): watch+parse stages, the orchestrator, durable
+//! state and status.
+//!
+//! Threads (std threads, std channels; one stage per thread so each can be
+//! confined to its own Landlock domain, SPEC §2 and §8):
+//!
+//! ```text
+//! kato-claude ─┐  (watch+parse, one per enabled provider: inotify + reader)
+//! kato-codex  ─┼─► bounded channel ─► main thread: orchestrator ─► <state>/files/*
+//! kato-gemini ─┘                        │                        └► <runtime>/status.json
+//! kato-signals ─────────────────────────┘ (SIGTERM/SIGINT/SIGHUP)
+//! kato-writers   (writer-spawner: creates one writer per destination)
+//! kato-log       (detached mode: owns and rotates kato.log)
+//! ```
+//!
+//! Invariants:
+//! - A parse stage never writes anything; it sends `(file, events, next
+//!   cursor, diagnostics)` to the orchestrator.
+//! - The orchestrator persists a cursor only after handling the events
+//!   before it, together with the aggregates those events produced; a crash
+//!   re-delivers events instead of losing them, and re-delivered events
+//!   are recognised by their event id.
+//! - Watches are only ever added on directories under the configured
+//!   roots; a missing root is polled on the heartbeat, never by watching
+//!   its parent.
+//! - An idle daemon wakes once per heartbeat (5 s) plus once per safety-net
+//!   rescan (`[daemon] rescan_secs`, default 300 s).
+
+pub mod lifecycle;
+pub mod log;
+pub mod state;
+pub mod status;
+mod watch;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::{Config, LogFormat};
+use crate::error::{exit, Error, Result};
+use crate::event::{Event, Payload};
+use crate::provider::{self, Provider};
+use crate::reader::{Cursor, FileIdentity, Limits, Reset};
+
+use self::state::{fingerprint, FileState, Quarantine, Store};
+use self::status::{
+    now_us, rfc3339, snippet, Counters, ProviderStatus, RootStatus, SessionStatus, Status, Warning,
+};
+
+/// Seconds between heartbeats: status rewrite, missing-root checks.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Shortest interval between two status writes.
+const COALESCE: Duration = Duration::from_secs(1);
+/// State is flushed once batches have stopped arriving for this long …
+const FLUSH_QUIET: Duration = Duration::from_millis(250);
+/// … or at the latest this long after the first unflushed commit. (A crash
+/// before a flush only re-delivers events; fsyncs stay out of bursts.)
+const FLUSH_MAX_DELAY: Duration = Duration::from_secs(5);
+/// Most warnings kept for `kato status`.
+const MAX_WARNINGS: usize = 50;
+/// Batches in flight from the parse stages (back-pressure).
+const CHANNEL_BOUND: usize = 16;
+/// How long an orderly shutdown waits for the stages.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// A stage that ran this long without failing starts its backoff over.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------
+// Confinement hook
+// ---------------------------------------------------------------------------
+
+/// What one stage thread may touch: the rows of SPEC §8's table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StageDomainSpec {
+    /// Trees the stage may read.
+    pub read: Vec<PathBuf>,
+    /// Trees the stage may write (create, append, rename within).
+    pub write: Vec<PathBuf>,
+}
+
+impl StageDomainSpec {
+    /// A watch+parse stage: read its provider's roots; write nothing.
+    pub fn provider(roots: &[PathBuf]) -> StageDomainSpec {
+        StageDomainSpec {
+            read: roots.to_vec(),
+            write: Vec::new(),
+        }
+    }
+
+    /// The orchestrator: read the config file; read and write the state
+    /// directory and the runtime directory (status.json).
+    pub fn orchestrator(cfg: &Config) -> StageDomainSpec {
+        let mut read: Vec<PathBuf> = cfg.source.iter().cloned().collect();
+        read.push(cfg.state_dir.clone());
+        read.push(cfg.runtime_dir.clone());
+        StageDomainSpec {
+            read,
+            write: vec![cfg.state_dir.clone(), cfg.runtime_dir.clone()],
+        }
+    }
+
+    /// The writer-spawner: the export roots (each writer it creates then
+    /// narrows itself to its one destination file).
+    pub fn writer_spawner(cfg: &Config) -> StageDomainSpec {
+        StageDomainSpec {
+            read: cfg.allowed_roots.clone(),
+            write: cfg.allowed_roots.clone(),
+        }
+    }
+
+    /// The log writer of a detached daemon: its logs directory.
+    pub fn log_writer(logs_dir: &Path) -> StageDomainSpec {
+        StageDomainSpec {
+            read: Vec::new(),
+            write: vec![logs_dir.to_path_buf()],
+        }
+    }
+
+    /// The signal relay: no file system access at all.
+    pub fn none() -> StageDomainSpec {
+        StageDomainSpec::default()
+    }
+}
+
+/// Narrow the calling thread to `spec`. Called first thing in every stage
+/// thread (and by the orchestrator on the main thread once the other
+/// stages are spawned), so each thread ends up in exactly its row of the
+/// confinement table:
+///
+/// | stage | read | write |
+/// |---|---|---|
+/// | `provider:<name>` | that provider's roots | — |
+/// | `orchestrator` | config, state dir, runtime dir | state dir, runtime dir |
+/// | `writer-spawner` | export roots | export roots |
+/// | `log` | — | logs dir |
+/// | `signals` | — | — |
+///
+/// Today this is a documented no-op that returns `Ok`: the Landlock and
+/// seccomp rules are applied by the `sandbox` module, which hooks in here.
+pub fn confine_stage(name: &str, spec: &StageDomainSpec) -> Result<()> {
+    tracing::debug!(
+        stage = name,
+        read = ?spec.read,
+        write = ?spec.write,
+        "stage domain"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------
+
+/// Where a parse pass ended: sent with the last batch of a pass.
+#[derive(Debug, Clone)]
+pub(crate) struct Commit {
+    pub cursor: Cursor,
+    /// Size and mtime observed before the pass.
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub reset: Option<Reset>,
+    /// Malformed records skipped by the pass.
+    pub diagnostics: usize,
+    pub bytes: u64,
+}
+
+/// Events of one file from the parse stage.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub provider: &'static str,
+    pub path: PathBuf,
+    pub events: Vec<Event>,
+    /// `events[..live_from]` are history (present when kato first saw the
+    /// file); the rest is live.
+    pub live_from: usize,
+    /// The pass started the file over (truncated, replaced, unreadable
+    /// state): events already handled come again and must be dropped.
+    pub replay: bool,
+    /// Set on the last batch of a pass; earlier batches of a large pass
+    /// carry events only.
+    pub commit: Option<Commit>,
+}
+
+/// Everything the orchestrator receives.
+#[derive(Debug)]
+pub(crate) enum ToOrch {
+    Batch(Batch),
+    Roots {
+        provider: &'static str,
+        roots: Vec<RootStatus>,
+    },
+    Ready {
+        provider: &'static str,
+    },
+    Backlog {
+        provider: &'static str,
+        files: usize,
+    },
+    Warning {
+        provider: &'static str,
+        message: String,
+    },
+    Quarantine {
+        provider: &'static str,
+        path: PathBuf,
+        identity: Option<FileIdentity>,
+        reason: String,
+    },
+    /// A file known from the state no longer exists under a present root.
+    Gone {
+        provider: &'static str,
+        path: PathBuf,
+    },
+    /// The stage thread ended (its last message).
+    Exited {
+        provider: &'static str,
+        error: Option<String>,
+    },
+    Signal(i32),
+}
+
+/// A file the state knows, handed to its provider's stage at start.
+#[derive(Debug, Clone)]
+pub(crate) struct Known {
+    pub path: PathBuf,
+    pub cursor: Cursor,
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// `Some` when quarantined: the identity the verdict applies to.
+    pub quarantined: Option<Option<FileIdentity>>,
+}
+
+// ---------------------------------------------------------------------------
+// The orchestrator
+// ---------------------------------------------------------------------------
+
+/// How `kato run` was started.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Started by `kato start`: log to `kato.log`, ignore SIGHUP.
+    pub detached: bool,
+    /// `--log-format` override.
+    pub log_format: Option<LogFormat>,
+}
+
+/// Aggregates of events not yet covered by a committed cursor.
+#[derive(Debug, Clone, Default)]
+struct Agg {
+    events: u64,
+    events_live: u64,
+    commands_live: u64,
+    commands_historical: u64,
+    session_id: Option<String>,
+    title: Option<String>,
+    last_activity: Option<String>,
+}
+
+impl Agg {
+    fn account(&mut self, ev: &Event, live: bool) {
+        self.events += 1;
+        if live {
+            self.events_live += 1;
+        }
+        if let Payload::KatoCommand { .. } = ev.payload {
+            if live {
+                self.commands_live += 1;
+            } else {
+                self.commands_historical += 1;
+            }
+        }
+        if self.session_id.is_none() && !ev.session_id.is_empty() {
+            self.session_id = Some(ev.session_id.clone());
+        }
+        if let Some(ts) = &ev.timestamp {
+            if self.last_activity.as_ref().is_none_or(|l| ts > l) {
+                self.last_activity = Some(ts.clone());
+            }
+        }
+        if self.title.is_none() && ev.is_human_message() {
+            if let Payload::UserMessage { text, .. } = &ev.payload {
+                self.title = Some(snippet(text, 60));
+            }
+        }
+    }
+
+    fn merge_into(&self, st: &mut FileState) {
+        st.events += self.events;
+        st.events_live += self.events_live;
+        st.commands_live += self.commands_live;
+        st.commands_historical += self.commands_historical;
+        if st.session_id.is_none() {
+            st.session_id.clone_from(&self.session_id);
+        }
+        if st.title.is_none() {
+            st.title.clone_from(&self.title);
+        }
+        if let Some(ts) = &self.last_activity {
+            if st.last_activity.as_ref().is_none_or(|l| ts > l) {
+                st.last_activity = Some(ts.clone());
+            }
+        }
+    }
+}
+
+/// The orchestrator's record of one session file.
+#[derive(Debug)]
+struct FileRec {
+    /// Committed state: what is persisted.
+    st: FileState,
+    /// Events handled since the last commit (a large pass in progress).
+    pending: Agg,
+    pending_ids: Vec<u64>,
+    /// Fingerprints of committed events not yet on disk.
+    unflushed_ids: Vec<u64>,
+    dirty: bool,
+    /// Fingerprints consulted while a replaying pass is in progress.
+    replay_set: Option<HashSet<u64>>,
+    last_ingest_us: u64,
+}
+
+impl FileRec {
+    fn new(provider: &str, path: &Path) -> FileRec {
+        FileRec::from_state(FileState {
+            v: state::STATE_VERSION,
+            provider: provider.to_owned(),
+            path: path.to_path_buf(),
+            ..FileState::default()
+        })
+    }
+
+    fn from_state(st: FileState) -> FileRec {
+        FileRec {
+            st,
+            pending: Agg::default(),
+            pending_ids: Vec::new(),
+            unflushed_ids: Vec::new(),
+            dirty: false,
+            replay_set: None,
+            last_ingest_us: 0,
+        }
+    }
+
+    /// Committed plus pending, for status.
+    fn view(&self) -> FileState {
+        let mut v = self.st.clone();
+        self.pending.merge_into(&mut v);
+        v
+    }
+
+    fn drop_pending(&mut self) {
+        self.pending = Agg::default();
+        self.pending_ids.clear();
+        self.replay_set = None;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StageState {
+    Running,
+    Backoff,
+    Stopped,
+}
+
+impl StageState {
+    fn as_str(self) -> &'static str {
+        match self {
+            StageState::Running => "running",
+            StageState::Backoff => "restarting",
+            StageState::Stopped => "stopped",
+        }
+    }
+}
+
+/// One provider stage under supervision.
+struct Slot {
+    provider: &'static dyn Provider,
+    roots: Vec<PathBuf>,
+    tx: Option<Sender<watch::StageMsg>>,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+    state: StageState,
+    ready: bool,
+    restarts: u32,
+    failures: u32,
+    started: Instant,
+    restart_at: Option<Instant>,
+    root_status: Vec<RootStatus>,
+    backlog: usize,
+}
+
+impl Slot {
+    fn name(&self) -> &'static str {
+        self.provider.id().as_str()
+    }
+}
+
+/// Backoff before the `n`-th consecutive restart: 1, 2, 4 … 60 s.
+pub fn backoff(n: u32) -> Duration {
+    Duration::from_secs(1u64 << n.min(6)).min(Duration::from_secs(60))
+}
+
+struct Daemon {
+    cfg: Config,
+    opts: RunOptions,
+    store: Store,
+    files: HashMap<(&'static str, PathBuf), FileRec>,
+    slots: Vec<Slot>,
+    tx: SyncSender<ToOrch>,
+    rx: Receiver<ToOrch>,
+    warnings: VecDeque<Warning>,
+    counters: Counters,
+    started_at: SystemTime,
+    ready: bool,
+    phase: &'static str,
+    status_dirty: bool,
+    last_status: Option<Instant>,
+    /// Since when committed state waits to be flushed.
+    dirty_since: Option<Instant>,
+    /// When the last batch arrived.
+    last_batch: Instant,
+    /// After a failed flush: not before this.
+    flush_retry_at: Instant,
+    next_heartbeat: Instant,
+    writers: Option<(Sender<WriterRequest>, JoinHandle<()>)>,
+}
+
+/// Requests to the writer-spawner. Writers (one per destination) are
+/// created from here so that each inherits the spawner's domain (the
+/// export roots) and then narrows itself to its file.
+#[derive(Debug)]
+pub(crate) enum WriterRequest {
+    Stop,
+}
+
+/// `kato run`: the daemon in the foreground until SIGTERM/SIGINT.
+pub fn run(cfg: Config, opts: RunOptions) -> Result<i32> {
+    let format = opts.log_format.unwrap_or(cfg.log_format);
+    let _log = log::init(format, &cfg.log_level, opts.detached, &cfg.logs_dir)?;
+    install_panic_hook();
+    let result = run_logged(cfg, opts);
+    if let Err(e) = &result {
+        tracing::error!("kato run failed: {e}");
+    }
+    result
+}
+
+fn run_logged(cfg: Config, opts: RunOptions) -> Result<i32> {
+    for dir in [&cfg.state_dir, &cfg.runtime_dir] {
+        state::ensure_private_dir(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    }
+    let _lock = lifecycle::Lock::acquire(&cfg.state_dir)?;
+    let mut d = Daemon::new(cfg, opts)?;
+    d.run()
+}
+
+/// Panics are contained per file or per stage; the report names the place,
+/// never the payload (which may quote chat content) above debug level.
+fn install_panic_hook() {
+    panic::set_hook(Box::new(|info| {
+        let thread = thread::current();
+        let name = thread.name().unwrap_or("?").to_owned();
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(thread = %name, %location, "panic (contained)");
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::debug!(thread = %name, %location, payload = %payload, "panic payload");
+    }));
+}
+
+impl Daemon {
+    fn new(cfg: Config, opts: RunOptions) -> Result<Daemon> {
+        let store = Store::open(&cfg.state_dir).map_err(|e| {
+            Error::io(
+                format!("opening the state in {}", cfg.state_dir.display()),
+                e,
+            )
+        })?;
+        let (tx, rx) = mpsc::sync_channel(CHANNEL_BOUND);
+        let now = Instant::now();
+        let mut d = Daemon {
+            cfg,
+            opts,
+            store,
+            files: HashMap::new(),
+            slots: Vec::new(),
+            tx,
+            rx,
+            warnings: VecDeque::new(),
+            counters: Counters::default(),
+            started_at: SystemTime::now(),
+            ready: false,
+            phase: "starting",
+            status_dirty: true,
+            last_status: None,
+            dirty_since: None,
+            last_batch: now,
+            flush_retry_at: now,
+            next_heartbeat: now + HEARTBEAT,
+            writers: None,
+        };
+        d.load_state();
+        Ok(d)
+    }
+
+    fn load_state(&mut self) {
+        let t0 = Instant::now();
+        let (states, corrupt) = self.store.load_all();
+        for c in corrupt {
+            let msg = format!(
+                "state file {} could not be used ({}); set aside as {}; its session file is read again from the start, as history",
+                c.file.display(),
+                c.error,
+                c.moved_to
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "(could not move it)".into())
+            );
+            self.warn("state", msg);
+        }
+        for st in states {
+            let Some(p) = provider::by_name(&st.provider) else {
+                continue;
+            };
+            let key = (p.id().as_str(), st.path.clone());
+            self.files.insert(key, FileRec::from_state(st));
+        }
+        tracing::info!(
+            files = self.files.len(),
+            ms = t0.elapsed().as_millis() as u64,
+            "state loaded"
+        );
+    }
+
+    fn warn(&mut self, source: &str, message: String) {
+        tracing::warn!(source, "{message}");
+        if self.warnings.len() >= MAX_WARNINGS {
+            self.warnings.pop_front();
+        }
+        self.warnings.push_back(Warning {
+            at: rfc3339(SystemTime::now()),
+            level: "warn".into(),
+            source: source.to_owned(),
+            message,
+        });
+        self.status_dirty = true;
+    }
+
+    fn run(&mut self) -> Result<i32> {
+        tracing::info!(
+            pid = std::process::id(),
+            version = env!("CARGO_PKG_VERSION"),
+            state = %self.cfg.state_dir.display(),
+            "kato starting"
+        );
+        let signals = spawn_signals(self.tx.clone())?;
+        self.spawn_writer_spawner();
+        for pc in self.cfg.providers.clone() {
+            if !pc.enabled {
+                continue;
+            }
+            let Some(p) = provider::by_name(pc.name) else {
+                continue;
+            };
+            self.slots.push(Slot {
+                provider: p,
+                roots: pc.roots.clone(),
+                tx: None,
+                stop: Arc::new(AtomicBool::new(false)),
+                handle: None,
+                state: StageState::Stopped,
+                ready: false,
+                restarts: 0,
+                failures: 0,
+                started: Instant::now(),
+                restart_at: None,
+                root_status: pc
+                    .roots
+                    .iter()
+                    .map(|r| RootStatus {
+                        path: r.clone(),
+                        exists: r.is_dir(),
+                    })
+                    .collect(),
+                backlog: 0,
+            });
+        }
+        for i in 0..self.slots.len() {
+            self.spawn_stage(i);
+        }
+        confine_stage("orchestrator", &StageDomainSpec::orchestrator(&self.cfg))?;
+        self.phase = "running";
+        self.check_ready();
+        self.write_status();
+
+        let code = self.event_loop();
+
+        signals.close();
+        self.shutdown();
+        Ok(code)
+    }
+
+    /// The main loop: returns when a stop signal arrives.
+    fn event_loop(&mut self) -> i32 {
+        loop {
+            let now = Instant::now();
+            let deadline = self.next_deadline(now);
+            let msg = match self
+                .rx
+                .recv_timeout(deadline.saturating_duration_since(now))
+            {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return exit::FAILURE,
+            };
+            if let Some(m) = msg {
+                if let Some(code) = self.handle(m) {
+                    return code;
+                }
+                // Handle everything already queued before the timed work.
+                while let Ok(m) = self.rx.try_recv() {
+                    if let Some(code) = self.handle(m) {
+                        return code;
+                    }
+                }
+            }
+            self.timed_work(Instant::now());
+        }
+    }
+
+    fn next_deadline(&self, now: Instant) -> Instant {
+        let mut d = self.next_heartbeat;
+        if let Some(t) = self.dirty_since {
+            let due = (self.last_batch + FLUSH_QUIET).min(t + FLUSH_MAX_DELAY);
+            d = d.min(due.max(self.flush_retry_at));
+        }
+        if self.status_dirty {
+            d = d.min(self.last_status.map_or(now, |t| t + COALESCE));
+        }
+        for s in &self.slots {
+            if let Some(t) = s.restart_at {
+                d = d.min(t);
+            }
+        }
+        d.max(now)
+    }
+
+    fn timed_work(&mut self, now: Instant) {
+        let mut heartbeat = false;
+        if now >= self.next_heartbeat {
+            self.next_heartbeat = now + HEARTBEAT;
+            heartbeat = true;
+            for s in &self.slots {
+                if s.root_status.iter().any(|r| !r.exists) {
+                    if let Some(tx) = &s.tx {
+                        let _ = tx.send(watch::StageMsg::Tick);
+                    }
+                }
+            }
+        }
+        for i in 0..self.slots.len() {
+            if self.slots[i].restart_at.is_some_and(|t| now >= t) {
+                self.slots[i].restart_at = None;
+                self.spawn_stage(i);
+            }
+        }
+        if let Some(t) = self.dirty_since {
+            let due = now >= self.last_batch + FLUSH_QUIET || now >= t + FLUSH_MAX_DELAY;
+            if due && now >= self.flush_retry_at {
+                self.flush();
+            }
+        }
+        let status_due = self.last_status.is_none_or(|t| now >= t + COALESCE);
+        if heartbeat || (self.status_dirty && status_due) {
+            self.write_status();
+        }
+    }
+
+    /// Handle one message; `Some(code)` ends the loop.
+    fn handle(&mut self, m: ToOrch) -> Option<i32> {
+        match m {
+            ToOrch::Batch(b) => self.handle_batch(b),
+            ToOrch::Roots { provider, roots } => {
+                if let Some(s) = self.slot_mut(provider) {
+                    s.root_status = roots;
+                }
+                self.status_dirty = true;
+            }
+            ToOrch::Ready { provider } => {
+                if let Some(s) = self.slot_mut(provider) {
+                    s.ready = true;
+                }
+                tracing::info!(provider, "stage ready");
+                self.check_ready();
+            }
+            ToOrch::Backlog { provider, files } => {
+                if let Some(s) = self.slot_mut(provider) {
+                    s.backlog = files;
+                }
+                self.status_dirty = true;
+            }
+            ToOrch::Warning { provider, message } => self.warn(provider, message),
+            ToOrch::Quarantine {
+                provider,
+                path,
+                identity,
+                reason,
+            } => {
+                let rec = self
+                    .files
+                    .entry((provider, path.clone()))
+                    .or_insert_with(|| FileRec::new(provider, &path));
+                rec.st.quarantine = Some(Quarantine {
+                    reason: reason.clone(),
+                    identity,
+                    at: rfc3339(SystemTime::now()),
+                });
+                rec.drop_pending();
+                rec.dirty = true;
+                self.dirty_since.get_or_insert_with(Instant::now);
+                self.warn(
+                    provider,
+                    format!(
+                        "{} is quarantined: {reason}; it is skipped until the file is replaced",
+                        path.display()
+                    ),
+                );
+            }
+            ToOrch::Gone { provider, path } => {
+                if self.files.remove(&(provider, path.clone())).is_some() {
+                    if let Err(e) = self.store.remove(provider, &path) {
+                        self.warn(
+                            "state",
+                            format!("cannot remove the state of {}: {e}", path.display()),
+                        );
+                    }
+                    self.status_dirty = true;
+                }
+            }
+            ToOrch::Exited { provider, error } => self.stage_exited(provider, error),
+            ToOrch::Signal(sig) => {
+                let name = signal_name(sig);
+                if sig == signal_hook::consts::SIGHUP && self.opts.detached {
+                    tracing::info!(
+                        "SIGHUP ignored (detached); `kato restart` reloads the configuration"
+                    );
+                    return None;
+                }
+                tracing::info!(signal = name, "stopping");
+                return Some(exit::OK);
+            }
+        }
+        None
+    }
+
+    fn slot_mut(&mut self, provider: &str) -> Option<&mut Slot> {
+        self.slots.iter_mut().find(|s| s.name() == provider)
+    }
+
+    fn check_ready(&mut self) {
+        if !self.ready && self.slots.iter().all(|s| s.ready) {
+            self.ready = true;
+            let ms = self
+                .started_at
+                .elapsed()
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or_default();
+            self.counters.ready_ms = Some(ms);
+            tracing::info!(ms, "ready");
+            // Written at once: `kato start` waits for it.
+            self.write_status();
+        }
+        self.status_dirty = true;
+    }
+
+    fn handle_batch(&mut self, b: Batch) {
+        let key = (b.provider, b.path.clone());
+        let rec = self
+            .files
+            .entry(key)
+            .or_insert_with(|| FileRec::new(b.provider, &b.path));
+        if b.replay && rec.replay_set.is_none() {
+            let mut set = match self.store.load_ids(b.provider, &b.path, rec.st.ids_len) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(path = %b.path.display(), "cannot read event fingerprints: {e}");
+                    HashSet::new()
+                }
+            };
+            set.extend(rec.unflushed_ids.iter().copied());
+            set.extend(rec.pending_ids.iter().copied());
+            rec.replay_set = Some(set);
+        }
+        let mut dropped = 0u64;
+        for (i, ev) in b.events.iter().enumerate() {
+            let fp = fingerprint(&ev.event_id);
+            if let Some(set) = &mut rec.replay_set {
+                if !set.insert(fp) {
+                    dropped += 1;
+                    continue;
+                }
+            }
+            rec.pending_ids.push(fp);
+            rec.pending.account(ev, i >= b.live_from);
+        }
+        let handled = b.events.len() as u64 - dropped;
+        self.last_batch = Instant::now();
+        let now = now_us();
+        if handled > 0 {
+            rec.last_ingest_us = now;
+            self.counters.last_ingest_unix_us = Some(now);
+        }
+        self.counters.events += handled;
+        self.counters.duplicates_dropped += dropped;
+        self.counters.batches += 1;
+        if let Some(c) = b.commit {
+            rec.pending.merge_into(&mut rec.st);
+            rec.pending = Agg::default();
+            rec.unflushed_ids.append(&mut rec.pending_ids);
+            rec.replay_set = None;
+            rec.st.cursor = c.cursor;
+            rec.st.size = c.size;
+            rec.st.mtime_ns = c.mtime_ns;
+            rec.st.skipped += c.diagnostics as u64;
+            rec.st.quarantine = None;
+            rec.dirty = true;
+            self.dirty_since.get_or_insert_with(Instant::now);
+            self.counters.bytes += c.bytes;
+            if let Some(r) = c.reset {
+                self.counters.resets += 1;
+                tracing::info!(path = %b.path.display(), reset = ?r, "file started over");
+            }
+        }
+        self.status_dirty = true;
+    }
+
+    /// Persist every changed file's committed state, then sync the directory.
+    fn flush(&mut self) {
+        self.dirty_since = None;
+        let mut errors = Vec::new();
+        let mut saved = 0usize;
+        for rec in self.files.values_mut().filter(|r| r.dirty) {
+            match self.store.save(&mut rec.st, &rec.unflushed_ids) {
+                Ok(()) => {
+                    rec.unflushed_ids.clear();
+                    rec.dirty = false;
+                    saved += 1;
+                }
+                Err(e) => errors.push(format!("{}: {e}", rec.st.path.display())),
+            }
+        }
+        if saved > 0 {
+            if let Err(e) = self.store.sync_dir() {
+                errors.push(format!("syncing the state directory: {e}"));
+            }
+        }
+        self.counters.flushes += 1;
+        tracing::debug!(saved, "state flushed");
+        if let Some(first) = errors.first().cloned() {
+            let now = Instant::now();
+            self.dirty_since = Some(now);
+            self.flush_retry_at = now + FLUSH_MAX_DELAY;
+            self.warn(
+                "state",
+                format!(
+                    "cannot persist the state of {} file(s) (first: {first}); retrying",
+                    errors.len()
+                ),
+            );
+        }
+    }
+
+    fn spawn_stage(&mut self, i: usize) {
+        let (stx, srx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let slot = &self.slots[i];
+        let provider = slot.provider;
+        let name = slot.name();
+        let known: Vec<Known> = self
+            .files
+            .iter()
+            .filter(|((p, _), _)| *p == name)
+            .map(|((_, path), rec)| Known {
+                path: path.clone(),
+                cursor: rec.st.cursor.clone(),
+                size: rec.st.size,
+                mtime_ns: rec.st.mtime_ns,
+                quarantined: rec.st.quarantine.as_ref().map(|q| q.identity),
+            })
+            .collect();
+        let init = watch::StageInit {
+            provider,
+            roots: slot.roots.clone(),
+            known,
+            limits: Limits {
+                line_cap: self.cfg.line_cap,
+            },
+            rescan: Duration::from_secs(self.cfg.rescan_secs),
+            out: self.tx.clone(),
+            rx: srx,
+            tx: stx.clone(),
+            stop: stop.clone(),
+        };
+        let out = self.tx.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("kato-{name}"))
+            .spawn(move || {
+                let r = panic::catch_unwind(AssertUnwindSafe(|| watch::run(init)));
+                let error = match r {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e),
+                    Err(_) => Some("the stage panicked (location in the log)".to_owned()),
+                };
+                let _ = out.send(ToOrch::Exited {
+                    provider: name,
+                    error,
+                });
+            });
+        let slot = &mut self.slots[i];
+        match spawned {
+            Ok(h) => {
+                slot.tx = Some(stx);
+                slot.stop = stop;
+                slot.handle = Some(h);
+                slot.state = StageState::Running;
+                slot.started = Instant::now();
+            }
+            Err(e) => {
+                let delay = backoff(slot.failures);
+                slot.failures += 1;
+                slot.state = StageState::Backoff;
+                slot.restart_at = Some(Instant::now() + delay);
+                self.warn(
+                    name,
+                    format!("cannot start the {name} stage: {e}; retrying in {delay:?}"),
+                );
+            }
+        }
+    }
+
+    fn stage_exited(&mut self, provider: &'static str, error: Option<String>) {
+        // Events of an unfinished pass come again from the committed cursor.
+        for ((p, _), rec) in self.files.iter_mut() {
+            if *p == provider {
+                rec.drop_pending();
+            }
+        }
+        let stopping = self.phase != "running";
+        let Some(i) = self.slots.iter().position(|s| s.name() == provider) else {
+            return;
+        };
+        if let Some(h) = self.slots[i].handle.take() {
+            let _ = h.join();
+        }
+        let slot = &mut self.slots[i];
+        slot.tx = None;
+        if stopping {
+            slot.state = StageState::Stopped;
+            return;
+        }
+        if slot.started.elapsed() >= HEALTHY_RUN {
+            slot.failures = 0;
+        }
+        let delay = backoff(slot.failures);
+        slot.failures += 1;
+        slot.restarts += 1;
+        slot.state = StageState::Backoff;
+        slot.restart_at = Some(Instant::now() + delay);
+        let why = error.unwrap_or_else(|| "it ended unexpectedly".into());
+        self.warn(
+            provider,
+            format!(
+                "the {provider} stage failed: {why}; restarting in {} s (other providers keep running)",
+                delay.as_secs()
+            ),
+        );
+    }
+
+    fn spawn_writer_spawner(&mut self) {
+        let (tx, rx) = mpsc::channel::<WriterRequest>();
+        let spec = StageDomainSpec::writer_spawner(&self.cfg);
+        match thread::Builder::new()
+            .name("kato-writers".into())
+            .spawn(move || {
+                if let Err(e) = confine_stage("writer-spawner", &spec) {
+                    tracing::error!("writer-spawner confinement failed: {e}");
+                    return;
+                }
+                // Blocks without waking until a request arrives; the only
+                // request so far is `Stop` (writers arrive with recording).
+                let _stop: std::result::Result<WriterRequest, _> = rx.recv();
+            }) {
+            Ok(h) => self.writers = Some((tx, h)),
+            Err(e) => self.warn("writer-spawner", format!("cannot start: {e}")),
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.phase = "stopping";
+        self.ready = false;
+        self.write_status();
+        for s in &self.slots {
+            s.stop.store(true, Ordering::Relaxed);
+            if let Some(tx) = &s.tx {
+                let _ = tx.send(watch::StageMsg::Stop);
+            }
+        }
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while self.slots.iter().any(|s| s.handle.is_some()) {
+            let now = Instant::now();
+            if now >= deadline {
+                tracing::warn!(
+                    "stages did not stop within {SHUTDOWN_GRACE:?}; persisting what was handled"
+                );
+                break;
+            }
+            match self.rx.recv_timeout(deadline - now) {
+                Ok(ToOrch::Signal(_)) => {}
+                Ok(m) => {
+                    let _ = self.handle(m);
+                }
+                Err(_) => break,
+            }
+        }
+        if let Some((tx, h)) = self.writers.take() {
+            let _ = tx.send(WriterRequest::Stop);
+            let _ = h.join();
+        }
+        self.flush();
+        self.phase = "stopped";
+        self.write_status();
+        tracing::info!("kato stopped");
+    }
+
+    fn build_status(&self) -> Status {
+        let mut sessions: BTreeMap<(&'static str, String), SessionStatus> = BTreeMap::new();
+        let mut per_provider: HashMap<&'static str, (HashSet<String>, usize)> = HashMap::new();
+        for ((provider, path), rec) in &self.files {
+            let v = rec.view();
+            let id = v.session_id.clone().unwrap_or_else(|| provider::stem(path));
+            let pp = per_provider.entry(provider).or_default();
+            pp.0.insert(id.clone());
+            pp.1 += 1;
+            let s = sessions
+                .entry((provider, id.clone()))
+                .or_insert_with(|| SessionStatus {
+                    id,
+                    provider: provider.to_string(),
+                    ..SessionStatus::default()
+                });
+            s.events += v.events;
+            s.events_live += v.events_live;
+            s.commands_live += v.commands_live;
+            s.commands_historical += v.commands_historical;
+            s.skipped += v.skipped;
+            if s.title.is_empty() {
+                s.title = v.title.clone().unwrap_or_default();
+            }
+            if v.last_activity > s.last_activity {
+                s.last_activity = v.last_activity.clone();
+            }
+            s.last_ingest_unix_us = s.last_ingest_unix_us.max(rec.last_ingest_us);
+            s.files.push(path.clone());
+            if v.quarantine.is_some() {
+                s.quarantined_files += 1;
+            }
+        }
+        let mut sessions: Vec<SessionStatus> = sessions.into_values().collect();
+        for s in &mut sessions {
+            s.files.sort();
+        }
+        sessions.sort_by(|a, b| {
+            b.last_activity
+                .cmp(&a.last_activity)
+                .then(b.last_ingest_unix_us.cmp(&a.last_ingest_unix_us))
+                .then(a.id.cmp(&b.id))
+        });
+        let sessions_total = sessions.len();
+        sessions.truncate(status::MAX_SESSIONS);
+        let providers = self
+            .cfg
+            .providers
+            .iter()
+            .map(|pc| {
+                let slot = self.slots.iter().find(|s| s.name() == pc.name);
+                let counts = per_provider.get(pc.name);
+                ProviderStatus {
+                    name: pc.name.to_owned(),
+                    enabled: pc.enabled,
+                    stage: slot.map_or("disabled", |s| s.state.as_str()).to_owned(),
+                    ready: slot.is_some_and(|s| s.ready),
+                    restarts: slot.map_or(0, |s| s.restarts),
+                    roots: slot.map_or_else(
+                        || {
+                            pc.roots
+                                .iter()
+                                .map(|r| RootStatus {
+                                    path: r.clone(),
+                                    exists: r.is_dir(),
+                                })
+                                .collect()
+                        },
+                        |s| s.root_status.clone(),
+                    ),
+                    sessions: counts.map_or(0, |c| c.0.len()),
+                    files: counts.map_or(0, |c| c.1),
+                    backlog: slot.map_or(0, |s| s.backlog),
+                }
+            })
+            .collect();
+        let now = SystemTime::now();
+        Status {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pid: std::process::id(),
+            state: self.phase.to_owned(),
+            ready: self.ready,
+            started_at: rfc3339(self.started_at),
+            started_unix_ms: status::unix_ms(self.started_at),
+            heartbeat_at: rfc3339(now),
+            heartbeat_unix_ms: status::unix_ms(now),
+            sandbox_mode: self.cfg.sandbox_mode.as_str().to_owned(),
+            config: self.cfg.source.clone(),
+            state_dir: self.cfg.state_dir.clone(),
+            runtime_dir: self.cfg.runtime_dir.clone(),
+            logs_dir: self.cfg.logs_dir.clone(),
+            providers,
+            sessions_total,
+            sessions,
+            counters: self.counters.clone(),
+            warnings: self.warnings.iter().cloned().collect(),
+        }
+    }
+
+    fn write_status(&mut self) {
+        let st = self.build_status();
+        match status::write(&self.cfg.runtime_dir, &st) {
+            Ok(()) => self.status_dirty = false,
+            Err(e) => tracing::warn!("cannot write status.json: {e}"),
+        }
+        self.last_status = Some(Instant::now());
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        signal_hook::consts::SIGINT => "SIGINT",
+        signal_hook::consts::SIGHUP => "SIGHUP",
+        _ => "signal",
+    }
+}
+
+/// Relay SIGTERM, SIGINT and SIGHUP to the orchestrator from a dedicated
+/// thread (signal-hook's self-pipe: no work in the handler itself).
+fn spawn_signals(tx: SyncSender<ToOrch>) -> Result<signal_hook::iterator::Handle> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| Error::io("installing signal handlers", e))?;
+    let handle = signals.handle();
+    thread::Builder::new()
+        .name("kato-signals".into())
+        .spawn(move || {
+            if confine_stage("signals", &StageDomainSpec::none()).is_err() {
+                return;
+            }
+            for sig in signals.forever() {
+                if tx.send(ToOrch::Signal(sig)).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| Error::io("starting the signal thread", e))?;
+    Ok(handle)
+}
+
+#[cfg(test)]
+mod tests;

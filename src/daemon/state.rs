@@ -1,0 +1,455 @@
+//! Durable daemon state (SPEC §9): one small JSON file per session file.
+//!
+//! Layout under the state directory:
+//!
+//! ```text
+//! <state>/kato.lock                 the single-instance lock (see `lifecycle`)
+//! <state>/files/<key>.json          cursor + per-file aggregates, rewritten atomically
+//! <state>/files/<key>.ids           append-only event-id fingerprints (8 bytes each)
+//! <state>/quarantine/<key>.json.*   state files that could not be read, set aside
+//! ```
+//!
+//! One file per session file rather than one compact file: a flush
+//! rewrites only the files that changed (a few while the user works, not
+//! all 1,000+), a corrupt file costs one session file's cursor and not the
+//! whole state, and start-up reads ~1 KB per file. The price is one fsync
+//! per changed file per flush, kept out of bursts by the orchestrator
+//! (it flushes when batches pause, at the latest 5 s after a commit).
+//!
+//! Every `.json` write is temp file → fsync → rename, and each flush ends
+//! with one fsync of the directory. The `.ids` file is appended and synced
+//! *before* the `.json` that records its committed length (`ids_len`), so
+//! after a crash the extra tail is cut off: fingerprints and cursor always
+//! agree.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::reader::{Cursor, FileIdentity};
+
+/// Version of the per-file state format.
+pub const STATE_VERSION: u32 = 1;
+
+/// Everything the daemon remembers about one session file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileState {
+    pub v: u32,
+    pub provider: String,
+    pub path: PathBuf,
+    /// Where the next read starts; only ever a cursor whose events were handled.
+    pub cursor: Cursor,
+    /// Size and mtime (ns since the epoch) observed before the read that
+    /// produced `cursor`: an unchanged file is not re-read at start-up.
+    pub size: u64,
+    pub mtime_ns: i64,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Snippet of the first human message.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Newest provider timestamp seen (RFC 3339 as the provider wrote it).
+    #[serde(default)]
+    pub last_activity: Option<String>,
+    /// Events handled (history + live).
+    #[serde(default)]
+    pub events: u64,
+    #[serde(default)]
+    pub events_live: u64,
+    #[serde(default)]
+    pub commands_live: u64,
+    #[serde(default)]
+    pub commands_historical: u64,
+    /// Malformed records skipped.
+    #[serde(default)]
+    pub skipped: u64,
+    /// Committed length of the `.ids` file, in fingerprints.
+    #[serde(default)]
+    pub ids_len: u64,
+    /// Set when the file kept crashing its parser; cleared when the file is replaced.
+    #[serde(default)]
+    pub quarantine: Option<Quarantine>,
+}
+
+/// Why a session file is skipped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quarantine {
+    pub reason: String,
+    /// The file the verdict applies to; another file at the path is read again.
+    pub identity: Option<FileIdentity>,
+    pub at: String,
+}
+
+/// A state file that could not be used and was set aside.
+#[derive(Debug, Clone)]
+pub struct Corrupt {
+    pub file: PathBuf,
+    pub moved_to: Option<PathBuf>,
+    pub error: String,
+}
+
+/// The on-disk store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    files: PathBuf,
+    quarantine: PathBuf,
+}
+
+/// Create `dir` (and parents) with mode 0700 if missing.
+pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+impl Store {
+    /// Open (creating) the store under `state_dir`.
+    pub fn open(state_dir: &Path) -> io::Result<Store> {
+        let files = state_dir.join("files");
+        let quarantine = state_dir.join("quarantine");
+        ensure_private_dir(&files)?;
+        Ok(Store { files, quarantine })
+    }
+
+    /// The file name stem of a session file's state: a hash of provider and
+    /// path, so any path maps to a short, safe name.
+    pub fn key(provider: &str, path: &Path) -> String {
+        let mut h = Sha256::new();
+        h.update(provider.as_bytes());
+        h.update([0]);
+        h.update(path.as_os_str().as_bytes());
+        let d = h.finalize();
+        d.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn json_path(&self, key: &str) -> PathBuf {
+        self.files.join(format!("{key}.json"))
+    }
+
+    fn ids_path(&self, key: &str) -> PathBuf {
+        self.files.join(format!("{key}.ids"))
+    }
+
+    /// Read every state file. Unreadable ones are moved to the quarantine
+    /// directory and reported; their session files start from safe
+    /// defaults (everything present is history).
+    pub fn load_all(&self) -> (Vec<FileState>, Vec<Corrupt>) {
+        let mut states = Vec::new();
+        let mut corrupt = Vec::new();
+        let entries = match fs::read_dir(&self.files) {
+            Ok(e) => e,
+            Err(e) => {
+                corrupt.push(Corrupt {
+                    file: self.files.clone(),
+                    moved_to: None,
+                    error: format!("cannot list the state directory: {e}"),
+                });
+                return (states, corrupt);
+            }
+        };
+        let mut names: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "json")
+                    && p.file_name()
+                        .is_none_or(|n| n.as_bytes().first() != Some(&b'.'))
+            })
+            .collect();
+        names.sort();
+        for path in names {
+            match read_state(&path) {
+                Ok(st) => states.push(st),
+                Err(error) => {
+                    let moved_to = self.set_aside(&path).ok();
+                    corrupt.push(Corrupt {
+                        file: path,
+                        moved_to,
+                        error,
+                    });
+                }
+            }
+        }
+        (states, corrupt)
+    }
+
+    fn set_aside(&self, path: &Path) -> io::Result<PathBuf> {
+        ensure_private_dir(&self.quarantine)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        let dest = self.quarantine.join(format!("{name}.{stamp}"));
+        fs::rename(path, &dest)?;
+        Ok(dest)
+    }
+
+    /// Persist one file's state: append `new_ids` to its fingerprint log
+    /// (synced), then replace its JSON atomically. `st.ids_len` is updated.
+    /// The directory itself is synced by [`Store::sync_dir`] once per flush.
+    pub fn save(&self, st: &mut FileState, new_ids: &[u64]) -> io::Result<()> {
+        let key = Store::key(&st.provider, &st.path);
+        if !new_ids.is_empty() || st.ids_len == 0 {
+            let mut f = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .open(self.ids_path(&key))?;
+            // Drop whatever a crashed flush appended beyond the committed length.
+            f.set_len(st.ids_len * 8)?;
+            if !new_ids.is_empty() {
+                f.seek(SeekFrom::Start(st.ids_len * 8))?;
+                let mut buf = Vec::with_capacity(new_ids.len() * 8);
+                for id in new_ids {
+                    buf.extend_from_slice(&id.to_le_bytes());
+                }
+                f.write_all(&buf)?;
+                f.sync_data()?;
+                st.ids_len += new_ids.len() as u64;
+            }
+        }
+        st.v = STATE_VERSION;
+        let bytes = serde_json::to_vec(st).map_err(io::Error::from)?;
+        write_atomic(&self.json_path(&key), &bytes, false)
+    }
+
+    /// Fsync the state directory so the renames of a flush are durable.
+    pub fn sync_dir(&self) -> io::Result<()> {
+        File::open(&self.files)?.sync_all()
+    }
+
+    /// Forget a session file that no longer exists.
+    pub fn remove(&self, provider: &str, path: &Path) -> io::Result<()> {
+        let key = Store::key(provider, path);
+        for p in [self.json_path(&key), self.ids_path(&key)] {
+            match fs::remove_file(&p) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The committed fingerprints of a file (the first `len`).
+    pub fn load_ids(&self, provider: &str, path: &Path, len: u64) -> io::Result<HashSet<u64>> {
+        let key = Store::key(provider, path);
+        let mut bytes = Vec::new();
+        match File::open(self.ids_path(&key)) {
+            Ok(f) => {
+                f.take(len * 8).read_to_end(&mut bytes)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(bytes
+            .chunks_exact(8)
+            .map(|c| {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(c);
+                u64::from_le_bytes(a)
+            })
+            .collect())
+    }
+}
+
+fn read_state(path: &Path) -> Result<FileState, String> {
+    let bytes = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let st: FileState =
+        serde_json::from_slice(&bytes).map_err(|e| format!("not a valid state file: {e}"))?;
+    if st.v != STATE_VERSION {
+        return Err(format!(
+            "state version {} (this kato reads {STATE_VERSION})",
+            st.v
+        ));
+    }
+    if crate::provider::by_name(&st.provider).is_none() {
+        return Err(format!("unknown provider `{}`", st.provider));
+    }
+    let expected = format!("{}.json", Store::key(&st.provider, &st.path));
+    if path
+        .file_name()
+        .is_none_or(|n| n.as_bytes() != expected.as_bytes())
+    {
+        return Err("file name does not match its content".to_owned());
+    }
+    Ok(st)
+}
+
+/// Replace `path` with `bytes` atomically: write a temp file beside it,
+/// fsync it, rename it over `path`, and (with `sync_dir`) fsync the
+/// directory. Readers see the old or the new content, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8], sync_dir: bool) -> io::Result<()> {
+    replace(path, bytes, true, sync_dir)
+}
+
+/// [`write_atomic`] without any fsync: for volatile files (status.json)
+/// that only need readers never to see a torn write.
+pub fn write_atomic_nosync(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes, false, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], fsync: bool, sync_dir: bool) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        if fsync {
+            f.sync_all()?;
+        }
+    }
+    fs::rename(&tmp, path)?;
+    if sync_dir {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Stable 64-bit fingerprint of an event id (FNV-1a): persisted, so it must
+/// not depend on the Rust version the way `DefaultHasher` may.
+pub fn fingerprint(event_id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in event_id.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(path: &str) -> FileState {
+        FileState {
+            v: STATE_VERSION,
+            provider: "claude".into(),
+            path: PathBuf::from(path),
+            cursor: Cursor {
+                offset: 42,
+                identity: Some(FileIdentity { dev: 1, ino: 2 }),
+                parser: serde_json::json!({"n": 1}),
+            },
+            size: 42,
+            events: 3,
+            ..FileState::default()
+        }
+    }
+
+    #[test]
+    fn save_and_load_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut st = sample("/r/a.jsonl");
+        store.save(&mut st, &[1, 2, 3]).unwrap();
+        store.sync_dir().unwrap();
+        assert_eq!(st.ids_len, 3);
+        let (all, corrupt) = store.load_all();
+        assert!(corrupt.is_empty(), "{corrupt:?}");
+        assert_eq!(all, [st.clone()]);
+        let ids = store.load_ids("claude", &st.path, st.ids_len).unwrap();
+        assert_eq!(ids, HashSet::from([1, 2, 3]));
+        // No temp file is left behind.
+        let names: Vec<_> = fs::read_dir(dir.path().join("files"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+    }
+
+    #[test]
+    fn a_crashed_flush_leaves_old_or_new_never_a_mix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut st = sample("/r/a.jsonl");
+        store.save(&mut st, &[7]).unwrap();
+        let key = Store::key("claude", &st.path);
+        // A crash after writing the temp file but before the rename: the
+        // committed file is intact and the stray temp file is ignored.
+        fs::write(
+            dir.path().join(format!("files/.{key}.json.tmp")),
+            b"{\"v\":1,\"provider\"",
+        )
+        .unwrap();
+        // A crash after appending fingerprints but before the JSON: the
+        // extra tail is not trusted.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(format!("files/{key}.ids")))
+            .unwrap();
+        f.write_all(&99u64.to_le_bytes()).unwrap();
+        let (all, corrupt) = store.load_all();
+        assert!(corrupt.is_empty(), "{corrupt:?}");
+        assert_eq!(all, [st.clone()]);
+        let ids = store.load_ids("claude", &st.path, st.ids_len).unwrap();
+        assert_eq!(ids, HashSet::from([7]));
+        // The next save cuts the untrusted tail before appending.
+        store.save(&mut st, &[8]).unwrap();
+        let ids = store.load_ids("claude", &st.path, 100).unwrap();
+        assert_eq!(ids, HashSet::from([7, 8]));
+    }
+
+    #[test]
+    fn corrupt_files_are_set_aside_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut good = sample("/r/good.jsonl");
+        store.save(&mut good, &[]).unwrap();
+        let bad = sample("/r/bad.jsonl");
+        let key = Store::key("claude", &bad.path);
+        let bad_file = dir.path().join(format!("files/{key}.json"));
+        fs::write(&bad_file, b"\x00garbage{").unwrap();
+        // A valid file under the wrong name is not trusted either.
+        let wrong = dir.path().join("files/0000.json");
+        fs::write(&wrong, serde_json::to_vec(&good).unwrap()).unwrap();
+        let (all, corrupt) = store.load_all();
+        assert_eq!(all, [good]);
+        assert_eq!(corrupt.len(), 2, "{corrupt:?}");
+        assert!(!bad_file.exists());
+        for c in &corrupt {
+            assert!(c.moved_to.as_ref().is_some_and(|p| p.exists()), "{c:?}");
+        }
+        // Loading again is clean: no crash loop.
+        let (_, corrupt) = store.load_all();
+        assert!(corrupt.is_empty());
+    }
+
+    #[test]
+    fn write_atomic_replaces_whole_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("status.json");
+        write_atomic(&p, b"first, longer content", true).unwrap();
+        write_atomic(&p, b"second", true).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"second");
+    }
+
+    #[test]
+    fn fingerprints_are_stable() {
+        assert_eq!(fingerprint(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fingerprint("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_ne!(fingerprint("tag:0"), fingerprint("tag:1"));
+    }
+}

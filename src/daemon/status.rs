@@ -1,0 +1,453 @@
+//! `status.json` (SPEC §9, §10): what the daemon is doing, rewritten
+//! atomically on change (at most about once a second) and on every
+//! heartbeat; and `kato status`, which reads it and tells a live daemon
+//! from a dead one.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{exit, Error, Result};
+
+/// Name of the status file in the runtime directory.
+pub const STATUS_FILE: &str = "status.json";
+/// A heartbeat older than this means the daemon is not running.
+pub const STALE_AFTER: Duration = Duration::from_secs(15);
+/// Sessions listed in status.json (newest first); `sessions_total` counts all.
+pub const MAX_SESSIONS: usize = 2000;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Status {
+    pub version: String,
+    pub pid: u32,
+    /// `starting`, `running`, `stopping` or `stopped`.
+    pub state: String,
+    /// Every provider stage watches its roots and has caught up with the
+    /// files it knew; history of newly seen files may still be read
+    /// (`providers[].backlog`).
+    pub ready: bool,
+    pub started_at: String,
+    pub started_unix_ms: u64,
+    pub heartbeat_at: String,
+    pub heartbeat_unix_ms: u64,
+    pub sandbox_mode: String,
+    pub config: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    pub runtime_dir: PathBuf,
+    pub logs_dir: PathBuf,
+    pub providers: Vec<ProviderStatus>,
+    pub sessions_total: usize,
+    pub sessions: Vec<SessionStatus>,
+    pub counters: Counters,
+    pub warnings: Vec<Warning>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProviderStatus {
+    pub name: String,
+    pub enabled: bool,
+    /// `running`, `restarting`, `stopped` or `disabled`.
+    pub stage: String,
+    pub ready: bool,
+    pub restarts: u32,
+    pub roots: Vec<RootStatus>,
+    pub sessions: usize,
+    pub files: usize,
+    /// Newly seen files whose history is still to be read.
+    pub backlog: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RootStatus {
+    pub path: PathBuf,
+    pub exists: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionStatus {
+    pub id: String,
+    pub provider: String,
+    /// Snippet of the first human message.
+    pub title: String,
+    /// Newest provider timestamp of the session.
+    pub last_activity: Option<String>,
+    pub events: u64,
+    /// Events appended after kato first saw their file.
+    pub events_live: u64,
+    pub commands_live: u64,
+    pub commands_historical: u64,
+    pub skipped: u64,
+    pub quarantined_files: usize,
+    /// When the orchestrator last handled an event of this session (µs since the epoch).
+    pub last_ingest_unix_us: u64,
+    pub files: Vec<PathBuf>,
+}
+
+/// Counters of this run (not persisted).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counters {
+    pub batches: u64,
+    pub events: u64,
+    /// Session-file bytes read.
+    pub bytes: u64,
+    pub resets: u64,
+    /// Re-delivered events recognised by their id and dropped.
+    pub duplicates_dropped: u64,
+    pub flushes: u64,
+    /// Start to ready, in ms.
+    pub ready_ms: Option<u64>,
+    pub last_ingest_unix_us: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Warning {
+    pub at: String,
+    pub level: String,
+    pub source: String,
+    pub message: String,
+}
+
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Microseconds since the epoch: ingest times, fine enough for latency.
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or_default()
+}
+
+/// `2026-01-08T15:56:38.102Z` (UTC, millisecond precision).
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, day) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// First `max` characters of `text` on one line.
+pub fn snippet(text: &str, max: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut s: String = flat.chars().take(max).collect();
+    if flat.chars().count() > max {
+        s.push('…');
+    }
+    s
+}
+
+pub fn path(runtime_dir: &Path) -> PathBuf {
+    runtime_dir.join(STATUS_FILE)
+}
+
+/// Replace status.json atomically (temp + rename; no fsync: it is
+/// volatile and rewritten every heartbeat).
+pub fn write(runtime_dir: &Path, st: &Status) -> io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(st).map_err(io::Error::from)?;
+    super::state::write_atomic_nosync(&path(runtime_dir), &bytes)
+}
+
+/// Read status.json; `None` when there is none.
+pub fn read(runtime_dir: &Path) -> Result<Option<(Status, serde_json::Value)>> {
+    let p = path(runtime_dir);
+    let bytes = match std::fs::read(&p) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(format!("reading {}", p.display()), e)),
+    };
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Daemon(format!(
+            "{} is not valid JSON ({e}); it is rewritten by a running daemon",
+            p.display()
+        ))
+    })?;
+    let st: Status = serde_json::from_value(value.clone()).unwrap_or_default();
+    Ok(Some((st, value)))
+}
+
+/// Is the process alive (signal 0)? EPERM means it exists but is not ours.
+pub fn pid_alive(pid: u32) -> bool {
+    let Some(p) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    match rustix::process::test_kill_process(p) {
+        Ok(()) => true,
+        Err(e) => e == rustix::io::Errno::PERM,
+    }
+}
+
+/// Running = its process is alive, its heartbeat is fresh, and it has not
+/// said it stopped.
+pub fn is_running(st: &Status, now: SystemTime) -> bool {
+    let age = unix_ms(now).saturating_sub(st.heartbeat_unix_ms);
+    st.state != "stopped" && age < STALE_AFTER.as_millis() as u64 && pid_alive(st.pid)
+}
+
+/// `kato status [--json]`: 0 when running, 3 when not.
+pub fn command(runtime_dir: &Path, json: bool) -> Result<i32> {
+    let now = SystemTime::now();
+    let found = read(runtime_dir)?;
+    let running = found.as_ref().is_some_and(|(st, _)| is_running(st, now));
+    let mut out = io::stdout().lock();
+    let r = if json {
+        let mut v = found
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| serde_json::json!({}));
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("running".into(), serde_json::Value::Bool(running));
+        }
+        serde_json::to_writer_pretty(&mut out, &v)
+            .map_err(io::Error::from)
+            .and_then(|()| writeln!(out))
+    } else {
+        match &found {
+            None => writeln!(
+                out,
+                "kato is not running (no {} ; start it with `kato start`)",
+                path(runtime_dir).display()
+            ),
+            Some((st, _)) => render(&mut out, st, running, now),
+        }
+    };
+    r.map_err(|e| Error::io("writing to stdout", e))?;
+    Ok(if running { exit::OK } else { exit::NOT_FOUND })
+}
+
+fn ago(now_ms: u64, then_ms: u64) -> String {
+    let s = now_ms.saturating_sub(then_ms) / 1000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// The compact human dashboard.
+pub fn render(out: &mut dyn Write, st: &Status, running: bool, now: SystemTime) -> io::Result<()> {
+    let now_ms = unix_ms(now);
+    if running {
+        writeln!(
+            out,
+            "kato {} running (pid {}, up {}, heartbeat {} ago){}, sandbox {}",
+            st.version,
+            st.pid,
+            ago(now_ms, st.started_unix_ms),
+            ago(now_ms, st.heartbeat_unix_ms),
+            if st.ready { ", ready" } else { ", starting" },
+            st.sandbox_mode
+        )?;
+    } else {
+        let why = if st.state == "stopped" {
+            "stopped".to_owned()
+        } else if !pid_alive(st.pid) {
+            format!("pid {} is gone", st.pid)
+        } else {
+            format!("no heartbeat for {}", ago(now_ms, st.heartbeat_unix_ms))
+        };
+        writeln!(
+            out,
+            "kato is not running ({why}; last heartbeat {}); start it with `kato start`",
+            st.heartbeat_at
+        )?;
+    }
+    for p in &st.providers {
+        if !p.enabled {
+            writeln!(out, "  {:<7} disabled", p.name)?;
+            continue;
+        }
+        let roots: Vec<String> = p
+            .roots
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}{}",
+                    r.path.display(),
+                    if r.exists { "" } else { " (missing)" }
+                )
+            })
+            .collect();
+        let mut extra = String::new();
+        if p.stage != "running" {
+            extra.push_str(&format!(", stage {}", p.stage));
+        }
+        if p.restarts > 0 {
+            extra.push_str(&format!(", {} restart(s)", p.restarts));
+        }
+        if p.backlog > 0 {
+            extra.push_str(&format!(", {} file(s) of history to read", p.backlog));
+        }
+        writeln!(
+            out,
+            "  {:<7} {} session(s) in {} file(s){extra}; {}",
+            p.name,
+            p.sessions,
+            p.files,
+            roots.join(", ")
+        )?;
+    }
+    if !st.sessions.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{:<20}  {:<7}  {:>7}  {:>5}  {:<13}  TITLE",
+            "LAST ACTIVITY", "AGENT", "EVENTS", "CMDS", "SESSION"
+        )?;
+        for s in st.sessions.iter().take(20) {
+            let when = s
+                .last_activity
+                .as_deref()
+                .map(|t| t.get(..19).unwrap_or(t).replace('T', " "))
+                .unwrap_or_else(|| "-".into());
+            let id: String = s.id.chars().take(13).collect();
+            writeln!(
+                out,
+                "{when:<20}  {:<7}  {:>7}  {:>5}  {id:<13}  {}",
+                s.provider,
+                s.events,
+                s.commands_live + s.commands_historical,
+                s.title
+            )?;
+        }
+        if st.sessions_total > 20 {
+            writeln!(
+                out,
+                "… and {} more (`kato status --json` lists them)",
+                st.sessions_total - 20
+            )?;
+        }
+    }
+    if !st.warnings.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "warnings (newest last):")?;
+        let skip = st.warnings.len().saturating_sub(10);
+        for w in st.warnings.iter().skip(skip) {
+            let at = w.at.get(11..19).unwrap_or(&w.at);
+            writeln!(out, "  {at} {}: {}", w.source, w.message)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_instants() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_767_887_798_102);
+        assert_eq!(rfc3339(t), "2026-01-08T15:56:38.102Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn liveness_needs_pid_and_fresh_heartbeat() {
+        let now = SystemTime::now();
+        let mut st = Status {
+            pid: std::process::id(),
+            state: "running".into(),
+            heartbeat_unix_ms: unix_ms(now),
+            ..Status::default()
+        };
+        assert!(is_running(&st, now));
+        st.heartbeat_unix_ms = unix_ms(now) - 20_000;
+        assert!(!is_running(&st, now), "stale heartbeat");
+        st.heartbeat_unix_ms = unix_ms(now);
+        st.state = "stopped".into();
+        assert!(!is_running(&st, now), "stopped");
+        st.state = "running".into();
+        st.pid = 0x3fff_fff0;
+        assert!(!is_running(&st, now), "no such pid");
+    }
+
+    #[test]
+    fn dashboard_lists_sessions_and_warnings() {
+        let now = SystemTime::now();
+        let st = Status {
+            version: "0.1.0".into(),
+            pid: 42,
+            state: "running".into(),
+            ready: true,
+            started_unix_ms: unix_ms(now) - 65_000,
+            heartbeat_unix_ms: unix_ms(now),
+            sandbox_mode: "enforce".into(),
+            providers: vec![ProviderStatus {
+                name: "claude".into(),
+                enabled: true,
+                stage: "running".into(),
+                roots: vec![RootStatus {
+                    path: "/r".into(),
+                    exists: false,
+                }],
+                sessions: 1,
+                files: 1,
+                ..ProviderStatus::default()
+            }],
+            sessions_total: 1,
+            sessions: vec![SessionStatus {
+                id: "0890bead-0ab3".into(),
+                provider: "claude".into(),
+                title: "fix the build".into(),
+                last_activity: Some("2026-01-08T15:56:38.102Z".into()),
+                events: 12,
+                ..SessionStatus::default()
+            }],
+            warnings: vec![Warning {
+                at: "2026-01-08T15:56:38.102Z".into(),
+                level: "warn".into(),
+                source: "state".into(),
+                message: "state file x set aside".into(),
+            }],
+            ..Status::default()
+        };
+        let mut out = Vec::new();
+        render(&mut out, &st, true, now).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("running (pid 42, up 1m05s"), "{text}");
+        assert!(text.contains("/r (missing)"), "{text}");
+        assert!(text.contains("2026-01-08 15:56:38"), "{text}");
+        assert!(text.contains("fix the build"), "{text}");
+        assert!(
+            text.contains("15:56:38 state: state file x set aside"),
+            "{text}"
+        );
+    }
+}

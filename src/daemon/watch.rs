@@ -1,0 +1,868 @@
+//! The watch+parse stage of one provider.
+//!
+//! One thread per enabled provider. It watches directories under the
+//! provider's roots with inotify (one non-recursive watch per directory,
+//! found by a walk that never follows symlinks), reads what changed with
+//! [`read_increment`] from the cursor it holds for each file, and sends the
+//! events to the orchestrator. It never writes anything.
+//!
+//! Invariant: a watch is only ever added on a directory under a configured
+//! root (the root itself included), never on an ancestor of a root or on
+//! anything a symlink points to. A root that does not exist is checked
+//! again on the orchestrator's heartbeat.
+//!
+//! History and live: what a file holds when kato first sees it is history;
+//! whatever is appended later is live. A file kato saw being created (an
+//! inotify create, or a file inside a directory it saw being created, or a
+//! file born after its directory was watched) is live from its first byte.
+//! Files known from the persisted state resume from their cursor: all of
+//! that is live, including what was appended while kato was down.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::fs::{self, File};
+use std::os::unix::fs::MetadataExt;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use notify::event::{CreateKind, ModifyKind, RenameMode};
+use notify::{EventKind, RecursiveMode, Watcher};
+
+use super::{confine_stage, Batch, Commit, Known, StageDomainSpec, ToOrch};
+use crate::event::Event;
+use crate::provider::{FileCtx, Layout, Provider};
+use crate::reader::{read_increment, Cursor, FileIdentity, Limits, Tail};
+
+use super::status::RootStatus;
+
+/// Deepest directory level watched below a root (as `discover`).
+pub(crate) const MAX_DEPTH: usize = 8;
+/// A large pass is sent in batches of at most this many events …
+const BATCH_EVENTS: usize = 1024;
+/// … or spanning at most this many bytes of the file.
+const BATCH_SPAN: u64 = 8 << 20;
+/// Parse attempts before a crashing file is quarantined.
+pub(crate) const MAX_ATTEMPTS: u32 = 3;
+
+/// Messages to a stage.
+#[derive(Debug)]
+pub(crate) enum StageMsg {
+    Fs(notify::Result<notify::Event>),
+    /// Heartbeat: look for roots that did not exist.
+    Tick,
+    Stop,
+}
+
+/// What a stage starts from.
+pub(crate) struct StageInit {
+    pub provider: &'static dyn Provider,
+    pub roots: Vec<PathBuf>,
+    pub known: Vec<Known>,
+    pub limits: Limits,
+    pub rescan: Duration,
+    pub out: SyncSender<ToOrch>,
+    pub rx: Receiver<StageMsg>,
+    pub tx: Sender<StageMsg>,
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Adding and removing directory watches; a trait so tests can record them.
+pub(crate) trait Watch {
+    fn add(&mut self, dir: &Path) -> Result<(), String>;
+    fn remove(&mut self, dir: &Path);
+}
+
+impl Watch for notify::INotifyWatcher {
+    fn add(&mut self, dir: &Path) -> Result<(), String> {
+        self.watch(dir, RecursiveMode::NonRecursive)
+            .map_err(|e| advice(&e))
+    }
+    fn remove(&mut self, dir: &Path) {
+        let _ = self.unwatch(dir);
+    }
+}
+
+/// Turn resource exhaustion into advice.
+fn advice(e: &notify::Error) -> String {
+    match &e.kind {
+        notify::ErrorKind::MaxFilesWatch => format!(
+            "inotify watch limit reached ({e}); raise it with `sysctl fs.inotify.max_user_watches=524288`"
+        ),
+        notify::ErrorKind::Io(io) if io.raw_os_error() == Some(24) => format!(
+            "too many open files ({e}); raise `ulimit -n` or `sysctl fs.inotify.max_user_instances`"
+        ),
+        _ => e.to_string(),
+    }
+}
+
+/// Forwards the watcher's events into the stage channel, dropping those the
+/// stage never acts on (opens, reads and closes — including kato's own —
+/// and metadata changes) so reading a file does not wake the stage again.
+struct Forward(Sender<StageMsg>);
+
+impl notify::EventHandler for Forward {
+    fn handle_event(&mut self, event: notify::Result<notify::Event>) {
+        if let Ok(ev) = &event {
+            if !relevant(ev) {
+                return;
+            }
+        }
+        let _ = self.0.send(StageMsg::Fs(event));
+    }
+}
+
+fn relevant(ev: &notify::Event) -> bool {
+    ev.need_rescan()
+        || matches!(
+            ev.kind,
+            EventKind::Create(_)
+                | EventKind::Remove(_)
+                | EventKind::Modify(
+                    ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any | ModifyKind::Other
+                )
+        )
+}
+
+/// Run a provider stage until told to stop. An `Err` is reported to the
+/// supervisor, which restarts the stage with backoff.
+pub(crate) fn run(init: StageInit) -> Result<(), String> {
+    let name = init.provider.id().as_str();
+    confine_stage(
+        &format!("provider:{name}"),
+        &StageDomainSpec::provider(&init.roots),
+    )
+    .map_err(|e| e.to_string())?;
+    // Created after confinement: notify's own thread inherits the domain.
+    let watcher = notify::INotifyWatcher::new(
+        Forward(init.tx.clone()),
+        notify::Config::default().with_follow_symlinks(false),
+    )
+    .map_err(|e| format!("cannot start inotify: {}", advice(&e)))?;
+    let rescan = init.rescan;
+    let rx_stop = init.stop.clone();
+    let mut stage = Stage::new(
+        init.provider,
+        init.roots,
+        init.known,
+        init.limits,
+        init.out,
+        init.stop,
+        watcher,
+    );
+    stage.start();
+    let rx = init.rx;
+    let mut next_rescan = Instant::now() + rescan;
+    loop {
+        if rx_stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let first = if stage.has_work() {
+            match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => return Ok(()),
+            }
+        } else {
+            let mut deadline = next_rescan;
+            if let Some(t) = stage.next_retry() {
+                deadline = deadline.min(t);
+            }
+            match rx.recv_timeout(deadline.saturating_duration_since(now)) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        };
+        let mut msgs: Vec<StageMsg> = first.into_iter().collect();
+        while let Ok(m) = rx.try_recv() {
+            msgs.push(m);
+        }
+        for m in msgs {
+            match m {
+                StageMsg::Stop => return Ok(()),
+                StageMsg::Tick => stage.check_roots(),
+                StageMsg::Fs(ev) => stage.on_fs(ev),
+            }
+        }
+        if Instant::now() >= next_rescan {
+            stage.rescan();
+            next_rescan = Instant::now() + rescan;
+        }
+        stage.work_step(Instant::now());
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// The first walk of a stage.
+    Startup,
+    /// The periodic safety-net walk, or one after an inotify overflow.
+    Rescan,
+    /// A root that did not exist before.
+    RootAppeared,
+    /// A directory created under a watched one: its files are new.
+    DirCreated,
+    /// A directory moved in from elsewhere: its files are not new.
+    DirMovedIn,
+    /// An inotify create (or first write) of the file itself.
+    FileCreated,
+    /// A file renamed into a watched directory.
+    FileMovedIn,
+}
+
+struct Entry {
+    ctx: FileCtx,
+    cursor: Cursor,
+    /// Size and mtime before the last committed pass.
+    size: u64,
+    mtime_ns: i64,
+    /// Events at offsets below this are history.
+    history_until: u64,
+    attempts: u32,
+    /// Events of a failed pass already delivered; skipped when the same
+    /// pass is tried again.
+    skip: usize,
+    quarantined: Option<Option<FileIdentity>>,
+}
+
+pub(crate) struct Stage<W: Watch> {
+    provider: &'static dyn Provider,
+    name: &'static str,
+    roots: Vec<(PathBuf, bool)>,
+    /// Watched directories and when the watch was added.
+    watched: HashMap<PathBuf, SystemTime>,
+    files: HashMap<PathBuf, Entry>,
+    dirty: BTreeSet<PathBuf>,
+    backlog: VecDeque<PathBuf>,
+    retries: BTreeMap<PathBuf, Instant>,
+    limits: Limits,
+    out: SyncSender<ToOrch>,
+    stop: Arc<AtomicBool>,
+    watcher: W,
+    /// Files the startup walk found (to report known files that are gone).
+    seen: Option<HashSet<PathBuf>>,
+}
+
+fn mtime_ns(meta: &fs::Metadata) -> i64 {
+    meta.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.mtime_nsec())
+}
+
+impl<W: Watch> Stage<W> {
+    pub(crate) fn new(
+        provider: &'static dyn Provider,
+        roots: Vec<PathBuf>,
+        known: Vec<Known>,
+        limits: Limits,
+        out: SyncSender<ToOrch>,
+        stop: Arc<AtomicBool>,
+        watcher: W,
+    ) -> Stage<W> {
+        let mut files = HashMap::new();
+        for k in known {
+            let ctx = crate::provider::ctx_for_path(provider, &k.path);
+            let ctx = roots
+                .iter()
+                .find_map(|r| k.path.strip_prefix(r).ok())
+                .and_then(|rel| provider.classify(rel))
+                .unwrap_or(ctx);
+            files.insert(
+                k.path,
+                Entry {
+                    ctx,
+                    cursor: k.cursor,
+                    size: k.size,
+                    mtime_ns: k.mtime_ns,
+                    history_until: 0,
+                    attempts: 0,
+                    skip: 0,
+                    quarantined: k.quarantined,
+                },
+            );
+        }
+        Stage {
+            provider,
+            name: provider.id().as_str(),
+            roots: roots.into_iter().map(|r| (r, false)).collect(),
+            watched: HashMap::new(),
+            files,
+            dirty: BTreeSet::new(),
+            backlog: VecDeque::new(),
+            retries: BTreeMap::new(),
+            limits,
+            out,
+            stop,
+            watcher,
+            seen: None,
+        }
+    }
+
+    fn send(&self, m: ToOrch) {
+        let _ = self.out.send(m);
+    }
+
+    fn warn(&self, message: String) {
+        self.send(ToOrch::Warning {
+            provider: self.name,
+            message,
+        });
+    }
+
+    fn send_roots(&self) {
+        self.send(ToOrch::Roots {
+            provider: self.name,
+            roots: self
+                .roots
+                .iter()
+                .map(|(p, e)| RootStatus {
+                    path: p.clone(),
+                    exists: *e,
+                })
+                .collect(),
+        });
+    }
+
+    fn send_backlog(&self) {
+        self.send(ToOrch::Backlog {
+            provider: self.name,
+            files: self.backlog.len(),
+        });
+    }
+
+    /// Watch the roots, find the files, catch up on the known ones, report
+    /// ready; history of new files is read afterwards ([`Stage::work_step`]).
+    pub(crate) fn start(&mut self) {
+        self.seen = Some(HashSet::new());
+        for i in 0..self.roots.len() {
+            let root = self.roots[i].0.clone();
+            if root.is_dir() {
+                self.roots[i].1 = true;
+                self.scan(&root, Origin::Startup);
+            }
+        }
+        let seen = self.seen.take().unwrap_or_default();
+        let gone: Vec<PathBuf> = self
+            .files
+            .keys()
+            .filter(|p| !seen.contains(*p))
+            .filter(|p| self.root_of(p).is_some_and(|i| self.roots[i].1))
+            // Gone, not merely unreadable or beyond the walk.
+            .filter(|p| {
+                fs::symlink_metadata(p).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            })
+            .cloned()
+            .collect();
+        for path in gone {
+            self.files.remove(&path);
+            self.send(ToOrch::Gone {
+                provider: self.name,
+                path,
+            });
+        }
+        self.send_roots();
+        self.process_dirty();
+        self.send(ToOrch::Ready {
+            provider: self.name,
+        });
+        self.send_backlog();
+    }
+
+    pub(crate) fn has_work(&self) -> bool {
+        !self.dirty.is_empty() || !self.backlog.is_empty()
+    }
+
+    fn next_retry(&self) -> Option<Instant> {
+        self.retries.values().min().copied()
+    }
+
+    /// Index of the root `path` lies under (the deepest one).
+    fn root_of(&self, path: &Path) -> Option<usize> {
+        self.roots
+            .iter()
+            .enumerate()
+            .filter(|(_, (r, _))| path.starts_with(r))
+            .max_by_key(|(_, (r, _))| r.components().count())
+            .map(|(i, _)| i)
+    }
+
+    fn depth_of(&self, path: &Path) -> Option<usize> {
+        let i = self.root_of(path)?;
+        path.strip_prefix(&self.roots[i].0)
+            .ok()
+            .map(|rel| rel.components().count())
+    }
+
+    fn watch_dir(&mut self, dir: &Path) {
+        if self.watched.contains_key(dir) {
+            return;
+        }
+        // The invariant, checked where it matters: nothing outside the roots.
+        if self.root_of(dir).is_none() {
+            debug_assert!(false, "watch outside the roots: {}", dir.display());
+            return;
+        }
+        match self.watcher.add(dir) {
+            Ok(()) => {
+                self.watched.insert(dir.to_path_buf(), SystemTime::now());
+            }
+            Err(e) => self.warn(format!("cannot watch {}: {e}", dir.display())),
+        }
+    }
+
+    /// Walk `top` (under a root): watch every directory (before listing it,
+    /// so nothing created meanwhile is missed) and register every file.
+    /// Symlinks are neither followed nor watched.
+    fn scan(&mut self, top: &Path, origin: Origin) {
+        let Some(depth0) = self.depth_of(top) else {
+            return;
+        };
+        let mut stack = vec![(top.to_path_buf(), depth0)];
+        while let Some((dir, depth)) = stack.pop() {
+            self.watch_dir(&dir);
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    self.warn(format!("cannot read {}: {e}", dir.display()));
+                    continue;
+                }
+            };
+            let mut items: Vec<_> = entries.filter_map(Result::ok).collect();
+            items.sort_by_key(|e| e.file_name());
+            for entry in items {
+                // `DirEntry::file_type` does not follow symlinks.
+                let Ok(ft) = entry.file_type() else { continue };
+                let path = entry.path();
+                if ft.is_dir() {
+                    if depth < MAX_DEPTH {
+                        stack.push((path, depth + 1));
+                    }
+                } else if ft.is_file() {
+                    self.found_file(&path, origin);
+                }
+            }
+        }
+    }
+
+    /// A file was seen by a walk or an event.
+    fn found_file(&mut self, path: &Path, origin: Origin) {
+        if let Some(seen) = &mut self.seen {
+            seen.insert(path.to_path_buf());
+        }
+        let Ok(meta) = fs::symlink_metadata(path) else {
+            return;
+        };
+        if !meta.is_file() {
+            return;
+        }
+        let layout = self.provider.layout();
+        if let Some(e) = self.files.get(path) {
+            let identity = FileIdentity::of(&meta);
+            let changed = e.cursor.identity != Some(identity)
+                || match layout {
+                    Layout::Jsonl => meta.len() != e.cursor.offset,
+                    Layout::Document => meta.len() != e.size || mtime_ns(&meta) != e.mtime_ns,
+                };
+            let quarantined_same = e
+                .quarantined
+                .is_some_and(|q| q.is_none() || q == Some(identity));
+            if (changed || matches!(origin, Origin::FileCreated | Origin::FileMovedIn))
+                && !quarantined_same
+            {
+                self.dirty.insert(path.to_path_buf());
+            }
+            return;
+        }
+        let Some(i) = self.root_of(path) else { return };
+        let Ok(rel) = path.strip_prefix(&self.roots[i].0) else {
+            return;
+        };
+        let Some(ctx) = self.provider.classify(rel) else {
+            return;
+        };
+        let born = match origin {
+            Origin::DirCreated | Origin::FileCreated => true,
+            Origin::Rescan => {
+                // Missed by inotify (overflow): new if it was born after
+                // its directory was watched.
+                let watched_at = path.parent().and_then(|d| self.watched.get(d)).copied();
+                match (meta.created(), watched_at) {
+                    (Ok(b), Some(w)) => b >= w,
+                    _ => false,
+                }
+            }
+            Origin::Startup | Origin::RootAppeared | Origin::DirMovedIn | Origin::FileMovedIn => {
+                false
+            }
+        };
+        let history_until = if born {
+            0
+        } else {
+            match layout {
+                Layout::Jsonl => meta.len(),
+                Layout::Document => u64::MAX,
+            }
+        };
+        self.files.insert(
+            path.to_path_buf(),
+            Entry {
+                ctx,
+                cursor: Cursor::default(),
+                size: 0,
+                mtime_ns: 0,
+                history_until,
+                attempts: 0,
+                skip: 0,
+                quarantined: None,
+            },
+        );
+        if born {
+            self.dirty.insert(path.to_path_buf());
+        } else {
+            self.backlog.push_back(path.to_path_buf());
+        }
+    }
+
+    pub(crate) fn on_fs(&mut self, ev: notify::Result<notify::Event>) {
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                self.warn(advice(&e));
+                return;
+            }
+        };
+        if ev.need_rescan() {
+            tracing::info!(provider = self.name, "inotify queue overflow: rescanning");
+            self.rescan();
+            return;
+        }
+        for path in &ev.paths {
+            if self.root_of(path).is_none() {
+                continue;
+            }
+            match ev.kind {
+                EventKind::Create(kind) => match fs::symlink_metadata(path) {
+                    Ok(m) if m.is_dir() && kind != CreateKind::File => {
+                        self.scan(path, Origin::DirCreated)
+                    }
+                    Ok(m) if m.is_file() => self.found_file(path, Origin::FileCreated),
+                    _ => {}
+                },
+                EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+                    match fs::symlink_metadata(path) {
+                        Ok(m) if m.is_dir() => self.scan(path, Origin::DirMovedIn),
+                        Ok(m) if m.is_file() => self.found_file(path, Origin::FileMovedIn),
+                        _ => {}
+                    }
+                }
+                EventKind::Modify(ModifyKind::Name(RenameMode::From)) | EventKind::Remove(_) => {
+                    self.removed(path)
+                }
+                // `Both` repeats a `From` and a `To` already handled.
+                EventKind::Modify(ModifyKind::Name(_)) => {}
+                EventKind::Modify(_) => {
+                    if self.files.contains_key(path) {
+                        self.dirty.insert(path.clone());
+                    } else {
+                        // Written before its create was seen: new.
+                        self.found_file(path, Origin::FileCreated);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A path under a root disappeared (deleted or renamed away).
+    fn removed(&mut self, path: &Path) {
+        if let Some(i) = self.roots.iter().position(|(r, _)| r == path) {
+            // The root itself: stop watching everything under it (inotify
+            // would follow a moved directory outside the roots) and look
+            // for it again on the heartbeat.
+            self.unwatch_under(path);
+            self.roots[i].1 = false;
+            self.send_roots();
+            tracing::info!(provider = self.name, root = %path.display(), "root disappeared");
+            return;
+        }
+        if self.watched.contains_key(path) {
+            self.unwatch_under(path);
+        }
+    }
+
+    fn unwatch_under(&mut self, dir: &Path) {
+        let under: Vec<PathBuf> = self
+            .watched
+            .keys()
+            .filter(|d| d.starts_with(dir))
+            .cloned()
+            .collect();
+        for d in under {
+            self.watcher.remove(&d);
+            self.watched.remove(&d);
+        }
+    }
+
+    /// Heartbeat: pick up roots that appeared, notice roots that vanished.
+    pub(crate) fn check_roots(&mut self) {
+        let mut changed = false;
+        for i in 0..self.roots.len() {
+            let (root, exists) = self.roots[i].clone();
+            let now = root.is_dir();
+            if now && !exists {
+                tracing::info!(provider = self.name, root = %root.display(), "root appeared");
+                self.roots[i].1 = true;
+                self.scan(&root, Origin::RootAppeared);
+                changed = true;
+            } else if !now && exists {
+                self.removed(&root);
+            }
+        }
+        if changed {
+            self.send_roots();
+            self.send_backlog();
+        }
+    }
+
+    /// The safety net: walk everything again.
+    pub(crate) fn rescan(&mut self) {
+        self.check_roots();
+        for i in 0..self.roots.len() {
+            let (root, exists) = self.roots[i].clone();
+            if exists {
+                self.scan(&root, Origin::Rescan);
+            }
+        }
+        self.send_backlog();
+    }
+
+    /// Changed files first, then due retries, then one file of history.
+    pub(crate) fn work_step(&mut self, now: Instant) {
+        self.process_dirty();
+        let due: Vec<PathBuf> = self
+            .retries
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in due {
+            self.retries.remove(&p);
+            self.read_pass(&p);
+        }
+        if let Some(p) = self.backlog.pop_front() {
+            self.read_pass(&p);
+            if self.backlog.is_empty() || self.backlog.len().is_multiple_of(50) {
+                self.send_backlog();
+            }
+        }
+    }
+
+    fn process_dirty(&mut self) {
+        while let Some(p) = self.dirty.pop_first() {
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            if self.retries.contains_key(&p) {
+                continue;
+            }
+            self.read_pass(&p);
+        }
+    }
+
+    /// Read what is new in one file and send it. A panic in the parser is
+    /// contained here: the file is retried with backoff and quarantined
+    /// after [`MAX_ATTEMPTS`].
+    pub(crate) fn read_pass(&mut self, path: &Path) {
+        let provider = self.provider;
+        let limits = self.limits;
+        let Some(entry) = self.files.get_mut(path) else {
+            return;
+        };
+        let mut file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                let msg = format!("cannot open {}: {e}", path.display());
+                self.warn(msg);
+                return;
+            }
+        };
+        let Ok(meta) = file.metadata() else { return };
+        let identity = FileIdentity::of(&meta);
+        let (len, mtime) = (meta.len(), mtime_ns(&meta));
+        if let Some(q) = entry.quarantined {
+            if q.is_none() || q == Some(identity) {
+                return;
+            }
+            // Another file now sits at the path: give it a chance.
+            entry.quarantined = None;
+            entry.attempts = 0;
+        }
+        // Will the reader start the file over? Then events already handled
+        // come again, and the orchestrator drops them by id.
+        let replay = entry.cursor.identity.is_some_and(|id| id != identity)
+            || len < entry.cursor.offset
+            || (!entry.cursor.parser.is_null()
+                && provider
+                    .parser(&entry.ctx)
+                    .restore(&entry.cursor.parser)
+                    .is_err());
+        let history_until = if replay { 0 } else { entry.history_until };
+        let mut chunks = Chunker {
+            provider: self.name,
+            path,
+            out: &self.out,
+            history_until,
+            replay,
+            skip: entry.skip,
+            position: 0,
+            delivered: entry.skip,
+            buf: Vec::new(),
+            live_from: None,
+            span_start: None,
+        };
+        let ctx = entry.ctx.clone();
+        let cursor = entry.cursor.clone();
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            read_increment(
+                &mut file,
+                provider,
+                &ctx,
+                &cursor,
+                limits,
+                Tail::Hold,
+                &mut |ev| chunks.push(ev),
+            )
+        }));
+        match result {
+            Ok(Ok(inc)) => {
+                if provider.layout() == Layout::Document
+                    && inc.events == 0
+                    && !inc.diagnostics.is_empty()
+                {
+                    // A document caught mid-rewrite: keep the old cursor;
+                    // the write that completes it brings another event.
+                    tracing::debug!(path = %path.display(), "document not parseable yet");
+                    return;
+                }
+                chunks.flush(Some(Commit {
+                    cursor: inc.cursor.clone(),
+                    size: len,
+                    mtime_ns: mtime,
+                    reset: inc.reset,
+                    diagnostics: inc.diagnostics.len(),
+                    bytes: inc.bytes,
+                }));
+                entry.cursor = inc.cursor;
+                entry.size = len;
+                entry.mtime_ns = mtime;
+                entry.skip = 0;
+                entry.attempts = 0;
+                if replay || inc.reset.is_some() || provider.layout() == Layout::Document {
+                    entry.history_until = 0;
+                }
+            }
+            Ok(Err(e)) => {
+                entry.skip = chunks.delivered;
+                let msg = format!("cannot read {}: {e}", path.display());
+                self.warn(msg);
+            }
+            Err(_) => {
+                entry.skip = chunks.delivered;
+                entry.attempts += 1;
+                let attempts = entry.attempts;
+                if attempts >= MAX_ATTEMPTS {
+                    entry.quarantined = Some(Some(identity));
+                    self.retries.remove(path);
+                    self.send(ToOrch::Quarantine {
+                        provider: self.name,
+                        path: path.to_path_buf(),
+                        identity: Some(identity),
+                        reason: format!("its parser panicked {attempts} times"),
+                    });
+                } else {
+                    let delay = super::backoff(attempts - 1);
+                    self.retries
+                        .insert(path.to_path_buf(), Instant::now() + delay);
+                    self.warn(format!(
+                        "parser panicked on {} (attempt {attempts} of {MAX_ATTEMPTS}); retrying in {} s",
+                        path.display(),
+                        delay.as_secs()
+                    ));
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn watched_dirs(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = self.watched.keys().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+/// Cuts a pass into batches; the last one carries the cursor.
+struct Chunker<'a> {
+    provider: &'static str,
+    path: &'a Path,
+    out: &'a SyncSender<ToOrch>,
+    history_until: u64,
+    replay: bool,
+    /// Events at the start of the pass to drop (delivered by a failed try).
+    skip: usize,
+    position: usize,
+    /// Events of this pass delivered so far (including skipped ones).
+    delivered: usize,
+    buf: Vec<Event>,
+    live_from: Option<usize>,
+    span_start: Option<u64>,
+}
+
+impl Chunker<'_> {
+    fn push(&mut self, ev: Event) {
+        self.position += 1;
+        if self.position <= self.skip {
+            return;
+        }
+        let live = ev.source.offset >= self.history_until;
+        if !live && self.live_from.is_some() {
+            // Keep each batch history-first.
+            self.flush(None);
+        }
+        if live && self.live_from.is_none() {
+            self.live_from = Some(self.buf.len());
+        }
+        let offset = ev.source.offset;
+        let start = *self.span_start.get_or_insert(offset);
+        self.buf.push(ev);
+        if self.buf.len() >= BATCH_EVENTS || offset.saturating_sub(start) >= BATCH_SPAN {
+            self.flush(None);
+        }
+    }
+
+    fn flush(&mut self, commit: Option<Commit>) {
+        let events = std::mem::take(&mut self.buf);
+        let live_from = self.live_from.take().unwrap_or(events.len());
+        self.span_start = None;
+        if commit.is_none() {
+            if events.is_empty() {
+                return;
+            }
+            self.delivered = self.position;
+        }
+        let _ = self.out.send(ToOrch::Batch(Batch {
+            provider: self.provider,
+            path: self.path.to_path_buf(),
+            events,
+            live_from,
+            replay: self.replay,
+            commit,
+        }));
+    }
+}
