@@ -20,3 +20,4 @@ pub mod recording;
 pub mod redact;
 pub mod render;
 pub mod sandbox;
+pub mod writer;

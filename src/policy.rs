@@ -273,8 +273,8 @@ pub fn open_beneath(root: &Path, rel: &Path, shown: &Path) -> Result<(File, bool
     )
     .map_err(|e| denied(DenyReason::Io, Some(e.into())))?;
     let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
-    let base =
-        OFlags::WRONLY | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
+    // Read as well as append: a writer verifies what a cut-off append left.
+    let base = OFlags::RDWR | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
     let mode = Mode::from_raw_mode(0o600);
     let mut created = false;
     // openat2 rejects a mode without O_CREAT: pass none on the first try.
