@@ -162,11 +162,12 @@ pub fn append_at(file: &mut File, base: u64, bytes: &[u8]) -> Result<u64, WriteE
     } else if len < base {
         return Err(WriteError::Shrunk { len, base });
     } else {
-        let have = len - base;
-        let have_usize = usize::try_from(have).unwrap_or(usize::MAX);
-        if have_usize <= bytes.len() && prefix_matches(file, base, &bytes[..have_usize]) {
-            // A previous attempt wrote part (or all) of this chunk.
-            have_usize
+        let have = usize::try_from(len - base).unwrap_or(usize::MAX);
+        let overlap = have.min(bytes.len());
+        if prefix_matches(file, base, &bytes[..overlap]) {
+            // A previous attempt wrote part (or all) of this chunk, and
+            // perhaps later chunks too (a recovery replays from the start).
+            overlap
         } else {
             // Someone else appended in between (a user editing their own
             // notes file): keep their bytes, append ours after them.
@@ -217,6 +218,8 @@ mod tests {
         assert_eq!(append_at(&mut f, 5, b"chunk-1\n").unwrap(), 13);
         // The same chunk again (a retry after a crash): nothing written.
         assert_eq!(append_at(&mut f, 5, b"chunk-1\n").unwrap(), 13);
+        // A shorter earlier chunk replayed in a recovery: nothing written.
+        assert_eq!(append_at(&mut f, 5, b"chunk").unwrap(), 13);
         // Half of the next chunk made it before a crash.
         f.write_all(b"chu").unwrap();
         assert_eq!(append_at(&mut f, 13, b"chunk-2\n").unwrap(), 21);

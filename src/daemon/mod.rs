@@ -28,6 +28,7 @@
 
 pub mod lifecycle;
 pub mod log;
+pub(crate) mod record;
 pub mod state;
 pub mod status;
 mod watch;
@@ -222,6 +223,12 @@ pub(crate) enum ToOrch {
         error: Option<String>,
     },
     Signal(i32),
+    /// Events of a snapshot replay (capture/export), in order.
+    Replayed {
+        key: record::ReplayKey,
+        events: Vec<Event>,
+        done: bool,
+    },
 }
 
 /// A file the state knows, handed to its provider's stage at start.
@@ -427,6 +434,7 @@ struct Daemon {
     flush_retry_at: Instant,
     next_heartbeat: Instant,
     writers: Option<(Sender<WriterRequest>, JoinHandle<()>)>,
+    recorder: record::Recorder,
 }
 
 /// Requests to the writer-spawner. Writers (one per destination) are
@@ -434,7 +442,62 @@ struct Daemon {
 /// export roots) and then narrows itself to its file.
 #[derive(Debug)]
 pub(crate) enum WriterRequest {
+    /// Start a writer for a checked destination; the reply carries it.
+    Spawn {
+        policy: crate::policy::Policy,
+        target: crate::policy::Target,
+        reply:
+            SyncSender<std::result::Result<crate::writer::WriterHandle, crate::writer::WriteError>>,
+    },
     Stop,
+}
+
+/// The recorder's view of the other stages: the writer-spawner and the
+/// parse stages (for snapshot replays).
+struct Links<'a> {
+    writers: &'a Option<(Sender<WriterRequest>, JoinHandle<()>)>,
+    slots: &'a [Slot],
+    policy: crate::policy::Policy,
+}
+
+impl record::Stages for Links<'_> {
+    fn writer(
+        &mut self,
+        target: crate::policy::Target,
+    ) -> std::result::Result<crate::writer::WriterHandle, crate::writer::WriteError> {
+        let Some((tx, _)) = self.writers else {
+            return Err(crate::writer::WriteError::Gone);
+        };
+        let (reply, rx) = mpsc::sync_channel(1);
+        tx.send(WriterRequest::Spawn {
+            policy: self.policy.clone(),
+            target,
+            reply,
+        })
+        .map_err(|_| crate::writer::WriteError::Gone)?;
+        rx.recv().map_err(|_| crate::writer::WriteError::Gone)?
+    }
+
+    fn replay(
+        &mut self,
+        provider: &'static str,
+        path: &Path,
+        key: record::ReplayKey,
+        upto: String,
+    ) {
+        if let Some(tx) = self
+            .slots
+            .iter()
+            .find(|s| s.name() == provider)
+            .and_then(|s| s.tx.as_ref())
+        {
+            let _ = tx.send(watch::StageMsg::Replay {
+                path: path.to_path_buf(),
+                key,
+                upto,
+            });
+        }
+    }
 }
 
 /// `kato run`: the daemon in the foreground until SIGTERM/SIGINT.
@@ -490,6 +553,7 @@ impl Daemon {
         })?;
         let (tx, rx) = mpsc::sync_channel(CHANNEL_BOUND);
         let now = Instant::now();
+        let cfg_for_recorder = cfg.clone();
         let mut d = Daemon {
             cfg,
             opts,
@@ -510,6 +574,7 @@ impl Daemon {
             flush_retry_at: now,
             next_heartbeat: now + HEARTBEAT,
             writers: None,
+            recorder: record::Recorder::new(&cfg_for_recorder),
         };
         d.load_state();
         Ok(d)
@@ -602,6 +667,17 @@ impl Daemon {
         }
         confine_stage("orchestrator", &StageDomainSpec::orchestrator(&self.cfg))?;
         self.phase = "running";
+        {
+            // Finish recordings a crash interrupted (intents, snapshots).
+            let policy = self.recorder.policy().clone();
+            let mut links = Links {
+                writers: &self.writers,
+                slots: &self.slots,
+                policy,
+            };
+            self.recorder.recover(&mut links);
+        }
+        self.drain_recorder_warnings();
         self.check_ready();
         self.write_status();
 
@@ -662,6 +738,16 @@ impl Daemon {
         if now >= self.next_heartbeat {
             self.next_heartbeat = now + HEARTBEAT;
             heartbeat = true;
+            {
+                let policy = self.recorder.policy().clone();
+                let mut links = Links {
+                    writers: &self.writers,
+                    slots: &self.slots,
+                    policy,
+                };
+                self.recorder.heartbeat(&mut links);
+            }
+            self.drain_recorder_warnings();
             for s in &self.slots {
                 if s.root_status.iter().any(|r| !r.exists) {
                     if let Some(tx) = &s.tx {
@@ -750,6 +836,16 @@ impl Daemon {
                 }
             }
             ToOrch::Exited { provider, error } => self.stage_exited(provider, error),
+            ToOrch::Replayed { key, events, done } => {
+                let policy = self.recorder.policy().clone();
+                let mut links = Links {
+                    writers: &self.writers,
+                    slots: &self.slots,
+                    policy,
+                };
+                self.recorder.on_replayed(&key, &events, done, &mut links);
+                self.drain_recorder_warnings();
+            }
             ToOrch::Signal(sig) => {
                 let name = signal_name(sig);
                 if sig == signal_hook::consts::SIGHUP && self.opts.detached {
@@ -763,6 +859,13 @@ impl Daemon {
             }
         }
         None
+    }
+
+    /// Move the recorder's messages into the status warnings.
+    fn drain_recorder_warnings(&mut self) {
+        for m in std::mem::take(&mut self.recorder.warnings) {
+            self.warn("recording", m);
+        }
     }
 
     fn slot_mut(&mut self, provider: &str) -> Option<&mut Slot> {
@@ -804,6 +907,7 @@ impl Daemon {
             rec.replay_set = Some(set);
         }
         let mut dropped = 0u64;
+        let mut kept: Vec<(&Event, bool)> = Vec::with_capacity(b.events.len());
         for (i, ev) in b.events.iter().enumerate() {
             let fp = fingerprint(&ev.event_id);
             if let Some(set) = &mut rec.replay_set {
@@ -814,7 +918,20 @@ impl Daemon {
             }
             rec.pending_ids.push(fp);
             rec.pending.account(ev, i >= b.live_from);
+            kept.push((ev, i >= b.live_from));
         }
+        // Commands and recordings first: their state is persisted before
+        // the file cursor that covers these events (exactly-once).
+        {
+            let policy = self.recorder.policy().clone();
+            let mut links = Links {
+                writers: &self.writers,
+                slots: &self.slots,
+                policy,
+            };
+            self.recorder.on_events(&b.path, &kept, &mut links);
+        }
+        drop(kept);
         let handled = b.events.len() as u64 - dropped;
         self.last_batch = Instant::now();
         let now = now_us();
@@ -844,6 +961,7 @@ impl Daemon {
             }
         }
         self.status_dirty = true;
+        self.drain_recorder_warnings();
     }
 
     /// Persist every changed file's committed state, then sync the directory.
@@ -991,6 +1109,7 @@ impl Daemon {
     fn spawn_writer_spawner(&mut self) {
         let (tx, rx) = mpsc::channel::<WriterRequest>();
         let spec = StageDomainSpec::writer_spawner(&self.cfg);
+        let mode = self.cfg.sandbox_mode;
         match thread::Builder::new()
             .name("kato-writers".into())
             .spawn(move || {
@@ -998,9 +1117,21 @@ impl Daemon {
                     tracing::error!("writer-spawner confinement failed: {e}");
                     return;
                 }
-                // Blocks without waking until a request arrives; the only
-                // request so far is `Stop` (writers arrive with recording).
-                let _stop: std::result::Result<WriterRequest, _> = rx.recv();
+                // Blocks without waking until a request arrives. Writers are
+                // spawned from here so each starts in this domain (the export
+                // roots) and narrows itself to its one file.
+                while let Ok(req) = rx.recv() {
+                    match req {
+                        WriterRequest::Spawn {
+                            policy,
+                            target,
+                            reply,
+                        } => {
+                            let _ = reply.send(crate::writer::spawn(policy, target, mode));
+                        }
+                        WriterRequest::Stop => break,
+                    }
+                }
             }) {
             Ok(h) => self.writers = Some((tx, h)),
             Err(e) => self.warn("writer-spawner", format!("cannot start: {e}")),
@@ -1008,6 +1139,7 @@ impl Daemon {
     }
 
     fn shutdown(&mut self) {
+        self.recorder.shutdown();
         self.phase = "stopping";
         self.ready = false;
         self.write_status();
@@ -1140,6 +1272,7 @@ impl Daemon {
             sessions,
             counters: self.counters.clone(),
             warnings: self.warnings.iter().cloned().collect(),
+            recordings: self.recorder.status(),
         }
     }
 

@@ -43,6 +43,9 @@ pub struct Status {
     pub sessions: Vec<SessionStatus>,
     pub counters: Counters,
     pub warnings: Vec<Warning>,
+    /// Live recordings and destinations, with their state.
+    #[serde(default)]
+    pub recordings: Vec<super::record::RecordingStatus>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

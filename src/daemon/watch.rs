@@ -53,8 +53,18 @@ pub(crate) enum StageMsg {
     Fs(notify::Result<notify::Event>),
     /// Heartbeat: look for roots that did not exist.
     Tick,
+    /// Send the events of `path` from its start up to and including the
+    /// message `upto` again (a capture or export snapshot).
+    Replay {
+        path: PathBuf,
+        key: super::record::ReplayKey,
+        upto: String,
+    },
     Stop,
 }
+
+/// Events per message of a snapshot replay.
+const REPLAY_BATCH: usize = 512;
 
 /// What a stage starts from.
 pub(crate) struct StageInit {
@@ -186,6 +196,7 @@ pub(crate) fn run(init: StageInit) -> Result<(), String> {
                 StageMsg::Stop => return Ok(()),
                 StageMsg::Tick => stage.check_roots(),
                 StageMsg::Fs(ev) => stage.on_fs(ev),
+                StageMsg::Replay { path, key, upto } => stage.replay(&path, key, &upto),
             }
         }
         if Instant::now() >= next_rescan {
@@ -304,6 +315,52 @@ impl<W: Watch> Stage<W> {
 
     fn send(&self, m: ToOrch) {
         let _ = self.out.send(m);
+    }
+
+    /// Read `path` from its start with a fresh parser and send its events
+    /// up to and including the event `upto` (or all, if it never comes).
+    pub(crate) fn replay(&self, path: &Path, key: super::record::ReplayKey, upto: &str) {
+        let ctx = match self.files.get(path) {
+            Some(e) => e.ctx.clone(),
+            None => crate::provider::ctx_for_path(self.provider, path),
+        };
+        let mut batch = Vec::new();
+        let mut reached = false;
+        let result = fs::File::open(path).and_then(|mut file| {
+            read_increment(
+                &mut file,
+                self.provider,
+                &ctx,
+                &Cursor::default(),
+                self.limits,
+                Tail::Hold,
+                &mut |ev| {
+                    if reached {
+                        return;
+                    }
+                    reached = ev.event_id == upto;
+                    batch.push(ev);
+                    if batch.len() >= REPLAY_BATCH {
+                        self.send(ToOrch::Replayed {
+                            key: key.clone(),
+                            events: std::mem::take(&mut batch),
+                            done: false,
+                        });
+                    }
+                },
+            )
+        });
+        if let Err(e) = result {
+            self.warn(format!(
+                "cannot read {} again for a capture: {e}",
+                path.display()
+            ));
+        }
+        self.send(ToOrch::Replayed {
+            key,
+            events: batch,
+            done: true,
+        });
     }
 
     fn warn(&self, message: String) {
