@@ -367,14 +367,16 @@ impl Recorder {
                 self.command(&key, ev, live, stages);
                 continue;
             }
-            if !live {
-                continue;
-            }
+            // A live event goes to every active recording. An event read as
+            // history (kato lost its cursor in a crash and read the file
+            // anew) still continues a recording that already follows this
+            // file: the watermark, not the history flag, decides.
+            let tag = ev.source.file.clone().unwrap_or_default();
             let active: Vec<String> = sess
                 .data
                 .recordings
                 .values()
-                .filter(|r| r.active)
+                .filter(|r| r.active && (live || r.marks.contains_key(&tag)))
                 .map(|r| r.id.clone())
                 .collect();
             for id in active {
@@ -745,6 +747,18 @@ impl Recorder {
                 self.ensure_rec(key, &dest, &recording_id);
                 self.prepare_header(key, &recording_id);
                 let first = self.slice_message(key, &from, Slice::From);
+                let anchor = self
+                    .sessions
+                    .get(key)
+                    .and_then(|s| s.last_message.as_ref())
+                    .filter(|m| m.event_id == from.message_id)
+                    .map(|m| {
+                        (
+                            m.source.file.clone().unwrap_or_default(),
+                            m.source.offset,
+                            m.event_id.clone(),
+                        )
+                    });
                 if let Some(rec) = self
                     .sessions
                     .get_mut(key)
@@ -752,6 +766,19 @@ impl Recorder {
                 {
                     rec.active = true;
                     rec.paused = None;
+                    // Everything up to the command's message is covered
+                    // (by the snapshot, or by not being part of the recording).
+                    if let Some((tag, offset, id)) = anchor {
+                        let mark = rec.marks.entry(tag).or_default();
+                        if offset > mark.offset {
+                            *mark = Mark {
+                                offset,
+                                ids: vec![id],
+                            };
+                        } else if offset == mark.offset && !mark.ids.contains(&id) {
+                            mark.ids.push(id);
+                        }
+                    }
                 }
                 if let Some(ev) = first {
                     self.record_event(key, &recording_id, ev);

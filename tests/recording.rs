@@ -1,0 +1,496 @@
+//! In-chat commands and live recordings end to end: the real binary, real
+//! files, a Claude session and a Codex session appended line by line as the
+//! agents write them.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kato");
+const DEADLINE: Duration = Duration::from_secs(40);
+const S: &str = "0890bead-0ab3-4ee9-98f8-585fd289cc1f";
+const CODEX_ID: &str = "019ac88c-3f80-7990-a29a-d20399dcab74";
+
+struct Kato {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Kato {
+    fn new() -> Kato {
+        let dir = tempfile::tempdir().unwrap();
+        let base = fs::canonicalize(dir.path()).unwrap();
+        for d in [
+            "claude/-home-u-proj",
+            "codex/2026/01/08",
+            "out",
+            "home",
+            "outside",
+        ] {
+            fs::create_dir_all(base.join(d)).unwrap();
+        }
+        let cfg = format!(
+            "[providers.claude]\nroots = [\"{b}/claude\"]\n[providers.codex]\nroots = [\"{b}/codex\"]\n\
+             [providers.gemini]\nenabled = false\n[exports]\nallowed_roots = [\"{b}/out\"]\n\
+             default_dir = \"{b}/out/default\"\n[state]\ndir = \"{b}/state\"\n\
+             [sandbox]\nmode = \"{mode}\"\n",
+            b = base.display(),
+            mode = std::env::var("KATO_TEST_SANDBOX").unwrap_or_else(|_| "enforce".into())
+        );
+        fs::write(base.join("config.toml"), cfg).unwrap();
+        Kato { dir, child: None }
+    }
+
+    fn base(&self) -> PathBuf {
+        fs::canonicalize(self.dir.path()).unwrap()
+    }
+
+    fn out(&self, rel: &str) -> PathBuf {
+        self.base().join("out").join(rel)
+    }
+
+    fn claude_file(&self) -> PathBuf {
+        self.base().join(format!("claude/-home-u-proj/{S}.jsonl"))
+    }
+
+    fn codex_file(&self) -> PathBuf {
+        self.base().join(format!(
+            "codex/2026/01/08/rollout-2026-01-08T15-00-00-{CODEX_ID}.jsonl"
+        ))
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.env_clear()
+            .env("HOME", self.base().join("home"))
+            .env("XDG_RUNTIME_DIR", self.base().join("run"))
+            .env("KATO_CONFIG", self.base().join("config.toml"));
+        c
+    }
+
+    fn start(&mut self) {
+        let log = fs::File::create(self.base().join("run.log")).unwrap();
+        let child = self
+            .cmd()
+            .arg("run")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        self.child = Some(child);
+        self.wait("ready", || {
+            self.status()
+                .is_some_and(|s| s["pid"] == pid && s["ready"] == true)
+        });
+    }
+
+    fn status(&self) -> Option<Value> {
+        let bytes = fs::read(self.base().join("run/kato/status.json")).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn wait(&self, what: &str, done: impl Fn() -> bool) {
+        let t0 = Instant::now();
+        while !done() {
+            if t0.elapsed() > DEADLINE {
+                panic!(
+                    "timed out waiting for {what}\nstatus: {:#}\nlog:\n{}",
+                    self.status().unwrap_or_default(),
+                    fs::read_to_string(self.base().join("run.log")).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Wait until `path` contains `needle`.
+    fn wait_for_text(&self, path: &Path, needle: &str) -> String {
+        self.wait(&format!("{needle:?} in {}", path.display()), || {
+            fs::read_to_string(path).is_ok_and(|t| t.contains(needle))
+        });
+        fs::read_to_string(path).unwrap()
+    }
+
+    /// Wait until the daemon handled every event of `file` (per its export).
+    fn settle(&self, session: &str, file: &Path) {
+        let out = self
+            .cmd()
+            .args(["--sandbox", "best-effort", "export", "--format", "jsonl"])
+            .arg(file)
+            .output()
+            .unwrap();
+        let n = out.stdout.iter().filter(|b| **b == b'\n').count() as u64;
+        self.wait(&format!("{n} events of {session}"), || {
+            self.status().is_some_and(|s| {
+                s["sessions"].as_array().is_some_and(|a| {
+                    a.iter()
+                        .any(|x| x["id"] == session && x["events"].as_u64() >= Some(n))
+                })
+            })
+        });
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            rustix::process::kill_process(
+                rustix::process::Pid::from_raw(c.id() as i32).unwrap(),
+                rustix::process::Signal::TERM,
+            )
+            .unwrap();
+            assert!(c.wait().unwrap().success());
+        }
+    }
+
+    fn audit(&self) -> Vec<Value> {
+        fs::read_to_string(self.base().join("state/security-audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Kato {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn append(path: &Path, lines: &[String]) {
+    let mut f = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    for l in lines {
+        f.write_all(l.as_bytes()).unwrap();
+        f.write_all(b"\n").unwrap();
+    }
+}
+
+fn user(uuid: &str, text: &str) -> String {
+    json!({"type": "user", "sessionId": S, "uuid": uuid, "parentUuid": null, "isSidechain": false,
+           "timestamp": "2026-01-08T15:56:00.000Z", "message": {"role": "user", "content": text}})
+    .to_string()
+}
+
+fn assistant(uuid: &str, text: &str) -> String {
+    json!({"type": "assistant", "sessionId": S, "uuid": uuid, "parentUuid": null, "isSidechain": false,
+           "timestamp": "2026-01-08T15:56:01.000Z",
+           "message": {"id": format!("msg-{uuid}"), "role": "assistant", "model": "claude-opus-4-6",
+                       "content": [{"type": "text", "text": text}]}})
+    .to_string()
+}
+
+fn tool_pair(n: usize, output: &str) -> [String; 2] {
+    let id = format!("toolu_{n}");
+    [
+        json!({"type": "assistant", "sessionId": S, "uuid": format!("tc{n}"), "parentUuid": null,
+               "isSidechain": false, "timestamp": "2026-01-08T15:56:02.000Z",
+               "message": {"id": format!("msg-tc{n}"), "role": "assistant", "model": "claude-opus-4-6",
+                           "content": [{"type": "tool_use", "id": id, "name": "Bash", "input": {"command": "ls"}}]}})
+        .to_string(),
+        json!({"type": "user", "sessionId": S, "uuid": format!("tr{n}"), "parentUuid": null,
+               "isSidechain": false, "timestamp": "2026-01-08T15:56:03.000Z",
+               "message": {"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": output}]}})
+        .to_string(),
+    ]
+}
+
+fn count(hay: &str, needle: &str) -> usize {
+    hay.matches(needle).count()
+}
+
+#[test]
+fn capture_record_stop_export_init_in_a_claude_session() {
+    let mut k = Kato::new();
+    let f = k.claude_file();
+    append(
+        &f,
+        &[
+            user("u1", "history question"),
+            assistant("a1", "history answer"),
+        ],
+    );
+    k.start();
+    let cap = k.out("notes/design.md");
+    fs::create_dir_all(cap.parent().unwrap()).unwrap();
+    append(
+        &f,
+        &[user(
+            "u2",
+            &format!(
+                "before the command\n::capture {}\nafter the command",
+                cap.with_extension("").display()
+            ),
+        )],
+    );
+    let text = k.wait_for_text(&cap, "after the command");
+    assert!(text.starts_with("---\n"), "{text}");
+    assert_eq!(
+        count(&text, "history question"),
+        3,
+        "frontmatter title, heading and message: {text}"
+    );
+    assert_eq!(count(&text, "history answer"), 1);
+    assert_eq!(count(&text, "before the command"), 1);
+    // Live from here on.
+    append(&f, &[assistant("a2", "live answer one")]);
+    k.wait_for_text(&cap, "live answer one");
+    // Commands planted by the assistant or a tool do nothing.
+    let evil = k.out("evil.md");
+    let [call, result] = tool_pair(1, &format!("::capture {}", evil.display()));
+    append(
+        &f,
+        &[
+            assistant("a3", &format!("::export {}", evil.display())),
+            call,
+            result,
+        ],
+    );
+    k.settle(S, &f);
+    // An escape attempt writes nothing outside the roots and is denied.
+    let outside = k.base().join("outside/escape.md");
+    append(
+        &f,
+        &[user(
+            "u3",
+            &format!(
+                "::export {}\n::export {}/../outside/x.md",
+                outside.display(),
+                k.out("").display()
+            ),
+        )],
+    );
+    k.settle(S, &f);
+    // Stop, then nothing more is recorded.
+    append(&f, &[user("u4", "::stop"), assistant("a4", "not recorded")]);
+    k.settle(S, &f);
+    // Export (JSONL) up to the command; init a second file.
+    let exp = k.out("exp.jsonl");
+    let init = k.out("init.md");
+    append(
+        &f,
+        &[user(
+            "u5",
+            &format!("::export {}\n::init {}", exp.display(), init.display()),
+        )],
+    );
+    k.wait_for_text(&init, "recording_ids");
+    k.wait_for_text(&exp, "::export");
+    k.stop();
+
+    let text = fs::read_to_string(&cap).unwrap();
+    assert!(!text.contains("not recorded"), "{text}");
+    assert!(!evil.exists());
+    assert!(!outside.exists());
+    assert!(!k.base().join("outside/x.md").exists());
+    let exp_lines: Vec<Value> = fs::read_to_string(&exp)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(exp_lines[0]["event_id"], "u1");
+    assert!(exp_lines.iter().all(|l| l["schema_version"] == 1));
+    assert!(exp_lines.iter().any(|l| l["event_id"] == "a4"));
+    let init_text = fs::read_to_string(&init).unwrap();
+    assert!(init_text.starts_with("---\n") && !init_text.contains("history answer"));
+
+    let audit = k.audit();
+    let events: Vec<&str> = audit.iter().map(|r| r["event"].as_str().unwrap()).collect();
+    assert!(events.contains(&"write.denied"), "{events:?}");
+    assert!(audit.iter().any(|r| r["event"] == "command.rejected"
+        && r["raw"]
+            .as_str()
+            .is_some_and(|x| x.contains("outside/x.md"))));
+    assert!(!audit
+        .iter()
+        .any(|r| r["raw"].as_str().is_some_and(|x| x.contains("evil.md"))));
+    let verify = k.cmd().args(["audit", "verify"]).output().unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
+#[test]
+fn record_uses_the_default_dir_and_starts_at_its_own_line() {
+    let mut k = Kato::new();
+    let f = k.claude_file();
+    append(
+        &f,
+        &[user("u1", "old history"), assistant("a1", "old answer")],
+    );
+    k.start();
+    append(&f, &[user("u2", "not this line\n::record\nbut this one")]);
+    k.settle(S, &f);
+    let dir = k.out("default");
+    k.wait("a default recording", || {
+        fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some())
+    });
+    let file = fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("2026-01-08-claude-old-history-0890bead"),
+        "{name}"
+    );
+    let text = k.wait_for_text(&file, "but this one");
+    assert!(!text.contains("not this line"), "{text}");
+    assert!(!text.contains("old answer"), "{text}");
+    assert!(text.contains("::record"), "{text}");
+}
+
+#[test]
+fn historical_commands_are_skipped_and_audited() {
+    let mut k = Kato::new();
+    let f = k.claude_file();
+    let target = k.out("from-history.md");
+    append(
+        &f,
+        &[user("u1", &format!("::capture {}", target.display()))],
+    );
+    k.start();
+    k.settle(S, &f);
+    append(&f, &[assistant("a1", "later")]);
+    k.settle(S, &f);
+    k.stop();
+    assert!(!target.exists());
+    assert!(k
+        .audit()
+        .iter()
+        .any(|r| r["event"] == "command.skipped-historical"));
+}
+
+#[test]
+fn codex_capture_uses_only_what_the_human_typed() {
+    let mut k = Kato::new();
+    let f = k.codex_file();
+    let line = |t: &str, p: Value| {
+        json!({"timestamp": "2026-01-08T15:00:00.000Z", "type": t, "payload": p}).to_string()
+    };
+    append(
+        &f,
+        &[
+            line(
+                "session_meta",
+                json!({"id": CODEX_ID, "timestamp": "2026-01-08T15:00:00.000Z", "cwd": "/w"}),
+            ),
+            line(
+                "response_item",
+                json!({"type": "message", "role": "user",
+                  "content": [{"type": "input_text", "text": "<environment_context>\n::record\n</environment_context>"}]}),
+            ),
+        ],
+    );
+    k.start();
+    let cap = k.out("codex.md");
+    let typed = format!("hello codex\n::capture {}", cap.display());
+    append(
+        &f,
+        &[
+            line(
+                "response_item",
+                json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": typed}]}),
+            ),
+            line(
+                "event_msg",
+                json!({"type": "user_message", "message": typed}),
+            ),
+            line(
+                "response_item",
+                json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "codex says hi"}]}),
+            ),
+        ],
+    );
+    let text = k.wait_for_text(&cap, "codex says hi");
+    assert_eq!(count(&text, "::capture"), 1, "the human text once: {text}");
+    let default = k.out("default");
+    assert!(
+        fs::read_dir(&default).map_or(true, |mut d| d.next().is_none()),
+        "the injected ::record did nothing"
+    );
+}
+
+#[test]
+fn kill_9_under_load_records_every_event_exactly_once() {
+    let mut k = Kato::new();
+    let f = k.claude_file();
+    append(&f, &[user("u0", "start")]);
+    k.start();
+    let dest = k.out("load.jsonl");
+    append(&f, &[user("u1", &format!("::capture {}", dest.display()))]);
+    k.wait_for_text(&dest, "\"u1\"");
+    let writer = {
+        let f = f.clone();
+        std::thread::spawn(move || {
+            for i in 0..400 {
+                append(
+                    &f,
+                    &[assistant(
+                        &format!("load-{i}"),
+                        &format!("event number {i}"),
+                    )],
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    k.kill9();
+    writer.join().unwrap();
+    k.start();
+    k.wait_for_text(&dest, "\"load-399\"");
+    k.settle(S, &f);
+    k.stop();
+    let text = fs::read_to_string(&dest).unwrap();
+    let ids: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["event_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut expected: Vec<String> = vec!["u0".into(), "u1".into()];
+    expected.extend((0..400).map(|i| format!("load-{i}")));
+    assert_eq!(ids, expected, "every event once, in order");
+}
+
+#[test]
+fn capture_of_a_long_session_includes_all_of_it() {
+    let mut k = Kato::new();
+    let f = k.claude_file();
+    let mut lines = vec![user("first", "the very first event")];
+    for i in 0..10_500 {
+        lines.extend(tool_pair(i, &format!("output {i}")));
+    }
+    append(&f, &lines);
+    k.start();
+    let dest = k.out("long.jsonl");
+    append(&f, &[user("cmd", &format!("::capture {}", dest.display()))]);
+    k.wait_for_text(&dest, "\"cmd\"");
+    append(&f, &[assistant("after", "first live event")]);
+    let text = k.wait_for_text(&dest, "first live event");
+    let n = text.lines().count();
+    assert!(n > 20_000, "{n} events");
+    assert!(text
+        .lines()
+        .next()
+        .unwrap()
+        .contains("the very first event"));
+}
