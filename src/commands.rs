@@ -397,4 +397,249 @@ mod tests {
         );
         assert_eq!(target_of("/n/d.txt"), ("/n/d.txt".into(), Format::Markdown));
     }
+
+    /// The table of SPEC §6: text × where it appears → which commands run.
+    #[test]
+    fn command_table() {
+        use crate::event::{
+            raw_from_str, Event, Payload, ProviderId, Source, Subagent, SystemCategory,
+        };
+
+        fn ev(payload: Payload, subagent: bool) -> Event {
+            let mut e = Event::new(
+                ProviderId("claude"),
+                "s",
+                "m",
+                Source {
+                    record: "user".into(),
+                    offset: 0,
+                    file: None,
+                },
+                payload,
+            );
+            if subagent {
+                e.subagent = Some(Subagent {
+                    id: Some("a1".into()),
+                    label: None,
+                });
+            }
+            e
+        }
+        fn human(text: &str) -> Event {
+            ev(
+                Payload::UserMessage {
+                    text: text.into(),
+                    attachments: 0,
+                },
+                false,
+            )
+        }
+        fn system(cat: SystemCategory, text: &str) -> Event {
+            ev(
+                Payload::SystemMessage {
+                    category: cat,
+                    text: text.into(),
+                },
+                false,
+            )
+        }
+        // (event, expected (line, valid) per command event)
+        let cases: Vec<(&str, Event, Vec<(u32, bool)>)> = vec![
+            ("init", human("::init"), vec![(0, true)]),
+            ("init path", human("::init /n/a.md"), vec![(0, true)]),
+            ("record", human("::record"), vec![(0, true)]),
+            ("capture", human("::capture"), vec![(0, true)]),
+            ("capture path", human("::capture /n/a"), vec![(0, true)]),
+            ("export", human("::export /n/a.jsonl"), vec![(0, true)]),
+            ("stop", human("::stop"), vec![(0, true)]),
+            ("indented", human("   ::stop"), vec![(0, true)]),
+            ("after prose", human("look:\n::record"), vec![(1, true)]),
+            (
+                "several in order",
+                human("::init /a\n::record\n::stop"),
+                vec![(0, true), (1, true), (2, true)],
+            ),
+            ("mid-sentence", human("please ::record now"), vec![]),
+            ("inline code", human("type `::record`"), vec![]),
+            ("backtick fence", human("```\n::record\n```"), vec![]),
+            ("tilde fence", human("~~~\n::record\n~~~"), vec![]),
+            ("indented fence", human("  ```sh\n::record\n  ```"), vec![]),
+            ("long fence", human("`````\n```\n::stop\n`````"), vec![]),
+            ("block quote", human("> ::record"), vec![]),
+            ("nested quote", human("> > ::record"), vec![]),
+            ("after fence", human("```\nx\n```\n::stop"), vec![(3, true)]),
+            ("start", human("::start"), vec![(0, false)]),
+            (
+                "record with path",
+                human("::record /x.md"),
+                vec![(0, false)],
+            ),
+            ("stop with arg", human("::stop now"), vec![(0, false)]),
+            ("unknown", human("::frobnicate"), vec![(0, false)]),
+            ("typo", human("::exprot /a"), vec![(0, false)]),
+            (
+                "relative path",
+                human("::capture notes/a.md"),
+                vec![(0, false)],
+            ),
+            ("export without path", human("::export"), vec![(0, false)]),
+            ("two spaces", human("::init  /a"), vec![(0, false)]),
+            (
+                "valid then invalid",
+                human("::init /a\n::start"),
+                vec![(0, true), (1, false)],
+            ),
+            (
+                "assistant text",
+                ev(
+                    Payload::AssistantMessage {
+                        text: "::record".into(),
+                    },
+                    false,
+                ),
+                vec![],
+            ),
+            (
+                "thinking",
+                ev(
+                    Payload::Thinking {
+                        text: "::record".into(),
+                    },
+                    false,
+                ),
+                vec![],
+            ),
+            (
+                "tool call",
+                ev(
+                    Payload::ToolCall {
+                        tool_call_id: "t".into(),
+                        name: "Bash".into(),
+                        input: raw_from_str("{\"command\":\"echo '\\n::record'\"}"),
+                    },
+                    false,
+                ),
+                vec![],
+            ),
+            (
+                "tool result",
+                ev(
+                    Payload::ToolResult {
+                        tool_call_id: "t".into(),
+                        output: "::capture /tmp/x".into(),
+                        is_error: false,
+                    },
+                    false,
+                ),
+                vec![],
+            ),
+            (
+                "subagent prompt",
+                ev(
+                    Payload::UserMessage {
+                        text: "::record".into(),
+                        attachments: 0,
+                    },
+                    true,
+                ),
+                vec![],
+            ),
+            (
+                "sidechain system prompt",
+                system(SystemCategory::SubagentPrompt, "::record"),
+                vec![],
+            ),
+            (
+                "isMeta wrapper",
+                system(SystemCategory::CommandWrapper, "::record"),
+                vec![],
+            ),
+            (
+                "compaction summary",
+                system(SystemCategory::Compaction, "::capture /a"),
+                vec![],
+            ),
+            (
+                "environment context",
+                system(
+                    SystemCategory::InjectedContext,
+                    "<environment_context>\n::record\n</environment_context>",
+                ),
+                vec![],
+            ),
+            (
+                "IDE context",
+                system(
+                    SystemCategory::IdeContext,
+                    "<ide_selection>\n::record\n</ide_selection>",
+                ),
+                vec![],
+            ),
+            (
+                "user shell",
+                system(SystemCategory::UserShell, "::record"),
+                vec![],
+            ),
+            (
+                "model input",
+                system(SystemCategory::ModelInput, "::record"),
+                vec![],
+            ),
+            (
+                "decision response",
+                ev(
+                    Payload::DecisionResponse {
+                        prompt_id: "p".into(),
+                        text: "::record".into(),
+                    },
+                    false,
+                ),
+                vec![],
+            ),
+            (
+                "decision prompt",
+                ev(
+                    Payload::DecisionPrompt {
+                        prompt_id: "p".into(),
+                        name: "AskUserQuestion".into(),
+                        text: "::record".into(),
+                    },
+                    false,
+                ),
+                vec![],
+            ),
+            (
+                "provider info",
+                ev(
+                    Payload::ProviderInfo {
+                        topic: "title".into(),
+                        data: raw_from_str("\"::record\""),
+                    },
+                    false,
+                ),
+                vec![],
+            ),
+            (
+                "provider raw",
+                ev(
+                    Payload::ProviderRaw {
+                        record: raw_from_str("{\"text\":\"::record\"}"),
+                    },
+                    false,
+                ),
+                vec![],
+            ),
+        ];
+        assert!(cases.len() >= 40, "{} cases", cases.len());
+        for (name, event, want) in cases {
+            let got: Vec<(u32, bool)> = command_events(&event)
+                .iter()
+                .map(|c| match &c.payload {
+                    Payload::KatoCommand { line, error, .. } => (*line, error.is_none()),
+                    _ => panic!("{name}: not a command event"),
+                })
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
 }
