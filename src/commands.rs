@@ -443,8 +443,9 @@ mod tests {
                 false,
             )
         }
-        // (event, expected (line, valid) per command event)
-        let cases: Vec<(&str, Event, Vec<(u32, bool)>)> = vec![
+        /// Line and validity of each expected command event.
+        type Expected = Vec<(u32, bool)>;
+        let cases: Vec<(&str, Event, Expected)> = vec![
             ("init", human("::init"), vec![(0, true)]),
             ("init path", human("::init /n/a.md"), vec![(0, true)]),
             ("record", human("::record"), vec![(0, true)]),
