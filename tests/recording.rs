@@ -494,3 +494,78 @@ fn capture_of_a_long_session_includes_all_of_it() {
         .unwrap()
         .contains("the very first event"));
 }
+
+/// A tmpfs export root that is unmounted when the test ends.
+struct SmallDisk(PathBuf);
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_pauses_the_recording_and_it_resumes_without_loss() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("mounting a small tmpfs needs root; skipped");
+        return;
+    }
+    let mut k = Kato::new();
+    let small = k.out("small");
+    fs::create_dir_all(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount tmpfs");
+    let _guard = SmallDisk(small.clone());
+    let f = k.claude_file();
+    append(&f, &[user("u0", "start")]);
+    k.start();
+    let dest = small.join("rec.jsonl");
+    append(&f, &[user("u1", &format!("::capture {}", dest.display()))]);
+    k.wait_for_text(&dest, "\"u1\"");
+    // Fill the disk.
+    let filler = small.join("filler");
+    {
+        let mut fl = fs::File::create(&filler).unwrap();
+        let block = vec![b'x'; 4096];
+        while fl.write_all(&block).is_ok() {}
+    }
+    for i in 0..20 {
+        append(
+            &f,
+            &[assistant(&format!("full-{i}"), &"words ".repeat(200))],
+        );
+    }
+    k.wait("the recording to pause", || {
+        k.status().is_some_and(|s| {
+            s["recordings"].as_array().is_some_and(|r| {
+                r.iter()
+                    .any(|x| x["paused"].as_str().is_some_and(|p| p.contains("full")))
+            })
+        })
+    });
+    assert!(k.audit().iter().any(|r| r["event"] == "recording.paused"));
+    // Space returns: the heartbeat retries and the recording resumes.
+    fs::remove_file(&filler).unwrap();
+    k.wait_for_text(&dest, "\"full-19\"");
+    append(&f, &[assistant("after", "after the disk was full")]);
+    k.wait_for_text(&dest, "\"after\"");
+    k.stop();
+    let ids: Vec<String> = fs::read_to_string(&dest)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["event_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut expected: Vec<String> = vec!["u0".into(), "u1".into()];
+    expected.extend((0..20).map(|i| format!("full-{i}")));
+    expected.push("after".into());
+    assert_eq!(ids, expected);
+}
