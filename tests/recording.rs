@@ -309,9 +309,25 @@ fn capture_record_stop_export_init_in_a_claude_session() {
     let init_text = fs::read_to_string(&init).unwrap();
     assert!(init_text.starts_with("---\n") && !init_text.contains("history answer"));
 
+    // Audit completeness: every decision of this session left its record.
     let audit = k.audit();
     let events: Vec<&str> = audit.iter().map(|r| r["event"].as_str().unwrap()).collect();
-    assert!(events.contains(&"write.denied"), "{events:?}");
+    for e in [
+        "command.parsed",
+        "command.executed",
+        "command.rejected",
+        "write.allowed",
+        "write.denied",
+    ] {
+        assert!(events.contains(&e), "{e} missing from {events:?}");
+    }
+    // One parse record per human command line: capture, the two escaping
+    // exports (well-formed, then refused by the path policy: outside the
+    // roots, and a `..` component), stop, export + init = 6.
+    assert_eq!(events.iter().filter(|e| **e == "command.parsed").count(), 6);
+    assert!(audit
+        .iter()
+        .all(|r| r["policy_hash"].as_str().is_some_and(|h| h.len() == 64)));
     assert!(audit.iter().any(|r| r["event"] == "command.rejected"
         && r["raw"]
             .as_str()
@@ -365,8 +381,14 @@ fn historical_commands_are_skipped_and_audited() {
     );
     k.start();
     k.settle(S, &f);
-    append(&f, &[assistant("a1", "later")]);
+    append(
+        &f,
+        &["this line is not JSON".to_owned(), assistant("a1", "later")],
+    );
     k.settle(S, &f);
+    k.wait("the malformed line to be audited", || {
+        k.audit().iter().any(|r| r["event"] == "input.malformed")
+    });
     k.stop();
     assert!(!target.exists());
     assert!(k

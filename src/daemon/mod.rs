@@ -26,6 +26,7 @@
 //! - An idle daemon wakes once per heartbeat (5 s) plus once per safety-net
 //!   rescan (`[daemon] rescan_secs`, default 300 s).
 
+pub mod confine;
 pub mod lifecycle;
 pub mod log;
 pub(crate) mod record;
@@ -47,6 +48,7 @@ use crate::error::{exit, Error, Result};
 use crate::event::{Event, Payload};
 use crate::provider::{self, Provider};
 use crate::reader::{Cursor, FileIdentity, Limits, Reset};
+use crate::sandbox::{profiles, Domain};
 
 use self::state::{fingerprint, FileState, Quarantine, Store};
 use self::status::{
@@ -75,82 +77,76 @@ const HEALTHY_RUN: Duration = Duration::from_secs(60);
 // Confinement hook
 // ---------------------------------------------------------------------------
 
-/// What one stage thread may touch: the rows of SPEC §8's table.
+/// What one stage thread may touch: its row of SPEC §8's table, as a
+/// [`sandbox::Domain`](crate::sandbox::Domain).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StageDomainSpec {
-    /// Trees the stage may read.
-    pub read: Vec<PathBuf>,
-    /// Trees the stage may write (create, append, rename within).
-    pub write: Vec<PathBuf>,
+    pub domain: Domain,
 }
 
 impl StageDomainSpec {
-    /// A watch+parse stage: read its provider's roots; write nothing.
+    /// A watch+parse stage: read its provider's roots (those that exist
+    /// when it starts); write nothing.
     pub fn provider(roots: &[PathBuf]) -> StageDomainSpec {
         StageDomainSpec {
-            read: roots.to_vec(),
-            write: Vec::new(),
+            domain: profiles::provider(roots),
         }
     }
 
-    /// The orchestrator: read the config file; read and write the state
-    /// directory and the runtime directory (status.json).
+    /// The orchestrator: read the config file; own the state directory
+    /// and the runtime directory (status.json).
     pub fn orchestrator(cfg: &Config) -> StageDomainSpec {
-        let mut read: Vec<PathBuf> = cfg.source.iter().cloned().collect();
-        read.push(cfg.state_dir.clone());
-        read.push(cfg.runtime_dir.clone());
         StageDomainSpec {
-            read,
-            write: vec![cfg.state_dir.clone(), cfg.runtime_dir.clone()],
+            domain: profiles::orchestrator(cfg.source.as_deref(), &cfg.state_dir, &cfg.runtime_dir),
         }
     }
 
-    /// The writer-spawner: the export roots (each writer it creates then
-    /// narrows itself to its one destination file).
+    /// The writer-spawner: create in the export roots (each writer it
+    /// creates then narrows itself to its one destination file).
     pub fn writer_spawner(cfg: &Config) -> StageDomainSpec {
         StageDomainSpec {
-            read: cfg.allowed_roots.clone(),
-            write: cfg.allowed_roots.clone(),
+            domain: profiles::writer_spawner(&profiles::export_roots(cfg)),
         }
     }
 
     /// The log writer of a detached daemon: its logs directory.
     pub fn log_writer(logs_dir: &Path) -> StageDomainSpec {
         StageDomainSpec {
-            read: Vec::new(),
-            write: vec![logs_dir.to_path_buf()],
+            domain: profiles::log_writer(logs_dir),
         }
     }
 
     /// The signal relay: no file system access at all.
     pub fn none() -> StageDomainSpec {
-        StageDomainSpec::default()
+        StageDomainSpec {
+            domain: profiles::signals(),
+        }
     }
 }
 
-/// Narrow the calling thread to `spec`. Called first thing in every stage
-/// thread (and by the orchestrator on the main thread once the other
-/// stages are spawned), so each thread ends up in exactly its row of the
-/// confinement table:
+/// Narrow the calling thread to `spec` (Landlock and seccomp, in the
+/// configured sandbox mode). Called first thing in every stage thread,
+/// before any of its work, so each thread ends up in exactly its row of
+/// the confinement table:
 ///
-/// | stage | read | write |
-/// |---|---|---|
-/// | `provider:<name>` | that provider's roots | — |
-/// | `orchestrator` | config, state dir, runtime dir | state dir, runtime dir |
-/// | `writer-spawner` | export roots | export roots |
-/// | `log` | — | logs dir |
-/// | `signals` | — | — |
+/// | stage | thread | read | write |
+/// |---|---|---|---|
+/// | `supervisor` | main | union of the rows below | union |
+/// | `provider:<name>` | `kato-<name>` | that provider's roots that exist | — |
+/// | `orchestrator` | `kato-orch` | config | state dir, runtime dir |
+/// | `writer-spawner` | `kato-writers` | export roots | create in export roots |
+/// | `log` | `kato-log` | — | logs dir |
+/// | `signals` | `kato-signals` | — | — |
 ///
-/// Today this is a documented no-op that returns `Ok`: the Landlock and
-/// seccomp rules are applied by the `sandbox` module, which hooks in here.
+/// `Err` (enforce mode, the kernel could not confine the thread): the
+/// caller must not run the stage; a provider stage is retried with
+/// backoff. In best-effort mode the stage runs degraded, and status.json,
+/// `kato status`, the log and the audit log say so. Outside `kato run`
+/// (unit tests) nothing is applied.
 pub fn confine_stage(name: &str, spec: &StageDomainSpec) -> Result<()> {
-    tracing::debug!(
-        stage = name,
-        read = ?spec.read,
-        write = ?spec.write,
-        "stage domain"
-    );
-    Ok(())
+    confine::confine_stage(name, &spec.domain)
+        .map(drop)
+        .map_err(|e| Error::Sandbox(format!("stage `{name}`: {e}")))
 }
 
 // ---------------------------------------------------------------------------
@@ -398,6 +394,12 @@ struct Slot {
     restart_at: Option<Instant>,
     root_status: Vec<RootStatus>,
     backlog: usize,
+    /// Identity of each root (in `roots` order) when the running stage
+    /// confined itself; `None` for a root that did not exist.
+    confined: Vec<Option<(u64, u64)>>,
+    /// The stage was asked to stop so that a new one includes a root that
+    /// appeared: start it again at once, without counting a failure.
+    respawn: bool,
 }
 
 impl Slot {
@@ -435,6 +437,8 @@ struct Daemon {
     next_heartbeat: Instant,
     writers: Option<(Sender<WriterRequest>, JoinHandle<()>)>,
     recorder: record::Recorder,
+    /// Creates stage threads (from the supervisor under `kato run`).
+    spawner: confine::Spawner,
 }
 
 /// Requests to the writer-spawner. Writers (one per destination) are
@@ -501,25 +505,102 @@ impl record::Stages for Links<'_> {
 }
 
 /// `kato run`: the daemon in the foreground until SIGTERM/SIGINT.
+///
+/// Start-up order (SPEC §8), all on the main thread before any other
+/// thread exists:
+///
+/// 1. re-execute with a clean environment when it holds anything kato
+///    does not read ([`confine::clean_environment`]);
+/// 2. harden the process: no_new_privs, no capabilities, no core dumps;
+/// 3. remove every variable but [`confine::RUNTIME_ENV`];
+/// 4. create the directories the domain names (state, runtime, logs when
+///    detached, the default export directory) and take the lock;
+/// 5. confine the main thread to the union of every stage
+///    ([`profiles::supervisor`]) — from here on it is the supervisor;
+/// 6. only then start threads: the log writer, then the orchestrator
+///    (`kato-orch`), which asks the supervisor for every other thread.
+///
+/// In enforce mode any shortfall in steps 2 and 5 ends `kato run` with a
+/// message naming the missing kernel feature; in best-effort mode it runs
+/// degraded and says so.
 pub fn run(cfg: Config, opts: RunOptions) -> Result<i32> {
+    let mode = cfg.sandbox_mode;
+    let env = confine::clean_environment();
+    // The supervisor's name (a re-execution through /proc/self/exe is
+    // otherwise called `exe`).
+    let _ = rustix::thread::set_name(c"kato");
+    let hardened = crate::sandbox::harden_process(mode)?;
+    crate::sandbox::scrub_environment(confine::RUNTIME_ENV);
+    let env_kept: Vec<String> = std::env::vars_os()
+        .map(|(k, _)| k.to_string_lossy().into_owned())
+        .collect();
+    let mut dirs = vec![&cfg.state_dir, &cfg.runtime_dir];
+    if opts.detached {
+        dirs.push(&cfg.logs_dir);
+    }
+    for dir in dirs {
+        state::ensure_private_dir(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    }
+    let export_note = confine::prepare_default_export_dir(&cfg);
+    let lock = lifecycle::Lock::acquire(&cfg.state_dir)?;
+    let (union, grants) = profiles::supervisor(&cfg, opts.detached);
+    let applied = match union.apply(mode) {
+        Ok(a) => Ok(a),
+        Err(e) if mode == crate::sandbox::SandboxMode::Enforce => return Err(e.into()),
+        Err(e) => Err(e.to_string()),
+    };
+    confine::init(confine::Startup {
+        mode,
+        hardened: Ok(&hardened),
+        env: &env,
+        env_kept,
+        supervisor: &union,
+        applied: applied.as_ref().map_err(Clone::clone),
+        grants: &grants,
+    });
+
     let format = opts.log_format.unwrap_or(cfg.log_format);
     let _log = log::init(format, &cfg.log_level, opts.detached, &cfg.logs_dir)?;
     install_panic_hook();
-    let result = run_logged(cfg, opts);
+    if let Some(note) = export_note {
+        tracing::warn!("{note}");
+    }
+    for g in &grants {
+        tracing::info!(
+            root = %g.root.display(),
+            granted = %g.granted.display(),
+            "provider root missing: the supervisor reads its nearest existing ancestor until it appears"
+        );
+    }
+    let result = run_logged(cfg, opts, lock);
     if let Err(e) = &result {
         tracing::error!("kato run failed: {e}");
     }
     result
 }
 
-fn run_logged(cfg: Config, opts: RunOptions) -> Result<i32> {
-    for dir in [&cfg.state_dir, &cfg.runtime_dir] {
-        state::ensure_private_dir(dir)
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    }
-    let _lock = lifecycle::Lock::acquire(&cfg.state_dir)?;
-    let mut d = Daemon::new(cfg, opts)?;
-    d.run()
+/// The main thread becomes the supervisor: it starts the orchestrator
+/// thread, then creates the threads it asks for until it ends.
+fn run_logged(cfg: Config, opts: RunOptions, lock: lifecycle::Lock) -> Result<i32> {
+    let (spawner, requests) = confine::Spawner::supervised();
+    let orchestrator = thread::Builder::new()
+        .name("kato-orch".into())
+        .spawn(move || -> Result<i32> {
+            confine_stage("orchestrator", &StageDomainSpec::orchestrator(&cfg))?;
+            let mut d = Daemon::new(cfg, opts)?;
+            d.spawner = spawner;
+            d.run()
+        })
+        .map_err(|e| Error::io("starting the orchestrator thread", e))?;
+    confine::serve(requests);
+    let result = orchestrator.join().unwrap_or_else(|_| {
+        Err(Error::Daemon(
+            "the orchestrator panicked (location in the log)".into(),
+        ))
+    });
+    drop(lock);
+    result
 }
 
 /// Panics are contained per file or per stage; the report names the place,
@@ -575,6 +656,7 @@ impl Daemon {
             next_heartbeat: now + HEARTBEAT,
             writers: None,
             recorder: record::Recorder::new(&cfg_for_recorder),
+            spawner: confine::Spawner::direct(),
         };
         d.load_state();
         Ok(d)
@@ -630,7 +712,7 @@ impl Daemon {
             state = %self.cfg.state_dir.display(),
             "kato starting"
         );
-        let signals = spawn_signals(self.tx.clone())?;
+        let signals = spawn_signals(&self.spawner, self.tx.clone())?;
         self.spawn_writer_spawner();
         for pc in self.cfg.providers.clone() {
             if !pc.enabled {
@@ -660,12 +742,13 @@ impl Daemon {
                     })
                     .collect(),
                 backlog: 0,
+                confined: Vec::new(),
+                respawn: false,
             });
         }
         for i in 0..self.slots.len() {
             self.spawn_stage(i);
         }
-        confine_stage("orchestrator", &StageDomainSpec::orchestrator(&self.cfg))?;
         self.phase = "running";
         {
             // Finish recordings a crash interrupted (intents, snapshots).
@@ -748,13 +831,7 @@ impl Daemon {
                 self.recorder.heartbeat(&mut links);
             }
             self.drain_recorder_warnings();
-            for s in &self.slots {
-                if s.root_status.iter().any(|r| !r.exists) {
-                    if let Some(tx) = &s.tx {
-                        let _ = tx.send(watch::StageMsg::Tick);
-                    }
-                }
-            }
+            self.check_stage_roots();
         }
         for i in 0..self.slots.len() {
             if self.slots[i].restart_at.is_some_and(|t| now >= t) {
@@ -951,6 +1028,18 @@ impl Daemon {
             rec.st.size = c.size;
             rec.st.mtime_ns = c.mtime_ns;
             rec.st.skipped += c.diagnostics as u64;
+            if c.diagnostics > 0 {
+                self.recorder.audit(crate::audit::Entry {
+                    stage: format!("parse:{}", b.provider),
+                    event: "input.malformed".into(),
+                    decision: "skip".into(),
+                    provider: Some(b.provider.to_owned()),
+                    target: Some(b.path.display().to_string()),
+                    reason: Some("malformed records skipped; the rest of the file was read".into()),
+                    detail: serde_json::json!({ "records": c.diagnostics }),
+                    ..crate::audit::Entry::default()
+                });
+            }
             rec.st.quarantine = None;
             rec.dirty = true;
             self.dirty_since.get_or_insert_with(Instant::now);
@@ -1000,9 +1089,65 @@ impl Daemon {
         }
     }
 
+    /// Heartbeat: a provider stage is confined to the roots that existed
+    /// when it started. When one of its roots appears (or now resolves to
+    /// another directory), stop the stage and start a new one from the
+    /// supervisor so its domain can include it; otherwise let a stage with
+    /// a missing root notice a root that comes back.
+    fn check_stage_roots(&mut self) {
+        for s in &mut self.slots {
+            let Some(tx) = &s.tx else { continue };
+            if s.respawn {
+                continue;
+            }
+            let now: Vec<Option<(u64, u64)>> =
+                s.roots.iter().map(|r| confine::dir_identity(r)).collect();
+            let changed = now
+                .iter()
+                .zip(&s.confined)
+                .any(|(n, c)| n.is_some() && n != c);
+            if changed && confine::mode().is_some() {
+                tracing::info!(
+                    provider = s.name(),
+                    "a root appeared or was replaced: restarting the stage so its domain includes it"
+                );
+                s.respawn = true;
+                s.stop.store(true, Ordering::Relaxed);
+                let _ = tx.send(watch::StageMsg::Stop);
+            } else if s.root_status.iter().any(|r| !r.exists) {
+                let _ = tx.send(watch::StageMsg::Tick);
+            }
+        }
+    }
+
     fn spawn_stage(&mut self, i: usize) {
         let (stx, srx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
+        // What the new stage's domain grants: the roots that exist now,
+        // except one that appeared after start through a symbolic link
+        // leading away from where it was expected (the supervisor's
+        // ancestor grant would let that through).
+        let confined: Vec<Option<(u64, u64)>> = self.slots[i]
+            .roots
+            .iter()
+            .map(|r| confine::dir_identity(r))
+            .collect();
+        let mut domain_roots = Vec::new();
+        let mut refused = Vec::new();
+        for (root, id) in self.slots[i].roots.iter().zip(&confined) {
+            if id.is_none() {
+                continue;
+            }
+            match confine::ancestor_grant(root).and_then(|a| confine::late_root_problem(root, &a)) {
+                Some(problem) => refused.push(problem),
+                None => domain_roots.push(root.clone()),
+            }
+        }
+        for problem in refused {
+            let name = self.slots[i].name();
+            self.warn(name, problem);
+        }
+        self.slots[i].confined = confined;
         let slot = &self.slots[i];
         let provider = slot.provider;
         let name = slot.name();
@@ -1021,6 +1166,7 @@ impl Daemon {
         let init = watch::StageInit {
             provider,
             roots: slot.roots.clone(),
+            domain_roots,
             known,
             limits: Limits {
                 line_cap: self.cfg.line_cap,
@@ -1032,20 +1178,18 @@ impl Daemon {
             stop: stop.clone(),
         };
         let out = self.tx.clone();
-        let spawned = thread::Builder::new()
-            .name(format!("kato-{name}"))
-            .spawn(move || {
-                let r = panic::catch_unwind(AssertUnwindSafe(|| watch::run(init)));
-                let error = match r {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(e),
-                    Err(_) => Some("the stage panicked (location in the log)".to_owned()),
-                };
-                let _ = out.send(ToOrch::Exited {
-                    provider: name,
-                    error,
-                });
+        let spawned = self.spawner.spawn(format!("kato-{name}"), move || {
+            let r = panic::catch_unwind(AssertUnwindSafe(|| watch::run(init)));
+            let error = match r {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some("the stage panicked (location in the log)".to_owned()),
+            };
+            let _ = out.send(ToOrch::Exited {
+                provider: name,
+                error,
             });
+        });
         let slot = &mut self.slots[i];
         match spawned {
             Ok(h) => {
@@ -1088,6 +1232,11 @@ impl Daemon {
             slot.state = StageState::Stopped;
             return;
         }
+        if std::mem::take(&mut slot.respawn) && error.is_none() {
+            // Stopped to include a root that appeared: not a failure.
+            self.spawn_stage(i);
+            return;
+        }
         if slot.started.elapsed() >= HEALTHY_RUN {
             slot.failures = 0;
         }
@@ -1110,29 +1259,27 @@ impl Daemon {
         let (tx, rx) = mpsc::channel::<WriterRequest>();
         let spec = StageDomainSpec::writer_spawner(&self.cfg);
         let mode = self.cfg.sandbox_mode;
-        match thread::Builder::new()
-            .name("kato-writers".into())
-            .spawn(move || {
-                if let Err(e) = confine_stage("writer-spawner", &spec) {
-                    tracing::error!("writer-spawner confinement failed: {e}");
-                    return;
-                }
-                // Blocks without waking until a request arrives. Writers are
-                // spawned from here so each starts in this domain (the export
-                // roots) and narrows itself to its one file.
-                while let Ok(req) = rx.recv() {
-                    match req {
-                        WriterRequest::Spawn {
-                            policy,
-                            target,
-                            reply,
-                        } => {
-                            let _ = reply.send(crate::writer::spawn(policy, target, mode));
-                        }
-                        WriterRequest::Stop => break,
+        match self.spawner.spawn("kato-writers".into(), move || {
+            if let Err(e) = confine_stage("writer-spawner", &spec) {
+                tracing::error!("writer-spawner confinement failed: {e}");
+                return;
+            }
+            // Blocks without waking until a request arrives. Writers are
+            // spawned from here so each starts in this domain (the export
+            // roots) and narrows itself to its one file.
+            while let Ok(req) = rx.recv() {
+                match req {
+                    WriterRequest::Spawn {
+                        policy,
+                        target,
+                        reply,
+                    } => {
+                        let _ = reply.send(crate::writer::spawn(policy, target, mode));
                     }
+                    WriterRequest::Stop => break,
                 }
-            }) {
+            }
+        }) {
             Ok(h) => self.writers = Some((tx, h)),
             Err(e) => self.warn("writer-spawner", format!("cannot start: {e}")),
         }
@@ -1263,6 +1410,7 @@ impl Daemon {
             heartbeat_at: rfc3339(now),
             heartbeat_unix_ms: status::unix_ms(now),
             sandbox_mode: self.cfg.sandbox_mode.as_str().to_owned(),
+            sandbox: confine::snapshot(),
             config: self.cfg.source.clone(),
             state_dir: self.cfg.state_dir.clone(),
             runtime_dir: self.cfg.runtime_dir.clone(),
@@ -1276,7 +1424,47 @@ impl Daemon {
         }
     }
 
+    /// Stage confinements recorded since the last call: one audit record
+    /// each (`sandbox.applied`, `sandbox.degraded`, `sandbox.failed`), and
+    /// a status warning for every one that is not fully enforced.
+    fn record_sandbox_outcomes(&mut self) {
+        for (source, message) in confine::take_notices() {
+            self.warn(&source, message);
+        }
+        for o in confine::take_outcomes() {
+            let (event, decision) = match o.state.as_str() {
+                "enforced" => ("sandbox.applied", "info"),
+                "degraded" => ("sandbox.degraded", "info"),
+                _ => ("sandbox.failed", "deny"),
+            };
+            let reason = o
+                .error
+                .clone()
+                .or_else(|| (!o.missing.is_empty()).then(|| o.missing.join("; ")));
+            self.recorder.audit(crate::audit::Entry {
+                stage: o.stage.clone(),
+                event: event.to_owned(),
+                decision: decision.to_owned(),
+                reason,
+                detail: serde_json::json!({
+                    "thread": o.thread,
+                    "mode": self.cfg.sandbox_mode.as_str(),
+                    "landlock": o.landlock,
+                    "seccomp": o.seccomp,
+                    "read": o.read,
+                    "write_files": o.write_files,
+                    "create_in": o.create_in,
+                    "write_trees": o.write_trees,
+                    "skipped": o.skipped,
+                }),
+                ..crate::audit::Entry::default()
+            });
+        }
+        self.drain_recorder_warnings();
+    }
+
     fn write_status(&mut self) {
+        self.record_sandbox_outcomes();
         let st = self.build_status();
         match status::write(&self.cfg.runtime_dir, &st) {
             Ok(()) => self.status_dirty = false,
@@ -1297,15 +1485,23 @@ fn signal_name(sig: i32) -> &'static str {
 
 /// Relay SIGTERM, SIGINT and SIGHUP to the orchestrator from a dedicated
 /// thread (signal-hook's self-pipe: no work in the handler itself).
-fn spawn_signals(tx: SyncSender<ToOrch>) -> Result<signal_hook::iterator::Handle> {
+/// Without it kato could not be stopped cleanly, so a relay that cannot be
+/// confined (enforce mode) ends the start-up.
+fn spawn_signals(
+    spawner: &confine::Spawner,
+    tx: SyncSender<ToOrch>,
+) -> Result<signal_hook::iterator::Handle> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| Error::io("installing signal handlers", e))?;
     let handle = signals.handle();
-    thread::Builder::new()
-        .name("kato-signals".into())
-        .spawn(move || {
-            if confine_stage("signals", &StageDomainSpec::none()).is_err() {
+    let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<()>>(1);
+    spawner
+        .spawn("kato-signals".into(), move || {
+            let confined = confine_stage("signals", &StageDomainSpec::none());
+            let ok = confined.is_ok();
+            let _ = ready_tx.send(confined);
+            if !ok {
                 return;
             }
             for sig in signals.forever() {
@@ -1315,6 +1511,9 @@ fn spawn_signals(tx: SyncSender<ToOrch>) -> Result<signal_hook::iterator::Handle
             }
         })
         .map_err(|e| Error::io("starting the signal thread", e))?;
+    ready_rx
+        .recv()
+        .map_err(|_| Error::Daemon("the signal thread ended during start-up".into()))??;
     Ok(handle)
 }
 
