@@ -321,7 +321,9 @@ fn doctor(cfg: &Config, json: bool) -> Result<i32> {
     // Report on a process confined exactly as the daemon would be: harden,
     // then the process-wide domain. Failures are part of the report.
     if sandbox::harden_process(cfg.sandbox_mode).is_ok() {
-        let _ = profiles::daemon(cfg).apply(sandbox::SandboxMode::BestEffort);
+        let _ = profiles::supervisor(cfg, false)
+            .0
+            .apply(sandbox::SandboxMode::BestEffort);
     }
     let report = sandbox::doctor::report(cfg, cfg.sandbox_mode);
     let mut out = io::stdout().lock();

@@ -218,6 +218,37 @@ fn events(s: &Value, id: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The record of one stage in status.json's `sandbox`.
+fn stage_sandbox<'a>(s: &'a Value, stage: &str) -> &'a Value {
+    s["sandbox"]["stages"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["stage"] == stage))
+        .unwrap_or_else(|| panic!("no sandbox record for {stage}: {}", s["sandbox"]))
+}
+
+/// `/proc/<pid>/task/<tid>/status` of every thread, by thread name.
+fn thread_status(pid: u32) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| {
+            let status = fs::read_to_string(t.path().join("status")).ok()?;
+            let comm = fs::read_to_string(t.path().join("comm")).ok()?;
+            Some((comm.trim().to_owned(), status))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {key} in {status}"))
+}
+
 fn claude_line(session: &str, n: u32) -> String {
     format!(
         "{{\"type\":\"user\",\"sessionId\":\"{session}\",\"uuid\":\"{session:.8}-0000-4000-8000-{n:012}\",\
@@ -450,8 +481,19 @@ fn a_root_created_after_start_is_picked_up() {
         .find(|p| p["name"] == "codex")
         .unwrap();
     assert_eq!(codex["roots"][0]["exists"], false);
+    // Confined to the roots that exist: none yet. Only the supervisor
+    // reads the root's nearest existing ancestor in its place.
+    assert_eq!(
+        stage_sandbox(&s, "provider:codex")["read"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        s["sandbox"]["ancestor_grants"][0]["root"].as_str(),
+        k.codex.to_str()
+    );
     // The parent of a missing root is never watched: creating the root
-    // is noticed by the heartbeat (≤ 5 s).
+    // is noticed by the heartbeat (≤ 5 s), which starts a new stage whose
+    // domain includes it.
     let day = k.codex.join("2026/01/08");
     fs::create_dir_all(&day).unwrap();
     let file = day.join("rollout-2026-01-08T15-00-00-c0dec0de.jsonl");
@@ -483,6 +525,20 @@ fn a_root_created_after_start_is_picked_up() {
         session(&s, &id).unwrap()["events_live"].as_u64(),
         Some(m - n)
     );
+    assert_eq!(
+        stage_sandbox(&s, "provider:codex")["read"],
+        serde_json::json!([k.codex])
+    );
+    assert_eq!(stage_sandbox(&s, "provider:codex")["state"], "enforced");
+    // A new stage, not a crash: no restart counted, no warning.
+    let codex = s["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "codex")
+        .unwrap();
+    assert_eq!(codex["restarts"], 0);
+    assert_eq!(s["warnings"], serde_json::json!([]));
     assert_eq!(k.term(pid), 0);
 }
 
@@ -646,4 +702,236 @@ fn journald_requested_but_absent_falls_back_to_stderr() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("journald is not reachable"), "{err}");
     assert!(err.contains("ready"), "{err}");
+}
+
+#[test]
+fn every_thread_is_hardened_and_every_stage_confined() {
+    let mut k = Kato::new(false);
+    let file = k.claude.join("-home-u-proj").join(format!("{S1}.jsonl"));
+    append(&file, &claude_line(S1, 1));
+    // A secret in the environment of whoever starts kato.
+    let log = File::create(k.path("run-secret.log")).unwrap();
+    let child = k
+        .cmd()
+        .env("KATO_TEST_API_KEY", "sk-test-not-for-kato")
+        .args(["--sandbox", "enforce", "run"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    k.children.push(child);
+    let s = k.wait("ready", |s| s["pid"] == pid && s["ready"] == true);
+    k.wait("history", |s| events(s, S1) > 0);
+
+    // From the kernel's side: every thread without privilege, under
+    // no_new_privs and a seccomp filter; every stage thread narrowed itself
+    // (one more filter stack than the supervisor it was created by).
+    let threads = thread_status(pid);
+    let names: Vec<&str> = threads.iter().map(|(n, _)| n.as_str()).collect();
+    for want in [
+        "kato",
+        "kato-orch",
+        "kato-claude",
+        "kato-codex",
+        "kato-writers",
+        "kato-signals",
+    ] {
+        assert!(names.contains(&want), "no thread {want} in {names:?}");
+    }
+    let filters =
+        |status: &str| -> u32 { status_field(status, "Seccomp_filters").parse().unwrap() };
+    let main_filters = threads
+        .iter()
+        .find(|(n, _)| n == "kato")
+        .map(|(_, st)| filters(st))
+        .unwrap();
+    assert!(main_filters >= 1);
+    for (name, st) in &threads {
+        assert_eq!(status_field(st, "NoNewPrivs"), "1", "{name}");
+        assert_eq!(status_field(st, "Seccomp"), "2", "{name}");
+        for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            assert_eq!(status_field(st, cap), "0000000000000000", "{name} {cap}");
+        }
+        if name.starts_with("kato-") {
+            assert!(
+                filters(st) > main_filters,
+                "{name} did not confine itself: {} filter(s), supervisor {main_filters}",
+                filters(st)
+            );
+        }
+    }
+
+    // The secret is gone from the process, not only from `environ`.
+    let environ = fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(!environ.contains("sk-test-not-for-kato"), "{environ}");
+    assert!(!environ.contains("LANG="), "{environ}");
+
+    // status.json says the same, per stage.
+    let sb = &s["sandbox"];
+    assert_eq!(sb["mode"], "enforce");
+    assert_eq!(sb["landlock_abi_pinned"], 6);
+    assert!(sb["landlock_abi_kernel"].as_u64() >= Some(6), "{sb}");
+    assert_eq!(sb["enforced"], true, "{sb}");
+    assert_eq!(sb["process"]["no_new_privs"], true);
+    assert_eq!(sb["process"]["capabilities_empty"], true);
+    assert_eq!(sb["process"]["environment_kept"], serde_json::json!([]));
+    for stage in [
+        "supervisor",
+        "orchestrator",
+        "provider:claude",
+        "provider:codex",
+        "writer-spawner",
+        "signals",
+    ] {
+        let st = stage_sandbox(&s, stage);
+        assert_eq!(st["state"], "enforced", "{stage}: {st}");
+        assert_eq!(st["landlock"], "fully-enforced", "{stage}");
+        assert_eq!(st["seccomp"], true, "{stage}");
+    }
+    assert_eq!(
+        stage_sandbox(&s, "provider:claude")["read"],
+        serde_json::json!([k.claude])
+    );
+    let orch = stage_sandbox(&s, "orchestrator");
+    assert_eq!(orch["read"], serde_json::json!([k.path("config.toml")]));
+    assert_eq!(
+        orch["write_trees"],
+        serde_json::json!([k.path("run/kato"), k.path("state")])
+    );
+    // The missing codex root: its ancestor is granted to the supervisor only.
+    assert_eq!(
+        sb["ancestor_grants"],
+        serde_json::json!([{ "root": k.codex, "granted": k.dir.path() }])
+    );
+    let supervisor = stage_sandbox(&s, "supervisor");
+    assert!(supervisor["read"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!(k.dir.path())));
+    for (stage, st) in sb["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (&x["stage"], x))
+    {
+        if stage != "supervisor" {
+            assert!(
+                !st["read"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&serde_json::json!(k.dir.path())),
+                "{stage} got the ancestor"
+            );
+        }
+    }
+
+    // `kato status` shows it; the audit log has one record per stage.
+    let out = k.kato(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("sandbox enforce, Landlock ABI 6") && text.contains("every stage confined"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{} is missing: the supervisor reads {} until it appears",
+            k.codex.display(),
+            k.dir.path().display()
+        )),
+        "{text}"
+    );
+    let t0 = Instant::now();
+    loop {
+        let audit = fs::read_to_string(k.path("state/security-audit.jsonl")).unwrap_or_default();
+        let applied: Vec<Value> = audit
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|r| r["event"] == "sandbox.applied")
+            .collect();
+        let stages: Vec<&str> = applied.iter().filter_map(|r| r["stage"].as_str()).collect();
+        if [
+            "supervisor",
+            "orchestrator",
+            "provider:claude",
+            "writer-spawner",
+        ]
+        .iter()
+        .all(|s| stages.contains(s))
+        {
+            break;
+        }
+        assert!(t0.elapsed() < DEADLINE, "audit records: {stages:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(k.kato(&["audit", "verify"]).status.success());
+
+    // `kato stop` and `kato status` are not confined: signals reach the
+    // daemon's Landlock domain from outside it.
+    let out = k.kato(&["stop"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(k.kato(&["status"]).status.code(), Some(3));
+}
+
+#[test]
+fn a_provider_stage_cannot_read_outside_its_roots() {
+    let mut k = Kato::new(true);
+    let proj = k.claude.join("-home-u-proj");
+    append(&proj.join(format!("{S1}.jsonl")), &claude_line(S1, 1));
+    // Outside every root: a session kato must never ingest …
+    let outside = k.path("outside");
+    fs::create_dir_all(outside.join("-home-u-proj")).unwrap();
+    let s2 = "2890bead-0ab3-4ee9-98f8-585fd289cc1f";
+    let s2_file = outside.join("-home-u-proj").join(format!("{s2}.jsonl"));
+    append(&s2_file, &claude_line(s2, 1));
+    // … reachable through a symbolic link planted inside the root …
+    let s3 = "3890bead-0ab3-4ee9-98f8-585fd289cc1f";
+    let s3_file = outside.join(format!("{s3}.jsonl"));
+    append(&s3_file, &claude_line(s3, 1));
+    std::os::unix::fs::symlink(&s3_file, proj.join(format!("{s3}.jsonl"))).unwrap();
+    let pid = k.run_fg_with(&["--sandbox", "enforce"]);
+    k.wait("history", |s| events(s, S1) > 0);
+
+    // … and, after start, through the root itself: the root is moved away
+    // and a symbolic link to the outside directory takes its place.
+    fs::rename(&k.claude, k.path("claude-projects.old")).unwrap();
+    std::os::unix::fs::symlink(&outside, &k.claude).unwrap();
+    // The supervisor starts a new claude stage for the replaced root; its
+    // reads there fail with EACCES from the kernel: the process-wide
+    // domain never covered the outside directory.
+    let s = k.wait("the kernel's refusal", |s| {
+        s["warnings"].as_array().is_some_and(|w| {
+            w.iter().any(|w| {
+                w["source"] == "claude"
+                    && w["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("os error 13"))
+            })
+        })
+    });
+    let warnings = s["warnings"].to_string();
+    assert!(
+        warnings.contains("outside this stage's confinement domain"),
+        "{warnings}"
+    );
+    // One more heartbeat and rescan opportunity: still nothing from outside.
+    std::thread::sleep(Duration::from_secs(6));
+    let s = k.status().unwrap();
+    assert!(session(&s, s2).is_none(), "ingested from outside the roots");
+    assert!(
+        session(&s, s3).is_none(),
+        "followed a symlink out of the root"
+    );
+    assert_eq!(stage_sandbox(&s, "provider:claude")["state"], "enforced");
+    // The files themselves are readable by kato (a one-shot export of
+    // each reads it): the denial came from the daemon's stage domain.
+    assert!(k.export_count(&s2_file) > 0);
+    assert!(k.export_count(&s3_file) > 0);
+    assert_eq!(k.term(pid), 0);
 }

@@ -282,7 +282,7 @@ fn orchestrator_stage_owns_state_and_reads_config() {
             tmp.path().to_owned(),
         );
         confined(move || {
-            profiles::orchestrator(Some(&cf), &st)
+            profiles::orchestrator(Some(&cf), &st, &st)
                 .apply(SandboxMode::Enforce)
                 .unwrap();
             let mut c = Checks::default();
@@ -692,11 +692,20 @@ fn doctor_reports_the_enforced_state() {
         );
         let applied = report.probe.applied.as_ref().unwrap();
         assert!(applied.is_fully_enforced());
-        // codex's archived_sessions does not exist: skipped, reported.
-        assert!(applied
-            .skipped
-            .iter()
-            .any(|s| s.path.ends_with(".codex/archived_sessions")));
+        // codex's archived_sessions does not exist: the supervisor reads
+        // its nearest existing ancestor in its place, and says so.
+        assert_eq!(
+            report.supervisor.ancestor_grants,
+            [kato::sandbox::profiles::AncestorGrant {
+                root: home.join(".codex/archived_sessions"),
+                granted: home.join(".codex"),
+            }]
+        );
+        assert!(report.to_string().contains(&format!(
+            "{}: the supervisor reads {} until it appears",
+            home.join(".codex/archived_sessions").display(),
+            home.join(".codex").display()
+        )));
         assert!(report.process.no_new_privs);
         assert!(report.process.capabilities.unwrap().is_empty());
         assert!(!report.process.dumpable);

@@ -21,18 +21,10 @@ use super::status;
 /// Name of the lock file in the state directory.
 pub const LOCK_FILE: &str = "kato.lock";
 
-/// Environment variables a detached daemon keeps; everything else (API
-/// keys, tokens, PATH) is dropped.
-pub const KEPT_ENV: &[&str] = &[
-    "HOME",
-    "USER",
-    "LANG",
-    "KATO_CONFIG",
-    "STATE_DIRECTORY",
-    "RUNTIME_DIRECTORY",
-    "CONFIGURATION_DIRECTORY",
-    "LOGS_DIRECTORY",
-];
+/// Environment variables a detached daemon keeps: the ones `kato run`
+/// reads while starting. Everything else (API keys, tokens, PATH) is
+/// dropped.
+pub const KEPT_ENV: &[&str] = super::confine::STARTUP_ENV;
 
 /// The held lock; released when dropped or when the process ends.
 #[derive(Debug)]
@@ -143,23 +135,29 @@ pub fn start(cfg: &Config, fwd: &Forwarded, timeout: Duration) -> Result<i32> {
     }
     cmd.env_clear();
     for (k, v) in std::env::vars_os() {
-        let keep = k
-            .to_str()
-            .is_some_and(|k| KEPT_ENV.contains(&k) || k.starts_with("XDG_"));
-        if keep {
+        if k.to_str().is_some_and(|k| KEPT_ENV.contains(&k)) {
             cmd.env(k, v);
         }
     }
+    // What the daemon reports before its log is set up (a sandbox it
+    // cannot apply in enforce mode, a lock it cannot take) goes to stderr:
+    // into kato.log too, where the message below points.
+    let log = cfg.logs_dir.join(super::log::LOG_FILE);
+    let stderr = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&log)
+        .map_or_else(|_| Stdio::null(), Stdio::from);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .current_dir("/")
         .process_group(0);
     let mut child = cmd
         .spawn()
         .map_err(|e| Error::io("starting the kato daemon", e))?;
     let pid = child.id();
-    let log = cfg.logs_dir.join(super::log::LOG_FILE);
     let t0 = Instant::now();
     loop {
         if let Ok(Some(code)) = child.try_wait() {

@@ -177,13 +177,24 @@ fn spawn_file_writer(path: PathBuf) -> Result<(Sender<Msg>, JoinHandle<()>)> {
         open_append(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
     let (tx, rx) = mpsc::channel();
     let logs_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    // The thread confines itself to the logs directory before it writes a
+    // line; when it cannot (enforce mode) start-up fails here.
+    let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<()>>(1);
     let handle = std::thread::Builder::new()
         .name("kato-log".into())
         .spawn(move || {
-            let _ = super::confine_stage("log", &super::StageDomainSpec::log_writer(&logs_dir));
-            file_writer(path, file, rx, LOG_CAP)
+            let confined =
+                super::confine_stage("log", &super::StageDomainSpec::log_writer(&logs_dir));
+            let ok = confined.is_ok();
+            let _ = ready_tx.send(confined);
+            if ok {
+                file_writer(path, file, rx, LOG_CAP);
+            }
         })
         .map_err(|e| Error::io("starting the log thread", e))?;
+    ready_rx
+        .recv()
+        .map_err(|_| Error::Daemon("the log thread ended during start-up".into()))??;
     Ok((tx, handle))
 }
 

@@ -34,6 +34,8 @@ pub struct Status {
     pub heartbeat_at: String,
     pub heartbeat_unix_ms: u64,
     pub sandbox_mode: String,
+    /// How each stage is confined (`None` outside `kato run`).
+    pub sandbox: Option<SandboxStatus>,
     pub config: Option<PathBuf>,
     pub state_dir: PathBuf,
     pub runtime_dir: PathBuf,
@@ -62,6 +64,72 @@ pub struct ProviderStatus {
     pub files: usize,
     /// Newly seen files whose history is still to be read.
     pub backlog: usize,
+}
+
+/// The confinement of the running daemon (SPEC §8).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SandboxStatus {
+    /// `enforce` or `best-effort`.
+    pub mode: String,
+    /// The Landlock ABI kato's rules are written for.
+    pub landlock_abi_pinned: u8,
+    /// The ABI the kernel offers (`None`: no Landlock).
+    pub landlock_abi_kernel: Option<u32>,
+    /// The process hardening and every stage below are fully enforced.
+    pub enforced: bool,
+    pub process: ProcessSandboxStatus,
+    /// Provider roots missing at start whose ancestor the supervisor reads.
+    pub ancestor_grants: Vec<AncestorGrantStatus>,
+    /// `supervisor` (the process-wide domain) first, then each stage as it
+    /// confined itself (the latest start of each).
+    pub stages: Vec<StageSandboxStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProcessSandboxStatus {
+    pub no_new_privs: bool,
+    pub capabilities_empty: bool,
+    pub core_dumps_disabled: bool,
+    /// How inherited variables were removed.
+    pub environment: String,
+    /// Names left in the environment.
+    pub environment_kept: Vec<String>,
+    /// What hardening could not do (best-effort mode).
+    pub missing: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AncestorGrantStatus {
+    pub root: PathBuf,
+    pub granted: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StageSandboxStatus {
+    /// `supervisor`, `orchestrator`, `provider:<name>`, `writer-spawner`,
+    /// `signals`, `log`.
+    pub stage: String,
+    pub thread: String,
+    /// `enforced`, `degraded` (best-effort) or `failed`.
+    pub state: String,
+    /// `fully-enforced`, `partially-enforced` or `not-enforced`.
+    pub landlock: String,
+    /// kato's seccomp filter is installed on the thread.
+    pub seccomp: bool,
+    pub read: Vec<PathBuf>,
+    pub write_files: Vec<PathBuf>,
+    pub create_in: Vec<PathBuf>,
+    pub write_trees: Vec<PathBuf>,
+    /// Paths of the domain that got no rule, and why.
+    pub skipped: Vec<String>,
+    pub missing: Vec<String>,
+    pub error: Option<String>,
+    /// When the stage confined itself.
+    pub at: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -290,6 +358,9 @@ pub fn render(out: &mut dyn Write, st: &Status, running: bool, now: SystemTime) 
             st.heartbeat_at
         )?;
     }
+    if let Some(sb) = &st.sandbox {
+        render_sandbox(out, sb)?;
+    }
     for p in &st.providers {
         if !p.enabled {
             writeln!(out, "  {:<7} disabled", p.name)?;
@@ -356,6 +427,31 @@ pub fn render(out: &mut dyn Write, st: &Status, running: bool, now: SystemTime) 
             )?;
         }
     }
+    if !st.recordings.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "recordings:")?;
+        for r in &st.recordings {
+            let state = match (&r.paused, r.active) {
+                (Some(why), _) => format!("PAUSED ({why})"),
+                (None, true) => "recording".to_owned(),
+                (None, false) => "stopped".to_owned(),
+            };
+            let session: String = r.session.chars().take(13).collect();
+            let redacted: u64 = r.redactions.values().sum();
+            writeln!(
+                out,
+                "  {state:<10}  {session:<13}  {} event(s), {} bytes{}  → {}",
+                r.events,
+                r.bytes,
+                if redacted > 0 {
+                    format!(", {redacted} secret(s) redacted")
+                } else {
+                    String::new()
+                },
+                r.destination.display()
+            )?;
+        }
+    }
     if !st.warnings.is_empty() {
         writeln!(out)?;
         writeln!(out, "warnings (newest last):")?;
@@ -364,6 +460,51 @@ pub fn render(out: &mut dyn Write, st: &Status, running: bool, now: SystemTime) 
             let at = w.at.get(11..19).unwrap_or(&w.at);
             writeln!(out, "  {at} {}: {}", w.source, w.message)?;
         }
+    }
+    Ok(())
+}
+
+/// `sandbox: enforce, Landlock ABI 6 (kernel 7): enforced — supervisor, orchestrator, …`
+fn render_sandbox(out: &mut dyn Write, sb: &SandboxStatus) -> io::Result<()> {
+    let kernel = sb
+        .landlock_abi_kernel
+        .map_or("no Landlock".to_owned(), |a| format!("kernel {a}"));
+    let verdict = if sb.enforced {
+        "every stage confined"
+    } else {
+        "DEGRADED"
+    };
+    writeln!(
+        out,
+        "  sandbox {}, Landlock ABI {} ({kernel}): {verdict}",
+        sb.mode, sb.landlock_abi_pinned
+    )?;
+    let stages: Vec<String> = sb
+        .stages
+        .iter()
+        .map(|s| {
+            if s.state == "enforced" {
+                s.stage.clone()
+            } else {
+                format!("{} ({})", s.stage, s.state.to_uppercase())
+            }
+        })
+        .collect();
+    writeln!(out, "    stages: {}", stages.join(", "))?;
+    for m in &sb.process.missing {
+        writeln!(out, "    process: {m}")?;
+    }
+    for s in sb.stages.iter().filter(|s| s.state != "enforced") {
+        let why = s.error.clone().unwrap_or_else(|| s.missing.join("; "));
+        writeln!(out, "    {}: {why}", s.stage)?;
+    }
+    for g in &sb.ancestor_grants {
+        writeln!(
+            out,
+            "    {} is missing: the supervisor reads {} until it appears (no stage does)",
+            g.root.display(),
+            g.granted.display()
+        )?;
     }
     Ok(())
 }
@@ -441,10 +582,51 @@ mod tests {
             }],
             ..Status::default()
         };
+        let mut st = st;
+        st.sandbox = Some(SandboxStatus {
+            mode: "enforce".into(),
+            landlock_abi_pinned: 6,
+            landlock_abi_kernel: Some(7),
+            enforced: false,
+            ancestor_grants: vec![AncestorGrantStatus {
+                root: "/h/.gemini/tmp".into(),
+                granted: "/h".into(),
+            }],
+            stages: vec![
+                StageSandboxStatus {
+                    stage: "supervisor".into(),
+                    state: "enforced".into(),
+                    ..StageSandboxStatus::default()
+                },
+                StageSandboxStatus {
+                    stage: "provider:claude".into(),
+                    state: "degraded".into(),
+                    missing: vec!["seccomp filter: nope".into()],
+                    ..StageSandboxStatus::default()
+                },
+            ],
+            ..SandboxStatus::default()
+        });
         let mut out = Vec::new();
         render(&mut out, &st, true, now).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("running (pid 42, up 1m05s"), "{text}");
+        assert!(
+            text.contains("sandbox enforce, Landlock ABI 6 (kernel 7): DEGRADED"),
+            "{text}"
+        );
+        assert!(
+            text.contains("stages: supervisor, provider:claude (DEGRADED)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("provider:claude: seccomp filter: nope"),
+            "{text}"
+        );
+        assert!(
+            text.contains("the supervisor reads /h until it appears"),
+            "{text}"
+        );
         assert!(text.contains("/r (missing)"), "{text}");
         assert!(text.contains("2026-01-08 15:56:38"), "{text}");
         assert!(text.contains("fix the build"), "{text}");

@@ -532,6 +532,8 @@ fn a_failed_stage_is_restarted_with_backoff_and_reported() {
         restart_at: None,
         root_status: Vec::new(),
         backlog: 0,
+        confined: Vec::new(),
+        respawn: false,
     });
     d.phase = "running";
     let t0 = Instant::now();

@@ -70,6 +70,10 @@ const REPLAY_BATCH: usize = 512;
 pub(crate) struct StageInit {
     pub provider: &'static dyn Provider,
     pub roots: Vec<PathBuf>,
+    /// The roots the stage's confinement domain grants (those that exist
+    /// and may be followed); under `kato run` the others are left to the
+    /// supervisor, which starts a new stage when one appears.
+    pub domain_roots: Vec<PathBuf>,
     pub known: Vec<Known>,
     pub limits: Limits,
     pub rescan: Duration,
@@ -142,9 +146,10 @@ pub(crate) fn run(init: StageInit) -> Result<(), String> {
     let name = init.provider.id().as_str();
     confine_stage(
         &format!("provider:{name}"),
-        &StageDomainSpec::provider(&init.roots),
+        &StageDomainSpec::provider(&init.domain_roots),
     )
     .map_err(|e| e.to_string())?;
+    let covered = super::confine::mode().map(|_| init.domain_roots.clone());
     // Created after confinement: notify's own thread inherits the domain.
     let watcher = notify::INotifyWatcher::new(
         Forward(init.tx.clone()),
@@ -162,6 +167,7 @@ pub(crate) fn run(init: StageInit) -> Result<(), String> {
         init.stop,
         watcher,
     );
+    stage.covered = covered;
     stage.start();
     let rx = init.rx;
     let mut next_rescan = Instant::now() + rescan;
@@ -254,6 +260,10 @@ pub(crate) struct Stage<W: Watch> {
     out: SyncSender<ToOrch>,
     stop: Arc<AtomicBool>,
     watcher: W,
+    /// Under confinement: the roots the stage's domain grants. A root not
+    /// in it (missing when the stage started, or refused) is never walked
+    /// here; the supervisor starts a new stage that includes it.
+    pub(crate) covered: Option<Vec<PathBuf>>,
     /// Files the startup walk found (to report known files that are gone).
     seen: Option<HashSet<PathBuf>>,
 }
@@ -309,6 +319,7 @@ impl<W: Watch> Stage<W> {
             out,
             stop,
             watcher,
+            covered: None,
             seen: None,
         }
     }
@@ -397,7 +408,7 @@ impl<W: Watch> Stage<W> {
         self.seen = Some(HashSet::new());
         for i in 0..self.roots.len() {
             let root = self.roots[i].0.clone();
-            if root.is_dir() {
+            if root.is_dir() && self.may_walk(&root) {
                 self.roots[i].1 = true;
                 self.scan(&root, Origin::Startup);
             }
@@ -427,6 +438,13 @@ impl<W: Watch> Stage<W> {
             provider: self.name,
         });
         self.send_backlog();
+    }
+
+    /// The stage's domain grants `root` (always, when unconfined).
+    fn may_walk(&self, root: &Path) -> bool {
+        self.covered
+            .as_ref()
+            .is_none_or(|c| c.iter().any(|r| r == root))
     }
 
     pub(crate) fn has_work(&self) -> bool {
@@ -484,6 +502,18 @@ impl<W: Watch> Stage<W> {
             let entries = match fs::read_dir(&dir) {
                 Ok(e) => e,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::PermissionDenied
+                        && self.covered.is_some() =>
+                {
+                    self.warn(format!(
+                        "cannot read {}: {e} — outside this stage's confinement domain: a root \
+                         replaced, or redirected by a symbolic link, after kato started is not \
+                         followed; restart kato to read the new one",
+                        dir.display()
+                    ));
+                    continue;
+                }
                 Err(e) => {
                     self.warn(format!("cannot read {}: {e}", dir.display()));
                     continue;
@@ -671,6 +701,11 @@ impl<W: Watch> Stage<W> {
         for i in 0..self.roots.len() {
             let (root, exists) = self.roots[i].clone();
             let now = root.is_dir();
+            if now && !exists && !self.may_walk(&root) {
+                // Not in this stage's domain: the supervisor starts a new
+                // stage that includes it.
+                continue;
+            }
             if now && !exists {
                 tracing::info!(provider = self.name, root = %root.display(), "root appeared");
                 self.roots[i].1 = true;

@@ -3,7 +3,8 @@
 //!
 //! Run it hardened: `main` calls [`harden_process`](super::harden_process)
 //! first, then [`report`], which applies the daemon's process-wide domain
-//! in a probe thread and reports what the kernel enforced there.
+//! (as `kato run` would apply it now: [`profiles::supervisor`]) in a probe
+//! thread and reports what the kernel enforced there.
 //!
 //! JSON shape (`kato doctor --json`), every key always present:
 //!
@@ -30,11 +31,12 @@
 //!     "version": 1, "mode", "landlock_abi": 6,
 //!     "rights": { "create_in": [..], "read_dir": [..], "read_file": [..], "write_file": [..],
 //!                 "write_file_truncate": [..], "write_tree": [..] },   // Landlock access rights
-//!     "stages": [{ "stage": "startup" | "process" | "watch+parse" | "orchestrate" | "write-spawner" | "write" | "export",
+//!     "stages": [{ "stage": "startup" | "process" | "watch+parse" | "orchestrate" | "write-spawner" | "write" | "log" | "signals" | "export",
 //!                  "instance": "…", "read": [paths], "write_files": [..], "create_in": [..],
 //!                  "write_trees": [..], "truncate", "exec", "network" }],
 //!     "seccomp_denied": [..] },
 //!   "policy_hash": "64 hex digits",
+//!   "supervisor": { "ancestor_grants": [{ "root", "granted" }], "note": "…" },
 //!   "not_covered": ["…"],
 //!   "verdict": { "status": "enforced" | "degraded" | "failing", "problems": ["…"] }
 //! }
@@ -153,7 +155,7 @@ impl Policy {
         stages.push(StagePolicy::new(
             "orchestrate",
             "one",
-            &profiles::orchestrator(cfg, &config.state_dir),
+            &profiles::orchestrator(cfg, &config.state_dir, &config.runtime_dir),
         ));
         stages.push(StagePolicy::new(
             "write-spawner",
@@ -165,6 +167,12 @@ impl Policy {
             "one per destination",
             &profiles::writer(Path::new(DESTINATION)),
         ));
+        stages.push(StagePolicy::new(
+            "log",
+            "detached daemon",
+            &profiles::log_writer(&config.logs_dir),
+        ));
+        stages.push(StagePolicy::new("signals", "one", &profiles::signals()));
         stages.push(StagePolicy::new(
             "export",
             "one-shot `kato export`",
@@ -260,8 +268,20 @@ pub struct DoctorReport {
     pub probe: Probe,
     pub policy: Policy,
     pub policy_hash: String,
+    pub supervisor: SupervisorInfo,
     pub not_covered: Vec<String>,
     pub verdict: Verdict,
+}
+
+/// The daemon's main thread (the supervisor that creates every stage
+/// thread) as `kato run` would confine it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SupervisorInfo {
+    /// Provider roots that do not exist yet, and the existing ancestor the
+    /// supervisor reads in their place (never a stage).
+    pub ancestor_grants: Vec<profiles::AncestorGrant>,
+    /// What that means, in words.
+    pub note: String,
 }
 
 /// What Landlock leaves open even when fully enforced at the pinned ABI.
@@ -309,7 +329,7 @@ pub fn report(config: &Config, mode: SandboxMode) -> DoctorReport {
         umask: format!("{:04o}", read_umask()),
     };
 
-    let domain = profiles::daemon(config);
+    let (domain, ancestor_grants) = profiles::supervisor(config, false);
     let probe = std::thread::Builder::new()
         .name("kato:doctor".into())
         .spawn(move || {
@@ -368,6 +388,15 @@ pub fn report(config: &Config, mode: SandboxMode) -> DoctorReport {
         not_covered.push(format!("on this kernel: {m}"));
     }
 
+    let note = if ancestor_grants.is_empty() {
+        "every provider root exists: the supervisor reads exactly the roots".to_owned()
+    } else {
+        "a root missing at start cannot get a Landlock rule; until kato restarts, the \
+         supervisor (the main thread, which only creates threads and reads no session byte) \
+         reads its nearest existing ancestor so the stage started when it appears can read it; \
+         stages only ever read the roots that exist"
+            .to_owned()
+    };
     let policy = Policy::from_config(config, mode);
     DoctorReport {
         kato_version: env!("CARGO_PKG_VERSION"),
@@ -381,6 +410,10 @@ pub fn report(config: &Config, mode: SandboxMode) -> DoctorReport {
         probe,
         policy_hash: policy.hash(),
         policy,
+        supervisor: SupervisorInfo {
+            ancestor_grants,
+            note,
+        },
         not_covered,
         verdict: Verdict { status, problems },
     }
@@ -502,6 +535,17 @@ impl fmt::Display for DoctorReport {
                 writeln!(f, "    exec: {}   network: {}", yes(s.exec), yes(s.network))?;
             }
         }
+        if !self.supervisor.ancestor_grants.is_empty() {
+            writeln!(f, "\nMissing provider roots ({}):", self.supervisor.note)?;
+            for g in &self.supervisor.ancestor_grants {
+                writeln!(
+                    f,
+                    "  {}: the supervisor reads {} until it appears",
+                    g.root.display(),
+                    g.granted.display()
+                )?;
+            }
+        }
         writeln!(
             f,
             "\nseccomp denies (EPERM): {}",
@@ -564,8 +608,14 @@ mod tests {
         assert!(stage("watch+parse", "claude").write_files.is_empty());
         assert_eq!(
             stage("orchestrate", "one").write_trees,
-            ["/home/u/.kato/state"]
+            ["/home/u/.kato/run", "/home/u/.kato/state"]
         );
+        assert_eq!(
+            stage("log", "detached daemon").write_trees,
+            ["/home/u/.kato/logs"]
+        );
+        let signals = stage("signals", "one");
+        assert!(signals.read.is_empty() && signals.write_trees.is_empty());
         assert_eq!(
             stage("write-spawner", "one").create_in,
             ["/home/u/kato-exports"]

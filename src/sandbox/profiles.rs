@@ -4,13 +4,19 @@
 //! |---|---|---|---|---|---|
 //! | [`startup`] | config | — | — | no | no |
 //! | [`provider`] (watch + parse, one per provider) | its roots | — | — | no | no |
-//! | [`orchestrator`] | config, state dir | state dir (tree) | in state dir | no | no |
+//! | [`orchestrator`] | config, state dir, runtime dir | state dir, runtime dir (trees) | in them | no | no |
 //! | [`writer_spawner`] | export roots | — | in export roots | no | no |
+//! | [`log_writer`] (detached daemon) | logs dir | logs dir (tree) | in it | no | no |
+//! | [`signals`] | — | — | — | no | no |
 //! | [`writer`] (one per destination) | its file | its file | its file only, before narrowing | no | no |
 //! | [`export`] (one-shot) | session files, config | output file | output file only, before narrowing | no | no |
 //!
 //! The process-wide domain of the daemon is [`daemon`], the [`union`] of
-//! startup, every provider, the orchestrator and the writer spawner.
+//! startup, every provider, the orchestrator, the writer spawner and the
+//! log writer. What `kato run` applies is [`supervisor`]: the same union,
+//! with a provider root missing at start replaced by its nearest existing
+//! ancestor (granted to the supervising main thread only, see
+//! [`AncestorGrant`]).
 
 use std::path::{Path, PathBuf};
 
@@ -33,13 +39,31 @@ pub fn provider(roots: &[PathBuf]) -> Domain {
     }
 }
 
-/// The orchestrator: read the config, own the state directory.
-pub fn orchestrator(config_file: Option<&Path>, state_dir: &Path) -> Domain {
+/// The orchestrator: read the config, own the state directory and the
+/// runtime directory (`status.json`).
+pub fn orchestrator(config_file: Option<&Path>, state_dir: &Path, runtime_dir: &Path) -> Domain {
+    let mut write_trees = vec![state_dir.to_path_buf(), runtime_dir.to_path_buf()];
+    write_trees.sort();
+    write_trees.dedup();
     Domain {
         read: config_file.map(Path::to_path_buf).into_iter().collect(),
-        write_trees: vec![state_dir.to_path_buf()],
+        write_trees,
         ..Domain::default()
     }
+}
+
+/// The log writer of a detached daemon: owns the logs directory
+/// (`kato.log` and its rotations).
+pub fn log_writer(logs_dir: &Path) -> Domain {
+    Domain {
+        write_trees: vec![logs_dir.to_path_buf()],
+        ..Domain::default()
+    }
+}
+
+/// The signal relay: no file system access at all.
+pub fn signals() -> Domain {
+    Domain::default()
 }
 
 /// A writer bound to one destination: read and write that file, nothing
@@ -118,16 +142,66 @@ pub fn provider_roots(config: &Config) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The daemon's process-wide domain: the union of startup, every enabled
-/// provider, the orchestrator and the writer spawner.
+/// The daemon's process-wide domain as configured: the union of startup,
+/// every enabled provider, the orchestrator, the writer spawner and the
+/// log writer.
 pub fn daemon(config: &Config) -> Domain {
     let cfg = config.source.as_deref();
     union(&[
         startup(cfg),
         provider(&provider_roots(config)),
-        orchestrator(cfg, &config.state_dir),
+        orchestrator(cfg, &config.state_dir, &config.runtime_dir),
         writer_spawner(&export_roots(config)),
+        log_writer(&config.logs_dir),
     ])
+}
+
+/// A provider root that did not exist when the supervisor's domain was
+/// built, and the existing ancestor granted (read) in its place.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AncestorGrant {
+    pub root: PathBuf,
+    pub granted: PathBuf,
+}
+
+/// The nearest existing directory above `path` (`/` at worst).
+pub fn nearest_existing_ancestor(path: &Path) -> PathBuf {
+    path.ancestors()
+        .skip(1)
+        .find(|a| a.is_dir())
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf)
+}
+
+/// What `kato run` applies to its main thread, the supervisor that creates
+/// every stage thread: [`daemon`], except that the logs directory is only
+/// included when `detached`, and a provider root that does not exist yet
+/// is replaced by its nearest existing ancestor. Landlock rules need an
+/// existing path, and domains only narrow: without the ancestor, a stage
+/// started after the root appears could never read it. No stage ever gets
+/// an ancestor: each narrows to the roots that exist when it starts.
+pub fn supervisor(config: &Config, detached: bool) -> (Domain, Vec<AncestorGrant>) {
+    let cfg = config.source.as_deref();
+    let mut read = Vec::new();
+    let mut grants = Vec::new();
+    for root in provider_roots(config) {
+        if root.is_dir() {
+            read.push(root);
+        } else {
+            let granted = nearest_existing_ancestor(&root);
+            read.push(granted.clone());
+            grants.push(AncestorGrant { root, granted });
+        }
+    }
+    let mut parts = vec![
+        startup(cfg),
+        provider(&read),
+        orchestrator(cfg, &config.state_dir, &config.runtime_dir),
+        writer_spawner(&export_roots(config)),
+    ];
+    if detached {
+        parts.push(log_writer(&config.logs_dir));
+    }
+    (union(&parts), grants)
 }
 
 #[cfg(test)]
@@ -137,7 +211,11 @@ mod tests {
     #[test]
     fn union_merges_and_orders() {
         let a = provider(&["/b".into(), "/a".into()]);
-        let b = orchestrator(Some(Path::new("/etc/kato.toml")), Path::new("/s"));
+        let b = orchestrator(
+            Some(Path::new("/etc/kato.toml")),
+            Path::new("/s"),
+            Path::new("/s"),
+        );
         let c = writer_spawner(&["/x".into()]);
         let u = union(&[a, b, c, provider(&["/a".into()])]);
         assert_eq!(
@@ -167,6 +245,36 @@ mod tests {
         assert_eq!(d.write_files, [PathBuf::from("/o/out.md")]);
         assert!(d.truncate);
         assert!(d.create_in.is_empty(), "no directory-wide create right");
+    }
+
+    #[test]
+    fn the_supervisor_reads_the_ancestor_of_a_missing_root_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let here = tmp.path().join("here");
+        std::fs::create_dir(&here).unwrap();
+        let toml = format!(
+            "[providers.claude]\nroots = [\"{0}/here\"]\n[providers.codex]\nroots = [\"{0}/a/b/c\"]\n\
+             [providers.gemini]\nenabled = false\n[state]\ndir = \"{0}/state\"\n",
+            tmp.path().display()
+        );
+        let env = crate::config::Env {
+            home: Some(tmp.path().to_path_buf()),
+            ..Default::default()
+        };
+        let cfg = Config::from_toml(&toml, None, &env).unwrap();
+        let (d, grants) = supervisor(&cfg, false);
+        assert_eq!(
+            grants,
+            [AncestorGrant {
+                root: tmp.path().join("a/b/c"),
+                granted: tmp.path().to_path_buf(),
+            }]
+        );
+        assert!(d.read.contains(&here) && d.read.contains(&tmp.path().to_path_buf()));
+        assert!(!d.write_trees.contains(&cfg.logs_dir));
+        assert!(supervisor(&cfg, true).0.write_trees.contains(&cfg.logs_dir));
+        // The configured policy names the root itself.
+        assert!(daemon(&cfg).read.contains(&tmp.path().join("a/b/c")));
     }
 
     #[test]
