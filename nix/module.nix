@@ -189,7 +189,7 @@ in
 
     systemd.services.kato = {
       description = "kato, a sandboxed observer of coding-agent sessions";
-      documentation = [ "https://example.invalid/kato/docs/DEPLOY.md" ];
+      documentation = [ "https://example.invalid/kato/README.md" ];
       wantedBy = [ "multi-user.target" ];
       after = [ "local-fs.target" ];
       restartTriggers = [ configFile ];
