@@ -2,6 +2,8 @@
 //! after each piece with the persisted cursor, yields exactly the events of
 //! one whole read — no loss, no duplicate, same order, same ids.
 
+mod common;
+
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -120,9 +122,7 @@ proptest! {
 /// The wider net: real agent files, cut at a handful of fixed points.
 #[test]
 fn real_corpus_pieces_equal_whole() {
-    let base = std::env::var_os("KATO_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real"));
+    let base = common::real_corpus();
     if !base.exists() {
         assert!(
             std::env::var_os("CI").is_none(),

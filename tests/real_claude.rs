@@ -18,6 +18,8 @@
 //! ai-title, 34 permission-mode, 28 agent-name, 8 queue-operation,
 //! 4 summary).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -27,17 +29,8 @@ use kato::provider::claude::{Claude, SIDE_QUESTION_LABEL};
 use kato::provider::{FileCtx, Provider};
 use kato::reader::{feed_lines, read_increment, read_path, Cursor, Limits, Tail};
 
-/// `$KATO_FIXTURES`, else `<repo>/../shared/fixtures/real`, else the
-/// machine-wide copy.
 fn fixtures() -> PathBuf {
-    if let Some(p) = std::env::var_os("KATO_FIXTURES") {
-        return PathBuf::from(p);
-    }
-    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real");
-    if beside.is_dir() {
-        return beside;
-    }
-    PathBuf::from("/work/shared/fixtures/real")
+    common::real_corpus()
 }
 
 struct Golden {

@@ -8,6 +8,8 @@
 //! per-file `event_msg.user_message` line counts are checked a third way
 //! here, by a plain substring scan of the raw lines.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -16,17 +18,8 @@ use kato::provider::codex::Codex;
 use kato::provider::{ctx_for_path, Provider};
 use kato::reader::{feed_lines, read_path, Limits, Tail};
 
-/// The real corpus: `$KATO_FIXTURES`, else `../shared/fixtures/real` next
-/// to the crate, else `/work/shared/fixtures/real`.
 fn fixtures() -> PathBuf {
-    if let Some(dir) = std::env::var_os("KATO_FIXTURES") {
-        return PathBuf::from(dir);
-    }
-    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real");
-    if beside.is_dir() {
-        return beside;
-    }
-    PathBuf::from("/work/shared/fixtures/real")
+    common::real_corpus()
 }
 
 fn codex_files() -> Vec<PathBuf> {

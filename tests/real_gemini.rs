@@ -12,6 +12,8 @@
 //! inline result; notices and errors when not blank). Re-run it with
 //! `python3 tests/real_gemini_count.py` after changing the rules.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -55,17 +57,8 @@ const EXPECTED: [(&str, [usize; 8]); 5] = [
     ),
 ];
 
-/// The real corpus: `$KATO_FIXTURES`, else `../shared/fixtures/real` next
-/// to the crate, else `/work/shared/fixtures/real`.
 fn fixtures() -> PathBuf {
-    if let Some(dir) = std::env::var_os("KATO_FIXTURES") {
-        return PathBuf::from(dir);
-    }
-    let near = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real");
-    if near.is_dir() {
-        return near;
-    }
-    PathBuf::from("/work/shared/fixtures/real")
+    common::real_corpus()
 }
 
 fn gemini() -> &'static dyn Provider {
