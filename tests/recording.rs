@@ -210,6 +210,20 @@ fn tool_pair(n: usize, output: &str) -> [String; 2] {
     ]
 }
 
+/// The event ids of a JSONL recording, in file order.
+fn jsonl_ids(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["event_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
 fn count(hay: &str, needle: &str) -> usize {
     hay.matches(needle).count()
 }
@@ -478,16 +492,7 @@ fn kill_9_under_load_records_every_event_exactly_once() {
     k.wait_for_text(&dest, "\"load-399\"");
     k.settle(S, &f);
     k.stop();
-    let text = fs::read_to_string(&dest).unwrap();
-    let ids: Vec<String> = text
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["event_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let ids = jsonl_ids(&dest);
     let mut expected: Vec<String> = vec!["u0".into(), "u1".into()];
     expected.extend((0..400).map(|i| format!("load-{i}")));
     assert_eq!(ids, expected, "every event once, in order");
@@ -576,16 +581,7 @@ fn a_full_disk_pauses_the_recording_and_it_resumes_without_loss() {
     append(&f, &[assistant("after", "after the disk was full")]);
     k.wait_for_text(&dest, "\"after\"");
     k.stop();
-    let ids: Vec<String> = fs::read_to_string(&dest)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["event_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let ids = jsonl_ids(&dest);
     let mut expected: Vec<String> = vec!["u0".into(), "u1".into()];
     expected.extend((0..20).map(|i| format!("full-{i}")));
     expected.push("after".into());
