@@ -58,7 +58,11 @@ impl Kato {
     }
 
     fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
+        self.cmd_of(Path::new(BIN))
+    }
+
+    fn cmd_of(&self, program: &Path) -> Command {
+        let mut c = Command::new(program);
         c.env_clear()
             .env("HOME", self.path("home"))
             .env("XDG_RUNTIME_DIR", self.path("run"))
@@ -933,5 +937,123 @@ fn a_provider_stage_cannot_read_outside_its_roots() {
     // each reads it): the denial came from the daemon's stage domain.
     assert!(k.export_count(&s2_file) > 0);
     assert!(k.export_count(&s3_file) > 0);
+    assert_eq!(k.term(pid), 0);
+}
+
+/// Set (to a JSON list of arguments) when this test binary is re-executed
+/// as a launcher that starts kato under a seccomp filter refusing the
+/// Landlock system calls — what a service manager's syscall filter can do.
+const NO_LANDLOCK_LAUNCH: &str = "KATO_TEST_LAUNCH_WITHOUT_LANDLOCK";
+
+/// Not a test by itself: the launcher (see [`NO_LANDLOCK_LAUNCH`]).
+#[test]
+fn launcher_without_landlock() {
+    use std::os::unix::process::CommandExt;
+    let Ok(args) = std::env::var(NO_LANDLOCK_LAUNCH) else {
+        return;
+    };
+    let args: Vec<String> = serde_json::from_str(&args).unwrap();
+    let rules = [
+        libc::SYS_landlock_create_ruleset,
+        libc::SYS_landlock_add_rule,
+        libc::SYS_landlock_restrict_self,
+    ]
+    .into_iter()
+    .map(|nr| (nr, vec![]))
+    .collect();
+    let filter = seccompiler::SeccompFilter::new(
+        rules,
+        seccompiler::SeccompAction::Allow,
+        seccompiler::SeccompAction::Errno(libc::EPERM as u32),
+        seccompiler::TargetArch::try_from(std::env::consts::ARCH).unwrap(),
+    )
+    .unwrap();
+    let prog = seccompiler::BpfProgram::try_from(filter).unwrap();
+    seccompiler::apply_filter(&prog).unwrap();
+    let e = Command::new(BIN).args(args).exec();
+    panic!("exec {BIN}: {e}");
+}
+
+impl Kato {
+    /// `kato ARGS` started by the launcher, without Landlock.
+    fn without_landlock(&self, args: &[&str]) -> Command {
+        let mut c = self.cmd_of(&std::env::current_exe().unwrap());
+        c.args(["launcher_without_landlock", "--exact", "--test-threads=1"])
+            .env(NO_LANDLOCK_LAUNCH, serde_json::to_string(args).unwrap());
+        c
+    }
+}
+
+#[test]
+fn without_landlock_enforce_refuses_to_start_and_best_effort_says_degraded() {
+    let mut k = Kato::new(true);
+    let file = k.claude.join("-home-u-proj").join(format!("{S1}.jsonl"));
+    append(&file, &claude_line(S1, 1));
+
+    // enforce: fails closed before any stage runs, naming what is missing.
+    let out = k
+        .without_landlock(&["--sandbox", "enforce", "run"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("Landlock") && err.contains("SystemCallFilter") && err.contains("best-effort"),
+        "{err}"
+    );
+    assert!(
+        k.status().is_none(),
+        "a daemon that refused to start wrote status"
+    );
+
+    // best-effort: runs, ingests, and says it is degraded everywhere.
+    let log = File::create(k.path("run-degraded.log")).unwrap();
+    let child = k
+        .without_landlock(&["--sandbox", "best-effort", "run"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    k.children.push(child);
+    let s = k.wait("ingest while degraded", |s| {
+        s["pid"] == pid && s["ready"] == true && events(s, S1) > 0
+    });
+    let sb = &s["sandbox"];
+    assert_eq!(sb["mode"], "best-effort");
+    assert_eq!(sb["enforced"], false);
+    for stage in [
+        "supervisor",
+        "orchestrator",
+        "provider:claude",
+        "writer-spawner",
+    ] {
+        let st = stage_sandbox(&s, stage);
+        assert_eq!(st["state"], "degraded", "{stage}: {st}");
+        assert_eq!(st["landlock"], "not-enforced", "{stage}");
+        // The second wall still stands.
+        assert_eq!(st["seccomp"], true, "{stage}");
+    }
+    let s = k.wait("the degradation warnings", |s| {
+        s["warnings"]
+            .to_string()
+            .contains("provider:claude stage runs with degraded confinement")
+    });
+    assert!(
+        s["warnings"].to_string().contains("Landlock"),
+        "{}",
+        s["warnings"]
+    );
+    let text = String::from_utf8_lossy(&k.kato(&["status"]).stdout).into_owned();
+    assert!(text.contains("DEGRADED"), "{text}");
+    let audit = fs::read_to_string(k.path("state/security-audit.jsonl")).unwrap();
+    assert!(audit.contains("\"sandbox.degraded\""), "{audit}");
+    // Still no privilege and a seccomp filter on every thread.
+    for (name, st) in thread_status(pid) {
+        assert_eq!(status_field(&st, "NoNewPrivs"), "1", "{name}");
+        assert_eq!(status_field(&st, "Seccomp"), "2", "{name}");
+        assert_eq!(status_field(&st, "CapEff"), "0000000000000000", "{name}");
+    }
     assert_eq!(k.term(pid), 0);
 }
