@@ -531,6 +531,37 @@ mod tests {
     }
 
     #[test]
+    fn a_confined_stage_still_reaches_a_pathname_unix_socket() {
+        // journald: at the pinned ABI (6) Landlock does not handle
+        // connecting to pathname UNIX sockets (ABI 9 would), and the
+        // seccomp filter allows AF_UNIX, so a stage that logs to the
+        // journal keeps working with no rule for /run/systemd.
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("journal.sock");
+        let server = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let p = path.clone();
+        let sent = thread::spawn(move || {
+            let d = Domain::default();
+            let applied = d.apply(SandboxMode::BestEffort).unwrap();
+            assert_eq!(
+                applied.landlock.status,
+                crate::sandbox::Enforcement::FullyEnforced
+            );
+            // No file rule at all: reading the socket's directory fails …
+            assert!(std::fs::read_dir(p.parent().unwrap()).is_err());
+            // … but sending to the socket works.
+            let c = std::os::unix::net::UnixDatagram::unbound().unwrap();
+            c.send_to(b"MESSAGE=hi\n", &p).map(|_| ())
+        })
+        .join()
+        .unwrap();
+        sent.unwrap();
+        let mut buf = [0u8; 64];
+        let n = server.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"MESSAGE=hi\n");
+    }
+
+    #[test]
     fn a_late_root_through_a_symlink_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
         let base = tmp.path().join("home");

@@ -6,11 +6,13 @@
 //!
 //! ```text
 //! kato-claude ─┐  (watch+parse, one per enabled provider: inotify + reader)
-//! kato-codex  ─┼─► bounded channel ─► main thread: orchestrator ─► <state>/files/*
-//! kato-gemini ─┘                        │                        └► <runtime>/status.json
+//! kato-codex  ─┼─► bounded channel ─► kato-orch: orchestrator ─► <state>/files/*
+//! kato-gemini ─┘                        │                      └► <runtime>/status.json
 //! kato-signals ─────────────────────────┘ (SIGTERM/SIGINT/SIGHUP)
 //! kato-writers   (writer-spawner: creates one writer per destination)
 //! kato-log       (detached mode: owns and rotates kato.log)
+//! main thread    supervisor: the process-wide domain; creates every thread
+//!                above on request ([`confine`])
 //! ```
 //!
 //! Invariants:
