@@ -1158,3 +1158,61 @@ fn jsonl_round_trips_every_event() {
     }
     assert_eq!(kinds.len(), Kind::ALL.len(), "fixture covers every kind");
 }
+
+// ------------------------------------------------------- real corpus
+
+/// Every real agent file renders deterministically into Markdown whose
+/// structure holds (only kato's headings and HTML, balanced `<details>`,
+/// valid frontmatter), with every option on and with the defaults. The
+/// snapshot records size and SHA-256 of each default rendering, so any
+/// change in output is seen without copying other people's conversations
+/// into the repository.
+#[test]
+fn real_corpus_renders_deterministically_and_well_formed() {
+    use sha2::{Digest, Sha256};
+    let base = std::env::var_os("KATO_FIXTURES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real")
+        });
+    if !base.is_dir() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the real corpus must be present in CI at {}",
+            base.display()
+        );
+        return;
+    }
+    let mut digests = Vec::new();
+    for provider in ["claude", "codex", "gemini"] {
+        let p = crate::provider::by_name(provider).unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(base.join(provider))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|f| f.extension().is_some_and(|x| x == "jsonl" || x == "json"))
+            .filter(|f| !f.to_string_lossy().ends_with(".meta.json"))
+            .collect();
+        files.sort();
+        for f in files {
+            let mut events = Vec::new();
+            crate::reader::read_path(&f, p, crate::reader::Limits::default(), &mut |e| {
+                events.push(e)
+            })
+            .unwrap();
+            for opts in [all_on(), MarkdownOptions::default()] {
+                let a = render(&events, &opts);
+                assert_eq!(a, render(&events, &opts), "{}", f.display());
+                shape(&a);
+            }
+            let doc = render(&events, &MarkdownOptions::default());
+            let hex: String = Sha256::digest(doc.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            digests.push(format!("{name}: {} bytes, sha256 {}", doc.len(), &hex[..16]));
+        }
+    }
+    assert!(digests.len() >= 30, "{} files", digests.len());
+    insta::assert_snapshot!(digests.join("\n"));
+}
