@@ -587,3 +587,21 @@ fn a_full_disk_pauses_the_recording_and_it_resumes_without_loss() {
     expected.push("after".into());
     assert_eq!(ids, expected);
 }
+
+#[test]
+fn capturing_into_an_existing_user_file_keeps_its_frontmatter_and_content() {
+    let mut k = Kato::new();
+    let f = k.claude_file();
+    append(&f, &[user("u1", "what we discussed")]);
+    let notes = k.out("notes.md");
+    let mine = "---\ntitle: My notes\ntags: [design]\n---\n\n# My notes\n\nWritten by hand.\n";
+    fs::write(&notes, mine).unwrap();
+    k.start();
+    append(&f, &[user("u2", &format!("::capture {}", notes.display()))]);
+    k.wait_for_text(&notes, "what we discussed");
+    append(&f, &[assistant("a2", "a live reply")]);
+    let text = k.wait_for_text(&notes, "a live reply");
+    k.stop();
+    assert!(text.starts_with(mine), "{text}");
+    assert_eq!(count(&text, "\n---\n"), 1, "no second frontmatter: {text}");
+}
