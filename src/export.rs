@@ -4,8 +4,10 @@
 //! Streaming end to end: events flow from the parse thread through a
 //! bounded channel into the renderer, so memory stays flat whatever the
 //! session size. Markdown needs its frontmatter (title, participants,
-//! first/last time) before the body, so the parse stage makes two passes
-//! over the files: one folding metadata, one delivering events.
+//! first/last time) before the body, so the files are read twice, by two
+//! parse stages running side by side: one folds the metadata, one delivers
+//! the events, whose rendering is held in memory (bounded) until the
+//! metadata is in.
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -237,7 +239,11 @@ pub fn collect_meta(
     let mut ignored = Skipped::default();
     let mut no_stats = RedactionStats::default();
     stream_session(session, limits, &mut ignored, &mut |mut ev| {
-        redactor.redact_event(&mut ev, &mut no_stats);
+        // Redacting only what the collector reads gives the same metadata
+        // as redacting everything, for a fraction of the work.
+        if collector.reads_payload(&ev) {
+            redactor.redact_event(&mut ev, &mut no_stats);
+        }
         collector.observe(&ev);
     })?;
     let mut meta = collector.finish();
@@ -259,7 +265,7 @@ pub fn report_degraded(stage: &str, missing: &[crate::sandbox::Missing]) {
     }
 }
 
-/// What the parse stage sends to the write stage.
+/// What the parse stages send to the write stage.
 enum Msg {
     Meta(Box<crate::render::SessionMeta>),
     Events(Vec<Event>),
@@ -267,8 +273,36 @@ enum Msg {
     Failed(String),
 }
 
-/// Events per channel message: amortises the hand-off between stages.
+/// Events per channel message: amortises the hand-off between stages…
 const BATCH: usize = 256;
+
+/// …unless their text reaches this many bytes first. With the stage
+/// queue's bound on messages, this bounds the memory of events in flight
+/// (a few MiB) whatever the size of single events.
+const BATCH_BYTES: usize = 32 << 10;
+
+/// Rendered Markdown held in memory while the metadata pass still runs
+/// (the frontmatter must come first). When it is full, rendering waits.
+const SPOOL_MAX: usize = 16 << 20;
+
+/// Bytes of text an event carries, roughly (for [`BATCH_BYTES`]).
+fn text_size(ev: &Event) -> usize {
+    use crate::event::Payload as P;
+    let payload = match &ev.payload {
+        P::UserMessage { text, .. }
+        | P::DecisionResponse { text, .. }
+        | P::AssistantMessage { text }
+        | P::Thinking { text }
+        | P::DecisionPrompt { text, .. }
+        | P::SystemMessage { text, .. } => text.len(),
+        P::KatoCommand { raw, .. } => raw.len(),
+        P::ToolCall { input, .. } => input.get().len(),
+        P::ToolResult { output, .. } => output.len(),
+        P::ProviderInfo { data, .. } => data.get().len(),
+        P::ProviderRaw { record } => record.get().len(),
+    };
+    payload + ev.event_id.len() + ev.session_id.len() + 64
+}
 
 /// The confined one-shot export (SPEC §8, "one-shot `kato export`").
 ///
@@ -277,10 +311,11 @@ const BATCH: usize = 256;
 ///    the named file and the config, plus creating the output in its
 ///    parent directory — before any session byte is read.
 /// 2. It resolves the session (directory listings and first records only),
-///    creates the output file, and starts the parse stage: a thread confined
-///    to reading exactly the session's files.
+///    creates the output file, and starts the parse stage (for Markdown
+///    also the metadata stage): threads confined to reading exactly the
+///    session's files.
 /// 3. It narrows itself to writing exactly the output file, and renders
-///    what the parse stage sends over a bounded channel.
+///    what the stages send over bounded channels.
 pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     use crate::sandbox::{self, profiles, stage};
     let mode = cfg.sandbox_mode;
@@ -337,17 +372,38 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     let files: Vec<PathBuf> = session.files.iter().map(|f| f.path.clone()).collect();
     let limits = limits(cfg);
     let markdown = req.format == ExportFormat::Markdown;
+    let redactor =
+        std::sync::Arc::new(Redactor::new(&cfg.redaction).map_err(|e| Error::Config {
+            path: cfg.source.clone().unwrap_or_default(),
+            message: e.to_string(),
+        })?);
+    // Markdown needs the metadata before the body: a second confined stage
+    // folds it while the first one already delivers the events, whose
+    // rendering is held back (up to SPOOL_MAX) until the metadata is in.
+    let meta_stage = if markdown {
+        let (session, redactor) = (session.clone(), redactor.clone());
+        Some(stage::spawn(
+            "export-meta",
+            profiles::export(&files, config_file, None),
+            mode,
+            move |tx: std::sync::mpsc::SyncSender<Msg>| {
+                let msg = match collect_meta(&session, limits, &redactor) {
+                    Ok(meta) => Msg::Meta(Box::new(meta)),
+                    Err(e) => Msg::Failed(e.to_string()),
+                };
+                let _ = tx.send(msg);
+            },
+        )?)
+    } else {
+        None
+    };
     let parse_session = session.clone();
-    let redactor = Redactor::new(&cfg.redaction).map_err(|e| Error::Config {
-        path: cfg.source.clone().unwrap_or_default(),
-        message: e.to_string(),
-    })?;
     let parser = stage::spawn(
         "export-parse",
         profiles::export(&files, config_file, None),
         mode,
         move |tx: std::sync::mpsc::SyncSender<Msg>| {
-            parse_stage(&parse_session, limits, markdown, &redactor, &tx);
+            parse_stage(&parse_session, limits, &redactor, &tx);
         },
     )?;
     // The write stage: from here on `main` may only write the output file.
@@ -364,8 +420,17 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
         inner: sink,
         bytes: 0,
     };
-    let (events, skipped, redactions) = write_stage(parser.receiver(), req, &mut w)?;
+    let (events, skipped, redactions) = write_stage(
+        parser.receiver(),
+        meta_stage.as_ref().map(|s| s.receiver()),
+        SPOOL_MAX,
+        req,
+        &mut w,
+    )?;
     w.flush().map_err(|e| Error::io("writing the export", e))?;
+    if let Some(s) = meta_stage {
+        s.join()?;
+    }
     parser.join()?;
     Ok(Summary {
         provider: session.provider,
@@ -389,31 +454,18 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     })
 }
 
-/// The parse stage of a one-shot export: a metadata pass (Markdown only),
-/// then the events in batches. Errors are sent, not returned.
+/// The parse stage of a one-shot export: the events, redacted, in
+/// batches. Errors are sent, not returned.
 fn parse_stage(
     session: &SessionFiles,
     limits: Limits,
-    markdown: bool,
     redactor: &Redactor,
     tx: &std::sync::mpsc::SyncSender<Msg>,
 ) {
-    if markdown {
-        match collect_meta(session, limits, redactor) {
-            Ok(meta) => {
-                if tx.send(Msg::Meta(Box::new(meta))).is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                let _ = tx.send(Msg::Failed(e.to_string()));
-                return;
-            }
-        }
-    }
     let mut skipped = Skipped::default();
     let mut stats = RedactionStats::default();
     let mut batch = Vec::with_capacity(BATCH);
+    let mut bytes = 0usize;
     let mut closed = false;
     // Redaction happens here, before anything is rendered: no renderer can
     // forget it.
@@ -422,9 +474,11 @@ fn parse_stage(
             return;
         }
         redactor.redact_event(&mut ev, &mut stats);
+        bytes += text_size(&ev);
         batch.push(ev);
-        if batch.len() >= BATCH {
+        if batch.len() >= BATCH || bytes >= BATCH_BYTES {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            bytes = 0;
             closed = tx.send(Msg::Events(full)).is_err();
         }
     });
@@ -443,37 +497,146 @@ fn parse_stage(
     let _ = tx.send(last);
 }
 
-/// The write stage: render what arrives, in order.
+fn stage_ended() -> Error {
+    Error::io(
+        "reading the session",
+        io::Error::other("the parse stage ended without finishing"),
+    )
+}
+
+/// The Markdown body's writer while the metadata is not known: bytes are
+/// held in memory until [`Spool::open`] writes the header and them, then
+/// everything passes through.
+struct Spool<'a> {
+    sink: &'a mut dyn Write,
+    held: Option<Vec<u8>>,
+}
+
+impl Spool<'_> {
+    fn held(&self) -> usize {
+        self.held.as_ref().map_or(0, Vec::len)
+    }
+
+    fn open(&mut self, header: &[u8]) -> io::Result<()> {
+        if let Some(held) = self.held.take() {
+            self.sink.write_all(header)?;
+            self.sink.write_all(&held)?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for Spool<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.held {
+            Some(held) => {
+                held.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            None => self.sink.write(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match &mut self.held {
+            Some(held) => {
+                held.extend_from_slice(buf);
+                Ok(())
+            }
+            None => self.sink.write_all(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self.held {
+            Some(_) => Ok(()),
+            None => self.sink.flush(),
+        }
+    }
+}
+
+/// The metadata from the metadata stage: `None` while it is not ready
+/// (only when `wait` is false).
+fn take_meta(
+    rx: &std::sync::mpsc::Receiver<Msg>,
+    wait: bool,
+) -> Result<Option<Box<crate::render::SessionMeta>>> {
+    use std::sync::mpsc::TryRecvError;
+    let msg = if wait {
+        rx.recv().ok()
+    } else {
+        match rx.try_recv() {
+            Ok(m) => Some(m),
+            Err(TryRecvError::Empty) => return Ok(None),
+            Err(TryRecvError::Disconnected) => None,
+        }
+    };
+    match msg {
+        Some(Msg::Meta(meta)) => Ok(Some(meta)),
+        Some(Msg::Failed(e)) => Err(Error::io("reading the session", io::Error::other(e))),
+        _ => Err(stage_ended()),
+    }
+}
+
+/// The write stage: render what arrives, in order. Markdown (when `meta`
+/// is given) is rendered into a [`Spool`] until the metadata arrives; the
+/// document is then the header, the spooled body, and the rest. Past
+/// `spool_max` held bytes, it waits for the metadata.
 fn write_stage(
     rx: &std::sync::mpsc::Receiver<Msg>,
+    meta: Option<&std::sync::mpsc::Receiver<Msg>>,
+    spool_max: usize,
     req: &Request,
     w: &mut dyn Write,
 ) -> Result<(u64, Skipped, RedactionStats)> {
+    use crate::render::markdown::{MarkdownRenderer, RenderState};
     let werr = |e: io::Error| Error::io("writing the export", e);
     let mut events = 0u64;
-    let mut md: Option<crate::render::markdown::MarkdownRenderer<&mut dyn Write>> = None;
-    let mut jsonl: Option<crate::render::jsonl::JsonlWriter<&mut dyn Write>> = None;
-    let mut w = Some(w);
-    if req.format == ExportFormat::Jsonl {
-        if let Some(w) = w.take() {
-            jsonl = Some(crate::render::jsonl::JsonlWriter::new(w));
+    let mut md = None;
+    let mut jsonl = None;
+    let mut meta_rx = None;
+    match meta {
+        Some(rx) if req.format == ExportFormat::Markdown => {
+            let spool = Spool {
+                sink: w,
+                held: Some(Vec::new()),
+            };
+            // What follows the header is rendered as the continuation of a
+            // started document, exactly as after `header`.
+            md = Some(MarkdownRenderer::resume(
+                spool,
+                &req.markdown,
+                RenderState::appending(),
+            ));
+            meta_rx = Some(rx);
         }
+        _ => jsonl = Some(crate::render::jsonl::JsonlWriter::new(w)),
     }
+    let mut done = None;
     loop {
-        let msg = rx.recv().map_err(|_| {
-            Error::io(
-                "reading the session",
-                io::Error::other("the parse stage ended without finishing"),
-            )
-        })?;
-        match msg {
-            Msg::Meta(meta) => {
-                if let Some(w) = w.take() {
-                    let mut r = crate::render::markdown::MarkdownRenderer::new(w, &req.markdown);
-                    r.header(&meta).map_err(werr)?;
-                    md = Some(r);
-                }
+        if let (Some(rx), Some(r)) = (meta_rx, md.as_mut()) {
+            let wait = done.is_some() || r.get_mut().held() >= spool_max;
+            if let Some(meta) = take_meta(rx, wait)? {
+                let mut header = MarkdownRenderer::new(Vec::new(), &req.markdown);
+                header.header(&meta).map_err(werr)?;
+                let header = header.finish().map_err(werr)?;
+                r.get_mut().open(&header).map_err(werr)?;
+                meta_rx = None;
             }
+        }
+        if meta_rx.is_none() {
+            if let Some((skipped, redactions)) = done.take() {
+                if let Some(r) = md {
+                    r.finish().map_err(werr)?;
+                }
+                if let Some(j) = jsonl {
+                    j.finish().map_err(werr)?;
+                }
+                return Ok((events, skipped, redactions));
+            }
+        }
+        if done.is_some() {
+            continue;
+        }
+        match rx.recv().map_err(|_| stage_ended())? {
             Msg::Events(batch) => {
                 for ev in &batch {
                     if let Some(r) = md.as_mut() {
@@ -484,16 +647,180 @@ fn write_stage(
                     events += 1;
                 }
             }
-            Msg::Done(skipped, redactions) => {
-                if let Some(r) = md {
-                    r.finish().map_err(werr)?;
-                }
-                if let Some(j) = jsonl {
-                    j.finish().map_err(werr)?;
-                }
-                return Ok((events, skipped, redactions));
-            }
+            Msg::Done(skipped, redactions) => done = Some((skipped, redactions)),
+            Msg::Meta(_) => {}
             Msg::Failed(e) => return Err(Error::io("reading the session", io::Error::other(e))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Payload, ProviderId, Source};
+    use std::sync::mpsc::sync_channel;
+
+    fn event(n: u64, payload: Payload) -> Event {
+        let mut ev = Event::new(
+            ProviderId("claude"),
+            "s1",
+            format!("f:{n}"),
+            Source {
+                record: "user".into(),
+                offset: n,
+                file: None,
+            },
+            payload,
+        );
+        ev.timestamp = Some(format!("2026-01-08T00:00:{n:02}.000Z"));
+        ev
+    }
+
+    fn events() -> Vec<Event> {
+        (0..40)
+            .map(|n| {
+                let text = format!("message number {n}\n\nwith a second paragraph");
+                let payload = if n % 2 == 0 {
+                    Payload::UserMessage {
+                        text,
+                        attachments: 0,
+                    }
+                } else {
+                    Payload::AssistantMessage { text }
+                };
+                event(n, payload)
+            })
+            .collect()
+    }
+
+    fn markdown_request() -> Request {
+        Request {
+            format: ExportFormat::Markdown,
+            markdown: MarkdownOptions::default(),
+            output: None,
+            dry_run: false,
+        }
+    }
+
+    /// The document as one renderer writes it: header, then every event.
+    fn expected(meta: &crate::render::SessionMeta, evs: &[Event]) -> Vec<u8> {
+        let mut r = crate::render::markdown::MarkdownRenderer::new(
+            Vec::new(),
+            &markdown_request().markdown,
+        );
+        r.header(meta).unwrap();
+        for ev in evs {
+            r.event(ev).unwrap();
+        }
+        r.finish().unwrap()
+    }
+
+    fn meta_of(evs: &[Event]) -> crate::render::SessionMeta {
+        let mut c = crate::render::MetaCollector::new();
+        evs.iter().for_each(|e| c.observe(e));
+        c.finish()
+    }
+
+    /// Feed the write stage with the metadata arriving after `meta_after`
+    /// batches (or after the end), with the given spool bound.
+    fn spooled(meta_after: usize, spool_max: usize) -> (Vec<u8>, u64) {
+        let evs = events();
+        let meta = meta_of(&evs);
+        let (tx, rx) = sync_channel(1024);
+        let (mtx, mrx) = sync_channel(1);
+        let batches: Vec<Vec<Event>> = evs.chunks(7).map(<[Event]>::to_vec).collect();
+        let n = batches.len();
+        let producer = std::thread::spawn(move || {
+            for (i, b) in batches.into_iter().enumerate() {
+                if i == meta_after {
+                    mtx.send(Msg::Meta(Box::new(meta.clone()))).unwrap();
+                }
+                tx.send(Msg::Events(b)).unwrap();
+            }
+            tx.send(Msg::Done(Skipped::default(), RedactionStats::default()))
+                .unwrap();
+            if meta_after >= n {
+                mtx.send(Msg::Meta(Box::new(meta))).unwrap();
+            }
+        });
+        let mut out = Vec::new();
+        let (count, _, _) =
+            write_stage(&rx, Some(&mrx), spool_max, &markdown_request(), &mut out).unwrap();
+        producer.join().unwrap();
+        (out, count)
+    }
+
+    #[test]
+    fn spooled_markdown_equals_the_sequential_rendering() {
+        let evs = events();
+        let want = expected(&meta_of(&evs), &evs);
+        for meta_after in [0, 1, 3, 100] {
+            for spool_max in [0, 64, SPOOL_MAX] {
+                let (got, count) = spooled(meta_after, spool_max);
+                assert_eq!(count, 40);
+                assert_eq!(
+                    String::from_utf8(got).unwrap(),
+                    String::from_utf8(want.clone()).unwrap(),
+                    "metadata after {meta_after} batches, spool bound {spool_max}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_metadata_stage_fails_the_export() {
+        let (tx, rx) = sync_channel(8);
+        let (mtx, mrx) = sync_channel(1);
+        tx.send(Msg::Events(events())).unwrap();
+        tx.send(Msg::Done(Skipped::default(), RedactionStats::default()))
+            .unwrap();
+        mtx.send(Msg::Failed("disk on fire".into())).unwrap();
+        let mut out = Vec::new();
+        let err = write_stage(&rx, Some(&mrx), SPOOL_MAX, &markdown_request(), &mut out)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("disk on fire"), "{err}");
+        drop(mtx);
+        let (tx, rx) = sync_channel(8);
+        let (mtx, mrx) = sync_channel::<Msg>(1);
+        drop(mtx);
+        tx.send(Msg::Done(Skipped::default(), RedactionStats::default()))
+            .unwrap();
+        let err = write_stage(&rx, Some(&mrx), SPOOL_MAX, &markdown_request(), &mut out)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ended without finishing"), "{err}");
+    }
+
+    #[test]
+    fn batches_are_bounded_by_bytes() {
+        let big = event(
+            1,
+            Payload::AssistantMessage {
+                text: "x".repeat(BATCH_BYTES),
+            },
+        );
+        assert!(text_size(&big) >= BATCH_BYTES);
+        let small = event(2, Payload::AssistantMessage { text: "hi".into() });
+        assert!(text_size(&small) < 256);
+    }
+
+    #[test]
+    fn metadata_needs_only_titles_redacted() {
+        let evs = events();
+        let mut c = crate::render::MetaCollector::new();
+        assert!(c.reads_payload(&evs[0]));
+        assert!(!c.reads_payload(&evs[1]));
+        c.observe(&evs[0]);
+        // The title is taken: later human messages are not read.
+        assert!(!c.reads_payload(&evs[2]));
+        let title = event(
+            3,
+            Payload::ProviderInfo {
+                topic: "title".into(),
+                data: crate::event::raw_json("t"),
+            },
+        );
+        assert!(c.reads_payload(&title));
     }
 }

@@ -103,6 +103,11 @@ impl<W: Write> MarkdownRenderer<W> {
         &self.st
     }
 
+    /// The writer, e.g. to redirect where it sends what follows.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.w
+    }
+
     /// The YAML frontmatter, when the options ask for it. Must come first.
     pub fn frontmatter(&mut self, meta: &SessionMeta) -> io::Result<()> {
         if !self.opts.frontmatter {

@@ -130,6 +130,18 @@ impl MetaCollector {
         }
     }
 
+    /// Whether [`MetaCollector::observe`] would read the payload of `ev`
+    /// (so it must be redacted first): only the first human message and
+    /// provider titles can become the title. Of every other event only the
+    /// timestamp and model are read, which redaction never changes.
+    pub fn reads_payload(&self, ev: &Event) -> bool {
+        match &ev.payload {
+            Payload::UserMessage { .. } => self.title.is_none() && ev.is_human_message(),
+            Payload::ProviderInfo { topic, .. } => topic == "title",
+            _ => false,
+        }
+    }
+
     pub fn finish(self) -> SessionMeta {
         let provider = self.provider.unwrap_or_default().to_owned();
         let session_id = self.session_id.unwrap_or_default();
