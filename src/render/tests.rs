@@ -1210,7 +1210,11 @@ fn real_corpus_renders_deterministically_and_well_formed() {
                 .map(|b| format!("{b:02x}"))
                 .collect();
             let name = f.file_name().unwrap().to_string_lossy().into_owned();
-            digests.push(format!("{name}: {} bytes, sha256 {}", doc.len(), &hex[..16]));
+            digests.push(format!(
+                "{name}: {} bytes, sha256 {}",
+                doc.len(),
+                &hex[..16]
+            ));
         }
     }
     assert!(digests.len() >= 30, "{} files", digests.len());
