@@ -359,7 +359,7 @@ impl FileRec {
 
     fn drop_pending(&mut self) {
         self.pending = Agg::default();
-        self.pending_ids.clear();
+        self.pending_ids = Vec::new();
         self.replay_set = None;
     }
 }
@@ -1024,7 +1024,14 @@ impl Daemon {
         if let Some(c) = b.commit {
             rec.pending.merge_into(&mut rec.st);
             rec.pending = Agg::default();
-            rec.unflushed_ids.append(&mut rec.pending_ids);
+            // Moved, not appended: an idle file keeps no spare capacity
+            // (1,000 files × a pass's worth of ids add up).
+            let ids = std::mem::take(&mut rec.pending_ids);
+            if rec.unflushed_ids.is_empty() {
+                rec.unflushed_ids = ids;
+            } else {
+                rec.unflushed_ids.extend_from_slice(&ids);
+            }
             rec.replay_set = None;
             rec.st.cursor = c.cursor;
             rec.st.size = c.size;
@@ -1063,7 +1070,7 @@ impl Daemon {
         for rec in self.files.values_mut().filter(|r| r.dirty) {
             match self.store.save(&mut rec.st, &rec.unflushed_ids) {
                 Ok(()) => {
-                    rec.unflushed_ids.clear();
+                    rec.unflushed_ids = Vec::new();
                     rec.dirty = false;
                     saved += 1;
                 }

@@ -42,8 +42,10 @@ use super::status::RootStatus;
 pub(crate) const MAX_DEPTH: usize = 8;
 /// A large pass is sent in batches of at most this many events …
 const BATCH_EVENTS: usize = 1024;
-/// … or spanning at most this many bytes of the file.
-const BATCH_SPAN: u64 = 8 << 20;
+/// … or spanning at most this many bytes of the file. Small enough that
+/// the batches in flight (the channel's bound) stay a few MiB: a history
+/// ingest would otherwise leave its peak allocated in the daemon.
+const BATCH_SPAN: u64 = 256 << 10;
 /// Parse attempts before a crashing file is quarantined.
 pub(crate) const MAX_ATTEMPTS: u32 = 3;
 
