@@ -122,7 +122,7 @@ def main():
     variants = [("markdown", ()), ("jsonl", ("--format", "jsonl")),
                 ("md --thinking --tool-calls", ("--thinking", "--tool-calls"))]
     worst = {"ratio": None, "rss": 0.0, "cost": None}
-    print(f"{'case':<56} {'MB/s':>8} {'x floor':>8} {'peak RSS MiB':>13}")
+    print(f"{'case':<62} {'MB/s':>8} {'x floor':>8} {'peak RSS MiB':>13}")
     for name, path in files.items():
         mb = os.path.getsize(path) / (1 << 20)
         cases = [("cat > /dev/null", ["cat", path]),
@@ -143,12 +143,12 @@ def main():
                 r = mbps / floor
                 worst["ratio"] = r if worst["ratio"] is None else min(worst["ratio"], r)
                 worst["rss"] = max(worst["rss"], rss)
-            print(f"{name + ': ' + label:<56} {mbps:8.1f} {ratio} {rss:13.1f}")
+            print(f"{name + ': ' + label:<62} {mbps:8.1f} {ratio} {rss:13.1f}")
         for vname, _ in variants:
             on, off = by[f"kato export {vname}"], by[f"kato export {vname}, redaction off"]
             cost = (on - off) / off * 100
             worst["cost"] = cost if worst["cost"] is None else max(worst["cost"], cost)
-            print(f"{name + ': redaction cost, ' + vname:<56} {cost:+7.1f}%")
+            print(f"{name + ': redaction cost, ' + vname:<62} {cost:+7.1f}%")
         sys.stdout.flush()
     ok = lambda b: "ok" if b else "MISSED"
     print(f"\ntargets: export >= 0.5x floor: worst {worst['ratio']:.2f}x {ok(worst['ratio'] >= 0.5)}; "

@@ -276,10 +276,13 @@ enum Msg {
 /// Events per channel message: amortises the hand-off between stages…
 const BATCH: usize = 256;
 
-/// …unless their text reaches this many bytes first. With the stage
-/// queue's bound on messages, this bounds the memory of events in flight
-/// (a few MiB) whatever the size of single events.
-const BATCH_BYTES: usize = 32 << 10;
+/// …unless their text reaches this many bytes first.
+const BATCH_BYTES: usize = 64 << 10;
+
+/// Batches the parse stage may have sent and not yet got back: with
+/// [`BATCH_BYTES`], this bounds the memory of events in flight (about
+/// 1 MiB of text) whatever the size of single events.
+const IN_FLIGHT: usize = 8;
 
 /// Rendered Markdown held in memory while the metadata pass still runs
 /// (the frontmatter must come first). When it is full, rendering waits.
@@ -398,12 +401,13 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
         None
     };
     let parse_session = session.clone();
+    let (spent_tx, spent_rx) = std::sync::mpsc::sync_channel(IN_FLIGHT);
     let parser = stage::spawn(
         "export-parse",
         profiles::export(&files, config_file, None),
         mode,
         move |tx: std::sync::mpsc::SyncSender<Msg>| {
-            parse_stage(&parse_session, limits, &redactor, &tx);
+            parse_stage(&parse_session, limits, &redactor, &tx, &spent_rx);
         },
     )?;
     // The write stage: from here on `main` may only write the output file.
@@ -423,6 +427,7 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     let (events, skipped, redactions) = write_stage(
         parser.receiver(),
         meta_stage.as_ref().map(|s| s.receiver()),
+        Some(&spent_tx),
         SPOOL_MAX,
         req,
         &mut w,
@@ -461,12 +466,18 @@ fn parse_stage(
     limits: Limits,
     redactor: &Redactor,
     tx: &std::sync::mpsc::SyncSender<Msg>,
+    spent: &std::sync::mpsc::Receiver<Vec<Event>>,
 ) {
     let mut skipped = Skipped::default();
     let mut stats = RedactionStats::default();
     let mut batch = Vec::with_capacity(BATCH);
     let mut bytes = 0usize;
     let mut closed = false;
+    // Rendered batches come back here to be freed (and their buffers
+    // reused): memory is freed by the thread that allocated it, so the two
+    // threads do not contend for the allocator's locks; and waiting for
+    // them bounds the batches in flight.
+    let mut out = 0usize;
     // Redaction happens here, before anything is rendered: no renderer can
     // forget it.
     let r = stream_session(session, limits, &mut skipped, &mut |mut ev| {
@@ -477,9 +488,27 @@ fn parse_stage(
         bytes += text_size(&ev);
         batch.push(ev);
         if batch.len() >= BATCH || bytes >= BATCH_BYTES {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            let back = if out >= IN_FLIGHT {
+                spent.recv().map_err(|_| ())
+            } else {
+                spent.try_recv().map_err(|_| ())
+            };
+            let next = match back {
+                Ok(mut v) => {
+                    out -= 1;
+                    v.clear();
+                    v
+                }
+                Err(()) if out >= IN_FLIGHT => {
+                    closed = true;
+                    return;
+                }
+                Err(()) => Vec::with_capacity(BATCH),
+            };
+            let full = std::mem::replace(&mut batch, next);
             bytes = 0;
             closed = tx.send(Msg::Events(full)).is_err();
+            out += 1;
         }
     });
     if closed {
@@ -583,6 +612,7 @@ fn take_meta(
 fn write_stage(
     rx: &std::sync::mpsc::Receiver<Msg>,
     meta: Option<&std::sync::mpsc::Receiver<Msg>>,
+    spent: Option<&std::sync::mpsc::SyncSender<Vec<Event>>>,
     spool_max: usize,
     req: &Request,
     w: &mut dyn Write,
@@ -645,6 +675,11 @@ fn write_stage(
                         j.event(ev).map_err(werr)?;
                     }
                     events += 1;
+                }
+                if let Some(back) = spent {
+                    // Never full: it holds at most the batches in flight.
+                    // Gone (the parse stage ended): freed here.
+                    let _ = back.try_send(batch);
                 }
             }
             Msg::Done(skipped, redactions) => done = Some((skipped, redactions)),
@@ -744,8 +779,15 @@ mod tests {
             }
         });
         let mut out = Vec::new();
-        let (count, _, _) =
-            write_stage(&rx, Some(&mrx), spool_max, &markdown_request(), &mut out).unwrap();
+        let (count, _, _) = write_stage(
+            &rx,
+            Some(&mrx),
+            None,
+            spool_max,
+            &markdown_request(),
+            &mut out,
+        )
+        .unwrap();
         producer.join().unwrap();
         (out, count)
     }
@@ -776,9 +818,16 @@ mod tests {
             .unwrap();
         mtx.send(Msg::Failed("disk on fire".into())).unwrap();
         let mut out = Vec::new();
-        let err = write_stage(&rx, Some(&mrx), SPOOL_MAX, &markdown_request(), &mut out)
-            .unwrap_err()
-            .to_string();
+        let err = write_stage(
+            &rx,
+            Some(&mrx),
+            None,
+            SPOOL_MAX,
+            &markdown_request(),
+            &mut out,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("disk on fire"), "{err}");
         drop(mtx);
         let (tx, rx) = sync_channel(8);
@@ -786,9 +835,16 @@ mod tests {
         drop(mtx);
         tx.send(Msg::Done(Skipped::default(), RedactionStats::default()))
             .unwrap();
-        let err = write_stage(&rx, Some(&mrx), SPOOL_MAX, &markdown_request(), &mut out)
-            .unwrap_err()
-            .to_string();
+        let err = write_stage(
+            &rx,
+            Some(&mrx),
+            None,
+            SPOOL_MAX,
+            &markdown_request(),
+            &mut out,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("ended without finishing"), "{err}");
     }
 

@@ -230,6 +230,92 @@ struct Envelope<'a> {
     max_retries: Option<&'a RawValue>,
 }
 
+/// [`Envelope`] with `message` read in the same pass instead of kept raw
+/// (and read again): the common case of a `user` or `assistant` line. Any
+/// error, or a line of another type, leaves the line to the general path
+/// ([`Envelope`] then [`decode`]), which reads such a line to the same
+/// fields: a message is read from its raw JSON with the same [`Message`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FastEnvelope<'a> {
+    #[serde(rename = "type", borrow, default)]
+    ty: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    subtype: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    uuid: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    prompt_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    agent_id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    is_sidechain: Option<bool>,
+    #[serde(default)]
+    is_meta: Option<bool>,
+    #[serde(default)]
+    is_compact_summary: Option<bool>,
+    #[serde(default)]
+    is_api_error_message: Option<bool>,
+    #[serde(borrow, default)]
+    message: Option<Message<'a>>,
+    #[serde(borrow, default)]
+    content: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    level: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    attachment: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    ai_title: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    retry_attempt: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    max_retries: Option<&'a RawValue>,
+}
+
+impl<'a> FastEnvelope<'a> {
+    /// The envelope (without its raw message, which is not read again)
+    /// and the decoded record, for `user` and `assistant` lines.
+    fn split(self) -> Option<(Envelope<'a>, Decoded<'a>)> {
+        let msg = self.message?;
+        let decoded = match self.ty.as_deref()? {
+            "user" => Decoded::User(msg),
+            "assistant" => Decoded::Assistant(msg),
+            _ => return None,
+        };
+        let env = Envelope {
+            ty: self.ty,
+            subtype: self.subtype,
+            uuid: self.uuid,
+            session_id: self.session_id,
+            timestamp: self.timestamp,
+            prompt_id: self.prompt_id,
+            agent_id: self.agent_id,
+            is_sidechain: self.is_sidechain,
+            is_meta: self.is_meta,
+            is_compact_summary: self.is_compact_summary,
+            is_api_error_message: self.is_api_error_message,
+            message: None,
+            content: self.content,
+            level: self.level,
+            error: self.error,
+            data: self.data,
+            attachment: self.attachment,
+            ai_title: self.ai_title,
+            retry_attempt: self.retry_attempt,
+            max_retries: self.max_retries,
+        };
+        Some((env, decoded))
+    }
+}
+
 /// Just the `type` of a record or block, to tell unknown from malformed.
 #[derive(Deserialize)]
 struct Head<'a> {
@@ -433,6 +519,38 @@ impl RecordParser for ClaudeParser {
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed> {
         let line = std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)?;
+        if let Some((env, decoded)) = serde_json::from_str::<FastEnvelope>(line)
+            .ok()
+            .and_then(FastEnvelope::split)
+        {
+            let ty = if matches!(decoded, Decoded::User(_)) {
+                "user"
+            } else {
+                "assistant"
+            };
+            return self.decoded(offset, line, &env, ty, decoded, out);
+        }
+        self.general(offset, line, out)
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::to_value(&self.state).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> Result<(), Malformed> {
+        self.state = State::deserialize(state).map_err(shape_err)?;
+        Ok(())
+    }
+}
+
+impl ClaudeParser {
+    /// Any line, the general way (the fast path aside).
+    fn general(
+        &mut self,
+        offset: u64,
+        line: &str,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
         let env: Envelope = match serde_json::from_str(line) {
             Ok(env) => env,
             Err(e) => return self.unparsed(offset, line, &e, out),
@@ -448,10 +566,22 @@ impl RecordParser for ClaudeParser {
         // Decode everything type-specific before emitting anything, so a
         // malformed line yields no events at all.
         let decoded = decode(ty, &env, line)?;
-        let mut em = self.emitter(offset, &env, ty, &decoded, out);
+        self.decoded(offset, line, &env, ty, decoded, out)
+    }
+
+    fn decoded(
+        &mut self,
+        offset: u64,
+        line: &str,
+        env: &Envelope,
+        ty: &str,
+        decoded: Decoded,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
+        let mut em = self.emitter(offset, env, ty, &decoded, out);
         match decoded {
-            Decoded::User(msg) => self.user(&env, &msg, &mut em)?,
-            Decoded::Assistant(msg) => self.assistant(&env, &msg, &mut em)?,
+            Decoded::User(msg) => self.user(env, &msg, &mut em)?,
+            Decoded::Assistant(msg) => self.assistant(env, &msg, &mut em)?,
             Decoded::System(sys) => system(sys, line, &mut em),
             Decoded::Info { topic, data } => em.info(topic, data),
             Decoded::Raw => em.raw(line, None),
@@ -461,15 +591,6 @@ impl RecordParser for ClaudeParser {
             // keep it rather than drop it.
             em.raw(line, None);
         }
-        Ok(())
-    }
-
-    fn state(&self) -> serde_json::Value {
-        serde_json::to_value(&self.state).unwrap_or(serde_json::Value::Null)
-    }
-
-    fn restore(&mut self, state: &serde_json::Value) -> Result<(), Malformed> {
-        self.state = State::deserialize(state).map_err(shape_err)?;
         Ok(())
     }
 }
@@ -2110,6 +2231,99 @@ mod tests {
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         let a = serde_json::to_string(&run(&refs)).unwrap();
         let b = serde_json::to_string(&run(&refs)).unwrap();
+        assert_eq!(a, b);
+    }
+
+    /// Events (as JSON) and per-line results of `lines` read with the fast
+    /// path (`record`) or only the general way.
+    fn both_ways(lines: &[&str]) -> [(Vec<String>, Vec<String>); 2] {
+        [true, false].map(|fast| {
+            let mut p = ClaudeParser::new(main_ctx());
+            let mut events = Vec::new();
+            let mut results = Vec::new();
+            let mut offset = 0u64;
+            for line in lines {
+                let mut push = |e: Event| events.push(serde_json::to_string(&e).unwrap());
+                let r = if fast {
+                    p.record(offset, line.as_bytes(), &mut push)
+                } else {
+                    p.general(offset, line, &mut push)
+                };
+                results.push(format!("{r:?}"));
+                offset += line.len() as u64 + 1;
+            }
+            p.flush(&mut |e| events.push(serde_json::to_string(&e).unwrap()));
+            (events, results)
+        })
+    }
+
+    fn fast(line: &str) -> bool {
+        serde_json::from_str::<FastEnvelope>(line)
+            .ok()
+            .and_then(FastEnvelope::split)
+            .is_some()
+    }
+
+    #[test]
+    fn the_fast_path_reads_what_the_general_path_reads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude");
+        let mut files = vec![dir.join("poisoned.jsonl")];
+        let mut stack = vec![dir.join("projects")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "jsonl") {
+                    files.push(p);
+                }
+            }
+        }
+        assert!(files.len() >= 5);
+        let mut taken = 0;
+        for f in files {
+            // Lines that are not UTF-8 never reach either path.
+            let bytes = std::fs::read(&f).unwrap();
+            let lines: Vec<&str> = bytes
+                .split(|b| *b == b'\n')
+                .filter_map(|l| std::str::from_utf8(l).ok())
+                .filter(|l| !l.is_empty())
+                .collect();
+            taken += lines.iter().filter(|l| fast(l)).count();
+            let [a, b] = both_ways(&lines);
+            assert_eq!(a, b, "{}", f.display());
+        }
+        assert!(taken > 10, "{taken}");
+        // Shapes at the edges of the fast path.
+        let edge = [
+            // Taken.
+            r#"{"type":"user","uuid":"u1","sessionId":"s","message":{"role":"user","content":"hi \u00e9"}}"#,
+            r#"{"type":"assistant","uuid":"a1","message":{"model":"m","content":[{"type":"text","text":"x"},{"type":"mystery","z":1}]},"toolUseResult":{"a":[1,2]}}"#,
+            r#"{"type":"user","uuid":"u2","message":["m",[{"type":"tool_result","tool_use_id":"t","content":[{"type":"text","text":"o"}]}]]}"#,
+            // Taken, and malformed either way (blocks are checked later).
+            r#"{"type":"assistant","uuid":"a4","message":{"content":[{"type":"text"}]}}"#,
+            // Left: null, missing or wrong-shaped message; another type; a
+            // duplicate key; a bad block; not an object; not JSON.
+            r#"{"type":"user","uuid":"u3","message":null}"#,
+            r#"{"type":"assistant","uuid":"a2"}"#,
+            r#"{"type":"assistant","uuid":"a3","message":{"content":7}}"#,
+            r#"{"type":"user","uuid":"u4","message":"text"}"#,
+            r#"{"type":"system","subtype":"informational","content":"c","message":{"content":"x"}}"#,
+            r#"{"type":"user","type":"user","message":{"content":"x"}}"#,
+            r#"{"type":"user","uuid":"u5","message":{"content":"x","content":"y"}}"#,
+            r#"{"type":"user","uuid":"u6","isMeta":"yes","message":{"content":"x"}}"#,
+            r#"{"type":"brand-new","message":{"content":"x"}}"#,
+            r#"["user"]"#,
+            r#"{"type":"user","message":{"content":"x"}"#,
+        ];
+        let taken: Vec<bool> = edge.iter().map(|l| fast(l)).collect();
+        assert_eq!(&taken[..4], &[true; 4]);
+        assert!(taken[4..].iter().all(|t| !t), "{taken:?}");
+        for line in edge {
+            let [a, b] = both_ways(&[line]);
+            assert_eq!(a, b, "{line}");
+        }
+        let [a, b] = both_ways(&edge);
         assert_eq!(a, b);
     }
 }

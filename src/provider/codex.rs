@@ -46,6 +46,7 @@
 use std::borrow::Cow;
 use std::path::{Component, Path, PathBuf};
 
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
@@ -53,7 +54,7 @@ use crate::event::{
     null_raw, raw_from_str, raw_json, Event, Kind, Payload, ProviderId, Source, Subagent,
     SystemCategory,
 };
-use crate::provider::{stem, FileCtx, Layout, Malformed, Provider, RecordParser};
+use crate::provider::{offset_id, stem, FileCtx, Layout, Malformed, Provider, RecordParser};
 
 pub const ID: ProviderId = ProviderId("codex");
 
@@ -207,10 +208,198 @@ struct Item<'a> {
     input: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     call_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    output: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "raw_output")]
+    output: Option<Output<'a>>,
     #[serde(default, borrow)]
     action: Option<&'a RawValue>,
+}
+
+/// A tool output: as raw JSON (any value), or already decoded when the
+/// fast path read it (always a string).
+enum Output<'a> {
+    Raw(&'a RawValue),
+    Text(Cow<'a, str>),
+}
+
+fn raw_output<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Output<'de>>, D::Error> {
+    <&'de RawValue>::deserialize(d).map(|r| Some(Output::Raw(r)))
+}
+
+fn text_output<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Output<'de>>, D::Error> {
+    BorrowedStr::deserialize(d).map(|s| Some(Output::Text(s.0)))
+}
+
+/// A string, borrowed from the input when it has no escapes. Anything
+/// else is an error.
+struct BorrowedStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for BorrowedStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = BorrowedStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The fast path. Most bytes of a rollout are enveloped response items (tool
+// outputs above all). The general path reads a line three times: the
+// envelope with the payload as raw JSON, the payload as an [`Item`], and a
+// tool output string once more. [`FastLine`] reads such a line in one pass
+// and gives up on anything unusual (another record type, a payload before
+// its type, a duplicate key, an output that is not a string, any error), in
+// which case the general path reads the line as before. Where it succeeds,
+// the general path would have produced exactly the same fields.
+
+/// [`Item`], but `output` must be a string (decoded right away).
+#[derive(Deserialize)]
+struct FastItem<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    role: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    content: Option<Vec<Block<'a>>>,
+    #[serde(default, borrow)]
+    summary: Option<Vec<Block<'a>>>,
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    arguments: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    input: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    call_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "text_output")]
+    output: Option<Output<'a>>,
+    #[serde(default, borrow)]
+    action: Option<&'a RawValue>,
+}
+
+impl<'a> From<FastItem<'a>> for Item<'a> {
+    fn from(f: FastItem<'a>) -> Item<'a> {
+        Item {
+            kind: f.kind,
+            role: f.role,
+            content: f.content,
+            summary: f.summary,
+            name: f.name,
+            arguments: f.arguments,
+            input: f.input,
+            call_id: f.call_id,
+            output: f.output,
+            action: f.action,
+        }
+    }
+}
+
+/// An enveloped `response_item` line read in one pass.
+struct FastLine<'a> {
+    timestamp: Option<Cow<'a, str>>,
+    item: FastItem<'a>,
+}
+
+/// Why the fast path gave up (the general path takes over).
+fn give_up<E: de::Error>() -> E {
+    E::custom("not a fast-path line")
+}
+
+impl<'de> Deserialize<'de> for FastLine<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Line;
+        impl<'de> Visitor<'de> for Line {
+            type Value = FastLine<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an enveloped response item")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FastLine<'de>, A::Error> {
+                let mut typed = false;
+                let mut timestamp: Option<Option<Cow<'de, str>>> = None;
+                let mut item = None;
+                let (mut record_type, mut id) = (false, false);
+                while let Some(key) = map.next_key::<BorrowedStr<'de>>()? {
+                    match key.0.as_ref() {
+                        "type" => {
+                            let kind: Option<BorrowedStr<'de>> = map.next_value()?;
+                            if typed || kind.is_none_or(|k| k.0 != "response_item") {
+                                return Err(give_up());
+                            }
+                            typed = true;
+                        }
+                        "payload" => {
+                            if !typed || item.is_some() {
+                                return Err(give_up());
+                            }
+                            item = Some(map.next_value_seed(ItemMap)?);
+                        }
+                        "timestamp" => {
+                            if timestamp.is_some() {
+                                return Err(give_up());
+                            }
+                            let t: Option<BorrowedStr<'de>> = map.next_value()?;
+                            timestamp = Some(t.map(|t| t.0));
+                        }
+                        "record_type" | "id" => {
+                            let seen = if key.0 == "id" {
+                                &mut id
+                            } else {
+                                &mut record_type
+                            };
+                            if std::mem::replace(seen, true) {
+                                return Err(give_up());
+                            }
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                match item {
+                    Some(item) if is_typed_item(&item.kind) => Ok(FastLine {
+                        timestamp: timestamp.flatten(),
+                        item,
+                    }),
+                    _ => Err(give_up()),
+                }
+            }
+        }
+        d.deserialize_map(Line)
+    }
+}
+
+/// A payload that must be an object (derived structs also accept arrays).
+struct ItemMap;
+
+impl<'de> DeserializeSeed<'de> for ItemMap {
+    type Value = FastItem<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<FastItem<'de>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FastItem<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a response item object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FastItem<'de>, A::Error> {
+                FastItem::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -453,7 +642,11 @@ impl LineCtx {
         if self.record.is_empty() {
             self.record = kind.to_owned();
         } else {
-            self.record = format!("{}/{kind}", self.record);
+            let mut record = String::with_capacity(self.record.len() + 1 + kind.len());
+            record.push_str(&self.record);
+            record.push('/');
+            record.push_str(kind);
+            self.record = record;
         }
     }
 }
@@ -548,20 +741,29 @@ fn plain_exit_code(s: &str) -> Option<i64> {
     None
 }
 
+/// Tool output text and error flag from a string output.
+fn text_tool_output(s: Cow<'_, str>) -> (String, bool) {
+    if s.trim_start().starts_with('{') {
+        if let Ok(w) = serde_json::from_str::<WrappedOutput<'_>>(&s) {
+            let failed = w.metadata.exit_code.is_some_and(|c| c != 0);
+            return (w.output.into_owned(), failed);
+        }
+    }
+    let failed = plain_exit_code(&s).is_some_and(|c| c != 0);
+    (s.into_owned(), failed)
+}
+
 /// Tool output text and error flag from a `*_output` item's `output`.
-fn tool_output(raw: &RawValue) -> Result<(String, bool), Malformed> {
+fn tool_output(output: Output<'_>) -> Result<(String, bool), Malformed> {
+    let raw = match output {
+        Output::Text(s) => return Ok(text_tool_output(s)),
+        Output::Raw(raw) => raw,
+    };
     let json = raw.get();
     match json.as_bytes().first() {
         Some(b'"') => {
             let s: Cow<'_, str> = shape(serde_json::from_str(json))?;
-            if s.trim_start().starts_with('{') {
-                if let Ok(w) = serde_json::from_str::<WrappedOutput<'_>>(&s) {
-                    let failed = w.metadata.exit_code.is_some_and(|c| c != 0);
-                    return Ok((w.output.into_owned(), failed));
-                }
-            }
-            let failed = plain_exit_code(&s).is_some_and(|c| c != 0);
-            Ok((s.into_owned(), failed))
+            Ok(text_tool_output(s))
         }
         Some(b'[') => {
             let blocks: Vec<Block<'_>> = shape(serde_json::from_str(json))?;
@@ -626,10 +828,7 @@ impl CodexParser {
         model: Option<String>,
         out: &mut dyn FnMut(Event),
     ) {
-        let event_id = match line.n {
-            0 => format!("{}:{}", self.ctx.file_tag, line.offset),
-            n => format!("{}:{}#{n}", self.ctx.file_tag, line.offset),
-        };
+        let event_id = offset_id(&self.ctx.file_tag, line.offset, line.n);
         line.n += 1;
         let kind = payload.kind();
         let mut ev = Event::new(
@@ -860,6 +1059,33 @@ impl CodexParser {
                 return Ok(());
             }
         };
+        if is_typed_item(&item.kind) {
+            return self.typed_item(line, item, out);
+        }
+        line.set_kind(&item.kind);
+        self.release_pending_user(out);
+        if item.kind == "ghost_snapshot" {
+            self.info(line, "ghost_snapshot", &raw_str(json)?, out);
+        } else {
+            self.emit(
+                line,
+                Payload::ProviderRaw {
+                    record: raw_from_str(json),
+                },
+                out,
+            );
+        }
+        Ok(())
+    }
+
+    /// A response item of a kind read from its fields alone
+    /// ([`is_typed_item`]).
+    fn typed_item(
+        &mut self,
+        line: &mut LineCtx,
+        item: Item<'_>,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
         let kind = item.kind.as_ref();
         line.set_kind(kind);
         // A user-role message may be the twin the pending one waits for, or
@@ -953,16 +1179,8 @@ impl CodexParser {
                     out,
                 );
             }
-            "ghost_snapshot" => {
-                self.info(line, "ghost_snapshot", &raw_str(json)?, out);
-            }
-            _ => self.emit(
-                line,
-                Payload::ProviderRaw {
-                    record: raw_from_str(json),
-                },
-                out,
-            ),
+            // Not a typed kind: `response_item` handles those.
+            _ => {}
         }
         Ok(())
     }
@@ -1197,6 +1415,22 @@ fn is_object(json: &str) -> bool {
     json.trim_start().starts_with('{')
 }
 
+/// Response item kinds read from their fields alone (every other kind
+/// needs the item's raw JSON).
+fn is_typed_item(kind: &str) -> bool {
+    matches!(
+        kind,
+        "message"
+            | "reasoning"
+            | "function_call"
+            | "custom_tool_call"
+            | "function_call_output"
+            | "custom_tool_call_output"
+            | "web_search_call"
+            | "local_shell_call"
+    )
+}
+
 fn is_envelope_type(kind: &str) -> bool {
     matches!(
         kind,
@@ -1271,6 +1505,45 @@ impl RecordParser for CodexParser {
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed> {
         let json = std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)?;
+        if let Ok(fast) = serde_json::from_str::<FastLine<'_>>(json) {
+            let mut line = LineCtx::new(offset, fast.timestamp.as_deref(), "response_item");
+            return self.typed_item(&mut line, fast.item.into(), out);
+        }
+        self.general(offset, bytes, json, out)
+    }
+
+    fn flush(&mut self, out: &mut dyn FnMut(Event)) {
+        // The input is complete: nothing held can still meet its twin.
+        self.release_pending_user(out);
+        for p in std::mem::take(&mut self.st.pending_agent) {
+            self.emit_orphan(p, out);
+        }
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::to_value(&self.st).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> Result<(), Malformed> {
+        if !state.is_object() {
+            return Err(Malformed::WrongShape(
+                "parser state is not an object".into(),
+            ));
+        }
+        self.st = State::deserialize(state).map_err(|e| Malformed::WrongShape(e.to_string()))?;
+        Ok(())
+    }
+}
+
+impl CodexParser {
+    /// Any line, the general way (the fast path aside).
+    fn general(
+        &mut self,
+        offset: u64,
+        bytes: &[u8],
+        json: &str,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
         let probe: Probe<'_> =
             serde_json::from_str(json).map_err(|e| Malformed::from_json_error(bytes, &e))?;
         // Derived structs also accept arrays; a record is always an object.
@@ -1336,28 +1609,6 @@ impl RecordParser for CodexParser {
                 Ok(())
             }
         }
-    }
-
-    fn flush(&mut self, out: &mut dyn FnMut(Event)) {
-        // The input is complete: nothing held can still meet its twin.
-        self.release_pending_user(out);
-        for p in std::mem::take(&mut self.st.pending_agent) {
-            self.emit_orphan(p, out);
-        }
-    }
-
-    fn state(&self) -> serde_json::Value {
-        serde_json::to_value(&self.st).unwrap_or(serde_json::Value::Null)
-    }
-
-    fn restore(&mut self, state: &serde_json::Value) -> Result<(), Malformed> {
-        if !state.is_object() {
-            return Err(Malformed::WrongShape(
-                "parser state is not an object".into(),
-            ));
-        }
-        self.st = State::deserialize(state).map_err(|e| Malformed::WrongShape(e.to_string()))?;
-        Ok(())
     }
 }
 
@@ -2264,5 +2515,78 @@ mod tests {
             }
             assert!(seen.values().all(|n| *n == 1), "{seen:?}");
         }
+    }
+
+    /// Events (as JSON) and errors of `text`, line by line, read with the
+    /// fast path (`record`) or only the general way.
+    fn both_ways(text: &str) -> [(Vec<String>, Vec<String>); 2] {
+        [true, false].map(|fast| {
+            let mut p = CodexParser::new(ctx());
+            let mut events = Vec::new();
+            let mut errors = Vec::new();
+            for (offset, line) in lines(text) {
+                let mut push = |e: Event| events.push(serde_json::to_string(&e).unwrap());
+                let r = if fast {
+                    p.record(offset, line.as_bytes(), &mut push)
+                } else {
+                    p.general(offset, line.as_bytes(), line, &mut push)
+                };
+                if let Err(m) = r {
+                    errors.push(format!("{offset}: {m:?}"));
+                }
+            }
+            p.flush(&mut |e| events.push(serde_json::to_string(&e).unwrap()));
+            (events, errors)
+        })
+    }
+
+    fn fast(line: &str) -> bool {
+        serde_json::from_str::<FastLine<'_>>(line).is_ok()
+    }
+
+    #[test]
+    fn the_fast_path_reads_what_the_general_path_reads() {
+        for text in [LEGACY, V034, MODERN, SUBAGENT, RESUMED] {
+            let [a, b] = both_ways(text);
+            assert_eq!(a, b);
+        }
+        // Shapes at the edges of the fast path: each line is taken by it or
+        // left to the general path, with the same outcome either way.
+        let edge = [
+            // Taken: a plain output; an escaped one; wrapped shell JSON; no
+            // timestamp; unknown keys; a null timestamp.
+            r#"{"timestamp":"t1","type":"response_item","payload":{"type":"function_call","name":"shell","arguments":"{\"command\":[\"ls\"]}","call_id":"c1"}}"#,
+            r#"{"timestamp":"t2","type":"response_item","payload":{"type":"function_call_output","call_id":"c1","output":"Exit code: 1\nWall time: 0 s\nOutput:\nno"}}"#,
+            r#"{"type":"response_item","extra":[1,{"a":2}],"payload":{"type":"function_call_output","call_id":"c2","output":"{\"output\":\"hi\\n\",\"metadata\":{\"exit_code\":0}}","more":null}}"#,
+            r#"{"timestamp":null,"type":"response_item","payload":{"type":"message","role":"assistant","content":[{"type":"output_text","text":"caf\u00e9"}]}}"#,
+            // Left: list and null outputs; payload before type; duplicate
+            // keys; an array payload; a kind that needs raw JSON; an unknown
+            // kind; a wrong-shaped field; not an object; another record.
+            r#"{"type":"response_item","payload":{"type":"function_call_output","call_id":"c3","output":[{"type":"input_text","text":"a"},{"type":"input_image"}]}}"#,
+            r#"{"type":"response_item","payload":{"type":"function_call_output","call_id":"c4","output":null}}"#,
+            r#"{"payload":{"type":"message","role":"assistant","content":[{"type":"output_text","text":"x"}]},"type":"response_item"}"#,
+            r#"{"type":"response_item","type":"response_item","payload":{"type":"reasoning","summary":[]}}"#,
+            r#"{"timestamp":"a","timestamp":"b","type":"response_item","payload":{"type":"reasoning","summary":[]}}"#,
+            r#"{"id":1,"id":2,"type":"response_item","payload":{"type":"reasoning","summary":[]}}"#,
+            r#"{"type":"response_item","payload":{"type":"reasoning","summary":[],"summary":[]}}"#,
+            r#"{"type":"response_item","payload":["reasoning"]}"#,
+            r#"{"type":"response_item","payload":{"type":"ghost_snapshot","ghost_commit":{"id":"g"}}}"#,
+            r#"{"type":"response_item","payload":{"type":"brand_new","x":1}}"#,
+            r#"{"type":"response_item","payload":{"type":"message","role":"assistant","content":"not a list"}}"#,
+            r#"{"type":"response_item","payload":{"type":"function_call","name":7,"call_id":"c5"}}"#,
+            r#"["response_item"]"#,
+            r#"{"timestamp":"t3","type":"event_msg","payload":{"type":"agent_message","message":"x"}}"#,
+            r#"{"timestamp":5,"type":"response_item","payload":{"type":"reasoning","summary":[]}}"#,
+            r#"{"type":"response_item","payload":{"type":"reasoning","summary":[]}} trailing"#,
+        ];
+        let taken: Vec<bool> = edge.iter().map(|l| fast(l)).collect();
+        assert_eq!(&taken[..4], &[true; 4]);
+        assert!(taken[4..].iter().all(|t| !t), "{taken:?}");
+        for line in edge {
+            let [a, b] = both_ways(line);
+            assert_eq!(a, b, "{line}");
+        }
+        let [all, _] = both_ways(&(edge.join("\n") + "\n"));
+        assert!(!all.0.is_empty() && !all.1.is_empty());
     }
 }

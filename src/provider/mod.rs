@@ -23,6 +23,39 @@ pub fn by_name(name: &str) -> Option<&'static dyn Provider> {
     registry().iter().copied().find(|p| p.id().as_str() == name)
 }
 
+/// `<file_tag>:<offset>`, followed by `#<n>` for the n-th further event
+/// of one record: the id of events without a provider id. Built without
+/// `format!`, as it runs for every event.
+pub fn offset_id(tag: &str, offset: u64, n: u32) -> String {
+    let mut id = String::with_capacity(tag.len() + 32);
+    id.push_str(tag);
+    id.push(':');
+    push_decimal(&mut id, offset);
+    if n > 0 {
+        id.push('#');
+        push_decimal(&mut id, u64::from(n));
+    }
+    id
+}
+
+/// Append the decimal digits of `v`.
+pub fn push_decimal(s: &mut String, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        // `v % 10` is below 10: the cast cannot truncate.
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        s.push(char::from(d));
+    }
+}
+
 /// How a provider lays out one session file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -147,5 +180,16 @@ mod tests {
             assert_eq!(by_name(n).map(|p| p.id().as_str()), Some(n));
         }
         assert!(by_name("cursor").is_none());
+    }
+
+    #[test]
+    fn offset_ids_match_their_format() {
+        for (offset, n) in [(0, 0), (7, 0), (1234, 1), (u64::MAX, u32::MAX), (10, 10)] {
+            let want = match n {
+                0 => format!("tag:{offset}"),
+                n => format!("tag:{offset}#{n}"),
+            };
+            assert_eq!(offset_id("tag", offset, n), want);
+        }
     }
 }

@@ -27,7 +27,8 @@ const PROBE: &str = "\n\n# probe\n";
 /// Line endings become `\n` (CommonMark also breaks lines at a lone `\r`);
 /// NUL becomes U+FFFD, as a CommonMark parser would read it.
 pub(crate) fn normalize(text: &str) -> Cow<'_, str> {
-    if !text.contains(['\r', '\0']) {
+    // Both are ASCII: a byte search finds exactly their characters.
+    if memchr::memchr2(b'\r', b'\0', text.as_bytes()).is_none() {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
@@ -349,17 +350,20 @@ fn fence_opener(s: &str, start: usize) -> Option<(char, usize)> {
     Some((c, n.max(3)))
 }
 
-/// Longest run of `c` in `text`.
-fn longest_run(text: &str, c: char) -> usize {
+/// Longest run of the ASCII character `c` in `text` (UTF-8 never uses an
+/// ASCII byte inside another character, so bytes can be searched).
+fn longest_run(text: &str, c: u8) -> usize {
     let mut best = 0;
     let mut cur = 0;
-    for x in text.chars() {
-        if x == c {
-            cur += 1;
-            best = best.max(cur);
+    let mut prev = None;
+    for i in memchr::memchr_iter(c, text.as_bytes()) {
+        cur = if prev.is_some_and(|p| p + 1 == i) {
+            cur + 1
         } else {
-            cur = 0;
-        }
+            1
+        };
+        best = best.max(cur);
+        prev = Some(i);
     }
     best
 }
@@ -369,7 +373,7 @@ fn longest_run(text: &str, c: char) -> usize {
 pub(crate) fn fence(info: &str, body: &str) -> String {
     let body = normalize(body);
     let body = body.strip_suffix('\n').unwrap_or(&body);
-    let n = (longest_run(body, '`') + 1).max(3);
+    let n = (longest_run(body, b'`') + 1).max(3);
     let mut out = String::with_capacity(body.len() + 2 * n + info.len() + 2);
     out.extend(std::iter::repeat_n('`', n));
     out.push_str(info);
@@ -532,6 +536,18 @@ mod tests {
     fn fences_outgrow_backtick_runs() {
         assert_eq!(fence("text", "a ````` b"), "``````text\na ````` b\n``````");
         assert_eq!(fence("", ""), "```\n```");
+        assert_eq!(fence("", "é``é`"), "```\né``é`\n```");
+        assert_eq!(fence("", "``é````"), "`````\n``é````\n`````");
+    }
+
+    #[test]
+    fn longest_runs_and_normalized_line_ends() {
+        assert_eq!(longest_run("", b'`'), 0);
+        assert_eq!(longest_run("a``b```c`", b'`'), 3);
+        assert_eq!(longest_run("```é`", b'`'), 3);
+        assert_eq!(longest_run("é`é``é", b'`'), 2);
+        assert_eq!(normalize("a\r\nb\rc\0"), "a\nb\nc\u{FFFD}");
+        assert!(matches!(normalize("plain é"), Cow::Borrowed(_)));
     }
 
     #[test]
