@@ -246,12 +246,20 @@ pub fn collect_meta(
         }
         collector.observe(&ev);
     })?;
+    Ok(finish_meta(collector, session))
+}
+
+/// The metadata folded by `collector`, with the session's identity.
+fn finish_meta(
+    collector: crate::render::MetaCollector,
+    session: &SessionFiles,
+) -> crate::render::SessionMeta {
     let mut meta = collector.finish();
     // The session's identity is the resolved one, whatever the first record said.
     meta.session_id = session.session_id.clone();
     meta.provider = session.provider.to_owned();
     meta.id = crate::render::session_key(session.provider, &session.session_id);
-    Ok(meta)
+    meta
 }
 
 /// Say on stderr what confinement is missing (best-effort mode only: in
@@ -284,9 +292,10 @@ const BATCH_BYTES: usize = 64 << 10;
 /// 1 MiB of text) whatever the size of single events.
 const IN_FLIGHT: usize = 8;
 
-/// Rendered Markdown held in memory while the metadata pass still runs
-/// (the frontmatter must come first). When it is full, rendering waits.
-const SPOOL_MAX: usize = 16 << 20;
+/// Rendered Markdown held in memory while the metadata is not known (the
+/// frontmatter must come first). When it is full, rendering waits for the
+/// metadata stage.
+const SPOOL_MAX: usize = 32 << 20;
 
 /// Bytes of text an event carries, roughly (for [`BATCH_BYTES`]).
 fn text_size(ev: &Event) -> usize {
@@ -380,9 +389,11 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
             path: cfg.source.clone().unwrap_or_default(),
             message: e.to_string(),
         })?);
-    // Markdown needs the metadata before the body: a second confined stage
-    // folds it while the first one already delivers the events, whose
-    // rendering is held back (up to SPOOL_MAX) until the metadata is in.
+    // Markdown needs the metadata before the body. The write stage folds
+    // it from the events it renders, holding the rendered body back (up to
+    // SPOOL_MAX); a body too large for that needs a metadata pass of its
+    // own, by a second confined stage started on demand (see write_stage).
+    let (go_tx, go_rx) = std::sync::mpsc::sync_channel::<()>(1);
     let meta_stage = if markdown {
         let (session, redactor) = (session.clone(), redactor.clone());
         Some(stage::spawn(
@@ -390,6 +401,9 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
             profiles::export(&files, config_file, None),
             mode,
             move |tx: std::sync::mpsc::SyncSender<Msg>| {
+                if go_rx.recv().is_err() {
+                    return; // not needed
+                }
                 let msg = match collect_meta(&session, limits, &redactor) {
                     Ok(meta) => Msg::Meta(Box::new(meta)),
                     Err(e) => Msg::Failed(e.to_string()),
@@ -424,9 +438,14 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
         inner: sink,
         bytes: 0,
     };
-    let (events, skipped, redactions) = write_stage(
+    let meta = meta_stage.as_ref().map(|s| MetaSource {
+        rx: s.receiver(),
+        go: Some(go_tx),
+        session: &session,
+    });
+    let (events, skipped, redactions, abandoned) = write_stage(
         parser.receiver(),
-        meta_stage.as_ref().map(|s| s.receiver()),
+        meta,
         Some(&spent_tx),
         SPOOL_MAX,
         req,
@@ -434,7 +453,11 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     )?;
     w.flush().map_err(|e| Error::io("writing the export", e))?;
     if let Some(s) = meta_stage {
-        s.join()?;
+        // A metadata pass that turned out not to be needed is left to end
+        // with the process.
+        if !abandoned {
+            s.join()?;
+        }
     }
     parser.join()?;
     Ok(Summary {
@@ -605,26 +628,45 @@ fn take_meta(
     }
 }
 
-/// The write stage: render what arrives, in order. Markdown (when `meta`
-/// is given) is rendered into a [`Spool`] until the metadata arrives; the
-/// document is then the header, the spooled body, and the rest. Past
-/// `spool_max` held bytes, it waits for the metadata.
+/// Where a Markdown export's metadata comes from when the write stage
+/// cannot fold it itself.
+struct MetaSource<'a> {
+    /// What the metadata stage sends.
+    rx: &'a std::sync::mpsc::Receiver<Msg>,
+    /// Starts the metadata stage; dropped unused, the stage ends at once.
+    go: Option<std::sync::mpsc::SyncSender<()>>,
+    /// The resolved session (its identity goes into the metadata).
+    session: &'a SessionFiles,
+}
+
+/// The write stage: render what arrives, in order.
+///
+/// Markdown (when `meta` is given) is rendered into a [`Spool`] until the
+/// metadata is known; the document is then the header, the spooled body,
+/// and the rest. The write stage folds the metadata from the events it
+/// renders (the parse stage redacted them all; the fold only reads titles,
+/// times and models), so when the whole body fits in `spool_max` bytes
+/// the session is read once. A larger body starts the metadata stage once
+/// a quarter of the spool is used (at once when thinking or tool calls are
+/// shown: such bodies are about as large as the session), and rendering
+/// waits for it when the spool is full. Returns, last, whether a started
+/// metadata stage was not waited for.
 fn write_stage(
     rx: &std::sync::mpsc::Receiver<Msg>,
-    meta: Option<&std::sync::mpsc::Receiver<Msg>>,
+    meta: Option<MetaSource<'_>>,
     spent: Option<&std::sync::mpsc::SyncSender<Vec<Event>>>,
     spool_max: usize,
     req: &Request,
     w: &mut dyn Write,
-) -> Result<(u64, Skipped, RedactionStats)> {
+) -> Result<(u64, Skipped, RedactionStats, bool)> {
     use crate::render::markdown::{MarkdownRenderer, RenderState};
     let werr = |e: io::Error| Error::io("writing the export", e);
     let mut events = 0u64;
     let mut md = None;
     let mut jsonl = None;
-    let mut meta_rx = None;
+    let mut pending = None;
     match meta {
-        Some(rx) if req.format == ExportFormat::Markdown => {
+        Some(src) if req.format == ExportFormat::Markdown => {
             let spool = Spool {
                 sink: w,
                 held: Some(Vec::new()),
@@ -636,23 +678,54 @@ fn write_stage(
                 &req.markdown,
                 RenderState::appending(),
             ));
-            meta_rx = Some(rx);
+            pending = Some((src, crate::render::MetaCollector::new()));
         }
         _ => jsonl = Some(crate::render::jsonl::JsonlWriter::new(w)),
     }
+    let start_at = if req.markdown.thinking || req.markdown.tool_calls {
+        0
+    } else {
+        spool_max / 4
+    };
+    let mut started = false;
     let mut done = None;
     loop {
-        if let (Some(rx), Some(r)) = (meta_rx, md.as_mut()) {
-            let wait = done.is_some() || r.get_mut().held() >= spool_max;
-            if let Some(meta) = take_meta(rx, wait)? {
+        if let (Some((src, _)), Some(r)) = (pending.as_mut(), md.as_mut()) {
+            let held = r.get_mut().held();
+            if held >= start_at {
+                if let Some(go) = src.go.take() {
+                    // A stage that cannot start is reported by `take_meta`.
+                    let _ = go.send(());
+                    started = true;
+                }
+            }
+            let meta = if done.is_some() {
+                None
+            } else if started {
+                take_meta(src.rx, held >= spool_max)?
+            } else {
+                None
+            };
+            let meta = match (meta, done.is_some()) {
+                (Some(m), _) => {
+                    started = false;
+                    Some(*m)
+                }
+                // Every event is in: the write stage's own fold is complete.
+                (None, true) => pending
+                    .take()
+                    .map(|(src, collector)| finish_meta(collector, src.session)),
+                (None, false) => None,
+            };
+            if let Some(meta) = meta {
                 let mut header = MarkdownRenderer::new(Vec::new(), &req.markdown);
                 header.header(&meta).map_err(werr)?;
                 let header = header.finish().map_err(werr)?;
                 r.get_mut().open(&header).map_err(werr)?;
-                meta_rx = None;
+                pending = None;
             }
         }
-        if meta_rx.is_none() {
+        if pending.is_none() {
             if let Some((skipped, redactions)) = done.take() {
                 if let Some(r) = md {
                     r.finish().map_err(werr)?;
@@ -660,15 +733,15 @@ fn write_stage(
                 if let Some(j) = jsonl {
                     j.finish().map_err(werr)?;
                 }
-                return Ok((events, skipped, redactions));
+                return Ok((events, skipped, redactions, started));
             }
-        }
-        if done.is_some() {
-            continue;
         }
         match rx.recv().map_err(|_| stage_ended())? {
             Msg::Events(batch) => {
                 for ev in &batch {
+                    if let Some((_, collector)) = pending.as_mut() {
+                        collector.observe(ev);
+                    }
                     if let Some(r) = md.as_mut() {
                         r.event(ev).map_err(werr)?;
                     } else if let Some(j) = jsonl.as_mut() {
@@ -693,7 +766,8 @@ fn write_stage(
 mod tests {
     use super::*;
     use crate::event::{Payload, ProviderId, Source};
-    use std::sync::mpsc::sync_channel;
+    use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+    use std::thread::JoinHandle;
 
     fn event(n: u64, payload: Payload) -> Event {
         let mut ev = Event::new(
@@ -750,102 +824,123 @@ mod tests {
         r.finish().unwrap()
     }
 
+    fn session() -> SessionFiles {
+        SessionFiles {
+            provider: "claude",
+            session_id: "s1".into(),
+            files: Vec::new(),
+        }
+    }
+
     fn meta_of(evs: &[Event]) -> crate::render::SessionMeta {
         let mut c = crate::render::MetaCollector::new();
         evs.iter().for_each(|e| c.observe(e));
-        c.finish()
+        finish_meta(c, &session())
     }
 
-    /// Feed the write stage with the metadata arriving after `meta_after`
-    /// batches (or after the end), with the given spool bound.
-    fn spooled(meta_after: usize, spool_max: usize) -> (Vec<u8>, u64) {
-        let evs = events();
-        let meta = meta_of(&evs);
-        let (tx, rx) = sync_channel(1024);
-        let (mtx, mrx) = sync_channel(1);
-        let batches: Vec<Vec<Event>> = evs.chunks(7).map(<[Event]>::to_vec).collect();
-        let n = batches.len();
-        let producer = std::thread::spawn(move || {
-            for (i, b) in batches.into_iter().enumerate() {
-                if i == meta_after {
-                    mtx.send(Msg::Meta(Box::new(meta.clone()))).unwrap();
-                }
-                tx.send(Msg::Events(b)).unwrap();
+    /// What the metadata stage does in a test: wait to be started, then
+    /// send `msg` (nothing when `msg` is `None`).
+    fn meta_stage(msg: Option<Msg>) -> (Receiver<Msg>, SyncSender<()>, JoinHandle<bool>) {
+        let (tx, rx) = sync_channel(1);
+        let (go_tx, go_rx) = sync_channel::<()>(1);
+        let stage = std::thread::spawn(move || {
+            if go_rx.recv().is_err() {
+                return false;
             }
-            tx.send(Msg::Done(Skipped::default(), RedactionStats::default()))
-                .unwrap();
-            if meta_after >= n {
-                mtx.send(Msg::Meta(Box::new(meta))).unwrap();
+            if let Some(m) = msg {
+                let _ = tx.send(m);
             }
+            true
         });
+        (rx, go_tx, stage)
+    }
+
+    /// Feed the write stage the events in batches of 7, with the given
+    /// spool bound; returns the document, the count, whether the metadata
+    /// stage was started and whether it was left unused.
+    fn spooled(spool_max: usize, thinking: bool) -> (String, u64, bool, bool) {
+        let evs = events();
+        let (tx, rx) = sync_channel(1024);
+        for b in evs.chunks(7) {
+            tx.send(Msg::Events(b.to_vec())).unwrap();
+        }
+        tx.send(Msg::Done(Skipped::default(), RedactionStats::default()))
+            .unwrap();
+        let (mrx, go, stage) = meta_stage(Some(Msg::Meta(Box::new(meta_of(&evs)))));
+        let session = session();
+        let src = MetaSource {
+            rx: &mrx,
+            go: Some(go),
+            session: &session,
+        };
+        let mut req = markdown_request();
+        req.markdown.thinking = thinking;
         let mut out = Vec::new();
-        let (count, _, _) = write_stage(
-            &rx,
-            Some(&mrx),
-            None,
-            spool_max,
-            &markdown_request(),
-            &mut out,
-        )
-        .unwrap();
-        producer.join().unwrap();
-        (out, count)
+        let (count, _, _, abandoned) =
+            write_stage(&rx, Some(src), None, spool_max, &req, &mut out).unwrap();
+        let started = stage.join().unwrap();
+        (String::from_utf8(out).unwrap(), count, started, abandoned)
     }
 
     #[test]
     fn spooled_markdown_equals_the_sequential_rendering() {
         let evs = events();
-        let want = expected(&meta_of(&evs), &evs);
-        for meta_after in [0, 1, 3, 100] {
-            for spool_max in [0, 64, SPOOL_MAX] {
-                let (got, count) = spooled(meta_after, spool_max);
-                assert_eq!(count, 40);
-                assert_eq!(
-                    String::from_utf8(got).unwrap(),
-                    String::from_utf8(want.clone()).unwrap(),
-                    "metadata after {meta_after} batches, spool bound {spool_max}"
-                );
-            }
+        let want = String::from_utf8(expected(&meta_of(&evs), &evs)).unwrap();
+        // A body that fits: the session is read once.
+        let (got, count, started, _) = spooled(SPOOL_MAX, false);
+        assert_eq!((got.as_str(), count, started), (want.as_str(), 40, false));
+        // Bodies that do not fit wait for the metadata stage.
+        for spool_max in [0, 64, 1000] {
+            let (got, count, started, abandoned) = spooled(spool_max, false);
+            assert_eq!((got.as_str(), count), (want.as_str(), 40), "{spool_max}");
+            assert!(started && !abandoned, "{spool_max}");
         }
+        // Shown thinking starts the metadata stage at once; a body that
+        // fits does not wait for it.
+        let mut req = markdown_request();
+        req.markdown.thinking = true;
+        let (got, _, started, _) = spooled(SPOOL_MAX, true);
+        let mut r = crate::render::markdown::MarkdownRenderer::new(Vec::new(), &req.markdown);
+        r.header(&meta_of(&evs)).unwrap();
+        evs.iter().for_each(|e| r.event(e).unwrap());
+        assert_eq!(got, String::from_utf8(r.finish().unwrap()).unwrap());
+        assert!(started);
     }
 
     #[test]
-    fn a_failed_metadata_stage_fails_the_export() {
-        let (tx, rx) = sync_channel(8);
-        let (mtx, mrx) = sync_channel(1);
-        tx.send(Msg::Events(events())).unwrap();
-        tx.send(Msg::Done(Skipped::default(), RedactionStats::default()))
-            .unwrap();
-        mtx.send(Msg::Failed("disk on fire".into())).unwrap();
-        let mut out = Vec::new();
-        let err = write_stage(
-            &rx,
-            Some(&mrx),
-            None,
-            SPOOL_MAX,
-            &markdown_request(),
-            &mut out,
-        )
-        .unwrap_err()
-        .to_string();
+    fn a_failed_metadata_stage_fails_the_export_when_needed() {
+        let run = |msg: Option<Msg>, spool_max: usize| {
+            let (tx, rx) = sync_channel(8);
+            tx.send(Msg::Events(events())).unwrap();
+            tx.send(Msg::Done(Skipped::default(), RedactionStats::default()))
+                .unwrap();
+            let (mrx, go, stage) = meta_stage(msg);
+            let session = session();
+            let src = MetaSource {
+                rx: &mrx,
+                go: Some(go),
+                session: &session,
+            };
+            let mut out = Vec::new();
+            let r = write_stage(
+                &rx,
+                Some(src),
+                None,
+                spool_max,
+                &markdown_request(),
+                &mut out,
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+            let _ = stage.join();
+            r
+        };
+        let err = run(Some(Msg::Failed("disk on fire".into())), 0).unwrap_err();
         assert!(err.contains("disk on fire"), "{err}");
-        drop(mtx);
-        let (tx, rx) = sync_channel(8);
-        let (mtx, mrx) = sync_channel::<Msg>(1);
-        drop(mtx);
-        tx.send(Msg::Done(Skipped::default(), RedactionStats::default()))
-            .unwrap();
-        let err = write_stage(
-            &rx,
-            Some(&mrx),
-            None,
-            SPOOL_MAX,
-            &markdown_request(),
-            &mut out,
-        )
-        .unwrap_err()
-        .to_string();
+        let err = run(None, 0).unwrap_err();
         assert!(err.contains("ended without finishing"), "{err}");
+        // Not needed: its failure does not matter.
+        assert!(run(Some(Msg::Failed("disk on fire".into())), SPOOL_MAX).is_ok());
     }
 
     #[test]
