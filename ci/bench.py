@@ -103,6 +103,43 @@ def best_times(cmds, repeat):
             wall[i], cpu[i] = min(wall[i], w), min(cpu[i], c)
     return wall, cpu
 
+def instructions(cmd):
+    """Instructions executed by cmd (all threads), counted by callgrind:
+    independent of other load on the machine."""
+    p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"] + cmd,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for ln in p.stderr.splitlines():
+        if "Collected :" in ln:
+            return int(ln.split(":")[-1])
+    sys.exit(f"callgrind failed on {' '.join(cmd)}:\n{p.stderr[-2000:]}")
+
+def instruction_table(a, files, variants, mb=10):
+    """Ratios and redaction cost in instructions, on the first `mb` MiB of
+    each session (callgrind is slow). Landlock cannot run under valgrind:
+    these runs use `--sandbox best-effort`."""
+    print(f"\ninstructions (callgrind, first {mb} MiB of each session; --sandbox best-effort)")
+    print(f"{'case':<56} {'M instr':>9} {'x floor':>7}")
+    worst = None
+    for name, path in files.items():
+        sample = os.path.join(a.work, "sample-" + os.path.basename(path))
+        with open(path, "rb") as src, open(sample, "wb") as dst:
+            dst.write(src.read(mb << 20).rsplit(b"\n", 1)[0] + b"\n")
+        floor = instructions([a.floor, sample])
+        print(f"{name + ': serde_json::Value parse (floor)':<56} {floor / 1e6:9.1f}")
+        for vname, args in variants:
+            n = {}
+            for red in ("on", "off"):
+                cmd = [a.kato, "--sandbox", "best-effort", "--config", a.conf[red], "export",
+                       sample, *args, "-o", os.path.join(a.work, "out")]
+                n[red] = instructions(cmd)
+                label = f"kato export {vname}" + (", redaction off" if red == "off" else "")
+                print(f"{name + ': ' + label:<56} {n[red] / 1e6:9.1f} {floor / n[red]:7.2f}")
+            cost = (n["on"] - n["off"]) / n["off"] * 100
+            worst = cost if worst is None else max(worst, cost)
+            print(f"{name + ': redaction cost, ' + vname:<56} {cost:+8.1f}%")
+        sys.stdout.flush()
+    print(f"redaction cost <= 25% (instructions): worst {worst:+.1f}% {'ok' if worst <= 25 else 'MISSED'}")
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mb", type=int, default=100)
@@ -110,6 +147,8 @@ def main():
     ap.add_argument("--kato", required=True)
     ap.add_argument("--floor", required=True)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--instructions", action="store_true",
+                    help="also count instructions with callgrind (noise-free)")
     a = ap.parse_args()
     rng = random.Random(7)
     size = a.size_mb << 20
@@ -124,6 +163,7 @@ def main():
         conf[name] = os.path.join(a.work, f"redaction-{name}.toml")
         with open(conf[name], "w") as f:
             f.write(f"[redaction]\nenabled = {enabled}\n")
+    a.conf = conf
     out = os.path.join(a.work, "out")
     kato = lambda red, *args: [a.kato, "--config", conf[red], "export", *args, "-o", out]
     variants = [("markdown", ()), ("jsonl", ("--format", "jsonl")),
@@ -167,6 +207,8 @@ def main():
           f"({worst['cost_cpu']:+.1f}% CPU) {ok(worst['cost'] <= 25)}")
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
           f"(other processes make wall-clock figures noisy)")
+    if a.instructions:
+        instruction_table(a, files, variants)
 
 if __name__ == "__main__":
     main()
