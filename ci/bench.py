@@ -118,14 +118,14 @@ def instruction_table(a, files, variants, mb=10):
     each session (callgrind is slow). Landlock cannot run under valgrind:
     these runs use `--sandbox best-effort`."""
     print(f"\ninstructions (callgrind, first {mb} MiB of each session; --sandbox best-effort)")
-    print(f"{'case':<56} {'M instr':>9} {'x floor':>7}")
+    print(f"{'case':<62} {'M instr':>9} {'x floor':>7}")
     worst = None
     for name, path in files.items():
         sample = os.path.join(a.work, "sample-" + os.path.basename(path))
         with open(path, "rb") as src, open(sample, "wb") as dst:
             dst.write(src.read(mb << 20).rsplit(b"\n", 1)[0] + b"\n")
         floor = instructions([a.floor, sample])
-        print(f"{name + ': serde_json::Value parse (floor)':<56} {floor / 1e6:9.1f}")
+        print(f"{name + ': serde_json::Value parse (floor)':<62} {floor / 1e6:9.1f}")
         for vname, args in variants:
             n = {}
             for red in ("on", "off"):
@@ -133,10 +133,10 @@ def instruction_table(a, files, variants, mb=10):
                        sample, *args, "-o", os.path.join(a.work, "out")]
                 n[red] = instructions(cmd)
                 label = f"kato export {vname}" + (", redaction off" if red == "off" else "")
-                print(f"{name + ': ' + label:<56} {n[red] / 1e6:9.1f} {floor / n[red]:7.2f}")
+                print(f"{name + ': ' + label:<62} {n[red] / 1e6:9.1f} {floor / n[red]:7.2f}")
             cost = (n["on"] - n["off"]) / n["off"] * 100
             worst = cost if worst is None else max(worst, cost)
-            print(f"{name + ': redaction cost, ' + vname:<56} {cost:+8.1f}%")
+            print(f"{name + ': redaction cost, ' + vname:<62} {cost:+8.1f}%")
         sys.stdout.flush()
     print(f"redaction cost <= 25% (instructions): worst {worst:+.1f}% {'ok' if worst <= 25 else 'MISSED'}")
 
@@ -171,7 +171,7 @@ def main():
     worst = {"ratio": None, "cpu": None, "rss": 0.0, "cost": None, "cost_cpu": None}
     lo = lambda k, v: v if worst[k] is None else min(worst[k], v)
     hi = lambda k, v: v if worst[k] is None else max(worst[k], v)
-    print(f"{'case':<56} {'MB/s':>7} {'x floor':>7} {'CPU MB/s':>8} {'x floor':>7} {'RSS MiB':>7}")
+    print(f"{'case':<62} {'MB/s':>7} {'x floor':>7} {'CPU MB/s':>8} {'x floor':>7} {'RSS MiB':>7}")
     for name, path in files.items():
         mb = os.path.getsize(path) / (1 << 20)
         cases = [("cat > /dev/null", ["cat", path]),
@@ -192,12 +192,12 @@ def main():
                 worst["ratio"] = lo("ratio", mbps / floor)
                 worst["cpu"] = lo("cpu", cmbps / floor_cpu)
                 worst["rss"] = max(worst["rss"], rss)
-            print(f"{name + ': ' + label:<56} {mbps:7.1f} {r} {cmbps:8.1f} {rc} {rss:7.1f}")
+            print(f"{name + ': ' + label:<62} {mbps:7.1f} {r} {cmbps:8.1f} {rc} {rss:7.1f}")
         for vname, _ in variants:
             (on, on_c), (off, off_c) = by[f"kato export {vname}"], by[f"kato export {vname}, redaction off"]
             cost, cost_c = (on - off) / off * 100, (on_c - off_c) / off_c * 100
             worst["cost"], worst["cost_cpu"] = hi("cost", cost), hi("cost_cpu", cost_c)
-            print(f"{name + ': redaction cost, ' + vname:<56} {cost:+6.1f}% wall {cost_c:+6.1f}% CPU")
+            print(f"{name + ': redaction cost, ' + vname:<62} {cost:+6.1f}% wall {cost_c:+6.1f}% CPU")
         sys.stdout.flush()
     ok = lambda b: "ok" if b else "MISSED"
     print(f"\ntargets: export >= 0.5x floor: worst {worst['ratio']:.2f}x wall "

@@ -424,6 +424,11 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
             parse_stage(&parse_session, limits, &redactor, &tx, &spent_rx);
         },
     )?;
+    let input_bytes: u64 = files
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
     // The write stage: from here on `main` may only write the output file.
     let write_domain = profiles::export(&[], None, output.as_deref());
     let applied = write_domain.apply(mode)?;
@@ -443,14 +448,9 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
         go: Some(go_tx),
         session: &session,
     });
-    let (events, skipped, redactions, abandoned) = write_stage(
-        parser.receiver(),
-        meta,
-        Some(&spent_tx),
-        SPOOL_MAX,
-        req,
-        &mut w,
-    )?;
+    let spool = Spool::bounds(req, input_bytes);
+    let (events, skipped, redactions, abandoned) =
+        write_stage(parser.receiver(), meta, Some(&spent_tx), spool, req, &mut w)?;
     w.flush().map_err(|e| Error::io("writing the export", e))?;
     if let Some(s) = meta_stage {
         // A metadata pass that turned out not to be needed is left to end
@@ -564,7 +564,32 @@ struct Spool<'a> {
     held: Option<Vec<u8>>,
 }
 
+/// When the write stage starts the metadata stage, and when it waits for it
+/// (bytes held in the [`Spool`]).
+#[derive(Debug, Clone, Copy)]
+struct SpoolBounds {
+    start_meta_at: usize,
+    max: usize,
+}
+
 impl Spool<'_> {
+    /// A body that shows thinking or tool calls is about as large as the
+    /// session: when the session is larger than the spool, the metadata
+    /// stage starts at once. Otherwise it starts once a quarter of the spool
+    /// is used, which most bodies never reach.
+    fn bounds(req: &Request, input_bytes: u64) -> SpoolBounds {
+        let large = u64::try_from(SPOOL_MAX).map_or(true, |max| input_bytes >= max);
+        let start_meta_at = if (req.markdown.thinking || req.markdown.tool_calls) && large {
+            0
+        } else {
+            SPOOL_MAX / 4
+        };
+        SpoolBounds {
+            start_meta_at,
+            max: SPOOL_MAX,
+        }
+    }
+
     fn held(&self) -> usize {
         self.held.as_ref().map_or(0, Vec::len)
     }
@@ -645,17 +670,15 @@ struct MetaSource<'a> {
 /// metadata is known; the document is then the header, the spooled body,
 /// and the rest. The write stage folds the metadata from the events it
 /// renders (the parse stage redacted them all; the fold only reads titles,
-/// times and models), so when the whole body fits in `spool_max` bytes
-/// the session is read once. A larger body starts the metadata stage once
-/// a quarter of the spool is used (at once when thinking or tool calls are
-/// shown: such bodies are about as large as the session), and rendering
-/// waits for it when the spool is full. Returns, last, whether a started
-/// metadata stage was not waited for.
+/// times and models), so when the whole body fits in the spool the session
+/// is read once. Past `spool.start_meta_at` held bytes the metadata stage
+/// is started, and rendering waits for it when the spool is full. Returns,
+/// last, whether a started metadata stage was not waited for.
 fn write_stage(
     rx: &std::sync::mpsc::Receiver<Msg>,
     meta: Option<MetaSource<'_>>,
     spent: Option<&std::sync::mpsc::SyncSender<Vec<Event>>>,
-    spool_max: usize,
+    spool: SpoolBounds,
     req: &Request,
     w: &mut dyn Write,
 ) -> Result<(u64, Skipped, RedactionStats, bool)> {
@@ -682,17 +705,12 @@ fn write_stage(
         }
         _ => jsonl = Some(crate::render::jsonl::JsonlWriter::new(w)),
     }
-    let start_at = if req.markdown.thinking || req.markdown.tool_calls {
-        0
-    } else {
-        spool_max / 4
-    };
     let mut started = false;
     let mut done = None;
     loop {
         if let (Some((src, _)), Some(r)) = (pending.as_mut(), md.as_mut()) {
             let held = r.get_mut().held();
-            if held >= start_at {
+            if held >= spool.start_meta_at {
                 if let Some(go) = src.go.take() {
                     // A stage that cannot start is reported by `take_meta`.
                     let _ = go.send(());
@@ -702,7 +720,7 @@ fn write_stage(
             let meta = if done.is_some() {
                 None
             } else if started {
-                take_meta(src.rx, held >= spool_max)?
+                take_meta(src.rx, held >= spool.max)?
             } else {
                 None
             };
@@ -858,7 +876,7 @@ mod tests {
     /// Feed the write stage the events in batches of 7, with the given
     /// spool bound; returns the document, the count, whether the metadata
     /// stage was started and whether it was left unused.
-    fn spooled(spool_max: usize, thinking: bool) -> (String, u64, bool, bool) {
+    fn spooled(max: usize, start_meta_at: usize) -> (String, u64, bool, bool) {
         let evs = events();
         let (tx, rx) = sync_channel(1024);
         for b in evs.chunks(7) {
@@ -873,11 +891,10 @@ mod tests {
             go: Some(go),
             session: &session,
         };
-        let mut req = markdown_request();
-        req.markdown.thinking = thinking;
+        let bounds = SpoolBounds { start_meta_at, max };
         let mut out = Vec::new();
         let (count, _, _, abandoned) =
-            write_stage(&rx, Some(src), None, spool_max, &req, &mut out).unwrap();
+            write_stage(&rx, Some(src), None, bounds, &markdown_request(), &mut out).unwrap();
         let started = stage.join().unwrap();
         (String::from_utf8(out).unwrap(), count, started, abandoned)
     }
@@ -887,24 +904,24 @@ mod tests {
         let evs = events();
         let want = String::from_utf8(expected(&meta_of(&evs), &evs)).unwrap();
         // A body that fits: the session is read once.
-        let (got, count, started, _) = spooled(SPOOL_MAX, false);
+        let (got, count, started, _) = spooled(SPOOL_MAX, SPOOL_MAX / 4);
         assert_eq!((got.as_str(), count, started), (want.as_str(), 40, false));
         // Bodies that do not fit wait for the metadata stage.
-        for spool_max in [0, 64, 1000] {
-            let (got, count, started, abandoned) = spooled(spool_max, false);
-            assert_eq!((got.as_str(), count), (want.as_str(), 40), "{spool_max}");
-            assert!(started && !abandoned, "{spool_max}");
+        for (max, start) in [(0, 0), (64, 16), (1000, 250), (1000, 0)] {
+            let (got, count, started, abandoned) = spooled(max, start);
+            assert_eq!((got.as_str(), count), (want.as_str(), 40), "{max}");
+            assert!(started && !abandoned, "{max}");
         }
-        // Shown thinking starts the metadata stage at once; a body that
-        // fits does not wait for it.
-        let mut req = markdown_request();
-        req.markdown.thinking = true;
-        let (got, _, started, _) = spooled(SPOOL_MAX, true);
-        let mut r = crate::render::markdown::MarkdownRenderer::new(Vec::new(), &req.markdown);
-        r.header(&meta_of(&evs)).unwrap();
-        evs.iter().for_each(|e| r.event(e).unwrap());
-        assert_eq!(got, String::from_utf8(r.finish().unwrap()).unwrap());
+        // Started at once, for a body that fits: not waited for.
+        let (got, _, started, _) = spooled(SPOOL_MAX, 0);
+        assert_eq!(got, want);
         assert!(started);
+        // When it starts at once.
+        let mut req = markdown_request();
+        assert_eq!(Spool::bounds(&req, u64::MAX).start_meta_at, SPOOL_MAX / 4);
+        req.markdown.tool_calls = true;
+        assert_eq!(Spool::bounds(&req, 1 << 20).start_meta_at, SPOOL_MAX / 4);
+        assert_eq!(Spool::bounds(&req, 1 << 40).start_meta_at, 0);
     }
 
     #[test]
@@ -922,16 +939,13 @@ mod tests {
                 session: &session,
             };
             let mut out = Vec::new();
-            let r = write_stage(
-                &rx,
-                Some(src),
-                None,
-                spool_max,
-                &markdown_request(),
-                &mut out,
-            )
-            .map(|_| ())
-            .map_err(|e| e.to_string());
+            let bounds = SpoolBounds {
+                start_meta_at: spool_max / 4,
+                max: spool_max,
+            };
+            let r = write_stage(&rx, Some(src), None, bounds, &markdown_request(), &mut out)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
             let _ = stage.join();
             r
         };
