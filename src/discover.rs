@@ -17,7 +17,49 @@ use crate::provider::{self, FileCtx, Layout, Provider};
 use crate::reader::{self, Limits, Tail};
 
 /// Deepest directory level searched below a root.
-const MAX_DEPTH: usize = 8;
+pub const MAX_DEPTH: usize = 8;
+
+/// What [`walk_tree`] reports, in walk order.
+pub enum Visit<'a> {
+    /// A directory, before it is listed (the daemon watches it here, so
+    /// nothing created while it is listed is missed).
+    Dir(&'a Path),
+    /// A regular file (symlinks are neither followed nor reported).
+    File(PathBuf),
+    /// A directory that could not be listed, at this depth below the root.
+    Unreadable(&'a Path, io::Error, usize),
+}
+
+/// Walk the tree under `top` (which sits `depth0` levels below its root),
+/// depth-bounded by [`MAX_DEPTH`], never following symlinks, entries in
+/// name order. The one walk both `kato sessions`/`export` and the daemon's
+/// watch stages use.
+pub fn walk_tree(top: &Path, depth0: usize, visit: &mut dyn FnMut(Visit<'_>)) {
+    let mut stack = vec![(top.to_path_buf(), depth0)];
+    while let Some((dir, depth)) = stack.pop() {
+        visit(Visit::Dir(&dir));
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                visit(Visit::Unreadable(&dir, e, depth));
+                continue;
+            }
+        };
+        let mut names: Vec<_> = entries.filter_map(Result::ok).collect();
+        names.sort_by_key(|e| e.file_name());
+        for entry in names {
+            // `DirEntry::file_type` does not follow symlinks.
+            let Ok(ft) = entry.file_type() else { continue };
+            if ft.is_dir() {
+                if depth < MAX_DEPTH {
+                    stack.push((entry.path(), depth + 1));
+                }
+            } else if ft.is_file() {
+                visit(Visit::File(entry.path()));
+            }
+        }
+    }
+}
 
 /// One session file found under a root.
 #[derive(Clone)]
@@ -67,40 +109,26 @@ pub fn walk_root(
     found: &mut Vec<Found>,
     problems: &mut Vec<WalkProblem>,
 ) {
-    let mut stack = vec![(root.to_path_buf(), 0usize)];
-    while let Some((dir, depth)) = stack.pop() {
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound && depth == 0 => continue,
-            Err(error) => {
-                problems.push(WalkProblem { path: dir, error });
-                continue;
-            }
-        };
-        let mut names: Vec<_> = entries.filter_map(Result::ok).collect();
-        names.sort_by_key(|e| e.file_name());
-        for entry in names {
-            // `DirEntry::file_type` does not follow symlinks.
-            let Ok(ft) = entry.file_type() else { continue };
-            let path = entry.path();
-            if ft.is_dir() {
-                if depth < MAX_DEPTH {
-                    stack.push((path, depth + 1));
-                }
-            } else if ft.is_file() {
-                let Ok(rel) = path.strip_prefix(root) else {
-                    continue;
-                };
-                if let Some(ctx) = provider.classify(rel) {
-                    found.push(Found {
-                        provider,
-                        path,
-                        ctx,
-                    });
-                }
+    walk_tree(root, 0, &mut |v| match v {
+        Visit::Dir(_) => {}
+        Visit::Unreadable(_, e, 0) if e.kind() == io::ErrorKind::NotFound => {}
+        Visit::Unreadable(dir, error, _) => problems.push(WalkProblem {
+            path: dir.to_path_buf(),
+            error,
+        }),
+        Visit::File(path) => {
+            let Ok(rel) = path.strip_prefix(root) else {
+                return;
+            };
+            if let Some(ctx) = provider.classify(rel) {
+                found.push(Found {
+                    provider,
+                    path,
+                    ctx,
+                });
             }
         }
-    }
+    });
 }
 
 /// Learn a file's session id cheaply: parse records until the first event.

@@ -486,8 +486,12 @@ impl Recorder {
 
     /// Append a recording's intent through its writer.
     fn commit_intent(&mut self, key: &(String, String), id: &str, stages: &mut dyn Stages) {
-        // The intent must be durable before the append.
-        self.save_session(key);
+        // The intent must be durable before the append. Every path that
+        // plans an intent marks the session dirty, so a clean session's
+        // intent is already on disk (saved by `flush_pending`, or loaded).
+        if self.sessions.get(key).is_some_and(|s| s.dirty) {
+            self.save_session(key);
+        }
         let Some((base, text, dest)) = self.sessions.get(key).and_then(|s| {
             let r = s.data.recordings.get(id)?;
             let i = r.intent.as_ref()?;

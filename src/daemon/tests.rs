@@ -188,7 +188,7 @@ fn watches_only_directories_under_the_roots() {
     assert!(!watched.iter().any(|d| d.starts_with(&missing)));
     assert!(watched
         .iter()
-        .all(|d| d.components().count() <= root.components().count() + watch::MAX_DEPTH));
+        .all(|d| d.components().count() <= root.components().count() + crate::discover::MAX_DEPTH));
 
     // Events: a directory created under the root is watched; paths outside
     // the roots, ancestors and symlinks to elsewhere are not.

@@ -32,14 +32,13 @@ use notify::event::{CreateKind, ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 
 use super::{confine_stage, Batch, Commit, Known, StageDomainSpec, ToOrch};
+use crate::discover::Visit;
 use crate::event::Event;
 use crate::provider::{FileCtx, Layout, Provider};
 use crate::reader::{read_increment, Cursor, FileIdentity, Limits, Tail};
 
 use super::status::RootStatus;
 
-/// Deepest directory level watched below a root (as `discover`).
-pub(crate) const MAX_DEPTH: usize = 8;
 /// A large pass is sent in batches of at most this many events …
 const BATCH_EVENTS: usize = 1024;
 /// … or spanning at most this many bytes of the file. Small enough that
@@ -498,44 +497,24 @@ impl<W: Watch> Stage<W> {
         let Some(depth0) = self.depth_of(top) else {
             return;
         };
-        let mut stack = vec![(top.to_path_buf(), depth0)];
-        while let Some((dir, depth)) = stack.pop() {
-            self.watch_dir(&dir);
-            let entries = match fs::read_dir(&dir) {
-                Ok(e) => e,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::PermissionDenied
-                        && self.covered.is_some() =>
-                {
-                    self.warn(format!(
-                        "cannot read {}: {e} — outside this stage's confinement domain: a root \
-                         replaced, or redirected by a symbolic link, after kato started is not \
-                         followed; restart kato to read the new one",
-                        dir.display()
-                    ));
-                    continue;
-                }
-                Err(e) => {
-                    self.warn(format!("cannot read {}: {e}", dir.display()));
-                    continue;
-                }
-            };
-            let mut items: Vec<_> = entries.filter_map(Result::ok).collect();
-            items.sort_by_key(|e| e.file_name());
-            for entry in items {
-                // `DirEntry::file_type` does not follow symlinks.
-                let Ok(ft) = entry.file_type() else { continue };
-                let path = entry.path();
-                if ft.is_dir() {
-                    if depth < MAX_DEPTH {
-                        stack.push((path, depth + 1));
-                    }
-                } else if ft.is_file() {
-                    self.found_file(&path, origin);
-                }
+        crate::discover::walk_tree(top, depth0, &mut |v| match v {
+            Visit::Dir(dir) => self.watch_dir(dir),
+            Visit::Unreadable(_, e, _) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Visit::Unreadable(dir, e, _)
+                if e.kind() == std::io::ErrorKind::PermissionDenied && self.covered.is_some() =>
+            {
+                self.warn(format!(
+                    "cannot read {}: {e} — outside this stage's confinement domain: a root \
+                     replaced, or redirected by a symbolic link, after kato started is not \
+                     followed; restart kato to read the new one",
+                    dir.display()
+                ));
             }
-        }
+            Visit::Unreadable(dir, e, _) => {
+                self.warn(format!("cannot read {}: {e}", dir.display()));
+            }
+            Visit::File(path) => self.found_file(&path, origin),
+        });
     }
 
     /// A file was seen by a walk or an event.
