@@ -46,6 +46,8 @@ pub struct Kato {
     pub codex: PathBuf,
     /// Daemons started by the test; killed on drop.
     pub children: Vec<Child>,
+    /// Daemons started so far, for the log names.
+    runs: usize,
 }
 
 impl Kato {
@@ -105,6 +107,7 @@ impl Kato {
             claude,
             codex,
             children: Vec::new(),
+            runs: 0,
         }
     }
 
@@ -161,7 +164,8 @@ impl Kato {
     }
 
     pub fn run_fg_with(&mut self, extra: &[&str]) -> u32 {
-        let log = File::create(self.path(&format!("run-{}.log", self.children.len()))).unwrap();
+        let log = File::create(self.path(&format!("run-{}.log", self.runs))).unwrap();
+        self.runs += 1;
         let child = self
             .cmd()
             .arg("run")
