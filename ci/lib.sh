@@ -12,7 +12,42 @@ KATO_TARGET=x86_64-unknown-linux-musl
 export KATO_TOOLCHAIN KATO_TARGET
 
 log() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
-die() { printf '%s: error: %s\n' "${0##*/}" "$*" >&2; exit 1; }
+
+# die MESSAGE — the one way a ci/ script gives up: the message, exit 1.
+die() {
+  printf '%s: error: %s\n' "${0##*/}" "$*" >&2
+  exit 1
+}
+
+# step NAME CMD... — run CMD as one named step of a gate: prints `==> NAME`,
+# runs it, prints `<== NAME (N s)`; on failure names the failed step and
+# returns CMD's status (so under `set -e` the first failed step ends the
+# script; `step ... || failed=1` goes on). Each outcome is kept for
+# step_summary. A CMD that is a shell function runs without errexit (it
+# sits left of `||`), so such a function must return its own status.
+STEP_RESULTS=()
+step() {
+  local name=$1 t0=$SECONDS rc=0
+  shift
+  echo "==> $name"
+  "$@" || rc=$?
+  local dt=$((SECONDS - t0))
+  if ((rc == 0)); then
+    STEP_RESULTS+=("$(printf 'PASS  %-40s %5ds' "$name" "$dt")")
+    echo "<== $name ($dt s)"
+  else
+    STEP_RESULTS+=("$(printf 'FAIL  %-40s %5ds  (exit %d)' "$name" "$dt" "$rc")")
+    echo "<== $name FAILED (exit $rc, $dt s)"
+    printf '%s: step failed: %s (exit %d)\n' "${0##*/}" "$name" "$rc" >&2
+  fi
+  return "$rc"
+}
+
+# step_summary — one line per step run so far, with its result and time.
+step_summary() {
+  printf '%s: steps:\n' "${0##*/}"
+  printf '  %s\n' "${STEP_RESULTS[@]}"
+}
 
 # apt_install PKG... — install Debian packages that are missing (root only).
 apt_install() {

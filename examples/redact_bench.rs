@@ -9,7 +9,7 @@
 //!   output, JSON, URLs, hashes, base64) without secrets and with one
 //!   secret every ~2 KiB;
 //! - when real session files are available (argument, `$KATO_FIXTURES`,
-//!   `../shared/fixtures/real` or `/work/shared/fixtures/real`): an export baseline (read + parse every
+//!   else `../shared/fixtures/real` beside the crate): an export baseline (read + parse every
 //!   record into events + serialize them as JSONL) against `redact_event`
 //!   on the same events, and the resulting overhead.
 
@@ -180,14 +180,17 @@ fn mbps(bytes: usize, secs: f64) -> f64 {
     bytes as f64 / secs / 1e6
 }
 
+// The corpus lookup of the tests (only its `location` is used here).
+#[allow(dead_code)]
+#[path = "../tests/it/harness/corpus.rs"]
+mod corpus;
+
 fn fixtures_dir() -> Option<PathBuf> {
-    let candidates = [
-        std::env::args_os().nth(1).map(PathBuf::from),
-        std::env::var_os("KATO_FIXTURES").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real")),
-        Some(PathBuf::from("/work/shared/fixtures/real")),
-    ];
-    candidates.into_iter().flatten().find(|p| p.is_dir())
+    let dir = std::env::args_os()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| corpus::location(std::env::var_os("KATO_FIXTURES").as_deref()));
+    dir.is_dir().then_some(dir)
 }
 
 fn session_files(root: &Path) -> Vec<(PathBuf, &'static dyn provider::Provider)> {

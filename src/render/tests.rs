@@ -1161,6 +1161,12 @@ fn jsonl_round_trips_every_event() {
 
 // ------------------------------------------------------- real corpus
 
+// The one lookup of the real corpus, shared with the integration tests
+// (which cannot be linked from here): skipped loudly when absent, required
+// in CI.
+#[path = "../../tests/it/harness/corpus.rs"]
+mod corpus;
+
 /// Every real agent file renders deterministically into Markdown whose
 /// structure holds (only kato's headings and HTML, balanced `<details>`,
 /// valid frontmatter), with every option on and with the defaults. The
@@ -1170,19 +1176,9 @@ fn jsonl_round_trips_every_event() {
 #[test]
 fn real_corpus_renders_deterministically_and_well_formed() {
     use sha2::{Digest, Sha256};
-    let base = std::env::var_os("KATO_FIXTURES")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real")
-        });
-    if !base.is_dir() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the real corpus must be present in CI at {}",
-            base.display()
-        );
+    let Some(base) = corpus::real_corpus() else {
         return;
-    }
+    };
     let mut digests = Vec::new();
     for provider in ["claude", "codex", "gemini"] {
         let p = crate::provider::by_name(provider).unwrap();

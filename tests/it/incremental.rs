@@ -2,14 +2,14 @@
 //! after each piece with the persisted cursor, yields exactly the events of
 //! one whole read — no loss, no duplicate, same order, same ids.
 
-mod common;
-
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use kato::provider::{self, ctx_for_path, Provider};
 use kato::reader::{read_increment, read_path, Cursor, Limits, Tail};
+
+use crate::harness::real_corpus;
 use proptest::prelude::*;
 
 fn fixture_files(provider: &str) -> Vec<PathBuf> {
@@ -122,16 +122,9 @@ proptest! {
 /// The wider net: real agent files, cut at a handful of fixed points.
 #[test]
 fn real_corpus_pieces_equal_whole() {
-    let base = common::real_corpus();
-    if !base.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the real corpus must be present in CI at {}",
-            base.display()
-        );
-        eprintln!("real corpus not present at {}; skipped", base.display());
+    let Some(base) = real_corpus() else {
         return;
-    }
+    };
     let mut checked = 0;
     for name in ["claude", "codex"] {
         let p = provider::by_name(name).unwrap();

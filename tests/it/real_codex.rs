@@ -2,28 +2,23 @@
 //! (`fixtures/real/codex/`, see its MANIFEST.tsv and FORMATS.md §2).
 //!
 //! Golden numbers: the `GOLDEN` table was produced by
-//! `python3 tests/real_codex_counts.py`, an independent count that reads
+//! `python3 tests/tools/real_codex_counts.py`, an independent count that reads
 //! each file with Python's `json` module and applies the mapping rules
 //! written out in its docstring; it shares no code with the parser. The
 //! per-file `event_msg.user_message` line counts are checked a third way
 //! here, by a plain substring scan of the raw lines.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use crate::harness::real_corpus;
 use kato::event::{Event, Kind, Payload, SystemCategory};
 use kato::provider::codex::Codex;
 use kato::provider::{ctx_for_path, Provider};
 use kato::reader::{feed_lines, read_path, Limits, Tail};
 
-fn fixtures() -> PathBuf {
-    common::real_corpus()
-}
-
-fn codex_files() -> Vec<PathBuf> {
-    let dir = fixtures().join("codex");
+fn codex_files(base: &Path) -> Vec<PathBuf> {
+    let dir = base.join("codex");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("real corpus not found at {}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -58,7 +53,7 @@ const CATS: [SystemCategory; 7] = [
 ];
 
 /// (file, counts per KINDS, counts per CATS, `event_msg.user_message` lines),
-/// from `python3 tests/real_codex_counts.py`.
+/// from `python3 tests/tools/real_codex_counts.py`.
 #[rustfmt::skip]
 const GOLDEN: &[(&str, [usize; 8], [usize; 7], usize)] = &[
     ("codex-0.0.0-source-unknown-apply-patch.jsonl", [8, 20, 28, 27, 27, 3, 82, 0], [3, 0, 0, 0, 0, 0, 0], 8),
@@ -107,7 +102,10 @@ fn user_message_lines(path: &Path) -> usize {
 
 #[test]
 fn every_file_gives_the_golden_counts_without_diagnostics() {
-    let files = codex_files();
+    let Some(base) = real_corpus() else {
+        return;
+    };
+    let files = codex_files(&base);
     let names: Vec<String> = files.iter().map(|p| name(p)).collect();
     let golden: Vec<&str> = GOLDEN.iter().map(|g| g.0).collect();
     assert_eq!(names, golden, "the corpus and the golden table differ");
@@ -159,7 +157,10 @@ fn every_file_gives_the_golden_counts_without_diagnostics() {
 
 #[test]
 fn event_ids_are_unique_and_stable_across_parses() {
-    for path in codex_files() {
+    let Some(base) = real_corpus() else {
+        return;
+    };
+    for path in codex_files(&base) {
         let a = parse(&path);
         let b = parse(&path);
         let ids: Vec<&str> = a.iter().map(|e| e.event_id.as_str()).collect();
@@ -181,7 +182,10 @@ fn event_ids_are_unique_and_stable_across_parses() {
 
 #[test]
 fn every_tool_result_has_its_call() {
-    for path in codex_files() {
+    let Some(base) = real_corpus() else {
+        return;
+    };
+    for path in codex_files(&base) {
         let events = parse(&path);
         let calls: HashSet<&str> = events
             .iter()
@@ -204,8 +208,8 @@ fn every_tool_result_has_its_call() {
 }
 
 /// `path_in_repository` of each Codex file, from MANIFEST.tsv.
-fn manifest_paths() -> HashMap<String, String> {
-    let text = std::fs::read_to_string(fixtures().join("MANIFEST.tsv")).unwrap();
+fn manifest_paths(base: &Path) -> HashMap<String, String> {
+    let text = std::fs::read_to_string(base.join("MANIFEST.tsv")).unwrap();
     text.lines()
         .filter_map(|l| {
             let cols: Vec<&str> = l.split('\t').collect();
@@ -222,8 +226,11 @@ fn manifest_paths() -> HashMap<String, String> {
 
 #[test]
 fn discovery_and_session_ids_follow_the_original_layout() {
-    let paths = manifest_paths();
-    for path in codex_files() {
+    let Some(base) = real_corpus() else {
+        return;
+    };
+    let paths = manifest_paths(&base);
+    for path in codex_files(&base) {
         let file = name(&path);
         let original = paths
             .get(&file)
@@ -258,7 +265,10 @@ fn discovery_and_session_ids_follow_the_original_layout() {
 
 #[test]
 fn models_and_turns_come_from_turn_context() {
-    for path in codex_files() {
+    let Some(base) = real_corpus() else {
+        return;
+    };
+    for path in codex_files(&base) {
         let file = name(&path);
         let events = parse(&path);
         let models: HashSet<&str> = events.iter().filter_map(|e| e.model.as_deref()).collect();
@@ -295,7 +305,10 @@ fn models_and_turns_come_from_turn_context() {
 /// the same events as one read.
 #[test]
 fn split_reads_with_restored_state_match_one_read() {
-    for path in codex_files() {
+    let Some(base) = real_corpus() else {
+        return;
+    };
+    for path in codex_files(&base) {
         let bytes = std::fs::read(&path).unwrap();
         let ctx = ctx_for_path(&Codex, &path);
         let whole = feed(&ctx, &bytes, 0, None);

@@ -7,207 +7,15 @@
 //! same file, so they hold whatever a provider's parser makes of a line.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kato");
-const DEADLINE: Duration = Duration::from_secs(40);
-
-struct Kato {
-    dir: tempfile::TempDir,
-    claude: PathBuf,
-    codex: PathBuf,
-    children: Vec<Child>,
-}
-
-impl Kato {
-    /// A fresh home, runtime and state; the Codex root does not exist yet
-    /// unless `codex_root` is set.
-    fn new(codex_root: bool) -> Kato {
-        let dir = tempfile::tempdir().unwrap();
-        let claude = dir.path().join("claude-projects");
-        let codex = dir.path().join("codex-sessions");
-        fs::create_dir_all(claude.join("-home-u-proj")).unwrap();
-        if codex_root {
-            fs::create_dir_all(&codex).unwrap();
-        }
-        fs::create_dir_all(dir.path().join("home")).unwrap();
-        let config = format!(
-            "[providers.claude]\nroots = [\"{}\"]\n\n[providers.codex]\nroots = [\"{}\"]\n\n\
-             [providers.gemini]\nenabled = false\n\n[state]\ndir = \"{}\"\n\n\
-             [sandbox]\nmode = \"best-effort\"\n\n[log]\nlevel = \"debug\"\n",
-            claude.display(),
-            codex.display(),
-            dir.path().join("state").display()
-        );
-        fs::write(dir.path().join("config.toml"), config).unwrap();
-        Kato {
-            dir,
-            claude,
-            codex,
-            children: Vec::new(),
-        }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn cmd(&self) -> Command {
-        self.cmd_of(Path::new(BIN))
-    }
-
-    fn cmd_of(&self, program: &Path) -> Command {
-        let mut c = Command::new(program);
-        c.env_clear()
-            .env("HOME", self.path("home"))
-            .env("XDG_RUNTIME_DIR", self.path("run"))
-            .env("XDG_STATE_HOME", self.path("xdg-state"))
-            .env("KATO_CONFIG", self.path("config.toml"))
-            .env("LANG", "C.UTF-8");
-        c
-    }
-
-    fn kato(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().unwrap()
-    }
-
-    /// `kato run` in the foreground, its log in `run-N.log`.
-    fn run_fg(&mut self) -> u32 {
-        self.run_fg_with(&[])
-    }
-
-    fn run_fg_with(&mut self, extra: &[&str]) -> u32 {
-        let log = File::create(self.path(&format!("run-{}.log", self.children.len()))).unwrap();
-        let child = self
-            .cmd()
-            .arg("run")
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        self.children.push(child);
-        self.wait("ready", |s| s["pid"] == pid && s["ready"] == true);
-        pid
-    }
-
-    fn status_file(&self) -> PathBuf {
-        self.path("run/kato/status.json")
-    }
-
-    fn status(&self) -> Option<Value> {
-        let bytes = fs::read(self.status_file()).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    }
-
-    /// Poll status.json until `pred` holds.
-    fn wait(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let t0 = Instant::now();
-        loop {
-            if let Some(s) = self.status() {
-                if pred(&s) {
-                    return s;
-                }
-            }
-            if t0.elapsed() > DEADLINE {
-                panic!(
-                    "timed out waiting for {what}; status: {}\nlogs:\n{}",
-                    self.status()
-                        .map(|s| serde_json::to_string_pretty(&s).unwrap())
-                        .unwrap_or_default(),
-                    self.logs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(30));
-        }
-    }
-
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        for e in fs::read_dir(self.dir.path()).unwrap().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".log") {
-                out.push_str(&format!(
-                    "--- {name}\n{}",
-                    fs::read_to_string(e.path()).unwrap_or_default()
-                ));
-            }
-        }
-        let detached = self.path("xdg-state/kato/logs/kato.log");
-        out.push_str(&format!(
-            "--- kato.log\n{}",
-            fs::read_to_string(detached).unwrap_or_default()
-        ));
-        out
-    }
-
-    /// SIGTERM a foreground daemon and return its exit code.
-    fn term(&mut self, pid: u32) -> i32 {
-        signal(pid, rustix::process::Signal::TERM);
-        let i = self.children.iter().position(|c| c.id() == pid).unwrap();
-        let mut child = self.children.remove(i);
-        let t0 = Instant::now();
-        loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                return st.code().unwrap_or(-1);
-            }
-            assert!(t0.elapsed() < DEADLINE, "kato did not exit on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Events the one-shot export makes of `file`.
-    fn export_count(&self, file: &Path) -> u64 {
-        let out = self
-            .cmd()
-            .args(["export", "--format", "jsonl"])
-            .arg(file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout.iter().filter(|b| **b == b'\n').count() as u64
-    }
-
-    fn lock_free(&self) -> bool {
-        let f = File::open(self.path("state/kato.lock")).unwrap();
-        let free = f.try_lock().is_ok();
-        drop(f);
-        free
-    }
-}
-
-impl Drop for Kato {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        // A daemon started with `kato start` by this test.
-        if let Some(s) = self.status() {
-            if let Some(pid) = s["pid"].as_u64() {
-                if !self.lock_free() {
-                    signal(pid as u32, rustix::process::Signal::KILL);
-                }
-            }
-        }
-    }
-}
-
-fn signal(pid: u32, sig: rustix::process::Signal) {
-    let p = rustix::process::Pid::from_raw(pid as i32).unwrap();
-    rustix::process::kill_process(p, sig).unwrap();
-}
+use crate::harness::{
+    append, claude_line, codex_lines, signal, test_path, Kato, BIN, DEADLINE, S as S1,
+};
 
 fn session<'a>(s: &'a Value, id: &str) -> Option<&'a Value> {
     s["sessions"]
@@ -252,34 +60,6 @@ fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
         .map(str::trim)
         .unwrap_or_else(|| panic!("no {key} in {status}"))
 }
-
-fn claude_line(session: &str, n: u32) -> String {
-    format!(
-        "{{\"type\":\"user\",\"sessionId\":\"{session}\",\"uuid\":\"{session:.8}-0000-4000-8000-{n:012}\",\
-         \"timestamp\":\"2026-01-08T15:{:02}:{:02}.000Z\",\"cwd\":\"/home/u/proj\",\
-         \"message\":{{\"role\":\"user\",\"content\":\"message number {n}\"}}}}\n",
-        n / 60 % 60,
-        n % 60
-    )
-}
-
-fn codex_lines(id: &str) -> String {
-    format!(
-        "{{\"timestamp\":\"2026-01-08T15:00:00.000Z\",\"type\":\"session_meta\",\"payload\":{{\"id\":\"{id}\",\"cwd\":\"/home/u\"}}}}\n\
-         {{\"timestamp\":\"2026-01-08T15:00:01.000Z\",\"type\":\"event_msg\",\"payload\":{{\"type\":\"user_message\",\"message\":\"hi\"}}}}\n"
-    )
-}
-
-fn append(path: &Path, text: &str) {
-    let mut f = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
-
-const S1: &str = "0890bead-0ab3-4ee9-98f8-585fd289cc1f";
 
 #[test]
 fn ingests_appends_persists_on_sigterm_and_resumes_from_the_cursor() {
@@ -808,13 +588,13 @@ fn every_thread_is_hardened_and_every_stage_confined() {
     // The missing codex root: its ancestor is granted to the supervisor only.
     assert_eq!(
         sb["ancestor_grants"],
-        serde_json::json!([{ "root": k.codex, "granted": k.dir.path() }])
+        serde_json::json!([{ "root": k.codex, "granted": k.base() }])
     );
     let supervisor = stage_sandbox(&s, "supervisor");
     assert!(supervisor["read"]
         .as_array()
         .unwrap()
-        .contains(&serde_json::json!(k.dir.path())));
+        .contains(&serde_json::json!(k.base())));
     for (stage, st) in sb["stages"]
         .as_array()
         .unwrap()
@@ -826,7 +606,7 @@ fn every_thread_is_hardened_and_every_stage_confined() {
                 !st["read"]
                     .as_array()
                     .unwrap()
-                    .contains(&serde_json::json!(k.dir.path())),
+                    .contains(&serde_json::json!(k.base())),
                 "{stage} got the ancestor"
             );
         }
@@ -843,7 +623,7 @@ fn every_thread_is_hardened_and_every_stage_confined() {
         text.contains(&format!(
             "{} is missing: the supervisor reads {} until it appears",
             k.codex.display(),
-            k.dir.path().display()
+            k.base().display()
         )),
         "{text}"
     );
@@ -904,7 +684,7 @@ fn a_provider_stage_cannot_read_outside_its_roots() {
 
     // … and, after start, through the root itself: the root is moved away
     // and a symbolic link to the outside directory takes its place.
-    fs::rename(&k.claude, k.path("claude-projects.old")).unwrap();
+    fs::rename(&k.claude, k.path("claude.old")).unwrap();
     std::os::unix::fs::symlink(&outside, &k.claude).unwrap();
     // The supervisor starts a new claude stage for the replaced root; its
     // reads there fail with EACCES from the kernel: the process-wide
@@ -978,7 +758,8 @@ impl Kato {
     /// `kato ARGS` started by the launcher, without Landlock.
     fn without_landlock(&self, args: &[&str]) -> Command {
         let mut c = self.cmd_of(&std::env::current_exe().unwrap());
-        c.args(["launcher_without_landlock", "--exact", "--test-threads=1"])
+        let launcher = test_path(module_path!(), "launcher_without_landlock");
+        c.args([launcher.as_str(), "--exact", "--test-threads=1"])
             .env(NO_LANDLOCK_LAUNCH, serde_json::to_string(args).unwrap());
         c
     }

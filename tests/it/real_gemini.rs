@@ -1,7 +1,7 @@
 //! Every Gemini chat in the real corpus parses with no diagnostics into
 //! exactly the expected number of events of each kind.
 //!
-//! The expected counts are not taken from kato: `tests/real_gemini_count.py`
+//! The expected counts are not taken from kato: `tests/tools/real_gemini_count.py`
 //! computes them with Python's `json` module straight from the files,
 //! following the mapping rules written down in `src/provider/gemini.rs`
 //! (one `session_meta` per file; per `gemini` message one thinking event per
@@ -10,13 +10,12 @@
 //! `user` message the typed text, injected context from `displayContent`
 //! or steering wrappers, and `functionResponse` parts that do not repeat an
 //! inline result; notices and errors when not blank). Re-run it with
-//! `python3 tests/real_gemini_count.py` after changing the rules.
-
-mod common;
+//! `python3 tests/tools/real_gemini_count.py` after changing the rules.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crate::harness::real_corpus;
 use kato::event::{Event, Kind, Payload, SystemCategory};
 use kato::provider::{by_name, ctx_for_path, Provider};
 use kato::reader::{read_path, Limits};
@@ -33,7 +32,7 @@ const KINDS: [Kind; 8] = [
     Kind::ProviderRaw,
 ];
 
-/// Output of `python3 tests/real_gemini_count.py`; every other kind is 0.
+/// Output of `python3 tests/tools/real_gemini_count.py`; every other kind is 0.
 const EXPECTED: [(&str, [usize; 8]); 5] = [
     (
         "gemini-2025-10-gemini-2.5-pro-toolcalls.json",
@@ -57,16 +56,12 @@ const EXPECTED: [(&str, [usize; 8]); 5] = [
     ),
 ];
 
-fn fixtures() -> PathBuf {
-    common::real_corpus()
-}
-
 fn gemini() -> &'static dyn Provider {
     by_name("gemini").expect("gemini is registered")
 }
 
-fn real_files() -> Vec<PathBuf> {
-    let dir = fixtures().join("gemini");
+fn real_files(base: &Path) -> Vec<PathBuf> {
+    let dir = base.join("gemini");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
         .map(|e| e.expect("directory entry").path())
@@ -98,7 +93,10 @@ fn name(path: &Path) -> String {
 
 #[test]
 fn every_real_file_has_exact_counts_and_no_diagnostics() {
-    let files = real_files();
+    let Some(base) = real_corpus() else {
+        return;
+    };
+    let files = real_files(&base);
     let listed: BTreeSet<&str> = EXPECTED.iter().map(|(n, _)| *n).collect();
     let present: BTreeSet<String> = files.iter().map(|p| name(p)).collect();
     assert_eq!(
@@ -131,7 +129,10 @@ fn every_real_file_has_exact_counts_and_no_diagnostics() {
 
 #[test]
 fn real_files_have_unique_ids_and_correlated_results() {
-    for path in real_files() {
+    let Some(base) = real_corpus() else {
+        return;
+    };
+    for path in real_files(&base) {
         let events = read_all(&path);
         let mut ids = BTreeSet::new();
         let mut calls = BTreeSet::new();
@@ -163,7 +164,10 @@ fn real_files_have_unique_ids_and_correlated_results() {
 
 #[test]
 fn real_subagent_chat_is_marked_and_has_no_human_text() {
-    let path = fixtures().join("gemini/gemini-2026-04-subagent-kind-directories.json");
+    let Some(base) = real_corpus() else {
+        return;
+    };
+    let path = base.join("gemini/gemini-2026-04-subagent-kind-directories.json");
     let events = read_all(&path);
     assert!(events.iter().all(|e| {
         e.subagent.as_ref().and_then(|s| s.id.as_deref()) == Some("twynek")
@@ -193,7 +197,10 @@ fn real_subagent_chat_is_marked_and_has_no_human_text() {
 
 #[test]
 fn real_at_file_prompt_keeps_typed_text_apart_from_file_content() {
-    let path = fixtures().join("gemini/gemini-2026-04-main-content-parts.json");
+    let Some(base) = real_corpus() else {
+        return;
+    };
+    let path = base.join("gemini/gemini-2026-04-main-content-parts.json");
     let events = read_all(&path);
     let human: Vec<&Event> = events.iter().filter(|e| e.is_human_message()).collect();
     let at_file = human
@@ -229,8 +236,11 @@ fn real_at_file_prompt_keeps_typed_text_apart_from_file_content() {
 /// the events of one read of the whole document.
 #[test]
 fn real_documents_read_incrementally_match_one_read() {
+    let Some(base) = real_corpus() else {
+        return;
+    };
     let provider = gemini();
-    for path in real_files() {
+    for path in real_files(&base) {
         let ctx = ctx_for_path(provider, &path);
         let mut doc: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");

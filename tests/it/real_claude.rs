@@ -18,20 +18,15 @@
 //! ai-title, 34 permission-mode, 28 agent-name, 8 queue-operation,
 //! 4 summary).
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use crate::harness::real_corpus;
 use kato::event::{Event, Payload, SystemCategory};
 use kato::provider::claude::{Claude, SIDE_QUESTION_LABEL};
 use kato::provider::{FileCtx, Provider};
 use kato::reader::{feed_lines, read_increment, read_path, Cursor, Limits, Tail};
-
-fn fixtures() -> PathBuf {
-    common::real_corpus()
-}
 
 struct Golden {
     file: &'static str,
@@ -243,8 +238,8 @@ fn expected_class(file: &str) -> Expect {
 }
 
 /// Claude rows of the manifest: (corpus file name, path under `.claude/projects/`).
-fn manifest() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(fixtures().join("MANIFEST.tsv")).unwrap();
+fn manifest(base: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(base.join("MANIFEST.tsv")).unwrap();
     text.lines()
         .skip(1)
         .filter_map(|l| {
@@ -318,18 +313,21 @@ fn parse_with_ctx(path: &Path, ctx: &FileCtx) -> Vec<Event> {
     events
 }
 
-fn claude_dir() -> PathBuf {
-    fixtures().join("claude")
+fn claude_dir(base: &Path) -> PathBuf {
+    base.join("claude")
 }
 
 #[test]
 fn every_corpus_file_is_covered() {
-    let mut on_disk: Vec<String> = std::fs::read_dir(claude_dir())
+    let Some(base) = real_corpus() else {
+        return;
+    };
+    let mut on_disk: Vec<String> = std::fs::read_dir(claude_dir(&base))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     on_disk.sort();
-    let mut in_manifest: Vec<String> = manifest().into_iter().map(|(f, _)| f).collect();
+    let mut in_manifest: Vec<String> = manifest(&base).into_iter().map(|(f, _)| f).collect();
     in_manifest.sort();
     assert_eq!(on_disk, in_manifest);
     let jsonl: BTreeSet<&str> = on_disk
@@ -343,7 +341,10 @@ fn every_corpus_file_is_covered() {
 
 #[test]
 fn classify_original_paths() {
-    for (file, orig) in manifest() {
+    let Some(base) = real_corpus() else {
+        return;
+    };
+    for (file, orig) in manifest(&base) {
         let ctx = Claude.classify(Path::new(&orig));
         match (expected_class(&file), ctx) {
             (Expect::NotSession, None) => {}
@@ -370,17 +371,23 @@ fn classify_original_paths() {
 
 #[test]
 fn event_counts_match_the_golden_numbers() {
+    let Some(base) = real_corpus() else {
+        return;
+    };
     for g in GOLDEN {
-        let events = parse_with_read_path(&claude_dir().join(g.file));
+        let events = parse_with_read_path(&claude_dir(&base).join(g.file));
         assert_eq!(counts(&events), golden_counts(g), "{}", g.file);
     }
 }
 
 #[test]
 fn original_layout_gives_the_same_events_in_the_parent_session() {
-    let originals: BTreeMap<String, String> = manifest().into_iter().collect();
+    let Some(base) = real_corpus() else {
+        return;
+    };
+    let originals: BTreeMap<String, String> = manifest(&base).into_iter().collect();
     for g in GOLDEN {
-        let path = claude_dir().join(g.file);
+        let path = claude_dir(&base).join(g.file);
         let ctx = Claude.classify(Path::new(&originals[g.file])).unwrap();
         let events = parse_with_ctx(&path, &ctx);
         assert_eq!(counts(&events), golden_counts(g), "{}", g.file);
@@ -413,8 +420,11 @@ fn original_layout_gives_the_same_events_in_the_parent_session() {
 
 #[test]
 fn event_ids_are_unique_and_stable() {
+    let Some(base) = real_corpus() else {
+        return;
+    };
     for g in GOLDEN {
-        let path = claude_dir().join(g.file);
+        let path = claude_dir(&base).join(g.file);
         let first = parse_with_read_path(&path);
         let mut seen = HashSet::new();
         for ev in &first {
@@ -451,8 +461,11 @@ fn repeated_calls(file: &str) -> usize {
 
 #[test]
 fn every_result_answers_a_call_of_the_same_file() {
+    let Some(base) = real_corpus() else {
+        return;
+    };
     for g in GOLDEN {
-        let events = parse_with_read_path(&claude_dir().join(g.file));
+        let events = parse_with_read_path(&claude_dir(&base).join(g.file));
         let mut calls = HashSet::new();
         let mut repeated = 0;
         let mut prompts = HashSet::new();
@@ -491,9 +504,13 @@ fn every_result_answers_a_call_of_the_same_file() {
 
 #[test]
 fn side_question_repeats_parent_ids() {
-    let parent = parse_with_read_path(&claude_dir().join("claude-2.1.92-96-version-change.jsonl"));
+    let Some(base) = real_corpus() else {
+        return;
+    };
+    let parent =
+        parse_with_read_path(&claude_dir(&base).join("claude-2.1.92-96-version-change.jsonl"));
     let aside = parse_with_read_path(
-        &claude_dir().join("claude-2.1.92-subagents-agent-aside_question.jsonl"),
+        &claude_dir(&base).join("claude-2.1.92-subagents-agent-aside_question.jsonl"),
     );
     let parent_ids: HashSet<&str> = parent.iter().map(|e| e.event_id.as_str()).collect();
     let shared = aside
@@ -519,7 +536,11 @@ fn side_question_repeats_parent_ids() {
 
 #[test]
 fn progress_copies_are_not_messages() {
-    let events = parse_with_read_path(&claude_dir().join("claude-2.1.78-progress-records.jsonl"));
+    let Some(base) = real_corpus() else {
+        return;
+    };
+    let events =
+        parse_with_read_path(&claude_dir(&base).join("claude-2.1.78-progress-records.jsonl"));
     let agent_progress = events
         .iter()
         .filter(|e| matches!(&e.payload, Payload::ProviderInfo { topic, .. } if topic == "agent_progress"))
@@ -540,8 +561,11 @@ fn progress_copies_are_not_messages() {
 
 #[test]
 fn titles_and_models() {
+    let Some(base) = real_corpus() else {
+        return;
+    };
     let events =
-        parse_with_read_path(&claude_dir().join("claude-2.1.150-compact-agent-name.jsonl"));
+        parse_with_read_path(&claude_dir(&base).join("claude-2.1.150-compact-agent-name.jsonl"));
     let titles: BTreeSet<String> = events
         .iter()
         .filter_map(|e| match &e.payload {
@@ -569,8 +593,11 @@ fn titles_and_models() {
 /// `state()`/`restore()`, gives the events of one read.
 #[test]
 fn split_reads_with_state_round_trip_match_one_read() {
+    let Some(base) = real_corpus() else {
+        return;
+    };
     for g in GOLDEN {
-        let path = claude_dir().join(g.file);
+        let path = claude_dir(&base).join(g.file);
         let bytes = std::fs::read(&path).unwrap();
         let ctx = kato::provider::ctx_for_path(&Claude, &path);
         let whole = serde_json::to_string(&parse_with_read_path(&path)).unwrap();

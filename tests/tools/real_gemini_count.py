@@ -2,9 +2,10 @@
 """Expected per-kind event counts for the real Gemini chats, computed straight
 from the JSON (independently of the Rust parser) by the rules documented in
 src/provider/gemini.rs. Prints one Rust array row per file for
-tests/real_gemini.rs.
+tests/it/real_gemini.rs.
 
-Usage: python3 tests/real_gemini_count.py [FIXTURES_DIR]
+Usage: python3 tests/tools/real_gemini_count.py [FIXTURES_DIR]   (default:
+$KATO_FIXTURES, else ../shared/fixtures/real beside the crate)
 """
 import glob
 import json
@@ -104,8 +105,8 @@ KINDS = ["user.message", "assistant.message", "assistant.thinking",
          "assistant.tool.call", "assistant.tool.result", "system.message",
          "provider.info", "provider.raw"]
 
-root = sys.argv[1] if len(sys.argv) > 1 else os.environ.get(
-    "KATO_FIXTURES", "/work/shared/fixtures/real")
+root = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("KATO_FIXTURES") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "fixtures", "real")
 for path in sorted(glob.glob(os.path.join(root, "gemini", "*.json"))):
     c = count(json.load(open(path, encoding="utf-8")))
     row = ", ".join(str(c[k]) for k in KINDS)

@@ -32,7 +32,12 @@ fn in_child(name: &str, body: impl FnOnce()) {
     }
     let exe = std::env::current_exe().unwrap();
     let out = Command::new(exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            crate::harness::test_path(module_path!(), name).as_str(),
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, name)
         .output()
         .unwrap();

@@ -4,8 +4,6 @@
 //! Secret-shaped strings are assembled at run time from a seeded generator so
 //! that no key-like literal sits in the source.
 
-use std::path::PathBuf;
-
 use kato::event::{raw_from_str, Event, Payload, ProviderId, Source, SystemCategory};
 use kato::redact::{Label, RedactionOptions, RedactionStats, Redactor};
 use proptest::prelude::*;
@@ -925,21 +923,11 @@ proptest! {
 
 // ------------------------------------------------------------ real fixtures
 
-fn fixtures() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("KATO_FIXTURES").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real")),
-        Some(PathBuf::from("/work/shared/fixtures/real")),
-    ];
-    candidates.into_iter().flatten().find(|p| p.is_dir())
-}
-
 /// Real session files: every record stays valid JSON after redaction and
 /// findings are rare (these public logs hold no live credentials).
 #[test]
 fn real_sessions_stay_valid_and_findings_are_rare() {
-    let Some(root) = fixtures() else {
-        eprintln!("real fixtures not found; skipped");
+    let Some(root) = crate::harness::real_corpus() else {
         return;
     };
     let red = red();

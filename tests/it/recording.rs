@@ -2,235 +2,21 @@
 //! files, a Claude session and a Codex session appended line by line as the
 //! agents write them.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kato");
-const DEADLINE: Duration = Duration::from_secs(40);
-const S: &str = "0890bead-0ab3-4ee9-98f8-585fd289cc1f";
-const CODEX_ID: &str = "019ac88c-3f80-7990-a29a-d20399dcab74";
-
-struct Kato {
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl Kato {
-    fn new() -> Kato {
-        let dir = tempfile::tempdir().unwrap();
-        let base = fs::canonicalize(dir.path()).unwrap();
-        for d in [
-            "claude/-home-u-proj",
-            "codex/2026/01/08",
-            "out",
-            "home",
-            "outside",
-        ] {
-            fs::create_dir_all(base.join(d)).unwrap();
-        }
-        let cfg = format!(
-            "[providers.claude]\nroots = [\"{b}/claude\"]\n[providers.codex]\nroots = [\"{b}/codex\"]\n\
-             [providers.gemini]\nenabled = false\n[exports]\nallowed_roots = [\"{b}/out\"]\n\
-             default_dir = \"{b}/out/default\"\n[state]\ndir = \"{b}/state\"\n\
-             [sandbox]\nmode = \"{mode}\"\n",
-            b = base.display(),
-            mode = std::env::var("KATO_TEST_SANDBOX").unwrap_or_else(|_| "enforce".into())
-        );
-        fs::write(base.join("config.toml"), cfg).unwrap();
-        Kato { dir, child: None }
-    }
-
-    fn base(&self) -> PathBuf {
-        fs::canonicalize(self.dir.path()).unwrap()
-    }
-
-    fn out(&self, rel: &str) -> PathBuf {
-        self.base().join("out").join(rel)
-    }
-
-    fn claude_file(&self) -> PathBuf {
-        self.base().join(format!("claude/-home-u-proj/{S}.jsonl"))
-    }
-
-    fn codex_file(&self) -> PathBuf {
-        self.base().join(format!(
-            "codex/2026/01/08/rollout-2026-01-08T15-00-00-{CODEX_ID}.jsonl"
-        ))
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
-        c.env_clear()
-            .env("HOME", self.base().join("home"))
-            .env("XDG_RUNTIME_DIR", self.base().join("run"))
-            .env("KATO_CONFIG", self.base().join("config.toml"));
-        c
-    }
-
-    fn start(&mut self) {
-        let log = fs::File::create(self.base().join("run.log")).unwrap();
-        let child = self
-            .cmd()
-            .arg("run")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        self.child = Some(child);
-        self.wait("ready", || {
-            self.status()
-                .is_some_and(|s| s["pid"] == pid && s["ready"] == true)
-        });
-    }
-
-    fn status(&self) -> Option<Value> {
-        let bytes = fs::read(self.base().join("run/kato/status.json")).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    }
-
-    fn wait(&self, what: &str, done: impl Fn() -> bool) {
-        let t0 = Instant::now();
-        while !done() {
-            if t0.elapsed() > DEADLINE {
-                panic!(
-                    "timed out waiting for {what}\nstatus: {:#}\nlog:\n{}",
-                    self.status().unwrap_or_default(),
-                    fs::read_to_string(self.base().join("run.log")).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    }
-
-    /// Wait until `path` contains `needle`.
-    fn wait_for_text(&self, path: &Path, needle: &str) -> String {
-        self.wait(&format!("{needle:?} in {}", path.display()), || {
-            fs::read_to_string(path).is_ok_and(|t| t.contains(needle))
-        });
-        fs::read_to_string(path).unwrap()
-    }
-
-    /// Wait until the daemon handled every event of `file` (per its export).
-    fn settle(&self, session: &str, file: &Path) {
-        let out = self
-            .cmd()
-            .args(["--sandbox", "best-effort", "export", "--format", "jsonl"])
-            .arg(file)
-            .output()
-            .unwrap();
-        let n = out.stdout.iter().filter(|b| **b == b'\n').count() as u64;
-        self.wait(&format!("{n} events of {session}"), || {
-            self.status().is_some_and(|s| {
-                s["sessions"].as_array().is_some_and(|a| {
-                    a.iter()
-                        .any(|x| x["id"] == session && x["events"].as_u64() >= Some(n))
-                })
-            })
-        });
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            rustix::process::kill_process(
-                rustix::process::Pid::from_raw(c.id() as i32).unwrap(),
-                rustix::process::Signal::TERM,
-            )
-            .unwrap();
-            assert!(c.wait().unwrap().success());
-        }
-    }
-
-    fn audit(&self) -> Vec<Value> {
-        fs::read_to_string(self.base().join("state/security-audit.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for Kato {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn append(path: &Path, lines: &[String]) {
-    let mut f = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .unwrap();
-    for l in lines {
-        f.write_all(l.as_bytes()).unwrap();
-        f.write_all(b"\n").unwrap();
-    }
-}
-
-fn user(uuid: &str, text: &str) -> String {
-    json!({"type": "user", "sessionId": S, "uuid": uuid, "parentUuid": null, "isSidechain": false,
-           "timestamp": "2026-01-08T15:56:00.000Z", "message": {"role": "user", "content": text}})
-    .to_string()
-}
-
-fn assistant(uuid: &str, text: &str) -> String {
-    json!({"type": "assistant", "sessionId": S, "uuid": uuid, "parentUuid": null, "isSidechain": false,
-           "timestamp": "2026-01-08T15:56:01.000Z",
-           "message": {"id": format!("msg-{uuid}"), "role": "assistant", "model": "claude-opus-4-6",
-                       "content": [{"type": "text", "text": text}]}})
-    .to_string()
-}
-
-fn tool_pair(n: usize, output: &str) -> [String; 2] {
-    let id = format!("toolu_{n}");
-    [
-        json!({"type": "assistant", "sessionId": S, "uuid": format!("tc{n}"), "parentUuid": null,
-               "isSidechain": false, "timestamp": "2026-01-08T15:56:02.000Z",
-               "message": {"id": format!("msg-tc{n}"), "role": "assistant", "model": "claude-opus-4-6",
-                           "content": [{"type": "tool_use", "id": id, "name": "Bash", "input": {"command": "ls"}}]}})
-        .to_string(),
-        json!({"type": "user", "sessionId": S, "uuid": format!("tr{n}"), "parentUuid": null,
-               "isSidechain": false, "timestamp": "2026-01-08T15:56:03.000Z",
-               "message": {"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": output}]}})
-        .to_string(),
-    ]
-}
-
-/// The event ids of a JSONL recording, in file order.
-fn jsonl_ids(path: &Path) -> Vec<String> {
-    fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["event_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
-}
-
-fn count(hay: &str, needle: &str) -> usize {
-    hay.matches(needle).count()
-}
+use crate::harness::{
+    append_lines as append, assistant, count, jsonl_ids, tool_pair, user, Kato, CODEX_ID, S,
+};
 
 #[test]
 fn capture_record_stop_export_init_in_a_claude_session() {
-    let mut k = Kato::new();
+    let mut k = Kato::recording();
     let f = k.claude_file();
     append(
         &f,
@@ -359,7 +145,7 @@ fn capture_record_stop_export_init_in_a_claude_session() {
 
 #[test]
 fn record_uses_the_default_dir_and_starts_at_its_own_line() {
-    let mut k = Kato::new();
+    let mut k = Kato::recording();
     let f = k.claude_file();
     append(
         &f,
@@ -369,7 +155,7 @@ fn record_uses_the_default_dir_and_starts_at_its_own_line() {
     append(&f, &[user("u2", "not this line\n::record\nbut this one")]);
     k.settle(S, &f);
     let dir = k.out("default");
-    k.wait("a default recording", || {
+    k.wait_until("a default recording", || {
         fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some())
     });
     let file = fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
@@ -386,7 +172,7 @@ fn record_uses_the_default_dir_and_starts_at_its_own_line() {
 
 #[test]
 fn historical_commands_are_skipped_and_audited() {
-    let mut k = Kato::new();
+    let mut k = Kato::recording();
     let f = k.claude_file();
     let target = k.out("from-history.md");
     append(
@@ -400,7 +186,7 @@ fn historical_commands_are_skipped_and_audited() {
         &["this line is not JSON".to_owned(), assistant("a1", "later")],
     );
     k.settle(S, &f);
-    k.wait("the malformed line to be audited", || {
+    k.wait_until("the malformed line to be audited", || {
         k.audit().iter().any(|r| r["event"] == "input.malformed")
     });
     k.stop();
@@ -413,7 +199,7 @@ fn historical_commands_are_skipped_and_audited() {
 
 #[test]
 fn codex_capture_uses_only_what_the_human_typed() {
-    let mut k = Kato::new();
+    let mut k = Kato::recording();
     let f = k.codex_file();
     let line = |t: &str, p: Value| {
         json!({"timestamp": "2026-01-08T15:00:00.000Z", "type": t, "payload": p}).to_string()
@@ -463,7 +249,7 @@ fn codex_capture_uses_only_what_the_human_typed() {
 
 #[test]
 fn kill_9_under_load_records_every_event_exactly_once() {
-    let mut k = Kato::new();
+    let mut k = Kato::recording();
     let f = k.claude_file();
     append(&f, &[user("u0", "start")]);
     k.start();
@@ -500,7 +286,7 @@ fn kill_9_under_load_records_every_event_exactly_once() {
 
 #[test]
 fn capture_of_a_long_session_includes_all_of_it() {
-    let mut k = Kato::new();
+    let mut k = Kato::recording();
     let f = k.claude_file();
     let mut lines = vec![user("first", "the very first event")];
     for i in 0..10_500 {
@@ -537,7 +323,7 @@ fn a_full_disk_pauses_the_recording_and_it_resumes_without_loss() {
         eprintln!("mounting a small tmpfs needs root; skipped");
         return;
     }
-    let mut k = Kato::new();
+    let mut k = Kato::recording();
     let small = k.out("small");
     fs::create_dir_all(&small).unwrap();
     let mounted = Command::new("mount")
@@ -566,7 +352,7 @@ fn a_full_disk_pauses_the_recording_and_it_resumes_without_loss() {
             &[assistant(&format!("full-{i}"), &"words ".repeat(200))],
         );
     }
-    k.wait("the recording to pause", || {
+    k.wait_until("the recording to pause", || {
         k.status().is_some_and(|s| {
             s["recordings"].as_array().is_some_and(|r| {
                 r.iter()
@@ -590,7 +376,7 @@ fn a_full_disk_pauses_the_recording_and_it_resumes_without_loss() {
 
 #[test]
 fn capturing_into_an_existing_user_file_keeps_its_frontmatter_and_content() {
-    let mut k = Kato::new();
+    let mut k = Kato::recording();
     let f = k.claude_file();
     append(&f, &[user("u1", "what we discussed")]);
     let notes = k.out("notes.md");

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Independent event counts for the real Codex corpus (golden numbers of
-tests/real_codex.rs).
+tests/it/real_codex.rs).
 
 Reads each rollout file with Python's json module and counts, per canonical
 kind (and per system category), the events the Codex mapping rules
 produce. It shares no code with the Rust parser; where the two disagree one
 of them is wrong.
 
-Usage: python3 tests/real_codex_counts.py [FIXTURES_DIR]   (default: $KATO_FIXTURES
-or /work/shared/fixtures/real); prints a Rust table for tests/real_codex.rs.
+Usage: python3 tests/tools/real_codex_counts.py [FIXTURES_DIR]   (default:
+$KATO_FIXTURES, else ../shared/fixtures/real beside the crate); prints a Rust
+table for tests/it/real_codex.rs.
 
 The rules, in the order they are applied to each line:
 
@@ -202,8 +203,8 @@ def count(path):
 
 
 def main():
-    root = sys.argv[1] if len(sys.argv) > 1 else os.environ.get(
-        "KATO_FIXTURES", "/work/shared/fixtures/real")
+    root = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("KATO_FIXTURES") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "fixtures", "real")
     d = os.path.join(root, "codex")
     for name in sorted(os.listdir(d)):
         if not name.endswith(".jsonl"):

@@ -1,0 +1,20 @@
+//! The integration tests: one binary (`cargo test --test it`), one harness.
+//!
+//! `harness` holds what more than one module needs: the daemon under test
+//! in temporary directories, session-line builders, and the one lookup of
+//! the real agent corpus (`../shared/fixtures/real` or `$KATO_FIXTURES`).
+
+mod harness;
+
+mod claude_fixtures;
+mod cli;
+mod daemon;
+mod gemini_fixtures;
+mod incremental;
+mod real_claude;
+mod real_codex;
+mod real_gemini;
+mod recording;
+mod redact;
+mod sandbox_boundaries;
+mod strace_export_script;
