@@ -28,6 +28,7 @@
 //! - An idle daemon wakes once per heartbeat (5 s) plus once per safety-net
 //!   rescan (`[daemon] rescan_secs`, default 300 s).
 
+mod command;
 pub mod confine;
 pub mod lifecycle;
 pub mod log;
@@ -45,6 +46,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::audit::{AuditEvent, Decision};
 use crate::config::{Config, LogFormat};
 use crate::error::{exit, Error, Result};
 use crate::event::{Event, Payload};
@@ -1040,8 +1042,8 @@ impl Daemon {
             if c.diagnostics > 0 {
                 self.recorder.audit(crate::audit::Entry {
                     stage: format!("parse:{}", b.provider),
-                    event: "input.malformed".into(),
-                    decision: "skip".into(),
+                    event: AuditEvent::InputMalformed,
+                    decision: Decision::Skip,
                     provider: Some(b.provider.to_owned()),
                     target: Some(b.path.display().to_string()),
                     reason: Some("malformed records skipped; the rest of the file was read".into()),
@@ -1442,9 +1444,9 @@ impl Daemon {
         }
         for o in confine::take_outcomes() {
             let (event, decision) = match o.state.as_str() {
-                "enforced" => ("sandbox.applied", "info"),
-                "degraded" => ("sandbox.degraded", "info"),
-                _ => ("sandbox.failed", "deny"),
+                "enforced" => (AuditEvent::SandboxApplied, Decision::Info),
+                "degraded" => (AuditEvent::SandboxDegraded, Decision::Info),
+                _ => (AuditEvent::SandboxFailed, Decision::Deny),
             };
             let reason = o
                 .error
@@ -1452,8 +1454,8 @@ impl Daemon {
                 .or_else(|| (!o.missing.is_empty()).then(|| o.missing.join("; ")));
             self.recorder.audit(crate::audit::Entry {
                 stage: o.stage.clone(),
-                event: event.to_owned(),
-                decision: decision.to_owned(),
+                event,
+                decision,
                 reason,
                 detail: serde_json::json!({
                     "thread": o.thread,
