@@ -127,17 +127,42 @@ pub(crate) fn plan(
         check: &checked,
     };
     let outcome = next.apply(&command, &ctx);
-    let mut actions = Vec::new();
+    let actions = record_outcome(
+        outcome,
+        &base,
+        command.name,
+        denied.into_inner(),
+        &mut audits,
+    );
+    Plan {
+        audits,
+        state: next,
+        actions,
+    }
+}
+
+/// The audit records of a command's outcome (after `command.parsed`);
+/// returns the actions to carry out.
+fn record_outcome(
+    outcome: Outcome,
+    base: &Entry,
+    name: commands::Name,
+    denied: Option<(String, Denied)>,
+    audits: &mut Vec<Entry>,
+) -> Vec<Action> {
     match outcome {
-        Outcome::AlreadyDone => {}
-        Outcome::SkippedHistorical => audits.push(Entry {
-            event: AuditEvent::CommandSkippedHistorical,
-            decision: Decision::Skip,
-            reason: Some("the command was already in the file when kato first read it".into()),
-            ..base
-        }),
+        Outcome::AlreadyDone => Vec::new(),
+        Outcome::SkippedHistorical => {
+            audits.push(Entry {
+                event: AuditEvent::CommandSkippedHistorical,
+                decision: Decision::Skip,
+                reason: Some("the command was already in the file when kato first read it".into()),
+                ..base.clone()
+            });
+            Vec::new()
+        }
         Outcome::Rejected(reason) => {
-            if let Some((target, why)) = denied.into_inner() {
+            if let Some((target, why)) = denied {
                 audits.push(Entry {
                     event: AuditEvent::WriteDenied,
                     decision: Decision::Deny,
@@ -150,11 +175,12 @@ pub(crate) fn plan(
                 event: AuditEvent::CommandRejected,
                 decision: Decision::Deny,
                 reason: Some(reason),
-                ..base
+                ..base.clone()
             });
+            Vec::new()
         }
-        Outcome::Executed(done) => {
-            for a in &done {
+        Outcome::Executed(actions) => {
+            for a in &actions {
                 if let Some((dest, id)) = written_by(a) {
                     audits.push(Entry {
                         event: AuditEvent::WriteAllowed,
@@ -168,16 +194,11 @@ pub(crate) fn plan(
             audits.push(Entry {
                 event: AuditEvent::CommandExecuted,
                 decision: Decision::Allow,
-                detail: serde_json::json!({"name": command.name.as_str(), "actions": done.len()}),
-                ..base
+                detail: serde_json::json!({"name": name.as_str(), "actions": actions.len()}),
+                ..base.clone()
             });
-            actions = done;
+            actions
         }
-    }
-    Plan {
-        audits,
-        state: next,
-        actions,
     }
 }
 

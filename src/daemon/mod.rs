@@ -15,6 +15,11 @@
 //!                above on request ([`confine`])
 //! ```
 //!
+//! Inside `kato-orch`, one type per job: `supervise` starts and restarts
+//! the stage threads, `ingest` turns batches into committed and flushed
+//! per-file state, `report` keeps what `kato status` shows, and `record`
+//! runs commands (decided by the pure `command::plan`) and recordings. `Daemon` only routes each message to its owner.
+//!
 //! Invariants:
 //! - A parse stage never writes anything; it sends `(file, events, next
 //!   cursor, diagnostics)` to the orchestrator.

@@ -1,4 +1,4 @@
-//! Carrying out a command: the decision comes from [`super::super::command::plan`];
+//! Carrying out a command: the decision comes from [`crate::daemon::command::plan`];
 //! this applies its state, writes its audit records and performs its
 //! actions on the recordings.
 
