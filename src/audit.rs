@@ -423,6 +423,32 @@ mod tests {
         assert_eq!(serde_json::to_string(&r).unwrap(), line);
     }
 
+    /// `ALL` holds every variant once (the match fails to compile when a
+    /// variant is added, reminding to extend `ALL`).
+    #[test]
+    fn all_lists_every_event_once() {
+        fn position(e: AuditEvent) -> usize {
+            match e {
+                AuditEvent::CommandParsed => 0,
+                AuditEvent::CommandRejected => 1,
+                AuditEvent::CommandExecuted => 2,
+                AuditEvent::CommandSkippedHistorical => 3,
+                AuditEvent::WriteAllowed => 4,
+                AuditEvent::WriteDenied => 5,
+                AuditEvent::RecordingPaused => 6,
+                AuditEvent::SandboxApplied => 7,
+                AuditEvent::SandboxDegraded => 8,
+                AuditEvent::SandboxFailed => 9,
+                AuditEvent::InputMalformed => 10,
+                AuditEvent::StateQuarantined => 11,
+                AuditEvent::Redaction => 12,
+            }
+        }
+        for (i, e) in AuditEvent::ALL.iter().enumerate() {
+            assert_eq!(position(*e), i, "{e:?}");
+        }
+    }
+
     /// SECURITY.md's table of audit events names exactly the enum's events.
     #[test]
     fn security_md_lists_every_audit_event() {
