@@ -142,6 +142,7 @@ fn append(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
+// Long: one scenario end to end; split, the sequence it checks would be lost.
 #[test]
 fn watches_only_directories_under_the_roots() {
     let tmp = tempfile::tempdir().unwrap();
@@ -262,6 +263,7 @@ fn session<'a>(st: &'a status::Status, id: &str) -> &'a SessionStatus {
         .unwrap_or_else(|| panic!("no session {id} in {:?}", st.sessions))
 }
 
+// Long: one scenario end to end; split, the sequence it checks would be lost.
 #[test]
 fn history_then_live_commands_are_counted_apart() {
     let tmp = tempfile::tempdir().unwrap();
