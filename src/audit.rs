@@ -20,18 +20,112 @@ pub const FILE_NAME: &str = "security-audit.jsonl";
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// What a record is about.
+/// What a record is about: the closed set of audit event names.
+///
+/// The serde names are the strings on disk; SECURITY.md lists the same set
+/// (a test keeps the two equal).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub enum AuditEvent {
+    /// A command line in a human message was read as a command.
+    #[default]
+    #[serde(rename = "command.parsed")]
+    CommandParsed,
+    /// A command was malformed, or refused by the state machine or the policy.
+    #[serde(rename = "command.rejected")]
+    CommandRejected,
+    /// A command ran (its actions follow).
+    #[serde(rename = "command.executed")]
+    CommandExecuted,
+    /// A command found in history was not executed.
+    #[serde(rename = "command.skipped-historical")]
+    CommandSkippedHistorical,
+    /// The path policy approved a destination.
+    #[serde(rename = "write.allowed")]
+    WriteAllowed,
+    /// The path policy refused a destination.
+    #[serde(rename = "write.denied")]
+    WriteDenied,
+    /// A recording could not be written (full disk, writer gone) and waits.
+    #[serde(rename = "recording.paused")]
+    RecordingPaused,
+    /// A stage thread is fully confined.
+    #[serde(rename = "sandbox.applied")]
+    SandboxApplied,
+    /// A stage thread runs with less confinement than asked for (best-effort).
+    #[serde(rename = "sandbox.degraded")]
+    SandboxDegraded,
+    /// A stage thread could not be confined and did not run.
+    #[serde(rename = "sandbox.failed")]
+    SandboxFailed,
+    /// Malformed records of a session file were skipped.
+    #[serde(rename = "input.malformed")]
+    InputMalformed,
+    /// A state file was unreadable and set aside.
+    #[serde(rename = "state.quarantined")]
+    StateQuarantined,
+    /// A secret was redacted from a recording.
+    #[serde(rename = "redaction")]
+    Redaction,
+}
+
+impl AuditEvent {
+    /// Every event, in declaration order.
+    pub const ALL: [AuditEvent; 13] = [
+        AuditEvent::CommandParsed,
+        AuditEvent::CommandRejected,
+        AuditEvent::CommandExecuted,
+        AuditEvent::CommandSkippedHistorical,
+        AuditEvent::WriteAllowed,
+        AuditEvent::WriteDenied,
+        AuditEvent::RecordingPaused,
+        AuditEvent::SandboxApplied,
+        AuditEvent::SandboxDegraded,
+        AuditEvent::SandboxFailed,
+        AuditEvent::InputMalformed,
+        AuditEvent::StateQuarantined,
+        AuditEvent::Redaction,
+    ];
+
+    /// The name on disk.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditEvent::CommandParsed => "command.parsed",
+            AuditEvent::CommandRejected => "command.rejected",
+            AuditEvent::CommandExecuted => "command.executed",
+            AuditEvent::CommandSkippedHistorical => "command.skipped-historical",
+            AuditEvent::WriteAllowed => "write.allowed",
+            AuditEvent::WriteDenied => "write.denied",
+            AuditEvent::RecordingPaused => "recording.paused",
+            AuditEvent::SandboxApplied => "sandbox.applied",
+            AuditEvent::SandboxDegraded => "sandbox.degraded",
+            AuditEvent::SandboxFailed => "sandbox.failed",
+            AuditEvent::InputMalformed => "input.malformed",
+            AuditEvent::StateQuarantined => "state.quarantined",
+            AuditEvent::Redaction => "redaction",
+        }
+    }
+}
+
+/// What was decided.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Allow,
+    Deny,
+    Skip,
+    #[default]
+    Info,
+}
+
+/// One audit record's content (the log adds sequence, time and chain).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// Stage that decided: `startup`, `parse:claude`, `orchestrate`, `write`, `export`…
     pub stage: String,
-    /// Decision type, e.g. `command.parsed`, `command.rejected`,
-    /// `command.executed`, `command.skipped-historical`, `write.allowed`,
-    /// `write.denied`, `sandbox.applied`, `sandbox.degraded`,
-    /// `input.malformed`, `state.quarantined`, `redaction`.
-    pub event: String,
-    /// `allow`, `deny`, `skip`, `info`.
-    pub decision: String,
+    pub event: AuditEvent,
+    pub decision: Decision,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -237,8 +331,8 @@ mod tests {
     fn entry(i: u32) -> Entry {
         Entry {
             stage: "orchestrate".into(),
-            event: "write.denied".into(),
-            decision: "deny".into(),
+            event: AuditEvent::WriteDenied,
+            decision: Decision::Deny,
             raw: Some(format!("::capture /etc/x{i}")),
             reason: Some("not under an allowed root".into()),
             ..Entry::default()
@@ -311,6 +405,67 @@ mod tests {
         l.insert(1, "{not json".into());
         write_lines(&path, &l);
         assert_eq!(verify(&path).unwrap().unwrap_err().line, 2);
+    }
+
+    #[test]
+    fn event_names_on_disk_are_the_documented_strings() {
+        for ev in AuditEvent::ALL {
+            let json = serde_json::to_string(&ev).unwrap();
+            assert_eq!(json, format!("\"{}\"", ev.as_str()));
+            assert_eq!(serde_json::from_str::<AuditEvent>(&json).unwrap(), ev);
+        }
+        let line = r#"{"seq":0,"time":"t","pid":1,"stage":"write","event":"recording.paused","decision":"deny","prev":"x"}"#;
+        let r: Record = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            (r.entry.event, r.entry.decision),
+            (AuditEvent::RecordingPaused, Decision::Deny)
+        );
+        assert_eq!(serde_json::to_string(&r).unwrap(), line);
+    }
+
+    /// `ALL` holds every variant once (the match fails to compile when a
+    /// variant is added, reminding to extend `ALL`).
+    #[test]
+    fn all_lists_every_event_once() {
+        fn position(e: AuditEvent) -> usize {
+            match e {
+                AuditEvent::CommandParsed => 0,
+                AuditEvent::CommandRejected => 1,
+                AuditEvent::CommandExecuted => 2,
+                AuditEvent::CommandSkippedHistorical => 3,
+                AuditEvent::WriteAllowed => 4,
+                AuditEvent::WriteDenied => 5,
+                AuditEvent::RecordingPaused => 6,
+                AuditEvent::SandboxApplied => 7,
+                AuditEvent::SandboxDegraded => 8,
+                AuditEvent::SandboxFailed => 9,
+                AuditEvent::InputMalformed => 10,
+                AuditEvent::StateQuarantined => 11,
+                AuditEvent::Redaction => 12,
+            }
+        }
+        for (i, e) in AuditEvent::ALL.iter().enumerate() {
+            assert_eq!(position(*e), i, "{e:?}");
+        }
+    }
+
+    /// SECURITY.md's table of audit events names exactly the enum's events.
+    #[test]
+    fn security_md_lists_every_audit_event() {
+        let doc = include_str!("../SECURITY.md");
+        let start = doc
+            .find("\n## The audit log")
+            .expect("SECURITY.md has a section `## The audit log`");
+        let section = &doc[start + 1..];
+        let section = &section[..section[1..].find("\n## ").map_or(section.len(), |i| i + 1)];
+        let documented: std::collections::BTreeSet<&str> = section
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        let known: std::collections::BTreeSet<&str> =
+            AuditEvent::ALL.iter().map(|e| e.as_str()).collect();
+        assert_eq!(documented, known);
     }
 
     #[test]

@@ -15,6 +15,11 @@
 //!                above on request ([`confine`])
 //! ```
 //!
+//! Inside `kato-orch`, one type per job: `supervise` starts and restarts
+//! the stage threads, `ingest` turns batches into committed and flushed
+//! per-file state, `report` keeps what `kato status` shows, and `record`
+//! runs commands (decided by the pure `command::plan`) and recordings. `Daemon` only routes each message to its owner.
+//!
 //! Invariants:
 //! - A parse stage never writes anything; it sends `(file, events, next
 //!   cursor, diagnostics)` to the orchestrator.
@@ -28,52 +33,43 @@
 //! - An idle daemon wakes once per heartbeat (5 s) plus once per safety-net
 //!   rescan (`[daemon] rescan_secs`, default 300 s).
 
+mod command;
 pub mod confine;
+mod ingest;
 pub mod lifecycle;
 pub mod log;
 pub(crate) mod record;
+mod report;
 pub mod state;
 pub mod status;
+mod supervise;
 mod watch;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::panic::{self, AssertUnwindSafe};
+use std::panic;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::audit::{AuditEvent, Decision, Entry};
 use crate::config::{Config, LogFormat};
 use crate::error::{exit, Error, Result};
-use crate::event::{Event, Payload};
-use crate::provider::{self, Provider};
-use crate::reader::{Cursor, FileIdentity, Limits, Reset};
+use crate::event::Event;
+use crate::reader::{Cursor, FileIdentity, Reset};
 use crate::sandbox::{profiles, Domain};
 
-use self::state::{fingerprint, FileState, Quarantine, Store};
-use self::status::{
-    now_us, rfc3339, snippet, Counters, ProviderStatus, RootStatus, SessionStatus, Status, Warning,
-};
+use self::ingest::Ingest;
+use self::report::{Phase, Report};
+use self::status::{rfc3339, RootStatus, Status};
+pub use self::supervise::backoff;
+use self::supervise::Supervisor;
 
 /// Seconds between heartbeats: status rewrite, missing-root checks.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
-/// Shortest interval between two status writes.
-const COALESCE: Duration = Duration::from_secs(1);
-/// State is flushed once batches have stopped arriving for this long …
-const FLUSH_QUIET: Duration = Duration::from_millis(250);
-/// … or at the latest this long after the first unflushed commit. (A crash
-/// before a flush only re-delivers events; fsyncs stay out of bursts.)
-const FLUSH_MAX_DELAY: Duration = Duration::from_secs(5);
-/// Most warnings kept for `kato status`.
-const MAX_WARNINGS: usize = 50;
 /// Batches in flight from the parse stages (back-pressure).
 const CHANNEL_BOUND: usize = 16;
 /// How long an orderly shutdown waits for the stages.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// A stage that ran this long without failing starts its backoff over.
-const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
 // ---------------------------------------------------------------------------
 // Confinement hook
@@ -253,257 +249,21 @@ pub struct RunOptions {
     pub log_format: Option<LogFormat>,
 }
 
-/// Aggregates of events not yet covered by a committed cursor.
-#[derive(Debug, Clone, Default)]
-struct Agg {
-    events: u64,
-    events_live: u64,
-    commands_live: u64,
-    commands_historical: u64,
-    session_id: Option<String>,
-    title: Option<String>,
-    last_activity: Option<String>,
-}
-
-impl Agg {
-    fn account(&mut self, ev: &Event, live: bool) {
-        self.events += 1;
-        if live {
-            self.events_live += 1;
-        }
-        if let Payload::KatoCommand { .. } = ev.payload {
-            if live {
-                self.commands_live += 1;
-            } else {
-                self.commands_historical += 1;
-            }
-        }
-        if self.session_id.is_none() && !ev.session_id.is_empty() {
-            self.session_id = Some(ev.session_id.clone());
-        }
-        if let Some(ts) = &ev.timestamp {
-            if self.last_activity.as_ref().is_none_or(|l| ts > l) {
-                self.last_activity = Some(ts.clone());
-            }
-        }
-        if self.title.is_none() && ev.is_human_message() {
-            if let Payload::UserMessage { text, .. } = &ev.payload {
-                self.title = Some(snippet(text, 60));
-            }
-        }
-    }
-
-    fn merge_into(&self, st: &mut FileState) {
-        st.events += self.events;
-        st.events_live += self.events_live;
-        st.commands_live += self.commands_live;
-        st.commands_historical += self.commands_historical;
-        if st.session_id.is_none() {
-            st.session_id.clone_from(&self.session_id);
-        }
-        if st.title.is_none() {
-            st.title.clone_from(&self.title);
-        }
-        if let Some(ts) = &self.last_activity {
-            if st.last_activity.as_ref().is_none_or(|l| ts > l) {
-                st.last_activity = Some(ts.clone());
-            }
-        }
-    }
-}
-
-/// The orchestrator's record of one session file.
-#[derive(Debug)]
-struct FileRec {
-    /// Committed state: what is persisted.
-    st: FileState,
-    /// Events handled since the last commit (a large pass in progress).
-    pending: Agg,
-    pending_ids: Vec<u64>,
-    /// Fingerprints of committed events not yet on disk.
-    unflushed_ids: Vec<u64>,
-    dirty: bool,
-    /// Fingerprints consulted while a replaying pass is in progress.
-    replay_set: Option<HashSet<u64>>,
-    last_ingest_us: u64,
-}
-
-impl FileRec {
-    fn new(provider: &str, path: &Path) -> FileRec {
-        FileRec::from_state(FileState {
-            v: state::STATE_VERSION,
-            provider: provider.to_owned(),
-            path: path.to_path_buf(),
-            ..FileState::default()
-        })
-    }
-
-    fn from_state(st: FileState) -> FileRec {
-        FileRec {
-            st,
-            pending: Agg::default(),
-            pending_ids: Vec::new(),
-            unflushed_ids: Vec::new(),
-            dirty: false,
-            replay_set: None,
-            last_ingest_us: 0,
-        }
-    }
-
-    /// Committed plus pending, for status.
-    fn view(&self) -> FileState {
-        let mut v = self.st.clone();
-        self.pending.merge_into(&mut v);
-        v
-    }
-
-    fn drop_pending(&mut self) {
-        self.pending = Agg::default();
-        self.pending_ids = Vec::new();
-        self.replay_set = None;
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StageState {
-    Running,
-    Backoff,
-    Stopped,
-}
-
-impl StageState {
-    fn as_str(self) -> &'static str {
-        match self {
-            StageState::Running => "running",
-            StageState::Backoff => "restarting",
-            StageState::Stopped => "stopped",
-        }
-    }
-}
-
-/// One provider stage under supervision.
-struct Slot {
-    provider: &'static dyn Provider,
-    roots: Vec<PathBuf>,
-    tx: Option<Sender<watch::StageMsg>>,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
-    state: StageState,
-    ready: bool,
-    restarts: u32,
-    failures: u32,
-    started: Instant,
-    restart_at: Option<Instant>,
-    root_status: Vec<RootStatus>,
-    backlog: usize,
-    /// Identity of each root (in `roots` order) when the running stage
-    /// confined itself; `None` for a root that did not exist.
-    confined: Vec<Option<(u64, u64)>>,
-    /// The stage was asked to stop so that a new one includes a root that
-    /// appeared: start it again at once, without counting a failure.
-    respawn: bool,
-}
-
-impl Slot {
-    fn name(&self) -> &'static str {
-        self.provider.id().as_str()
-    }
-}
-
-/// Backoff before the `n`-th consecutive restart: 1, 2, 4 … 60 s.
-pub fn backoff(n: u32) -> Duration {
-    Duration::from_secs(1u64 << n.min(6)).min(Duration::from_secs(60))
-}
-
+/// The orchestrator thread: receives everything the stages send and
+/// hands it to the part that owns it.
 struct Daemon {
     cfg: Config,
     opts: RunOptions,
-    store: Store,
-    files: HashMap<(&'static str, PathBuf), FileRec>,
-    slots: Vec<Slot>,
-    tx: SyncSender<ToOrch>,
     rx: Receiver<ToOrch>,
-    warnings: VecDeque<Warning>,
-    counters: Counters,
-    started_at: SystemTime,
-    ready: bool,
-    phase: &'static str,
-    status_dirty: bool,
-    last_status: Option<Instant>,
-    /// Since when committed state waits to be flushed.
-    dirty_since: Option<Instant>,
-    /// When the last batch arrived.
-    last_batch: Instant,
-    /// After a failed flush: not before this.
-    flush_retry_at: Instant,
-    next_heartbeat: Instant,
-    writers: Option<(Sender<WriterRequest>, JoinHandle<()>)>,
+    /// Stage threads: start, restart, stop.
+    supervisor: Supervisor,
+    /// Session files: batches, cursors, persistence.
+    ingest: Ingest,
+    /// Counters, warnings, phase; status.json.
+    report: Report,
+    /// Commands and recordings.
     recorder: record::Recorder,
-    /// Creates stage threads (from the supervisor under `kato run`).
-    spawner: confine::Spawner,
-}
-
-/// Requests to the writer-spawner. Writers (one per destination) are
-/// created from here so that each inherits the spawner's domain (the
-/// export roots) and then narrows itself to its file.
-#[derive(Debug)]
-pub(crate) enum WriterRequest {
-    /// Start a writer for a checked destination; the reply carries it.
-    Spawn {
-        policy: crate::policy::Policy,
-        target: crate::policy::Target,
-        reply:
-            SyncSender<std::result::Result<crate::writer::WriterHandle, crate::writer::WriteError>>,
-    },
-    Stop,
-}
-
-/// The recorder's view of the other stages: the writer-spawner and the
-/// parse stages (for snapshot replays).
-struct Links<'a> {
-    writers: &'a Option<(Sender<WriterRequest>, JoinHandle<()>)>,
-    slots: &'a [Slot],
-    policy: crate::policy::Policy,
-}
-
-impl record::Stages for Links<'_> {
-    fn writer(
-        &mut self,
-        target: crate::policy::Target,
-    ) -> std::result::Result<crate::writer::WriterHandle, crate::writer::WriteError> {
-        let Some((tx, _)) = self.writers else {
-            return Err(crate::writer::WriteError::Gone);
-        };
-        let (reply, rx) = mpsc::sync_channel(1);
-        tx.send(WriterRequest::Spawn {
-            policy: self.policy.clone(),
-            target,
-            reply,
-        })
-        .map_err(|_| crate::writer::WriteError::Gone)?;
-        rx.recv().map_err(|_| crate::writer::WriteError::Gone)?
-    }
-
-    fn replay(
-        &mut self,
-        provider: &'static str,
-        path: &Path,
-        key: record::ReplayKey,
-        upto: String,
-    ) {
-        if let Some(tx) = self
-            .slots
-            .iter()
-            .find(|s| s.name() == provider)
-            .and_then(|s| s.tx.as_ref())
-        {
-            let _ = tx.send(watch::StageMsg::Replay {
-                path: path.to_path_buf(),
-                key,
-                upto,
-            });
-        }
-    }
+    next_heartbeat: Instant,
 }
 
 /// `kato run`: the daemon in the foreground until SIGTERM/SIGINT.
@@ -591,7 +351,7 @@ fn run_logged(cfg: Config, opts: RunOptions, lock: lifecycle::Lock) -> Result<i3
         .spawn(move || -> Result<i32> {
             confine_stage("orchestrator", &StageDomainSpec::orchestrator(&cfg))?;
             let mut d = Daemon::new(cfg, opts)?;
-            d.spawner = spawner;
+            d.supervisor.spawner = spawner;
             d.run()
         })
         .map_err(|e| Error::io("starting the orchestrator thread", e))?;
@@ -628,83 +388,21 @@ fn install_panic_hook() {
 
 impl Daemon {
     fn new(cfg: Config, opts: RunOptions) -> Result<Daemon> {
-        let store = Store::open(&cfg.state_dir).map_err(|e| {
-            Error::io(
-                format!("opening the state in {}", cfg.state_dir.display()),
-                e,
-            )
-        })?;
+        let mut ingest = Ingest::open(&cfg)?;
         let (tx, rx) = mpsc::sync_channel(CHANNEL_BOUND);
-        let now = Instant::now();
-        let cfg_for_recorder = cfg.clone();
-        let mut d = Daemon {
+        let mut report = Report::new();
+        ingest.load(&mut report);
+        let recorder = record::Recorder::new(&cfg);
+        Ok(Daemon {
             cfg,
             opts,
-            store,
-            files: HashMap::new(),
-            slots: Vec::new(),
-            tx,
             rx,
-            warnings: VecDeque::new(),
-            counters: Counters::default(),
-            started_at: SystemTime::now(),
-            ready: false,
-            phase: "starting",
-            status_dirty: true,
-            last_status: None,
-            dirty_since: None,
-            last_batch: now,
-            flush_retry_at: now,
-            next_heartbeat: now + HEARTBEAT,
-            writers: None,
-            recorder: record::Recorder::new(&cfg_for_recorder),
-            spawner: confine::Spawner::direct(),
-        };
-        d.load_state();
-        Ok(d)
-    }
-
-    fn load_state(&mut self) {
-        let t0 = Instant::now();
-        let (states, corrupt) = self.store.load_all();
-        for c in corrupt {
-            let msg = format!(
-                "state file {} could not be used ({}); set aside as {}; its session file is read again from the start, as history",
-                c.file.display(),
-                c.error,
-                c.moved_to
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| "(could not move it)".into())
-            );
-            self.warn("state", msg);
-        }
-        for st in states {
-            let Some(p) = provider::by_name(&st.provider) else {
-                continue;
-            };
-            let key = (p.id().as_str(), st.path.clone());
-            self.files.insert(key, FileRec::from_state(st));
-        }
-        tracing::info!(
-            files = self.files.len(),
-            ms = t0.elapsed().as_millis() as u64,
-            "state loaded"
-        );
-    }
-
-    fn warn(&mut self, source: &str, message: String) {
-        tracing::warn!(source, "{message}");
-        if self.warnings.len() >= MAX_WARNINGS {
-            self.warnings.pop_front();
-        }
-        self.warnings.push_back(Warning {
-            at: rfc3339(SystemTime::now()),
-            level: "warn".into(),
-            source: source.to_owned(),
-            message,
-        });
-        self.status_dirty = true;
+            supervisor: Supervisor::new(tx),
+            ingest,
+            report,
+            recorder,
+            next_heartbeat: Instant::now() + HEARTBEAT,
+        })
     }
 
     fn run(&mut self) -> Result<i32> {
@@ -714,54 +412,17 @@ impl Daemon {
             state = %self.cfg.state_dir.display(),
             "kato starting"
         );
-        let signals = spawn_signals(&self.spawner, self.tx.clone())?;
-        self.spawn_writer_spawner();
-        for pc in self.cfg.providers.clone() {
-            if !pc.enabled {
-                continue;
-            }
-            let Some(p) = provider::by_name(pc.name) else {
-                continue;
-            };
-            self.slots.push(Slot {
-                provider: p,
-                roots: pc.roots.clone(),
-                tx: None,
-                stop: Arc::new(AtomicBool::new(false)),
-                handle: None,
-                state: StageState::Stopped,
-                ready: false,
-                restarts: 0,
-                failures: 0,
-                started: Instant::now(),
-                restart_at: None,
-                root_status: pc
-                    .roots
-                    .iter()
-                    .map(|r| RootStatus {
-                        path: r.clone(),
-                        exists: r.is_dir(),
-                    })
-                    .collect(),
-                backlog: 0,
-                confined: Vec::new(),
-                respawn: false,
-            });
-        }
-        for i in 0..self.slots.len() {
+        let signals = spawn_signals(&self.supervisor.spawner, self.supervisor.tx.clone())?;
+        self.supervisor
+            .spawn_writer_spawner(&self.cfg, &mut self.report);
+        self.supervisor.add_slots(&self.cfg);
+        for i in 0..self.supervisor.slots.len() {
             self.spawn_stage(i);
         }
-        self.phase = "running";
-        {
-            // Finish recordings a crash interrupted (intents, snapshots).
-            let policy = self.recorder.policy().clone();
-            let mut links = Links {
-                writers: &self.writers,
-                slots: &self.slots,
-                policy,
-            };
-            self.recorder.recover(&mut links);
-        }
+        self.report.phase = Phase::Running;
+        // Finish recordings a crash interrupted (intents, snapshots).
+        let mut links = self.supervisor.links(self.recorder.policy().clone());
+        self.recorder.recover(&mut links);
         self.drain_recorder_warnings();
         self.check_ready();
         self.write_status();
@@ -802,53 +463,33 @@ impl Daemon {
     }
 
     fn next_deadline(&self, now: Instant) -> Instant {
-        let mut d = self.next_heartbeat;
-        if let Some(t) = self.dirty_since {
-            let due = (self.last_batch + FLUSH_QUIET).min(t + FLUSH_MAX_DELAY);
-            d = d.min(due.max(self.flush_retry_at));
-        }
-        if self.status_dirty {
-            d = d.min(self.last_status.map_or(now, |t| t + COALESCE));
-        }
-        for s in &self.slots {
-            if let Some(t) = s.restart_at {
-                d = d.min(t);
-            }
-        }
-        d.max(now)
+        [
+            self.ingest.next_flush(),
+            self.report.next_write(now),
+            self.supervisor.next_restart(),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(self.next_heartbeat, Instant::min)
+        .max(now)
     }
 
     fn timed_work(&mut self, now: Instant) {
-        let mut heartbeat = false;
-        if now >= self.next_heartbeat {
+        let heartbeat = now >= self.next_heartbeat;
+        if heartbeat {
             self.next_heartbeat = now + HEARTBEAT;
-            heartbeat = true;
-            {
-                let policy = self.recorder.policy().clone();
-                let mut links = Links {
-                    writers: &self.writers,
-                    slots: &self.slots,
-                    policy,
-                };
-                self.recorder.heartbeat(&mut links);
-            }
+            let mut links = self.supervisor.links(self.recorder.policy().clone());
+            self.recorder.heartbeat(&mut links);
             self.drain_recorder_warnings();
-            self.check_stage_roots();
+            self.supervisor.check_stage_roots();
         }
-        for i in 0..self.slots.len() {
-            if self.slots[i].restart_at.is_some_and(|t| now >= t) {
-                self.slots[i].restart_at = None;
-                self.spawn_stage(i);
-            }
+        for i in self.supervisor.take_due_restarts(now) {
+            self.spawn_stage(i);
         }
-        if let Some(t) = self.dirty_since {
-            let due = now >= self.last_batch + FLUSH_QUIET || now >= t + FLUSH_MAX_DELAY;
-            if due && now >= self.flush_retry_at {
-                self.flush();
-            }
+        if self.ingest.flush_due(now) {
+            self.flush();
         }
-        let status_due = self.last_status.is_none_or(|t| now >= t + COALESCE);
-        if heartbeat || (self.status_dirty && status_due) {
+        if heartbeat || (self.report.dirty && self.report.may_write(now)) {
             self.write_status();
         }
     }
@@ -858,455 +499,132 @@ impl Daemon {
         match m {
             ToOrch::Batch(b) => self.handle_batch(b),
             ToOrch::Roots { provider, roots } => {
-                if let Some(s) = self.slot_mut(provider) {
+                if let Some(s) = self.supervisor.slot_mut(provider) {
                     s.root_status = roots;
                 }
-                self.status_dirty = true;
+                self.report.dirty = true;
             }
             ToOrch::Ready { provider } => {
-                if let Some(s) = self.slot_mut(provider) {
+                if let Some(s) = self.supervisor.slot_mut(provider) {
                     s.ready = true;
                 }
                 tracing::info!(provider, "stage ready");
                 self.check_ready();
             }
             ToOrch::Backlog { provider, files } => {
-                if let Some(s) = self.slot_mut(provider) {
+                if let Some(s) = self.supervisor.slot_mut(provider) {
                     s.backlog = files;
                 }
-                self.status_dirty = true;
+                self.report.dirty = true;
             }
-            ToOrch::Warning { provider, message } => self.warn(provider, message),
+            ToOrch::Warning { provider, message } => self.report.warn(provider, message),
             ToOrch::Quarantine {
                 provider,
                 path,
                 identity,
                 reason,
-            } => {
-                let rec = self
-                    .files
-                    .entry((provider, path.clone()))
-                    .or_insert_with(|| FileRec::new(provider, &path));
-                rec.st.quarantine = Some(Quarantine {
-                    reason: reason.clone(),
-                    identity,
-                    at: rfc3339(SystemTime::now()),
-                });
-                rec.drop_pending();
-                rec.dirty = true;
-                self.dirty_since.get_or_insert_with(Instant::now);
-                self.warn(
-                    provider,
-                    format!(
-                        "{} is quarantined: {reason}; it is skipped until the file is replaced",
-                        path.display()
-                    ),
-                );
-            }
-            ToOrch::Gone { provider, path } => {
-                if self.files.remove(&(provider, path.clone())).is_some() {
-                    if let Err(e) = self.store.remove(provider, &path) {
-                        self.warn(
-                            "state",
-                            format!("cannot remove the state of {}: {e}", path.display()),
-                        );
-                    }
-                    self.status_dirty = true;
-                }
-            }
+            } => self
+                .ingest
+                .quarantine(provider, path, identity, reason, &mut self.report),
+            ToOrch::Gone { provider, path } => self.ingest.gone(provider, path, &mut self.report),
             ToOrch::Exited { provider, error } => self.stage_exited(provider, error),
             ToOrch::Replayed { key, events, done } => {
-                let policy = self.recorder.policy().clone();
-                let mut links = Links {
-                    writers: &self.writers,
-                    slots: &self.slots,
-                    policy,
-                };
+                let mut links = self.supervisor.links(self.recorder.policy().clone());
                 self.recorder.on_replayed(&key, &events, done, &mut links);
                 self.drain_recorder_warnings();
             }
-            ToOrch::Signal(sig) => {
-                let name = signal_name(sig);
-                if sig == signal_hook::consts::SIGHUP && self.opts.detached {
-                    tracing::info!(
-                        "SIGHUP ignored (detached); `kato restart` reloads the configuration"
-                    );
-                    return None;
-                }
-                tracing::info!(signal = name, "stopping");
-                return Some(exit::OK);
-            }
+            ToOrch::Signal(sig) => return self.on_signal(sig),
         }
         None
+    }
+
+    fn on_signal(&mut self, sig: i32) -> Option<i32> {
+        if sig == signal_hook::consts::SIGHUP && self.opts.detached {
+            tracing::info!("SIGHUP ignored (detached); `kato restart` reloads the configuration");
+            return None;
+        }
+        tracing::info!(signal = signal_name(sig), "stopping");
+        Some(exit::OK)
     }
 
     /// Move the recorder's messages into the status warnings.
     fn drain_recorder_warnings(&mut self) {
         for m in std::mem::take(&mut self.recorder.warnings) {
-            self.warn("recording", m);
+            self.report.warn("recording", m);
         }
-    }
-
-    fn slot_mut(&mut self, provider: &str) -> Option<&mut Slot> {
-        self.slots.iter_mut().find(|s| s.name() == provider)
     }
 
     fn check_ready(&mut self) {
-        if !self.ready && self.slots.iter().all(|s| s.ready) {
-            self.ready = true;
-            let ms = self
-                .started_at
-                .elapsed()
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or_default();
-            self.counters.ready_ms = Some(ms);
-            tracing::info!(ms, "ready");
+        if !self.report.ready && self.supervisor.slots.iter().all(|s| s.ready) {
+            if let Some(ms) = self.report.become_ready() {
+                tracing::info!(ms, "ready");
+            }
             // Written at once: `kato start` waits for it.
             self.write_status();
         }
-        self.status_dirty = true;
+        self.report.dirty = true;
     }
 
+    /// One batch: ingest accounts it, the recorder runs its commands and
+    /// recordings before the cursor covering them is committed.
     fn handle_batch(&mut self, b: Batch) {
-        let key = (b.provider, b.path.clone());
-        let rec = self
-            .files
-            .entry(key)
-            .or_insert_with(|| FileRec::new(b.provider, &b.path));
-        if b.replay && rec.replay_set.is_none() {
-            let mut set = match self.store.load_ids(b.provider, &b.path, rec.st.ids_len) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(path = %b.path.display(), "cannot read event fingerprints: {e}");
-                    HashSet::new()
-                }
-            };
-            set.extend(rec.unflushed_ids.iter().copied());
-            set.extend(rec.pending_ids.iter().copied());
-            rec.replay_set = Some(set);
+        let provider = b.provider;
+        let malformed = b
+            .commit
+            .as_ref()
+            .filter(|c| c.diagnostics > 0)
+            .map(|c| (c.diagnostics, b.path.clone()));
+        let recorder = &mut self.recorder;
+        let mut links = self.supervisor.links(recorder.policy().clone());
+        self.ingest.handle_batch(b, &mut self.report, |path, kept| {
+            recorder.on_events(path, kept, &mut links);
+        });
+        if let Some((records, path)) = malformed {
+            self.recorder.audit(Entry {
+                stage: format!("parse:{provider}"),
+                event: AuditEvent::InputMalformed,
+                decision: Decision::Skip,
+                provider: Some(provider.to_owned()),
+                target: Some(path.display().to_string()),
+                reason: Some("malformed records skipped; the rest of the file was read".into()),
+                detail: serde_json::json!({ "records": records }),
+                ..Entry::default()
+            });
         }
-        let mut dropped = 0u64;
-        let mut kept: Vec<(&Event, bool)> = Vec::with_capacity(b.events.len());
-        for (i, ev) in b.events.iter().enumerate() {
-            let fp = fingerprint(&ev.event_id);
-            if let Some(set) = &mut rec.replay_set {
-                if !set.insert(fp) {
-                    dropped += 1;
-                    continue;
-                }
-            }
-            rec.pending_ids.push(fp);
-            rec.pending.account(ev, i >= b.live_from);
-            kept.push((ev, i >= b.live_from));
-        }
-        // Commands and recordings first: their state is persisted before
-        // the file cursor that covers these events (exactly-once).
-        {
-            let policy = self.recorder.policy().clone();
-            let mut links = Links {
-                writers: &self.writers,
-                slots: &self.slots,
-                policy,
-            };
-            self.recorder.on_events(&b.path, &kept, &mut links);
-        }
-        drop(kept);
-        let handled = b.events.len() as u64 - dropped;
-        self.last_batch = Instant::now();
-        let now = now_us();
-        if handled > 0 {
-            rec.last_ingest_us = now;
-            self.counters.last_ingest_unix_us = Some(now);
-        }
-        self.counters.events += handled;
-        self.counters.duplicates_dropped += dropped;
-        self.counters.batches += 1;
-        if let Some(c) = b.commit {
-            rec.pending.merge_into(&mut rec.st);
-            rec.pending = Agg::default();
-            // Moved, not appended: an idle file keeps no spare capacity
-            // (1,000 files × a pass's worth of ids add up).
-            let ids = std::mem::take(&mut rec.pending_ids);
-            if rec.unflushed_ids.is_empty() {
-                rec.unflushed_ids = ids;
-            } else {
-                rec.unflushed_ids.extend_from_slice(&ids);
-            }
-            rec.replay_set = None;
-            rec.st.cursor = c.cursor;
-            rec.st.size = c.size;
-            rec.st.mtime_ns = c.mtime_ns;
-            rec.st.skipped += c.diagnostics as u64;
-            if c.diagnostics > 0 {
-                self.recorder.audit(crate::audit::Entry {
-                    stage: format!("parse:{}", b.provider),
-                    event: "input.malformed".into(),
-                    decision: "skip".into(),
-                    provider: Some(b.provider.to_owned()),
-                    target: Some(b.path.display().to_string()),
-                    reason: Some("malformed records skipped; the rest of the file was read".into()),
-                    detail: serde_json::json!({ "records": c.diagnostics }),
-                    ..crate::audit::Entry::default()
-                });
-            }
-            rec.st.quarantine = None;
-            rec.dirty = true;
-            self.dirty_since.get_or_insert_with(Instant::now);
-            self.counters.bytes += c.bytes;
-            if let Some(r) = c.reset {
-                self.counters.resets += 1;
-                tracing::info!(path = %b.path.display(), reset = ?r, "file started over");
-            }
-        }
-        self.status_dirty = true;
         self.drain_recorder_warnings();
     }
 
-    /// Persist every changed file's committed state, then sync the directory.
+    /// Persist every changed file's committed state.
     fn flush(&mut self) {
-        self.dirty_since = None;
-        let mut errors = Vec::new();
-        let mut saved = 0usize;
-        for rec in self.files.values_mut().filter(|r| r.dirty) {
-            match self.store.save(&mut rec.st, &rec.unflushed_ids) {
-                Ok(()) => {
-                    rec.unflushed_ids = Vec::new();
-                    rec.dirty = false;
-                    saved += 1;
-                }
-                Err(e) => errors.push(format!("{}: {e}", rec.st.path.display())),
-            }
-        }
-        if saved > 0 {
-            if let Err(e) = self.store.sync_dir() {
-                errors.push(format!("syncing the state directory: {e}"));
-            }
-        }
-        self.counters.flushes += 1;
-        tracing::debug!(saved, "state flushed");
-        if let Some(first) = errors.first().cloned() {
-            let now = Instant::now();
-            self.dirty_since = Some(now);
-            self.flush_retry_at = now + FLUSH_MAX_DELAY;
-            self.warn(
-                "state",
-                format!(
-                    "cannot persist the state of {} file(s) (first: {first}); retrying",
-                    errors.len()
-                ),
-            );
-        }
-    }
-
-    /// Heartbeat: a provider stage is confined to the roots that existed
-    /// when it started. When one of its roots appears (or now resolves to
-    /// another directory), stop the stage and start a new one from the
-    /// supervisor so its domain can include it; otherwise let a stage with
-    /// a missing root notice a root that comes back.
-    fn check_stage_roots(&mut self) {
-        for s in &mut self.slots {
-            let Some(tx) = &s.tx else { continue };
-            if s.respawn {
-                continue;
-            }
-            let now: Vec<Option<(u64, u64)>> =
-                s.roots.iter().map(|r| confine::dir_identity(r)).collect();
-            let changed = now
-                .iter()
-                .zip(&s.confined)
-                .any(|(n, c)| n.is_some() && n != c);
-            if changed && confine::mode().is_some() {
-                tracing::info!(
-                    provider = s.name(),
-                    "a root appeared or was replaced: restarting the stage so its domain includes it"
-                );
-                s.respawn = true;
-                s.stop.store(true, Ordering::Relaxed);
-                let _ = tx.send(watch::StageMsg::Stop);
-            } else if s.root_status.iter().any(|r| !r.exists) {
-                let _ = tx.send(watch::StageMsg::Tick);
-            }
-        }
+        self.ingest.flush(&mut self.report);
     }
 
     fn spawn_stage(&mut self, i: usize) {
-        let (stx, srx) = mpsc::channel();
-        let stop = Arc::new(AtomicBool::new(false));
-        // What the new stage's domain grants: the roots that exist now,
-        // except one that appeared after start through a symbolic link
-        // leading away from where it was expected (the supervisor's
-        // ancestor grant would let that through).
-        let confined: Vec<Option<(u64, u64)>> = self.slots[i]
-            .roots
-            .iter()
-            .map(|r| confine::dir_identity(r))
-            .collect();
-        let mut domain_roots = Vec::new();
-        let mut refused = Vec::new();
-        for (root, id) in self.slots[i].roots.iter().zip(&confined) {
-            if id.is_none() {
-                continue;
-            }
-            match confine::ancestor_grant(root).and_then(|a| confine::late_root_problem(root, &a)) {
-                Some(problem) => refused.push(problem),
-                None => domain_roots.push(root.clone()),
-            }
-        }
-        for problem in refused {
-            let name = self.slots[i].name();
-            self.warn(name, problem);
-        }
-        self.slots[i].confined = confined;
-        let slot = &self.slots[i];
-        let provider = slot.provider;
-        let name = slot.name();
-        let known: Vec<Known> = self
-            .files
-            .iter()
-            .filter(|((p, _), _)| *p == name)
-            .map(|((_, path), rec)| Known {
-                path: path.clone(),
-                cursor: rec.st.cursor.clone(),
-                size: rec.st.size,
-                mtime_ns: rec.st.mtime_ns,
-                quarantined: rec.st.quarantine.as_ref().map(|q| q.identity),
-            })
-            .collect();
-        let init = watch::StageInit {
-            provider,
-            roots: slot.roots.clone(),
-            domain_roots,
-            known,
-            limits: Limits {
-                line_cap: self.cfg.line_cap,
-            },
-            rescan: Duration::from_secs(self.cfg.rescan_secs),
-            out: self.tx.clone(),
-            rx: srx,
-            tx: stx.clone(),
-            stop: stop.clone(),
-        };
-        let out = self.tx.clone();
-        let spawned = self.spawner.spawn(format!("kato-{name}"), move || {
-            let r = panic::catch_unwind(AssertUnwindSafe(|| watch::run(init)));
-            let error = match r {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e),
-                Err(_) => Some("the stage panicked (location in the log)".to_owned()),
-            };
-            let _ = out.send(ToOrch::Exited {
-                provider: name,
-                error,
-            });
-        });
-        let slot = &mut self.slots[i];
-        match spawned {
-            Ok(h) => {
-                slot.tx = Some(stx);
-                slot.stop = stop;
-                slot.handle = Some(h);
-                slot.state = StageState::Running;
-                slot.started = Instant::now();
-            }
-            Err(e) => {
-                let delay = backoff(slot.failures);
-                slot.failures += 1;
-                slot.state = StageState::Backoff;
-                slot.restart_at = Some(Instant::now() + delay);
-                self.warn(
-                    name,
-                    format!("cannot start the {name} stage: {e}; retrying in {delay:?}"),
-                );
-            }
-        }
+        let known = self.ingest.known(self.supervisor.slots[i].name());
+        self.supervisor
+            .spawn_stage(i, known, &self.cfg, &mut self.report);
     }
 
     fn stage_exited(&mut self, provider: &'static str, error: Option<String>) {
         // Events of an unfinished pass come again from the committed cursor.
-        for ((p, _), rec) in self.files.iter_mut() {
-            if *p == provider {
-                rec.drop_pending();
-            }
-        }
-        let stopping = self.phase != "running";
-        let Some(i) = self.slots.iter().position(|s| s.name() == provider) else {
-            return;
-        };
-        if let Some(h) = self.slots[i].handle.take() {
-            let _ = h.join();
-        }
-        let slot = &mut self.slots[i];
-        slot.tx = None;
-        if stopping {
-            slot.state = StageState::Stopped;
-            return;
-        }
-        if std::mem::take(&mut slot.respawn) && error.is_none() {
-            // Stopped to include a root that appeared: not a failure.
+        self.ingest.drop_pending(provider);
+        let stopping = self.report.phase != Phase::Running;
+        if let Some(i) = self
+            .supervisor
+            .stage_exited(provider, error, stopping, &mut self.report)
+        {
             self.spawn_stage(i);
-            return;
-        }
-        if slot.started.elapsed() >= HEALTHY_RUN {
-            slot.failures = 0;
-        }
-        let delay = backoff(slot.failures);
-        slot.failures += 1;
-        slot.restarts += 1;
-        slot.state = StageState::Backoff;
-        slot.restart_at = Some(Instant::now() + delay);
-        let why = error.unwrap_or_else(|| "it ended unexpectedly".into());
-        self.warn(
-            provider,
-            format!(
-                "the {provider} stage failed: {why}; restarting in {} s (other providers keep running)",
-                delay.as_secs()
-            ),
-        );
-    }
-
-    fn spawn_writer_spawner(&mut self) {
-        let (tx, rx) = mpsc::channel::<WriterRequest>();
-        let spec = StageDomainSpec::writer_spawner(&self.cfg);
-        let mode = self.cfg.sandbox_mode;
-        match self.spawner.spawn("kato-writers".into(), move || {
-            if let Err(e) = confine_stage("writer-spawner", &spec) {
-                tracing::error!("writer-spawner confinement failed: {e}");
-                return;
-            }
-            // Blocks without waking until a request arrives. Writers are
-            // spawned from here so each starts in this domain (the export
-            // roots) and narrows itself to its one file.
-            while let Ok(req) = rx.recv() {
-                match req {
-                    WriterRequest::Spawn {
-                        policy,
-                        target,
-                        reply,
-                    } => {
-                        let _ = reply.send(crate::writer::spawn(policy, target, mode));
-                    }
-                    WriterRequest::Stop => break,
-                }
-            }
-        }) {
-            Ok(h) => self.writers = Some((tx, h)),
-            Err(e) => self.warn("writer-spawner", format!("cannot start: {e}")),
         }
     }
 
     fn shutdown(&mut self) {
         self.recorder.shutdown();
-        self.phase = "stopping";
-        self.ready = false;
+        self.report.phase = Phase::Stopping;
+        self.report.ready = false;
         self.write_status();
-        for s in &self.slots {
-            s.stop.store(true, Ordering::Relaxed);
-            if let Some(tx) = &s.tx {
-                let _ = tx.send(watch::StageMsg::Stop);
-            }
-        }
+        self.supervisor.stop_stages();
         let deadline = Instant::now() + SHUTDOWN_GRACE;
-        while self.slots.iter().any(|s| s.handle.is_some()) {
+        while self.supervisor.any_running() {
             let now = Instant::now();
             if now >= deadline {
                 tracing::warn!(
@@ -1322,100 +640,24 @@ impl Daemon {
                 Err(_) => break,
             }
         }
-        if let Some((tx, h)) = self.writers.take() {
-            let _ = tx.send(WriterRequest::Stop);
-            let _ = h.join();
-        }
+        self.supervisor.stop_writers();
         self.flush();
-        self.phase = "stopped";
+        self.report.phase = Phase::Stopped;
         self.write_status();
         tracing::info!("kato stopped");
     }
 
     fn build_status(&self) -> Status {
-        let mut sessions: BTreeMap<(&'static str, String), SessionStatus> = BTreeMap::new();
-        let mut per_provider: HashMap<&'static str, (HashSet<String>, usize)> = HashMap::new();
-        for ((provider, path), rec) in &self.files {
-            let v = rec.view();
-            let id = v.session_id.clone().unwrap_or_else(|| provider::stem(path));
-            let pp = per_provider.entry(provider).or_default();
-            pp.0.insert(id.clone());
-            pp.1 += 1;
-            let s = sessions
-                .entry((provider, id.clone()))
-                .or_insert_with(|| SessionStatus {
-                    id,
-                    provider: provider.to_string(),
-                    ..SessionStatus::default()
-                });
-            s.events += v.events;
-            s.events_live += v.events_live;
-            s.commands_live += v.commands_live;
-            s.commands_historical += v.commands_historical;
-            s.skipped += v.skipped;
-            if s.title.is_empty() {
-                s.title = v.title.clone().unwrap_or_default();
-            }
-            if v.last_activity > s.last_activity {
-                s.last_activity = v.last_activity.clone();
-            }
-            s.last_ingest_unix_us = s.last_ingest_unix_us.max(rec.last_ingest_us);
-            s.files.push(path.clone());
-            if v.quarantine.is_some() {
-                s.quarantined_files += 1;
-            }
-        }
-        let mut sessions: Vec<SessionStatus> = sessions.into_values().collect();
-        for s in &mut sessions {
-            s.files.sort();
-        }
-        sessions.sort_by(|a, b| {
-            b.last_activity
-                .cmp(&a.last_activity)
-                .then(b.last_ingest_unix_us.cmp(&a.last_ingest_unix_us))
-                .then(a.id.cmp(&b.id))
-        });
-        let sessions_total = sessions.len();
-        sessions.truncate(status::MAX_SESSIONS);
-        let providers = self
-            .cfg
-            .providers
-            .iter()
-            .map(|pc| {
-                let slot = self.slots.iter().find(|s| s.name() == pc.name);
-                let counts = per_provider.get(pc.name);
-                ProviderStatus {
-                    name: pc.name.to_owned(),
-                    enabled: pc.enabled,
-                    stage: slot.map_or("disabled", |s| s.state.as_str()).to_owned(),
-                    ready: slot.is_some_and(|s| s.ready),
-                    restarts: slot.map_or(0, |s| s.restarts),
-                    roots: slot.map_or_else(
-                        || {
-                            pc.roots
-                                .iter()
-                                .map(|r| RootStatus {
-                                    path: r.clone(),
-                                    exists: r.is_dir(),
-                                })
-                                .collect()
-                        },
-                        |s| s.root_status.clone(),
-                    ),
-                    sessions: counts.map_or(0, |c| c.0.len()),
-                    files: counts.map_or(0, |c| c.1),
-                    backlog: slot.map_or(0, |s| s.backlog),
-                }
-            })
-            .collect();
+        let summary = self.ingest.summary();
         let now = SystemTime::now();
+        let report = &self.report;
         Status {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             pid: std::process::id(),
-            state: self.phase.to_owned(),
-            ready: self.ready,
-            started_at: rfc3339(self.started_at),
-            started_unix_ms: status::unix_ms(self.started_at),
+            state: report.phase.as_str().to_owned(),
+            ready: report.ready,
+            started_at: rfc3339(report.started_at),
+            started_unix_ms: status::unix_ms(report.started_at),
             heartbeat_at: rfc3339(now),
             heartbeat_unix_ms: status::unix_ms(now),
             sandbox_mode: self.cfg.sandbox_mode.as_str().to_owned(),
@@ -1424,11 +666,13 @@ impl Daemon {
             state_dir: self.cfg.state_dir.clone(),
             runtime_dir: self.cfg.runtime_dir.clone(),
             logs_dir: self.cfg.logs_dir.clone(),
-            providers,
-            sessions_total,
-            sessions,
-            counters: self.counters.clone(),
-            warnings: self.warnings.iter().cloned().collect(),
+            providers: self
+                .supervisor
+                .provider_status(&self.cfg, &summary.per_provider),
+            sessions_total: summary.total,
+            sessions: summary.sessions,
+            counters: report.counters.clone(),
+            warnings: report.warnings.iter().cloned().collect(),
             recordings: self.recorder.status(),
         }
     }
@@ -1438,22 +682,22 @@ impl Daemon {
     /// a status warning for every one that is not fully enforced.
     fn record_sandbox_outcomes(&mut self) {
         for (source, message) in confine::take_notices() {
-            self.warn(&source, message);
+            self.report.warn(&source, message);
         }
         for o in confine::take_outcomes() {
             let (event, decision) = match o.state.as_str() {
-                "enforced" => ("sandbox.applied", "info"),
-                "degraded" => ("sandbox.degraded", "info"),
-                _ => ("sandbox.failed", "deny"),
+                "enforced" => (AuditEvent::SandboxApplied, Decision::Info),
+                "degraded" => (AuditEvent::SandboxDegraded, Decision::Info),
+                _ => (AuditEvent::SandboxFailed, Decision::Deny),
             };
             let reason = o
                 .error
                 .clone()
                 .or_else(|| (!o.missing.is_empty()).then(|| o.missing.join("; ")));
-            self.recorder.audit(crate::audit::Entry {
+            self.recorder.audit(Entry {
                 stage: o.stage.clone(),
-                event: event.to_owned(),
-                decision: decision.to_owned(),
+                event,
+                decision,
                 reason,
                 detail: serde_json::json!({
                     "thread": o.thread,
@@ -1466,7 +710,7 @@ impl Daemon {
                     "write_trees": o.write_trees,
                     "skipped": o.skipped,
                 }),
-                ..crate::audit::Entry::default()
+                ..Entry::default()
             });
         }
         self.drain_recorder_warnings();
@@ -1475,11 +719,7 @@ impl Daemon {
     fn write_status(&mut self) {
         self.record_sandbox_outcomes();
         let st = self.build_status();
-        match status::write(&self.cfg.runtime_dir, &st) {
-            Ok(()) => self.status_dirty = false,
-            Err(e) => tracing::warn!("cannot write status.json: {e}"),
-        }
-        self.last_status = Some(Instant::now());
+        self.report.write(&self.cfg.runtime_dir, &st);
     }
 }
 

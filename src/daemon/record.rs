@@ -25,16 +25,21 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{AuditLog, Entry};
-use crate::commands::{self, Format};
+use crate::audit::{AuditEvent, AuditLog, Decision, Entry};
+use crate::commands::Format;
 use crate::config::{Config, MarkdownOptions};
 use crate::event::{Event, Payload};
 use crate::policy::{Policy, Target};
-use crate::recording::{self, Action, At, Ctx, Dest, Outcome, SessionState};
+use crate::recording::{At, Dest, SessionState};
 use crate::redact::{RedactionStats, Redactor};
 use crate::render::markdown::{MarkdownRenderer, RenderState};
 use crate::render::{MetaCollector, SessionMeta};
 use crate::writer::{WriteError, WriterHandle};
+
+use super::command::SessionKey;
+
+mod execute;
+mod snapshot;
 
 /// Largest intent kept while a recording is paused (full disk); beyond it
 /// the recording stops with an error rather than hold unbounded memory.
@@ -52,8 +57,7 @@ pub(crate) trait Stages {
 /// Which snapshot a replay feeds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ReplayKey {
-    pub provider: String,
-    pub session: String,
+    pub session: SessionKey,
     pub recording: String,
 }
 
@@ -156,14 +160,10 @@ pub(crate) struct Recorder {
     markdown: MarkdownOptions,
     default_dir: PathBuf,
     audit: Option<AuditLog>,
-    sessions: HashMap<(String, String), Sess>,
+    sessions: HashMap<SessionKey, Sess>,
     writers: HashMap<String, WriterHandle>,
     /// Messages for the status warnings (drained by the daemon).
     pub warnings: Vec<String>,
-}
-
-fn key_of(ev: &Event) -> (String, String) {
-    (ev.provider.as_str().to_owned(), ev.session_id.clone())
 }
 
 impl Recorder {
@@ -244,7 +244,15 @@ impl Recorder {
                             s.reached = false;
                         }
                     }
-                    let key = (data.provider.clone(), data.session_id.clone());
+                    let Some(provider) = crate::provider::by_name(&data.provider) else {
+                        self.warnings.push(format!(
+                            "recording state {} names an unknown provider `{}`; left as it is",
+                            path.display(),
+                            data.provider
+                        ));
+                        continue;
+                    };
+                    let key = SessionKey::new(provider.id(), data.session_id.as_str());
                     self.sessions.insert(
                         key,
                         Sess {
@@ -268,8 +276,8 @@ impl Recorder {
                     self.warnings.push(msg.clone());
                     self.audit(Entry {
                         stage: "orchestrate".into(),
-                        event: "state.quarantined".into(),
-                        decision: "info".into(),
+                        event: AuditEvent::StateQuarantined,
+                        decision: Decision::Info,
                         target: Some(path.display().to_string()),
                         reason: Some("unreadable recording state".into()),
                         ..Entry::default()
@@ -314,7 +322,7 @@ impl Recorder {
         self.save_dirty();
     }
 
-    fn retry(&mut self, key: &(String, String), id: &str, stages: &mut dyn Stages) {
+    fn retry(&mut self, key: &SessionKey, id: &str, stages: &mut dyn Stages) {
         let Some(rec) = self
             .sessions
             .get(key)
@@ -343,12 +351,12 @@ impl Recorder {
     /// event (earlier ones are history).
     pub fn on_events(&mut self, path: &Path, events: &[(&Event, bool)], stages: &mut dyn Stages) {
         for &(ev, live) in events {
-            let key = key_of(ev);
+            let key = SessionKey::of(ev);
             let sess = self.sessions.entry(key.clone()).or_insert_with(|| Sess {
                 data: SessionData {
-                    provider: key.0.clone(),
-                    session_id: key.1.clone(),
-                    commands: SessionState::new(key.1.clone()),
+                    provider: key.provider.as_str().to_owned(),
+                    session_id: key.session.clone(),
+                    commands: SessionState::new(key.session.as_str()),
                     recordings: BTreeMap::new(),
                 },
                 meta: MetaCollector::new(),
@@ -388,7 +396,7 @@ impl Recorder {
     }
 
     /// Queue one live event for a recording (rendered at the next flush).
-    fn record_event(&mut self, key: &(String, String), id: &str, ev: Event) {
+    fn record_event(&mut self, key: &SessionKey, id: &str, ev: Event) {
         let Some(sess) = self.sessions.get_mut(key) else {
             return;
         };
@@ -447,10 +455,10 @@ impl Recorder {
             .iter()
             .map(|r| Entry {
                 stage: "orchestrate".into(),
-                event: "redaction".into(),
-                decision: "info".into(),
-                provider: Some(key.0.clone()),
-                session: Some(key.1.clone()),
+                event: AuditEvent::Redaction,
+                decision: Decision::Info,
+                provider: Some(key.provider.as_str().to_owned()),
+                session: Some(key.session.clone()),
                 reason: Some(r.label.as_str().to_owned()),
                 detail: serde_json::json!({"event_id": r.event_id, "bytes": r.bytes, "recording": id}),
                 ..Entry::default()
@@ -463,7 +471,7 @@ impl Recorder {
 
     /// Persist intents, then hand them to the writers.
     fn flush_pending(&mut self, stages: &mut dyn Stages) {
-        let pending: Vec<((String, String), String)> = self
+        let pending: Vec<(SessionKey, String)> = self
             .sessions
             .iter()
             .flat_map(|(k, s)| {
@@ -485,7 +493,7 @@ impl Recorder {
     }
 
     /// Append a recording's intent through its writer.
-    fn commit_intent(&mut self, key: &(String, String), id: &str, stages: &mut dyn Stages) {
+    fn commit_intent(&mut self, key: &SessionKey, id: &str, stages: &mut dyn Stages) {
         // The intent must be durable before the append. Every path that
         // plans an intent marks the session dirty, so a clean session's
         // intent is already on disk (saved by `flush_pending`, or loaded).
@@ -534,10 +542,10 @@ impl Recorder {
                         .push(format!("recording {rid} to {dest} paused: {e}"));
                     self.audit(Entry {
                         stage: "write".into(),
-                        event: "recording.paused".into(),
-                        decision: "deny".into(),
-                        provider: Some(key.0.clone()),
-                        session: Some(key.1.clone()),
+                        event: AuditEvent::RecordingPaused,
+                        decision: Decision::Deny,
+                        provider: Some(key.provider.as_str().to_owned()),
+                        session: Some(key.session.clone()),
                         target: Some(dest),
                         reason: Some(e.to_string()),
                         ..Entry::default()
@@ -552,7 +560,7 @@ impl Recorder {
 
     fn writer_for(
         &mut self,
-        _key: &(String, String),
+        _key: &SessionKey,
         id: &str,
         dest: &Dest,
         stages: &mut dyn Stages,
@@ -568,480 +576,15 @@ impl Recorder {
         self.writers.get(id).ok_or(WriteError::Gone)
     }
 
-    /// One command event.
-    fn command(&mut self, key: &(String, String), ev: &Event, live: bool, stages: &mut dyn Stages) {
-        let Payload::KatoCommand {
-            raw,
-            line,
-            message_id,
-            ..
-        } = &ev.payload
-        else {
-            return;
-        };
-        let base = Entry {
-            stage: "orchestrate".into(),
-            provider: Some(key.0.clone()),
-            session: Some(key.1.clone()),
-            raw: Some(raw.clone()),
-            ..Entry::default()
-        };
-        let parsed = commands::scan(raw)
-            .into_iter()
-            .next()
-            .map(|l| l.parsed)
-            .unwrap_or_else(|| Err("not a command line".to_owned()));
-        let cmd = match parsed {
-            Ok(c) => c,
-            Err(reason) => {
-                self.audit(Entry {
-                    event: "command.rejected".into(),
-                    decision: "deny".into(),
-                    reason: Some(reason),
-                    detail: serde_json::json!({"event_id": ev.event_id, "live": live}),
-                    ..base
-                });
-                if let Some(s) = self.sessions.get_mut(key) {
-                    s.data.commands.done.insert(ev.event_id.clone());
-                    s.dirty = true;
-                }
-                return;
-            }
-        };
-        self.audit(Entry {
-            event: "command.parsed".into(),
-            decision: "allow".into(),
-            detail: serde_json::json!({"event_id": ev.event_id, "name": cmd.name.as_str()}),
-            ..base.clone()
-        });
-        let date = ev
-            .timestamp
-            .clone()
-            .unwrap_or_else(crate::audit::now_rfc3339);
-        let Some(sess) = self.sessions.get_mut(key) else {
-            return;
-        };
-        let title = sess.meta.clone().finish().title;
-        let default_name = recording::default_file_name(&date, &key.0, &title, &key.1);
-        let default_dest = self.default_dir.join(default_name);
-        let policy = &self.policy;
-        let denied: std::cell::RefCell<Option<(String, String)>> = std::cell::RefCell::new(None);
-        let check = |p: &Path| -> Result<PathBuf, String> {
-            match policy.check(p.as_os_str()) {
-                Ok(t) => Ok(t.path),
-                Err(d) => {
-                    *denied.borrow_mut() = Some((p.display().to_string(), d.to_string()));
-                    Err(d.to_string())
-                }
-            }
-        };
-        let deflt = || default_dest.clone();
-        let ctx = Ctx {
-            event_id: &ev.event_id,
-            at: At {
-                message_id: message_id.clone(),
-                line: *line,
-            },
-            historical: !live,
-            default_dest: &deflt,
-            check: &check,
-        };
-        let outcome = sess.data.commands.apply(&cmd, &ctx);
-        sess.dirty = true;
-        let denied = denied.into_inner();
-        match outcome {
-            Outcome::AlreadyDone => {}
-            Outcome::SkippedHistorical => self.audit(Entry {
-                event: "command.skipped-historical".into(),
-                decision: "skip".into(),
-                reason: Some("the command was already in the file when kato first read it".into()),
-                ..base
-            }),
-            Outcome::Rejected(reason) => {
-                if let Some((target, why)) = denied {
-                    self.audit(Entry {
-                        stage: "orchestrate".into(),
-                        event: "write.denied".into(),
-                        decision: "deny".into(),
-                        target: Some(target),
-                        reason: Some(why),
-                        ..base.clone()
-                    });
-                }
-                self.audit(Entry {
-                    event: "command.rejected".into(),
-                    decision: "deny".into(),
-                    reason: Some(reason),
-                    ..base
-                });
-            }
-            Outcome::Executed(actions) => {
-                for a in &actions {
-                    let (dest, id) = match a {
-                        Action::Prepare { dest, recording_id }
-                        | Action::Snapshot {
-                            dest, recording_id, ..
-                        }
-                        | Action::Start {
-                            dest, recording_id, ..
-                        }
-                        | Action::Stop { dest, recording_id } => (dest, recording_id),
-                    };
-                    if !matches!(a, Action::Stop { .. }) {
-                        self.audit(Entry {
-                            stage: "orchestrate".into(),
-                            event: "write.allowed".into(),
-                            decision: "allow".into(),
-                            target: Some(dest.path.display().to_string()),
-                            detail: serde_json::json!({"recording": id}),
-                            ..base.clone()
-                        });
-                    }
-                }
-                self.audit(Entry {
-                    event: "command.executed".into(),
-                    decision: "allow".into(),
-                    detail: serde_json::json!({"name": cmd.name.as_str(), "actions": actions.len()}),
-                    ..base
-                });
-                for a in actions {
-                    self.act(key, a, stages);
-                }
-            }
-        }
-    }
-
-    fn ensure_rec(&mut self, key: &(String, String), dest: &Dest, id: &str) {
-        let exists_on_disk = std::fs::symlink_metadata(&dest.path).map(|m| m.len()).ok();
-        let Some(sess) = self.sessions.get_mut(key) else {
-            return;
-        };
-        sess.data
-            .recordings
-            .entry(id.to_owned())
-            .or_insert_with(|| Rec {
-                id: id.to_owned(),
-                dest: dest.clone(),
-                created: exists_on_disk.is_none(),
-                active: false,
-                len: exists_on_disk.unwrap_or(0),
-                render: None,
-                marks: BTreeMap::new(),
-                intent: None,
-                snapshot: None,
-                paused: None,
-                events: 0,
-                redactions: BTreeMap::new(),
-            });
-        sess.dirty = true;
-    }
-
-    fn act(&mut self, key: &(String, String), action: Action, stages: &mut dyn Stages) {
-        match action {
-            Action::Prepare { dest, recording_id } => {
-                self.ensure_rec(key, &dest, &recording_id);
-                self.prepare_header(key, &recording_id);
-                self.flush_pending(stages);
-            }
-            Action::Start {
-                dest,
-                recording_id,
-                from,
-            } => {
-                self.ensure_rec(key, &dest, &recording_id);
-                self.prepare_header(key, &recording_id);
-                let first = self.slice_message(key, &from, Slice::From);
-                let anchor = self
-                    .sessions
-                    .get(key)
-                    .and_then(|s| s.last_message.as_ref())
-                    .filter(|m| m.event_id == from.message_id)
-                    .map(|m| {
-                        (
-                            m.source.file.clone().unwrap_or_default(),
-                            m.source.offset,
-                            m.event_id.clone(),
-                        )
-                    });
-                if let Some(rec) = self
-                    .sessions
-                    .get_mut(key)
-                    .and_then(|s| s.data.recordings.get_mut(&recording_id))
-                {
-                    rec.active = true;
-                    rec.paused = None;
-                    // Everything up to the command's message is covered
-                    // (by the snapshot, or by not being part of the recording).
-                    if let Some((tag, offset, id)) = anchor {
-                        let mark = rec.marks.entry(tag).or_default();
-                        if offset > mark.offset {
-                            *mark = Mark {
-                                offset,
-                                ids: vec![id],
-                            };
-                        } else if offset == mark.offset && !mark.ids.contains(&id) {
-                            mark.ids.push(id);
-                        }
-                    }
-                }
-                if let Some(ev) = first {
-                    self.record_event(key, &recording_id, ev);
-                }
-                self.flush_pending(stages);
-            }
-            Action::Stop { recording_id, .. } => {
-                self.flush_pending(stages);
-                if let Some(rec) = self
-                    .sessions
-                    .get_mut(key)
-                    .and_then(|s| s.data.recordings.get_mut(&recording_id))
-                {
-                    rec.active = false;
-                }
-                // The old writer is ended after it flushed.
-                if let Some(w) = self.writers.remove(&recording_id) {
-                    w.close();
-                }
-            }
-            Action::Snapshot {
-                dest,
-                recording_id,
-                upto,
-            } => {
-                let export_only = !self
-                    .sessions
-                    .get(key)
-                    .is_some_and(|s| s.data.commands.registry.contains_key(&dest.path));
-                self.ensure_rec(key, &dest, &recording_id);
-                let Some(sess) = self.sessions.get_mut(key) else {
-                    return;
-                };
-                let mut meta = sess.meta.clone().finish();
-                meta.recording_ids = vec![recording_id.clone()];
-                if let Some(rec) = sess.data.recordings.get_mut(&recording_id) {
-                    rec.snapshot = Some(Snapshot {
-                        upto,
-                        base: rec.len,
-                        planned: 0,
-                        meta,
-                        export_only,
-                        render: None,
-                        reached: false,
-                    });
-                    rec.render = None;
-                }
-                sess.dirty = true;
-                self.save_session(key);
-                self.start_replay(key, &recording_id, stages);
-            }
-        }
-    }
-
-    /// For a new file, the frontmatter and title open the recording.
-    fn prepare_header(&mut self, key: &(String, String), id: &str) {
-        let Some(sess) = self.sessions.get_mut(key) else {
-            return;
-        };
-        let mut meta = sess.meta.clone().finish();
-        let Some(rec) = sess.data.recordings.get_mut(id) else {
-            return;
-        };
-        if rec.render.is_some() || rec.snapshot.is_some() {
-            return;
-        }
-        if !rec.created || rec.len > 0 {
-            rec.render = Some(RenderState::appending());
-            return;
-        }
-        meta.recording_ids = vec![id.to_owned()];
-        let mut text = Vec::new();
-        let state = if rec.dest.format == Format::Markdown {
-            let mut r = MarkdownRenderer::new(&mut text, &self.markdown);
-            let _ = r.header(&meta);
-            let st = r.state().clone();
-            drop(r);
-            st
-        } else {
-            RenderState::default()
-        };
-        rec.render = Some(state);
-        let text = String::from_utf8(text).unwrap_or_default();
-        match &mut rec.intent {
-            Some(i) => i.text.push_str(&text),
-            None => {
-                rec.intent = Some(Intent {
-                    base: rec.len,
-                    text,
-                })
-            }
-        }
-        sess.dirty = true;
-    }
-
-    /// The part of the message holding a command: lines from the command
-    /// on (`From`), or up to and including it (`UpTo`).
-    fn slice_message(&self, key: &(String, String), at: &At, how: Slice) -> Option<Event> {
-        let msg = self.sessions.get(key)?.last_message.as_ref()?;
-        if msg.event_id != at.message_id {
-            return None;
-        }
-        slice(msg, at.line, how)
-    }
-
-    fn start_replay(&mut self, key: &(String, String), id: &str, stages: &mut dyn Stages) {
-        let Some(sess) = self.sessions.get_mut(key) else {
-            return;
-        };
-        let Some(path) = sess.main_path.clone() else {
-            // Nothing seen yet in this run (a restart mid-snapshot): the
-            // replay waits until the session's file shows up again.
-            return;
-        };
-        let Some(rec) = sess.data.recordings.get_mut(id) else {
-            return;
-        };
-        let Some(snap) = &mut rec.snapshot else {
-            return;
-        };
-        snap.planned = 0;
-        snap.reached = false;
-        let upto = snap.upto.message_id.clone();
-        sess.queued.entry(id.to_owned()).or_default();
-        let provider = crate::provider::by_name(&key.0).map(|p| p.id().as_str());
-        if let Some(provider) = provider {
-            stages.replay(
-                provider,
-                &path,
-                ReplayKey {
-                    provider: key.0.clone(),
-                    session: key.1.clone(),
-                    recording: id.to_owned(),
-                },
-                upto,
-            );
-        }
-    }
-
-    /// Events of a replay (a capture or export) arrive here in order.
-    pub fn on_replayed(
-        &mut self,
-        rk: &ReplayKey,
-        events: &[Event],
-        done: bool,
-        stages: &mut dyn Stages,
-    ) {
-        let key = (rk.provider.clone(), rk.session.clone());
-        let Some(sess) = self.sessions.get_mut(&key) else {
-            return;
-        };
-        let Some(rec) = sess.data.recordings.get_mut(&rk.recording) else {
-            return;
-        };
-        let Some(snap) = &mut rec.snapshot else {
-            return;
-        };
-        let markdown = rec.dest.format == Format::Markdown;
-        let mut text = String::new();
-        if snap.render.is_none() {
-            let mut out = Vec::new();
-            let st = if markdown {
-                if rec.created && snap.base == 0 {
-                    let mut r = MarkdownRenderer::new(&mut out, &self.markdown);
-                    let _ = r.header(&snap.meta);
-                    r.state().clone()
-                } else {
-                    RenderState::appending()
-                }
-            } else {
-                RenderState::default()
-            };
-            snap.render = Some(st);
-            text.push_str(&String::from_utf8_lossy(&out));
-        }
-        let mut stats = RedactionStats::default();
-        for ev in events {
-            if snap.reached {
-                break;
-            }
-            if ev.session_id != rk.session {
-                continue;
-            }
-            let mut ev = if ev.event_id == snap.upto.message_id {
-                snap.reached = true;
-                match slice(ev, snap.upto.line, Slice::UpTo) {
-                    Some(e) => e,
-                    None => continue,
-                }
-            } else {
-                ev.clone()
-            };
-            if matches!(ev.payload, Payload::KatoCommand { .. }) {
-                continue;
-            }
-            self.redactor.redact_event(&mut ev, &mut stats);
-            let st = snap.render.take().unwrap_or_default();
-            let (chunk, st) = render_with(&self.markdown, rec.dest.format, st, &ev);
-            snap.render = Some(st);
-            text.push_str(&chunk);
-        }
-        for r in &stats.redactions {
-            *rec.redactions
-                .entry(r.label.as_str().to_owned())
-                .or_default() += 1;
-        }
-        if !text.is_empty() {
-            let base = snap.base + snap.planned;
-            snap.planned += text.len() as u64;
-            // Snapshot chunks are planned positions, not the current length:
-            // a recovery re-plans from the snapshot's base and the writer
-            // skips what is already there.
-            match &mut rec.intent {
-                Some(i) if i.base + i.text.len() as u64 == base => i.text.push_str(&text),
-                _ => rec.intent = Some(Intent { base, text }),
-            }
-        }
-        let finished = done || snap.reached;
-        let export_only = snap.export_only;
-        let after = snap.render.clone();
-        sess.dirty = true;
-        let id = rk.recording.clone();
-        self.commit_intent(&key, &id, stages);
-        if !finished {
-            return;
-        }
-        let Some(sess) = self.sessions.get_mut(&key) else {
-            return;
-        };
-        let queued = sess.queued.remove(&id).unwrap_or_default();
-        if let Some(rec) = sess.data.recordings.get_mut(&id) {
-            if rec.intent.is_none() {
-                rec.snapshot = None;
-            }
-            rec.render = after;
-            if export_only {
-                rec.active = false;
-            }
-        }
-        sess.dirty = true;
-        for ev in queued {
-            self.record_event(&key, &id, ev);
-        }
-        self.flush_pending(stages);
-        if export_only {
-            if let Some(w) = self.writers.remove(&id) {
-                w.close();
-            }
-        }
-        self.save_dirty();
-    }
-
-    fn save_session(&mut self, key: &(String, String)) {
+    fn save_session(&mut self, key: &SessionKey) {
         let Some(sess) = self.sessions.get_mut(key) else {
             return;
         };
         let name = format!(
             "{}.json",
-            &crate::audit::hex_sha256(format!("{}\0{}", key.0, key.1).as_bytes())[..24]
+            &crate::audit::hex_sha256(
+                format!("{}\0{}", key.provider.as_str(), key.session).as_bytes()
+            )[..24]
         );
         let path = self.dir.join(name);
         match serde_json::to_vec(&sess.data) {
@@ -1106,38 +649,6 @@ impl Recorder {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slice {
-    From,
-    UpTo,
-}
-
-/// A copy of a human message with only some of its lines.
-fn slice(msg: &Event, line: u32, how: Slice) -> Option<Event> {
-    let Payload::UserMessage { text, attachments } = &msg.payload else {
-        return None;
-    };
-    let lines: Vec<&str> = text.split('\n').collect();
-    let n = line as usize;
-    let part: Vec<&str> = match how {
-        Slice::From => lines.get(n..)?.to_vec(),
-        Slice::UpTo => lines.get(..=n.min(lines.len().saturating_sub(1)))?.to_vec(),
-    };
-    let text = part.join("\n");
-    if text.trim().is_empty() {
-        return None;
-    }
-    let mut ev = msg.clone();
-    if how == Slice::From && n > 0 {
-        ev.event_id = format!("{}@{n}", msg.event_id);
-    }
-    ev.payload = Payload::UserMessage {
-        text,
-        attachments: *attachments,
-    };
-    Some(ev)
-}
-
 fn render_one(opts: &MarkdownOptions, rec: &mut Rec, ev: &Event) -> String {
     let st = rec.render.take().unwrap_or_default();
     let (text, st) = render_with(opts, rec.dest.format, st, ev);
@@ -1167,51 +678,4 @@ fn render_with(
         }
     };
     (String::from_utf8(out).unwrap_or_default(), st)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::{ProviderId, Source};
-
-    fn msg(text: &str) -> Event {
-        Event::new(
-            ProviderId("claude"),
-            "s",
-            "m1",
-            Source {
-                record: "user".into(),
-                offset: 0,
-                file: None,
-            },
-            Payload::UserMessage {
-                text: text.into(),
-                attachments: 0,
-            },
-        )
-    }
-
-    fn text_of(ev: &Event) -> &str {
-        match &ev.payload {
-            Payload::UserMessage { text, .. } => text,
-            _ => "",
-        }
-    }
-
-    #[test]
-    fn slices_split_a_message_at_the_command() {
-        let m = msg("before\n::capture /x\nafter");
-        assert_eq!(
-            text_of(&slice(&m, 1, Slice::UpTo).unwrap()),
-            "before\n::capture /x"
-        );
-        let from = slice(&m, 2, Slice::From).unwrap();
-        assert_eq!(text_of(&from), "after");
-        assert_eq!(from.event_id, "m1@2");
-        assert!(slice(&m, 3, Slice::From).is_none());
-        let m = msg("::record\nhello");
-        let from = slice(&m, 0, Slice::From).unwrap();
-        assert_eq!(text_of(&from), "::record\nhello");
-        assert_eq!(from.event_id, "m1");
-    }
 }

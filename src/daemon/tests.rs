@@ -9,10 +9,16 @@ use std::sync::{Arc, Mutex};
 use notify::event::{CreateKind, DataChange, ModifyKind, RenameMode};
 use notify::EventKind;
 
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use super::status::SessionStatus;
+use super::supervise::{Slot, StageState};
 use super::watch::{Stage, Watch};
 use super::*;
 use crate::event::{raw_from_str, Event, Payload, ProviderId, Source};
-use crate::provider::{stem, FileCtx, Layout, Malformed, Provider, RecordParser};
+use crate::provider::{self, stem, FileCtx, Layout, Malformed, Provider, RecordParser};
+use crate::reader::Limits;
 
 /// Records every watch the stage adds.
 #[derive(Clone, Default)]
@@ -136,6 +142,7 @@ fn append(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
+// Long: one scenario end to end; split, the sequence it checks would be lost.
 #[test]
 fn watches_only_directories_under_the_roots() {
     let tmp = tempfile::tempdir().unwrap();
@@ -256,6 +263,7 @@ fn session<'a>(st: &'a status::Status, id: &str) -> &'a SessionStatus {
         .unwrap_or_else(|| panic!("no session {id} in {:?}", st.sessions))
 }
 
+// Long: one scenario end to end; split, the sequence it checks would be lost.
 #[test]
 fn history_then_live_commands_are_counted_apart() {
     let tmp = tempfile::tempdir().unwrap();
@@ -314,6 +322,7 @@ fn history_then_live_commands_are_counted_apart() {
     d.flush();
     let d2 = test_daemon(&state_dir);
     let known: Vec<Known> = d2
+        .ingest
         .files
         .iter()
         .map(|((_, p), r)| Known {
@@ -375,7 +384,7 @@ fn replayed_events_are_dropped_by_id() {
         d.handle(m);
     }
     assert_eq!(session(&d.build_status(), "s").events, 3);
-    assert_eq!(d.counters.duplicates_dropped, 2);
+    assert_eq!(d.report.counters.duplicates_dropped, 2);
     // Truncated to a prefix, then appended: only the new line counts.
     fs::write(&f, "a\n").unwrap();
     append(&f, "d\n");
@@ -492,7 +501,7 @@ fn uncommitted_events_are_not_persisted_and_come_again() {
     d.flush();
     // A crash now: only the committed part is on disk.
     let d2 = test_daemon(&state_dir);
-    let rec = d2.files.values().next().unwrap();
+    let rec = d2.ingest.files.values().next().unwrap();
     assert_eq!(
         (rec.st.events, rec.st.cursor.offset, rec.st.ids_len),
         (2, 2, 2)
@@ -518,7 +527,7 @@ fn a_failed_stage_is_restarted_with_backoff_and_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let mut d = test_daemon(&tmp.path().join("state"));
     let p = provider::by_name("codex").unwrap();
-    d.slots.push(Slot {
+    d.supervisor.slots.push(Slot {
         provider: p,
         roots: Vec::new(),
         tx: None,
@@ -535,23 +544,23 @@ fn a_failed_stage_is_restarted_with_backoff_and_reported() {
         confined: Vec::new(),
         respawn: false,
     });
-    d.phase = "running";
+    d.report.phase = Phase::Running;
     let t0 = Instant::now();
     d.handle(ToOrch::Exited {
         provider: "codex",
         error: Some("cannot start inotify: boom".into()),
     });
-    let s = &d.slots[0];
+    let s = &d.supervisor.slots[0];
     assert_eq!(s.state, StageState::Backoff);
     assert_eq!(s.restarts, 1);
     let first = s.restart_at.unwrap() - t0;
     assert!(first <= Duration::from_millis(1100), "{first:?}");
-    d.slots[0].started = Instant::now();
+    d.supervisor.slots[0].started = Instant::now();
     d.handle(ToOrch::Exited {
         provider: "codex",
         error: None,
     });
-    let second = d.slots[0].restart_at.unwrap() - t0;
+    let second = d.supervisor.slots[0].restart_at.unwrap() - t0;
     assert!(
         second > Duration::from_millis(1500),
         "backoff did not grow: {second:?}"
@@ -563,10 +572,10 @@ fn a_failed_stage_is_restarted_with_backoff_and_reported() {
         .message
         .contains("codex stage failed: cannot start inotify")));
     // During shutdown an exit is final, not restarted.
-    d.phase = "stopping";
+    d.report.phase = Phase::Stopping;
     d.handle(ToOrch::Exited {
         provider: "codex",
         error: None,
     });
-    assert_eq!(d.slots[0].state, StageState::Stopped);
+    assert_eq!(d.supervisor.slots[0].state, StageState::Stopped);
 }

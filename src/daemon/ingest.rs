@@ -1,0 +1,474 @@
+//! Ingest: batches from the parse stages become per-file aggregates;
+//! a pass's last batch commits them with its cursor, and committed state
+//! is flushed to the state directory in quiet moments (never in a burst).
+//!
+//! Exactly-once: a cursor is committed only after the events before it
+//! were handled (recordings included, by the caller's `record` step), and
+//! flushed only after that; a crash re-delivers, and a replaying pass
+//! drops what it already saw by event-id fingerprints.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::event::{Event, Payload};
+use crate::provider;
+use crate::reader::FileIdentity;
+
+use super::report::Report;
+use super::state::{self, fingerprint, FileState, Quarantine, Store};
+use super::status::{now_us, rfc3339, snippet, SessionStatus};
+use super::{Batch, Known};
+
+/// State is flushed once batches have stopped arriving for this long …
+const FLUSH_QUIET: Duration = Duration::from_millis(250);
+/// … or at the latest this long after the first unflushed commit. (A crash
+/// before a flush only re-delivers events; fsyncs stay out of bursts.)
+const FLUSH_MAX_DELAY: Duration = Duration::from_secs(5);
+
+/// A session file: its provider and path.
+pub(super) type FileKey = (&'static str, PathBuf);
+
+/// Aggregates of events not yet covered by a committed cursor.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Agg {
+    events: u64,
+    events_live: u64,
+    commands_live: u64,
+    commands_historical: u64,
+    session_id: Option<String>,
+    title: Option<String>,
+    last_activity: Option<String>,
+}
+
+impl Agg {
+    fn account(&mut self, ev: &Event, live: bool) {
+        self.events += 1;
+        if live {
+            self.events_live += 1;
+        }
+        if let Payload::KatoCommand { .. } = ev.payload {
+            if live {
+                self.commands_live += 1;
+            } else {
+                self.commands_historical += 1;
+            }
+        }
+        if self.session_id.is_none() && !ev.session_id.is_empty() {
+            self.session_id = Some(ev.session_id.clone());
+        }
+        if let Some(ts) = &ev.timestamp {
+            if self.last_activity.as_ref().is_none_or(|l| ts > l) {
+                self.last_activity = Some(ts.clone());
+            }
+        }
+        if self.title.is_none() && ev.is_human_message() {
+            if let Payload::UserMessage { text, .. } = &ev.payload {
+                self.title = Some(snippet(text, 60));
+            }
+        }
+    }
+
+    fn merge_into(&self, st: &mut FileState) {
+        st.events += self.events;
+        st.events_live += self.events_live;
+        st.commands_live += self.commands_live;
+        st.commands_historical += self.commands_historical;
+        if st.session_id.is_none() {
+            st.session_id.clone_from(&self.session_id);
+        }
+        if st.title.is_none() {
+            st.title.clone_from(&self.title);
+        }
+        if let Some(ts) = &self.last_activity {
+            if st.last_activity.as_ref().is_none_or(|l| ts > l) {
+                st.last_activity = Some(ts.clone());
+            }
+        }
+    }
+}
+
+/// The orchestrator's record of one session file.
+#[derive(Debug)]
+pub(super) struct FileRec {
+    /// Committed state: what is persisted.
+    pub st: FileState,
+    /// Events handled since the last commit (a large pass in progress).
+    pending: Agg,
+    pending_ids: Vec<u64>,
+    /// Fingerprints of committed events not yet on disk.
+    unflushed_ids: Vec<u64>,
+    dirty: bool,
+    /// Fingerprints consulted while a replaying pass is in progress.
+    replay_set: Option<HashSet<u64>>,
+    pub last_ingest_us: u64,
+}
+
+impl FileRec {
+    fn new(provider: &str, path: &Path) -> FileRec {
+        FileRec::from_state(FileState {
+            v: state::STATE_VERSION,
+            provider: provider.to_owned(),
+            path: path.to_path_buf(),
+            ..FileState::default()
+        })
+    }
+
+    fn from_state(st: FileState) -> FileRec {
+        FileRec {
+            st,
+            pending: Agg::default(),
+            pending_ids: Vec::new(),
+            unflushed_ids: Vec::new(),
+            dirty: false,
+            replay_set: None,
+            last_ingest_us: 0,
+        }
+    }
+
+    /// Committed plus pending, for status.
+    fn view(&self) -> FileState {
+        let mut v = self.st.clone();
+        self.pending.merge_into(&mut v);
+        v
+    }
+
+    fn drop_pending(&mut self) {
+        self.pending = Agg::default();
+        self.pending_ids = Vec::new();
+        self.replay_set = None;
+    }
+}
+
+/// Sessions for `kato status`, and per provider its sessions and files.
+pub(super) struct SessionSummary {
+    /// Most recent first, at most [`super::status::MAX_SESSIONS`].
+    pub sessions: Vec<SessionStatus>,
+    pub total: usize,
+    pub per_provider: HashMap<&'static str, (usize, usize)>,
+}
+
+/// The orchestrator's record of every session file, and its persistence.
+pub(super) struct Ingest {
+    store: Store,
+    pub files: HashMap<FileKey, FileRec>,
+    /// Since when committed state waits to be flushed.
+    dirty_since: Option<Instant>,
+    /// When the last batch arrived.
+    last_batch: Instant,
+    /// After a failed flush: not before this.
+    retry_at: Instant,
+}
+
+impl Ingest {
+    pub fn open(cfg: &Config) -> Result<Ingest> {
+        let store = Store::open(&cfg.state_dir).map_err(|e| {
+            Error::io(
+                format!("opening the state in {}", cfg.state_dir.display()),
+                e,
+            )
+        })?;
+        let now = Instant::now();
+        Ok(Ingest {
+            store,
+            files: HashMap::new(),
+            dirty_since: None,
+            last_batch: now,
+            retry_at: now,
+        })
+    }
+
+    /// Load every file's persisted state; unusable state files are set
+    /// aside and reported.
+    pub fn load(&mut self, report: &mut Report) {
+        let t0 = Instant::now();
+        let (states, corrupt) = self.store.load_all();
+        for c in corrupt {
+            let msg = format!(
+                "state file {} could not be used ({}); set aside as {}; its session file is read again from the start, as history",
+                c.file.display(),
+                c.error,
+                c.moved_to
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "(could not move it)".into())
+            );
+            report.warn("state", msg);
+        }
+        for st in states {
+            let Some(p) = provider::by_name(&st.provider) else {
+                continue;
+            };
+            let key = (p.id().as_str(), st.path.clone());
+            self.files.insert(key, FileRec::from_state(st));
+        }
+        tracing::info!(
+            files = self.files.len(),
+            ms = t0.elapsed().as_millis() as u64,
+            "state loaded"
+        );
+    }
+
+    /// The files of `provider` as its stage must know them at start.
+    pub fn known(&self, provider: &str) -> Vec<Known> {
+        self.files
+            .iter()
+            .filter(|((p, _), _)| *p == provider)
+            .map(|((_, path), rec)| Known {
+                path: path.clone(),
+                cursor: rec.st.cursor.clone(),
+                size: rec.st.size,
+                mtime_ns: rec.st.mtime_ns,
+                quarantined: rec.st.quarantine.as_ref().map(|q| q.identity),
+            })
+            .collect()
+    }
+
+    /// A stage ended: events of its unfinished passes come again from the
+    /// committed cursors.
+    pub fn drop_pending(&mut self, provider: &str) {
+        for ((p, _), rec) in self.files.iter_mut() {
+            if *p == provider {
+                rec.drop_pending();
+            }
+        }
+    }
+
+    /// A file the stage gave up on: persist the verdict.
+    pub fn quarantine(
+        &mut self,
+        provider: &'static str,
+        path: PathBuf,
+        identity: Option<FileIdentity>,
+        reason: String,
+        report: &mut Report,
+    ) {
+        let rec = self
+            .files
+            .entry((provider, path.clone()))
+            .or_insert_with(|| FileRec::new(provider, &path));
+        rec.st.quarantine = Some(Quarantine {
+            reason: reason.clone(),
+            identity,
+            at: rfc3339(SystemTime::now()),
+        });
+        rec.drop_pending();
+        rec.dirty = true;
+        self.dirty_since.get_or_insert_with(Instant::now);
+        report.warn(
+            provider,
+            format!(
+                "{} is quarantined: {reason}; it is skipped until the file is replaced",
+                path.display()
+            ),
+        );
+    }
+
+    /// A known file no longer exists: forget it.
+    pub fn gone(&mut self, provider: &'static str, path: PathBuf, report: &mut Report) {
+        if self.files.remove(&(provider, path.clone())).is_some() {
+            if let Err(e) = self.store.remove(provider, &path) {
+                report.warn(
+                    "state",
+                    format!("cannot remove the state of {}: {e}", path.display()),
+                );
+            }
+            report.dirty = true;
+        }
+    }
+
+    /// One batch: drop re-delivered events, account the rest, hand them
+    /// to `record` (commands and recordings, persisted before the cursor
+    /// that covers them), then commit the pass when it ended.
+    pub fn handle_batch(
+        &mut self,
+        b: Batch,
+        report: &mut Report,
+        record: impl FnOnce(&Path, &[(&Event, bool)]),
+    ) {
+        let rec = self
+            .files
+            .entry((b.provider, b.path.clone()))
+            .or_insert_with(|| FileRec::new(b.provider, &b.path));
+        if b.replay && rec.replay_set.is_none() {
+            let mut set = match self.store.load_ids(b.provider, &b.path, rec.st.ids_len) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(path = %b.path.display(), "cannot read event fingerprints: {e}");
+                    HashSet::new()
+                }
+            };
+            set.extend(rec.unflushed_ids.iter().copied());
+            set.extend(rec.pending_ids.iter().copied());
+            rec.replay_set = Some(set);
+        }
+        let mut dropped = 0u64;
+        let mut kept: Vec<(&Event, bool)> = Vec::with_capacity(b.events.len());
+        for (i, ev) in b.events.iter().enumerate() {
+            let fp = fingerprint(&ev.event_id);
+            if let Some(set) = &mut rec.replay_set {
+                if !set.insert(fp) {
+                    dropped += 1;
+                    continue;
+                }
+            }
+            rec.pending_ids.push(fp);
+            rec.pending.account(ev, i >= b.live_from);
+            kept.push((ev, i >= b.live_from));
+        }
+        record(&b.path, &kept);
+        drop(kept);
+        let handled = b.events.len() as u64 - dropped;
+        self.last_batch = Instant::now();
+        let now = now_us();
+        let counters = &mut report.counters;
+        if handled > 0 {
+            rec.last_ingest_us = now;
+            counters.last_ingest_unix_us = Some(now);
+        }
+        counters.events += handled;
+        counters.duplicates_dropped += dropped;
+        counters.batches += 1;
+        report.dirty = true;
+        let Some(c) = b.commit else {
+            return;
+        };
+        rec.pending.merge_into(&mut rec.st);
+        rec.pending = Agg::default();
+        // Moved, not appended: an idle file keeps no spare capacity
+        // (1,000 files × a pass's worth of ids add up).
+        let ids = std::mem::take(&mut rec.pending_ids);
+        if rec.unflushed_ids.is_empty() {
+            rec.unflushed_ids = ids;
+        } else {
+            rec.unflushed_ids.extend_from_slice(&ids);
+        }
+        rec.replay_set = None;
+        rec.st.cursor = c.cursor;
+        rec.st.size = c.size;
+        rec.st.mtime_ns = c.mtime_ns;
+        rec.st.skipped += c.diagnostics as u64;
+        rec.st.quarantine = None;
+        rec.dirty = true;
+        self.dirty_since.get_or_insert_with(Instant::now);
+        report.counters.bytes += c.bytes;
+        if let Some(r) = c.reset {
+            report.counters.resets += 1;
+            tracing::info!(path = %b.path.display(), reset = ?r, "file started over");
+        }
+    }
+
+    /// When committed state is due to be flushed (`None`: nothing to flush).
+    pub fn next_flush(&self) -> Option<Instant> {
+        let t = self.dirty_since?;
+        let due = (self.last_batch + FLUSH_QUIET).min(t + FLUSH_MAX_DELAY);
+        Some(due.max(self.retry_at))
+    }
+
+    /// Whether a flush is due at `now`.
+    pub fn flush_due(&self, now: Instant) -> bool {
+        self.dirty_since.is_some_and(|t| {
+            (now >= self.last_batch + FLUSH_QUIET || now >= t + FLUSH_MAX_DELAY)
+                && now >= self.retry_at
+        })
+    }
+
+    /// Persist every changed file's committed state, then sync the directory.
+    pub fn flush(&mut self, report: &mut Report) {
+        self.dirty_since = None;
+        let mut errors = Vec::new();
+        let mut saved = 0usize;
+        for rec in self.files.values_mut().filter(|r| r.dirty) {
+            match self.store.save(&mut rec.st, &rec.unflushed_ids) {
+                Ok(()) => {
+                    rec.unflushed_ids = Vec::new();
+                    rec.dirty = false;
+                    saved += 1;
+                }
+                Err(e) => errors.push(format!("{}: {e}", rec.st.path.display())),
+            }
+        }
+        if saved > 0 {
+            if let Err(e) = self.store.sync_dir() {
+                errors.push(format!("syncing the state directory: {e}"));
+            }
+        }
+        report.counters.flushes += 1;
+        tracing::debug!(saved, "state flushed");
+        if let Some(first) = errors.first().cloned() {
+            let now = Instant::now();
+            self.dirty_since = Some(now);
+            self.retry_at = now + FLUSH_MAX_DELAY;
+            report.warn(
+                "state",
+                format!(
+                    "cannot persist the state of {} file(s) (first: {first}); retrying",
+                    errors.len()
+                ),
+            );
+        }
+    }
+
+    /// Sessions (files grouped by provider and session id) for status.
+    pub fn summary(&self) -> SessionSummary {
+        let mut sessions: BTreeMap<(&'static str, String), SessionStatus> = BTreeMap::new();
+        let mut ids: HashMap<&'static str, (HashSet<String>, usize)> = HashMap::new();
+        for ((provider, path), rec) in &self.files {
+            let v = rec.view();
+            let id = v.session_id.clone().unwrap_or_else(|| provider::stem(path));
+            let pp = ids.entry(provider).or_default();
+            pp.0.insert(id.clone());
+            pp.1 += 1;
+            let s = sessions
+                .entry((provider, id.clone()))
+                .or_insert_with(|| SessionStatus {
+                    id,
+                    provider: provider.to_string(),
+                    ..SessionStatus::default()
+                });
+            add_file(s, &v, rec.last_ingest_us, path);
+        }
+        let mut sessions: Vec<SessionStatus> = sessions.into_values().collect();
+        for s in &mut sessions {
+            s.files.sort();
+        }
+        sessions.sort_by(|a, b| {
+            b.last_activity
+                .cmp(&a.last_activity)
+                .then(b.last_ingest_unix_us.cmp(&a.last_ingest_unix_us))
+                .then(a.id.cmp(&b.id))
+        });
+        let total = sessions.len();
+        sessions.truncate(super::status::MAX_SESSIONS);
+        SessionSummary {
+            sessions,
+            total,
+            per_provider: ids
+                .into_iter()
+                .map(|(p, (ids, files))| (p, (ids.len(), files)))
+                .collect(),
+        }
+    }
+}
+
+/// Add one file's committed-plus-pending view to its session's row.
+fn add_file(s: &mut SessionStatus, v: &FileState, last_ingest_us: u64, path: &Path) {
+    s.events += v.events;
+    s.events_live += v.events_live;
+    s.commands_live += v.commands_live;
+    s.commands_historical += v.commands_historical;
+    s.skipped += v.skipped;
+    if s.title.is_empty() {
+        s.title = v.title.clone().unwrap_or_default();
+    }
+    if v.last_activity > s.last_activity {
+        s.last_activity = v.last_activity.clone();
+    }
+    s.last_ingest_unix_us = s.last_ingest_unix_us.max(last_ingest_us);
+    s.files.push(path.to_path_buf());
+    if v.quarantine.is_some() {
+        s.quarantined_files += 1;
+    }
+}

@@ -1,0 +1,278 @@
+//! Carrying out a command: the decision comes from [`crate::daemon::command::plan`];
+//! this applies its state, writes its audit records and performs its
+//! actions on the recordings.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::snapshot::{slice, Slice};
+use super::{Intent, Mark, Rec, Recorder, Snapshot, Stages};
+use crate::commands::Format;
+use crate::daemon::command::{self, CommandEvent, Plan, SessionKey};
+use crate::event::{Event, Payload};
+use crate::recording::{self, Action, At, Dest};
+use crate::render::markdown::{MarkdownRenderer, RenderState};
+
+impl Recorder {
+    /// One command event: decide it, then carry the plan out.
+    pub(super) fn command(
+        &mut self,
+        key: &SessionKey,
+        ev: &Event,
+        live: bool,
+        stages: &mut dyn Stages,
+    ) {
+        let Payload::KatoCommand {
+            raw,
+            line,
+            message_id,
+            ..
+        } = &ev.payload
+        else {
+            return;
+        };
+        let Some(sess) = self.sessions.get(key) else {
+            return;
+        };
+        let date = ev
+            .timestamp
+            .clone()
+            .unwrap_or_else(crate::audit::now_rfc3339);
+        let title = sess.meta.clone().finish().title;
+        let default_name =
+            recording::default_file_name(&date, key.provider.as_str(), &title, &key.session);
+        let default_dest = self.default_dir.join(default_name);
+        let policy = &self.policy;
+        let check = |p: &Path| policy.check(p.as_os_str()).map(|t| t.path);
+        let cmd = CommandEvent {
+            event_id: &ev.event_id,
+            raw,
+            at: At {
+                message_id: message_id.clone(),
+                line: *line,
+            },
+            live,
+        };
+        let plan = command::plan(key, &sess.data.commands, &cmd, &default_dest, &check);
+        self.carry_out(key, plan, stages);
+    }
+
+    /// Apply a plan: its command state, its audit records, then its actions.
+    pub(super) fn carry_out(&mut self, key: &SessionKey, plan: Plan, stages: &mut dyn Stages) {
+        let Plan {
+            audits,
+            state,
+            actions,
+        } = plan;
+        if let Some(sess) = self.sessions.get_mut(key) {
+            sess.data.commands = state;
+            sess.dirty = true;
+        }
+        for a in audits {
+            self.audit(a);
+        }
+        for a in actions {
+            self.act(key, a, stages);
+        }
+    }
+
+    fn ensure_rec(&mut self, key: &SessionKey, dest: &Dest, id: &str) {
+        let exists_on_disk = std::fs::symlink_metadata(&dest.path).map(|m| m.len()).ok();
+        let Some(sess) = self.sessions.get_mut(key) else {
+            return;
+        };
+        sess.data
+            .recordings
+            .entry(id.to_owned())
+            .or_insert_with(|| Rec {
+                id: id.to_owned(),
+                dest: dest.clone(),
+                created: exists_on_disk.is_none(),
+                active: false,
+                len: exists_on_disk.unwrap_or(0),
+                render: None,
+                marks: BTreeMap::new(),
+                intent: None,
+                snapshot: None,
+                paused: None,
+                events: 0,
+                redactions: BTreeMap::new(),
+            });
+        sess.dirty = true;
+    }
+
+    fn act(&mut self, key: &SessionKey, action: Action, stages: &mut dyn Stages) {
+        match action {
+            Action::Prepare { dest, recording_id } => {
+                self.ensure_rec(key, &dest, &recording_id);
+                self.prepare_header(key, &recording_id);
+                self.flush_pending(stages);
+            }
+            Action::Start {
+                dest,
+                recording_id,
+                from,
+            } => self.start(key, &dest, &recording_id, &from, stages),
+            Action::Stop { recording_id, .. } => self.stop(key, &recording_id, stages),
+            Action::Snapshot {
+                dest,
+                recording_id,
+                upto,
+            } => self.snapshot(key, &dest, &recording_id, upto, stages),
+        }
+    }
+
+    /// Append live events from `from` on: the rest of the command's
+    /// message first, then whatever follows.
+    fn start(
+        &mut self,
+        key: &SessionKey,
+        dest: &Dest,
+        recording_id: &str,
+        from: &At,
+        stages: &mut dyn Stages,
+    ) {
+        self.ensure_rec(key, dest, recording_id);
+        self.prepare_header(key, recording_id);
+        let first = self.slice_message(key, from, Slice::From);
+        let anchor = self
+            .sessions
+            .get(key)
+            .and_then(|s| s.last_message.as_ref())
+            .filter(|m| m.event_id == from.message_id)
+            .map(|m| {
+                (
+                    m.source.file.clone().unwrap_or_default(),
+                    m.source.offset,
+                    m.event_id.clone(),
+                )
+            });
+        if let Some(rec) = self
+            .sessions
+            .get_mut(key)
+            .and_then(|s| s.data.recordings.get_mut(recording_id))
+        {
+            rec.active = true;
+            rec.paused = None;
+            // Everything up to the command's message is covered
+            // (by the snapshot, or by not being part of the recording).
+            if let Some((tag, offset, id)) = anchor {
+                let mark = rec.marks.entry(tag).or_default();
+                if offset > mark.offset {
+                    *mark = Mark {
+                        offset,
+                        ids: vec![id],
+                    };
+                } else if offset == mark.offset && !mark.ids.contains(&id) {
+                    mark.ids.push(id);
+                }
+            }
+        }
+        if let Some(ev) = first {
+            self.record_event(key, recording_id, ev);
+        }
+        self.flush_pending(stages);
+    }
+
+    /// Stop appending; the writer is ended after it flushed.
+    fn stop(&mut self, key: &SessionKey, recording_id: &str, stages: &mut dyn Stages) {
+        self.flush_pending(stages);
+        if let Some(rec) = self
+            .sessions
+            .get_mut(key)
+            .and_then(|s| s.data.recordings.get_mut(recording_id))
+        {
+            rec.active = false;
+        }
+        if let Some(w) = self.writers.remove(recording_id) {
+            w.close();
+        }
+    }
+
+    /// Write the conversation up to `upto` from a replay of its file.
+    fn snapshot(
+        &mut self,
+        key: &SessionKey,
+        dest: &Dest,
+        recording_id: &str,
+        upto: At,
+        stages: &mut dyn Stages,
+    ) {
+        let export_only = !self
+            .sessions
+            .get(key)
+            .is_some_and(|s| s.data.commands.registry.contains_key(&dest.path));
+        self.ensure_rec(key, dest, recording_id);
+        let Some(sess) = self.sessions.get_mut(key) else {
+            return;
+        };
+        let mut meta = sess.meta.clone().finish();
+        meta.recording_ids = vec![recording_id.to_owned()];
+        if let Some(rec) = sess.data.recordings.get_mut(recording_id) {
+            rec.snapshot = Some(Snapshot {
+                upto,
+                base: rec.len,
+                planned: 0,
+                meta,
+                export_only,
+                render: None,
+                reached: false,
+            });
+            rec.render = None;
+        }
+        sess.dirty = true;
+        self.save_session(key);
+        self.start_replay(key, recording_id, stages);
+    }
+
+    /// For a new file, the frontmatter and title open the recording.
+    fn prepare_header(&mut self, key: &SessionKey, id: &str) {
+        let Some(sess) = self.sessions.get_mut(key) else {
+            return;
+        };
+        let mut meta = sess.meta.clone().finish();
+        let Some(rec) = sess.data.recordings.get_mut(id) else {
+            return;
+        };
+        if rec.render.is_some() || rec.snapshot.is_some() {
+            return;
+        }
+        if !rec.created || rec.len > 0 {
+            rec.render = Some(RenderState::appending());
+            return;
+        }
+        meta.recording_ids = vec![id.to_owned()];
+        let mut text = Vec::new();
+        let state = if rec.dest.format == Format::Markdown {
+            let mut r = MarkdownRenderer::new(&mut text, &self.markdown);
+            let _ = r.header(&meta);
+            let st = r.state().clone();
+            drop(r);
+            st
+        } else {
+            RenderState::default()
+        };
+        rec.render = Some(state);
+        let text = String::from_utf8(text).unwrap_or_default();
+        match &mut rec.intent {
+            Some(i) => i.text.push_str(&text),
+            None => {
+                rec.intent = Some(Intent {
+                    base: rec.len,
+                    text,
+                })
+            }
+        }
+        sess.dirty = true;
+    }
+
+    /// The part of the message holding a command: lines from the command
+    /// on (`From`), or up to and including it (`UpTo`).
+    fn slice_message(&self, key: &SessionKey, at: &At, how: Slice) -> Option<Event> {
+        let msg = self.sessions.get(key)?.last_message.as_ref()?;
+        if msg.event_id != at.message_id {
+            return None;
+        }
+        slice(msg, at.line, how)
+    }
+}
