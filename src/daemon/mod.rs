@@ -47,7 +47,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{Config, LogFormat};
 use crate::error::{exit, Error, Result};
-use crate::event::{Event, Payload};
+use crate::event::{Event, Payload, ProviderId};
 use crate::provider::{self, Provider};
 use crate::reader::{Cursor, FileIdentity, Limits, Reset};
 use crate::sandbox::{profiles, Domain};
@@ -171,7 +171,7 @@ pub(crate) struct Commit {
 /// Events of one file from the parse stage.
 #[derive(Debug)]
 pub(crate) struct Batch {
-    pub provider: &'static str,
+    pub provider: ProviderId,
     pub path: PathBuf,
     pub events: Vec<Event>,
     /// `events[..live_from]` are history (present when kato first saw the
@@ -190,34 +190,34 @@ pub(crate) struct Batch {
 pub(crate) enum ToOrch {
     Batch(Batch),
     Roots {
-        provider: &'static str,
+        provider: ProviderId,
         roots: Vec<RootStatus>,
     },
     Ready {
-        provider: &'static str,
+        provider: ProviderId,
     },
     Backlog {
-        provider: &'static str,
+        provider: ProviderId,
         files: usize,
     },
     Warning {
-        provider: &'static str,
+        provider: ProviderId,
         message: String,
     },
     Quarantine {
-        provider: &'static str,
+        provider: ProviderId,
         path: PathBuf,
         identity: Option<FileIdentity>,
         reason: String,
     },
     /// A file known from the state no longer exists under a present root.
     Gone {
-        provider: &'static str,
+        provider: ProviderId,
         path: PathBuf,
     },
     /// The stage thread ended (its last message).
     Exited {
-        provider: &'static str,
+        provider: ProviderId,
         error: Option<String>,
     },
     Signal(i32),
@@ -329,13 +329,8 @@ struct FileRec {
 }
 
 impl FileRec {
-    fn new(provider: &str, path: &Path) -> FileRec {
-        FileRec::from_state(FileState {
-            v: state::STATE_VERSION,
-            provider: provider.to_owned(),
-            path: path.to_path_buf(),
-            ..FileState::default()
-        })
+    fn new(provider: ProviderId, path: &Path) -> FileRec {
+        FileRec::from_state(FileState::new(provider, path.to_path_buf()))
     }
 
     fn from_state(st: FileState) -> FileRec {
@@ -405,8 +400,8 @@ struct Slot {
 }
 
 impl Slot {
-    fn name(&self) -> &'static str {
-        self.provider.id().as_str()
+    fn name(&self) -> ProviderId {
+        self.provider.id()
     }
 }
 
@@ -419,7 +414,7 @@ struct Daemon {
     cfg: Config,
     opts: RunOptions,
     store: Store,
-    files: HashMap<(&'static str, PathBuf), FileRec>,
+    files: HashMap<(ProviderId, PathBuf), FileRec>,
     slots: Vec<Slot>,
     tx: SyncSender<ToOrch>,
     rx: Receiver<ToOrch>,
@@ -484,13 +479,7 @@ impl record::Stages for Links<'_> {
         rx.recv().map_err(|_| crate::writer::WriteError::Gone)?
     }
 
-    fn replay(
-        &mut self,
-        provider: &'static str,
-        path: &Path,
-        key: record::ReplayKey,
-        upto: String,
-    ) {
+    fn replay(&mut self, provider: ProviderId, path: &Path, key: record::ReplayKey, upto: String) {
         if let Some(tx) = self
             .slots
             .iter()
@@ -680,10 +669,10 @@ impl Daemon {
             self.warn("state", msg);
         }
         for st in states {
-            let Some(p) = provider::by_name(&st.provider) else {
+            if self.cfg.registry.get(st.provider).is_none() {
                 continue;
-            };
-            let key = (p.id().as_str(), st.path.clone());
+            }
+            let key = (st.provider, st.path.clone());
             self.files.insert(key, FileRec::from_state(st));
         }
         tracing::info!(
@@ -720,7 +709,7 @@ impl Daemon {
             if !pc.enabled {
                 continue;
             }
-            let Some(p) = provider::by_name(pc.name) else {
+            let Some(p) = self.cfg.registry.get(pc.name) else {
                 continue;
             };
             self.slots.push(Slot {
@@ -867,7 +856,7 @@ impl Daemon {
                 if let Some(s) = self.slot_mut(provider) {
                     s.ready = true;
                 }
-                tracing::info!(provider, "stage ready");
+                tracing::info!(provider = %provider, "stage ready");
                 self.check_ready();
             }
             ToOrch::Backlog { provider, files } => {
@@ -876,7 +865,7 @@ impl Daemon {
                 }
                 self.status_dirty = true;
             }
-            ToOrch::Warning { provider, message } => self.warn(provider, message),
+            ToOrch::Warning { provider, message } => self.warn(provider.as_str(), message),
             ToOrch::Quarantine {
                 provider,
                 path,
@@ -896,7 +885,7 @@ impl Daemon {
                 rec.dirty = true;
                 self.dirty_since.get_or_insert_with(Instant::now);
                 self.warn(
-                    provider,
+                    provider.as_str(),
                     format!(
                         "{} is quarantined: {reason}; it is skipped until the file is replaced",
                         path.display()
@@ -947,7 +936,7 @@ impl Daemon {
         }
     }
 
-    fn slot_mut(&mut self, provider: &str) -> Option<&mut Slot> {
+    fn slot_mut(&mut self, provider: ProviderId) -> Option<&mut Slot> {
         self.slots.iter_mut().find(|s| s.name() == provider)
     }
 
@@ -1042,7 +1031,7 @@ impl Daemon {
                     stage: format!("parse:{}", b.provider),
                     event: "input.malformed".into(),
                     decision: "skip".into(),
-                    provider: Some(b.provider.to_owned()),
+                    provider: Some(b.provider.as_str().to_owned()),
                     target: Some(b.path.display().to_string()),
                     reason: Some("malformed records skipped; the rest of the file was read".into()),
                     detail: serde_json::json!({ "records": c.diagnostics }),
@@ -1117,7 +1106,7 @@ impl Daemon {
                 .any(|(n, c)| n.is_some() && n != c);
             if changed && confine::mode().is_some() {
                 tracing::info!(
-                    provider = s.name(),
+                    provider = %s.name(),
                     "a root appeared or was replaced: restarting the stage so its domain includes it"
                 );
                 s.respawn = true;
@@ -1154,7 +1143,7 @@ impl Daemon {
         }
         for problem in refused {
             let name = self.slots[i].name();
-            self.warn(name, problem);
+            self.warn(name.as_str(), problem);
         }
         self.slots[i].confined = confined;
         let slot = &self.slots[i];
@@ -1214,14 +1203,14 @@ impl Daemon {
                 slot.state = StageState::Backoff;
                 slot.restart_at = Some(Instant::now() + delay);
                 self.warn(
-                    name,
+                    name.as_str(),
                     format!("cannot start the {name} stage: {e}; retrying in {delay:?}"),
                 );
             }
         }
     }
 
-    fn stage_exited(&mut self, provider: &'static str, error: Option<String>) {
+    fn stage_exited(&mut self, provider: ProviderId, error: Option<String>) {
         // Events of an unfinished pass come again from the committed cursor.
         for ((p, _), rec) in self.files.iter_mut() {
             if *p == provider {
@@ -1256,7 +1245,7 @@ impl Daemon {
         slot.restart_at = Some(Instant::now() + delay);
         let why = error.unwrap_or_else(|| "it ended unexpectedly".into());
         self.warn(
-            provider,
+            provider.as_str(),
             format!(
                 "the {provider} stage failed: {why}; restarting in {} s (other providers keep running)",
                 delay.as_secs()
@@ -1333,21 +1322,17 @@ impl Daemon {
     }
 
     fn build_status(&self) -> Status {
-        let mut sessions: BTreeMap<(&'static str, String), SessionStatus> = BTreeMap::new();
-        let mut per_provider: HashMap<&'static str, (HashSet<String>, usize)> = HashMap::new();
+        let mut sessions: BTreeMap<(ProviderId, String), SessionStatus> = BTreeMap::new();
+        let mut per_provider: HashMap<ProviderId, (HashSet<String>, usize)> = HashMap::new();
         for ((provider, path), rec) in &self.files {
             let v = rec.view();
             let id = v.session_id.clone().unwrap_or_else(|| provider::stem(path));
-            let pp = per_provider.entry(provider).or_default();
+            let pp = per_provider.entry(*provider).or_default();
             pp.0.insert(id.clone());
             pp.1 += 1;
             let s = sessions
-                .entry((provider, id.clone()))
-                .or_insert_with(|| SessionStatus {
-                    id,
-                    provider: provider.to_string(),
-                    ..SessionStatus::default()
-                });
+                .entry((*provider, id.clone()))
+                .or_insert_with(|| SessionStatus::new(id, *provider));
             s.events += v.events;
             s.events_live += v.events_live;
             s.commands_live += v.commands_live;
@@ -1383,9 +1368,9 @@ impl Daemon {
             .iter()
             .map(|pc| {
                 let slot = self.slots.iter().find(|s| s.name() == pc.name);
-                let counts = per_provider.get(pc.name);
+                let counts = per_provider.get(&pc.name);
                 ProviderStatus {
-                    name: pc.name.to_owned(),
+                    name: pc.name,
                     enabled: pc.enabled,
                     stage: slot.map_or("disabled", |s| s.state.as_str()).to_owned(),
                     ready: slot.is_some_and(|s| s.ready),

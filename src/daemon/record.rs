@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{AuditLog, Entry};
 use crate::commands::{self, Format};
 use crate::config::{Config, MarkdownOptions};
-use crate::event::{Event, Payload};
+use crate::event::{Event, Payload, ProviderId};
 use crate::policy::{Policy, Target};
 use crate::recording::{self, Action, At, Ctx, Dest, Outcome, SessionState};
 use crate::redact::{RedactionStats, Redactor};
@@ -46,7 +46,7 @@ pub(crate) trait Stages {
     fn writer(&mut self, target: Target) -> Result<WriterHandle, WriteError>;
     /// Ask the parse stage of `provider` to send the events of `path` again
     /// (as [`super::ToOrch::Replayed`]) up to the message `upto`.
-    fn replay(&mut self, provider: &'static str, path: &Path, key: ReplayKey, upto: String);
+    fn replay(&mut self, provider: ProviderId, path: &Path, key: ReplayKey, upto: String);
 }
 
 /// Which snapshot a replay feeds.
@@ -907,8 +907,7 @@ impl Recorder {
         snap.reached = false;
         let upto = snap.upto.message_id.clone();
         sess.queued.entry(id.to_owned()).or_default();
-        let provider = crate::provider::by_name(&key.0).map(|p| p.id().as_str());
-        if let Some(provider) = provider {
+        if let Ok(provider) = key.0.parse::<ProviderId>() {
             stages.replay(
                 provider,
                 &path,
@@ -1176,7 +1175,7 @@ mod tests {
 
     fn msg(text: &str) -> Event {
         Event::new(
-            ProviderId("claude"),
+            ProviderId::Claude,
             "s",
             "m1",
             Source {

@@ -12,7 +12,9 @@ use notify::EventKind;
 use super::watch::{Stage, Watch};
 use super::*;
 use crate::event::{raw_from_str, Event, Payload, ProviderId, Source};
-use crate::provider::{stem, FileCtx, Layout, Malformed, Provider, RecordParser};
+use crate::provider::{
+    stem, ConfigSection, FileCtx, Malformed, Provider, RecordParser, Sniff, SourceKind,
+};
 
 /// Records every watch the stage adds.
 #[derive(Clone, Default)]
@@ -35,13 +37,22 @@ static LINES: Lines = Lines;
 
 impl Provider for Lines {
     fn id(&self) -> ProviderId {
-        ProviderId("claude")
+        ProviderId::Claude
     }
     fn default_roots(&self, _: &Path) -> Vec<PathBuf> {
         Vec::new()
     }
-    fn layout(&self) -> Layout {
-        Layout::Jsonl
+    fn source_kind(&self) -> SourceKind {
+        SourceKind::Jsonl
+    }
+    fn sniff(&self, _: &[u8]) -> Sniff {
+        Sniff::No
+    }
+    fn config_section(&self) -> ConfigSection {
+        ConfigSection {
+            description: "test lines",
+            env_override: None,
+        }
     }
     fn classify(&self, rel: &Path) -> Option<FileCtx> {
         Some(FileCtx {
@@ -453,7 +464,7 @@ fn uncommitted_events_are_not_persisted_and_come_again() {
     let path = PathBuf::from("/r/s.jsonl");
     let ev = |n: u64| {
         Event::new(
-            ProviderId("claude"),
+            ProviderId::Claude,
             "s",
             format!("s:{n}"),
             Source {
@@ -468,7 +479,7 @@ fn uncommitted_events_are_not_persisted_and_come_again() {
     };
     let batch = |events: Vec<Event>, commit: Option<u64>| {
         ToOrch::Batch(Batch {
-            provider: "claude",
+            provider: ProviderId::Claude,
             path: path.clone(),
             live_from: 0,
             replay: false,
@@ -499,7 +510,7 @@ fn uncommitted_events_are_not_persisted_and_come_again() {
     );
     // A stage that dies mid-pass: its pending events are dropped, to come again.
     d.handle(ToOrch::Exited {
-        provider: "claude",
+        provider: ProviderId::Claude,
         error: Some("test".into()),
     });
     assert_eq!(session(&d.build_status(), "s").events, 2);
@@ -517,7 +528,7 @@ fn backoff_doubles_up_to_a_minute() {
 fn a_failed_stage_is_restarted_with_backoff_and_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let mut d = test_daemon(&tmp.path().join("state"));
-    let p = provider::by_name("codex").unwrap();
+    let p = provider::registry().get(ProviderId::Codex).unwrap();
     d.slots.push(Slot {
         provider: p,
         roots: Vec::new(),
@@ -538,7 +549,7 @@ fn a_failed_stage_is_restarted_with_backoff_and_reported() {
     d.phase = "running";
     let t0 = Instant::now();
     d.handle(ToOrch::Exited {
-        provider: "codex",
+        provider: ProviderId::Codex,
         error: Some("cannot start inotify: boom".into()),
     });
     let s = &d.slots[0];
@@ -548,7 +559,7 @@ fn a_failed_stage_is_restarted_with_backoff_and_reported() {
     assert!(first <= Duration::from_millis(1100), "{first:?}");
     d.slots[0].started = Instant::now();
     d.handle(ToOrch::Exited {
-        provider: "codex",
+        provider: ProviderId::Codex,
         error: None,
     });
     let second = d.slots[0].restart_at.unwrap() - t0;
@@ -557,7 +568,11 @@ fn a_failed_stage_is_restarted_with_backoff_and_reported() {
         "backoff did not grow: {second:?}"
     );
     let status = d.build_status();
-    let codex = status.providers.iter().find(|p| p.name == "codex").unwrap();
+    let codex = status
+        .providers
+        .iter()
+        .find(|p| p.name == ProviderId::Codex)
+        .unwrap();
     assert_eq!((codex.stage.as_str(), codex.restarts), ("restarting", 2));
     assert!(status.warnings.iter().any(|w| w
         .message
@@ -565,7 +580,7 @@ fn a_failed_stage_is_restarted_with_backoff_and_reported() {
     // During shutdown an exit is final, not restarted.
     d.phase = "stopping";
     d.handle(ToOrch::Exited {
-        provider: "codex",
+        provider: ProviderId::Codex,
         error: None,
     });
     assert_eq!(d.slots[0].state, StageState::Stopped);
