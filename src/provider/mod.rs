@@ -45,6 +45,12 @@ pub fn registry() -> Registry {
     Registry::new(&REGISTERED)
 }
 
+/// Look a provider up by name in the global registry: for the edges
+/// (tests, fuzz targets, benches). Library code takes a [`Registry`].
+pub fn by_name(name: &str) -> Option<&'static dyn Provider> {
+    registry().by_name(name)
+}
+
 /// A set of providers, in display order. A value, so that code which
 /// enumerates providers can be run with another set (tests).
 #[derive(Clone, Copy)]
@@ -87,6 +93,16 @@ impl Registry {
             }
         }
         best.map(|(_, p)| p)
+    }
+}
+
+/// Iterates like the slice it holds (`for p in registry()`).
+impl IntoIterator for Registry {
+    type Item = &'static &'static dyn Provider;
+    type IntoIter = std::slice::Iter<'static, &'static dyn Provider>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.providers.iter()
     }
 }
 

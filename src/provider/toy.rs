@@ -152,7 +152,10 @@ fn a_toy_provider_needs_no_change_elsewhere() {
     let cfg = config(&root);
 
     // Config: its section is read, the global registry's names are not known.
-    assert_eq!(cfg.provider(ProviderId::Toy).unwrap().roots, [root.clone()]);
+    assert_eq!(
+        cfg.provider(ProviderId::Toy).unwrap().roots,
+        std::slice::from_ref(&root)
+    );
     assert!(!cfg.provider(ProviderId::Claude).unwrap().enabled);
     let e = Config::from_toml_with(registry(), "[providers.codex]\n", None, &Env::default())
         .unwrap_err()
