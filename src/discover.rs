@@ -268,6 +268,11 @@ mod tests {
                 "{\n  \"sessionId\": \"x\",\n  \"messages\": []\n}",
                 "gemini",
             ),
+            // One line with `messages`: Gemini's, though a `sessionId`
+            // alone would be Claude's.
+            (r#"{"sessionId":"x","messages":[]}"#, "gemini"),
+            (r#"{"sessionId":"x","cwd":"/"}"#, "claude"),
+            (r#"{"type":"user","uuid":"u"}"#, "claude"),
         ];
         let sniff = |head: &[u8]| {
             crate::provider::registry()
