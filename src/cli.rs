@@ -350,7 +350,7 @@ fn config_init(path: PathBuf, force: bool) -> Result<i32> {
         std::fs::create_dir_all(parent)
             .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
     }
-    std::fs::write(&path, config::TEMPLATE)
+    std::fs::write(&path, config::template(crate::provider::registry()))
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     println!("wrote {}", path.display());
     Ok(exit::OK)
@@ -358,9 +358,9 @@ fn config_init(path: PathBuf, force: bool) -> Result<i32> {
 
 /// One row of `kato sessions`.
 #[derive(Debug, Serialize)]
-struct SessionRow {
+pub struct SessionRow {
     id: String,
-    provider: &'static str,
+    provider: crate::event::ProviderId,
     path: Option<PathBuf>,
     files: usize,
     title: String,
@@ -371,6 +371,33 @@ struct SessionRow {
 }
 
 fn sessions(cfg: &Config, json: bool) -> Result<i32> {
+    let rows = session_rows(cfg)?;
+    let mut out = io::stdout().lock();
+    let r = if json {
+        serde_json::to_writer_pretty(&mut out, &rows)
+            .map_err(io::Error::from)
+            .and_then(|()| writeln!(out))
+    } else if rows.is_empty() {
+        writeln!(
+            out,
+            "no sessions found under the configured roots ({}); see `kato config validate`",
+            cfg.providers
+                .iter()
+                .filter(|p| p.enabled)
+                .flat_map(|p| p.roots.iter().map(|r| r.display().to_string()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        print_table(&mut out, &rows)
+    };
+    r.map_err(|e| Error::io("writing to stdout", e))?;
+    Ok(exit::OK)
+}
+
+/// The rows of `kato sessions`, newest first: every session under the
+/// roots of the config's providers.
+pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
     let limits = export::limits(cfg);
     let redactor = crate::redact::Redactor::new(&cfg.redaction).map_err(|e| Error::Config {
         path: cfg.source.clone().unwrap_or_default(),
@@ -410,27 +437,7 @@ fn sessions(cfg: &Config, json: bool) -> Result<i32> {
         });
     }
     rows.sort_by(|a, b| b.last_activity.cmp(&a.last_activity).then(a.id.cmp(&b.id)));
-    let mut out = io::stdout().lock();
-    let r = if json {
-        serde_json::to_writer_pretty(&mut out, &rows)
-            .map_err(io::Error::from)
-            .and_then(|()| writeln!(out))
-    } else if rows.is_empty() {
-        writeln!(
-            out,
-            "no sessions found under the configured roots ({}); see `kato config validate`",
-            cfg.providers
-                .iter()
-                .filter(|p| p.enabled)
-                .flat_map(|p| p.roots.iter().map(|r| r.display().to_string()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    } else {
-        print_table(&mut out, &rows)
-    };
-    r.map_err(|e| Error::io("writing to stdout", e))?;
-    Ok(exit::OK)
+    Ok(rows)
 }
 
 fn print_table(out: &mut dyn Write, rows: &[SessionRow]) -> io::Result<()> {
@@ -444,7 +451,7 @@ fn print_table(out: &mut dyn Write, rows: &[SessionRow]) -> io::Result<()> {
             out,
             "{:<36}  {:<7}  {:>7}  {:<20}  {}",
             r.id,
-            r.provider,
+            r.provider.as_str(),
             r.events,
             r.last_activity
                 .as_deref()

@@ -407,7 +407,7 @@ mod tests {
 
         fn ev(payload: Payload, subagent: bool) -> Event {
             let mut e = Event::new(
-                ProviderId("claude"),
+                ProviderId::Claude,
                 "s",
                 "m",
                 Source {

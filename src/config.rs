@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::provider;
+use crate::event::ProviderId;
+use crate::provider::{self, Registry};
 use crate::reader::DEFAULT_LINE_CAP;
 
 /// The raw file shape. `deny_unknown_fields` everywhere: a typo is an error.
@@ -132,7 +133,7 @@ pub const DEFAULT_RESCAN_SECS: u64 = 300;
 /// One provider's resolved settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProviderConfig {
-    pub name: &'static str,
+    pub name: ProviderId,
     pub enabled: bool,
     pub roots: Vec<PathBuf>,
 }
@@ -142,6 +143,11 @@ pub struct ProviderConfig {
 pub struct Config {
     /// The file it came from, if any.
     pub source: Option<PathBuf>,
+    /// The providers this configuration was resolved against: what every
+    /// command that enumerates or looks up providers uses.
+    #[serde(skip)]
+    pub registry: Registry,
+    /// One entry per provider of `registry`, in its order.
     pub providers: Vec<ProviderConfig>,
     pub allowed_roots: Vec<PathBuf>,
     pub default_dir: PathBuf,
@@ -283,7 +289,7 @@ impl Config {
         match std::fs::read_to_string(&path) {
             Ok(text) => Config::from_toml(&text, Some(&path), env),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-                Config::resolve(File::default(), None, env)
+                Config::resolve(provider::registry(), File::default(), None, env)
             }
             Err(e) => Err(Error::Config {
                 path,
@@ -294,36 +300,43 @@ impl Config {
         }
     }
 
+    /// Resolve `text` against the registered providers.
     pub fn from_toml(text: &str, path: Option<&Path>, env: &Env) -> Result<Config> {
+        Config::from_toml_with(provider::registry(), text, path, env)
+    }
+
+    /// Resolve `text` against the providers of `registry`.
+    pub fn from_toml_with(
+        registry: Registry,
+        text: &str,
+        path: Option<&Path>,
+        env: &Env,
+    ) -> Result<Config> {
         let origin = path.unwrap_or(Path::new("<built-in>"));
         let file: File = toml::from_str(text).map_err(|e| Error::Config {
             path: origin.to_path_buf(),
             message: e.to_string().trim_end().to_owned(),
         })?;
-        Config::resolve(file, path, env)
+        Config::resolve(registry, file, path, env)
     }
 
-    fn resolve(file: File, path: Option<&Path>, env: &Env) -> Result<Config> {
+    fn resolve(registry: Registry, file: File, path: Option<&Path>, env: &Env) -> Result<Config> {
         let origin = path.unwrap_or(Path::new("<built-in>")).to_path_buf();
         let cfg_err = |message: String| Error::Config {
             path: origin.clone(),
             message,
         };
         for name in file.providers.keys() {
-            if provider::by_name(name).is_none() {
-                let known: Vec<_> = provider::registry()
-                    .iter()
-                    .map(|p| p.id().as_str())
-                    .collect();
+            if registry.by_name(name).is_none() {
                 return Err(cfg_err(format!(
                     "unknown provider `providers.{name}`; known providers: {}",
-                    known.join(", ")
+                    registry.names()
                 )));
             }
         }
         let home = env.home();
         let mut providers = Vec::new();
-        for p in provider::registry() {
+        for p in registry.iter() {
             let name = p.id().as_str();
             let f = file.providers.get(name).cloned().unwrap_or_default();
             let roots = match f.roots {
@@ -334,7 +347,7 @@ impl Config {
                 None => p.default_roots(&home),
             };
             providers.push(ProviderConfig {
-                name,
+                name: p.id(),
                 enabled: f.enabled.unwrap_or(true),
                 roots,
             });
@@ -378,6 +391,7 @@ impl Config {
         crate::redact::Redactor::new(&file.redaction).map_err(|e| cfg_err(e.to_string()))?;
         Ok(Config {
             source: path.map(Path::to_path_buf),
+            registry,
             providers,
             allowed_roots,
             default_dir,
@@ -395,28 +409,50 @@ impl Config {
     }
 
     /// Settings of one provider.
-    pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
-        self.providers.iter().find(|p| p.name == name)
+    pub fn provider(&self, id: ProviderId) -> Option<&ProviderConfig> {
+        self.providers.iter().find(|p| p.name == id)
     }
 }
 
-/// The commented file written by `kato config init`.
-pub const TEMPLATE: &str = r#"# kato configuration. Every key is optional; the values shown are the defaults.
+/// The commented file written by `kato config init`: one section per
+/// provider of `registry` (from [`provider::Provider::config_section`]),
+/// then the rest.
+pub fn template(registry: Registry) -> String {
+    let mut out = String::from(TEMPLATE_HEAD);
+    for (i, p) in registry.iter().enumerate() {
+        if i > 0 {
+            out.push_str("#\n");
+        }
+        let section = p.config_section();
+        let name = p.id().as_str();
+        let roots: Vec<String> = p
+            .default_roots(Path::new("~"))
+            .iter()
+            .map(|r| format!("{:?}", r.display().to_string()))
+            .collect();
+        out.push_str(&format!(
+            "# [providers.{name}]\n# {}\n",
+            section.description
+        ));
+        if let Some(var) = section.env_override {
+            out.push_str(&format!("# (the agent's ${var} moves these roots)\n"));
+        }
+        out.push_str(&format!(
+            "# enabled = true\n# roots = [{}]\n",
+            roots.join(", ")
+        ));
+    }
+    out.push('\n');
+    out.push_str(TEMPLATE_TAIL);
+    out
+}
+
+const TEMPLATE_HEAD: &str = r#"# kato configuration. Every key is optional; the values shown are the defaults.
 # Unknown keys are errors. Paths must be absolute or start with `~/`.
 
-# [providers.claude]
-# enabled = true
-# roots = ["~/.claude/projects"]
-#
-# [providers.codex]
-# enabled = true
-# roots = ["~/.codex/sessions", "~/.codex/archived_sessions"]
-#
-# [providers.gemini]
-# enabled = true
-# roots = ["~/.gemini/tmp"]
+"#;
 
-[exports]
+const TEMPLATE_TAIL: &str = r#"[exports]
 # Paths typed in chat (`::capture /path`) must lie under one of these.
 # allowed_roots = ["~/kato-exports"]
 # Where `::record` / `::capture` without a path write.
@@ -472,7 +508,7 @@ mod tests {
     fn defaults_without_a_file() {
         let c = Config::from_toml("", None, &env()).unwrap();
         assert_eq!(
-            c.provider("claude").unwrap().roots,
+            c.provider(ProviderId::Claude).unwrap().roots,
             [PathBuf::from("/home/u/.claude/projects")]
         );
         assert_eq!(c.sandbox_mode, SandboxMode::Enforce);
@@ -482,8 +518,21 @@ mod tests {
     }
 
     #[test]
-    fn template_is_valid() {
-        Config::from_toml(TEMPLATE, None, &env()).unwrap();
+    fn template_is_valid_and_lists_every_provider() {
+        let text = template(provider::registry());
+        Config::from_toml(&text, None, &env()).unwrap();
+        for p in provider::registry().iter() {
+            let section = format!(
+                "# [providers.{}]\n# {}\n",
+                p.id(),
+                p.config_section().description
+            );
+            assert!(text.contains(&section), "{text}");
+        }
+        assert!(
+            text.contains("# roots = [\"~/.codex/sessions\", \"~/.codex/archived_sessions\"]\n"),
+            "{text}"
+        );
     }
 
     #[test]

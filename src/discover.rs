@@ -12,8 +12,8 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
-use crate::event::Event;
-use crate::provider::{self, FileCtx, Layout, Provider};
+use crate::event::{Event, ProviderId};
+use crate::provider::{FileCtx, Provider, SourceKind};
 use crate::reader::{self, Limits, Tail};
 
 /// Deepest directory level searched below a root.
@@ -86,12 +86,13 @@ pub struct WalkProblem {
     pub error: io::Error,
 }
 
-/// Walk every enabled provider's roots.
+/// Walk every enabled provider's roots (the providers of the config's
+/// registry).
 pub fn walk_config(config: &Config) -> (Vec<Found>, Vec<WalkProblem>) {
     let mut found = Vec::new();
     let mut problems = Vec::new();
     for pc in config.providers.iter().filter(|p| p.enabled) {
-        let Some(p) = provider::by_name(pc.name) else {
+        let Some(p) = config.registry.get(pc.name) else {
             continue;
         };
         for root in &pc.roots {
@@ -143,10 +144,11 @@ pub fn identify(found: &Found, limits: Limits) -> String {
             first = Some(ev.session_id);
         }
     };
-    let head = match found.provider.layout() {
-        // Documents must be read whole; JSONL heads are enough.
-        Layout::Document => None,
-        Layout::Jsonl => Some(1 << 20),
+    let head = match found.provider.source_kind() {
+        // Documents must be read whole; JSONL heads are enough. The reader
+        // refuses the kinds it cannot read yet: the hint is kept.
+        SourceKind::Document | SourceKind::DirectoryStore | SourceKind::Database => None,
+        SourceKind::Jsonl => Some(1 << 20),
     };
     let result = match head {
         None => reader::read_path(&found.path, found.provider, limits, &mut take).map(|_| ()),
@@ -175,7 +177,7 @@ pub fn identify(found: &Found, limits: Limits) -> String {
 /// Files of one session: main transcripts first, then subagent files.
 #[derive(Debug, Clone)]
 pub struct SessionFiles {
-    pub provider: &'static str,
+    pub provider: ProviderId,
     pub session_id: String,
     pub files: Vec<Found>,
 }
@@ -193,12 +195,10 @@ impl SessionFiles {
 
 /// Group found files into sessions by (provider, session id).
 pub fn group(found: Vec<Found>, limits: Limits) -> Vec<SessionFiles> {
-    let mut map: BTreeMap<(&'static str, String), Vec<Found>> = BTreeMap::new();
+    let mut map: BTreeMap<(ProviderId, String), Vec<Found>> = BTreeMap::new();
     for f in found {
         let id = identify(&f, limits);
-        map.entry((f.provider.id().as_str(), id))
-            .or_default()
-            .push(f);
+        map.entry((f.provider.id(), id)).or_default().push(f);
     }
     map.into_iter()
         .map(|((provider, session_id), mut files)| {
@@ -222,64 +222,18 @@ pub fn provider_for_path(config: &Config, path: &Path) -> Option<&'static dyn Pr
         for root in &pc.roots {
             if let Ok(r) = fs::canonicalize(root) {
                 if canon.starts_with(&r) {
-                    return provider::by_name(pc.name);
+                    return config.registry.get(pc.name);
                 }
             }
         }
     }
-    sniff(path)
-}
-
-/// Recognise a session file by its first record.
-fn sniff(path: &Path) -> Option<&'static dyn Provider> {
     let mut head = Vec::new();
     fs::File::open(path)
         .ok()?
         .take(1 << 20)
         .read_to_end(&mut head)
         .ok()?;
-    provider::by_name(sniff_bytes(&head)?)
-}
-
-/// The provider whose format `head` (the start of a file) looks like.
-fn sniff_bytes(head: &[u8]) -> Option<&'static str> {
-    let text = String::from_utf8_lossy(head);
-    let first_line = text.lines().next().unwrap_or_default();
-    // A pretty-printed document is Gemini's chat format.
-    if first_line.trim() == "{" {
-        return Some("gemini");
-    }
-    let v: serde_json::Value = serde_json::from_str(first_line).ok()?;
-    let obj = v.as_object()?;
-    let has = |k: &str| obj.contains_key(k);
-    if has("messages") && has("sessionId") {
-        return Some("gemini");
-    }
-    if has("payload") || has("record_type") || (has("instructions") && has("id")) {
-        return Some("codex");
-    }
-    const CLAUDE_TYPES: [&str; 12] = [
-        "user",
-        "assistant",
-        "system",
-        "summary",
-        "file-history-snapshot",
-        "progress",
-        "queue-operation",
-        "attachment",
-        "last-prompt",
-        "ai-title",
-        "permission-mode",
-        "agent-name",
-    ];
-    let claude_type = obj
-        .get("type")
-        .and_then(|t| t.as_str())
-        .is_some_and(|t| CLAUDE_TYPES.contains(&t));
-    if claude_type || has("sessionId") || has("leafUuid") {
-        return Some("claude");
-    }
-    None
+    config.registry.sniff(&head)
 }
 
 #[cfg(test)]
@@ -314,12 +268,22 @@ mod tests {
                 "{\n  \"sessionId\": \"x\",\n  \"messages\": []\n}",
                 "gemini",
             ),
+            // One line with `messages`: Gemini's, though a `sessionId`
+            // alone would be Claude's.
+            (r#"{"sessionId":"x","messages":[]}"#, "gemini"),
+            (r#"{"sessionId":"x","cwd":"/"}"#, "claude"),
+            (r#"{"type":"user","uuid":"u"}"#, "claude"),
         ];
+        let sniff = |head: &[u8]| {
+            crate::provider::registry()
+                .sniff(head)
+                .map(|p| p.id().as_str())
+        };
         for (head, want) in cases {
-            assert_eq!(sniff_bytes(head.as_bytes()), Some(want), "{head}");
+            assert_eq!(sniff(head.as_bytes()), Some(want), "{head}");
         }
-        assert_eq!(sniff_bytes(b"hello"), None);
-        assert_eq!(sniff_bytes(br#"{"a":1}"#), None);
+        assert_eq!(sniff(b"hello"), None);
+        assert_eq!(sniff(br#"{"a":1}"#), None);
     }
 
     #[test]
@@ -333,7 +297,7 @@ mod tests {
         fs::write(outside.join(B), "{}\n").unwrap();
         std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
         std::os::unix::fs::symlink(outside.join(B), root.join("p").join(C)).unwrap();
-        let p = provider::by_name("claude").unwrap();
+        let p = crate::provider::registry().get(ProviderId::Claude).unwrap();
         let mut found = Vec::new();
         let mut problems = Vec::new();
         walk_root(p, &root, &mut found, &mut problems);

@@ -12,31 +12,92 @@ use serde_json::value::RawValue;
 /// Version of the JSONL event schema. Bump on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Which agent wrote the session: the name of a registered provider
-/// (see [`crate::provider::registry`]). A plain name rather than an enum so
-/// that adding a provider touches only its own module and one registry line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct ProviderId(pub &'static str);
+/// Declares [`ProviderId`] from one list: variant, serde name, doc line.
+/// The list is the one place a provider's id is spelled; the registry
+/// ([`crate::provider::registry`]) must then hold one provider per entry
+/// (its array length is [`ProviderId::ALL`]'s, checked by the compiler).
+macro_rules! provider_ids {
+    ($($variant:ident => $name:literal, $doc:literal;)+) => {
+        /// Which agent wrote the session: a closed set, matched exhaustively,
+        /// so adding a provider shows every place to touch. Serialized as its
+        /// lowercase name (`claude`, `codex`, `gemini`).
+        ///
+        /// This module is a leaf: it knows the names, not the providers
+        /// (see [`crate::provider`] for how an id maps to its [`Provider`]
+        /// implementation).
+        ///
+        /// `Toy` exists only in unit tests: `Provider::id` returns a
+        /// `ProviderId`, so a test provider needs a variant of its own to
+        /// show that a registry holding it works without other changes; it
+        /// is in no registry but the tests' own and not in [`ProviderId::ALL`].
+        ///
+        /// [`Provider`]: crate::provider::Provider
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum ProviderId {
+            $(#[doc = $doc] $variant,)+
+            #[cfg(test)]
+            Toy,
+        }
 
-impl ProviderId {
-    pub fn as_str(self) -> &'static str {
-        self.0
+        impl ProviderId {
+            /// Every real provider id, in display order.
+            pub const ALL: &'static [ProviderId] = &[$(ProviderId::$variant),+];
+
+            /// The lowercase name: config section, serde name, thread name.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ProviderId::$variant => $name,)+
+                    #[cfg(test)]
+                    ProviderId::Toy => "toy",
+                }
+            }
+        }
+    };
+}
+
+provider_ids! {
+    Claude => "claude", "Claude Code (`~/.claude/projects`).";
+    Codex => "codex", "OpenAI Codex CLI (`~/.codex/sessions`).";
+    Gemini => "gemini", "Gemini CLI (`~/.gemini/tmp`).";
+}
+
+/// A name that is not a provider id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown provider `{0}`")]
+pub struct UnknownProvider(pub String);
+
+impl std::str::FromStr for ProviderId {
+    type Err = UnknownProvider;
+
+    fn from_str(name: &str) -> Result<ProviderId, UnknownProvider> {
+        #[cfg(test)]
+        if name == ProviderId::Toy.as_str() {
+            return Ok(ProviderId::Toy);
+        }
+        ProviderId::ALL
+            .iter()
+            .copied()
+            .find(|p| p.as_str() == name)
+            .ok_or_else(|| UnknownProvider(name.to_owned()))
+    }
+}
+
+impl Serialize for ProviderId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
 impl<'de> Deserialize<'de> for ProviderId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
-        crate::provider::by_name(&name)
-            .map(|p| p.id())
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown provider `{name}`")))
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 
 impl std::fmt::Display for ProviderId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
+        f.pad(self.as_str())
     }
 }
 
@@ -453,7 +514,7 @@ mod tests {
 
     fn sample() -> Event {
         Event {
-            provider: ProviderId("claude"),
+            provider: ProviderId::Claude,
             session_id: "s1".into(),
             event_id: "u1".into(),
             timestamp: Some("2026-01-01T00:00:00.000Z".into()),

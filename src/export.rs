@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::config::{Config, MarkdownOptions};
 use crate::discover::{self, Found, SessionFiles};
 use crate::error::{Error, Result};
-use crate::event::Event;
+use crate::event::{Event, ProviderId};
 use crate::reader::{self, DiagKind, Limits};
 use crate::redact::{RedactionStats, Redactor};
 
@@ -85,8 +85,9 @@ fn resolve_path(config: &Config, path: &Path) -> Result<SessionFiles> {
     }
     let provider = discover::provider_for_path(config, path).ok_or_else(|| {
         Error::Usage(format!(
-            "{}: not a Claude Code, Codex or Gemini session file (or its format is not recognised)",
-            path.display()
+            "{}: not a session file of a known provider ({}), or its format is not recognised",
+            path.display(),
+            config.registry.names()
         ))
     })?;
     let found = Found {
@@ -96,7 +97,7 @@ fn resolve_path(config: &Config, path: &Path) -> Result<SessionFiles> {
     };
     let session_id = discover::identify(&found, limits(config));
     Ok(SessionFiles {
-        provider: provider.id().as_str(),
+        provider: provider.id(),
         session_id,
         files: vec![found],
     })
@@ -188,7 +189,7 @@ fn id_hash(id: &str) -> u64 {
 /// What an export did (the `--json` summary).
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
-    pub provider: &'static str,
+    pub provider: ProviderId,
     pub session_id: String,
     pub files: Vec<PathBuf>,
     pub format: ExportFormat,
@@ -257,8 +258,8 @@ fn finish_meta(
     let mut meta = collector.finish();
     // The session's identity is the resolved one, whatever the first record said.
     meta.session_id = session.session_id.clone();
-    meta.provider = session.provider.to_owned();
-    meta.id = crate::render::session_key(session.provider, &session.session_id);
+    meta.provider = session.provider.as_str().to_owned();
+    meta.id = crate::render::session_key(session.provider.as_str(), &session.session_id);
     meta
 }
 
@@ -789,7 +790,7 @@ mod tests {
 
     fn event(n: u64, payload: Payload) -> Event {
         let mut ev = Event::new(
-            ProviderId("claude"),
+            ProviderId::Claude,
             "s1",
             format!("f:{n}"),
             Source {
@@ -844,7 +845,7 @@ mod tests {
 
     fn session() -> SessionFiles {
         SessionFiles {
-            provider: "claude",
+            provider: ProviderId::Claude,
             session_id: "s1".into(),
             files: Vec::new(),
         }

@@ -14,7 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
-use crate::provider::{FileCtx, Layout, Malformed, Provider, RecordParser};
+use crate::provider::{FileCtx, Malformed, Provider, RecordParser, SourceKind, Unsupported};
 
 /// Default cap on one line (and on one whole document): 64 MiB.
 pub const DEFAULT_LINE_CAP: usize = 64 << 20;
@@ -186,8 +186,8 @@ pub fn read_increment(
         commands.into_iter().for_each(&mut *out);
     };
     let mut diagnostics = Vec::new();
-    let end = match provider.layout() {
-        Layout::Jsonl => {
+    let end = match provider.source_kind() {
+        SourceKind::Jsonl => {
             file.seek(SeekFrom::Start(start))?;
             feed_lines(
                 file,
@@ -199,7 +199,7 @@ pub fn read_increment(
                 &mut diagnostics,
             )?
         }
-        Layout::Document => {
+        SourceKind::Document => {
             file.seek(SeekFrom::Start(0))?;
             feed_document(
                 file,
@@ -209,6 +209,13 @@ pub fn read_increment(
                 &mut counting,
                 &mut diagnostics,
             )?
+        }
+        kind @ (SourceKind::DirectoryStore | SourceKind::Database) => {
+            return Err(Unsupported {
+                provider: provider.id(),
+                kind,
+            }
+            .into());
         }
     };
     if tail == Tail::Final {
@@ -420,7 +427,7 @@ mod tests {
             let v: &serde_json::value::RawValue =
                 serde_json::from_slice(bytes).map_err(|e| Malformed::from_json_error(bytes, &e))?;
             out(Event {
-                provider: ProviderId("claude"),
+                provider: ProviderId::Claude,
                 session_id: "s".into(),
                 event_id: offset.to_string(),
                 timestamp: None,

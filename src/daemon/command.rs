@@ -224,7 +224,7 @@ mod tests {
     use crate::recording::Dest;
 
     fn key() -> SessionKey {
-        SessionKey::new(ProviderId("claude"), "s1")
+        SessionKey::new(ProviderId::Claude, "s1")
     }
 
     /// The fake policy: everything under `/exp` is allowed.

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::event::{Event, Payload};
+use crate::event::{Event, Payload, ProviderId};
 use crate::provider;
 use crate::reader::FileIdentity;
 
 use super::report::Report;
-use super::state::{self, fingerprint, FileState, Quarantine, Store};
+use super::state::{fingerprint, FileState, Quarantine, Store};
 use super::status::{now_us, rfc3339, snippet, SessionStatus};
 use super::{Batch, Known};
 
@@ -29,7 +29,7 @@ const FLUSH_QUIET: Duration = Duration::from_millis(250);
 const FLUSH_MAX_DELAY: Duration = Duration::from_secs(5);
 
 /// A session file: its provider and path.
-pub(super) type FileKey = (&'static str, PathBuf);
+pub(super) type FileKey = (ProviderId, PathBuf);
 
 /// Aggregates of events not yet covered by a committed cursor.
 #[derive(Debug, Clone, Default)]
@@ -107,13 +107,8 @@ pub(super) struct FileRec {
 }
 
 impl FileRec {
-    fn new(provider: &str, path: &Path) -> FileRec {
-        FileRec::from_state(FileState {
-            v: state::STATE_VERSION,
-            provider: provider.to_owned(),
-            path: path.to_path_buf(),
-            ..FileState::default()
-        })
+    fn new(provider: ProviderId, path: &Path) -> FileRec {
+        FileRec::from_state(FileState::new(provider, path.to_path_buf()))
     }
 
     fn from_state(st: FileState) -> FileRec {
@@ -147,7 +142,7 @@ pub(super) struct SessionSummary {
     /// Most recent first, at most [`super::status::MAX_SESSIONS`].
     pub sessions: Vec<SessionStatus>,
     pub total: usize,
-    pub per_provider: HashMap<&'static str, (usize, usize)>,
+    pub per_provider: HashMap<ProviderId, (usize, usize)>,
 }
 
 /// The orchestrator's record of every session file, and its persistence.
@@ -182,7 +177,7 @@ impl Ingest {
 
     /// Load every file's persisted state; unusable state files are set
     /// aside and reported.
-    pub fn load(&mut self, report: &mut Report) {
+    pub fn load(&mut self, registry: crate::provider::Registry, report: &mut Report) {
         let t0 = Instant::now();
         let (states, corrupt) = self.store.load_all();
         for c in corrupt {
@@ -198,10 +193,10 @@ impl Ingest {
             report.warn("state", msg);
         }
         for st in states {
-            let Some(p) = provider::by_name(&st.provider) else {
+            if registry.get(st.provider).is_none() {
                 continue;
-            };
-            let key = (p.id().as_str(), st.path.clone());
+            }
+            let key = (st.provider, st.path.clone());
             self.files.insert(key, FileRec::from_state(st));
         }
         tracing::info!(
@@ -212,7 +207,7 @@ impl Ingest {
     }
 
     /// The files of `provider` as its stage must know them at start.
-    pub fn known(&self, provider: &str) -> Vec<Known> {
+    pub fn known(&self, provider: ProviderId) -> Vec<Known> {
         self.files
             .iter()
             .filter(|((p, _), _)| *p == provider)
@@ -228,7 +223,7 @@ impl Ingest {
 
     /// A stage ended: events of its unfinished passes come again from the
     /// committed cursors.
-    pub fn drop_pending(&mut self, provider: &str) {
+    pub fn drop_pending(&mut self, provider: ProviderId) {
         for ((p, _), rec) in self.files.iter_mut() {
             if *p == provider {
                 rec.drop_pending();
@@ -239,7 +234,7 @@ impl Ingest {
     /// A file the stage gave up on: persist the verdict.
     pub fn quarantine(
         &mut self,
-        provider: &'static str,
+        provider: ProviderId,
         path: PathBuf,
         identity: Option<FileIdentity>,
         reason: String,
@@ -258,7 +253,7 @@ impl Ingest {
         rec.dirty = true;
         self.dirty_since.get_or_insert_with(Instant::now);
         report.warn(
-            provider,
+            provider.as_str(),
             format!(
                 "{} is quarantined: {reason}; it is skipped until the file is replaced",
                 path.display()
@@ -267,7 +262,7 @@ impl Ingest {
     }
 
     /// A known file no longer exists: forget it.
-    pub fn gone(&mut self, provider: &'static str, path: PathBuf, report: &mut Report) {
+    pub fn gone(&mut self, provider: ProviderId, path: PathBuf, report: &mut Report) {
         if self.files.remove(&(provider, path.clone())).is_some() {
             if let Err(e) = self.store.remove(provider, &path) {
                 report.warn(
@@ -413,21 +408,17 @@ impl Ingest {
 
     /// Sessions (files grouped by provider and session id) for status.
     pub fn summary(&self) -> SessionSummary {
-        let mut sessions: BTreeMap<(&'static str, String), SessionStatus> = BTreeMap::new();
-        let mut ids: HashMap<&'static str, (HashSet<String>, usize)> = HashMap::new();
+        let mut sessions: BTreeMap<(ProviderId, String), SessionStatus> = BTreeMap::new();
+        let mut ids: HashMap<ProviderId, (HashSet<String>, usize)> = HashMap::new();
         for ((provider, path), rec) in &self.files {
             let v = rec.view();
             let id = v.session_id.clone().unwrap_or_else(|| provider::stem(path));
-            let pp = ids.entry(provider).or_default();
+            let pp = ids.entry(*provider).or_default();
             pp.0.insert(id.clone());
             pp.1 += 1;
             let s = sessions
-                .entry((provider, id.clone()))
-                .or_insert_with(|| SessionStatus {
-                    id,
-                    provider: provider.to_string(),
-                    ..SessionStatus::default()
-                });
+                .entry((*provider, id.clone()))
+                .or_insert_with(|| SessionStatus::new(id, *provider));
             add_file(s, &v, rec.last_ingest_us, path);
         }
         let mut sessions: Vec<SessionStatus> = sessions.into_values().collect();

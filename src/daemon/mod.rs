@@ -54,7 +54,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::audit::{AuditEvent, Decision, Entry};
 use crate::config::{Config, LogFormat};
 use crate::error::{exit, Error, Result};
-use crate::event::Event;
+use crate::event::{Event, ProviderId};
 use crate::reader::{Cursor, FileIdentity, Reset};
 use crate::sandbox::{profiles, Domain};
 
@@ -167,7 +167,7 @@ pub(crate) struct Commit {
 /// Events of one file from the parse stage.
 #[derive(Debug)]
 pub(crate) struct Batch {
-    pub provider: &'static str,
+    pub provider: ProviderId,
     pub path: PathBuf,
     pub events: Vec<Event>,
     /// `events[..live_from]` are history (present when kato first saw the
@@ -186,34 +186,34 @@ pub(crate) struct Batch {
 pub(crate) enum ToOrch {
     Batch(Batch),
     Roots {
-        provider: &'static str,
+        provider: ProviderId,
         roots: Vec<RootStatus>,
     },
     Ready {
-        provider: &'static str,
+        provider: ProviderId,
     },
     Backlog {
-        provider: &'static str,
+        provider: ProviderId,
         files: usize,
     },
     Warning {
-        provider: &'static str,
+        provider: ProviderId,
         message: String,
     },
     Quarantine {
-        provider: &'static str,
+        provider: ProviderId,
         path: PathBuf,
         identity: Option<FileIdentity>,
         reason: String,
     },
     /// A file known from the state no longer exists under a present root.
     Gone {
-        provider: &'static str,
+        provider: ProviderId,
         path: PathBuf,
     },
     /// The stage thread ended (its last message).
     Exited {
-        provider: &'static str,
+        provider: ProviderId,
         error: Option<String>,
     },
     Signal(i32),
@@ -391,7 +391,7 @@ impl Daemon {
         let mut ingest = Ingest::open(&cfg)?;
         let (tx, rx) = mpsc::sync_channel(CHANNEL_BOUND);
         let mut report = Report::new();
-        ingest.load(&mut report);
+        ingest.load(cfg.registry, &mut report);
         let recorder = record::Recorder::new(&cfg);
         Ok(Daemon {
             cfg,
@@ -508,7 +508,7 @@ impl Daemon {
                 if let Some(s) = self.supervisor.slot_mut(provider) {
                     s.ready = true;
                 }
-                tracing::info!(provider, "stage ready");
+                tracing::info!(provider = %provider, "stage ready");
                 self.check_ready();
             }
             ToOrch::Backlog { provider, files } => {
@@ -517,7 +517,7 @@ impl Daemon {
                 }
                 self.report.dirty = true;
             }
-            ToOrch::Warning { provider, message } => self.report.warn(provider, message),
+            ToOrch::Warning { provider, message } => self.report.warn(provider.as_str(), message),
             ToOrch::Quarantine {
                 provider,
                 path,
@@ -584,7 +584,7 @@ impl Daemon {
                 stage: format!("parse:{provider}"),
                 event: AuditEvent::InputMalformed,
                 decision: Decision::Skip,
-                provider: Some(provider.to_owned()),
+                provider: Some(provider.as_str().to_owned()),
                 target: Some(path.display().to_string()),
                 reason: Some("malformed records skipped; the rest of the file was read".into()),
                 detail: serde_json::json!({ "records": records }),
@@ -605,7 +605,7 @@ impl Daemon {
             .spawn_stage(i, known, &self.cfg, &mut self.report);
     }
 
-    fn stage_exited(&mut self, provider: &'static str, error: Option<String>) {
+    fn stage_exited(&mut self, provider: ProviderId, error: Option<String>) {
         // Events of an unfinished pass come again from the committed cursor.
         self.ingest.drop_pending(provider);
         let stopping = self.report.phase != Phase::Running;

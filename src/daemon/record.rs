@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{AuditEvent, AuditLog, Decision, Entry};
 use crate::commands::Format;
 use crate::config::{Config, MarkdownOptions};
-use crate::event::{Event, Payload};
+use crate::event::{Event, Payload, ProviderId};
 use crate::policy::{Policy, Target};
 use crate::recording::{At, Dest, SessionState};
 use crate::redact::{RedactionStats, Redactor};
@@ -51,7 +51,7 @@ pub(crate) trait Stages {
     fn writer(&mut self, target: Target) -> Result<WriterHandle, WriteError>;
     /// Ask the parse stage of `provider` to send the events of `path` again
     /// (as [`super::ToOrch::Replayed`]) up to the message `upto`.
-    fn replay(&mut self, provider: &'static str, path: &Path, key: ReplayKey, upto: String);
+    fn replay(&mut self, provider: ProviderId, path: &Path, key: ReplayKey, upto: String);
 }
 
 /// Which snapshot a replay feeds.

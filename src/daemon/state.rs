@@ -32,17 +32,18 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::event::ProviderId;
 use crate::reader::{Cursor, FileIdentity};
 
 /// Version of the per-file state format.
 pub const STATE_VERSION: u32 = 1;
 
 /// Everything the daemon remembers about one session file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileState {
     pub v: u32,
-    pub provider: String,
+    pub provider: ProviderId,
     pub path: PathBuf,
     /// Where the next read starts; only ever a cursor whose events were handled.
     pub cursor: Cursor,
@@ -76,6 +77,30 @@ pub struct FileState {
     /// Set when the file kept crashing its parser; cleared when the file is replaced.
     #[serde(default)]
     pub quarantine: Option<Quarantine>,
+}
+
+impl FileState {
+    /// A file seen for the first time: nothing read, nothing counted.
+    pub fn new(provider: ProviderId, path: PathBuf) -> FileState {
+        FileState {
+            v: STATE_VERSION,
+            provider,
+            path,
+            cursor: Cursor::default(),
+            size: 0,
+            mtime_ns: 0,
+            session_id: None,
+            title: None,
+            last_activity: None,
+            events: 0,
+            events_live: 0,
+            commands_live: 0,
+            commands_historical: 0,
+            skipped: 0,
+            ids_len: 0,
+            quarantine: None,
+        }
+    }
 }
 
 /// Why a session file is skipped.
@@ -122,9 +147,9 @@ impl Store {
 
     /// The file name stem of a session file's state: a hash of provider and
     /// path, so any path maps to a short, safe name.
-    pub fn key(provider: &str, path: &Path) -> String {
+    pub fn key(provider: ProviderId, path: &Path) -> String {
         let mut h = Sha256::new();
-        h.update(provider.as_bytes());
+        h.update(provider.as_str().as_bytes());
         h.update([0]);
         h.update(path.as_os_str().as_bytes());
         let d = h.finalize();
@@ -201,7 +226,7 @@ impl Store {
     /// (synced), then replace its JSON atomically. `st.ids_len` is updated.
     /// The directory itself is synced by [`Store::sync_dir`] once per flush.
     pub fn save(&self, st: &mut FileState, new_ids: &[u64]) -> io::Result<()> {
-        let key = Store::key(&st.provider, &st.path);
+        let key = Store::key(st.provider, &st.path);
         if !new_ids.is_empty() || st.ids_len == 0 {
             let mut f = OpenOptions::new()
                 .create(true)
@@ -233,7 +258,7 @@ impl Store {
     }
 
     /// Forget a session file that no longer exists.
-    pub fn remove(&self, provider: &str, path: &Path) -> io::Result<()> {
+    pub fn remove(&self, provider: ProviderId, path: &Path) -> io::Result<()> {
         let key = Store::key(provider, path);
         for p in [self.json_path(&key), self.ids_path(&key)] {
             match fs::remove_file(&p) {
@@ -245,7 +270,12 @@ impl Store {
     }
 
     /// The committed fingerprints of a file (the first `len`).
-    pub fn load_ids(&self, provider: &str, path: &Path, len: u64) -> io::Result<HashSet<u64>> {
+    pub fn load_ids(
+        &self,
+        provider: ProviderId,
+        path: &Path,
+        len: u64,
+    ) -> io::Result<HashSet<u64>> {
         let key = Store::key(provider, path);
         let mut bytes = Vec::new();
         match File::open(self.ids_path(&key)) {
@@ -276,10 +306,7 @@ fn read_state(path: &Path) -> Result<FileState, String> {
             st.v
         ));
     }
-    if crate::provider::by_name(&st.provider).is_none() {
-        return Err(format!("unknown provider `{}`", st.provider));
-    }
-    let expected = format!("{}.json", Store::key(&st.provider, &st.path));
+    let expected = format!("{}.json", Store::key(st.provider, &st.path));
     if path
         .file_name()
         .is_none_or(|n| n.as_bytes() != expected.as_bytes())
@@ -345,9 +372,6 @@ mod tests {
 
     fn sample(path: &str) -> FileState {
         FileState {
-            v: STATE_VERSION,
-            provider: "claude".into(),
-            path: PathBuf::from(path),
             cursor: Cursor {
                 offset: 42,
                 identity: Some(FileIdentity { dev: 1, ino: 2 }),
@@ -355,7 +379,7 @@ mod tests {
             },
             size: 42,
             events: 3,
-            ..FileState::default()
+            ..FileState::new(ProviderId::Claude, PathBuf::from(path))
         }
     }
 
@@ -370,7 +394,9 @@ mod tests {
         let (all, corrupt) = store.load_all();
         assert!(corrupt.is_empty(), "{corrupt:?}");
         assert_eq!(all, [st.clone()]);
-        let ids = store.load_ids("claude", &st.path, st.ids_len).unwrap();
+        let ids = store
+            .load_ids(ProviderId::Claude, &st.path, st.ids_len)
+            .unwrap();
         assert_eq!(ids, HashSet::from([1, 2, 3]));
         // No temp file is left behind.
         let names: Vec<_> = fs::read_dir(dir.path().join("files"))
@@ -386,7 +412,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let mut st = sample("/r/a.jsonl");
         store.save(&mut st, &[7]).unwrap();
-        let key = Store::key("claude", &st.path);
+        let key = Store::key(ProviderId::Claude, &st.path);
         // A crash after writing the temp file but before the rename: the
         // committed file is intact and the stray temp file is ignored.
         fs::write(
@@ -404,11 +430,13 @@ mod tests {
         let (all, corrupt) = store.load_all();
         assert!(corrupt.is_empty(), "{corrupt:?}");
         assert_eq!(all, [st.clone()]);
-        let ids = store.load_ids("claude", &st.path, st.ids_len).unwrap();
+        let ids = store
+            .load_ids(ProviderId::Claude, &st.path, st.ids_len)
+            .unwrap();
         assert_eq!(ids, HashSet::from([7]));
         // The next save cuts the untrusted tail before appending.
         store.save(&mut st, &[8]).unwrap();
-        let ids = store.load_ids("claude", &st.path, 100).unwrap();
+        let ids = store.load_ids(ProviderId::Claude, &st.path, 100).unwrap();
         assert_eq!(ids, HashSet::from([7, 8]));
     }
 
@@ -419,14 +447,14 @@ mod tests {
         let mut good = sample("/r/good.jsonl");
         store.save(&mut good, &[]).unwrap();
         let bad = sample("/r/bad.jsonl");
-        let key = Store::key("claude", &bad.path);
+        let key = Store::key(ProviderId::Claude, &bad.path);
         let bad_file = dir.path().join(format!("files/{key}.json"));
         fs::write(&bad_file, b"\x00garbage{").unwrap();
         // A valid file under the wrong name is not trusted either.
         let wrong = dir.path().join("files/0000.json");
         fs::write(&wrong, serde_json::to_vec(&good).unwrap()).unwrap();
         let (all, corrupt) = store.load_all();
-        assert_eq!(all, [good]);
+        assert_eq!(all, [good.clone()]);
         assert_eq!(corrupt.len(), 2, "{corrupt:?}");
         assert!(!bad_file.exists());
         for c in &corrupt {
@@ -435,6 +463,30 @@ mod tests {
         // Loading again is clean: no crash loop.
         let (_, corrupt) = store.load_all();
         assert!(corrupt.is_empty());
+        // A provider this kato does not know is set aside, naming it.
+        let text = serde_json::to_string(&good)
+            .unwrap()
+            .replace("\"claude\"", "\"cursor\"");
+        fs::write(&bad_file, text).unwrap();
+        let (_, corrupt) = store.load_all();
+        assert_eq!(corrupt.len(), 1, "{corrupt:?}");
+        assert!(
+            corrupt[0].error.contains("unknown provider `cursor`"),
+            "{corrupt:?}"
+        );
+    }
+
+    #[test]
+    fn state_keys_and_json_keep_their_format() {
+        let st = sample("/r/a.jsonl");
+        // The name hashes the provider's name: files written before the
+        // provider became an enum are found again.
+        assert_eq!(
+            Store::key(st.provider, &st.path),
+            "214fb5f99e99dbae4670d0bfe2184c1f"
+        );
+        let json = serde_json::to_value(&st).unwrap();
+        assert_eq!(json["provider"], "claude");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{exit, Error, Result};
+use crate::event::ProviderId;
 
 /// Name of the status file in the runtime directory.
 pub const STATUS_FILE: &str = "status.json";
@@ -50,19 +51,26 @@ pub struct Status {
     pub recordings: Vec<super::record::RecordingStatus>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProviderStatus {
-    pub name: String,
+    pub name: ProviderId,
+    #[serde(default)]
     pub enabled: bool,
     /// `running`, `restarting`, `stopped` or `disabled`.
+    #[serde(default)]
     pub stage: String,
+    #[serde(default)]
     pub ready: bool,
+    #[serde(default)]
     pub restarts: u32,
+    #[serde(default)]
     pub roots: Vec<RootStatus>,
+    #[serde(default)]
     pub sessions: usize,
+    #[serde(default)]
     pub files: usize,
     /// Newly seen files whose history is still to be read.
+    #[serde(default)]
     pub backlog: usize,
 }
 
@@ -139,25 +147,55 @@ pub struct RootStatus {
     pub exists: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionStatus {
+    #[serde(default)]
     pub id: String,
-    pub provider: String,
+    pub provider: ProviderId,
     /// Snippet of the first human message.
+    #[serde(default)]
     pub title: String,
     /// Newest provider timestamp of the session.
+    #[serde(default)]
     pub last_activity: Option<String>,
+    #[serde(default)]
     pub events: u64,
     /// Events appended after kato first saw their file.
+    #[serde(default)]
     pub events_live: u64,
+    #[serde(default)]
     pub commands_live: u64,
+    #[serde(default)]
     pub commands_historical: u64,
+    #[serde(default)]
     pub skipped: u64,
+    #[serde(default)]
     pub quarantined_files: usize,
     /// When the orchestrator last handled an event of this session (µs since the epoch).
+    #[serde(default)]
     pub last_ingest_unix_us: u64,
+    #[serde(default)]
     pub files: Vec<PathBuf>,
+}
+
+impl SessionStatus {
+    /// A session with nothing counted yet.
+    pub fn new(id: String, provider: ProviderId) -> SessionStatus {
+        SessionStatus {
+            id,
+            provider,
+            title: String::new(),
+            last_activity: None,
+            events: 0,
+            events_live: 0,
+            commands_live: 0,
+            commands_historical: 0,
+            skipped: 0,
+            quarantined_files: 0,
+            last_ingest_unix_us: 0,
+            files: Vec::new(),
+        }
+    }
 }
 
 /// Counters of this run (not persisted).
@@ -554,25 +592,25 @@ mod tests {
             heartbeat_unix_ms: unix_ms(now),
             sandbox_mode: "enforce".into(),
             providers: vec![ProviderStatus {
-                name: "claude".into(),
+                name: ProviderId::Claude,
                 enabled: true,
                 stage: "running".into(),
+                ready: false,
+                restarts: 0,
                 roots: vec![RootStatus {
                     path: "/r".into(),
                     exists: false,
                 }],
                 sessions: 1,
                 files: 1,
-                ..ProviderStatus::default()
+                backlog: 0,
             }],
             sessions_total: 1,
             sessions: vec![SessionStatus {
-                id: "0890bead-0ab3".into(),
-                provider: "claude".into(),
                 title: "fix the build".into(),
                 last_activity: Some("2026-01-08T15:56:38.102Z".into()),
                 events: 12,
-                ..SessionStatus::default()
+                ..SessionStatus::new("0890bead-0ab3".into(), ProviderId::Claude)
             }],
             warnings: vec![Warning {
                 at: "2026-01-08T15:56:38.102Z".into(),

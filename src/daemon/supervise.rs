@@ -12,7 +12,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::provider::{self, Provider};
+use crate::event::ProviderId;
+use crate::provider::Provider;
 use crate::reader::Limits;
 
 use super::report::Report;
@@ -63,8 +64,8 @@ pub(super) struct Slot {
 }
 
 impl Slot {
-    pub fn name(&self) -> &'static str {
-        self.provider.id().as_str()
+    pub fn name(&self) -> ProviderId {
+        self.provider.id()
     }
 }
 
@@ -99,7 +100,7 @@ impl Supervisor {
             if !pc.enabled {
                 continue;
             }
-            let Some(p) = provider::by_name(pc.name) else {
+            let Some(p) = cfg.registry.get(pc.name) else {
                 continue;
             };
             self.slots.push(Slot {
@@ -129,7 +130,7 @@ impl Supervisor {
         }
     }
 
-    pub fn slot_mut(&mut self, provider: &str) -> Option<&mut Slot> {
+    pub fn slot_mut(&mut self, provider: ProviderId) -> Option<&mut Slot> {
         self.slots.iter_mut().find(|s| s.name() == provider)
     }
 
@@ -178,7 +179,7 @@ impl Supervisor {
                 .any(|(n, c)| n.is_some() && n != c);
             if changed && confine::mode().is_some() {
                 tracing::info!(
-                    provider = s.name(),
+                    provider = %s.name(),
                     "a root appeared or was replaced: restarting the stage so its domain includes it"
                 );
                 s.respawn = true;
@@ -213,7 +214,7 @@ impl Supervisor {
         }
         let name = self.slots[i].name();
         for problem in refused {
-            report.warn(name, problem);
+            report.warn(name.as_str(), problem);
         }
         self.slots[i].confined = confined;
         domain_roots
@@ -269,7 +270,7 @@ impl Supervisor {
                 slot.state = StageState::Backoff;
                 slot.restart_at = Some(Instant::now() + delay);
                 report.warn(
-                    name,
+                    name.as_str(),
                     format!("cannot start the {name} stage: {e}; retrying in {delay:?}"),
                 );
             }
@@ -281,7 +282,7 @@ impl Supervisor {
     /// take in a new root); a failure is restarted later with backoff.
     pub fn stage_exited(
         &mut self,
-        provider: &'static str,
+        provider: ProviderId,
         error: Option<String>,
         stopping: bool,
         report: &mut Report,
@@ -310,7 +311,7 @@ impl Supervisor {
         slot.restart_at = Some(Instant::now() + delay);
         let why = error.unwrap_or_else(|| "it ended unexpectedly".into());
         report.warn(
-            provider,
+            provider.as_str(),
             format!(
                 "the {provider} stage failed: {why}; restarting in {} s (other providers keep running)",
                 delay.as_secs()
@@ -376,15 +377,15 @@ impl Supervisor {
     pub fn provider_status(
         &self,
         cfg: &Config,
-        counts: &HashMap<&'static str, (usize, usize)>,
+        counts: &HashMap<ProviderId, (usize, usize)>,
     ) -> Vec<ProviderStatus> {
         cfg.providers
             .iter()
             .map(|pc| {
                 let slot = self.slots.iter().find(|s| s.name() == pc.name);
-                let counts = counts.get(pc.name);
+                let counts = counts.get(&pc.name);
                 ProviderStatus {
-                    name: pc.name.to_owned(),
+                    name: pc.name,
                     enabled: pc.enabled,
                     stage: slot.map_or("disabled", |s| s.state.as_str()).to_owned(),
                     ready: slot.is_some_and(|s| s.ready),
@@ -451,13 +452,7 @@ impl record::Stages for Links<'_> {
         rx.recv().map_err(|_| crate::writer::WriteError::Gone)?
     }
 
-    fn replay(
-        &mut self,
-        provider: &'static str,
-        path: &Path,
-        key: record::ReplayKey,
-        upto: String,
-    ) {
+    fn replay(&mut self, provider: ProviderId, path: &Path, key: record::ReplayKey, upto: String) {
         if let Some(tx) = self
             .slots
             .iter()

@@ -17,7 +17,9 @@ use super::supervise::{Slot, StageState};
 use super::watch::{Stage, Watch};
 use super::*;
 use crate::event::{raw_from_str, Event, Payload, ProviderId, Source};
-use crate::provider::{self, stem, FileCtx, Layout, Malformed, Provider, RecordParser};
+use crate::provider::{
+    self, stem, ConfigSection, FileCtx, Malformed, Provider, RecordParser, Sniff, SourceKind,
+};
 use crate::reader::Limits;
 
 /// Records every watch the stage adds.
@@ -41,13 +43,22 @@ static LINES: Lines = Lines;
 
 impl Provider for Lines {
     fn id(&self) -> ProviderId {
-        ProviderId("claude")
+        ProviderId::Claude
     }
     fn default_roots(&self, _: &Path) -> Vec<PathBuf> {
         Vec::new()
     }
-    fn layout(&self) -> Layout {
-        Layout::Jsonl
+    fn source_kind(&self) -> SourceKind {
+        SourceKind::Jsonl
+    }
+    fn sniff(&self, _: &[u8]) -> Sniff {
+        Sniff::No
+    }
+    fn config_section(&self) -> ConfigSection {
+        ConfigSection {
+            description: "test lines",
+            env_override: None,
+        }
     }
     fn classify(&self, rel: &Path) -> Option<FileCtx> {
         Some(FileCtx {
@@ -462,7 +473,7 @@ fn uncommitted_events_are_not_persisted_and_come_again() {
     let path = PathBuf::from("/r/s.jsonl");
     let ev = |n: u64| {
         Event::new(
-            ProviderId("claude"),
+            ProviderId::Claude,
             "s",
             format!("s:{n}"),
             Source {
@@ -477,7 +488,7 @@ fn uncommitted_events_are_not_persisted_and_come_again() {
     };
     let batch = |events: Vec<Event>, commit: Option<u64>| {
         ToOrch::Batch(Batch {
-            provider: "claude",
+            provider: ProviderId::Claude,
             path: path.clone(),
             live_from: 0,
             replay: false,
@@ -508,7 +519,7 @@ fn uncommitted_events_are_not_persisted_and_come_again() {
     );
     // A stage that dies mid-pass: its pending events are dropped, to come again.
     d.handle(ToOrch::Exited {
-        provider: "claude",
+        provider: ProviderId::Claude,
         error: Some("test".into()),
     });
     assert_eq!(session(&d.build_status(), "s").events, 2);
@@ -526,7 +537,7 @@ fn backoff_doubles_up_to_a_minute() {
 fn a_failed_stage_is_restarted_with_backoff_and_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let mut d = test_daemon(&tmp.path().join("state"));
-    let p = provider::by_name("codex").unwrap();
+    let p = provider::registry().get(ProviderId::Codex).unwrap();
     d.supervisor.slots.push(Slot {
         provider: p,
         roots: Vec::new(),
@@ -547,7 +558,7 @@ fn a_failed_stage_is_restarted_with_backoff_and_reported() {
     d.report.phase = Phase::Running;
     let t0 = Instant::now();
     d.handle(ToOrch::Exited {
-        provider: "codex",
+        provider: ProviderId::Codex,
         error: Some("cannot start inotify: boom".into()),
     });
     let s = &d.supervisor.slots[0];
@@ -557,7 +568,7 @@ fn a_failed_stage_is_restarted_with_backoff_and_reported() {
     assert!(first <= Duration::from_millis(1100), "{first:?}");
     d.supervisor.slots[0].started = Instant::now();
     d.handle(ToOrch::Exited {
-        provider: "codex",
+        provider: ProviderId::Codex,
         error: None,
     });
     let second = d.supervisor.slots[0].restart_at.unwrap() - t0;
@@ -566,7 +577,11 @@ fn a_failed_stage_is_restarted_with_backoff_and_reported() {
         "backoff did not grow: {second:?}"
     );
     let status = d.build_status();
-    let codex = status.providers.iter().find(|p| p.name == "codex").unwrap();
+    let codex = status
+        .providers
+        .iter()
+        .find(|p| p.name == ProviderId::Codex)
+        .unwrap();
     assert_eq!((codex.stage.as_str(), codex.restarts), ("restarting", 2));
     assert!(status.warnings.iter().any(|w| w
         .message
@@ -574,7 +589,7 @@ fn a_failed_stage_is_restarted_with_backoff_and_reported() {
     // During shutdown an exit is final, not restarted.
     d.report.phase = Phase::Stopping;
     d.handle(ToOrch::Exited {
-        provider: "codex",
+        provider: ProviderId::Codex,
         error: None,
     });
     assert_eq!(d.supervisor.slots[0].state, StageState::Stopped);

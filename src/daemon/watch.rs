@@ -34,7 +34,8 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use super::{confine_stage, Batch, Commit, Known, StageDomainSpec, ToOrch};
 use crate::discover::Visit;
 use crate::event::Event;
-use crate::provider::{FileCtx, Layout, Provider};
+use crate::event::ProviderId;
+use crate::provider::{FileCtx, Provider, SourceKind};
 use crate::reader::{read_increment, Cursor, FileIdentity, Limits, Tail};
 
 use super::status::RootStatus;
@@ -249,7 +250,7 @@ struct Entry {
 
 pub(crate) struct Stage<W: Watch> {
     provider: &'static dyn Provider,
-    name: &'static str,
+    name: ProviderId,
     roots: Vec<(PathBuf, bool)>,
     /// Watched directories and when the watch was added.
     watched: HashMap<PathBuf, SystemTime>,
@@ -309,7 +310,7 @@ impl<W: Watch> Stage<W> {
         }
         Stage {
             provider,
-            name: provider.id().as_str(),
+            name: provider.id(),
             roots: roots.into_iter().map(|r| (r, false)).collect(),
             watched: HashMap::new(),
             files,
@@ -528,13 +529,17 @@ impl<W: Watch> Stage<W> {
         if !meta.is_file() {
             return;
         }
-        let layout = self.provider.layout();
+        let kind = self.provider.source_kind();
         if let Some(e) = self.files.get(path) {
             let identity = FileIdentity::of(&meta);
             let changed = e.cursor.identity != Some(identity)
-                || match layout {
-                    Layout::Jsonl => meta.len() != e.cursor.offset,
-                    Layout::Document => meta.len() != e.size || mtime_ns(&meta) != e.mtime_ns,
+                || match kind {
+                    SourceKind::Jsonl => meta.len() != e.cursor.offset,
+                    // The reader refuses the kinds it cannot read yet
+                    // (`provider::Unsupported`): a change is one more refusal.
+                    SourceKind::Document | SourceKind::DirectoryStore | SourceKind::Database => {
+                        meta.len() != e.size || mtime_ns(&meta) != e.mtime_ns
+                    }
                 };
             let quarantined_same = e
                 .quarantined
@@ -571,9 +576,11 @@ impl<W: Watch> Stage<W> {
         let history_until = if born {
             0
         } else {
-            match layout {
-                Layout::Jsonl => meta.len(),
-                Layout::Document => u64::MAX,
+            match kind {
+                SourceKind::Jsonl => meta.len(),
+                SourceKind::Document | SourceKind::DirectoryStore | SourceKind::Database => {
+                    u64::MAX
+                }
             }
         };
         self.files.insert(
@@ -605,7 +612,10 @@ impl<W: Watch> Stage<W> {
             }
         };
         if ev.need_rescan() {
-            tracing::info!(provider = self.name, "inotify queue overflow: rescanning");
+            tracing::info!(
+                provider = self.name.as_str(),
+                "inotify queue overflow: rescanning"
+            );
             self.rescan();
             return;
         }
@@ -655,7 +665,7 @@ impl<W: Watch> Stage<W> {
             self.unwatch_under(path);
             self.roots[i].1 = false;
             self.send_roots();
-            tracing::info!(provider = self.name, root = %path.display(), "root disappeared");
+            tracing::info!(provider = self.name.as_str(), root = %path.display(), "root disappeared");
             return;
         }
         if self.watched.contains_key(path) {
@@ -688,7 +698,7 @@ impl<W: Watch> Stage<W> {
                 continue;
             }
             if now && !exists {
-                tracing::info!(provider = self.name, root = %root.display(), "root appeared");
+                tracing::info!(provider = self.name.as_str(), root = %root.display(), "root appeared");
                 self.roots[i].1 = true;
                 self.scan(&root, Origin::RootAppeared);
                 changed = true;
@@ -814,7 +824,7 @@ impl<W: Watch> Stage<W> {
         }));
         match result {
             Ok(Ok(inc)) => {
-                if provider.layout() == Layout::Document
+                if provider.source_kind() == SourceKind::Document
                     && inc.events == 0
                     && !inc.diagnostics.is_empty()
                 {
@@ -836,7 +846,7 @@ impl<W: Watch> Stage<W> {
                 entry.mtime_ns = mtime;
                 entry.skip = 0;
                 entry.attempts = 0;
-                if replay || inc.reset.is_some() || provider.layout() == Layout::Document {
+                if replay || inc.reset.is_some() || provider.source_kind() == SourceKind::Document {
                     entry.history_until = 0;
                 }
             }
@@ -882,7 +892,7 @@ impl<W: Watch> Stage<W> {
 
 /// Cuts a pass into batches; the last one carries the cursor.
 struct Chunker<'a> {
-    provider: &'static str,
+    provider: ProviderId,
     path: &'a Path,
     out: &'a SyncSender<ToOrch>,
     history_until: u64,

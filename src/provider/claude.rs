@@ -61,9 +61,11 @@ use serde_json::value::RawValue;
 use crate::event::{
     null_raw, raw_from_str, raw_json, Event, Payload, ProviderId, Source, Subagent, SystemCategory,
 };
-use crate::provider::{FileCtx, Layout, Malformed, Provider, RecordParser};
+use crate::provider::{
+    first_line_object, ConfigSection, FileCtx, Malformed, Provider, RecordParser, Sniff, SourceKind,
+};
 
-pub const ID: ProviderId = ProviderId("claude");
+pub const ID: ProviderId = ProviderId::Claude;
 
 /// Tools whose call asks the human to decide; their result is the answer.
 pub const DECISION_TOOLS: [&str; 2] = ["AskUserQuestion", "ExitPlanMode"];
@@ -111,8 +113,8 @@ impl Provider for Claude {
         vec![home.join(".claude/projects")]
     }
 
-    fn layout(&self) -> Layout {
-        Layout::Jsonl
+    fn source_kind(&self) -> SourceKind {
+        SourceKind::Jsonl
     }
 
     /// Judged from the last path components, so it works on paths relative
@@ -157,6 +159,35 @@ impl Provider for Claude {
 
     fn parser(&self, ctx: &FileCtx) -> Box<dyn RecordParser> {
         Box::new(ClaudeParser::new(ctx.clone()))
+    }
+
+    // Recognition and configuration (the provider seam).
+
+    /// A first record of a known type; a `sessionId` or `leafUuid` alone
+    /// is weaker (other formats name sessions too).
+    fn sniff(&self, head: &[u8]) -> Sniff {
+        let Some(obj) = first_line_object(head) else {
+            return Sniff::No;
+        };
+        let has = |k: &str| obj.contains_key(k);
+        let known_type = obj
+            .get("type")
+            .and_then(|t| t.as_str())
+            .is_some_and(|t| KNOWN_TYPES.contains(&t));
+        if known_type {
+            Sniff::Strong
+        } else if has("sessionId") || has("leafUuid") {
+            Sniff::Weak
+        } else {
+            Sniff::No
+        }
+    }
+
+    fn config_section(&self) -> ConfigSection {
+        ConfigSection {
+            description: "Claude Code: one JSON Lines transcript per session, subagents beside it.",
+            env_override: None,
+        }
     }
 }
 

@@ -54,9 +54,12 @@ use crate::event::{
     null_raw, raw_from_str, raw_json, Event, Kind, Payload, ProviderId, Source, Subagent,
     SystemCategory,
 };
-use crate::provider::{offset_id, stem, FileCtx, Layout, Malformed, Provider, RecordParser};
+use crate::provider::{
+    first_line_object, offset_id, stem, ConfigSection, FileCtx, Malformed, Provider, RecordParser,
+    Sniff, SourceKind,
+};
 
-pub const ID: ProviderId = ProviderId("codex");
+pub const ID: ProviderId = ProviderId::Codex;
 
 /// Upper bound on twin texts remembered while waiting for their partner;
 /// past it the oldest entry is resolved early, so state stays small even
@@ -77,8 +80,8 @@ impl Provider for Codex {
         ]
     }
 
-    fn layout(&self) -> Layout {
-        Layout::Jsonl
+    fn source_kind(&self) -> SourceKind {
+        SourceKind::Jsonl
     }
 
     /// `YYYY/MM/DD/rollout-*.jsonl` (sessions) or a flat `rollout-*.jsonl`
@@ -116,6 +119,30 @@ impl Provider for Codex {
 
     fn parser(&self, ctx: &FileCtx) -> Box<dyn RecordParser> {
         Box::new(CodexParser::new(ctx.clone()))
+    }
+
+    // Recognition and configuration (the provider seam).
+
+    /// Rollout records wrap their content in `payload` (older files:
+    /// `record_type`, or a first line with `instructions` and `id`).
+    fn sniff(&self, head: &[u8]) -> Sniff {
+        let Some(obj) = first_line_object(head) else {
+            return Sniff::No;
+        };
+        let has = |k: &str| obj.contains_key(k);
+        if has("payload") || has("record_type") || (has("instructions") && has("id")) {
+            Sniff::Strong
+        } else {
+            Sniff::No
+        }
+    }
+
+    fn config_section(&self) -> ConfigSection {
+        ConfigSection {
+            description:
+                "Codex CLI: one JSON Lines rollout per session, by date, plus archived ones.",
+            env_override: None,
+        }
     }
 }
 

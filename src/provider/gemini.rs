@@ -1,7 +1,7 @@
 //! Gemini CLI provider: `~/.gemini/tmp/<project>/chats/…json`.
 //!
 //! A session is one pretty-printed JSON document that the CLI rewrites in
-//! place as the session grows ([`Layout::Document`]): the reader hands the
+//! place as the session grows ([`SourceKind::Document`]): the reader hands the
 //! whole document to [`RecordParser::record`] every time the file changes.
 //! The parser remembers how many messages it has delivered and the id of
 //! the last one, and delivers only what is new:
@@ -63,9 +63,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::event::{raw_from_str, Event, Payload, ProviderId, Source, Subagent, SystemCategory};
-use crate::provider::{stem, FileCtx, Layout, Malformed, Provider, RecordParser};
+use crate::provider::{
+    first_line_object, stem, ConfigSection, FileCtx, Malformed, Provider, RecordParser, Sniff,
+    SourceKind,
+};
 
-pub const ID: ProviderId = ProviderId("gemini");
+pub const ID: ProviderId = ProviderId::Gemini;
 
 /// Label of subagent work in Gemini chats.
 const SUBAGENT_LABEL: &str = "subagent";
@@ -84,8 +87,8 @@ impl Provider for Gemini {
         vec![home.join(".gemini").join("tmp")]
     }
 
-    fn layout(&self) -> Layout {
-        Layout::Document
+    fn source_kind(&self) -> SourceKind {
+        SourceKind::Document
     }
 
     /// `…/chats/session-*.json` is a main session, `…/chats/<uuid>/*.json` a
@@ -134,6 +137,28 @@ impl Provider for Gemini {
             ctx: ctx.clone(),
             state: State::default(),
         })
+    }
+
+    // Recognition and configuration (the provider seam).
+
+    /// A pretty-printed document (a first line that is just `{`), or one
+    /// on a single line with `messages` and `sessionId`.
+    fn sniff(&self, head: &[u8]) -> Sniff {
+        let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
+        if first.trim_ascii() == b"{" {
+            return Sniff::Strong;
+        }
+        match first_line_object(head) {
+            Some(o) if o.contains_key("messages") && o.contains_key("sessionId") => Sniff::Strong,
+            _ => Sniff::No,
+        }
+    }
+
+    fn config_section(&self) -> ConfigSection {
+        ConfigSection {
+            description: "Gemini CLI: one JSON chat document per session, rewritten as it grows.",
+            env_override: None,
+        }
     }
 }
 
@@ -1013,7 +1038,7 @@ mod tests {
         ] {
             assert_eq!(Gemini.classify(Path::new(other)), None, "{other}");
         }
-        assert_eq!(Gemini.layout(), Layout::Document);
+        assert_eq!(Gemini.source_kind(), SourceKind::Document);
         assert_eq!(
             Gemini.default_roots(Path::new("/home/u")),
             [PathBuf::from("/home/u/.gemini/tmp")]

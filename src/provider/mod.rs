@@ -1,9 +1,30 @@
-//! Providers: where each agent keeps its session logs and how to parse them.
+//! Providers: where each agent keeps its session logs, how to recognise
+//! and how to parse them.
 //!
 //! Invariant: parsers do no I/O. A [`RecordParser`] gets bytes and returns
 //! events; reading files (incrementally, with cursors) is [`crate::reader`]'s
-//! job, and finding files is [`crate::discover`]'s. Adding a provider means
-//! one new module implementing [`Provider`] plus one line in [`registry`].
+//! job, and finding files is [`crate::discover`]'s.
+//!
+//! Everything provider-specific sits behind [`Provider`]: default roots,
+//! which files are sessions ([`Provider::classify`]), how a file is stored
+//! ([`SourceKind`]), how to recognise a file named directly
+//! ([`Provider::sniff`]), the section `kato config init` writes
+//! ([`Provider::config_section`]) and the parser.
+//!
+//! Adding a provider: one new module implementing [`Provider`], one entry
+//! in the list that declares [`ProviderId`] (in [`crate::event`], the leaf
+//! every stage shares, so that it knows names and not implementations),
+//! and one line in [`registry`]. The registry array's length is
+//! `ProviderId::ALL.len()`, so the compiler refuses an id without its line;
+//! a test checks the order. The three cannot be one line without `event`
+//! naming the implementations, which would bring back the dependency from
+//! the event stream to the parsers.
+//!
+//! Code that enumerates providers (discovery, `kato sessions`, export's
+//! lookups, the config and its template, the daemon's stages) takes a
+//! [`Registry`] value, carried by [`crate::config::Config`], and never the
+//! global: a test builds a registry holding a toy provider and runs the
+//! same code.
 
 use std::path::{Path, PathBuf};
 
@@ -12,15 +33,115 @@ use crate::event::{Event, ProviderId, Subagent};
 pub mod claude;
 pub mod codex;
 pub mod gemini;
+#[cfg(test)]
+mod toy;
 
-/// Every registered provider, in display order.
-pub fn registry() -> &'static [&'static dyn Provider] {
-    &[&claude::Claude, &codex::Codex, &gemini::Gemini]
+/// The registration: one line per provider, in display order.
+static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] =
+    [&claude::Claude, &codex::Codex, &gemini::Gemini];
+
+/// Every registered provider.
+pub fn registry() -> Registry {
+    Registry::new(&REGISTERED)
 }
 
-/// Look a provider up by its name (`claude`, `codex`, `gemini`).
+/// Look a provider up by name in the global registry: for the edges
+/// (tests, fuzz targets, benches). Library code takes a [`Registry`].
 pub fn by_name(name: &str) -> Option<&'static dyn Provider> {
-    registry().iter().copied().find(|p| p.id().as_str() == name)
+    registry().by_name(name)
+}
+
+/// A set of providers, in display order. A value, so that code which
+/// enumerates providers can be run with another set (tests).
+#[derive(Clone, Copy)]
+pub struct Registry {
+    providers: &'static [&'static dyn Provider],
+}
+
+impl Registry {
+    pub const fn new(providers: &'static [&'static dyn Provider]) -> Registry {
+        Registry { providers }
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = &'static dyn Provider> {
+        self.providers.iter().copied()
+    }
+
+    pub fn get(self, id: ProviderId) -> Option<&'static dyn Provider> {
+        self.iter().find(|p| p.id() == id)
+    }
+
+    /// Look a provider up by its name (`claude`, `codex`, `gemini`).
+    pub fn by_name(self, name: &str) -> Option<&'static dyn Provider> {
+        self.iter().find(|p| p.id().as_str() == name)
+    }
+
+    /// The names, comma-separated, for messages.
+    pub fn names(self) -> String {
+        let names: Vec<_> = self.iter().map(|p| p.id().as_str()).collect();
+        names.join(", ")
+    }
+
+    /// The provider whose format `head` (the start of a file) looks most
+    /// like; on a tie the first registered.
+    pub fn sniff(self, head: &[u8]) -> Option<&'static dyn Provider> {
+        let mut best: Option<(Sniff, &'static dyn Provider)> = None;
+        for p in self.iter() {
+            let s = p.sniff(head);
+            if s > Sniff::No && best.is_none_or(|(b, _)| s > b) {
+                best = Some((s, p));
+            }
+        }
+        best.map(|(_, p)| p)
+    }
+}
+
+/// Iterates like the slice it holds (`for p in registry()`).
+impl IntoIterator for Registry {
+    type Item = &'static &'static dyn Provider;
+    type IntoIter = std::slice::Iter<'static, &'static dyn Provider>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.providers.iter()
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter().map(|p| p.id())).finish()
+    }
+}
+
+/// How sure a provider is that the start of a file is in its format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Sniff {
+    No,
+    /// A field other formats may share (a `sessionId`).
+    Weak,
+    /// A record shape of this format.
+    Strong,
+}
+
+/// The first line of `head` as a JSON object, if it is one: what most
+/// sniffs look at.
+pub fn first_line_object(head: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let line = head.split(|&b| b == b'\n').next()?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    match serde_json::from_slice(line).ok()? {
+        serde_json::Value::Object(o) => Some(o),
+        _ => None,
+    }
+}
+
+/// What `kato config init` writes for a provider, besides its name and
+/// default roots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigSection {
+    /// One line saying which agent this is.
+    pub description: &'static str,
+    /// An environment variable that moves the agent's files, if the agent
+    /// has one kato honours (none of today's providers).
+    pub env_override: Option<&'static str>,
 }
 
 /// `<file_tag>:<offset>`, followed by `#<n>` for the n-th further event
@@ -56,14 +177,44 @@ pub fn push_decimal(s: &mut String, mut v: u64) {
     }
 }
 
-/// How a provider lays out one session file.
+/// How a provider stores its sessions, which decides how they are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
+pub enum SourceKind {
     /// Append-only JSON Lines: read incrementally by byte offset.
     Jsonl,
     /// One JSON document rewritten in place: parsed whole each time; the
     /// parser keeps its own position (e.g. a message index) in its state.
     Document,
+    /// A session spread over a directory of files. Not read yet:
+    /// [`Unsupported`].
+    DirectoryStore,
+    /// A session kept in a database. Not read yet: [`Unsupported`].
+    Database,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Jsonl => "append-only JSON Lines",
+            SourceKind::Document => "rewritten JSON document",
+            SourceKind::DirectoryStore => "directory store",
+            SourceKind::Database => "database",
+        }
+    }
+}
+
+/// A source kind the reader cannot read yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{provider}: reading a {} is not supported yet", kind.as_str())]
+pub struct Unsupported {
+    pub provider: ProviderId,
+    pub kind: SourceKind,
+}
+
+impl From<Unsupported> for std::io::Error {
+    fn from(e: Unsupported) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::Unsupported, e)
+    }
 }
 
 /// What a discovered file is, judged from its path alone.
@@ -109,8 +260,8 @@ impl Malformed {
 /// duplicates, message index); that context round-trips through
 /// [`RecordParser::state`] so a daemon can persist it beside the cursor.
 pub trait RecordParser: Send {
-    /// Parse one record. For [`Layout::Jsonl`] `bytes` is one line without
-    /// its `\n` and `offset` its byte offset; for [`Layout::Document`] it is
+    /// Parse one record. For [`SourceKind::Jsonl`] `bytes` is one line without
+    /// its `\n` and `offset` its byte offset; for [`SourceKind::Document`] it is
     /// the whole document and `offset` is 0. Events go to `out` in order.
     fn record(
         &mut self,
@@ -139,11 +290,18 @@ pub trait Provider: Sync {
     /// Default roots under the user's home directory.
     fn default_roots(&self, home: &Path) -> Vec<PathBuf>;
 
-    fn layout(&self) -> Layout;
+    fn source_kind(&self) -> SourceKind;
 
     /// Decide from the path (relative to a root) whether a file is a session
     /// file, and what it is. `None` for everything else (sidecars, meta files).
     fn classify(&self, rel: &Path) -> Option<FileCtx>;
+
+    /// How much `head` (the first bytes of a file named directly, up to
+    /// 1 MiB) looks like this provider's format.
+    fn sniff(&self, head: &[u8]) -> Sniff;
+
+    /// The commented section `kato config init` writes.
+    fn config_section(&self) -> ConfigSection;
 
     /// A fresh parser for one file.
     fn parser(&self, ctx: &FileCtx) -> Box<dyn RecordParser>;
@@ -173,13 +331,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn registry_names_are_unique_and_resolvable() {
-        let names: Vec<_> = registry().iter().map(|p| p.id().as_str()).collect();
+    fn registry_holds_every_id_once_in_order() {
+        let ids: Vec<_> = registry().iter().map(|p| p.id()).collect();
+        assert_eq!(ids, ProviderId::ALL);
+        let names: Vec<_> = ids.iter().map(|id| id.as_str()).collect();
         assert_eq!(names, ["claude", "codex", "gemini"]);
         for n in names {
-            assert_eq!(by_name(n).map(|p| p.id().as_str()), Some(n));
+            assert_eq!(registry().by_name(n).map(|p| p.id().as_str()), Some(n));
+            assert_eq!(n.parse::<ProviderId>().map(ProviderId::as_str), Ok(n));
         }
-        assert!(by_name("cursor").is_none());
+        assert!(registry().by_name("cursor").is_none());
+        assert!(registry().by_name("toy").is_none());
+        assert_eq!(
+            "cursor".parse::<ProviderId>().map_err(|e| e.to_string()),
+            Err("unknown provider `cursor`".to_owned())
+        );
+        assert_eq!(
+            format!("{registry:?}", registry = registry()),
+            "[Claude, Codex, Gemini]"
+        );
+    }
+
+    #[test]
+    fn provider_ids_keep_their_json_names() {
+        for &id in ProviderId::ALL {
+            let json = serde_json::to_string(&id).unwrap();
+            assert_eq!(json, format!("\"{id}\""));
+            assert_eq!(serde_json::from_str::<ProviderId>(&json).unwrap(), id);
+        }
+        let e = serde_json::from_str::<ProviderId>("\"cursor\"").unwrap_err();
+        assert!(e.to_string().contains("unknown provider `cursor`"), "{e}");
     }
 
     #[test]

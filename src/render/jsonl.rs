@@ -52,7 +52,7 @@ mod unit {
 
     fn ev(id: &str, payload: Payload) -> Event {
         Event::new(
-            ProviderId("codex"),
+            ProviderId::Codex,
             "sess",
             id,
             Source {

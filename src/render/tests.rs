@@ -13,7 +13,7 @@ use super::markdown::{split_frontmatter, MarkdownRenderer, RenderState};
 use super::{session_key, MetaCollector, SessionMeta, UNTITLED};
 use crate::config::MarkdownOptions;
 use crate::event::{
-    raw_from_str, raw_json, Event, Kind, Payload, ProviderId, Source, Subagent, SystemCategory,
+    raw_from_str, raw_json, Event, Kind, Payload, Source, Subagent, SystemCategory,
 };
 
 // ---------------------------------------------------------------- builders
@@ -45,7 +45,7 @@ impl Seq {
     fn push(&mut self, record: &str, payload: Payload) -> &mut Seq {
         let n = self.events.len();
         let mut ev = Event::new(
-            ProviderId(self.provider),
+            self.provider.parse().unwrap(),
             self.session.clone(),
             format!("ev-{n}"),
             Source {
@@ -1181,7 +1181,7 @@ fn real_corpus_renders_deterministically_and_well_formed() {
     };
     let mut digests = Vec::new();
     for provider in ["claude", "codex", "gemini"] {
-        let p = crate::provider::by_name(provider).unwrap();
+        let p = crate::provider::registry().by_name(provider).unwrap();
         let mut files: Vec<_> = std::fs::read_dir(base.join(provider))
             .unwrap()
             .map(|e| e.unwrap().path())

@@ -148,7 +148,7 @@ impl Policy {
         for p in config.providers.iter().filter(|p| p.enabled) {
             stages.push(StagePolicy::new(
                 "watch+parse",
-                p.name,
+                p.name.as_str(),
                 &profiles::provider(&p.roots),
             ));
         }

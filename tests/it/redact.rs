@@ -670,7 +670,7 @@ fn redaction_is_idempotent() {
 
 fn event(payload: Payload) -> Event {
     Event::new(
-        ProviderId("claude"),
+        ProviderId::Claude,
         "s1",
         "ev-1",
         Source {

@@ -39,7 +39,7 @@ impl Recorder {
         let upto = snap.upto.message_id.clone();
         sess.queued.entry(id.to_owned()).or_default();
         stages.replay(
-            key.provider.as_str(),
+            key.provider,
             &path,
             ReplayKey {
                 session: key.clone(),
@@ -216,7 +216,7 @@ mod tests {
 
     fn msg(text: &str) -> Event {
         Event::new(
-            ProviderId("claude"),
+            ProviderId::Claude,
             "s",
             "m1",
             Source {
