@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{Config, LogFormat};
@@ -50,7 +50,7 @@ use crate::error::{exit, Error, Result};
 use crate::event::{Event, Payload};
 use crate::provider::{self, Provider};
 use crate::reader::{Cursor, FileIdentity, Limits, Reset};
-use crate::sandbox::{profiles, Domain};
+use crate::sandbox::{profiles, Confiner, Stage, StageName};
 
 use self::state::{fingerprint, FileState, Quarantine, Store};
 use self::status::{
@@ -74,82 +74,6 @@ const CHANNEL_BOUND: usize = 16;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// A stage that ran this long without failing starts its backoff over.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
-
-// ---------------------------------------------------------------------------
-// Confinement hook
-// ---------------------------------------------------------------------------
-
-/// What one stage thread may touch: its row of SPEC §8's table, as a
-/// [`sandbox::Domain`](crate::sandbox::Domain).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StageDomainSpec {
-    pub domain: Domain,
-}
-
-impl StageDomainSpec {
-    /// A watch+parse stage: read its provider's roots (those that exist
-    /// when it starts); write nothing.
-    pub fn provider(roots: &[PathBuf]) -> StageDomainSpec {
-        StageDomainSpec {
-            domain: profiles::provider(roots),
-        }
-    }
-
-    /// The orchestrator: read the config file; own the state directory
-    /// and the runtime directory (status.json).
-    pub fn orchestrator(cfg: &Config) -> StageDomainSpec {
-        StageDomainSpec {
-            domain: profiles::orchestrator(cfg.source.as_deref(), &cfg.state_dir, &cfg.runtime_dir),
-        }
-    }
-
-    /// The writer-spawner: create in the export roots (each writer it
-    /// creates then narrows itself to its one destination file).
-    pub fn writer_spawner(cfg: &Config) -> StageDomainSpec {
-        StageDomainSpec {
-            domain: profiles::writer_spawner(&profiles::export_roots(cfg)),
-        }
-    }
-
-    /// The log writer of a detached daemon: its logs directory.
-    pub fn log_writer(logs_dir: &Path) -> StageDomainSpec {
-        StageDomainSpec {
-            domain: profiles::log_writer(logs_dir),
-        }
-    }
-
-    /// The signal relay: no file system access at all.
-    pub fn none() -> StageDomainSpec {
-        StageDomainSpec {
-            domain: profiles::signals(),
-        }
-    }
-}
-
-/// Narrow the calling thread to `spec` (Landlock and seccomp, in the
-/// configured sandbox mode). Called first thing in every stage thread,
-/// before any of its work, so each thread ends up in exactly its row of
-/// the confinement table:
-///
-/// | stage | thread | read | write |
-/// |---|---|---|---|
-/// | `supervisor` | main | union of the rows below | union |
-/// | `provider:<name>` | `kato-<name>` | that provider's roots that exist | — |
-/// | `orchestrator` | `kato-orch` | config | state dir, runtime dir |
-/// | `writer-spawner` | `kato-writers` | export roots | create in export roots |
-/// | `log` | `kato-log` | — | logs dir |
-/// | `signals` | `kato-signals` | — | — |
-///
-/// `Err` (enforce mode, the kernel could not confine the thread): the
-/// caller must not run the stage; a provider stage is retried with
-/// backoff. In best-effort mode the stage runs degraded, and status.json,
-/// `kato status`, the log and the audit log say so. Outside `kato run`
-/// (unit tests) nothing is applied.
-pub fn confine_stage(name: &str, spec: &StageDomainSpec) -> Result<()> {
-    confine::confine_stage(name, &spec.domain)
-        .map(drop)
-        .map_err(|e| Error::Sandbox(format!("stage `{name}`: {e}")))
-}
 
 // ---------------------------------------------------------------------------
 // Messages
@@ -387,7 +311,7 @@ struct Slot {
     roots: Vec<PathBuf>,
     tx: Option<Sender<watch::StageMsg>>,
     stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
+    handle: Option<Stage<()>>,
     state: StageState,
     ready: bool,
     restarts: u32,
@@ -437,10 +361,11 @@ struct Daemon {
     /// After a failed flush: not before this.
     flush_retry_at: Instant,
     next_heartbeat: Instant,
-    writers: Option<(Sender<WriterRequest>, JoinHandle<()>)>,
+    writers: Option<(Sender<WriterRequest>, Stage<()>)>,
     recorder: record::Recorder,
-    /// Creates stage threads (from the supervisor under `kato run`).
-    spawner: confine::Spawner,
+    /// Starts every stage thread (from the supervisor under `kato run`)
+    /// and records how each is confined.
+    confine: confine::Confinement,
 }
 
 /// Requests to the writer-spawner. Writers (one per destination) are
@@ -461,7 +386,7 @@ pub(crate) enum WriterRequest {
 /// The recorder's view of the other stages: the writer-spawner and the
 /// parse stages (for snapshot replays).
 struct Links<'a> {
-    writers: &'a Option<(Sender<WriterRequest>, JoinHandle<()>)>,
+    writers: &'a Option<(Sender<WriterRequest>, Stage<()>)>,
     slots: &'a [Slot],
     policy: crate::policy::Policy,
 }
@@ -550,20 +475,29 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<i32> {
     let applied = match union.apply(mode) {
         Ok(a) => Ok(a),
         Err(e) if mode == crate::sandbox::SandboxMode::Enforce => return Err(e.into()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     };
-    confine::init(confine::Startup {
+    let record = Arc::new(confine::Record::new(confine::Startup {
         mode,
-        hardened: Ok(&hardened),
+        hardened: &hardened,
         env: &env,
         env_kept,
         supervisor: &union,
-        applied: applied.as_ref().map_err(Clone::clone),
+        applied: applied.as_ref(),
         grants: &grants,
-    });
+    }));
+    // The main thread is the supervisor: it creates every stage thread.
+    let (confiner, supervisor) = Confiner::supervised(mode);
+    let confine = confine::Confinement::new(confiner, record);
 
     let format = opts.log_format.unwrap_or(cfg.log_format);
-    let _log = log::init(format, &cfg.log_level, opts.detached, &cfg.logs_dir)?;
+    let _log = log::init(
+        &confine.confiner,
+        format,
+        &cfg.log_level,
+        opts.detached,
+        &cfg.logs_dir,
+    )?;
     install_panic_hook();
     if let Some(note) = export_note {
         tracing::warn!("{note}");
@@ -575,7 +509,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<i32> {
             "provider root missing: the supervisor reads its nearest existing ancestor until it appears"
         );
     }
-    let result = run_logged(cfg, opts, lock);
+    let result = run_logged(cfg, opts, lock, confine, supervisor);
     if let Err(e) = &result {
         tracing::error!("kato run failed: {e}");
     }
@@ -584,18 +518,23 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<i32> {
 
 /// The main thread becomes the supervisor: it starts the orchestrator
 /// thread, then creates the threads it asks for until it ends.
-fn run_logged(cfg: Config, opts: RunOptions, lock: lifecycle::Lock) -> Result<i32> {
-    let (spawner, requests) = confine::Spawner::supervised();
-    let orchestrator = thread::Builder::new()
-        .name("kato-orch".into())
-        .spawn(move || -> Result<i32> {
-            confine_stage("orchestrator", &StageDomainSpec::orchestrator(&cfg))?;
-            let mut d = Daemon::new(cfg, opts)?;
-            d.spawner = spawner;
-            d.run()
-        })
-        .map_err(|e| Error::io("starting the orchestrator thread", e))?;
-    confine::serve(requests);
+fn run_logged(
+    cfg: Config,
+    opts: RunOptions,
+    lock: lifecycle::Lock,
+    confine: confine::Confinement,
+    supervisor: crate::sandbox::Supervisor,
+) -> Result<i32> {
+    let domain = profiles::orchestrator(cfg.source.as_deref(), &cfg.state_dir, &cfg.runtime_dir);
+    let confiner = confine.confiner.clone();
+    let orchestrator = confiner.spawn(StageName::Orchestrator, domain, move || -> Result<i32> {
+        Daemon::new(cfg, opts, confine)?.run()
+    });
+    // Only the orchestrator and the stages hold the confiner now: the
+    // supervisor serves them until they are all gone.
+    drop(confiner);
+    let orchestrator = orchestrator?;
+    supervisor.serve();
     let result = orchestrator.join().unwrap_or_else(|_| {
         Err(Error::Daemon(
             "the orchestrator panicked (location in the log)".into(),
@@ -627,7 +566,7 @@ fn install_panic_hook() {
 }
 
 impl Daemon {
-    fn new(cfg: Config, opts: RunOptions) -> Result<Daemon> {
+    fn new(cfg: Config, opts: RunOptions, confine: confine::Confinement) -> Result<Daemon> {
         let store = Store::open(&cfg.state_dir).map_err(|e| {
             Error::io(
                 format!("opening the state in {}", cfg.state_dir.display()),
@@ -658,7 +597,7 @@ impl Daemon {
             next_heartbeat: now + HEARTBEAT,
             writers: None,
             recorder: record::Recorder::new(&cfg_for_recorder),
-            spawner: confine::Spawner::direct(),
+            confine,
         };
         d.load_state();
         Ok(d)
@@ -714,7 +653,7 @@ impl Daemon {
             state = %self.cfg.state_dir.display(),
             "kato starting"
         );
-        let signals = spawn_signals(&self.spawner, self.tx.clone())?;
+        let signals = spawn_signals(&self.confine.confiner, self.tx.clone())?;
         self.spawn_writer_spawner();
         for pc in self.cfg.providers.clone() {
             if !pc.enabled {
@@ -1115,7 +1054,7 @@ impl Daemon {
                 .iter()
                 .zip(&s.confined)
                 .any(|(n, c)| n.is_some() && n != c);
-            if changed && confine::mode().is_some() {
+            if changed && self.confine.confines() {
                 tracing::info!(
                     provider = s.name(),
                     "a root appeared or was replaced: restarting the stage so its domain includes it"
@@ -1147,7 +1086,11 @@ impl Daemon {
             if id.is_none() {
                 continue;
             }
-            match confine::ancestor_grant(root).and_then(|a| confine::late_root_problem(root, &a)) {
+            match self
+                .confine
+                .ancestor_grant(root)
+                .and_then(|a| confine::late_root_problem(root, &a))
+            {
                 Some(problem) => refused.push(problem),
                 None => domain_roots.push(root.clone()),
             }
@@ -1172,10 +1115,11 @@ impl Daemon {
                 quarantined: rec.st.quarantine.as_ref().map(|q| q.identity),
             })
             .collect();
+        let domain = profiles::provider(&domain_roots);
         let init = watch::StageInit {
             provider,
             roots: slot.roots.clone(),
-            domain_roots,
+            covered: self.confine.confines().then_some(domain_roots),
             known,
             limits: Limits {
                 line_cap: self.cfg.line_cap,
@@ -1187,7 +1131,8 @@ impl Daemon {
             stop: stop.clone(),
         };
         let out = self.tx.clone();
-        let spawned = self.spawner.spawn(format!("kato-{name}"), move || {
+        let stage = StageName::Provider(name.to_owned());
+        let spawned = self.confine.confiner.spawn(stage, domain, move || {
             let r = panic::catch_unwind(AssertUnwindSafe(|| watch::run(init)));
             let error = match r {
                 Ok(Ok(())) => None,
@@ -1266,29 +1211,31 @@ impl Daemon {
 
     fn spawn_writer_spawner(&mut self) {
         let (tx, rx) = mpsc::channel::<WriterRequest>();
-        let spec = StageDomainSpec::writer_spawner(&self.cfg);
-        let mode = self.cfg.sandbox_mode;
-        match self.spawner.spawn("kato-writers".into(), move || {
-            if let Err(e) = confine_stage("writer-spawner", &spec) {
-                tracing::error!("writer-spawner confinement failed: {e}");
-                return;
-            }
-            // Blocks without waking until a request arrives. Writers are
-            // spawned from here so each starts in this domain (the export
-            // roots) and narrows itself to its one file.
-            while let Ok(req) = rx.recv() {
-                match req {
-                    WriterRequest::Spawn {
-                        policy,
-                        target,
-                        reply,
-                    } => {
-                        let _ = reply.send(crate::writer::spawn(policy, target, mode));
+        let domain = profiles::writer_spawner(&profiles::export_roots(&self.cfg));
+        // Writers are created by the writer-spawner's thread, not the
+        // supervisor: each starts in the export roots and narrows.
+        let writers = self.confine.confiner.from_caller();
+        let spawned = self
+            .confine
+            .confiner
+            .spawn(StageName::WriterSpawner, domain, move || {
+                // Blocks without waking until a request arrives. Writers are
+                // spawned from here so each starts in this domain (the export
+                // roots) and narrows itself to its one file.
+                while let Ok(req) = rx.recv() {
+                    match req {
+                        WriterRequest::Spawn {
+                            policy,
+                            target,
+                            reply,
+                        } => {
+                            let _ = reply.send(crate::writer::spawn(&writers, policy, target));
+                        }
+                        WriterRequest::Stop => break,
                     }
-                    WriterRequest::Stop => break,
                 }
-            }
-        }) {
+            });
+        match spawned {
             Ok(h) => self.writers = Some((tx, h)),
             Err(e) => self.warn("writer-spawner", format!("cannot start: {e}")),
         }
@@ -1419,7 +1366,7 @@ impl Daemon {
             heartbeat_at: rfc3339(now),
             heartbeat_unix_ms: status::unix_ms(now),
             sandbox_mode: self.cfg.sandbox_mode.as_str().to_owned(),
-            sandbox: confine::snapshot(),
+            sandbox: self.confine.snapshot(),
             config: self.cfg.source.clone(),
             state_dir: self.cfg.state_dir.clone(),
             runtime_dir: self.cfg.runtime_dir.clone(),
@@ -1437,28 +1384,29 @@ impl Daemon {
     /// each (`sandbox.applied`, `sandbox.degraded`, `sandbox.failed`), and
     /// a status warning for every one that is not fully enforced.
     fn record_sandbox_outcomes(&mut self) {
-        for (source, message) in confine::take_notices() {
+        for (source, message) in self.confine.take_notices() {
             self.warn(&source, message);
         }
-        for o in confine::take_outcomes() {
-            let (event, decision) = match o.state.as_str() {
-                "enforced" => ("sandbox.applied", "info"),
-                "degraded" => ("sandbox.degraded", "info"),
-                _ => ("sandbox.failed", "deny"),
+        for o in self.confine.take_outcomes() {
+            use crate::sandbox::StageState as S;
+            let (event, decision) = match o.state {
+                S::Enforced => ("sandbox.applied", "info"),
+                S::Degraded => ("sandbox.degraded", "info"),
+                S::Failed => ("sandbox.failed", "deny"),
             };
             let reason = o
                 .error
                 .clone()
                 .or_else(|| (!o.missing.is_empty()).then(|| o.missing.join("; ")));
             self.recorder.audit(crate::audit::Entry {
-                stage: o.stage.clone(),
+                stage: o.stage.to_string(),
                 event: event.to_owned(),
                 decision: decision.to_owned(),
                 reason,
                 detail: serde_json::json!({
                     "thread": o.thread,
                     "mode": self.cfg.sandbox_mode.as_str(),
-                    "landlock": o.landlock,
+                    "landlock": o.landlock.as_str(),
                     "seccomp": o.seccomp,
                     "read": o.read,
                     "write_files": o.write_files,
@@ -1497,32 +1445,21 @@ fn signal_name(sig: i32) -> &'static str {
 /// Without it kato could not be stopped cleanly, so a relay that cannot be
 /// confined (enforce mode) ends the start-up.
 fn spawn_signals(
-    spawner: &confine::Spawner,
+    confiner: &Confiner,
     tx: SyncSender<ToOrch>,
 ) -> Result<signal_hook::iterator::Handle> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| Error::io("installing signal handlers", e))?;
     let handle = signals.handle();
-    let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<()>>(1);
-    spawner
-        .spawn("kato-signals".into(), move || {
-            let confined = confine_stage("signals", &StageDomainSpec::none());
-            let ok = confined.is_ok();
-            let _ = ready_tx.send(confined);
-            if !ok {
-                return;
+    // Not joined: the thread ends with the process.
+    let _relay = confiner.spawn(StageName::Signals, profiles::signals(), move || {
+        for sig in signals.forever() {
+            if tx.send(ToOrch::Signal(sig)).is_err() {
+                break;
             }
-            for sig in signals.forever() {
-                if tx.send(ToOrch::Signal(sig)).is_err() {
-                    break;
-                }
-            }
-        })
-        .map_err(|e| Error::io("starting the signal thread", e))?;
-    ready_rx
-        .recv()
-        .map_err(|_| Error::Daemon("the signal thread ended during start-up".into()))??;
+        }
+    })?;
     Ok(handle)
 }
 
