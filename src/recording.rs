@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::commands::{self, Command, Format, Name};
+use crate::policy::Denied;
 
 /// A destination file and its format.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -74,7 +75,7 @@ pub struct Ctx<'a> {
     /// Destination used when a command names none and no pointer is set.
     pub default_dest: &'a dyn Fn() -> PathBuf,
     /// The path policy: returns the normalized destination or why not.
-    pub check: &'a dyn Fn(&Path) -> Result<PathBuf, String>,
+    pub check: &'a dyn Fn(&Path) -> Result<PathBuf, Denied>,
 }
 
 /// Persisted command state of one session.
@@ -127,7 +128,7 @@ impl SessionState {
         outcome
     }
 
-    fn resolve(&self, cmd: &Command, ctx: &Ctx<'_>) -> Result<Dest, String> {
+    fn resolve(&self, cmd: &Command, ctx: &Ctx<'_>) -> Result<Dest, Denied> {
         let (raw, format) = match cmd.target() {
             Some(t) => t,
             None => match &self.pointer {
@@ -161,7 +162,7 @@ impl SessionState {
             Name::Init => {
                 let dest = match self.resolve(cmd, ctx) {
                     Ok(d) => d,
-                    Err(e) => return Outcome::Rejected(e),
+                    Err(e) => return Outcome::Rejected(e.to_string()),
                 };
                 self.move_pointer(&dest, &mut actions);
                 let recording_id = self.register(&dest);
@@ -170,7 +171,7 @@ impl SessionState {
             Name::Record => {
                 let dest = match self.resolve(cmd, ctx) {
                     Ok(d) => d,
-                    Err(e) => return Outcome::Rejected(e),
+                    Err(e) => return Outcome::Rejected(e.to_string()),
                 };
                 if self.recording() == Some(&dest) {
                     return Outcome::Rejected(format!(
@@ -190,7 +191,7 @@ impl SessionState {
             Name::Capture => {
                 let dest = match self.resolve(cmd, ctx) {
                     Ok(d) => d,
-                    Err(e) => return Outcome::Rejected(e),
+                    Err(e) => return Outcome::Rejected(e.to_string()),
                 };
                 self.move_pointer(&dest, &mut actions);
                 let recording_id = self.register(&dest);
@@ -212,7 +213,7 @@ impl SessionState {
             Name::Export => {
                 let dest = match self.resolve(cmd, ctx) {
                     Ok(d) => d,
-                    Err(e) => return Outcome::Rejected(e),
+                    Err(e) => return Outcome::Rejected(e.to_string()),
                 };
                 // Export changes nothing else: no pointer, no registry entry
                 // beyond the id needed to name the snapshot.
@@ -296,11 +297,14 @@ mod tests {
             let parsed = scan(line).pop().unwrap().parsed.unwrap();
             let id = format!("m{}/cmd0", self.n);
             let deflt = || PathBuf::from("/exp/default");
-            let check = |p: &Path| -> Result<PathBuf, String> {
+            let check = |p: &Path| -> Result<PathBuf, Denied> {
                 if p.starts_with("/exp") {
                     Ok(p.to_path_buf())
                 } else {
-                    Err(format!("{} is not under an allowed root", p.display()))
+                    Err(Denied {
+                        reason: crate::policy::DenyReason::NotUnderRoot,
+                        detail: p.display().to_string(),
+                    })
                 }
             };
             let ctx = Ctx {
@@ -416,7 +420,7 @@ mod tests {
         // The same command event delivered twice (restart) runs once.
         let parsed = scan("::record").pop().unwrap().parsed.unwrap();
         let deflt = || PathBuf::from("/exp/d");
-        let check = |p: &Path| -> Result<PathBuf, String> { Ok(p.to_path_buf()) };
+        let check = |p: &Path| -> Result<PathBuf, Denied> { Ok(p.to_path_buf()) };
         let ctx = Ctx {
             event_id: "x/cmd0",
             at: At {

@@ -233,12 +233,7 @@ impl Record {
             }
         };
         let name = thread::current().name().unwrap_or("?").to_owned();
-        let supervisor = stage_status(
-            StageName::Supervisor,
-            &name,
-            s.supervisor,
-            s.applied.map_err(ToString::to_string),
-        );
+        let supervisor = stage_status(StageName::Supervisor, &name, s.supervisor, s.applied);
         let notices = missing
             .iter()
             .map(|m| {
@@ -338,12 +333,7 @@ impl Record {
 
 impl StageReport for Record {
     fn stage(&self, o: StageOutcome<'_>) {
-        let s = stage_status(
-            o.stage.clone(),
-            o.thread,
-            o.domain,
-            o.result.map_err(ToString::to_string),
-        );
+        let s = stage_status(o.stage.clone(), o.thread, o.domain, o.result);
         let stage = o.stage.as_str();
         match (&o.result, s.state) {
             (Err(e), _) => tracing::error!(%stage, "stage not confined, not run: {e}"),
@@ -362,7 +352,7 @@ fn stage_status(
     stage: StageName,
     thread: &str,
     domain: &Domain,
-    outcome: Result<&Applied, String>,
+    outcome: Result<&Applied, &SandboxError>,
 ) -> StageSandboxStatus {
     let mut s = StageSandboxStatus {
         thread: thread.to_owned(),
@@ -388,7 +378,7 @@ fn stage_status(
         Err(e) => {
             s.state = StageState::Failed;
             s.landlock = Enforcement::NotEnforced;
-            s.error = Some(e);
+            s.error = Some(e.to_string());
         }
     }
     s

@@ -590,14 +590,14 @@ impl Recorder {
             .into_iter()
             .next()
             .map(|l| l.parsed)
-            .unwrap_or_else(|| Err("not a command line".to_owned()));
+            .unwrap_or(Err(commands::CommandError::NotACommand));
         let cmd = match parsed {
             Ok(c) => c,
             Err(reason) => {
                 self.audit(Entry {
                     event: "command.rejected".into(),
                     decision: "deny".into(),
-                    reason: Some(reason),
+                    reason: Some(reason.to_string()),
                     detail: serde_json::json!({"event_id": ev.event_id, "live": live}),
                     ..base
                 });
@@ -626,12 +626,12 @@ impl Recorder {
         let default_dest = self.default_dir.join(default_name);
         let policy = &self.policy;
         let denied: std::cell::RefCell<Option<(String, String)>> = std::cell::RefCell::new(None);
-        let check = |p: &Path| -> Result<PathBuf, String> {
+        let check = |p: &Path| -> Result<PathBuf, crate::policy::Denied> {
             match policy.check(p.as_os_str()) {
                 Ok(t) => Ok(t.path),
                 Err(d) => {
                     *denied.borrow_mut() = Some((p.display().to_string(), d.to_string()));
-                    Err(d.to_string())
+                    Err(d)
                 }
             }
         };

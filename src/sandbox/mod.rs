@@ -423,7 +423,7 @@ pub enum SandboxError {
 
     /// The seccomp filter could not be built or installed.
     #[error("sandbox: seccomp filter: {0}")]
-    Seccomp(String),
+    Seccomp(#[source] seccompiler::Error),
 
     /// A process-hardening syscall failed.
     #[error("sandbox: {call} failed: {source}")]
