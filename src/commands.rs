@@ -108,7 +108,39 @@ pub struct Line {
     /// The line as typed, without its end-of-line.
     pub raw: String,
     /// The command, or why it is not one (naming the right form).
-    pub parsed: Result<Command, String>,
+    pub parsed: Result<Command, CommandError>,
+}
+
+/// Why a command-looking line is not a command. The message names the
+/// right form; it is what the human sees (audit log, status).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("unknown command `::{word}`; {}", unknown_hint(*hint))]
+    Unknown { word: String, hint: Option<Name> },
+    #[error("malformed `::{word}`: one space, then the argument; the form is `{}`", name.usage())]
+    Spacing { word: String, name: Name },
+    #[error("malformed `::{word}`: the form is `{}`", name.usage())]
+    Malformed { word: String, name: Name },
+    #[error(
+        "`::{}` takes no argument; the form is `{}`{}",
+        name.as_str(),
+        name.usage(),
+        if *name == Name::Record {
+            " (to record into a given file use `::capture /absolute/path`, or `::init /absolute/path` then `::record`)"
+        } else {
+            ""
+        }
+    )]
+    NoArgument { name: Name },
+    #[error("`::export` needs a destination; the form is `{}`", Name::Export.usage())]
+    NoDestination,
+    #[error("`{arg}` is not an absolute path; the form is `{}`", name.usage())]
+    NotAbsolute { arg: String, name: Name },
+    #[error("the path contains a NUL byte")]
+    Nul,
+    /// The text is not a command line at all.
+    #[error("not a command line")]
+    NotACommand,
 }
 
 /// Find the command lines of a human message, in order.
@@ -144,7 +176,7 @@ pub fn scan(text: &str) -> Vec<Line> {
 }
 
 /// Parse what follows `::` on a command line.
-fn parse_command(rest: &str) -> Result<Command, String> {
+fn parse_command(rest: &str) -> Result<Command, CommandError> {
     let name_end = rest
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
         .unwrap_or(rest.len());
@@ -156,64 +188,57 @@ fn parse_command(rest: &str) -> Result<Command, String> {
         None
     } else if let Some(a) = tail.strip_prefix(' ') {
         if a.is_empty() || a.starts_with([' ', '\t']) || a.trim_end().len() != a.len() {
-            return Err(format!(
-                "malformed `::{word}`: one space, then the argument; the form is `{}`",
-                name.usage()
-            ));
+            return Err(CommandError::Spacing {
+                word: word.to_owned(),
+                name,
+            });
         }
         Some(a.to_owned())
     } else {
-        return Err(format!(
-            "malformed `::{word}`: the form is `{}`",
-            name.usage()
-        ));
+        return Err(CommandError::Malformed {
+            word: word.to_owned(),
+            name,
+        });
     };
     match (name, arg) {
-        (Name::Record | Name::Stop, Some(_)) => Err(format!(
-            "`::{}` takes no argument; the form is `{}`{}",
-            name.as_str(),
-            name.usage(),
-            if name == Name::Record {
-                " (to record into a given file use `::capture /absolute/path`, or `::init /absolute/path` then `::record`)"
-            } else {
-                ""
-            }
-        )),
-        (Name::Export, None) => Err(format!(
-            "`::export` needs a destination; the form is `{}`",
-            Name::Export.usage()
-        )),
-        (_, Some(a)) if !a.starts_with('/') => Err(format!(
-            "`{a}` is not an absolute path; the form is `{}`",
-            name.usage()
-        )),
-        (_, Some(a)) if a.contains('\0') => Err(String::from("the path contains a NUL byte")),
+        (Name::Record | Name::Stop, Some(_)) => Err(CommandError::NoArgument { name }),
+        (Name::Export, None) => Err(CommandError::NoDestination),
+        (_, Some(a)) if !a.starts_with('/') => Err(CommandError::NotAbsolute { arg: a, name }),
+        (_, Some(a)) if a.contains('\0') => Err(CommandError::Nul),
         (name, arg) => Ok(Command { name, arg }),
     }
 }
 
-fn unknown(word: &str) -> String {
-    let all = [
-        Name::Init,
-        Name::Record,
-        Name::Capture,
-        Name::Export,
-        Name::Stop,
-    ];
+const ALL: [Name; 5] = [
+    Name::Init,
+    Name::Record,
+    Name::Capture,
+    Name::Export,
+    Name::Stop,
+];
+
+fn unknown(word: &str) -> CommandError {
     let lower = word.to_ascii_lowercase();
     let hint = match lower.as_str() {
         "start" | "begin" | "rec" | "recording" => Some(Name::Record),
         "end" | "pause" | "halt" | "off" => Some(Name::Stop),
         "save" | "dump" | "write" => Some(Name::Export),
-        _ => all
+        _ => ALL
             .into_iter()
             .find(|n| n.as_str() == lower || edit_distance(n.as_str(), &lower) <= 2),
     };
+    CommandError::Unknown {
+        word: word.to_owned(),
+        hint,
+    }
+}
+
+fn unknown_hint(hint: Option<Name>) -> String {
     match hint {
-        Some(n) => format!("unknown command `::{word}`; did you mean `{}`?", n.usage()),
+        Some(n) => format!("did you mean `{}`?", n.usage()),
         None => format!(
-            "unknown command `::{word}`; commands are {}",
-            all.iter()
+            "commands are {}",
+            ALL.iter()
                 .map(|n| format!("`{}`", n.usage()))
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -284,7 +309,7 @@ pub fn command_events(ev: &Event) -> Vec<Event> {
                     raw: l.raw,
                     line: l.line,
                     message_id: ev.event_id.clone(),
-                    error: l.parsed.err(),
+                    error: l.parsed.err().map(|e| e.to_string()),
                 },
             );
             cmd.timestamp = ev.timestamp.clone();
@@ -301,7 +326,7 @@ mod tests {
     fn one(text: &str) -> Option<Result<Command, String>> {
         let mut v = scan(text);
         assert!(v.len() <= 1, "{v:?}");
-        v.pop().map(|l| l.parsed)
+        v.pop().map(|l| l.parsed.map_err(|e| e.to_string()))
     }
 
     fn ok(name: Name, arg: Option<&str>) -> Option<Result<Command, String>> {

@@ -44,8 +44,8 @@ pub enum Error {
     },
 
     /// The sandbox could not be set up as the mode requires.
-    #[error("{0}")]
-    Sandbox(String),
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
 
     /// The daemon cannot start, stop or be reached as asked.
     #[error("{0}")]

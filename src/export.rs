@@ -330,7 +330,7 @@ fn text_size(ev: &Event) -> usize {
 /// 3. It narrows itself to writing exactly the output file, and renders
 ///    what the stages send over bounded channels.
 pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
-    use crate::sandbox::{self, profiles, stage};
+    use crate::sandbox::{self, profiles, stage, Confiner, StageName};
     let mode = cfg.sandbox_mode;
     let hardened = sandbox::harden_process(mode)?;
     report_degraded("startup", &hardened.missing);
@@ -394,14 +394,17 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     // it from the events it renders, holding the rendered body back (up to
     // SPOOL_MAX); a body too large for that needs a metadata pass of its
     // own, by a second confined stage started on demand (see write_stage).
+    // The parse and metadata threads are created by `main` (still in the
+    // resolve domain) and narrow to reading the session's files.
+    let confiner = Confiner::new(mode);
     let (go_tx, go_rx) = std::sync::mpsc::sync_channel::<()>(1);
     let meta_stage = if markdown {
         let (session, redactor) = (session.clone(), redactor.clone());
-        Some(stage::spawn(
-            "export-meta",
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(stage::STAGE_QUEUE);
+        let stage = confiner.spawn(
+            StageName::ExportMeta,
             profiles::export(&files, config_file, None),
-            mode,
-            move |tx: std::sync::mpsc::SyncSender<Msg>| {
+            move || {
                 if go_rx.recv().is_err() {
                     return; // not needed
                 }
@@ -411,19 +414,18 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
                 };
                 let _ = tx.send(msg);
             },
-        )?)
+        )?;
+        Some((stage, rx))
     } else {
         None
     };
     let parse_session = session.clone();
     let (spent_tx, spent_rx) = std::sync::mpsc::sync_channel(IN_FLIGHT);
-    let parser = stage::spawn(
-        "export-parse",
+    let (parse_tx, parse_rx) = std::sync::mpsc::sync_channel::<Msg>(stage::STAGE_QUEUE);
+    let parser = confiner.spawn(
+        StageName::ExportParse,
         profiles::export(&files, config_file, None),
-        mode,
-        move |tx: std::sync::mpsc::SyncSender<Msg>| {
-            parse_stage(&parse_session, limits, &redactor, &tx, &spent_rx);
-        },
+        move || parse_stage(&parse_session, limits, &redactor, &parse_tx, &spent_rx),
     )?;
     let input_bytes: u64 = files
         .iter()
@@ -444,22 +446,24 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
         inner: sink,
         bytes: 0,
     };
-    let meta = meta_stage.as_ref().map(|s| MetaSource {
-        rx: s.receiver(),
+    let meta = meta_stage.as_ref().map(|(_, rx)| MetaSource {
+        rx,
         go: Some(go_tx),
         session: &session,
     });
     let spool = Spool::bounds(req, input_bytes);
     let (events, skipped, redactions, abandoned) =
-        write_stage(parser.receiver(), meta, Some(&spent_tx), spool, req, &mut w)?;
+        write_stage(&parse_rx, meta, Some(&spent_tx), spool, req, &mut w)?;
     w.flush().map_err(|e| Error::io("writing the export", e))?;
-    if let Some(s) = meta_stage {
-        // A metadata pass that turned out not to be needed is left to end
-        // with the process.
+    if let Some((s, rx)) = meta_stage {
+        drop(rx); // a stage blocked sending ends
+                  // A metadata pass that turned out not to be needed is left to end
+                  // with the process.
         if !abandoned {
             s.join()?;
         }
     }
+    drop(parse_rx);
     parser.join()?;
     Ok(Summary {
         provider: session.provider,

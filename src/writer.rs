@@ -1,8 +1,10 @@
 //! Destination-scoped writers (SPEC §2 "write", §8 write row).
 //!
-//! A writer is a thread bound to exactly one destination file. It is
-//! spawned by the long-lived writer-spawner (whose domain is the export
-//! roots), narrows itself to its one file, opens it through the path policy
+//! A writer is a stage thread bound to exactly one destination file. It is
+//! started by the long-lived writer-spawner (whose domain is the export
+//! roots) through the spawner's own [`Confiner`], so it appears in
+//! status.json and the audit log like every stage; it narrows itself to its
+//! one file, opens it through the path policy
 //! (`openat2` beneath the root, no symlinks) and then only appends.
 //! Payload arrives over a channel; the orchestrator never writes exports.
 //!
@@ -17,10 +19,9 @@ use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::thread::JoinHandle;
 
-use crate::config::SandboxMode;
 use crate::policy::{Policy, Target};
+use crate::sandbox::{Confiner, Stage, StageName};
 
 /// Why an append did not happen (or not completely).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,7 +65,7 @@ pub enum WriterMsg {
 pub struct WriterHandle {
     pub dest: PathBuf,
     tx: SyncSender<WriterMsg>,
-    thread: Option<JoinHandle<()>>,
+    stage: Option<Stage<()>>,
 }
 
 impl WriterHandle {
@@ -80,8 +81,8 @@ impl WriterHandle {
     /// End the writer after everything sent so far is written.
     pub fn close(mut self) {
         let _ = self.tx.send(WriterMsg::Close);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(s) = self.stage.take() {
+            let _ = s.join();
         }
     }
 }
@@ -92,50 +93,46 @@ impl Drop for WriterHandle {
     }
 }
 
-/// Spawn a writer for `target` from the calling thread (the writer-spawner).
-/// The new thread narrows itself to the one file, then opens it through the
-/// policy's no-follow open. Returns once the file is open (or why not).
+/// Start a writer stage for `target` (from the writer-spawner, whose
+/// `confiner` creates threads itself). The stage narrows to its one file,
+/// then opens it through the policy's no-follow open. Returns once the file
+/// is open (or why not).
 pub fn spawn(
+    confiner: &Confiner,
     policy: Policy,
     target: Target,
-    mode: SandboxMode,
 ) -> Result<WriterHandle, WriteError> {
     let (tx, rx) = mpsc::sync_channel::<WriterMsg>(4);
-    let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), WriteError>>(1);
+    let (open_tx, open_rx) = mpsc::sync_channel::<Result<(), WriteError>>(1);
     let dest = target.path.clone();
-    let thread = std::thread::Builder::new()
-        .name("kato-writer".into())
-        .spawn(move || {
-            let domain = crate::sandbox::profiles::writer(&target.path);
-            if let Err(e) = domain.apply(mode) {
-                let _ = ready_tx.send(Err(WriteError::Open(format!("confinement: {e}"))));
-                return;
-            }
+    let domain = crate::sandbox::profiles::writer(&target.path);
+    let stage = confiner
+        .spawn(StageName::Writer, domain, move || {
             let file = match policy.open_append(&target) {
                 Ok((f, _)) => f,
                 Err(d) => {
-                    let _ = ready_tx.send(Err(WriteError::Open(d.to_string())));
+                    let _ = open_tx.send(Err(WriteError::Open(d.to_string())));
                     return;
                 }
             };
-            if ready_tx.send(Ok(())).is_err() {
+            if open_tx.send(Ok(())).is_err() {
                 return;
             }
             serve(file, rx);
         })
-        .map_err(|e| WriteError::Open(e.to_string()))?;
-    match ready_rx.recv() {
+        .map_err(|e| WriteError::Open(format!("confinement: {e}")))?;
+    match open_rx.recv() {
         Ok(Ok(())) => Ok(WriterHandle {
             dest,
             tx,
-            thread: Some(thread),
+            stage: Some(stage),
         }),
         Ok(Err(e)) => {
-            let _ = thread.join();
+            let _ = stage.join();
             Err(e)
         }
         Err(_) => {
-            let _ = thread.join();
+            let _ = stage.join();
             Err(WriteError::Gone)
         }
     }

@@ -89,7 +89,7 @@ pub(crate) fn plan(
         .into_iter()
         .next()
         .map(|l| l.parsed)
-        .unwrap_or_else(|| Err("not a command line".to_owned()));
+        .unwrap_or(Err(commands::CommandError::NotACommand));
     let command = match parsed {
         Ok(c) => c,
         Err(reason) => {
@@ -98,7 +98,7 @@ pub(crate) fn plan(
                 audits: vec![Entry {
                     event: AuditEvent::CommandRejected,
                     decision: Decision::Deny,
-                    reason: Some(reason),
+                    reason: Some(reason.to_string()),
                     detail: serde_json::json!({"event_id": cmd.event_id, "live": cmd.live}),
                     ..base
                 }],

@@ -13,6 +13,11 @@
 //!  └─ kato-<provider>        narrows to the roots of its provider that exist
 //! ```
 //!
+//! Every thread above is started by one [`Confiner`] (the supervisor's,
+//! [`Confiner::supervised`]; the writer-spawner's own for writers,
+//! [`Confiner::from_caller`]), which reports each stage to the [`Record`]:
+//! status.json's `sandbox.stages` and one `sandbox.*` audit record each.
+//!
 //! Why a supervisor: Landlock domains only narrow and are inherited by the
 //! threads a thread creates. A stage restarted by the orchestrator (after a
 //! crash, or to include a provider root that appeared) must start from a
@@ -28,19 +33,17 @@
 //! had when kato started is not granted (see [`late_root_problem`]).
 
 use std::ffi::OsString;
-use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Mutex, OnceLock};
-use std::thread::{self, JoinHandle};
+use std::sync::{Arc, Mutex};
+use std::thread;
 use std::time::SystemTime;
 
 use crate::config::Config;
 use crate::sandbox::{
-    profiles, Applied, Domain, KernelLandlock, ProcessReport, SandboxError, SandboxMode,
-    PINNED_LANDLOCK_ABI,
+    profiles, Applied, Confiner, Domain, Enforcement, KernelLandlock, ProcessReport, SandboxError,
+    SandboxMode, StageName, StageOutcome, StageReport, StageState, PINNED_LANDLOCK_ABI,
 };
 
 use super::status::{
@@ -190,69 +193,24 @@ pub fn late_root_problem(root: &Path, ancestor: &Path) -> Option<String> {
 }
 
 // ---------------------------------------------------------------------------
-// The supervisor
-// ---------------------------------------------------------------------------
-
-/// A spawn request: runs on the supervisor's thread.
-pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
-
-/// Creates stage threads from the supervisor (the main thread, in the
-/// process-wide domain), whichever thread asks. Cloneable; the supervisor
-/// ends once every `Spawner` is dropped.
-#[derive(Clone)]
-pub(crate) struct Spawner {
-    tx: Option<Sender<Job>>,
-}
-
-impl Spawner {
-    /// Threads are created by the calling thread itself (tests, and any
-    /// use outside `kato run`).
-    pub(crate) fn direct() -> Spawner {
-        Spawner { tx: None }
-    }
-
-    /// A spawner whose requests the returned receiver serves ([`serve`]).
-    pub(crate) fn supervised() -> (Spawner, Receiver<Job>) {
-        let (tx, rx) = mpsc::channel();
-        (Spawner { tx: Some(tx) }, rx)
-    }
-
-    /// Start a thread named `name` running `f`, created by the supervisor.
-    pub(crate) fn spawn<T, F>(&self, name: String, f: F) -> io::Result<JoinHandle<T>>
-    where
-        T: Send + 'static,
-        F: FnOnce() -> T + Send + 'static,
-    {
-        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move || {
-            let _ = reply_tx.send(thread::Builder::new().name(name).spawn(f));
-        });
-        match &self.tx {
-            None => job(),
-            Some(tx) => tx
-                .send(job)
-                .map_err(|_| io::Error::other("the supervisor has stopped"))?,
-        }
-        reply_rx
-            .recv()
-            .map_err(|_| io::Error::other("the supervisor dropped a spawn request"))?
-    }
-}
-
-/// The supervisor's loop (main thread): create the threads asked for
-/// until every [`Spawner`] is gone.
-pub(crate) fn serve(rx: Receiver<Job>) {
-    for job in rx {
-        job();
-    }
-}
-
-// ---------------------------------------------------------------------------
 // The record of confinement
 // ---------------------------------------------------------------------------
 
-struct Context {
-    mode: SandboxMode,
+/// Start-up facts for [`Record::new`].
+pub struct Startup<'a> {
+    pub mode: SandboxMode,
+    pub hardened: &'a ProcessReport,
+    pub env: &'a CleanEnv,
+    pub env_kept: Vec<String>,
+    pub supervisor: &'a Domain,
+    pub applied: Result<&'a Applied, &'a SandboxError>,
+    pub grants: &'a [profiles::AncestorGrant],
+}
+
+/// How `kato run` is confined: status.json's `sandbox`, and the stage
+/// outcomes not yet audited. Every stage reports here, from its own
+/// thread, through the daemon's [`Confiner`] ([`StageReport`]).
+pub struct Record {
     status: Mutex<SandboxStatus>,
     /// Process-level degradations not yet shown as status warnings.
     notices: Mutex<Vec<(String, String)>>,
@@ -260,122 +218,155 @@ struct Context {
     outcomes: Mutex<Vec<StageSandboxStatus>>,
 }
 
-static CONTEXT: OnceLock<Context> = OnceLock::new();
-
-/// Start-up facts for [`init`].
-pub struct Startup<'a> {
-    pub mode: SandboxMode,
-    pub hardened: Result<&'a ProcessReport, String>,
-    pub env: &'a CleanEnv,
-    pub env_kept: Vec<String>,
-    pub supervisor: &'a Domain,
-    pub applied: Result<&'a Applied, String>,
-    pub grants: &'a [profiles::AncestorGrant],
-}
-
-/// Record the process-wide confinement. From now on [`confine_stage`]
-/// applies stage domains for real (before this, in tests and outside
-/// `kato run`, it only records nothing and returns `Ok`).
-pub fn init(s: Startup<'_>) {
-    let mut missing: Vec<String> = Vec::new();
-    let (no_new_privs, capabilities_empty, core_dumps_disabled) = match s.hardened {
-        Ok(r) => {
-            missing.extend(r.missing.iter().map(ToString::to_string));
-            (
-                r.no_new_privs,
-                r.capabilities.is_empty(),
-                r.core_dumps_disabled,
-            )
-        }
-        Err(e) => {
-            missing.push(e.clone());
-            (false, false, false)
-        }
-    };
-    let environment = match s.env {
-        CleanEnv::Clean => "clean: inherited variables kato does not read were dropped by \
-                            re-executing it"
-            .to_owned(),
-        CleanEnv::InPlace(why) => {
-            missing.push(format!("clean environment: {why}"));
-            format!("cleaned in place ({why})")
-        }
-    };
-    let supervisor = stage_status("supervisor", s.supervisor, s.applied);
-    let notices = missing
-        .iter()
-        .map(|m| {
-            (
-                "sandbox".to_owned(),
-                format!("process hardening degraded: {m}"),
-            )
-        })
-        .collect();
-    let status = SandboxStatus {
-        mode: s.mode.as_str().to_owned(),
-        landlock_abi_pinned: PINNED_LANDLOCK_ABI,
-        landlock_abi_kernel: KernelLandlock::probe().abi(),
-        enforced: false,
-        process: ProcessSandboxStatus {
-            no_new_privs,
-            capabilities_empty,
-            core_dumps_disabled,
-            environment,
-            environment_kept: s.env_kept,
-            missing,
-        },
-        ancestor_grants: s
-            .grants
+impl Record {
+    /// The process-wide confinement, with the supervisor as first stage.
+    pub fn new(s: Startup<'_>) -> Record {
+        let r = s.hardened;
+        let mut missing: Vec<String> = r.missing.iter().map(ToString::to_string).collect();
+        let environment = match s.env {
+            CleanEnv::Clean => "clean: inherited variables kato does not read were dropped by \
+                                re-executing it"
+                .to_owned(),
+            CleanEnv::InPlace(why) => {
+                missing.push(format!("clean environment: {why}"));
+                format!("cleaned in place ({why})")
+            }
+        };
+        let name = thread::current().name().unwrap_or("?").to_owned();
+        let supervisor = stage_status(StageName::Supervisor, &name, s.supervisor, s.applied);
+        let notices = missing
             .iter()
-            .map(|g| AncestorGrantStatus {
-                root: g.root.clone(),
-                granted: g.granted.clone(),
+            .map(|m| {
+                (
+                    "sandbox".to_owned(),
+                    format!("process hardening degraded: {m}"),
+                )
             })
-            .collect(),
-        stages: vec![supervisor.clone()],
-    };
-    let ctx = Context {
-        mode: s.mode,
-        status: Mutex::new(status),
-        notices: Mutex::new(notices),
-        outcomes: Mutex::new(vec![supervisor]),
-    };
-    let _ = CONTEXT.set(ctx);
+            .collect();
+        let status = SandboxStatus {
+            mode: s.mode.as_str().to_owned(),
+            landlock_abi_pinned: PINNED_LANDLOCK_ABI,
+            landlock_abi_kernel: KernelLandlock::probe().abi(),
+            enforced: false,
+            process: ProcessSandboxStatus {
+                no_new_privs: r.no_new_privs,
+                capabilities_empty: r.capabilities.is_empty(),
+                core_dumps_disabled: r.core_dumps_disabled,
+                environment,
+                environment_kept: s.env_kept,
+                missing,
+            },
+            ancestor_grants: s
+                .grants
+                .iter()
+                .map(|g| AncestorGrantStatus {
+                    root: g.root.clone(),
+                    granted: g.granted.clone(),
+                })
+                .collect(),
+            stages: vec![supervisor.clone()],
+        };
+        Record {
+            status: Mutex::new(status),
+            notices: Mutex::new(notices),
+            outcomes: Mutex::new(vec![supervisor]),
+        }
+    }
+
+    fn push(&self, s: StageSandboxStatus) {
+        if let Ok(mut v) = self.outcomes.lock() {
+            v.push(s.clone());
+        }
+        if let Ok(mut st) = self.status.lock() {
+            match st.stages.iter_mut().find(|x| x.same_stage(&s)) {
+                Some(old) => *old = s,
+                None => st.stages.push(s),
+            }
+        }
+    }
+
+    /// The sandbox part of status.json.
+    pub fn snapshot(&self) -> Option<SandboxStatus> {
+        let mut s = self.status.lock().ok()?.clone();
+        s.enforced = s.process.missing.is_empty()
+            && s.stages.iter().all(|x| x.state == StageState::Enforced);
+        Some(s)
+    }
+
+    /// Process-level degradations recorded since the last call, as
+    /// (source, message), plus one for every stage outcome that is not
+    /// fully enforced (those stay in [`Record::take_outcomes`] too).
+    pub fn take_notices(&self) -> Vec<(String, String)> {
+        let mut v = self
+            .notices
+            .lock()
+            .map(|mut n| std::mem::take(&mut *n))
+            .unwrap_or_default();
+        if let Ok(o) = self.outcomes.lock() {
+            v.extend(
+                o.iter()
+                    .filter_map(notice_for)
+                    .map(|m| ("sandbox".to_owned(), m)),
+            );
+        }
+        v
+    }
+
+    /// Stage confinements recorded since the last call (for the audit log).
+    pub fn take_outcomes(&self) -> Vec<StageSandboxStatus> {
+        self.outcomes
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+
+    /// The ancestor the supervisor reads in place of `root`, when `root`
+    /// was missing at start.
+    pub fn ancestor_grant(&self, root: &Path) -> Option<PathBuf> {
+        let st = self.status.lock().ok()?;
+        st.ancestor_grants
+            .iter()
+            .find(|g| g.root == root)
+            .map(|g| g.granted.clone())
+    }
 }
 
-/// The sandbox mode of `kato run`, once [`init`] ran.
-pub fn mode() -> Option<SandboxMode> {
-    CONTEXT.get().map(|c| c.mode)
-}
-
-fn paths(v: &[PathBuf]) -> Vec<PathBuf> {
-    v.to_vec()
+impl StageReport for Record {
+    fn stage(&self, o: StageOutcome<'_>) {
+        let s = stage_status(o.stage.clone(), o.thread, o.domain, o.result);
+        let stage = o.stage.as_str();
+        match (&o.result, s.state) {
+            (Err(e), _) => tracing::error!(%stage, "stage not confined, not run: {e}"),
+            (Ok(_), StageState::Enforced) => {
+                tracing::debug!(%stage, landlock = s.landlock.as_str(), "stage confined");
+            }
+            (Ok(_), StageState::Degraded | StageState::Failed) => {
+                tracing::warn!(%stage, missing = %s.missing.join("; "), "stage confinement degraded");
+            }
+        }
+        self.push(s);
+    }
 }
 
 fn stage_status(
-    stage: &str,
+    stage: StageName,
+    thread: &str,
     domain: &Domain,
-    outcome: Result<&Applied, String>,
+    outcome: Result<&Applied, &SandboxError>,
 ) -> StageSandboxStatus {
     let mut s = StageSandboxStatus {
-        stage: stage.to_owned(),
-        thread: thread::current().name().unwrap_or("?").to_owned(),
-        read: paths(&domain.read),
-        write_files: paths(&domain.write_files),
-        create_in: paths(&domain.create_in),
-        write_trees: paths(&domain.write_trees),
+        thread: thread.to_owned(),
+        read: domain.read.clone(),
+        write_files: domain.write_files.clone(),
+        create_in: domain.create_in.clone(),
+        write_trees: domain.write_trees.clone(),
         at: rfc3339(SystemTime::now()),
-        ..StageSandboxStatus::default()
+        ..StageSandboxStatus::new(stage)
     };
     match outcome {
         Ok(a) => {
-            s.state = if a.is_fully_enforced() {
-                "enforced"
-            } else {
-                "degraded"
-            }
-            .to_owned();
-            s.landlock = a.landlock.status.as_str().to_owned();
+            s.state = StageState::of(a);
+            s.landlock = a.landlock.status;
             s.seccomp = a.seccomp.installed;
             s.skipped = a
                 .skipped
@@ -385,9 +376,9 @@ fn stage_status(
             s.missing = a.missing.iter().map(ToString::to_string).collect();
         }
         Err(e) => {
-            s.state = "failed".to_owned();
-            s.landlock = "not-enforced".to_owned();
-            s.error = Some(e);
+            s.state = StageState::Failed;
+            s.landlock = Enforcement::NotEnforced;
+            s.error = Some(e.to_string());
         }
     }
     s
@@ -395,14 +386,14 @@ fn stage_status(
 
 /// The status warning for a stage that is not fully confined.
 pub fn notice_for(s: &StageSandboxStatus) -> Option<String> {
-    match s.state.as_str() {
-        "enforced" => None,
-        "degraded" => Some(format!(
+    match s.state {
+        StageState::Enforced => None,
+        StageState::Degraded => Some(format!(
             "the {} stage runs with degraded confinement: {}",
             s.stage,
             s.missing.join("; ")
         )),
-        _ => Some(format!(
+        StageState::Failed => Some(format!(
             "the {} stage could not be confined: {}",
             s.stage,
             s.error.as_deref().unwrap_or("unknown error")
@@ -410,125 +401,64 @@ pub fn notice_for(s: &StageSandboxStatus) -> Option<String> {
     }
 }
 
-fn record(s: StageSandboxStatus) {
-    let Some(ctx) = CONTEXT.get() else { return };
-    if let Ok(mut v) = ctx.outcomes.lock() {
-        v.push(s.clone());
-    }
-    if let Ok(mut st) = ctx.status.lock() {
-        match st.stages.iter_mut().find(|x| x.stage == s.stage) {
-            Some(old) => *old = s,
-            None => st.stages.push(s),
+/// The daemon's confinement: how it starts its stages (one [`Confiner`],
+/// from the supervisor) and the [`Record`] they report to.
+#[derive(Clone)]
+pub struct Confinement {
+    pub confiner: Confiner,
+    record: Option<Arc<Record>>,
+}
+
+impl Confinement {
+    /// Stages started by `confiner` report to `record`.
+    pub fn new(confiner: Confiner, record: Arc<Record>) -> Confinement {
+        Confinement {
+            confiner: confiner.with_report(record.clone()),
+            record: Some(record),
         }
     }
-}
 
-/// Confine the calling thread to `domain` as stage `stage` and record the
-/// outcome. `Ok` means the thread may run its work: fully confined, or
-/// (best-effort mode) as far as the kernel allowed. In enforce mode any
-/// shortfall is an `Err` and the caller must not run the stage. Outside
-/// `kato run` ([`init`] not called) nothing is applied.
-pub fn confine_stage(stage: &str, domain: &Domain) -> Result<Option<Applied>, SandboxError> {
-    let Some(ctx) = CONTEXT.get() else {
-        return Ok(None);
-    };
-    match domain.apply(ctx.mode) {
-        Ok(applied) => {
-            let s = stage_status(stage, domain, Ok(&applied));
-            if s.state == "enforced" {
-                tracing::debug!(stage, landlock = %s.landlock, "stage confined");
-            } else {
-                tracing::warn!(stage, missing = %s.missing.join("; "), "stage confinement degraded");
-            }
-            record(s);
-            Ok(Some(applied))
-        }
-        Err(e) => {
-            record(stage_status(stage, domain, Err(e.to_string())));
-            if ctx.mode == SandboxMode::Enforce {
-                tracing::error!(stage, "stage not confined, not run: {e}");
-                Err(e)
-            } else {
-                tracing::warn!(stage, "stage runs unconfined (best-effort): {e}");
-                Ok(None)
-            }
+    /// Unit tests of the orchestrator: stages are not confined and
+    /// nothing is recorded (status.json has no `sandbox`).
+    #[cfg(test)]
+    pub(crate) fn unconfined() -> Confinement {
+        Confinement {
+            confiner: Confiner::unconfined(),
+            record: None,
         }
     }
-}
 
-/// The sandbox part of status.json, when running under `kato run`.
-pub fn snapshot() -> Option<SandboxStatus> {
-    let ctx = CONTEXT.get()?;
-    let mut s = ctx.status.lock().ok()?.clone();
-    s.enforced = s.process.missing.is_empty() && s.stages.iter().all(|x| x.state == "enforced");
-    Some(s)
-}
-
-/// Process-level degradations recorded since the last call, as
-/// (source, message), plus one for every stage outcome that is not fully
-/// enforced (those stay in [`take_outcomes`] too).
-pub fn take_notices() -> Vec<(String, String)> {
-    let Some(ctx) = CONTEXT.get() else {
-        return Vec::new();
-    };
-    let mut v = ctx
-        .notices
-        .lock()
-        .map(|mut n| std::mem::take(&mut *n))
-        .unwrap_or_default();
-    if let Ok(o) = ctx.outcomes.lock() {
-        v.extend(
-            o.iter()
-                .filter_map(notice_for)
-                .map(|m| ("sandbox".to_owned(), m)),
-        );
+    /// Stages narrow to their domains (false only in unit tests).
+    pub fn confines(&self) -> bool {
+        self.confiner.confines()
     }
-    v
-}
 
-/// Stage confinements recorded since the last call (for the audit log).
-pub fn take_outcomes() -> Vec<StageSandboxStatus> {
-    CONTEXT
-        .get()
-        .and_then(|c| c.outcomes.lock().ok().map(|mut v| std::mem::take(&mut *v)))
-        .unwrap_or_default()
-}
+    pub fn snapshot(&self) -> Option<SandboxStatus> {
+        self.record.as_ref()?.snapshot()
+    }
 
-/// The ancestor the supervisor reads in place of `root`, when `root` was
-/// missing at start.
-pub fn ancestor_grant(root: &Path) -> Option<PathBuf> {
-    let ctx = CONTEXT.get()?;
-    let st = ctx.status.lock().ok()?;
-    st.ancestor_grants
-        .iter()
-        .find(|g| g.root == root)
-        .map(|g| g.granted.clone())
+    pub fn take_notices(&self) -> Vec<(String, String)> {
+        self.record
+            .as_ref()
+            .map(|r| r.take_notices())
+            .unwrap_or_default()
+    }
+
+    pub fn take_outcomes(&self) -> Vec<StageSandboxStatus> {
+        self.record
+            .as_ref()
+            .map(|r| r.take_outcomes())
+            .unwrap_or_default()
+    }
+
+    pub fn ancestor_grant(&self, root: &Path) -> Option<PathBuf> {
+        self.record.as_ref()?.ancestor_grant(root)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_supervised_spawner_creates_threads_on_the_serving_thread() {
-        let (spawner, rx) = Spawner::supervised();
-        let server = thread::spawn(move || {
-            let me = thread::current().id();
-            serve(rx);
-            me
-        });
-        let h = spawner
-            .spawn("kato-test".into(), || {
-                thread::current().name().map(str::to_owned)
-            })
-            .unwrap();
-        assert_eq!(h.join().unwrap().as_deref(), Some("kato-test"));
-        drop(spawner);
-        server.join().unwrap();
-        // Without a supervisor the caller spawns.
-        let h = Spawner::direct().spawn("x".into(), || 7).unwrap();
-        assert_eq!(h.join().unwrap(), 7);
-    }
 
     #[test]
     fn a_confined_stage_still_reaches_a_pathname_unix_socket() {

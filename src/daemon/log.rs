@@ -17,7 +17,6 @@ use std::io::{self, IsTerminal, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
@@ -27,6 +26,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::LogFormat;
 use crate::error::{Error, Result};
+use crate::sandbox::{profiles, Confiner, Stage, StageName};
 
 /// Name of the detached daemon's log file.
 pub const LOG_FILE: &str = "kato.log";
@@ -38,7 +38,7 @@ pub const LOG_KEEP: u32 = 3;
 /// Keeps the log thread alive; dropping it flushes the file.
 pub struct LogGuard {
     tx: Option<Sender<Msg>>,
-    handle: Option<JoinHandle<()>>,
+    handle: Option<Stage<()>>,
 }
 
 impl Drop for LogGuard {
@@ -61,8 +61,14 @@ enum Msg {
 }
 
 /// Set up the global subscriber. `detached` sends everything to
-/// `kato.log` in `logs_dir`.
-pub fn init(format: LogFormat, level: &str, detached: bool, logs_dir: &Path) -> Result<LogGuard> {
+/// `kato.log` in `logs_dir`, from a `log` stage started by `confiner`.
+pub fn init(
+    confiner: &Confiner,
+    format: LogFormat,
+    level: &str,
+    detached: bool,
+    logs_dir: &Path,
+) -> Result<LogGuard> {
     let filter = EnvFilter::try_new(format!("warn,kato={level}"))
         .map_err(|e| Error::Usage(format!("log level `{level}`: {e}")))?;
     let mut guard = LogGuard {
@@ -73,7 +79,7 @@ pub fn init(format: LogFormat, level: &str, detached: bool, logs_dir: &Path) -> 
     let (writer, ansi, journald) = if detached {
         super::state::ensure_private_dir(logs_dir)
             .map_err(|e| Error::io(format!("creating {}", logs_dir.display()), e))?;
-        let (tx, handle) = spawn_file_writer(logs_dir.join(LOG_FILE))?;
+        let (tx, handle) = spawn_file_writer(confiner, logs_dir.join(LOG_FILE))?;
         guard.tx = Some(tx.clone());
         guard.handle = Some(handle);
         (BoxMakeWriter::new(ChannelWriter { tx }), false, None)
@@ -172,30 +178,17 @@ fn open_append(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-fn spawn_file_writer(path: PathBuf) -> Result<(Sender<Msg>, JoinHandle<()>)> {
+fn spawn_file_writer(confiner: &Confiner, path: PathBuf) -> Result<(Sender<Msg>, Stage<()>)> {
     let file =
         open_append(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
     let (tx, rx) = mpsc::channel();
     let logs_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     // The thread confines itself to the logs directory before it writes a
     // line; when it cannot (enforce mode) start-up fails here.
-    let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<()>>(1);
-    let handle = std::thread::Builder::new()
-        .name("kato-log".into())
-        .spawn(move || {
-            let confined =
-                super::confine_stage("log", &super::StageDomainSpec::log_writer(&logs_dir));
-            let ok = confined.is_ok();
-            let _ = ready_tx.send(confined);
-            if ok {
-                file_writer(path, file, rx, LOG_CAP);
-            }
-        })
-        .map_err(|e| Error::io("starting the log thread", e))?;
-    ready_rx
-        .recv()
-        .map_err(|_| Error::Daemon("the log thread ended during start-up".into()))??;
-    Ok((tx, handle))
+    let stage = confiner.spawn(StageName::Log, profiles::log_writer(&logs_dir), move || {
+        file_writer(path, file, rx, LOG_CAP)
+    })?;
+    Ok((tx, stage))
 }
 
 /// Append lines, rotating when the file would pass `cap`.

@@ -46,8 +46,9 @@ mod supervise;
 mod watch;
 
 use std::panic;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -56,7 +57,7 @@ use crate::config::{Config, LogFormat};
 use crate::error::{exit, Error, Result};
 use crate::event::{Event, ProviderId};
 use crate::reader::{Cursor, FileIdentity, Reset};
-use crate::sandbox::{profiles, Domain};
+use crate::sandbox::{profiles, Confiner, StageName};
 
 use self::ingest::Ingest;
 use self::report::{Phase, Report};
@@ -70,82 +71,6 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 const CHANNEL_BOUND: usize = 16;
 /// How long an orderly shutdown waits for the stages.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-// ---------------------------------------------------------------------------
-// Confinement hook
-// ---------------------------------------------------------------------------
-
-/// What one stage thread may touch: its row of SPEC §8's table, as a
-/// [`sandbox::Domain`](crate::sandbox::Domain).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StageDomainSpec {
-    pub domain: Domain,
-}
-
-impl StageDomainSpec {
-    /// A watch+parse stage: read its provider's roots (those that exist
-    /// when it starts); write nothing.
-    pub fn provider(roots: &[PathBuf]) -> StageDomainSpec {
-        StageDomainSpec {
-            domain: profiles::provider(roots),
-        }
-    }
-
-    /// The orchestrator: read the config file; own the state directory
-    /// and the runtime directory (status.json).
-    pub fn orchestrator(cfg: &Config) -> StageDomainSpec {
-        StageDomainSpec {
-            domain: profiles::orchestrator(cfg.source.as_deref(), &cfg.state_dir, &cfg.runtime_dir),
-        }
-    }
-
-    /// The writer-spawner: create in the export roots (each writer it
-    /// creates then narrows itself to its one destination file).
-    pub fn writer_spawner(cfg: &Config) -> StageDomainSpec {
-        StageDomainSpec {
-            domain: profiles::writer_spawner(&profiles::export_roots(cfg)),
-        }
-    }
-
-    /// The log writer of a detached daemon: its logs directory.
-    pub fn log_writer(logs_dir: &Path) -> StageDomainSpec {
-        StageDomainSpec {
-            domain: profiles::log_writer(logs_dir),
-        }
-    }
-
-    /// The signal relay: no file system access at all.
-    pub fn none() -> StageDomainSpec {
-        StageDomainSpec {
-            domain: profiles::signals(),
-        }
-    }
-}
-
-/// Narrow the calling thread to `spec` (Landlock and seccomp, in the
-/// configured sandbox mode). Called first thing in every stage thread,
-/// before any of its work, so each thread ends up in exactly its row of
-/// the confinement table:
-///
-/// | stage | thread | read | write |
-/// |---|---|---|---|
-/// | `supervisor` | main | union of the rows below | union |
-/// | `provider:<name>` | `kato-<name>` | that provider's roots that exist | — |
-/// | `orchestrator` | `kato-orch` | config | state dir, runtime dir |
-/// | `writer-spawner` | `kato-writers` | export roots | create in export roots |
-/// | `log` | `kato-log` | — | logs dir |
-/// | `signals` | `kato-signals` | — | — |
-///
-/// `Err` (enforce mode, the kernel could not confine the thread): the
-/// caller must not run the stage; a provider stage is retried with
-/// backoff. In best-effort mode the stage runs degraded, and status.json,
-/// `kato status`, the log and the audit log say so. Outside `kato run`
-/// (unit tests) nothing is applied.
-pub fn confine_stage(name: &str, spec: &StageDomainSpec) -> Result<()> {
-    confine::confine_stage(name, &spec.domain)
-        .map(drop)
-        .map_err(|e| Error::Sandbox(format!("stage `{name}`: {e}")))
-}
 
 // ---------------------------------------------------------------------------
 // Messages
@@ -310,20 +235,29 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<i32> {
     let applied = match union.apply(mode) {
         Ok(a) => Ok(a),
         Err(e) if mode == crate::sandbox::SandboxMode::Enforce => return Err(e.into()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     };
-    confine::init(confine::Startup {
+    let record = Arc::new(confine::Record::new(confine::Startup {
         mode,
-        hardened: Ok(&hardened),
+        hardened: &hardened,
         env: &env,
         env_kept,
         supervisor: &union,
-        applied: applied.as_ref().map_err(Clone::clone),
+        applied: applied.as_ref(),
         grants: &grants,
-    });
+    }));
+    // The main thread is the supervisor: it creates every stage thread.
+    let (confiner, supervisor) = Confiner::supervised(mode);
+    let confine = confine::Confinement::new(confiner, record);
 
     let format = opts.log_format.unwrap_or(cfg.log_format);
-    let _log = log::init(format, &cfg.log_level, opts.detached, &cfg.logs_dir)?;
+    let _log = log::init(
+        &confine.confiner,
+        format,
+        &cfg.log_level,
+        opts.detached,
+        &cfg.logs_dir,
+    )?;
     install_panic_hook();
     if let Some(note) = export_note {
         tracing::warn!("{note}");
@@ -335,7 +269,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<i32> {
             "provider root missing: the supervisor reads its nearest existing ancestor until it appears"
         );
     }
-    let result = run_logged(cfg, opts, lock);
+    let result = run_logged(cfg, opts, lock, confine, supervisor);
     if let Err(e) = &result {
         tracing::error!("kato run failed: {e}");
     }
@@ -344,18 +278,23 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<i32> {
 
 /// The main thread becomes the supervisor: it starts the orchestrator
 /// thread, then creates the threads it asks for until it ends.
-fn run_logged(cfg: Config, opts: RunOptions, lock: lifecycle::Lock) -> Result<i32> {
-    let (spawner, requests) = confine::Spawner::supervised();
-    let orchestrator = thread::Builder::new()
-        .name("kato-orch".into())
-        .spawn(move || -> Result<i32> {
-            confine_stage("orchestrator", &StageDomainSpec::orchestrator(&cfg))?;
-            let mut d = Daemon::new(cfg, opts)?;
-            d.supervisor.spawner = spawner;
-            d.run()
-        })
-        .map_err(|e| Error::io("starting the orchestrator thread", e))?;
-    confine::serve(requests);
+fn run_logged(
+    cfg: Config,
+    opts: RunOptions,
+    lock: lifecycle::Lock,
+    confine: confine::Confinement,
+    supervisor: crate::sandbox::Supervisor,
+) -> Result<i32> {
+    let domain = profiles::orchestrator(cfg.source.as_deref(), &cfg.state_dir, &cfg.runtime_dir);
+    let confiner = confine.confiner.clone();
+    let orchestrator = confiner.spawn(StageName::Orchestrator, domain, move || -> Result<i32> {
+        Daemon::new(cfg, opts, confine)?.run()
+    });
+    // Only the orchestrator and the stages hold the confiner now: the
+    // supervisor serves them until they are all gone.
+    drop(confiner);
+    let orchestrator = orchestrator?;
+    supervisor.serve();
     let result = orchestrator.join().unwrap_or_else(|_| {
         Err(Error::Daemon(
             "the orchestrator panicked (location in the log)".into(),
@@ -387,7 +326,7 @@ fn install_panic_hook() {
 }
 
 impl Daemon {
-    fn new(cfg: Config, opts: RunOptions) -> Result<Daemon> {
+    fn new(cfg: Config, opts: RunOptions, confine: confine::Confinement) -> Result<Daemon> {
         let mut ingest = Ingest::open(&cfg)?;
         let (tx, rx) = mpsc::sync_channel(CHANNEL_BOUND);
         let mut report = Report::new();
@@ -397,7 +336,7 @@ impl Daemon {
             cfg,
             opts,
             rx,
-            supervisor: Supervisor::new(tx),
+            supervisor: Supervisor::new(tx, confine),
             ingest,
             report,
             recorder,
@@ -412,7 +351,10 @@ impl Daemon {
             state = %self.cfg.state_dir.display(),
             "kato starting"
         );
-        let signals = spawn_signals(&self.supervisor.spawner, self.supervisor.tx.clone())?;
+        let signals = spawn_signals(
+            &self.supervisor.confine.confiner,
+            self.supervisor.tx.clone(),
+        )?;
         self.supervisor
             .spawn_writer_spawner(&self.cfg, &mut self.report);
         self.supervisor.add_slots(&self.cfg);
@@ -661,7 +603,7 @@ impl Daemon {
             heartbeat_at: rfc3339(now),
             heartbeat_unix_ms: status::unix_ms(now),
             sandbox_mode: self.cfg.sandbox_mode.as_str().to_owned(),
-            sandbox: confine::snapshot(),
+            sandbox: self.supervisor.confine.snapshot(),
             config: self.cfg.source.clone(),
             state_dir: self.cfg.state_dir.clone(),
             runtime_dir: self.cfg.runtime_dir.clone(),
@@ -681,28 +623,29 @@ impl Daemon {
     /// each (`sandbox.applied`, `sandbox.degraded`, `sandbox.failed`), and
     /// a status warning for every one that is not fully enforced.
     fn record_sandbox_outcomes(&mut self) {
-        for (source, message) in confine::take_notices() {
+        for (source, message) in self.supervisor.confine.take_notices() {
             self.report.warn(&source, message);
         }
-        for o in confine::take_outcomes() {
-            let (event, decision) = match o.state.as_str() {
-                "enforced" => (AuditEvent::SandboxApplied, Decision::Info),
-                "degraded" => (AuditEvent::SandboxDegraded, Decision::Info),
-                _ => (AuditEvent::SandboxFailed, Decision::Deny),
+        for o in self.supervisor.confine.take_outcomes() {
+            use crate::sandbox::StageState as S;
+            let (event, decision) = match o.state {
+                S::Enforced => (AuditEvent::SandboxApplied, Decision::Info),
+                S::Degraded => (AuditEvent::SandboxDegraded, Decision::Info),
+                S::Failed => (AuditEvent::SandboxFailed, Decision::Deny),
             };
             let reason = o
                 .error
                 .clone()
                 .or_else(|| (!o.missing.is_empty()).then(|| o.missing.join("; ")));
             self.recorder.audit(Entry {
-                stage: o.stage.clone(),
+                stage: o.stage.to_string(),
                 event,
                 decision,
                 reason,
                 detail: serde_json::json!({
                     "thread": o.thread,
                     "mode": self.cfg.sandbox_mode.as_str(),
-                    "landlock": o.landlock,
+                    "landlock": o.landlock.as_str(),
                     "seccomp": o.seccomp,
                     "read": o.read,
                     "write_files": o.write_files,
@@ -737,32 +680,21 @@ fn signal_name(sig: i32) -> &'static str {
 /// Without it kato could not be stopped cleanly, so a relay that cannot be
 /// confined (enforce mode) ends the start-up.
 fn spawn_signals(
-    spawner: &confine::Spawner,
+    confiner: &Confiner,
     tx: SyncSender<ToOrch>,
 ) -> Result<signal_hook::iterator::Handle> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| Error::io("installing signal handlers", e))?;
     let handle = signals.handle();
-    let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<()>>(1);
-    spawner
-        .spawn("kato-signals".into(), move || {
-            let confined = confine_stage("signals", &StageDomainSpec::none());
-            let ok = confined.is_ok();
-            let _ = ready_tx.send(confined);
-            if !ok {
-                return;
+    // Not joined: the thread ends with the process.
+    let _relay = confiner.spawn(StageName::Signals, profiles::signals(), move || {
+        for sig in signals.forever() {
+            if tx.send(ToOrch::Signal(sig)).is_err() {
+                break;
             }
-            for sig in signals.forever() {
-                if tx.send(ToOrch::Signal(sig)).is_err() {
-                    break;
-                }
-            }
-        })
-        .map_err(|e| Error::io("starting the signal thread", e))?;
-    ready_rx
-        .recv()
-        .map_err(|_| Error::Daemon("the signal thread ended during start-up".into()))??;
+        }
+    })?;
     Ok(handle)
 }
 

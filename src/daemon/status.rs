@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{exit, Error, Result};
 use crate::event::ProviderId;
+use crate::sandbox::{Enforcement, StageName, StageState};
 
 /// Name of the status file in the runtime directory.
 pub const STATUS_FILE: &str = "status.json";
@@ -115,29 +116,75 @@ pub struct AncestorGrantStatus {
     pub granted: PathBuf,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+/// How one stage is confined (the latest start of it; one entry per
+/// destination for writers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageSandboxStatus {
-    /// `supervisor`, `orchestrator`, `provider:<name>`, `writer-spawner`,
-    /// `signals`, `log`.
-    pub stage: String,
+    pub stage: StageName,
+    #[serde(default)]
     pub thread: String,
-    /// `enforced`, `degraded` (best-effort) or `failed`.
-    pub state: String,
-    /// `fully-enforced`, `partially-enforced` or `not-enforced`.
-    pub landlock: String,
+    #[serde(default)]
+    pub state: StageState,
+    #[serde(default)]
+    pub landlock: Enforcement,
     /// kato's seccomp filter is installed on the thread.
+    #[serde(default)]
     pub seccomp: bool,
+    #[serde(default)]
     pub read: Vec<PathBuf>,
+    #[serde(default)]
     pub write_files: Vec<PathBuf>,
+    #[serde(default)]
     pub create_in: Vec<PathBuf>,
+    #[serde(default)]
     pub write_trees: Vec<PathBuf>,
     /// Paths of the domain that got no rule, and why.
+    #[serde(default)]
     pub skipped: Vec<String>,
+    #[serde(default)]
     pub missing: Vec<String>,
+    #[serde(default)]
     pub error: Option<String>,
     /// When the stage confined itself.
+    #[serde(default)]
     pub at: String,
+}
+
+impl StageSandboxStatus {
+    /// A stage that has not confined itself (yet): `failed`, nothing granted.
+    pub fn new(stage: StageName) -> StageSandboxStatus {
+        StageSandboxStatus {
+            stage,
+            thread: String::new(),
+            state: StageState::Failed,
+            landlock: Enforcement::NotEnforced,
+            seccomp: false,
+            read: Vec::new(),
+            write_files: Vec::new(),
+            create_in: Vec::new(),
+            write_trees: Vec::new(),
+            skipped: Vec::new(),
+            missing: Vec::new(),
+            error: None,
+            at: String::new(),
+        }
+    }
+
+    /// One entry per stage in status.json; writers, one per destination.
+    pub fn same_stage(&self, other: &StageSandboxStatus) -> bool {
+        self.stage == other.stage
+            && match self.stage {
+                StageName::Writer => self.write_files == other.write_files,
+                StageName::Supervisor
+                | StageName::Orchestrator
+                | StageName::Provider(_)
+                | StageName::WriterSpawner
+                | StageName::Signals
+                | StageName::Log
+                | StageName::ExportParse
+                | StageName::ExportMeta => true,
+            }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -520,11 +567,10 @@ fn render_sandbox(out: &mut dyn Write, sb: &SandboxStatus) -> io::Result<()> {
     let stages: Vec<String> = sb
         .stages
         .iter()
-        .map(|s| {
-            if s.state == "enforced" {
-                s.stage.clone()
-            } else {
-                format!("{} ({})", s.stage, s.state.to_uppercase())
+        .map(|s| match s.state {
+            StageState::Enforced => s.stage.to_string(),
+            StageState::Degraded | StageState::Failed => {
+                format!("{} ({})", s.stage, s.state.as_str().to_uppercase())
             }
         })
         .collect();
@@ -532,7 +578,7 @@ fn render_sandbox(out: &mut dyn Write, sb: &SandboxStatus) -> io::Result<()> {
     for m in &sb.process.missing {
         writeln!(out, "    process: {m}")?;
     }
-    for s in sb.stages.iter().filter(|s| s.state != "enforced") {
+    for s in sb.stages.iter().filter(|s| s.state != StageState::Enforced) {
         let why = s.error.clone().unwrap_or_else(|| s.missing.join("; "));
         writeln!(out, "    {}: {why}", s.stage)?;
     }
@@ -632,15 +678,13 @@ mod tests {
             }],
             stages: vec![
                 StageSandboxStatus {
-                    stage: "supervisor".into(),
-                    state: "enforced".into(),
-                    ..StageSandboxStatus::default()
+                    state: StageState::Enforced,
+                    ..StageSandboxStatus::new(StageName::Supervisor)
                 },
                 StageSandboxStatus {
-                    stage: "provider:claude".into(),
-                    state: "degraded".into(),
+                    state: StageState::Degraded,
                     missing: vec!["seccomp filter: nope".into()],
-                    ..StageSandboxStatus::default()
+                    ..StageSandboxStatus::new(StageName::Provider("claude".into()))
                 },
             ],
             ..SandboxStatus::default()

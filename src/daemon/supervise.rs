@@ -8,17 +8,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender, SyncSender};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::event::ProviderId;
 use crate::provider::Provider;
 use crate::reader::Limits;
+use crate::sandbox::{profiles, Stage, StageName};
 
 use super::report::Report;
 use super::status::{ProviderStatus, RootStatus};
-use super::{confine, confine_stage, record, watch, Known, StageDomainSpec, ToOrch};
+use super::{confine, record, watch, Known, ToOrch};
 
 /// A stage that ran this long without failing starts its backoff over.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
@@ -46,7 +46,7 @@ pub(super) struct Slot {
     pub roots: Vec<PathBuf>,
     pub tx: Option<Sender<watch::StageMsg>>,
     pub stop: Arc<AtomicBool>,
-    pub handle: Option<JoinHandle<()>>,
+    pub handle: Option<Stage<()>>,
     pub state: StageState,
     pub ready: bool,
     pub restarts: u32,
@@ -77,19 +77,20 @@ pub fn backoff(n: u32) -> Duration {
 /// The stage threads the orchestrator started, and how to reach them.
 pub(super) struct Supervisor {
     pub slots: Vec<Slot>,
-    pub writers: Option<(Sender<WriterRequest>, JoinHandle<()>)>,
-    /// Creates stage threads (from the supervisor under `kato run`).
-    pub spawner: confine::Spawner,
+    pub writers: Option<(Sender<WriterRequest>, Stage<()>)>,
+    /// Starts every stage thread (from the supervisor under `kato run`)
+    /// and records how each is confined.
+    pub confine: confine::Confinement,
     /// Where the stages send their messages.
     pub tx: SyncSender<ToOrch>,
 }
 
 impl Supervisor {
-    pub fn new(tx: SyncSender<ToOrch>) -> Supervisor {
+    pub fn new(tx: SyncSender<ToOrch>, confine: confine::Confinement) -> Supervisor {
         Supervisor {
             slots: Vec::new(),
             writers: None,
-            spawner: confine::Spawner::direct(),
+            confine,
             tx,
         }
     }
@@ -177,7 +178,7 @@ impl Supervisor {
                 .iter()
                 .zip(&s.confined)
                 .any(|(n, c)| n.is_some() && n != c);
-            if changed && confine::mode().is_some() {
+            if changed && self.confine.confines() {
                 tracing::info!(
                     provider = %s.name(),
                     "a root appeared or was replaced: restarting the stage so its domain includes it"
@@ -207,7 +208,11 @@ impl Supervisor {
             if id.is_none() {
                 continue;
             }
-            match confine::ancestor_grant(root).and_then(|a| confine::late_root_problem(root, &a)) {
+            match self
+                .confine
+                .ancestor_grant(root)
+                .and_then(|a| confine::late_root_problem(root, &a))
+            {
                 Some(problem) => refused.push(problem),
                 None => domain_roots.push(root.clone()),
             }
@@ -228,10 +233,11 @@ impl Supervisor {
         let slot = &self.slots[i];
         let provider = slot.provider;
         let name = slot.name();
+        let domain = profiles::provider(&domain_roots);
         let init = watch::StageInit {
             provider,
             roots: slot.roots.clone(),
-            domain_roots,
+            covered: self.confine.confines().then_some(domain_roots),
             known,
             limits: Limits {
                 line_cap: cfg.line_cap,
@@ -243,7 +249,8 @@ impl Supervisor {
             stop: stop.clone(),
         };
         let out = self.tx.clone();
-        let spawned = self.spawner.spawn(format!("kato-{name}"), move || {
+        let stage = StageName::Provider(name.as_str().to_owned());
+        let spawned = self.confine.confiner.spawn(stage, domain, move || {
             let r = panic::catch_unwind(AssertUnwindSafe(|| watch::run(init)));
             let error = match r {
                 Ok(Ok(())) => None,
@@ -323,29 +330,29 @@ impl Supervisor {
     /// The writer-spawner thread: creates one writer per destination.
     pub fn spawn_writer_spawner(&mut self, cfg: &Config, report: &mut Report) {
         let (tx, rx) = mpsc::channel::<WriterRequest>();
-        let spec = StageDomainSpec::writer_spawner(cfg);
-        let mode = cfg.sandbox_mode;
-        match self.spawner.spawn("kato-writers".into(), move || {
-            if let Err(e) = confine_stage("writer-spawner", &spec) {
-                tracing::error!("writer-spawner confinement failed: {e}");
-                return;
-            }
-            // Blocks without waking until a request arrives. Writers are
-            // spawned from here so each starts in this domain (the export
-            // roots) and narrows itself to its one file.
-            while let Ok(req) = rx.recv() {
-                match req {
-                    WriterRequest::Spawn {
-                        policy,
-                        target,
-                        reply,
-                    } => {
-                        let _ = reply.send(crate::writer::spawn(policy, target, mode));
+        let domain = profiles::writer_spawner(&profiles::export_roots(cfg));
+        // Writers are created by the writer-spawner's thread, not the
+        // supervisor: each starts in the export roots and narrows.
+        let writers = self.confine.confiner.from_caller();
+        let spawned = self
+            .confine
+            .confiner
+            .spawn(StageName::WriterSpawner, domain, move || {
+                // Blocks without waking until a request arrives.
+                while let Ok(req) = rx.recv() {
+                    match req {
+                        WriterRequest::Spawn {
+                            policy,
+                            target,
+                            reply,
+                        } => {
+                            let _ = reply.send(crate::writer::spawn(&writers, policy, target));
+                        }
+                        WriterRequest::Stop => break,
                     }
-                    WriterRequest::Stop => break,
                 }
-            }
-        }) {
+            });
+        match spawned {
             Ok(h) => self.writers = Some((tx, h)),
             Err(e) => report.warn("writer-spawner", format!("cannot start: {e}")),
         }
@@ -429,7 +436,7 @@ pub(crate) enum WriterRequest {
 /// The recorder's view of the other stages: the writer-spawner and the
 /// parse stages (for snapshot replays).
 pub(super) struct Links<'a> {
-    writers: &'a Option<(Sender<WriterRequest>, JoinHandle<()>)>,
+    writers: &'a Option<(Sender<WriterRequest>, Stage<()>)>,
     slots: &'a [Slot],
     policy: crate::policy::Policy,
 }

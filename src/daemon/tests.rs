@@ -264,7 +264,12 @@ fn test_daemon(state_dir: &Path) -> Daemon {
         ..Default::default()
     };
     let cfg = Config::from_toml(&toml, None, &env).unwrap();
-    Daemon::new(cfg, RunOptions::default()).unwrap()
+    Daemon::new(
+        cfg,
+        RunOptions::default(),
+        confine::Confinement::unconfined(),
+    )
+    .unwrap()
 }
 
 fn session<'a>(st: &'a status::Status, id: &str) -> &'a SessionStatus {

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 use notify::event::{CreateKind, ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 
-use super::{confine_stage, Batch, Commit, Known, StageDomainSpec, ToOrch};
+use super::{Batch, Commit, Known, ToOrch};
 use crate::discover::Visit;
 use crate::event::Event;
 use crate::event::ProviderId;
@@ -73,9 +73,10 @@ pub(crate) struct StageInit {
     pub provider: &'static dyn Provider,
     pub roots: Vec<PathBuf>,
     /// The roots the stage's confinement domain grants (those that exist
-    /// and may be followed); under `kato run` the others are left to the
-    /// supervisor, which starts a new stage when one appears.
-    pub domain_roots: Vec<PathBuf>,
+    /// and may be followed); the others are left to the supervisor, which
+    /// starts a new stage when one appears. `None` when the stage is not
+    /// confined (unit tests).
+    pub covered: Option<Vec<PathBuf>>,
     pub known: Vec<Known>,
     pub limits: Limits,
     pub rescan: Duration,
@@ -145,13 +146,7 @@ fn relevant(ev: &notify::Event) -> bool {
 /// Run a provider stage until told to stop. An `Err` is reported to the
 /// supervisor, which restarts the stage with backoff.
 pub(crate) fn run(init: StageInit) -> Result<(), String> {
-    let name = init.provider.id().as_str();
-    confine_stage(
-        &format!("provider:{name}"),
-        &StageDomainSpec::provider(&init.domain_roots),
-    )
-    .map_err(|e| e.to_string())?;
-    let covered = super::confine::mode().map(|_| init.domain_roots.clone());
+    let covered = init.covered;
     // Created after confinement: notify's own thread inherits the domain.
     let watcher = notify::INotifyWatcher::new(
         Forward(init.tx.clone()),

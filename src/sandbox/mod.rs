@@ -11,7 +11,8 @@
 //!   ruleset with the ABI pinned in code ([`PINNED_LANDLOCK_ABI`]) plus a
 //!   seccomp filter. Landlock domains only ever narrow, so `main` first
 //!   applies the union of all stages ([`profiles::union`]) and each stage
-//!   thread then narrows itself to its own row ([`stage::spawn`]).
+//!   thread then narrows itself to its own row. [`Confiner::spawn`] is the
+//!   one way to start such a thread.
 //!
 //! Invariants:
 //! - Confinement is checked, not assumed: in [`SandboxMode::Enforce`]
@@ -29,7 +30,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::config::SandboxMode;
 
@@ -45,6 +46,9 @@ pub use self::process::{
     harden_process, scrub_environment, Capabilities, ProcessReport, ThreadState,
 };
 pub use self::seccomp::denied_syscalls;
+pub use self::stage::{
+    Confiner, Stage, StageName, StageOutcome, StageReport, StageState, Supervisor,
+};
 
 /// What one stage may touch. A plain description; nothing happens until
 /// [`Domain::apply`].
@@ -274,11 +278,12 @@ fn materialize(files: &[PathBuf]) -> Result<Vec<PathBuf>, SandboxError> {
 }
 
 /// How much of a Landlock ruleset the kernel enforces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Enforcement {
     FullyEnforced,
     PartiallyEnforced,
+    #[default]
     NotEnforced,
 }
 
@@ -418,7 +423,7 @@ pub enum SandboxError {
 
     /// The seccomp filter could not be built or installed.
     #[error("sandbox: seccomp filter: {0}")]
-    Seccomp(String),
+    Seccomp(#[source] seccompiler::Error),
 
     /// A process-hardening syscall failed.
     #[error("sandbox: {call} failed: {source}")]
@@ -431,7 +436,7 @@ pub enum SandboxError {
     /// A stage thread could not be started.
     #[error("stage `{name}`: cannot start its thread: {source}")]
     StageSpawn {
-        name: String,
+        name: StageName,
         #[source]
         source: io::Error,
     },
@@ -439,19 +444,13 @@ pub enum SandboxError {
     /// A stage thread ended without reporting how its domain was applied,
     /// or panicked while running.
     #[error("stage `{name}`: the thread ended abnormally")]
-    StageDied { name: String },
+    StageDied { name: StageName },
 
     /// A stage thread could not confine itself; its work was not run.
     #[error("stage `{name}`: {source}")]
     Stage {
-        name: String,
+        name: StageName,
         #[source]
         source: Box<SandboxError>,
     },
-}
-
-impl From<SandboxError> for crate::error::Error {
-    fn from(e: SandboxError) -> Self {
-        crate::error::Error::Sandbox(e.to_string())
-    }
 }

@@ -111,8 +111,8 @@ pub fn denied_syscalls(exec: bool, network: bool) -> Vec<&'static str> {
     names
 }
 
-fn err(e: impl std::fmt::Display) -> SandboxError {
-    SandboxError::Seccomp(e.to_string())
+fn err(e: impl Into<seccompiler::Error>) -> SandboxError {
+    SandboxError::Seccomp(e.into())
 }
 
 fn arch() -> Result<TargetArch, SandboxError> {

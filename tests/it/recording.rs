@@ -391,3 +391,43 @@ fn capturing_into_an_existing_user_file_keeps_its_frontmatter_and_content() {
     assert!(text.starts_with(mine), "{text}");
     assert_eq!(count(&text, "\n---\n"), 1, "no second frontmatter: {text}");
 }
+
+#[test]
+fn a_writer_is_a_stage_in_status_and_the_audit_log() {
+    let mut k = Kato::recording();
+    let f = k.claude_file();
+    append(&f, &[user("u0", "start")]);
+    k.start();
+    let dest = k.out("writer-stage.md");
+    append(&f, &[user("u1", &format!("::capture {}", dest.display()))]);
+    k.wait_for_text(&dest, "::capture");
+    let writer_stage = |s: &Value| -> Option<Value> {
+        s["sandbox"]["stages"]
+            .as_array()?
+            .iter()
+            .find(|x| x["stage"] == "writer" && x["write_files"] == serde_json::json!([dest]))
+            .cloned()
+    };
+    k.wait_until("the writer in status.json", || {
+        k.status().is_some_and(|s| writer_stage(&s).is_some())
+    });
+    let s = k.status().unwrap();
+    let st = writer_stage(&s).unwrap();
+    if s["sandbox"]["mode"] == "enforce" {
+        assert_eq!(st["state"], "enforced", "{st}");
+    }
+    assert_eq!(st["thread"], "kato-writer", "{st}");
+    // Its one file, nothing beside it.
+    assert_eq!(st["read"], serde_json::json!([dest]), "{st}");
+    assert_eq!(st["create_in"], serde_json::json!([]), "{st}");
+    k.wait_until("the writer's audit record", || {
+        k.audit().iter().any(|r| {
+            r["stage"] == "writer"
+                && r["event"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("sandbox."))
+                && r["detail"]["write_files"] == serde_json::json!([dest])
+        })
+    });
+    k.stop();
+}

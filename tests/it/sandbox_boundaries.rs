@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 use kato::config::{Config, Env};
 use kato::sandbox::{
-    self, doctor, harden_process, profiles, stage, Enforcement, SandboxError, SandboxMode,
+    self, doctor, harden_process, profiles, Confiner, Enforcement, SandboxError, SandboxMode,
+    StageName, StageOutcome, StageReport,
 };
 
 const CHILD_ENV: &str = "KATO_BOUNDARY_CHILD";
@@ -343,11 +344,8 @@ fn writer_creates_its_destination_and_nothing_beside_it() {
                     .apply(SandboxMode::Enforce)
                     .unwrap();
                 let (d2, sib2, n2) = (d.clone(), sib.clone(), ex.join("notes"));
-                let w = stage::spawn(
-                    "write",
-                    profiles::writer(&d),
-                    SandboxMode::Enforce,
-                    move |tx| {
+                let w = Confiner::new(SandboxMode::Enforce)
+                    .spawn(StageName::Writer, profiles::writer(&d), move || {
                         let mut c = Checks::default();
                         c.ok("append to own destination", append(&d2, "# hello\n"));
                         c.ok("read own destination", fs::read(&d2));
@@ -362,13 +360,11 @@ fn writer_creates_its_destination_and_nothing_beside_it() {
                         c.eacces("mkdir beside it", fs::create_dir(n2.join("sub")));
                         c.eacces("list its directory", fs::read_dir(&n2));
                         c.no_network_no_exec(addr);
-                        let _ = tx.send(c.0);
-                    },
-                )
-                .unwrap();
-                let created = w.applied().created.clone();
-                let failures = w.receiver().recv().unwrap();
-                w.join().unwrap();
+                        c.0
+                    })
+                    .unwrap();
+                let created = w.applied().unwrap().created.clone();
+                let failures = w.join().unwrap();
                 assert!(failures.is_empty(), "\n{}", failures.join("\n"));
                 (created, true)
             });
@@ -398,13 +394,11 @@ fn writer_refuses_a_symlinked_destination_and_does_not_run() {
             let ran = Arc::new(AtomicBool::new(false));
             let r2 = ran.clone();
             let err = confined(move || {
-                stage::spawn::<(), _>(
-                    "write",
-                    profiles::writer(&dest),
-                    SandboxMode::Enforce,
-                    move |_| r2.store(true, Ordering::SeqCst),
-                )
-                .unwrap_err()
+                Confiner::new(SandboxMode::Enforce)
+                    .spawn(StageName::Writer, profiles::writer(&dest), move || {
+                        r2.store(true, Ordering::SeqCst)
+                    })
+                    .unwrap_err()
             });
             assert!(
                 matches!(&err, SandboxError::Stage { source, .. } if matches!(**source, SandboxError::Symlink { .. })),
@@ -564,6 +558,86 @@ fn block_landlock_syscalls() {
     seccompiler::apply_filter(&prog).unwrap();
 }
 
+/// What a [`Confiner`] reported: each stage and, when its domain was
+/// applied, whether it is fully enforced.
+#[derive(Default)]
+struct Reported(std::sync::Mutex<Vec<(StageName, Result<bool, String>)>>);
+
+impl StageReport for Reported {
+    fn stage(&self, o: StageOutcome<'_>) {
+        let r = o
+            .result
+            .map(|a| a.is_fully_enforced())
+            .map_err(|e| e.to_string());
+        self.0.lock().unwrap().push((o.stage.clone(), r));
+    }
+}
+
+#[test]
+fn the_spawn_api_refuses_a_stage_enforce_cannot_confine() {
+    in_child(
+        "the_spawn_api_refuses_a_stage_enforce_cannot_confine",
+        || {
+            let report = Arc::new(Reported::default());
+            let ran = Arc::new(AtomicBool::new(false));
+            let (rep, ran2) = (report.clone(), ran.clone());
+            let err = confined(move || {
+                block_landlock_syscalls();
+                // The supervisor creates the thread another thread asks for.
+                let (confiner, supervisor) = Confiner::supervised(SandboxMode::Enforce);
+                let confiner = confiner.with_report(rep);
+                let asker = std::thread::spawn(move || {
+                    confiner
+                        .spawn(StageName::Signals, profiles::signals(), move || {
+                            ran2.store(true, Ordering::SeqCst)
+                        })
+                        .map(drop)
+                });
+                supervisor.serve();
+                asker.join().unwrap().unwrap_err()
+            });
+            let msg = err.to_string();
+            assert!(
+                matches!(&err, SandboxError::Stage { name: StageName::Signals, source }
+                if matches!(**source, SandboxError::NotEnforced { .. })),
+                "{msg}"
+            );
+            assert!(msg.contains("signals") && msg.contains("Landlock"), "{msg}");
+            assert!(!ran.load(Ordering::SeqCst), "the stage's work must not run");
+            let reported = report.0.lock().unwrap();
+            assert_eq!(reported.len(), 1, "{:?}", *reported);
+            assert_eq!(reported[0].0, StageName::Signals);
+            assert!(
+                reported[0]
+                    .1
+                    .as_ref()
+                    .is_err_and(|e| e.contains("Landlock")),
+                "{:?}",
+                reported[0].1
+            );
+            drop(reported);
+
+            // Best effort: the same stage runs, reported as not fully enforced.
+            let report = Arc::new(Reported::default());
+            let rep = report.clone();
+            let ran = confined(move || {
+                block_landlock_syscalls();
+                Confiner::new(SandboxMode::BestEffort)
+                    .with_report(rep)
+                    .spawn(StageName::Signals, profiles::signals(), || true)
+                    .unwrap()
+                    .join()
+                    .unwrap()
+            });
+            assert!(ran);
+            assert_eq!(
+                *report.0.lock().unwrap(),
+                vec![(StageName::Signals, Ok(false))]
+            );
+        },
+    );
+}
+
 #[test]
 fn enforce_fails_closed_when_landlock_is_blocked() {
     in_child("enforce_fails_closed_when_landlock_is_blocked", || {
@@ -589,14 +663,14 @@ fn enforce_fails_closed_when_landlock_is_blocked() {
             // Failed before restricting anything.
             assert_eq!(fs::read(&o).unwrap(), b"o");
 
-            let err = stage::spawn::<(), _>(
-                "parse-claude",
-                profiles::provider(std::slice::from_ref(&r)),
-                SandboxMode::Enforce,
-                move |_| ran2.store(true, Ordering::SeqCst),
-            )
-            .unwrap_err();
-            assert!(err.to_string().contains("parse-claude"), "{err}");
+            let err = Confiner::new(SandboxMode::Enforce)
+                .spawn(
+                    StageName::Provider("claude".into()),
+                    profiles::provider(std::slice::from_ref(&r)),
+                    move || ran2.store(true, Ordering::SeqCst),
+                )
+                .unwrap_err();
+            assert!(err.to_string().contains("provider:claude"), "{err}");
 
             // Best effort runs degraded and says so; seccomp still goes on.
             let applied = profiles::provider(std::slice::from_ref(&r))
