@@ -286,7 +286,9 @@ impl<'de> Deserialize<'de> for BorrowedStr<'de> {
 // and gives up on anything unusual (another record type, a payload before
 // its type, a duplicate key, an output that is not a string, any error), in
 // which case the general path reads the line as before. Where it succeeds,
-// the general path would have produced exactly the same fields.
+// the general path would have produced exactly the same fields: both read
+// the one [`Item`] shape, and `read_both_ways` (unit tests, the
+// `codex_paths` fuzz target) checks the outcome on any input.
 
 /// [`Item`], but `output` must be a string (decoded right away).
 type FastItem<'a> = Item<'a, BorrowedStr<'a>>;
