@@ -1,7 +1,7 @@
 //! The detectors that run at a candidate, and the tests on values they
 //! share.
 
-use super::rules::{Kind, RULES};
+use super::rules::{Kind, KEY_WORDS, RULES};
 use super::{Candidate, Hit, Label, Redactor, Span};
 
 /// Longest private key block looked for: the END line must come within
@@ -290,22 +290,10 @@ pub(super) fn secret_key_label(key: &str) -> Option<Label> {
     if !matches!(last.to_ascii_lowercase(), b'n' | b't' | b'd' | b'y') {
         return None;
     }
-    let ends = |word: &str| key_ends_with(key, word);
-    if ends("secretaccesskey") || ends("awssecretkey") {
-        Some(Label::AwsSecretKey)
-    } else if ends("password") || ends("passwd") {
-        Some(Label::Password)
-    } else if ends("privatekey") {
-        Some(Label::PrivateKey)
-    } else if ends("apikey") || ends("accesskey") {
-        Some(Label::ApiKey)
-    } else if ends("token") {
-        Some(Label::Token)
-    } else if ends("secret") || ends("secretkey") {
-        Some(Label::Secret)
-    } else {
-        None
-    }
+    KEY_WORDS
+        .iter()
+        .find(|(words, _)| words.iter().any(|w| key_ends_with(key, w)))
+        .map(|&(_, label)| label)
 }
 
 /// `key`, with non-alphanumerics dropped and lower-cased, ends with `word`

@@ -309,6 +309,19 @@ pub(super) const RULES: &[Rule] = &[
     special(&["\\u00", ":\\/"], b"", Kind::Escape),
 ];
 
+/// Key words that make a key name a secret, by the label its value gets;
+/// the first entry whose word ends the key wins (lower case, separators
+/// dropped: `GITHUB_TOKEN`, `apiKey`, `db-password`). Every word ends in
+/// `n`, `t`, `d` or `y`, which `secret_key_label` checks first.
+pub(super) const KEY_WORDS: &[(&[&str], Label)] = &[
+    (&["secretaccesskey", "awssecretkey"], Label::AwsSecretKey),
+    (&["password", "passwd"], Label::Password),
+    (&["privatekey"], Label::PrivateKey),
+    (&["apikey", "accesskey"], Label::ApiKey),
+    (&["token"], Label::Token),
+    (&["secret", "secretkey"], Label::Secret),
+];
+
 /// The multi-literal searcher: "fat" Teddy (AVX2) when the CPU has it —
 /// measured fastest for this literal set, about 4 GB/s on session logs —
 /// else the general Aho-Corasick searcher.
@@ -505,6 +518,15 @@ mod tests {
     fn the_prefilter_stays_on_its_fast_path() {
         let n: usize = RULES.iter().map(|r| r.literals.len()).sum();
         assert!(n <= 32, "{n} prefilter literals: Teddy takes at most 32");
+    }
+
+    #[test]
+    fn key_words_end_in_the_quick_reject_letters() {
+        for (words, _) in KEY_WORDS {
+            for w in *words {
+                assert!(w.ends_with(['n', 't', 'd', 'y']), "{w}");
+            }
+        }
     }
 
     #[test]
