@@ -13,6 +13,7 @@ pub mod discover;
 pub mod error;
 pub mod event;
 pub mod export;
+pub mod json_str;
 pub mod policy;
 pub mod provider;
 pub mod reader;

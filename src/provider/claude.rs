@@ -216,9 +216,12 @@ fn is_uuid(s: &str) -> bool {
 // the record type is known, so that an unusual field on one record type
 // cannot make another type's records fail.
 
+/// A record's common fields. `M` is how `message` is read: kept raw
+/// ([`RawEnvelope`], the general path, which reads any line) or read in the
+/// same pass ([`FastEnvelope`], the common `user`/`assistant` line).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Envelope<'a> {
+struct Envelope<'a, M> {
     #[serde(rename = "type", borrow, default)]
     ty: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -241,8 +244,8 @@ struct Envelope<'a> {
     is_compact_summary: Option<bool>,
     #[serde(default)]
     is_api_error_message: Option<bool>,
-    #[serde(borrow, default)]
-    message: Option<&'a RawValue>,
+    #[serde(default = "none")]
+    message: Option<M>,
     #[serde(borrow, default)]
     content: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -261,89 +264,30 @@ struct Envelope<'a> {
     max_retries: Option<&'a RawValue>,
 }
 
-/// [`Envelope`] with `message` read in the same pass instead of kept raw
-/// (and read again): the common case of a `user` or `assistant` line. Any
-/// error, or a line of another type, leaves the line to the general path
-/// ([`Envelope`] then [`decode`]), which reads such a line to the same
-/// fields: a message is read from its raw JSON with the same [`Message`].
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct FastEnvelope<'a> {
-    #[serde(rename = "type", borrow, default)]
-    ty: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    subtype: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    uuid: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    session_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    timestamp: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    prompt_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    agent_id: Option<Cow<'a, str>>,
-    #[serde(default)]
-    is_sidechain: Option<bool>,
-    #[serde(default)]
-    is_meta: Option<bool>,
-    #[serde(default)]
-    is_compact_summary: Option<bool>,
-    #[serde(default)]
-    is_api_error_message: Option<bool>,
-    #[serde(borrow, default)]
-    message: Option<Message<'a>>,
-    #[serde(borrow, default)]
-    content: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    level: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    error: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    data: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    attachment: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    ai_title: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    retry_attempt: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    max_retries: Option<&'a RawValue>,
+fn none<T>() -> Option<T> {
+    None
 }
+
+/// Any line: `message` stays raw until the record type is known.
+type RawEnvelope<'a> = Envelope<'a, &'a RawValue>;
+
+/// A `user` or `assistant` line with `message` read in the same pass
+/// instead of kept raw (and read again). Any error, or a line of another
+/// type, leaves the line to the general path ([`RawEnvelope`] then
+/// [`decode`]), which reads such a line to the same fields: a message is
+/// read from its raw JSON with the same [`Message`].
+type FastEnvelope<'a> = Envelope<'a, Message<'a>>;
 
 impl<'a> FastEnvelope<'a> {
-    /// The envelope (without its raw message, which is not read again)
-    /// and the decoded record, for `user` and `assistant` lines.
-    fn split(self) -> Option<(Envelope<'a>, Decoded<'a>)> {
-        let msg = self.message?;
+    /// The envelope (its message taken out) and the decoded record, for
+    /// `user` and `assistant` lines.
+    fn split(mut self) -> Option<(FastEnvelope<'a>, Decoded<'a>)> {
         let decoded = match self.ty.as_deref()? {
-            "user" => Decoded::User(msg),
-            "assistant" => Decoded::Assistant(msg),
+            "user" => Decoded::User(self.message.take()?),
+            "assistant" => Decoded::Assistant(self.message.take()?),
             _ => return None,
         };
-        let env = Envelope {
-            ty: self.ty,
-            subtype: self.subtype,
-            uuid: self.uuid,
-            session_id: self.session_id,
-            timestamp: self.timestamp,
-            prompt_id: self.prompt_id,
-            agent_id: self.agent_id,
-            is_sidechain: self.is_sidechain,
-            is_meta: self.is_meta,
-            is_compact_summary: self.is_compact_summary,
-            is_api_error_message: self.is_api_error_message,
-            message: None,
-            content: self.content,
-            level: self.level,
-            error: self.error,
-            data: self.data,
-            attachment: self.attachment,
-            ai_title: self.ai_title,
-            retry_attempt: self.retry_attempt,
-            max_retries: self.max_retries,
-        };
-        Some((env, decoded))
+        Some((self, decoded))
     }
 }
 
@@ -582,7 +526,7 @@ impl ClaudeParser {
         line: &str,
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed> {
-        let env: Envelope = match serde_json::from_str(line) {
+        let env: RawEnvelope = match serde_json::from_str(line) {
             Ok(env) => env,
             Err(e) => return self.unparsed(offset, line, &e, out),
         };
@@ -600,11 +544,11 @@ impl ClaudeParser {
         self.decoded(offset, line, &env, ty, decoded, out)
     }
 
-    fn decoded(
+    fn decoded<M>(
         &mut self,
         offset: u64,
         line: &str,
-        env: &Envelope,
+        env: &Envelope<'_, M>,
         ty: &str,
         decoded: Decoded,
         out: &mut dyn FnMut(Event),
@@ -624,6 +568,41 @@ impl ClaudeParser {
         }
         Ok(())
     }
+}
+
+/// Events (as JSON) and results of `lines`, read as [`Claude`] reads them
+/// (the fast path where it applies) and with the general path alone. The
+/// two must agree on any input: checked by the unit tests and the
+/// `claude_paths` fuzz target.
+#[doc(hidden)]
+pub fn read_both_ways(lines: &[&[u8]]) -> [(Vec<String>, Vec<String>); 2] {
+    let ctx = FileCtx {
+        provider: ID,
+        file_tag: "s1".into(),
+        session_hint: "s1".into(),
+        subagent: None,
+    };
+    [true, false].map(|fast| {
+        let mut p = ClaudeParser::new(ctx.clone());
+        let mut events = Vec::new();
+        let mut results = Vec::new();
+        let mut offset = 0u64;
+        for bytes in lines {
+            let mut push = |e: Event| events.push(serde_json::to_string(&e).unwrap_or_default());
+            let r = if fast {
+                p.record(offset, bytes, &mut push)
+            } else {
+                match std::str::from_utf8(bytes) {
+                    Ok(line) => p.general(offset, line, &mut push),
+                    Err(_) => Err(Malformed::InvalidUtf8),
+                }
+            };
+            results.push(format!("{r:?}"));
+            offset += bytes.len() as u64 + 1;
+        }
+        p.flush(&mut |e| events.push(serde_json::to_string(&e).unwrap_or_default()));
+        (events, results)
+    })
 }
 
 /// A record's type-specific part, decoded and checked.
@@ -660,7 +639,7 @@ const READABLE_SYSTEM: [&str; 4] = [
 /// `system` subtypes kept as `provider.info`.
 const META_SYSTEM: [&str; 2] = ["turn_duration", "stop_hook_summary"];
 
-fn decode<'a>(ty: &str, env: &Envelope<'a>, line: &str) -> Result<Decoded<'a>, Malformed> {
+fn decode<'a>(ty: &str, env: &RawEnvelope<'a>, line: &str) -> Result<Decoded<'a>, Malformed> {
     let whole = || raw_from_str(line);
     Ok(match ty {
         "user" | "assistant" => {
@@ -810,10 +789,10 @@ impl ClaudeParser {
             .unwrap_or_else(|| self.ctx.session_hint.clone())
     }
 
-    fn emitter<'o>(
+    fn emitter<'o, M>(
         &mut self,
         offset: u64,
-        env: &Envelope,
+        env: &Envelope<'_, M>,
         ty: &str,
         decoded: &Decoded,
         out: &'o mut dyn FnMut(Event),
@@ -860,7 +839,12 @@ impl ClaudeParser {
         }
     }
 
-    fn user(&mut self, env: &Envelope, msg: &Message, em: &mut Emitter) -> Result<(), Malformed> {
+    fn user<M>(
+        &mut self,
+        env: &Envelope<'_, M>,
+        msg: &Message,
+        em: &mut Emitter,
+    ) -> Result<(), Malformed> {
         let flags = UserFlags {
             meta: env.is_meta == Some(true),
             compact: env.is_compact_summary == Some(true),
@@ -886,9 +870,9 @@ impl ClaudeParser {
         human.finish(self, em)
     }
 
-    fn assistant(
+    fn assistant<M>(
         &mut self,
-        env: &Envelope,
+        env: &Envelope<'_, M>,
         msg: &Message,
         em: &mut Emitter,
     ) -> Result<(), Malformed> {
@@ -2268,24 +2252,8 @@ mod tests {
     /// Events (as JSON) and per-line results of `lines` read with the fast
     /// path (`record`) or only the general way.
     fn both_ways(lines: &[&str]) -> [(Vec<String>, Vec<String>); 2] {
-        [true, false].map(|fast| {
-            let mut p = ClaudeParser::new(main_ctx());
-            let mut events = Vec::new();
-            let mut results = Vec::new();
-            let mut offset = 0u64;
-            for line in lines {
-                let mut push = |e: Event| events.push(serde_json::to_string(&e).unwrap());
-                let r = if fast {
-                    p.record(offset, line.as_bytes(), &mut push)
-                } else {
-                    p.general(offset, line, &mut push)
-                };
-                results.push(format!("{r:?}"));
-                offset += line.len() as u64 + 1;
-            }
-            p.flush(&mut |e| events.push(serde_json::to_string(&e).unwrap()));
-            (events, results)
-        })
+        let lines: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+        read_both_ways(&lines)
     }
 
     fn fast(line: &str) -> bool {

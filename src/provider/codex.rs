@@ -217,8 +217,10 @@ struct Block<'a> {
 }
 
 /// Every response item, with the union of the fields the known types use.
+/// `O` is how `output` is read: as raw JSON, any value ([`RawItem`], the
+/// general path), or as a string decoded right away ([`FastItem`]).
 #[derive(Deserialize)]
-struct Item<'a> {
+struct Item<'a, O> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
     #[serde(default, borrow)]
@@ -235,11 +237,28 @@ struct Item<'a> {
     input: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     call_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "raw_output")]
-    output: Option<Output<'a>>,
+    #[serde(
+        default = "none",
+        deserialize_with = "present_as",
+        bound(deserialize = "O: Deserialize<'de>")
+    )]
+    output: Option<O>,
     #[serde(default, borrow)]
     action: Option<&'a RawValue>,
 }
+
+fn none<T>() -> Option<T> {
+    None
+}
+
+/// A present field read as `T`, even when it is `null` (which `T` may
+/// refuse): unlike a plain `Option`, `null` is not `None`.
+fn present_as<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// A response item as the general path reads it.
+type RawItem<'a> = Item<'a, &'a RawValue>;
 
 /// A tool output: as raw JSON (any value), or already decoded when the
 /// fast path read it (always a string).
@@ -248,12 +267,16 @@ enum Output<'a> {
     Text(Cow<'a, str>),
 }
 
-fn raw_output<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Output<'de>>, D::Error> {
-    <&'de RawValue>::deserialize(d).map(|r| Some(Output::Raw(r)))
+impl<'a> From<&'a RawValue> for Output<'a> {
+    fn from(raw: &'a RawValue) -> Output<'a> {
+        Output::Raw(raw)
+    }
 }
 
-fn text_output<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Output<'de>>, D::Error> {
-    BorrowedStr::deserialize(d).map(|s| Some(Output::Text(s.0)))
+impl<'a> From<BorrowedStr<'a>> for Output<'a> {
+    fn from(s: BorrowedStr<'a>) -> Output<'a> {
+        Output::Text(s.0)
+    }
 }
 
 /// A string, borrowed from the input when it has no escapes. Anything
@@ -290,49 +313,12 @@ impl<'de> Deserialize<'de> for BorrowedStr<'de> {
 // and gives up on anything unusual (another record type, a payload before
 // its type, a duplicate key, an output that is not a string, any error), in
 // which case the general path reads the line as before. Where it succeeds,
-// the general path would have produced exactly the same fields.
+// the general path would have produced exactly the same fields: both read
+// the one [`Item`] shape, and `read_both_ways` (unit tests, the
+// `codex_paths` fuzz target) checks the outcome on any input.
 
 /// [`Item`], but `output` must be a string (decoded right away).
-#[derive(Deserialize)]
-struct FastItem<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(default, borrow)]
-    role: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    content: Option<Vec<Block<'a>>>,
-    #[serde(default, borrow)]
-    summary: Option<Vec<Block<'a>>>,
-    #[serde(default, borrow)]
-    name: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    arguments: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    input: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    call_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "text_output")]
-    output: Option<Output<'a>>,
-    #[serde(default, borrow)]
-    action: Option<&'a RawValue>,
-}
-
-impl<'a> From<FastItem<'a>> for Item<'a> {
-    fn from(f: FastItem<'a>) -> Item<'a> {
-        Item {
-            kind: f.kind,
-            role: f.role,
-            content: f.content,
-            summary: f.summary,
-            name: f.name,
-            arguments: f.arguments,
-            input: f.input,
-            call_id: f.call_id,
-            output: f.output,
-            action: f.action,
-        }
-    }
-}
+type FastItem<'a> = Item<'a, BorrowedStr<'a>>;
 
 /// An enveloped `response_item` line read in one pass.
 struct FastLine<'a> {
@@ -734,7 +720,7 @@ fn blocks_text(blocks: &[Block<'_>]) -> (String, u32) {
 }
 
 /// Reasoning text: summary parts joined; else readable reasoning content.
-fn reasoning_parts<'b>(item: &'b Item<'_>) -> Vec<&'b str> {
+fn reasoning_parts<'b, O>(item: &'b Item<'_, O>) -> Vec<&'b str> {
     let from = |blocks: &'b Option<Vec<Block<'_>>>| -> Vec<&'b str> {
         blocks
             .iter()
@@ -1066,7 +1052,7 @@ impl CodexParser {
         json: &str,
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed> {
-        let item: Item<'_> = match serde_json::from_str(json) {
+        let item: RawItem<'_> = match serde_json::from_str(json) {
             Ok(item) => item,
             Err(e) => {
                 // Unknown item types may use these field names differently.
@@ -1107,10 +1093,10 @@ impl CodexParser {
 
     /// A response item of a kind read from its fields alone
     /// ([`is_typed_item`]).
-    fn typed_item(
+    fn typed_item<'a, O: Into<Output<'a>>>(
         &mut self,
         line: &mut LineCtx,
-        item: Item<'_>,
+        item: Item<'a, O>,
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed> {
         let kind = item.kind.as_ref();
@@ -1157,7 +1143,7 @@ impl CodexParser {
             "function_call_output" | "custom_tool_call_output" => {
                 let call_id = item.call_id.as_deref().ok_or_else(|| missing("call_id"))?;
                 let raw = item.output.ok_or_else(|| missing("output"))?;
-                let (output, is_error) = tool_output(raw)?;
+                let (output, is_error) = tool_output(raw.into())?;
                 self.emit(
                     line,
                     Payload::ToolResult {
@@ -1212,10 +1198,10 @@ impl CodexParser {
         Ok(())
     }
 
-    fn message(
+    fn message<O>(
         &mut self,
         line: &mut LineCtx,
-        item: &Item<'_>,
+        item: &Item<'_, O>,
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed> {
         let role = item.role.as_deref().ok_or_else(|| missing("role"))?;
@@ -1534,7 +1520,7 @@ impl RecordParser for CodexParser {
         let json = std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)?;
         if let Ok(fast) = serde_json::from_str::<FastLine<'_>>(json) {
             let mut line = LineCtx::new(offset, fast.timestamp.as_deref(), "response_item");
-            return self.typed_item(&mut line, fast.item.into(), out);
+            return self.typed_item(&mut line, fast.item, out);
         }
         self.general(offset, bytes, json, out)
     }
@@ -1637,6 +1623,43 @@ impl CodexParser {
             }
         }
     }
+}
+
+/// Events (as JSON) and errors of `lines`, read as [`Codex`] reads them
+/// (the fast path where it applies) and with the general path alone. The
+/// two must agree on any input: checked by the unit tests and the
+/// `codex_paths` fuzz target.
+#[doc(hidden)]
+pub fn read_both_ways(lines: &[&[u8]]) -> [(Vec<String>, Vec<String>); 2] {
+    let ctx = FileCtx {
+        provider: ID,
+        file_tag: "f".into(),
+        session_hint: "hint".into(),
+        subagent: None,
+    };
+    [true, false].map(|fast| {
+        let mut p = CodexParser::new(ctx.clone());
+        let mut events = Vec::new();
+        let mut errors = Vec::new();
+        let mut offset = 0u64;
+        for bytes in lines {
+            let mut push = |e: Event| events.push(serde_json::to_string(&e).unwrap_or_default());
+            let r = if fast {
+                p.record(offset, bytes, &mut push)
+            } else {
+                match std::str::from_utf8(bytes) {
+                    Ok(json) => p.general(offset, bytes, json, &mut push),
+                    Err(_) => Err(Malformed::InvalidUtf8),
+                }
+            };
+            if let Err(m) = r {
+                errors.push(format!("{offset}: {m:?}"));
+            }
+            offset += bytes.len() as u64 + 1;
+        }
+        p.flush(&mut |e| events.push(serde_json::to_string(&e).unwrap_or_default()));
+        (events, errors)
+    })
 }
 
 #[cfg(test)]
@@ -2547,24 +2570,8 @@ mod tests {
     /// Events (as JSON) and errors of `text`, line by line, read with the
     /// fast path (`record`) or only the general way.
     fn both_ways(text: &str) -> [(Vec<String>, Vec<String>); 2] {
-        [true, false].map(|fast| {
-            let mut p = CodexParser::new(ctx());
-            let mut events = Vec::new();
-            let mut errors = Vec::new();
-            for (offset, line) in lines(text) {
-                let mut push = |e: Event| events.push(serde_json::to_string(&e).unwrap());
-                let r = if fast {
-                    p.record(offset, line.as_bytes(), &mut push)
-                } else {
-                    p.general(offset, line.as_bytes(), line, &mut push)
-                };
-                if let Err(m) = r {
-                    errors.push(format!("{offset}: {m:?}"));
-                }
-            }
-            p.flush(&mut |e| events.push(serde_json::to_string(&e).unwrap()));
-            (events, errors)
-        })
+        let lines: Vec<&[u8]> = lines(text).iter().map(|(_, l)| l.as_bytes()).collect();
+        read_both_ways(&lines)
     }
 
     fn fast(line: &str) -> bool {

@@ -63,6 +63,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::event::{raw_from_str, Event, Payload, ProviderId, Source, Subagent, SystemCategory};
+use crate::json_str::{self, Segment};
 use crate::provider::{
     first_line_object, stem, ConfigSection, FileCtx, Malformed, Provider, RecordParser, Sniff,
     SourceKind,
@@ -498,7 +499,10 @@ fn response_output(response: Option<&RawValue>) -> (String, bool) {
 
 /// A JSON string's text, or any other value as compact JSON.
 fn plain(raw: &RawValue) -> String {
-    serde_json::from_str::<String>(raw.get()).unwrap_or_else(|_| compact_string(raw.get()))
+    match json_str::decode_literal(raw.get().trim()) {
+        Ok(s) => s.into_owned(),
+        Err(_) => compact_string(raw.get()),
+    }
 }
 
 /// Valid JSON with the whitespace between tokens removed (the document is
@@ -506,23 +510,12 @@ fn plain(raw: &RawValue) -> String {
 /// number spelling are kept as written.
 fn compact_string(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for c in json.chars() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
+    for seg in json_str::segments(json) {
+        match seg {
+            Segment::String(s) => out.push_str(s),
+            Segment::Other(s) => {
+                out.extend(s.chars().filter(|c| !matches!(c, ' ' | '\t' | '\n' | '\r')))
             }
-        } else if c == '"' {
-            in_string = true;
-            out.push(c);
-        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
-            out.push(c);
         }
     }
     out

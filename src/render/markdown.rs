@@ -21,6 +21,7 @@ use super::commonmark as cm;
 use super::{SessionMeta, UNTITLED};
 use crate::config::MarkdownOptions;
 use crate::event::{Event, Payload, Subagent, SystemCategory};
+use crate::json_str::{self, Segment};
 
 /// Tool calls whose names are remembered for their results' summaries.
 const PENDING_TOOLS: usize = 64;
@@ -461,7 +462,7 @@ fn truncated_fence(info: &str, text: &str, max: usize) -> String {
 fn tool_input(input: &RawValue, max: usize) -> String {
     let raw = input.get();
     if raw.trim_start().starts_with('"') {
-        if let Ok(s) = serde_json::from_str::<String>(raw) {
+        if let Ok(s) = json_str::decode_literal(raw.trim()) {
             return truncated_fence("text", &s, max);
         }
     }
@@ -473,56 +474,49 @@ fn tool_input(input: &RawValue, max: usize) -> String {
 fn pretty_json(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len() + raw.len() / 4);
     let mut depth = 0usize;
-    let mut in_str = false;
-    let mut escaped = false;
-    let mut chars = raw.chars().peekable();
     let newline = |out: &mut String, depth: usize| {
         out.push('\n');
         out.extend(std::iter::repeat_n(' ', depth * 2));
     };
-    while let Some(c) = chars.next() {
-        if in_str {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_str = false;
+    for seg in json_str::segments(raw) {
+        let other = match seg {
+            Segment::String(s) => {
+                out.push_str(s);
+                continue;
             }
-            continue;
-        }
-        match c {
-            '"' => {
-                in_str = true;
-                out.push(c);
-            }
-            '{' | '[' => {
-                out.push(c);
-                while chars.peek().is_some_and(|c| c.is_ascii_whitespace()) {
-                    chars.next();
+            Segment::Other(s) => s,
+        };
+        // Between two strings: structure, numbers, literals, whitespace.
+        let mut chars = other.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' | '[' => {
+                    out.push(c);
+                    while chars.peek().is_some_and(|c| c.is_ascii_whitespace()) {
+                        chars.next();
+                    }
+                    let close = if c == '{' { '}' } else { ']' };
+                    if chars.peek() == Some(&close) {
+                        chars.next();
+                        out.push(close);
+                    } else {
+                        depth += 1;
+                        newline(&mut out, depth);
+                    }
                 }
-                let close = if c == '{' { '}' } else { ']' };
-                if chars.peek() == Some(&close) {
-                    chars.next();
-                    out.push(close);
-                } else {
-                    depth += 1;
+                '}' | ']' => {
+                    depth = depth.saturating_sub(1);
+                    newline(&mut out, depth);
+                    out.push(c);
+                }
+                ',' => {
+                    out.push(c);
                     newline(&mut out, depth);
                 }
+                ':' => out.push_str(": "),
+                c if c.is_ascii_whitespace() => {}
+                c => out.push(c),
             }
-            '}' | ']' => {
-                depth = depth.saturating_sub(1);
-                newline(&mut out, depth);
-                out.push(c);
-            }
-            ',' => {
-                out.push(c);
-                newline(&mut out, depth);
-            }
-            ':' => out.push_str(": "),
-            c if c.is_ascii_whitespace() => {}
-            c => out.push(c),
         }
     }
     out
