@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod architecture;
 mod claude_fixtures;
 mod cli;
 mod daemon;
