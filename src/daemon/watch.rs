@@ -88,31 +88,50 @@ pub(crate) struct StageInit {
 
 /// Adding and removing directory watches; a trait so tests can record them.
 pub(crate) trait Watch {
-    fn add(&mut self, dir: &Path) -> Result<(), String>;
+    fn add(&mut self, dir: &Path) -> Result<(), WatchError>;
     fn remove(&mut self, dir: &Path);
 }
 
 impl Watch for notify::INotifyWatcher {
-    fn add(&mut self, dir: &Path) -> Result<(), String> {
+    fn add(&mut self, dir: &Path) -> Result<(), WatchError> {
         self.watch(dir, RecursiveMode::NonRecursive)
-            .map_err(|e| advice(&e))
+            .map_err(WatchError::from)
     }
     fn remove(&mut self, dir: &Path) {
         let _ = self.unwatch(dir);
     }
 }
 
-/// Turn resource exhaustion into advice.
-fn advice(e: &notify::Error) -> String {
-    match &e.kind {
-        notify::ErrorKind::MaxFilesWatch => format!(
-            "inotify watch limit reached ({e}); raise it with `sysctl fs.inotify.max_user_watches=524288`"
-        ),
-        notify::ErrorKind::Io(io) if io.raw_os_error() == Some(24) => format!(
-            "too many open files ({e}); raise `ulimit -n` or `sysctl fs.inotify.max_user_instances`"
-        ),
-        _ => e.to_string(),
+/// An inotify failure; resource exhaustion is turned into advice.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WatchError {
+    #[error(
+        "inotify watch limit reached ({0}); raise it with `sysctl fs.inotify.max_user_watches=524288`"
+    )]
+    WatchLimit(#[source] notify::Error),
+    #[error(
+        "too many open files ({0}); raise `ulimit -n` or `sysctl fs.inotify.max_user_instances`"
+    )]
+    OpenFiles(#[source] notify::Error),
+    #[error(transparent)]
+    Other(notify::Error),
+}
+
+impl From<notify::Error> for WatchError {
+    fn from(e: notify::Error) -> WatchError {
+        match &e.kind {
+            notify::ErrorKind::MaxFilesWatch => WatchError::WatchLimit(e),
+            notify::ErrorKind::Io(io) if io.raw_os_error() == Some(24) => WatchError::OpenFiles(e),
+            _ => WatchError::Other(e),
+        }
     }
+}
+
+/// Why a provider stage ended early.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StageError {
+    #[error("cannot start inotify: {0}")]
+    Start(#[source] WatchError),
 }
 
 /// Forwards the watcher's events into the stage channel, dropping those the
@@ -145,14 +164,14 @@ fn relevant(ev: &notify::Event) -> bool {
 
 /// Run a provider stage until told to stop. An `Err` is reported to the
 /// supervisor, which restarts the stage with backoff.
-pub(crate) fn run(init: StageInit) -> Result<(), String> {
+pub(crate) fn run(init: StageInit) -> Result<(), StageError> {
     let covered = init.covered;
     // Created after confinement: notify's own thread inherits the domain.
     let watcher = notify::INotifyWatcher::new(
         Forward(init.tx.clone()),
         notify::Config::default().with_follow_symlinks(false),
     )
-    .map_err(|e| format!("cannot start inotify: {}", advice(&e)))?;
+    .map_err(|e| StageError::Start(e.into()))?;
     let rescan = init.rescan;
     let rx_stop = init.stop.clone();
     let mut stage = Stage::new(
@@ -602,7 +621,7 @@ impl<W: Watch> Stage<W> {
         let ev = match ev {
             Ok(ev) => ev,
             Err(e) => {
-                self.warn(advice(&e));
+                self.warn(WatchError::from(e).to_string());
                 return;
             }
         };
