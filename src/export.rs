@@ -341,46 +341,12 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
         req.output.clone()
     };
 
-    let mut read = profiles::provider_roots(cfg);
-    let as_path = Path::new(query);
-    if query.contains('/') {
-        read.push(as_path.to_path_buf());
-    } else if let Ok(cwd) = std::env::current_dir() {
-        // A bare file name in the working directory.
-        let candidate = cwd.join(as_path);
-        if candidate.is_file() {
-            read.push(candidate);
-        }
-    }
-    let mut resolve_domain =
-        profiles::union(&[profiles::provider(&read), profiles::startup(config_file)]);
-    if let Some(out) = &output {
-        if out.exists() {
-            resolve_domain.write_files.push(out.clone());
-            resolve_domain.truncate = true;
-        } else {
-            let parent = match out.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            resolve_domain.create_in.push(parent);
-        }
-    }
+    let resolve_domain = resolve_domain(cfg, query, output.as_deref());
     let applied = resolve_domain.apply(mode)?;
     report_degraded("export", &applied.missing);
 
     let session = resolve(cfg, query)?;
-    let out_file = match &output {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(p)
-                .map_err(|e| Error::io(format!("creating {}", p.display()), e))?,
-        ),
-        None => None,
-    };
+    let out_file = create_output(output.as_deref())?;
 
     let files: Vec<PathBuf> = session.files.iter().map(|f| f.path.clone()).collect();
     let limits = limits(cfg);
@@ -437,13 +403,8 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     let applied = write_domain.apply(mode)?;
     report_degraded("export-write", &applied.missing);
 
-    let sink: Box<dyn Write> = match out_file {
-        Some(f) => Box::new(io::BufWriter::with_capacity(256 << 10, f)),
-        None if req.dry_run => Box::new(io::sink()),
-        None => Box::new(io::BufWriter::with_capacity(256 << 10, io::stdout().lock())),
-    };
     let mut w = Counting {
-        inner: sink,
+        inner: sink(out_file, req.dry_run),
         bytes: 0,
     };
     let meta = meta_stage.as_ref().map(|(_, rx)| MetaSource {
@@ -485,6 +446,62 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
             .map(|(label, n)| (label.as_str(), *n))
             .collect(),
     })
+}
+
+/// The domain `main` resolves the session in: the provider roots (and the
+/// session file named by `query`), the config, and the output to create.
+fn resolve_domain(cfg: &Config, query: &str, output: Option<&Path>) -> crate::sandbox::Domain {
+    use crate::sandbox::profiles;
+    let config_file = cfg.source.as_deref();
+    let mut read = profiles::provider_roots(cfg);
+    let as_path = Path::new(query);
+    if query.contains('/') {
+        read.push(as_path.to_path_buf());
+    } else if let Ok(cwd) = std::env::current_dir() {
+        // A bare file name in the working directory.
+        let candidate = cwd.join(as_path);
+        if candidate.is_file() {
+            read.push(candidate);
+        }
+    }
+    let mut resolve_domain =
+        profiles::union(&[profiles::provider(&read), profiles::startup(config_file)]);
+    if let Some(out) = output {
+        if out.exists() {
+            resolve_domain.write_files.push(out.to_path_buf());
+            resolve_domain.truncate = true;
+        } else {
+            let parent = match out.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            resolve_domain.create_in.push(parent);
+        }
+    }
+    resolve_domain
+}
+
+/// Create (or truncate) the output file, if there is one.
+fn create_output(output: Option<&Path>) -> Result<Option<std::fs::File>> {
+    output
+        .map(|p| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(p)
+                .map_err(|e| Error::io(format!("creating {}", p.display()), e))
+        })
+        .transpose()
+}
+
+/// Where the rendered export goes: the output file, stdout, or nowhere.
+fn sink(out_file: Option<std::fs::File>, dry_run: bool) -> Box<dyn Write> {
+    match out_file {
+        Some(f) => Box::new(io::BufWriter::with_capacity(256 << 10, f)),
+        None if dry_run => Box::new(io::sink()),
+        None => Box::new(io::BufWriter::with_capacity(256 << 10, io::stdout().lock())),
+    }
 }
 
 /// The parse stage of a one-shot export: the events, redacted, in
@@ -679,6 +696,7 @@ struct MetaSource<'a> {
 /// is read once. Past `spool.start_meta_at` held bytes the metadata stage
 /// is started, and rendering waits for it when the spool is full. Returns,
 /// last, whether a started metadata stage was not waited for.
+// Long because: the render loop and the metadata hand-off share state; this is the hot path.
 fn write_stage(
     rx: &std::sync::mpsc::Receiver<Msg>,
     meta: Option<MetaSource<'_>>,

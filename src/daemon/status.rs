@@ -468,7 +468,24 @@ pub fn render(out: &mut dyn Write, st: &Status, running: bool, now: SystemTime) 
     if let Some(sb) = &st.sandbox {
         render_sandbox(out, sb)?;
     }
-    for p in &st.providers {
+    render_providers(out, &st.providers)?;
+    render_sessions(out, st)?;
+    render_recordings(out, &st.recordings)?;
+    if !st.warnings.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "warnings (newest last):")?;
+        let skip = st.warnings.len().saturating_sub(10);
+        for w in st.warnings.iter().skip(skip) {
+            let at = w.at.get(11..19).unwrap_or(&w.at);
+            writeln!(out, "  {at} {}: {}", w.source, w.message)?;
+        }
+    }
+    Ok(())
+}
+
+/// One line per provider: sessions, files, stage, roots.
+fn render_providers(out: &mut dyn Write, providers: &[ProviderStatus]) -> io::Result<()> {
+    for p in providers {
         if !p.enabled {
             writeln!(out, "  {:<7} disabled", p.name)?;
             continue;
@@ -503,6 +520,11 @@ pub fn render(out: &mut dyn Write, st: &Status, running: bool, now: SystemTime) 
             roots.join(", ")
         )?;
     }
+    Ok(())
+}
+
+/// The newest sessions, one line each.
+fn render_sessions(out: &mut dyn Write, st: &Status) -> io::Result<()> {
     if !st.sessions.is_empty() {
         writeln!(out)?;
         writeln!(
@@ -534,10 +556,18 @@ pub fn render(out: &mut dyn Write, st: &Status, running: bool, now: SystemTime) 
             )?;
         }
     }
-    if !st.recordings.is_empty() {
+    Ok(())
+}
+
+/// Live recordings and their destinations.
+fn render_recordings(
+    out: &mut dyn Write,
+    recordings: &[super::record::RecordingStatus],
+) -> io::Result<()> {
+    if !recordings.is_empty() {
         writeln!(out)?;
         writeln!(out, "recordings:")?;
-        for r in &st.recordings {
+        for r in recordings {
             let state = match (&r.paused, r.active) {
                 (Some(why), _) => format!("PAUSED ({why})"),
                 (None, true) => "recording".to_owned(),
@@ -557,15 +587,6 @@ pub fn render(out: &mut dyn Write, st: &Status, running: bool, now: SystemTime) 
                 },
                 r.destination.display()
             )?;
-        }
-    }
-    if !st.warnings.is_empty() {
-        writeln!(out)?;
-        writeln!(out, "warnings (newest last):")?;
-        let skip = st.warnings.len().saturating_sub(10);
-        for w in st.warnings.iter().skip(skip) {
-            let at = w.at.get(11..19).unwrap_or(&w.at);
-            writeln!(out, "  {at} {}: {}", w.source, w.message)?;
         }
     }
     Ok(())
@@ -650,6 +671,7 @@ mod tests {
     }
 
     #[test]
+    // Long because: one scenario status and the whole dashboard it renders, side by side.
     fn dashboard_lists_sessions_and_warnings() {
         let now = SystemTime::now();
         let st = Status {
