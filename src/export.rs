@@ -203,6 +203,28 @@ pub struct Summary {
     pub redactions: BTreeMap<&'static str, u64>,
 }
 
+impl Summary {
+    /// What an export of `session` to `req` is, before anything is counted.
+    fn of(session: &SessionFiles, files: Vec<PathBuf>, req: &Request) -> Summary {
+        Summary {
+            provider: session.provider,
+            session_id: session.session_id.clone(),
+            files,
+            format: req.format,
+            output: req
+                .output
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "-".into()),
+            dry_run: req.dry_run,
+            events: 0,
+            bytes: 0,
+            skipped: Skipped::default(),
+            redactions: BTreeMap::new(),
+        }
+    }
+}
+
 /// Options of one export.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -329,6 +351,7 @@ fn text_size(ev: &Event) -> usize {
 ///    session's files.
 /// 3. It narrows itself to writing exactly the output file, and renders
 ///    what the stages send over bounded channels.
+// Long because: the three numbered steps above, in order; each narrows what follows.
 pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     use crate::sandbox::{self, profiles, stage, Confiner, StageName};
     let mode = cfg.sandbox_mode;
@@ -365,23 +388,10 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     let confiner = Confiner::new(mode);
     let (go_tx, go_rx) = std::sync::mpsc::sync_channel::<()>(1);
     let meta_stage = if markdown {
-        let (session, redactor) = (session.clone(), redactor.clone());
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(stage::STAGE_QUEUE);
-        let stage = confiner.spawn(
-            StageName::ExportMeta,
-            profiles::export(&files, config_file, None),
-            move || {
-                if go_rx.recv().is_err() {
-                    return; // not needed
-                }
-                let msg = match collect_meta(&session, limits, &redactor) {
-                    Ok(meta) => Msg::Meta(Box::new(meta)),
-                    Err(e) => Msg::Failed(e.to_string()),
-                };
-                let _ = tx.send(msg);
-            },
-        )?;
-        Some((stage, rx))
+        let domain = profiles::export(&files, config_file, None);
+        Some(spawn_meta_stage(
+            &confiner, domain, &session, &redactor, limits, go_rx,
+        )?)
     } else {
         None
     };
@@ -417,9 +427,9 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
         write_stage(&parse_rx, meta, Some(&spent_tx), spool, req, &mut w)?;
     w.flush().map_err(|e| Error::io("writing the export", e))?;
     if let Some((s, rx)) = meta_stage {
-        drop(rx); // a stage blocked sending ends
-                  // A metadata pass that turned out not to be needed is left to end
-                  // with the process.
+        // A stage blocked sending ends. A metadata pass that turned out
+        // not to be needed is left to end with the process.
+        drop(rx);
         if !abandoned {
             s.join()?;
         }
@@ -427,16 +437,6 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     drop(parse_rx);
     parser.join()?;
     Ok(Summary {
-        provider: session.provider,
-        session_id: session.session_id.clone(),
-        files,
-        format: req.format,
-        output: req
-            .output
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "-".into()),
-        dry_run: req.dry_run,
         events,
         bytes: w.bytes,
         skipped,
@@ -445,7 +445,37 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
             .iter()
             .map(|(label, n)| (label.as_str(), *n))
             .collect(),
+        ..Summary::of(&session, files, req)
     })
+}
+
+/// Start the metadata stage of a Markdown export: it waits for `go` (a body
+/// too large for the spool), then sends the session's metadata.
+fn spawn_meta_stage(
+    confiner: &crate::sandbox::Confiner,
+    domain: crate::sandbox::Domain,
+    session: &SessionFiles,
+    redactor: &std::sync::Arc<Redactor>,
+    limits: Limits,
+    go: std::sync::mpsc::Receiver<()>,
+) -> Result<(
+    crate::sandbox::stage::Stage<()>,
+    std::sync::mpsc::Receiver<Msg>,
+)> {
+    use crate::sandbox::{stage, StageName};
+    let (session, redactor) = (session.clone(), redactor.clone());
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(stage::STAGE_QUEUE);
+    let stage = confiner.spawn(StageName::ExportMeta, domain, move || {
+        if go.recv().is_err() {
+            return; // not needed
+        }
+        let msg = match collect_meta(&session, limits, &redactor) {
+            Ok(meta) => Msg::Meta(Box::new(meta)),
+            Err(e) => Msg::Failed(e.to_string()),
+        };
+        let _ = tx.send(msg);
+    })?;
+    Ok((stage, rx))
 }
 
 /// The domain `main` resolves the session in: the provider roots (and the
