@@ -2,7 +2,7 @@
 //! confines the process before it reads any session byte.
 
 use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -172,26 +172,12 @@ pub fn run() -> Result<i32> {
                 .unwrap_or_else(|| env.default_config_path()),
             force,
         ),
-        Command::Config(ConfigCommand::Validate { path }) => {
-            let path = path.or(cli.config);
-            let cfg = Config::load(
-                Some(&path.unwrap_or_else(|| env.default_config_path())),
-                &env,
-            )?;
-            let mut out = io::stdout().lock();
-            writeln!(
-                out,
-                "{}: valid",
-                cfg.source
-                    .as_deref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            )
-            .and_then(|()| serde_json::to_writer_pretty(&mut out, &cfg).map_err(io::Error::from))
-            .and_then(|()| writeln!(out))
-            .map_err(|e| Error::io("writing to stdout", e))?;
-            Ok(exit::OK)
-        }
+        Command::Config(ConfigCommand::Validate { path }) => config_validate(
+            &path
+                .or(cli.config)
+                .unwrap_or_else(|| env.default_config_path()),
+            &env,
+        ),
         Command::Audit(AuditCommand::Verify { path }) => {
             let path = match path {
                 Some(p) => p,
@@ -242,6 +228,24 @@ pub fn run() -> Result<i32> {
             daemon::status::command(&cfg.runtime_dir, json)
         }
     }
+}
+
+/// `kato config validate`: load the file and print what it resolves to.
+fn config_validate(path: &Path, env: &Env) -> Result<i32> {
+    let cfg = Config::load(Some(path), env)?;
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "{}: valid",
+        cfg.source
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    )
+    .and_then(|()| serde_json::to_writer_pretty(&mut out, &cfg).map_err(io::Error::from))
+    .and_then(|()| writeln!(out))
+    .map_err(|e| Error::io("writing to stdout", e))?;
+    Ok(exit::OK)
 }
 
 fn log_format(f: LogFormatArg) -> LogFormat {

@@ -424,6 +424,7 @@ mod tests {
     }
 
     /// The table of SPEC §6: text × where it appears → which commands run.
+    // Long because: the table of SPEC §6 in one piece, row by row.
     #[test]
     fn command_table() {
         use crate::event::{

@@ -326,32 +326,8 @@ impl Config {
             path: origin.clone(),
             message,
         };
-        for name in file.providers.keys() {
-            if registry.by_name(name).is_none() {
-                return Err(cfg_err(format!(
-                    "unknown provider `providers.{name}`; known providers: {}",
-                    registry.names()
-                )));
-            }
-        }
         let home = env.home();
-        let mut providers = Vec::new();
-        for p in registry.iter() {
-            let name = p.id().as_str();
-            let f = file.providers.get(name).cloned().unwrap_or_default();
-            let roots = match f.roots {
-                Some(list) => list
-                    .iter()
-                    .map(|r| env.expand(&format!("providers.{name}.roots"), r, &origin))
-                    .collect::<Result<Vec<_>>>()?,
-                None => p.default_roots(&home),
-            };
-            providers.push(ProviderConfig {
-                name: p.id(),
-                enabled: f.enabled.unwrap_or(true),
-                roots,
-            });
-        }
+        let providers = Config::resolve_providers(registry, &file, env, &home, &origin)?;
         let default_dir = match &file.exports.default_dir {
             Some(d) => env.expand("exports.default_dir", d, &origin)?,
             None => home.join("kato-exports"),
@@ -406,6 +382,46 @@ impl Config {
             line_cap,
             redaction: file.redaction,
         })
+    }
+
+    /// Every registered provider's settings; a section naming no
+    /// registered provider is an error.
+    fn resolve_providers(
+        registry: Registry,
+        file: &File,
+        env: &Env,
+        home: &Path,
+        origin: &Path,
+    ) -> Result<Vec<ProviderConfig>> {
+        for name in file.providers.keys() {
+            if registry.by_name(name).is_none() {
+                return Err(Error::Config {
+                    path: origin.to_path_buf(),
+                    message: format!(
+                        "unknown provider `providers.{name}`; known providers: {}",
+                        registry.names()
+                    ),
+                });
+            }
+        }
+        let mut providers = Vec::new();
+        for p in registry.iter() {
+            let name = p.id().as_str();
+            let f = file.providers.get(name).cloned().unwrap_or_default();
+            let roots = match f.roots {
+                Some(list) => list
+                    .iter()
+                    .map(|r| env.expand(&format!("providers.{name}.roots"), r, origin))
+                    .collect::<Result<Vec<_>>>()?,
+                None => p.default_roots(home),
+            };
+            providers.push(ProviderConfig {
+                name: p.id(),
+                enabled: f.enabled.unwrap_or(true),
+                roots,
+            });
+        }
+        Ok(providers)
     }
 
     /// Settings of one provider.

@@ -203,6 +203,28 @@ pub struct Summary {
     pub redactions: BTreeMap<&'static str, u64>,
 }
 
+impl Summary {
+    /// What an export of `session` to `req` is, before anything is counted.
+    fn of(session: &SessionFiles, files: Vec<PathBuf>, req: &Request) -> Summary {
+        Summary {
+            provider: session.provider,
+            session_id: session.session_id.clone(),
+            files,
+            format: req.format,
+            output: req
+                .output
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "-".into()),
+            dry_run: req.dry_run,
+            events: 0,
+            bytes: 0,
+            skipped: Skipped::default(),
+            redactions: BTreeMap::new(),
+        }
+    }
+}
+
 /// Options of one export.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -329,6 +351,7 @@ fn text_size(ev: &Event) -> usize {
 ///    session's files.
 /// 3. It narrows itself to writing exactly the output file, and renders
 ///    what the stages send over bounded channels.
+// Long because: the three numbered steps above, in order; each narrows what follows.
 pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     use crate::sandbox::{self, profiles, stage, Confiner, StageName};
     let mode = cfg.sandbox_mode;
@@ -341,46 +364,12 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
         req.output.clone()
     };
 
-    let mut read = profiles::provider_roots(cfg);
-    let as_path = Path::new(query);
-    if query.contains('/') {
-        read.push(as_path.to_path_buf());
-    } else if let Ok(cwd) = std::env::current_dir() {
-        // A bare file name in the working directory.
-        let candidate = cwd.join(as_path);
-        if candidate.is_file() {
-            read.push(candidate);
-        }
-    }
-    let mut resolve_domain =
-        profiles::union(&[profiles::provider(&read), profiles::startup(config_file)]);
-    if let Some(out) = &output {
-        if out.exists() {
-            resolve_domain.write_files.push(out.clone());
-            resolve_domain.truncate = true;
-        } else {
-            let parent = match out.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            resolve_domain.create_in.push(parent);
-        }
-    }
+    let resolve_domain = resolve_domain(cfg, query, output.as_deref());
     let applied = resolve_domain.apply(mode)?;
     report_degraded("export", &applied.missing);
 
     let session = resolve(cfg, query)?;
-    let out_file = match &output {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(p)
-                .map_err(|e| Error::io(format!("creating {}", p.display()), e))?,
-        ),
-        None => None,
-    };
+    let out_file = create_output(output.as_deref())?;
 
     let files: Vec<PathBuf> = session.files.iter().map(|f| f.path.clone()).collect();
     let limits = limits(cfg);
@@ -399,23 +388,10 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     let confiner = Confiner::new(mode);
     let (go_tx, go_rx) = std::sync::mpsc::sync_channel::<()>(1);
     let meta_stage = if markdown {
-        let (session, redactor) = (session.clone(), redactor.clone());
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(stage::STAGE_QUEUE);
-        let stage = confiner.spawn(
-            StageName::ExportMeta,
-            profiles::export(&files, config_file, None),
-            move || {
-                if go_rx.recv().is_err() {
-                    return; // not needed
-                }
-                let msg = match collect_meta(&session, limits, &redactor) {
-                    Ok(meta) => Msg::Meta(Box::new(meta)),
-                    Err(e) => Msg::Failed(e.to_string()),
-                };
-                let _ = tx.send(msg);
-            },
-        )?;
-        Some((stage, rx))
+        let domain = profiles::export(&files, config_file, None);
+        Some(spawn_meta_stage(
+            &confiner, domain, &session, &redactor, limits, go_rx,
+        )?)
     } else {
         None
     };
@@ -437,13 +413,8 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     let applied = write_domain.apply(mode)?;
     report_degraded("export-write", &applied.missing);
 
-    let sink: Box<dyn Write> = match out_file {
-        Some(f) => Box::new(io::BufWriter::with_capacity(256 << 10, f)),
-        None if req.dry_run => Box::new(io::sink()),
-        None => Box::new(io::BufWriter::with_capacity(256 << 10, io::stdout().lock())),
-    };
     let mut w = Counting {
-        inner: sink,
+        inner: sink(out_file, req.dry_run),
         bytes: 0,
     };
     let meta = meta_stage.as_ref().map(|(_, rx)| MetaSource {
@@ -456,9 +427,9 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
         write_stage(&parse_rx, meta, Some(&spent_tx), spool, req, &mut w)?;
     w.flush().map_err(|e| Error::io("writing the export", e))?;
     if let Some((s, rx)) = meta_stage {
-        drop(rx); // a stage blocked sending ends
-                  // A metadata pass that turned out not to be needed is left to end
-                  // with the process.
+        // A stage blocked sending ends. A metadata pass that turned out
+        // not to be needed is left to end with the process.
+        drop(rx);
         if !abandoned {
             s.join()?;
         }
@@ -466,16 +437,6 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     drop(parse_rx);
     parser.join()?;
     Ok(Summary {
-        provider: session.provider,
-        session_id: session.session_id.clone(),
-        files,
-        format: req.format,
-        output: req
-            .output
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "-".into()),
-        dry_run: req.dry_run,
         events,
         bytes: w.bytes,
         skipped,
@@ -484,7 +445,93 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
             .iter()
             .map(|(label, n)| (label.as_str(), *n))
             .collect(),
+        ..Summary::of(&session, files, req)
     })
+}
+
+/// Start the metadata stage of a Markdown export: it waits for `go` (a body
+/// too large for the spool), then sends the session's metadata.
+fn spawn_meta_stage(
+    confiner: &crate::sandbox::Confiner,
+    domain: crate::sandbox::Domain,
+    session: &SessionFiles,
+    redactor: &std::sync::Arc<Redactor>,
+    limits: Limits,
+    go: std::sync::mpsc::Receiver<()>,
+) -> Result<(
+    crate::sandbox::stage::Stage<()>,
+    std::sync::mpsc::Receiver<Msg>,
+)> {
+    use crate::sandbox::{stage, StageName};
+    let (session, redactor) = (session.clone(), redactor.clone());
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(stage::STAGE_QUEUE);
+    let stage = confiner.spawn(StageName::ExportMeta, domain, move || {
+        if go.recv().is_err() {
+            return; // not needed
+        }
+        let msg = match collect_meta(&session, limits, &redactor) {
+            Ok(meta) => Msg::Meta(Box::new(meta)),
+            Err(e) => Msg::Failed(e.to_string()),
+        };
+        let _ = tx.send(msg);
+    })?;
+    Ok((stage, rx))
+}
+
+/// The domain `main` resolves the session in: the provider roots (and the
+/// session file named by `query`), the config, and the output to create.
+fn resolve_domain(cfg: &Config, query: &str, output: Option<&Path>) -> crate::sandbox::Domain {
+    use crate::sandbox::profiles;
+    let config_file = cfg.source.as_deref();
+    let mut read = profiles::provider_roots(cfg);
+    let as_path = Path::new(query);
+    if query.contains('/') {
+        read.push(as_path.to_path_buf());
+    } else if let Ok(cwd) = std::env::current_dir() {
+        // A bare file name in the working directory.
+        let candidate = cwd.join(as_path);
+        if candidate.is_file() {
+            read.push(candidate);
+        }
+    }
+    let mut resolve_domain =
+        profiles::union(&[profiles::provider(&read), profiles::startup(config_file)]);
+    if let Some(out) = output {
+        if out.exists() {
+            resolve_domain.write_files.push(out.to_path_buf());
+            resolve_domain.truncate = true;
+        } else {
+            let parent = match out.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            resolve_domain.create_in.push(parent);
+        }
+    }
+    resolve_domain
+}
+
+/// Create (or truncate) the output file, if there is one.
+fn create_output(output: Option<&Path>) -> Result<Option<std::fs::File>> {
+    output
+        .map(|p| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(p)
+                .map_err(|e| Error::io(format!("creating {}", p.display()), e))
+        })
+        .transpose()
+}
+
+/// Where the rendered export goes: the output file, stdout, or nowhere.
+fn sink(out_file: Option<std::fs::File>, dry_run: bool) -> Box<dyn Write> {
+    match out_file {
+        Some(f) => Box::new(io::BufWriter::with_capacity(256 << 10, f)),
+        None if dry_run => Box::new(io::sink()),
+        None => Box::new(io::BufWriter::with_capacity(256 << 10, io::stdout().lock())),
+    }
 }
 
 /// The parse stage of a one-shot export: the events, redacted, in
@@ -679,6 +726,7 @@ struct MetaSource<'a> {
 /// is read once. Past `spool.start_meta_at` held bytes the metadata stage
 /// is started, and rendering waits for it when the spool is full. Returns,
 /// last, whether a started metadata stage was not waited for.
+// Long because: the render loop and the metadata hand-off share state; this is the hot path.
 fn write_stage(
     rx: &std::sync::mpsc::Receiver<Msg>,
     meta: Option<MetaSource<'_>>,

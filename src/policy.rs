@@ -150,6 +150,7 @@ impl Policy {
     }
 
     /// Check a raw path token.
+    // Long because: every denial rule in order, first match wins; a split would hide the order.
     pub fn check(&self, raw: &OsStr) -> Result<Target, Denied> {
         let lossy = || raw.to_string_lossy().into_owned();
         let deny = |reason, detail: String| Err(Denied { reason, detail });

@@ -157,21 +157,7 @@ pub fn read_increment(
     let len = meta.len();
 
     let mut parser = provider.parser(ctx);
-    let mut reset = None;
-    let mut start = cursor.offset;
-    if cursor.identity.is_some_and(|id| id != identity) {
-        reset = Some(Reset::Replaced);
-        start = 0;
-    } else if len < cursor.offset {
-        reset = Some(Reset::Truncated {
-            cursor: cursor.offset,
-            len,
-        });
-        start = 0;
-    } else if !cursor.parser.is_null() && parser.restore(&cursor.parser).is_err() {
-        reset = Some(Reset::BadState);
-        start = 0;
-    }
+    let (start, reset) = resume_point(cursor, identity, len, parser.as_mut());
     if reset.is_some() {
         parser = provider.parser(ctx);
     }
@@ -234,6 +220,32 @@ pub fn read_increment(
     })
 }
 
+/// Where a read starts, and why the file is read from the start if it is:
+/// another file at the path, a truncation, or a parser state that cannot
+/// be restored (into `parser`, which is left as it was otherwise).
+fn resume_point(
+    cursor: &Cursor,
+    identity: FileIdentity,
+    len: u64,
+    parser: &mut dyn RecordParser,
+) -> (u64, Option<Reset>) {
+    if cursor.identity.is_some_and(|id| id != identity) {
+        (0, Some(Reset::Replaced))
+    } else if len < cursor.offset {
+        (
+            0,
+            Some(Reset::Truncated {
+                cursor: cursor.offset,
+                len,
+            }),
+        )
+    } else if !cursor.parser.is_null() && parser.restore(&cursor.parser).is_err() {
+        (0, Some(Reset::BadState))
+    } else {
+        (cursor.offset, None)
+    }
+}
+
 /// Read a whole file once (`kato export`, tests): [`read_increment`] from
 /// an empty cursor with [`Tail::Final`].
 pub fn read_path(
@@ -257,6 +269,7 @@ pub fn read_path(
 
 /// Feed complete lines of `input` (positioned at byte `start`) to `parser`.
 /// Returns the offset just after the last consumed byte.
+// Long because: the per-line hot loop and its over-long-line state stay in one frame.
 pub fn feed_lines(
     input: &mut dyn Read,
     start: u64,

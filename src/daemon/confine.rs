@@ -244,7 +244,7 @@ impl Record {
             })
             .collect();
         let status = SandboxStatus {
-            mode: s.mode.as_str().to_owned(),
+            mode: s.mode,
             landlock_abi_pinned: PINNED_LANDLOCK_ABI,
             landlock_abi_kernel: KernelLandlock::probe().abi(),
             enforced: false,

@@ -6,32 +6,13 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Instant, SystemTime};
 
+pub(super) use super::status::Phase;
 use super::status::{self, rfc3339, Counters, Status, Warning};
 
 /// Shortest interval between two status writes.
 pub(super) const COALESCE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Most warnings kept for `kato status`.
 const MAX_WARNINGS: usize = 50;
-
-/// Where the daemon is in its life (`status.json` → `state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Phase {
-    Starting,
-    Running,
-    Stopping,
-    Stopped,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Starting => "starting",
-            Phase::Running => "running",
-            Phase::Stopping => "stopping",
-            Phase::Stopped => "stopped",
-        }
-    }
-}
 
 /// Counters, warnings and readiness, and whether status.json is stale.
 #[derive(Debug)]

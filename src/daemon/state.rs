@@ -114,11 +114,26 @@ pub struct Quarantine {
 }
 
 /// A state file that could not be used and was set aside.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Corrupt {
     pub file: PathBuf,
     pub moved_to: Option<PathBuf>,
-    pub error: String,
+    pub error: StateFileError,
+}
+
+/// Why a state file (or the state directory) could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateFileError {
+    #[error("cannot list the state directory: {0}")]
+    List(#[source] io::Error),
+    #[error("cannot read: {0}")]
+    Read(#[source] io::Error),
+    #[error("not a valid state file: {0}")]
+    Invalid(#[source] serde_json::Error),
+    #[error("state version {found} (this kato reads {STATE_VERSION})")]
+    Version { found: u32 },
+    #[error("file name does not match its content")]
+    NameMismatch,
 }
 
 /// The on-disk store.
@@ -176,7 +191,7 @@ impl Store {
                 corrupt.push(Corrupt {
                     file: self.files.clone(),
                     moved_to: None,
-                    error: format!("cannot list the state directory: {e}"),
+                    error: StateFileError::List(e),
                 });
                 return (states, corrupt);
             }
@@ -296,22 +311,18 @@ impl Store {
     }
 }
 
-fn read_state(path: &Path) -> Result<FileState, String> {
-    let bytes = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let st: FileState =
-        serde_json::from_slice(&bytes).map_err(|e| format!("not a valid state file: {e}"))?;
+fn read_state(path: &Path) -> Result<FileState, StateFileError> {
+    let bytes = fs::read(path).map_err(StateFileError::Read)?;
+    let st: FileState = serde_json::from_slice(&bytes).map_err(StateFileError::Invalid)?;
     if st.v != STATE_VERSION {
-        return Err(format!(
-            "state version {} (this kato reads {STATE_VERSION})",
-            st.v
-        ));
+        return Err(StateFileError::Version { found: st.v });
     }
     let expected = format!("{}.json", Store::key(st.provider, &st.path));
     if path
         .file_name()
         .is_none_or(|n| n.as_bytes() != expected.as_bytes())
     {
-        return Err("file name does not match its content".to_owned());
+        return Err(StateFileError::NameMismatch);
     }
     Ok(st)
 }
@@ -471,7 +482,10 @@ mod tests {
         let (_, corrupt) = store.load_all();
         assert_eq!(corrupt.len(), 1, "{corrupt:?}");
         assert!(
-            corrupt[0].error.contains("unknown provider `cursor`"),
+            corrupt[0]
+                .error
+                .to_string()
+                .contains("unknown provider `cursor`"),
             "{corrupt:?}"
         );
     }

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::SandboxMode;
 use crate::error::{exit, Error, Result};
 use crate::event::ProviderId;
 use crate::sandbox::{Enforcement, StageName, StageState};
@@ -25,8 +26,7 @@ pub const MAX_SESSIONS: usize = 2000;
 pub struct Status {
     pub version: String,
     pub pid: u32,
-    /// `starting`, `running`, `stopping` or `stopped`.
-    pub state: String,
+    pub state: Phase,
     /// Every provider stage watches its roots and has caught up with the
     /// files it knew; history of newly seen files may still be read
     /// (`providers[].backlog`).
@@ -35,7 +35,7 @@ pub struct Status {
     pub started_unix_ms: u64,
     pub heartbeat_at: String,
     pub heartbeat_unix_ms: u64,
-    pub sandbox_mode: String,
+    pub sandbox_mode: SandboxMode,
     /// How each stage is confined (`None` outside `kato run`).
     pub sandbox: Option<SandboxStatus>,
     pub config: Option<PathBuf>,
@@ -50,6 +50,29 @@ pub struct Status {
     /// Live recordings and destinations, with their state.
     #[serde(default)]
     pub recordings: Vec<super::record::RecordingStatus>,
+}
+
+/// Where the daemon is in its life (`status.json` → `state`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Also what a status.json without a `state` reads as: not stopped.
+    #[default]
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Running => "running",
+            Phase::Stopping => "stopping",
+            Phase::Stopped => "stopped",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,8 +102,7 @@ pub struct ProviderStatus {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SandboxStatus {
-    /// `enforce` or `best-effort`.
-    pub mode: String,
+    pub mode: SandboxMode,
     /// The Landlock ABI kato's rules are written for.
     pub landlock_abi_pinned: u8,
     /// The ABI the kernel offers (`None`: no Landlock).
@@ -372,7 +394,7 @@ pub fn pid_alive(pid: u32) -> bool {
 /// said it stopped.
 pub fn is_running(st: &Status, now: SystemTime) -> bool {
     let age = unix_ms(now).saturating_sub(st.heartbeat_unix_ms);
-    st.state != "stopped" && age < STALE_AFTER.as_millis() as u64 && pid_alive(st.pid)
+    st.state != Phase::Stopped && age < STALE_AFTER.as_millis() as u64 && pid_alive(st.pid)
 }
 
 /// `kato status [--json]`: 0 when running, 3 when not.
@@ -427,10 +449,10 @@ pub fn render(out: &mut dyn Write, st: &Status, running: bool, now: SystemTime) 
             ago(now_ms, st.started_unix_ms),
             ago(now_ms, st.heartbeat_unix_ms),
             if st.ready { ", ready" } else { ", starting" },
-            st.sandbox_mode
+            st.sandbox_mode.as_str()
         )?;
     } else {
-        let why = if st.state == "stopped" {
+        let why = if st.state == Phase::Stopped {
             "stopped".to_owned()
         } else if !pid_alive(st.pid) {
             format!("pid {} is gone", st.pid)
@@ -446,7 +468,24 @@ pub fn render(out: &mut dyn Write, st: &Status, running: bool, now: SystemTime) 
     if let Some(sb) = &st.sandbox {
         render_sandbox(out, sb)?;
     }
-    for p in &st.providers {
+    render_providers(out, &st.providers)?;
+    render_sessions(out, st)?;
+    render_recordings(out, &st.recordings)?;
+    if !st.warnings.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "warnings (newest last):")?;
+        let skip = st.warnings.len().saturating_sub(10);
+        for w in st.warnings.iter().skip(skip) {
+            let at = w.at.get(11..19).unwrap_or(&w.at);
+            writeln!(out, "  {at} {}: {}", w.source, w.message)?;
+        }
+    }
+    Ok(())
+}
+
+/// One line per provider: sessions, files, stage, roots.
+fn render_providers(out: &mut dyn Write, providers: &[ProviderStatus]) -> io::Result<()> {
+    for p in providers {
         if !p.enabled {
             writeln!(out, "  {:<7} disabled", p.name)?;
             continue;
@@ -481,6 +520,11 @@ pub fn render(out: &mut dyn Write, st: &Status, running: bool, now: SystemTime) 
             roots.join(", ")
         )?;
     }
+    Ok(())
+}
+
+/// The newest sessions, one line each.
+fn render_sessions(out: &mut dyn Write, st: &Status) -> io::Result<()> {
     if !st.sessions.is_empty() {
         writeln!(out)?;
         writeln!(
@@ -512,10 +556,18 @@ pub fn render(out: &mut dyn Write, st: &Status, running: bool, now: SystemTime) 
             )?;
         }
     }
-    if !st.recordings.is_empty() {
+    Ok(())
+}
+
+/// Live recordings and their destinations.
+fn render_recordings(
+    out: &mut dyn Write,
+    recordings: &[super::record::RecordingStatus],
+) -> io::Result<()> {
+    if !recordings.is_empty() {
         writeln!(out)?;
         writeln!(out, "recordings:")?;
-        for r in &st.recordings {
+        for r in recordings {
             let state = match (&r.paused, r.active) {
                 (Some(why), _) => format!("PAUSED ({why})"),
                 (None, true) => "recording".to_owned(),
@@ -537,15 +589,6 @@ pub fn render(out: &mut dyn Write, st: &Status, running: bool, now: SystemTime) 
             )?;
         }
     }
-    if !st.warnings.is_empty() {
-        writeln!(out)?;
-        writeln!(out, "warnings (newest last):")?;
-        let skip = st.warnings.len().saturating_sub(10);
-        for w in st.warnings.iter().skip(skip) {
-            let at = w.at.get(11..19).unwrap_or(&w.at);
-            writeln!(out, "  {at} {}: {}", w.source, w.message)?;
-        }
-    }
     Ok(())
 }
 
@@ -562,7 +605,8 @@ fn render_sandbox(out: &mut dyn Write, sb: &SandboxStatus) -> io::Result<()> {
     writeln!(
         out,
         "  sandbox {}, Landlock ABI {} ({kernel}): {verdict}",
-        sb.mode, sb.landlock_abi_pinned
+        sb.mode.as_str(),
+        sb.landlock_abi_pinned
     )?;
     let stages: Vec<String> = sb
         .stages
@@ -611,7 +655,7 @@ mod tests {
         let now = SystemTime::now();
         let mut st = Status {
             pid: std::process::id(),
-            state: "running".into(),
+            state: Phase::Running,
             heartbeat_unix_ms: unix_ms(now),
             ..Status::default()
         };
@@ -619,24 +663,25 @@ mod tests {
         st.heartbeat_unix_ms = unix_ms(now) - 20_000;
         assert!(!is_running(&st, now), "stale heartbeat");
         st.heartbeat_unix_ms = unix_ms(now);
-        st.state = "stopped".into();
+        st.state = Phase::Stopped;
         assert!(!is_running(&st, now), "stopped");
-        st.state = "running".into();
+        st.state = Phase::Running;
         st.pid = 0x3fff_fff0;
         assert!(!is_running(&st, now), "no such pid");
     }
 
     #[test]
+    // Long because: one scenario status and the whole dashboard it renders, side by side.
     fn dashboard_lists_sessions_and_warnings() {
         let now = SystemTime::now();
         let st = Status {
             version: "0.1.0".into(),
             pid: 42,
-            state: "running".into(),
+            state: Phase::Running,
             ready: true,
             started_unix_ms: unix_ms(now) - 65_000,
             heartbeat_unix_ms: unix_ms(now),
-            sandbox_mode: "enforce".into(),
+            sandbox_mode: SandboxMode::Enforce,
             providers: vec![ProviderStatus {
                 name: ProviderId::Claude,
                 enabled: true,
@@ -668,7 +713,7 @@ mod tests {
         };
         let mut st = st;
         st.sandbox = Some(SandboxStatus {
-            mode: "enforce".into(),
+            mode: SandboxMode::Enforce,
             landlock_abi_pinned: 6,
             landlock_abi_kernel: Some(7),
             enforced: false,

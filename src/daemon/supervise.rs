@@ -254,7 +254,7 @@ impl Supervisor {
             let r = panic::catch_unwind(AssertUnwindSafe(|| watch::run(init)));
             let error = match r {
                 Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e),
+                Ok(Err(e)) => Some(e.to_string()),
                 Err(_) => Some("the stage panicked (location in the log)".to_owned()),
             };
             let _ = out.send(ToOrch::Exited {

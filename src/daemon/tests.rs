@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use super::status::SessionStatus;
 use super::supervise::{Slot, StageState};
-use super::watch::{Stage, Watch};
+use super::watch::{Stage, Watch, WatchError};
 use super::*;
 use crate::event::{raw_from_str, Event, Payload, ProviderId, Source};
 use crate::provider::{
@@ -27,7 +27,7 @@ use crate::reader::Limits;
 struct Recorder(Arc<Mutex<Vec<PathBuf>>>);
 
 impl Watch for Recorder {
-    fn add(&mut self, dir: &Path) -> std::result::Result<(), String> {
+    fn add(&mut self, dir: &Path) -> std::result::Result<(), WatchError> {
         self.0.lock().unwrap().push(dir.to_path_buf());
         Ok(())
     }

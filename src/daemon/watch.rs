@@ -88,31 +88,50 @@ pub(crate) struct StageInit {
 
 /// Adding and removing directory watches; a trait so tests can record them.
 pub(crate) trait Watch {
-    fn add(&mut self, dir: &Path) -> Result<(), String>;
+    fn add(&mut self, dir: &Path) -> Result<(), WatchError>;
     fn remove(&mut self, dir: &Path);
 }
 
 impl Watch for notify::INotifyWatcher {
-    fn add(&mut self, dir: &Path) -> Result<(), String> {
+    fn add(&mut self, dir: &Path) -> Result<(), WatchError> {
         self.watch(dir, RecursiveMode::NonRecursive)
-            .map_err(|e| advice(&e))
+            .map_err(WatchError::from)
     }
     fn remove(&mut self, dir: &Path) {
         let _ = self.unwatch(dir);
     }
 }
 
-/// Turn resource exhaustion into advice.
-fn advice(e: &notify::Error) -> String {
-    match &e.kind {
-        notify::ErrorKind::MaxFilesWatch => format!(
-            "inotify watch limit reached ({e}); raise it with `sysctl fs.inotify.max_user_watches=524288`"
-        ),
-        notify::ErrorKind::Io(io) if io.raw_os_error() == Some(24) => format!(
-            "too many open files ({e}); raise `ulimit -n` or `sysctl fs.inotify.max_user_instances`"
-        ),
-        _ => e.to_string(),
+/// An inotify failure; resource exhaustion is turned into advice.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WatchError {
+    #[error(
+        "inotify watch limit reached ({0}); raise it with `sysctl fs.inotify.max_user_watches=524288`"
+    )]
+    WatchLimit(#[source] notify::Error),
+    #[error(
+        "too many open files ({0}); raise `ulimit -n` or `sysctl fs.inotify.max_user_instances`"
+    )]
+    OpenFiles(#[source] notify::Error),
+    #[error(transparent)]
+    Other(notify::Error),
+}
+
+impl From<notify::Error> for WatchError {
+    fn from(e: notify::Error) -> WatchError {
+        match &e.kind {
+            notify::ErrorKind::MaxFilesWatch => WatchError::WatchLimit(e),
+            notify::ErrorKind::Io(io) if io.raw_os_error() == Some(24) => WatchError::OpenFiles(e),
+            _ => WatchError::Other(e),
+        }
     }
+}
+
+/// Why a provider stage ended early.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StageError {
+    #[error("cannot start inotify: {0}")]
+    Start(#[source] WatchError),
 }
 
 /// Forwards the watcher's events into the stage channel, dropping those the
@@ -145,14 +164,14 @@ fn relevant(ev: &notify::Event) -> bool {
 
 /// Run a provider stage until told to stop. An `Err` is reported to the
 /// supervisor, which restarts the stage with backoff.
-pub(crate) fn run(init: StageInit) -> Result<(), String> {
+pub(crate) fn run(init: StageInit) -> Result<(), StageError> {
     let covered = init.covered;
     // Created after confinement: notify's own thread inherits the domain.
     let watcher = notify::INotifyWatcher::new(
         Forward(init.tx.clone()),
         notify::Config::default().with_follow_symlinks(false),
     )
-    .map_err(|e| format!("cannot start inotify: {}", advice(&e)))?;
+    .map_err(|e| StageError::Start(e.into()))?;
     let rescan = init.rescan;
     let rx_stop = init.stop.clone();
     let mut stage = Stage::new(
@@ -241,6 +260,19 @@ struct Entry {
     /// pass is tried again.
     skip: usize,
     quarantined: Option<Option<FileIdentity>>,
+}
+
+/// Will the reader start the file over (another file at the path, a
+/// truncation, or a parser state it cannot restore)? Then events already
+/// handled come again, and the orchestrator drops them by id.
+fn starts_over(provider: &dyn Provider, entry: &Entry, identity: FileIdentity, len: u64) -> bool {
+    entry.cursor.identity.is_some_and(|id| id != identity)
+        || len < entry.cursor.offset
+        || (!entry.cursor.parser.is_null()
+            && provider
+                .parser(&entry.ctx)
+                .restore(&entry.cursor.parser)
+                .is_err())
 }
 
 pub(crate) struct Stage<W: Watch> {
@@ -513,47 +545,36 @@ impl<W: Watch> Stage<W> {
         });
     }
 
-    /// A file was seen by a walk or an event.
-    fn found_file(&mut self, path: &Path, origin: Origin) {
-        if let Some(seen) = &mut self.seen {
-            seen.insert(path.to_path_buf());
-        }
-        let Ok(meta) = fs::symlink_metadata(path) else {
-            return;
-        };
-        if !meta.is_file() {
-            return;
-        }
+    /// A known file was seen again: it is read again if it changed (or
+    /// was created or moved in), unless it is the file quarantined.
+    fn known_file_seen(&mut self, path: &Path, meta: &fs::Metadata, origin: Origin) {
         let kind = self.provider.source_kind();
-        if let Some(e) = self.files.get(path) {
-            let identity = FileIdentity::of(&meta);
-            let changed = e.cursor.identity != Some(identity)
-                || match kind {
-                    SourceKind::Jsonl => meta.len() != e.cursor.offset,
-                    // The reader refuses the kinds it cannot read yet
-                    // (`provider::Unsupported`): a change is one more refusal.
-                    SourceKind::Document | SourceKind::DirectoryStore | SourceKind::Database => {
-                        meta.len() != e.size || mtime_ns(&meta) != e.mtime_ns
-                    }
-                };
-            let quarantined_same = e
-                .quarantined
-                .is_some_and(|q| q.is_none() || q == Some(identity));
-            if (changed || matches!(origin, Origin::FileCreated | Origin::FileMovedIn))
-                && !quarantined_same
-            {
-                self.dirty.insert(path.to_path_buf());
-            }
+        let Some(e) = self.files.get(path) else {
             return;
+        };
+        let identity = FileIdentity::of(meta);
+        let changed = e.cursor.identity != Some(identity)
+            || match kind {
+                SourceKind::Jsonl => meta.len() != e.cursor.offset,
+                // The reader refuses the kinds it cannot read yet
+                // (`provider::Unsupported`): a change is one more refusal.
+                SourceKind::Document | SourceKind::DirectoryStore | SourceKind::Database => {
+                    meta.len() != e.size || mtime_ns(meta) != e.mtime_ns
+                }
+            };
+        let quarantined_same = e
+            .quarantined
+            .is_some_and(|q| q.is_none() || q == Some(identity));
+        if (changed || matches!(origin, Origin::FileCreated | Origin::FileMovedIn))
+            && !quarantined_same
+        {
+            self.dirty.insert(path.to_path_buf());
         }
-        let Some(i) = self.root_of(path) else { return };
-        let Ok(rel) = path.strip_prefix(&self.roots[i].0) else {
-            return;
-        };
-        let Some(ctx) = self.provider.classify(rel) else {
-            return;
-        };
-        let born = match origin {
+    }
+
+    /// Is a newly found file new (all of it live), rather than history?
+    fn born(&self, path: &Path, meta: &fs::Metadata, origin: Origin) -> bool {
+        match origin {
             Origin::DirCreated | Origin::FileCreated => true,
             Origin::Rescan => {
                 // Missed by inotify (overflow): new if it was born after
@@ -567,7 +588,33 @@ impl<W: Watch> Stage<W> {
             Origin::Startup | Origin::RootAppeared | Origin::DirMovedIn | Origin::FileMovedIn => {
                 false
             }
+        }
+    }
+
+    /// A file was seen by a walk or an event.
+    fn found_file(&mut self, path: &Path, origin: Origin) {
+        if let Some(seen) = &mut self.seen {
+            seen.insert(path.to_path_buf());
+        }
+        let Ok(meta) = fs::symlink_metadata(path) else {
+            return;
         };
+        if !meta.is_file() {
+            return;
+        }
+        let kind = self.provider.source_kind();
+        if self.files.contains_key(path) {
+            self.known_file_seen(path, &meta, origin);
+            return;
+        }
+        let Some(i) = self.root_of(path) else { return };
+        let Ok(rel) = path.strip_prefix(&self.roots[i].0) else {
+            return;
+        };
+        let Some(ctx) = self.provider.classify(rel) else {
+            return;
+        };
+        let born = self.born(path, &meta, origin);
         let history_until = if born {
             0
         } else {
@@ -602,7 +649,7 @@ impl<W: Watch> Stage<W> {
         let ev = match ev {
             Ok(ev) => ev,
             Err(e) => {
-                self.warn(advice(&e));
+                self.warn(WatchError::from(e).to_string());
                 return;
             }
         };
@@ -755,6 +802,7 @@ impl<W: Watch> Stage<W> {
     /// Read what is new in one file and send it. A panic in the parser is
     /// contained here: the file is retried with backoff and quarantined
     /// after [`MAX_ATTEMPTS`].
+    // Long because: one pass holds the file's entry from open to commit; its steps read in order.
     pub(crate) fn read_pass(&mut self, path: &Path) {
         let provider = self.provider;
         let limits = self.limits;
@@ -781,15 +829,7 @@ impl<W: Watch> Stage<W> {
             entry.quarantined = None;
             entry.attempts = 0;
         }
-        // Will the reader start the file over? Then events already handled
-        // come again, and the orchestrator drops them by id.
-        let replay = entry.cursor.identity.is_some_and(|id| id != identity)
-            || len < entry.cursor.offset
-            || (!entry.cursor.parser.is_null()
-                && provider
-                    .parser(&entry.ctx)
-                    .restore(&entry.cursor.parser)
-                    .is_err());
+        let replay = starts_over(provider, entry, identity, len);
         let history_until = if replay { 0 } else { entry.history_until };
         let mut chunks = Chunker {
             provider: self.name,
@@ -856,24 +896,32 @@ impl<W: Watch> Stage<W> {
                 let attempts = entry.attempts;
                 if attempts >= MAX_ATTEMPTS {
                     entry.quarantined = Some(Some(identity));
-                    self.retries.remove(path);
-                    self.send(ToOrch::Quarantine {
-                        provider: self.name,
-                        path: path.to_path_buf(),
-                        identity: Some(identity),
-                        reason: format!("its parser panicked {attempts} times"),
-                    });
-                } else {
-                    let delay = super::backoff(attempts - 1);
-                    self.retries
-                        .insert(path.to_path_buf(), Instant::now() + delay);
-                    self.warn(format!(
-                        "parser panicked on {} (attempt {attempts} of {MAX_ATTEMPTS}); retrying in {} s",
-                        path.display(),
-                        delay.as_secs()
-                    ));
                 }
+                self.parser_panicked(path, identity, attempts);
             }
+        }
+    }
+
+    /// After a parser panic (the entry already counts it): quarantine the
+    /// file after [`MAX_ATTEMPTS`], otherwise retry it with backoff.
+    fn parser_panicked(&mut self, path: &Path, identity: FileIdentity, attempts: u32) {
+        if attempts >= MAX_ATTEMPTS {
+            self.retries.remove(path);
+            self.send(ToOrch::Quarantine {
+                provider: self.name,
+                path: path.to_path_buf(),
+                identity: Some(identity),
+                reason: format!("its parser panicked {attempts} times"),
+            });
+        } else {
+            let delay = super::backoff(attempts - 1);
+            self.retries
+                .insert(path.to_path_buf(), Instant::now() + delay);
+            self.warn(format!(
+                "parser panicked on {} (attempt {attempts} of {MAX_ATTEMPTS}); retrying in {} s",
+                path.display(),
+                delay.as_secs()
+            ));
         }
     }
 

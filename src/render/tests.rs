@@ -246,6 +246,7 @@ const MARKERS: [&str; 2] = ["QXB", "QXE"];
 /// Parse `doc` and check the invariants that hold for any content: no
 /// inline HTML, only kato's HTML lines, `<details>` balanced with a summary
 /// right after each opening, valid frontmatter.
+// Long because: one pass over the parsed document checks every invariant.
 fn shape(doc: &str) -> Shape {
     let opts = Options::ENABLE_YAML_STYLE_METADATA_BLOCKS;
     let mut skeleton = Vec::new();
@@ -565,6 +566,7 @@ fn hostile_title_is_quoted_in_frontmatter() {
     shape(&doc);
 }
 
+// Long because: the list of hostile tokens is the point of the strategy.
 fn hostile_text() -> impl Strategy<Value = String> {
     let token = prop::sample::select(vec![
         "```",

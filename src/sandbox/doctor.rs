@@ -330,53 +330,8 @@ pub fn report(config: &Config, mode: SandboxMode) -> DoctorReport {
     };
 
     let (domain, ancestor_grants) = profiles::supervisor(config, false);
-    let probe = std::thread::Builder::new()
-        .name("kato:doctor".into())
-        .spawn(move || {
-            let applied = domain.apply(mode);
-            (applied, ThreadState::read())
-        })
-        .map_err(|e| e.to_string())
-        .and_then(|h| h.join().map_err(|_| "the probe thread panicked".to_owned()));
-    let probe = match probe {
-        Ok((Ok(applied), thread)) => Probe {
-            applied: Some(applied),
-            error: None,
-            thread: Some(thread),
-        },
-        Ok((Err(e), thread)) => Probe {
-            applied: None,
-            error: Some(e.to_string()),
-            thread: Some(thread),
-        },
-        Err(e) => Probe {
-            applied: None,
-            error: Some(e),
-            thread: None,
-        },
-    };
-
-    let mut problems = Vec::new();
-    if !process.no_new_privs {
-        problems.push("no_new_privs is not set on the main thread".to_owned());
-    }
-    match &process.capabilities {
-        Some(c) if !c.is_empty() => problems.push(format!(
-            "the main thread holds capabilities (effective {:016x}, permitted {:016x})",
-            c.effective, c.permitted
-        )),
-        Some(_) => {}
-        None => problems.push("capget failed: capabilities unknown".to_owned()),
-    }
-    if process.core_limit != Some(0) || process.dumpable {
-        problems.push("core dumps are not disabled".to_owned());
-    }
-    if let Some(e) = &probe.error {
-        problems.push(e.clone());
-    }
-    if let Some(a) = &probe.applied {
-        problems.extend(a.missing.iter().map(ToString::to_string));
-    }
+    let probe = probe(domain, mode);
+    let problems = problems(&process, &probe);
     let status = match (problems.is_empty(), mode) {
         (true, _) => VerdictStatus::Enforced,
         (false, SandboxMode::BestEffort) => VerdictStatus::Degraded,
@@ -419,6 +374,62 @@ pub fn report(config: &Config, mode: SandboxMode) -> DoctorReport {
     }
 }
 
+/// Apply the process-wide `domain` in a probe thread and read back what
+/// that thread ended up with.
+fn probe(domain: Domain, mode: SandboxMode) -> Probe {
+    let probe = std::thread::Builder::new()
+        .name("kato:doctor".into())
+        .spawn(move || {
+            let applied = domain.apply(mode);
+            (applied, ThreadState::read())
+        })
+        .map_err(|e| e.to_string())
+        .and_then(|h| h.join().map_err(|_| "the probe thread panicked".to_owned()));
+    match probe {
+        Ok((Ok(applied), thread)) => Probe {
+            applied: Some(applied),
+            error: None,
+            thread: Some(thread),
+        },
+        Ok((Err(e), thread)) => Probe {
+            applied: None,
+            error: Some(e.to_string()),
+            thread: Some(thread),
+        },
+        Err(e) => Probe {
+            applied: None,
+            error: Some(e),
+            thread: None,
+        },
+    }
+}
+
+/// What keeps the process from full enforcement.
+fn problems(process: &ProcessInfo, probe: &Probe) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !process.no_new_privs {
+        problems.push("no_new_privs is not set on the main thread".to_owned());
+    }
+    match &process.capabilities {
+        Some(c) if !c.is_empty() => problems.push(format!(
+            "the main thread holds capabilities (effective {:016x}, permitted {:016x})",
+            c.effective, c.permitted
+        )),
+        Some(_) => {}
+        None => problems.push("capget failed: capabilities unknown".to_owned()),
+    }
+    if process.core_limit != Some(0) || process.dumpable {
+        problems.push("core dumps are not disabled".to_owned());
+    }
+    if let Some(e) = &probe.error {
+        problems.push(e.clone());
+    }
+    if let Some(a) = &probe.applied {
+        problems.extend(a.missing.iter().map(ToString::to_string));
+    }
+    problems
+}
+
 fn yes(b: bool) -> &'static str {
     if b {
         "yes"
@@ -427,38 +438,9 @@ fn yes(b: bool) -> &'static str {
     }
 }
 
-impl fmt::Display for DoctorReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verdict = match self.verdict.status {
-            VerdictStatus::Enforced => "enforced",
-            VerdictStatus::Degraded => "DEGRADED",
-            VerdictStatus::Failing => "FAILING (kato would refuse to run)",
-        };
-        writeln!(
-            f,
-            "kato {} on Linux {} ({})",
-            self.kato_version, self.kernel.release, self.kernel.machine
-        )?;
-        writeln!(f, "sandbox mode: {} — {verdict}", self.mode.as_str())?;
-        for p in &self.verdict.problems {
-            writeln!(f, "  problem: {p}")?;
-        }
-        let kernel = match self.landlock.kernel {
-            KernelLandlock::Available { abi } => format!("ABI {abi} available"),
-            KernelLandlock::NotEnabled => "built in but not enabled".to_owned(),
-            KernelLandlock::NotImplemented => "not available".to_owned(),
-        };
-        let probe = self
-            .probe
-            .applied
-            .as_ref()
-            .map(|a| a.landlock.status.as_str())
-            .unwrap_or("not applied");
-        writeln!(
-            f,
-            "Landlock: {kernel}, ABI {} pinned; process-wide domain: {probe}",
-            self.landlock.abi_pinned
-        )?;
+impl DoctorReport {
+    /// seccomp, the process hardening and capabilities, skipped rules.
+    fn fmt_process(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let seccomp = match &self.probe.applied {
             Some(a) if a.seccomp.installed => "installed",
             _ => "not installed",
@@ -492,6 +474,11 @@ impl fmt::Display for DoctorReport {
             }
         }
 
+        Ok(())
+    }
+
+    /// Each stage of the policy with the rights its paths get.
+    fn fmt_stages(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "\nStages (exec: no, network: no, unless stated):")?;
         let rights = &self.policy.rights;
         let names = |k: &str| rights.get(k).map(|v| v.join(",")).unwrap_or_default();
@@ -535,6 +522,44 @@ impl fmt::Display for DoctorReport {
                 writeln!(f, "    exec: {}   network: {}", yes(s.exec), yes(s.network))?;
             }
         }
+        Ok(())
+    }
+}
+
+impl fmt::Display for DoctorReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = match self.verdict.status {
+            VerdictStatus::Enforced => "enforced",
+            VerdictStatus::Degraded => "DEGRADED",
+            VerdictStatus::Failing => "FAILING (kato would refuse to run)",
+        };
+        writeln!(
+            f,
+            "kato {} on Linux {} ({})",
+            self.kato_version, self.kernel.release, self.kernel.machine
+        )?;
+        writeln!(f, "sandbox mode: {} — {verdict}", self.mode.as_str())?;
+        for p in &self.verdict.problems {
+            writeln!(f, "  problem: {p}")?;
+        }
+        let kernel = match self.landlock.kernel {
+            KernelLandlock::Available { abi } => format!("ABI {abi} available"),
+            KernelLandlock::NotEnabled => "built in but not enabled".to_owned(),
+            KernelLandlock::NotImplemented => "not available".to_owned(),
+        };
+        let probe = self
+            .probe
+            .applied
+            .as_ref()
+            .map(|a| a.landlock.status.as_str())
+            .unwrap_or("not applied");
+        writeln!(
+            f,
+            "Landlock: {kernel}, ABI {} pinned; process-wide domain: {probe}",
+            self.landlock.abi_pinned
+        )?;
+        self.fmt_process(f)?;
+        self.fmt_stages(f)?;
         if !self.supervisor.ancestor_grants.is_empty() {
             writeln!(f, "\nMissing provider roots ({}):", self.supervisor.note)?;
             for g in &self.supervisor.ancestor_grants {

@@ -239,6 +239,7 @@ pub(super) struct Outcome {
 }
 
 /// Build the ruleset for `domain` at ABI `abi` and restrict the calling thread.
+// Long because: ruleset, per-path rules and restrict_self are one sequence read in order.
 pub(super) fn restrict(
     domain: &Domain,
     mode: SandboxMode,

@@ -113,6 +113,7 @@ impl Domain {
     /// one. Exists to exercise the fail-closed path (ask for an ABI the
     /// kernel lacks); kato itself always uses [`Domain::apply`].
     #[doc(hidden)]
+    // Long because: the six numbered confinement steps must be read in order, in one place.
     pub fn apply_at_abi(&self, mode: SandboxMode, abi: u8) -> Result<Applied, SandboxError> {
         let enforce = mode == SandboxMode::Enforce;
         let mut missing = Vec::new();

@@ -179,6 +179,7 @@ fn syscall(call: &'static str) -> impl FnOnce(rustix::io::Errno) -> SandboxError
 ///
 /// In [`SandboxMode::Enforce`] any failure is an error; in
 /// [`SandboxMode::BestEffort`] it is listed in [`ProcessReport::missing`].
+// Long because: the numbered hardening steps must be read in order, in one place.
 pub fn harden_process(mode: SandboxMode) -> Result<ProcessReport, SandboxError> {
     let enforce = mode == SandboxMode::Enforce;
     let mut missing = Vec::new();
