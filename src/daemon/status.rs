@@ -75,14 +75,43 @@ impl Phase {
     }
 }
 
+/// Where a provider's watch+parse stage is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderStage {
+    Running,
+    /// Failed; started again after a backoff.
+    Restarting,
+    Stopped,
+    /// Turned off in the configuration.
+    #[default]
+    Disabled,
+}
+
+impl ProviderStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderStage::Running => "running",
+            ProviderStage::Restarting => "restarting",
+            ProviderStage::Stopped => "stopped",
+            ProviderStage::Disabled => "disabled",
+        }
+    }
+}
+
+impl std::fmt::Display for ProviderStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProviderStatus {
     pub name: ProviderId,
     #[serde(default)]
     pub enabled: bool,
-    /// `running`, `restarting`, `stopped` or `disabled`.
     #[serde(default)]
-    pub stage: String,
+    pub stage: ProviderStage,
     #[serde(default)]
     pub ready: bool,
     #[serde(default)]
@@ -502,7 +531,7 @@ fn render_providers(out: &mut dyn Write, providers: &[ProviderStatus]) -> io::Re
             })
             .collect();
         let mut extra = String::new();
-        if p.stage != "running" {
+        if p.stage != ProviderStage::Running {
             extra.push_str(&format!(", stage {}", p.stage));
         }
         if p.restarts > 0 {
@@ -685,7 +714,7 @@ mod tests {
             providers: vec![ProviderStatus {
                 name: ProviderId::Claude,
                 enabled: true,
-                stage: "running".into(),
+                stage: ProviderStage::Running,
                 ready: false,
                 restarts: 0,
                 roots: vec![RootStatus {

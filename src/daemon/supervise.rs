@@ -17,7 +17,7 @@ use crate::reader::Limits;
 use crate::sandbox::{profiles, Stage, StageName};
 
 use super::report::Report;
-use super::status::{ProviderStatus, RootStatus};
+use super::status::{ProviderStage, ProviderStatus, RootStatus};
 use super::{confine, record, watch, Known, ToOrch};
 
 /// A stage that ran this long without failing starts its backoff over.
@@ -31,11 +31,12 @@ pub(super) enum StageState {
 }
 
 impl StageState {
-    pub fn as_str(self) -> &'static str {
+    /// As status.json shows it.
+    pub fn status(self) -> ProviderStage {
         match self {
-            StageState::Running => "running",
-            StageState::Backoff => "restarting",
-            StageState::Stopped => "stopped",
+            StageState::Running => ProviderStage::Running,
+            StageState::Backoff => ProviderStage::Restarting,
+            StageState::Stopped => ProviderStage::Stopped,
         }
     }
 }
@@ -394,7 +395,7 @@ impl Supervisor {
                 ProviderStatus {
                     name: pc.name,
                     enabled: pc.enabled,
-                    stage: slot.map_or("disabled", |s| s.state.as_str()).to_owned(),
+                    stage: slot.map_or(ProviderStage::Disabled, |s| s.state.status()),
                     ready: slot.is_some_and(|s| s.ready),
                     restarts: slot.map_or(0, |s| s.restarts),
                     roots: slot.map_or_else(
