@@ -116,6 +116,22 @@ struct Rec {
     redactions: BTreeMap<String, u64>,
 }
 
+impl Rec {
+    /// Add `text` to the bytes planned for this destination: a new intent
+    /// starts at the committed length.
+    fn plan(&mut self, text: String) {
+        match &mut self.intent {
+            Some(i) => i.text.push_str(&text),
+            None => {
+                self.intent = Some(Intent {
+                    base: self.len,
+                    text,
+                })
+            }
+        }
+    }
+}
+
 /// Persisted per session.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct SessionData {
@@ -429,15 +445,7 @@ impl Recorder {
         }
         let text = render_one(&self.markdown, rec, &ev);
         rec.events += 1;
-        match &mut rec.intent {
-            Some(i) => i.text.push_str(&text),
-            None => {
-                rec.intent = Some(Intent {
-                    base: rec.len,
-                    text,
-                })
-            }
-        }
+        rec.plan(text);
         if rec
             .intent
             .as_ref()

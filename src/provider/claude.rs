@@ -570,10 +570,8 @@ impl ClaudeParser {
     }
 }
 
-/// Events (as JSON) and results of `lines`, read as [`Claude`] reads them
-/// (the fast path where it applies) and with the general path alone. The
-/// two must agree on any input: checked by the unit tests and the
-/// `claude_paths` fuzz target.
+/// [`super::read_both_ways`] for [`Claude`]: the `claude_paths` fuzz
+/// target and the unit tests check that the fast and general paths agree.
 #[doc(hidden)]
 pub fn read_both_ways(lines: &[&[u8]]) -> [(Vec<String>, Vec<String>); 2] {
     let ctx = FileCtx {
@@ -582,27 +580,11 @@ pub fn read_both_ways(lines: &[&[u8]]) -> [(Vec<String>, Vec<String>); 2] {
         session_hint: "s1".into(),
         subagent: None,
     };
-    [true, false].map(|fast| {
-        let mut p = ClaudeParser::new(ctx.clone());
-        let mut events = Vec::new();
-        let mut results = Vec::new();
-        let mut offset = 0u64;
-        for bytes in lines {
-            let mut push = |e: Event| events.push(serde_json::to_string(&e).unwrap_or_default());
-            let r = if fast {
-                p.record(offset, bytes, &mut push)
-            } else {
-                match std::str::from_utf8(bytes) {
-                    Ok(line) => p.general(offset, line, &mut push),
-                    Err(_) => Err(Malformed::InvalidUtf8),
-                }
-            };
-            results.push(format!("{r:?}"));
-            offset += bytes.len() as u64 + 1;
-        }
-        p.flush(&mut |e| events.push(serde_json::to_string(&e).unwrap_or_default()));
-        (events, results)
-    })
+    super::read_both_ways(
+        lines,
+        || ClaudeParser::new(ctx.clone()),
+        |p, offset, _, line, out| p.general(offset, line, out),
+    )
 }
 
 /// A record's type-specific part, decoded and checked.

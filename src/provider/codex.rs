@@ -1093,6 +1093,7 @@ impl CodexParser {
 
     /// A response item of a kind read from its fields alone
     /// ([`is_typed_item`]).
+    // Long because: one match over the item kinds, so each kind's mapping is read side by side.
     fn typed_item<'a, O: Into<Output<'a>>>(
         &mut self,
         line: &mut LineCtx,
@@ -1267,6 +1268,7 @@ impl CodexParser {
         self.emit(line, payload, out);
     }
 
+    // Long because: one match over the event_msg kinds, so each kind's mapping is read side by side.
     fn event_msg(
         &mut self,
         line: &mut LineCtx,
@@ -1625,10 +1627,8 @@ impl CodexParser {
     }
 }
 
-/// Events (as JSON) and errors of `lines`, read as [`Codex`] reads them
-/// (the fast path where it applies) and with the general path alone. The
-/// two must agree on any input: checked by the unit tests and the
-/// `codex_paths` fuzz target.
+/// [`super::read_both_ways`] for [`Codex`]: the `codex_paths` fuzz
+/// target and the unit tests check that the fast and general paths agree.
 #[doc(hidden)]
 pub fn read_both_ways(lines: &[&[u8]]) -> [(Vec<String>, Vec<String>); 2] {
     let ctx = FileCtx {
@@ -1637,29 +1637,11 @@ pub fn read_both_ways(lines: &[&[u8]]) -> [(Vec<String>, Vec<String>); 2] {
         session_hint: "hint".into(),
         subagent: None,
     };
-    [true, false].map(|fast| {
-        let mut p = CodexParser::new(ctx.clone());
-        let mut events = Vec::new();
-        let mut errors = Vec::new();
-        let mut offset = 0u64;
-        for bytes in lines {
-            let mut push = |e: Event| events.push(serde_json::to_string(&e).unwrap_or_default());
-            let r = if fast {
-                p.record(offset, bytes, &mut push)
-            } else {
-                match std::str::from_utf8(bytes) {
-                    Ok(json) => p.general(offset, bytes, json, &mut push),
-                    Err(_) => Err(Malformed::InvalidUtf8),
-                }
-            };
-            if let Err(m) = r {
-                errors.push(format!("{offset}: {m:?}"));
-            }
-            offset += bytes.len() as u64 + 1;
-        }
-        p.flush(&mut |e| events.push(serde_json::to_string(&e).unwrap_or_default()));
-        (events, errors)
-    })
+    super::read_both_ways(
+        lines,
+        || CodexParser::new(ctx.clone()),
+        |p, offset, bytes, json, out| p.general(offset, bytes, json, out),
+    )
 }
 
 #[cfg(test)]
@@ -1919,6 +1901,7 @@ mod tests {
         assert_eq!(user.timestamp.as_deref(), Some("2026-01-05T10:00:02.000Z"));
     }
 
+    // Long because: one realistic session of the modern format, checked record by record.
     #[test]
     fn modern_format() {
         let events = parse(MODERN);
@@ -2339,6 +2322,7 @@ mod tests {
         format!(r#"{{"timestamp":"t","type":"response_item","payload":{payload}}}"#)
     }
 
+    // Long because: one scenario over every tool call/result shape, read top to bottom.
     #[test]
     fn tool_inputs_and_outputs() {
         let events = parse_lines(&[

@@ -319,6 +319,41 @@ pub fn ctx_for_path(provider: &dyn Provider, path: &Path) -> FileCtx {
     })
 }
 
+/// Events (as JSON) and results of `lines` read twice by fresh parsers from
+/// `new`: once through [`RecordParser::record`] (the fast path where the
+/// parser has one) and once through `general` alone, given the line as text
+/// (a line that is not UTF-8 is [`Malformed::InvalidUtf8`] there). A parser
+/// with two paths must give the same on any input: its unit tests and its
+/// `<provider>_paths` fuzz target compare the two.
+#[doc(hidden)]
+pub fn read_both_ways<P: RecordParser>(
+    lines: &[&[u8]],
+    new: impl Fn() -> P,
+    general: impl Fn(&mut P, u64, &[u8], &str, &mut dyn FnMut(Event)) -> Result<(), Malformed>,
+) -> [(Vec<String>, Vec<String>); 2] {
+    [true, false].map(|fast| {
+        let mut p = new();
+        let mut events = Vec::new();
+        let mut results = Vec::new();
+        let mut offset = 0u64;
+        for bytes in lines {
+            let mut push = |e: Event| events.push(serde_json::to_string(&e).unwrap_or_default());
+            let r = if fast {
+                p.record(offset, bytes, &mut push)
+            } else {
+                match std::str::from_utf8(bytes) {
+                    Ok(text) => general(&mut p, offset, bytes, text, &mut push),
+                    Err(_) => Err(Malformed::InvalidUtf8),
+                }
+            };
+            results.push(format!("{offset}: {r:?}"));
+            offset += bytes.len() as u64 + 1;
+        }
+        p.flush(&mut |e| events.push(serde_json::to_string(&e).unwrap_or_default()));
+        (events, results)
+    })
+}
+
 /// The file stem as a `String` (lossy for non-UTF-8 names).
 pub fn stem(path: &Path) -> String {
     path.file_stem()

@@ -55,6 +55,7 @@ impl Redactor {
     }
 
     /// [`Redactor::redact_json`] string by string, on decoded text.
+    // Long because: one pass over the document whose splice state spans every string.
     fn redact_json_strings(&self, json: &str, found: &mut Vec<Found>) -> Option<String> {
         let bytes = json.as_bytes();
         let every_string = !self.extra.is_empty();

@@ -178,6 +178,7 @@ impl<W: Write> MarkdownRenderer<W> {
         self.st.started = true;
     }
 
+    // Long because: one match over every event kind, so each kind's rendering is read side by side.
     fn render(&mut self, ev: &Event) {
         match &ev.payload {
             Payload::UserMessage { text, attachments } => {

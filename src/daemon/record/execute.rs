@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::snapshot::{slice, Slice};
-use super::{Intent, Mark, Rec, Recorder, Snapshot, Stages};
+use super::{Mark, Rec, Recorder, Snapshot, Stages};
 use crate::commands::Format;
 use crate::daemon::command::{self, CommandEvent, Plan, SessionKey};
 use crate::event::{Event, Payload};
@@ -253,16 +253,7 @@ impl Recorder {
             RenderState::default()
         };
         rec.render = Some(state);
-        let text = String::from_utf8(text).unwrap_or_default();
-        match &mut rec.intent {
-            Some(i) => i.text.push_str(&text),
-            None => {
-                rec.intent = Some(Intent {
-                    base: rec.len,
-                    text,
-                })
-            }
-        }
+        rec.plan(String::from_utf8(text).unwrap_or_default());
         sess.dirty = true;
     }
 
