@@ -273,6 +273,11 @@ mod tests {
             (r#"{"sessionId":"x","messages":[]}"#, "gemini"),
             (r#"{"sessionId":"x","cwd":"/"}"#, "claude"),
             (r#"{"type":"user","uuid":"u"}"#, "claude"),
+            // A Claude record type beside a key only another format
+            // writes: the other format's.
+            (r#"{"type":"user","payload":{}}"#, "codex"),
+            (r#"{"type":"user","record_type":"state"}"#, "codex"),
+            (r#"{"type":"user","sessionId":"x","messages":[]}"#, "gemini"),
         ];
         let sniff = |head: &[u8]| {
             crate::provider::registry()
@@ -284,6 +289,11 @@ mod tests {
         }
         assert_eq!(sniff(b"hello"), None);
         assert_eq!(sniff(br#"{"a":1}"#), None);
+        assert_eq!(
+            sniff(b"{\"type\":\"user\",\"sessionId\":\"s\",\"x\":\"\xff\"}"),
+            Some("claude"),
+            "invalid UTF-8 in a value"
+        );
     }
 
     #[test]

@@ -131,7 +131,7 @@ impl Provider for Codex {
         };
         let has = |k: &str| obj.contains_key(k);
         if has("payload") || has("record_type") || (has("instructions") && has("id")) {
-            Sniff::Strong
+            Sniff::Exact
         } else {
             Sniff::No
         }

@@ -147,10 +147,10 @@ impl Provider for Gemini {
     fn sniff(&self, head: &[u8]) -> Sniff {
         let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
         if first.trim_ascii() == b"{" {
-            return Sniff::Strong;
+            return Sniff::Exact;
         }
         match first_line_object(head) {
-            Some(o) if o.contains_key("messages") && o.contains_key("sessionId") => Sniff::Strong,
+            Some(o) if o.contains_key("messages") && o.contains_key("sessionId") => Sniff::Exact,
             _ => Sniff::No,
         }
     }

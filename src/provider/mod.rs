@@ -118,8 +118,11 @@ pub enum Sniff {
     No,
     /// A field other formats may share (a `sessionId`).
     Weak,
-    /// A record shape of this format.
+    /// A record type of this format (a `type` value others may reuse).
     Strong,
+    /// A key or layout only this format writes (Codex's `payload`, a Gemini
+    /// document's `messages`): beats a record type of another format.
+    Exact,
 }
 
 /// The first line of `head` as a JSON object, if it is one: what most
@@ -127,7 +130,8 @@ pub enum Sniff {
 pub fn first_line_object(head: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>> {
     let line = head.split(|&b| b == b'\n').next()?;
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    match serde_json::from_slice(line).ok()? {
+    // Lossy: one bad byte inside a string must not hide the format.
+    match serde_json::from_str(&String::from_utf8_lossy(line)).ok()? {
         serde_json::Value::Object(o) => Some(o),
         _ => None,
     }

@@ -193,6 +193,11 @@ pub struct StageOutcome<'a> {
 /// the audit log).
 pub trait StageReport: Send + Sync {
     fn stage(&self, outcome: StageOutcome<'_>);
+
+    /// The stage's work returned (its thread is about to end). A stage
+    /// that lives as long as one destination (a writer) leaves the report
+    /// here, so the report does not grow with every destination ever used.
+    fn ended(&self, _stage: &StageName, _domain: &Domain) {}
 }
 
 /// A thread-creation request served by the supervisor.
@@ -359,7 +364,11 @@ impl Confiner {
                 return None;
             }
             drop(ready_tx);
-            Some(f())
+            let out = f();
+            if let Some(report) = &report {
+                report.ended(&stage, &domain);
+            }
+            Some(out)
         };
         let thread = self
             .create(thread_name, body)

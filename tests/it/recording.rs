@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -405,7 +405,7 @@ fn a_writer_is_a_stage_in_status_and_the_audit_log() {
         s["sandbox"]["stages"]
             .as_array()?
             .iter()
-            .find(|x| x["stage"] == "writer" && x["write_files"] == serde_json::json!([dest]))
+            .find(|x| x["stage"] == "writer" && x["write_files"] == json!([dest]))
             .cloned()
     };
     k.wait_until("the writer in status.json", || {
@@ -428,6 +428,33 @@ fn a_writer_is_a_stage_in_status_and_the_audit_log() {
                     .is_some_and(|e| e.starts_with("sandbox."))
                 && r["detail"]["write_files"] == serde_json::json!([dest])
         })
+    });
+    k.stop();
+}
+
+#[test]
+fn a_closed_writer_leaves_the_status_stages() {
+    let mut k = Kato::recording();
+    let f = k.claude_file();
+    append(&f, &[user("u0", "start")]);
+    k.start();
+    let once = k.out("once.md");
+    append(&f, &[user("u1", &format!("::export {}", once.display()))]);
+    k.wait_for_text(&once, "start");
+    let writer_of = |s: &Value, dest: &Path| {
+        s["sandbox"]["stages"].as_array().is_some_and(|v| {
+            v.iter()
+                .any(|x| x["stage"] == "writer" && x["write_files"] == json!([dest]))
+        })
+    };
+    // The export's writer closes once the snapshot is written; a capture's
+    // writer stays open while it records.
+    let live = k.out("live.md");
+    append(&f, &[user("u2", &format!("::capture {}", live.display()))]);
+    k.wait_for_text(&live, "::capture");
+    k.wait_until("the open writer listed, the closed one gone", || {
+        k.status()
+            .is_some_and(|s| writer_of(&s, &live) && !writer_of(&s, &once))
     });
     k.stop();
 }
