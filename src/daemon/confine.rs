@@ -350,21 +350,12 @@ impl StageReport for Record {
     /// A writer's entry goes with its destination: status.json lists the
     /// writers that are open, not every destination ever written.
     fn ended(&self, stage: &StageName, domain: &Domain) {
-        match stage {
-            StageName::Writer => {
-                if let Ok(mut st) = self.status.lock() {
-                    st.stages
-                        .retain(|x| !(x.stage == *stage && x.write_files == domain.write_files));
-                }
-            }
-            StageName::Supervisor
-            | StageName::Orchestrator
-            | StageName::Provider(_)
-            | StageName::WriterSpawner
-            | StageName::Signals
-            | StageName::Log
-            | StageName::ExportParse
-            | StageName::ExportMeta => {}
+        if !stage.per_destination() {
+            return;
+        }
+        if let Ok(mut st) = self.status.lock() {
+            st.stages
+                .retain(|x| !(x.stage == *stage && x.write_files == domain.write_files));
         }
     }
 }

@@ -319,19 +319,23 @@ impl Recorder {
         }
     }
 
-    /// Heartbeat: retry paused recordings (a full disk may have space again).
-    pub fn heartbeat(&mut self, stages: &mut dyn Stages) {
-        let paused: Vec<_> = self
-            .sessions
+    /// (session, recording id) of every recording that `pick` selects.
+    fn recordings_where(&self, pick: impl Fn(&Rec) -> bool) -> Vec<(SessionKey, String)> {
+        self.sessions
             .iter()
             .flat_map(|(k, s)| {
                 s.data
                     .recordings
                     .values()
-                    .filter(|r| r.paused.is_some() || r.intent.is_some())
+                    .filter(|r| pick(r))
                     .map(move |r| (k.clone(), r.id.clone()))
             })
-            .collect();
+            .collect()
+    }
+
+    /// Heartbeat: retry paused recordings (a full disk may have space again).
+    pub fn heartbeat(&mut self, stages: &mut dyn Stages) {
+        let paused = self.recordings_where(|r| r.paused.is_some() || r.intent.is_some());
         for (key, id) in paused {
             self.retry(&key, &id, stages);
         }
@@ -479,17 +483,7 @@ impl Recorder {
 
     /// Persist intents, then hand them to the writers.
     fn flush_pending(&mut self, stages: &mut dyn Stages) {
-        let pending: Vec<(SessionKey, String)> = self
-            .sessions
-            .iter()
-            .flat_map(|(k, s)| {
-                s.data
-                    .recordings
-                    .values()
-                    .filter(|r| r.intent.is_some() && r.paused.is_none())
-                    .map(move |r| (k.clone(), r.id.clone()))
-            })
-            .collect();
+        let pending = self.recordings_where(|r| r.intent.is_some() && r.paused.is_none());
         if pending.is_empty() {
             return;
         }

@@ -224,17 +224,7 @@ impl StageSandboxStatus {
     /// One entry per stage in status.json; writers, one per destination.
     pub fn same_stage(&self, other: &StageSandboxStatus) -> bool {
         self.stage == other.stage
-            && match self.stage {
-                StageName::Writer => self.write_files == other.write_files,
-                StageName::Supervisor
-                | StageName::Orchestrator
-                | StageName::Provider(_)
-                | StageName::WriterSpawner
-                | StageName::Signals
-                | StageName::Log
-                | StageName::ExportParse
-                | StageName::ExportMeta => true,
-            }
+            && (!self.stage.per_destination() || self.write_files == other.write_files)
     }
 }
 

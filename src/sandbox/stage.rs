@@ -63,6 +63,22 @@ pub enum StageName {
 }
 
 impl StageName {
+    /// One stage of this name per destination (a writer): its entries are
+    /// told apart by the file they write, and end with it.
+    pub fn per_destination(&self) -> bool {
+        match self {
+            StageName::Writer => true,
+            StageName::Supervisor
+            | StageName::Orchestrator
+            | StageName::Provider(_)
+            | StageName::WriterSpawner
+            | StageName::Signals
+            | StageName::Log
+            | StageName::ExportParse
+            | StageName::ExportMeta => false,
+        }
+    }
+
     /// The name in status.json, the audit log and error messages.
     pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
         use std::borrow::Cow;
