@@ -448,10 +448,16 @@ fn details(summary: &str, body: &str) -> String {
 
 /// `text` in a fence, cut to `max` bytes with a note saying how much.
 fn truncated_fence(info: &str, text: &str, max: usize) -> String {
-    let (kept, cut) = cm::truncate(text, max);
+    let (kept, _) = cm::truncate(text, max);
+    fence_of_part(info, kept, text.len())
+}
+
+/// `kept`, the first bytes of a `total`-byte text, in a fence with a note
+/// saying how much was cut.
+fn fence_of_part(info: &str, kept: &str, total: usize) -> String {
     let mut out = cm::fence(info, kept);
+    let cut = total - kept.len();
     if cut > 0 {
-        let total = text.len();
         out.push_str(&format!(
             "\n\n*Truncated: {cut} of {total} bytes not shown.*"
         ));
@@ -459,7 +465,11 @@ fn truncated_fence(info: &str, text: &str, max: usize) -> String {
     out
 }
 
-/// Tool input: a JSON string as plain text, anything else as indented JSON.
+/// JSON nested deeper than this is shown as written, not re-indented.
+const PRETTY_MAX_DEPTH: usize = 128;
+
+/// Tool input: a JSON string as plain text, anything else as indented JSON
+/// (as written when nested deeper than [`PRETTY_MAX_DEPTH`]).
 fn tool_input(input: &RawValue, max: usize) -> String {
     let raw = input.get();
     if raw.trim_start().starts_with('"') {
@@ -467,18 +477,66 @@ fn tool_input(input: &RawValue, max: usize) -> String {
             return truncated_fence("text", &s, max);
         }
     }
-    truncated_fence("json", &pretty_json(raw), max)
+    match pretty_json(raw, max) {
+        Some((kept, total)) => fence_of_part("json", &kept, total),
+        None => truncated_fence("json", raw, max),
+    }
+}
+
+/// The first `max` bytes of a text too long to build whole (indentation
+/// grows with depth), and its full length.
+struct Capped {
+    out: String,
+    max: usize,
+    total: usize,
+    full: bool,
+}
+
+impl Capped {
+    fn push_str(&mut self, s: &str) {
+        self.total += s.len();
+        if self.full {
+            return;
+        }
+        if self.out.len() + s.len() <= self.max {
+            self.out.push_str(s);
+            return;
+        }
+        let (kept, _) = cm::truncate(s, self.max - self.out.len());
+        self.out.push_str(kept);
+        self.full = true;
+    }
+
+    fn push(&mut self, c: char) {
+        self.push_str(c.encode_utf8(&mut [0; 4]));
+    }
+
+    fn newline(&mut self, depth: usize) {
+        self.push('\n');
+        let width = depth * 2;
+        if self.full {
+            self.total += width;
+            return;
+        }
+        let room = self.max - self.out.len();
+        self.out.extend(std::iter::repeat_n(' ', width.min(room)));
+        self.total += width;
+        self.full = width > room;
+    }
 }
 
 /// Re-indent valid JSON text (two spaces per level), keeping key order and
-/// number spelling exactly as written.
-fn pretty_json(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len() + raw.len() / 4);
-    let mut depth = 0usize;
-    let newline = |out: &mut String, depth: usize| {
-        out.push('\n');
-        out.extend(std::iter::repeat_n(' ', depth * 2));
+/// number spelling exactly as written: its first `max` bytes and its full
+/// length, in time linear in `raw` and memory bounded by `max`. `None` when
+/// nested deeper than [`PRETTY_MAX_DEPTH`].
+fn pretty_json(raw: &str, max: usize) -> Option<(String, usize)> {
+    let mut out = Capped {
+        out: String::with_capacity(max.min(raw.len() + raw.len() / 4)),
+        max,
+        total: 0,
+        full: false,
     };
+    let mut depth = 0usize;
     for seg in json_str::segments(raw) {
         let other = match seg {
             Segment::String(s) => {
@@ -502,17 +560,20 @@ fn pretty_json(raw: &str) -> String {
                         out.push(close);
                     } else {
                         depth += 1;
-                        newline(&mut out, depth);
+                        if depth > PRETTY_MAX_DEPTH {
+                            return None;
+                        }
+                        out.newline(depth);
                     }
                 }
                 '}' | ']' => {
                     depth = depth.saturating_sub(1);
-                    newline(&mut out, depth);
+                    out.newline(depth);
                     out.push(c);
                 }
                 ',' => {
                     out.push(c);
-                    newline(&mut out, depth);
+                    out.newline(depth);
                 }
                 ':' => out.push_str(": "),
                 c if c.is_ascii_whitespace() => {}
@@ -520,7 +581,7 @@ fn pretty_json(raw: &str) -> String {
             }
         }
     }
-    out
+    Some((out.out, out.total))
 }
 
 /// `2026-01-08T15:56:38.102Z` → `2026-01-08 15:56:38Z`; fractional seconds
@@ -701,12 +762,28 @@ mod unit {
 
     #[test]
     fn json_is_reindented_in_order() {
+        let pretty = |raw| pretty_json(raw, usize::MAX).map(|(s, _)| s);
+        let want = "{\n  \"b\": 1,\n  \"a\": [\n    1,\n    2\n  ],\n  \"e\": {},\n  \"s\": \"x,{\\\"y\\\":[]}\"\n}";
         assert_eq!(
-            pretty_json(r#"{"b":1,"a":[1, 2],"e":{},"s":"x,{\"y\":[]}"}"#),
-            "{\n  \"b\": 1,\n  \"a\": [\n    1,\n    2\n  ],\n  \"e\": {},\n  \"s\": \"x,{\\\"y\\\":[]}\"\n}"
+            pretty(r#"{"b":1,"a":[1, 2],"e":{},"s":"x,{\"y\":[]}"}"#).as_deref(),
+            Some(want)
         );
-        assert_eq!(pretty_json("[ ]"), "[]");
-        assert_eq!(pretty_json("3.10"), "3.10");
+        assert_eq!(pretty("[ ]").as_deref(), Some("[]"));
+        assert_eq!(pretty("3.10").as_deref(), Some("3.10"));
+        // Cut anywhere, the kept part is the full text's prefix and the
+        // length is the full text's.
+        let raw = r#"{"b":1,"a":[1, [2, "é"]],"e":{}}"#;
+        let whole = pretty(raw).unwrap_or_default();
+        for max in 0..=whole.len() + 1 {
+            let (kept, total) = pretty_json(raw, max).unwrap_or_default();
+            assert_eq!(total, whole.len());
+            assert_eq!(kept, cm::truncate(&whole, max).0, "max {max}");
+        }
+        // Deeper than the limit: not re-indented.
+        let deep = "[".repeat(PRETTY_MAX_DEPTH + 1) + "1" + &"]".repeat(PRETTY_MAX_DEPTH + 1);
+        assert_eq!(pretty_json(&deep, 1 << 20), None);
+        let limit = "[".repeat(PRETTY_MAX_DEPTH) + "1" + &"]".repeat(PRETTY_MAX_DEPTH);
+        assert!(pretty_json(&limit, 1 << 20).is_some());
     }
 
     #[test]

@@ -326,3 +326,111 @@ fn exports_redact_secrets_and_count_them() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("(unclosed"));
 }
+
+/// A session whose one assistant line calls a tool with `input` as written.
+fn tool_use_line(session: &str, input: &str) -> String {
+    format!(
+        r#"{{"type":"assistant","sessionId":"{session}","uuid":"a1","parentUuid":null,"isSidechain":false,"timestamp":"2026-01-08T15:56:40.000Z","message":{{"id":"msg_1","role":"assistant","model":"claude-opus-4-6","content":[{{"type":"tool_use","id":"toolu_1","name":"Bash","input":{input}}}]}}}}"#
+    )
+}
+
+/// Tool inputs of about `size` bytes built to hurt a JSON renderer: deep
+/// nesting, many values just under the depth limit, a wide object, one long
+/// string, many small values.
+fn adversarial_inputs(size: usize) -> Vec<(&'static str, String)> {
+    let half = size / 2;
+    let under = 120;
+    let mut many_deep = "[".repeat(under);
+    many_deep.push_str(&"1,".repeat((size - 2 * under) / 2));
+    many_deep.push('1');
+    many_deep.push_str(&"]".repeat(under));
+    let mut wide = String::from("{");
+    let mut i = 0usize;
+    while wide.len() < size {
+        wide.push_str(&format!("\"k{i}\":{i},"));
+        i += 1;
+    }
+    wide.push_str("\"end\":0}");
+    vec![
+        ("deep", "[".repeat(half) + &"]".repeat(half)),
+        (
+            "deep objects",
+            "{\"a\":".repeat(size / 6) + "1" + &"}".repeat(size / 6),
+        ),
+        ("many values under the depth limit", many_deep),
+        ("wide object", wide),
+        ("long string", format!("{{\"s\":\"{}\"}}", "x".repeat(size))),
+        ("many small values", format!("[{}1]", "1,".repeat(half))),
+    ]
+}
+
+#[test]
+fn deeply_nested_tool_input_renders_in_linear_time_and_bounded_memory() {
+    const PEAK_BOUND: u64 = 256 << 20;
+    let env = Env::new();
+    for size in [1 << 20, 16 << 20] {
+        for (shape, input) in adversarial_inputs(size) {
+            let src = env.session(S1, &[tool_use_line(S1, &input)]);
+            drop(input);
+            let md_path = env.path().join("deep.md");
+            let started = std::time::Instant::now();
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kato"))
+                .env("KATO_CONFIG", env.config())
+                .env("HOME", env.path())
+                .env_remove("XDG_CONFIG_HOME")
+                .env_remove("CONFIGURATION_DIRECTORY")
+                .args(["export", "--tool-calls", src.to_str().unwrap()])
+                .stdout(fs::File::create(&md_path).unwrap())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let (status, peak) = wait_with_peak_rss(&mut child);
+            let took = started.elapsed();
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            assert!(
+                status.success(),
+                "{shape} ({size} bytes): {status:?}\n{stderr}"
+            );
+            let md = fs::read_to_string(&md_path).unwrap();
+            assert!(
+                md.contains("<summary>Tool call: Bash</summary>"),
+                "{shape} ({size} bytes): no tool call in\n{md:.2000}"
+            );
+            assert!(
+                md.contains("*Truncated: "),
+                "{shape} ({size} bytes): {md:.2000}"
+            );
+            assert!(
+                peak < PEAK_BOUND,
+                "{shape} ({size} bytes): peak RSS {peak} bytes after {took:?}"
+            );
+            assert!(
+                took < std::time::Duration::from_secs(60),
+                "{shape} ({size} bytes): took {took:?}"
+            );
+        }
+    }
+}
+
+/// Wait for `child`, watching its peak resident set (`VmHWM`, which only
+/// grows) until it exits; returns the exit status and the last peak seen.
+fn wait_with_peak_rss(child: &mut std::process::Child) -> (std::process::ExitStatus, u64) {
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    loop {
+        if let Ok(status) = fs::read_to_string(&status_file) {
+            let kib = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+            if let Some(kib) = kib {
+                peak = peak.max(kib * 1024);
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, peak);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
