@@ -6,7 +6,7 @@
 //! Expected event counts come from `kato export --format jsonl` of the
 //! same file, so they hold whatever a provider's parser makes of a line.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -494,18 +494,10 @@ fn every_thread_is_hardened_and_every_stage_confined() {
     let file = k.claude.join("-home-u-proj").join(format!("{S1}.jsonl"));
     append(&file, &claude_line(S1, 1));
     // A secret in the environment of whoever starts kato.
-    let log = File::create(k.path("run-secret.log")).unwrap();
-    let child = k
-        .cmd()
-        .env("KATO_TEST_API_KEY", "sk-test-not-for-kato")
-        .args(["--sandbox", "enforce", "run"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    k.children.push(child);
+    let mut cmd = k.cmd();
+    cmd.env("KATO_TEST_API_KEY", "sk-test-not-for-kato")
+        .args(["--sandbox", "enforce", "run"]);
+    let pid = k.spawn_logged(cmd, "run-secret.log");
     let s = k.wait("ready", |s| s["pid"] == pid && s["ready"] == true);
     k.wait("history", |s| events(s, S1) > 0);
 
@@ -788,16 +780,8 @@ fn without_landlock_enforce_refuses_to_start_and_best_effort_says_degraded() {
     );
 
     // best-effort: runs, ingests, and says it is degraded everywhere.
-    let log = File::create(k.path("run-degraded.log")).unwrap();
-    let child = k
-        .without_landlock(&["--sandbox", "best-effort", "run"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    k.children.push(child);
+    let cmd = k.without_landlock(&["--sandbox", "best-effort", "run"]);
+    let pid = k.spawn_logged(cmd, "run-degraded.log");
     let s = k.wait("ingest while degraded", |s| {
         s["pid"] == pid && s["ready"] == true && events(s, S1) > 0
     });

@@ -164,12 +164,20 @@ impl Kato {
     }
 
     pub fn run_fg_with(&mut self, extra: &[&str]) -> u32 {
-        let log = File::create(self.path(&format!("run-{}.log", self.runs))).unwrap();
+        let log = format!("run-{}.log", self.runs);
         self.runs += 1;
-        let child = self
-            .cmd()
-            .arg("run")
-            .args(extra)
+        let mut cmd = self.cmd();
+        cmd.arg("run").args(extra);
+        let pid = self.spawn_logged(cmd, &log);
+        self.wait("ready", |s| s["pid"] == pid && s["ready"] == true);
+        pid
+    }
+
+    /// Start `cmd` (a daemon) with its stderr in `log` under the base
+    /// directory; it is killed when the harness is dropped. Returns its pid.
+    pub fn spawn_logged(&mut self, mut cmd: Command, log: &str) -> u32 {
+        let log = File::create(self.path(log)).unwrap();
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -177,7 +185,6 @@ impl Kato {
             .unwrap();
         let pid = child.id();
         self.children.push(child);
-        self.wait("ready", |s| s["pid"] == pid && s["ready"] == true);
         pid
     }
 
