@@ -135,6 +135,10 @@ pub struct ExportArgs {
     /// Include tool calls and their results.
     #[arg(long)]
     pub tool_calls: bool,
+    /// Include context the agent injected (instruction files, environment
+    /// and IDE context), collapsed.
+    #[arg(long)]
+    pub context: bool,
     /// Parse and render, but write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -476,6 +480,7 @@ fn export_cmd(cfg: &Config, args: ExportArgs) -> Result<i32> {
     let mut markdown = cfg.markdown.clone();
     markdown.thinking |= args.thinking;
     markdown.tool_calls |= args.tool_calls;
+    markdown.injected_context |= args.context;
     let req = export::Request {
         format: args.format,
         markdown,

@@ -83,6 +83,11 @@ pub struct MarkdownOptions {
     pub thinking: bool,
     /// Render tool calls and their results.
     pub tool_calls: bool,
+    /// Render context the agent injected into the conversation (instruction
+    /// files, environment and IDE context, model-only inputs), collapsed.
+    /// Off by default: it is not what either party wrote, and it can run to
+    /// hundreds of lines before the first human word. JSONL keeps it always.
+    pub injected_context: bool,
     /// Longest tool output rendered, in bytes; the rest is cut with a note.
     pub tool_output_max_bytes: usize,
 }
@@ -93,6 +98,7 @@ impl Default for MarkdownOptions {
             frontmatter: true,
             thinking: false,
             tool_calls: false,
+            injected_context: false,
             tool_output_max_bytes: 4096,
         }
     }
@@ -486,6 +492,7 @@ mode = "enforce"
 # frontmatter = true
 # thinking = false
 # tool_calls = false
+# injected_context = false         # instruction files, environment/IDE context
 # tool_output_max_bytes = 4096
 
 # [log]

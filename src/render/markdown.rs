@@ -289,6 +289,9 @@ impl<W: Write> MarkdownRenderer<W> {
                 }
             }
             Payload::SystemMessage { category, text } => {
+                if injected(*category) && !self.opts.injected_context {
+                    return;
+                }
                 let label = category.label();
                 if collapsed(*category) {
                     let body = cm::markdown(text);
@@ -409,6 +412,15 @@ impl<W: Write> MarkdownRenderer<W> {
 /// Both known and different.
 fn differ(a: Option<&str>, b: Option<&str>) -> bool {
     matches!((a, b), (Some(a), Some(b)) if a != b)
+}
+
+/// Context the agent put into the conversation that neither party wrote:
+/// left out unless `injected_context` is on.
+fn injected(category: SystemCategory) -> bool {
+    matches!(
+        category,
+        SystemCategory::InjectedContext | SystemCategory::IdeContext | SystemCategory::ModelInput
+    )
 }
 
 /// Categories shown collapsed rather than as a note.

@@ -209,6 +209,7 @@ fn all_on() -> MarkdownOptions {
         frontmatter: true,
         thinking: true,
         tool_calls: true,
+        injected_context: true,
         tool_output_max_bytes: 1 << 20,
     }
 }
@@ -935,7 +936,11 @@ fn notes_and_collapsed_context() {
             "<ide_selection>x</ide_selection>",
         )
         .system(SystemCategory::Notice, "   ");
-    let doc = render(&s.events, &MarkdownOptions::default());
+    let with_context = MarkdownOptions {
+        injected_context: true,
+        ..MarkdownOptions::default()
+    };
+    let doc = render(&s.events, &with_context);
     assert!(
         doc.contains("> **Error**\n>\n> boom\n>\n> #### not a heading\n"),
         "{doc}"
@@ -948,6 +953,48 @@ fn notes_and_collapsed_context() {
         "{doc}"
     );
     assert!(!doc.contains("Notice"));
+}
+
+#[test]
+fn injected_context_is_left_out_by_default() {
+    let mut s = Seq::new("claude");
+    s.user("hi")
+        .system(
+            SystemCategory::InjectedContext,
+            "Contents of AGENTS.md: be terse",
+        )
+        .system(
+            SystemCategory::IdeContext,
+            "<ide_opened_file>a.rs</ide_opened_file>",
+        )
+        .system(SystemCategory::ModelInput, "model-only input")
+        .system(SystemCategory::Error, "boom");
+    let doc = render(&s.events, &MarkdownOptions::default());
+    for hidden in [
+        "AGENTS.md",
+        "a.rs",
+        "model-only",
+        "Injected context",
+        "IDE context",
+    ] {
+        assert!(!doc.contains(hidden), "{hidden} in {doc}");
+    }
+    assert!(doc.contains("boom"), "{doc}");
+    let shown = render(
+        &s.events,
+        &MarkdownOptions {
+            injected_context: true,
+            ..MarkdownOptions::default()
+        },
+    );
+    for visible in [
+        "AGENTS.md",
+        "a.rs",
+        "model-only",
+        "<summary>Injected context</summary>",
+    ] {
+        assert!(shown.contains(visible), "{visible} not in {shown}");
+    }
 }
 
 #[test]

@@ -434,3 +434,67 @@ fn wait_with_peak_rss(child: &mut std::process::Child) -> (std::process::ExitSta
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// A Codex session that opens the way Codex writes one: instructions and
+/// environment context injected as user-role input before the human's words.
+fn codex_with_injected_context(dir: &Path) -> PathBuf {
+    let lines = [
+        serde_json::json!({"timestamp": "2026-01-08T15:00:00.000Z", "type": "session_meta",
+            "payload": {"id": "0199a000-0000-7000-8000-00000000c0de", "cwd": "/home/u"}}),
+        serde_json::json!({"timestamp": "2026-01-08T15:00:00.100Z", "type": "response_item",
+            "payload": {"type": "message", "role": "user", "content": [{"type": "input_text",
+            "text": "<user_instructions>\nAGENTS.md says: always answer in haiku\n</user_instructions>"}]}}),
+        serde_json::json!({"timestamp": "2026-01-08T15:00:00.200Z", "type": "response_item",
+            "payload": {"type": "message", "role": "user", "content": [{"type": "input_text",
+            "text": "<environment_context>\n  <cwd>/home/u</cwd>\n</environment_context>"}]}}),
+        serde_json::json!({"timestamp": "2026-01-08T15:00:01.000Z", "type": "event_msg",
+            "payload": {"type": "user_message", "message": "list the files"}}),
+    ];
+    let p = dir.join("rollout-2026-01-08T15-00-00-0199a000-0000-7000-8000-00000000c0de.jsonl");
+    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    fs::write(&p, body).unwrap();
+    p
+}
+
+#[test]
+fn codex_export_opens_with_the_human_not_injected_instructions() {
+    let env = Env::new();
+    let file = codex_with_injected_context(env.path());
+    let file = file.to_str().unwrap();
+    let md = stdout_of(env.kato().args(["export", file]));
+    assert!(md.contains("list the files"), "{md}");
+    for injected in [
+        "always answer in haiku",
+        "environment_context",
+        "Injected context",
+    ] {
+        assert!(
+            !md.contains(injected),
+            "{injected} in the default export:\n{md}"
+        );
+    }
+    let with = stdout_of(env.kato().args(["export", file, "--context"]));
+    assert!(
+        with.contains("<summary>Injected context</summary>"),
+        "{with}"
+    );
+    assert!(with.contains("always answer in haiku"), "{with}");
+    assert!(
+        with.find("always answer in haiku") < with.find("## User"),
+        "{with}"
+    );
+    let cfg = fs::read_to_string(env.config()).unwrap();
+    fs::write(
+        env.config(),
+        format!("{cfg}[markdown]\ninjected_context = true\n"),
+    )
+    .unwrap();
+    let configured = stdout_of(env.kato().args(["export", file]));
+    assert_eq!(configured, with);
+    let jsonl = stdout_of(env.kato().args(["export", file, "--format", "jsonl"]));
+    assert!(jsonl.contains("always answer in haiku"), "{jsonl}");
+    assert!(
+        jsonl.contains("\"category\":\"injected-context\""),
+        "{jsonl}"
+    );
+}
