@@ -459,6 +459,67 @@ fn writer_spawner_creates_under_export_roots_never_removes() {
     );
 }
 
+/// The writer-spawner's domain comes from a configuration whose export
+/// roots overlap nothing kato reads (an overlapping one does not load):
+/// Landlock grants only what is allowed, so the domain holds no provider
+/// root, config file or state directory, and the kernel refuses writes
+/// there.
+#[test]
+fn the_writer_spawner_cannot_write_into_what_kato_reads() {
+    in_child(
+        "the_writer_spawner_cannot_write_into_what_kato_reads",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let base = fs::canonicalize(tmp.path()).unwrap();
+            let (claude, state) = (base.join("claude"), base.join("state"));
+            fs::create_dir_all(claude.join("p")).unwrap();
+            fs::create_dir_all(base.join("exports")).unwrap();
+            fs::create_dir_all(&state).unwrap();
+            let session = claude.join("p/s.jsonl");
+            fs::write(&session, "{}\n").unwrap();
+            let cfg_path = base.join("config.toml");
+            let text = |allowed: &Path| {
+                format!(
+                    "[providers.claude]\nroots = [\"{}\"]\n[state]\ndir = \"{}\"\n\
+                 [exports]\nallowed_roots = [\"{}\"]\n",
+                    claude.display(),
+                    state.display(),
+                    allowed.display()
+                )
+            };
+            let env = Env {
+                home: Some(base.join("home")),
+                ..Env::default()
+            };
+            // The configuration that would put them in the domain is refused.
+            assert!(Config::from_toml(&text(&base), Some(&cfg_path), &env).is_err());
+            let toml = text(&base.join("exports"));
+            fs::write(&cfg_path, &toml).unwrap();
+            let cfg = Config::from_toml(&toml, Some(&cfg_path), &env).unwrap();
+            let domain = profiles::writer_spawner(&profiles::export_roots(&cfg));
+            let (s, c, st, cl, ex) = (
+                session.clone(),
+                cfg_path.clone(),
+                state.clone(),
+                claude.clone(),
+                base.join("exports"),
+            );
+            confined(move || {
+                domain.apply(SandboxMode::Enforce).unwrap();
+                let mut k = Checks::default();
+                k.ok("create in the export root", create(&ex.join("a.md")));
+                k.eacces("append to a session file", append(&s, "x"));
+                k.eacces("create in a provider root", create(&cl.join("p/x.jsonl")));
+                k.eacces("append to the config file", append(&c, "x"));
+                k.eacces("create in the state dir", create(&st.join("x")));
+                k.finish();
+            });
+            assert_eq!(fs::read_to_string(&session).unwrap(), "{}\n");
+            assert_eq!(fs::read_to_string(&cfg_path).unwrap(), toml);
+        },
+    );
+}
+
 #[test]
 fn export_reads_its_sources_and_writes_exactly_its_output() {
     in_child(
