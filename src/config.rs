@@ -548,6 +548,9 @@ const TEMPLATE_HEAD: &str = r#"# kato configuration. Every key is optional; the 
 
 const TEMPLATE_TAIL: &str = r#"[exports]
 # Paths typed in chat (`::capture /path`) must lie under one of these.
+# Neither these nor default_dir may contain or lie inside a provider root,
+# this file, or the state, runtime and logs directories: kato never writes
+# into what it reads (checked at load, with symlinks resolved).
 # allowed_roots = ["~/kato-exports"]
 # Where `::record` / `::capture` without a path write.
 # default_dir = "~/kato-exports"

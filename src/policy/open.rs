@@ -13,8 +13,8 @@
 //! - [`create_dirs`] makes missing directories beneath a descriptor, each
 //!   opened `O_NOFOLLOW` right after it is made.
 //!
-//! On a kernel without `openat2` (before Linux 5.6) the same resolution is
-//! done by a walk of `O_PATH | O_NOFOLLOW` opens, one component at a time,
+//! On a kernel without `openat2` (before Linux 5.6), or where a seccomp
+//! filter refuses it, the same resolution is done by a walk of `O_PATH | O_NOFOLLOW` opens, one component at a time,
 //! each checked to be a directory through its own descriptor. Neither way
 //! depends on Landlock.
 
@@ -118,7 +118,8 @@ pub fn create_dirs(dir: BorrowedFd<'_>, rel: &Path) -> Result<OwnedFd, Errno> {
 }
 
 /// `openat2` beneath `dir` with no link followed; the component walk
-/// where the kernel has no `openat2`.
+/// where the kernel has no `openat2` (`ENOSYS`) or a seccomp filter of an
+/// older container runtime refuses it (`EPERM`): the walk is as strict.
 fn openat_beneath(
     dir: BorrowedFd<'_>,
     rel: &Path,
@@ -126,7 +127,7 @@ fn openat_beneath(
     mode: Mode,
 ) -> Result<OwnedFd, Errno> {
     match rustix::fs::openat2(dir, rel, flags, mode, RESOLVE) {
-        Err(Errno::NOSYS) => walk_beneath(dir, rel, flags, mode),
+        Err(Errno::NOSYS | Errno::PERM) => walk_beneath(dir, rel, flags, mode),
         r => r,
     }
 }
