@@ -13,9 +13,11 @@
 //! (create a second file beside the output), `no-landlock` (skip the
 //! domain).
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use kato::policy;
 use kato::sandbox::{harden_process, profiles, SandboxMode};
 
 fn main() -> ExitCode {
@@ -61,12 +63,17 @@ fn run() -> Result<(), String> {
     }
 
     harden_process(SandboxMode::Enforce).map_err(|e| e.to_string())?;
+    // As `kato export` does: the output is created through the path
+    // policy's open (beneath its directory, no symlink) before narrowing.
+    let output = policy::output_path(&output).map_err(|e| e.to_string())?;
+    let (mut out, _) = policy::open_output(&output).map_err(|e| e.to_string())?;
     if violate != "no-landlock" {
         profiles::export(std::slice::from_ref(&source), None, Some(&output))
             .apply(SandboxMode::Enforce)
             .map_err(|e| e.to_string())?;
     }
     let text = std::fs::read(&source).map_err(|e| format!("{}: {e}", source.display()))?;
-    std::fs::write(&output, text).map_err(|e| format!("{}: {e}", output.display()))?;
+    out.write_all(&text)
+        .map_err(|e| format!("{}: {e}", output.display()))?;
     Ok(())
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::event::ProviderId;
+use crate::policy::overlap::{self, Protected};
 use crate::provider::{self, Registry};
 use crate::reader::DEFAULT_LINE_CAP;
 
@@ -149,6 +150,9 @@ pub struct ProviderConfig {
 pub struct Config {
     /// The file it came from, if any.
     pub source: Option<PathBuf>,
+    /// Where kato looks for its config when none is named (protected like
+    /// `source`: a file written there would be read at the next start).
+    pub default_config: PathBuf,
     /// The providers this configuration was resolved against: what every
     /// command that enumerates or looks up providers uses.
     #[serde(skip)]
@@ -371,8 +375,9 @@ impl Config {
             )));
         }
         crate::redact::Redactor::new(&file.redaction).map_err(|e| cfg_err(e.to_string()))?;
-        Ok(Config {
+        let cfg = Config {
             source: path.map(Path::to_path_buf),
+            default_config: env.default_config_path(),
             registry,
             providers,
             allowed_roots,
@@ -387,7 +392,80 @@ impl Config {
             log_format: file.log.format,
             line_cap,
             redaction: file.redaction,
-        })
+        };
+        cfg.check_overlaps().map_err(cfg_err)?;
+        Ok(cfg)
+    }
+
+    /// What kato reads or keeps its own state in, which nothing may write
+    /// into: every registered provider's roots (enabled or not), the config
+    /// file (the one read and the default location), the state, runtime
+    /// and logs directories.
+    pub fn protected(&self) -> Vec<Protected> {
+        let mut out = self.protected_provider_roots();
+        if let Some(src) = &self.source {
+            out.push(Protected::new("the config file", src));
+        }
+        if self.source.as_ref() != Some(&self.default_config) {
+            out.push(Protected::new(
+                "the default config file",
+                &self.default_config,
+            ));
+        }
+        out.push(Protected::new("the state directory", &self.state_dir));
+        out.push(Protected::new("the runtime directory", &self.runtime_dir));
+        out.push(Protected::new("the logs directory", &self.logs_dir));
+        out
+    }
+
+    fn protected_provider_roots(&self) -> Vec<Protected> {
+        self.providers
+            .iter()
+            .flat_map(|p| {
+                p.roots
+                    .iter()
+                    .map(|r| Protected::new(format!("the {} provider root", p.name), r))
+            })
+            .collect()
+    }
+
+    /// Export roots must not overlap anything [`Config::protected`] lists,
+    /// and kato's own directories must not overlap a provider root: either
+    /// would make kato write into what it reads. Paths are compared as
+    /// [`crate::policy::overlap`] describes.
+    fn check_overlaps(&self) -> std::result::Result<(), String> {
+        let protected = self.protected();
+        let mut writes: Vec<(&str, &Path)> = self
+            .allowed_roots
+            .iter()
+            .map(|r| ("`exports.allowed_roots` entry", r.as_path()))
+            .collect();
+        writes.push(("`exports.default_dir`", &self.default_dir));
+        for (key, path) in writes {
+            if let Some(p) = overlap::first_overlap(&protected, path) {
+                return Err(format!(
+                    "{key} {}: kato would write into what it reads or keeps its state in; \
+                     choose export directories apart from the provider roots, the config file \
+                     and kato's own directories",
+                    p.describe(path)
+                ));
+            }
+        }
+        let roots = self.protected_provider_roots();
+        let own = [
+            ("the state directory", &self.state_dir),
+            ("the runtime directory", &self.runtime_dir),
+            ("the logs directory", &self.logs_dir),
+        ];
+        for (what, path) in own {
+            if let Some(p) = overlap::first_overlap(&roots, path) {
+                return Err(format!(
+                    "{what} {}: kato would write into what it reads; move one of them",
+                    p.describe(path)
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Every registered provider's settings; a section naming no
@@ -476,6 +554,9 @@ const TEMPLATE_HEAD: &str = r#"# kato configuration. Every key is optional; the 
 
 const TEMPLATE_TAIL: &str = r#"[exports]
 # Paths typed in chat (`::capture /path`) must lie under one of these.
+# Neither these nor default_dir may contain or lie inside a provider root,
+# this file, or the state, runtime and logs directories: kato never writes
+# into what it reads (checked at load, with symlinks resolved).
 # allowed_roots = ["~/kato-exports"]
 # Where `::record` / `::capture` without a path write.
 # default_dir = "~/kato-exports"
@@ -608,6 +689,104 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("mask"), "{e}");
+    }
+
+    #[test]
+    fn export_roots_overlapping_what_kato_reads_are_refused_naming_both() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(tmp.path()).unwrap();
+        let home = base.join("home");
+        std::fs::create_dir_all(home.join(".claude/projects")).unwrap();
+        std::fs::create_dir_all(base.join("notes")).unwrap();
+        std::os::unix::fs::symlink(home.join(".claude"), base.join("notes/claude")).unwrap();
+        let env = Env {
+            home: Some(home.clone()),
+            ..Env::default()
+        };
+        let h = home.display();
+        let b = base.display();
+        let cases = [
+            // A parent of everything.
+            (
+                format!("[exports]\nallowed_roots = [\"{h}\"]\n"),
+                "contains the claude provider root",
+            ),
+            // Inside a provider root (one that does not exist yet, too).
+            (
+                format!("[exports]\nallowed_roots = [\"{h}/.claude/projects/x\"]\n"),
+                "lies inside the claude provider root",
+            ),
+            (
+                format!("[exports]\nallowed_roots = [\"{h}/.gemini\"]\n"),
+                "contains the gemini provider root",
+            ),
+            // Through a link.
+            (
+                format!("[exports]\nallowed_roots = [\"{b}/notes/claude\"]\n"),
+                "contains the claude provider root",
+            ),
+            // The default directory, the config file, kato's own directories.
+            (
+                format!(
+                    "[exports]\nallowed_roots = [\"{b}/notes\"]\ndefault_dir = \"{h}/.codex\"\n"
+                ),
+                "`exports.default_dir`",
+            ),
+            (
+                format!("[exports]\nallowed_roots = [\"{h}/.kato\"]\n"),
+                "the default config file",
+            ),
+            (
+                format!(
+                    "[exports]\nallowed_roots = [\"{b}/notes\"]\n[state]\ndir = \"{b}/notes/st\"\n"
+                ),
+                "the state directory",
+            ),
+            // kato's own state inside a provider root.
+            (
+                format!("[state]\ndir = \"{h}/.claude/projects/kato\"\n"),
+                "the state directory `",
+            ),
+        ];
+        for (toml, want) in cases {
+            let e = Config::from_toml(&toml, None, &env).unwrap_err();
+            assert_eq!(e.exit_code(), crate::error::exit::USAGE);
+            let e = e.to_string();
+            assert!(e.contains(want), "{toml}\n{e}");
+        }
+        let e = Config::from_toml(
+            &format!("[exports]\nallowed_roots = [\"{h}\"]\n"),
+            None,
+            &env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(&format!("`{h}` contains"))
+                && e.contains(&format!("`{h}/.claude/projects`")),
+            "{e}"
+        );
+        // The config file that was read is protected by its own path.
+        let cfg_path = base.join("notes/kato.toml");
+        let e = Config::from_toml(
+            &format!("[exports]\nallowed_roots = [\"{b}/notes\"]\n"),
+            Some(&cfg_path),
+            &env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("contains the config file"), "{e}");
+        // Apart from all of them: valid.
+        let c = Config::from_toml(
+            &format!("[exports]\nallowed_roots = [\"{b}/notes\"]\n"),
+            None,
+            &env,
+        )
+        .unwrap();
+        assert!(c
+            .protected()
+            .iter()
+            .any(|p| p.what == "the gemini provider root"));
     }
 
     #[test]

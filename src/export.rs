@@ -358,10 +358,9 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     let hardened = sandbox::harden_process(mode)?;
     report_degraded("startup", &hardened.missing);
     let config_file = cfg.source.as_deref();
-    let output = if req.dry_run {
-        None
-    } else {
-        req.output.clone()
+    let output = match &req.output {
+        Some(out) if !req.dry_run => Some(output_path(cfg, out)?),
+        _ => None,
     };
 
     let resolve_domain = resolve_domain(cfg, query, output.as_deref());
@@ -511,16 +510,29 @@ fn resolve_domain(cfg: &Config, query: &str, output: Option<&Path>) -> crate::sa
     resolve_domain
 }
 
-/// Create (or truncate) the output file, if there is one.
+/// The output as it will be opened (parent canonicalized), refused when
+/// it overlaps what kato reads or keeps its state in.
+fn output_path(cfg: &Config, out: &Path) -> Result<PathBuf> {
+    let path = crate::policy::output_path(out)
+        .map_err(|d| Error::Usage(format!("cannot write {}: {d}", out.display())))?;
+    if let Some(p) = crate::policy::overlap::first_overlap(&cfg.protected(), &path) {
+        return Err(Error::Usage(format!(
+            "refusing to write {}: {}; kato never writes into what it reads or keeps its state in",
+            out.display(),
+            p.describe(&path)
+        )));
+    }
+    Ok(path)
+}
+
+/// Create (or empty) the output file, if there is one: beneath its
+/// parent's descriptor, never through a symlink (the path policy's open).
 fn create_output(output: Option<&Path>) -> Result<Option<std::fs::File>> {
     output
         .map(|p| {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(p)
-                .map_err(|e| Error::io(format!("creating {}", p.display()), e))
+            crate::policy::open_output(p)
+                .map(|(f, _)| f)
+                .map_err(|d| Error::Usage(format!("cannot write {}: {d}", p.display())))
         })
         .transpose()
 }

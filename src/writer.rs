@@ -3,9 +3,12 @@
 //! A writer is a stage thread bound to exactly one destination file. It is
 //! started by the long-lived writer-spawner (whose domain is the export
 //! roots) through the spawner's own [`Confiner`], so it appears in
-//! status.json and the audit log like every stage; it narrows itself to its
-//! one file, opens it through the path policy
-//! (`openat2` beneath the root, no symlinks) and then only appends.
+//! status.json and the audit log like every stage. The spawner first
+//! creates the destination (or finds it) through the path policy's open
+//! (`openat2` beneath the root, no symlink on any component), within its
+//! own domain; the writer then narrows itself to that one file, opens it
+//! again the same way and only appends. No destination is ever created or
+//! opened by path.
 //! Payload arrives over a channel; the orchestrator never writes exports.
 //!
 //! Appends are idempotent, which makes recordings exactly-once across a
@@ -94,14 +97,18 @@ impl Drop for WriterHandle {
 }
 
 /// Start a writer stage for `target` (from the writer-spawner, whose
-/// `confiner` creates threads itself). The stage narrows to its one file,
-/// then opens it through the policy's no-follow open. Returns once the file
-/// is open (or why not).
+/// `confiner` creates threads itself). The destination is created here,
+/// in the spawner's domain, through the policy's no-follow open (a Landlock
+/// rule needs an existing file); the stage then narrows to that file and
+/// opens it the same way. Returns once the file is open (or why not).
 pub fn spawn(
     confiner: &Confiner,
     policy: Policy,
     target: Target,
 ) -> Result<WriterHandle, WriteError> {
+    policy
+        .open_append(&target)
+        .map_err(|d| WriteError::Open(d.to_string()))?;
     let (tx, rx) = mpsc::sync_channel::<WriterMsg>(4);
     let (open_tx, open_rx) = mpsc::sync_channel::<Result<(), WriteError>>(1);
     let dest = target.path.clone();

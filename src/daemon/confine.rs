@@ -151,7 +151,10 @@ pub fn prepare_default_export_dir(cfg: &Config) -> Option<String> {
             base.display()
         ));
     }
-    match super::state::ensure_private_dir(dir) {
+    // Made beneath the base's descriptor, never through a link swapped in
+    // on the way (the base itself is configuration, resolved once).
+    let rel = dir.strip_prefix(&base).unwrap_or(dir);
+    match crate::policy::create_dir_beneath(&base, rel) {
         Ok(()) => {
             tracing::debug!(dir = %dir.display(), "default export directory created");
             None

@@ -208,7 +208,7 @@ impl Recorder {
         });
         let mut r = Recorder {
             dir,
-            policy: Policy::new(&crate::sandbox::profiles::export_roots(cfg)),
+            policy: Policy::for_config(cfg),
             redactor,
             markdown: cfg.markdown.clone(),
             default_dir: cfg.default_dir.clone(),

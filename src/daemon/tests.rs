@@ -259,8 +259,10 @@ fn test_daemon(state_dir: &Path) -> Daemon {
         "[state]\ndir = \"{}\"\n[sandbox]\nmode = \"best-effort\"\n",
         state_dir.display()
     );
+    // The home beside the state directory: the default export directory
+    // (in the home) may not lie inside kato's state.
     let env = crate::config::Env {
-        home: Some(state_dir.to_path_buf()),
+        home: Some(state_dir.with_file_name("home")),
         ..Default::default()
     };
     let cfg = Config::from_toml(&toml, None, &env).unwrap();

@@ -136,7 +136,9 @@ fn config(root: &Path) -> Config {
         root.display()
     );
     let env = Env {
-        home: Some(root.join("home")),
+        // Beside the root: a home inside it would hold the default export
+        // directory, which may not lie inside a provider root.
+        home: Some(root.with_file_name("home")),
         ..Env::default()
     };
     Config::from_toml_with(registry(), &text, None, &env).unwrap()

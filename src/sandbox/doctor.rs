@@ -24,7 +24,7 @@
 //!     "applied": { "mode", "landlock": { "status": "fully-enforced" | "partially-enforced" | "not-enforced",
 //!                  "abi_pinned", "abi_kernel" }, "seccomp": { "installed", "denied": [..] },
 //!                  "no_new_privs", "capabilities_empty", "skipped": [{ "path", "reason" }],
-//!                  "created": [], "missing": [{ "feature", "advice" }] } | null,
+//!                  "missing": [{ "feature", "advice" }] } | null,
 //!     "error": "…" | null,
 //!     "thread": { "no_new_privs", "seccomp", "capabilities" } },
 //!   "policy": {                          // the normalized policy; policy_hash is its SHA-256

@@ -67,19 +67,21 @@ pub use self::stage::{
 /// ioctl, no sockets, fifos, devices or symlinks created, no TCP unless
 /// [`Domain::network`].
 ///
-/// A file in `write_files` that does not exist yet is created (empty,
-/// mode 0600, `O_EXCL|O_NOFOLLOW`) by [`Domain::apply`] *before* the thread
-/// restricts itself, using the rights of the domain the thread is still in.
-/// This is how a writer "creates its own destination": Landlock cannot grant
-/// creation of one name — `make_reg` covers a whole directory, and writing
-/// the new file then needs `write_file` on that directory, i.e. on every file
-/// in it. Creating first and granting the one inode afterwards gives the
-/// stage its file and nothing beside it.
+/// A file in `write_files` must exist when [`Domain::apply`] runs: the
+/// caller creates it first, still in its own domain, through the path
+/// policy's open ([`crate::policy::open`]: beneath a directory descriptor,
+/// no symbolic link on any component). This is how a writer "creates its
+/// own destination": Landlock cannot grant creation of one name —
+/// `make_reg` covers a whole directory, and writing the new file then needs
+/// `write_file` on that directory, i.e. on every file in it. Creating first
+/// and granting the one inode afterwards gives the stage its file and
+/// nothing beside it. `apply` itself never creates a file: a creation by
+/// path would follow a parent directory swapped for a link.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Domain {
     /// Files and directory trees the stage may read.
     pub read: Vec<PathBuf>,
-    /// Regular files the stage may write (created when missing, see above).
+    /// Regular files the stage may write (they must exist, see above).
     pub write_files: Vec<PathBuf>,
     /// Directories in which the stage may create files and subdirectories.
     pub create_in: Vec<PathBuf>,
@@ -134,8 +136,8 @@ impl Domain {
             return Err(SandboxError::NotEnforced { missing });
         }
 
-        // 3. Files this stage creates for itself, while it still may.
-        let created = materialize(&self.write_files)?;
+        // 3. The files this stage may write are regular files, not links.
+        check_write_files(&self.write_files)?;
 
         // 4. Landlock.
         let outcome = landlock::restrict(self, mode, abi, kernel)?;
@@ -203,7 +205,6 @@ impl Domain {
             no_new_privs: state.no_new_privs,
             capabilities_empty: caps.is_empty(),
             skipped: outcome.skipped,
-            created,
             missing,
         })
     }
@@ -224,13 +225,8 @@ impl Domain {
     }
 }
 
-/// Create each missing file of `write_files`: empty, 0600, never through a
-/// symlink. Existing entries must be regular files (not symlinks).
-fn materialize(files: &[PathBuf]) -> Result<Vec<PathBuf>, SandboxError> {
-    use std::fs::OpenOptions;
-    use std::os::unix::fs::OpenOptionsExt;
-
-    let mut created = Vec::new();
+/// Each of `write_files` must be an existing regular file, not a link.
+fn check_write_files(files: &[PathBuf]) -> Result<(), SandboxError> {
     for path in files {
         match std::fs::symlink_metadata(path) {
             Ok(meta) if meta.file_type().is_symlink() => {
@@ -240,42 +236,16 @@ fn materialize(files: &[PathBuf]) -> Result<Vec<PathBuf>, SandboxError> {
                 return Err(SandboxError::NotRegularFile { path: path.clone() })
             }
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let parent = path.parent().unwrap_or(Path::new("/"));
-                if !parent.is_dir() {
-                    return Err(SandboxError::Path {
-                        action: "create",
-                        path: path.clone(),
-                        source: io::Error::new(
-                            io::ErrorKind::NotFound,
-                            format!("parent directory `{}` does not exist", parent.display()),
-                        ),
-                    });
-                }
-                // O_CREAT|O_EXCL never follows a symlink, dangling or not.
-                OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-                    .open(path)
-                    .map_err(|source| SandboxError::Path {
-                        action: "create",
-                        path: path.clone(),
-                        source,
-                    })?;
-                created.push(path.clone());
-            }
             Err(source) => {
                 return Err(SandboxError::Path {
-                    action: "inspect",
+                    action: "find the file to write",
                     path: path.clone(),
                     source,
                 })
             }
         }
     }
-    Ok(created)
+    Ok(())
 }
 
 /// How much of a Landlock ruleset the kernel enforces.
@@ -359,10 +329,6 @@ fn lossy_path<S: serde::Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&p.to_string_lossy())
 }
 
-fn lossy_paths<S: serde::Serializer>(v: &[PathBuf], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(v.iter().map(|p| p.to_string_lossy()))
-}
-
 /// What [`Domain::apply`] did to the calling thread.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Applied {
@@ -373,9 +339,6 @@ pub struct Applied {
     pub capabilities_empty: bool,
     /// Paths left out (missing read paths, non-directories given as trees).
     pub skipped: Vec<Skipped>,
-    /// `write_files` that were created before restricting.
-    #[serde(serialize_with = "lossy_paths")]
-    pub created: Vec<PathBuf>,
     /// Empty when fully enforced; in best-effort mode, what is missing.
     pub missing: Vec<Missing>,
 }

@@ -67,9 +67,9 @@ pub fn signals() -> Domain {
 }
 
 /// A writer bound to one destination: read and write that file, nothing
-/// beside it. A missing destination is created when the domain is applied,
-/// under the rights of the domain the thread is still in (the writer
-/// spawner's), then the thread narrows to the one file. No truncation.
+/// beside it. The destination exists by then: the writer-spawner created
+/// it, in its own domain, through the path policy's no-follow open
+/// ([`crate::writer::spawn`]). No truncation.
 pub fn writer(dest_file: &Path) -> Domain {
     Domain {
         read: vec![dest_file.to_path_buf()],

@@ -336,9 +336,9 @@ impl Confiner {
     /// short of full enforcement), `f` never runs and the error is
     /// returned here.
     ///
-    /// The new thread starts in its creator's domain, so anything `domain`
-    /// creates up front (a writer's destination) is created with the
-    /// creator's rights; the thread then only ever narrows.
+    /// The new thread starts in its creator's domain and only ever narrows;
+    /// a file `domain` grants writing must already exist (the creator
+    /// makes it, with its own rights, through the path policy).
     pub fn spawn<T, F>(
         &self,
         name: StageName,

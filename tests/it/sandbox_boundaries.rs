@@ -343,6 +343,11 @@ fn writer_creates_its_destination_and_nothing_beside_it() {
                 profiles::writer_spawner(std::slice::from_ref(&ex))
                     .apply(SandboxMode::Enforce)
                     .unwrap();
+                // The spawner creates the destination through the path
+                // policy, as `writer::spawn` does, before the writer narrows.
+                let policy = kato::policy::Policy::new(std::slice::from_ref(&ex), Vec::new());
+                let target = policy.check(d.as_os_str()).unwrap();
+                let (_, created) = policy.open_append(&target).unwrap();
                 let (d2, sib2, n2) = (d.clone(), sib.clone(), ex.join("notes"));
                 let w = Confiner::new(SandboxMode::Enforce)
                     .spawn(StageName::Writer, profiles::writer(&d), move || {
@@ -363,13 +368,13 @@ fn writer_creates_its_destination_and_nothing_beside_it() {
                         c.0
                     })
                     .unwrap();
-                let created = w.applied().unwrap().created.clone();
+                assert!(w.applied().unwrap().is_fully_enforced());
                 let failures = w.join().unwrap();
                 assert!(failures.is_empty(), "\n{}", failures.join("\n"));
                 (created, true)
             });
             assert!(ran);
-            assert_eq!(created, std::slice::from_ref(&dest));
+            assert!(created, "the spawner created the destination");
             assert_eq!(fs::read_to_string(&dest).unwrap(), "# hello\n");
             assert!(!notes.join("other.md").exists(), "no stray empty file");
             assert_eq!(fs::read_to_string(&sibling).unwrap(), "mine\n");
@@ -454,6 +459,67 @@ fn writer_spawner_creates_under_export_roots_never_removes() {
     );
 }
 
+/// The writer-spawner's domain comes from a configuration whose export
+/// roots overlap nothing kato reads (an overlapping one does not load):
+/// Landlock grants only what is allowed, so the domain holds no provider
+/// root, config file or state directory, and the kernel refuses writes
+/// there.
+#[test]
+fn the_writer_spawner_cannot_write_into_what_kato_reads() {
+    in_child(
+        "the_writer_spawner_cannot_write_into_what_kato_reads",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let base = fs::canonicalize(tmp.path()).unwrap();
+            let (claude, state) = (base.join("claude"), base.join("state"));
+            fs::create_dir_all(claude.join("p")).unwrap();
+            fs::create_dir_all(base.join("exports")).unwrap();
+            fs::create_dir_all(&state).unwrap();
+            let session = claude.join("p/s.jsonl");
+            fs::write(&session, "{}\n").unwrap();
+            let cfg_path = base.join("config.toml");
+            let text = |allowed: &Path| {
+                format!(
+                    "[providers.claude]\nroots = [\"{}\"]\n[state]\ndir = \"{}\"\n\
+                 [exports]\nallowed_roots = [\"{}\"]\n",
+                    claude.display(),
+                    state.display(),
+                    allowed.display()
+                )
+            };
+            let env = Env {
+                home: Some(base.join("home")),
+                ..Env::default()
+            };
+            // The configuration that would put them in the domain is refused.
+            assert!(Config::from_toml(&text(&base), Some(&cfg_path), &env).is_err());
+            let toml = text(&base.join("exports"));
+            fs::write(&cfg_path, &toml).unwrap();
+            let cfg = Config::from_toml(&toml, Some(&cfg_path), &env).unwrap();
+            let domain = profiles::writer_spawner(&profiles::export_roots(&cfg));
+            let (s, c, st, cl, ex) = (
+                session.clone(),
+                cfg_path.clone(),
+                state.clone(),
+                claude.clone(),
+                base.join("exports"),
+            );
+            confined(move || {
+                domain.apply(SandboxMode::Enforce).unwrap();
+                let mut k = Checks::default();
+                k.ok("create in the export root", create(&ex.join("a.md")));
+                k.eacces("append to a session file", append(&s, "x"));
+                k.eacces("create in a provider root", create(&cl.join("p/x.jsonl")));
+                k.eacces("append to the config file", append(&c, "x"));
+                k.eacces("create in the state dir", create(&st.join("x")));
+                k.finish();
+            });
+            assert_eq!(fs::read_to_string(&session).unwrap(), "{}\n");
+            assert_eq!(fs::read_to_string(&cfg_path).unwrap(), toml);
+        },
+    );
+}
+
 #[test]
 fn export_reads_its_sources_and_writes_exactly_its_output() {
     in_child(
@@ -486,7 +552,7 @@ fn export_reads_its_sources_and_writes_exactly_its_output() {
                 let applied = profiles::export(std::slice::from_ref(&s), Some(&c2), Some(&ot))
                     .apply(SandboxMode::Enforce)
                     .unwrap();
-                assert!(applied.created.is_empty());
+                assert!(applied.skipped.is_empty());
                 let mut c = Checks::default();
                 c.ok("read source", fs::read(&s));
                 c.ok("read config", fs::read(&c2));
@@ -831,4 +897,112 @@ fn scrubbed_environment_keeps_only_what_is_named() {
             "{names:?}"
         );
     });
+}
+
+/// Best-effort without Landlock: while one thread keeps exchanging a
+/// directory under the export root with a symbolic link to the outside,
+/// writers are started (exactly as the writer-spawner starts them) for
+/// fresh files in that directory. The path policy alone must keep every
+/// file inside the root: nothing may ever appear outside, not even empty.
+#[test]
+fn parent_swapped_for_a_symlink_while_writers_create_never_writes_outside_without_landlock() {
+    in_child(
+        "parent_swapped_for_a_symlink_while_writers_create_never_writes_outside_without_landlock",
+        || {
+            use kato::policy::Policy;
+            use rustix::fs::{renameat_with, RenameFlags, CWD};
+            // Creates the check allowed (about as many more are refused
+            // by the check itself), and the bound on the whole loop.
+            const ROUNDS: usize = 400;
+            const DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+            let tmp = tempfile::tempdir().unwrap();
+            let base = fs::canonicalize(tmp.path()).unwrap();
+            let (root, outside) = (base.join("root"), base.join("outside"));
+            fs::create_dir_all(root.join("race")).unwrap();
+            fs::create_dir(&outside).unwrap();
+            std::os::unix::fs::symlink(&outside, root.join("race.link")).unwrap();
+
+            let stop = Arc::new(AtomicBool::new(false));
+            let (r2, s2) = (root.clone(), stop.clone());
+            // Unconfined: created before anything is hardened.
+            let swapper = std::thread::spawn(move || {
+                let (a, b) = (r2.join("race"), r2.join("race.link"));
+                let (mut swaps, mut seed) = (0u64, 0x9e37_79b9_7f4a_7c15u64);
+                while !s2.load(Ordering::Relaxed) {
+                    renameat_with(CWD, &a, CWD, &b, RenameFlags::EXCHANGE).unwrap();
+                    swaps += 1;
+                    // Hold each state for 0–255 µs: long enough for a
+                    // check to pass, short enough to swap under an open.
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let hold = std::time::Duration::from_micros(seed % 256);
+                    let t = std::time::Instant::now();
+                    while t.elapsed() < hold {
+                        std::hint::spin_loop();
+                    }
+                }
+                swaps
+            });
+            let r3 = root.clone();
+            let (allowed, opened) = std::thread::spawn(move || {
+                harden_process(SandboxMode::BestEffort).unwrap();
+                block_landlock_syscalls();
+                let policy = Policy::new(std::slice::from_ref(&r3), Vec::new());
+                let confiner = Confiner::new(SandboxMode::BestEffort);
+                confiner
+                    .spawn(
+                        StageName::WriterSpawner,
+                        profiles::writer_spawner(std::slice::from_ref(&r3)),
+                        move || {
+                            let writers = Confiner::new(SandboxMode::BestEffort);
+                            let (mut allowed, mut opened) = (0, 0);
+                            let deadline = std::time::Instant::now() + DEADLINE;
+                            for i in 0.. {
+                                if allowed >= ROUNDS || std::time::Instant::now() > deadline {
+                                    break;
+                                }
+                                let raw = r3.join(format!("race/w-{i}.md"));
+                                let Ok(target) = policy.check(raw.as_os_str()) else {
+                                    continue;
+                                };
+                                allowed += 1;
+                                if let Ok(w) = kato::writer::spawn(&writers, policy.clone(), target)
+                                {
+                                    opened += 1;
+                                    w.close();
+                                }
+                            }
+                            (allowed, opened)
+                        },
+                    )
+                    .unwrap()
+                    .join()
+                    .unwrap()
+            })
+            .join()
+            .unwrap();
+            stop.store(true, Ordering::Relaxed);
+            let swaps = swapper.join().unwrap();
+            let stray: Vec<_> = fs::read_dir(&outside)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            let msg = format!(
+                "{ROUNDS} rounds, {swaps} swaps, {allowed} allowed by the check, {opened} opened"
+            );
+            eprintln!("{msg}");
+            assert!(
+                stray.is_empty(),
+                "{msg}; written outside the root: {stray:?}"
+            );
+            assert!(
+                allowed == ROUNDS && swaps > 0,
+                "{msg}: the race was not exercised"
+            );
+            // Some swaps landed between the check and the open (about a
+            // third here): the open itself refused them.
+            assert!(opened < allowed, "{msg}: no swap under an open");
+        },
+    );
 }

@@ -22,7 +22,6 @@ fn good_trace() -> Vec<String> {
         r#"100 capget({version=_LINUX_CAPABILITY_VERSION_3, pid=0}, {effective=1<<CAP_CHOWN|1<<CAP_SETPCAP, permitted=1<<CAP_CHOWN|1<<CAP_SETPCAP, inheritable=0}) = 0"#,
         r#"100 prctl(PR_CAPBSET_DROP, CAP_CHOWN) = 0"#,
         r#"100 capset({version=_LINUX_CAPABILITY_VERSION_3, pid=0}, {effective=0, permitted=0, inheritable=0}) = 0"#,
-        r#"100 openat(AT_FDCWD, "/o/out.md", O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC, 0600) = 3"#,
         r#"100 openat(AT_FDCWD, "/s/a.jsonl", O_RDONLY|O_CLOEXEC|O_PATH) = 4"#,
         r#"100 landlock_create_ruleset({handled_access_fs=LANDLOCK_ACCESS_FS_EXECUTE|LANDLOCK_ACCESS_FS_WRITE_FILE, handled_access_net=LANDLOCK_ACCESS_NET_BIND_TCP|LANDLOCK_ACCESS_NET_CONNECT_TCP, scoped=LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET|LANDLOCK_SCOPE_SIGNAL}, 24, 0) = 5"#,
         r#"100 landlock_restrict_self(5, 0) = 0"#,
@@ -33,7 +32,10 @@ fn good_trace() -> Vec<String> {
         r#"101 futex(0x7f2c, FUTEX_WAIT_PRIVATE, 2, NULL) = 0"#,
         r#"100 <... openat resumed>) = 3"#,
         r#"100 read(3, "{\"type\":\"user\"}\n", 8192) = 16"#,
-        r#"100 openat(AT_FDCWD, "/o/out.md", O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0666) = 4"#,
+        r#"100 open("/", O_RDONLY|O_CLOEXEC|O_DIRECTORY|O_PATH) = 4"#,
+        r#"100 openat2(4, "o", {flags=O_RDONLY|O_CLOEXEC|O_DIRECTORY|O_PATH, resolve=RESOLVE_NO_MAGICLINKS|RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH}, 24) = 5"#,
+        r#"100 openat2(5, "out.md", {flags=O_WRONLY|O_CLOEXEC|O_NOCTTY|O_NONBLOCK|O_NOFOLLOW, resolve=RESOLVE_NO_MAGICLINKS|RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH}, 24) = -1 ENOENT (No such file or directory)"#,
+        r#"100 openat2(5, "out.md", {flags=O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC|O_NOCTTY|O_NONBLOCK|O_NOFOLLOW, mode=0600, resolve=RESOLVE_NO_MAGICLINKS|RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH}, 24) = 6"#,
         r#"100 --- SIGCHLD {si_signo=SIGCHLD, si_code=CLD_EXITED} ---"#,
         r#"100 +++ exited with 0 +++"#,
     ]
@@ -195,6 +197,13 @@ fn creating_anything_but_the_output_fails() {
         &extra,
         "created a file other than the output: /o/out.md.tmp",
     );
+    // Beneath a directory descriptor, only the output's own name.
+    let beside = with_line(
+        &good_trace(),
+        "read(3",
+        r#"100 openat2(5, "other.md", {flags=O_WRONLY|O_CREAT|O_EXCL, mode=0600, resolve=RESOLVE_BENEATH}, 24) = 7"#,
+    );
+    assert_fails(&beside, "created a file other than the output: other.md");
     let dir = with_line(&good_trace(), "read(3", r#"100 mkdir("/o/x", 0777) = 0"#);
     assert_fails(&dir, "filesystem entry created");
     // A refused creation is not a creation.

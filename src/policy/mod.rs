@@ -8,22 +8,34 @@
 //!    built. The file itself must not be a symlink, a directory, a special
 //!    file, or a file with several hard links (a hard link would let a write
 //!    inside a root change a file outside it).
-//! 3. [`Policy::open_append`] opens with `openat2(root, rel,
-//!    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)` relative
-//!    to the root's directory handle, so a symlink swapped in after the check
-//!    cannot redirect the write; files are opened `O_APPEND` and never
-//!    truncated. The writer's Landlock domain is the second, independent wall.
+//! 3. The destination must not overlap a [`Protected`] place — a provider
+//!    root, the config file, the state, runtime or logs directory —
+//!    compared as [`overlap`] describes, with the protected paths resolved
+//!    again at each check (a link made since start is seen).
+//! 4. [`Policy::open_append`] opens the root by its canonical path with no
+//!    symlink allowed on the way, checks it is still the directory it was
+//!    at start (device and inode), and opens the file beneath it with
+//!    `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)`
+//!    ([`open`]), so a symlink swapped in after the check cannot redirect
+//!    the write — with or without Landlock. Files are opened `O_APPEND` and
+//!    never truncated. The writer's Landlock domain is the second wall.
 
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags, ResolveFlags};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+pub mod open;
+pub mod overlap;
+
+pub use self::open::{open_beneath, open_dir, Write};
+pub use self::overlap::Protected;
 
 /// Longest accepted path, in bytes (Linux `PATH_MAX` less the NUL).
 pub const MAX_PATH: usize = 4095;
@@ -48,6 +60,10 @@ pub enum DenyReason {
     Symlink,
     NotRegularFile,
     HardLinked,
+    /// Inside (or containing) a place kato reads or keeps its state in.
+    Protected,
+    /// The export root is no longer the directory it was at start.
+    RootReplaced,
     /// The filesystem answered with an unexpected error.
     Io,
 }
@@ -68,6 +84,10 @@ impl DenyReason {
             DenyReason::Symlink => "the destination is a symbolic link",
             DenyReason::NotRegularFile => "the destination is not a regular file",
             DenyReason::HardLinked => "the destination has several hard links",
+            DenyReason::Protected => "kato never writes into what it reads or keeps its state in",
+            DenyReason::RootReplaced => {
+                "the export root was replaced since kato started (restart kato to accept it)"
+            }
             DenyReason::Io => "the filesystem refused the check",
         }
     }
@@ -89,6 +109,10 @@ pub struct Root {
     pub configured: PathBuf,
     /// Canonical (symlinks resolved) when the policy was built.
     pub canonical: PathBuf,
+    /// Device and inode when the policy was built: the directory every
+    /// open goes beneath.
+    #[serde(skip)]
+    id: (u64, u64),
 }
 
 /// A destination that passed the check.
@@ -104,36 +128,55 @@ pub struct Target {
     pub exists: bool,
 }
 
-/// The allowed roots, canonicalized once.
+/// The allowed roots, canonicalized once, and the places never written.
 #[derive(Debug, Clone)]
 pub struct Policy {
     roots: Vec<Root>,
     /// Configured roots that could not be canonicalized (missing).
     missing: Vec<PathBuf>,
+    protected: Vec<Protected>,
     hash: String,
 }
 
 impl Policy {
-    /// Build from configured roots. Roots that do not exist are remembered
-    /// as missing and allow nothing.
-    pub fn new(configured: &[PathBuf]) -> Policy {
+    /// Build from configured roots and the places no destination may
+    /// overlap. Roots that do not exist are remembered as missing and
+    /// allow nothing.
+    pub fn new(configured: &[PathBuf], protected: Vec<Protected>) -> Policy {
         let mut roots = Vec::new();
         let mut missing = Vec::new();
         for c in configured {
-            match std::fs::canonicalize(c) {
-                Ok(canonical) if canonical.is_dir() => roots.push(Root {
+            let found = std::fs::canonicalize(c)
+                .and_then(|canonical| std::fs::metadata(&canonical).map(|m| (canonical, m)));
+            match found {
+                Ok((canonical, m)) if m.is_dir() => roots.push(Root {
                     configured: c.clone(),
                     canonical,
+                    id: (m.dev(), m.ino()),
                 }),
                 _ => missing.push(c.clone()),
             }
         }
-        let hash = policy_hash(&roots, &missing);
+        let hash = policy_hash(&roots, &missing, &protected);
         Policy {
             roots,
             missing,
+            protected,
             hash,
         }
+    }
+
+    /// The daemon's policy: the export roots of `cfg`, protecting what
+    /// `cfg` says kato reads and keeps its state in.
+    pub fn for_config(cfg: &crate::config::Config) -> Policy {
+        Policy::new(
+            &crate::sandbox::profiles::export_roots(cfg),
+            cfg.protected(),
+        )
+    }
+
+    pub fn protected(&self) -> &[Protected] {
+        &self.protected
     }
 
     pub fn roots(&self) -> &[Root] {
@@ -220,6 +263,9 @@ impl Policy {
         if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
             return deny(DenyReason::NotUnderRoot, shown());
         }
+        if let Some(p) = overlap::first_overlap(&self.protected, &path) {
+            return deny(DenyReason::Protected, p.describe(&path));
+        }
         let exists = match std::fs::symlink_metadata(&path) {
             Ok(m) => {
                 let ft = m.file_type();
@@ -246,69 +292,76 @@ impl Policy {
     }
 
     /// Open a checked target for appending (creating it when missing),
-    /// re-checking with no-follow semantics relative to the root's handle.
-    /// Returns the file and whether this call created it.
+    /// re-checking with no-follow semantics beneath the root's directory,
+    /// which must still be the one found at start. Returns the file and
+    /// whether this call created it.
     pub fn open_append(&self, target: &Target) -> Result<(File, bool), Denied> {
         let root = self.roots.get(target.root).ok_or_else(|| Denied {
             reason: DenyReason::NotUnderRoot,
             detail: target.path.display().to_string(),
         })?;
-        open_beneath(&root.canonical, &target.rel, &target.path)
+        let shown = &target.path;
+        let dir = open_dir(&root.canonical).map_err(|e| open_error(e, shown))?;
+        let st = rustix::fs::fstat(&dir).map_err(|e| open_error(e, shown))?;
+        if (st.st_dev, st.st_ino) != root.id {
+            return Err(Denied {
+                reason: DenyReason::RootReplaced,
+                detail: root.canonical.display().to_string(),
+            });
+        }
+        open_beneath(dir.as_fd(), &target.rel, Write::Append).map_err(|e| open_error(e, shown))
     }
 }
 
-/// Open `rel` beneath `root` without following any symlink, for appending;
-/// create it (exclusively) when missing. Never truncates.
-pub fn open_beneath(root: &Path, rel: &Path, shown: &Path) -> Result<(File, bool), Denied> {
-    let denied = |reason, e: Option<io::Error>| Denied {
+/// Where a user-named output file is: its parent directory canonicalized
+/// (the user's own links followed, once), joined with its name.
+pub fn output_path(path: &Path) -> Result<PathBuf, Denied> {
+    let denied = |reason| Denied {
         reason,
-        detail: match e {
-            Some(e) => format!("{}: {e}", shown.display()),
-            None => shown.display().to_string(),
-        },
+        detail: path.display().to_string(),
     };
-    let dir = rustix::fs::open(
-        root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| denied(DenyReason::Io, Some(e.into())))?;
-    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
-    // Read as well as append: a writer verifies what a cut-off append left.
-    let base = OFlags::RDWR | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
-    let mode = Mode::from_raw_mode(0o600);
-    let mut created = false;
-    // openat2 rejects a mode without O_CREAT: pass none on the first try.
-    let fd = match rustix::fs::openat2(&dir, rel, base, Mode::empty(), resolve) {
-        Ok(fd) => fd,
-        Err(rustix::io::Errno::NOENT) => {
-            match rustix::fs::openat2(
-                &dir,
-                rel,
-                base | OFlags::CREATE | OFlags::EXCL,
-                mode,
-                resolve,
-            ) {
-                Ok(fd) => {
-                    created = true;
-                    fd
-                }
-                Err(e) => return Err(open_error(e, shown)),
-            }
-        }
-        Err(e) => return Err(open_error(e, shown)),
+    let Some(Component::Normal(name)) = path.components().next_back() else {
+        return Err(denied(DenyReason::DirectorySyntax));
     };
-    let file = File::from(fd);
-    let meta = file
-        .metadata()
-        .map_err(|e| denied(DenyReason::Io, Some(e)))?;
-    if !meta.file_type().is_file() {
-        return Err(denied(DenyReason::NotRegularFile, None));
+    if path.as_os_str().as_bytes().ends_with(b"/") {
+        return Err(denied(DenyReason::DirectorySyntax));
     }
-    if meta.nlink() > 1 {
-        return Err(denied(DenyReason::HardLinked, None));
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let parent = std::fs::canonicalize(parent).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => denied(DenyReason::ParentMissing),
+        io::ErrorKind::NotADirectory => denied(DenyReason::ParentNotDirectory),
+        _ => denied(DenyReason::Io),
+    })?;
+    Ok(parent.join(name))
+}
+
+/// Open the one-shot export's output (from [`output_path`]) to be
+/// replaced, creating it when missing: beneath its parent's descriptor,
+/// never through a symlink.
+pub fn open_output(path: &Path) -> Result<(File, bool), Denied> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Denied {
+            reason: DenyReason::DirectorySyntax,
+            detail: path.display().to_string(),
+        });
+    };
+    let dir = open_dir(parent).map_err(|e| open_error(e, path))?;
+    open_beneath(dir.as_fd(), Path::new(name), Write::Replace).map_err(|e| open_error(e, path))
+}
+
+/// Create the directory `rel` and its missing parents beneath `base` (an
+/// existing directory, canonicalized here: it comes from the
+/// configuration), never through a symlink; `rel` holds plain names only.
+pub fn create_dir_beneath(base: &Path, rel: &Path) -> io::Result<()> {
+    let base = std::fs::canonicalize(base)?;
+    let fd = open_dir(&base)?;
+    if !rel.as_os_str().is_empty() {
+        open::create_dirs(fd.as_fd(), rel)?;
     }
-    Ok((file, created))
+    Ok(())
 }
 
 fn open_error(e: rustix::io::Errno, shown: &Path) -> Denied {
@@ -316,7 +369,8 @@ fn open_error(e: rustix::io::Errno, shown: &Path) -> Denied {
         rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => DenyReason::Symlink,
         rustix::io::Errno::NOENT => DenyReason::ParentMissing,
         rustix::io::Errno::NOTDIR => DenyReason::ParentNotDirectory,
-        rustix::io::Errno::ISDIR => DenyReason::NotRegularFile,
+        rustix::io::Errno::ISDIR | rustix::io::Errno::PERM => DenyReason::NotRegularFile,
+        rustix::io::Errno::MLINK => DenyReason::HardLinked,
         _ => DenyReason::Io,
     };
     Denied {
@@ -325,21 +379,25 @@ fn open_error(e: rustix::io::Errno, shown: &Path) -> Denied {
     }
 }
 
-fn policy_hash(roots: &[Root], missing: &[PathBuf]) -> String {
+fn policy_hash(roots: &[Root], missing: &[PathBuf], protected: &[Protected]) -> String {
     #[derive(Serialize)]
     struct Normalized<'a> {
         version: u32,
         roots: Vec<&'a Path>,
         missing: Vec<&'a Path>,
+        protected: Vec<&'a Path>,
     }
     let mut r: Vec<&Path> = roots.iter().map(|r| r.canonical.as_path()).collect();
     r.sort();
     let mut m: Vec<&Path> = missing.iter().map(PathBuf::as_path).collect();
     m.sort();
+    let mut p: Vec<&Path> = protected.iter().map(|p| p.path.as_path()).collect();
+    p.sort();
     let json = serde_json::to_vec(&Normalized {
-        version: 1,
+        version: 2,
         roots: r,
         missing: m,
+        protected: p,
     })
     .unwrap_or_default();
     let digest = Sha256::digest(&json);
@@ -376,7 +434,7 @@ mod tests {
         symlink(outside.join("secret.md"), root.join("file-link.md")).unwrap();
         std::fs::hard_link(outside.join("secret.md"), root.join("hard.md")).unwrap();
         std::fs::create_dir_all(root.join("fifo-dir")).unwrap();
-        let policy = Policy::new(std::slice::from_ref(&root));
+        let policy = Policy::new(std::slice::from_ref(&root), Vec::new());
         Tree {
             _dir: dir,
             base,
@@ -491,7 +549,7 @@ mod tests {
         let t = tree();
         let link = t.base.join("root-link");
         symlink(&t.root, &link).unwrap();
-        let p = Policy::new(std::slice::from_ref(&link));
+        let p = Policy::new(std::slice::from_ref(&link), Vec::new());
         let target = p
             .check(OsStr::new(&format!("{}/a.md", link.display())))
             .unwrap();
@@ -505,7 +563,7 @@ mod tests {
     #[test]
     fn missing_roots_allow_nothing_and_change_the_hash() {
         let t = tree();
-        let p = Policy::new(&[t.base.join("nope")]);
+        let p = Policy::new(&[t.base.join("nope")], Vec::new());
         assert_eq!(p.missing_roots().len(), 1);
         assert_eq!(
             p.check(OsStr::new(&format!("{}/nope/a.md", t.base.display())))
@@ -515,7 +573,7 @@ mod tests {
         assert_ne!(p.hash(), t.policy.hash());
         assert_eq!(
             t.policy.hash(),
-            Policy::new(std::slice::from_ref(&t.root)).hash()
+            Policy::new(std::slice::from_ref(&t.root), Vec::new()).hash()
         );
         assert_eq!(t.policy.hash().len(), 64);
     }
@@ -574,6 +632,75 @@ mod tests {
             std::fs::read_to_string(t.outside.join("secret.md")).unwrap(),
             "x"
         );
+    }
+
+    #[test]
+    fn destinations_overlapping_a_protected_place_are_refused() {
+        let t = tree();
+        let sessions = t.root.join("sub/deep");
+        let config = t.root.join("config.toml");
+        let late = t.base.join("late/root");
+        let protected = vec![
+            Protected::new("the claude provider root", &sessions),
+            Protected::new("the config file", &config),
+            Protected::new("the gemini provider root", &late),
+        ];
+        let p = Policy::new(std::slice::from_ref(&t.root), protected);
+        let reason = |raw: &Path| {
+            p.check(raw.as_os_str())
+                .map(|t| t.rel)
+                .map_err(|d| d.reason)
+        };
+        // The session file itself, anything beside it, and the config.
+        for raw in [
+            sessions.join("s.jsonl"),
+            t.root.join("in-link/deep/s.jsonl"),
+            config.clone(),
+        ] {
+            assert_eq!(reason(&raw), Err(DenyReason::Protected), "{raw:?}");
+        }
+        // A sibling of the protected directory is fine.
+        assert_eq!(
+            reason(&t.root.join("sub/a.md")),
+            Ok(PathBuf::from("sub/a.md"))
+        );
+        // A provider root missing at start, linked into the root later.
+        std::fs::create_dir_all(t.root.join("sub/g")).unwrap();
+        assert!(reason(&t.root.join("sub/g/x.md")).is_ok());
+        std::fs::create_dir_all(t.base.join("late")).unwrap();
+        symlink(t.root.join("sub/g"), &late).unwrap();
+        assert_eq!(
+            reason(&t.root.join("sub/g/x.md")),
+            Err(DenyReason::Protected)
+        );
+        // The message names both paths.
+        let d = p.check(config.as_os_str()).unwrap_err().to_string();
+        assert!(
+            d.contains(&*config.to_string_lossy()) && d.contains("the config file"),
+            "{d}"
+        );
+        // The protected places are part of the policy's hash.
+        assert_ne!(p.hash(), t.policy.hash());
+    }
+
+    #[test]
+    fn a_root_replaced_after_start_is_not_opened() {
+        let t = tree();
+        let target = t
+            .policy
+            .check(OsStr::new(&format!("{}/sub/a.md", t.root.display())))
+            .unwrap();
+        // The same path, another directory (with the same layout).
+        std::fs::rename(&t.root, t.base.join("old-root")).unwrap();
+        std::fs::create_dir_all(t.root.join("sub")).unwrap();
+        let err = t.policy.open_append(&target).unwrap_err();
+        assert_eq!(err.reason, DenyReason::RootReplaced);
+        assert!(!t.root.join("sub/a.md").exists());
+        // A link to the old root in its place is refused too.
+        std::fs::remove_dir_all(&t.root).unwrap();
+        symlink(t.base.join("old-root"), &t.root).unwrap();
+        let err = t.policy.open_append(&target).unwrap_err();
+        assert_eq!(err.reason, DenyReason::Symlink);
     }
 
     #[test]
