@@ -291,7 +291,13 @@ fn audit_verify(path: &Path, external: Option<&str>) -> Result<i32> {
         })?),
         None => None,
     };
-    let v = verify::check(path, external.as_deref())
+    // A daemon holding the log's directory may append while this reads.
+    let live = path
+        .parent()
+        .and_then(|dir| lifecycle::holder(dir).ok())
+        .flatten()
+        .is_some();
+    let v = verify::check(path, external.as_deref(), live)
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     for n in &v.notes {
         println!("note: line {}: {}: {}", n.line, n.event.as_str(), n.reason);
@@ -313,6 +319,10 @@ fn audit_verify(path: &Path, external: Option<&str>) -> Result<i32> {
         AnchorVerdict::OneAhead => format!(
             "anchored up to record {}; the last record was written just before kato stopped and is not anchored",
             chain.records - 1
+        ),
+        AnchorVerdict::Growing(n) => format!(
+            "anchored up to record {}; the running daemon wrote {n} record(s) since",
+            chain.records - n
         ),
         AnchorVerdict::Missing(p) if chain.records == 0 => format!("no anchor yet ({})", p.display()),
         AnchorVerdict::Missing(p) => {

@@ -5,8 +5,8 @@
 //! |---|---|---|
 //! | bytes after the last newline (a record cut off) | cut off | `audit.repaired` |
 //! | one record more than anchored, chained to the anchored one | anchored | `audit.repaired` |
-//! | no anchor (a log from before anchors, or a new one) | anchored as found | `audit.anchored` (unless empty) |
-//! | anything else: fewer records, another head, an unreadable anchor or last record | log and anchor set aside, a new chain begins | `audit.restarted` |
+//! | no anchor (a log from before anchors, or a new one), an intact chain | anchored as found | `audit.anchored` (unless empty) |
+//! | anything else: fewer records, another head, an unreadable anchor or last record, no anchor and a broken chain | log and anchor set aside, a new chain begins | `audit.restarted` |
 //!
 //! A log that does not match its anchor is never repaired in place: it is
 //! kept byte for byte as `security-audit.jsonl.set-aside-<ms>` for
@@ -91,10 +91,16 @@ pub fn open(path: &Path) -> Result<super::Opened, AuditError> {
             create_anchor(&anchor_path, &Head::genesis())?,
             Head::genesis(),
         ),
-        (Ok(None), Last::Record { head, .. }) => {
-            notes.push(anchored_as_found(head));
-            (create_anchor(&anchor_path, head)?, head.clone())
-        }
+        (Ok(None), Last::Record { head, .. }) => match chain_break(path)? {
+            None => {
+                notes.push(anchored_as_found(head));
+                (create_anchor(&anchor_path, head)?, head.clone())
+            }
+            Some(why) => {
+                drop(file);
+                return restart(path, &anchor_path, None, &tail, why);
+            }
+        },
         (anchored, last) => {
             let why = mismatch(&anchored, last);
             drop(file);
@@ -122,6 +128,23 @@ pub fn open(path: &Path) -> Result<super::Opened, AuditError> {
         stuck: None,
     };
     Ok(super::Opened { log, notes })
+}
+
+/// A log without an anchor is checked whole once before it is anchored:
+/// one written before records were whole may be broken, and is then set
+/// aside rather than continued.
+fn chain_break(path: &Path) -> Result<Option<String>, AuditError> {
+    let checked = super::verify::verify(path).map_err(|source| AuditError::Io {
+        context: "cannot read",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(checked.err().map(|b| {
+        format!(
+            "it had no anchor and its chain is broken at line {}: {}",
+            b.line, b.reason
+        )
+    }))
 }
 
 fn open_log(path: &Path) -> io::Result<File> {
@@ -403,7 +426,7 @@ mod tests {
         for n in o.notes.drain(..) {
             o.log.append(n).unwrap();
         }
-        let v = verify::check(&path, None).unwrap();
+        let v = verify::check(&path, None, false).unwrap();
         assert!(v.ok(), "{v:?}");
         assert_eq!(v.chain.unwrap().records, 4);
     }
@@ -432,6 +455,31 @@ mod tests {
     }
 
     #[test]
+    fn an_unanchored_broken_chain_is_set_aside_not_continued() {
+        let (_d, path) = log_with(4);
+        fs::remove_file(anchor::path_for(&path)).unwrap();
+        // A record cut off and the next appended to it: the old failure.
+        let text = fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        let glued = format!("{}{}", &lines[1][..40], lines[2]);
+        lines[2] = &glued;
+        lines.remove(1);
+        fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let o = open(&path).unwrap();
+        assert_eq!(o.notes[0].event, AuditEvent::AuditRestarted);
+        assert!(
+            o.notes[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("broken at line 2"),
+            "{:?}",
+            o.notes[0]
+        );
+        assert_eq!(o.log.head(), &Head::genesis());
+    }
+
+    #[test]
     fn a_log_that_does_not_match_its_anchor_is_set_aside_unchanged() {
         let (dir, path) = log_with(5);
         let text = fs::read_to_string(&path).unwrap();
@@ -453,10 +501,10 @@ mod tests {
         );
         assert!(anchor::path_for(&aside).exists());
         // The set-aside log still fails against its own anchor.
-        assert!(!verify::check(&aside, None).unwrap().ok());
+        assert!(!verify::check(&aside, None, false).unwrap().ok());
         o.log.append(note).unwrap();
         assert_eq!(events(&path), ["\"audit.restarted\""]);
-        assert!(verify::check(&path, None).unwrap().ok());
+        assert!(verify::check(&path, None, false).unwrap().ok());
         drop(dir);
     }
 }

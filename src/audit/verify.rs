@@ -42,6 +42,8 @@ pub enum AnchorVerdict {
     /// The log holds one record after the anchored one (kato stopped
     /// between writing it and anchoring it).
     OneAhead,
+    /// A running daemon wrote this many records after the anchor was read.
+    Growing(u64),
     /// There is no anchor beside the log.
     Missing(PathBuf),
     /// The log's tail was removed, replaced or extended, or the whole chain
@@ -75,7 +77,7 @@ impl Verdict {
         let records = self.chain.as_ref().map_or(0, |v| v.records);
         let external_found = self.external.as_ref().map(|(_, at)| at.is_some());
         let anchored = match &self.anchor {
-            AnchorVerdict::Matches | AnchorVerdict::OneAhead => true,
+            AnchorVerdict::Matches | AnchorVerdict::OneAhead | AnchorVerdict::Growing(_) => true,
             // Nothing to lose yet, or checked against an anchor kept elsewhere.
             AnchorVerdict::Missing(_) => records == 0 || external_found == Some(true),
             AnchorVerdict::Mismatch { .. } | AnchorVerdict::Unusable(_) => false,
@@ -91,7 +93,9 @@ pub fn verify(path: &Path) -> io::Result<Result<Verified, Broken>> {
 
 /// Check the chain, the anchor beside the log and `external` (a record
 /// hash kept elsewhere). A missing log reads as empty when an anchor exists.
-pub fn check(path: &Path, external: Option<&str>) -> io::Result<Verdict> {
+/// `live`: a daemon holds the log's state directory and may append while
+/// this reads (the anchor is read first, so the log can only be longer).
+pub fn check(path: &Path, external: Option<&str>, live: bool) -> io::Result<Verdict> {
     let anchor_path = anchor::path_for(path);
     let anchored = anchor::read(&anchor_path);
     let at_count = anchored
@@ -109,7 +113,7 @@ pub fn check(path: &Path, external: Option<&str>) -> io::Result<Verdict> {
         Err(e) => AnchorVerdict::Unusable(e.to_string()),
         Ok(None) => AnchorVerdict::Missing(anchor_path),
         Ok(Some(a)) => match &scan.chain {
-            Ok(v) => compare(&a, v, scan.hash_at_count.as_deref()),
+            Ok(v) => compare(&a, v, scan.hash_at_count.as_deref(), live),
             // A broken chain fails on its own.
             Err(_) => AnchorVerdict::Matches,
         },
@@ -124,7 +128,7 @@ pub fn check(path: &Path, external: Option<&str>) -> io::Result<Verdict> {
 
 /// Compare a whole chain (`v`) with its anchor `a`; `at_anchor` is the
 /// hash of the chain's record number `a.records` (counted from 1).
-fn compare(a: &Head, v: &Verified, at_anchor: Option<&str>) -> AnchorVerdict {
+fn compare(a: &Head, v: &Verified, at_anchor: Option<&str>, live: bool) -> AnchorVerdict {
     let prefix_kept = at_anchor == Some(a.hash.as_str());
     let mismatch = |reason: String| AnchorVerdict::Mismatch {
         anchor: a.clone(),
@@ -135,6 +139,8 @@ fn compare(a: &Head, v: &Verified, at_anchor: Option<&str>) -> AnchorVerdict {
         AnchorVerdict::Matches
     } else if n == a.records + 1 && prefix_kept {
         AnchorVerdict::OneAhead
+    } else if live && n > a.records && prefix_kept {
+        AnchorVerdict::Growing(n - a.records)
     } else if n == 0 {
         mismatch(format!(
             "the log is empty but {} record(s) were anchored: it was emptied or replaced",
@@ -313,7 +319,7 @@ mod tests {
     }
 
     fn mismatch(path: &Path) -> String {
-        match check(path, None).unwrap().anchor {
+        match check(path, None, false).unwrap().anchor {
             AnchorVerdict::Mismatch { reason, .. } => reason,
             other => panic!("expected a mismatch, got {other:?}"),
         }
@@ -322,7 +328,7 @@ mod tests {
     #[test]
     fn an_intact_anchored_log_passes() {
         let (_d, path) = log_with(4);
-        let v = check(&path, None).unwrap();
+        let v = check(&path, None, false).unwrap();
         assert!(v.ok(), "{v:?}");
         assert_eq!(v.anchor, AnchorVerdict::Matches);
     }
@@ -334,7 +340,7 @@ mod tests {
         l[3] = l[3].replace("/etc/x3", "/etc/y3");
         write_lines(&path, &l);
         assert!(
-            check(&path, None).unwrap().chain.is_ok(),
+            check(&path, None, false).unwrap().chain.is_ok(),
             "the chain alone cannot tell"
         );
         assert!(mismatch(&path).contains("edited"));
@@ -362,29 +368,34 @@ mod tests {
         let mut log = AuditLog::open(&path).unwrap().log;
         log.append(entry(3)).unwrap();
         fs::write(&anchor_path, &three).unwrap();
-        let v = check(&path, None).unwrap();
+        let v = check(&path, None, false).unwrap();
         assert_eq!(v.anchor, AnchorVerdict::OneAhead);
         assert!(v.ok());
         let mut log = AuditLog::open(&path).unwrap().log;
         log.append(entry(4)).unwrap();
         fs::write(&anchor_path, &three).unwrap();
         assert!(mismatch(&path).contains("2 record(s) follow"));
+        // Unless a running daemon is writing them.
+        assert_eq!(
+            check(&path, None, true).unwrap().anchor,
+            AnchorVerdict::Growing(2)
+        );
     }
 
     #[test]
     fn external_anchor_must_be_a_record_of_the_chain() {
         let (_d, path) = log_with(5);
         let third = hex_sha256(lines(&path)[2].as_bytes());
-        let v = check(&path, Some(&third)).unwrap();
+        let v = check(&path, Some(&third), false).unwrap();
         assert_eq!(v.external, Some((third.clone(), Some(3))));
         assert!(v.ok());
         let wrong = "ab".repeat(32);
-        let v = check(&path, Some(&wrong)).unwrap();
+        let v = check(&path, Some(&wrong), false).unwrap();
         assert!(!v.ok());
         // Without a local anchor, the external one decides.
         fs::remove_file(anchor::path_for(&path)).unwrap();
-        assert!(!check(&path, None).unwrap().ok());
-        assert!(check(&path, Some(&third)).unwrap().ok());
+        assert!(!check(&path, None, false).unwrap().ok());
+        assert!(check(&path, Some(&third), false).unwrap().ok());
     }
 
     #[test]

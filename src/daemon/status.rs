@@ -485,7 +485,8 @@ pub fn liveness(
 ) -> Liveness {
     match holder {
         Some(Some(pid)) => match st {
-            Some(st) if pid.is_none_or(|p| p == st.pid) && st.state != Phase::Stopped => {
+            // Its own status, even one saying "stopped": it is ending.
+            Some(st) if pid.is_none_or(|p| p == st.pid) => {
                 if is_stale(st, now) {
                     Liveness::Busy
                 } else {
@@ -616,10 +617,15 @@ pub fn render(
                     ago(now_ms, st.heartbeat_unix_ms)
                 )
             } else {
+                let phase = match (st.state, st.ready) {
+                    (Phase::Stopping | Phase::Stopped, _) => "stopping",
+                    (_, true) => "ready",
+                    (_, false) => "starting",
+                };
                 format!(
-                    "running (heartbeat {} ago",
+                    "running (heartbeat {} ago, {phase})",
                     ago(now_ms, st.heartbeat_unix_ms)
-                ) + if st.ready { ", ready)" } else { ", starting)" }
+                )
             };
             writeln!(
                 out,
@@ -920,6 +926,12 @@ mod tests {
             liveness(None, held, now),
             Liveness::Starting { pid: Some(42) }
         );
+        // Its own status saying "stopped" while it still holds the lock: ending.
+        let ending = Status {
+            state: Phase::Stopped,
+            ..fresh.clone()
+        };
+        assert_eq!(liveness(Some(&ending), held, now), Liveness::Running);
         // No answer from the lock: the heartbeat decides (pid 42 is not ours).
         assert_eq!(liveness(Some(&stale), None, now), Liveness::NotRunning);
     }
