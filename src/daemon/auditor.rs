@@ -148,7 +148,7 @@ impl Auditor {
     /// an anchor kept outside the state directory.
     pub fn log_head(&mut self, when: &str) {
         if let Some(h) = self.head() {
-            tracing::info!(records = h.records, head = %h.hash, at = when, "audit chain head");
+            log_chain_head(&h, when);
             self.logged = Some((h, Instant::now()));
         }
     }
@@ -241,6 +241,19 @@ impl Auditor {
         }
         self.error = Some(msg);
     }
+}
+
+/// One operational-log line with the chain head, the hash in the message
+/// itself so that plain `journalctl` output shows it.
+pub(crate) fn log_chain_head(h: &Head, when: &str) {
+    tracing::info!(
+        records = h.records,
+        head = %h.hash,
+        at = when,
+        "audit chain head: {} record(s), head {}",
+        h.records,
+        h.hash
+    );
 }
 
 /// A status warning for a record that says the log was repaired.

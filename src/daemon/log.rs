@@ -216,7 +216,7 @@ fn file_writer(path: PathBuf, file: File, rx: Receiver<Msg>, cap: u64, head: &He
                     if let Some(h) = head.get() {
                         // Formatted like every line and queued to this very
                         // thread: it lands among the new file's first lines.
-                        tracing::info!(records = h.records, head = %h.hash, at = "rotation", "audit chain head");
+                        super::auditor::log_chain_head(&h, "rotation");
                     }
                 }
                 if let Some(f) = file.as_mut() {

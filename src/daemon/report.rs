@@ -105,6 +105,9 @@ impl Report {
     pub fn unskip(&mut self, path: &Path) {
         let s = &mut self.skipped;
         let before = s.total();
+        if before == 0 {
+            return;
+        }
         s.listed.retain(|w| w.path.as_deref() != Some(path));
         s.unlisted
             .remove(&super::state::fingerprint(&path.to_string_lossy()));

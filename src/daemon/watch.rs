@@ -369,7 +369,7 @@ impl<W: Watch> Stage<W> {
         };
         let mut batch = Vec::new();
         let mut reached = false;
-        let result = fs::File::open(path).and_then(|mut file| {
+        let result = open_session_file(path).and_then(|mut file| {
             read_increment(
                 &mut file,
                 self.provider,
@@ -654,18 +654,21 @@ impl<W: Watch> Stage<W> {
 
     /// A symbolic link where a session file could be: never followed, and
     /// said in the status (what was read from a file it replaced is kept).
+    /// Links to directories are said too: the sessions under one are not
+    /// read. Any other link is not a session file and is passed over.
     fn found_symlink(&mut self, path: &Path) {
         let is_session_file = self
             .root_of(path)
             .and_then(|i| path.strip_prefix(&self.roots[i].0).ok())
             .is_some_and(|rel| self.provider.classify(rel).is_some());
-        if !is_session_file {
-            return;
-        }
         let reason = if self.files.contains_key(path) {
             SYMLINK_REPLACED
-        } else {
+        } else if is_session_file {
             "a symbolic link; kato reads only regular files and never follows links"
+        } else if fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+            "a symbolic link to a directory; kato never follows links, so the sessions under it are not read"
+        } else {
+            return;
         };
         self.skipped(path, reason.to_owned());
     }
@@ -854,12 +857,7 @@ impl<W: Watch> Stage<W> {
         let Some(entry) = self.files.get_mut(path) else {
             return;
         };
-        // Never through a symbolic link: one may have replaced the file.
-        let opened = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path);
-        let mut file = match opened {
+        let mut file = match open_session_file(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
@@ -986,6 +984,15 @@ impl<W: Watch> Stage<W> {
         v.sort();
         v
     }
+}
+
+/// Open a session file for reading, never through a symbolic link (one may
+/// have replaced the file since it was found): that fails with `ELOOP`.
+fn open_session_file(path: &Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 /// Why a file that had been read is no longer.

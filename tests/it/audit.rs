@@ -455,6 +455,10 @@ fn skipped_files_are_status_warnings_with_their_reason() {
         .claude
         .join("-home-u-proj/11111111-0ab3-4ee9-98f8-585fd289cc1f.jsonl");
     std::os::unix::fs::symlink(&elsewhere, &link_at_start).unwrap();
+    let elsewhere_dir = k.path("elsewhere-dir");
+    fs::create_dir_all(&elsewhere_dir).unwrap();
+    let dir_link = k.claude.join("-home-u-linked");
+    std::os::unix::fs::symlink(&elsewhere_dir, &dir_link).unwrap();
     let garbage = chats.join("session-2026-04-13T21-50-aaaaaaaa.json");
     fs::write(&garbage, b"{\"sessionId\": \"x\", \"messages\": [").unwrap();
     let huge = chats.join("session-2026-04-13T21-50-bbbbbbbb.json");
@@ -463,6 +467,7 @@ fn skipped_files_are_status_warnings_with_their_reason() {
     append(&f, &[user("u0", "read before it is replaced")]);
     k.start();
     wait_skipped(&k, &link_at_start, "a symbolic link");
+    wait_skipped(&k, &dir_link, "a symbolic link to a directory");
     wait_skipped(&k, &garbage, "not a JSON document");
     wait_skipped(&k, &huge, "exceeds the cap");
     // While running: a new symlink, and a file that was read replaced by one.
@@ -477,12 +482,12 @@ fn skipped_files_are_status_warnings_with_their_reason() {
     fs::rename(&tmp, &f).unwrap();
     wait_skipped(&k, &f, "replaced by a symbolic link");
     let st = k.kato(&["status"]);
-    assert!(text(&st).contains("skipped files (5):"), "{}", text(&st));
-    assert_eq!(k.status().unwrap()["skipped_files"], 5);
+    assert!(text(&st).contains("skipped files (6):"), "{}", text(&st));
+    assert_eq!(k.status().unwrap()["skipped_files"], 6);
     // Fixed files come off the list.
     fs::write(&garbage, &valid).unwrap();
     fs::remove_file(&link_live).unwrap();
-    k.wait("two skips fewer", |s| s["skipped_files"] == 3);
+    k.wait("two skips fewer", |s| s["skipped_files"] == 4);
     let left: Vec<String> = skip_reasons(&k).into_iter().map(|(p, _)| p).collect();
     assert!(!left.contains(&garbage.display().to_string()), "{left:?}");
     assert!(!left.contains(&link_live.display().to_string()), "{left:?}");
