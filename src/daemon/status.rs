@@ -514,7 +514,7 @@ pub fn command(runtime_dir: &Path, state_dir: &Path, json: bool) -> Result<i32> 
             None
         }
     };
-    let live = liveness(found.as_ref().map(|(st, _)| st), holder.clone(), now);
+    let live = liveness(found.as_ref().map(|(st, _)| st), holder, now);
     let mut out = io::stdout().lock();
     let r = if json {
         let mut v = found

@@ -184,6 +184,9 @@ fn recompute(path: &Path, keep: usize, edit: impl Fn(&mut Value)) {
     fs::write(path, out).unwrap();
 }
 
+/// What is done to the log, how, and what `kato audit verify` must say.
+type Tampering<'a> = (&'a str, Box<dyn Fn() + 'a>, &'a str);
+
 #[test]
 fn tampering_with_the_stopped_daemons_audit_log_is_detected() {
     let mut k = Kato::recording();
@@ -214,7 +217,7 @@ fn tampering_with_the_stopped_daemons_audit_log_is_detected() {
         );
         l.iter().map(|s| format!("{s}\n")).collect::<String>()
     };
-    let cases: Vec<(&str, Box<dyn Fn()>, &str)> = vec![
+    let cases: Vec<Tampering> = vec![
         (
             "edit the last record",
             Box::new(|| fs::write(&log, &edited_last).unwrap()),
