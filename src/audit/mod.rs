@@ -13,7 +13,7 @@
 //!
 //! A record is written whole or not at all ([`AuditLog::append`]); what a
 //! crash or a full disk left is repaired when the log is opened, and the
-//! repair is itself a record ([`open`]).
+//! repair is itself a record (see `open.rs`).
 
 pub mod anchor;
 mod open;
@@ -266,7 +266,7 @@ pub struct AuditLog {
 
 impl AuditLog {
     /// Open the log at `path` (creating it and its anchor when needed),
-    /// repairing what a crash or a full disk left; see [`open::open`].
+    /// repairing what a crash or a full disk left (the table in `open.rs`).
     pub fn open(path: &Path) -> Result<Opened, AuditError> {
         open::open(path)
     }
