@@ -112,10 +112,16 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain of the audit log and report the first broken record.
+    /// Check the hash chain of the audit log and its anchor; report the first
+    /// broken record, or how the log's tail differs from what was anchored.
     Verify {
-        /// Log to check (default: `security-audit.jsonl` in the state directory).
+        /// Log to check (default: `security-audit.jsonl` in the state directory;
+        /// its anchor is the file beside it with `.anchor` added).
         path: Option<PathBuf>,
+        /// A chain head kept elsewhere (`kato status`, the daemon's log or
+        /// journal): the log must still hold the record with this hash.
+        #[arg(long, value_name = "HASH")]
+        anchor: Option<String>,
     },
 }
 
@@ -182,14 +188,14 @@ pub fn run() -> Result<i32> {
                 .unwrap_or_else(|| env.default_config_path()),
             &env,
         ),
-        Command::Audit(AuditCommand::Verify { path }) => {
+        Command::Audit(AuditCommand::Verify { path, anchor }) => {
             let path = match path {
                 Some(p) => p,
                 None => load(&cli.config, cli.sandbox, &env)?
                     .state_dir
                     .join(crate::audit::FILE_NAME),
             };
-            audit_verify(&path)
+            audit_verify(&path, anchor.as_deref())
         }
         Command::Sessions { json } => {
             let cfg = load(&cli.config, cli.sandbox, &env)?;
@@ -229,7 +235,7 @@ pub fn run() -> Result<i32> {
         }
         Command::Status { json } => {
             let cfg = load(&cli.config, cli.sandbox, &env)?;
-            daemon::status::command(&cfg.runtime_dir, json)
+            daemon::status::command(&cfg.runtime_dir, &cfg.state_dir, json)
         }
     }
 }
@@ -274,28 +280,95 @@ fn forwarded(cli: &Cli) -> lifecycle::Forwarded {
     }
 }
 
-fn audit_verify(path: &std::path::Path) -> Result<i32> {
-    let result = crate::audit::verify(path)
+/// `kato audit verify`: the chain, the anchor beside the log, and `--anchor`.
+fn audit_verify(path: &Path, external: Option<&str>) -> Result<i32> {
+    use crate::audit::verify::{self, AnchorVerdict};
+    let external = match external {
+        Some(a) => Some(verify::parse_external(a).ok_or_else(|| {
+            Error::Usage(format!(
+                "--anchor {a}: expected the 64 hex digits of a record's hash (`kato status` prints the head)"
+            ))
+        })?),
+        None => None,
+    };
+    // A daemon holding the log's directory may append while this reads.
+    let live = path
+        .parent()
+        .and_then(|dir| lifecycle::holder(dir).ok())
+        .flatten()
+        .is_some();
+    let v = verify::check(path, external.as_deref(), live)
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    match result {
-        Ok(v) => {
-            println!(
-                "{}: {} record(s), chain intact (head {})",
-                path.display(),
-                v.records,
-                v.head
-            );
-            Ok(exit::OK)
-        }
+    for n in &v.notes {
+        println!("note: line {}: {}: {}", n.line, n.event.as_str(), n.reason);
+    }
+    let chain = match &v.chain {
+        Ok(c) => c,
         Err(broken) => {
             eprintln!(
                 "kato: {}: {broken}; records before line {} are intact",
                 path.display(),
                 broken.line
             );
-            Ok(exit::FAILURE)
+            return Ok(exit::FAILURE);
+        }
+    };
+    let mut problems = Vec::new();
+    let anchored = match &v.anchor {
+        AnchorVerdict::Matches => "anchored".to_owned(),
+        AnchorVerdict::OneAhead => format!(
+            "anchored up to record {}; the last record was written just before kato stopped and is not anchored",
+            chain.records - 1
+        ),
+        AnchorVerdict::Growing(n) => format!(
+            "anchored up to record {}; the running daemon wrote {n} record(s) since",
+            chain.records - n
+        ),
+        AnchorVerdict::Missing(p) if chain.records == 0 => format!("no anchor yet ({})", p.display()),
+        AnchorVerdict::Missing(p) => {
+            let msg = format!(
+                "no anchor ({} is missing): a removed tail would not show; pass --anchor HASH",
+                p.display()
+            );
+            if external.is_none() {
+                problems.push(msg.clone());
+            }
+            msg
+        }
+        AnchorVerdict::Mismatch { anchor, reason } => {
+            problems.push(format!("does not match its anchor ({anchor}): {reason}"));
+            "NOT anchored".to_owned()
+        }
+        AnchorVerdict::Unusable(e) => {
+            problems.push(e.clone());
+            "NOT anchored".to_owned()
+        }
+    };
+    let mut line = format!(
+        "{}: {} record(s), chain intact, {anchored} (head {})",
+        path.display(),
+        chain.records,
+        chain.head
+    );
+    if let Some((hash, at)) = &v.external {
+        match at {
+            Some(n) => line.push_str(&format!(
+                "; --anchor {hash} is record {n}, {} record(s) follow it",
+                chain.records - n
+            )),
+            None => problems.push(format!(
+                "no record has the hash {hash} given by --anchor: the log was cut before it, or its chain was recomputed"
+            )),
         }
     }
+    if problems.is_empty() {
+        println!("{line}");
+        return Ok(exit::OK);
+    }
+    for p in problems {
+        eprintln!("kato: {}: {p}", path.display());
+    }
+    Ok(exit::FAILURE)
 }
 
 fn load(path: &Option<PathBuf>, sandbox: Option<SandboxArg>, env: &Env) -> Result<Config> {

@@ -24,8 +24,10 @@ pub enum Visit<'a> {
     /// A directory, before it is listed (the daemon watches it here, so
     /// nothing created while it is listed is missed).
     Dir(&'a Path),
-    /// A regular file (symlinks are neither followed nor reported).
+    /// A regular file.
     File(PathBuf),
+    /// A symbolic link (never followed; reported so that a skip can be said).
+    Symlink(PathBuf),
     /// A directory that could not be listed, at this depth below the root.
     Unreadable(&'a Path, io::Error, usize),
 }
@@ -56,6 +58,8 @@ pub fn walk_tree(top: &Path, depth0: usize, visit: &mut dyn FnMut(Visit<'_>)) {
                 }
             } else if ft.is_file() {
                 visit(Visit::File(entry.path()));
+            } else if ft.is_symlink() {
+                visit(Visit::Symlink(entry.path()));
             }
         }
     }
@@ -111,7 +115,7 @@ pub fn walk_root(
     problems: &mut Vec<WalkProblem>,
 ) {
     walk_tree(root, 0, &mut |v| match v {
-        Visit::Dir(_) => {}
+        Visit::Dir(_) | Visit::Symlink(_) => {}
         Visit::Unreadable(_, e, 0) if e.kind() == io::ErrorKind::NotFound => {}
         Visit::Unreadable(dir, error, _) => problems.push(WalkProblem {
             path: dir.to_path_buf(),

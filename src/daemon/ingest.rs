@@ -196,6 +196,9 @@ impl Ingest {
             if registry.get(st.provider).is_none() {
                 continue;
             }
+            if let Some(q) = &st.quarantine {
+                report.skip(st.provider, st.path.clone(), quarantined(&q.reason));
+            }
             let key = (st.provider, st.path.clone());
             self.files.insert(key, FileRec::from_state(st));
         }
@@ -252,17 +255,12 @@ impl Ingest {
         rec.drop_pending();
         rec.dirty = true;
         self.dirty_since.get_or_insert_with(Instant::now);
-        report.warn(
-            provider.as_str(),
-            format!(
-                "{} is quarantined: {reason}; it is skipped until the file is replaced",
-                path.display()
-            ),
-        );
+        report.skip(provider, path, quarantined(&reason));
     }
 
     /// A known file no longer exists: forget it.
     pub fn gone(&mut self, provider: ProviderId, path: PathBuf, report: &mut Report) {
+        report.unskip(&path);
         if self.files.remove(&(provider, path.clone())).is_some() {
             if let Err(e) = self.store.remove(provider, &path) {
                 report.warn(
@@ -348,6 +346,7 @@ impl Ingest {
         rec.st.quarantine = None;
         rec.dirty = true;
         self.dirty_since.get_or_insert_with(Instant::now);
+        report.unskip(&b.path);
         report.counters.bytes += c.bytes;
         if let Some(r) = c.reset {
             report.counters.resets += 1;
@@ -442,6 +441,11 @@ impl Ingest {
                 .collect(),
         }
     }
+}
+
+/// The skip reason of a quarantined file.
+fn quarantined(reason: &str) -> String {
+    format!("quarantined: {reason}; skipped until the file is replaced")
 }
 
 /// Add one file's committed-plus-pending view to its session's row.

@@ -7,7 +7,10 @@
 //! - Detached (`kato start`): `kato.log` in the logs directory, capped at
 //!   [`LOG_CAP`] bytes and rotated to `kato.log.1` … `kato.log.3`. One
 //!   `kato-log` thread owns the file, so no stage thread ever opens it
-//!   (a stage's domain need not include the logs directory).
+//!   (a stage's domain need not include the logs directory). Every new
+//!   file holds the audit chain head (records and last hash) among its
+//!   first lines: an anchor for `kato audit verify --anchor` kept outside
+//!   the state directory.
 //!
 //! No chat content is logged above debug level: messages carry paths,
 //! counts and ids only.
@@ -24,6 +27,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+use crate::audit::HeadCell;
 use crate::config::LogFormat;
 use crate::error::{Error, Result};
 use crate::sandbox::{profiles, Confiner, Stage, StageName};
@@ -68,6 +72,7 @@ pub fn init(
     level: &str,
     detached: bool,
     logs_dir: &Path,
+    head: HeadCell,
 ) -> Result<LogGuard> {
     let filter = EnvFilter::try_new(format!("warn,kato={level}"))
         .map_err(|e| Error::Usage(format!("log level `{level}`: {e}")))?;
@@ -79,7 +84,7 @@ pub fn init(
     let (writer, ansi, journald) = if detached {
         super::state::ensure_private_dir(logs_dir)
             .map_err(|e| Error::io(format!("creating {}", logs_dir.display()), e))?;
-        let (tx, handle) = spawn_file_writer(confiner, logs_dir.join(LOG_FILE))?;
+        let (tx, handle) = spawn_file_writer(confiner, logs_dir.join(LOG_FILE), head)?;
         guard.tx = Some(tx.clone());
         guard.handle = Some(handle);
         (BoxMakeWriter::new(ChannelWriter { tx }), false, None)
@@ -178,7 +183,11 @@ fn open_append(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-fn spawn_file_writer(confiner: &Confiner, path: PathBuf) -> Result<(Sender<Msg>, Stage<()>)> {
+fn spawn_file_writer(
+    confiner: &Confiner,
+    path: PathBuf,
+    head: HeadCell,
+) -> Result<(Sender<Msg>, Stage<()>)> {
     let file =
         open_append(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
     let (tx, rx) = mpsc::channel();
@@ -186,13 +195,14 @@ fn spawn_file_writer(confiner: &Confiner, path: PathBuf) -> Result<(Sender<Msg>,
     // The thread confines itself to the logs directory before it writes a
     // line; when it cannot (enforce mode) start-up fails here.
     let stage = confiner.spawn(StageName::Log, profiles::log_writer(&logs_dir), move || {
-        file_writer(path, file, rx, LOG_CAP)
+        file_writer(path, file, rx, LOG_CAP, &head)
     })?;
     Ok((tx, stage))
 }
 
-/// Append lines, rotating when the file would pass `cap`.
-fn file_writer(path: PathBuf, file: File, rx: Receiver<Msg>, cap: u64) {
+/// Append lines, rotating when the file would pass `cap`; each new file
+/// gets the audit chain head from `head`.
+fn file_writer(path: PathBuf, file: File, rx: Receiver<Msg>, cap: u64, head: &HeadCell) {
     let mut size = file.metadata().map(|m| m.len()).unwrap_or_default();
     let mut file = Some(file);
     while let Ok(msg) = rx.recv() {
@@ -203,6 +213,11 @@ fn file_writer(path: PathBuf, file: File, rx: Receiver<Msg>, cap: u64) {
                     rotate(&path);
                     file = open_append(&path).ok();
                     size = 0;
+                    if let Some(h) = head.get() {
+                        // Formatted like every line and queued to this very
+                        // thread: it lands among the new file's first lines.
+                        super::auditor::log_chain_head(&h, "rotation");
+                    }
                 }
                 if let Some(f) = file.as_mut() {
                     if f.write_all(&line).is_ok() {
@@ -245,7 +260,7 @@ mod tests {
         let file = open_append(&path).unwrap();
         let (tx, rx) = mpsc::channel();
         let p = path.clone();
-        let h = std::thread::spawn(move || file_writer(p, file, rx, 100));
+        let h = std::thread::spawn(move || file_writer(p, file, rx, 100, &HeadCell::default()));
         for i in 0..20 {
             tx.send(Msg::Line(
                 format!("line {i:02} {}\n", "x".repeat(30)).into_bytes(),

@@ -33,6 +33,7 @@
 //! - An idle daemon wakes once per heartbeat (5 s) plus once per safety-net
 //!   rescan (`[daemon] rescan_secs`, default 300 s).
 
+mod auditor;
 mod command;
 pub mod confine;
 mod ingest;
@@ -130,6 +131,14 @@ pub(crate) enum ToOrch {
         path: PathBuf,
         identity: Option<FileIdentity>,
         reason: String,
+    },
+    /// A session file that is not read, and why (a symbolic link, a
+    /// document too large or not valid, a file that cannot be opened);
+    /// `None`: the path skipped before is gone.
+    Skipped {
+        provider: ProviderId,
+        path: PathBuf,
+        reason: Option<String>,
     },
     /// A file known from the state no longer exists under a present root.
     Gone {
@@ -251,12 +260,15 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<i32> {
     let confine = confine::Confinement::new(confiner, record);
 
     let format = opts.log_format.unwrap_or(cfg.log_format);
+    // The audit chain head, written at the top of every rotated log file.
+    let head = crate::audit::HeadCell::default();
     let _log = log::init(
         &confine.confiner,
         format,
         &cfg.log_level,
         opts.detached,
         &cfg.logs_dir,
+        head.clone(),
     )?;
     install_panic_hook();
     if let Some(note) = export_note {
@@ -269,7 +281,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<i32> {
             "provider root missing: the supervisor reads its nearest existing ancestor until it appears"
         );
     }
-    let result = run_logged(cfg, opts, lock, confine, supervisor);
+    let result = run_logged(cfg, opts, lock, confine, supervisor, head);
     if let Err(e) = &result {
         tracing::error!("kato run failed: {e}");
     }
@@ -284,11 +296,14 @@ fn run_logged(
     lock: lifecycle::Lock,
     confine: confine::Confinement,
     supervisor: crate::sandbox::Supervisor,
+    head: crate::audit::HeadCell,
 ) -> Result<i32> {
     let domain = profiles::orchestrator(cfg.source.as_deref(), &cfg.state_dir, &cfg.runtime_dir);
     let confiner = confine.confiner.clone();
     let orchestrator = confiner.spawn(StageName::Orchestrator, domain, move || -> Result<i32> {
-        Daemon::new(cfg, opts, confine)?.run()
+        let mut daemon = Daemon::new(cfg, opts, confine)?;
+        daemon.recorder.audit.publish_to(head);
+        daemon.run()
     });
     // Only the orchestrator and the stages hold the confiner now: the
     // supervisor serves them until they are all gone.
@@ -365,6 +380,7 @@ impl Daemon {
         // Finish recordings a crash interrupted (intents, snapshots).
         let mut links = self.supervisor.links(self.recorder.policy().clone());
         self.recorder.recover(&mut links);
+        self.recorder.audit.log_head("start");
         self.drain_recorder_warnings();
         self.check_ready();
         self.write_status();
@@ -422,6 +438,7 @@ impl Daemon {
             self.next_heartbeat = now + HEARTBEAT;
             let mut links = self.supervisor.links(self.recorder.policy().clone());
             self.recorder.heartbeat(&mut links);
+            self.recorder.audit.heartbeat();
             self.drain_recorder_warnings();
             self.supervisor.check_stage_roots();
         }
@@ -468,6 +485,14 @@ impl Daemon {
             } => self
                 .ingest
                 .quarantine(provider, path, identity, reason, &mut self.report),
+            ToOrch::Skipped {
+                provider,
+                path,
+                reason,
+            } => match reason {
+                Some(r) => self.report.skip(provider, path, r),
+                None => self.report.unskip(&path),
+            },
             ToOrch::Gone { provider, path } => self.ingest.gone(provider, path, &mut self.report),
             ToOrch::Exited { provider, error } => self.stage_exited(provider, error),
             ToOrch::Replayed { key, events, done } => {
@@ -489,10 +514,13 @@ impl Daemon {
         Some(exit::OK)
     }
 
-    /// Move the recorder's messages into the status warnings.
+    /// Move the recorder's and the audit log's messages into the status warnings.
     fn drain_recorder_warnings(&mut self) {
         for m in std::mem::take(&mut self.recorder.warnings) {
             self.report.warn("recording", m);
+        }
+        for m in std::mem::take(&mut self.recorder.audit.warnings) {
+            self.report.warn("audit", m);
         }
     }
 
@@ -586,6 +614,7 @@ impl Daemon {
         self.flush();
         self.report.phase = Phase::Stopped;
         self.write_status();
+        self.recorder.audit.log_head("stop");
         tracing::info!("kato stopped");
     }
 
@@ -614,8 +643,10 @@ impl Daemon {
             sessions_total: summary.total,
             sessions: summary.sessions,
             counters: report.counters.clone(),
-            warnings: report.warnings.iter().cloned().collect(),
+            warnings: report.all_warnings(),
             recordings: self.recorder.status(),
+            skipped_files: report.skipped.total(),
+            audit: Some(self.recorder.audit.status()),
         }
     }
 

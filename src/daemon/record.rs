@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{AuditEvent, AuditLog, Decision, Entry};
+use crate::audit::{AuditEvent, Decision, Entry};
 use crate::commands::Format;
 use crate::config::{Config, MarkdownOptions};
 use crate::event::{Event, Payload, ProviderId};
@@ -175,7 +175,8 @@ pub(crate) struct Recorder {
     redactor: Redactor,
     markdown: MarkdownOptions,
     default_dir: PathBuf,
-    audit: Option<AuditLog>,
+    /// The audit log: every decision is written there.
+    pub audit: super::auditor::Auditor,
     sessions: HashMap<SessionKey, Sess>,
     writers: HashMap<String, WriterHandle>,
     /// Messages for the status warnings (drained by the daemon).
@@ -189,17 +190,8 @@ impl Recorder {
         if let Err(e) = super::state::ensure_private_dir(&dir) {
             warnings.push(format!("cannot create {}: {e}", dir.display()));
         }
-        let audit_path = cfg.state_dir.join(crate::audit::FILE_NAME);
-        let audit = match AuditLog::open(&audit_path) {
-            Ok(a) => Some(a),
-            Err(e) => {
-                warnings.push(format!(
-                    "cannot open the audit log {}: {e}",
-                    audit_path.display()
-                ));
-                None
-            }
-        };
+        let policy = Policy::for_config(cfg);
+        let audit = super::auditor::Auditor::open(&cfg.state_dir, policy.hash());
         let redactor = Redactor::new(&cfg.redaction).unwrap_or_else(|_| {
             // The config was validated at load; an error here cannot happen,
             // and redaction must never silently turn off.
@@ -208,7 +200,7 @@ impl Recorder {
         });
         let mut r = Recorder {
             dir,
-            policy: Policy::for_config(cfg),
+            policy,
             redactor,
             markdown: cfg.markdown.clone(),
             default_dir: cfg.default_dir.clone(),
@@ -225,18 +217,9 @@ impl Recorder {
         &self.policy
     }
 
-    /// Write one audit record (failures become status warnings).
+    /// Write one audit record, now or as soon as the log can be written.
     pub fn audit(&mut self, entry: Entry) {
-        let mut entry = entry;
-        if entry.policy_hash.is_none() {
-            entry.policy_hash = Some(self.policy.hash().to_owned());
-        }
-        if let Some(a) = &mut self.audit {
-            if let Err(e) = a.append(entry) {
-                self.warnings
-                    .push(format!("cannot write the audit log: {e}"));
-            }
-        }
+        self.audit.record(entry);
     }
 
     fn load(&mut self) {

@@ -2,12 +2,14 @@
 //! `status.json` is due (at most once per [`COALESCE`], at least once per
 //! heartbeat).
 
-use std::collections::VecDeque;
-use std::path::Path;
+use std::collections::{HashSet, VecDeque};
+use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
+use crate::event::ProviderId;
+
 pub(super) use super::status::Phase;
-use super::status::{self, rfc3339, Counters, Status, Warning};
+use super::status::{self, rfc3339, Counters, Status, Warning, MAX_SKIPPED_LISTED};
 
 /// Shortest interval between two status writes.
 pub(super) const COALESCE: std::time::Duration = std::time::Duration::from_secs(1);
@@ -25,6 +27,30 @@ pub(super) struct Report {
     /// Something changed since the last status write.
     pub dirty: bool,
     pub last_write: Option<Instant>,
+    /// Session files skipped or quarantined, with their reason.
+    pub skipped: Skipped,
+}
+
+/// Skipped session files: the first [`MAX_SKIPPED_LISTED`] with their
+/// reason (status warnings), the rest counted. A file read again is
+/// taken off.
+#[derive(Debug, Default)]
+pub(super) struct Skipped {
+    listed: VecDeque<Warning>,
+    /// Fingerprints of the files beyond the listed ones.
+    unlisted: HashSet<u64>,
+}
+
+impl Skipped {
+    /// Files skipped now (listed or not).
+    pub fn total(&self) -> usize {
+        self.listed.len() + self.unlisted.len()
+    }
+
+    /// The listed ones, as status warnings.
+    pub fn warnings(&self) -> impl Iterator<Item = &Warning> {
+        self.listed.iter()
+    }
 }
 
 impl Report {
@@ -37,6 +63,56 @@ impl Report {
             phase: Phase::Starting,
             dirty: true,
             last_write: None,
+            skipped: Skipped::default(),
+        }
+    }
+
+    /// A session file is skipped (or quarantined) for `reason`: a status
+    /// warning while it is among the first [`MAX_SKIPPED_LISTED`], counted
+    /// beyond. A file already listed gets the new reason.
+    pub fn skip(&mut self, provider: ProviderId, path: PathBuf, reason: String) {
+        let message = format!("skipped {}: {reason}", path.display());
+        let s = &mut self.skipped;
+        if let Some(w) = s.listed.iter_mut().find(|w| w.path.as_ref() == Some(&path)) {
+            if w.message != message {
+                tracing::info!(provider = provider.as_str(), "{message}");
+                w.message = message;
+                w.at = rfc3339(SystemTime::now());
+                self.dirty = true;
+            }
+            return;
+        }
+        let fp = super::state::fingerprint(&path.to_string_lossy());
+        if s.unlisted.contains(&fp) {
+            return;
+        }
+        tracing::info!(provider = provider.as_str(), "{message}");
+        if s.listed.len() >= MAX_SKIPPED_LISTED {
+            s.unlisted.insert(fp);
+        } else {
+            s.listed.push_back(Warning {
+                at: rfc3339(SystemTime::now()),
+                level: "warn".into(),
+                source: provider.as_str().to_owned(),
+                message,
+                path: Some(path),
+            });
+        }
+        self.dirty = true;
+    }
+
+    /// `path` was read (or is gone): no longer skipped.
+    pub fn unskip(&mut self, path: &Path) {
+        let s = &mut self.skipped;
+        let before = s.total();
+        if before == 0 {
+            return;
+        }
+        s.listed.retain(|w| w.path.as_deref() != Some(path));
+        s.unlisted
+            .remove(&super::state::fingerprint(&path.to_string_lossy()));
+        if s.total() != before {
+            self.dirty = true;
         }
     }
 
@@ -51,6 +127,7 @@ impl Report {
             level: "warn".into(),
             source: source.to_owned(),
             message,
+            path: None,
         });
         self.dirty = true;
     }
@@ -81,6 +158,15 @@ impl Report {
         self.last_write.is_none_or(|t| now >= t + COALESCE)
     }
 
+    /// Status warnings: the general ones, then the listed skipped files.
+    pub fn all_warnings(&self) -> Vec<Warning> {
+        self.warnings
+            .iter()
+            .chain(self.skipped.warnings())
+            .cloned()
+            .collect()
+    }
+
     /// Write `status.json` (a failure is logged; the next write retries).
     pub fn write(&mut self, runtime_dir: &Path, st: &Status) {
         match status::write(runtime_dir, st) {
@@ -88,5 +174,36 @@ impl Report {
             Err(e) => tracing::warn!("cannot write status.json: {e}"),
         }
         self.last_write = Some(Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skipped_files_are_listed_up_to_the_cap_then_counted() {
+        let mut r = Report::new();
+        for i in 0..MAX_SKIPPED_LISTED + 5 {
+            let p = PathBuf::from(format!("/r/{i}.json"));
+            r.skip(ProviderId::Gemini, p.clone(), "a symbolic link".into());
+            // Seen again on a rescan: not counted twice.
+            r.skip(ProviderId::Gemini, p, "a symbolic link".into());
+        }
+        assert_eq!(r.skipped.total(), MAX_SKIPPED_LISTED + 5);
+        let w = r.all_warnings();
+        assert_eq!(w.len(), MAX_SKIPPED_LISTED);
+        assert_eq!(w[0].message, "skipped /r/0.json: a symbolic link");
+        assert_eq!(w[0].path.as_deref(), Some(Path::new("/r/0.json")));
+        // A new reason replaces the old one; a file read again is taken off.
+        r.skip(ProviderId::Gemini, "/r/0.json".into(), "too large".into());
+        assert_eq!(r.all_warnings()[0].message, "skipped /r/0.json: too large");
+        r.unskip(Path::new("/r/0.json"));
+        r.unskip(Path::new(&format!("/r/{}.json", MAX_SKIPPED_LISTED + 1)));
+        assert_eq!(r.skipped.total(), MAX_SKIPPED_LISTED + 3);
+        assert!(r
+            .all_warnings()
+            .iter()
+            .all(|w| w.path.as_deref() != Some(Path::new("/r/0.json"))));
     }
 }

@@ -50,6 +50,35 @@ pub struct Status {
     /// Live recordings and destinations, with their state.
     #[serde(default)]
     pub recordings: Vec<super::record::RecordingStatus>,
+    /// Session files skipped or quarantined (each also a warning while
+    /// listed; see [`MAX_SKIPPED_LISTED`]).
+    pub skipped_files: usize,
+    /// The security audit log and its chain head.
+    pub audit: Option<AuditStatus>,
+}
+
+/// Skipped files listed as warnings, each with its reason; beyond, they are
+/// only counted (`skipped_files`).
+pub const MAX_SKIPPED_LISTED: usize = 100;
+
+/// The security audit log as the daemon holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditStatus {
+    pub path: PathBuf,
+    /// The anchor beside it (records and last hash).
+    pub anchor: PathBuf,
+    /// Records in the log (`None`: the log could not be opened).
+    pub records: Option<u64>,
+    /// Hash of the last record: what `kato audit verify --anchor` takes.
+    pub head: Option<String>,
+    /// Records can be written; when not, commands are refused.
+    pub writable: bool,
+    pub error: Option<String>,
+    /// Records decided but not yet written (the log could not be written).
+    pub deferred: usize,
+    /// Records beyond what is kept in memory meanwhile (counted only).
+    pub lost: u64,
 }
 
 /// Where the daemon is in its life (`status.json` → `state`).
@@ -310,6 +339,9 @@ pub struct Warning {
     pub level: String,
     pub source: String,
     pub message: String,
+    /// The session file a skip warning is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
 }
 
 pub fn unix_ms(t: SystemTime) -> u64 {
@@ -409,41 +441,154 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
-/// Running = its process is alive, its heartbeat is fresh, and it has not
-/// said it stopped.
+/// Running by the heartbeat alone: its process is alive, its heartbeat is
+/// fresh, and it has not said it stopped. Used when the lock cannot be
+/// checked.
 pub fn is_running(st: &Status, now: SystemTime) -> bool {
-    let age = unix_ms(now).saturating_sub(st.heartbeat_unix_ms);
-    st.state != Phase::Stopped && age < STALE_AFTER.as_millis() as u64 && pid_alive(st.pid)
+    st.state != Phase::Stopped && !is_stale(st, now) && pid_alive(st.pid)
 }
 
-/// `kato status [--json]`: 0 when running, 3 when not.
-pub fn command(runtime_dir: &Path, json: bool) -> Result<i32> {
+fn is_stale(st: &Status, now: SystemTime) -> bool {
+    unix_ms(now).saturating_sub(st.heartbeat_unix_ms) >= STALE_AFTER.as_millis() as u64
+}
+
+/// Whether the daemon runs, judged by who holds the state lock: a daemon
+/// holds it from before its first status write until its process ends, so
+/// a stale heartbeat with a live holder is a busy (or paused) daemon, and a
+/// fresh heartbeat without one is a dead daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Liveness {
+    /// Holds the lock, heartbeat fresh.
+    Running,
+    /// Holds the lock, but the heartbeat is older than [`STALE_AFTER`]:
+    /// working through a backlog, or stopped (SIGSTOP).
+    Busy,
+    /// Holds the lock but has not written this status (starting).
+    Starting {
+        pid: Option<u32>,
+    },
+    NotRunning,
+}
+
+impl Liveness {
+    pub fn running(&self) -> bool {
+        !matches!(self, Liveness::NotRunning)
+    }
+}
+
+/// Judge liveness from the lock `holder` (as [`super::lifecycle::holder`]
+/// reports it) and status.json; without a lock answer, from the heartbeat.
+pub fn liveness(
+    st: Option<&Status>,
+    holder: Option<Option<Option<u32>>>,
+    now: SystemTime,
+) -> Liveness {
+    match holder {
+        Some(Some(pid)) => match st {
+            // Its own status, even one saying "stopped": it is ending.
+            Some(st) if pid.is_none_or(|p| p == st.pid) => {
+                if is_stale(st, now) {
+                    Liveness::Busy
+                } else {
+                    Liveness::Running
+                }
+            }
+            _ => Liveness::Starting { pid },
+        },
+        Some(None) => Liveness::NotRunning,
+        None => match st {
+            Some(st) if is_running(st, now) => Liveness::Running,
+            _ => Liveness::NotRunning,
+        },
+    }
+}
+
+/// `kato status [--json]`: 0 when running (busy included), 3 when not.
+pub fn command(runtime_dir: &Path, state_dir: &Path, json: bool) -> Result<i32> {
     let now = SystemTime::now();
     let found = read(runtime_dir)?;
-    let running = found.as_ref().is_some_and(|(st, _)| is_running(st, now));
+    let holder = match super::lifecycle::holder(state_dir) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            eprintln!("kato: {e}; judging by the heartbeat alone");
+            None
+        }
+    };
+    let live = liveness(found.as_ref().map(|(st, _)| st), holder, now);
     let mut out = io::stdout().lock();
     let r = if json {
         let mut v = found
             .map(|(_, v)| v)
             .unwrap_or_else(|| serde_json::json!({}));
         if let Some(obj) = v.as_object_mut() {
-            obj.insert("running".into(), serde_json::Value::Bool(running));
+            obj.insert("running".into(), live.running().into());
+            obj.insert("busy".into(), (live == Liveness::Busy).into());
+            let lock_pid = holder.flatten().flatten();
+            obj.insert("lock_pid".into(), serde_json::json!(lock_pid));
         }
         serde_json::to_writer_pretty(&mut out, &v)
             .map_err(io::Error::from)
             .and_then(|()| writeln!(out))
     } else {
-        match &found {
-            None => writeln!(
-                out,
-                "kato is not running (no {} ; start it with `kato start`)",
-                path(runtime_dir).display()
-            ),
-            Some((st, _)) => render(&mut out, st, running, now),
-        }
+        render_found(
+            &mut out,
+            found.as_ref().map(|(st, _)| st),
+            &live,
+            runtime_dir,
+            state_dir,
+            now,
+        )
     };
     r.map_err(|e| Error::io("writing to stdout", e))?;
-    Ok(if running { exit::OK } else { exit::NOT_FOUND })
+    Ok(if live.running() {
+        exit::OK
+    } else {
+        exit::NOT_FOUND
+    })
+}
+
+/// The dashboard, or why there is none.
+fn render_found(
+    out: &mut dyn Write,
+    st: Option<&Status>,
+    live: &Liveness,
+    runtime_dir: &Path,
+    state_dir: &Path,
+    now: SystemTime,
+) -> io::Result<()> {
+    match (st, live) {
+        (_, Liveness::Starting { pid }) => {
+            let who = pid.map_or_else(|| "pid unknown".to_owned(), |p| format!("pid {p}"));
+            writeln!(
+                out,
+                "kato is running ({who}, holds the state lock) and has not written its status yet: starting"
+            )?;
+        }
+        (None, _) => writeln!(
+            out,
+            "kato is not running (no {} ; start it with `kato start`)",
+            path(runtime_dir).display()
+        )?,
+        (Some(st), live) => render(out, st, live, now)?,
+    }
+    if !live.running() {
+        render_anchor(out, state_dir)?;
+    }
+    Ok(())
+}
+
+/// With the daemon stopped: the chain head its anchor holds.
+fn render_anchor(out: &mut dyn Write, state_dir: &Path) -> io::Result<()> {
+    let log = state_dir.join(crate::audit::FILE_NAME);
+    match crate::audit::anchor::read(&crate::audit::anchor::path_for(&log)) {
+        Ok(Some(h)) => writeln!(
+            out,
+            "  audit   {} record(s) anchored, head {}",
+            h.records, h.hash
+        ),
+        Ok(None) => Ok(()),
+        Err(e) => writeln!(out, "  audit   {e}"),
+    }
 }
 
 fn ago(now_ms: u64, then_ms: u64) -> String {
@@ -457,49 +602,110 @@ fn ago(now_ms: u64, then_ms: u64) -> String {
 }
 
 /// The compact human dashboard.
-pub fn render(out: &mut dyn Write, st: &Status, running: bool, now: SystemTime) -> io::Result<()> {
+pub fn render(
+    out: &mut dyn Write,
+    st: &Status,
+    live: &Liveness,
+    now: SystemTime,
+) -> io::Result<()> {
     let now_ms = unix_ms(now);
-    if running {
-        writeln!(
-            out,
-            "kato {} running (pid {}, up {}, heartbeat {} ago){}, sandbox {}",
-            st.version,
-            st.pid,
-            ago(now_ms, st.started_unix_ms),
-            ago(now_ms, st.heartbeat_unix_ms),
-            if st.ready { ", ready" } else { ", starting" },
-            st.sandbox_mode.as_str()
-        )?;
-    } else {
-        let why = if st.state == Phase::Stopped {
-            "stopped".to_owned()
-        } else if !pid_alive(st.pid) {
-            format!("pid {} is gone", st.pid)
-        } else {
-            format!("no heartbeat for {}", ago(now_ms, st.heartbeat_unix_ms))
-        };
-        writeln!(
-            out,
-            "kato is not running ({why}; last heartbeat {}); start it with `kato start`",
-            st.heartbeat_at
-        )?;
+    match live {
+        Liveness::Running | Liveness::Busy | Liveness::Starting { .. } => {
+            let state = if *live == Liveness::Busy {
+                format!(
+                    "running, busy: no heartbeat for {} but it holds its lock (a long backlog, or stopped by a signal)",
+                    ago(now_ms, st.heartbeat_unix_ms)
+                )
+            } else {
+                let phase = match (st.state, st.ready) {
+                    (Phase::Stopping | Phase::Stopped, _) => "stopping",
+                    (_, true) => "ready",
+                    (_, false) => "starting",
+                };
+                format!(
+                    "running (heartbeat {} ago, {phase})",
+                    ago(now_ms, st.heartbeat_unix_ms)
+                )
+            };
+            writeln!(
+                out,
+                "kato {} {state}; pid {}, up {}, sandbox {}",
+                st.version,
+                st.pid,
+                ago(now_ms, st.started_unix_ms),
+                st.sandbox_mode.as_str()
+            )?;
+        }
+        Liveness::NotRunning => {
+            let why = if st.state == Phase::Stopped {
+                "stopped".to_owned()
+            } else if !pid_alive(st.pid) {
+                format!("pid {} is gone", st.pid)
+            } else {
+                format!("pid {} does not hold the state lock", st.pid)
+            };
+            writeln!(
+                out,
+                "kato is not running ({why}; last heartbeat {}); start it with `kato start`",
+                st.heartbeat_at
+            )?;
+        }
     }
     if let Some(sb) = &st.sandbox {
         render_sandbox(out, sb)?;
     }
+    if let Some(a) = st.audit.as_ref().filter(|_| live.running()) {
+        render_audit(out, a)?;
+    }
     render_providers(out, &st.providers)?;
     render_sessions(out, st)?;
     render_recordings(out, &st.recordings)?;
-    if !st.warnings.is_empty() {
+    render_warnings(out, st)
+}
+
+/// The newest warnings, then the skipped files (each with its reason).
+fn render_warnings(out: &mut dyn Write, st: &Status) -> io::Result<()> {
+    let (skips, general): (Vec<&Warning>, Vec<&Warning>) =
+        st.warnings.iter().partition(|w| w.path.is_some());
+    let line = |out: &mut dyn Write, w: &Warning| {
+        let at = w.at.get(11..19).unwrap_or(&w.at);
+        writeln!(out, "  {at} {}: {}", w.source, w.message)
+    };
+    if !general.is_empty() {
         writeln!(out)?;
         writeln!(out, "warnings (newest last):")?;
-        let skip = st.warnings.len().saturating_sub(10);
-        for w in st.warnings.iter().skip(skip) {
-            let at = w.at.get(11..19).unwrap_or(&w.at);
-            writeln!(out, "  {at} {}: {}", w.source, w.message)?;
+        for w in general.iter().skip(general.len().saturating_sub(10)) {
+            line(out, w)?;
+        }
+    }
+    if st.skipped_files > 0 {
+        writeln!(out)?;
+        writeln!(out, "skipped files ({}):", st.skipped_files)?;
+        for w in skips.iter().take(10) {
+            line(out, w)?;
+        }
+        if st.skipped_files > 10 {
+            writeln!(
+                out,
+                "  … and {} more (`kato status --json` lists the first {MAX_SKIPPED_LISTED} with their reasons)",
+                st.skipped_files - skips.len().min(10)
+            )?;
         }
     }
     Ok(())
+}
+
+/// The audit log: its head, or why it cannot be written.
+fn render_audit(out: &mut dyn Write, audit: &AuditStatus) -> io::Result<()> {
+    match (&audit.error, audit.records, &audit.head) {
+        (Some(e), _, _) => writeln!(
+            out,
+            "  audit   CANNOT WRITE ({e}): commands are refused until it can be written; {} record(s) wait",
+            audit.deferred
+        ),
+        (None, Some(n), Some(h)) => writeln!(out, "  audit   {n} record(s), head {h}"),
+        _ => Ok(()),
+    }
 }
 
 /// One line per provider: sessions, files, stage, roots.
@@ -690,6 +896,47 @@ mod tests {
     }
 
     #[test]
+    fn liveness_is_judged_by_the_lock_holder() {
+        let now = SystemTime::now();
+        let fresh = Status {
+            pid: 42,
+            state: Phase::Running,
+            heartbeat_unix_ms: unix_ms(now),
+            ..Status::default()
+        };
+        let stale = Status {
+            heartbeat_unix_ms: unix_ms(now) - 25_000,
+            ..fresh.clone()
+        };
+        let held = Some(Some(Some(42)));
+        assert_eq!(liveness(Some(&fresh), held, now), Liveness::Running);
+        assert_eq!(liveness(Some(&stale), held, now), Liveness::Busy);
+        assert!(Liveness::Busy.running());
+        // Nobody holds the lock: not running, however fresh the heartbeat.
+        assert_eq!(
+            liveness(Some(&fresh), Some(None), now),
+            Liveness::NotRunning
+        );
+        // Another process holds it: the status is an old one.
+        assert_eq!(
+            liveness(Some(&fresh), Some(Some(Some(7))), now),
+            Liveness::Starting { pid: Some(7) }
+        );
+        assert_eq!(
+            liveness(None, held, now),
+            Liveness::Starting { pid: Some(42) }
+        );
+        // Its own status saying "stopped" while it still holds the lock: ending.
+        let ending = Status {
+            state: Phase::Stopped,
+            ..fresh.clone()
+        };
+        assert_eq!(liveness(Some(&ending), held, now), Liveness::Running);
+        // No answer from the lock: the heartbeat decides (pid 42 is not ours).
+        assert_eq!(liveness(Some(&stale), None, now), Liveness::NotRunning);
+    }
+
+    #[test]
     // Long because: one scenario status and the whole dashboard it renders, side by side.
     fn dashboard_lists_sessions_and_warnings() {
         let now = SystemTime::now();
@@ -722,12 +969,29 @@ mod tests {
                 events: 12,
                 ..SessionStatus::new("0890bead-0ab3".into(), ProviderId::Claude)
             }],
-            warnings: vec![Warning {
-                at: "2026-01-08T15:56:38.102Z".into(),
-                level: "warn".into(),
-                source: "state".into(),
-                message: "state file x set aside".into(),
-            }],
+            warnings: vec![
+                Warning {
+                    at: "2026-01-08T15:56:38.102Z".into(),
+                    level: "warn".into(),
+                    source: "state".into(),
+                    message: "state file x set aside".into(),
+                    path: None,
+                },
+                Warning {
+                    at: "2026-01-08T15:56:39.000Z".into(),
+                    level: "warn".into(),
+                    source: "gemini".into(),
+                    message: "skipped /g/s.json: a symbolic link".into(),
+                    path: Some("/g/s.json".into()),
+                },
+            ],
+            skipped_files: 12,
+            audit: Some(AuditStatus {
+                records: Some(7),
+                head: Some("ab".repeat(32)),
+                writable: true,
+                ..AuditStatus::default()
+            }),
             ..Status::default()
         };
         let mut st = st;
@@ -754,9 +1018,12 @@ mod tests {
             ..SandboxStatus::default()
         });
         let mut out = Vec::new();
-        render(&mut out, &st, true, now).unwrap();
+        render(&mut out, &st, &Liveness::Running, now).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("running (pid 42, up 1m05s"), "{text}");
+        assert!(
+            text.contains("running (heartbeat 0s ago, ready); pid 42, up 1m05s"),
+            "{text}"
+        );
         assert!(
             text.contains("sandbox enforce, Landlock ABI 6 (kernel 7): DEGRADED"),
             "{text}"
@@ -778,6 +1045,11 @@ mod tests {
         assert!(text.contains("fix the build"), "{text}");
         assert!(
             text.contains("15:56:38 state: state file x set aside"),
+            "{text}"
+        );
+        assert!(text.contains("skipped files (12):\n  15:56:39 gemini: skipped /g/s.json: a symbolic link\n  … and 11 more"), "{text}");
+        assert!(
+            text.contains(&format!("audit   7 record(s), head {}", "ab".repeat(32))),
             "{text}"
         );
     }

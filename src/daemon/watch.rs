@@ -19,8 +19,8 @@
 //! that is live, including what was appended while kato was down.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::fs::{self, File};
-use std::os::unix::fs::MetadataExt;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -295,6 +295,8 @@ pub(crate) struct Stage<W: Watch> {
     pub(crate) covered: Option<Vec<PathBuf>>,
     /// Files the startup walk found (to report known files that are gone).
     seen: Option<HashSet<PathBuf>>,
+    /// Paths reported as skipped: their removal takes the warning off.
+    skip_reported: HashSet<PathBuf>,
 }
 
 fn mtime_ns(meta: &fs::Metadata) -> i64 {
@@ -350,6 +352,7 @@ impl<W: Watch> Stage<W> {
             watcher,
             covered: None,
             seen: None,
+            skip_reported: HashSet::new(),
         }
     }
 
@@ -366,7 +369,7 @@ impl<W: Watch> Stage<W> {
         };
         let mut batch = Vec::new();
         let mut reached = false;
-        let result = fs::File::open(path).and_then(|mut file| {
+        let result = open_session_file(path).and_then(|mut file| {
             read_increment(
                 &mut file,
                 self.provider,
@@ -541,7 +544,7 @@ impl<W: Watch> Stage<W> {
             Visit::Unreadable(dir, e, _) => {
                 self.warn(format!("cannot read {}: {e}", dir.display()));
             }
-            Visit::File(path) => self.found_file(&path, origin),
+            Visit::File(path) | Visit::Symlink(path) => self.found_file(&path, origin),
         });
     }
 
@@ -599,6 +602,10 @@ impl<W: Watch> Stage<W> {
         let Ok(meta) = fs::symlink_metadata(path) else {
             return;
         };
+        if meta.is_symlink() {
+            self.found_symlink(path);
+            return;
+        }
         if !meta.is_file() {
             return;
         }
@@ -645,6 +652,36 @@ impl<W: Watch> Stage<W> {
         }
     }
 
+    /// A symbolic link where a session file could be: never followed, and
+    /// said in the status (what was read from a file it replaced is kept).
+    /// Links to directories are said too: the sessions under one are not
+    /// read. Any other link is not a session file and is passed over.
+    fn found_symlink(&mut self, path: &Path) {
+        let is_session_file = self
+            .root_of(path)
+            .and_then(|i| path.strip_prefix(&self.roots[i].0).ok())
+            .is_some_and(|rel| self.provider.classify(rel).is_some());
+        let reason = if self.files.contains_key(path) {
+            SYMLINK_REPLACED
+        } else if is_session_file {
+            "a symbolic link; kato reads only regular files and never follows links"
+        } else if fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+            "a symbolic link to a directory; kato never follows links, so the sessions under it are not read"
+        } else {
+            return;
+        };
+        self.skipped(path, reason.to_owned());
+    }
+
+    fn skipped(&mut self, path: &Path, reason: String) {
+        self.skip_reported.insert(path.to_path_buf());
+        self.send(ToOrch::Skipped {
+            provider: self.name,
+            path: path.to_path_buf(),
+            reason: Some(reason),
+        });
+    }
+
     pub(crate) fn on_fs(&mut self, ev: notify::Result<notify::Event>) {
         let ev = match ev {
             Ok(ev) => ev,
@@ -670,13 +707,17 @@ impl<W: Watch> Stage<W> {
                     Ok(m) if m.is_dir() && kind != CreateKind::File => {
                         self.scan(path, Origin::DirCreated)
                     }
-                    Ok(m) if m.is_file() => self.found_file(path, Origin::FileCreated),
+                    Ok(m) if m.is_file() || m.is_symlink() => {
+                        self.found_file(path, Origin::FileCreated)
+                    }
                     _ => {}
                 },
                 EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
                     match fs::symlink_metadata(path) {
                         Ok(m) if m.is_dir() => self.scan(path, Origin::DirMovedIn),
-                        Ok(m) if m.is_file() => self.found_file(path, Origin::FileMovedIn),
+                        Ok(m) if m.is_file() || m.is_symlink() => {
+                            self.found_file(path, Origin::FileMovedIn)
+                        }
                         _ => {}
                     }
                 }
@@ -700,6 +741,13 @@ impl<W: Watch> Stage<W> {
 
     /// A path under a root disappeared (deleted or renamed away).
     fn removed(&mut self, path: &Path) {
+        if self.skip_reported.remove(path) {
+            self.send(ToOrch::Skipped {
+                provider: self.name,
+                path: path.to_path_buf(),
+                reason: None,
+            });
+        }
         if let Some(i) = self.roots.iter().position(|(r, _)| r == path) {
             // The root itself: stop watching everything under it (inotify
             // would follow a moved directory outside the roots) and look
@@ -809,12 +857,15 @@ impl<W: Watch> Stage<W> {
         let Some(entry) = self.files.get_mut(path) else {
             return;
         };
-        let mut file = match File::open(path) {
+        let mut file = match open_session_file(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                self.skipped(path, SYMLINK_REPLACED.to_owned());
+                return;
+            }
             Err(e) => {
-                let msg = format!("cannot open {}: {e}", path.display());
-                self.warn(msg);
+                self.skipped(path, format!("cannot open it: {e}"));
                 return;
             }
         };
@@ -863,9 +914,12 @@ impl<W: Watch> Stage<W> {
                     && inc.events == 0
                     && !inc.diagnostics.is_empty()
                 {
-                    // A document caught mid-rewrite: keep the old cursor;
-                    // the write that completes it brings another event.
+                    // A document caught mid-rewrite, or one that cannot be
+                    // read at all: keep the old cursor and say why in the
+                    // status; the write that completes it is read again
+                    // and takes the warning off.
                     tracing::debug!(path = %path.display(), "document not parseable yet");
+                    self.skipped(path, document_skip_reason(&inc.diagnostics[0]));
                     return;
                 }
                 chunks.flush(Some(Commit {
@@ -887,8 +941,7 @@ impl<W: Watch> Stage<W> {
             }
             Ok(Err(e)) => {
                 entry.skip = chunks.delivered;
-                let msg = format!("cannot read {}: {e}", path.display());
-                self.warn(msg);
+                self.skipped(path, format!("cannot read it: {e}"));
             }
             Err(_) => {
                 entry.skip = chunks.delivered;
@@ -930,6 +983,38 @@ impl<W: Watch> Stage<W> {
         let mut v: Vec<PathBuf> = self.watched.keys().cloned().collect();
         v.sort();
         v
+    }
+}
+
+/// Open a session file for reading, never through a symbolic link (one may
+/// have replaced the file since it was found): that fails with `ELOOP`.
+fn open_session_file(path: &Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Why a file that had been read is no longer.
+const SYMLINK_REPLACED: &str =
+    "the session file was replaced by a symbolic link, which kato does not follow; what was read before is kept";
+
+/// Why a document was not read, without quoting it (a parser's message
+/// can hold a piece of the content).
+fn document_skip_reason(d: &crate::reader::Diagnostic) -> String {
+    use crate::reader::DiagKind;
+    match d.kind {
+        DiagKind::TooLong => format!("not read: {}", d.detail),
+        DiagKind::NotJson | DiagKind::Truncated => {
+            format!("not read: not a JSON document ({} bytes)", d.len)
+        }
+        DiagKind::InvalidUtf8 => format!("not read: not UTF-8 ({} bytes)", d.len),
+        DiagKind::WrongShape => {
+            format!(
+                "not read: JSON, but not a session document ({} bytes)",
+                d.len
+            )
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! corpus lookup ([`corpus`]).
 
 pub mod corpus;
+pub mod tmpfs;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

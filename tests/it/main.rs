@@ -7,6 +7,7 @@
 mod harness;
 
 mod architecture;
+mod audit;
 mod claude_fixtures;
 mod cli;
 mod daemon;

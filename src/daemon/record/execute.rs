@@ -57,19 +57,21 @@ impl Recorder {
         self.carry_out(key, plan, stages);
     }
 
-    /// Apply a plan: its command state, its audit records, then its actions.
+    /// Apply a plan: its audit records, then its command state and actions.
     pub(super) fn carry_out(&mut self, key: &SessionKey, plan: Plan, stages: &mut dyn Stages) {
         let Plan {
             audits,
             state,
             actions,
         } = plan;
+        // A command whose records cannot be written does not run.
+        if let Err(why) = self.audit.write_all(&audits) {
+            self.audit.refuse(&audits, &why);
+            return;
+        }
         if let Some(sess) = self.sessions.get_mut(key) {
             sess.data.commands = state;
             sess.dirty = true;
-        }
-        for a in audits {
-            self.audit(a);
         }
         for a in actions {
             self.act(key, a, stages);

@@ -1,24 +1,42 @@
 //! The security audit log `security-audit.jsonl` (SPEC §10): one JSON line
-//! per policy decision, hash-chained.
+//! per policy decision, hash-chained and anchored.
 //!
 //! Each record carries `seq` (0, 1, 2…) and `prev`, the SHA-256 (hex) of the
 //! previous record's exact line bytes (64 zeros for the first). Editing a
 //! byte, deleting or reordering lines breaks the chain at the first record
-//! after the change; [`verify`] reports that record. Records never hold chat
-//! content or secrets: only the command token, the normalized target and
-//! the decision.
+//! after the change. The chain's head (records and last hash) is also kept
+//! in an anchor beside the log ([`anchor`]), so removing or rewriting the
+//! tail, emptying the file or recomputing the whole chain shows too;
+//! [`verify::check`] reports all of these. Records never hold chat content
+//! or secrets: only the command token, the normalized target and the
+//! decision.
+//!
+//! A record is written whole or not at all ([`AuditLog::append`]); what a
+//! crash or a full disk left is repaired when the log is opened, and the
+//! repair is itself a record (see `open.rs`).
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::path::Path;
+pub mod anchor;
+mod open;
+pub mod verify;
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use self::anchor::Anchor;
+pub use self::anchor::{AnchorError, AnchorWriteError};
+pub use self::open::Opened;
+pub use self::verify::{verify, Broken, Verified};
+
 /// File name inside the state (or logs) directory.
 pub const FILE_NAME: &str = "security-audit.jsonl";
 
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// The `prev` of the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// What a record is about: the closed set of audit event names.
 ///
@@ -68,11 +86,24 @@ pub enum AuditEvent {
     /// A secret was redacted from a recording.
     #[serde(rename = "redaction")]
     Redaction,
+    /// What a crash or a full disk left in the log was repaired at start.
+    #[serde(rename = "audit.repaired")]
+    AuditRepaired,
+    /// The log had no anchor; it was anchored at its last record as found.
+    #[serde(rename = "audit.anchored")]
+    AuditAnchored,
+    /// The log did not match its anchor: it was set aside and a new chain began.
+    #[serde(rename = "audit.restarted")]
+    AuditRestarted,
+    /// Records decided while the log could not be written were more than
+    /// kato keeps in memory; their number.
+    #[serde(rename = "audit.lost")]
+    AuditLost,
 }
 
 impl AuditEvent {
     /// Every event, in declaration order.
-    pub const ALL: [AuditEvent; 13] = [
+    pub const ALL: [AuditEvent; 17] = [
         AuditEvent::CommandParsed,
         AuditEvent::CommandRejected,
         AuditEvent::CommandExecuted,
@@ -86,6 +117,10 @@ impl AuditEvent {
         AuditEvent::InputMalformed,
         AuditEvent::StateQuarantined,
         AuditEvent::Redaction,
+        AuditEvent::AuditRepaired,
+        AuditEvent::AuditAnchored,
+        AuditEvent::AuditRestarted,
+        AuditEvent::AuditLost,
     ];
 
     /// The name on disk.
@@ -104,6 +139,10 @@ impl AuditEvent {
             AuditEvent::InputMalformed => "input.malformed",
             AuditEvent::StateQuarantined => "state.quarantined",
             AuditEvent::Redaction => "redaction",
+            AuditEvent::AuditRepaired => "audit.repaired",
+            AuditEvent::AuditAnchored => "audit.anchored",
+            AuditEvent::AuditRestarted => "audit.restarted",
+            AuditEvent::AuditLost => "audit.lost",
         }
     }
 }
@@ -143,6 +182,10 @@ pub struct Entry {
     /// Small structured details (counts, offsets, labels) — never content.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub detail: serde_json::Value,
+    /// When the decision was taken, when that was before the record could
+    /// be written (the log was not writable then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
 }
 
 /// A record as stored.
@@ -157,144 +200,187 @@ pub struct Record {
     pub prev: String,
 }
 
-/// An open, append-only audit log.
+/// The chain head: how many records the log holds and the hash of the last
+/// one ([`GENESIS`] for none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub records: u64,
+    pub hash: String,
+}
+
+impl Head {
+    /// The head of an empty log.
+    pub fn genesis() -> Head {
+        Head {
+            records: 0,
+            hash: GENESIS.to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} record(s), head {}", self.records, self.hash)
+    }
+}
+
+/// Why a record could not be written (it is then not in the log at all).
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("{context} {}: {source}", path.display())]
+    Io {
+        context: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("only {written} of the record's {len} bytes could be written (no space left?); they were removed again")]
+    Short { written: usize, len: usize },
+    #[error(transparent)]
+    AnchorWrite(#[from] AnchorWriteError),
+    #[error(transparent)]
+    Anchor(#[from] AnchorError),
+    #[error("a failed record could not be removed from {}: {reason}; nothing is written after it until it can be", path.display())]
+    Stuck { path: PathBuf, reason: String },
+    #[error("cannot encode the record: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// An open, append-only audit log and its anchor.
+///
+/// Invariants: the file ends with a complete record (a failed append is cut
+/// off again before the call returns), and the anchor holds the head or,
+/// for the moment between writing a record and anchoring it, the head
+/// before it.
+#[derive(Debug)]
 pub struct AuditLog {
     file: File,
-    next_seq: u64,
-    prev: String,
+    path: PathBuf,
+    /// Length of the file up to the end of its last record.
+    len: u64,
+    head: Head,
+    anchor: Anchor,
+    /// Why bytes of a failed append may still follow the last record.
+    stuck: Option<String>,
 }
 
 impl AuditLog {
-    /// Open (creating if needed) and find the chain head from the last line.
-    /// A log whose last line is unreadable is not repaired here: appending
-    /// continues the chain from that line's hash, and `verify` reports it.
-    pub fn open(path: &Path) -> io::Result<AuditLog> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)?;
-        let (next_seq, prev) = head(&mut file)?;
-        Ok(AuditLog {
-            file,
-            next_seq,
-            prev,
-        })
+    /// Open the log at `path` (creating it and its anchor when needed),
+    /// repairing what a crash or a full disk left (the table in `open.rs`).
+    pub fn open(path: &Path) -> Result<Opened, AuditError> {
+        open::open(path)
     }
 
-    /// Append one record and make it durable.
-    pub fn append(&mut self, entry: Entry) -> io::Result<Record> {
+    /// The chain head after the last record written.
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append one record whole or not at all: one `write` of the complete
+    /// line, synced, then the anchor. On any failure what was written is
+    /// cut off again and the error returned; the log is as before.
+    pub fn append(&mut self, entry: Entry) -> Result<Record, AuditError> {
+        self.unstick()?;
         let record = Record {
-            seq: self.next_seq,
+            seq: self.head.records,
             time: now_rfc3339(),
             pid: std::process::id(),
             entry,
-            prev: self.prev.clone(),
+            prev: self.head.hash.clone(),
         };
         let mut line = serde_json::to_vec(&record)?;
-        let hash = hex_sha256(&line);
+        let head = Head {
+            records: self.head.records + 1,
+            hash: hex_sha256(&line),
+        };
         line.push(b'\n');
-        self.file.write_all(&line)?;
-        self.file.sync_data()?;
-        self.prev = hash;
-        self.next_seq += 1;
+        if let Err(e) = self.write_line(&line) {
+            return Err(self.undo(e));
+        }
+        if let Err(e) = self.anchor.write(&head) {
+            return Err(self.undo(e.into()));
+        }
+        self.len += line.len() as u64;
+        self.head = head;
         Ok(record)
     }
-}
 
-/// Sequence number and hash that the next record continues from.
-fn head(file: &mut File) -> io::Result<(u64, String)> {
-    let len = file.metadata()?.len();
-    if len == 0 {
-        return Ok((0, GENESIS.to_owned()));
-    }
-    // Read a tail window large enough for any record.
-    let window = len.min(1 << 20);
-    file.seek(SeekFrom::Start(len - window))?;
-    let mut buf = Vec::with_capacity(window as usize);
-    Read::by_ref(file).take(window).read_to_end(&mut buf)?;
-    let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
-    let last = match memchr::memrchr(b'\n', body) {
-        Some(i) => &body[i + 1..],
-        None => body,
-    };
-    // Only the sequence number: a record whose event this build does not
-    // know (written by a newer kato) still continues the chain.
-    #[derive(Deserialize)]
-    struct Seq {
-        seq: u64,
-    }
-    let seq = serde_json::from_slice::<Seq>(last)
-        .map(|r| r.seq + 1)
-        .unwrap_or(0);
-    Ok((seq, hex_sha256(last)))
-}
-
-/// Result of a successful verification.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Verified {
-    pub records: u64,
-    /// Hash of the last record (the chain head).
-    pub head: String,
-}
-
-/// Where and why the chain breaks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("audit chain broken at line {line}: {reason}")]
-pub struct Broken {
-    /// 1-based line number of the first bad record.
-    pub line: u64,
-    pub reason: String,
-}
-
-/// Check the whole chain of the log at `path`.
-pub fn verify(path: &Path) -> io::Result<Result<Verified, Broken>> {
-    let file = File::open(path)?;
-    let mut reader = BufReader::new(file);
-    let mut prev = GENESIS.to_owned();
-    let mut expected_seq = 0u64;
-    let mut line = Vec::new();
-    let mut n = 0u64;
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            break;
-        }
-        n += 1;
-        let Some(body) = line.strip_suffix(b"\n") else {
-            return Ok(Err(Broken {
-                line: n,
-                reason: "last record is incomplete (no newline)".into(),
-            }));
+    fn write_line(&mut self, line: &[u8]) -> Result<(), AuditError> {
+        let io = |context, source| AuditError::Io {
+            context,
+            path: self.path.clone(),
+            source,
         };
-        let record: Record = match serde_json::from_slice(body) {
-            Ok(r) => r,
-            Err(e) => {
-                return Ok(Err(Broken {
-                    line: n,
-                    reason: format!("not a valid record: {e}"),
-                }))
+        loop {
+            match self.file.write(line) {
+                Ok(n) if n == line.len() => break,
+                Ok(written) => {
+                    return Err(AuditError::Short {
+                        written,
+                        len: line.len(),
+                    })
+                }
+                // Nothing was written: try again.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io("cannot write", e)),
             }
-        };
-        if record.prev != prev {
-            return Ok(Err(Broken {
-                line: n,
-                reason: "`prev` does not match the hash of the previous record (edited, deleted or reordered records)".into(),
-            }));
         }
-        if record.seq != expected_seq {
-            return Ok(Err(Broken {
-                line: n,
-                reason: format!("sequence {} where {expected_seq} was expected", record.seq),
-            }));
-        }
-        prev = hex_sha256(body);
-        expected_seq += 1;
+        self.file.sync_data().map_err(|e| io("cannot sync", e))
     }
-    Ok(Ok(Verified {
-        records: n,
-        head: prev,
-    }))
+
+    /// Cut off what a failed append left; when that fails too, no record
+    /// is written until it succeeds (a record after a partial one would be
+    /// unreadable).
+    fn undo(&mut self, err: AuditError) -> AuditError {
+        if let Err(e) = self.cut_back() {
+            self.stuck = Some(e.to_string());
+        }
+        err
+    }
+
+    fn cut_back(&mut self) -> io::Result<()> {
+        if self.file.metadata()?.len() > self.len {
+            self.file.set_len(self.len)?;
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    fn unstick(&mut self) -> Result<(), AuditError> {
+        if self.stuck.is_some() {
+            match self.cut_back() {
+                Ok(()) => self.stuck = None,
+                Err(e) => {
+                    return Err(AuditError::Stuck {
+                        path: self.path.clone(),
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The chain head as last published by the daemon, read by its log thread
+/// (which writes it at the top of every rotated log file).
+#[derive(Debug, Clone, Default)]
+pub struct HeadCell(Arc<Mutex<Option<Head>>>);
+
+impl HeadCell {
+    pub fn publish(&self, head: &Head) {
+        if let Ok(mut h) = self.0.lock() {
+            *h = Some(head.clone());
+        }
+    }
+
+    pub fn get(&self) -> Option<Head> {
+        self.0.lock().ok().and_then(|h| h.clone())
+    }
 }
 
 pub fn hex_sha256(bytes: &[u8]) -> String {
@@ -334,85 +420,6 @@ pub fn rfc3339(secs: u64, millis: u32) -> String {
 mod tests {
     use super::*;
 
-    fn entry(i: u32) -> Entry {
-        Entry {
-            stage: "orchestrate".into(),
-            event: AuditEvent::WriteDenied,
-            decision: Decision::Deny,
-            raw: Some(format!("::capture /etc/x{i}")),
-            reason: Some("not under an allowed root".into()),
-            ..Entry::default()
-        }
-    }
-
-    fn log_with(n: u32) -> (tempfile::TempDir, std::path::PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE_NAME);
-        let mut log = AuditLog::open(&path).unwrap();
-        for i in 0..n {
-            log.append(entry(i)).unwrap();
-        }
-        (dir, path)
-    }
-
-    fn lines(path: &Path) -> Vec<String> {
-        std::fs::read_to_string(path)
-            .unwrap()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn write_lines(path: &Path, lines: &[String]) {
-        std::fs::write(path, lines.join("\n") + "\n").unwrap();
-    }
-
-    #[test]
-    fn chain_verifies_and_survives_reopen() {
-        let (_d, path) = log_with(3);
-        let mut log = AuditLog::open(&path).unwrap();
-        let r = log.append(entry(9)).unwrap();
-        assert_eq!(r.seq, 3);
-        let v = verify(&path).unwrap().unwrap();
-        assert_eq!(v.records, 4);
-    }
-
-    #[test]
-    fn edited_byte_is_detected() {
-        let (_d, path) = log_with(4);
-        let mut l = lines(&path);
-        l[1] = l[1].replace("/etc/x1", "/etc/y1");
-        write_lines(&path, &l);
-        assert_eq!(verify(&path).unwrap().unwrap_err().line, 3);
-    }
-
-    #[test]
-    fn deleted_line_is_detected() {
-        let (_d, path) = log_with(4);
-        let mut l = lines(&path);
-        l.remove(1);
-        write_lines(&path, &l);
-        assert_eq!(verify(&path).unwrap().unwrap_err().line, 2);
-    }
-
-    #[test]
-    fn reordered_lines_are_detected() {
-        let (_d, path) = log_with(4);
-        let mut l = lines(&path);
-        l.swap(1, 2);
-        write_lines(&path, &l);
-        assert_eq!(verify(&path).unwrap().unwrap_err().line, 2);
-    }
-
-    #[test]
-    fn garbage_line_is_detected() {
-        let (_d, path) = log_with(2);
-        let mut l = lines(&path);
-        l.insert(1, "{not json".into());
-        write_lines(&path, &l);
-        assert_eq!(verify(&path).unwrap().unwrap_err().line, 2);
-    }
-
     #[test]
     fn event_names_on_disk_are_the_documented_strings() {
         for ev in AuditEvent::ALL {
@@ -448,6 +455,10 @@ mod tests {
                 AuditEvent::InputMalformed => 10,
                 AuditEvent::StateQuarantined => 11,
                 AuditEvent::Redaction => 12,
+                AuditEvent::AuditRepaired => 13,
+                AuditEvent::AuditAnchored => 14,
+                AuditEvent::AuditRestarted => 15,
+                AuditEvent::AuditLost => 16,
             }
         }
         for (i, e) in AuditEvent::ALL.iter().enumerate() {
@@ -458,7 +469,7 @@ mod tests {
     /// SECURITY.md's table of audit events names exactly the enum's events.
     #[test]
     fn security_md_lists_every_audit_event() {
-        let doc = include_str!("../SECURITY.md");
+        let doc = include_str!("../../SECURITY.md");
         let start = doc
             .find("\n## The audit log")
             .expect("SECURITY.md has a section `## The audit log`");
