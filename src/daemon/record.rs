@@ -37,6 +37,7 @@ use crate::render::{MetaCollector, SessionMeta};
 use crate::writer::{WriteError, WriterHandle};
 
 use super::command::SessionKey;
+use super::seen::SeenCommands;
 
 mod execute;
 mod snapshot;
@@ -176,6 +177,9 @@ pub(crate) struct Recorder {
     markdown: MarkdownOptions,
     default_dir: PathBuf,
     audit: Option<AuditLog>,
+    /// Fingerprints of decided commands, across sessions (copies are refused).
+    seen: SeenCommands,
+    seen_dirty: bool,
     sessions: HashMap<SessionKey, Sess>,
     writers: HashMap<String, WriterHandle>,
     /// Messages for the status warnings (drained by the daemon).
@@ -190,6 +194,8 @@ impl Recorder {
             warnings.push(format!("cannot create {}: {e}", dir.display()));
         }
         let audit_path = cfg.state_dir.join(crate::audit::FILE_NAME);
+        let (seen, seen_warning) = SeenCommands::load(&cfg.state_dir);
+        warnings.extend(seen_warning);
         let audit = match AuditLog::open(&audit_path) {
             Ok(a) => Some(a),
             Err(e) => {
@@ -213,6 +219,8 @@ impl Recorder {
             markdown: cfg.markdown.clone(),
             default_dir: cfg.default_dir.clone(),
             audit,
+            seen,
+            seen_dirty: false,
             sessions: HashMap::new(),
             writers: HashMap::new(),
             warnings,
@@ -603,7 +611,21 @@ impl Recorder {
         }
     }
 
+    /// Persist the fingerprints of decided commands if they changed.
+    fn save_seen(&mut self) {
+        if !self.seen_dirty {
+            return;
+        }
+        match self.seen.save() {
+            Ok(()) => self.seen_dirty = false,
+            Err(e) => self.warnings.push(format!(
+                "cannot save the fingerprints of decided commands: {e}"
+            )),
+        }
+    }
+
     fn save_dirty(&mut self) {
+        self.save_seen();
         let keys: Vec<_> = self
             .sessions
             .iter()

@@ -9,6 +9,7 @@ use super::snapshot::{slice, Slice};
 use super::{Mark, Rec, Recorder, Snapshot, Stages};
 use crate::commands::Format;
 use crate::daemon::command::{self, CommandEvent, Plan, SessionKey};
+use crate::daemon::seen;
 use crate::event::{Event, Payload};
 use crate::recording::{self, Action, At, Dest};
 use crate::render::markdown::{MarkdownRenderer, RenderState};
@@ -44,6 +45,16 @@ impl Recorder {
         let default_dest = self.default_dir.join(default_name);
         let policy = &self.policy;
         let check = |p: &Path| policy.check(p.as_os_str()).map(|t| t.path);
+        // A command without a time has no identity that survives a copy.
+        let fp = ev
+            .timestamp
+            .as_deref()
+            .map(|t| seen::fingerprint(key.provider, t, *line, raw));
+        let owner = seen::owner(key, &ev.event_id);
+        let seen_elsewhere = fp
+            .as_deref()
+            .and_then(|f| self.seen.owner_of(f))
+            .is_some_and(|o| o != owner);
         let cmd = CommandEvent {
             event_id: &ev.event_id,
             raw,
@@ -52,9 +63,30 @@ impl Recorder {
                 line: *line,
             },
             live,
+            copied: ev.copied,
+            seen_elsewhere,
+            fingerprint: fp.as_deref(),
         };
         let plan = command::plan(key, &sess.data.commands, &cmd, &default_dest, &check);
+        if let Some(fp) = &plan.remember {
+            self.remember(fp, &owner, !plan.actions.is_empty());
+        }
         self.carry_out(key, plan, stages);
+    }
+
+    /// Remember a decided command's fingerprint. Before a command acts, the
+    /// store is persisted at once (a crash must not lose it while the
+    /// command's effects stay); otherwise with the next save.
+    fn remember(&mut self, fp: &str, owner: &str, acts: bool) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if self.seen.remember(fp, owner, now) {
+            self.seen_dirty = true;
+        }
+        if acts {
+            self.save_seen();
+        }
     }
 
     /// Apply a plan: its command state, its audit records, then its actions.
@@ -63,6 +95,7 @@ impl Recorder {
             audits,
             state,
             actions,
+            remember: _,
         } = plan;
         if let Some(sess) = self.sessions.get_mut(key) {
             sess.data.commands = state;
