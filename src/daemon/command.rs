@@ -58,8 +58,8 @@ pub(crate) struct CommandEvent<'a> {
     pub copied: bool,
     /// Its fingerprint was decided before, for another command event.
     pub seen_elsewhere: bool,
-    /// Its fingerprint ([`super::seen::fingerprint`]), when it has one.
-    pub fingerprint: Option<&'a str>,
+    /// Its fingerprints ([`super::seen`]).
+    pub fingerprints: &'a [String],
 }
 
 /// What to do for one command.
@@ -71,8 +71,8 @@ pub(crate) struct Plan {
     pub state: SessionState,
     /// What the writers and the recordings must do, in order.
     pub actions: Vec<Action>,
-    /// The fingerprint to remember as decided (before any action runs).
-    pub remember: Option<String>,
+    /// The fingerprints to remember as decided (before any action runs).
+    pub remember: Vec<String>,
 }
 
 /// Decide one command. `default_dest` is used when a command names no
@@ -112,7 +112,7 @@ pub(crate) fn plan(
                 }],
                 state: next,
                 actions: Vec::new(),
-                remember: None,
+                remember: Vec::new(),
             };
         }
     };
@@ -138,8 +138,8 @@ pub(crate) fn plan(
     };
     let outcome = next.apply(&command, &ctx);
     let remember = match outcome {
-        Outcome::AlreadyDone => None,
-        _ => cmd.fingerprint.map(str::to_owned),
+        Outcome::AlreadyDone => Vec::new(),
+        _ => cmd.fingerprints.to_vec(),
     };
     let actions = record_outcome(
         outcome,
@@ -300,7 +300,7 @@ mod tests {
         copy: Via,
     ) -> Plan {
         let id = format!("{message}/cmd{line}");
-        let fp = format!("fp-{message}-{line}");
+        let fp = [format!("fp-{message}-{line}")];
         let cmd = CommandEvent {
             event_id: &id,
             raw,
@@ -311,7 +311,7 @@ mod tests {
             live,
             copied: copy == Via::Marked,
             seen_elsewhere: copy == Via::Seen,
-            fingerprint: Some(&fp),
+            fingerprints: &fp,
         };
         plan(&key(), state, &cmd, Path::new("/exp/default"), &check)
     }
@@ -425,11 +425,11 @@ mod tests {
             assert_eq!(visible(&p.state), visible(&s));
             assert!(p.state.done.contains("m2/cmd0"), "decided once");
             // Remembered, so a further copy is recognised too.
-            assert_eq!(p.remember.as_deref(), Some("fp-m2-0"));
+            assert_eq!(p.remember, ["fp-m2-0"]);
             // Delivered again after a restart: nothing more.
             let again = decide_as(&p.state, "m2", 0, "::capture /exp/b", true, copy);
             assert_eq!(events(&again), ["command.parsed"]);
-            assert!(again.actions.is_empty() && again.remember.is_none());
+            assert!(again.actions.is_empty() && again.remember.is_empty());
         }
     }
 
@@ -444,7 +444,7 @@ mod tests {
             Via::Marked,
         );
         assert_eq!(events(&p), ["command.parsed", "command.skipped-historical"]);
-        assert_eq!(p.remember.as_deref(), Some("fp-m1-0"));
+        assert_eq!(p.remember, ["fp-m1-0"]);
     }
 
     #[test]
@@ -458,7 +458,7 @@ mod tests {
         );
         assert_eq!(events(&p).last(), Some(&"command.executed"));
         assert!(!p.actions.is_empty());
-        assert_eq!(p.remember.as_deref(), Some("fp-m9-0"));
+        assert_eq!(p.remember, ["fp-m9-0"]);
     }
 
     #[test]

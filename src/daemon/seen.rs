@@ -2,10 +2,12 @@
 //!
 //! An agent that resumes or forks a session writes the old conversation
 //! again, commands included (Claude Code keeps the records' times and
-//! often their ids under a new session id). A command whose fingerprint —
-//! provider, the time of the message holding it, its line in the message
-//! and its text — was already decided in another session is such a copy:
-//! it is audited as replayed and never runs (`command.skipped-replayed`).
+//! often their ids under a new session id). A command has two
+//! fingerprints: provider, the time of the message holding it, its line in
+//! the message and its text; and provider, its event id (the message's
+//! record id and the line) and its text. One of them already decided for
+//! another command event marks a copy: it is audited as replayed and never
+//! runs (`command.skipped-replayed`).
 //!
 //! The store holds hashes only (no command text, path or session id in
 //! clear), in `<state>/commands-seen.json`, replaced atomically. It is
@@ -34,6 +36,14 @@ const VERSION: u32 = 1;
 /// and every copy of it that keeps the message's time.
 pub(crate) fn fingerprint(provider: ProviderId, time: &str, line: u32, raw: &str) -> String {
     let material = format!("{}\0{time}\0{line}\0{raw}", provider.as_str());
+    hex_sha256(material.as_bytes())[..32].to_owned()
+}
+
+/// A command's identity for copies that keep the record's id (its uuid)
+/// but not its time. Ids made from a file's name and offset never meet
+/// another file's.
+pub(crate) fn id_fingerprint(provider: ProviderId, event_id: &str, raw: &str) -> String {
+    let material = format!("{}\0id\0{event_id}\0{raw}", provider.as_str());
     hex_sha256(material.as_bytes())[..32].to_owned()
 }
 
@@ -174,9 +184,14 @@ mod tests {
             ),
             fingerprint(ProviderId::Claude, t, 1, "::capture /x/a.md"),
             fingerprint(ProviderId::Claude, t, 0, "::capture /x/b.md"),
+            id_fingerprint(ProviderId::Claude, t, "::capture /x/a.md"),
         ] {
             assert_ne!(base, other);
         }
+        assert_ne!(
+            id_fingerprint(ProviderId::Claude, "u1/cmd0", "::stop"),
+            id_fingerprint(ProviderId::Claude, "u2/cmd0", "::stop")
+        );
         assert_ne!(owner(&key("a"), "m/cmd0"), owner(&key("b"), "m/cmd0"));
         assert_ne!(owner(&key("a"), "m/cmd0"), owner(&key("a"), "m/cmd1"));
     }

@@ -319,6 +319,24 @@ fn claude_copy_with_new_uuids_and_the_old_times_does_not_run_the_capture_again()
 }
 
 #[test]
+fn claude_copy_with_the_same_uuids_and_new_times_does_not_run_the_capture_again() {
+    let mut k = Kato::recording();
+    let (orig, records) = claude_session_a_captures(&mut k);
+    let copy = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            r["sessionId"] = json!(B);
+            r["timestamp"] = json!(format!("2026-01-08T15:59:59.{i:03}Z"));
+            r
+        })
+        .collect();
+    claude_session_b(&k, copy);
+    let text = claude_a_goes_on(&k, &orig);
+    assert_once_and_replayed(&k, &text);
+}
+
+#[test]
 fn claude_transcript_rewritten_in_place_does_not_run_its_commands_again() {
     let mut k = Kato::recording();
     let (orig, _) = claude_session_a_captures(&mut k);

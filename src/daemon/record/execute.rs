@@ -45,16 +45,17 @@ impl Recorder {
         let default_dest = self.default_dir.join(default_name);
         let policy = &self.policy;
         let check = |p: &Path| policy.check(p.as_os_str()).map(|t| t.path);
-        // A command without a time has no identity that survives a copy.
-        let fp = ev
-            .timestamp
-            .as_deref()
-            .map(|t| seen::fingerprint(key.provider, t, *line, raw));
+        let mut prints = vec![seen::id_fingerprint(key.provider, &ev.event_id, raw)];
+        prints.extend(
+            ev.timestamp
+                .as_deref()
+                .map(|t| seen::fingerprint(key.provider, t, *line, raw)),
+        );
         let owner = seen::owner(key, &ev.event_id);
-        let seen_elsewhere = fp
-            .as_deref()
-            .and_then(|f| self.seen.owner_of(f))
-            .is_some_and(|o| o != owner);
+        let seen_elsewhere = prints
+            .iter()
+            .filter_map(|f| self.seen.owner_of(f))
+            .any(|o| o != owner);
         let cmd = CommandEvent {
             event_id: &ev.event_id,
             raw,
@@ -65,24 +66,24 @@ impl Recorder {
             live,
             copied: ev.copied,
             seen_elsewhere,
-            fingerprint: fp.as_deref(),
+            fingerprints: &prints,
         };
         let plan = command::plan(key, &sess.data.commands, &cmd, &default_dest, &check);
-        if let Some(fp) = &plan.remember {
-            self.remember(fp, &owner, !plan.actions.is_empty());
-        }
+        self.remember(&plan.remember, &owner, !plan.actions.is_empty());
         self.carry_out(key, plan, stages);
     }
 
     /// Remember a decided command's fingerprint. Before a command acts, the
     /// store is persisted at once (a crash must not lose it while the
     /// command's effects stay); otherwise with the next save.
-    fn remember(&mut self, fp: &str, owner: &str, acts: bool) {
+    fn remember(&mut self, prints: &[String], owner: &str, acts: bool) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        if self.seen.remember(fp, owner, now) {
-            self.seen_dirty = true;
+        for fp in prints {
+            if self.seen.remember(fp, owner, now) {
+                self.seen_dirty = true;
+            }
         }
         if acts {
             self.save_seen();
