@@ -314,6 +314,8 @@ pub fn command_events(ev: &Event) -> Vec<Event> {
             );
             cmd.timestamp = ev.timestamp.clone();
             cmd.turn_id = ev.turn_id.clone();
+            // A command in copied history is history too (never executed).
+            cmd.copied = ev.copied;
             cmd
         })
         .collect()

@@ -141,6 +141,11 @@ pub struct Event {
     /// Set when the event belongs to subagent/sidechain work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subagent: Option<Subagent>,
+    /// Set when the record is a copy of earlier history that the agent wrote
+    /// again (a resumed or forked session, a rewritten transcript). It is
+    /// rendered like any event; a command in it never runs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub copied: bool,
     pub source: Source,
     #[serde(flatten)]
     pub payload: Payload,
@@ -163,6 +168,7 @@ impl Event {
             turn_id: None,
             model: None,
             subagent: None,
+            copied: false,
             source,
             payload,
         }
@@ -521,6 +527,7 @@ mod tests {
             turn_id: None,
             model: None,
             subagent: None,
+            copied: false,
             source: Source {
                 record: "user".into(),
                 offset: 0,

@@ -447,6 +447,7 @@ mod tests {
                 turn_id: None,
                 model: None,
                 subagent: None,
+                copied: false,
                 source: Source {
                     record: "x".into(),
                     offset,

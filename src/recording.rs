@@ -62,6 +62,9 @@ pub enum Outcome {
     Rejected(String),
     /// Found in history (content kato saw when it first read the file).
     SkippedHistorical,
+    /// A copy of a command already in history: an agent wrote it again
+    /// (resumed or forked session, re-written transcript).
+    SkippedReplayed,
     /// This command event was already executed (exactly-once across restarts).
     AlreadyDone,
 }
@@ -72,6 +75,8 @@ pub struct Ctx<'a> {
     pub event_id: &'a str,
     pub at: At,
     pub historical: bool,
+    /// The command is a copy of one already seen (see [`Outcome::SkippedReplayed`]).
+    pub replayed: bool,
     /// Destination used when a command names none and no pointer is set.
     pub default_dest: &'a dyn Fn() -> PathBuf,
     /// The path policy: returns the normalized destination or why not.
@@ -122,6 +127,10 @@ impl SessionState {
         if ctx.historical {
             self.done.insert(ctx.event_id.to_owned());
             return Outcome::SkippedHistorical;
+        }
+        if ctx.replayed {
+            self.done.insert(ctx.event_id.to_owned());
+            return Outcome::SkippedReplayed;
         }
         let outcome = self.decide(cmd, ctx);
         self.done.insert(ctx.event_id.to_owned());
@@ -314,6 +323,7 @@ mod tests {
                     line: 0,
                 },
                 historical,
+                replayed: false,
                 default_dest: &deflt,
                 check: &check,
             };
@@ -428,11 +438,25 @@ mod tests {
                 line: 0,
             },
             historical: false,
+            replayed: false,
             default_dest: &deflt,
             check: &check,
         };
         assert!(matches!(r.state.apply(&parsed, &ctx), Outcome::Executed(_)));
         assert_eq!(r.state.apply(&parsed, &ctx), Outcome::AlreadyDone);
+        // A copy of a command is skipped, and only once.
+        let copy = Ctx {
+            event_id: "y/cmd0",
+            replayed: true,
+            ..ctx
+        };
+        let before = r.state.clone();
+        assert_eq!(r.state.apply(&parsed, &copy), Outcome::SkippedReplayed);
+        assert_eq!(r.state.apply(&parsed, &copy), Outcome::AlreadyDone);
+        assert_eq!(
+            (&before.pointer, before.active, &before.registry),
+            (&r.state.pointer, r.state.active, &r.state.registry)
+        );
     }
 
     #[test]

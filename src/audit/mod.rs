@@ -59,6 +59,10 @@ pub enum AuditEvent {
     /// A command found in history was not executed.
     #[serde(rename = "command.skipped-historical")]
     CommandSkippedHistorical,
+    /// A copy of a command already seen (resumed or forked session) was
+    /// not executed.
+    #[serde(rename = "command.skipped-replayed")]
+    CommandSkippedReplayed,
     /// The path policy approved a destination.
     #[serde(rename = "write.allowed")]
     WriteAllowed,
@@ -103,11 +107,12 @@ pub enum AuditEvent {
 
 impl AuditEvent {
     /// Every event, in declaration order.
-    pub const ALL: [AuditEvent; 17] = [
+    pub const ALL: [AuditEvent; 18] = [
         AuditEvent::CommandParsed,
         AuditEvent::CommandRejected,
         AuditEvent::CommandExecuted,
         AuditEvent::CommandSkippedHistorical,
+        AuditEvent::CommandSkippedReplayed,
         AuditEvent::WriteAllowed,
         AuditEvent::WriteDenied,
         AuditEvent::RecordingPaused,
@@ -130,6 +135,7 @@ impl AuditEvent {
             AuditEvent::CommandRejected => "command.rejected",
             AuditEvent::CommandExecuted => "command.executed",
             AuditEvent::CommandSkippedHistorical => "command.skipped-historical",
+            AuditEvent::CommandSkippedReplayed => "command.skipped-replayed",
             AuditEvent::WriteAllowed => "write.allowed",
             AuditEvent::WriteDenied => "write.denied",
             AuditEvent::RecordingPaused => "recording.paused",
@@ -446,19 +452,20 @@ mod tests {
                 AuditEvent::CommandRejected => 1,
                 AuditEvent::CommandExecuted => 2,
                 AuditEvent::CommandSkippedHistorical => 3,
-                AuditEvent::WriteAllowed => 4,
-                AuditEvent::WriteDenied => 5,
-                AuditEvent::RecordingPaused => 6,
-                AuditEvent::SandboxApplied => 7,
-                AuditEvent::SandboxDegraded => 8,
-                AuditEvent::SandboxFailed => 9,
-                AuditEvent::InputMalformed => 10,
-                AuditEvent::StateQuarantined => 11,
-                AuditEvent::Redaction => 12,
-                AuditEvent::AuditRepaired => 13,
-                AuditEvent::AuditAnchored => 14,
-                AuditEvent::AuditRestarted => 15,
-                AuditEvent::AuditLost => 16,
+                AuditEvent::CommandSkippedReplayed => 4,
+                AuditEvent::WriteAllowed => 5,
+                AuditEvent::WriteDenied => 6,
+                AuditEvent::RecordingPaused => 7,
+                AuditEvent::SandboxApplied => 8,
+                AuditEvent::SandboxDegraded => 9,
+                AuditEvent::SandboxFailed => 10,
+                AuditEvent::InputMalformed => 11,
+                AuditEvent::StateQuarantined => 12,
+                AuditEvent::Redaction => 13,
+                AuditEvent::AuditRepaired => 14,
+                AuditEvent::AuditAnchored => 15,
+                AuditEvent::AuditRestarted => 16,
+                AuditEvent::AuditLost => 17,
             }
         }
         for (i, e) in AuditEvent::ALL.iter().enumerate() {

@@ -54,6 +54,12 @@ pub(crate) struct CommandEvent<'a> {
     pub at: At,
     /// Read as it was written (not history).
     pub live: bool,
+    /// In history the agent copied into this session (the parser's rules).
+    pub copied: bool,
+    /// Its fingerprint was decided before, for another command event.
+    pub seen_elsewhere: bool,
+    /// Its fingerprints ([`super::seen`]).
+    pub fingerprints: &'a [String],
 }
 
 /// What to do for one command.
@@ -65,6 +71,8 @@ pub(crate) struct Plan {
     pub state: SessionState,
     /// What the writers and the recordings must do, in order.
     pub actions: Vec<Action>,
+    /// The fingerprints to remember as decided (before any action runs).
+    pub remember: Vec<String>,
 }
 
 /// Decide one command. `default_dest` is used when a command names no
@@ -104,6 +112,7 @@ pub(crate) fn plan(
                 }],
                 state: next,
                 actions: Vec::new(),
+                remember: Vec::new(),
             };
         }
     };
@@ -123,13 +132,19 @@ pub(crate) fn plan(
         event_id: cmd.event_id,
         at: cmd.at.clone(),
         historical: !cmd.live,
+        replayed: cmd.copied || cmd.seen_elsewhere,
         default_dest: &deflt,
         check: &checked,
     };
     let outcome = next.apply(&command, &ctx);
+    let remember = match outcome {
+        Outcome::AlreadyDone => Vec::new(),
+        _ => cmd.fingerprints.to_vec(),
+    };
     let actions = record_outcome(
         outcome,
         &base,
+        cmd,
         command.name,
         denied.into_inner(),
         &mut audits,
@@ -138,6 +153,18 @@ pub(crate) fn plan(
         audits,
         state: next,
         actions,
+        remember,
+    }
+}
+
+/// Why a command is a copy, for its `command.skipped-replayed` record.
+fn replay_reason(cmd: &CommandEvent<'_>) -> Option<String> {
+    if cmd.copied {
+        Some("the command is in history the agent wrote again (a resumed or forked session, a re-written transcript)".into())
+    } else if cmd.seen_elsewhere {
+        Some("a command with the same time, line and text was already handled in another session: this is a copy".into())
+    } else {
+        None
     }
 }
 
@@ -146,6 +173,7 @@ pub(crate) fn plan(
 fn record_outcome(
     outcome: Outcome,
     base: &Entry,
+    cmd: &CommandEvent<'_>,
     name: commands::Name,
     denied: Option<(String, Denied)>,
     audits: &mut Vec<Entry>,
@@ -157,6 +185,16 @@ fn record_outcome(
                 event: AuditEvent::CommandSkippedHistorical,
                 decision: Decision::Skip,
                 reason: Some("the command was already in the file when kato first read it".into()),
+                ..base.clone()
+            });
+            Vec::new()
+        }
+        Outcome::SkippedReplayed => {
+            audits.push(Entry {
+                event: AuditEvent::CommandSkippedReplayed,
+                decision: Decision::Skip,
+                reason: replay_reason(cmd),
+                detail: serde_json::json!({"event_id": cmd.event_id, "copied": cmd.copied}),
                 ..base.clone()
             });
             Vec::new()
@@ -240,7 +278,29 @@ mod tests {
     }
 
     fn decide(state: &SessionState, message: &str, line: u32, raw: &str, live: bool) -> Plan {
+        decide_as(state, message, line, raw, live, Via::No)
+    }
+
+    /// How a command event came to be a copy, if it is one.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Via {
+        No,
+        /// Marked by its parser.
+        Marked,
+        /// Its fingerprint was decided in another session.
+        Seen,
+    }
+
+    fn decide_as(
+        state: &SessionState,
+        message: &str,
+        line: u32,
+        raw: &str,
+        live: bool,
+        copy: Via,
+    ) -> Plan {
         let id = format!("{message}/cmd{line}");
+        let fp = [format!("fp-{message}-{line}")];
         let cmd = CommandEvent {
             event_id: &id,
             raw,
@@ -249,6 +309,9 @@ mod tests {
                 line,
             },
             live,
+            copied: copy == Via::Marked,
+            seen_elsewhere: copy == Via::Seen,
+            fingerprints: &fp,
         };
         plan(&key(), state, &cmd, Path::new("/exp/default"), &check)
     }
@@ -343,6 +406,59 @@ mod tests {
         assert_eq!(p.audits[1].decision, Decision::Skip);
         assert_eq!(p.state.pointer, None);
         assert!(p.state.done.contains("m1/cmd0"));
+    }
+
+    #[test]
+    fn copied_commands_are_audited_as_replayed_and_change_nothing() {
+        let s = decide(&SessionState::new("s1"), "m1", 0, "::capture /exp/a", true).state;
+        for (copy, copied) in [(Via::Marked, true), (Via::Seen, false)] {
+            let p = decide_as(&s, "m2", 0, "::capture /exp/b", true, copy);
+            assert!(p.actions.is_empty());
+            assert_eq!(events(&p), ["command.parsed", "command.skipped-replayed"]);
+            let r = &p.audits[1];
+            assert_eq!(r.decision, Decision::Skip);
+            assert_eq!(r.detail["copied"], copied);
+            assert!(r
+                .reason
+                .as_deref()
+                .is_some_and(|t| t.contains("copy") || t.contains("wrote again")));
+            assert_eq!(visible(&p.state), visible(&s));
+            assert!(p.state.done.contains("m2/cmd0"), "decided once");
+            // Remembered, so a further copy is recognised too.
+            assert_eq!(p.remember, ["fp-m2-0"]);
+            // Delivered again after a restart: nothing more.
+            let again = decide_as(&p.state, "m2", 0, "::capture /exp/b", true, copy);
+            assert_eq!(events(&again), ["command.parsed"]);
+            assert!(again.actions.is_empty() && again.remember.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_copied_command_in_history_is_historical() {
+        let p = decide_as(
+            &SessionState::new("s1"),
+            "m1",
+            0,
+            "::record",
+            false,
+            Via::Marked,
+        );
+        assert_eq!(events(&p), ["command.parsed", "command.skipped-historical"]);
+        assert_eq!(p.remember, ["fp-m1-0"]);
+    }
+
+    #[test]
+    fn a_new_command_runs_and_is_remembered_before_it_acts() {
+        let p = decide(
+            &SessionState::new("s1"),
+            "m9",
+            0,
+            "::capture /exp/new",
+            true,
+        );
+        assert_eq!(events(&p).last(), Some(&"command.executed"));
+        assert!(!p.actions.is_empty());
+        assert_eq!(p.remember, ["fp-m9-0"]);
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub mod lifecycle;
 pub mod log;
 pub(crate) mod record;
 mod report;
+mod seen;
 pub mod state;
 pub mod status;
 mod supervise;

@@ -37,6 +37,7 @@ use crate::render::{MetaCollector, SessionMeta};
 use crate::writer::{WriteError, WriterHandle};
 
 use super::command::SessionKey;
+use super::seen::SeenCommands;
 
 mod execute;
 mod snapshot;
@@ -177,6 +178,9 @@ pub(crate) struct Recorder {
     default_dir: PathBuf,
     /// The audit log: every decision is written there.
     pub audit: super::auditor::Auditor,
+    /// Fingerprints of decided commands, across sessions (copies are refused).
+    seen: SeenCommands,
+    seen_dirty: bool,
     sessions: HashMap<SessionKey, Sess>,
     writers: HashMap<String, WriterHandle>,
     /// Messages for the status warnings (drained by the daemon).
@@ -192,6 +196,8 @@ impl Recorder {
         }
         let policy = Policy::for_config(cfg);
         let audit = super::auditor::Auditor::open(&cfg.state_dir, policy.hash());
+        let (seen, seen_warning) = SeenCommands::load(&cfg.state_dir);
+        warnings.extend(seen_warning);
         let redactor = Redactor::new(&cfg.redaction).unwrap_or_else(|_| {
             // The config was validated at load; an error here cannot happen,
             // and redaction must never silently turn off.
@@ -205,6 +211,8 @@ impl Recorder {
             markdown: cfg.markdown.clone(),
             default_dir: cfg.default_dir.clone(),
             audit,
+            seen,
+            seen_dirty: false,
             sessions: HashMap::new(),
             writers: HashMap::new(),
             warnings,
@@ -586,7 +594,21 @@ impl Recorder {
         }
     }
 
+    /// Persist the fingerprints of decided commands if they changed.
+    fn save_seen(&mut self) {
+        if !self.seen_dirty {
+            return;
+        }
+        match self.seen.save() {
+            Ok(()) => self.seen_dirty = false,
+            Err(e) => self.warnings.push(format!(
+                "cannot save the fingerprints of decided commands: {e}"
+            )),
+        }
+    }
+
     fn save_dirty(&mut self) {
+        self.save_seen();
         let keys: Vec<_> = self
             .sessions
             .iter()

@@ -7,6 +7,7 @@
 //! <state>/files/<key>.json          cursor + per-file aggregates, rewritten atomically
 //! <state>/files/<key>.ids           append-only event-id fingerprints (8 bytes each)
 //! <state>/quarantine/<key>.json.*   state files that could not be read, set aside
+//! <state>/commands-seen.json        fingerprints of decided commands (`super::seen`)
 //! ```
 //!
 //! One file per session file rather than one compact file: a flush

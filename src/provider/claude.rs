@@ -45,6 +45,16 @@
 //! whole batch, the original message and tool ids); those copies are
 //! emitted again under their new ids.
 //!
+//! Copied history ([`Event::copied`]: rendered, never read for commands).
+//! In the main transcript, a human message is a copy when it was written in
+//! the same millisecond as the `user` or `assistant` record before it (a
+//! re-written batch shares one timestamp; a person cannot type a message
+//! in the millisecond a reply or another message was written), or when it
+//! is a new root (`parentUuid: null`) after the conversation began. Every
+//! record whose `sessionId` is not the transcript's own (its file name) is
+//! a copy of another session. Copies that keep their ids and timestamps
+//! under a new `sessionId` are recognised by the daemon instead (SECURITY.md).
+//!
 //! Parsing borrows from the line wherever the JSON has no escapes, and
 //! opaque parts (tool input, bookkeeping payloads) stay raw JSON.
 
@@ -228,6 +238,8 @@ struct Envelope<'a, M> {
     subtype: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     uuid: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    parent_uuid: Option<&'a RawValue>,
     #[serde(borrow, default)]
     session_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -266,6 +278,12 @@ struct Envelope<'a, M> {
 
 fn none<T>() -> Option<T> {
     None
+}
+
+/// Deserialize a present field as raw JSON even when it is `null`, so that
+/// a missing field (`None`) and an explicit `null` can be told apart.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&'de RawValue>::deserialize(d).map(Some)
 }
 
 /// Any line: `message` stays raw until the record type is known.
@@ -407,6 +425,13 @@ struct State {
     /// Decision prompts (tool_use ids) whose answer has not been seen yet.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pending_prompts: BTreeSet<String>,
+    /// Timestamp of the latest `user` or `assistant` record of the main
+    /// conversation (a human message written in the same millisecond is a copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_time: Option<String>,
+    /// The main conversation has begun (a later root message is a copy).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    began: bool,
 }
 
 struct ClaudeParser {
@@ -431,6 +456,10 @@ struct Emitter<'o> {
     timestamp: Option<String>,
     turn_id: Option<String>,
     subagent: Option<Subagent>,
+    /// Every event of the record is a copy (another session's record).
+    copied: bool,
+    /// The human message of the record is a copy.
+    copied_human: bool,
     source: Source,
     out: &'o mut dyn FnMut(Event),
 }
@@ -453,6 +482,7 @@ impl Emitter<'_> {
         ev.turn_id = self.turn_id.clone();
         ev.model = model.map(str::to_owned);
         ev.subagent = self.subagent.clone();
+        ev.copied = self.copied || (self.copied_human && ev.is_human_message());
         (self.out)(ev);
     }
 
@@ -561,6 +591,7 @@ impl ClaudeParser {
             Decoded::Info { topic, data } => em.info(topic, data),
             Decoded::Raw => em.raw(line, None),
         }
+        self.note_record(env, ty, em.subagent.is_none());
         if em.n == 0 {
             // A conversation record with nothing in it (e.g. empty content):
             // keep it rather than drop it.
@@ -748,6 +779,8 @@ impl ClaudeParser {
             timestamp: None,
             turn_id: None,
             subagent: self.ctx.subagent.clone(),
+            copied: false,
+            copied_human: false,
             source: Source {
                 record: ty.to_owned(),
                 offset,
@@ -790,6 +823,11 @@ impl ClaudeParser {
             }),
             (None, _) => None,
         };
+        let (copied, copied_human) = if subagent.is_none() {
+            self.copy_signals(env, ty)
+        } else {
+            (false, false)
+        };
         let record = match (ty, decoded) {
             ("system", _) => match env.subtype.as_deref() {
                 Some(s) => format!("system/{s}"),
@@ -812,6 +850,8 @@ impl ClaudeParser {
             timestamp: env.timestamp.as_deref().map(str::to_owned),
             turn_id: env.prompt_id.as_deref().map(str::to_owned),
             subagent,
+            copied,
+            copied_human,
             source: Source {
                 record,
                 offset,
@@ -819,6 +859,38 @@ impl ClaudeParser {
             },
             out,
         }
+    }
+
+    /// Whether a main-conversation record is a copy: (all of it, its human
+    /// message). See the module documentation for the rules.
+    fn copy_signals<M>(&self, env: &Envelope<'_, M>, ty: &str) -> (bool, bool) {
+        if !matches!(ty, "user" | "assistant") {
+            return (false, false);
+        }
+        let hint = self.ctx.session_hint.as_str();
+        let foreign = is_uuid(hint)
+            && env
+                .session_id
+                .as_deref()
+                .is_some_and(|s| !s.is_empty() && s != hint);
+        let time = env.timestamp.as_deref();
+        let same_time = time.is_some() && time == self.state.last_time.as_deref();
+        let root = self.state.began && env.parent_uuid.is_some_and(|p| p.get() == "null");
+        (foreign, ty == "user" && (same_time || root))
+    }
+
+    /// A main-conversation record was read: remember its time for the copy
+    /// rules (only once the whole record was understood).
+    fn note_record<M>(&mut self, env: &Envelope<'_, M>, ty: &str, main: bool) {
+        if !main || !matches!(ty, "user" | "assistant") {
+            return;
+        }
+        if let Some(t) = env.timestamp.as_deref() {
+            if self.state.last_time.as_deref() != Some(t) {
+                self.state.last_time = Some(t.to_owned());
+            }
+        }
+        self.state.began = true;
     }
 
     fn user<M>(
@@ -1902,7 +1974,8 @@ mod tests {
         let saved = p.state();
         assert_eq!(
             saved,
-            serde_json::json!({"session": "sess", "pending_prompts": ["toolu_q"]})
+            serde_json::json!({"session": "sess", "pending_prompts": ["toolu_q"],
+                               "last_time": "2026-01-01T00:00:01.000Z", "began": true})
         );
         let mut q = ClaudeParser::new(main_ctx());
         q.restore(&saved).unwrap();
@@ -1928,7 +2001,10 @@ mod tests {
             p => panic!("{p:?}"),
         }
         // Answered: no longer pending.
-        assert_eq!(q.state(), serde_json::json!({"session": "sess"}));
+        assert_eq!(
+            q.state(),
+            serde_json::json!({"session": "sess", "last_time": "2026-01-01T00:00:00.000Z", "began": true})
+        );
     }
 
     #[test]
@@ -2203,6 +2279,122 @@ mod tests {
             p.record(0, b"{\"type\":\"\xff\"}", &mut |_| {}),
             Err(Malformed::InvalidUtf8)
         );
+    }
+
+    /// (text, copied) of the human messages of `lines` in a transcript of
+    /// session [`UUID`].
+    fn copied_humans(lines: &[String]) -> Vec<(String, bool)> {
+        let ctx = FileCtx {
+            session_hint: UUID.into(),
+            ..main_ctx()
+        };
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let (evs, res) = run_ctx(ctx, &refs);
+        assert!(res.iter().all(Result::is_ok), "{res:?}");
+        evs.iter()
+            .filter(|e| e.is_human_message())
+            .map(|e| match &e.payload {
+                Payload::UserMessage { text, .. } => (text.clone(), e.copied),
+                _ => unreachable!(),
+            })
+            .collect()
+    }
+
+    /// A main-transcript record of session `sess` at second `s` and milli `ms`.
+    fn rec(
+        ty: &str,
+        uuid: &str,
+        parent: &str,
+        sess: &str,
+        s: u32,
+        ms: u32,
+        content: &str,
+    ) -> String {
+        format!(
+            r#"{{"type":"{ty}","uuid":"{uuid}","parentUuid":{parent},"sessionId":"{sess}","timestamp":"2026-01-01T00:00:{s:02}.{ms:03}Z","message":{{"role":"{ty}","content":{content}}}}}"#
+        )
+    }
+
+    #[test]
+    fn a_rewritten_batch_with_one_timestamp_is_copied_history() {
+        let text = |t: &str| serde_json::to_string(t).unwrap();
+        let reply = r#"[{"type":"text","text":"ok"}]"#;
+        let lines = [
+            rec("user", "u1", "null", UUID, 1, 0, &text("::capture /x/a.md")),
+            rec("assistant", "a1", "\"u1\"", UUID, 2, 0, reply),
+            // Resumed: the chain again, new uuids, one timestamp.
+            r#"{"type":"summary","summary":"t","leafUuid":"a1"}"#.to_owned(),
+            rec(
+                "user",
+                "c1",
+                "null",
+                UUID,
+                9,
+                500,
+                &text("::capture /x/a.md"),
+            ),
+            rec("assistant", "c2", "\"c1\"", UUID, 9, 500, reply),
+            rec("user", "c3", "\"c2\"", UUID, 9, 500, &text("::stop")),
+            rec("assistant", "c4", "\"c3\"", UUID, 9, 500, reply),
+            // The message typed on resuming, 3 ms later.
+            rec("user", "n1", "\"c4\"", UUID, 9, 503, &text("::record")),
+        ];
+        assert_eq!(
+            copied_humans(&lines),
+            [
+                ("::capture /x/a.md".into(), false),
+                ("::capture /x/a.md".into(), true),
+                ("::stop".into(), true),
+                ("::record".into(), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn records_of_another_session_are_copied_history() {
+        let text = serde_json::to_string("::capture /x/a.md").unwrap();
+        let other = "11111111-2222-4333-8444-555555555555";
+        let lines = [
+            rec("user", "u1", "null", other, 1, 0, &text),
+            rec("user", "u2", "\"u1\"", UUID, 5, 0, &text),
+        ];
+        assert_eq!(
+            copied_humans(&lines),
+            [
+                (text.trim_matches('"').into(), true),
+                (text.trim_matches('"').into(), false)
+            ]
+        );
+        // Subagent files carry their parent's id: not copies.
+        let ctx = FileCtx {
+            session_hint: UUID.into(),
+            subagent: Some(Subagent {
+                id: Some("a".into()),
+                label: None,
+            }),
+            ..main_ctx()
+        };
+        let (evs, _) = run_ctx(ctx, &[&rec("user", "u1", "null", other, 1, 0, &text)]);
+        assert!(evs.iter().all(|e| !e.copied));
+    }
+
+    #[test]
+    fn same_time_tool_results_and_wrappers_stay_what_they_are() {
+        let result =
+            |id: &str| format!(r#"[{{"type":"tool_result","tool_use_id":"{id}","content":"x"}}]"#);
+        let lines = [
+            rec("user", "u1", "null", UUID, 1, 0, "\"hello\""),
+            rec("user", "r1", "\"u1\"", UUID, 2, 0, &result("t1")),
+            rec("user", "r2", "\"r1\"", UUID, 2, 0, &result("t2")),
+            rec("user", "u2", "\"r2\"", UUID, 7, 0, "\"next\""),
+        ];
+        let ctx = FileCtx {
+            session_hint: UUID.into(),
+            ..main_ctx()
+        };
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let (evs, _) = run_ctx(ctx, &refs);
+        assert!(evs.iter().all(|e| !e.copied), "{evs:?}");
     }
 
     #[test]

@@ -38,6 +38,18 @@
 //! * Unknown record, item and event types are `provider.raw`; known types
 //!   with wrong-shaped fields are [`Malformed::WrongShape`].
 //!
+//! * Copied history: resume and fork write a new file that holds, after
+//!   its own `session_meta`, the `session_meta` of the session it continues
+//!   and a copy of that session's records (new envelope timestamps, the
+//!   payloads as they were), then the new session's own records. Codex
+//!   writes no marker where the copy ends, so the copy is taken to run from
+//!   a `session_meta` naming another thread up to the first record that is
+//!   the file's own: a turn (`turn_context` / `task_started`) whose
+//!   time-ordered (v7) id was minted after the file's session began, or a
+//!   record written more than [`copy::COPY_GAP_MS`] after the record before
+//!   it (a copy is written in one burst). Events of copied records carry
+//!   [`Event::copied`]: rendered as history, never read for commands.
+//!
 //! Codex items carry no stable ids, so event ids are `<file_tag>:<offset>`
 //! (files are append-only), with `#<n>` for further events of one line.
 //! Everything held between records round-trips through
@@ -55,8 +67,8 @@ use crate::event::{
     SystemCategory,
 };
 use crate::provider::{
-    first_line_object, offset_id, stem, ConfigSection, FileCtx, Malformed, Provider, RecordParser,
-    Sniff, SourceKind,
+    copy, first_line_object, offset_id, stem, ConfigSection, FileCtx, Malformed, Provider,
+    RecordParser, Sniff, SourceKind,
 };
 
 pub const ID: ProviderId = ProviderId::Codex;
@@ -464,6 +476,8 @@ struct SessionMeta<'a> {
     #[serde(borrow)]
     id: Cow<'a, str>,
     #[serde(default, borrow)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
     source: Option<&'a RawValue>,
     #[serde(default)]
     agent_nickname: Option<String>,
@@ -608,6 +622,23 @@ struct State {
     emitted: Vec<(Twin, u64)>,
     #[serde(default)]
     pending_search: Option<PendingSearch>,
+    /// The file's own thread id (its first `session_meta`; for a subagent
+    /// thread not the parent's id that names the session).
+    #[serde(default)]
+    own: Option<String>,
+    /// When the file's own session began, in ms since the epoch.
+    #[serde(default)]
+    own_start_ms: Option<i64>,
+    /// Set while the records are a copy of another session's history.
+    #[serde(default)]
+    copy: Option<CopyRegion>,
+}
+
+/// A copy of another session's history in progress.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct CopyRegion {
+    /// Envelope time (ms since the epoch) of the copy's latest record.
+    last_ms: Option<i64>,
 }
 
 /// FNV-1a: a stable hash for persisted twin matching (std's hasher may
@@ -859,6 +890,7 @@ impl CodexParser {
         ev.turn_id = turn_id;
         ev.model = if carries_model(kind) { model } else { None };
         ev.subagent = self.st.subagent.clone();
+        ev.copied = self.st.copy.is_some();
         out(ev);
     }
 
@@ -1013,6 +1045,36 @@ impl CodexParser {
         });
     }
 
+    /// Inside a copy, a record written long after the one before it is the
+    /// session's own again (a copy is written in one burst). A record
+    /// without a readable time keeps the copy going.
+    fn step_copy(&mut self, timestamp: Option<&str>) {
+        let Some(region) = &mut self.st.copy else {
+            return;
+        };
+        let Some(now) = timestamp.and_then(copy::rfc3339_millis) else {
+            return;
+        };
+        match region.last_ms {
+            Some(last) if now - last > copy::COPY_GAP_MS => self.st.copy = None,
+            _ => region.last_ms = Some(now),
+        }
+    }
+
+    /// A turn whose time-ordered id was minted after the file's session
+    /// began is the session's own: a copy has ended before it.
+    fn own_turn(&mut self, turn_id: &str) {
+        if self.st.copy.is_none() {
+            return;
+        }
+        let minted = copy::uuid_v7_millis(turn_id);
+        if let (Some(t), Some(start)) = (minted, self.st.own_start_ms) {
+            if t >= start {
+                self.st.copy = None;
+            }
+        }
+    }
+
     // -- records -------------------------------------------------------------
 
     fn session_meta(
@@ -1022,7 +1084,21 @@ impl CodexParser {
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed> {
         let meta: SessionMeta<'_> = shape(serde_json::from_str(payload.get()))?;
-        if self.st.session_id.is_none() {
+        if self.st.session_id.is_some() {
+            let own = self.st.own.as_ref().or(self.st.session_id.as_ref());
+            if own.is_some_and(|o| *o != meta.id) {
+                // Another thread's header: its copied history follows.
+                let last_ms = line.timestamp.as_deref().and_then(copy::rfc3339_millis);
+                self.st.copy = Some(CopyRegion { last_ms });
+            }
+        } else {
+            self.st.own = Some(meta.id.clone().into_owned());
+            self.st.own_start_ms = meta
+                .timestamp
+                .as_deref()
+                .and_then(copy::rfc3339_millis)
+                .or_else(|| copy::uuid_v7_millis(&meta.id))
+                .or_else(|| line.timestamp.as_deref().and_then(copy::rfc3339_millis));
             self.st.session_id = Some(meta.id.clone().into_owned());
             if let Some(sub) = meta.source.and_then(subagent_source) {
                 let own = meta.id.into_owned();
@@ -1313,6 +1389,7 @@ impl CodexParser {
                 self.turn_boundary(out);
                 if kind == "task_started" {
                     if let Some(id) = t.turn_id {
+                        self.own_turn(&id);
                         self.st.turn_id = Some(id.into_owned());
                     }
                 }
@@ -1382,6 +1459,7 @@ impl CodexParser {
                     self.st.model = Some(m.into_owned());
                 }
                 if let Some(t) = tc.turn_id {
+                    self.own_turn(&t);
                     self.st.turn_id = Some(t.into_owned());
                 }
                 self.info(line, "turn_context", payload, out);
@@ -1521,6 +1599,7 @@ impl RecordParser for CodexParser {
     ) -> Result<(), Malformed> {
         let json = std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)?;
         if let Ok(fast) = serde_json::from_str::<FastLine<'_>>(json) {
+            self.step_copy(fast.timestamp.as_deref());
             let mut line = LineCtx::new(offset, fast.timestamp.as_deref(), "response_item");
             return self.typed_item(&mut line, fast.item, out);
         }
@@ -1566,6 +1645,7 @@ impl CodexParser {
             return Err(Malformed::WrongShape("record is not a JSON object".into()));
         }
         let timestamp = probe.timestamp.as_deref();
+        self.step_copy(timestamp);
 
         // Modern and 0.34 envelope.
         if let (Some(top), Some(payload)) = (probe.kind.as_deref(), probe.payload) {
@@ -2169,6 +2249,130 @@ mod tests {
             .find(|e| e.kind() == Kind::AssistantMessage)
             .unwrap();
         assert_eq!(last.model.as_deref(), Some("gpt-5-codex"));
+        // The resumed session's history is a copy; the new turn is not.
+        let humans: Vec<(&str, bool)> = events
+            .iter()
+            .filter_map(|e| match &e.payload {
+                Payload::UserMessage { text, .. } => Some((text.as_str(), e.copied)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(humans, [("old question", true), ("new question", false)]);
+        assert!(!events[0].copied, "the file's own header");
+        assert!(events[1].copied, "the resumed session's header");
+    }
+
+    // -- copied history ------------------------------------------------------
+
+    /// One enveloped line at `time` (seconds and millis after 10:00).
+    fn at(ms: u32, ty: &str, payload: &str) -> String {
+        format!(
+            r#"{{"timestamp":"2026-04-15T10:{:02}:{:02}.{:03}Z","type":"{ty}","payload":{payload}}}"#,
+            ms / 60_000,
+            ms / 1000 % 60,
+            ms % 1000
+        )
+    }
+
+    fn human_message(ms: u32, text: &str) -> String {
+        at(
+            ms,
+            "event_msg",
+            &format!(
+                r#"{{"type":"user_message","message":{}}}"#,
+                serde_json::to_string(text).unwrap()
+            ),
+        )
+    }
+
+    /// (text, copied) of every human message.
+    fn humans(events: &[Event]) -> Vec<(String, bool)> {
+        events
+            .iter()
+            .filter_map(|e| match &e.payload {
+                Payload::UserMessage { text, .. } => Some((text.clone(), e.copied)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_copy_without_turn_ids_ends_at_the_first_late_record() {
+        let meta = |id: &str, started: &str| {
+            format!(r#"{{"id":"{id}","timestamp":"{started}","cwd":"/w"}}"#)
+        };
+        let events = parse_lines(&[
+            &at(0, "session_meta", &meta("b", "2026-04-15T10:00:00.000Z")),
+            &at(6000, "session_meta", &meta("a", "2026-04-15T08:00:00.000Z")),
+            &human_message(6001, "::capture /x/resume-orig.md"),
+            &at(6002, "turn_context", r#"{"cwd":"/w","model":"m"}"#),
+            &human_message(6013, "second old one"),
+            // Written 1.9 s after the copy's last record: still a copy.
+            &human_message(7900, "::stop"),
+            // 30 s later: the human typed this in the resumed session.
+            &human_message(37_900, "::capture /x/resume-new.md"),
+            &human_message(37_901, "and at once after it"),
+        ]);
+        assert_eq!(
+            humans(&events),
+            [
+                ("::capture /x/resume-orig.md".into(), true),
+                ("second old one".into(), true),
+                ("::stop".into(), true),
+                ("::capture /x/resume-new.md".into(), false),
+                ("and at once after it".into(), false),
+            ]
+        );
+        assert!(events.iter().all(|e| e.session_id == "b"));
+    }
+
+    #[test]
+    fn a_fork_copy_ends_at_a_turn_minted_after_the_session_began() {
+        // Time-ordered ids: the fork began at 10:00:00, the copied turn
+        // is from 09:58, the fork's own turn from 10:00:05.
+        let id_at = |ms: i64, rest: &str| {
+            let hex = format!("{ms:012x}");
+            format!("{}-{}-{rest}", &hex[..8], &hex[8..])
+        };
+        let start = copy::rfc3339_millis("2026-04-15T10:00:00.000Z").unwrap();
+        let own = id_at(start, "7000-8000-000000000001");
+        let old_turn = id_at(start - 120_000, "7000-8000-000000000002");
+        let new_turn = id_at(start + 5000, "7000-8000-000000000003");
+        let task = |ms, turn: &str| {
+            at(
+                ms,
+                "event_msg",
+                &format!(r#"{{"type":"task_started","turn_id":"{turn}"}}"#),
+            )
+        };
+        let events = parse_lines(&[
+            &at(
+                0,
+                "session_meta",
+                &format!(r#"{{"id":"{own}","forked_from_id":"p","cwd":"/w"}}"#),
+            ),
+            &at(20, "session_meta", r#"{"id":"p","cwd":"/w"}"#),
+            &task(21, &old_turn),
+            &human_message(22, "::record"),
+            // The fork's own turn, 19 ms after the copy.
+            &task(41, &new_turn),
+            &human_message(42, "::record"),
+        ]);
+        assert_eq!(
+            humans(&events),
+            [("::record".into(), true), ("::record".into(), false)]
+        );
+    }
+
+    #[test]
+    fn one_header_or_the_same_one_again_is_no_copy() {
+        let same = r#"{"timestamp":"t9","type":"session_meta","payload":{"id":"sess-1"}}"#;
+        let events = parse_lines(&[META, &em_user("a"), same, &em_user("b")]);
+        assert!(events.iter().all(|e| !e.copied));
+        // An unreadable time inside a copy keeps the copy going.
+        let other = r#"{"timestamp":"t9","type":"session_meta","payload":{"id":"other"}}"#;
+        let events = parse_lines(&[META, other, &em_user("a"), &em_user("b")]);
+        assert!(events[1..].iter().all(|e| e.copied));
     }
 
     // -- twins ---------------------------------------------------------------

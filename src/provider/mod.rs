@@ -32,6 +32,7 @@ use crate::event::{Event, ProviderId, Subagent};
 
 pub mod claude;
 pub mod codex;
+pub mod copy;
 pub mod gemini;
 #[cfg(test)]
 mod toy;

@@ -497,5 +497,8 @@ fn poisoned_lines_are_skipped_and_the_rest_survives() {
         .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
         .collect();
     assert_eq!(got, want);
-    assert_eq!(inc.cursor.parser, serde_json::json!({"session": "poison"}));
+    assert_eq!(
+        inc.cursor.parser,
+        serde_json::json!({"session": "poison", "began": true})
+    );
 }

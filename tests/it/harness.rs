@@ -394,16 +394,30 @@ pub fn codex_lines(id: &str) -> String {
     )
 }
 
-/// A Claude user message of session [`S`] (no newline).
+/// A Claude user message of session [`S`] (no newline). Each call gets
+/// its own millisecond, as typed messages do (kato takes a human message
+/// written in the same millisecond as the record before it for a copy).
 pub fn user(uuid: &str, text: &str) -> String {
-    json!({"type": "user", "sessionId": S, "uuid": uuid, "parentUuid": null, "isSidechain": false,
-           "timestamp": "2026-01-08T15:56:00.000Z", "message": {"role": "user", "content": text}})
+    json!({"type": "user", "sessionId": S, "uuid": uuid, "isSidechain": false,
+           "timestamp": typed_at(), "message": {"role": "user", "content": text}})
     .to_string()
+}
+
+/// A new time on 2026-01-08 for each call, a millisecond apart.
+pub fn typed_at() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "2026-01-08T14:{:02}:{:02}.{:03}Z",
+        n / 60_000 % 60,
+        n / 1000 % 60,
+        n % 1000
+    )
 }
 
 /// A Claude assistant text message of session [`S`] (no newline).
 pub fn assistant(uuid: &str, text: &str) -> String {
-    json!({"type": "assistant", "sessionId": S, "uuid": uuid, "parentUuid": null, "isSidechain": false,
+    json!({"type": "assistant", "sessionId": S, "uuid": uuid, "isSidechain": false,
            "timestamp": "2026-01-08T15:56:01.000Z",
            "message": {"id": format!("msg-{uuid}"), "role": "assistant", "model": "claude-opus-4-6",
                        "content": [{"type": "text", "text": text}]}})
@@ -414,12 +428,12 @@ pub fn assistant(uuid: &str, text: &str) -> String {
 pub fn tool_pair(n: usize, output: &str) -> [String; 2] {
     let id = format!("toolu_{n}");
     [
-        json!({"type": "assistant", "sessionId": S, "uuid": format!("tc{n}"), "parentUuid": null,
+        json!({"type": "assistant", "sessionId": S, "uuid": format!("tc{n}"),
                "isSidechain": false, "timestamp": "2026-01-08T15:56:02.000Z",
                "message": {"id": format!("msg-tc{n}"), "role": "assistant", "model": "claude-opus-4-6",
                            "content": [{"type": "tool_use", "id": id, "name": "Bash", "input": {"command": "ls"}}]}})
         .to_string(),
-        json!({"type": "user", "sessionId": S, "uuid": format!("tr{n}"), "parentUuid": null,
+        json!({"type": "user", "sessionId": S, "uuid": format!("tr{n}"),
                "isSidechain": false, "timestamp": "2026-01-08T15:56:03.000Z",
                "message": {"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": output}]}})
         .to_string(),

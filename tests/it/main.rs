@@ -19,5 +19,6 @@ mod real_codex;
 mod real_gemini;
 mod recording;
 mod redact;
+mod replay;
 mod sandbox_boundaries;
 mod strace_export_script;

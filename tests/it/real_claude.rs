@@ -671,3 +671,47 @@ fn split_reads_with_state_round_trip_match_one_read() {
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
+
+/// Claude Code 2.0 re-writes history into the same transcript when a
+/// session is resumed (new uuids, one timestamp per batch): the 2.0.2 file
+/// holds five such batches, 21 human messages in them (lines 105–347,
+/// read off the file: each shares its millisecond with the record before
+/// it). Those are marked copied, each repeats an earlier message's text,
+/// and nothing else in the corpus is marked — with the original layout,
+/// so the transcript's own session id is known too.
+#[test]
+fn rewritten_history_is_copied_and_nothing_else_is() {
+    let Some(base) = real_corpus() else {
+        return;
+    };
+    let originals: BTreeMap<String, String> = manifest(&base).into_iter().collect();
+    for g in GOLDEN {
+        let ctx = Claude.classify(Path::new(&originals[g.file])).unwrap();
+        let events = parse_with_ctx(&claude_dir(&base).join(g.file), &ctx);
+        let mut earlier: Vec<&str> = Vec::new();
+        let mut copied = 0;
+        for ev in &events {
+            let Payload::UserMessage { text, .. } = &ev.payload else {
+                assert!(!ev.copied, "{} {}", g.file, ev.event_id);
+                continue;
+            };
+            if ev.copied {
+                copied += 1;
+                assert!(
+                    earlier.contains(&text.as_str()),
+                    "{} {}",
+                    g.file,
+                    ev.event_id
+                );
+            } else {
+                earlier.push(text);
+            }
+        }
+        let want = if g.file == "claude-2.0.2-compact-boundary-images.jsonl" {
+            21
+        } else {
+            0
+        };
+        assert_eq!(copied, want, "{}", g.file);
+    }
+}

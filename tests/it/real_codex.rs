@@ -377,3 +377,42 @@ fn feed(
     assert!(diags.is_empty());
     events
 }
+
+/// Resumed and forked files copy another session's history after their
+/// own header; those records are marked copied and nothing else is.
+/// Where each copy ends was read off the files: in the 0.36 resume the
+/// copy's last line (323) is followed by the new turn 22.7 s later, the
+/// copy itself written within 0.2 s; in the 0.119 fork the copy's last
+/// line (18) is followed by a `task_started` whose time-ordered turn id
+/// was minted after the fork began (the copied one, before).
+#[test]
+fn copied_history_is_marked_from_the_second_header_to_the_first_own_record() {
+    let Some(base) = real_corpus() else {
+        return;
+    };
+    // (file, 1-based lines holding copied records, copied human messages)
+    let copies: [(&str, std::ops::RangeInclusive<usize>, usize); 2] = [
+        ("codex-0.36-resumed-two-session-meta.jsonl", 2..=323, 5),
+        ("codex-desktop-0.119a-forked-subagent.jsonl", 2..=18, 0),
+    ];
+    for path in codex_files(&base) {
+        let file = name(&path);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line_of = |offset: u64| text[..offset as usize].matches('\n').count() + 1;
+        let events = parse(&path);
+        let (lines, want_humans) = match copies.iter().find(|c| c.0 == file) {
+            Some((_, lines, humans)) => (Some(lines.clone()), *humans),
+            None => (None, 0),
+        };
+        for e in &events {
+            let line = line_of(e.source.offset);
+            let in_copy = lines.as_ref().is_some_and(|l| l.contains(&line));
+            assert_eq!(e.copied, in_copy, "{file}:{line} {e:?}");
+        }
+        let humans = events
+            .iter()
+            .filter(|e| e.copied && e.is_human_message())
+            .count();
+        assert_eq!(humans, want_humans, "{file}");
+    }
+}

@@ -9,6 +9,7 @@ use super::snapshot::{slice, Slice};
 use super::{Mark, Rec, Recorder, Snapshot, Stages};
 use crate::commands::Format;
 use crate::daemon::command::{self, CommandEvent, Plan, SessionKey};
+use crate::daemon::seen;
 use crate::event::{Event, Payload};
 use crate::recording::{self, Action, At, Dest};
 use crate::render::markdown::{MarkdownRenderer, RenderState};
@@ -44,6 +45,17 @@ impl Recorder {
         let default_dest = self.default_dir.join(default_name);
         let policy = &self.policy;
         let check = |p: &Path| policy.check(p.as_os_str()).map(|t| t.path);
+        let mut prints = vec![seen::id_fingerprint(key.provider, &ev.event_id, raw)];
+        prints.extend(
+            ev.timestamp
+                .as_deref()
+                .map(|t| seen::fingerprint(key.provider, t, *line, raw)),
+        );
+        let owner = seen::owner(key, &ev.event_id);
+        let seen_elsewhere = prints
+            .iter()
+            .filter_map(|f| self.seen.owner_of(f))
+            .any(|o| o != owner);
         let cmd = CommandEvent {
             event_id: &ev.event_id,
             raw,
@@ -52,9 +64,30 @@ impl Recorder {
                 line: *line,
             },
             live,
+            copied: ev.copied,
+            seen_elsewhere,
+            fingerprints: &prints,
         };
         let plan = command::plan(key, &sess.data.commands, &cmd, &default_dest, &check);
+        self.remember(&plan.remember, &owner, !plan.actions.is_empty());
         self.carry_out(key, plan, stages);
+    }
+
+    /// Remember a decided command's fingerprint. Before a command acts, the
+    /// store is persisted at once (a crash must not lose it while the
+    /// command's effects stay); otherwise with the next save.
+    fn remember(&mut self, prints: &[String], owner: &str, acts: bool) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        for fp in prints {
+            if self.seen.remember(fp, owner, now) {
+                self.seen_dirty = true;
+            }
+        }
+        if acts {
+            self.save_seen();
+        }
     }
 
     /// Apply a plan: its audit records, then its command state and actions.
@@ -63,6 +96,7 @@ impl Recorder {
             audits,
             state,
             actions,
+            remember: _,
         } = plan;
         // A command whose records cannot be written does not run.
         if let Err(why) = self.audit.write_all(&audits) {
