@@ -26,7 +26,8 @@
 //! - The orchestrator persists a cursor only after handling the events
 //!   before it, together with the aggregates those events produced; a crash
 //!   re-delivers events instead of losing them, and re-delivered events
-//!   are recognised by their event id.
+//!   are recognised by their event id. Events held back behind a pending
+//!   snapshot are not handled yet: their files' cursors wait too.
 //! - Watches are only ever added on directories under the configured
 //!   roots; a missing root is polled on the heartbeat, never by watching
 //!   its parent.
@@ -536,9 +537,11 @@ impl Daemon {
         self.drain_recorder_warnings();
     }
 
-    /// Persist every changed file's committed state.
+    /// Persist every changed file's committed state, except the cursors
+    /// of files whose events wait behind a snapshot.
     fn flush(&mut self) {
-        self.ingest.flush(&mut self.report);
+        let held = self.recorder.held();
+        self.ingest.flush(&mut self.report, &held);
     }
 
     fn spawn_stage(&mut self, i: usize) {
@@ -548,8 +551,10 @@ impl Daemon {
     }
 
     fn stage_exited(&mut self, provider: ProviderId, error: Option<String>) {
-        // Events of an unfinished pass come again from the committed cursor.
+        // Events of an unfinished pass come again from the committed cursor;
+        // replays it was asked for are asked again.
         self.ingest.drop_pending(provider);
+        self.recorder.replays_lost(provider);
         let stopping = self.report.phase != Phase::Running;
         if let Some(i) = self
             .supervisor

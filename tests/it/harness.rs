@@ -395,14 +395,24 @@ pub fn codex_lines(id: &str) -> String {
 
 /// A Claude user message of session [`S`] (no newline).
 pub fn user(uuid: &str, text: &str) -> String {
-    json!({"type": "user", "sessionId": S, "uuid": uuid, "parentUuid": null, "isSidechain": false,
+    user_in(S, uuid, text)
+}
+
+/// A Claude user message of `session` (no newline).
+pub fn user_in(session: &str, uuid: &str, text: &str) -> String {
+    json!({"type": "user", "sessionId": session, "uuid": uuid, "parentUuid": null, "isSidechain": false,
            "timestamp": "2026-01-08T15:56:00.000Z", "message": {"role": "user", "content": text}})
     .to_string()
 }
 
 /// A Claude assistant text message of session [`S`] (no newline).
 pub fn assistant(uuid: &str, text: &str) -> String {
-    json!({"type": "assistant", "sessionId": S, "uuid": uuid, "parentUuid": null, "isSidechain": false,
+    assistant_in(S, uuid, text)
+}
+
+/// A Claude assistant text message of `session` (no newline).
+pub fn assistant_in(session: &str, uuid: &str, text: &str) -> String {
+    json!({"type": "assistant", "sessionId": session, "uuid": uuid, "parentUuid": null, "isSidechain": false,
            "timestamp": "2026-01-08T15:56:01.000Z",
            "message": {"id": format!("msg-{uuid}"), "role": "assistant", "model": "claude-opus-4-6",
                        "content": [{"type": "text", "text": text}]}})

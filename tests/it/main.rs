@@ -18,4 +18,5 @@ mod real_gemini;
 mod recording;
 mod redact;
 mod sandbox_boundaries;
+mod snapshot_order;
 mod strace_export_script;
