@@ -436,9 +436,14 @@ impl Recorder {
             .collect()
     }
 
-    /// Heartbeat: retry paused recordings (a full disk may have space again).
+    /// Heartbeat: retry paused recordings (a full disk may have space
+    /// again) and replays that were not asked for or were lost.
     pub fn heartbeat(&mut self, stages: &mut dyn Stages) {
-        let paused = self.recordings_where(|r| r.paused.is_some() || r.intent.is_some());
+        let paused = self.recordings_where(|r| {
+            r.paused.is_some()
+                || r.intent.is_some()
+                || r.snapshot.as_ref().is_some_and(|s| s.request.is_none())
+        });
         for (key, id) in paused {
             self.retry(&key, &id, stages);
         }
@@ -832,3 +837,6 @@ fn render_with(
     };
     (String::from_utf8(out).unwrap_or_default(), st)
 }
+
+#[cfg(test)]
+mod tests;
