@@ -475,6 +475,8 @@ impl Daemon {
                 let mut links = self.supervisor.links(self.recorder.policy().clone());
                 self.recorder.on_replayed(&key, &events, done, &mut links);
                 self.drain_recorder_warnings();
+                // The recording's progress shows in status.
+                self.report.dirty = true;
             }
             ToOrch::Signal(sig) => return self.on_signal(sig),
         }

@@ -538,7 +538,6 @@ impl Recorder {
             sess.main_path = Some(path.to_path_buf());
         }
         if let Payload::KatoCommand { .. } = &ev.payload {
-            self.flush_pending(stages);
             self.command(key, ev, live, stages);
             return;
         }
@@ -639,14 +638,29 @@ impl Recorder {
     /// Persist intents, then hand them to the writers.
     fn flush_pending(&mut self, stages: &mut dyn Stages) {
         let pending = self.recordings_where(|r| r.intent.is_some() && r.paused.is_none());
-        if pending.is_empty() {
+        if !pending.is_empty() {
+            self.save_dirty();
+            for (key, id) in pending {
+                self.commit_intent(&key, &id, stages);
+            }
+            self.save_dirty();
+        }
+        self.close_idle_writers();
+    }
+
+    /// End the writers of recordings with nothing more to write (stopped,
+    /// or an export done) once their last bytes are on disk.
+    fn close_idle_writers(&mut self) {
+        if self.writers.is_empty() {
             return;
         }
-        self.save_dirty();
-        for (key, id) in pending {
-            self.commit_intent(&key, &id, stages);
+        let idle =
+            self.recordings_where(|r| !r.active && r.intent.is_none() && r.snapshot.is_none());
+        for (_, id) in idle {
+            if let Some(w) = self.writers.remove(&id) {
+                w.close();
+            }
         }
-        self.save_dirty();
     }
 
     /// Append a recording's intent through its writer.

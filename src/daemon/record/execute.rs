@@ -72,7 +72,7 @@ impl Recorder {
             self.audit(a);
         }
         for a in actions {
-            self.act(key, a, stages);
+            self.act(key, a);
         }
         self.request_replays(key, stages);
     }
@@ -103,19 +103,19 @@ impl Recorder {
         sess.dirty = true;
     }
 
-    fn act(&mut self, key: &SessionKey, action: Action, stages: &mut dyn Stages) {
+    fn act(&mut self, key: &SessionKey, action: Action) {
         match action {
+            // What these plan is written with the rest of the batch.
             Action::Prepare { dest, recording_id } => {
                 self.ensure_rec(key, &dest, &recording_id);
                 self.prepare_header(key, &recording_id);
-                self.flush_pending(stages);
             }
             Action::Start {
                 dest,
                 recording_id,
                 from,
-            } => self.start(key, &dest, &recording_id, &from, stages),
-            Action::Stop { recording_id, .. } => self.stop(key, &recording_id, stages),
+            } => self.start(key, &dest, &recording_id, &from),
+            Action::Stop { recording_id, .. } => self.stop(key, &recording_id),
             Action::Snapshot {
                 dest,
                 recording_id,
@@ -126,14 +126,7 @@ impl Recorder {
 
     /// Append live events from `from` on: the rest of the command's
     /// message first, then whatever follows.
-    fn start(
-        &mut self,
-        key: &SessionKey,
-        dest: &Dest,
-        recording_id: &str,
-        from: &At,
-        stages: &mut dyn Stages,
-    ) {
+    fn start(&mut self, key: &SessionKey, dest: &Dest, recording_id: &str, from: &At) {
         self.ensure_rec(key, dest, recording_id);
         self.prepare_header(key, recording_id);
         let first = self.slice_message(key, from, Slice::From);
@@ -179,21 +172,17 @@ impl Recorder {
                 }
             }
         }
-        self.flush_pending(stages);
     }
 
-    /// Stop appending; the writer is ended after it flushed.
-    fn stop(&mut self, key: &SessionKey, recording_id: &str, stages: &mut dyn Stages) {
-        self.flush_pending(stages);
+    /// Stop appending; the writer is ended once what was planned before
+    /// is written ([`Recorder::flush_pending`]).
+    fn stop(&mut self, key: &SessionKey, recording_id: &str) {
         if let Some(rec) = self
             .sessions
             .get_mut(key)
             .and_then(|s| s.data.recordings.get_mut(recording_id))
         {
             rec.active = false;
-        }
-        if let Some(w) = self.writers.remove(recording_id) {
-            w.close();
         }
     }
 

@@ -88,9 +88,10 @@ impl Recorder {
         };
         let key = &rk.session;
         let id = rk.recording.as_str();
-        self.commit_intent(key, id, stages);
         if progress.finished {
             self.finish_snapshot(key, id, progress, stages);
+        } else {
+            self.commit_intent(key, id, stages);
         }
     }
 
@@ -171,10 +172,10 @@ impl Recorder {
         Some(progress)
     }
 
-    /// The whole snapshot is planned (its intent is durable, the writer
-    /// appends it): the recording continues from it, an export's one-shot
-    /// destination is closed, and the events held back meanwhile are
-    /// handled in order.
+    /// The whole snapshot is planned: the recording continues from it (an
+    /// export's stops, so its writer is closed once the snapshot is
+    /// written), and the events held back meanwhile are handled in order,
+    /// written in the same flush as the snapshot's end.
     fn finish_snapshot(
         &mut self,
         key: &SessionKey,
@@ -193,13 +194,6 @@ impl Recorder {
             }
         }
         sess.dirty = true;
-        self.flush_pending(stages);
-        if progress.export_only {
-            if let Some(w) = self.writers.remove(id) {
-                w.close();
-            }
-        }
-        self.save_dirty();
         self.resume_deferred(key, stages);
     }
 }
