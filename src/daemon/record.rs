@@ -561,11 +561,13 @@ impl Recorder {
             let Some(sess) = self.sessions.get_mut(key) else {
                 return;
             };
+            if sess.deferred.is_empty() {
+                sess.held.clear();
+            }
             if sess.snapshot_pending() {
                 break;
             }
             let Some(d) = sess.deferred.pop_front() else {
-                sess.held.clear();
                 break;
             };
             self.handle_event(key, &d.path, &d.ev, d.live, stages);

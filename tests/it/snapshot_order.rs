@@ -40,7 +40,7 @@ fn capture_stop_record_in_one_write(k: &mut Kato, dest: &Path) {
 }
 
 #[test]
-fn events_queued_behind_a_capture_survive_a_later_stop_and_record() {
+fn commands_arriving_while_a_capture_snapshot_is_pending_lose_no_events() {
     let mut k = Kato::recording();
     let dest = k.out("x.jsonl");
     capture_stop_record_in_one_write(&mut k, &dest);
@@ -52,7 +52,7 @@ fn events_queued_behind_a_capture_survive_a_later_stop_and_record() {
 }
 
 #[test]
-fn events_queued_behind_a_capture_survive_a_later_stop_and_record_in_markdown() {
+fn commands_arriving_while_a_capture_snapshot_is_pending_lose_no_events_in_markdown() {
     let mut k = Kato::recording();
     let dest = k.out("x.md");
     capture_stop_record_in_one_write(&mut k, &dest);
