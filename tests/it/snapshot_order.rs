@@ -148,7 +148,7 @@ fn kill_9_while_a_snapshot_is_pending_loses_no_waiting_event() {
         ],
     );
     // The snapshot is being written (its start is there, its command not
-    // yet); a little later, kill.
+    // yet); kill once a quiet-time flush could have persisted the cursor.
     k.wait_until("the snapshot under way", || {
         fs::read_to_string(&dest).is_ok_and(|t| t.contains("\"tc100\"") && !t.contains("\"u21\""))
     });
