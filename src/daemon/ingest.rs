@@ -369,12 +369,20 @@ impl Ingest {
         })
     }
 
-    /// Persist every changed file's committed state, then sync the directory.
-    pub fn flush(&mut self, report: &mut Report) {
+    /// Persist every changed file's committed state, then sync the
+    /// directory. Files in `held` keep their persisted state: events read
+    /// from them are not handled yet (they wait behind a snapshot), so a
+    /// crash must read them again; they are flushed on a later call.
+    pub fn flush(&mut self, report: &mut Report, held: &HashSet<FileKey>) {
         self.dirty_since = None;
         let mut errors = Vec::new();
         let mut saved = 0usize;
-        for rec in self.files.values_mut().filter(|r| r.dirty) {
+        let mut waiting = false;
+        for (key, rec) in self.files.iter_mut().filter(|(_, r)| r.dirty) {
+            if held.contains(key) {
+                waiting = true;
+                continue;
+            }
             match self.store.save(&mut rec.st, &rec.unflushed_ids) {
                 Ok(()) => {
                     rec.unflushed_ids = Vec::new();
@@ -390,7 +398,13 @@ impl Ingest {
             }
         }
         report.counters.flushes += 1;
-        tracing::debug!(saved, "state flushed");
+        tracing::debug!(saved, waiting, "state flushed");
+        if waiting {
+            // Look again soon: the snapshot is usually written in moments.
+            let now = Instant::now();
+            self.dirty_since = Some(now);
+            self.retry_at = now + FLUSH_QUIET;
+        }
         if let Some(first) = errors.first().cloned() {
             let now = Instant::now();
             self.dirty_since = Some(now);

@@ -26,7 +26,8 @@
 //! - The orchestrator persists a cursor only after handling the events
 //!   before it, together with the aggregates those events produced; a crash
 //!   re-delivers events instead of losing them, and re-delivered events
-//!   are recognised by their event id.
+//!   are recognised by their event id. Events held back behind a pending
+//!   snapshot are not handled yet: their files' cursors wait too.
 //! - Watches are only ever added on directories under the configured
 //!   roots; a missing root is polled on the heartbeat, never by watching
 //!   its parent.
@@ -500,6 +501,8 @@ impl Daemon {
                 let mut links = self.supervisor.links(self.recorder.policy().clone());
                 self.recorder.on_replayed(&key, &events, done, &mut links);
                 self.drain_recorder_warnings();
+                // The recording's progress shows in status.
+                self.report.dirty = true;
             }
             ToOrch::Signal(sig) => return self.on_signal(sig),
         }
@@ -565,9 +568,11 @@ impl Daemon {
         self.drain_recorder_warnings();
     }
 
-    /// Persist every changed file's committed state.
+    /// Persist every changed file's committed state, except the cursors
+    /// of files whose events wait behind a snapshot.
     fn flush(&mut self) {
-        self.ingest.flush(&mut self.report);
+        let held = self.recorder.held();
+        self.ingest.flush(&mut self.report, &held);
     }
 
     fn spawn_stage(&mut self, i: usize) {
@@ -577,8 +582,10 @@ impl Daemon {
     }
 
     fn stage_exited(&mut self, provider: ProviderId, error: Option<String>) {
-        // Events of an unfinished pass come again from the committed cursor.
+        // Events of an unfinished pass come again from the committed cursor;
+        // replays it was asked for are asked again.
         self.ingest.drop_pending(provider);
+        self.recorder.replays_lost(provider);
         let stopping = self.report.phase != Phase::Running;
         if let Some(i) = self
             .supervisor

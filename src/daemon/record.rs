@@ -16,11 +16,20 @@
 //!
 //! A crash between 1 and 3 replays the intent at start (a no-op when the
 //! bytes are there). Events re-delivered after a crash (the provider cursor
-//! is persisted after the recording state) are below the watermark and
-//! skipped. A full disk keeps the intent (growing with new events) and
-//! pauses the recording; the heartbeat retries it.
+//! is persisted after the recording state) are at or below the watermark
+//! (already written) or before the recording's start, and skipped. A full
+//! disk keeps the intent (growing with new events) and pauses the
+//! recording; the heartbeat retries it.
+//!
+//! A snapshot (`::capture`, `::export`) is a barrier for its session: from
+//! its command until its replay is planned, the session's later events —
+//! commands included — are held back unhandled, then handled in order. So
+//! a `::stop` or `::record` typed while a snapshot is pending acts exactly
+//! where it was typed, and the files those events came from keep their
+//! persisted cursor before them ([`Recorder::held`]): a crash meanwhile
+//! reads them again.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -51,23 +60,34 @@ pub(crate) trait Stages {
     /// Open a writer for a checked destination (through the writer-spawner).
     fn writer(&mut self, target: Target) -> Result<WriterHandle, WriteError>;
     /// Ask the parse stage of `provider` to send the events of `path` again
-    /// (as [`super::ToOrch::Replayed`]) up to the message `upto`.
-    fn replay(&mut self, provider: ProviderId, path: &Path, key: ReplayKey, upto: String);
+    /// (as [`super::ToOrch::Replayed`]) up to the message `upto`. False when
+    /// the request could not be sent (the stage is not running).
+    fn replay(&mut self, provider: ProviderId, path: &Path, key: ReplayKey, upto: String) -> bool;
 }
 
-/// Which snapshot a replay feeds.
+/// Which snapshot request a replay answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ReplayKey {
     pub session: SessionKey,
     pub recording: String,
+    /// The request's number: a replay feeds only the request that asked
+    /// for it, never a later snapshot of the same recording.
+    pub generation: u64,
 }
 
-/// Where the events of one source file were recorded up to.
+/// A position in one source file: everything before `offset`, and the
+/// events `ids` at `offset` (one line can yield several events).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Mark {
     offset: u64,
-    /// Ids already recorded at `offset` (one line can yield several events).
     ids: Vec<String>,
+}
+
+impl Mark {
+    fn covers(&self, ev: &Event) -> bool {
+        ev.source.offset < self.offset
+            || (ev.source.offset == self.offset && self.ids.contains(&ev.event_id))
+    }
 }
 
 /// A chunk planned but not yet known to be on disk.
@@ -78,10 +98,17 @@ struct Intent {
     text: String,
 }
 
-/// A capture/export being written from a replay of the conversation.
+/// A capture/export whose replay is not fully planned yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Snapshot {
     upto: At,
+    /// The file replayed (the one holding the command's message).
+    #[serde(default)]
+    path: Option<PathBuf>,
+    /// The rest of the command's message follows the snapshot (a capture
+    /// records from the line after its command).
+    #[serde(default)]
+    tail: bool,
     /// File length before the snapshot's first byte.
     base: u64,
     /// Bytes of the snapshot planned so far (re-planned from zero after a crash).
@@ -95,6 +122,9 @@ struct Snapshot {
     render: Option<RenderState>,
     #[serde(skip)]
     reached: bool,
+    /// The replay request awaited (`None`: none sent in this run yet).
+    #[serde(skip)]
+    request: Option<u64>,
 }
 
 /// One destination of a session.
@@ -109,7 +139,14 @@ struct Rec {
     /// Committed length of the file.
     len: u64,
     render: Option<RenderState>,
+    /// Per source file: what is already written (planned into a durable
+    /// intent). Never moved past an event that is not.
     marks: BTreeMap<String, Mark>,
+    /// Per source file: where the current recording span starts (set by
+    /// the `::record`/`::capture` that started it); earlier events are not
+    /// part of it.
+    #[serde(default)]
+    since: BTreeMap<String, Mark>,
     intent: Option<Intent>,
     snapshot: Option<Snapshot>,
     paused: Option<String>,
@@ -131,6 +168,37 @@ impl Rec {
             }
         }
     }
+
+    /// Where the next planned byte goes: after the intent, or the file.
+    fn planned_end(&self) -> u64 {
+        self.intent
+            .as_ref()
+            .map_or(self.len, |i| i.base + i.text.len() as u64)
+    }
+
+    /// Plan `text` at file position `base` (a snapshot's chunks are planned
+    /// positions, not the current length): a re-planned snapshot replaces
+    /// what its earlier plan put there, and keeps what lies before it.
+    fn plan_at(&mut self, base: u64, text: String) {
+        if let Some(i) = &mut self.intent {
+            let keep = base.checked_sub(i.base).map(|n| n as usize);
+            if let Some(n) = keep.filter(|n| i.text.is_char_boundary(*n)) {
+                i.text.truncate(n);
+                i.text.push_str(&text);
+                return;
+            }
+        }
+        self.intent = Some(Intent { base, text });
+    }
+
+    /// Whether `ev` of source file `tag` goes to this recording.
+    fn takes(&self, ev: &Event, tag: &str, live: bool) -> bool {
+        // A live event goes to every active recording. An event read as
+        // history (kato lost its cursor in a crash and read the file anew)
+        // still continues a recording that already follows this file.
+        let follows = live || self.marks.contains_key(tag) || self.since.contains_key(tag);
+        self.active && follows && !self.since.get(tag).is_some_and(|m| m.covers(ev))
+    }
 }
 
 /// Persisted per session.
@@ -149,9 +217,48 @@ struct Sess {
     last_message: Option<Event>,
     /// File that holds the human messages (replayed for snapshots).
     main_path: Option<PathBuf>,
-    /// Live events waiting for a snapshot of their recording to finish.
-    queued: HashMap<String, VecDeque<Event>>,
+    /// Events that arrived while a snapshot was pending, not yet handled.
+    deferred: VecDeque<Deferred>,
+    /// The files `deferred` came from (their cursors are held back).
+    held: BTreeSet<PathBuf>,
     dirty: bool,
+}
+
+/// An event held back behind a pending snapshot.
+struct Deferred {
+    path: PathBuf,
+    ev: Event,
+    live: bool,
+}
+
+impl Sess {
+    fn new(data: SessionData) -> Sess {
+        Sess {
+            data,
+            meta: MetaCollector::new(),
+            last_message: None,
+            main_path: None,
+            deferred: VecDeque::new(),
+            held: BTreeSet::new(),
+            dirty: false,
+        }
+    }
+
+    /// A snapshot's replay is not fully planned: later events wait.
+    fn snapshot_pending(&self) -> bool {
+        self.data.recordings.values().any(|r| r.snapshot.is_some())
+    }
+
+    fn defer(&mut self, path: &Path, ev: &Event, live: bool) {
+        if !self.held.contains(path) {
+            self.held.insert(path.to_path_buf());
+        }
+        self.deferred.push_back(Deferred {
+            path: path.to_path_buf(),
+            ev: ev.clone(),
+            live,
+        });
+    }
 }
 
 /// A recording as `kato status` shows it.
@@ -168,6 +275,9 @@ pub struct RecordingStatus {
     pub bytes: u64,
     pub paused: Option<String>,
     pub redactions: BTreeMap<String, u64>,
+    /// A capture or export is being written; the session's later events
+    /// wait for it.
+    pub snapshot_pending: bool,
 }
 
 pub(crate) struct Recorder {
@@ -183,6 +293,8 @@ pub(crate) struct Recorder {
     seen_dirty: bool,
     sessions: HashMap<SessionKey, Sess>,
     writers: HashMap<String, WriterHandle>,
+    /// Number of the next replay request.
+    next_request: u64,
     /// Messages for the status warnings (drained by the daemon).
     pub warnings: Vec<String>,
 }
@@ -215,6 +327,7 @@ impl Recorder {
             seen_dirty: false,
             sessions: HashMap::new(),
             writers: HashMap::new(),
+            next_request: 0,
             warnings,
         };
         r.load();
@@ -260,17 +373,7 @@ impl Recorder {
                         continue;
                     };
                     let key = SessionKey::new(provider.id(), data.session_id.as_str());
-                    self.sessions.insert(
-                        key,
-                        Sess {
-                            data,
-                            meta: MetaCollector::new(),
-                            last_message: None,
-                            main_path: None,
-                            queued: HashMap::new(),
-                            dirty: false,
-                        },
-                    );
+                    self.sessions.insert(key, Sess::new(data));
                 }
                 None => {
                     let aside = path.with_extension(format!("corrupt-{}", std::process::id()));
@@ -324,9 +427,14 @@ impl Recorder {
             .collect()
     }
 
-    /// Heartbeat: retry paused recordings (a full disk may have space again).
+    /// Heartbeat: retry paused recordings (a full disk may have space
+    /// again) and replays that were not asked for or were lost.
     pub fn heartbeat(&mut self, stages: &mut dyn Stages) {
-        let paused = self.recordings_where(|r| r.paused.is_some() || r.intent.is_some());
+        let paused = self.recordings_where(|r| {
+            r.paused.is_some()
+                || r.intent.is_some()
+                || r.snapshot.as_ref().is_some_and(|s| s.request.is_none())
+        });
         for (key, id) in paused {
             self.retry(&key, &id, stages);
         }
@@ -341,89 +449,137 @@ impl Recorder {
         else {
             return;
         };
+        let unrequested = rec.snapshot.as_ref().is_some_and(|s| s.request.is_none());
         if rec.intent.is_some() {
             self.commit_intent(key, id, stages);
         }
-        let needs_snapshot = self
-            .sessions
-            .get(key)
-            .and_then(|s| s.data.recordings.get(id))
-            .is_some_and(|r| r.snapshot.is_some() && r.paused.is_none());
-        let replaying = self
-            .sessions
-            .get(key)
-            .is_some_and(|s| s.queued.contains_key(id));
-        if needs_snapshot && !replaying {
+        if unrequested {
             self.start_replay(key, id, stages);
         }
     }
 
-    /// Events of one batch, in order. `live_from`: index of the first live
-    /// event (earlier ones are history).
+    /// Replays asked of `provider`'s stage will not come (the stage ended):
+    /// the heartbeat asks again.
+    pub fn replays_lost(&mut self, provider: ProviderId) {
+        for (key, sess) in &mut self.sessions {
+            if key.provider != provider {
+                continue;
+            }
+            for rec in sess.data.recordings.values_mut() {
+                if let Some(s) = &mut rec.snapshot {
+                    s.request = None;
+                }
+            }
+        }
+    }
+
+    /// Session files whose cursor must not be persisted yet: events read
+    /// from them wait behind a pending snapshot, unhandled.
+    pub fn held(&self) -> HashSet<(ProviderId, PathBuf)> {
+        self.sessions
+            .iter()
+            .flat_map(|(k, s)| s.held.iter().map(move |p| (k.provider, p.clone())))
+            .collect()
+    }
+
+    /// Events of one batch, in order, each with whether it is live (not
+    /// history).
     pub fn on_events(&mut self, path: &Path, events: &[(&Event, bool)], stages: &mut dyn Stages) {
         for &(ev, live) in events {
             let key = SessionKey::of(ev);
-            let sess = self.sessions.entry(key.clone()).or_insert_with(|| Sess {
-                data: SessionData {
+            let sess = self.sessions.entry(key.clone()).or_insert_with(|| {
+                Sess::new(SessionData {
                     provider: key.provider.as_str().to_owned(),
                     session_id: key.session.clone(),
                     commands: SessionState::new(key.session.as_str()),
                     recordings: BTreeMap::new(),
-                },
-                meta: MetaCollector::new(),
-                last_message: None,
-                main_path: None,
-                queued: HashMap::new(),
-                dirty: false,
+                })
             });
-            sess.meta.observe(ev);
-            if ev.is_human_message() {
-                sess.last_message = Some(ev.clone());
-                sess.main_path = Some(path.to_path_buf());
-            }
-            if let Payload::KatoCommand { .. } = &ev.payload {
-                self.flush_pending(stages);
-                self.command(&key, ev, live, stages);
+            if sess.snapshot_pending() {
+                sess.defer(path, ev, live);
+                if sess.main_path.is_none() && ev.is_human_message() {
+                    // A snapshot restored from an older state names no
+                    // file: the session's own file, now seen, is replayed.
+                    sess.main_path = Some(path.to_path_buf());
+                    self.request_replays(&key, stages);
+                }
                 continue;
             }
-            // A live event goes to every active recording. An event read as
-            // history (kato lost its cursor in a crash and read the file
-            // anew) still continues a recording that already follows this
-            // file: the watermark, not the history flag, decides.
-            let tag = ev.source.file.clone().unwrap_or_default();
-            let active: Vec<String> = sess
-                .data
-                .recordings
-                .values()
-                .filter(|r| r.active && (live || r.marks.contains_key(&tag)))
-                .map(|r| r.id.clone())
-                .collect();
-            for id in active {
-                self.record_event(&key, &id, ev.clone());
-            }
+            self.handle_event(&key, path, ev, live, stages);
         }
         self.flush_pending(stages);
         self.save_dirty();
     }
 
-    /// Queue one live event for a recording (rendered at the next flush).
+    /// One event of a session with no pending snapshot.
+    fn handle_event(
+        &mut self,
+        key: &SessionKey,
+        path: &Path,
+        ev: &Event,
+        live: bool,
+        stages: &mut dyn Stages,
+    ) {
+        let Some(sess) = self.sessions.get_mut(key) else {
+            return;
+        };
+        sess.meta.observe(ev);
+        if ev.is_human_message() {
+            sess.last_message = Some(ev.clone());
+            sess.main_path = Some(path.to_path_buf());
+        }
+        if let Payload::KatoCommand { .. } = &ev.payload {
+            self.command(key, ev, live, stages);
+            return;
+        }
+        let tag = ev.source.file.clone().unwrap_or_default();
+        let takers: Vec<String> = sess
+            .data
+            .recordings
+            .values()
+            .filter(|r| r.takes(ev, &tag, live))
+            .map(|r| r.id.clone())
+            .collect();
+        for id in takers {
+            self.record_event(key, &id, ev.clone());
+        }
+    }
+
+    /// Handle the events a finished snapshot held back, in order, until
+    /// none is left or one of them starts another snapshot.
+    fn resume_deferred(&mut self, key: &SessionKey, stages: &mut dyn Stages) {
+        loop {
+            let Some(sess) = self.sessions.get_mut(key) else {
+                return;
+            };
+            if sess.deferred.is_empty() {
+                sess.held.clear();
+            }
+            if sess.snapshot_pending() {
+                break;
+            }
+            let Some(d) = sess.deferred.pop_front() else {
+                break;
+            };
+            self.handle_event(key, &d.path, &d.ev, d.live, stages);
+        }
+        self.flush_pending(stages);
+        self.save_dirty();
+    }
+
+    /// Render one event into a recording's intent (flushed later), unless
+    /// it is already written (re-delivered after a restart).
     fn record_event(&mut self, key: &SessionKey, id: &str, ev: Event) {
         let Some(sess) = self.sessions.get_mut(key) else {
             return;
         };
-        if let Some(q) = sess.queued.get_mut(id) {
-            q.push_back(ev);
-            return;
-        }
         let Some(rec) = sess.data.recordings.get_mut(id) else {
             return;
         };
         let tag = ev.source.file.clone().unwrap_or_default();
         let mark = rec.marks.entry(tag).or_default();
-        if ev.source.offset < mark.offset
-            || (ev.source.offset == mark.offset && mark.ids.contains(&ev.event_id))
-        {
-            return; // re-delivered after a restart: already recorded
+        if mark.covers(&ev) {
+            return;
         }
         if ev.source.offset > mark.offset {
             mark.offset = ev.source.offset;
@@ -475,14 +631,29 @@ impl Recorder {
     /// Persist intents, then hand them to the writers.
     fn flush_pending(&mut self, stages: &mut dyn Stages) {
         let pending = self.recordings_where(|r| r.intent.is_some() && r.paused.is_none());
-        if pending.is_empty() {
+        if !pending.is_empty() {
+            self.save_dirty();
+            for (key, id) in pending {
+                self.commit_intent(&key, &id, stages);
+            }
+            self.save_dirty();
+        }
+        self.close_idle_writers();
+    }
+
+    /// End the writers of recordings with nothing more to write (stopped,
+    /// or an export done) once their last bytes are on disk.
+    fn close_idle_writers(&mut self) {
+        if self.writers.is_empty() {
             return;
         }
-        self.save_dirty();
-        for (key, id) in pending {
-            self.commit_intent(&key, &id, stages);
+        let idle =
+            self.recordings_where(|r| !r.active && r.intent.is_none() && r.snapshot.is_none());
+        for (_, id) in idle {
+            if let Some(w) = self.writers.remove(&id) {
+                w.close();
+            }
         }
-        self.save_dirty();
     }
 
     /// Append a recording's intent through its writer.
@@ -640,6 +811,7 @@ impl Recorder {
                     bytes: r.len,
                     paused: r.paused.clone(),
                     redactions: r.redactions.clone(),
+                    snapshot_pending: r.snapshot.is_some(),
                 })
             })
             .collect();
@@ -686,3 +858,6 @@ fn render_with(
     };
     (String::from_utf8(out).unwrap_or_default(), st)
 }
+
+#[cfg(test)]
+mod tests;

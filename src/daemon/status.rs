@@ -795,6 +795,7 @@ fn render_recordings(
         for r in recordings {
             let state = match (&r.paused, r.active) {
                 (Some(why), _) => format!("PAUSED ({why})"),
+                (None, _) if r.snapshot_pending => "snapshot".to_owned(),
                 (None, true) => "recording".to_owned(),
                 (None, false) => "stopped".to_owned(),
             };

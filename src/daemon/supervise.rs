@@ -460,18 +460,26 @@ impl record::Stages for Links<'_> {
         rx.recv().map_err(|_| crate::writer::WriteError::Gone)?
     }
 
-    fn replay(&mut self, provider: ProviderId, path: &Path, key: record::ReplayKey, upto: String) {
-        if let Some(tx) = self
+    fn replay(
+        &mut self,
+        provider: ProviderId,
+        path: &Path,
+        key: record::ReplayKey,
+        upto: String,
+    ) -> bool {
+        let Some(tx) = self
             .slots
             .iter()
             .find(|s| s.name() == provider)
             .and_then(|s| s.tx.as_ref())
-        {
-            let _ = tx.send(watch::StageMsg::Replay {
-                path: path.to_path_buf(),
-                key,
-                upto,
-            });
-        }
+        else {
+            return false;
+        };
+        tx.send(watch::StageMsg::Replay {
+            path: path.to_path_buf(),
+            key,
+            upto,
+        })
+        .is_ok()
     }
 }

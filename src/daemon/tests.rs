@@ -601,3 +601,95 @@ fn a_failed_stage_is_restarted_with_backoff_and_reported() {
     });
     assert_eq!(d.supervisor.slots[0].state, StageState::Stopped);
 }
+
+#[test]
+fn a_file_whose_events_wait_behind_a_snapshot_keeps_its_persisted_cursor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = fs::canonicalize(tmp.path()).unwrap();
+    fs::create_dir_all(base.join("out")).unwrap();
+    let toml = format!(
+        "[state]\ndir = \"{b}/state\"\n[sandbox]\nmode = \"best-effort\"\n\
+         [exports]\nallowed_roots = [\"{b}/out\"]\ndefault_dir = \"{b}/out/default\"\n",
+        b = base.display()
+    );
+    let env = crate::config::Env {
+        home: Some(base.clone()),
+        ..Default::default()
+    };
+    let daemon = || {
+        let cfg = Config::from_toml(&toml, None, &env).unwrap();
+        Daemon::new(
+            cfg,
+            RunOptions::default(),
+            confine::Confinement::unconfined(),
+        )
+        .unwrap()
+    };
+    let path = PathBuf::from("/r/s.jsonl");
+    let human = |n: u64, text: String| {
+        let msg = Event::new(
+            ProviderId::Claude,
+            "s",
+            format!("u{n}"),
+            Source {
+                record: "user".into(),
+                offset: n,
+                file: None,
+            },
+            Payload::UserMessage {
+                text,
+                attachments: 0,
+            },
+        );
+        let mut v = vec![msg.clone()];
+        v.extend(crate::commands::command_events(&msg));
+        v
+    };
+    let batch = |events: Vec<Event>, live_from: usize, offset: u64| {
+        ToOrch::Batch(Batch {
+            provider: ProviderId::Claude,
+            path: path.clone(),
+            live_from,
+            replay: false,
+            events,
+            commit: Some(Commit {
+                cursor: Cursor {
+                    offset,
+                    ..Cursor::default()
+                },
+                size: offset,
+                mtime_ns: 0,
+                reset: None,
+                diagnostics: 0,
+                bytes: offset,
+            }),
+        })
+    };
+    let persisted = || {
+        let d = daemon();
+        let rec = d.ingest.files.values().next().unwrap();
+        rec.st.cursor.offset
+    };
+    let mut d = daemon();
+    d.handle(batch(human(0, "history".into()), 1, 1));
+    d.flush();
+    assert_eq!(persisted(), 1);
+    // A capture (its replay not answered: no stage runs here), then a
+    // `::stop` behind it.
+    let capture = format!("::capture {}", base.join("out/x.md").display());
+    let mut live = human(1, capture);
+    live.extend(human(2, "::stop".into()));
+    d.handle(batch(live, 0, 3));
+    d.flush();
+    let status = d.build_status();
+    assert!(status
+        .recordings
+        .iter()
+        .all(|r| r.snapshot_pending && r.active));
+    assert_eq!(
+        persisted(),
+        1,
+        "the cursor stays before the events that wait, so a crash reads them again"
+    );
+    assert!(d.ingest.next_flush().is_some(), "the flush is tried again");
+}

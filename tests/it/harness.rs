@@ -398,7 +398,12 @@ pub fn codex_lines(id: &str) -> String {
 /// its own millisecond, as typed messages do (kato takes a human message
 /// written in the same millisecond as the record before it for a copy).
 pub fn user(uuid: &str, text: &str) -> String {
-    json!({"type": "user", "sessionId": S, "uuid": uuid, "isSidechain": false,
+    user_in(S, uuid, text)
+}
+
+/// A Claude user message of `session` (no newline).
+pub fn user_in(session: &str, uuid: &str, text: &str) -> String {
+    json!({"type": "user", "sessionId": session, "uuid": uuid, "isSidechain": false,
            "timestamp": typed_at(), "message": {"role": "user", "content": text}})
     .to_string()
 }
@@ -417,7 +422,12 @@ pub fn typed_at() -> String {
 
 /// A Claude assistant text message of session [`S`] (no newline).
 pub fn assistant(uuid: &str, text: &str) -> String {
-    json!({"type": "assistant", "sessionId": S, "uuid": uuid, "isSidechain": false,
+    assistant_in(S, uuid, text)
+}
+
+/// A Claude assistant text message of `session` (no newline).
+pub fn assistant_in(session: &str, uuid: &str, text: &str) -> String {
+    json!({"type": "assistant", "sessionId": session, "uuid": uuid, "isSidechain": false,
            "timestamp": "2026-01-08T15:56:01.000Z",
            "message": {"id": format!("msg-{uuid}"), "role": "assistant", "model": "claude-opus-4-6",
                        "content": [{"type": "text", "text": text}]}})

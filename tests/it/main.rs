@@ -21,4 +21,5 @@ mod recording;
 mod redact;
 mod replay;
 mod sandbox_boundaries;
+mod snapshot_order;
 mod strace_export_script;

@@ -108,8 +108,9 @@ impl Recorder {
             sess.dirty = true;
         }
         for a in actions {
-            self.act(key, a, stages);
+            self.act(key, a);
         }
+        self.request_replays(key, stages);
     }
 
     fn ensure_rec(&mut self, key: &SessionKey, dest: &Dest, id: &str) {
@@ -128,6 +129,7 @@ impl Recorder {
                 len: exists_on_disk.unwrap_or(0),
                 render: None,
                 marks: BTreeMap::new(),
+                since: BTreeMap::new(),
                 intent: None,
                 snapshot: None,
                 paused: None,
@@ -137,37 +139,30 @@ impl Recorder {
         sess.dirty = true;
     }
 
-    fn act(&mut self, key: &SessionKey, action: Action, stages: &mut dyn Stages) {
+    fn act(&mut self, key: &SessionKey, action: Action) {
         match action {
+            // What these plan is written with the rest of the batch.
             Action::Prepare { dest, recording_id } => {
                 self.ensure_rec(key, &dest, &recording_id);
                 self.prepare_header(key, &recording_id);
-                self.flush_pending(stages);
             }
             Action::Start {
                 dest,
                 recording_id,
                 from,
-            } => self.start(key, &dest, &recording_id, &from, stages),
-            Action::Stop { recording_id, .. } => self.stop(key, &recording_id, stages),
+            } => self.start(key, &dest, &recording_id, &from),
+            Action::Stop { recording_id, .. } => self.stop(key, &recording_id),
             Action::Snapshot {
                 dest,
                 recording_id,
                 upto,
-            } => self.snapshot(key, &dest, &recording_id, upto, stages),
+            } => self.snapshot(key, &dest, &recording_id, upto),
         }
     }
 
     /// Append live events from `from` on: the rest of the command's
     /// message first, then whatever follows.
-    fn start(
-        &mut self,
-        key: &SessionKey,
-        dest: &Dest,
-        recording_id: &str,
-        from: &At,
-        stages: &mut dyn Stages,
-    ) {
+    fn start(&mut self, key: &SessionKey, dest: &Dest, recording_id: &str, from: &At) {
         self.ensure_rec(key, dest, recording_id);
         self.prepare_header(key, recording_id);
         let first = self.slice_message(key, from, Slice::From);
@@ -179,40 +174,45 @@ impl Recorder {
             .map(|m| {
                 (
                     m.source.file.clone().unwrap_or_default(),
-                    m.source.offset,
-                    m.event_id.clone(),
+                    Mark {
+                        offset: m.source.offset,
+                        ids: vec![m.event_id.clone()],
+                    },
                 )
             });
-        if let Some(rec) = self
+        let Some(rec) = self
             .sessions
             .get_mut(key)
             .and_then(|s| s.data.recordings.get_mut(recording_id))
-        {
-            rec.active = true;
-            rec.paused = None;
-            // Everything up to the command's message is covered
-            // (by the snapshot, or by not being part of the recording).
-            if let Some((tag, offset, id)) = anchor {
-                let mark = rec.marks.entry(tag).or_default();
-                if offset > mark.offset {
-                    *mark = Mark {
-                        offset,
-                        ids: vec![id],
-                    };
-                } else if offset == mark.offset && !mark.ids.contains(&id) {
-                    mark.ids.push(id);
+        else {
+            return;
+        };
+        rec.active = true;
+        rec.paused = None;
+        // The span starts at the command's message: what came before it
+        // (re-delivered after a crash) is not part of it. The message
+        // itself is recorded from the command's line on, just below.
+        if let Some((tag, mark)) = anchor {
+            rec.since.insert(tag, mark);
+        }
+        match &mut rec.snapshot {
+            // A capture: its snapshot, still pending, ends with the rest of
+            // this message, so nothing comes between the two.
+            Some(snap) if continues(&snap.upto, from) => snap.tail = true,
+            // Unreachable while the session waits for a snapshot; if it
+            // ever were, writing now would put this before the snapshot.
+            Some(_) => {}
+            None => {
+                if let Some(ev) = first {
+                    self.record_event(key, recording_id, ev);
                 }
             }
         }
-        if let Some(ev) = first {
-            self.record_event(key, recording_id, ev);
-        }
-        self.flush_pending(stages);
     }
 
-    /// Stop appending; the writer is ended after it flushed.
-    fn stop(&mut self, key: &SessionKey, recording_id: &str, stages: &mut dyn Stages) {
-        self.flush_pending(stages);
+    /// Stop appending; the writer is ended once what was planned before
+    /// is written ([`Recorder::flush_pending`]).
+    fn stop(&mut self, key: &SessionKey, recording_id: &str) {
         if let Some(rec) = self
             .sessions
             .get_mut(key)
@@ -220,20 +220,13 @@ impl Recorder {
         {
             rec.active = false;
         }
-        if let Some(w) = self.writers.remove(recording_id) {
-            w.close();
-        }
     }
 
-    /// Write the conversation up to `upto` from a replay of its file.
-    fn snapshot(
-        &mut self,
-        key: &SessionKey,
-        dest: &Dest,
-        recording_id: &str,
-        upto: At,
-        stages: &mut dyn Stages,
-    ) {
+    /// Write the conversation up to `upto` from a replay of its file. The
+    /// replay is asked for once the whole plan is carried out
+    /// ([`Recorder::request_replays`]); until it is planned, the session's
+    /// later events wait.
+    fn snapshot(&mut self, key: &SessionKey, dest: &Dest, recording_id: &str, upto: At) {
         let export_only = !self
             .sessions
             .get(key)
@@ -244,21 +237,23 @@ impl Recorder {
         };
         let mut meta = sess.meta.clone().finish();
         meta.recording_ids = vec![recording_id.to_owned()];
+        let path = sess.main_path.clone();
         if let Some(rec) = sess.data.recordings.get_mut(recording_id) {
             rec.snapshot = Some(Snapshot {
                 upto,
-                base: rec.len,
+                path,
+                tail: false,
+                base: rec.planned_end(),
                 planned: 0,
                 meta,
                 export_only,
                 render: None,
                 reached: false,
+                request: None,
             });
             rec.render = None;
         }
         sess.dirty = true;
-        self.save_session(key);
-        self.start_replay(key, recording_id, stages);
     }
 
     /// For a new file, the frontmatter and title open the recording.
@@ -302,4 +297,9 @@ impl Recorder {
         }
         slice(msg, at.line, how)
     }
+}
+
+/// `from` is the line right after `upto`, in the same message.
+fn continues(upto: &At, from: &At) -> bool {
+    from.message_id == upto.message_id && from.line == upto.line + 1
 }

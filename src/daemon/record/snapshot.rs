@@ -1,8 +1,10 @@
 //! Snapshots (`::capture`, `::export`): the command's file is replayed by
 //! its parse stage up to the command, rendered from a fixed base and
-//! appended through the intent record; live events wait meanwhile.
+//! appended through the intent record. Meanwhile the session's later
+//! events wait unhandled (see the module above); they are handled once the
+//! whole snapshot is planned.
 
-use super::{render_with, Intent, Recorder, ReplayKey, Stages};
+use super::{render_with, Recorder, ReplayKey, Stages};
 use crate::commands::Format;
 use crate::daemon::command::SessionKey;
 use crate::event::{Event, Payload};
@@ -18,35 +20,59 @@ struct Progress {
 }
 
 impl Recorder {
-    /// Ask the parse stage to replay the session's file for a snapshot.
+    /// Ask for the replay of every snapshot of the session that has no
+    /// request out, once the snapshot record is durable.
+    pub(super) fn request_replays(&mut self, key: &SessionKey, stages: &mut dyn Stages) {
+        let ids: Vec<String> = self.sessions.get(key).map_or_else(Vec::new, |s| {
+            s.data
+                .recordings
+                .values()
+                .filter(|r| r.snapshot.as_ref().is_some_and(|s| s.request.is_none()))
+                .map(|r| r.id.clone())
+                .collect()
+        });
+        if ids.is_empty() {
+            return;
+        }
+        self.save_session(key);
+        for id in ids {
+            self.start_replay(key, &id, stages);
+        }
+    }
+
+    /// Ask the parse stage to replay the session's file for a snapshot,
+    /// planned again from its base.
     pub(super) fn start_replay(&mut self, key: &SessionKey, id: &str, stages: &mut dyn Stages) {
+        let generation = self.next_request;
+        self.next_request += 1;
         let Some(sess) = self.sessions.get_mut(key) else {
             return;
         };
-        let Some(path) = sess.main_path.clone() else {
-            // Nothing seen yet in this run (a restart mid-snapshot): the
-            // replay waits until the session's file shows up again.
+        let main_path = sess.main_path.clone();
+        let Some(snap) = sess
+            .data
+            .recordings
+            .get_mut(id)
+            .and_then(|r| r.snapshot.as_mut())
+        else {
             return;
         };
-        let Some(rec) = sess.data.recordings.get_mut(id) else {
-            return;
-        };
-        let Some(snap) = &mut rec.snapshot else {
+        let Some(path) = snap.path.clone().or(main_path) else {
+            // Nothing seen yet in this run (a snapshot restored from an
+            // older state): the replay waits until the session's file
+            // shows up again.
             return;
         };
         snap.planned = 0;
         snap.reached = false;
-        let upto = snap.upto.message_id.clone();
-        sess.queued.entry(id.to_owned()).or_default();
-        stages.replay(
-            key.provider,
-            &path,
-            ReplayKey {
-                session: key.clone(),
-                recording: id.to_owned(),
-            },
-            upto,
-        );
+        snap.render = None;
+        let rk = ReplayKey {
+            session: key.clone(),
+            recording: id.to_owned(),
+            generation,
+        };
+        let sent = stages.replay(key.provider, &path, rk, snap.upto.message_id.clone());
+        snap.request = sent.then_some(generation);
     }
 
     /// Events of a replay (a capture or export) arrive here in order.
@@ -62,17 +88,23 @@ impl Recorder {
         };
         let key = &rk.session;
         let id = rk.recording.as_str();
-        self.commit_intent(key, id, stages);
         if progress.finished {
             self.finish_snapshot(key, id, progress, stages);
+        } else {
+            self.commit_intent(key, id, stages);
         }
     }
 
-    /// Render replayed events into the snapshot's intent.
+    /// Render replayed events into the snapshot's intent. `None` when the
+    /// replay answers no request awaited (an earlier one, or a snapshot
+    /// already finished).
     fn plan_replayed(&mut self, rk: &ReplayKey, events: &[Event], done: bool) -> Option<Progress> {
         let sess = self.sessions.get_mut(&rk.session)?;
         let rec = sess.data.recordings.get_mut(&rk.recording)?;
-        let snap = rec.snapshot.as_mut()?;
+        let snap = rec
+            .snapshot
+            .as_mut()
+            .filter(|s| s.request == Some(rk.generation))?;
         let mut text = String::new();
         if snap.render.is_none() {
             let mut out = Vec::new();
@@ -98,51 +130,52 @@ impl Recorder {
             if ev.session_id != rk.session.session {
                 continue;
             }
-            let mut ev = if ev.event_id == snap.upto.message_id {
+            let parts = if ev.event_id == snap.upto.message_id {
                 snap.reached = true;
-                match slice(ev, snap.upto.line, Slice::UpTo) {
-                    Some(e) => e,
-                    None => continue,
-                }
+                // A capture records the rest of its message (the lines
+                // after the command) right after the snapshot.
+                let rest = snap
+                    .tail
+                    .then(|| slice(ev, snap.upto.line + 1, Slice::From));
+                vec![slice(ev, snap.upto.line, Slice::UpTo), rest.flatten()]
             } else {
-                ev.clone()
+                vec![Some(ev.clone())]
             };
-            if matches!(ev.payload, Payload::KatoCommand { .. }) {
-                continue;
+            for mut ev in parts.into_iter().flatten() {
+                if matches!(ev.payload, Payload::KatoCommand { .. }) {
+                    continue;
+                }
+                self.redactor.redact_event(&mut ev, &mut stats);
+                let st = snap.render.take().unwrap_or_default();
+                let (chunk, st) = render_with(&self.markdown, rec.dest.format, st, &ev);
+                snap.render = Some(st);
+                text.push_str(&chunk);
             }
-            self.redactor.redact_event(&mut ev, &mut stats);
-            let st = snap.render.take().unwrap_or_default();
-            let (chunk, st) = render_with(&self.markdown, rec.dest.format, st, &ev);
-            snap.render = Some(st);
-            text.push_str(&chunk);
         }
         for r in &stats.redactions {
             *rec.redactions
                 .entry(r.label.as_str().to_owned())
                 .or_default() += 1;
         }
-        if !text.is_empty() {
-            let base = snap.base + snap.planned;
-            snap.planned += text.len() as u64;
-            // Snapshot chunks are planned positions, not the current length:
-            // a recovery re-plans from the snapshot's base and the writer
-            // skips what is already there.
-            match &mut rec.intent {
-                Some(i) if i.base + i.text.len() as u64 == base => i.text.push_str(&text),
-                _ => rec.intent = Some(Intent { base, text }),
-            }
-        }
+        let finished = done || snap.reached;
         let progress = Progress {
-            finished: done || snap.reached,
+            finished,
             export_only: snap.export_only,
             after: snap.render.clone(),
         };
+        if !text.is_empty() {
+            let base = snap.base + snap.planned;
+            snap.planned += text.len() as u64;
+            rec.plan_at(base, text);
+        }
         sess.dirty = true;
         Some(progress)
     }
 
-    /// The snapshot is written: live events queued meanwhile follow it; an
-    /// export's one-shot destination is closed.
+    /// The whole snapshot is planned: the recording continues from it (an
+    /// export's stops, so its writer is closed once the snapshot is
+    /// written), and the events held back meanwhile are handled in order,
+    /// written in the same flush as the snapshot's end.
     fn finish_snapshot(
         &mut self,
         key: &SessionKey,
@@ -153,27 +186,15 @@ impl Recorder {
         let Some(sess) = self.sessions.get_mut(key) else {
             return;
         };
-        let queued = sess.queued.remove(id).unwrap_or_default();
         if let Some(rec) = sess.data.recordings.get_mut(id) {
-            if rec.intent.is_none() {
-                rec.snapshot = None;
-            }
+            rec.snapshot = None;
             rec.render = progress.after;
             if progress.export_only {
                 rec.active = false;
             }
         }
         sess.dirty = true;
-        for ev in queued {
-            self.record_event(key, id, ev);
-        }
-        self.flush_pending(stages);
-        if progress.export_only {
-            if let Some(w) = self.writers.remove(id) {
-                w.close();
-            }
-        }
-        self.save_dirty();
+        self.resume_deferred(key, stages);
     }
 }
 

@@ -1,0 +1,344 @@
+//! The recorder driven without threads of its own: a fake parse stage
+//! answers replay requests whenever the test says, so every interleaving of
+//! a snapshot's replay with the commands after it is tried, one by one.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::{Recorder, ReplayKey, Stages};
+use crate::config::Config;
+use crate::event::{Event, Payload, ProviderId, Source};
+use crate::policy::{Policy, Target};
+use crate::sandbox::Confiner;
+use crate::writer::{WriteError, WriterHandle};
+
+/// The session file every event comes from.
+const FILE: &str = "/r/s1.jsonl";
+
+/// The parse stages as the recorder sees them: real writers, and replay
+/// requests kept until the test answers them.
+struct FakeStages {
+    confiner: Confiner,
+    policy: Policy,
+    requests: Vec<(ReplayKey, String)>,
+}
+
+impl Stages for FakeStages {
+    fn writer(&mut self, target: Target) -> Result<WriterHandle, WriteError> {
+        crate::writer::spawn(&self.confiner, self.policy.clone(), target)
+    }
+
+    fn replay(&mut self, _: ProviderId, path: &Path, key: ReplayKey, upto: String) -> bool {
+        assert_eq!(path, Path::new(FILE), "the command's file is replayed");
+        self.requests.push((key, upto));
+        true
+    }
+}
+
+/// A state dir, an export root and the conversation so far.
+struct World {
+    _tmp: tempfile::TempDir,
+    cfg: Config,
+    out: PathBuf,
+    /// Every event of the session file, in file order.
+    file: Vec<Event>,
+}
+
+impl World {
+    fn new() -> World {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(tmp.path()).unwrap();
+        let out = base.join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        let toml = format!(
+            "[state]\ndir = \"{b}/state\"\n[sandbox]\nmode = \"best-effort\"\n\
+             [exports]\nallowed_roots = [\"{b}/out\"]\ndefault_dir = \"{b}/out/default\"\n",
+            b = base.display()
+        );
+        let env = crate::config::Env {
+            home: Some(base.clone()),
+            ..Default::default()
+        };
+        let cfg = Config::from_toml(&toml, None, &env).unwrap();
+        World {
+            _tmp: tmp,
+            cfg,
+            out,
+            file: Vec::new(),
+        }
+    }
+
+    fn recorder(&self) -> (Recorder, FakeStages) {
+        let r = Recorder::new(&self.cfg);
+        let stages = FakeStages {
+            confiner: Confiner::unconfined(),
+            policy: r.policy().clone(),
+            requests: Vec::new(),
+        };
+        (r, stages)
+    }
+
+    /// Append a human message (and the command events the parse stage
+    /// derives from it); returns the events added.
+    fn human(&mut self, id: &str, text: &str) -> Vec<Event> {
+        let msg = self.event(
+            id,
+            Payload::UserMessage {
+                text: text.into(),
+                attachments: 0,
+            },
+        );
+        let mut added = vec![msg.clone()];
+        added.extend(crate::commands::command_events(&msg));
+        self.file.extend(added.iter().cloned());
+        added
+    }
+
+    fn reply(&mut self, id: &str, text: &str) -> Vec<Event> {
+        let ev = self.event(id, Payload::AssistantMessage { text: text.into() });
+        self.file.push(ev.clone());
+        vec![ev]
+    }
+
+    fn event(&self, id: &str, payload: Payload) -> Event {
+        let source = Source {
+            record: "line".into(),
+            offset: self.file.len() as u64 * 100,
+            file: None,
+        };
+        Event::new(ProviderId::Claude, "s1", id, source, payload)
+    }
+
+    /// What the parse stage sends for a replay up to `upto`: the file
+    /// from its start up to and including that message.
+    fn replay_of(&self, upto: &str) -> Vec<Event> {
+        let end = self
+            .file
+            .iter()
+            .position(|e| e.event_id == upto)
+            .map_or(self.file.len(), |i| i + 1);
+        self.file[..end].to_vec()
+    }
+
+    fn ids(&self, name: &str) -> Vec<String> {
+        std::fs::read_to_string(self.out.join(name))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["event_id"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    }
+}
+
+fn deliver(r: &mut Recorder, st: &mut FakeStages, events: &[Event], live: bool) {
+    let batch: Vec<(&Event, bool)> = events.iter().map(|e| (e, live)).collect();
+    r.on_events(Path::new(FILE), &batch, st);
+}
+
+/// Answer every replay request out now, in `pieces` messages each.
+fn answer(w: &World, r: &mut Recorder, st: &mut FakeStages, pieces: usize) {
+    for (key, upto) in std::mem::take(&mut st.requests) {
+        let events = w.replay_of(&upto);
+        let size = events.len().div_ceil(pieces).max(1);
+        let chunks: Vec<&[Event]> = events.chunks(size).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            r.on_replayed(&key, chunk, i + 1 == chunks.len(), st);
+        }
+    }
+}
+
+/// History, then U21 `::capture x.jsonl`, A22, U23 `::stop`, A24,
+/// U25 `::record`, A26. Returns the world and the live events.
+fn capture_stop_record() -> (World, Vec<Event>) {
+    let mut w = World::new();
+    w.human("h1", "history question");
+    w.reply("h2", "history answer");
+    let capture = format!("::capture {}", w.out.join("x.jsonl").display());
+    let mut live = w.human("u21", &capture);
+    live.extend(w.reply("a22", "reply twenty-two"));
+    live.extend(w.human("u23", "::stop"));
+    live.extend(w.reply("a24", "reply twenty-four"));
+    live.extend(w.human("u25", "::record"));
+    live.extend(w.reply("a26", "reply twenty-six"));
+    (w, live)
+}
+
+const CAPTURE_STOP_RECORD: [&str; 7] = ["h1", "h2", "u21", "a22", "u23", "u25", "a26"];
+
+/// Deliver the live events in batches cut at `cuts`, answering the
+/// replay requests out at each cut (in `pieces` messages), then the rest.
+fn run(w: &World, live: &[Event], cuts: &BTreeSet<usize>, pieces: usize) {
+    let (mut r, mut st) = w.recorder();
+    deliver(&mut r, &mut st, &w.file[..live_start(w, live)], false);
+    let mut from = 0;
+    for &cut in cuts.iter().chain([live.len()].iter()) {
+        deliver(&mut r, &mut st, &live[from..cut], true);
+        answer(w, &mut r, &mut st, pieces);
+        from = cut;
+    }
+    while !st.requests.is_empty() {
+        answer(w, &mut r, &mut st, pieces);
+    }
+    assert!(r.held().is_empty(), "nothing left waiting");
+    r.shutdown();
+}
+
+fn live_start(w: &World, live: &[Event]) -> usize {
+    w.file.len() - live.len()
+}
+
+#[test]
+fn the_whole_sequence_in_one_batch_then_the_replay() {
+    let (w, live) = capture_stop_record();
+    run(&w, &live, &BTreeSet::new(), 1);
+    assert_eq!(w.ids("x.jsonl"), CAPTURE_STOP_RECORD);
+}
+
+#[test]
+fn the_replay_before_between_or_after_each_command_changes_nothing() {
+    let (_, live) = capture_stop_record();
+    // Every cut from right after the capture's command on: the replay
+    // lands before A22, between each command and its neighbours, after
+    // everything; whole, and in pieces.
+    for cut in 2..=live.len() {
+        for pieces in [1, 3] {
+            let (w, live) = capture_stop_record();
+            run(&w, &live, &BTreeSet::from([cut]), pieces);
+            assert_eq!(
+                w.ids("x.jsonl"),
+                CAPTURE_STOP_RECORD,
+                "replay after {cut} live events, in {pieces} piece(s)"
+            );
+        }
+    }
+}
+
+#[test]
+fn one_event_per_batch_with_the_replay_at_any_point() {
+    let (_, live) = capture_stop_record();
+    let every: BTreeSet<usize> = (1..live.len()).collect();
+    for pieces in [1, 2] {
+        let (w, live) = capture_stop_record();
+        run(&w, &live, &every, pieces);
+        assert_eq!(w.ids("x.jsonl"), CAPTURE_STOP_RECORD);
+    }
+}
+
+#[test]
+fn events_wait_behind_a_pending_snapshot_and_hold_their_file() {
+    let (w, live) = capture_stop_record();
+    let (mut r, mut st) = w.recorder();
+    deliver(&mut r, &mut st, &w.file[..live_start(&w, &live)], false);
+    deliver(&mut r, &mut st, &live, true);
+    assert_eq!(
+        r.held(),
+        [(ProviderId::Claude, PathBuf::from(FILE))].into(),
+        "the file's cursor waits for the snapshot"
+    );
+    assert!(r.status().iter().all(|s| s.snapshot_pending && s.active));
+    assert!(w.ids("x.jsonl").is_empty(), "nothing before the snapshot");
+    answer(&w, &mut r, &mut st, 1);
+    assert!(r.held().is_empty());
+    let status = r.status();
+    assert!(status.iter().all(|s| !s.snapshot_pending && s.active));
+    r.shutdown();
+    assert_eq!(w.ids("x.jsonl"), CAPTURE_STOP_RECORD);
+}
+
+#[test]
+fn a_replay_feeds_only_the_request_that_asked_for_it() {
+    let (w, live) = capture_stop_record();
+    let (mut r, mut st) = w.recorder();
+    deliver(&mut r, &mut st, &w.file[..live_start(&w, &live)], false);
+    deliver(&mut r, &mut st, &live, true);
+    let (stale, upto) = st.requests.pop().unwrap();
+    // The stage ended: the request is asked again on the heartbeat.
+    r.replays_lost(ProviderId::Claude);
+    r.heartbeat(&mut st);
+    assert_eq!(st.requests.len(), 1);
+    assert_ne!(st.requests[0].0, stale);
+    // The first request's answer arrives after all (half of it, or all of
+    // it): ignored.
+    let old = w.replay_of(&upto);
+    r.on_replayed(&stale, &old[..1], false, &mut st);
+    r.on_replayed(&stale, &old[1..], true, &mut st);
+    assert!(r.status().iter().all(|s| s.snapshot_pending));
+    assert!(w.ids("x.jsonl").is_empty());
+    answer(&w, &mut r, &mut st, 2);
+    r.shutdown();
+    assert_eq!(w.ids("x.jsonl"), CAPTURE_STOP_RECORD);
+}
+
+#[test]
+fn two_captures_to_the_same_file_in_one_batch() {
+    let build = || {
+        let mut w = World::new();
+        w.human("h1", "history question");
+        let capture = format!("::capture {}", w.out.join("x.jsonl").display());
+        let mut live = w.human("u21", &capture);
+        live.extend(w.reply("a22", "reply twenty-two"));
+        live.extend(w.human("u23", &capture));
+        live.extend(w.reply("a24", "reply twenty-four"));
+        (w, live)
+    };
+    let expected = [
+        "h1", "u21", "a22", "u23", // first capture, then live
+        "h1", "u21", "a22", "u23", "a24", // second capture, then live
+    ];
+    let (_, live) = build();
+    for cut in 2..=live.len() {
+        let (w, live) = build();
+        run(&w, &live, &BTreeSet::from([cut]), 2);
+        assert_eq!(w.ids("x.jsonl"), expected, "first replay after {cut}");
+    }
+}
+
+/// A crash (the recorder dropped without a word) at `crash_after` steps,
+/// then a new recorder over the same state, the live events delivered
+/// again from the persisted cursor (held before them), and the replays.
+fn crash_and_recover(crash_after: usize) -> Vec<String> {
+    let (w, live) = capture_stop_record();
+    {
+        let (mut r, mut st) = w.recorder();
+        deliver(&mut r, &mut st, &w.file[..live_start(&w, &live)], false);
+        for step in 1..=crash_after {
+            match step {
+                1 => deliver(&mut r, &mut st, &live, true),
+                2 => {
+                    // Half the replay: part of the snapshot is written.
+                    let (key, upto) = st.requests[0].clone();
+                    let events = w.replay_of(&upto);
+                    r.on_replayed(&key, &events[..2], false, &mut st);
+                }
+                _ => {
+                    // The rest of it: the snapshot is planned, the events
+                    // held back are handled.
+                    let (key, upto) = st.requests.remove(0);
+                    let events = w.replay_of(&upto);
+                    r.on_replayed(&key, &events[2..], true, &mut st);
+                }
+            }
+        }
+    }
+    let (mut r, mut st) = w.recorder();
+    r.recover(&mut st);
+    deliver(&mut r, &mut st, &live, true);
+    while !st.requests.is_empty() {
+        answer(&w, &mut r, &mut st, 1);
+    }
+    r.shutdown();
+    w.ids("x.jsonl")
+}
+
+#[test]
+fn a_crash_while_a_snapshot_is_pending_loses_nothing() {
+    for crash_after in 1..=3 {
+        assert_eq!(
+            crash_and_recover(crash_after),
+            CAPTURE_STOP_RECORD,
+            "crash after step {crash_after}"
+        );
+    }
+}
