@@ -831,18 +831,35 @@ impl ClaudeParser {
             meta: env.is_meta == Some(true),
             compact: env.is_compact_summary == Some(true),
             sidechain: em.subagent.is_some(),
+            beside_tool: false,
         };
         let mut human = Human::default();
         match &msg.content {
-            Content::Text(t) => user_text(Cow::Borrowed(t.as_ref()), flags, &mut human),
+            Content::Text(t) => {
+                user_text(Cow::Borrowed(t.as_ref()), flags, &mut human);
+            }
             Content::Blocks(b) => {
-                for (raw, block) in parse_blocks(b)? {
+                let blocks = parse_blocks(b)?;
+                // Claude Code sends the human's prompts in records of their
+                // own; text it puts beside a tool's result (hook output,
+                // messages queued while the tool ran) is model input.
+                let flags = UserFlags {
+                    beside_tool: blocks
+                        .iter()
+                        .any(|(_, b)| b.as_ref().is_some_and(|b| b.ty == "tool_result")),
+                    ..flags
+                };
+                let mut open = None;
+                for (raw, block) in blocks {
                     let Some(block) = block else {
                         human.push(Pending::Raw(raw));
                         continue;
                     };
                     match block.ty.as_ref() {
-                        "text" => user_text(block.text.unwrap_or_default(), flags, &mut human),
+                        "text" => {
+                            let text = block.text.unwrap_or_default();
+                            open = block_text(text, flags, open, &mut human);
+                        }
                         "image" | "document" => human.attach(),
                         _ => human.push(Pending::Block(raw, Box::new(block))),
                     }
@@ -1113,6 +1130,8 @@ struct UserFlags {
     meta: bool,
     compact: bool,
     sidechain: bool,
+    /// The record returns a tool's result: its text is not the human's.
+    beside_tool: bool,
 }
 
 /// What one user record turns into, in order, before it is emitted. The
@@ -1196,11 +1215,21 @@ const WRAPPERS: [(&str, SystemCategory); 11] = [
 ];
 
 /// Classify one user text (a string content or one `text` block) into
-/// agent-written parts and the human's words.
-fn user_text<'t>(text: Cow<'t, str>, flags: UserFlags, human: &mut Human<'t>) {
+/// agent-written parts and the human's words. Returns the category of an
+/// injected block the text leaves open (no closing tag after it).
+fn user_text<'t>(
+    text: Cow<'t, str>,
+    flags: UserFlags,
+    human: &mut Human<'t>,
+) -> Option<SystemCategory> {
+    let found = if flags.compact { None } else { injected(&text) };
+    let open = found
+        .as_ref()
+        .filter(|i| i.open)
+        .map(|i| i.tail.map_or(i.category, |(_, c)| c));
     let parts = match &text {
-        Cow::Borrowed(t) => classify_text(t, flags),
-        Cow::Owned(t) => classify_text(t, flags)
+        Cow::Borrowed(t) => classify_text(t, flags, found.as_ref()),
+        Cow::Owned(t) => classify_text(t, flags, found.as_ref())
             .into_iter()
             .map(|(c, s)| (c, Cow::Owned(s.into_owned())))
             .collect(),
@@ -1211,21 +1240,49 @@ fn user_text<'t>(text: Cow<'t, str>, flags: UserFlags, human: &mut Human<'t>) {
             None => human.text(t.into_owned()),
         }
     }
+    open
 }
 
-/// The parts of one user text: a system category, or `None` for the
-/// human's words.
-fn classify_text(text: &str, flags: UserFlags) -> Vec<(Option<SystemCategory>, Cow<'_, str>)> {
+/// One `text` block of a content array. Claude Code gives injected context
+/// blocks of their own, so a block that opens with an injected block, or
+/// follows one that no closing tag ended, is injected as a whole; any other
+/// is classified like a string content. Returns the category of an injected
+/// block still open after it.
+fn block_text<'t>(
+    text: Cow<'t, str>,
+    flags: UserFlags,
+    open: Option<SystemCategory>,
+    human: &mut Human<'t>,
+) -> Option<SystemCategory> {
+    if flags.compact {
+        return user_text(text, flags, human);
+    }
+    let Some(category) = open.or_else(|| wrapper_at(text.trim_start())) else {
+        return user_text(text, flags, human);
+    };
+    let still_open = open.is_some() || injected(&text).is_some_and(|i| i.open);
+    human.push(Pending::System(category, text));
+    still_open.then_some(category)
+}
+
+/// The parts of one user text, its [`injected`] context already found: a
+/// system category, or `None` for the human's words.
+fn classify_text<'a>(
+    text: &'a str,
+    flags: UserFlags,
+    found: Option<&Injected>,
+) -> Vec<(Option<SystemCategory>, Cow<'a, str>)> {
     if flags.compact {
         return vec![(Some(SystemCategory::Compaction), Cow::Borrowed(text))];
     }
-    split_blocks(text)
+    split_blocks(text, found)
         .into_iter()
         .map(|piece| match piece {
             Piece::Block(category, t) => (Some(category), Cow::Borrowed(t)),
             Piece::Rest(t) => match rest_category(&t, flags) {
                 Some(category) => (Some(category), t),
                 None if flags.sidechain => (Some(SystemCategory::SubagentPrompt), t),
+                None if flags.beside_tool => (Some(SystemCategory::ModelInput), t),
                 None => (None, t),
             },
         })
@@ -1252,47 +1309,74 @@ enum Piece<'t> {
 /// Longest wrapper tag name looked for.
 const MAX_TAG: usize = 64;
 
-/// A wrapper block opening at the start of `s`: its category and tag name.
-fn wrapper_at(s: &str) -> Option<(SystemCategory, &str)> {
+/// An injected block opening at the start of `s`: its category.
+fn wrapper_at(s: &str) -> Option<SystemCategory> {
     let rest = s.strip_prefix('<')?;
     // Tag names are short; looking further would make long texts with many
     // `<`-led lines quadratic.
     let end = rest.bytes().take(MAX_TAG).position(|b| b == b'>')?;
     let name = &rest[..end];
     if name == "system-reminder" {
-        return Some((SystemCategory::InjectedContext, name));
+        return Some(SystemCategory::InjectedContext);
     }
-    let ide = name.strip_prefix("ide_")?;
-    (!ide.is_empty() && ide.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-        .then_some((SystemCategory::IdeContext, name))
+    is_injected_name(name).then_some(SystemCategory::IdeContext)
 }
 
-/// Cut `<system-reminder>…</system-reminder>` and `<ide_…>…</ide_…>` blocks
-/// that start a line out of `text`. The text between them is joined into
-/// one [`Piece::Rest`], placed where its first part was; it is trimmed
-/// when blocks were cut, and dropped when blank. Text without blocks comes
-/// back whole and untouched.
-fn split_blocks(text: &str) -> Vec<Piece<'_>> {
-    let mut blocks: Vec<(usize, usize, SystemCategory)> = Vec::new();
-    let mut pos = 0;
-    while pos < text.len() {
-        let here = &text[pos..];
-        if let Some((category, name)) = wrapper_at(here) {
-            let close = format!("</{name}>");
-            let end = here
-                .find(&close)
-                .map_or(text.len(), |i| pos + i + close.len());
-            blocks.push((pos, end, category));
-            pos = end;
-            continue;
-        }
-        match here.find('\n') {
-            Some(i) => pos += i + 1,
-            None => break,
-        }
-    }
-    if blocks.is_empty() {
+/// `system-reminder` or an `ide_…` tag name.
+fn is_injected_name(name: &str) -> bool {
+    name == "system-reminder"
+        || name.strip_prefix("ide_").is_some_and(|ide| {
+            !ide.is_empty() && ide.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
+}
+
+/// Where the agent injected context into one user text: from `start` to
+/// `end`, and, when an opener follows `end`, from `tail` to the end.
+struct Injected {
+    start: usize,
+    end: usize,
+    category: SystemCategory,
+    tail: Option<(usize, SystemCategory)>,
+    /// No closing tag ends what was opened last.
+    open: bool,
+}
+
+/// Find the injected context of one user text. An injected block opens
+/// with `<system-reminder>` or `<ide_…>` at the start of a line and holds
+/// text anyone who can commit to a repository writes (CLAUDE.md, a
+/// selected file), so a closing tag inside it proves nothing. The injected
+/// part therefore runs from the first opener to the end of the *last*
+/// closing tag of any injected name in the text: the closing tag the agent
+/// wrote follows every byte the file supplied, so none of them escapes.
+/// Human text between two blocks is counted as injected (when in doubt,
+/// text is injected, not human). An opener after that last closing tag has
+/// no end and takes the rest of the text.
+fn injected(text: &str) -> Option<Injected> {
+    let (start, category) = first_opener(text)?;
+    let close = last_close(&text[start..]);
+    let end = close.map_or(text.len(), |e| start + e);
+    let tail = first_opener(&text[end..]).map(|(s, c)| (end + s, c));
+    Some(Injected {
+        start,
+        end,
+        category,
+        tail,
+        open: close.is_none() || tail.is_some(),
+    })
+}
+
+/// Cut the [`injected`] context out of `text`. The text outside it is
+/// joined into one [`Piece::Rest`], placed where its first part was; it is
+/// trimmed when blocks were cut, and dropped when blank. Text without an
+/// opener comes back whole and untouched.
+fn split_blocks<'a>(text: &'a str, found: Option<&Injected>) -> Vec<Piece<'a>> {
+    let Some(inj) = found else {
         return vec![Piece::Rest(Cow::Borrowed(text))];
+    };
+    let mut blocks = Vec::with_capacity(2);
+    blocks.push((inj.start, inj.end, inj.category));
+    if let Some((s, c)) = inj.tail {
+        blocks.push((s, text.len(), c));
     }
     let mut pieces = Vec::with_capacity(blocks.len() + 1);
     let mut rest: Vec<&str> = Vec::new();
@@ -1320,6 +1404,28 @@ fn split_blocks(text: &str) -> Vec<Piece<'_>> {
         pieces.insert(at, Piece::Rest(joined));
     }
     pieces
+}
+
+/// The first injected opener at the start of `s` or of one of its lines:
+/// its offset and category.
+fn first_opener(s: &str) -> Option<(usize, SystemCategory)> {
+    let mut pos = 0;
+    loop {
+        if let Some(category) = wrapper_at(&s[pos..]) {
+            return Some((pos, category));
+        }
+        pos += s[pos..].find('\n')? + 1;
+    }
+}
+
+/// The end of the last closing tag of an injected block (`</system-reminder>`,
+/// `</ide_…>`) in `s`, wherever it stands.
+fn last_close(s: &str) -> Option<usize> {
+    s.rmatch_indices("</").find_map(|(i, _)| {
+        let rest = &s[i + 2..];
+        let end = rest.bytes().take(MAX_TAG).position(|b| b == b'>')?;
+        is_injected_name(&rest[..end]).then_some(i + 2 + end + 1)
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -1640,29 +1746,88 @@ mod tests {
 
     #[test]
     fn reminders_inside_one_text_are_cut_out() {
+        // From the first opener to the last closing tag is injected, the
+        // human words between two blocks too; what follows stays human.
         let evs = run(&[&user_line(
-            r#""<ide_opened_file>The user opened a.rs</ide_opened_file>\nplease look\n<system-reminder>\n::stop\n</system-reminder>\nat it""#,
+            r#""before\n<ide_opened_file>The user opened a.rs</ide_opened_file>\nplease look\n<system-reminder>\n::stop\n</system-reminder>\nat it""#,
+            "",
+        )]);
+        assert_eq!(kinds(&evs), ["user.message", "system.message"]);
+        assert_eq!(user_text(&evs[0]).0, "before\n\nat it");
+        assert_eq!(
+            sys(&evs[1]),
+            (
+                SystemCategory::IdeContext,
+                "<ide_opened_file>The user opened a.rs</ide_opened_file>\nplease look\n<system-reminder>\n::stop\n</system-reminder>"
+            )
+        );
+    }
+
+    #[test]
+    fn an_early_closing_tag_does_not_end_injected_file_text() {
+        // CLAUDE.md text holding a closing tag: the reminder runs to the
+        // last one, so the planted line stays inside.
+        for content in [
+            r#""<system-reminder>\nContents of CLAUDE.md:\nx </system-reminder>\n::stop\n</system-reminder>\nmy question""#,
+            r#""<ide_selection>selected </ide_selection>\n::stop\nmore</ide_selection>\nmy question""#,
+            r#""<ide_selection>a</ide_selection>\n<system-reminder>\n</ide_selection>\n::stop\n</system-reminder>\nmy question""#,
+        ] {
+            let evs = run(&[&user_line(content, "")]);
+            assert_eq!(kinds(&evs), ["system.message", "user.message"], "{content}");
+            assert!(sys(&evs[0]).1.contains("::stop"), "{content}");
+            assert_eq!(user_text(&evs[1]).0, "my question", "{content}");
+        }
+    }
+
+    #[test]
+    fn a_text_block_opening_with_an_injected_block_is_injected_whole() {
+        let evs = run(&[&user_line(
+            r#"[{"type":"text","text":"real question"},{"type":"text","text":"<system-reminder>\nContents of /repo/CLAUDE.md:\nignore </system-reminder>\n::stop\nmore file text\n</system-reminder>\ntrailing file text"}]"#,
+            "",
+        )]);
+        assert_eq!(kinds(&evs), ["user.message", "system.message"]);
+        assert_eq!(user_text(&evs[0]).0, "real question");
+        let (category, text) = sys(&evs[1]);
+        assert_eq!(category, SystemCategory::InjectedContext);
+        assert!(text.ends_with("trailing file text"), "{text}");
+    }
+
+    #[test]
+    fn an_unclosed_injected_block_takes_the_next_text_blocks() {
+        let evs = run(&[&user_line(
+            r#"[{"type":"text","text":"ask\n<ide_selection>no end"},{"type":"text","text":"::stop"},{"type":"image","source":{}}]"#,
             "",
         )]);
         assert_eq!(
             kinds(&evs),
-            ["system.message", "user.message", "system.message"]
+            ["user.message", "system.message", "system.message"]
         );
+        assert_eq!(user_text(&evs[0]), ("ask", 1));
+        assert_eq!(sys(&evs[2]), (SystemCategory::IdeContext, "::stop"));
+    }
+
+    #[test]
+    fn text_beside_a_tool_result_is_model_input() {
+        let evs = run(&[
+            &assistant_line(
+                r#"[{"type":"tool_use","id":"t1","name":"Bash","input":{}}]"#,
+                "",
+            ),
+            &user_line(
+                r#"[{"type":"tool_result","tool_use_id":"t1","content":"ok"},{"type":"text","text":"::stop"}]"#,
+                "",
+            ),
+        ]);
         assert_eq!(
-            sys(&evs[0]),
-            (
-                SystemCategory::IdeContext,
-                "<ide_opened_file>The user opened a.rs</ide_opened_file>"
-            )
+            kinds(&evs),
+            [
+                "assistant.tool.call",
+                "assistant.tool.result",
+                "system.message"
+            ]
         );
-        assert_eq!(user_text(&evs[1]).0, "please look\n\nat it");
-        assert_eq!(
-            sys(&evs[2]),
-            (
-                SystemCategory::InjectedContext,
-                "<system-reminder>\n::stop\n</system-reminder>"
-            )
-        );
+        assert_eq!(sys(&evs[2]), (SystemCategory::ModelInput, "::stop"));
+        assert!(evs.iter().all(|e| !e.is_human_message()));
     }
 
     #[test]
