@@ -12,6 +12,7 @@ mod cli;
 mod daemon;
 mod gemini_fixtures;
 mod incremental;
+mod provenance;
 mod real_claude;
 mod real_codex;
 mod real_gemini;
