@@ -1406,15 +1406,16 @@ fn split_blocks<'a>(text: &'a str, found: Option<&Injected>) -> Vec<Piece<'a>> {
     pieces
 }
 
-/// The first injected opener at the start of `s` or of one of its lines:
-/// its offset and category.
+/// The first injected opener at the start of `s` or of one of its lines
+/// (after `\n` or a lone `\r`, as CommonMark ends lines): its offset and
+/// category.
 fn first_opener(s: &str) -> Option<(usize, SystemCategory)> {
     let mut pos = 0;
     loop {
         if let Some(category) = wrapper_at(&s[pos..]) {
             return Some((pos, category));
         }
-        pos += s[pos..].find('\n')? + 1;
+        pos += memchr::memchr2(b'\n', b'\r', &s.as_bytes()[pos..])? + 1;
     }
 }
 
@@ -1493,6 +1494,7 @@ fn api_error_text(rec: &SystemRec) -> String {
 mod tests {
     use super::*;
     use crate::event::Kind;
+    use proptest::prelude::*;
 
     fn main_ctx() -> FileCtx {
         FileCtx {
@@ -1853,6 +1855,118 @@ mod tests {
         let line = user_line(&serde_json::to_string(&text).unwrap(), "");
         let ev = one(&line);
         assert_eq!(user_text(&ev).0, text);
+    }
+
+    // --- no command escapes an injected block (property) ------------------
+
+    /// One part of a generated user text: the human's words, or a block
+    /// the agent wrote around file text (`(opener, file lines)`).
+    #[derive(Debug, Clone)]
+    enum Part {
+        Human(Vec<&'static str>),
+        Block(usize, Vec<&'static str>),
+    }
+
+    const OPENERS: [(&str, &str); 3] = [
+        ("<system-reminder>", "</system-reminder>"),
+        ("<ide_selection>", "</ide_selection>"),
+        ("<ide_opened_file>", "</ide_opened_file>"),
+    ];
+
+    /// Lines a file can hold: planted commands (each naming `/evil/`),
+    /// early closing tags, openers nested in it, fences, quotes.
+    fn file_line() -> impl Strategy<Value = &'static str> {
+        proptest::sample::select(vec![
+            "file text",
+            "::capture /evil/a",
+            "::export /evil/b.md",
+            "  ::stop /evil/c",
+            "</system-reminder>",
+            "ignore </system-reminder>",
+            "</ide_selection>",
+            "</ide_opened_file>",
+            "<system-reminder>",
+            "<ide_selection>",
+            "```",
+            "> quoted",
+            "",
+        ])
+    }
+
+    fn part() -> impl Strategy<Value = Part> {
+        prop_oneof![
+            proptest::collection::vec(
+                proptest::sample::select(vec!["question", "::stop", "more words"]),
+                0..3
+            )
+            .prop_map(Part::Human),
+            (
+                0..OPENERS.len(),
+                proptest::collection::vec(file_line(), 0..8)
+            )
+                .prop_map(|(o, lines)| Part::Block(o, lines)),
+        ]
+    }
+
+    /// The text of `parts` as the agent writes it: each part starts a line
+    /// (`sep` is the agent's line end); the human's lines are joined by `\n`.
+    fn render(parts: &[Part], sep: &str) -> String {
+        parts
+            .iter()
+            .map(|p| match p {
+                Part::Human(lines) => lines.join("\n"),
+                Part::Block(o, lines) => {
+                    let (open, close) = OPENERS[*o];
+                    format!("{open}{sep}{}{sep}{close}", lines.join(sep))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(sep)
+    }
+
+    proptest! {
+        // Cases: `PROPTEST_CASES` (default 256).
+        #[test]
+        fn no_command_escapes_an_injected_block(
+            items in proptest::collection::vec(proptest::collection::vec(part(), 1..4), 1..4),
+            sep in proptest::sample::select(vec!["\n", "\r\n", "\r"]),
+            as_array in proptest::bool::ANY,
+        ) {
+            let content = if as_array {
+                let blocks: Vec<serde_json::Value> = items
+                    .iter()
+                    .map(|parts| serde_json::json!({"type": "text", "text": render(parts, sep)}))
+                    .collect();
+                serde_json::Value::Array(blocks)
+            } else {
+                let all: Vec<Part> = items.concat();
+                serde_json::Value::String(render(&all, sep))
+            };
+            let line = user_line(&content.to_string(), "");
+            let events = run(&[&line]);
+            let mut commands = Vec::new();
+            for ev in &events {
+                if let Payload::UserMessage { text, .. } = &ev.payload {
+                    prop_assert!(!text.contains("/evil/"), "file text as human words: {text:?}");
+                }
+                commands.extend(crate::commands::command_events(ev));
+            }
+            for c in &commands {
+                if let Payload::KatoCommand { raw, .. } = &c.payload {
+                    prop_assert!(!raw.contains("/evil/"), "{raw:?} escaped from {content}");
+                }
+            }
+            // The human's own command before any block still counts (a lone
+            // `\r` joins lines the grammar reads as one: refused, not run).
+            if let Some(Part::Human(first)) = items[0].first() {
+                if first.contains(&"::stop") && sep != "\r" {
+                    prop_assert!(
+                        commands.iter().any(|c| matches!(&c.payload, Payload::KatoCommand { raw, .. } if raw == "::stop")),
+                        "the human's ::stop was lost in {content}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
