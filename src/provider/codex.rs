@@ -1979,6 +1979,20 @@ mod tests {
     }
 
     #[test]
+    fn a_custom_prompt_expansion_is_one_human_message() {
+        // `/prompts:name args` reaches the rollout only as the prompt
+        // file's text with the arguments filled in, twice (item and event)
+        // and with no trace of the file: kato cannot tell it from typing
+        // (SECURITY.md). Only its plain paragraph lines can be commands;
+        // the arguments a template fences off are not.
+        let expanded = "## User Input\n\n```text\n::capture /args\n```\n\nYou **MUST** consider the user input.";
+        let events = parse_lines(&[META, &ri_user(expanded), &em_user(expanded)]);
+        let human: Vec<&Event> = events.iter().filter(|e| e.is_human_message()).collect();
+        assert_eq!(human.len(), 1);
+        assert!(crate::commands::command_events(human[0]).is_empty());
+    }
+
+    #[test]
     fn envelope_without_turn_context() {
         let events = parse(V034);
         assert_eq!(
