@@ -15,9 +15,12 @@
 //!   `!cmd` shell wrappers [`SystemCategory::UserShell`], `isCompactSummary`
 //!   [`SystemCategory::Compaction`], `<ide_…>` blocks
 //!   [`SystemCategory::IdeContext`], `<system-reminder>` blocks
-//!   [`SystemCategory::InjectedContext`], interruption markers and hook
-//!   feedback [`SystemCategory::Notice`]. In subagent work, the remaining
-//!   text is the prompt the parent gave ([`SystemCategory::SubagentPrompt`]).
+//!   [`SystemCategory::InjectedContext`] (both from their opener to the
+//!   last closing tag of the text, since they hold file text; see
+//!   `injected`), interruption markers and hook feedback
+//!   [`SystemCategory::Notice`], text beside a tool result
+//!   [`SystemCategory::ModelInput`]. In subagent work, the remaining text is
+//!   the prompt the parent gave ([`SystemCategory::SubagentPrompt`]).
 //!   Images and documents are counted as attachments.
 //! * `tool_use` / `tool_result` blocks are tool calls and results, except
 //!   for the tools that ask the human to choose ([`DECISION_TOOLS`]), which

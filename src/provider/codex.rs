@@ -25,7 +25,9 @@
 //!   history) they are emitted, so no text the user saw is lost. Event
 //!   twins that add details (`exec_command_end`, `patch_apply_end`, …) are
 //!   `provider.info`.
-//! * Only `event_msg.user_message` is text the human typed. User-role
+//! * Only `event_msg.user_message` is text the human typed, unless it holds
+//!   injected context (a `kind` other than `plain`, or the openings in
+//!   `INJECTED_PREFIXES`; Codex 0.3x wrote such events). User-role
 //!   response items are injected context, `!` shell echoes, or the twin of
 //!   the `user_message` that follows; such a twin is held until the next
 //!   record decides (same text: one `user.message`; anything else, or the
