@@ -841,33 +841,7 @@ impl ClaudeParser {
             Content::Text(t) => {
                 user_text(Cow::Borrowed(t.as_ref()), flags, &mut human);
             }
-            Content::Blocks(b) => {
-                let blocks = parse_blocks(b)?;
-                // Claude Code sends the human's prompts in records of their
-                // own; text it puts beside a tool's result (hook output,
-                // messages queued while the tool ran) is model input.
-                let flags = UserFlags {
-                    beside_tool: blocks
-                        .iter()
-                        .any(|(_, b)| b.as_ref().is_some_and(|b| b.ty == "tool_result")),
-                    ..flags
-                };
-                let mut open = None;
-                for (raw, block) in blocks {
-                    let Some(block) = block else {
-                        human.push(Pending::Raw(raw));
-                        continue;
-                    };
-                    match block.ty.as_ref() {
-                        "text" => {
-                            let text = block.text.unwrap_or_default();
-                            open = block_text(text, flags, open, &mut human);
-                        }
-                        "image" | "document" => human.attach(),
-                        _ => human.push(Pending::Block(raw, Box::new(block))),
-                    }
-                }
-            }
+            Content::Blocks(b) => user_blocks(parse_blocks(b)?, flags, &mut human),
         }
         human.finish(self, em)
     }
@@ -1000,6 +974,35 @@ impl ClaudeParser {
             _ => em.raw(raw.get(), model),
         }
         Ok(())
+    }
+}
+
+/// The blocks of a user content array, classified in order.
+fn user_blocks<'t>(
+    blocks: Vec<(&'t RawValue, Option<Block<'t>>)>,
+    flags: UserFlags,
+    human: &mut Human<'t>,
+) {
+    // Claude Code sends the human's prompts in records of their own; text it
+    // puts beside a tool's result (hook output, messages queued while the
+    // tool ran) is model input.
+    let flags = UserFlags {
+        beside_tool: blocks
+            .iter()
+            .any(|(_, b)| b.as_ref().is_some_and(|b| b.ty == "tool_result")),
+        ..flags
+    };
+    let mut open = None;
+    for (raw, block) in blocks {
+        let Some(block) = block else {
+            human.push(Pending::Raw(raw));
+            continue;
+        };
+        match block.ty.as_ref() {
+            "text" => open = block_text(block.text.unwrap_or_default(), flags, open, human),
+            "image" | "document" => human.attach(),
+            _ => human.push(Pending::Block(raw, Box::new(block))),
+        }
     }
 }
 
@@ -1927,6 +1930,19 @@ mod tests {
             .join(sep)
     }
 
+    /// A user record's content: one string, or one `text` block per item.
+    fn content_of(items: &[Vec<Part>], sep: &str, as_array: bool) -> serde_json::Value {
+        if as_array {
+            let blocks = items
+                .iter()
+                .map(|parts| serde_json::json!({"type": "text", "text": render(parts, sep)}))
+                .collect();
+            serde_json::Value::Array(blocks)
+        } else {
+            serde_json::Value::String(render(&items.concat(), sep))
+        }
+    }
+
     proptest! {
         // Cases: `PROPTEST_CASES` (default 256).
         #[test]
@@ -1935,16 +1951,7 @@ mod tests {
             sep in proptest::sample::select(vec!["\n", "\r\n", "\r"]),
             as_array in proptest::bool::ANY,
         ) {
-            let content = if as_array {
-                let blocks: Vec<serde_json::Value> = items
-                    .iter()
-                    .map(|parts| serde_json::json!({"type": "text", "text": render(parts, sep)}))
-                    .collect();
-                serde_json::Value::Array(blocks)
-            } else {
-                let all: Vec<Part> = items.concat();
-                serde_json::Value::String(render(&all, sep))
-            };
+            let content = content_of(&items, sep, as_array);
             let line = user_line(&content.to_string(), "");
             let events = run(&[&line]);
             let mut commands = Vec::new();
