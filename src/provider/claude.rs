@@ -265,6 +265,13 @@ struct Envelope<'a, M> {
     retry_attempt: Option<&'a RawValue>,
     #[serde(borrow, default)]
     max_retries: Option<&'a RawValue>,
+    /// Who wrote a user record (`{"kind": "human"}`, `{"kind":
+    /// "task-notification"}`, …), in newer versions.
+    #[serde(borrow, default)]
+    origin: Option<&'a RawValue>,
+    /// `"system"` on user records the agent wrote, in newer versions.
+    #[serde(borrow, default)]
+    prompt_source: Option<&'a RawValue>,
 }
 
 fn none<T>() -> Option<T> {
@@ -835,6 +842,7 @@ impl ClaudeParser {
             compact: env.is_compact_summary == Some(true),
             sidechain: em.subagent.is_some(),
             beside_tool: false,
+            agent_origin: agent_origin(env.origin, env.prompt_source),
         };
         let mut human = Human::default();
         match &msg.content {
@@ -1138,6 +1146,23 @@ struct UserFlags {
     sidechain: bool,
     /// The record returns a tool's result: its text is not the human's.
     beside_tool: bool,
+    /// The record says the agent wrote it (`origin`, `promptSource`).
+    agent_origin: bool,
+}
+
+/// Whether a user record's `origin` or `promptSource` says the agent, not
+/// the human, wrote it. A value of an unexpected shape says nothing.
+fn agent_origin(origin: Option<&RawValue>, prompt_source: Option<&RawValue>) -> bool {
+    #[derive(Deserialize)]
+    struct Origin<'a> {
+        #[serde(borrow, default)]
+        kind: Option<Cow<'a, str>>,
+    }
+    let kind = origin
+        .and_then(|o| serde_json::from_str::<Origin>(o.get()).ok())
+        .and_then(|o| o.kind);
+    let source = prompt_source.and_then(|p| serde_json::from_str::<Cow<str>>(p.get()).ok());
+    kind.is_some_and(|k| k != "human") || source.is_some_and(|s| s == "system")
 }
 
 /// What one user record turns into, in order, before it is emitted. The
@@ -1206,7 +1231,7 @@ impl<'t> Human<'t> {
 }
 
 /// Leading markers of text the agent wrote into the user role.
-const WRAPPERS: [(&str, SystemCategory); 11] = [
+const WRAPPERS: [(&str, SystemCategory); 12] = [
     ("<command-name>", SystemCategory::CommandWrapper),
     ("<command-message>", SystemCategory::CommandWrapper),
     ("<command-args>", SystemCategory::CommandWrapper),
@@ -1218,6 +1243,8 @@ const WRAPPERS: [(&str, SystemCategory); 11] = [
     ("<bash-stderr>", SystemCategory::UserShell),
     ("[Request interrupted by user", SystemCategory::Notice),
     ("Stop hook feedback:", SystemCategory::Notice),
+    // A background task's end, with the report of the agent that ran it.
+    ("<task-notification>", SystemCategory::Notice),
 ];
 
 /// Classify one user text (a string content or one `text` block) into
@@ -1303,6 +1330,7 @@ fn rest_category(text: &str, flags: UserFlags) -> Option<SystemCategory> {
         .find(|(prefix, _)| t.starts_with(prefix))
         .map(|(_, c)| *c)
         .or(flags.meta.then_some(SystemCategory::CommandWrapper))
+        .or(flags.agent_origin.then_some(SystemCategory::Notice))
 }
 
 enum Piece<'t> {
@@ -1812,6 +1840,35 @@ mod tests {
         );
         assert_eq!(user_text(&evs[0]), ("ask", 1));
         assert_eq!(sys(&evs[2]), (SystemCategory::IdeContext, "::stop"));
+    }
+
+    #[test]
+    fn records_the_agent_wrote_are_not_the_human() {
+        // A background task's notification carries an agent's report; newer
+        // versions also say who wrote a user record.
+        for (content, extra) in [
+            (
+                r#""<task-notification>\n<task-id>a1</task-id>\n<result>report\n::stop</result>\n</task-notification>""#,
+                "",
+            ),
+            (
+                r#""Background task finished.\n::stop""#,
+                r#","origin":{"kind":"task-notification"}"#,
+            ),
+            (r#""::stop""#, r#","promptSource":"system""#),
+        ] {
+            let ev = one(&user_line(content, extra));
+            assert_eq!(sys(&ev).0, SystemCategory::Notice, "{content} {extra}");
+        }
+        for extra in [
+            r#","origin":{"kind":"human"}"#,
+            r#","origin":"odd","promptSource":7"#,
+        ] {
+            assert!(
+                one(&user_line(r#""::stop""#, extra)).is_human_message(),
+                "{extra}"
+            );
+        }
     }
 
     #[test]
