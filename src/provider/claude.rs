@@ -17,8 +17,9 @@
 //!   [`SystemCategory::IdeContext`], `<system-reminder>` blocks
 //!   [`SystemCategory::InjectedContext`] (both from their opener to the
 //!   last closing tag of the text, since they hold file text; see
-//!   `injected`), interruption markers and hook feedback
-//!   [`SystemCategory::Notice`], text beside a tool result
+//!   `injected`), interruption markers, hook feedback, background task
+//!   notifications and records whose `origin` or `promptSource` names the
+//!   agent [`SystemCategory::Notice`], text beside a tool result
 //!   [`SystemCategory::ModelInput`]. In subagent work, the remaining text is
 //!   the prompt the parent gave ([`SystemCategory::SubagentPrompt`]).
 //!   Images and documents are counted as attachments.
