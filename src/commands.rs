@@ -5,10 +5,12 @@
 //! assistant text, thinking, tool output, subagent work or injected context,
 //! so a model or a file a tool read cannot steer kato.
 //!
-//! A command is a whole line: optional leading spaces, `::`, a name, then
-//! either the end of the line or one space and one argument running to the
-//! end of the line. Lines inside fenced code blocks and block quotes are not
-//! commands; `::name` in the middle of a sentence is not a command.
+//! A command is a whole line: up to three leading spaces, `::`, a name,
+//! then either the end of the line or one space and one argument running to
+//! the end of the line. The message is Markdown and only its plain text
+//! counts: lines in code (fenced or indented), block quotes, lists, HTML
+//! blocks and comments, headings, code spans and links are not commands;
+//! `::name` in the middle of a sentence is not a command (see [`scan`]).
 
 use std::path::{Path, PathBuf};
 
@@ -138,16 +140,64 @@ pub enum CommandError {
     NotAbsolute { arg: String, name: Name },
     #[error("the path contains a NUL byte")]
     Nul,
+    /// A Markdown reader would not see what follows `<!--`: the line says
+    /// something other than it shows.
+    #[error("an HTML comment on a command line; put it on a line of its own: the form is `{}`", name.usage())]
+    Comment { name: Name },
     /// The text is not a command line at all.
     #[error("not a command line")]
     NotACommand,
 }
 
 /// Find the command lines of a human message, in order.
+///
+/// The human's text is Markdown, and only its plain text is a command: a
+/// line is one when it starts with `::` and a letter after at most three
+/// spaces (no tab), lies outside anything that looks like a code fence at
+/// any indentation, and CommonMark reads its `::` as plain text directly in
+/// a top-level paragraph — not in an indented code block, a block quote
+/// (lazy continuation lines included), a list, an HTML block or comment, a
+/// heading, a code span, emphasis or a link. When in doubt, a line is not a
+/// command. The Markdown is parsed only when a line qualifies otherwise, so
+/// most messages cost one pass over their lines.
 pub fn scan(text: &str) -> Vec<Line> {
+    let candidates = candidates(text);
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    let plain = top_level_text(text);
+    candidates
+        .into_iter()
+        .filter(|c| plain.iter().any(|r| r.contains(&c.at)))
+        .map(|c| Line {
+            line: c.line,
+            raw: c.raw.to_owned(),
+            parsed: parse_command(c.rest),
+        })
+        .collect()
+}
+
+/// A line that may be a command, before the Markdown has its say.
+struct Candidate<'a> {
+    line: u32,
+    /// Byte offset of its `::` in the message.
+    at: usize,
+    /// The line without its end-of-line.
+    raw: &'a str,
+    /// What follows the `::`.
+    rest: &'a str,
+}
+
+/// Lines with `::` and a letter after at most three spaces, outside code
+/// fences. Fences are recognised at any indentation: when in doubt, a line
+/// is code, not a command.
+fn candidates(text: &str) -> Vec<Candidate<'_>> {
     let mut found = Vec::new();
     let mut fence: Option<(u8, usize)> = None;
+    let mut start = 0;
     for (n, raw) in text.split('\n').enumerate() {
+        let line_start = start;
+        start += raw.len() + 1;
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         let trimmed = line.trim_start_matches([' ', '\t']);
         if let Some((ch, len)) = fence {
@@ -160,19 +210,45 @@ pub fn scan(text: &str) -> Vec<Line> {
             fence = Some(open);
             continue;
         }
-        let Some(rest) = trimmed.strip_prefix("::") else {
+        let spaces = line.len() - line.trim_start_matches(' ').len();
+        let Some(rest) = line[spaces..].strip_prefix("::") else {
             continue;
         };
-        if !rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        if spaces > 3 || !rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
             continue;
         }
-        found.push(Line {
+        found.push(Candidate {
             line: u32::try_from(n).unwrap_or(u32::MAX),
-            raw: line.to_owned(),
-            parsed: parse_command(rest),
+            at: line_start + spaces,
+            raw: line,
+            rest,
         });
     }
     found
+}
+
+/// Byte ranges of the plain text that sits directly in a top-level
+/// paragraph of `text` read as CommonMark (no extensions).
+fn top_level_text(text: &str) -> Vec<std::ops::Range<usize>> {
+    use pulldown_cmark::{Event as Md, Options, Parser, Tag};
+    let mut ranges = Vec::new();
+    // Open elements, and whether the outermost one is a paragraph.
+    let mut depth = 0usize;
+    let mut top_paragraph = false;
+    for (event, range) in Parser::new_ext(text, Options::empty()).into_offset_iter() {
+        match event {
+            Md::Start(tag) => {
+                if depth == 0 {
+                    top_paragraph = matches!(tag, Tag::Paragraph);
+                }
+                depth += 1;
+            }
+            Md::End(_) => depth = depth.saturating_sub(1),
+            Md::Text(_) if depth == 1 && top_paragraph => ranges.push(range),
+            _ => {}
+        }
+    }
+    ranges
 }
 
 /// Parse what follows `::` on a command line.
@@ -202,6 +278,7 @@ fn parse_command(rest: &str) -> Result<Command, CommandError> {
     };
     match (name, arg) {
         (Name::Record | Name::Stop, Some(_)) => Err(CommandError::NoArgument { name }),
+        (_, Some(a)) if a.contains("<!--") => Err(CommandError::Comment { name }),
         (Name::Export, None) => Err(CommandError::NoDestination),
         (_, Some(a)) if !a.starts_with('/') => Err(CommandError::NotAbsolute { arg: a, name }),
         (_, Some(a)) if a.contains('\0') => Err(CommandError::Nul),
@@ -371,9 +448,62 @@ mod tests {
             "::",
             "::/tmp/x",
             "text\n::123",
+            // CommonMark's code, quotes, lists, HTML and headings.
+            "    ::record",
+            "para\n\n    ::record",
+            "\t::record",
+            "text\n    ::stop",
+            "> quote\n::record",
+            "> > quote\n::stop",
+            "- item\n::record",
+            "- ::record",
+            "1. ::record",
+            "<!--\n::record\n-->",
+            "<!-- note\n::stop -->",
+            "<div>\n::record\n</div>",
+            "`code\n::record`",
+            "*emphasis\n::record*",
+            "[link\n::record](/u)",
+            "::record\n---",
+            "::stop\n===",
+            "# ::record",
+            "    ```\n::record\n    ```",
         ] {
             assert!(scan(text).is_empty(), "{text:?} gave {:?}", scan(text));
         }
+    }
+
+    #[test]
+    fn plain_paragraph_lines_are_commands() {
+        let lines = |text: &str| -> Vec<(u32, String)> {
+            scan(text).into_iter().map(|l| (l.line, l.raw)).collect()
+        };
+        // After a one-line comment, the HTML block has ended.
+        assert_eq!(lines("<!-- note -->\n::record"), [(1, "::record".into())]);
+        // CRLF line ends: the raw line has none.
+        assert_eq!(
+            lines("hello\r\n::capture /a\r\n"),
+            [(1, "::capture /a".into())]
+        );
+        assert_eq!(one("::capture /a\r\n"), ok(Name::Capture, Some("/a")));
+        // Up to three spaces, at the start or continuing a paragraph.
+        assert_eq!(lines("   ::stop"), [(0, "   ::stop".into())]);
+        assert_eq!(lines("text\n  ::stop"), [(1, "  ::stop".into())]);
+        assert_eq!(
+            lines("> quote\n\n::record\n\n::stop"),
+            [(2, "::record".into()), (4, "::stop".into())]
+        );
+        assert_eq!(lines("- item\n\n::record"), [(2, "::record".into())]);
+    }
+
+    #[test]
+    fn a_comment_on_a_command_line_is_refused() {
+        match one("::capture /n/a.md <!-- x -->") {
+            Some(Err(msg)) => assert!(msg.contains("HTML comment"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(one("::stop <!-- x -->"), Some(Err(_))));
+        assert!(scan("<!-- x --> ::stop").is_empty());
     }
 
     #[test]
@@ -496,6 +626,24 @@ mod tests {
             ("long fence", human("`````\n```\n::stop\n`````"), vec![]),
             ("block quote", human("> ::record"), vec![]),
             ("nested quote", human("> > ::record"), vec![]),
+            ("lazy quote line", human("> quoted\n::record"), vec![]),
+            ("indented code", human("    ::record"), vec![]),
+            ("tab-indented", human("\t::record"), vec![]),
+            ("list item", human("- a\n::record"), vec![]),
+            ("HTML comment", human("<!--\n::record\n-->"), vec![]),
+            (
+                "after a comment",
+                human("<!-- x -->\n::stop"),
+                vec![(1, true)],
+            ),
+            (
+                "comment on the line",
+                human("::init /a <!-- x -->"),
+                vec![(0, false)],
+            ),
+            ("code span", human("`a\n::record`"), vec![]),
+            ("setext heading", human("::record\n---"), vec![]),
+            ("CRLF", human("hi\r\n::record\r\n"), vec![(1, true)]),
             ("after fence", human("```\nx\n```\n::stop"), vec![(3, true)]),
             ("start", human("::start"), vec![(0, false)]),
             (

@@ -25,7 +25,9 @@
 //!   history) they are emitted, so no text the user saw is lost. Event
 //!   twins that add details (`exec_command_end`, `patch_apply_end`, …) are
 //!   `provider.info`.
-//! * Only `event_msg.user_message` is text the human typed. User-role
+//! * Only `event_msg.user_message` is text the human typed, unless it holds
+//!   injected context (a `kind` other than `plain`, or the openings in
+//!   `INJECTED_PREFIXES`; Codex 0.3x wrote such events). User-role
 //!   response items are injected context, `!` shell echoes, or the twin of
 //!   the `user_message` that follows; such a twin is held until the next
 //!   record decides (same text: one `user.message`; anything else, or the
@@ -431,6 +433,9 @@ impl<'de> DeserializeSeed<'de> for ItemMap {
 struct UserMsg<'a> {
     #[serde(borrow)]
     message: Cow<'a, str>,
+    /// `plain`, `user_instructions` or `environment_context` (0.3x).
+    #[serde(default, borrow)]
+    kind: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     images: Option<Vec<&'a RawValue>>,
     #[serde(default, borrow)]
@@ -564,6 +569,8 @@ enum Twin {
     ReasoningItem,
     /// A `user_message` emitted before its response-item twin.
     UserEvent,
+    /// A user-role response item of injected context.
+    InjectedItem,
 }
 
 /// A user-role response item waiting for the `user_message` that follows.
@@ -710,7 +717,9 @@ enum UserText {
     Plain,
 }
 
-/// Openings of context Codex injects as user-role messages.
+/// Openings of context Codex injects as user-role messages (its
+/// `is_contextual_user_fragment`), matched as Codex does: after leading
+/// white space, ignoring ASCII case.
 const INJECTED_PREFIXES: &[&str] = &[
     "# AGENTS.md instructions",
     "<environment_context>",
@@ -720,16 +729,57 @@ const INJECTED_PREFIXES: &[&str] = &[
     "<INSTRUCTIONS>",
     "<model_switch>",
     "<collaboration_mode>",
+    "<skill>",
+    "<subagent_notification>",
+    "<hook_prompt",
+    "<hook_context>",
+    "<codex_internal_context",
 ];
 
 fn classify_user_text(text: &str) -> UserText {
     let t = text.trim_start();
-    if t.starts_with("<user_shell_command>") {
-        UserText::Shell
-    } else if INJECTED_PREFIXES.iter().any(|p| t.starts_with(p)) {
+    let starts = |p: &str| t.get(..p.len()).is_some_and(|c| c.eq_ignore_ascii_case(p));
+    if INJECTED_PREFIXES.iter().any(|p| starts(p)) {
         UserText::Injected
+    } else if starts("<user_shell_command>") {
+        UserText::Shell
     } else {
         UserText::Plain
+    }
+}
+
+/// A user-role message is what its most telling block is: injected when
+/// any block is (as Codex itself decides), else a shell echo when any block
+/// is one, else plain. Each block is judged on its own, so a block of
+/// injected text cannot hide behind a plain one before it.
+fn classify_blocks(blocks: &[Block<'_>]) -> UserText {
+    let mut shell = false;
+    for text in blocks.iter().filter_map(|b| b.text.as_deref()) {
+        match classify_user_text(text) {
+            UserText::Injected => return UserText::Injected,
+            UserText::Shell => shell = true,
+            UserText::Plain => {}
+        }
+    }
+    if shell {
+        UserText::Shell
+    } else {
+        UserText::Plain
+    }
+}
+
+/// The category of a `user_message` event that is not the human's words:
+/// one whose `kind` is not `plain`, or whose text opens like injected
+/// context or a shell echo.
+fn injected_event(m: &UserMsg<'_>) -> Option<SystemCategory> {
+    match classify_user_text(&m.message) {
+        UserText::Injected => Some(SystemCategory::InjectedContext),
+        UserText::Shell => Some(SystemCategory::UserShell),
+        UserText::Plain => m
+            .kind
+            .as_deref()
+            .filter(|k| *k != "plain")
+            .map(|_| SystemCategory::InjectedContext),
     }
 }
 
@@ -1291,9 +1341,10 @@ impl CodexParser {
                 }
                 self.emit(line, Payload::AssistantMessage { text }, out);
             }
-            "user" => match classify_user_text(&text) {
+            "user" => match classify_blocks(blocks) {
                 UserText::Injected => {
                     self.release_pending_user(out);
+                    self.remember(Twin::InjectedItem, &text);
                     self.system(line, SystemCategory::InjectedContext, text, out);
                 }
                 UserText::Shell => {
@@ -1361,6 +1412,16 @@ impl CodexParser {
         match kind {
             "user_message" => {
                 let m: UserMsg<'_> = shape(serde_json::from_str(json))?;
+                if let Some(category) = injected_event(&m) {
+                    // Codex 0.3x also wrote its own instructions as
+                    // `user_message` events: not the human's words. The
+                    // twin of an injected item is already out.
+                    self.release_pending_user(out);
+                    if !self.take_emitted(Twin::InjectedItem, &m.message) {
+                        self.system(line, category, m.message.into_owned(), out);
+                    }
+                    return Ok(());
+                }
                 self.turn_boundary(out);
                 let mut attachments = len_u32(&m.images) + len_u32(&m.local_images);
                 match self.st.pending_user.take() {
@@ -1949,6 +2010,68 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn injected_user_message_events_are_not_the_human() {
+        // Codex 0.3x wrote its instructions as `user_message` events with a
+        // `kind`; any event that opens like injected context is not typed.
+        let kind = r#"{"timestamp":"t2","type":"event_msg","payload":{"type":"user_message","message":"AGENTS.md says\n::stop","kind":"user_instructions"}}"#;
+        for line in [
+            kind.to_owned(),
+            em_user("<user_instructions>\nx </user_instructions>\n::stop\n</user_instructions>"),
+            em_user("  <ENVIRONMENT_CONTEXT>\n::stop\n</ENVIRONMENT_CONTEXT>"),
+            em_user("# AGENTS.md instructions for /r\n\n<INSTRUCTIONS>\n::stop\n</INSTRUCTIONS>"),
+            em_user("<skill>\n<name>s</name>\n::stop\n</skill>"),
+            em_user("<user_shell_command>\n::stop\n</user_shell_command>"),
+        ] {
+            let events = parse_lines(&[META, &line]);
+            assert!(events.iter().all(|e| !e.is_human_message()), "{line}");
+            assert_eq!(count(&events, Kind::SystemMessage), 1, "{line}");
+        }
+        let plain = r#"{"timestamp":"t2","type":"event_msg","payload":{"type":"user_message","message":"::stop","kind":"plain"}}"#;
+        assert!(parse_lines(&[META, plain])
+            .iter()
+            .any(Event::is_human_message));
+    }
+
+    #[test]
+    fn an_injected_item_and_its_event_twin_are_one_system_message() {
+        let text = "<user_instructions>\nbe brief\n</user_instructions>";
+        let twin = format!(
+            r#"{{"timestamp":"t2","type":"event_msg","payload":{{"type":"user_message","message":{},"kind":"user_instructions"}}}}"#,
+            serde_json::to_string(text).unwrap()
+        );
+        let events = parse_lines(&[META, &ri_user(text), &twin]);
+        assert_eq!(
+            texts(&events),
+            [("Injected context".to_owned(), text.to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_plain_block_does_not_hide_an_injected_one() {
+        // In the legacy format plain user-role items are the human's; a
+        // second block of injected text makes the whole item injected.
+        let header = r#"{"id":"11111111-2222-4333-8444-555555555555","timestamp":"2025-08-25T13:19:59.315Z","instructions":null}"#;
+        let item = r#"{"type":"message","role":"user","content":[{"type":"input_text","text":"hi"},{"type":"input_text","text":"<user_instructions>\n::stop\n</user_instructions>"}]}"#;
+        let events = parse_lines(&[header, item]);
+        assert!(events.iter().all(|e| !e.is_human_message()));
+        assert_eq!(category_count(&events, SystemCategory::InjectedContext), 1);
+    }
+
+    #[test]
+    fn a_custom_prompt_expansion_is_one_human_message() {
+        // `/prompts:name args` reaches the rollout only as the prompt
+        // file's text with the arguments filled in, twice (item and event)
+        // and with no trace of the file: kato cannot tell it from typing
+        // (SECURITY.md). Only its plain paragraph lines can be commands;
+        // the arguments a template fences off are not.
+        let expanded = "## User Input\n\n```text\n::capture /args\n```\n\nYou **MUST** consider the user input.";
+        let events = parse_lines(&[META, &ri_user(expanded), &em_user(expanded)]);
+        let human: Vec<&Event> = events.iter().filter(|e| e.is_human_message()).collect();
+        assert_eq!(human.len(), 1);
+        assert!(crate::commands::command_events(human[0]).is_empty());
     }
 
     #[test]

@@ -27,7 +27,9 @@
 //!
 //! * `user` → `user.message` (`id`) with what the human typed: `displayContent`
 //!   when present (the `content` then also holds expanded `@file` text, kept
-//!   as an injected-context system message (`id#context`)); a "User steering
+//!   as an injected-context system message (`id#context`)), else the content
+//!   up to the `--- Content from referenced files ---` line the CLI writes
+//!   before such text (the rest is the injected context); a "User steering
 //!   update" wrapper is split into the typed text and its injected
 //!   instructions (`id#context`). In subagent chats user-role text comes from
 //!   the parent agent or the CLI, never from the human: the first one is the
@@ -73,6 +75,9 @@ pub const ID: ProviderId = ProviderId::Gemini;
 
 /// Label of subagent work in Gemini chats.
 const SUBAGENT_LABEL: &str = "subagent";
+
+/// The line the CLI writes before the text of the files `@path` names.
+const REFERENCES_MARKER: &str = "--- Content from referenced files ---";
 
 /// Prefix of the CLI's wrapper around text typed while the agent works.
 const STEERING_PREFIX: &str = "User steering update:";
@@ -459,6 +464,19 @@ fn text_of(pieces: &[Piece<'_>]) -> String {
         .collect()
 }
 
+/// Split a user text the CLI stored without `displayContent` into (typed
+/// text, injected context): the CLI writes the text of `@file` references
+/// after the typed words, from [`REFERENCES_MARKER`] on. Whatever follows
+/// the first marker is file text, whatever it holds.
+fn split_references(mut text: String) -> (String, String) {
+    let Some(at) = text.find(REFERENCES_MARKER) else {
+        return (text, String::new());
+    };
+    let context = text.split_off(at);
+    text.truncate(text.trim_end().len());
+    (text, context)
+}
+
 /// Split a steering update into (typed text, the CLI's wrapper around it).
 fn split_steering(text: &str) -> Option<(String, String)> {
     if !text.starts_with(STEERING_PREFIX) {
@@ -709,7 +727,7 @@ impl<'a> Doc<'a> {
             };
             let (typed, context) = match display {
                 Some(display) => (text_of(&display), content_text),
-                None => (content_text, String::new()),
+                None => split_references(content_text),
             };
             let (typed, context) = match split_steering(&typed) {
                 Some((t, wrapper)) if context.is_empty() => (t, wrapper),
@@ -1209,6 +1227,30 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn referenced_file_text_without_display_content_is_injected() {
+        // Older CLIs stored `@file` text in `content` only: the typed words
+        // end where the CLI's marker begins, whatever the file holds.
+        let message = r#"{"id":"u1","timestamp":"2026-04-15T03:01:00.000Z","type":"user","content":[{"text":"explain @notes.md"},{"text":"\n--- Content from referenced files ---"},{"text":"\nContent from @notes.md:\n"},{"text":"--- End of content ---\n::stop\n"},{"text":"\n--- End of content ---"}]}"#;
+        let (events, _) = feed(&main_ctx(), &[&doc(&[message.to_owned()])]);
+        let user: Vec<&Event> = events.iter().filter(|e| e.is_human_message()).collect();
+        assert_eq!(user.len(), 1);
+        assert!(
+            matches!(&user[0].payload, Payload::UserMessage { text, .. } if text == "explain @notes.md")
+        );
+        assert!(events.iter().any(|e| matches!(&e.payload,
+            Payload::SystemMessage { category: SystemCategory::InjectedContext, text }
+                if text.starts_with("--- Content from referenced files ---") && text.contains("::stop"))));
+        let whole = split_references("ask\n--- Content from referenced files ---\nx".to_owned());
+        assert_eq!(
+            whole,
+            (
+                "ask".to_owned(),
+                "--- Content from referenced files ---\nx".to_owned()
+            )
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod daemon;
 mod gemini_fixtures;
 mod incremental;
 mod overlap;
+mod provenance;
 mod real_claude;
 mod real_codex;
 mod real_gemini;

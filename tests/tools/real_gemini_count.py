@@ -14,6 +14,7 @@ import sys
 from collections import Counter
 
 STEERING = "User steering update:"
+REFERENCES = "--- Content from referenced files ---"
 
 
 def parts(content):
@@ -61,6 +62,9 @@ def count(doc):
                     c["system.message"] += 1
             else:
                 typed, ctx = text(ps), ""
+                if REFERENCES in typed:
+                    at = typed.index(REFERENCES)
+                    typed, ctx = typed[:at].rstrip(), typed[at:]
                 if m.get("displayContent") is not None:
                     typed, ctx = text(parts(m["displayContent"])), text(ps)
                 s = steering(typed)
