@@ -421,7 +421,8 @@ pub fn command(runtime_dir: &Path, json: bool) -> Result<i32> {
     let now = SystemTime::now();
     let found = read(runtime_dir)?;
     let running = found.as_ref().is_some_and(|(st, _)| is_running(st, now));
-    let mut out = io::stdout().lock();
+    // Titles and paths come from sessions and chats: print them inert.
+    let mut out = crate::terminal::stdout();
     let r = if json {
         let mut v = found
             .map(|(_, v)| v)
@@ -429,9 +430,7 @@ pub fn command(runtime_dir: &Path, json: bool) -> Result<i32> {
         if let Some(obj) = v.as_object_mut() {
             obj.insert("running".into(), serde_json::Value::Bool(running));
         }
-        serde_json::to_writer_pretty(&mut out, &v)
-            .map_err(io::Error::from)
-            .and_then(|()| writeln!(out))
+        crate::terminal::json(&mut out, &v)
     } else {
         match &found {
             None => writeln!(

@@ -19,3 +19,4 @@ mod recording;
 mod redact;
 mod sandbox_boundaries;
 mod strace_export_script;
+mod terminal;
