@@ -17,6 +17,7 @@ mod real_codex;
 mod real_gemini;
 mod recording;
 mod redact;
+mod render_limits;
 mod sandbox_boundaries;
 mod strace_export_script;
 mod terminal;
