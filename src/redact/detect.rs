@@ -2,10 +2,10 @@
 //! share.
 
 use super::rules::{Kind, Value, AZURE_KEYS, KEY_WORDS, NOT_SECRET_KEYS, RULES};
+use super::{Candidate, Hit, Label, Redactor, Span};
 
 /// How far after an AWS access key id its secret key is looked for.
 const AWS_PAIR_WINDOW: usize = 64;
-use super::{Candidate, Hit, Label, Redactor, Span};
 
 /// Longest private key block looked for: the END line must come within
 /// this many bytes of the BEGIN line (keeps the scan linear).

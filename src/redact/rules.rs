@@ -197,6 +197,8 @@ fn anthropic_body(m: &str) -> bool {
 /// numeric id, a dot, a timestamp, a dot, an HMAC). Both are found by
 /// their context instead: a secret key name (`TWILIO_AUTH_TOKEN=`,
 /// `"token":`), a URL password, `Authorization: Bot …`, a webhook URL.
+/// Likewise Mailgun's newer keys (`<32 hex>-<8 hex>-<8 hex>`), which look
+/// like any other hex id.
 pub(super) const RULES: &[Rule] = &[
     tokens(
         &["sk-"],
