@@ -38,9 +38,10 @@ impl Redactor {
             Kind::Authorization => at.and_then(|at| self.authorization(text, at)),
             Kind::Bearer => at.and_then(|at| self.bare_bearer(text, at)),
             Kind::Key => return self.assignment(text, s, e),
-            Kind::Telegram => self.telegram(text, s),
+            // `:AA` may hold the start of `AKIA`.
+            Kind::Telegram => return self.telegram(text, s).unwrap_or(Hit::Skip(s + 1)),
             Kind::Sas => self.sas(text, s, e),
-            // `"auth` also starts `"authorization"`: resume inside it.
+            // `"auth` also starts `"authorization"`.
             Kind::DockerAuth => return docker_auth(text, s).unwrap_or(Hit::Skip(s + 1)),
         };
         hit.unwrap_or(Hit::Skip(e))

@@ -390,7 +390,9 @@ impl Redactor {
                     self.keep(text, second, spans, &mut last_end);
                     second.end.max(m.end)
                 }
-                Hit::Skip(resume) => resume.max(m.end),
+                // A detector may resume inside its literal (`"auth` holds
+                // the start of `uthoriz`); the scan still moves on.
+                Hit::Skip(resume) => resume.max(m.start + 1),
             };
         }
         true

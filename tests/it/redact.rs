@@ -559,6 +559,11 @@ fn authorization_and_bearer() {
         redact(&format!("send Bearer {t} along")),
         "send Bearer [REDACTED:BEARER_TOKEN] along"
     );
+    // `"auth` (a Docker credential's key) starts this key too.
+    assert_eq!(
+        redact("{\"authorization\": \"Basic dXNlcjpwYXNzd29yZA==\"}"),
+        "{\"authorization\": \"Basic [REDACTED:BASIC_AUTH]\"}"
+    );
     assert_kept("curl -H \"Authorization: Bearer $TOKEN\" -H 'Authorization: Bearer ${API_TOKEN}'");
     assert_kept("headers = {\"Authorization\": f\"Bearer {token}\"}");
     assert_kept("The Authorization header must be set. The bearer of bad news.");
