@@ -113,18 +113,21 @@ impl Redactor {
     fn url(&self, text: &str, s: usize, e: usize) -> Option<Hit> {
         let rest = text.get(e..)?;
         let hook = if rest.starts_with("hooks.slack.com/") {
-            Some((&self.det.slack_hook, Label::SlackWebhook))
+            Some((&self.det.slack_hook, Label::SlackWebhook, 10..=usize::MAX))
         } else if rest.starts_with("discord")
             || rest.starts_with("ptb.discord")
             || rest.starts_with("canary.discord")
         {
-            Some((&self.det.discord_hook, Label::DiscordWebhook))
+            Some((&self.det.discord_hook, Label::DiscordWebhook, 60..=100))
         } else {
             None
         };
         match hook {
-            Some((re, label)) => {
-                let g = re.captures(rest)?.get(1)?;
+            Some((re, label, len)) => {
+                let g = re
+                    .captures(rest)?
+                    .get(1)
+                    .filter(|g| len.contains(&g.len()))?;
                 Some(Hit::Secret(Span {
                     start: e + g.start(),
                     end: e + g.end(),
@@ -148,9 +151,10 @@ impl Redactor {
         if !(5..=16).contains(&(s - start)) || !(starts_word(text, start) || after_bot) {
             return None;
         }
+        // `:AA` and 33 more characters, the whole run.
         let m = self.det.telegram.find(text.get(s..)?)?;
         let end = s + m.end();
-        if !ends_word(text, end) || follows_ident(text, end) {
+        if m.len() != 36 || !ends_word(text, end) {
             return None;
         }
         Some(Hit::Secret(Span {

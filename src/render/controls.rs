@@ -15,34 +15,37 @@
 
 use std::borrow::Cow;
 
-/// Could the bytes hold a character [`markdown`] changes? A fold without
-/// early exit, so it vectorises; `0xC2` leads every C1 control (and some
-/// ordinary characters, which the slow path keeps).
-fn may_hold_controls(bytes: &[u8]) -> bool {
-    bytes.chunks(256).any(|chunk| {
-        chunk.iter().fold(false, |seen, &b| {
-            seen | ((b < 0x20) & (b != b'\n') & (b != b'\t')) | (b == 0x7f) | (b == 0xc2)
+/// Does the text hold a character [`markdown`] changes? Byte pairs, so a
+/// C1 control (`0xC2` then `0x80..=0x9F`) is told from `·` or `©`, in a
+/// fold without early exit over fixed chunks, so the loop vectorises.
+fn holds_controls(bytes: &[u8]) -> bool {
+    let Some((&last, _)) = bytes.split_last() else {
+        return false;
+    };
+    let c0 = |b: u8| ((b < 0x20) & (b != b'\n') & (b != b'\t')) | (b == 0x7f);
+    let (firsts, seconds) = (&bytes[..bytes.len() - 1], &bytes[1..]);
+    c0(last)
+        || firsts.chunks(64).zip(seconds.chunks(64)).any(|(a, b)| {
+            a.iter().zip(b).fold(false, |seen, (&x, &y)| {
+                seen | c0(x) | ((x == 0xc2) & (y < 0xa0))
+            })
         })
-    })
 }
 
 /// Markdown text with its control characters made visible; borrowed when
 /// it has none.
 pub(crate) fn markdown(text: &str) -> Cow<'_, str> {
-    if !may_hold_controls(text.as_bytes()) {
+    if !holds_controls(text.as_bytes()) {
         return Cow::Borrowed(text);
     }
     let visible = |c: char| match c {
-        '\t' | '\n' => None,
-        '\0'..='\u{1f}' => char::from_u32(0x2400 + u32::from(c)),
-        '\u{7f}' => Some('\u{2421}'),
-        '\u{80}'..='\u{9f}' => Some('\u{FFFD}'),
-        _ => None,
+        '\t' | '\n' => c,
+        '\0'..='\u{1f}' => char::from_u32(0x2400 + u32::from(c)).unwrap_or('\u{FFFD}'),
+        '\u{7f}' => '\u{2421}',
+        '\u{80}'..='\u{9f}' => '\u{FFFD}',
+        _ => c,
     };
-    if !text.chars().any(|c| visible(c).is_some()) {
-        return Cow::Borrowed(text);
-    }
-    Cow::Owned(text.chars().map(|c| visible(c).unwrap_or(c)).collect())
+    Cow::Owned(text.chars().map(visible).collect())
 }
 
 /// Escape DEL and C1 controls in one serialised JSON line, in place. They
@@ -80,7 +83,12 @@ mod tests {
 
     #[test]
     fn plain_markdown_is_borrowed() {
-        for t in ["# x\n\ttab\n", "ünïcödé\u{a0}© 🙂", "\u{202e}rtl\u{202c}"] {
+        for t in [
+            "# x\n\ttab\n",
+            "ünïcödé\u{a0}© · 🙂 — \u{bf}",
+            "\u{202e}rtl\u{202c}",
+            "",
+        ] {
             assert!(matches!(markdown(t), Cow::Borrowed(_)), "{t:?}");
         }
     }
@@ -88,8 +96,8 @@ mod tests {
     #[test]
     fn markdown_controls_become_pictures() {
         assert_eq!(
-            markdown("a\u{1b}[31mb\u{7}\r\u{0}\u{7f}\u{9b}2J\u{a0}\t\n"),
-            "a\u{241b}[31mb\u{2407}\u{240d}\u{2400}\u{2421}\u{FFFD}2J\u{a0}\t\n"
+            markdown("a\u{1b}[31mb\u{7}\r\u{0}\u{7f}\u{9b}2J\u{a0}\t\n\u{80}\u{9f}\u{1f}"),
+            "a\u{241b}[31mb\u{2407}\u{240d}\u{2400}\u{2421}\u{FFFD}2J\u{a0}\t\n\u{FFFD}\u{FFFD}\u{241f}"
         );
     }
 
