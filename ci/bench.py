@@ -71,6 +71,88 @@ def gen_codex(path, size, rng):
             line("response_item", {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": msg}]}, n)
             line("event_msg", {"type": "agent_message", "message": msg}, n)
 
+def adversarial_inputs(size):
+    """Tool inputs of about `size` bytes built to hurt a JSON renderer (the
+    shapes of tests/it/render_limits.rs)."""
+    half, under = size // 2, 120
+    wide, i, n = ["{"], 0, 1
+    while n + 32 < size:
+        part = f'"k{i}":{i},'
+        wide.append(part)
+        n, i = n + len(part), i + 1
+    wide.append('"end":0}')
+    return [("deep", "[" * half + "]" * half),
+            ("deep objects", '{"a":' * (size // 6) + "1" + "}" * (size // 6)),
+            ("many values under the depth limit",
+             "[" * under + "1," * ((size - 2 * under) // 2 - 1) + "1" + "]" * under),
+            ("wide object", "".join(wide)),
+            ("long string", '{"s":"' + "x" * (size - 8) + '"}'),
+            ("many small values", "[" + "1," * (half - 2) + "1]")]
+
+def gen_tool_lines(path, tool_input, lines):
+    """A Claude session of `lines` assistant lines, each calling a tool
+    with `tool_input`."""
+    sid = "0890bead-0ab3-4ee9-98f8-585fd289cc1f"
+    with open(path, "w") as f:
+        for n in range(lines):
+            f.write('{"type":"assistant","sessionId":"%s","uuid":"a%d","parentUuid":null,'
+                    '"isSidechain":false,"timestamp":"2026-01-08T15:56:40.000Z","message":'
+                    '{"id":"msg_%d","role":"assistant","model":"claude-opus-4-6","content":'
+                    '[{"type":"tool_use","id":"toolu_%d","name":"Bash","input":' % (sid, n, n, n))
+            f.write(tool_input)
+            f.write("}]}}\n")
+
+def adversarial_table(a, line_mb=16, lines=4):
+    """Time per MB of `kato export --tool-calls` on sessions made of
+    adversarial tool inputs (`lines` lines of `line_mb` MiB), next to an
+    ordinary session of the same size, as a ratio to the ordinary one in
+    the same run; with --instructions, instructions per MB on one line."""
+    size = line_mb * lines << 20
+    # Under a configured Claude root: a first line longer than what
+    # sniffing reads would not be recognised elsewhere.
+    root = os.path.join(a.work, "claude")
+    conf = os.path.join(a.work, "adversarial.toml")
+    with open(conf, "w") as f:
+        f.write(f'[providers.claude]\nroots = ["{root}"]\n')
+    session = lambda d: os.path.join(root, d, "0890bead-0ab3-4ee9-98f8-585fd289cc1f.jsonl")
+    ordinary = session("-ordinary")
+    os.makedirs(os.path.dirname(ordinary), exist_ok=True)
+    gen_claude(ordinary, size, random.Random(11))
+    files = [("ordinary session", ordinary)]
+    for name, tool_input in adversarial_inputs(line_mb << 20):
+        path = session("-" + name.replace(" ", "-"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        gen_tool_lines(path, tool_input, lines)
+        files.append((name, path))
+    out = os.path.join(a.work, "out.md")
+    cmds = [[a.kato, "--config", conf, "export", "--tool-calls", p, "-o", out] for _, p in files]
+    wall, cpu = best_times(cmds, a.repeat)
+    print(f"\nadversarial tool inputs ({lines} lines of {line_mb} MiB per session), "
+          f"kato export --tool-calls")
+    print(f"{'shape':<62} {'ms/MB':>7} {'x ord.':>7} {'CPU ms/MB':>9} {'x ord.':>7} {'RSS MiB':>7}")
+    per_mb = lambda t, p: t * 1000 / (os.path.getsize(p) / (1 << 20))
+    base_w, base_c = per_mb(wall[0], files[0][1]), per_mb(cpu[0], files[0][1])
+    worst = 0.0
+    for (name, path), w, c, cmd in zip(files, wall, cpu, cmds):
+        mw, mc = per_mb(w, path), per_mb(c, path)
+        worst = max(worst, mc / base_c)
+        print(f"{name:<62} {mw:7.2f} {mw / base_w:7.2f} {mc:9.2f} {mc / base_c:7.2f} {rss_mib(cmd):7.1f}")
+    print(f"worst adversarial shape: {worst:.2f}x the ordinary session's CPU time per MB")
+    if a.instructions:
+        print(f"instructions per MB (callgrind, one {line_mb} MiB line, or the first {line_mb} MiB "
+              f"of the ordinary session; --sandbox best-effort)")
+        counts = []
+        for name, path in files:
+            sample = path + ".one"
+            with open(path, "rb") as src, open(sample, "wb") as dst:
+                dst.write(src.read(line_mb << 20).rsplit(b"\n", 1)[0] + b"\n")
+            cmd = [a.kato, "--sandbox", "best-effort", "--config", conf, "export",
+                   "--tool-calls", sample, "-o", out]
+            n = instructions(cmd) / (os.path.getsize(sample) / (1 << 20))
+            counts.append(n)
+            print(f"{name:<62} {n / 1e6:7.2f} M/MB {n / counts[0]:7.2f}x")
+    sys.stdout.flush()
+
 def run(cmd, stdout=subprocess.DEVNULL):
     """Run cmd, return its wall time and CPU time (user + system, all its
     threads) in seconds."""
@@ -207,6 +289,7 @@ def main():
           f"({worst['cost_cpu']:+.1f}% CPU) {ok(worst['cost'] <= 25)}")
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
           f"(other processes make wall-clock figures noisy)")
+    adversarial_table(a)
     if a.instructions:
         instruction_table(a, files, variants)
 

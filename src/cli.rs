@@ -13,6 +13,7 @@ use crate::daemon::{self, lifecycle};
 use crate::discover;
 use crate::error::{exit, Error, Result};
 use crate::export::{self, ExportFormat, Skipped};
+use crate::terminal;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -243,7 +244,7 @@ pub fn run() -> Result<i32> {
 /// `kato config validate`: load the file and print what it resolves to.
 fn config_validate(path: &Path, env: &Env) -> Result<i32> {
     let cfg = Config::load(Some(path), env)?;
-    let mut out = io::stdout().lock();
+    let mut out = terminal::stdout();
     writeln!(
         out,
         "{}: valid",
@@ -252,8 +253,7 @@ fn config_validate(path: &Path, env: &Env) -> Result<i32> {
             .map(|p| p.display().to_string())
             .unwrap_or_default()
     )
-    .and_then(|()| serde_json::to_writer_pretty(&mut out, &cfg).map_err(io::Error::from))
-    .and_then(|()| writeln!(out))
+    .and_then(|()| terminal::json(&mut out, &cfg))
     .map_err(|e| Error::io("writing to stdout", e))?;
     Ok(exit::OK)
 }
@@ -300,16 +300,22 @@ fn audit_verify(path: &Path, external: Option<&str>) -> Result<i32> {
     let v = verify::check(path, external.as_deref(), live)
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     for n in &v.notes {
-        println!("note: line {}: {}: {}", n.line, n.event.as_str(), n.reason);
+        terminal::println(&format!(
+            "note: line {}: {}: {}",
+            n.line,
+            n.event.as_str(),
+            n.reason
+        ))
+        .map_err(|e| Error::io("writing to stdout", e))?;
     }
     let chain = match &v.chain {
         Ok(c) => c,
         Err(broken) => {
-            eprintln!(
+            terminal::eprintln(&format!(
                 "kato: {}: {broken}; records before line {} are intact",
                 path.display(),
                 broken.line
-            );
+            ));
             return Ok(exit::FAILURE);
         }
     };
@@ -362,11 +368,11 @@ fn audit_verify(path: &Path, external: Option<&str>) -> Result<i32> {
         }
     }
     if problems.is_empty() {
-        println!("{line}");
+        terminal::println(&line).map_err(|e| Error::io("writing to stdout", e))?;
         return Ok(exit::OK);
     }
     for p in problems {
-        eprintln!("kato: {}: {p}", path.display());
+        terminal::eprintln(&format!("kato: {}: {p}", path.display()));
     }
     Ok(exit::FAILURE)
 }
@@ -407,11 +413,9 @@ fn doctor(cfg: &Config, json: bool) -> Result<i32> {
             .apply(sandbox::SandboxMode::BestEffort);
     }
     let report = sandbox::doctor::report(cfg, cfg.sandbox_mode);
-    let mut out = io::stdout().lock();
+    let mut out = terminal::stdout();
     let r = if json {
-        serde_json::to_writer_pretty(&mut out, &report)
-            .map_err(io::Error::from)
-            .and_then(|()| writeln!(out))
+        terminal::json(&mut out, &report)
     } else {
         write!(out, "{report}")
     };
@@ -433,7 +437,8 @@ fn config_init(path: PathBuf, force: bool) -> Result<i32> {
     }
     std::fs::write(&path, config::template(crate::provider::registry()))
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-    println!("wrote {}", path.display());
+    terminal::println(&format!("wrote {}", path.display()))
+        .map_err(|e| Error::io("writing to stdout", e))?;
     Ok(exit::OK)
 }
 
@@ -453,11 +458,9 @@ pub struct SessionRow {
 
 fn sessions(cfg: &Config, json: bool) -> Result<i32> {
     let rows = session_rows(cfg)?;
-    let mut out = io::stdout().lock();
+    let mut out = terminal::stdout();
     let r = if json {
-        serde_json::to_writer_pretty(&mut out, &rows)
-            .map_err(io::Error::from)
-            .and_then(|()| writeln!(out))
+        terminal::json(&mut out, &rows)
     } else if rows.is_empty() {
         writeln!(
             out,
@@ -486,7 +489,11 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
     })?;
     let (found, problems) = discover::walk_config(cfg);
     for p in &problems {
-        eprintln!("kato: cannot read {}: {}", p.path.display(), p.error);
+        terminal::eprintln(&format!(
+            "kato: cannot read {}: {}",
+            p.path.display(),
+            p.error
+        ));
     }
     let mut rows = Vec::new();
     for s in discover::group(found, limits) {
@@ -501,7 +508,7 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
             meta.observe(&ev);
         });
         if let Err(e) = r {
-            eprintln!("kato: {e}");
+            terminal::eprintln(&format!("kato: {e}"));
             continue;
         }
         let meta = meta.finish();
@@ -562,7 +569,7 @@ fn export_cmd(cfg: &Config, args: ExportArgs) -> Result<i32> {
     };
     let summary = export::run(cfg, &args.session, &req)?;
     if summary.skipped.total > 0 {
-        eprintln!(
+        terminal::eprintln(&format!(
             "kato: skipped {} malformed record(s) (first at {}:{}); the rest was exported",
             summary.skipped.total,
             summary
@@ -577,24 +584,24 @@ fn export_cmd(cfg: &Config, args: ExportArgs) -> Result<i32> {
                 .first()
                 .map(|s| s.offset)
                 .unwrap_or_default(),
-        );
+        ));
     }
     if args.json {
         let text = serde_json::to_string_pretty(&summary)
             .map_err(|e| Error::io("encoding the summary", io::Error::from(e)))?;
         if to_stdout {
-            eprintln!("{text}");
+            terminal::eprintln(&text);
         } else {
-            println!("{text}");
+            terminal::println(&text).map_err(|e| Error::io("writing to stdout", e))?;
         }
     } else if !to_stdout && io::stderr().is_terminal() {
-        eprintln!(
+        terminal::eprintln(&format!(
             "kato: {} {} event(s), {} bytes → {}",
             if args.dry_run { "would write" } else { "wrote" },
             summary.events,
             summary.bytes,
             summary.output
-        );
+        ));
     }
     Ok(exit::OK)
 }

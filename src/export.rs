@@ -289,10 +289,10 @@ fn finish_meta(
 /// enforce mode a missing feature is an error before anything is read).
 pub fn report_degraded(stage: &str, missing: &[crate::sandbox::Missing]) {
     for m in missing {
-        eprintln!(
+        crate::terminal::eprintln(&format!(
             "kato: sandbox degraded ({stage}): {} — {}",
             m.feature, m.advice
-        );
+        ));
     }
 }
 

@@ -21,4 +21,5 @@ pub mod recording;
 pub mod redact;
 pub mod render;
 pub mod sandbox;
+pub mod terminal;
 pub mod writer;

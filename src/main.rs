@@ -11,7 +11,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if e.is_broken_pipe() => kato::error::exit::OK,
         Err(e) => {
-            eprintln!("kato: {e}");
+            kato::terminal::eprintln(&format!("kato: {e}"));
             e.exit_code()
         }
     };

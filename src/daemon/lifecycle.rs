@@ -169,10 +169,11 @@ pub fn start(cfg: &Config, fwd: &Forwarded, timeout: Duration) -> Result<i32> {
         }
         if let Ok(Some((st, _))) = status::read(&cfg.runtime_dir) {
             if st.pid == pid && st.ready {
-                println!(
+                crate::terminal::println(&format!(
                     "kato started (pid {pid}, ready in {:.1} s); `kato status` shows what it sees",
                     t0.elapsed().as_secs_f64()
-                );
+                ))
+                .map_err(|e| Error::io("writing to stdout", e))?;
                 return Ok(exit::OK);
             }
         }
@@ -204,10 +205,11 @@ fn tail(path: &Path, n: usize) -> String {
 /// `kato stop`: SIGTERM the daemon and wait (bounded) until it released the lock.
 pub fn stop(cfg: &Config, timeout: Duration) -> Result<i32> {
     let Some(pid) = holder(&cfg.state_dir)? else {
-        println!(
+        crate::terminal::println(&format!(
             "kato is not running (state directory {})",
             cfg.state_dir.display()
-        );
+        ))
+        .map_err(|e| Error::io("writing to stdout", e))?;
         return Ok(exit::OK);
     };
     let pid = pid
@@ -239,10 +241,11 @@ pub fn stop(cfg: &Config, timeout: Duration) -> Result<i32> {
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    println!(
+    crate::terminal::println(&format!(
         "kato stopped (pid {pid}, {:.1} s)",
         t0.elapsed().as_secs_f64()
-    );
+    ))
+    .map_err(|e| Error::io("writing to stdout", e))?;
     Ok(exit::OK)
 }
 

@@ -13,10 +13,11 @@
 //!   the state directory.
 //!
 //! No chat content is logged above debug level: messages carry paths,
-//! counts and ids only.
+//! counts and ids only. Every line passes [`crate::terminal`]'s sanitiser
+//! (a path may come from a chat), so lines carry no colour codes either.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
@@ -81,44 +82,35 @@ pub fn init(
         handle: None,
     };
     let mut note = None;
-    let (writer, ansi, journald) = if detached {
+    let (writer, journald) = if detached {
         super::state::ensure_private_dir(logs_dir)
             .map_err(|e| Error::io(format!("creating {}", logs_dir.display()), e))?;
         let (tx, handle) = spawn_file_writer(confiner, logs_dir.join(LOG_FILE), head)?;
         guard.tx = Some(tx.clone());
         guard.handle = Some(handle);
-        (BoxMakeWriter::new(ChannelWriter { tx }), false, None)
+        (BoxMakeWriter::new(ChannelWriter { tx }), None)
     } else if std::env::var_os("JOURNAL_STREAM").is_some() {
         match tracing_journald::layer() {
             Ok(layer) => (
-                BoxMakeWriter::new(io::stderr),
-                false,
+                BoxMakeWriter::new(sanitized_stderr),
                 Some(layer.with_syslog_identifier("kato".into())),
             ),
             Err(e) => {
                 note = Some(format!(
                     "journald is not reachable ({e}); logging to stderr"
                 ));
-                (
-                    BoxMakeWriter::new(io::stderr),
-                    io::stderr().is_terminal(),
-                    None,
-                )
+                (BoxMakeWriter::new(sanitized_stderr), None)
             }
         }
     } else {
-        (
-            BoxMakeWriter::new(io::stderr),
-            io::stderr().is_terminal(),
-            None,
-        )
+        (BoxMakeWriter::new(sanitized_stderr), None)
     };
     let fmt_layer = if journald.is_some() {
         None
     } else {
         let base = tracing_subscriber::fmt::layer()
             .with_writer(writer)
-            .with_ansi(ansi)
+            .with_ansi(false)
             .with_thread_names(true);
         Some(match format {
             LogFormat::Human => base.boxed(),
@@ -135,6 +127,10 @@ pub fn init(
         tracing::warn!("{n}");
     }
     Ok(guard)
+}
+
+fn sanitized_stderr() -> crate::terminal::Writer<io::Stderr> {
+    crate::terminal::Writer::new(io::stderr())
 }
 
 /// One formatted event, sent whole to the log thread when dropped.
@@ -166,12 +162,12 @@ struct ChannelWriter {
 }
 
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ChannelWriter {
-    type Writer = LineWriter;
-    fn make_writer(&'a self) -> LineWriter {
-        LineWriter {
+    type Writer = crate::terminal::Writer<LineWriter>;
+    fn make_writer(&'a self) -> Self::Writer {
+        crate::terminal::Writer::new(LineWriter {
             buf: Vec::new(),
             tx: self.tx.clone(),
-        }
+        })
     }
 }
 

@@ -510,12 +510,13 @@ pub fn command(runtime_dir: &Path, state_dir: &Path, json: bool) -> Result<i32> 
     let holder = match super::lifecycle::holder(state_dir) {
         Ok(h) => Some(h),
         Err(e) => {
-            eprintln!("kato: {e}; judging by the heartbeat alone");
+            crate::terminal::eprintln(&format!("kato: {e}; judging by the heartbeat alone"));
             None
         }
     };
     let live = liveness(found.as_ref().map(|(st, _)| st), holder, now);
-    let mut out = io::stdout().lock();
+    // Titles and paths come from sessions and chats: print them inert.
+    let mut out = crate::terminal::stdout();
     let r = if json {
         let mut v = found
             .map(|(_, v)| v)
@@ -526,9 +527,7 @@ pub fn command(runtime_dir: &Path, state_dir: &Path, json: bool) -> Result<i32> 
             let lock_pid = holder.flatten().flatten();
             obj.insert("lock_pid".into(), serde_json::json!(lock_pid));
         }
-        serde_json::to_writer_pretty(&mut out, &v)
-            .map_err(io::Error::from)
-            .and_then(|()| writeln!(out))
+        crate::terminal::json(&mut out, &v)
     } else {
         render_found(
             &mut out,

@@ -1,15 +1,19 @@
 //! The detectors that run at a candidate, and the tests on values they
 //! share.
 
-use super::rules::{Kind, KEY_WORDS, RULES};
+use super::rules::{Kind, Value, AZURE_KEYS, KEY_WORDS, NOT_SECRET_KEYS, RULES};
 use super::{Candidate, Hit, Label, Redactor, Span};
+
+/// How far after an AWS access key id its secret key is looked for.
+const AWS_PAIR_WINDOW: usize = 64;
 
 /// Longest private key block looked for: the END line must come within
 /// this many bytes of the BEGIN line (keeps the scan linear).
 const PEM_MAX: usize = 64 << 10;
 
 impl Redactor {
-    /// Run the detector that belongs to a candidate.
+    /// Run the detector that belongs to a candidate: the rule's tokens,
+    /// else its kind's detector.
     pub(super) fn detect(&self, text: &str, c: Candidate) -> Hit {
         let (s, e) = (c.start, c.end);
         let back = RULES.get(c.rule).map_or(&b""[..], |r| r.back);
@@ -21,33 +25,37 @@ impl Redactor {
             s.checked_sub(1)
                 .filter(|&p| text.as_bytes().get(p).is_some_and(|b| back.contains(b)))
         };
+        if let Some(span) = at.and_then(|at| self.token(text, at, c.rule)) {
+            return match self.aws_secret_after(text, span) {
+                Some(secret) => Hit::Pair(span, secret),
+                None => Hit::Secret(span),
+            };
+        }
         let hit = match c.kind {
-            Kind::Tokens => at.and_then(|at| self.token(text, at, c.rule)),
+            Kind::Tokens | Kind::Escape => None,
             Kind::Pem => self.pem(text, s),
-            Kind::Url
-                if text
-                    .get(e..)
-                    .is_some_and(|r| r.starts_with("hooks.slack.com/")) =>
-            {
-                self.slack_webhook(text, e)
-            }
-            Kind::Url => self.url_password(text, s, e),
+            Kind::Url => self.url(text, s, e),
             Kind::Authorization => at.and_then(|at| self.authorization(text, at)),
             Kind::Bearer => at.and_then(|at| self.bare_bearer(text, at)),
             Kind::Key => return self.assignment(text, s, e),
-            Kind::Escape => None,
+            // `:AA` may hold the start of `AKIA`.
+            Kind::Telegram => return self.telegram(text, s).unwrap_or(Hit::Skip(s + 1)),
+            Kind::Sas => self.sas(text, s, e),
+            // `"auth` also starts `"authorization"`.
+            Kind::DockerAuth => return docker_auth(text, s).unwrap_or(Hit::Skip(s + 1)),
         };
         hit.unwrap_or(Hit::Skip(e))
     }
 
     /// The first of a rule's tokens found at `at`: a word start, the
     /// pattern, a word end, and the token's own test.
-    fn token(&self, text: &str, at: usize, rule: usize) -> Option<Hit> {
+    fn token(&self, text: &str, at: usize, rule: usize) -> Option<Span> {
+        let tokens = self.det.tokens.get(rule).filter(|t| !t.is_empty())?;
         if !starts_word(text, at) {
             return None;
         }
         let rest = text.get(at..)?;
-        self.det.tokens.get(rule)?.iter().find_map(|t| {
+        tokens.iter().find_map(|t| {
             let m = t.re.find(rest)?;
             let end = at + m.end();
             if !ends_word(text, end)
@@ -56,21 +64,132 @@ impl Redactor {
             {
                 return None;
             }
-            Some(Hit::Secret(Span {
+            Some(Span {
                 start: at,
                 end,
                 label: t.label,
-            }))
+            })
         })
     }
 
-    fn slack_webhook(&self, text: &str, s: usize) -> Option<Hit> {
-        let c = self.det.slack_hook.captures(text.get(s..)?)?;
-        let g = c.get(1)?;
+    /// After an AWS access key id, its secret access key: a 40-character
+    /// base64 word further on the same line, within [`AWS_PAIR_WINDOW`]
+    /// bytes (`AKIA…,wJalr…` in a credentials CSV, `AKIA… wJalr…` in
+    /// prose). Mixed case and a digit, which a git SHA or a word lacks.
+    fn aws_secret_after(&self, text: &str, id: Span) -> Option<Span> {
+        if id.label != Label::AwsAccessKeyId {
+            return None;
+        }
+        let b = text.as_bytes();
+        let window = id.end.saturating_add(AWS_PAIR_WINDOW).min(b.len());
+        let mut i = id.end;
+        while i < window {
+            let c = *b.get(i)?;
+            if c == b'\n' || c == b'\r' || (c == b'\\' && matches!(b.get(i + 1), Some(b'n' | b'r')))
+            {
+                return None;
+            }
+            if !is_b64(c) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while b.get(i).is_some_and(|&c| is_b64(c)) {
+                i += 1;
+            }
+            let word = text.get(start..i)?;
+            if word.len() == 40 && b.get(i) != Some(&b'=') && upper_lower_digit(word) {
+                return Some(Span {
+                    start,
+                    end: i,
+                    label: Label::AwsSecretKey,
+                });
+            }
+        }
+        None
+    }
+
+    /// At `://`: a Slack or Discord webhook, else a URL password.
+    fn url(&self, text: &str, s: usize, e: usize) -> Option<Hit> {
+        let rest = text.get(e..)?;
+        let hook = if rest.starts_with("hooks.slack.com/") {
+            Some((&self.det.slack_hook, Label::SlackWebhook, 10..=usize::MAX))
+        } else if rest.starts_with("discord")
+            || rest.starts_with("ptb.discord")
+            || rest.starts_with("canary.discord")
+        {
+            Some((&self.det.discord_hook, Label::DiscordWebhook, 60..=100))
+        } else {
+            None
+        };
+        match hook {
+            Some((re, label, len)) => {
+                let g = re
+                    .captures(rest)?
+                    .get(1)
+                    .filter(|g| len.contains(&g.len()))?;
+                Some(Hit::Secret(Span {
+                    start: e + g.start(),
+                    end: e + g.end(),
+                    label,
+                }))
+            }
+            None => self.url_password(text, s, e),
+        }
+    }
+
+    /// `123456789:AA…`: a Telegram bot token, the bot id (a word of its
+    /// own, or after `/bot` in an API URL) and the 35-character secret.
+    fn telegram(&self, text: &str, s: usize) -> Option<Hit> {
+        let b = text.as_bytes();
+        let mut start = s;
+        while start > 0 && s - start <= 16 && b.get(start - 1).is_some_and(u8::is_ascii_digit) {
+            start -= 1;
+        }
+        let after_bot =
+            start >= 3 && text.get(start - 3..start) == Some("bot") && starts_word(text, start - 3);
+        if !(5..=16).contains(&(s - start)) || !(starts_word(text, start) || after_bot) {
+            return None;
+        }
+        // `:AA` and 33 more characters, the whole run.
+        let m = self.det.telegram.find(text.get(s..)?)?;
+        let end = s + m.end();
+        if m.len() != 36 || !ends_word(text, end) {
+            return None;
+        }
         Some(Hit::Secret(Span {
-            start: s + g.start(),
-            end: s + g.end(),
-            label: Label::SlackWebhook,
+            start,
+            end,
+            label: Label::TelegramBotToken,
+        }))
+    }
+
+    /// `sig=` in a shared access signature (a URL query or a connection
+    /// string): an HMAC-SHA256 in base64, percent-encoded or not.
+    fn sas(&self, text: &str, s: usize, e: usize) -> Option<Hit> {
+        let b = text.as_bytes();
+        let param_start = match s.checked_sub(1).and_then(|p| b.get(p)) {
+            None => true,
+            Some(&p) => !key_byte(p) || text.get(..s).is_some_and(|t| t.ends_with("\\u0026")),
+        };
+        if !param_start {
+            return None;
+        }
+        let mut end = e;
+        while b
+            .get(end)
+            .is_some_and(|&c| c.is_ascii_alphanumeric() || b"%+/=".contains(&c))
+            && end - e < 256
+        {
+            end += 1;
+        }
+        if !is_hmac_sha256_b64(text.get(e..end)?) || !ends_value(text, end) {
+            return None;
+        }
+        Some(Hit::Secret(Span {
+            start: e,
+            end,
+            label: Label::AzureSas,
         }))
     }
 
@@ -145,22 +264,23 @@ impl Redactor {
         let c = self.det.auth_value.captures(text.get(at..)?)?;
         let cred = c.get(2)?;
         let v = cred.as_str();
-        let scheme_word = ["bearer", "basic", "token", "digest"]
+        let scheme_word = ["bearer", "basic", "token", "digest", "bot"]
             .iter()
             .any(|w| v.eq_ignore_ascii_case(w));
-        let basic = c
-            .get(1)
-            .is_some_and(|s| s.as_str().eq_ignore_ascii_case("basic"));
+        let scheme = c.get(1).map(|s| s.as_str().to_ascii_lowercase());
+        let basic = scheme.as_deref() == Some("basic");
         if scheme_word
             || v.len() < 8
             || !ends_value(text, at + cred.end())
             || is_placeholder(v)
+            || (basic && !is_basic_credential(v))
             || (!basic && (is_words(v) || (v.len() < 16 && !mixed(v))))
         {
             return None;
         }
-        let label = match c.get(1) {
-            Some(s) if s.as_str().eq_ignore_ascii_case("basic") => Label::BasicAuth,
+        let label = match scheme.as_deref() {
+            Some("basic") => Label::BasicAuth,
+            Some("bot") => Label::DiscordToken,
             _ => self.classify(v).unwrap_or(Label::BearerToken),
         };
         Some(Span {
@@ -204,7 +324,7 @@ impl Redactor {
         while ks > 0 && bytes.get(ks - 1).is_some_and(|&b| key_byte(b)) {
             ks -= 1;
         }
-        let Some(key_label) = text.get(ks..ke).and_then(secret_key_label) else {
+        let Some((key_label, rule)) = text.get(ks..ke).and_then(secret_key) else {
             return skip;
         };
         // `token == x`, `Token::new`, `password := ` with nothing after…
@@ -222,7 +342,7 @@ impl Redactor {
         } else {
             unquoted_value_ok(value)
         };
-        if !ok {
+        if !ok || (rule == Value::HighEntropy && !high_entropy(value)) {
             return skip;
         }
         let label = self.classify(value).unwrap_or(key_label);
@@ -280,20 +400,62 @@ fn key_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
 }
 
-/// When a key names a secret, the label its value gets. The key must end
-/// with the secret word, ignoring case and separators (`GITHUB_TOKEN`,
-/// `apiKey`, `db-password`), so `password_field`, `token_count` or
-/// `max_tokens` are not secret keys.
+/// When a key names a secret, the label its value gets.
 pub(super) fn secret_key_label(key: &str) -> Option<Label> {
+    secret_key(key).map(|(label, _)| label)
+}
+
+/// When a key names a secret, the label its value gets and what the value
+/// must look like. The key must end with the secret word, ignoring case
+/// and separators (`GITHUB_TOKEN`, `apiKey`, `db-password`), so
+/// `password_field`, `token_count` or `max_tokens` are not secret keys.
+pub(super) fn secret_key(key: &str) -> Option<(Label, Value)> {
     // Every secret word ends in one of these letters: a quick reject.
     let last = key.bytes().rev().find(u8::is_ascii_alphanumeric)?;
     if !matches!(last.to_ascii_lowercase(), b'n' | b't' | b'd' | b'y') {
         return None;
     }
-    KEY_WORDS
+    if is_azure_key(key) {
+        return Some((Label::AzureKey, Value::Data));
+    }
+    let (_, label, rule) = KEY_WORDS
         .iter()
-        .find(|(words, _)| words.iter().any(|w| key_ends_with(key, w)))
-        .map(|&(_, label)| label)
+        .find(|(words, _, _)| words.iter().any(|w| key_ends_with(key, w)))?;
+    if *label == Label::Key
+        && (!key_word_stands_alone(key) || NOT_SECRET_KEYS.iter().any(|w| key_ends_with(key, w)))
+    {
+        return None;
+    }
+    Some((*label, *rule))
+}
+
+/// `AccountKey`, `SharedAccessKey` (connection strings), `AZURE_…_KEY`.
+fn is_azure_key(key: &str) -> bool {
+    let norm: String = key
+        .bytes()
+        .filter(u8::is_ascii_alphanumeric)
+        .map(|b| char::from(b.to_ascii_lowercase()))
+        .collect();
+    AZURE_KEYS.contains(&norm.as_str()) || (norm.starts_with("azure") && norm.ends_with("key"))
+}
+
+/// The final `key` of a name is a word of its own: after `_`, `-` or `.`,
+/// or a camel-case `Key` after a lower-case letter (`SIGNING_KEY`,
+/// `signingKey`; not `monkey`, `KEY` or `key`).
+fn key_word_stands_alone(key: &str) -> bool {
+    let b = key
+        .trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+        .as_bytes();
+    let Some(k) = b.len().checked_sub(3) else {
+        return false;
+    };
+    match (k.checked_sub(1).and_then(|p| b.get(p)), b.get(k)) {
+        (Some(b'_' | b'-' | b'.'), _) => b
+            .get(..k.saturating_sub(1))
+            .is_some_and(|p| p.iter().any(u8::is_ascii_alphanumeric)),
+        (Some(p), Some(b'K')) => p.is_ascii_lowercase() || p.is_ascii_digit(),
+        _ => false,
+    }
 }
 
 /// `key`, with non-alphanumerics dropped and lower-cased, ends with `word`
@@ -357,6 +519,7 @@ pub(super) fn value_at(bytes: &[u8], vs: usize) -> Option<(usize, usize, bool)> 
             while bytes
                 .get(i)
                 .is_some_and(|&b| !b.is_ascii_whitespace() && !b"\"'`&\\".contains(&b))
+                && !(bytes.get(i) == Some(&b';') && starts_param(bytes, i + 1))
             {
                 i += 1;
             }
@@ -473,6 +636,145 @@ fn is_path(v: &str) -> bool {
 /// Versions and decimals (`1.2.3`, `0.5`).
 fn is_dotted_number(v: &str) -> bool {
     v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
+/// `Name=` at `i`: the next parameter of a connection string
+/// (`AccountKey=…;EndpointSuffix=…`, `Password=…;Encrypt=true`).
+fn starts_param(bytes: &[u8], i: usize) -> bool {
+    let name = bytes
+        .get(i..)
+        .unwrap_or(&[])
+        .iter()
+        .take(64)
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+        .count();
+    name > 0 && bytes.get(i + name) == Some(&b'=')
+}
+
+/// In a base64 word (standard alphabet, without the padding).
+fn is_b64(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'+' || b == b'/'
+}
+
+pub(super) fn upper_lower_digit(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().any(u8::is_ascii_uppercase)
+        && b.iter().any(u8::is_ascii_lowercase)
+        && b.iter().any(u8::is_ascii_digit)
+}
+
+/// A value random enough to be a key when its name alone does not say so:
+/// 16 characters or more of a token alphabet, upper- and lower-case letters
+/// and digits (so no hex digest, UUID, version or word), and at least 3
+/// bits of entropy per character.
+pub(super) fn high_entropy(v: &str) -> bool {
+    v.len() >= 16
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b))
+        && upper_lower_digit(v)
+        && shannon_bits(v) >= 3.0
+}
+
+/// Shannon entropy of the bytes of `v`, in bits per byte.
+fn shannon_bits(v: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    for b in v.bytes() {
+        counts[usize::from(b)] += 1;
+    }
+    let n = v.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// The value of a standard base64 text, `None` when it is not one.
+fn b64_decode(v: &str) -> Option<Vec<u8>> {
+    let body = v.trim_end_matches('=');
+    if v.len() - body.len() > 2 || body.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for b in body.bytes() {
+        let d = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(d);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// `user:password` in base64, as HTTP Basic and Docker's `auth` hold it:
+/// it decodes to printable text with a colon after a non-empty user.
+pub(super) fn is_basic_credential(v: &str) -> bool {
+    let Some(bytes) = b64_decode(v) else {
+        return false;
+    };
+    let Ok(plain) = std::str::from_utf8(&bytes) else {
+        return false;
+    };
+    plain.len() >= 3
+        && !plain.chars().any(char::is_control)
+        && plain
+            .find(':')
+            .is_some_and(|i| i > 0 && i + 1 < plain.len())
+}
+
+/// An HMAC-SHA256 in base64 (43 characters and `=`), possibly with `+`,
+/// `/` and `=` percent-encoded, with digits and mixed case.
+fn is_hmac_sha256_b64(v: &str) -> bool {
+    let decoded = v
+        .replace("%2B", "+")
+        .replace("%2b", "+")
+        .replace("%2F", "/")
+        .replace("%2f", "/")
+        .replace("%3D", "=")
+        .replace("%3d", "=");
+    decoded.len() == 44
+        && decoded.ends_with('=')
+        && decoded.bytes().take(43).all(is_b64)
+        && upper_lower_digit(&decoded)
+}
+
+/// `"auth": "<base64>"` in a Docker `config.json` (raw or as escaped
+/// JSON text): the key is exactly `auth` and the value a Basic credential.
+fn docker_auth(text: &str, s: usize) -> Option<Hit> {
+    let b = text.as_bytes();
+    let ke = s + "\"auth".len();
+    let closed = match b.get(ke) {
+        Some(b'"') => true,
+        Some(b'\\') => b.get(ke + 1) == Some(&b'"'),
+        _ => false,
+    };
+    if !closed {
+        return None;
+    }
+    let vs = separator_end(b, ke)?;
+    let (start, end, quoted) = value_at(b, vs)?;
+    let v = text.get(start..end)?;
+    if !quoted || !is_basic_credential(v) {
+        return None;
+    }
+    Some(Hit::Secret(Span {
+        start,
+        end,
+        label: Label::DockerAuth,
+    }))
 }
 
 /// Upper- and lower-case letters both appear after the first `N` bytes.

@@ -116,8 +116,9 @@ impl Redactor {
             if bytes.get(colon) == Some(&b':') {
                 let v = skip_ws(bytes, colon + 1);
                 let key = json_string(json, open, close).unwrap_or(Cow::Borrowed(""));
-                let keyed =
-                    secret_key_label(&key).is_some() || key.eq_ignore_ascii_case("authorization");
+                let keyed = secret_key_label(&key).is_some()
+                    || key.eq_ignore_ascii_case("authorization")
+                    || key == "auth";
                 if keyed && bytes.get(v) == Some(&b'"') {
                     if let Some(vclose) = string_end(bytes, v + 1) {
                         value = Some((key.into_owned(), v, vclose));

@@ -38,10 +38,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::event::{Event, Payload};
+use detect::{high_entropy, is_basic_credential, quoted_value_ok, secret_key};
 #[cfg(test)]
-use detect::value_at;
-use detect::{quoted_value_ok, secret_key_label};
-use rules::{Candidate, Detectors, Kind};
+use detect::{secret_key_label, value_at};
+use rules::{Candidate, Detectors, Kind, Value};
 
 /// The `[redaction]` configuration table.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -162,6 +162,9 @@ struct Span {
 enum Hit {
     /// A secret at `span`; scanning resumes at its end.
     Secret(Span),
+    /// Two secrets, in order (an AWS key id and its secret key); scanning
+    /// resumes at the end of the second.
+    Pair(Span, Span),
     /// No secret here; scanning resumes at the given offset.
     Skip(usize),
 }
@@ -308,8 +311,8 @@ impl Redactor {
             };
         }
         let mut spans = Vec::new();
-        if let Some(key_label) = secret_key_label(key) {
-            if quoted_value_ok(value) {
+        if let Some((key_label, rule)) = secret_key(key) {
+            if quoted_value_ok(value) && (rule == Value::Data || high_entropy(value)) {
                 let label = self.classify(value).unwrap_or(key_label);
                 let span = Span {
                     start: 0,
@@ -321,6 +324,16 @@ impl Redactor {
                 }
                 return apply(value, &spans);
             }
+        } else if key == "auth" && is_basic_credential(value) {
+            let span = Span {
+                start: 0,
+                end: value.len(),
+                label: Label::DockerAuth,
+            };
+            if !self.allowed(value, span) {
+                spans.push(span);
+            }
+            return apply(value, &spans);
         } else if key.eq_ignore_ascii_case("authorization") {
             if let Some(span) = self.auth_credential(value, 0) {
                 if !self.allowed(value, span) {
@@ -369,18 +382,31 @@ impl Redactor {
             }
             pos = match self.detect(text, m) {
                 Hit::Secret(span) => {
-                    if span.start >= last_end && span.end > span.start {
-                        if !self.allowed(text, span) {
-                            spans.push(span);
-                        }
-                        last_end = span.end;
-                    }
+                    self.keep(text, span, spans, &mut last_end);
                     span.end.max(m.end)
                 }
-                Hit::Skip(resume) => resume.max(m.end),
+                Hit::Pair(first, second) => {
+                    self.keep(text, first, spans, &mut last_end);
+                    self.keep(text, second, spans, &mut last_end);
+                    second.end.max(m.end)
+                }
+                // A detector may resume inside its literal (`"auth` holds
+                // the start of `uthoriz`); the scan still moves on.
+                Hit::Skip(resume) => resume.max(m.start + 1),
             };
         }
         true
+    }
+
+    /// Record a found span unless it overlaps the previous one or is
+    /// allowed.
+    fn keep(&self, text: &str, span: Span, spans: &mut Vec<Span>, last_end: &mut usize) {
+        if span.start >= *last_end && span.end > span.start {
+            if !self.allowed(text, span) {
+                spans.push(span);
+            }
+            *last_end = span.end;
+        }
     }
 
     /// User patterns, merged into the built-in spans.
@@ -560,5 +586,23 @@ mod tests {
             secret_key_label("AWS_SECRET_ACCESS_KEY"),
             Some(Label::AwsSecretKey)
         );
+        for (k, want) in [
+            ("AccountKey", Some(Label::AzureKey)),
+            ("SharedAccessKey", Some(Label::AzureKey)),
+            ("AZURE_STORAGE_ACCOUNT_KEY", Some(Label::AzureKey)),
+            ("service_account_key", Some(Label::Key)),
+            ("SIGNING_KEY", Some(Label::Key)),
+            ("signingKey", Some(Label::Key)),
+            ("x-license-key", Some(Label::Key)),
+            ("KEY", None),
+            ("key", None),
+            ("--key", None),
+            ("monkey", None),
+            ("HOCKEY", None),
+            ("sort_key", None),
+            ("publicKey", None),
+        ] {
+            assert_eq!(secret_key_label(k), want, "{k}");
+        }
     }
 }

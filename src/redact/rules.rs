@@ -49,6 +49,14 @@ labels! {
     NpmToken => "NPM_TOKEN",
     PypiToken => "PYPI_TOKEN",
     HuggingFaceToken => "HUGGINGFACE_TOKEN",
+    SendgridKey => "SENDGRID_KEY",
+    MailgunKey => "MAILGUN_KEY",
+    TelegramBotToken => "TELEGRAM_BOT_TOKEN",
+    DiscordToken => "DISCORD_TOKEN",
+    DiscordWebhook => "DISCORD_WEBHOOK",
+    AzureKey => "AZURE_KEY",
+    AzureSas => "AZURE_SAS",
+    DockerAuth => "DOCKER_AUTH",
     Jwt => "JWT",
     PrivateKey => "PRIVATE_KEY",
     BearerToken => "BEARER_TOKEN",
@@ -56,6 +64,7 @@ labels! {
     UrlPassword => "URL_PASSWORD",
     Password => "PASSWORD",
     ApiKey => "API_KEY",
+    Key => "KEY",
     Token => "TOKEN",
     Secret => "SECRET",
     Custom => "CUSTOM",
@@ -95,6 +104,12 @@ pub(super) enum Kind {
     Bearer,
     /// A secret-ish key word: `key = value` assignments.
     Key,
+    /// `:AA`: the secret half of a Telegram bot token, after the bot id.
+    Telegram,
+    /// `sig=`: the signature of an Azure shared access signature.
+    Sas,
+    /// `"auth`: a registry credential in a Docker `config.json`.
+    DockerAuth,
     /// A JSON escape that may stand for part of a candidate.
     Escape,
 }
@@ -112,7 +127,9 @@ pub(super) struct Token {
     pub no_ident_tail: bool,
 }
 
-/// Prefilter literals and the detector they call for.
+/// Prefilter literals and the detector they call for. The rule's tokens
+/// are tried first, whatever its kind; the kind's detector runs when none
+/// matches (`key-…` is a Mailgun key, any other `key` an assignment).
 pub(super) struct Rule {
     /// Exact literals found by the prefilter scan. Key words are found by a
     /// case-stable core (`oken` finds `token`, `Token` and `TOKEN`).
@@ -122,7 +139,7 @@ pub(super) struct Rule {
     /// empty: it starts at the literal.
     pub back: &'static [u8],
     pub kind: Kind,
-    /// For [`Kind::Tokens`].
+    /// Required for [`Kind::Tokens`]; tried first for any kind.
     pub tokens: &'static [Token],
 }
 
@@ -169,8 +186,19 @@ fn anthropic_body(m: &str) -> bool {
 
 /// Every detector, by the literal that triggers it. The order is the
 /// prefilter's priority when two literals match at the same position. At
-/// most 32 literals: beyond that the prefilter falls back to a slower
-/// search. Slack webhooks are found through `://`.
+/// most 40 literals, each at least 3 bytes long: fat Teddy takes up to 64,
+/// but every literal shares its 16 buckets, and a 2-byte literal would
+/// make every bucket match far more often (measured in `ci/bench`). Slack
+/// and Discord webhooks are found through `://`.
+///
+/// Not detected by shape, because no literal of 3 bytes or more starts
+/// them: Twilio ids (`AC`/`SK` + 32 hex digits; the auth token and API
+/// secret have no prefix at all) and Discord bot tokens (base64 of a
+/// numeric id, a dot, a timestamp, a dot, an HMAC). Both are found by
+/// their context instead: a secret key name (`TWILIO_AUTH_TOKEN=`,
+/// `"token":`), a URL password, `Authorization: Bot …`, a webhook URL.
+/// Likewise Mailgun's newer keys (`<32 hex>-<8 hex>-<8 hex>`), which look
+/// like any other hex id.
 pub(super) const RULES: &[Rule] = &[
     tokens(
         &["sk-"],
@@ -287,6 +315,18 @@ pub(super) const RULES: &[Rule] = &[
         )],
     ),
     tokens(
+        &["SG."],
+        &[Token {
+            no_ident_tail: true,
+            ..token(
+                "sendgrid",
+                Label::SendgridKey,
+                r"\ASG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}",
+                any,
+            )
+        }],
+    ),
+    tokens(
         &["eyJ"],
         &[token(
             "jwt",
@@ -299,28 +339,82 @@ pub(super) const RULES: &[Rule] = &[
     special(&["://"], b"", Kind::Url),
     special(&["uthoriz"], b"aA", Kind::Authorization),
     special(&["earer"], b"bB", Kind::Bearer),
-    special(
-        &[
-            "oken", "OKEN", "ecret", "ECRET", "assw", "ASSW", "key", "Key", "KEY",
-        ],
-        b"",
-        Kind::Key,
-    ),
+    Rule {
+        // Mailgun's private API key; `pubkey-…` (its public key) does not
+        // start a word.
+        tokens: &[Token {
+            no_ident_tail: true,
+            ..token("mailgun", Label::MailgunKey, r"\Akey-[0-9a-f]{32}", mixed)
+        }],
+        ..special(
+            &[
+                "oken", "OKEN", "ecret", "ECRET", "assw", "ASSW", "key", "Key", "KEY",
+            ],
+            b"",
+            Kind::Key,
+        )
+    },
+    special(&[":AA"], b"", Kind::Telegram),
+    special(&["sig="], b"", Kind::Sas),
+    special(&["\"auth"], b"", Kind::DockerAuth),
     special(&["\\u00", ":\\/"], b"", Kind::Escape),
 ];
 
-/// Key words that make a key name a secret, by the label its value gets;
-/// the first entry whose word ends the key wins (lower case, separators
-/// dropped: `GITHUB_TOKEN`, `apiKey`, `db-password`). Every word ends in
-/// `n`, `t`, `d` or `y`, which `secret_key_label` checks first.
-pub(super) const KEY_WORDS: &[(&[&str], Label)] = &[
-    (&["secretaccesskey", "awssecretkey"], Label::AwsSecretKey),
-    (&["password", "passwd"], Label::Password),
-    (&["privatekey"], Label::PrivateKey),
-    (&["apikey", "accesskey"], Label::ApiKey),
-    (&["token"], Label::Token),
-    (&["secret", "secretkey"], Label::Secret),
+/// What a value under a secret key name must look like to be redacted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Value {
+    /// Data rather than code or prose (the name says it is a secret).
+    Data,
+    /// Random-looking as well: mixed case, digits, a token alphabet. For
+    /// names that are secrets only sometimes (`SIGNING_KEY` is one,
+    /// `sort_key` is not).
+    HighEntropy,
+}
+
+/// Key words that make a key name a secret, by the label its value gets
+/// and what the value must look like; the first entry whose word ends the
+/// key wins (lower case, separators dropped: `GITHUB_TOKEN`, `apiKey`,
+/// `db-password`). Every word ends in `n`, `t`, `d` or `y`, which
+/// `secret_key` checks first. A bare `key` must be a word of its own
+/// (`SIGNING_KEY`, `signingKey`, not `monkey`) and not name a public or
+/// lookup key ([`NOT_SECRET_KEYS`]).
+pub(super) const KEY_WORDS: &[(&[&str], Label, Value)] = &[
+    (
+        &["secretaccesskey", "awssecretkey"],
+        Label::AwsSecretKey,
+        Value::Data,
+    ),
+    (&["password", "passwd"], Label::Password, Value::Data),
+    (&["privatekey"], Label::PrivateKey, Value::Data),
+    (&["apikey", "accesskey"], Label::ApiKey, Value::Data),
+    (&["token"], Label::Token, Value::Data),
+    (&["secret", "secretkey"], Label::Secret, Value::Data),
+    (&["key"], Label::Key, Value::HighEntropy),
 ];
+
+/// Names ending in `key` whose values are identifiers, lookups or public
+/// keys, not secrets (lower case, separators dropped).
+pub(super) const NOT_SECRET_KEYS: &[&str] = &[
+    "publickey",
+    "publishablekey",
+    "primarykey",
+    "foreignkey",
+    "sortkey",
+    "partitionkey",
+    "rangekey",
+    "hashkey",
+    "cachekey",
+    "idempotencykey",
+    "routingkey",
+    "objectkey",
+    "lookupkey",
+    "dedupkey",
+];
+
+/// Names of an Azure account or shared access key (lower case, separators
+/// dropped), as in connection strings; any name starting with `azure` and
+/// ending in `key` too.
+pub(super) const AZURE_KEYS: &[&str] = &["accountkey", "sharedaccesskey"];
 
 /// The multi-literal searcher: "fat" Teddy (AVX2) when the CPU has it —
 /// measured fastest for this literal set, about 4 GB/s on session logs —
@@ -406,6 +500,8 @@ pub(super) struct Detectors {
     pub auth_header: Regex,
     pub auth_value: Regex,
     pub bearer: Regex,
+    pub discord_hook: Regex,
+    pub telegram: Regex,
 }
 
 fn re(name: &'static str, pattern: &str) -> Result<Regex, RedactError> {
@@ -472,12 +568,19 @@ impl Detectors {
             )?,
             auth_value: re(
                 "authorization-value",
-                r"\A(?:(?i-u:(bearer|basic|token|digest))[ \t]+)?([A-Za-z0-9._~+/=_\-]+)",
+                r"\A(?:(?i-u:(bearer|basic|token|digest|bot))[ \t]+)?([A-Za-z0-9._~+/=_\-]+)",
             )?,
             bearer: re(
                 "bearer",
                 r"\A(?i-u:bearer)[ \t]+([A-Za-z0-9._~+/_\-]{16,}=*)",
             )?,
+            // Lengths are checked by the detectors: a bounded repetition
+            // makes a large automaton, compiled at every start.
+            discord_hook: re(
+                "discord-webhook",
+                r"\A(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api/(?:v[0-9]+/)?webhooks/[0-9]{15,21}/([A-Za-z0-9_\-]+)",
+            )?,
+            telegram: re("telegram", r"\A:AA[A-Za-z0-9_\-]+")?,
         })
     }
 
@@ -509,7 +612,7 @@ mod tests {
             assert!(names.insert(t.name), "duplicate name {}", t.name);
         }
         for r in RULES {
-            assert_eq!(r.kind == Kind::Tokens, !r.tokens.is_empty());
+            assert!(r.kind != Kind::Tokens || !r.tokens.is_empty());
             assert!(!r.literals.is_empty());
         }
     }
@@ -517,12 +620,22 @@ mod tests {
     #[test]
     fn the_prefilter_stays_on_its_fast_path() {
         let n: usize = RULES.iter().map(|r| r.literals.len()).sum();
-        assert!(n <= 32, "{n} prefilter literals: Teddy takes at most 32");
+        assert!(
+            n <= 40,
+            "{n} prefilter literals: keep Teddy's buckets sparse"
+        );
+        for lit in RULES.iter().flat_map(|r| r.literals) {
+            assert!(lit.len() >= 3, "{lit:?}: shorter literals slow every scan");
+        }
     }
 
     #[test]
     fn key_words_end_in_the_quick_reject_letters() {
-        for (words, _) in KEY_WORDS {
+        let all = KEY_WORDS.iter().flat_map(|(w, _, _)| w.iter());
+        for w in all.chain(NOT_SECRET_KEYS).chain(AZURE_KEYS) {
+            assert!(w.ends_with(['n', 't', 'd', 'y']), "{w}");
+        }
+        for (words, _, _) in KEY_WORDS {
             for w in *words {
                 assert!(w.ends_with(['n', 't', 'd', 'y']), "{w}");
             }

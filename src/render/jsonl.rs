@@ -30,6 +30,7 @@ impl<W: Write> JsonlWriter<W> {
                 event: ev,
             },
         )?;
+        super::controls::json_line(&mut self.line);
         self.line.push(b'\n');
         self.w.write_all(&self.line)?;
         if self.line.capacity() > 1 << 20 {

@@ -159,7 +159,10 @@ impl<W: Write> MarkdownRenderer<W> {
 
     fn flush_buf(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
-            self.w.write_all(self.buf.as_bytes())?;
+            // Every block passes here: content keeps its structure, its
+            // control characters are shown, not executed.
+            self.w
+                .write_all(super::controls::markdown(&self.buf).as_bytes())?;
             self.buf.clear();
         }
         if self.buf.capacity() > BUF_KEEP {

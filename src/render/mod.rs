@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::event::{Event, Payload};
 
 mod commonmark;
+mod controls;
 pub mod jsonl;
 pub mod markdown;
 

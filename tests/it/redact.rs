@@ -199,7 +199,7 @@ fn plant(kind: usize, seed: u64) -> Plant {
                 secret,
             }
         }
-        _ => {
+        20 => {
             let secret = g.mixed(ALNUM, 24);
             Plant {
                 label: Label::ApiKey,
@@ -207,10 +207,127 @@ fn plant(kind: usize, seed: u64) -> Plant {
                 secret,
             }
         }
+        _ => plant_service_key(kind, &mut g),
     }
 }
 
-const KINDS: usize = 21;
+/// `text` with `secret` in it, labelled `label`.
+fn planted(label: Label, text: String, secret: String) -> Plant {
+    Plant {
+        label,
+        text,
+        secret,
+    }
+}
+
+/// Standard base64 with padding, for credentials built in tests.
+fn b64(bytes: &[u8]) -> String {
+    let a = B64.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, &b| n << 8 | u32::from(b)) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(char::from(a[(n >> (18 - 6 * i)) as usize & 63]));
+        }
+        out.push_str(&"=".repeat(3 - chunk.len()));
+    }
+    out
+}
+
+/// A credential `user:password` in base64.
+fn user_pass(g: &mut Gen) -> String {
+    b64(format!("user{}:{}", g.s(DIGITS, 3), g.mixed(ALNUM, 14)).as_bytes())
+}
+
+/// The kinds added with the larger detector set: service keys and
+/// credentials found by their context.
+fn plant_service_key(kind: usize, g: &mut Gen) -> Plant {
+    match kind {
+        21 => {
+            let secret = g.mixed(B64, 40);
+            let text = format!("AKIA{},{secret}", g.s(BASE32, 16));
+            planted(Label::AwsSecretKey, text, secret)
+        }
+        22 => {
+            let secret = format!("{}==", g.mixed(B64, 86));
+            let text = format!(
+                "DefaultEndpointsProtocol=https;AccountName=acct{};AccountKey={secret};EndpointSuffix=core.windows.net",
+                g.s(DIGITS, 4)
+            );
+            planted(Label::AzureKey, text, secret)
+        }
+        23 => {
+            let sig = format!("{}=", g.mixed(B64, 43))
+                .replace('+', "%2B")
+                .replace('/', "%2F")
+                .replace('=', "%3D");
+            let text = format!(
+                "https://acct.blob.core.windows.net/c/f.txt?sv=2022-11-02&ss=b&sp=r&se=2026-01-01T00:00:00Z&spr=https&sig={sig}"
+            );
+            planted(Label::AzureSas, text, sig)
+        }
+        24 => {
+            let body = g.mixed(B64, 64);
+            let text = format!(
+                r#"{{"type": "service_account", "project_id": "p-{}", "private_key_id": "{}", "private_key": "-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n", "client_email": "x@p.iam.gserviceaccount.com"}}"#,
+                g.s(DIGITS, 4),
+                g.s("0123456789abcdef", 40)
+            );
+            planted(Label::PrivateKey, text, body)
+        }
+        25 => {
+            let key = format!("SG.{}.{}", g.mixed(B64URL, 22), g.mixed(B64URL, 43));
+            planted(Label::SendgridKey, key.clone(), key)
+        }
+        26 => {
+            let key = format!("key-{}7a", g.s("0123456789abcdef", 30));
+            planted(Label::MailgunKey, key.clone(), key)
+        }
+        27 => {
+            let token = format!("{}:AA{}", g.s(DIGITS, 10), g.mixed(B64URL, 33));
+            planted(Label::TelegramBotToken, token.clone(), token)
+        }
+        28 => {
+            let token = g.mixed(B64URL, 68);
+            let text = format!(
+                "https://discord.com/api/webhooks/{}/{token}",
+                g.s(DIGITS, 18)
+            );
+            planted(Label::DiscordWebhook, text, token)
+        }
+        29 => {
+            let token = format!(
+                "MT{}.{}.{}",
+                g.mixed(ALNUM, 24),
+                g.mixed(B64URL, 6),
+                g.mixed(B64URL, 38)
+            );
+            planted(
+                Label::DiscordToken,
+                format!("Authorization: Bot {token}"),
+                token,
+            )
+        }
+        30 => {
+            let auth = user_pass(g);
+            planted(Label::DockerAuth, format!("\"auth\": \"{auth}\""), auth)
+        }
+        31 => {
+            let auth = user_pass(g);
+            planted(
+                Label::BasicAuth,
+                format!("Authorization: Basic {auth}"),
+                auth,
+            )
+        }
+        _ => {
+            let secret = g.mixed(B64, 32);
+            planted(Label::Key, format!("SIGNING_KEY={secret}"), secret)
+        }
+    }
+}
+
+const KINDS: usize = 33;
 
 fn assert_redacted(text: &str, secret: &str, label: Label) {
     let r = red().redact_str(text);
@@ -442,6 +559,11 @@ fn authorization_and_bearer() {
         redact(&format!("send Bearer {t} along")),
         "send Bearer [REDACTED:BEARER_TOKEN] along"
     );
+    // `"auth` (a Docker credential's key) starts this key too.
+    assert_eq!(
+        redact("{\"authorization\": \"Basic dXNlcjpwYXNzd29yZA==\"}"),
+        "{\"authorization\": \"Basic [REDACTED:BASIC_AUTH]\"}"
+    );
     assert_kept("curl -H \"Authorization: Bearer $TOKEN\" -H 'Authorization: Bearer ${API_TOKEN}'");
     assert_kept("headers = {\"Authorization\": f\"Bearer {token}\"}");
     assert_kept("The Authorization header must be set. The bearer of bad news.");
@@ -552,6 +674,233 @@ fn assignments() {
     }
 }
 
+#[test]
+fn aws_secret_next_to_its_key_id() {
+    let mut g = g(11);
+    let id = format!("AKIA{}", g.s(BASE32, 16));
+    let secret = g.mixed(B64, 40);
+    for text in [
+        format!("{id},{secret}"),
+        format!("user,,{id},{secret},https://console"),
+        format!("key id {id} secret {secret}"),
+        format!("\"{id}\", \"{secret}\""),
+    ] {
+        let out = redact(&text);
+        assert!(!out.contains(&secret) && !out.contains(&id), "{out}");
+        assert!(out.contains("[REDACTED:AWS_SECRET_KEY]"), "{out}");
+    }
+    // Near misses: a git SHA (no upper case), a word of 41, the next line,
+    // too far away.
+    let sha = g.s("0123456789abcdef", 40);
+    for text in [
+        format!("{id} at commit {sha}"),
+        format!("{id} {}", g.mixed(B64, 41)),
+        format!("{id}\n{secret}"),
+        format!("{id}\\n{secret}"),
+        format!("{id} {} {secret}", "x".repeat(64)),
+    ] {
+        let out = redact(&text);
+        assert!(!out.contains(&id), "{out}");
+        assert!(!out.contains("AWS_SECRET_KEY"), "{out}");
+    }
+}
+
+#[test]
+fn azure_keys_and_shared_access_signatures() {
+    let mut g = g(12);
+    let key = format!("{}==", g.mixed(B64, 86));
+    let conn = format!(
+        "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={key};EndpointSuffix=core.windows.net"
+    );
+    assert_eq!(
+        redact(&conn),
+        "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=[REDACTED:AZURE_KEY];EndpointSuffix=core.windows.net"
+    );
+    let sb = format!(
+        "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey={}=",
+        g.mixed(B64, 43)
+    );
+    assert_eq!(labels(&sb), ["AZURE_KEY"]);
+    assert_eq!(
+        labels(&format!("AZURE_STORAGE_KEY=\"{key}\"")),
+        ["AZURE_KEY"]
+    );
+    let sig = format!("{}=", g.mixed(B64, 43));
+    let encoded = sig
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    for text in [
+        format!("https://a.blob.core.windows.net/c?sv=2022-11-02&sp=r&sig={encoded}"),
+        format!("BlobEndpoint=https://a.blob.core.windows.net/;SharedAccessSignature=sv=2022-11-02&sig={sig}"),
+        format!("\"url\": \"https://a.blob.core.windows.net/c?sp=r\\u0026sig={encoded}\""),
+    ] {
+        assert_redacted(&text, &encoded.replace("%3D", ""), Label::AzureSas);
+    }
+    // Near misses: the emulator switch, a placeholder, a SHA-256 in hex,
+    // a signature of another length, `sig=` inside a word.
+    assert_kept("UseDevelopmentStorage=true;AccountName=devstoreaccount1");
+    assert_kept("AccountKey=<your-account-key>;EndpointSuffix=core.windows.net");
+    assert_kept(&format!(
+        "https://x.io/f?sig={}",
+        g.s("0123456789abcdef", 64)
+    ));
+    assert_kept(&format!("https://x.io/f?sig={}=", g.mixed(B64, 42)));
+    assert_kept(&format!("https://x.io/f?xsig={encoded}"));
+}
+
+#[test]
+fn gcp_service_account_json() {
+    let mut g = g(13);
+    let body = format!("{}\\n{}", g.mixed(B64, 64), g.mixed(B64, 40));
+    let key_id = g.s("0123456789abcdef", 40);
+    let sa = format!(
+        r#"{{"type": "service_account", "project_id": "demo-1", "private_key_id": "{key_id}", "private_key": "-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n", "client_email": "ci@demo-1.iam.gserviceaccount.com"}}"#
+    );
+    // As text (a `cat` of the file) and as a JSON document.
+    let out = redact(&sa);
+    assert!(!out.contains(&body[..64]), "{out}");
+    assert!(out.contains("[REDACTED:PRIVATE_KEY]"), "{out}");
+    let mut found = Vec::new();
+    let doc = red().redact_json(&sa, &mut found).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(v["private_key"], "[REDACTED:PRIVATE_KEY]\n");
+    // The key id names the key; it is no secret and stays.
+    assert_eq!(v["private_key_id"], key_id.as_str());
+    assert_eq!(v["client_email"], "ci@demo-1.iam.gserviceaccount.com");
+    assert_kept(&format!(
+        r#"{{"private_key_id": "{key_id}", "private_key": ""}}"#
+    ));
+}
+
+#[test]
+fn sendgrid_mailgun_telegram() {
+    let mut g = g(14);
+    let sg = format!("SG.{}.{}", g.mixed(B64URL, 22), g.mixed(B64URL, 43));
+    assert_eq!(
+        redact(&format!("SENDGRID={sg};")),
+        "SENDGRID=[REDACTED:SENDGRID_KEY];"
+    );
+    let mg = format!("key-{}9f", g.s("0123456789abcdef", 30));
+    assert_eq!(redact(&format!("api:{mg}")), "api:[REDACTED:MAILGUN_KEY]");
+    let bot = format!("{}:AA{}", g.s(DIGITS, 10), g.mixed(B64URL, 33));
+    assert_eq!(
+        redact(&format!("curl https://api.telegram.org/bot{bot}/getMe")),
+        "curl https://api.telegram.org/bot[REDACTED:TELEGRAM_BOT_TOKEN]/getMe"
+    );
+    assert_eq!(labels(&format!("token {bot}")), ["TELEGRAM_BOT_TOKEN"]);
+    // Near misses: short segments, prefixes inside words, letters only,
+    // the public `pubkey-`, a MAC address, the documentation's sample.
+    assert_kept(&format!(
+        "SG.{}.{}",
+        g.mixed(B64URL, 22),
+        g.mixed(B64URL, 42)
+    ));
+    assert_kept(&format!(
+        "ASG.{}.{}",
+        g.mixed(B64URL, 22),
+        g.mixed(B64URL, 43)
+    ));
+    assert_kept(&format!("pubkey-{}", g.s("0123456789abcdef", 32)));
+    assert_kept("key-value store; key-abcdefabcdefabcdefabcdefabcdefab");
+    assert_kept(&format!("{}:AA{}", g.s(DIGITS, 10), g.mixed(B64URL, 32)));
+    assert_kept(&format!("v{}:AA{}", g.s(DIGITS, 10), g.mixed(B64URL, 33)));
+    assert_kept("ether 00:AA:BB:CC:DD:EE and 123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11");
+}
+
+#[test]
+fn discord_webhooks_and_bot_tokens() {
+    let mut g = g(15);
+    let hook = g.mixed(B64URL, 68);
+    let id = g.s(DIGITS, 18);
+    assert_eq!(
+        redact(&format!(
+            "POST https://discord.com/api/webhooks/{id}/{hook}"
+        )),
+        format!("POST https://discord.com/api/webhooks/{id}/[REDACTED:DISCORD_WEBHOOK]")
+    );
+    assert_eq!(
+        labels(&format!(
+            "https://discordapp.com/api/v10/webhooks/{id}/{hook}?wait=true"
+        )),
+        ["DISCORD_WEBHOOK"]
+    );
+    let bot = format!(
+        "MT{}.{}.{}",
+        g.mixed(ALNUM, 24),
+        g.mixed(B64URL, 6),
+        g.mixed(B64URL, 38)
+    );
+    assert_eq!(
+        redact(&format!("-H \"Authorization: Bot {bot}\"")),
+        "-H \"Authorization: Bot [REDACTED:DISCORD_TOKEN]\""
+    );
+    assert_kept(&format!("https://discord.com/channels/{id}/{id}"));
+    assert_kept("https://discord.com/api/webhooks/ and Authorization: Bot YOUR_BOT_TOKEN");
+    assert_kept("Authorization: Bot ${DISCORD_TOKEN}");
+}
+
+#[test]
+fn docker_auths_and_basic_credentials() {
+    let mut g = g(16);
+    let auth = user_pass(&mut g);
+    let config = format!(
+        "{{\n  \"auths\": {{\n    \"ghcr.io\": {{\n      \"auth\": \"{auth}\"\n    }}\n  }}\n}}"
+    );
+    assert_redacted(&config, &auth, Label::DockerAuth);
+    // Inside a JSON document and inside JSON-escaped text.
+    let mut found = Vec::new();
+    let doc = red().redact_json(&config, &mut found).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(v["auths"]["ghcr.io"]["auth"], "[REDACTED:DOCKER_AUTH]");
+    let escaped = serde_json::to_string(&config).unwrap();
+    assert!(!redact(&escaped).contains(&auth));
+    let basic = user_pass(&mut g);
+    assert_eq!(
+        redact(&format!("Authorization: Basic {basic}")),
+        "Authorization: Basic [REDACTED:BASIC_AUTH]"
+    );
+    // Near misses: no colon inside, not base64, other keys, prose.
+    assert_kept(&format!("\"auth\": \"{}\"", b64(b"justauser")));
+    assert_kept("\"auth\": \"token\", \"author\": \"dXNlcjpwYXNz\", \"auths\": {}");
+    assert_kept(&format!("\"authority\": \"{}\"", user_pass(&mut g)));
+    assert_kept("Authorization: Basic authentication is required");
+    assert_kept("WWW-Authenticate: Basic realm=\"registry\"");
+}
+
+#[test]
+fn high_entropy_values_under_key_names() {
+    let mut g = g(17);
+    let v = g.mixed(B64, 32);
+    for (text, label) in [
+        (format!("SIGNING_KEY={v}"), "KEY"),
+        (format!("encryptionKey: \"{v}\""), "KEY"),
+        (format!("{{\"license-key\": \"{v}\"}}"), "KEY"),
+        (format!("DEPLOY_TOKEN={v}"), "TOKEN"),
+        (format!("WEBHOOK_SECRET=\"{v}\""), "SECRET"),
+        (format!("PASSWORD={v}"), "PASSWORD"),
+    ] {
+        assert_eq!(labels(&text), [label], "{text}");
+        assert!(!redact(&text).contains(&v));
+    }
+    let uuid = "3f1e2d4c-5b6a-4978-8c9d-0e1f2a3b4c5d";
+    let sha = g.s("0123456789abcdef", 40);
+    for text in [
+        format!("sort_key = \"{v}\""),
+        format!("PUBLIC_KEY={v}"),
+        format!("monkey = \"{v}\""),
+        format!("KEY={v}"),
+        format!("idempotency_key: {uuid}"),
+        format!("cache_key = \"{sha}\""),
+        format!("SIGNING_KEY={sha}"),
+        "SIGNING_KEY=changeme-please".to_owned(),
+        "key_path = \"config/keys/dev.pem\"".to_owned(),
+        "primaryKey: \"userId\"".to_owned(),
+    ] {
+        assert_kept(&text);
+    }
+}
+
 // -------------------------------------------------------------- precision
 
 #[test]
@@ -576,6 +925,13 @@ fn ordinary_content_is_untouched() {
         "{\"usage\":{\"input_tokens\":1200,\"output_tokens\":87,\"cache_read_input_tokens\":0}}"
             .to_owned(),
         "export PATH=$HOME/.cargo/bin:$PATH; git push origin HEAD:refs/heads/main".to_owned(),
+        // Lockfile hashes: npm, Cargo, poetry, yarn.
+        format!("\"integrity\": \"sha512-{}==\"", &image[..86]),
+        format!("checksum = \"{}\"", g.s("0123456789abcdef", 64)),
+        format!("hash = \"sha256:{}\"", g.s("0123456789abcdef", 64)),
+        format!("resolved \"https://registry.yarnpkg.com/x/-/x-1.0.0.tgz#{sha}\""),
+        format!("![shot](data:image/png;base64,iVBORw0KGgo{image}=)"),
+        format!("uuid {uuid} sha {sha} AKIA-like ids: AKIA{}", "2".repeat(15)),
     ];
     for t in &texts {
         assert_kept(t);
