@@ -14,6 +14,8 @@ use crate::render::markdown::{MarkdownRenderer, RenderState};
 /// Where a replay stands after a batch of its events.
 struct Progress {
     finished: bool,
+    /// The snapshot was interrupted by an earlier run's end.
+    restored: bool,
     export_only: bool,
     /// Renderer state after the snapshot (live events continue from it).
     after: Option<RenderState>,
@@ -34,7 +36,8 @@ impl Recorder {
         if ids.is_empty() {
             return;
         }
-        self.save_session(key);
+        // Said in the status when it fails; the replay's intents then wait.
+        let _ = self.save_session(key);
         for id in ids {
             self.start_replay(key, &id, stages);
         }
@@ -160,6 +163,7 @@ impl Recorder {
         let finished = done || snap.reached;
         let progress = Progress {
             finished,
+            restored: snap.restored,
             export_only: snap.export_only,
             after: snap.render.clone(),
         };
@@ -191,6 +195,13 @@ impl Recorder {
             rec.render = progress.after;
             if progress.export_only {
                 rec.active = false;
+            }
+            if progress.restored {
+                self.warnings.push(format!(
+                    "recording {} to {} resumed after the restart: its interrupted snapshot is complete",
+                    rec.id,
+                    rec.dest.path.display()
+                ));
             }
         }
         sess.dirty = true;
