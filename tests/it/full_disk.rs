@@ -114,13 +114,19 @@ fn a_full_state_disk_appends_nothing_before_its_intent_is_saved() {
     let dest = k.out("rec.jsonl");
     append(&f, &[user("u1", &format!("::capture {}", dest.display()))]);
     k.wait_for_text(&dest, "\"u1\"");
-    let filler = disk.fill();
+    k.wait_until("the cursor persisted", || k.cursors_persisted(1));
+    // Nearly full: a cursor still fits, the recording state with 100
+    // events to write does not.
+    let filler = disk.fill_leaving(16 << 10);
     let before = fs::read(&dest).unwrap();
     let mut want = vec!["u0".to_owned(), "u1".to_owned()];
     let burst: Vec<String> = (0..100)
         .map(|i| {
             want.push(format!("b{i}"));
-            assistant(&format!("b{i}"), &format!("event b{i}"))
+            assistant(
+                &format!("b{i}"),
+                &format!("event b{i} {}", "words ".repeat(40)),
+            )
         })
         .collect();
     append(&f, &burst);
@@ -138,7 +144,9 @@ fn a_full_state_disk_appends_nothing_before_its_intent_is_saved() {
         st.contains("PAUSED (the recording state cannot be saved"),
         "{st}"
     );
-    // A crash meanwhile, and a start on the still full disk.
+    // A crash meanwhile (once a quiet-time flush was due), and a start on
+    // the still full disk.
+    std::thread::sleep(std::time::Duration::from_millis(500));
     k.kill9();
     k.start();
     append(&f, &[assistant("c0", "after the restart")]);

@@ -158,6 +158,20 @@ impl Kato {
         self.cmd().args(args).output().unwrap()
     }
 
+    /// Gemini on, with its root `gemini/` (sessions go in `gemini/proj/chats/`).
+    pub fn with_gemini(&self) -> PathBuf {
+        let root = self.path("gemini");
+        fs::create_dir_all(root.join("proj/chats")).unwrap();
+        let cfg = fs::read_to_string(self.path("config.toml"))
+            .unwrap()
+            .replace(
+                "[providers.gemini]\nenabled = false",
+                &format!("[providers.gemini]\nroots = [\"{}\"]", root.display()),
+            );
+        fs::write(self.path("config.toml"), cfg).unwrap();
+        root
+    }
+
     /// What `kato status` prints (stdout and stderr).
     pub fn status_text(&self) -> String {
         let o = self.kato(&["status"]);

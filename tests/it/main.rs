@@ -8,6 +8,7 @@ mod harness;
 
 mod architecture;
 mod audit;
+mod chaos;
 mod claude_fixtures;
 mod cli;
 mod crash;

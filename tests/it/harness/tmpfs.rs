@@ -58,8 +58,9 @@ impl Tmpfs {
         filler
     }
 
-    /// Fill the disk until about `free` bytes are left (to the block).
-    /// Returns the filler to delete later.
+    /// Fill the disk until about `free` bytes are left (to the block; less
+    /// when something else writes meanwhile). Returns the filler to delete
+    /// later.
     pub fn fill_leaving(&self, free: u64) -> PathBuf {
         let filler = self.dir.join("filler");
         let fill = self.free().saturating_sub(free);
@@ -68,7 +69,9 @@ impl Tmpfs {
         let mut done = 0u64;
         while done < fill {
             let n = (fill - done).min(block.len() as u64) as usize;
-            f.write_all(&block[..n]).unwrap();
+            if f.write_all(&block[..n]).is_err() {
+                break;
+            }
             done += n as u64;
         }
         filler
