@@ -434,7 +434,7 @@ impl Round<'_> {
         let i = self.rng.below(self.sessions.len() as u64) as usize;
         let s = &mut self.sessions[i];
         let cap = if s.provider == Provider::Gemini {
-            40
+            80
         } else {
             400
         };
@@ -640,7 +640,7 @@ fn round(rng: &mut Rng, tally: &mut Tally, steps: u64) {
             let markdown = *p == Provider::Claude && r % 2 == 1;
             let mut s = Session::new(&k, *p, r * 10 + i as u64, markdown);
             let n = match p {
-                Provider::Gemini => rng.within(100, 600),
+                Provider::Gemini => rng.within(300, 2_000),
                 _ => rng.within(2_000, 16_000),
             };
             s.history(&k, n);
