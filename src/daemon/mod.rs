@@ -380,6 +380,11 @@ impl Daemon {
         }
         self.report.phase = Phase::Running;
         // Finish recordings a crash interrupted (intents, snapshots).
+        for key in self.recorder.unlocated() {
+            if let Some(path) = self.ingest.main_file(key.provider, &key.session) {
+                self.recorder.locate(&key, path);
+            }
+        }
         let mut links = self.supervisor.links(self.recorder.policy().clone());
         self.recorder.recover(&mut links);
         self.recorder.audit.log_head("start");

@@ -82,3 +82,80 @@ fn kill_9_at_random_instants_during_a_large_capture_loses_and_duplicates_nothing
         expected.len()
     );
 }
+
+/// Drop the file a pending snapshot names from the saved recording state,
+/// as a kato that did not save it left it. False when no snapshot is
+/// pending.
+fn forget_snapshot_files(k: &Kato) -> bool {
+    let mut found = false;
+    for e in fs::read_dir(k.path("state/recordings")).unwrap().flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        for rec in v["recordings"].as_object_mut().unwrap().values_mut() {
+            if let Some(snap) = rec["snapshot"].as_object_mut() {
+                found |= snap.remove("path").is_some();
+            }
+        }
+        fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+    found
+}
+
+/// A capture saved by a kato that did not record its file, and the cursor
+/// past its command: no message says again where the session is.
+/// Move every saved cursor to the end of `file`.
+fn cursors_to_the_end(k: &Kato, file: &std::path::Path) {
+    let len = fs::metadata(file).unwrap().len();
+    for e in fs::read_dir(k.path("state/files")).unwrap().flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        v["cursor"]["offset"] = len.into();
+        fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn a_capture_saved_without_its_file_resumes_at_start_without_a_new_message() {
+    let mut k = Kato::recording();
+    let f = k.claude_file();
+    append(&f, &[user("u0", "start")]);
+    k.start();
+    k.settle(S, &f);
+    k.wait_until("the first line's cursor persisted", || {
+        k.cursors_persisted(1)
+    });
+    let dest = k.out("older.jsonl");
+    let mut expected = vec!["u0".to_owned()];
+    let mut burst = Vec::with_capacity(LARGE + 1);
+    for i in 0..LARGE {
+        burst.push(assistant(&format!("a{i}"), &format!("event {i}")));
+        expected.push(format!("a{i}"));
+    }
+    burst.push(user("cmd", &format!("::capture {}", dest.display())));
+    expected.push("cmd".into());
+    append(&f, &burst);
+    k.wait_until("the snapshot under way", || {
+        fs::read_to_string(&dest).is_ok_and(|t| t.contains("\"a100\""))
+    });
+    k.kill9();
+    assert!(
+        forget_snapshot_files(&k),
+        "the capture ended before the kill: nothing to resume"
+    );
+    // And a cursor saved past the command (an older kato flushed it while
+    // the capture was written): no event of the session comes again to
+    // say which file it is in.
+    cursors_to_the_end(&k, &f);
+    k.start();
+    // Nothing typed since: the session's file is found from kato's state.
+    k.wait_for_text(&dest, "\"cmd\"");
+    k.stop();
+    let ids = jsonl_ids(&dest);
+    assert_eq!(first_difference(&ids, &expected), None, "{} ids", ids.len());
+}

@@ -4,6 +4,8 @@
 //! events wait unhandled (see the module above); they are handled once the
 //! whole snapshot is planned.
 
+use std::path::PathBuf;
+
 use super::{render_with, Recorder, ReplayKey, Stages};
 use crate::commands::Format;
 use crate::daemon::command::SessionKey;
@@ -40,6 +42,30 @@ impl Recorder {
         let _ = self.save_session(key);
         for id in ids {
             self.start_replay(key, &id, stages);
+        }
+    }
+
+    /// Sessions with a snapshot that names no file (saved by an older
+    /// kato) and no file seen in this run: [`Recorder::locate`] gives them
+    /// one at start, so the snapshot does not wait for the next message.
+    pub fn unlocated(&self) -> Vec<SessionKey> {
+        self.sessions
+            .iter()
+            .filter(|(_, s)| {
+                s.main_path.is_none()
+                    && s.data
+                        .recordings
+                        .values()
+                        .any(|r| r.snapshot.as_ref().is_some_and(|n| n.path.is_none()))
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// The file that holds the session's human messages.
+    pub fn locate(&mut self, key: &SessionKey, path: PathBuf) {
+        if let Some(sess) = self.sessions.get_mut(key) {
+            sess.main_path.get_or_insert(path);
         }
     }
 
