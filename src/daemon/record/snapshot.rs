@@ -18,6 +18,8 @@ struct Progress {
     finished: bool,
     /// The snapshot was interrupted by an earlier run's end.
     restored: bool,
+    /// The recording is paused (a full disk).
+    paused: bool,
     export_only: bool,
     /// Renderer state after the snapshot (live events continue from it).
     after: Option<RenderState>,
@@ -119,9 +121,11 @@ impl Recorder {
         let id = rk.recording.as_str();
         if progress.finished {
             self.finish_snapshot(key, id, progress, stages);
-        } else {
+        } else if !progress.paused {
             self.commit_intent(key, id, stages);
         }
+        // A paused recording is tried again on the heartbeat, not with
+        // every batch of the replay (each try saves the growing intent).
     }
 
     /// Render replayed events into the snapshot's intent. `None` when the
@@ -190,6 +194,7 @@ impl Recorder {
         let progress = Progress {
             finished,
             restored: snap.restored,
+            paused: rec.paused.is_some(),
             export_only: snap.export_only,
             after: snap.render.clone(),
         };
