@@ -394,8 +394,9 @@ impl Ingest {
 
     /// Persist every changed file's committed state, then sync the
     /// directory. Files in `held` keep their persisted state: events read
-    /// from them are not handled yet (they wait behind a snapshot), so a
-    /// crash must read them again; they are flushed on a later call.
+    /// from them are not handled yet (they wait behind a snapshot), or the
+    /// recording state they changed is not saved yet (a full state disk),
+    /// so a crash must read them again; they are flushed on a later call.
     pub fn flush(&mut self, report: &mut Report, held: &HashSet<FileKey>) {
         self.dirty_since = None;
         let mut errors = Vec::new();

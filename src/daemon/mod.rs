@@ -574,7 +574,8 @@ impl Daemon {
     }
 
     /// Persist every changed file's committed state, except the cursors
-    /// of files whose events wait behind a snapshot.
+    /// of files whose events wait behind a snapshot or changed a recording
+    /// state not saved yet.
     fn flush(&mut self) {
         let held = self.recorder.held();
         self.ingest.flush(&mut self.report, &held);
