@@ -10,7 +10,9 @@
 //! Exactly-once across `kill -9` (the intent record):
 //! 1. a chunk is rendered and its bytes, the file length it starts at
 //!    (`base`), the renderer state after it and the event watermark are
-//!    persisted atomically in the state dir *before* the writer appends;
+//!    persisted atomically in the state dir *before* the writer appends
+//!    (when that save fails, nothing is appended and the recording pauses,
+//!    see `persist`);
 //! 2. the writer appends idempotently (only what is missing after `base`);
 //! 3. the intent is cleared.
 //!
