@@ -224,6 +224,29 @@ impl Ingest {
             .collect()
     }
 
+    /// The main file of a session, as far as the persisted state tells:
+    /// among the files of that session, the one whose name carries the
+    /// session id (its first 8 characters, as Gemini names them), else
+    /// the only one.
+    pub fn main_file(&self, provider: ProviderId, session: &str) -> Option<PathBuf> {
+        let files: Vec<&PathBuf> = self
+            .files
+            .iter()
+            .filter(|((p, _), r)| *p == provider && r.st.session_id.as_deref() == Some(session))
+            .map(|((_, path), _)| path)
+            .collect();
+        let short = session.get(..8).unwrap_or(session);
+        files
+            .iter()
+            .find(|p| provider::stem(p).contains(short))
+            .or(if files.len() == 1 {
+                files.first()
+            } else {
+                None
+            })
+            .map(|p| (*p).clone())
+    }
+
     /// A stage ended: events of its unfinished passes come again from the
     /// committed cursors.
     pub fn drop_pending(&mut self, provider: ProviderId) {
@@ -371,8 +394,9 @@ impl Ingest {
 
     /// Persist every changed file's committed state, then sync the
     /// directory. Files in `held` keep their persisted state: events read
-    /// from them are not handled yet (they wait behind a snapshot), so a
-    /// crash must read them again; they are flushed on a later call.
+    /// from them are not handled yet (they wait behind a snapshot), or the
+    /// recording state they changed is not saved yet (a full state disk),
+    /// so a crash must read them again; they are flushed on a later call.
     pub fn flush(&mut self, report: &mut Report, held: &HashSet<FileKey>) {
         self.dirty_since = None;
         let mut errors = Vec::new();

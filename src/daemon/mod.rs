@@ -380,6 +380,11 @@ impl Daemon {
         }
         self.report.phase = Phase::Running;
         // Finish recordings a crash interrupted (intents, snapshots).
+        for key in self.recorder.unlocated() {
+            if let Some(path) = self.ingest.main_file(key.provider, &key.session) {
+                self.recorder.locate(&key, path);
+            }
+        }
         let mut links = self.supervisor.links(self.recorder.policy().clone());
         self.recorder.recover(&mut links);
         self.recorder.audit.log_head("start");
@@ -569,7 +574,8 @@ impl Daemon {
     }
 
     /// Persist every changed file's committed state, except the cursors
-    /// of files whose events wait behind a snapshot.
+    /// of files whose events wait behind a snapshot or changed a recording
+    /// state not saved yet.
     fn flush(&mut self) {
         let held = self.recorder.held();
         self.ingest.flush(&mut self.report, &held);

@@ -10,7 +10,9 @@
 //! Exactly-once across `kill -9` (the intent record):
 //! 1. a chunk is rendered and its bytes, the file length it starts at
 //!    (`base`), the renderer state after it and the event watermark are
-//!    persisted atomically in the state dir *before* the writer appends;
+//!    persisted atomically in the state dir *before* the writer appends
+//!    (when that save fails, nothing is appended and the recording pauses,
+//!    see `persist`);
 //! 2. the writer appends idempotently (only what is missing after `base`);
 //! 3. the intent is cleared.
 //!
@@ -49,6 +51,7 @@ use super::command::SessionKey;
 use super::seen::SeenCommands;
 
 mod execute;
+mod persist;
 mod snapshot;
 
 /// Largest intent kept while a recording is paused (full disk); beyond it
@@ -125,6 +128,9 @@ struct Snapshot {
     /// The replay request awaited (`None`: none sent in this run yet).
     #[serde(skip)]
     request: Option<u64>,
+    /// Loaded from the state: an earlier run stopped before it was written.
+    #[serde(skip)]
+    restored: bool,
 }
 
 /// One destination of a session.
@@ -221,6 +227,11 @@ struct Sess {
     deferred: VecDeque<Deferred>,
     /// The files `deferred` came from (their cursors are held back).
     held: BTreeSet<PathBuf>,
+    /// The files whose handled events changed `data` since it was last
+    /// saved (their cursors are held back until it is).
+    unsaved: BTreeSet<PathBuf>,
+    /// Why `data` could not be saved the last time it was tried.
+    save_error: Option<String>,
     dirty: bool,
 }
 
@@ -240,6 +251,8 @@ impl Sess {
             main_path: None,
             deferred: VecDeque::new(),
             held: BTreeSet::new(),
+            unsaved: BTreeSet::new(),
+            save_error: None,
             dirty: false,
         }
     }
@@ -343,74 +356,43 @@ impl Recorder {
         self.audit.record(entry);
     }
 
-    fn load(&mut self) {
-        let Ok(rd) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let path = e.path();
-            if path.extension().is_none_or(|x| x != "json") {
-                continue;
-            }
-            let parsed = std::fs::read(&path)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<SessionData>(&b).ok());
-            match parsed {
-                Some(mut data) => {
-                    for rec in data.recordings.values_mut() {
-                        if let Some(s) = &mut rec.snapshot {
-                            s.planned = 0;
-                            s.render = None;
-                            s.reached = false;
-                        }
-                    }
-                    let Some(provider) = crate::provider::by_name(&data.provider) else {
-                        self.warnings.push(format!(
-                            "recording state {} names an unknown provider `{}`; left as it is",
-                            path.display(),
-                            data.provider
-                        ));
-                        continue;
-                    };
-                    let key = SessionKey::new(provider.id(), data.session_id.as_str());
-                    self.sessions.insert(key, Sess::new(data));
-                }
-                None => {
-                    let aside = path.with_extension(format!("corrupt-{}", std::process::id()));
-                    let _ = std::fs::rename(&path, &aside);
-                    let msg = format!(
-                        "recording state {} is unreadable; set aside as {}",
-                        path.display(),
-                        aside.display()
-                    );
-                    self.warnings.push(msg.clone());
-                    self.audit(Entry {
-                        stage: "orchestrate".into(),
-                        event: AuditEvent::StateQuarantined,
-                        decision: Decision::Info,
-                        target: Some(path.display().to_string()),
-                        reason: Some("unreadable recording state".into()),
-                        ..Entry::default()
-                    });
-                }
-            }
+    /// Finish what a crash interrupted: replay intents, restart snapshots.
+    /// Each one is said in the status first: the recording did not move
+    /// while kato was down, and this is why.
+    pub fn recover(&mut self, stages: &mut dyn Stages) {
+        for (key, id) in self.recordings_where(|_| true) {
+            self.note_interrupted(&key, &id);
+            self.retry(&key, &id, stages);
         }
     }
 
-    /// Finish what a crash interrupted: replay intents, restart snapshots.
-    pub fn recover(&mut self, stages: &mut dyn Stages) {
-        let keys: Vec<_> = self.sessions.keys().cloned().collect();
-        for key in keys {
-            let ids: Vec<String> = self.sessions[&key]
-                .data
-                .recordings
-                .keys()
-                .cloned()
-                .collect();
-            for id in ids {
-                self.retry(&key, &id, stages);
+    /// A status warning for a recording that kato stopped in the middle of.
+    fn note_interrupted(&mut self, key: &SessionKey, id: &str) {
+        let Some(rec) = self
+            .sessions
+            .get(key)
+            .and_then(|s| s.data.recordings.get(id))
+        else {
+            return;
+        };
+        let what = match (&rec.snapshot, &rec.intent, &rec.paused) {
+            (Some(_), _, _) => {
+                "its capture or export was not fully written; it is written again from its start"
+                    .to_owned()
             }
-        }
+            (None, Some(i), None) => format!(
+                "{} planned byte(s) were not yet written; they are written now",
+                i.text.len()
+            ),
+            (None, _, Some(why)) => format!("it was paused ({why}); it is tried again"),
+            (None, None, None) => return,
+        };
+        let msg = format!(
+            "recording {} to {} was interrupted when kato last stopped: {what}",
+            rec.id,
+            rec.dest.path.display()
+        );
+        self.warnings.push(msg);
     }
 
     /// (session, recording id) of every recording that `pick` selects.
@@ -474,11 +456,17 @@ impl Recorder {
     }
 
     /// Session files whose cursor must not be persisted yet: events read
-    /// from them wait behind a pending snapshot, unhandled.
+    /// from them wait behind a pending snapshot, unhandled, or changed a
+    /// recording state that could not be saved.
     pub fn held(&self) -> HashSet<(ProviderId, PathBuf)> {
         self.sessions
             .iter()
-            .flat_map(|(k, s)| s.held.iter().map(move |p| (k.provider, p.clone())))
+            .flat_map(|(k, s)| {
+                s.held
+                    .iter()
+                    .chain(&s.unsaved)
+                    .map(move |p| (k.provider, p.clone()))
+            })
             .collect()
     }
 
@@ -530,18 +518,25 @@ impl Recorder {
         }
         if let Payload::KatoCommand { .. } = &ev.payload {
             self.command(key, ev, live, stages);
-            return;
+        } else {
+            let tag = ev.source.file.clone().unwrap_or_default();
+            let takers: Vec<String> = sess
+                .data
+                .recordings
+                .values()
+                .filter(|r| r.takes(ev, &tag, live))
+                .map(|r| r.id.clone())
+                .collect();
+            for id in takers {
+                self.record_event(key, &id, ev.clone());
+            }
         }
-        let tag = ev.source.file.clone().unwrap_or_default();
-        let takers: Vec<String> = sess
-            .data
-            .recordings
-            .values()
-            .filter(|r| r.takes(ev, &tag, live))
-            .map(|r| r.id.clone())
-            .collect();
-        for id in takers {
-            self.record_event(key, &id, ev.clone());
+        // Until the state this event changed is saved, its file's cursor
+        // waits (cleared by the save).
+        if let Some(sess) = self.sessions.get_mut(key).filter(|s| s.dirty) {
+            if !sess.unsaved.contains(path) {
+                sess.unsaved.insert(path.to_path_buf());
+            }
         }
     }
 
@@ -656,14 +651,8 @@ impl Recorder {
         }
     }
 
-    /// Append a recording's intent through its writer.
+    /// Append a recording's intent through its writer, once it is saved.
     fn commit_intent(&mut self, key: &SessionKey, id: &str, stages: &mut dyn Stages) {
-        // The intent must be durable before the append. Every path that
-        // plans an intent marks the session dirty, so a clean session's
-        // intent is already on disk (saved by `flush_pending`, or loaded).
-        if self.sessions.get(key).is_some_and(|s| s.dirty) {
-            self.save_session(key);
-        }
         let Some((base, text, dest)) = self.sessions.get(key).and_then(|s| {
             let r = s.data.recordings.get(id)?;
             let i = r.intent.as_ref()?;
@@ -671,55 +660,82 @@ impl Recorder {
         }) else {
             return;
         };
+        // The intent must be durable before the append: a crash after an
+        // append whose intent was not saved would leave bytes kato no
+        // longer knows it wrote.
+        if let Err(why) = self.save_session(key) {
+            let why = format!(
+                "the recording state cannot be saved ({why}); nothing is written until it is"
+            );
+            self.pause(key, id, why);
+            return;
+        }
         let result = self
             .writer_for(key, id, &dest, stages)
             .and_then(|w| w.append(base, text.into_bytes()));
-        let Some(sess) = self.sessions.get_mut(key) else {
-            return;
-        };
-        let Some(rec) = sess.data.recordings.get_mut(id) else {
-            return;
-        };
         match result {
-            Ok(len) => {
-                rec.len = len;
-                rec.intent = None;
-                if rec.paused.take().is_some() {
-                    let msg = format!(
-                        "recording {} to {} resumed",
-                        rec.id,
-                        rec.dest.path.display()
-                    );
-                    self.warnings.push(msg);
-                }
-            }
+            Ok(len) => self.appended(key, id, len),
             Err(e) => {
-                let newly = rec.paused.is_none();
-                rec.paused = Some(e.to_string());
-                let dest = rec.dest.path.display().to_string();
-                let rid = rec.id.clone();
                 if matches!(e, WriteError::Gone | WriteError::Open(_)) {
                     self.writers.remove(id);
                 }
-                if newly {
-                    self.warnings
-                        .push(format!("recording {rid} to {dest} paused: {e}"));
-                    self.audit(Entry {
-                        stage: "write".into(),
-                        event: AuditEvent::RecordingPaused,
-                        decision: Decision::Deny,
-                        provider: Some(key.provider.as_str().to_owned()),
-                        session: Some(key.session.clone()),
-                        target: Some(dest),
-                        reason: Some(e.to_string()),
-                        ..Entry::default()
-                    });
-                }
+                self.pause(key, id, e.to_string());
             }
         }
         if let Some(s) = self.sessions.get_mut(key) {
             s.dirty = true;
         }
+    }
+
+    /// The intent is on disk: the file is `len` bytes long now.
+    fn appended(&mut self, key: &SessionKey, id: &str, len: u64) {
+        let Some(rec) = self
+            .sessions
+            .get_mut(key)
+            .and_then(|s| s.data.recordings.get_mut(id))
+        else {
+            return;
+        };
+        rec.len = len;
+        rec.intent = None;
+        if let Some(why) = rec.paused.take() {
+            let msg = format!(
+                "recording {} to {} resumed (it was paused: {why})",
+                rec.id,
+                rec.dest.path.display()
+            );
+            self.warnings.push(msg);
+        }
+    }
+
+    /// The recording's intent cannot be written now: it is kept, and the
+    /// heartbeat tries again. Said (warning, audit record) when it starts.
+    fn pause(&mut self, key: &SessionKey, id: &str, why: String) {
+        let Some(rec) = self
+            .sessions
+            .get_mut(key)
+            .and_then(|s| s.data.recordings.get_mut(id))
+        else {
+            return;
+        };
+        let newly = rec.paused.is_none();
+        rec.paused = Some(why.clone());
+        if !newly {
+            return;
+        }
+        let dest = rec.dest.path.display().to_string();
+        self.warnings
+            .push(format!("recording {} to {dest} paused: {why}", rec.id));
+        self.audit(Entry {
+            stage: "write".into(),
+            event: AuditEvent::RecordingPaused,
+            decision: Decision::Deny,
+            provider: Some(key.provider.as_str().to_owned()),
+            session: Some(key.session.clone()),
+            target: Some(dest),
+            reason: Some(why),
+            ..Entry::default()
+        });
     }
 
     fn writer_for(
@@ -738,57 +754,6 @@ impl Recorder {
             self.writers.insert(id.to_owned(), w);
         }
         self.writers.get(id).ok_or(WriteError::Gone)
-    }
-
-    fn save_session(&mut self, key: &SessionKey) {
-        let Some(sess) = self.sessions.get_mut(key) else {
-            return;
-        };
-        let name = format!(
-            "{}.json",
-            &crate::audit::hex_sha256(
-                format!("{}\0{}", key.provider.as_str(), key.session).as_bytes()
-            )[..24]
-        );
-        let path = self.dir.join(name);
-        match serde_json::to_vec(&sess.data) {
-            Ok(bytes) => match super::state::write_atomic(&path, &bytes, true) {
-                Ok(()) => sess.dirty = false,
-                Err(e) => {
-                    let msg = format!("cannot save the recording state {}: {e}", path.display());
-                    self.warnings.push(msg);
-                }
-            },
-            Err(e) => self
-                .warnings
-                .push(format!("cannot encode recording state: {e}")),
-        }
-    }
-
-    /// Persist the fingerprints of decided commands if they changed.
-    fn save_seen(&mut self) {
-        if !self.seen_dirty {
-            return;
-        }
-        match self.seen.save() {
-            Ok(()) => self.seen_dirty = false,
-            Err(e) => self.warnings.push(format!(
-                "cannot save the fingerprints of decided commands: {e}"
-            )),
-        }
-    }
-
-    fn save_dirty(&mut self) {
-        self.save_seen();
-        let keys: Vec<_> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.dirty)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in keys {
-            self.save_session(&k);
-        }
     }
 
     /// Recordings for `kato status`.

@@ -348,21 +348,31 @@ fn replace(path: &Path, bytes: &[u8], fsync: bool, sync_dir: bool) -> io::Result
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
-    {
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        if fsync {
-            f.sync_all()?;
-        }
+    let written = write_new(&tmp, bytes, fsync);
+    if written.is_err() {
+        // A temp file cut off by a full disk would keep the space the
+        // smaller writes after it (a cursor, an audit record) still need.
+        let _ = fs::remove_file(&tmp);
     }
+    written?;
     fs::rename(&tmp, path)?;
     if sync_dir {
         File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Create (or truncate) `path` with `bytes`, synced with `fsync`.
+fn write_new(path: &Path, bytes: &[u8], fsync: bool) -> io::Result<()> {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    if fsync {
+        f.sync_all()?;
     }
     Ok(())
 }

@@ -406,18 +406,6 @@ fn a_stale_heartbeat_with_a_live_lock_holder_is_running_busy() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
 }
 
-/// Gemini on, with its root `gemini/`.
-fn with_gemini(k: &Kato) -> PathBuf {
-    let root = k.path("gemini");
-    fs::create_dir_all(root.join("proj/chats")).unwrap();
-    let cfg = fs::read_to_string(k.path("config.toml")).unwrap().replace(
-        "[providers.gemini]\nenabled = false",
-        &format!("[providers.gemini]\nroots = [\"{}\"]", root.display()),
-    );
-    fs::write(k.path("config.toml"), cfg).unwrap();
-    root
-}
-
 fn skip_reasons(k: &Kato) -> Vec<(String, String)> {
     k.status()
         .and_then(|s| s["warnings"].as_array().cloned())
@@ -444,7 +432,7 @@ fn wait_skipped(k: &Kato, path: &Path, reason: &str) {
 #[test]
 fn skipped_files_are_status_warnings_with_their_reason() {
     let mut k = Kato::new(false);
-    let gemini = with_gemini(&k);
+    let gemini = k.with_gemini();
     let chats = gemini.join("proj/chats");
     let valid = fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -158,6 +158,40 @@ impl Kato {
         self.cmd().args(args).output().unwrap()
     }
 
+    /// Gemini on, with its root `gemini/` (sessions go in `gemini/proj/chats/`).
+    pub fn with_gemini(&self) -> PathBuf {
+        let root = self.path("gemini");
+        fs::create_dir_all(root.join("proj/chats")).unwrap();
+        let cfg = fs::read_to_string(self.path("config.toml"))
+            .unwrap()
+            .replace(
+                "[providers.gemini]\nenabled = false",
+                &format!("[providers.gemini]\nroots = [\"{}\"]", root.display()),
+            );
+        fs::write(self.path("config.toml"), cfg).unwrap();
+        root
+    }
+
+    /// What `kato status` prints (stdout and stderr).
+    pub fn status_text(&self) -> String {
+        let o = self.kato(&["status"]);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    }
+
+    /// Whether a flush has persisted the state of `n` session files.
+    pub fn cursors_persisted(&self, n: usize) -> bool {
+        fs::read_dir(self.path("state/files")).is_ok_and(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .count()
+                >= n
+        })
+    }
+
     /// `kato run` in the foreground, its log in `run-N.log`; returns once
     /// it is ready.
     pub fn run_fg(&mut self) -> u32 {
@@ -462,6 +496,64 @@ pub fn jsonl_ids(path: &Path) -> Vec<String> {
                 .to_owned()
         })
         .collect()
+}
+
+/// A small deterministic generator (xorshift): tests that choose instants
+/// or sequences at random print the seed, and take it back from the
+/// environment to replay a run.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Seeded from `var` when it is set, else from the clock; the seed is
+    /// printed, so a failing run can be replayed with `var=SEED`.
+    pub fn from_env(var: &str) -> Rng {
+        let seed = std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+            })
+            | 1;
+        eprintln!("{var}={seed}");
+        Rng(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// A number in `lo..=hi`.
+    pub fn within(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi.saturating_sub(lo) + 1)
+    }
+}
+
+/// A count from the environment, or `default`.
+pub fn env_count(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Where two id lists first differ: the index and both ids there.
+pub fn first_difference<'a>(
+    got: &'a [String],
+    want: &'a [String],
+) -> Option<(usize, Option<&'a String>, Option<&'a String>)> {
+    (0..got.len().max(want.len()))
+        .map(|i| (i, got.get(i), want.get(i)))
+        .find(|(_, g, w)| g != w)
 }
 
 /// How often `needle` occurs in `hay`.

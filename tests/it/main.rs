@@ -8,9 +8,12 @@ mod harness;
 
 mod architecture;
 mod audit;
+mod chaos;
 mod claude_fixtures;
 mod cli;
+mod crash;
 mod daemon;
+mod full_disk;
 mod gemini_fixtures;
 mod incremental;
 mod overlap;

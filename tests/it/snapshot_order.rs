@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::harness::{
-    append_lines as append, assistant, assistant_in, count, jsonl_ids, tool_pair, user, user_in,
-    Kato, S,
+    append_lines as append, assistant, assistant_in, count, first_difference, jsonl_ids, tool_pair,
+    user, user_in, Kato, Rng, S,
 };
 
 /// History, then one write: U21 `::capture X`, A22, U23 `::stop`, A24,
@@ -110,14 +110,6 @@ fn two_captures_to_the_same_file_in_one_write_keep_every_event() {
     );
 }
 
-/// The session file's state, once a flush has persisted it.
-fn persisted_state(k: &Kato) -> bool {
-    fs::read_dir(k.path("state/files")).is_ok_and(|d| {
-        d.flatten()
-            .any(|e| e.path().extension().is_some_and(|x| x == "json"))
-    })
-}
-
 #[test]
 fn kill_9_while_a_snapshot_is_pending_loses_no_waiting_event() {
     let mut k = Kato::recording();
@@ -133,7 +125,7 @@ fn kill_9_while_a_snapshot_is_pending_loses_no_waiting_event() {
     k.start();
     k.settle(S, &f);
     k.wait_until("the history's cursor to be persisted", || {
-        persisted_state(&k)
+        k.cursors_persisted(1)
     });
     let dest = k.out("crash.jsonl");
     append(
@@ -175,16 +167,6 @@ fn kill_9_while_a_snapshot_is_pending_loses_no_waiting_event() {
     );
 }
 
-/// Where two id lists first differ: the index and both ids there.
-fn first_difference<'a>(
-    got: &'a [String],
-    want: &'a [String],
-) -> Option<(usize, Option<&'a String>, Option<&'a String>)> {
-    (0..got.len().max(want.len()))
-        .map(|i| (i, got.get(i), want.get(i)))
-        .find(|(_, g, w)| g != w)
-}
-
 /// One line of a stress sequence.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Step {
@@ -193,22 +175,6 @@ enum Step {
     Capture,
     Stop,
     Record,
-}
-
-/// A small deterministic generator (xorshift), seeded per run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// A random sequence of steps that starts with a capture and ends

@@ -250,6 +250,7 @@ impl Recorder {
                 render: None,
                 reached: false,
                 request: None,
+                restored: false,
             });
             rec.render = None;
         }

@@ -4,6 +4,8 @@
 //! events wait unhandled (see the module above); they are handled once the
 //! whole snapshot is planned.
 
+use std::path::PathBuf;
+
 use super::{render_with, Recorder, ReplayKey, Stages};
 use crate::commands::Format;
 use crate::daemon::command::SessionKey;
@@ -14,6 +16,10 @@ use crate::render::markdown::{MarkdownRenderer, RenderState};
 /// Where a replay stands after a batch of its events.
 struct Progress {
     finished: bool,
+    /// The snapshot was interrupted by an earlier run's end.
+    restored: bool,
+    /// The recording is paused (a full disk).
+    paused: bool,
     export_only: bool,
     /// Renderer state after the snapshot (live events continue from it).
     after: Option<RenderState>,
@@ -34,9 +40,34 @@ impl Recorder {
         if ids.is_empty() {
             return;
         }
-        self.save_session(key);
+        // Said in the status when it fails; the replay's intents then wait.
+        let _ = self.save_session(key);
         for id in ids {
             self.start_replay(key, &id, stages);
+        }
+    }
+
+    /// Sessions with a snapshot that names no file (saved by an older
+    /// kato) and no file seen in this run: [`Recorder::locate`] gives them
+    /// one at start, so the snapshot does not wait for the next message.
+    pub fn unlocated(&self) -> Vec<SessionKey> {
+        self.sessions
+            .iter()
+            .filter(|(_, s)| {
+                s.main_path.is_none()
+                    && s.data
+                        .recordings
+                        .values()
+                        .any(|r| r.snapshot.as_ref().is_some_and(|n| n.path.is_none()))
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// The file that holds the session's human messages.
+    pub fn locate(&mut self, key: &SessionKey, path: PathBuf) {
+        if let Some(sess) = self.sessions.get_mut(key) {
+            sess.main_path.get_or_insert(path);
         }
     }
 
@@ -90,9 +121,11 @@ impl Recorder {
         let id = rk.recording.as_str();
         if progress.finished {
             self.finish_snapshot(key, id, progress, stages);
-        } else {
+        } else if !progress.paused {
             self.commit_intent(key, id, stages);
         }
+        // A paused recording is tried again on the heartbeat, not with
+        // every batch of the replay (each try saves the growing intent).
     }
 
     /// Render replayed events into the snapshot's intent. `None` when the
@@ -160,6 +193,8 @@ impl Recorder {
         let finished = done || snap.reached;
         let progress = Progress {
             finished,
+            restored: snap.restored,
+            paused: rec.paused.is_some(),
             export_only: snap.export_only,
             after: snap.render.clone(),
         };
@@ -191,6 +226,13 @@ impl Recorder {
             rec.render = progress.after;
             if progress.export_only {
                 rec.active = false;
+            }
+            if progress.restored {
+                self.warnings.push(format!(
+                    "recording {} to {} resumed after the restart: its interrupted snapshot is complete",
+                    rec.id,
+                    rec.dest.path.display()
+                ));
             }
         }
         sess.dirty = true;

@@ -342,3 +342,39 @@ fn a_crash_while_a_snapshot_is_pending_loses_nothing() {
         );
     }
 }
+
+/// The recording state cannot be saved (its directory is gone, a file in
+/// its place): nothing is appended, the recording says why it waits, the
+/// file's cursor waits too; once the state can be saved, all of it is
+/// written, once.
+#[test]
+fn nothing_is_appended_while_the_recording_state_cannot_be_saved() {
+    let (w, live) = capture_stop_record();
+    let (mut r, mut st) = w.recorder();
+    deliver(&mut r, &mut st, &w.file[..live_start(&w, &live)], false);
+    deliver(&mut r, &mut st, &live[..2], true);
+    answer(&w, &mut r, &mut st, 1);
+    assert_eq!(w.ids("x.jsonl"), ["h1", "h2", "u21"]);
+    let dir = w.cfg.state_dir.join("recordings");
+    std::fs::rename(&dir, dir.with_extension("away")).unwrap();
+    std::fs::write(&dir, b"not a directory").unwrap();
+    deliver(&mut r, &mut st, &live[2..], true);
+    assert_eq!(w.ids("x.jsonl"), ["h1", "h2", "u21"], "appended unsaved");
+    let paused = r.status()[0].paused.clone().unwrap_or_default();
+    assert!(
+        paused.contains("recording state cannot be saved"),
+        "{paused}"
+    );
+    assert!(r
+        .held()
+        .contains(&(ProviderId::Claude, PathBuf::from(FILE))));
+    r.heartbeat(&mut st);
+    assert_eq!(w.ids("x.jsonl"), ["h1", "h2", "u21"], "appended unsaved");
+    std::fs::remove_file(&dir).unwrap();
+    std::fs::rename(dir.with_extension("away"), &dir).unwrap();
+    r.heartbeat(&mut st);
+    assert!(r.held().is_empty());
+    assert_eq!(r.status()[0].paused, None);
+    r.shutdown();
+    assert_eq!(w.ids("x.jsonl"), CAPTURE_STOP_RECORD);
+}

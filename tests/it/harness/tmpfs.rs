@@ -57,6 +57,31 @@ impl Tmpfs {
         while f.write_all(b"x").is_ok() {}
         filler
     }
+
+    /// Fill the disk until about `free` bytes are left (to the block; less
+    /// when something else writes meanwhile). Returns the filler to delete
+    /// later.
+    pub fn fill_leaving(&self, free: u64) -> PathBuf {
+        let filler = self.dir.join("filler");
+        let fill = self.free().saturating_sub(free);
+        let mut f = fs::File::create(&filler).unwrap();
+        let block = vec![b'x'; 1 << 16];
+        let mut done = 0u64;
+        while done < fill {
+            let n = (fill - done).min(block.len() as u64) as usize;
+            if f.write_all(&block[..n]).is_err() {
+                break;
+            }
+            done += n as u64;
+        }
+        filler
+    }
+
+    /// Bytes still free on the disk.
+    pub fn free(&self) -> u64 {
+        let st = rustix::fs::statvfs(&self.dir).unwrap();
+        st.f_bavail * st.f_frsize
+    }
 }
 
 impl Drop for Tmpfs {

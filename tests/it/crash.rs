@@ -1,0 +1,161 @@
+//! `kill -9` at instants the test chooses at random, through the real
+//! binary: every event lands exactly once, in order, and a recording kato
+//! was writing when it died resumes by itself at the next start, with
+//! `kato status` saying why it stood still.
+
+use std::fs;
+use std::time::Duration;
+
+use crate::harness::{
+    append_lines as append, assistant, env_count, first_difference, jsonl_ids, user, Kato, Rng, S,
+};
+
+/// Events in the large capture.
+const LARGE: usize = 20_000;
+
+#[test]
+fn kill_9_at_random_instants_during_a_large_capture_loses_and_duplicates_nothing() {
+    let mut rng = Rng::from_env("KATO_CRASH_SEED");
+    let kills = env_count("KATO_CRASH_KILLS", 5);
+    let mut k = Kato::recording();
+    let f = k.claude_file();
+    append(&f, &[user("u0", "start")]);
+    k.start();
+    k.settle(S, &f);
+    k.wait_until("the first line's cursor persisted", || {
+        k.cursors_persisted(1)
+    });
+    // One burst: 20,000 assistant lines, then the human's capture.
+    let dest = k.out("k9.jsonl");
+    let mut expected = vec!["u0".to_owned()];
+    let mut burst = Vec::with_capacity(LARGE + 1);
+    for i in 0..LARGE {
+        burst.push(assistant(&format!("a{i}"), &format!("event {i}")));
+        expected.push(format!("a{i}"));
+    }
+    burst.push(user("cmd", &format!("::capture {}", dest.display())));
+    expected.push("cmd".into());
+    append(&f, &burst);
+    let mut live = 0;
+    let mut mid_capture = 0;
+    for _ in 0..kills {
+        std::thread::sleep(Duration::from_millis(rng.within(20, 600)));
+        k.kill9();
+        // The state on disk is what the next start finds: a capture that
+        // was started and not finished must be said to be interrupted.
+        let unfinished = fs::read_to_string(&dest).is_ok_and(|t| !t.contains("\"cmd\""));
+        // The session goes on while kato is down.
+        let mut lines = Vec::new();
+        for _ in 0..rng.within(0, 20) {
+            lines.push(assistant(&format!("l{live}"), &format!("live {live}")));
+            expected.push(format!("l{live}"));
+            live += 1;
+        }
+        append(&f, &lines);
+        k.start();
+        if unfinished {
+            mid_capture += 1;
+            let st = k.status_text();
+            assert!(
+                st.contains("interrupted when kato last stopped"),
+                "the restart does not say why the capture stood still:\n{st}"
+            );
+        }
+    }
+    // Nothing typed since: the capture finishes by itself.
+    k.wait_for_text(&dest, "\"cmd\"");
+    append(&f, &[assistant("last", "the last event")]);
+    expected.push("last".into());
+    k.wait_for_text(&dest, "\"last\"");
+    k.settle(S, &f);
+    k.stop();
+    let ids = jsonl_ids(&dest);
+    assert_eq!(
+        first_difference(&ids, &expected),
+        None,
+        "every event once, in order ({} written, {} expected)",
+        ids.len(),
+        expected.len()
+    );
+    eprintln!(
+        "{kills} kill(s) at random instants, {mid_capture} in the middle of the capture; {} events checked",
+        expected.len()
+    );
+}
+
+/// Drop the file a pending snapshot names from the saved recording state,
+/// as a kato that did not save it left it. False when no snapshot is
+/// pending.
+fn forget_snapshot_files(k: &Kato) -> bool {
+    let mut found = false;
+    for e in fs::read_dir(k.path("state/recordings")).unwrap().flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        for rec in v["recordings"].as_object_mut().unwrap().values_mut() {
+            if let Some(snap) = rec["snapshot"].as_object_mut() {
+                found |= snap.remove("path").is_some();
+            }
+        }
+        fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+    found
+}
+
+/// A capture saved by a kato that did not record its file, and the cursor
+/// past its command: no message says again where the session is.
+/// Move every saved cursor to the end of `file`.
+fn cursors_to_the_end(k: &Kato, file: &std::path::Path) {
+    let len = fs::metadata(file).unwrap().len();
+    for e in fs::read_dir(k.path("state/files")).unwrap().flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        v["cursor"]["offset"] = len.into();
+        fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn a_capture_saved_without_its_file_resumes_at_start_without_a_new_message() {
+    let mut k = Kato::recording();
+    let f = k.claude_file();
+    append(&f, &[user("u0", "start")]);
+    k.start();
+    k.settle(S, &f);
+    k.wait_until("the first line's cursor persisted", || {
+        k.cursors_persisted(1)
+    });
+    let dest = k.out("older.jsonl");
+    let mut expected = vec!["u0".to_owned()];
+    let mut burst = Vec::with_capacity(LARGE + 1);
+    for i in 0..LARGE {
+        burst.push(assistant(&format!("a{i}"), &format!("event {i}")));
+        expected.push(format!("a{i}"));
+    }
+    burst.push(user("cmd", &format!("::capture {}", dest.display())));
+    expected.push("cmd".into());
+    append(&f, &burst);
+    k.wait_until("the snapshot under way", || {
+        fs::read_to_string(&dest).is_ok_and(|t| t.contains("\"a100\""))
+    });
+    k.kill9();
+    assert!(
+        forget_snapshot_files(&k),
+        "the capture ended before the kill: nothing to resume"
+    );
+    // And a cursor saved past the command (an older kato flushed it while
+    // the capture was written): no event of the session comes again to
+    // say which file it is in.
+    cursors_to_the_end(&k, &f);
+    k.start();
+    // Nothing typed since: the session's file is found from kato's state.
+    k.wait_for_text(&dest, "\"cmd\"");
+    k.stop();
+    let ids = jsonl_ids(&dest);
+    assert_eq!(first_difference(&ids, &expected), None, "{} ids", ids.len());
+}
