@@ -232,10 +232,10 @@ struct Deferred {
 }
 
 impl Sess {
-    fn new(data: SessionData) -> Sess {
+    fn new(data: SessionData, redactor: std::sync::Arc<Redactor>) -> Sess {
         Sess {
             data,
-            meta: MetaCollector::new(),
+            meta: MetaCollector::new(redactor),
             last_message: None,
             main_path: None,
             deferred: VecDeque::new(),
@@ -283,7 +283,7 @@ pub struct RecordingStatus {
 pub(crate) struct Recorder {
     dir: PathBuf,
     policy: Policy,
-    redactor: Redactor,
+    redactor: std::sync::Arc<Redactor>,
     markdown: MarkdownOptions,
     default_dir: PathBuf,
     /// The audit log: every decision is written there.
@@ -319,7 +319,7 @@ impl Recorder {
         let mut r = Recorder {
             dir,
             policy,
-            redactor,
+            redactor: std::sync::Arc::new(redactor),
             markdown: cfg.markdown.clone(),
             default_dir: cfg.default_dir.clone(),
             audit,
@@ -373,7 +373,8 @@ impl Recorder {
                         continue;
                     };
                     let key = SessionKey::new(provider.id(), data.session_id.as_str());
-                    self.sessions.insert(key, Sess::new(data));
+                    self.sessions
+                        .insert(key, Sess::new(data, self.redactor.clone()));
                 }
                 None => {
                     let aside = path.with_extension(format!("corrupt-{}", std::process::id()));
@@ -488,12 +489,15 @@ impl Recorder {
         for &(ev, live) in events {
             let key = SessionKey::of(ev);
             let sess = self.sessions.entry(key.clone()).or_insert_with(|| {
-                Sess::new(SessionData {
-                    provider: key.provider.as_str().to_owned(),
-                    session_id: key.session.clone(),
-                    commands: SessionState::new(key.session.as_str()),
-                    recordings: BTreeMap::new(),
-                })
+                Sess::new(
+                    SessionData {
+                        provider: key.provider.as_str().to_owned(),
+                        session_id: key.session.clone(),
+                        commands: SessionState::new(key.session.as_str()),
+                        recordings: BTreeMap::new(),
+                    },
+                    self.redactor.clone(),
+                )
             });
             if sess.snapshot_pending() {
                 sess.defer(path, ev, live);

@@ -11,6 +11,7 @@ mod audit;
 mod claude_fixtures;
 mod cli;
 mod daemon;
+mod derived_secrets;
 mod gemini_fixtures;
 mod incremental;
 mod overlap;
