@@ -307,7 +307,6 @@ impl Recorder {
             warnings.push(format!("cannot create {}: {e}", dir.display()));
         }
         let policy = Policy::for_config(cfg);
-        let audit = super::auditor::Auditor::open(&cfg.state_dir, policy.hash());
         let (seen, seen_warning) = SeenCommands::load(&cfg.state_dir);
         warnings.extend(seen_warning);
         let redactor = Redactor::new(&cfg.redaction).unwrap_or_else(|_| {
@@ -316,10 +315,12 @@ impl Recorder {
             Redactor::new(&crate::redact::RedactionOptions::default())
                 .expect("the built-in detectors compile")
         });
+        let redactor = std::sync::Arc::new(redactor);
+        let audit = super::auditor::Auditor::open(&cfg.state_dir, policy.hash(), redactor.clone());
         let mut r = Recorder {
             dir,
             policy,
-            redactor: std::sync::Arc::new(redactor),
+            redactor,
             markdown: cfg.markdown.clone(),
             default_dir: cfg.default_dir.clone(),
             audit,

@@ -87,6 +87,12 @@ fn claude_lines(t: &mut Table, out: &Path) -> Vec<String> {
         "deploy with {} please\n::record",
         t.plant_all("claude first message")
     );
+    let bad_commands = format!(
+        "::stop {}\n::export notes/{}\n::exprot {}",
+        t.plant("claude command argument"),
+        t.plant("claude relative command path"),
+        t.plant("claude misspelt command"),
+    );
     let base = |uuid: &str| {
         json!({"sessionId": S, "uuid": uuid, "isSidechain": false, "cwd": cwd,
                "timestamp": typed_at()})
@@ -118,6 +124,10 @@ fn claude_lines(t: &mut Table, out: &Path) -> Vec<String> {
         ),
         json!({"type": "ai-title", "aiTitle": ai_title, "sessionId": S}).to_string(),
         with("bad", json!({"type": "user", "message": malformed})),
+        with(
+            "u3",
+            json!({"type": "user", "message": {"role": "user", "content": bad_commands}}),
+        ),
         with(
             "u2",
             json!({"type": "user", "message": {"role": "user",
