@@ -1047,23 +1047,31 @@ mod tests {
     }
 
     #[test]
-    fn metadata_needs_only_titles_redacted() {
-        let evs = events();
-        let mut c = crate::render::MetaCollector::new(std::sync::Arc::new(
-            Redactor::new(&Default::default()).unwrap(),
-        ));
-        assert!(c.reads_payload(&evs[0]));
-        assert!(!c.reads_payload(&evs[1]));
-        c.observe(&evs[0]);
-        // The title is taken: later human messages are not read.
-        assert!(!c.reads_payload(&evs[2]));
-        let title = event(
-            3,
-            Payload::ProviderInfo {
-                topic: "title".into(),
-                data: crate::event::raw_json("t"),
+    fn metadata_from_raw_events_is_redacted_as_from_redacted_ones() {
+        let redactor = std::sync::Arc::new(Redactor::new(&Default::default()).unwrap());
+        let token = format!("ghp_{}", "k7Qz".repeat(9));
+        let mut raw = events();
+        raw[0] = event(
+            0,
+            Payload::UserMessage {
+                text: format!("deploy with {token}"),
+                attachments: 0,
             },
         );
-        assert!(c.reads_payload(&title));
+        raw[1].model = Some(format!("m-{token}"));
+        let mut redacted = raw.clone();
+        let mut stats = RedactionStats::default();
+        redacted
+            .iter_mut()
+            .for_each(|e| redactor.redact_event(e, &mut stats));
+        let meta = |evs: &[Event]| {
+            let mut c = crate::render::MetaCollector::new(redactor.clone());
+            evs.iter().for_each(|e| c.observe(e));
+            c.finish()
+        };
+        let (a, b) = (meta(&raw), meta(&redacted));
+        assert_eq!(a, b);
+        assert_eq!(a.title, "deploy with [REDACTED:GITHUB_TOKEN]");
+        assert!(!format!("{a:?}").contains(&token));
     }
 }

@@ -150,19 +150,6 @@ impl MetaCollector {
         }
     }
 
-    /// Whether [`MetaCollector::observe`] would read the payload of `ev`:
-    /// only the first human message and provider titles can become the
-    /// title. Of every other event only the timestamp and model are read.
-    /// (The collector redacts what it keeps; this lets a caller skip work
-    /// on events whose payload is not read.)
-    pub fn reads_payload(&self, ev: &Event) -> bool {
-        match &ev.payload {
-            Payload::UserMessage { .. } => self.title.is_none() && ev.is_human_message(),
-            Payload::ProviderInfo { topic, .. } => topic == "title",
-            _ => false,
-        }
-    }
-
     pub fn finish(self) -> SessionMeta {
         let provider = self.provider.unwrap_or_default().to_owned();
         let session_id = self.session_id.unwrap_or_default();
