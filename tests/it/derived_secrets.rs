@@ -230,9 +230,12 @@ fn run(k: &Kato, printed: &mut Vec<(String, String)>, args: &[&str]) {
 
 #[test]
 fn planted_secrets_reach_no_title_file_name_status_state_log_or_output() {
-    let mut k = Kato::recording();
+    let k = Kato::recording();
     let gemini_file = configure(&k);
-    k.start();
+    // Detached, so the operational log is `kato.log` in the state home.
+    let mut printed = Vec::new();
+    run(&k, &mut printed, &["start"]);
+    k.wait("ready", |s| s["ready"] == true);
     let mut t = Table::new();
     let out = k.out("");
     append_lines(&k.claude_file(), &claude_lines(&mut t, &out));
@@ -251,7 +254,11 @@ fn planted_secrets_reach_no_title_file_name_status_state_log_or_output() {
             .is_some_and(|r| r.len() >= 4 && r.iter().all(|x| x["bytes"].as_u64() > Some(0)))
     });
 
-    let mut printed = Vec::new();
+    // Once more from the state it saved.
+    run(&k, &mut printed, &["restart"]);
+    k.wait("ready again", |s| {
+        s["ready"] == true && s["sessions_total"] == 3
+    });
     for args in [
         &["status"][..],
         &["status", "--json"],
@@ -283,7 +290,10 @@ fn planted_secrets_reach_no_title_file_name_status_state_log_or_output() {
         }
         run(&k, &mut printed, &["export", src, "--json", "--dry-run"]);
     }
-    k.stop();
+    run(&k, &mut printed, &["stop"]);
+    k.wait_until("the daemon stopped", || k.lock_free());
+    let log = fs::read_to_string(k.path("xdg-state/kato/logs/kato.log")).unwrap();
+    assert!(log.contains("ready"), "{log}");
 
     // Everything kato wrote: the whole temporary tree but the provider
     // roots (where the secrets were planted) and the config.
