@@ -46,7 +46,8 @@ pub(super) struct Agg {
 }
 
 impl Agg {
-    fn account(&mut self, ev: &Event, live: bool, redactor: &Redactor) {
+    /// Count `ev`; derive the title with `titler` while there is none.
+    fn account(&mut self, ev: &Event, live: bool, titler: Option<&Redactor>) {
         self.events += 1;
         if live {
             self.events_live += 1;
@@ -66,8 +67,11 @@ impl Agg {
                 self.last_activity = Some(ts.clone());
             }
         }
-        if self.title.is_none() && ev.is_human_message() {
-            if let Payload::UserMessage { text, .. } = &ev.payload {
+        let Some(redactor) = titler.filter(|_| self.title.is_none()) else {
+            return;
+        };
+        if let Payload::UserMessage { text, .. } = &ev.payload {
+            if ev.is_human_message() {
                 // The same title as the recordings', shorter.
                 self.title =
                     crate::render::title_from_message(redactor, text).map(|t| snippet(&t, 60));
@@ -319,7 +323,9 @@ impl Ingest {
                 }
             }
             rec.pending_ids.push(fp);
-            rec.pending.account(ev, i >= b.live_from, &self.redactor);
+            // A file's title is derived once (it costs a redaction pass).
+            let titler = rec.st.title.is_none().then_some(&*self.redactor);
+            rec.pending.account(ev, i >= b.live_from, titler);
             kept.push((ev, i >= b.live_from));
         }
         record(&b.path, &kept);

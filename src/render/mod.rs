@@ -174,11 +174,15 @@ impl MetaCollector {
     }
 }
 
-/// A title from the first human message: in-chat command lines dropped,
-/// secrets redacted (before the cut, so no piece of a secret is left
-/// that its detector would no longer recognise), whitespace collapsed, cut
-/// to [`TITLE_MAX_CHARS`]. `None` when nothing is left.
+/// A title from the first human message: secrets redacted (in the whole
+/// message, before any cut, so no piece of a secret is left that its
+/// detector would no longer recognise), in-chat command lines dropped,
+/// whitespace collapsed, cut to [`TITLE_MAX_CHARS`]. `None` when nothing is
+/// left.
 pub fn title_from_message(redactor: &Redactor, text: &str) -> Option<String> {
+    // The whole message: a private key cut off by the length limit below
+    // would leave lines its detector no longer sees as part of a key.
+    let text = redactor.redact_str(text).text;
     let mut kept = String::with_capacity(text.len().min(4 * TITLE_MAX_CHARS));
     for line in text.lines() {
         let t = line.trim_start();
@@ -195,7 +199,7 @@ pub fn title_from_message(redactor: &Redactor, text: &str) -> Option<String> {
             break;
         }
     }
-    let line = commonmark::one_line(&redactor.redact_str(&kept).text);
+    let line = commonmark::one_line(&kept);
     if line.is_empty() {
         return None;
     }

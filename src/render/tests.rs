@@ -1296,3 +1296,22 @@ fn titles_and_participants_are_redacted_before_the_cut() {
     only.observe(s.events.last().unwrap());
     assert_eq!(only.finish().title, "[REDACTED:GITHUB_TOKEN]");
 }
+
+#[test]
+fn a_long_private_key_in_a_first_message_leaves_nothing_in_the_title() {
+    // The title reads only the first lines of a long message: a key cut
+    // off there is still recognised, and no line of it is kept.
+    let line = "MIIEowIBAAKCAQEA7kQz9Lm3Xv2Np8Rt4Wy6Bc1Df5Gh0Jk2Lm4Np6Qr8St0Uv2Wx4";
+    let body: Vec<String> = (0..60).map(|i| format!("{}{i:02}", &line[..62])).collect();
+    let text = format!(
+        "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\nuse it",
+        body.join("\n")
+    );
+    let mut s = Seq::new("claude");
+    s.user(&text);
+    let mut meta = collector();
+    meta.observe(&s.events[0]);
+    let title = meta.finish().title;
+    assert!(title.starts_with("[REDACTED:PRIVATE_KEY]"), "{title}");
+    assert!(!title.contains(&line[..20]), "{title}");
+}
