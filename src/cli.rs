@@ -483,10 +483,13 @@ fn sessions(cfg: &Config, json: bool) -> Result<i32> {
 /// roots of the config's providers.
 pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
     let limits = export::limits(cfg);
-    let redactor = crate::redact::Redactor::new(&cfg.redaction).map_err(|e| Error::Config {
-        path: cfg.source.clone().unwrap_or_default(),
-        message: e.to_string(),
-    })?;
+    let redactor =
+        std::sync::Arc::new(crate::redact::Redactor::new(&cfg.redaction).map_err(|e| {
+            Error::Config {
+                path: cfg.source.clone().unwrap_or_default(),
+                message: e.to_string(),
+            }
+        })?);
     let (found, problems) = discover::walk_config(cfg);
     for p in &problems {
         terminal::eprintln(&format!(
@@ -498,13 +501,11 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
     let mut rows = Vec::new();
     for s in discover::group(found, limits) {
         let mut skipped = Skipped::default();
-        let mut meta = crate::render::MetaCollector::new();
+        // The collector redacts the title and participants it derives.
+        let mut meta = crate::render::MetaCollector::new(redactor.clone());
         let mut events = 0u64;
-        let mut stats = crate::redact::RedactionStats::default();
-        let r = export::stream_session(&s, limits, &mut skipped, &mut |mut ev| {
+        let r = export::stream_session(&s, limits, &mut skipped, &mut |ev| {
             events += 1;
-            // Titles are shown: redact first, as every output does.
-            redactor.redact_event(&mut ev, &mut stats);
             meta.observe(&ev);
         });
         if let Err(e) = r {

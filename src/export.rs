@@ -9,6 +9,7 @@
 //! the events, whose rendering is held in memory (bounded) until the
 //! metadata is in.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::io::{self, Write};
@@ -256,17 +257,12 @@ impl<W: Write> Write for Counting<W> {
 pub fn collect_meta(
     session: &SessionFiles,
     limits: Limits,
-    redactor: &Redactor,
+    redactor: &std::sync::Arc<Redactor>,
 ) -> Result<crate::render::SessionMeta> {
-    let mut collector = crate::render::MetaCollector::new();
+    // The collector redacts what it keeps: the events need no redaction.
+    let mut collector = crate::render::MetaCollector::new(redactor.clone());
     let mut ignored = Skipped::default();
-    let mut no_stats = RedactionStats::default();
-    stream_session(session, limits, &mut ignored, &mut |mut ev| {
-        // Redacting only what the collector reads gives the same metadata
-        // as redacting everything, for a fraction of the work.
-        if collector.reads_payload(&ev) {
-            redactor.redact_event(&mut ev, &mut no_stats);
-        }
+    stream_session(session, limits, &mut ignored, &mut |ev| {
         collector.observe(&ev);
     })?;
     Ok(finish_meta(collector, session))
@@ -395,6 +391,7 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
         None
     };
     let parse_session = session.clone();
+    let meta_redactor = redactor.clone();
     let (spent_tx, spent_rx) = std::sync::mpsc::sync_channel(IN_FLIGHT);
     let (parse_tx, parse_rx) = std::sync::mpsc::sync_channel::<Msg>(stage::STAGE_QUEUE);
     let parser = confiner.spawn(
@@ -420,6 +417,7 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
         rx,
         go: Some(go_tx),
         session: &session,
+        redactor: meta_redactor,
     });
     let spool = Spool::bounds(req, input_bytes);
     let (events, skipped, redactions, abandoned) =
@@ -606,6 +604,12 @@ fn parse_stage(
             if !batch.is_empty() && tx.send(Msg::Events(batch)).is_err() {
                 return;
             }
+            // A parser's message can quote the record it could not read.
+            for s in &mut skipped.first {
+                if let Cow::Owned(d) = redactor.redact_str(&s.detail).text {
+                    s.detail = d;
+                }
+            }
             Msg::Done(skipped, stats)
         }
         Err(e) => Msg::Failed(e.to_string()),
@@ -726,6 +730,8 @@ struct MetaSource<'a> {
     go: Option<std::sync::mpsc::SyncSender<()>>,
     /// The resolved session (its identity goes into the metadata).
     session: &'a SessionFiles,
+    /// For the metadata folded from the rendered events.
+    redactor: std::sync::Arc<Redactor>,
 }
 
 /// The write stage: render what arrives, in order.
@@ -766,7 +772,8 @@ fn write_stage(
                 &req.markdown,
                 RenderState::appending(),
             ));
-            pending = Some((src, crate::render::MetaCollector::new()));
+            let collector = crate::render::MetaCollector::new(src.redactor.clone());
+            pending = Some((src, collector));
         }
         _ => jsonl = Some(crate::render::jsonl::JsonlWriter::new(w)),
     }
@@ -916,7 +923,9 @@ mod tests {
     }
 
     fn meta_of(evs: &[Event]) -> crate::render::SessionMeta {
-        let mut c = crate::render::MetaCollector::new();
+        let mut c = crate::render::MetaCollector::new(std::sync::Arc::new(
+            Redactor::new(&Default::default()).unwrap(),
+        ));
         evs.iter().for_each(|e| c.observe(e));
         finish_meta(c, &session())
     }
@@ -955,6 +964,7 @@ mod tests {
             rx: &mrx,
             go: Some(go),
             session: &session,
+            redactor: std::sync::Arc::new(Redactor::new(&Default::default()).unwrap()),
         };
         let bounds = SpoolBounds { start_meta_at, max };
         let mut out = Vec::new();
@@ -1002,6 +1012,7 @@ mod tests {
                 rx: &mrx,
                 go: Some(go),
                 session: &session,
+                redactor: std::sync::Arc::new(Redactor::new(&Default::default()).unwrap()),
             };
             let mut out = Vec::new();
             let bounds = SpoolBounds {
@@ -1036,21 +1047,31 @@ mod tests {
     }
 
     #[test]
-    fn metadata_needs_only_titles_redacted() {
-        let evs = events();
-        let mut c = crate::render::MetaCollector::new();
-        assert!(c.reads_payload(&evs[0]));
-        assert!(!c.reads_payload(&evs[1]));
-        c.observe(&evs[0]);
-        // The title is taken: later human messages are not read.
-        assert!(!c.reads_payload(&evs[2]));
-        let title = event(
-            3,
-            Payload::ProviderInfo {
-                topic: "title".into(),
-                data: crate::event::raw_json("t"),
+    fn metadata_from_raw_events_is_redacted_as_from_redacted_ones() {
+        let redactor = std::sync::Arc::new(Redactor::new(&Default::default()).unwrap());
+        let token = format!("ghp_{}", "k7Qz".repeat(9));
+        let mut raw = events();
+        raw[0] = event(
+            0,
+            Payload::UserMessage {
+                text: format!("deploy with {token}"),
+                attachments: 0,
             },
         );
-        assert!(c.reads_payload(&title));
+        raw[1].model = Some(format!("m-{token}"));
+        let mut redacted = raw.clone();
+        let mut stats = RedactionStats::default();
+        redacted
+            .iter_mut()
+            .for_each(|e| redactor.redact_event(e, &mut stats));
+        let meta = |evs: &[Event]| {
+            let mut c = crate::render::MetaCollector::new(redactor.clone());
+            evs.iter().for_each(|e| c.observe(e));
+            c.finish()
+        };
+        let (a, b) = (meta(&raw), meta(&redacted));
+        assert_eq!(a, b);
+        assert_eq!(a.title, "deploy with [REDACTED:GITHUB_TOKEN]");
+        assert!(!format!("{a:?}").contains(&token));
     }
 }

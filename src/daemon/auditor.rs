@@ -16,9 +16,11 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::audit::{self, AuditError, AuditEvent, AuditLog, Decision, Entry, Head, HeadCell};
+use crate::redact::Redactor;
 
 /// Records kept in memory while the log cannot be written.
 pub(crate) const MAX_DEFERRED: usize = 1000;
@@ -40,12 +42,15 @@ pub(crate) struct Auditor {
     logged: Option<(Head, Instant)>,
     /// Messages for the status warnings (drained by the daemon).
     pub warnings: Vec<String>,
+    /// A command line, a path as typed or a reason can quote the chat.
+    redactor: Arc<Redactor>,
 }
 
 impl Auditor {
     /// Open the log in `state_dir`, write what its opening repaired.
-    pub fn open(state_dir: &Path, policy_hash: &str) -> Auditor {
+    pub fn open(state_dir: &Path, policy_hash: &str, redactor: Arc<Redactor>) -> Auditor {
         let mut a = Auditor {
+            redactor,
             path: state_dir.join(audit::FILE_NAME),
             log: None,
             policy_hash: policy_hash.to_owned(),
@@ -101,7 +106,8 @@ impl Auditor {
     /// run. Say so in the status now, and record the refusal as soon as the
     /// log can be written.
     pub fn refuse(&mut self, audits: &[Entry], why: &str) {
-        let first = audits.first().cloned().unwrap_or_default();
+        let mut first = audits.first().cloned().unwrap_or_default();
+        self.redact(&mut first);
         self.warnings.push(format!(
             "command `{}` of session {} refused: its audit record cannot be written ({why}); it did not run",
             first.raw.as_deref().unwrap_or("?"),
@@ -200,7 +206,22 @@ impl Auditor {
         Ok(())
     }
 
+    /// Redact every string of a record that can come from a session: every
+    /// record is written through [`Auditor::append`], which calls this.
+    fn redact(&self, e: &mut Entry) {
+        for s in [&mut e.session, &mut e.raw, &mut e.target, &mut e.reason]
+            .into_iter()
+            .flatten()
+        {
+            if let std::borrow::Cow::Owned(r) = self.redactor.redact_str(s).text {
+                *s = r;
+            }
+        }
+        self.redactor.redact_json_value(&mut e.detail);
+    }
+
     fn append(&mut self, mut entry: Entry) -> Result<(), String> {
+        self.redact(&mut entry);
         if entry.policy_hash.is_none() {
             entry.policy_hash = Some(self.policy_hash.clone());
         }

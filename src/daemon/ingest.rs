@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
@@ -16,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, Payload, ProviderId};
 use crate::provider;
 use crate::reader::FileIdentity;
+use crate::redact::Redactor;
 
 use super::report::Report;
 use super::state::{fingerprint, FileState, Quarantine, Store};
@@ -44,7 +46,8 @@ pub(super) struct Agg {
 }
 
 impl Agg {
-    fn account(&mut self, ev: &Event, live: bool) {
+    /// Count `ev`; derive the title with `titler` while there is none.
+    fn account(&mut self, ev: &Event, live: bool, titler: Option<&Redactor>) {
         self.events += 1;
         if live {
             self.events_live += 1;
@@ -64,9 +67,14 @@ impl Agg {
                 self.last_activity = Some(ts.clone());
             }
         }
-        if self.title.is_none() && ev.is_human_message() {
-            if let Payload::UserMessage { text, .. } = &ev.payload {
-                self.title = Some(snippet(text, 60));
+        let Some(redactor) = titler.filter(|_| self.title.is_none()) else {
+            return;
+        };
+        if let Payload::UserMessage { text, .. } = &ev.payload {
+            if ev.is_human_message() {
+                // The same title as the recordings', shorter.
+                self.title =
+                    crate::render::title_from_message(redactor, text).map(|t| snippet(&t, 60));
             }
         }
     }
@@ -148,6 +156,8 @@ pub(super) struct SessionSummary {
 /// The orchestrator's record of every session file, and its persistence.
 pub(super) struct Ingest {
     store: Store,
+    /// Titles are derived here (for status and the state files), redacted.
+    redactor: Arc<Redactor>,
     pub files: HashMap<FileKey, FileRec>,
     /// Since when committed state waits to be flushed.
     dirty_since: Option<Instant>,
@@ -159,7 +169,11 @@ pub(super) struct Ingest {
 
 impl Ingest {
     pub fn open(cfg: &Config) -> Result<Ingest> {
-        let store = Store::open(&cfg.state_dir).map_err(|e| {
+        let redactor = Arc::new(Redactor::new(&cfg.redaction).map_err(|e| Error::Config {
+            path: cfg.source.clone().unwrap_or_default(),
+            message: e.to_string(),
+        })?);
+        let store = Store::open(&cfg.state_dir, redactor.clone()).map_err(|e| {
             Error::io(
                 format!("opening the state in {}", cfg.state_dir.display()),
                 e,
@@ -168,6 +182,7 @@ impl Ingest {
         let now = Instant::now();
         Ok(Ingest {
             store,
+            redactor,
             files: HashMap::new(),
             dirty_since: None,
             last_batch: now,
@@ -331,7 +346,9 @@ impl Ingest {
                 }
             }
             rec.pending_ids.push(fp);
-            rec.pending.account(ev, i >= b.live_from);
+            // A file's title is derived once (it costs a redaction pass).
+            let titler = rec.st.title.is_none().then_some(&*self.redactor);
+            rec.pending.account(ev, i >= b.live_from, titler);
             kept.push((ev, i >= b.live_from));
         }
         record(&b.path, &kept);

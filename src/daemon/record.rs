@@ -243,10 +243,10 @@ struct Deferred {
 }
 
 impl Sess {
-    fn new(data: SessionData) -> Sess {
+    fn new(data: SessionData, redactor: std::sync::Arc<Redactor>) -> Sess {
         Sess {
             data,
-            meta: MetaCollector::new(),
+            meta: MetaCollector::new(redactor),
             last_message: None,
             main_path: None,
             deferred: VecDeque::new(),
@@ -296,7 +296,7 @@ pub struct RecordingStatus {
 pub(crate) struct Recorder {
     dir: PathBuf,
     policy: Policy,
-    redactor: Redactor,
+    redactor: std::sync::Arc<Redactor>,
     markdown: MarkdownOptions,
     default_dir: PathBuf,
     /// The audit log: every decision is written there.
@@ -320,7 +320,6 @@ impl Recorder {
             warnings.push(format!("cannot create {}: {e}", dir.display()));
         }
         let policy = Policy::for_config(cfg);
-        let audit = super::auditor::Auditor::open(&cfg.state_dir, policy.hash());
         let (seen, seen_warning) = SeenCommands::load(&cfg.state_dir);
         warnings.extend(seen_warning);
         let redactor = Redactor::new(&cfg.redaction).unwrap_or_else(|_| {
@@ -329,6 +328,8 @@ impl Recorder {
             Redactor::new(&crate::redact::RedactionOptions::default())
                 .expect("the built-in detectors compile")
         });
+        let redactor = std::sync::Arc::new(redactor);
+        let audit = super::auditor::Auditor::open(&cfg.state_dir, policy.hash(), redactor.clone());
         let mut r = Recorder {
             dir,
             policy,
@@ -476,12 +477,15 @@ impl Recorder {
         for &(ev, live) in events {
             let key = SessionKey::of(ev);
             let sess = self.sessions.entry(key.clone()).or_insert_with(|| {
-                Sess::new(SessionData {
-                    provider: key.provider.as_str().to_owned(),
-                    session_id: key.session.clone(),
-                    commands: SessionState::new(key.session.as_str()),
-                    recordings: BTreeMap::new(),
-                })
+                Sess::new(
+                    SessionData {
+                        provider: key.provider.as_str().to_owned(),
+                        session_id: key.session.clone(),
+                        commands: SessionState::new(key.session.as_str()),
+                        recordings: BTreeMap::new(),
+                    },
+                    self.redactor.clone(),
+                )
             });
             if sess.snapshot_pending() {
                 sess.defer(path, ev, live);

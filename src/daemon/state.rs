@@ -33,8 +33,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use std::sync::Arc;
+
 use crate::event::ProviderId;
 use crate::reader::{Cursor, FileIdentity};
+use crate::redact::Redactor;
 
 /// Version of the per-file state format.
 pub const STATE_VERSION: u32 = 1;
@@ -142,6 +145,9 @@ pub enum StateFileError {
 pub struct Store {
     files: PathBuf,
     quarantine: PathBuf,
+    /// A parser's saved context can hold session text (Codex keeps a user
+    /// message until its twin comes): it is redacted before it is written.
+    redactor: Arc<Redactor>,
 }
 
 /// Create `dir` (and parents) with mode 0700 if missing.
@@ -154,11 +160,15 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 
 impl Store {
     /// Open (creating) the store under `state_dir`.
-    pub fn open(state_dir: &Path) -> io::Result<Store> {
+    pub fn open(state_dir: &Path, redactor: Arc<Redactor>) -> io::Result<Store> {
         let files = state_dir.join("files");
         let quarantine = state_dir.join("quarantine");
         ensure_private_dir(&files)?;
-        Ok(Store { files, quarantine })
+        Ok(Store {
+            files,
+            quarantine,
+            redactor,
+        })
     }
 
     /// The file name stem of a session file's state: a hash of provider and
@@ -264,8 +274,20 @@ impl Store {
             }
         }
         st.v = STATE_VERSION;
-        let bytes = serde_json::to_vec(st).map_err(io::Error::from)?;
+        let bytes = self.to_disk(st).map_err(io::Error::from)?;
         write_atomic(&self.json_path(&key), &bytes, false)
+    }
+
+    /// The bytes of a state file: the parser's context redacted (only
+    /// there: paths and ids must read back exactly, and the title was
+    /// redacted where it was derived). In memory the context stays whole,
+    /// so reading goes on unchanged until a restart.
+    fn to_disk(&self, st: &FileState) -> serde_json::Result<Vec<u8>> {
+        let mut v = serde_json::to_value(st)?;
+        if let Some(parser) = v.pointer_mut("/cursor/parser") {
+            self.redactor.redact_json_value(parser);
+        }
+        serde_json::to_vec(&v)
     }
 
     /// Fsync the state directory so the renames of a flush are durable.
@@ -392,6 +414,29 @@ pub fn fingerprint(event_id: &str) -> u64 {
 mod tests {
     use super::*;
 
+    fn test_redactor() -> Arc<Redactor> {
+        Arc::new(Redactor::new(&crate::redact::RedactionOptions::default()).unwrap())
+    }
+
+    #[test]
+    fn a_parser_context_holding_a_secret_is_written_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), test_redactor()).unwrap();
+        let token = format!("ghp_{}", "k7Qz".repeat(9));
+        let mut st = sample("/s/secret.jsonl");
+        st.cursor.parser = serde_json::json!({"pending_user": {"text": format!("use {token}")}});
+        store.save(&mut st, &[]).unwrap();
+        let key = Store::key(st.provider, &st.path);
+        let text = fs::read_to_string(store.json_path(&key)).unwrap();
+        assert!(!text.contains(&token), "{text}");
+        assert!(text.contains("use [REDACTED:GITHUB_TOKEN]"), "{text}");
+        // In memory the context stays whole; on disk it reads back.
+        assert!(st.cursor.parser.to_string().contains(&token));
+        let (states, corrupt) = store.load_all();
+        assert!(corrupt.is_empty());
+        assert_eq!(states.len(), 1);
+    }
+
     fn sample(path: &str) -> FileState {
         FileState {
             cursor: Cursor {
@@ -408,7 +453,7 @@ mod tests {
     #[test]
     fn save_and_load_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), test_redactor()).unwrap();
         let mut st = sample("/r/a.jsonl");
         store.save(&mut st, &[1, 2, 3]).unwrap();
         store.sync_dir().unwrap();
@@ -431,7 +476,7 @@ mod tests {
     #[test]
     fn a_crashed_flush_leaves_old_or_new_never_a_mix() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), test_redactor()).unwrap();
         let mut st = sample("/r/a.jsonl");
         store.save(&mut st, &[7]).unwrap();
         let key = Store::key(ProviderId::Claude, &st.path);
@@ -465,7 +510,7 @@ mod tests {
     #[test]
     fn corrupt_files_are_set_aside_and_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), test_redactor()).unwrap();
         let mut good = sample("/r/good.jsonl");
         store.save(&mut good, &[]).unwrap();
         let bad = sample("/r/bad.jsonl");

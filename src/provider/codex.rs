@@ -574,12 +574,19 @@ enum Twin {
 }
 
 /// A user-role response item waiting for the `user_message` that follows.
+///
+/// Its twin is found by `hash` ([`text_hash`]), not by the text: the state
+/// is written to disk with secrets redacted (`daemon::state`), and a text
+/// read back that way must still meet its twin. The text itself is kept
+/// for the case the twin never comes and the item is emitted as it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct PendingUser {
     offset: u64,
     timestamp: Option<String>,
     turn_id: Option<String>,
     text: String,
+    #[serde(default)]
+    hash: Option<u64>,
     attachments: u32,
 }
 
@@ -594,6 +601,14 @@ struct PendingAgent {
     model: Option<String>,
     thinking: bool,
     text: String,
+    /// As [`PendingUser::hash`].
+    #[serde(default)]
+    hash: Option<u64>,
+}
+
+/// The twin hash of a held text (older states have none: the text then).
+fn held_hash(hash: Option<u64>, text: &str) -> u64 {
+    hash.unwrap_or_else(|| text_hash(text))
 }
 
 /// A `web_search_end` whose `web_search_call` item has not come yet.
@@ -1051,12 +1066,12 @@ impl CodexParser {
 
     /// Take a pending agent event whose text equals `text`.
     fn take_pending_agent(&mut self, thinking: bool, text: &str) -> bool {
-        let t = text.trim();
+        let h = text_hash(text);
         match self
             .st
             .pending_agent
             .iter()
-            .position(|p| p.thinking == thinking && p.text.trim() == t)
+            .position(|p| p.thinking == thinking && held_hash(p.hash, &p.text) == h)
         {
             Some(i) => {
                 self.st.pending_agent.remove(i);
@@ -1092,6 +1107,7 @@ impl CodexParser {
             model: self.st.model.clone(),
             thinking,
             text: text.to_owned(),
+            hash: Some(text_hash(text)),
         });
     }
 
@@ -1364,6 +1380,7 @@ impl CodexParser {
                         offset: line.offset,
                         timestamp: line.timestamp.clone(),
                         turn_id: self.st.turn_id.clone(),
+                        hash: Some(text_hash(&text)),
                         text,
                         attachments,
                     });
@@ -1425,7 +1442,7 @@ impl CodexParser {
                 self.turn_boundary(out);
                 let mut attachments = len_u32(&m.images) + len_u32(&m.local_images);
                 match self.st.pending_user.take() {
-                    Some(p) if p.text.trim() == m.message.trim() => {
+                    Some(p) if held_hash(p.hash, &p.text) == text_hash(&m.message) => {
                         attachments = attachments.max(p.attachments);
                     }
                     Some(p) => {
@@ -2839,6 +2856,27 @@ mod tests {
             .restore(&serde_json::json!({"unknown_field": true}))
             .is_err());
         assert!(r.restore(&serde_json::json!([])).is_err());
+    }
+
+    #[test]
+    fn a_held_user_text_redacted_on_disk_still_meets_its_twin() {
+        let token = format!("ghp_{}", "k7Qz".repeat(9));
+        let typed = format!("deploy with {token} please");
+        let mut p = CodexParser::new(ctx());
+        let mut events = Vec::new();
+        assert!(feed(&mut p, &(ri_user(&typed) + "\n"), 0, &mut events).is_empty());
+        assert!(events.is_empty(), "held until its twin: {events:?}");
+        // What the daemon's store writes: the context with secrets redacted.
+        let redactor =
+            crate::redact::Redactor::new(&crate::redact::RedactionOptions::default()).unwrap();
+        let mut state = p.state();
+        redactor.redact_json_value(&mut state);
+        assert!(!state.to_string().contains(&token), "{state}");
+        let mut q = CodexParser::new(ctx());
+        q.restore(&state).unwrap();
+        assert!(feed(&mut q, &(em_user(&typed) + "\n"), 500, &mut events).is_empty());
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind().as_str()).collect();
+        assert_eq!(kinds, ["user.message"], "{events:?}");
     }
 
     #[test]

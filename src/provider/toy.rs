@@ -189,7 +189,7 @@ fn a_toy_provider_needs_no_change_elsewhere() {
     assert_eq!(by_path.provider, ProviderId::Toy);
     assert_eq!(by_path.session_id, "toy-session-0001");
     let limits = crate::export::limits(&cfg);
-    let redactor = crate::redact::Redactor::new(&cfg.redaction).unwrap();
+    let redactor = std::sync::Arc::new(crate::redact::Redactor::new(&cfg.redaction).unwrap());
     let meta = crate::export::collect_meta(&session, limits, &redactor).unwrap();
     let options = crate::config::MarkdownOptions::default();
     let mut r = crate::render::markdown::MarkdownRenderer::new(Vec::new(), &options);

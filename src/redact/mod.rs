@@ -256,16 +256,32 @@ impl Redactor {
             return;
         }
         let Event {
-            event_id, payload, ..
+            event_id,
+            payload,
+            model,
+            subagent,
+            ..
         } = event;
         let id = event_id.as_str();
+        // Names around the bodies are content too: a model, an agent's
+        // label or a tool's name is whatever the session file says.
+        for name in model.iter_mut().chain(
+            subagent
+                .iter_mut()
+                .flat_map(|s| s.id.iter_mut().chain(s.label.iter_mut())),
+        ) {
+            self.redact_string(name, id, stats);
+        }
         match payload {
             Payload::UserMessage { text, .. }
             | Payload::DecisionResponse { text, .. }
             | Payload::AssistantMessage { text }
             | Payload::Thinking { text }
-            | Payload::DecisionPrompt { text, .. }
             | Payload::SystemMessage { text, .. } => self.redact_string(text, id, stats),
+            Payload::DecisionPrompt { text, name, .. } => {
+                self.redact_string(name, id, stats);
+                self.redact_string(text, id, stats);
+            }
             Payload::KatoCommand { raw, error, .. } => {
                 self.redact_string(raw, id, stats);
                 if let Some(e) = error {
@@ -273,9 +289,26 @@ impl Redactor {
                 }
             }
             Payload::ToolResult { output, .. } => self.redact_string(output, id, stats),
-            Payload::ToolCall { input, .. } => self.redact_raw(input, id, stats),
+            Payload::ToolCall { input, name, .. } => {
+                self.redact_string(name, id, stats);
+                self.redact_raw(input, id, stats);
+            }
             Payload::ProviderInfo { data, .. } => self.redact_raw(data, id, stats),
             Payload::ProviderRaw { record } => self.redact_raw(record, id, stats),
+        }
+    }
+
+    /// Redact every string value of `value` in place (keys and structure
+    /// stay, so it reads back the same way): for kato's own records about a
+    /// session, such as a parser's saved context.
+    pub fn redact_json_value(&self, value: &mut serde_json::Value) {
+        let Ok(text) = serde_json::to_string(value) else {
+            return;
+        };
+        if let Some(new) = self.redact_json(&text, &mut Vec::new()) {
+            // A rewrite keeps the JSON valid; if it ever did not, nothing
+            // of the old value may stay.
+            *value = serde_json::from_str(&new).unwrap_or(serde_json::Value::Null);
         }
     }
 

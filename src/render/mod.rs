@@ -11,10 +11,13 @@
 //! [`MetaCollector`] folds events into the [`SessionMeta`] that the
 //! Markdown frontmatter shows.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::event::{Event, Payload};
+use crate::redact::Redactor;
 
 mod commonmark;
 mod controls;
@@ -70,8 +73,14 @@ pub fn session_key(provider: &str, session_id: &str) -> String {
 
 /// Folds events, one at a time, into a [`SessionMeta`]. Memory is bounded:
 /// it keeps the title, two timestamps and the participant list.
-#[derive(Debug, Clone, Default)]
+///
+/// This is the one place a session's title and participants are derived,
+/// and it redacts them itself: every consumer (frontmatter, H1, generated
+/// file names, audit targets) gets the redacted strings, whether or not
+/// the events it was given were redacted.
+#[derive(Debug, Clone)]
 pub struct MetaCollector {
+    redactor: Arc<Redactor>,
     provider: Option<&'static str>,
     session_id: Option<String>,
     title: Option<String>,
@@ -83,8 +92,18 @@ pub struct MetaCollector {
 }
 
 impl MetaCollector {
-    pub fn new() -> MetaCollector {
-        MetaCollector::default()
+    pub fn new(redactor: Arc<Redactor>) -> MetaCollector {
+        MetaCollector {
+            redactor,
+            provider: None,
+            session_id: None,
+            title: None,
+            provider_title: None,
+            models: Vec::new(),
+            saw_assistant: false,
+            created: None,
+            updated: None,
+        }
     }
 
     pub fn observe(&mut self, ev: &Event) {
@@ -104,10 +123,10 @@ impl MetaCollector {
         }
         match &ev.payload {
             Payload::UserMessage { text, .. } if self.title.is_none() && ev.is_human_message() => {
-                self.title = title_from_message(text);
+                self.title = title_from_message(&self.redactor, text);
             }
             Payload::ProviderInfo { topic, data } if topic == "title" => {
-                if let Some(t) = title_from_info(data.get()) {
+                if let Some(t) = title_from_info(&self.redactor, data.get()) {
                     self.provider_title = Some(t);
                 }
             }
@@ -117,7 +136,7 @@ impl MetaCollector {
             | Payload::DecisionPrompt { .. } => {
                 self.saw_assistant = true;
                 if let Some(model) = &ev.model {
-                    let model = commonmark::one_line(model);
+                    let model = commonmark::one_line(&self.redactor.redact_str(model).text);
                     if !model.is_empty()
                         && model != "user"
                         && self.models.len() < MAX_PARTICIPANTS
@@ -128,18 +147,6 @@ impl MetaCollector {
                 }
             }
             _ => {}
-        }
-    }
-
-    /// Whether [`MetaCollector::observe`] would read the payload of `ev`
-    /// (so it must be redacted first): only the first human message and
-    /// provider titles can become the title. Of every other event only the
-    /// timestamp and model are read, which redaction never changes.
-    pub fn reads_payload(&self, ev: &Event) -> bool {
-        match &ev.payload {
-            Payload::UserMessage { .. } => self.title.is_none() && ev.is_human_message(),
-            Payload::ProviderInfo { topic, .. } => topic == "title",
-            _ => false,
         }
     }
 
@@ -167,10 +174,15 @@ impl MetaCollector {
     }
 }
 
-/// A title from the first human message: in-chat command lines dropped,
-/// whitespace collapsed, cut to [`TITLE_MAX_CHARS`]. `None` when nothing
-/// is left.
-fn title_from_message(text: &str) -> Option<String> {
+/// A title from the first human message: secrets redacted (in the whole
+/// message, before any cut, so no piece of a secret is left that its
+/// detector would no longer recognise), in-chat command lines dropped,
+/// whitespace collapsed, cut to [`TITLE_MAX_CHARS`]. `None` when nothing is
+/// left.
+pub fn title_from_message(redactor: &Redactor, text: &str) -> Option<String> {
+    // The whole message: a private key cut off by the length limit below
+    // would leave lines its detector no longer sees as part of a key.
+    let text = redactor.redact_str(text).text;
     let mut kept = String::with_capacity(text.len().min(4 * TITLE_MAX_CHARS));
     for line in text.lines() {
         let t = line.trim_start();
@@ -220,7 +232,7 @@ fn cut_title(line: &str) -> String {
 }
 
 /// A provider title: a JSON string, or an object with `title` / `aiTitle`.
-fn title_from_info(json: &str) -> Option<String> {
+fn title_from_info(redactor: &Redactor, json: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
     let s = match &v {
         serde_json::Value::String(s) => s.as_str(),
@@ -230,6 +242,6 @@ fn title_from_info(json: &str) -> Option<String> {
             .and_then(|t| t.as_str())?,
         _ => return None,
     };
-    let line = commonmark::one_line(s);
+    let line = commonmark::one_line(&redactor.redact_str(s).text);
     (!line.is_empty()).then(|| cut_title(&line))
 }

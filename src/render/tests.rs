@@ -11,6 +11,12 @@ use pulldown_cmark::{Event as Md, HeadingLevel, MetadataBlockKind, Options, Pars
 use super::jsonl::JsonlWriter;
 use super::markdown::{split_frontmatter, MarkdownRenderer, RenderState};
 use super::{session_key, MetaCollector, SessionMeta, UNTITLED};
+
+/// A collector with the default redaction.
+fn collector() -> MetaCollector {
+    let redactor = crate::redact::Redactor::new(&crate::redact::RedactionOptions::default());
+    MetaCollector::new(std::sync::Arc::new(redactor.unwrap()))
+}
 use crate::config::MarkdownOptions;
 use crate::event::{
     raw_from_str, raw_json, Event, Kind, Payload, Source, Subagent, SystemCategory,
@@ -216,7 +222,7 @@ fn all_on() -> MarkdownOptions {
 
 /// Render a whole session the way an export does: metadata, header, events.
 fn render(events: &[Event], opts: &MarkdownOptions) -> String {
-    let mut meta = MetaCollector::new();
+    let mut meta = collector();
     for ev in events {
         meta.observe(ev);
     }
@@ -1069,7 +1075,7 @@ fn resuming_from_saved_state_continues_seamlessly() {
     let opts = all_on();
     let whole = render(&events, &opts);
 
-    let mut meta = MetaCollector::new();
+    let mut meta = collector();
     events.iter().for_each(|e| meta.observe(e));
     let mut meta = meta.finish();
     meta.recording_ids = vec!["rec-0001".into()];
@@ -1111,7 +1117,7 @@ fn appending_to_an_existing_file_opens_a_section() {
 #[test]
 fn meta_from_events() {
     let meta = {
-        let mut m = MetaCollector::new();
+        let mut m = collector();
         realistic().iter().for_each(|e| m.observe(e));
         m.finish()
     };
@@ -1135,7 +1141,7 @@ fn meta_from_events() {
 #[test]
 fn meta_title_fallbacks() {
     let finish = |s: &Seq| {
-        let mut m = MetaCollector::new();
+        let mut m = collector();
         s.events.iter().for_each(|e| m.observe(e));
         m.finish()
     };
@@ -1264,4 +1270,48 @@ fn real_corpus_renders_deterministically_and_well_formed() {
     }
     assert!(digests.len() >= 30, "{} files", digests.len());
     insta::assert_snapshot!(digests.join("\n"));
+}
+
+#[test]
+fn titles_and_participants_are_redacted_before_the_cut() {
+    // A token near the end of the title's length: cut first, what is left
+    // of it would no longer look like a token.
+    let token = format!("ghp_{}", "k7Qz".repeat(9));
+    let text = format!("please deploy the service to production with {token} now");
+    let mut s = Seq::new("claude");
+    s.model(&format!("model {token}"))
+        .user(&format!("::record\n{text}"))
+        .say("ok")
+        .info("title", &serde_json::to_string(&token).unwrap());
+    let mut meta = collector();
+    s.events.iter().for_each(|e| meta.observe(e));
+    let meta = meta.finish();
+    assert_eq!(
+        meta.title,
+        "please deploy the service to production with [REDACTED:GITHUB_TOKEN] now"
+    );
+    assert_eq!(meta.participants, ["user", "model [REDACTED:GITHUB_TOKEN]"]);
+    // A provider title alone is redacted too.
+    let mut only = collector();
+    only.observe(s.events.last().unwrap());
+    assert_eq!(only.finish().title, "[REDACTED:GITHUB_TOKEN]");
+}
+
+#[test]
+fn a_long_private_key_in_a_first_message_leaves_nothing_in_the_title() {
+    // The title reads only the first lines of a long message: a key cut
+    // off there is still recognised, and no line of it is kept.
+    let line = "MIIEowIBAAKCAQEA7kQz9Lm3Xv2Np8Rt4Wy6Bc1Df5Gh0Jk2Lm4Np6Qr8St0Uv2Wx4";
+    let body: Vec<String> = (0..60).map(|i| format!("{}{i:02}", &line[..62])).collect();
+    let text = format!(
+        "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\nuse it",
+        body.join("\n")
+    );
+    let mut s = Seq::new("claude");
+    s.user(&text);
+    let mut meta = collector();
+    meta.observe(&s.events[0]);
+    let title = meta.finish().title;
+    assert!(title.starts_with("[REDACTED:PRIVATE_KEY]"), "{title}");
+    assert!(!title.contains(&line[..20]), "{title}");
 }

@@ -13,6 +13,7 @@ mod claude_fixtures;
 mod cli;
 mod crash;
 mod daemon;
+mod derived_secrets;
 mod full_disk;
 mod gemini_fixtures;
 mod incremental;

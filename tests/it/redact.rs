@@ -67,13 +67,13 @@ fn g(seed: u64) -> Gen {
 
 /// One planted secret: the text put into a document and the part of it that
 /// must disappear.
-struct Plant {
-    label: Label,
-    text: String,
-    secret: String,
+pub(crate) struct Plant {
+    pub(crate) label: Label,
+    pub(crate) text: String,
+    pub(crate) secret: String,
 }
 
-fn plant(kind: usize, seed: u64) -> Plant {
+pub(crate) fn plant(kind: usize, seed: u64) -> Plant {
     let mut g = g(seed);
     let whole = |label, text: String| Plant {
         label,

@@ -52,7 +52,8 @@ impl Recorder {
             snap.restored = true;
         }
         let key = SessionKey::new(provider.id(), data.session_id.as_str());
-        self.sessions.insert(key, Sess::new(data));
+        self.sessions
+            .insert(key, Sess::new(data, self.redactor.clone()));
     }
 
     fn set_aside(&mut self, path: &Path) {
