@@ -346,6 +346,8 @@ fn claude_transcript_rewritten_in_place_does_not_run_its_commands_again() {
         &[claude("user", S, "u2", "2026-01-08T15:11:00.000Z", "::stop").to_string()],
     );
     k.wait_until("the stop", || audited(&k, "command.executed", S).len() == 2);
+    // The stop's own message is written after its audit record.
+    k.wait_for_text(&orig, "::stop");
     let before = fs::read_to_string(&orig).unwrap();
     // Claude Code 2.0 on resuming: the chain again (new uuids, one time,
     // a new root), then the message typed, a few ms later.
