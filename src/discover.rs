@@ -148,7 +148,7 @@ pub fn identify(found: &Found, limits: Limits) -> String {
             first = Some(ev.session_id);
         }
     };
-    let head = match found.provider.source_kind() {
+    let head = match found.provider.file_source_kind(&found.ctx) {
         // Documents must be read whole; JSONL heads are enough. The reader
         // refuses the kinds it cannot read yet: the hint is kept.
         SourceKind::Document | SourceKind::DirectoryStore | SourceKind::Database => None,

@@ -164,7 +164,7 @@ impl Provider for Gemini {
 }
 
 /// `8-4-4-4-12` hex digits.
-fn is_uuid(s: &str) -> bool {
+pub(super) fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5
         && groups
@@ -891,6 +891,30 @@ impl<'a> Doc<'a> {
                         == wanted
             })
     }
+}
+
+/// The events of one message mapped alone, as in a document: the JSON
+/// Lines chats ([`super::gemini_jsonl`]) hold the same message records,
+/// one a line. `first_user`: no `user` message came before it (the prompt
+/// of a subagent chat). Repeated tool responses are the caller's to drop.
+pub(super) fn map_message_alone(
+    file_tag: &str,
+    session_id: String,
+    subagent: Option<Subagent>,
+    first_user: bool,
+    raw: &RawValue,
+) -> Vec<Event> {
+    let head = Head::of(raw);
+    let is_user = head.kind.as_deref() == Some("user");
+    let doc = Doc {
+        file_tag,
+        session_id,
+        subagent,
+        messages: vec![raw],
+        heads: vec![head],
+        first_user: (first_user && is_user).then_some(0),
+    };
+    doc.map_message(0)
 }
 
 /// The result of a finished tool call; `None` while it is still running.
