@@ -664,15 +664,13 @@ impl JsonlParser {
     }
 
     fn checkpoint(&mut self, offset: u64, list: &[&RawValue], out: &mut dyn FnMut(Event)) {
-        let ids: HashSet<String> = list
-            .iter()
-            .filter_map(|m| serde_json::from_str::<MessageExtra<'_>>(m.get()).ok())
-            .filter_map(|m| string(m.id))
-            .collect();
-        let (kept, gone): (VecDeque<Recent>, VecDeque<Recent>) =
-            std::mem::take(&mut self.st.recent)
-                .into_iter()
-                .partition(|m| ids.contains(&m.id));
+        let ids: Vec<Option<String>> = list.iter().map(|m| message_id(m)).collect();
+        let listed: HashSet<&String> = ids.iter().flatten().collect();
+        let (kept, gone): (Vec<Recent>, Vec<Recent>) = std::mem::take(&mut self.st.recent)
+            .into_iter()
+            .partition(|m| listed.contains(&m.id));
+        let mut kept: BTreeMap<String, Recent> =
+            kept.into_iter().map(|m| (m.id.clone(), m)).collect();
         let withdrawn: Vec<String> = gone.into_iter().map(|m| m.id).collect();
         let data = serde_json::json!({ "messages": list.len(), "withdrawn": withdrawn });
         let info = Payload::ProviderInfo {
@@ -695,8 +693,13 @@ impl JsonlParser {
             out(self.event(offset, 1, "$set", notice));
         }
         // The window follows the checkpoint's order.
-        self.st.recent = kept;
-        for raw in list {
+        for (raw, id) in list.iter().zip(&ids) {
+            if let Some(m) = id.as_ref().and_then(|id| kept.remove(id)) {
+                self.remember(&m.id, &[]);
+                if let Some(r) = self.st.recent.back_mut() {
+                    r.events = m.events;
+                }
+            }
             self.message(offset, raw, Origin::Checkpoint, out);
         }
     }
@@ -763,6 +766,12 @@ impl RecordParser for JsonlParser {
         self.reseed();
         Ok(())
     }
+}
+
+/// The string `id` of a message record.
+fn message_id(raw: &RawValue) -> Option<String> {
+    let m = serde_json::from_str::<MessageExtra<'_>>(raw.get()).ok()?;
+    string(m.id)
 }
 
 /// The elements of a JSON array; `None` for anything else.

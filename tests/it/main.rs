@@ -12,6 +12,7 @@ mod claude_fixtures;
 mod cli;
 mod daemon;
 mod gemini_fixtures;
+mod gemini_jsonl;
 mod incremental;
 mod overlap;
 mod real_claude;

@@ -334,6 +334,18 @@ fn checkpoint_restates_nothing_and_never_makes_human_text() {
         .sum();
     assert_eq!(commands, 0);
     assert_eq!(json_of(&read_stepwise(&lines)), json_of(&events));
+    // The remembered messages now follow the checkpoint's order.
+    let mut p = GeminiCli.parser(&ctx());
+    for l in &lines {
+        p.record(0, l.as_bytes(), &mut |_| {}).expect("parse");
+    }
+    let order: Vec<String> = p.state()["recent"]
+        .as_array()
+        .expect("recent")
+        .iter()
+        .filter_map(|m| m["id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(order, ["env", "s1", "s2", "u2"]);
 }
 
 #[test]
