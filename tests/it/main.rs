@@ -18,6 +18,7 @@ mod overlap;
 mod real_claude;
 mod real_codex;
 mod real_gemini;
+mod real_gemini_jsonl;
 mod recording;
 mod redact;
 mod replay;
