@@ -418,3 +418,49 @@ fn gemini_jsonl_capture_uses_only_what_the_human_typed() {
     assert_eq!(decided, ["command.parsed", "command.executed"]);
     k.stop();
 }
+
+/// `kato doctor` names the gemini stage's one root, `~/.gemini/tmp`.
+#[test]
+fn doctor_lists_the_gemini_root_and_nothing_beside_it() {
+    let home = Home::new();
+    let out = home.kato(&["doctor", "--json"], &[]);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let stage = report["policy"]["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .find(|s| s["stage"] == "watch+parse" && s["instance"] == "gemini")
+        .cloned()
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(stage["read"], json!([home.tmp()]));
+    assert_eq!(stage["write_files"], json!([]));
+    assert_eq!(stage["create_in"], json!([]));
+}
+
+/// `kato run` re-executes itself with a clean environment; the agent's
+/// variable that moves its files must survive that, or the daemon would
+/// watch another place than `kato sessions` lists.
+#[test]
+fn gemini_cli_home_is_kept_by_the_daemon() {
+    let mut k = Kato::new(false);
+    let cfg = fs::read_to_string(k.path("config.toml"))
+        .expect("config")
+        .replace("[providers.gemini]\nenabled = false\n", "");
+    fs::write(k.path("config.toml"), cfg).expect("config");
+    let gemini_home = k.path("gemini-home");
+    let chats = gemini_home.join(".gemini/tmp/proj/chats");
+    fs::create_dir_all(&chats).expect("mkdir");
+    let sid = "d00dfeed-0000-4000-8000-000000000002";
+    let f = chats.join("session-2026-04-25T08-00-d00dfeed.jsonl");
+    append(&f, &[meta_line(sid), user_line("u0", "hello")]);
+    let mut cmd = k.cmd();
+    cmd.arg("run").env("GEMINI_CLI_HOME", &gemini_home);
+    let pid = k.spawn_logged(cmd, "run-gemini.log");
+    k.wait("ready", |s| s["pid"] == pid && s["ready"] == true);
+    k.wait("the session under GEMINI_CLI_HOME", |s| {
+        s["sessions"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["id"] == sid))
+    });
+    k.stop();
+}

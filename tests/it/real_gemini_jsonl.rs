@@ -91,7 +91,10 @@ fn every_real_gemini_jsonl_file_has_exact_counts_and_no_diagnostics() {
     assert_eq!(present, listed, "every file of the corpus has a row");
     for path in &files {
         let mut counts: BTreeMap<Kind, usize> = BTreeMap::new();
-        for e in read_all(path).iter().filter(|e| e.kind() != Kind::KatoCommand) {
+        for e in read_all(path)
+            .iter()
+            .filter(|e| e.kind() != Kind::KatoCommand)
+        {
             *counts.entry(e.kind()).or_default() += 1;
         }
         let (_, expected) = EXPECTED
@@ -148,10 +151,7 @@ fn real_gemini_jsonl_files_have_unique_ids_times_models_and_correlated_results()
             }
         }
         // Each call once, though its message was written twice.
-        let n_calls = events
-            .iter()
-            .filter(|e| e.kind() == Kind::ToolCall)
-            .count();
+        let n_calls = events.iter().filter(|e| e.kind() == Kind::ToolCall).count();
         assert_eq!(n_calls, calls.len(), "{}", name(&path));
     }
 }
@@ -189,7 +189,11 @@ fn real_project_root_is_the_listed_cwd() {
         .args(["sessions", "--json"])
         .output()
         .expect("run kato");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(rows[0]["cwd"].as_str(), Some(marker.trim()), "{rows}");
     assert_eq!(rows[0]["provider"], "gemini");
