@@ -464,3 +464,50 @@ fn gemini_cli_home_is_kept_by_the_daemon() {
     });
     k.stop();
 }
+
+/// A `.json` chat resumed by a newer CLI is copied into a new `.jsonl`
+/// while kato runs: the file is new, but the copied history's command is
+/// not typed anew and never runs; the one typed after the resume does.
+#[test]
+fn gemini_resumed_chat_copied_into_jsonl_does_not_run_its_capture_again() {
+    let mut k = Kato::recording();
+    let chats = with_gemini(&k);
+    k.start();
+    let old = k.out("old.md");
+    let new = k.out("new.md");
+    let sid = "d00dfeed-0000-4000-8000-000000000003";
+    let f = chats.join("session-2026-04-25T08-00-d00dfeed.jsonl");
+    let copied_user = json!({"id": "u1", "timestamp": "2026-04-20T10:00:00.000Z", "type": "user",
+        "content": [{"text": format!("::capture {}", old.display())}]});
+    append(
+        &f,
+        &[
+            json!({"sessionId": sid, "projectHash": "ab", "startTime": "2026-04-20T09:59:00.000Z",
+                   "lastUpdated": "2026-04-20T10:00:05.000Z", "kind": "main"})
+            .to_string(),
+            copied_user.to_string(),
+            json!({"$set": {"sessionId": sid}}).to_string(),
+            json!({"id": "u2", "timestamp": "2026-04-25T08:01:00.000Z", "type": "user",
+                   "content": [{"text": format!("::capture {}", new.display())}]})
+            .to_string(),
+            gemini_line("g2", "after the resume", Value::Null),
+        ],
+    );
+    let text = k.wait_for_text(&new, "after the resume");
+    assert!(
+        text.contains(&format!("::capture {}", old.display())),
+        "{text}"
+    );
+    k.settle(sid, &f);
+    k.stop();
+    assert!(!old.exists(), "the copied capture ran");
+    let events: Vec<String> = k
+        .audit()
+        .iter()
+        .filter_map(|r| r["event"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        events.iter().any(|e| e == "command.skipped-replayed"),
+        "{events:?}"
+    );
+}
