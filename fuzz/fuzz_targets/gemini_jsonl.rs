@@ -1,9 +1,10 @@
 #![no_main]
 //! Arbitrary bytes as a Gemini CLI JSON Lines chat: through the
 //! incremental reader in two pieces with the state persisted between them
-//! (see `jsonl`), and in one read, where no event id may come twice (a
-//! message written again, restated by a checkpoint or rewound delivers
-//! only events not delivered yet).
+//! (see `jsonl`); in one read, where no event id may come twice (a message
+//! written again, restated by a checkpoint or rewound delivers only events
+//! not delivered yet); and line by line on the fast path and on the
+//! general path, which must agree.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -35,4 +36,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         &mut diagnostics,
     )
     .expect("reading a slice cannot fail");
+
+    let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+    let [fast, general] = kato::provider::gemini_jsonl::read_both_ways(&lines);
+    assert_eq!(fast, general);
 });

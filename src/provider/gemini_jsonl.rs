@@ -85,13 +85,13 @@
 //! them by event id.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::gemini::{self, map_message_alone, Gemini};
+use super::gemini::{self, map_known_alone, map_message_alone, Gemini};
 use crate::event::{raw_from_str, Event, Payload, ProviderId, Source, Subagent, SystemCategory};
 use crate::json_str;
 use crate::provider::{
@@ -285,9 +285,15 @@ struct State {
     results: VecDeque<(String, u64)>,
 }
 
-/// The fields that decide what a line is; the rest is left unparsed.
+/// One line, read in one pass: the fields that decide what it is, and
+/// those of a message record. `T` and `C` are how a message's thoughts and
+/// tool calls are read: typed as the shared mapping reads them (the fast
+/// path, [`Typed`]) or skipped (the general path, [`Untyped`], which
+/// hands the record to [`map_message_alone`]). One definition of the wire
+/// shape for both; `both_ways_agree` and the `gemini_jsonl` fuzz target
+/// check that the two paths deliver the same events.
 #[derive(Deserialize)]
-struct Line<'a> {
+struct Line<'a, T, C> {
     #[serde(default, borrow)]
     id: Option<&'a RawValue>,
     #[serde(rename = "$rewindTo", default, borrow)]
@@ -306,21 +312,82 @@ struct Line<'a> {
     kind: Option<&'a RawValue>,
     #[serde(default, borrow)]
     messages: Option<&'a RawValue>,
-}
-
-/// The fields of a message record read besides the shared mapping.
-#[derive(Deserialize)]
-struct MessageExtra<'a> {
-    #[serde(default, borrow)]
-    id: Option<&'a RawValue>,
     #[serde(rename = "type", default, borrow)]
-    kind: Option<&'a RawValue>,
+    message_type: Option<&'a RawValue>,
     #[serde(default, borrow)]
     timestamp: Option<&'a RawValue>,
     #[serde(default, borrow)]
     tokens: Option<&'a RawValue>,
     #[serde(default, borrow)]
     model: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    content: Option<&'a RawValue>,
+    #[serde(rename = "displayContent", default, borrow)]
+    display_content: Option<&'a RawValue>,
+    #[serde(default)]
+    thoughts: Option<T>,
+    #[serde(rename = "toolCalls", default)]
+    tool_calls: Option<C>,
+}
+
+/// The fast path's reading of a line.
+type Typed<'a> = Line<'a, Vec<gemini::Thought>, Vec<gemini::ToolCall<'a>>>;
+
+/// The general path's reading of a line (or of a checkpoint's message).
+type Untyped<'a> = Line<'a, IgnoredAny, IgnoredAny>;
+
+impl<'a> Typed<'a> {
+    /// The message as the shared mapping reads it; `None` when its model
+    /// is neither a string nor null (the mapping would refuse it; the
+    /// general path then maps the record).
+    fn message(self) -> Option<gemini::Message<'a>> {
+        let model = match self.model {
+            Some(m) if m.get() != "null" => Some(string(Some(m))?),
+            _ => None,
+        };
+        Some(gemini::Message {
+            content: self.content,
+            display_content: self.display_content,
+            model,
+            thoughts: self.thoughts,
+            tool_calls: self.tool_calls,
+        })
+    }
+}
+
+/// A message record, read one way or the other.
+struct Record<'a> {
+    id: String,
+    kind: Option<String>,
+    timestamp: Option<String>,
+    tokens: Option<&'a RawValue>,
+    model: Option<String>,
+    /// The fields the shared mapping reads, when the fast path has them.
+    typed: Option<gemini::Message<'a>>,
+    /// The record's JSON text, for the general path.
+    text: &'a str,
+}
+
+impl<'a> Record<'a> {
+    /// The record of a line with a string `id`.
+    fn of<T, C>(line: &Line<'a, T, C>, text: &'a str) -> Option<Record<'a>> {
+        Some(Record {
+            id: string(line.id)?,
+            kind: string(line.message_type),
+            timestamp: string(line.timestamp),
+            tokens: line.tokens,
+            model: string(line.model).filter(|m| !m.is_empty()),
+            typed: None,
+            text,
+        })
+    }
+
+    /// The record of a line the fast path read.
+    fn typed(line: Typed<'a>, text: &'a str) -> Option<Record<'a>> {
+        let mut r = Record::of(&line, text)?;
+        r.typed = line.message();
+        Some(r)
+    }
 }
 
 /// A JSON string's text; `None` for any other value.
@@ -334,10 +401,25 @@ fn is_object(raw: Option<&RawValue>) -> bool {
     raw.is_some_and(|r| r.get().trim_start().starts_with('{'))
 }
 
+/// A 64-bit hash of `s`, eight bytes a step (the multiply-rotate of
+/// rustc's FxHash): for recognising event ids and tool outputs seen
+/// before, not for anything an adversary could profit from colliding (a
+/// collision drops one repeated-looking event from a display). Written
+/// out here so that persisted values never change with the toolchain.
 fn hash_of(s: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    s.hash(&mut h);
-    h.finish()
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let step = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
+    let bytes = s.as_bytes();
+    let mut words = bytes.chunks_exact(8);
+    let mut h = step(0, bytes.len() as u64);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        h = step(h, u64::from_le_bytes(b));
+    }
+    let mut b = [0u8; 8];
+    b[..words.remainder().len()].copy_from_slice(words.remainder());
+    step(h, u64::from_le_bytes(b))
 }
 
 /// Where a message comes from.
@@ -355,6 +437,9 @@ struct JsonlParser {
     /// Hashes of every event id (and, marked, message id) delivered by
     /// this instance: exact for a whole read, the window after a restore.
     seen: HashSet<u64>,
+    /// Whether lines are read on the fast path (always, but in the tests
+    /// that compare the two paths).
+    fast: bool,
 }
 
 impl JsonlParser {
@@ -363,6 +448,7 @@ impl JsonlParser {
             ctx: ctx.clone(),
             st: State::default(),
             seen: HashSet::new(),
+            fast: true,
         }
     }
 
@@ -426,7 +512,13 @@ impl JsonlParser {
         }
     }
 
-    fn metadata(&mut self, offset: u64, text: &str, line: &Line<'_>, out: &mut dyn FnMut(Event)) {
+    fn metadata<T, C>(
+        &mut self,
+        offset: u64,
+        text: &str,
+        line: &Line<'_, T, C>,
+        out: &mut dyn FnMut(Event),
+    ) {
         let session = string(line.session_id);
         if self.st.session.is_none() {
             self.st.session.clone_from(&session);
@@ -459,42 +551,77 @@ impl JsonlParser {
         // A one-line legacy record: its messages as if appended.
         if let Some(list) = line.messages.and_then(message_list) {
             for raw in list {
-                self.message(offset, raw, Origin::Appended, out);
+                self.listed_message(offset, raw, Origin::Appended, out);
             }
         }
     }
 
-    // Long because: the steps of one message (map, classify, mark, dedupe,
-    // remember) read best in order.
-    fn message(&mut self, offset: u64, raw: &RawValue, origin: Origin, out: &mut dyn FnMut(Event)) {
-        let Ok(extra) = serde_json::from_str::<MessageExtra<'_>>(raw.get()) else {
-            return;
-        };
-        let Some(id) = string(extra.id) else { return };
-        let known = self.is_known(&id);
-        if origin == Origin::Checkpoint && known {
-            self.remember(&id, &[]);
-            return;
+    /// A message inside another record (a checkpoint, a legacy metadata
+    /// line).
+    fn listed_message(
+        &mut self,
+        offset: u64,
+        raw: &RawValue,
+        origin: Origin,
+        out: &mut dyn FnMut(Event),
+    ) {
+        if let Some(rec) = record_of(raw.get(), self.fast) {
+            self.message(offset, rec, origin, out);
         }
-        let kind = string(extra.kind);
-        let timestamp = string(extra.timestamp);
-        let first_user = !self.st.users;
-        let mut events = map_message_alone(
+    }
+
+    /// The events the shared mapping makes of a record: from the fields
+    /// the fast path read, else from its JSON.
+    fn map(&self, rec: &Record<'_>, first_user: bool) -> Option<Vec<Event>> {
+        let (tag, session, subagent) = (
             &self.ctx.file_tag,
             self.session_for_events(),
             self.subagent(),
-            first_user,
-            raw,
         );
-        if kind.as_deref() == Some("user") {
+        if let (Some(m), Some(kind)) = (&rec.typed, rec.kind.as_deref()) {
+            let known = map_known_alone(
+                tag,
+                session.clone(),
+                subagent.clone(),
+                first_user,
+                (&rec.id, kind),
+                m,
+            );
+            if known.is_some() {
+                return known;
+            }
+        }
+        let raw = serde_json::from_str::<&RawValue>(rec.text).ok()?;
+        Some(map_message_alone(tag, session, subagent, first_user, raw))
+    }
+
+    // Long because: the steps of one message (map, classify, mark, dedupe,
+    // remember) read best in order.
+    fn message(
+        &mut self,
+        offset: u64,
+        rec: Record<'_>,
+        origin: Origin,
+        out: &mut dyn FnMut(Event),
+    ) {
+        let id = rec.id.as_str();
+        let known = self.is_known(id);
+        if origin == Origin::Checkpoint && known {
+            self.remember(id, &[]);
+            return;
+        }
+        let Some(mut events) = self.map(&rec, !self.st.users) else {
+            return;
+        };
+        let kind = rec.kind.as_deref();
+        if kind == Some("user") {
             self.st.users = true;
-            classify_user(&id, &mut events, origin);
+            classify_user(id, &mut events, origin);
         }
-        if kind.as_deref() == Some("gemini") && is_object(extra.tokens) {
-            let model = string(extra.model).filter(|m| !m.is_empty());
-            events.push(self.tokens_event(&id, extra.tokens, model));
+        if kind == Some("gemini") && is_object(rec.tokens) {
+            events.push(self.tokens_event(id, rec.tokens, rec.model.clone()));
         }
-        let copied = match (&self.st.copies_until, &timestamp) {
+        let copied = match (&self.st.copies_until, &rec.timestamp) {
             (Some(until), Some(ts)) => ts <= until,
             _ => false,
         };
@@ -503,7 +630,7 @@ impl JsonlParser {
             ev.source.offset = offset;
             ev.copied |= copied;
             if ev.timestamp.is_none() {
-                ev.timestamp.clone_from(&timestamp);
+                ev.timestamp.clone_from(&rec.timestamp);
             }
             let key = hash_of(&ev.event_id);
             if self.seen.contains(&key) || self.is_repeat(&ev) {
@@ -514,9 +641,9 @@ impl JsonlParser {
             delivered.push(ev.event_id.clone());
             out(ev);
         }
-        self.seen.insert(Self::message_key(&id));
+        self.seen.insert(Self::message_key(id));
         if !known || self.st.recent.iter().any(|m| m.id == id) {
-            self.remember(&id, &delivered);
+            self.remember(id, &delivered);
         }
     }
 
@@ -700,20 +827,38 @@ impl JsonlParser {
                     r.events = m.events;
                 }
             }
-            self.message(offset, raw, Origin::Checkpoint, out);
+            self.listed_message(offset, raw, Origin::Checkpoint, out);
         }
     }
 
+    /// Read a line on the fast path when it can, else on the general one.
+    /// False when it is no record of a known shape.
     fn dispatch(&mut self, offset: u64, text: &str, out: &mut dyn FnMut(Event)) -> bool {
-        let Ok(line) = serde_json::from_str::<Line<'_>>(text) else {
-            return false;
-        };
+        if self.fast {
+            if let Ok(line) = serde_json::from_str::<Typed<'_>>(text) {
+                return self.dispatch_line(offset, text, line, Record::typed, out);
+            }
+        }
+        match serde_json::from_str::<Untyped<'_>>(text) {
+            Ok(line) => self.dispatch_line(offset, text, line, |l, t| Record::of(&l, t), out),
+            Err(_) => false,
+        }
+    }
+
+    /// What the CLI's own loader makes of a line, in its order.
+    fn dispatch_line<'a, T, C>(
+        &mut self,
+        offset: u64,
+        text: &'a str,
+        line: Line<'a, T, C>,
+        record: impl FnOnce(Line<'a, T, C>, &'a str) -> Option<Record<'a>>,
+        out: &mut dyn FnMut(Event),
+    ) -> bool {
         if let Some(target) = string(line.rewind_to) {
             self.rewind(offset, &target, out);
-        } else if line.id.is_some_and(|v| string(Some(v)).is_some()) {
-            match serde_json::from_str::<&RawValue>(text) {
-                Ok(raw) => self.message(offset, raw, Origin::Appended, out),
-                Err(_) => return false,
+        } else if string(line.id).is_some() {
+            if let Some(rec) = record(line, text) {
+                self.message(offset, rec, Origin::Appended, out);
             }
         } else if let Some(set) = line.set.filter(|s| is_object(Some(s))) {
             self.set(offset, set, out);
@@ -770,8 +915,38 @@ impl RecordParser for JsonlParser {
 
 /// The string `id` of a message record.
 fn message_id(raw: &RawValue) -> Option<String> {
-    let m = serde_json::from_str::<MessageExtra<'_>>(raw.get()).ok()?;
+    let m = serde_json::from_str::<Untyped<'_>>(raw.get()).ok()?;
     string(m.id)
+}
+
+/// A message record read from its JSON: on the fast path when `fast` and
+/// it can, else on the general one.
+fn record_of(text: &str, fast: bool) -> Option<Record<'_>> {
+    if fast {
+        if let Ok(line) = serde_json::from_str::<Typed<'_>>(text) {
+            return Record::typed(line, text);
+        }
+    }
+    let line = serde_json::from_str::<Untyped<'_>>(text).ok()?;
+    Record::of(&line, text)
+}
+
+/// Events (as JSON) and results of `lines` read twice by fresh parsers of
+/// a main chat: on the fast path and on the general path alone
+/// ([`super::read_both_ways`]). The two must agree on any input: unit
+/// tests and the `gemini_jsonl` fuzz target compare them.
+#[doc(hidden)]
+pub fn read_both_ways(lines: &[&[u8]]) -> [(Vec<String>, Vec<String>); 2] {
+    let ctx = classify_jsonl(Path::new("p/chats/session-2026-04-25T08-23-e435870b.jsonl"))
+        .unwrap_or_else(|| GeminiCli.named_file(Path::new("f.jsonl")));
+    super::read_both_ways(
+        lines,
+        || JsonlParser::new(&ctx),
+        |p, offset, bytes, _text, out| {
+            p.fast = false;
+            p.record(offset, bytes, out)
+        },
+    )
 }
 
 /// The elements of a JSON array; `None` for anything else.

@@ -629,3 +629,24 @@ fn gemini_cli_home_moves_the_default_root() {
         [PathBuf::from("/x")]
     );
 }
+
+#[test]
+fn both_ways_agree() {
+    let fixture = include_str!("../../../tests/fixtures/gemini/tmp/ticketing/chats/session-2026-04-25T08-23-5b1c7e2a.jsonl");
+    let mut lines: Vec<&[u8]> = fixture.lines().map(str::as_bytes).collect();
+    let odd: [&[u8]; 9] = [
+        br#"{"id":"m1","type":"gemini","model":7,"content":"x"}"#,
+        br#"{"id":"m2","type":"gemini","thoughts":{"not":"a list"},"content":"x"}"#,
+        br#"{"id":"m3","type":"gemini","toolCalls":[{"name":"no id"}]}"#,
+        br#"{"id":"m4","type":"user","content":42}"#,
+        br#"{"id":"m5","type":"compression","content":"x"}"#,
+        br#"{"id":"m6","id":"m7","type":"user","content":"dup"}"#,
+        br#"{"id":"m8","type":"gemini","model":null,"thoughts":null,"toolCalls":null,"content":"ok"}"#,
+        b"{\"id\": \"m9\"",
+        b"\xff",
+    ];
+    lines.extend(odd);
+    let [fast, general] = read_both_ways(&lines);
+    assert_eq!(fast, general);
+    assert!(fast.0.len() > 30, "{}", fast.0.len());
+}
