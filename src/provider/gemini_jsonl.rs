@@ -40,7 +40,7 @@
 //!   timed by `startTime`; `sessionId` is the session id (in a subagent
 //!   chat, the subagent's id), `kind: "subagent"` marks subagent work;
 //! * a message → the events a document's message maps to
-//!   ([`super::gemini::map_message_alone`]: event ids are message ids, so
+//!   (`super::gemini::map_message_alone`: event ids are message ids, so
 //!   a document and its JSON Lines copy agree), plus `provider.info`
 //!   `token_count` (`<id>#tokens`) for a `gemini` message's `tokens`.
 //!   Then, for user-role text this file says more about: a `user` record
