@@ -153,6 +153,48 @@ def adversarial_table(a, line_mb=16, lines=4):
             print(f"{name:<62} {n / 1e6:7.2f} M/MB {n / counts[0]:7.2f}x")
     sys.stdout.flush()
 
+def gen_gemini_jsonl(path, size, rng):
+    """A Gemini CLI (0.39+) chat as the real ones are written: a metadata
+    line; each message appended, then a `$set` of lastUpdated; a model
+    message written again once its tool call has run (same id, the call
+    and its result added); thoughts, tokens and the model on each."""
+    sid = "e435870b-a192-4f84-bd7e-1ec28e9c2f31"
+    n = 0
+    with open(path, "w") as f:
+        def line(obj):
+            f.write(json.dumps(obj, separators=(",", ":")) + "\n")
+        def ts(k):
+            return f"2026-04-25T{(k // 3600) % 24:02d}:{(k // 60) % 60:02d}:{k % 60:02d}.{k % 1000:03d}Z"
+        line({"sessionId": sid, "projectHash": "d5ee" * 16, "startTime": ts(0),
+              "lastUpdated": ts(0), "kind": "main"})
+        while f.tell() < size:
+            n += 1
+            line({"id": f"u-{n}", "timestamp": ts(n), "type": "user", "content": [{"text": words(rng, 40)}]})
+            line({"$set": {"lastUpdated": ts(n)}})
+            for k in range(3):
+                mid = f"g-{n}-{k}"
+                msg = {"id": mid, "timestamp": ts(n), "type": "gemini", "content": "",
+                       "thoughts": [{"subject": words(rng, 3), "description": words(rng, 60), "timestamp": ts(n)}],
+                       "tokens": {"input": 10651, "output": 31, "cached": 0, "thoughts": 454, "tool": 0, "total": 11136},
+                       "model": "gemini-3-flash-preview"}
+                line(msg)
+                line({"$set": {"lastUpdated": ts(n)}})
+                cid = f"c{n}x{k}"
+                out = code(rng, rng.randint(20, 120))
+                msg["toolCalls"] = [{"id": cid, "name": "run_shell_command",
+                                     "args": {"command": "cargo test " + words(rng, 5), "description": words(rng, 8)},
+                                     "result": [{"functionResponse": {"id": cid, "name": "run_shell_command",
+                                                                      "response": {"output": "Output: " + out}}}],
+                                     "status": "success", "timestamp": ts(n), "resultDisplay": out,
+                                     "description": words(rng, 8), "displayName": "Shell",
+                                     "renderOutputAsMarkdown": False}]
+                line(msg)
+            line({"id": f"g-{n}-end", "timestamp": ts(n), "type": "gemini",
+                  "content": words(rng, 200) + "\n\n```rust\n" + code(rng, 10) + "\n```\n",
+                  "thoughts": [], "tokens": {"input": 1, "output": 2, "cached": 0, "total": 3},
+                  "model": "gemini-3-flash-preview"})
+            line({"$set": {"lastUpdated": ts(n)}})
+
 def run(cmd, stdout=subprocess.DEVNULL):
     """Run cmd, return its wall time and CPU time (user + system, all its
     threads) in seconds."""
@@ -231,13 +273,18 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--instructions", action="store_true",
                     help="also count instructions with callgrind (noise-free)")
+    ap.add_argument("--only", action="append", choices=["claude", "codex", "gemini"],
+                    help="bench only this session kind (repeatable; default all)")
     a = ap.parse_args()
     rng = random.Random(7)
     size = a.size_mb << 20
     files = {"claude": os.path.join(a.work, "0890bead-0ab3-4ee9-98f8-585fd289cc1f.jsonl"),
-             "codex": os.path.join(a.work, "rollout-2025-11-28T03-40-25-019ac88c-3f80-7990-a29a-d20399dcab74.jsonl")}
-    gen_claude(files["claude"], size, rng)
-    gen_codex(files["codex"], size, rng)
+             "codex": os.path.join(a.work, "rollout-2025-11-28T03-40-25-019ac88c-3f80-7990-a29a-d20399dcab74.jsonl"),
+             "gemini": os.path.join(a.work, "session-2026-04-25T08-23-e435870b.jsonl")}
+    gens = {"claude": gen_claude, "codex": gen_codex, "gemini": gen_gemini_jsonl}
+    files = {k: v for k, v in files.items() if not a.only or k in a.only}
+    for name, path in files.items():
+        gens[name](path, size, rng)
     # Redaction on (the default) and off, each through an explicit config
     # file; the sandbox runs in its default mode (enforce).
     conf = {}

@@ -130,13 +130,18 @@ in
         options = {
           claude = rootsOption "claude";
           codex = rootsOption "codex";
-          gemini = rootsOption "gemini";
+          # The chats only: ~/.gemini itself also holds the CLI's
+          # credentials (oauth_creds.json), settings and project registry.
+          gemini = rootsOption "gemini" // {
+            example = [ "/home/alice/.gemini/tmp" ];
+          };
         };
       };
       default = { };
       example = {
         claude = [ "/home/alice/.claude/projects" ];
         codex = [ "/home/alice/.codex/sessions" ];
+        gemini = [ "/home/alice/.gemini/tmp" ];
       };
       description = ''
         Session-log directories per provider. A provider with no roots is

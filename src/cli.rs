@@ -450,6 +450,8 @@ pub struct SessionRow {
     path: Option<PathBuf>,
     files: usize,
     title: String,
+    /// The project directory, as the agent recorded it.
+    cwd: Option<String>,
     first_activity: Option<String>,
     last_activity: Option<String>,
     events: u64,
@@ -519,6 +521,7 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
             path: s.main_path().map(PathBuf::from),
             files: s.files.len(),
             title: meta.title,
+            cwd: s.main_file().and_then(discover::project_dir),
             first_activity: meta.created,
             last_activity: meta.updated,
             events,
@@ -529,16 +532,19 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
     Ok(rows)
 }
 
+/// Widest CWD column; longer directories keep their end.
+const CWD_WIDTH: usize = 32;
+
 fn print_table(out: &mut dyn Write, rows: &[SessionRow]) -> io::Result<()> {
     writeln!(
         out,
-        "{:<36}  {:<7}  {:>7}  {:<20}  TITLE",
-        "ID", "AGENT", "EVENTS", "LAST ACTIVITY"
+        "{:<36}  {:<7}  {:>7}  {:<20}  {:<CWD_WIDTH$}  TITLE",
+        "ID", "AGENT", "EVENTS", "LAST ACTIVITY", "CWD"
     )?;
     for r in rows {
         writeln!(
             out,
-            "{:<36}  {:<7}  {:>7}  {:<20}  {}",
+            "{:<36}  {:<7}  {:>7}  {:<20}  {:<CWD_WIDTH$}  {}",
             r.id,
             r.provider.as_str(),
             r.events,
@@ -546,10 +552,21 @@ fn print_table(out: &mut dyn Write, rows: &[SessionRow]) -> io::Result<()> {
                 .as_deref()
                 .map(crate::render::markdown::compact_time)
                 .unwrap_or_else(|| "-".into()),
+            r.cwd.as_deref().map_or_else(|| "-".into(), cut_left),
             r.title
         )?;
     }
     Ok(())
+}
+
+/// The last [`CWD_WIDTH`] characters, an ellipsis first when cut.
+fn cut_left(s: &str) -> String {
+    let n = s.chars().count();
+    if n <= CWD_WIDTH {
+        return s.to_owned();
+    }
+    let tail: String = s.chars().skip(n - (CWD_WIDTH - 1)).collect();
+    format!("…{tail}")
 }
 
 fn export_cmd(cfg: &Config, args: ExportArgs) -> Result<i32> {

@@ -188,6 +188,10 @@ pub struct Env {
     pub state_directory: Option<PathBuf>,
     pub runtime_directory: Option<PathBuf>,
     pub logs_directory: Option<PathBuf>,
+    /// The agents' own variables that move their files
+    /// ([`provider::ConfigSection::env_override`]), by name, when set to
+    /// an absolute path.
+    pub agent_vars: BTreeMap<String, PathBuf>,
 }
 
 impl Env {
@@ -213,6 +217,11 @@ impl Env {
             state_directory: first("STATE_DIRECTORY"),
             runtime_directory: first("RUNTIME_DIRECTORY"),
             logs_directory: first("LOGS_DIRECTORY"),
+            agent_vars: provider::registry()
+                .iter()
+                .filter_map(|p| p.config_section().env_override)
+                .filter_map(|k| Some((k.to_owned(), path(k).filter(|p| p.is_absolute())?)))
+                .collect(),
         }
     }
 
@@ -497,7 +506,14 @@ impl Config {
                     .iter()
                     .map(|r| env.expand(&format!("providers.{name}.roots"), r, origin))
                     .collect::<Result<Vec<_>>>()?,
-                None => p.default_roots(home),
+                None => match p
+                    .config_section()
+                    .env_override
+                    .and_then(|k| env.agent_vars.get(k))
+                {
+                    Some(value) => p.env_roots(value),
+                    None => p.default_roots(home),
+                },
             };
             providers.push(ProviderConfig {
                 name: p.id(),

@@ -148,7 +148,7 @@ pub fn identify(found: &Found, limits: Limits) -> String {
             first = Some(ev.session_id);
         }
     };
-    let head = match found.provider.source_kind() {
+    let head = match found.provider.file_source_kind(&found.ctx) {
         // Documents must be read whole; JSONL heads are enough. The reader
         // refuses the kinds it cannot read yet: the hint is kept.
         SourceKind::Document | SourceKind::DirectoryStore | SourceKind::Database => None,
@@ -189,12 +189,41 @@ pub struct SessionFiles {
 impl SessionFiles {
     /// The main transcript (first non-subagent file), if the session has one.
     pub fn main_path(&self) -> Option<&Path> {
+        self.main_file().map(|f| f.path.as_path())
+    }
+
+    /// The main transcript's [`Found`] (else the first file).
+    pub fn main_file(&self) -> Option<&Found> {
         self.files
             .iter()
             .find(|f| f.ctx.subagent.is_none())
             .or(self.files.first())
-            .map(|f| f.path.as_path())
     }
+}
+
+/// Longest project marker read ([`Provider::project_marker`]).
+const MARKER_CAP: u64 = 4096;
+
+/// The project directory the agent recorded beside a session file (its
+/// [`Provider::project_marker`]): the first line of that file, when it is
+/// a regular file (not a link), short, UTF-8 and free of control
+/// characters. What the agent wrote, shown as it is; never guessed from
+/// a directory name.
+pub fn project_dir(found: &Found) -> Option<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let marker = found.provider.project_marker(&found.path)?;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(marker)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MARKER_CAP).read_to_string(&mut text).ok()?;
+    let line = text.lines().next()?.trim();
+    (!line.is_empty() && !line.chars().any(char::is_control)).then(|| line.to_owned())
 }
 
 /// Group found files into sessions by (provider, session id).

@@ -131,9 +131,10 @@ pub enum DecodeError {
 /// quotes); borrowed when it holds no escape.
 pub fn unescape(inner: &str) -> Result<Cow<'_, str>, DecodeError> {
     let bytes = inner.as_bytes();
-    let Some(first) = bytes.iter().position(|&b| special(b)) else {
+    let first = next_special(bytes, 0);
+    if first == bytes.len() {
         return Ok(Cow::Borrowed(inner));
-    };
+    }
     let mut out = String::with_capacity(inner.len());
     out.push_str(inner.get(..first).unwrap_or(""));
     let mut i = first;
@@ -163,10 +164,7 @@ pub fn unescape(inner: &str) -> Result<Cow<'_, str>, DecodeError> {
             b'"' => return Err(DecodeError::Quote(i)),
             b if b < 0x20 => return Err(DecodeError::ControlCharacter(i)),
             _ => {
-                let run = bytes
-                    .get(i..)
-                    .and_then(|r| r.iter().position(|&b| special(b)))
-                    .map_or(bytes.len(), |n| i + n);
+                let run = next_special(bytes, i);
                 out.push_str(inner.get(i..run).unwrap_or(""));
                 i = run;
             }
@@ -188,6 +186,36 @@ pub fn decode_literal(literal: &str) -> Result<Cow<'_, str>, DecodeError> {
 /// control character.
 fn special(b: u8) -> bool {
     b == b'\\' || b == b'"' || b < 0x20
+}
+
+/// The index of the first [`special`] byte at or after `from` (the length
+/// when there is none). Eight bytes a step: tool output is long, and most
+/// of it is plain text between escapes.
+fn next_special(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Sets the high bit of every byte of `w` that is zero (and, for a
+    // byte after such a one, maybe others: only the first is used).
+    let zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(b);
+        let hit = zero(w ^ (ONES * u64::from(b'\\')))
+            | zero(w ^ (ONES * u64::from(b'"')))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS);
+        if hit != 0 {
+            // The lowest flagged byte is the first special one: flags of
+            // later bytes can be false, never those before a true one.
+            return i + (hit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    bytes
+        .get(i..)
+        .and_then(|r| r.iter().position(|&b| special(b)))
+        .map_or(bytes.len(), |n| i + n)
 }
 
 /// The four hex digits of `\uXXXX` at `at + 2`.
@@ -325,6 +353,34 @@ mod tests {
             let ours = literal(s).ok();
             let theirs = serde_json::from_str::<String>(s).ok();
             assert_eq!(ours, theirs, "{s}");
+        }
+    }
+
+    #[test]
+    fn next_special_finds_the_first_special_byte() {
+        let specials = [b'\\', b'"', 0x00, 0x1f, b'\n'];
+        let plain = [
+            b'a', b' ', 0x20, 0x7f, 0x80, 0xff, b'[', b'!', b'#', 0x21, 0x5b, 0x5d,
+        ];
+        for len in 0..20usize {
+            for at in 0..=len {
+                for &sp in &specials {
+                    for &p in &plain {
+                        let mut v = vec![p; len];
+                        if at < len {
+                            v[at] = sp;
+                            // Specials after the first do not matter.
+                            if at + 1 < len {
+                                v[at + 1] = b'"';
+                            }
+                        }
+                        let want = v.iter().position(|&b| special(b)).unwrap_or(len);
+                        for from in 0..=len.min(at) {
+                            assert_eq!(next_special(&v, from), want.max(from), "{v:?} {from}");
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -172,7 +172,7 @@ pub fn read_increment(
         commands.into_iter().for_each(&mut *out);
     };
     let mut diagnostics = Vec::new();
-    let end = match provider.source_kind() {
+    let end = match provider.file_source_kind(ctx) {
         SourceKind::Jsonl => {
             file.seek(SeekFrom::Start(start))?;
             feed_lines(

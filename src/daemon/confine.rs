@@ -88,7 +88,7 @@ pub enum CleanEnv {
 /// Make sure no inherited variable kato does not read (an API key of the
 /// user who started it) is within reach of any stage. When the
 /// environment holds such a variable, re-execute `kato` (same pid, same
-/// arguments) with only [`STARTUP_ENV`]: unlike `remove_var`, which only
+/// arguments) with only the variables it reads ([`is_startup_var`]): unlike `remove_var`, which only
 /// unlinks a variable, this leaves no copy of its value anywhere in the
 /// process (nor in `/proc/<pid>/environ`).
 ///
@@ -114,8 +114,16 @@ pub fn clean_environment() -> CleanEnv {
     CleanEnv::InPlace(format!("re-executing /proc/self/exe failed: {e}"))
 }
 
-fn is_startup_var(k: &std::ffi::OsStr) -> bool {
+/// A variable `kato run` reads while it starts: one of [`STARTUP_ENV`], or
+/// an agent's own variable that moves its files
+/// ([`crate::provider::ConfigSection::env_override`], e.g.
+/// `GEMINI_CLI_HOME`), which the default roots follow.
+pub fn is_startup_var(k: &std::ffi::OsStr) -> bool {
     STARTUP_ENV.iter().any(|w| k == std::ffi::OsStr::new(w))
+        || crate::provider::registry()
+            .iter()
+            .filter_map(|p| p.config_section().env_override)
+            .any(|w| k == std::ffi::OsStr::new(w))
 }
 
 // ---------------------------------------------------------------------------

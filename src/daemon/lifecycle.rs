@@ -21,11 +21,6 @@ use super::status;
 /// Name of the lock file in the state directory.
 pub const LOCK_FILE: &str = "kato.lock";
 
-/// Environment variables a detached daemon keeps: the ones `kato run`
-/// reads while starting. Everything else (API keys, tokens, PATH) is
-/// dropped.
-pub const KEPT_ENV: &[&str] = super::confine::STARTUP_ENV;
-
 /// The held lock; released when dropped or when the process ends.
 #[derive(Debug)]
 pub struct Lock {
@@ -133,9 +128,11 @@ pub fn start(cfg: &Config, fwd: &Forwarded, timeout: Duration) -> Result<i32> {
     if let Some(f) = fwd.log_format {
         cmd.arg("--log-format").arg(f);
     }
+    // A detached daemon keeps the variables `kato run` reads while it
+    // starts; everything else (API keys, tokens, PATH) is dropped.
     cmd.env_clear();
     for (k, v) in std::env::vars_os() {
-        if k.to_str().is_some_and(|k| KEPT_ENV.contains(&k)) {
+        if super::confine::is_startup_var(&k) {
             cmd.env(k, v);
         }
     }

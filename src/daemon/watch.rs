@@ -551,10 +551,10 @@ impl<W: Watch> Stage<W> {
     /// A known file was seen again: it is read again if it changed (or
     /// was created or moved in), unless it is the file quarantined.
     fn known_file_seen(&mut self, path: &Path, meta: &fs::Metadata, origin: Origin) {
-        let kind = self.provider.source_kind();
         let Some(e) = self.files.get(path) else {
             return;
         };
+        let kind = self.provider.file_source_kind(&e.ctx);
         let identity = FileIdentity::of(meta);
         let changed = e.cursor.identity != Some(identity)
             || match kind {
@@ -609,7 +609,6 @@ impl<W: Watch> Stage<W> {
         if !meta.is_file() {
             return;
         }
-        let kind = self.provider.source_kind();
         if self.files.contains_key(path) {
             self.known_file_seen(path, &meta, origin);
             return;
@@ -625,7 +624,7 @@ impl<W: Watch> Stage<W> {
         let history_until = if born {
             0
         } else {
-            match kind {
+            match self.provider.file_source_kind(&ctx) {
                 SourceKind::Jsonl => meta.len(),
                 SourceKind::Document | SourceKind::DirectoryStore | SourceKind::Database => {
                     u64::MAX
@@ -910,7 +909,7 @@ impl<W: Watch> Stage<W> {
         }));
         match result {
             Ok(Ok(inc)) => {
-                if provider.source_kind() == SourceKind::Document
+                if provider.file_source_kind(&ctx) == SourceKind::Document
                     && inc.events == 0
                     && !inc.diagnostics.is_empty()
                 {
@@ -935,7 +934,10 @@ impl<W: Watch> Stage<W> {
                 entry.mtime_ns = mtime;
                 entry.skip = 0;
                 entry.attempts = 0;
-                if replay || inc.reset.is_some() || provider.source_kind() == SourceKind::Document {
+                if replay
+                    || inc.reset.is_some()
+                    || provider.file_source_kind(&ctx) == SourceKind::Document
+                {
                     entry.history_until = 0;
                 }
             }

@@ -169,7 +169,7 @@ impl Provider for Gemini {
 }
 
 /// `8-4-4-4-12` hex digits.
-fn is_uuid(s: &str) -> bool {
+pub(super) fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5
         && groups
@@ -323,21 +323,21 @@ impl Head {
 /// A message read strictly: a field of an unexpected type makes the whole
 /// message `provider.raw`.
 #[derive(Deserialize)]
-struct Message<'a> {
+pub(super) struct Message<'a> {
     #[serde(borrow, default)]
-    content: Option<&'a RawValue>,
+    pub(super) content: Option<&'a RawValue>,
     #[serde(rename = "displayContent", borrow, default)]
-    display_content: Option<&'a RawValue>,
+    pub(super) display_content: Option<&'a RawValue>,
     #[serde(default)]
-    model: Option<String>,
+    pub(super) model: Option<String>,
     #[serde(default)]
-    thoughts: Option<Vec<Thought>>,
+    pub(super) thoughts: Option<Vec<Thought>>,
     #[serde(rename = "toolCalls", borrow, default)]
-    tool_calls: Option<Vec<ToolCall<'a>>>,
+    pub(super) tool_calls: Option<Vec<ToolCall<'a>>>,
 }
 
 #[derive(Deserialize)]
-struct Thought {
+pub(super) struct Thought {
     #[serde(default)]
     subject: Option<String>,
     #[serde(default)]
@@ -347,7 +347,7 @@ struct Thought {
 }
 
 #[derive(Deserialize)]
-struct ToolCall<'a> {
+pub(super) struct ToolCall<'a> {
     id: String,
     name: String,
     #[serde(borrow, default)]
@@ -911,6 +911,130 @@ impl<'a> Doc<'a> {
     }
 }
 
+/// The events of one message mapped alone, as in a document: the JSON
+/// Lines chats ([`super::gemini_jsonl`]) hold the same message records,
+/// one a line. `first_user`: no `user` message came before it (the prompt
+/// of a subagent chat). Repeated tool responses are the caller's to drop.
+pub(super) fn map_message_alone(
+    file_tag: &str,
+    session_id: String,
+    subagent: Option<Subagent>,
+    first_user: bool,
+    raw: &RawValue,
+) -> Vec<Event> {
+    let head = Head::of(raw);
+    let is_user = head.kind.as_deref() == Some("user");
+    let doc = Doc {
+        file_tag,
+        session_id,
+        subagent,
+        messages: vec![raw],
+        heads: vec![head],
+        first_user: (first_user && is_user).then_some(0),
+    };
+    doc.map_message(0)
+}
+
+/// The events of one message whose fields were already read (the JSON
+/// Lines chats read a line once): as [`map_message_alone`] gives for a
+/// message of this `kind`, before timestamps are filled in; `None` when
+/// the mapping does not know the kind or a field's shape (the caller then
+/// takes [`map_message_alone`]).
+pub(super) fn map_known_alone(
+    file_tag: &str,
+    session_id: String,
+    subagent: Option<Subagent>,
+    first_user: bool,
+    (id, kind): (&str, &str),
+    m: &Message<'_>,
+) -> Option<Vec<Event>> {
+    if !matches!(kind, "user" | "gemini" | "info" | "warning" | "error") {
+        return None;
+    }
+    let doc = Doc {
+        file_tag,
+        session_id,
+        subagent,
+        messages: Vec::new(),
+        heads: Vec::new(),
+        first_user: (first_user && kind == "user").then_some(0),
+    };
+    doc.map_known(0, id, kind, m)
+}
+
+/// What [`piece`] then [`response_output`] make of a result part that is a
+/// `functionResponse` whose `response` holds string `output`/`error` (how
+/// the CLI records nearly every call), read in one pass: a long tool
+/// output is decoded once instead of scanned three times. `None` for any
+/// other part, or anything unusual about this one (a duplicate key, a
+/// value of another type, neither field), which the general path reads.
+fn response_part_fast(part: &RawValue) -> Option<(String, bool)> {
+    #[derive(Deserialize)]
+    struct FastPart<'a> {
+        #[serde(default)]
+        text: Option<serde::de::IgnoredAny>,
+        #[serde(rename = "functionResponse", borrow)]
+        function_response: FastResponse<'a>,
+    }
+    #[derive(Deserialize)]
+    struct FastResponse<'a> {
+        // Read for their types only, as `FunctionResponse` reads them.
+        #[serde(rename = "id", default, borrow)]
+        _id: Option<std::borrow::Cow<'a, str>>,
+        #[serde(rename = "name", default, borrow)]
+        _name: Option<std::borrow::Cow<'a, str>>,
+        #[serde(default)]
+        response: Option<Outputs>,
+    }
+    let p: FastPart<'_> = serde_json::from_str(part.get()).ok()?;
+    if p.text.is_some() {
+        return None;
+    }
+    match p.function_response.response {
+        None => Some((String::new(), false)),
+        Some(Outputs(Some(o), None)) => Some((o, false)),
+        Some(Outputs(None, Some(e))) => Some((e, true)),
+        Some(Outputs(Some(o), Some(e))) => Some((format!("{o}\n{e}"), true)),
+        Some(Outputs(None, None)) => None,
+    }
+}
+
+/// The string `output` and `error` of a response object; fails on
+/// anything else (another type, a duplicate), so that the general path
+/// reads it.
+struct Outputs(Option<String>, Option<String>);
+
+impl<'de> Deserialize<'de> for Outputs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Outputs;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a response object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Outputs, A::Error> {
+                let (mut output, mut error) = (None, None);
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let slot = match key.as_ref() {
+                        "output" => &mut output,
+                        "error" => &mut error,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    if slot.is_some() {
+                        return Err(serde::de::Error::custom("duplicate key"));
+                    }
+                    *slot = Some(map.next_value::<String>()?);
+                }
+                Ok(Outputs(output, error))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 /// The result of a finished tool call; `None` while it is still running.
 fn tool_result(call: &ToolCall<'_>) -> Option<Payload> {
     let status = call.status.as_deref();
@@ -922,6 +1046,11 @@ fn tool_result(call: &ToolCall<'_>) -> Option<Payload> {
     let mut texts = Vec::new();
     let mut response_error = false;
     for part in parts {
+        if let Some((text, is_error)) = response_part_fast(part) {
+            response_error |= is_error;
+            texts.push(text);
+            continue;
+        }
         match piece(part) {
             Piece::Text(t) => texts.push(t),
             Piece::Response(fr) => {
@@ -1268,6 +1397,43 @@ mod tests {
             split_steering("User steering update: <user_input> open"),
             None
         );
+    }
+
+    #[test]
+    fn response_parts_read_fast_as_the_general_path_reads_them() {
+        let general = |raw: &RawValue| match piece(raw) {
+            Piece::Response(fr) => Some(response_output(fr.response)),
+            _ => None,
+        };
+        let parts = [
+            r#"{"functionResponse":{"id":"c","name":"n","response":{"output":"a\nb \u00e9"}}}"#,
+            r#"{"functionResponse":{"id":"c","response":{"error":"boom"}}}"#,
+            r#"{"functionResponse":{"response":{"output":"o","error":"e","x":[1]}}}"#,
+            r#"{"functionResponse":{"id":"c","response":null}}"#,
+            r#"{"functionResponse":{"id":"c"}}"#,
+            r#"{"functionResponse":{"id":"c","response":{}}}"#,
+            r#"{"functionResponse":{"id":"c","response":{"output":null}}}"#,
+            r#"{"functionResponse":{"id":"c","response":{"output":{"k":1}}}}"#,
+            r#"{"functionResponse":{"id":"c","response":{"output":"a","output":"b"}}}"#,
+            r#"{"functionResponse":{"id":7,"response":{"output":"a"}}}"#,
+            r#"{"functionResponse":{"id":"c","response":"text"}}"#,
+            r#"{"text":"t","functionResponse":{"response":{"output":"a"}}}"#,
+            r#"{"text":null,"functionResponse":{"response":{"output":"a"}},"inlineData":{}}"#,
+            r#"{"functionResponse":{"response":{"output":"\ud83d"}}}"#,
+            r#"{"functionResponse":{"response":{"output":"\ud83d\ude00"}}}"#,
+            r#"{"functionResponse":"x"}"#,
+            r#""just text""#,
+            r#"{"inlineData":{"data":"AA=="}}"#,
+        ];
+        let mut fast_taken = 0;
+        for p in parts {
+            let raw: Box<RawValue> = serde_json::from_str(p).expect("json");
+            if let Some(fast) = response_part_fast(&raw) {
+                fast_taken += 1;
+                assert_eq!(Some(fast), general(&raw), "{p}");
+            }
+        }
+        assert!(fast_taken >= 6, "{fast_taken}");
     }
 
     #[test]

@@ -34,12 +34,13 @@ pub mod claude;
 pub mod codex;
 pub mod copy;
 pub mod gemini;
+pub mod gemini_jsonl;
 #[cfg(test)]
 mod toy;
 
 /// The registration: one line per provider, in display order.
 static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] =
-    [&claude::Claude, &codex::Codex, &gemini::Gemini];
+    [&claude::Claude, &codex::Codex, &gemini_jsonl::GeminiCli];
 
 /// Every registered provider.
 pub fn registry() -> Registry {
@@ -145,7 +146,8 @@ pub struct ConfigSection {
     /// One line saying which agent this is.
     pub description: &'static str,
     /// An environment variable that moves the agent's files, if the agent
-    /// has one kato honours (none of today's providers).
+    /// has one kato honours: when it is set in kato's environment, the
+    /// default roots are [`Provider::env_roots`] of its value.
     pub env_override: Option<&'static str>,
 }
 
@@ -297,6 +299,44 @@ pub trait Provider: Sync {
 
     fn source_kind(&self) -> SourceKind;
 
+    /// How the file `ctx` (from [`Provider::classify`] or
+    /// [`Provider::named_file`]) is stored. The provider's one
+    /// [`Provider::source_kind`] unless it keeps sessions in more than one
+    /// shape (Gemini CLI: JSON documents, then JSON Lines since 0.39).
+    /// Code that reads a file asks this, never `source_kind`.
+    fn file_source_kind(&self, _ctx: &FileCtx) -> SourceKind {
+        self.source_kind()
+    }
+
+    /// The roots when the agent's own variable
+    /// ([`ConfigSection::env_override`]) is set to `value` in kato's
+    /// environment. By default the variable stands for the home directory
+    /// the agent's files are under.
+    fn env_roots(&self, value: &Path) -> Vec<PathBuf> {
+        self.default_roots(value)
+    }
+
+    /// A small file beside the sessions, kept by the agent, whose text is
+    /// the project directory of the session file `path` (Gemini's
+    /// `.project_root`): shown by `kato sessions`. Judged from the path
+    /// alone; the caller reads it.
+    fn project_marker(&self, _path: &Path) -> Option<PathBuf> {
+        None
+    }
+
+    /// The context of a file named directly (e.g. `kato export PATH`),
+    /// wherever it lies: by default the provider's own classification when
+    /// the path has its layout, else a plain main-session context keyed by
+    /// the file stem.
+    fn named_file(&self, path: &Path) -> FileCtx {
+        self.classify(path).unwrap_or_else(|| FileCtx {
+            provider: self.id(),
+            file_tag: stem(path),
+            session_hint: stem(path),
+            subagent: None,
+        })
+    }
+
     /// Decide from the path (relative to a root) whether a file is a session
     /// file, and what it is. `None` for everything else (sidecars, meta files).
     fn classify(&self, rel: &Path) -> Option<FileCtx>;
@@ -312,16 +352,10 @@ pub trait Provider: Sync {
     fn parser(&self, ctx: &FileCtx) -> Box<dyn RecordParser>;
 }
 
-/// The context of a file named directly (e.g. `kato export PATH`): the
-/// provider's own classification when the path has its layout, else a
-/// plain main-session context keyed by the file stem.
+/// The context of a file named directly (e.g. `kato export PATH`):
+/// [`Provider::named_file`].
 pub fn ctx_for_path(provider: &dyn Provider, path: &Path) -> FileCtx {
-    provider.classify(path).unwrap_or_else(|| FileCtx {
-        provider: provider.id(),
-        file_tag: stem(path),
-        session_hint: stem(path),
-        subagent: None,
-    })
+    provider.named_file(path)
 }
 
 /// Events (as JSON) and results of `lines` read twice by fresh parsers from

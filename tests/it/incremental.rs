@@ -117,6 +117,11 @@ proptest! {
     fn codex_pieces_equal_whole(cuts in proptest::collection::vec(0usize..1_000_000, 0..12)) {
         check_provider("codex", &cuts);
     }
+
+    #[test]
+    fn gemini_jsonl_pieces_equal_whole(cuts in proptest::collection::vec(0usize..1_000_000, 0..12)) {
+        check_provider("gemini", &cuts);
+    }
 }
 
 /// The wider net: real agent files, cut at a handful of fixed points.
@@ -126,9 +131,13 @@ fn real_corpus_pieces_equal_whole() {
         return;
     };
     let mut checked = 0;
-    for name in ["claude", "codex"] {
+    for (name, dir) in [
+        ("claude", "claude"),
+        ("codex", "codex"),
+        ("gemini", "gemini-jsonl"),
+    ] {
         let p = provider::by_name(name).unwrap();
-        for e in fs::read_dir(base.join(name)).unwrap() {
+        for e in fs::read_dir(base.join(dir)).unwrap() {
             let f = e.unwrap().path();
             if f.extension().is_none_or(|x| x != "jsonl") {
                 continue;
@@ -152,8 +161,19 @@ fn real_corpus_pieces_equal_whole() {
 
 #[test]
 fn truncation_and_replacement_restart_from_zero() {
-    let p = provider::by_name("claude").unwrap();
-    let src = fixture_files("claude")
+    truncation_and_replacement("claude");
+}
+
+#[test]
+fn gemini_jsonl_truncation_and_replacement_restart_from_zero() {
+    truncation_and_replacement("gemini");
+}
+
+/// The largest JSON Lines fixture of `provider`, truncated to half after
+/// a read, then replaced by a copy of itself.
+fn truncation_and_replacement(provider: &str) {
+    let p = provider::by_name(provider).unwrap();
+    let src = fixture_files(provider)
         .into_iter()
         .max_by_key(|f| fs::metadata(f).unwrap().len())
         .unwrap();

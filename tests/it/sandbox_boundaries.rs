@@ -1006,3 +1006,69 @@ fn parent_swapped_for_a_symlink_while_writers_create_never_writes_outside_withou
         },
     );
 }
+
+/// Gemini CLI keeps its credentials, settings and project registry in
+/// `~/.gemini`, beside the chats in `~/.gemini/tmp`: the gemini stage's
+/// domain, from the default roots (and from `GEMINI_CLI_HOME`), reads the
+/// chats and the project markers and cannot open anything beside them.
+#[test]
+fn gemini_stage_cannot_open_the_credentials_beside_its_root() {
+    in_child(
+        "gemini_stage_cannot_open_the_credentials_beside_its_root",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let home = tmp.path().join("home");
+            let gemini = home.join(".gemini");
+            let chats = gemini.join("tmp/proj/chats");
+            fs::create_dir_all(&chats).unwrap();
+            let session = chats.join("session-2026-04-25T08-23-e435870b.jsonl");
+            fs::write(&session, "{}\n").unwrap();
+            fs::write(gemini.join("tmp/proj/.project_root"), "/home/u/proj").unwrap();
+            let secrets = [
+                "oauth_creds.json",
+                "google_accounts.json",
+                "settings.json",
+                "projects.json",
+                "installation_id",
+            ];
+            for f in secrets {
+                fs::write(gemini.join(f), "secret").unwrap();
+            }
+            let by_home = Env {
+                home: Some(home.clone()),
+                ..Env::default()
+            };
+            let by_var = Env {
+                home: Some(tmp.path().join("elsewhere")),
+                agent_vars: [("GEMINI_CLI_HOME".to_owned(), home.clone())].into(),
+                ..Env::default()
+            };
+            for env in [by_home, by_var] {
+                let config = Config::from_toml("", None, &env).unwrap();
+                let roots = config
+                    .provider(kato::event::ProviderId::Gemini)
+                    .unwrap()
+                    .roots
+                    .clone();
+                assert_eq!(roots, [gemini.join("tmp")]);
+                let (s, g) = (session.clone(), gemini.clone());
+                confined(move || {
+                    profiles::provider(&roots)
+                        .apply(SandboxMode::Enforce)
+                        .unwrap();
+                    let mut c = Checks::default();
+                    c.ok("read the chat", fs::read(&s));
+                    c.ok(
+                        "read the project marker",
+                        fs::read(g.join("tmp/proj/.project_root")),
+                    );
+                    for f in secrets {
+                        c.eacces(f, fs::read(g.join(f)));
+                    }
+                    c.eacces("list ~/.gemini", fs::read_dir(&g));
+                    c.finish();
+                });
+            }
+        },
+    );
+}
