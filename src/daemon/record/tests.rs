@@ -471,3 +471,32 @@ fn events_read_before_recovery_wait_for_the_restored_snapshot() {
     r.shutdown();
     assert_eq!(w.ids("x.jsonl"), CAPTURE_TWICE);
 }
+
+/// A capture deferred behind another capture's snapshot is handled while
+/// its audit record cannot be written: it is refused. Its file is read
+/// again after a restart (its cursor was not saved yet): the refused
+/// command stays refused, rather than running there, after the events
+/// written behind it.
+#[test]
+fn a_command_refused_for_its_audit_record_is_not_run_when_read_again() {
+    let (w, live) = capture_twice();
+    {
+        let (mut r, mut st) = w.recorder();
+        deliver(&mut r, &mut st, &w.file[..live_start(&w, &live)], false);
+        deliver(&mut r, &mut st, &live, true);
+        r.audit.fail_for_test();
+        answer(&w, &mut r, &mut st, 1);
+        assert!(st.requests.is_empty(), "the second capture did not run");
+        r.audit.reopen_for_test();
+        r.heartbeat(&mut st);
+    }
+    let (mut r, mut st) = w.recorder();
+    r.recover(&mut st);
+    let again = live.iter().position(|e| e.event_id == "u24").unwrap();
+    deliver(&mut r, &mut st, &live[again..], true);
+    while !st.requests.is_empty() {
+        answer(&w, &mut r, &mut st, 1);
+    }
+    r.shutdown();
+    assert_eq!(w.ids("x.jsonl"), ["h1", "u21", "a22", "a23", "u24", "a25"]);
+}
