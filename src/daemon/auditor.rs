@@ -66,6 +66,20 @@ impl Auditor {
     }
 
     /// Try to open the log (at start, and on the heartbeat while it is not open).
+    /// The log cannot be written (a full disk), as tests need it.
+    #[cfg(test)]
+    pub(crate) fn fail_for_test(&mut self) {
+        self.log = None;
+        self.error = Some("no space left on device".into());
+    }
+
+    /// The log can be written again.
+    #[cfg(test)]
+    pub(crate) fn reopen_for_test(&mut self) {
+        self.error = None;
+        self.reopen();
+    }
+
     fn reopen(&mut self) {
         match AuditLog::open(&self.path) {
             Ok(opened) => {

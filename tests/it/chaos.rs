@@ -506,8 +506,14 @@ impl Round<'_> {
         }
         if state {
             // A command typed before the disk fills must have run (with
-            // a full state disk it would be refused, as it must be).
+            // a full state disk it would be refused, as it must be): read
+            // is not enough, one waiting behind a snapshot has not run.
             self.settle();
+            self.k.wait("no snapshot pending", |st| {
+                st["recordings"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().all(|x| x["snapshot_pending"] != true))
+            });
             std::thread::sleep(Duration::from_millis(400));
         }
         // Full to the last byte, or nearly: small writes (a cursor) still

@@ -98,9 +98,16 @@ impl Recorder {
             actions,
             remember: _,
         } = plan;
-        // A command whose records cannot be written does not run.
+        // A command whose records cannot be written does not run, now or
+        // later: it is decided (refused) like any other, so a re-read of
+        // its file after a restart does not run it there, after the
+        // events handled behind it.
         if let Err(why) = self.audit.write_all(&audits) {
             self.audit.refuse(&audits, &why);
+            if let Some(sess) = self.sessions.get_mut(key) {
+                sess.data.commands.done = state.done;
+                sess.dirty = true;
+            }
             return;
         }
         if let Some(sess) = self.sessions.get_mut(key) {

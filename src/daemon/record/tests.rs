@@ -21,10 +21,15 @@ struct FakeStages {
     confiner: Confiner,
     policy: Policy,
     requests: Vec<(ReplayKey, String)>,
+    /// Writers cannot be opened (a full export disk).
+    full: bool,
 }
 
 impl Stages for FakeStages {
     fn writer(&mut self, target: Target) -> Result<WriterHandle, WriteError> {
+        if self.full {
+            return Err(WriteError::Open("no space left on device".into()));
+        }
         crate::writer::spawn(&self.confiner, self.policy.clone(), target)
     }
 
@@ -74,6 +79,7 @@ impl World {
             confiner: Confiner::unconfined(),
             policy: r.policy().clone(),
             requests: Vec::new(),
+            full: false,
         };
         (r, stages)
     }
@@ -377,4 +383,120 @@ fn nothing_is_appended_while_the_recording_state_cannot_be_saved() {
     assert_eq!(r.status()[0].paused, None);
     r.shutdown();
     assert_eq!(w.ids("x.jsonl"), CAPTURE_STOP_RECORD);
+}
+
+/// History, U21 `::capture x.jsonl`, A22, A23, U24 the same `::capture`
+/// again, A25. Returns the world and the live events.
+fn capture_twice() -> (World, Vec<Event>) {
+    let mut w = World::new();
+    w.human("h1", "history question");
+    let capture = format!("::capture {}", w.out.join("x.jsonl").display());
+    let mut live = w.human("u21", &capture);
+    live.extend(w.reply("a22", "reply twenty-two"));
+    live.extend(w.reply("a23", "reply twenty-three"));
+    live.extend(w.human("u24", &capture));
+    live.extend(w.reply("a25", "reply twenty-five"));
+    (w, live)
+}
+
+const CAPTURE_TWICE: [&str; 11] = [
+    "h1", "u21", // first capture
+    "a22", "a23", "u24", // live
+    "h1", "u21", "a22", "a23", "u24", // second capture
+    "a25", // live
+];
+
+/// The destination cannot be written (a full disk) from the first capture
+/// on: the recording pauses with everything planned, a second capture to
+/// it is re-planned while paused (its replay lost and asked again), and
+/// once the disk has space the file holds every event in order.
+#[test]
+fn a_capture_re_planned_while_its_recording_is_paused_stays_before_later_events() {
+    let (w, live) = capture_twice();
+    let (mut r, mut st) = w.recorder();
+    st.full = true;
+    deliver(&mut r, &mut st, &w.file[..live_start(&w, &live)], false);
+    deliver(&mut r, &mut st, &live[..2], true);
+    answer(&w, &mut r, &mut st, 2);
+    deliver(&mut r, &mut st, &live[2..], true);
+    assert!(r.status()[0].paused.is_some(), "{:?}", r.status());
+    let (stale, upto) = st.requests.pop().unwrap();
+    let old = w.replay_of(&upto);
+    r.on_replayed(&stale, &old[..2], false, &mut st);
+    r.replays_lost(ProviderId::Claude);
+    r.heartbeat(&mut st);
+    r.on_replayed(&stale, &old[2..], true, &mut st);
+    assert!(
+        r.status()[0].snapshot_pending,
+        "a lost replay feeds nothing"
+    );
+    answer(&w, &mut r, &mut st, 3);
+    assert!(
+        w.ids("x.jsonl").is_empty(),
+        "nothing written on a full disk"
+    );
+    st.full = false;
+    r.heartbeat(&mut st);
+    assert_eq!(r.status()[0].paused, None);
+    r.shutdown();
+    assert_eq!(w.ids("x.jsonl"), CAPTURE_TWICE);
+}
+
+/// A crash while the second capture's snapshot is pending; the new run's
+/// first events (read before the interrupted snapshot is asked again)
+/// wait behind the restored snapshot.
+#[test]
+fn events_read_before_recovery_wait_for_the_restored_snapshot() {
+    let (w, live) = capture_twice();
+    {
+        let (mut r, mut st) = w.recorder();
+        deliver(&mut r, &mut st, &w.file[..live_start(&w, &live)], false);
+        deliver(&mut r, &mut st, &live[..2], true);
+        answer(&w, &mut r, &mut st, 1);
+        deliver(&mut r, &mut st, &live[2..], true);
+        // Half of the second snapshot is written, then kato is killed.
+        let (key, upto) = st.requests[0].clone();
+        let events = w.replay_of(&upto);
+        r.on_replayed(&key, &events[..3], false, &mut st);
+    }
+    let (mut r, mut st) = w.recorder();
+    // The file's cursor was held before U24: read again, before recovery.
+    let again = live.iter().position(|e| e.event_id == "u24").unwrap();
+    deliver(&mut r, &mut st, &live[again..], true);
+    assert!(r.status()[0].snapshot_pending);
+    r.recover(&mut st);
+    while !st.requests.is_empty() {
+        answer(&w, &mut r, &mut st, 2);
+    }
+    r.shutdown();
+    assert_eq!(w.ids("x.jsonl"), CAPTURE_TWICE);
+}
+
+/// A capture deferred behind another capture's snapshot is handled while
+/// its audit record cannot be written: it is refused. Its file is read
+/// again after a restart (its cursor was not saved yet): the refused
+/// command stays refused, rather than running there, after the events
+/// written behind it.
+#[test]
+fn a_command_refused_for_its_audit_record_is_not_run_when_read_again() {
+    let (w, live) = capture_twice();
+    {
+        let (mut r, mut st) = w.recorder();
+        deliver(&mut r, &mut st, &w.file[..live_start(&w, &live)], false);
+        deliver(&mut r, &mut st, &live, true);
+        r.audit.fail_for_test();
+        answer(&w, &mut r, &mut st, 1);
+        assert!(st.requests.is_empty(), "the second capture did not run");
+        r.audit.reopen_for_test();
+        r.heartbeat(&mut st);
+    }
+    let (mut r, mut st) = w.recorder();
+    r.recover(&mut st);
+    let again = live.iter().position(|e| e.event_id == "u24").unwrap();
+    deliver(&mut r, &mut st, &live[again..], true);
+    while !st.requests.is_empty() {
+        answer(&w, &mut r, &mut st, 1);
+    }
+    r.shutdown();
+    assert_eq!(w.ids("x.jsonl"), ["h1", "u21", "a22", "a23", "u24", "a25"]);
 }
