@@ -284,56 +284,41 @@ fn assert_once_and_replayed(k: &Kato, text: &str) {
     assert!(audited(k, "command.executed", B).is_empty());
 }
 
-#[test]
-fn claude_copy_with_the_same_uuids_and_a_new_session_id_does_not_run_the_capture_again() {
+/// Session A captures; Claude writes A's records again as session B,
+/// each changed by `change` (its index, the record); A goes on. The
+/// capture holds the conversation once and the copy is audited replayed.
+fn claude_copy_does_not_run_the_capture_again(change: impl Fn(usize, &mut Value)) {
     let mut k = Kato::recording();
     let (orig, records) = claude_session_a_captures(&mut k);
     let copy = records
         .into_iter()
-        .map(|mut r| {
+        .enumerate()
+        .map(|(i, mut r)| {
             r["sessionId"] = json!(B);
+            change(i, &mut r);
             r
         })
         .collect();
     claude_session_b(&k, copy);
     let text = claude_a_goes_on(&k, &orig);
     assert_once_and_replayed(&k, &text);
+}
+
+#[test]
+fn claude_copy_with_the_same_uuids_and_a_new_session_id_does_not_run_the_capture_again() {
+    claude_copy_does_not_run_the_capture_again(|_, _| {});
 }
 
 #[test]
 fn claude_copy_with_new_uuids_and_the_old_times_does_not_run_the_capture_again() {
-    let mut k = Kato::recording();
-    let (orig, records) = claude_session_a_captures(&mut k);
-    let copy = records
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut r)| {
-            r["sessionId"] = json!(B);
-            r["uuid"] = json!(format!("copy-{i}"));
-            r
-        })
-        .collect();
-    claude_session_b(&k, copy);
-    let text = claude_a_goes_on(&k, &orig);
-    assert_once_and_replayed(&k, &text);
+    claude_copy_does_not_run_the_capture_again(|i, r| r["uuid"] = json!(format!("copy-{i}")));
 }
 
 #[test]
 fn claude_copy_with_the_same_uuids_and_new_times_does_not_run_the_capture_again() {
-    let mut k = Kato::recording();
-    let (orig, records) = claude_session_a_captures(&mut k);
-    let copy = records
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut r)| {
-            r["sessionId"] = json!(B);
-            r["timestamp"] = json!(format!("2026-01-08T15:59:59.{i:03}Z"));
-            r
-        })
-        .collect();
-    claude_session_b(&k, copy);
-    let text = claude_a_goes_on(&k, &orig);
-    assert_once_and_replayed(&k, &text);
+    claude_copy_does_not_run_the_capture_again(|i, r| {
+        r["timestamp"] = json!(format!("2026-01-08T15:59:59.{i:03}Z"));
+    });
 }
 
 #[test]
