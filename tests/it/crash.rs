@@ -4,6 +4,7 @@
 //! `kato status` saying why it stood still.
 
 use std::fs;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::harness::{
@@ -18,24 +19,7 @@ fn kill_9_at_random_instants_during_a_large_capture_loses_and_duplicates_nothing
     let mut rng = Rng::from_env("KATO_CRASH_SEED");
     let kills = env_count("KATO_CRASH_KILLS", 5);
     let mut k = Kato::recording();
-    let f = k.claude_file();
-    append(&f, &[user("u0", "start")]);
-    k.start();
-    k.settle(S, &f);
-    k.wait_until("the first line's cursor persisted", || {
-        k.cursors_persisted(1)
-    });
-    // One burst: 20,000 assistant lines, then the human's capture.
-    let dest = k.out("k9.jsonl");
-    let mut expected = vec!["u0".to_owned()];
-    let mut burst = Vec::with_capacity(LARGE + 1);
-    for i in 0..LARGE {
-        burst.push(assistant(&format!("a{i}"), &format!("event {i}")));
-        expected.push(format!("a{i}"));
-    }
-    burst.push(user("cmd", &format!("::capture {}", dest.display())));
-    expected.push("cmd".into());
-    append(&f, &burst);
+    let (f, dest, mut expected) = large_capture_burst(&mut k, "k9.jsonl");
     let mut live = 0;
     let mut mid_capture = 0;
     for _ in 0..kills {
@@ -123,23 +107,7 @@ fn cursors_to_the_end(k: &Kato, file: &std::path::Path) {
 #[test]
 fn a_capture_saved_without_its_file_resumes_at_start_without_a_new_message() {
     let mut k = Kato::recording();
-    let f = k.claude_file();
-    append(&f, &[user("u0", "start")]);
-    k.start();
-    k.settle(S, &f);
-    k.wait_until("the first line's cursor persisted", || {
-        k.cursors_persisted(1)
-    });
-    let dest = k.out("older.jsonl");
-    let mut expected = vec!["u0".to_owned()];
-    let mut burst = Vec::with_capacity(LARGE + 1);
-    for i in 0..LARGE {
-        burst.push(assistant(&format!("a{i}"), &format!("event {i}")));
-        expected.push(format!("a{i}"));
-    }
-    burst.push(user("cmd", &format!("::capture {}", dest.display())));
-    expected.push("cmd".into());
-    append(&f, &burst);
+    let (f, dest, expected) = large_capture_burst(&mut k, "older.jsonl");
     k.wait_until("the snapshot under way", || {
         fs::read_to_string(&dest).is_ok_and(|t| t.contains("\"a100\""))
     });
@@ -158,4 +126,29 @@ fn a_capture_saved_without_its_file_resumes_at_start_without_a_new_message() {
     k.stop();
     let ids = jsonl_ids(&dest);
     assert_eq!(first_difference(&ids, &expected), None, "{} ids", ids.len());
+}
+
+/// A running daemon that has seen one human line and persisted its
+/// cursor; then one burst: [`LARGE`] assistant lines and the human's
+/// `::capture` into `name`. Returns the session file, the destination and
+/// the ids the capture must hold, in order.
+fn large_capture_burst(k: &mut Kato, name: &str) -> (PathBuf, PathBuf, Vec<String>) {
+    let f = k.claude_file();
+    append(&f, &[user("u0", "start")]);
+    k.start();
+    k.settle(S, &f);
+    k.wait_until("the first line's cursor persisted", || {
+        k.cursors_persisted(1)
+    });
+    let dest = k.out(name);
+    let mut expected = vec!["u0".to_owned()];
+    let mut burst = Vec::with_capacity(LARGE + 1);
+    for i in 0..LARGE {
+        burst.push(assistant(&format!("a{i}"), &format!("event {i}")));
+        expected.push(format!("a{i}"));
+    }
+    burst.push(user("cmd", &format!("::capture {}", dest.display())));
+    expected.push("cmd".into());
+    append(&f, &burst);
+    (f, dest, expected)
 }

@@ -570,6 +570,40 @@ pub fn test_path(module: &str, name: &str) -> String {
     }
 }
 
+/// The event kinds of the golden tables, in their column order.
+pub const GOLDEN_KINDS: [kato::event::Kind; 8] = [
+    kato::event::Kind::UserMessage,
+    kato::event::Kind::AssistantMessage,
+    kato::event::Kind::Thinking,
+    kato::event::Kind::ToolCall,
+    kato::event::Kind::ToolResult,
+    kato::event::Kind::SystemMessage,
+    kato::event::Kind::ProviderInfo,
+    kato::event::Kind::ProviderRaw,
+];
+
+/// The kinds of one real file's events counted exactly as its golden row
+/// (in [`GOLDEN_KINDS`] order) says, and no other kind present.
+pub fn assert_golden_counts(
+    file: &str,
+    kinds: impl IntoIterator<Item = kato::event::Kind>,
+    expected: &[usize; 8],
+) {
+    let mut counts = std::collections::BTreeMap::new();
+    for kind in kinds {
+        *counts.entry(kind).or_insert(0usize) += 1;
+    }
+    for (kind, want) in GOLDEN_KINDS.iter().zip(expected) {
+        assert_eq!(
+            counts.remove(kind).unwrap_or(0),
+            *want,
+            "{file}: {}",
+            kind.as_str()
+        );
+    }
+    assert!(counts.is_empty(), "{file}: unexpected {counts:?}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::corpus::{location, when_absent, Absent};

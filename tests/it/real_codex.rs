@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::harness::real_corpus;
+use crate::harness::GOLDEN_KINDS;
 use kato::event::{Event, Kind, Payload, SystemCategory};
 use kato::provider::codex::Codex;
 use kato::provider::{ctx_for_path, Provider};
@@ -29,18 +30,6 @@ fn codex_files(base: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Kinds in the order of the golden table.
-const KINDS: [Kind; 8] = [
-    Kind::UserMessage,
-    Kind::AssistantMessage,
-    Kind::Thinking,
-    Kind::ToolCall,
-    Kind::ToolResult,
-    Kind::SystemMessage,
-    Kind::ProviderInfo,
-    Kind::ProviderRaw,
-];
-
 /// System categories in the order of the golden table.
 const CATS: [SystemCategory; 7] = [
     SystemCategory::InjectedContext,
@@ -52,7 +41,7 @@ const CATS: [SystemCategory; 7] = [
     SystemCategory::ModelInput,
 ];
 
-/// (file, counts per KINDS, counts per CATS, `event_msg.user_message` lines),
+/// (file, counts per GOLDEN_KINDS, counts per CATS, `event_msg.user_message` lines),
 /// from `python3 tests/tools/real_codex_counts.py`.
 #[rustfmt::skip]
 const GOLDEN: &[(&str, [usize; 8], [usize; 7], usize)] = &[
@@ -120,11 +109,11 @@ fn every_file_gives_the_golden_counts_without_diagnostics() {
                 *by_cat.entry(category.label()).or_default() += 1;
             }
         }
-        let got: Vec<usize> = KINDS
+        let got: Vec<usize> = GOLDEN_KINDS
             .iter()
             .map(|k| by_kind.get(k).copied().unwrap_or(0))
             .collect();
-        assert_eq!(got, kinds, "{file}: events per kind {KINDS:?}");
+        assert_eq!(got, kinds, "{file}: events per kind {GOLDEN_KINDS:?}");
         let total: usize = kinds.iter().sum();
         assert_eq!(events.len(), total, "{file}: events of other kinds");
         let got: Vec<usize> = CATS

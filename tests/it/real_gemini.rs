@@ -12,25 +12,14 @@
 //! inline result; notices and errors when not blank). Re-run it with
 //! `python3 tests/tools/real_gemini_count.py` after changing the rules.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use crate::harness::assert_golden_counts;
 use crate::harness::real_corpus;
-use kato::event::{Event, Kind, Payload, SystemCategory};
+use kato::event::{Event, Payload, SystemCategory};
 use kato::provider::{by_name, ctx_for_path, Provider};
 use kato::reader::{read_path, Limits};
-
-/// Column order of [`EXPECTED`].
-const KINDS: [Kind; 8] = [
-    Kind::UserMessage,
-    Kind::AssistantMessage,
-    Kind::Thinking,
-    Kind::ToolCall,
-    Kind::ToolResult,
-    Kind::SystemMessage,
-    Kind::ProviderInfo,
-    Kind::ProviderRaw,
-];
 
 /// Output of `python3 tests/tools/real_gemini_count.py`; every other kind is 0.
 const EXPECTED: [(&str, [usize; 8]); 5] = [
@@ -106,24 +95,11 @@ fn every_real_file_has_exact_counts_and_no_diagnostics() {
     );
     for path in &files {
         let events = read_all(path);
-        let mut counts: BTreeMap<Kind, usize> = BTreeMap::new();
-        for e in &events {
-            *counts.entry(e.kind()).or_default() += 1;
-        }
         let (_, expected) = EXPECTED
             .iter()
             .find(|(n, _)| *n == name(path))
             .expect("listed");
-        for (kind, want) in KINDS.iter().zip(expected) {
-            assert_eq!(
-                counts.remove(kind).unwrap_or(0),
-                *want,
-                "{}: {}",
-                name(path),
-                kind.as_str()
-            );
-        }
-        assert!(counts.is_empty(), "{}: unexpected {counts:?}", name(path));
+        assert_golden_counts(&name(path), events.iter().map(Event::kind), expected);
     }
 }
 
