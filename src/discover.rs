@@ -136,16 +136,18 @@ pub fn walk_root(
     });
 }
 
-/// Learn a file's session id cheaply: parse records until the first event.
-/// Falls back to the path's hint.
+/// Learn a file's session id cheaply: parse records until the first event
+/// that names one (reading stops there, in small steps), at most the first
+/// MiB of an append-only file. Falls back to the path's hint.
 pub fn identify(found: &Found, limits: Limits) -> String {
     // The first session id that the records name themselves; early records
     // without one (snapshots, summaries) carry the path's hint instead.
     let hint = &found.ctx.session_hint;
-    let mut first: Option<String> = None;
+    let first: std::cell::OnceCell<String> = std::cell::OnceCell::new();
     let mut take = |ev: Event| {
-        if first.is_none() && ev.session_id != *hint {
-            first = Some(ev.session_id);
+        if ev.session_id != *hint {
+            // Only the first is kept: a later id does not replace it.
+            let _ = first.set(ev.session_id);
         }
     };
     let head = match found.provider.file_source_kind(&found.ctx) {
@@ -157,13 +159,15 @@ pub fn identify(found: &Found, limits: Limits) -> String {
     let result = match head {
         None => reader::read_path(&found.path, found.provider, limits, &mut take).map(|_| ()),
         Some(n) => fs::File::open(&found.path).and_then(|f| {
-            let mut buf = Vec::new();
-            f.take(n).read_to_end(&mut buf)?;
+            let mut input = UntilFound {
+                inner: f.take(n),
+                found: &first,
+            };
             let mut parser = found.provider.parser(&found.ctx);
             let mut diags = Vec::new();
             // Complete lines only: a cut line at the end of the head is held.
             reader::feed_lines(
-                &mut &buf[..],
+                &mut input,
                 0,
                 Tail::Hold,
                 limits,
@@ -175,7 +179,30 @@ pub fn identify(found: &Found, limits: Limits) -> String {
         }),
     };
     drop(result);
-    first.unwrap_or_else(|| found.ctx.session_hint.clone())
+    first
+        .into_inner()
+        .unwrap_or_else(|| found.ctx.session_hint.clone())
+}
+
+/// A reader that hands out at most [`IDENTIFY_STEP`] bytes a call and
+/// ends once `found` is set: [`identify`] reads no further than the
+/// record that names the session.
+struct UntilFound<'a, R> {
+    inner: R,
+    found: &'a std::cell::OnceCell<String>,
+}
+
+/// How much [`identify`] reads between checks.
+const IDENTIFY_STEP: usize = 16 << 10;
+
+impl<R: Read> Read for UntilFound<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.found.get().is_some() {
+            return Ok(0);
+        }
+        let n = buf.len().min(IDENTIFY_STEP);
+        self.inner.read(&mut buf[..n])
+    }
 }
 
 /// Files of one session: main transcripts first, then subagent files.
