@@ -22,6 +22,7 @@ mod overlap;
 mod provenance;
 mod real_claude;
 mod real_codex;
+mod real_copilot;
 mod real_gemini;
 mod real_gemini_jsonl;
 mod recording;
