@@ -11,6 +11,7 @@ mod audit;
 mod chaos;
 mod claude_fixtures;
 mod cli;
+mod copilot;
 mod crash;
 mod daemon;
 mod derived_secrets;
