@@ -205,11 +205,12 @@ fn with_copilot(k: &Kato, sid: &str) -> PathBuf {
     let root = k.path("copilot/session-state");
     let dir = root.join(sid);
     fs::create_dir_all(&dir).expect("mkdir");
-    let mut cfg = fs::read_to_string(k.path("config.toml")).expect("config");
-    cfg.push_str(&format!(
-        "\n[providers.copilot]\nroots = [\"{}\"]\n",
-        root.display()
-    ));
+    let cfg = fs::read_to_string(k.path("config.toml"))
+        .expect("config")
+        .replace(
+            "[providers.copilot]\nenabled = false",
+            &format!("[providers.copilot]\nroots = [\"{}\"]", root.display()),
+        );
     fs::write(k.path("config.toml"), cfg).expect("config");
     dir
 }

@@ -820,6 +820,8 @@ fn doctor_reports_the_enforced_state() {
             ".gemini/tmp",
             ".kato/state",
             "kato-exports",
+            ".copilot/session-state",
+            ".copilot/history-session-state",
         ] {
             fs::create_dir_all(home.join(d)).unwrap();
         }
