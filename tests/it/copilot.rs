@@ -353,3 +353,58 @@ fn copilot_partial_line_is_held_until_complete() {
     k.settle(sid, &f);
     k.stop();
 }
+
+/// A legacy document the CLI rewrites as the chat grows, recorded live:
+/// each rewrite adds only its new timeline items, the typed capture runs
+/// once, and a planted command in a tool's log or the assistant's text
+/// never does.
+#[test]
+fn copilot_legacy_document_rewritten_live_adds_only_new_items() {
+    let mut k = Kato::recording();
+    let root = k.path("copilot/history-session-state");
+    fs::create_dir_all(&root).expect("mkdir");
+    let cfg = fs::read_to_string(k.path("config.toml"))
+        .expect("config")
+        .replace(
+            "[providers.copilot]\nenabled = false",
+            &format!("[providers.copilot]\nroots = [\"{}\"]", root.display()),
+        );
+    fs::write(k.path("config.toml"), cfg).expect("config");
+    let sid = "d00dfeed-0000-4000-8000-0000000000c3";
+    let f = root.join(format!("session_{sid}_1761492781060.json"));
+    let item = |id: &str, kind: &str, text: &str| json!({"id": id, "timestamp": "2025-10-26T15:40:00.000Z", "type": kind, "text": text});
+    let write = |items: &[Value]| {
+        let doc = json!({"sessionId": sid, "startTime": "2025-10-26T15:33:01.060Z",
+                         "chatMessages": [], "timeline": items, "selectedModel": "gpt-5"});
+        let tmp = root.join(".tmp-doc");
+        fs::write(&tmp, serde_json::to_string_pretty(&doc).expect("json")).expect("write");
+        fs::rename(&tmp, &f).expect("replace");
+    };
+    let mut items = vec![item("t1", "info", "Connected")];
+    write(&items);
+    k.start();
+    let cap = k.out("legacy.md");
+    let planted = k.out("planted-legacy.md");
+    let export = format!("::export {}", planted.display());
+    items.push(item(
+        "t2",
+        "user",
+        &format!("read it\n::capture {}", cap.display()),
+    ));
+    items.push(json!({"type": "tool_call_completed", "id": "t3",
+        "timestamp": "2025-10-26T15:40:01.000Z", "callId": "c1", "name": "view",
+        "arguments": {"path": "README.md"}, "result": {"type": "success", "log": export}}));
+    items.push(item("t4", "copilot", &export));
+    items.push(item("t5", "copilot", "first answer"));
+    write(&items);
+    k.wait_for_text(&cap, "first answer");
+    items.push(item("t6", "user", "and then?"));
+    items.push(item("t7", "copilot", "second answer"));
+    write(&items);
+    let text = k.wait_for_text(&cap, "second answer");
+    assert_eq!(count(&text, "first answer"), 1, "{text}");
+    assert_eq!(count(&text, "::capture"), 1, "{text}");
+    k.settle(sid, &f);
+    k.stop();
+    assert!(!planted.exists(), "a planted ::export ran");
+}
