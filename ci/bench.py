@@ -195,6 +195,66 @@ def gen_gemini_jsonl(path, size, rng):
                   "model": "gemini-3-flash-preview"})
             line({"$set": {"lastUpdated": ts(n)}})
 
+def gen_copilot(path, size, rng):
+    """A GitHub Copilot CLI (1.0) events.jsonl as the real ones are
+    written: session.start and a model change; per request a user message
+    (with the CLI's transformedContent), then turns of an assistant message
+    with reasoning, encrypted content, tool requests and output tokens,
+    each tool's start and completion (content and detailedContent), and a
+    final answer."""
+    sid = "d5b1506c-19d6-4e6a-818c-89a50c48bb34"
+    k = [0]
+    with open(path, "w") as f:
+        def ts():
+            k[0] += 1
+            n = k[0]
+            return f"2026-03-21T{(n // 3600) % 24:02d}:{(n // 60) % 60:02d}:{n % 60:02d}.{n % 1000:03d}Z"
+        def line(kind, data):
+            rid = f"{k[0]:08x}-ee0f-4e1a-9d3c-5b6a7c8d9e0f"
+            f.write(json.dumps({"type": kind, "data": data, "id": rid, "timestamp": ts(),
+                                "parentId": None}, separators=(",", ":")) + "\n")
+        line("session.start", {"sessionId": sid, "version": 1, "producer": "copilot-agent",
+                               "copilotVersion": "1.0.10", "startTime": "2026-03-21T00:00:00.000Z",
+                               "context": {"cwd": "/home/u/proj", "gitRoot": "/home/u/proj",
+                                           "branch": "main", "repository": "u/proj", "hostType": "github"},
+                               "alreadyInUse": False})
+        line("session.model_change", {"previousModel": "claude-sonnet-4.6", "newModel": "gpt-5-mini",
+                                      "previousReasoningEffort": "medium", "reasoningEffort": "medium"})
+        n = 0
+        while f.tell() < size:
+            n += 1
+            iid = f"{n:08x}-1111-4222-8333-444455556666"
+            typed = words(rng, 40)
+            line("user.message", {"content": typed,
+                                  "transformedContent": f"<current_datetime>{ts()}</current_datetime>\n\n{typed}"
+                                                        f"\n\n<reminder>\n{words(rng, 30)}\n</reminder>",
+                                  "attachments": [], "interactionId": iid})
+            for t in range(3):
+                line("assistant.turn_start", {"turnId": str(t), "interactionId": iid})
+                calls = [(f"call_{n}_{t}_{j}", rng.choice(["view", "bash", "grep"])) for j in range(2)]
+                line("assistant.message", {"messageId": f"m-{n}-{t}", "content": "",
+                                           "toolRequests": [{"toolCallId": c, "name": name,
+                                                             "arguments": {"path": "src/" + words(rng, 2).replace(" ", "/") + ".rs"},
+                                                             "type": "function",
+                                                             "intentionSummary": words(rng, 8)}
+                                                            for c, name in calls],
+                                           "interactionId": iid, "reasoningText": words(rng, 60),
+                                           "reasoningOpaque": "b3Bh" * 40, "encryptedContent": "ZW5j" * 300,
+                                           "outputTokens": rng.randint(50, 900)})
+                for c, name in calls:
+                    line("tool.execution_start", {"toolCallId": c, "toolName": name,
+                                                  "arguments": {"path": "src/lib.rs"}})
+                for c, name in calls:
+                    out = code(rng, rng.randint(20, 120))
+                    line("tool.execution_complete", {"toolCallId": c, "model": "gpt-5-mini",
+                                                     "interactionId": iid, "success": True,
+                                                     "result": {"content": out, "detailedContent": out},
+                                                     "toolTelemetry": {}})
+                line("assistant.turn_end", {"turnId": str(t)})
+            line("assistant.message", {"messageId": f"m-{n}-end",
+                                       "content": words(rng, 200) + "\n\n```rust\n" + code(rng, 10) + "\n```\n",
+                                       "toolRequests": [], "interactionId": iid, "outputTokens": 400})
+
 def run(cmd, stdout=subprocess.DEVNULL):
     """Run cmd, return its wall time and CPU time (user + system, all its
     threads) in seconds."""
@@ -273,15 +333,17 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--instructions", action="store_true",
                     help="also count instructions with callgrind (noise-free)")
-    ap.add_argument("--only", action="append", choices=["claude", "codex", "gemini"],
+    ap.add_argument("--only", action="append", choices=["claude", "codex", "gemini", "copilot"],
                     help="bench only this session kind (repeatable; default all)")
     a = ap.parse_args()
     rng = random.Random(7)
     size = a.size_mb << 20
     files = {"claude": os.path.join(a.work, "0890bead-0ab3-4ee9-98f8-585fd289cc1f.jsonl"),
              "codex": os.path.join(a.work, "rollout-2025-11-28T03-40-25-019ac88c-3f80-7990-a29a-d20399dcab74.jsonl"),
-             "gemini": os.path.join(a.work, "session-2026-04-25T08-23-e435870b.jsonl")}
-    gens = {"claude": gen_claude, "codex": gen_codex, "gemini": gen_gemini_jsonl}
+             "gemini": os.path.join(a.work, "session-2026-04-25T08-23-e435870b.jsonl"),
+             "copilot": os.path.join(a.work, "d5b1506c-19d6-4e6a-818c-89a50c48bb34.jsonl")}
+    gens = {"claude": gen_claude, "codex": gen_codex, "gemini": gen_gemini_jsonl,
+            "copilot": gen_copilot}
     files = {k: v for k, v in files.items() if not a.only or k in a.only}
     for name, path in files.items():
         gens[name](path, size, rng)

@@ -135,6 +135,14 @@ in
           gemini = rootsOption "gemini" // {
             example = [ "/home/alice/.gemini/tmp" ];
           };
+          # The logs only: ~/.copilot itself also holds the CLI's tokens
+          # (config.json), settings and MCP configuration.
+          copilot = rootsOption "copilot" // {
+            example = [
+              "/home/alice/.copilot/session-state"
+              "/home/alice/.copilot/history-session-state"
+            ];
+          };
         };
       };
       default = { };
@@ -142,6 +150,7 @@ in
         claude = [ "/home/alice/.claude/projects" ];
         codex = [ "/home/alice/.codex/sessions" ];
         gemini = [ "/home/alice/.gemini/tmp" ];
+        copilot = [ "/home/alice/.copilot/session-state" ];
       };
       description = ''
         Session-log directories per provider. A provider with no roots is

@@ -232,7 +232,8 @@ impl SessionFiles {
 const MARKER_CAP: u64 = 4096;
 
 /// The project directory the agent recorded beside a session file (its
-/// [`Provider::project_marker`]): the first line of that file, when it is
+/// [`Provider::project_marker`]): what [`Provider::project_in_marker`]
+/// reads in that file (by default its first line), when the file is
 /// a regular file (not a link), short, UTF-8 and free of control
 /// characters. What the agent wrote, shown as it is; never guessed from
 /// a directory name.
@@ -249,8 +250,8 @@ pub fn project_dir(found: &Found) -> Option<String> {
     }
     let mut text = String::new();
     file.take(MARKER_CAP).read_to_string(&mut text).ok()?;
-    let line = text.lines().next()?.trim();
-    (!line.is_empty() && !line.chars().any(char::is_control)).then(|| line.to_owned())
+    let line = found.provider.project_in_marker(&text)?;
+    (!line.is_empty() && !line.chars().any(char::is_control)).then_some(line)
 }
 
 /// Group found files into sessions by (provider, session id).
@@ -338,6 +339,14 @@ mod tests {
             (r#"{"type":"user","payload":{}}"#, "codex"),
             (r#"{"type":"user","record_type":"state"}"#, "codex"),
             (r#"{"type":"user","sessionId":"x","messages":[]}"#, "gemini"),
+            (
+                r#"{"type":"session.start","data":{"sessionId":"x","copilotVersion":"1.0.10"},"id":"i"}"#,
+                "copilot",
+            ),
+            (
+                "{\n  \"sessionId\": \"x\",\n  \"startTime\": \"t\",\n  \"chatMessages\": [],\n  \"timeline\": []\n}",
+                "copilot",
+            ),
         ];
         let sniff = |head: &[u8]| {
             crate::provider::registry()

@@ -32,6 +32,7 @@ use crate::event::{Event, ProviderId, Subagent};
 
 pub mod claude;
 pub mod codex;
+pub mod copilot;
 pub mod copy;
 pub mod gemini;
 pub mod gemini_jsonl;
@@ -39,8 +40,12 @@ pub mod gemini_jsonl;
 mod toy;
 
 /// The registration: one line per provider, in display order.
-static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] =
-    [&claude::Claude, &codex::Codex, &gemini_jsonl::GeminiCli];
+static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] = [
+    &claude::Claude,
+    &codex::Codex,
+    &gemini_jsonl::GeminiCli,
+    &copilot::Copilot,
+];
 
 /// Every registered provider.
 pub fn registry() -> Registry {
@@ -324,6 +329,12 @@ pub trait Provider: Sync {
         None
     }
 
+    /// The project directory in the text of the
+    /// [`Provider::project_marker`] file: by default its first line.
+    fn project_in_marker(&self, text: &str) -> Option<String> {
+        text.lines().next().map(|l| l.trim().to_owned())
+    }
+
     /// The context of a file named directly (e.g. `kato export PATH`),
     /// wherever it lies: by default the provider's own classification when
     /// the path has its layout, else a plain main-session context keyed by
@@ -409,7 +420,7 @@ mod tests {
         let ids: Vec<_> = registry().iter().map(|p| p.id()).collect();
         assert_eq!(ids, ProviderId::ALL);
         let names: Vec<_> = ids.iter().map(|id| id.as_str()).collect();
-        assert_eq!(names, ["claude", "codex", "gemini"]);
+        assert_eq!(names, ["claude", "codex", "gemini", "copilot"]);
         for n in names {
             assert_eq!(registry().by_name(n).map(|p| p.id().as_str()), Some(n));
             assert_eq!(n.parse::<ProviderId>().map(ProviderId::as_str), Ok(n));
@@ -422,7 +433,7 @@ mod tests {
         );
         assert_eq!(
             format!("{registry:?}", registry = registry()),
-            "[Claude, Codex, Gemini]"
+            "[Claude, Codex, Gemini, Copilot]"
         );
     }
 

@@ -122,6 +122,25 @@ proptest! {
     fn gemini_jsonl_pieces_equal_whole(cuts in proptest::collection::vec(0usize..1_000_000, 0..12)) {
         check_provider("gemini", &cuts);
     }
+
+    #[test]
+    fn copilot_pieces_equal_whole(cuts in proptest::collection::vec(0usize..1_000_000, 0..12)) {
+        // An `events.jsonl` is tagged by its directory, which the copies
+        // here do not keep: each is read under its session's flat name
+        // (the pre-1.0 layout of the same records).
+        let p = provider::by_name("copilot").unwrap();
+        for f in fixture_files("copilot") {
+            let bytes = fs::read(&f).unwrap();
+            let flat = match f.file_name() {
+                Some(n) if n == "events.jsonl" => {
+                    let dir = f.parent().and_then(Path::file_name).unwrap();
+                    PathBuf::from(format!("{}.jsonl", dir.to_string_lossy()))
+                }
+                _ => f.clone(),
+            };
+            whole_vs_pieces(p, &flat, &bytes, &cuts);
+        }
+    }
 }
 
 /// The wider net: real agent files, cut at a handful of fixed points.
@@ -135,6 +154,7 @@ fn real_corpus_pieces_equal_whole() {
         ("claude", "claude"),
         ("codex", "codex"),
         ("gemini", "gemini-jsonl"),
+        ("copilot", "copilot-cli"),
     ] {
         let p = provider::by_name(name).unwrap();
         for e in fs::read_dir(base.join(dir)).unwrap() {
@@ -167,6 +187,11 @@ fn truncation_and_replacement_restart_from_zero() {
 #[test]
 fn gemini_jsonl_truncation_and_replacement_restart_from_zero() {
     truncation_and_replacement("gemini");
+}
+
+#[test]
+fn copilot_truncation_and_replacement_restart_from_zero() {
+    truncation_and_replacement("copilot");
 }
 
 /// The largest JSON Lines fixture of `provider`, truncated to half after

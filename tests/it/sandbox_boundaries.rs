@@ -820,6 +820,8 @@ fn doctor_reports_the_enforced_state() {
             ".gemini/tmp",
             ".kato/state",
             "kato-exports",
+            ".copilot/session-state",
+            ".copilot/history-session-state",
         ] {
             fs::create_dir_all(home.join(d)).unwrap();
         }
@@ -1067,6 +1069,76 @@ fn gemini_stage_cannot_open_the_credentials_beside_its_root() {
                     }
                     c.eacces("list ~/.gemini", fs::read_dir(&g));
                     c.finish();
+                });
+            }
+        },
+    );
+}
+
+/// GitHub Copilot CLI keeps its tokens and settings in `~/.copilot`
+/// (`config.json`, `settings.json`, MCP and permission configs, a
+/// session database), beside the event logs in `~/.copilot/session-state`
+/// and `~/.copilot/history-session-state`: the copilot stage's domain,
+/// from the default roots (and from `COPILOT_HOME`), reads the logs and
+/// their `workspace.yaml` and cannot open anything beside them.
+#[test]
+fn copilot_stage_cannot_open_the_credentials_beside_its_roots() {
+    in_child(
+        "copilot_stage_cannot_open_the_credentials_beside_its_roots",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let home = tmp.path().join("home");
+            let copilot = home.join(".copilot");
+            let state = copilot.join("session-state");
+            let legacy = copilot.join("history-session-state");
+            let session = state.join("d5b1506c-19d6-4e6a-818c-89a50c48bb34");
+            fs::create_dir_all(&session).unwrap();
+            fs::create_dir_all(&legacy).unwrap();
+            fs::write(session.join("events.jsonl"), "{}\n").unwrap();
+            fs::write(session.join("workspace.yaml"), "cwd: /home/u/proj\n").unwrap();
+            let doc = legacy.join("session_d5b1506c-19d6-4e6a-818c-89a50c48bb34_1.json");
+            fs::write(&doc, "{}\n").unwrap();
+            let secrets = [
+                "config.json",
+                "settings.json",
+                "mcp-config.json",
+                "permissions-config.json",
+                "session-store.db",
+            ];
+            for f in secrets {
+                fs::write(copilot.join(f), "secret").unwrap();
+            }
+            let by_home = Env {
+                home: Some(home.clone()),
+                ..Env::default()
+            };
+            let by_var = Env {
+                home: Some(tmp.path().join("elsewhere")),
+                agent_vars: [("COPILOT_HOME".to_owned(), copilot.clone())].into(),
+                ..Env::default()
+            };
+            for env in [by_home, by_var] {
+                let config = Config::from_toml("", None, &env).unwrap();
+                let roots = config
+                    .provider(kato::event::ProviderId::Copilot)
+                    .unwrap()
+                    .roots
+                    .clone();
+                assert_eq!(roots, [state.clone(), legacy.clone()]);
+                let (s, d, c) = (session.clone(), doc.clone(), copilot.clone());
+                confined(move || {
+                    profiles::provider(&roots)
+                        .apply(SandboxMode::Enforce)
+                        .unwrap();
+                    let mut checks = Checks::default();
+                    checks.ok("read the event log", fs::read(s.join("events.jsonl")));
+                    checks.ok("read workspace.yaml", fs::read(s.join("workspace.yaml")));
+                    checks.ok("read a legacy document", fs::read(&d));
+                    for f in secrets {
+                        checks.eacces(f, fs::read(c.join(f)));
+                    }
+                    checks.eacces("list ~/.copilot", fs::read_dir(&c));
+                    checks.finish();
                 });
             }
         },
