@@ -59,6 +59,7 @@ provider_ids! {
     Claude => "claude", "Claude Code (`~/.claude/projects`).";
     Codex => "codex", "OpenAI Codex CLI (`~/.codex/sessions`).";
     Gemini => "gemini", "Gemini CLI (`~/.gemini/tmp`).";
+    Cline => "cline", "Cline and Roo Code (`<editor globalStorage>/<extension>/tasks`, `~/.cline/data/tasks`).";
 }
 
 /// A name that is not a provider id.

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use crate::event::{Event, ProviderId, Subagent};
 
 pub mod claude;
+pub mod cline;
 pub mod codex;
 pub mod copy;
 pub mod gemini;
@@ -39,8 +40,12 @@ pub mod gemini_jsonl;
 mod toy;
 
 /// The registration: one line per provider, in display order.
-static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] =
-    [&claude::Claude, &codex::Codex, &gemini_jsonl::GeminiCli];
+static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] = [
+    &claude::Claude,
+    &codex::Codex,
+    &gemini_jsonl::GeminiCli,
+    &cline::Cline,
+];
 
 /// Every registered provider.
 pub fn registry() -> Registry {
@@ -348,6 +353,14 @@ pub trait Provider: Sync {
     /// The commented section `kato config init` writes.
     fn config_section(&self) -> ConfigSection;
 
+    /// Whether the human's words in this provider's files can be told
+    /// apart from text a tool or the model wrote reliably enough for
+    /// in-chat commands. When not, the parse stage derives no command
+    /// events from its files (the README says why, per agent).
+    fn carries_commands(&self) -> bool {
+        true
+    }
+
     /// A fresh parser for one file.
     fn parser(&self, ctx: &FileCtx) -> Box<dyn RecordParser>;
 }
@@ -409,7 +422,7 @@ mod tests {
         let ids: Vec<_> = registry().iter().map(|p| p.id()).collect();
         assert_eq!(ids, ProviderId::ALL);
         let names: Vec<_> = ids.iter().map(|id| id.as_str()).collect();
-        assert_eq!(names, ["claude", "codex", "gemini"]);
+        assert_eq!(names, ["claude", "codex", "gemini", "cline"]);
         for n in names {
             assert_eq!(registry().by_name(n).map(|p| p.id().as_str()), Some(n));
             assert_eq!(n.parse::<ProviderId>().map(ProviderId::as_str), Ok(n));
@@ -422,7 +435,7 @@ mod tests {
         );
         assert_eq!(
             format!("{registry:?}", registry = registry()),
-            "[Claude, Codex, Gemini]"
+            "[Claude, Codex, Gemini, Cline]"
         );
     }
 
