@@ -490,3 +490,47 @@ fn timestamps_convert_from_epoch_milliseconds() {
         Some("2025-10-20T22:40:00.123Z")
     );
 }
+
+#[test]
+fn any_two_versions_of_the_fixture_keep_the_cursor_invariants() {
+    // Every pair of prefixes of the fixture task (growth, a cut, a cut and
+    // new growth), read in turn as the daemon reads them: no event id twice
+    // within a read, nothing from an unchanged document, and the second
+    // read ends where a fresh read of it ends.
+    let text = include_str!(
+        "../../../tests/fixtures/cline/home/.config/Code/User/globalStorage/saoudrizwan.claude-dev/tasks/1761000000000/api_conversation_history.json"
+    );
+    let all: Vec<&RawValue> = serde_json::from_str(text).expect("json");
+    let prefix = |n: usize| {
+        let parts: Vec<&str> = all[..n].iter().map(|m| m.get()).collect();
+        format!("[{}]", parts.join(","))
+    };
+    for a in 0..=all.len() {
+        for b in 0..=all.len() {
+            let (va, vb) = (prefix(a), prefix(b));
+            let mut state = Value::Null;
+            for v in [&va, &vb, &vb] {
+                let mut p = Cline.parser(&ctx());
+                p.restore(&state).expect("restore");
+                let mut seen = std::collections::HashSet::new();
+                let mut n = 0;
+                p.record(0, v.as_bytes(), &mut |e| {
+                    n += 1;
+                    assert!(
+                        seen.insert(e.event_id.clone()),
+                        "{} twice ({a}, {b})",
+                        e.event_id
+                    );
+                })
+                .expect("parse");
+                if std::ptr::eq(v, &vb) && state == feed(&[&va, &vb]).1 {
+                    assert_eq!(n, 0, "an unchanged document delivers nothing ({a}, {b})");
+                }
+                state = p.state();
+            }
+            let mut fresh = feed(&[&vb]).1;
+            fresh["meta"] = json!(true);
+            assert_eq!(state, fresh, "({a}, {b})");
+        }
+    }
+}
