@@ -135,6 +135,11 @@ in
           gemini = rootsOption "gemini" // {
             example = [ "/home/alice/.gemini/tmp" ];
           };
+          # The tasks/ folders only: globalStorage holds every extension's
+          # state and secrets, the extension's folder its MCP settings.
+          cline = rootsOption "cline" // {
+            example = [ "/home/alice/.config/Code/User/globalStorage/saoudrizwan.claude-dev/tasks" ];
+          };
         };
       };
       default = { };
@@ -142,6 +147,7 @@ in
         claude = [ "/home/alice/.claude/projects" ];
         codex = [ "/home/alice/.codex/sessions" ];
         gemini = [ "/home/alice/.gemini/tmp" ];
+        cline = [ "/home/alice/.config/Code/User/globalStorage/saoudrizwan.claude-dev/tasks" ];
       };
       description = ''
         Session-log directories per provider. A provider with no roots is
