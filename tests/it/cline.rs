@@ -350,6 +350,14 @@ fn cline_live_task_runs_no_command_typed_or_planted() {
                         "content": [text("<feedback>\nthanks\n</feedback>")]}));
     write_history(&f, &history);
     k.settle(TASK, &f);
+    // Roo Code writes a new file and renames it over the old one: the same
+    // event ids, nothing counted twice.
+    history.push(json!({"role": "assistant", "ts": 1_761_000_005_000u64,
+                        "content": [text("you are welcome")]}));
+    let tmp = task.join("api_conversation_history.json.tmp");
+    write_history(&tmp, &history);
+    fs::rename(&tmp, &f).expect("rename");
+    k.settle(TASK, &f);
     assert!(!planted.exists(), "a planted ::export ran");
     assert!(!cap.exists(), "a command ran from a cline file");
     let default = k.out("default");
