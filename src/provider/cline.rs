@@ -400,11 +400,13 @@ fn blocks(content: &RawValue) -> Option<Blocks<'_>> {
     }
 }
 
-/// The document, its messages read once.
+/// The document: every message's fields read once (values left raw);
+/// content blocks are read only for the messages mapped.
 struct Doc<'a> {
     ctx: &'a FileCtx,
     raws: &'a [&'a RawValue],
-    msgs: Vec<Option<(Msg<'a>, Blocks<'a>)>>,
+    /// A message whose content is a string or an array; else `None`.
+    msgs: Vec<Option<Msg<'a>>>,
     keys: Vec<String>,
 }
 
@@ -415,10 +417,10 @@ impl<'a> Doc<'a> {
         for (i, raw) in raws.iter().enumerate() {
             let parsed = serde_json::from_str::<Msg<'_>>(raw.get())
                 .ok()
-                .and_then(|m| blocks(m.content).map(|b| (m, b)));
+                .filter(|m| matches!(m.content.get().as_bytes().first(), Some(b'"' | b'[')));
             let mut h = Fnv::new();
             match &parsed {
-                Some((m, _)) => {
+                Some(m) => {
                     h.write(m.role.as_bytes());
                     h.write(&[0]);
                     h.write(first_block(m.content).as_bytes());
@@ -459,7 +461,7 @@ impl<'a> Doc<'a> {
             .msgs
             .iter()
             .flatten()
-            .any(|(m, _)| m.ts.as_ref().is_some_and(|t| ts_string(t).is_some()));
+            .any(|m| m.ts.as_ref().is_some_and(|t| ts_string(t).is_some()));
         let data = serde_json::json!({
             "task_id": self.ctx.session_hint,
             "timestamps": if timed {
@@ -481,7 +483,7 @@ impl<'a> Doc<'a> {
             .msgs
             .iter()
             .flatten()
-            .find_map(|(m, _)| m.ts.as_ref().and_then(ts_string));
+            .find_map(|m| m.ts.as_ref().and_then(ts_string));
         ev
     }
 
@@ -509,7 +511,10 @@ impl<'a> Doc<'a> {
     fn map_message(&self, i: usize, cwd: &mut Option<String>) -> Vec<Event> {
         let key = &self.keys[i];
         let base = format!("{}:{key}", self.tag());
-        let Some((msg, blocks)) = &self.msgs[i] else {
+        let Some((msg, blocks)) = self.msgs[i]
+            .as_ref()
+            .and_then(|m| blocks(m.content).map(|b| (m, b)))
+        else {
             return vec![self.event(
                 i,
                 base,
@@ -521,8 +526,8 @@ impl<'a> Doc<'a> {
         };
         let ts = msg.ts.as_ref().and_then(ts_string);
         let mut events = match msg.role.as_str() {
-            "assistant" => self.map_assistant(i, &base, msg, blocks),
-            "user" => self.map_user(i, &base, blocks, cwd),
+            "assistant" => self.map_assistant(i, &base, msg, &blocks),
+            "user" => self.map_user(i, &base, &blocks, cwd),
             _ => vec![self.event(
                 i,
                 base,
@@ -636,14 +641,17 @@ impl<'a> Doc<'a> {
     /// The tool calls of the assistant message before `i`: (id, name,
     /// input).
     fn previous_calls(&self, i: usize) -> Vec<(String, String, Option<&'a RawValue>)> {
-        let Some(Some((m, blocks))) = i.checked_sub(1).map(|p| &self.msgs[p]) else {
+        let Some(Some(m)) = i.checked_sub(1).map(|p| &self.msgs[p]) else {
             return Vec::new();
         };
         if m.role != "assistant" {
             return Vec::new();
         }
+        let Some(blocks) = blocks(m.content) else {
+            return Vec::new();
+        };
         blocks
-            .iter()
+            .into_iter()
             .filter_map(|b| match b {
                 Ok(Block {
                     kind,
@@ -651,7 +659,7 @@ impl<'a> Doc<'a> {
                     name: Some(name),
                     input,
                     ..
-                }) if kind == "tool_use" => Some((id.clone(), name.clone(), *input)),
+                }) if kind == "tool_use" => Some((id, name, input)),
                 _ => None,
             })
             .collect()
