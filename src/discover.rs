@@ -311,6 +311,9 @@ mod tests {
             (r#"{"type":"user","payload":{}}"#, "codex"),
             (r#"{"type":"user","record_type":"state"}"#, "codex"),
             (r#"{"type":"user","sessionId":"x","messages":[]}"#, "gemini"),
+            // A JSON array of role-keyed messages: a Cline task history.
+            (r#"[{"role":"user","content":[],"ts":1}]"#, "cline"),
+            ("[\n  {\n    \"role\": \"user\"", "cline"),
         ];
         let sniff = |head: &[u8]| {
             crate::provider::registry()
