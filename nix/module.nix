@@ -143,6 +143,11 @@ in
               "/home/alice/.copilot/history-session-state"
             ];
           };
+          # The tasks/ folders only: globalStorage holds every extension's
+          # state and secrets, the extension's folder its MCP settings.
+          cline = rootsOption "cline" // {
+            example = [ "/home/alice/.config/Code/User/globalStorage/saoudrizwan.claude-dev/tasks" ];
+          };
         };
       };
       default = { };
@@ -151,6 +156,7 @@ in
         codex = [ "/home/alice/.codex/sessions" ];
         gemini = [ "/home/alice/.gemini/tmp" ];
         copilot = [ "/home/alice/.copilot/session-state" ];
+        cline = [ "/home/alice/.config/Code/User/globalStorage/saoudrizwan.claude-dev/tasks" ];
       };
       description = ''
         Session-log directories per provider. A provider with no roots is

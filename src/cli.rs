@@ -20,10 +20,11 @@ use crate::terminal;
     name = "kato",
     version,
     about = "A passive, sandboxed observer of AI coding-agent sessions",
-    long_about = "kato reads the session logs of Claude Code, Codex, Gemini CLI and GitHub \
-                  Copilot CLI, turns them into one canonical event stream, and writes Markdown \
-                  or JSONL. It confines itself (Landlock, seccomp, no capabilities, no network, \
-                  no exec) before it reads any session byte."
+    long_about = "kato reads the session logs of AI coding agents (Claude Code, Codex, Gemini \
+                  CLI and more: `kato doctor` lists the providers and their roots), turns them \
+                  into one canonical event stream, and writes Markdown or JSONL. It confines \
+                  itself (Landlock, seccomp, no capabilities, no network, no exec) before it \
+                  reads any session byte."
 )]
 pub struct Cli {
     /// Configuration file (default: $CONFIGURATION_DIRECTORY/config.toml,
@@ -506,9 +507,13 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
         // The collector redacts the title and participants it derives.
         let mut meta = crate::render::MetaCollector::new(redactor.clone());
         let mut events = 0u64;
+        let mut recorded_cwd = None;
         let r = export::stream_session(&s, limits, &mut skipped, &mut |ev| {
             events += 1;
             meta.observe(&ev);
+            if let Some(dir) = cwd_info(&ev) {
+                recorded_cwd = Some(dir);
+            }
         });
         if let Err(e) = r {
             terminal::eprintln(&format!("kato: {e}"));
@@ -521,7 +526,10 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
             path: s.main_path().map(PathBuf::from),
             files: s.files.len(),
             title: meta.title,
-            cwd: s.main_file().and_then(discover::project_dir),
+            cwd: s
+                .main_file()
+                .and_then(discover::project_dir)
+                .or(recorded_cwd),
             first_activity: meta.created,
             last_activity: meta.updated,
             events,
@@ -530,6 +538,23 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
     }
     rows.sort_by(|a, b| b.last_activity.cmp(&a.last_activity).then(a.id.cmp(&b.id)));
     Ok(rows)
+}
+
+/// The directory of a `provider.info` `cwd` event (`{"cwd": "<dir>"}`),
+/// for agents that record their working directory in the session itself:
+/// the last one a session holds is its cwd.
+fn cwd_info(ev: &crate::event::Event) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Cwd {
+        cwd: String,
+    }
+    match &ev.payload {
+        crate::event::Payload::ProviderInfo { topic, data } if topic == "cwd" => {
+            let dir = serde_json::from_str::<Cwd>(data.get()).ok()?.cwd;
+            (!dir.is_empty() && !dir.chars().any(char::is_control)).then_some(dir)
+        }
+        _ => None,
+    }
 }
 
 /// Widest CWD column; longer directories keep their end.

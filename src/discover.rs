@@ -347,6 +347,9 @@ mod tests {
                 "{\n  \"sessionId\": \"x\",\n  \"startTime\": \"t\",\n  \"chatMessages\": [],\n  \"timeline\": []\n}",
                 "copilot",
             ),
+            // A JSON array of role-keyed messages: a Cline task history.
+            (r#"[{"role":"user","content":[],"ts":1}]"#, "cline"),
+            ("[\n  {\n    \"role\": \"user\"", "cline"),
         ];
         let sniff = |head: &[u8]| {
             crate::provider::registry()

@@ -60,6 +60,7 @@ provider_ids! {
     Codex => "codex", "OpenAI Codex CLI (`~/.codex/sessions`).";
     Gemini => "gemini", "Gemini CLI (`~/.gemini/tmp`).";
     Copilot => "copilot", "GitHub Copilot CLI (`~/.copilot/session-state`).";
+    Cline => "cline", "Cline and Roo Code (`<editor globalStorage>/<extension>/tasks`, `~/.cline/data/tasks`).";
 }
 
 /// A name that is not a provider id.

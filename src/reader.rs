@@ -165,8 +165,14 @@ pub fn read_increment(
     let mut events = 0u64;
     // Commands are derived here, in the parse stage, from human messages
     // only (see `commands`), so every consumer sees the same command events.
+    // A provider whose human text cannot be told apart reliably carries none.
+    let carries_commands = provider.carries_commands();
     let mut counting = |ev: Event| {
-        let commands = crate::commands::command_events(&ev);
+        let commands = if carries_commands {
+            crate::commands::command_events(&ev)
+        } else {
+            Vec::new()
+        };
         events += 1 + commands.len() as u64;
         out(ev);
         commands.into_iter().for_each(&mut *out);

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use crate::event::{Event, ProviderId, Subagent};
 
 pub mod claude;
+pub mod cline;
 pub mod codex;
 pub mod copilot;
 pub mod copy;
@@ -45,6 +46,7 @@ static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] = [
     &codex::Codex,
     &gemini_jsonl::GeminiCli,
     &copilot::Copilot,
+    &cline::Cline,
 ];
 
 /// Every registered provider.
@@ -359,6 +361,14 @@ pub trait Provider: Sync {
     /// The commented section `kato config init` writes.
     fn config_section(&self) -> ConfigSection;
 
+    /// Whether the human's words in this provider's files can be told
+    /// apart from text a tool or the model wrote reliably enough for
+    /// in-chat commands. When not, the parse stage derives no command
+    /// events from its files (the README says why, per agent).
+    fn carries_commands(&self) -> bool {
+        true
+    }
+
     /// A fresh parser for one file.
     fn parser(&self, ctx: &FileCtx) -> Box<dyn RecordParser>;
 }
@@ -420,7 +430,7 @@ mod tests {
         let ids: Vec<_> = registry().iter().map(|p| p.id()).collect();
         assert_eq!(ids, ProviderId::ALL);
         let names: Vec<_> = ids.iter().map(|id| id.as_str()).collect();
-        assert_eq!(names, ["claude", "codex", "gemini", "copilot"]);
+        assert_eq!(names, ["claude", "codex", "gemini", "copilot", "cline"]);
         for n in names {
             assert_eq!(registry().by_name(n).map(|p| p.id().as_str()), Some(n));
             assert_eq!(n.parse::<ProviderId>().map(ProviderId::as_str), Ok(n));
@@ -433,7 +443,7 @@ mod tests {
         );
         assert_eq!(
             format!("{registry:?}", registry = registry()),
-            "[Claude, Codex, Gemini, Copilot]"
+            "[Claude, Codex, Gemini, Copilot, Cline]"
         );
     }
 

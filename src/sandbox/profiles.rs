@@ -252,10 +252,15 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let here = tmp.path().join("here");
         std::fs::create_dir(&here).unwrap();
+        let others: String = crate::provider::registry()
+            .iter()
+            .map(|p| p.id().as_str())
+            .filter(|n| !matches!(*n, "claude" | "codex"))
+            .map(|n| format!("[providers.{n}]\nenabled = false\n"))
+            .collect();
         let toml = format!(
             "[providers.claude]\nroots = [\"{0}/here\"]\n[providers.codex]\nroots = [\"{0}/a/b/c\"]\n\
-             [providers.gemini]\nenabled = false\n[providers.copilot]\nenabled = false\n\
-             [state]\ndir = \"{0}/state\"\n",
+             {others}[state]\ndir = \"{0}/state\"\n",
             tmp.path().display()
         );
         let env = crate::config::Env {

@@ -86,11 +86,11 @@ impl Kato {
         }
         let mut config = format!(
             "[providers.claude]\nroots = [\"{}\"]\n\n[providers.codex]\nroots = [\"{}\"]\n\n\
-             [providers.gemini]\nenabled = false\n\n[providers.copilot]\nenabled = false\n\n\
-             [state]\ndir = \"{}\"\n\n\
+             {}[state]\ndir = \"{}\"\n\n\
              [sandbox]\nmode = \"{}\"\n\n[log]\nlevel = \"debug\"\n",
             claude.display(),
             codex.display(),
+            others_disabled(),
             base.join("state").display(),
             setup.sandbox,
         );
@@ -603,6 +603,17 @@ pub fn assert_golden_counts(
         );
     }
     assert!(counts.is_empty(), "{file}: unexpected {counts:?}");
+}
+
+/// `[providers.<name>] enabled = false` for every provider but Claude and
+/// Codex: the tests' daemons and exports read only the roots they are given.
+pub fn others_disabled() -> String {
+    kato::provider::registry()
+        .iter()
+        .map(|p| p.id().as_str())
+        .filter(|n| !matches!(*n, "claude" | "codex"))
+        .map(|n| format!("[providers.{n}]\nenabled = false\n\n"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -1144,3 +1144,58 @@ fn copilot_stage_cannot_open_the_credentials_beside_its_roots() {
         },
     );
 }
+
+/// An editor's `globalStorage` holds every extension's state and secrets,
+/// and Cline's own directory its MCP settings, beside `tasks/`: the cline
+/// stage's domain, from the default roots, reads a task's history and
+/// cannot open anything beside the tasks folder.
+#[test]
+fn cline_stage_cannot_open_the_settings_beside_its_root() {
+    in_child(
+        "cline_stage_cannot_open_the_settings_beside_its_root",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let home = tmp.path().join("home");
+            let storage = home.join(".config/Code/User/globalStorage");
+            let ext = storage.join("saoudrizwan.claude-dev");
+            let task = ext.join("tasks/1761000000000");
+            fs::create_dir_all(&task).unwrap();
+            fs::create_dir_all(ext.join("settings")).unwrap();
+            let history = task.join("api_conversation_history.json");
+            fs::write(&history, "[]").unwrap();
+            let secrets = [
+                ext.join("settings/cline_mcp_settings.json"),
+                storage.join("state.vscdb"),
+                storage.join("other.extension/secrets.json"),
+            ];
+            fs::create_dir_all(storage.join("other.extension")).unwrap();
+            for f in &secrets {
+                fs::write(f, "secret").unwrap();
+            }
+            let env = Env {
+                home: Some(home.clone()),
+                ..Env::default()
+            };
+            let config = Config::from_toml("", None, &env).unwrap();
+            let roots = config
+                .provider(kato::event::ProviderId::Cline)
+                .unwrap()
+                .roots
+                .clone();
+            assert_eq!(roots, [ext.join("tasks")]);
+            confined(move || {
+                profiles::provider(&roots)
+                    .apply(SandboxMode::Enforce)
+                    .unwrap();
+                let mut c = Checks::default();
+                c.ok("read the task history", fs::read(&history));
+                for f in &secrets {
+                    c.eacces(&f.display().to_string(), fs::read(f));
+                }
+                c.eacces("list the extension folder", fs::read_dir(&ext));
+                c.eacces("list globalStorage", fs::read_dir(&storage));
+                c.finish();
+            });
+        },
+    );
+}
