@@ -35,12 +35,17 @@ pub mod codex;
 pub mod copy;
 pub mod gemini;
 pub mod gemini_jsonl;
+pub mod qwen;
 #[cfg(test)]
 mod toy;
 
 /// The registration: one line per provider, in display order.
-static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] =
-    [&claude::Claude, &codex::Codex, &gemini_jsonl::GeminiCli];
+static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] = [
+    &claude::Claude,
+    &codex::Codex,
+    &gemini_jsonl::GeminiCli,
+    &qwen::Qwen,
+];
 
 /// Every registered provider.
 pub fn registry() -> Registry {
@@ -409,7 +414,7 @@ mod tests {
         let ids: Vec<_> = registry().iter().map(|p| p.id()).collect();
         assert_eq!(ids, ProviderId::ALL);
         let names: Vec<_> = ids.iter().map(|id| id.as_str()).collect();
-        assert_eq!(names, ["claude", "codex", "gemini"]);
+        assert_eq!(names, ["claude", "codex", "gemini", "qwen"]);
         for n in names {
             assert_eq!(registry().by_name(n).map(|p| p.id().as_str()), Some(n));
             assert_eq!(n.parse::<ProviderId>().map(ProviderId::as_str), Ok(n));
@@ -422,7 +427,7 @@ mod tests {
         );
         assert_eq!(
             format!("{registry:?}", registry = registry()),
-            "[Claude, Codex, Gemini]"
+            "[Claude, Codex, Gemini, Qwen]"
         );
     }
 
