@@ -506,8 +506,12 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
         // The collector redacts the title and participants it derives.
         let mut meta = crate::render::MetaCollector::new(redactor.clone());
         let mut events = 0u64;
+        let mut recorded_cwd = None;
         let r = export::stream_session(&s, limits, &mut skipped, &mut |ev| {
             events += 1;
+            if recorded_cwd.is_none() {
+                recorded_cwd = record_cwd(&redactor, &ev);
+            }
             meta.observe(&ev);
         });
         if let Err(e) = r {
@@ -521,7 +525,10 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
             path: s.main_path().map(PathBuf::from),
             files: s.files.len(),
             title: meta.title,
-            cwd: s.main_file().and_then(discover::project_dir),
+            cwd: s
+                .main_file()
+                .and_then(discover::project_dir)
+                .or(recorded_cwd),
             first_activity: meta.created,
             last_activity: meta.updated,
             events,
@@ -530,6 +537,25 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
     }
     rows.sort_by(|a, b| b.last_activity.cmp(&a.last_activity).then(a.id.cmp(&b.id)));
     Ok(rows)
+}
+
+/// The working directory a session's records name (the `cwd` of a
+/// `session_meta` event), redacted, when it is one line: shown when the agent
+/// keeps no project marker beside the file.
+fn record_cwd(redactor: &crate::redact::Redactor, ev: &crate::event::Event) -> Option<String> {
+    let crate::event::Payload::ProviderInfo { topic, data } = &ev.payload else {
+        return None;
+    };
+    if topic != "session_meta" {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        cwd: Option<String>,
+    }
+    let cwd = serde_json::from_str::<Meta>(data.get()).ok()?.cwd?;
+    let cwd = redactor.redact_str(&cwd).text;
+    (!cwd.trim().is_empty() && !cwd.chars().any(char::is_control)).then(|| cwd.into_owned())
 }
 
 /// Widest CWD column; longer directories keep their end.
