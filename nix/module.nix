@@ -135,6 +135,11 @@ in
           gemini = rootsOption "gemini" // {
             example = [ "/home/alice/.gemini/tmp" ];
           };
+          # The chats only: ~/.qwen itself also holds the CLI's
+          # credentials (oauth_creds.json) and settings.
+          qwen = rootsOption "qwen" // {
+            example = [ "/home/alice/.qwen/projects" ];
+          };
         };
       };
       default = { };
@@ -142,6 +147,7 @@ in
         claude = [ "/home/alice/.claude/projects" ];
         codex = [ "/home/alice/.codex/sessions" ];
         gemini = [ "/home/alice/.gemini/tmp" ];
+        qwen = [ "/home/alice/.qwen/projects" ];
       };
       description = ''
         Session-log directories per provider. A provider with no roots is
