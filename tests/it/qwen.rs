@@ -264,11 +264,12 @@ fn with_qwen(k: &Kato) -> PathBuf {
     let root = k.path("qwen");
     let chats = root.join("-home-u-proj/chats");
     fs::create_dir_all(&chats).expect("mkdir");
-    let mut cfg = fs::read_to_string(k.path("config.toml")).expect("config");
-    cfg.push_str(&format!(
-        "\n[providers.qwen]\nroots = [\"{}\"]\n",
-        root.display()
-    ));
+    let cfg = fs::read_to_string(k.path("config.toml"))
+        .expect("config")
+        .replace(
+            "[providers.qwen]\nenabled = false",
+            &format!("[providers.qwen]\nroots = [\"{}\"]", root.display()),
+        );
     fs::write(k.path("config.toml"), cfg).expect("config");
     chats
 }

@@ -818,6 +818,7 @@ fn doctor_reports_the_enforced_state() {
             ".claude/projects",
             ".codex/sessions",
             ".gemini/tmp",
+            ".qwen/projects",
             ".kato/state",
             "kato-exports",
         ] {
