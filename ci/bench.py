@@ -254,6 +254,54 @@ def gen_copilot(path, size, rng):
             line("assistant.message", {"messageId": f"m-{n}-end",
                                        "content": words(rng, 200) + "\n\n```rust\n" + code(rng, 10) + "\n```\n",
                                        "toolRequests": [], "interactionId": iid, "outputTokens": 400})
+def gen_qwen(path, size, rng):
+    """A Qwen Code chat as the real ones are written: each record with its
+    uuid, parent, session, time, cwd, version and branch; a user prompt, a
+    ui_telemetry record per API response and per tool call, assistant
+    records with a thought, text and a functionCall (model, usage), and a
+    tool_result record whose functionResponse output the toolCallResult's
+    resultDisplay repeats."""
+    sid = "9a578cd0-ad2c-423c-8f19-95412a2d81af"
+    n = 0
+    prev = [None]
+    with open(path, "w") as f:
+        def line(kind, ts, extra):
+            uid = f"{n:08x}-{rng.getrandbits(16):04x}-4000-8000-{rng.getrandbits(48):012x}"
+            d = {"uuid": uid, "parentUuid": prev[0], "sessionId": sid, "timestamp": ts, "type": kind,
+                 "cwd": "/home/u/project", "version": "0.14.0", "gitBranch": "main"}
+            d.update(extra)
+            prev[0] = uid
+            f.write(json.dumps(d, separators=(",", ":")) + "\n")
+        def ts(k):
+            return f"2026-04-07T{(k // 3600) % 24:02d}:{(k // 60) % 60:02d}:{k % 60:02d}.{k % 1000:03d}Z"
+        def telemetry(t, name):
+            line("system", t, {"subtype": "ui_telemetry", "systemPayload": {"uiEvent": {
+                "event.name": name, "event.timestamp": t, "response_id": "chatcmpl-" + "%032x" % rng.getrandbits(128),
+                "model": "coder-model", "status_code": 200, "duration_ms": 3423, "input_token_count": 14439,
+                "output_token_count": 91, "cached_content_token_count": 0, "thoughts_token_count": 0,
+                "tool_token_count": 0, "total_token_count": 14530, "prompt_id": sid + "########1"}}})
+        usage = {"promptTokenCount": 14439, "candidatesTokenCount": 91, "thoughtsTokenCount": 40,
+                 "totalTokenCount": 14530, "cachedContentTokenCount": 0}
+        while f.tell() < size:
+            n += 1
+            line("user", ts(n), {"message": {"role": "user", "parts": [{"text": words(rng, 40)}]}})
+            for k in range(3):
+                telemetry(ts(n), "qwen-code.api_response")
+                cid = "call_%024x" % rng.getrandbits(96)
+                line("assistant", ts(n), {"model": "coder-model", "contextWindowSize": 131072, "usageMetadata": usage,
+                     "message": {"role": "model", "parts": [{"text": words(rng, 60), "thought": True},
+                                                            {"text": words(rng, 12)},
+                                                            {"functionCall": {"id": cid, "name": "run_shell_command",
+                                                             "args": {"command": "cargo test " + words(rng, 5),
+                                                                      "description": words(rng, 8), "is_background": False}}}]}})
+                telemetry(ts(n), "qwen-code.tool_call")
+                out = code(rng, rng.randint(20, 120))
+                line("tool_result", ts(n), {"message": {"role": "user", "parts": [{"functionResponse": {
+                     "id": cid, "name": "run_shell_command", "response": {"output": "Command: cargo test\nOutput: " + out}}}]},
+                     "toolCallResult": {"callId": cid, "status": "success", "resultDisplay": out}})
+            telemetry(ts(n), "qwen-code.api_response")
+            line("assistant", ts(n), {"model": "coder-model", "usageMetadata": usage, "message": {"role": "model", "parts": [
+                 {"text": words(rng, 200) + "\n\n```rust\n" + code(rng, 10) + "\n```\n"}]}})
 
 def run(cmd, stdout=subprocess.DEVNULL):
     """Run cmd, return its wall time and CPU time (user + system, all its
@@ -324,6 +372,17 @@ def instruction_table(a, files, variants, mb=10):
         sys.stdout.flush()
     print(f"redaction cost <= 25% (instructions): worst {worst:+.1f}% {'ok' if worst <= 25 else 'MISSED'}")
 
+# Every session kind benched: the file name kato sees (the layout each
+# provider recognises when a file is named directly) and its generator.
+# One line per provider.
+KINDS = {
+    "claude": ("0890bead-0ab3-4ee9-98f8-585fd289cc1f.jsonl", gen_claude),
+    "codex": ("rollout-2025-11-28T03-40-25-019ac88c-3f80-7990-a29a-d20399dcab74.jsonl", gen_codex),
+    "gemini": ("session-2026-04-25T08-23-e435870b.jsonl", gen_gemini_jsonl),
+    "copilot": ("d5b1506c-19d6-4e6a-818c-89a50c48bb34.jsonl", gen_copilot),
+    "qwen": ("9a578cd0-ad2c-423c-8f19-95412a2d81af.jsonl", gen_qwen),
+}
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mb", type=int, default=100)
@@ -333,17 +392,13 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--instructions", action="store_true",
                     help="also count instructions with callgrind (noise-free)")
-    ap.add_argument("--only", action="append", choices=["claude", "codex", "gemini", "copilot"],
+    ap.add_argument("--only", action="append", choices=list(KINDS),
                     help="bench only this session kind (repeatable; default all)")
     a = ap.parse_args()
     rng = random.Random(7)
     size = a.size_mb << 20
-    files = {"claude": os.path.join(a.work, "0890bead-0ab3-4ee9-98f8-585fd289cc1f.jsonl"),
-             "codex": os.path.join(a.work, "rollout-2025-11-28T03-40-25-019ac88c-3f80-7990-a29a-d20399dcab74.jsonl"),
-             "gemini": os.path.join(a.work, "session-2026-04-25T08-23-e435870b.jsonl"),
-             "copilot": os.path.join(a.work, "d5b1506c-19d6-4e6a-818c-89a50c48bb34.jsonl")}
-    gens = {"claude": gen_claude, "codex": gen_codex, "gemini": gen_gemini_jsonl,
-            "copilot": gen_copilot}
+    files = {k: os.path.join(a.work, name) for k, (name, _) in KINDS.items()}
+    gens = {k: gen for k, (_, gen) in KINDS.items()}
     files = {k: v for k, v in files.items() if not a.only or k in a.only}
     for name, path in files.items():
         gens[name](path, size, rng)

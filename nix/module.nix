@@ -148,6 +148,11 @@ in
           cline = rootsOption "cline" // {
             example = [ "/home/alice/.config/Code/User/globalStorage/saoudrizwan.claude-dev/tasks" ];
           };
+          # The chats only: ~/.qwen itself also holds the CLI's
+          # credentials (oauth_creds.json) and settings.
+          qwen = rootsOption "qwen" // {
+            example = [ "/home/alice/.qwen/projects" ];
+          };
         };
       };
       default = { };
@@ -157,6 +162,7 @@ in
         gemini = [ "/home/alice/.gemini/tmp" ];
         copilot = [ "/home/alice/.copilot/session-state" ];
         cline = [ "/home/alice/.config/Code/User/globalStorage/saoudrizwan.claude-dev/tasks" ];
+        qwen = [ "/home/alice/.qwen/projects" ];
       };
       description = ''
         Session-log directories per provider. A provider with no roots is

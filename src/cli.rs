@@ -511,7 +511,7 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
         let r = export::stream_session(&s, limits, &mut skipped, &mut |ev| {
             events += 1;
             meta.observe(&ev);
-            if let Some(dir) = cwd_info(&ev) {
+            if let Some(dir) = recorded_cwd_of(&ev) {
                 recorded_cwd = Some(dir);
             }
         });
@@ -529,7 +529,7 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
             cwd: s
                 .main_file()
                 .and_then(discover::project_dir)
-                .or(recorded_cwd),
+                .or_else(|| recorded_cwd.map(|d| redactor.redact_str(&d).text.into_owned())),
             first_activity: meta.created,
             last_activity: meta.updated,
             events,
@@ -540,21 +540,24 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
     Ok(rows)
 }
 
-/// The directory of a `provider.info` `cwd` event (`{"cwd": "<dir>"}`),
-/// for agents that record their working directory in the session itself:
-/// the last one a session holds is its cwd.
-fn cwd_info(ev: &crate::event::Event) -> Option<String> {
+/// The working directory a session's records name, for agents that keep
+/// no project marker beside the file: the `cwd` of a `provider.info`
+/// `session_meta` event (sent when it changes) or `cwd` event (Cline's
+/// environment details). The last one a session holds is its cwd; one with
+/// a control character is not shown.
+fn recorded_cwd_of(ev: &crate::event::Event) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Cwd {
-        cwd: String,
+        cwd: Option<String>,
     }
-    match &ev.payload {
-        crate::event::Payload::ProviderInfo { topic, data } if topic == "cwd" => {
-            let dir = serde_json::from_str::<Cwd>(data.get()).ok()?.cwd;
-            (!dir.is_empty() && !dir.chars().any(char::is_control)).then_some(dir)
-        }
-        _ => None,
+    let crate::event::Payload::ProviderInfo { topic, data } = &ev.payload else {
+        return None;
+    };
+    if topic != "session_meta" && topic != "cwd" {
+        return None;
     }
+    let dir = serde_json::from_str::<Cwd>(data.get()).ok()?.cwd?;
+    (!dir.trim().is_empty() && !dir.chars().any(char::is_control)).then_some(dir)
 }
 
 /// Widest CWD column; longer directories keep their end.

@@ -61,6 +61,7 @@ provider_ids! {
     Gemini => "gemini", "Gemini CLI (`~/.gemini/tmp`).";
     Copilot => "copilot", "GitHub Copilot CLI (`~/.copilot/session-state`).";
     Cline => "cline", "Cline and Roo Code (`<editor globalStorage>/<extension>/tasks`, `~/.cline/data/tasks`).";
+    Qwen => "qwen", "Qwen Code (`~/.qwen/projects`).";
 }
 
 /// A name that is not a provider id.

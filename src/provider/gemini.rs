@@ -77,7 +77,7 @@ pub const ID: ProviderId = ProviderId::Gemini;
 const SUBAGENT_LABEL: &str = "subagent";
 
 /// The line the CLI writes before the text of the files `@path` names.
-const REFERENCES_MARKER: &str = "--- Content from referenced files ---";
+pub(super) const REFERENCES_MARKER: &str = "--- Content from referenced files ---";
 
 /// Prefix of the CLI's wrapper around text typed while the agent works.
 const STEERING_PREFIX: &str = "User steering update:";
@@ -469,7 +469,7 @@ fn text_of(pieces: &[Piece<'_>]) -> String {
 /// text, injected context): the CLI writes the text of `@file` references
 /// after the typed words, from [`REFERENCES_MARKER`] on. Whatever follows
 /// the first marker is file text, whatever it holds.
-fn split_references(mut text: String) -> (String, String) {
+pub(super) fn split_references(mut text: String) -> (String, String) {
     let Some(at) = text.find(REFERENCES_MARKER) else {
         return (text, String::new());
     };
@@ -499,7 +499,7 @@ fn split_steering(text: &str) -> Option<(String, String)> {
 
 /// The output text of a `functionResponse.response` and whether it is an
 /// error response.
-fn response_output(response: Option<&RawValue>) -> (String, bool) {
+pub(super) fn response_output(response: Option<&RawValue>) -> (String, bool) {
     let Some(response) = response else {
         return (String::new(), false);
     };
@@ -527,7 +527,7 @@ fn plain(raw: &RawValue) -> String {
 /// Valid JSON with the whitespace between tokens removed (the document is
 /// pretty-printed; exported values must stay on one line). Key order and
 /// number spelling are kept as written.
-fn compact_string(json: &str) -> String {
+pub(super) fn compact_string(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
     for seg in json_str::segments(json) {
         match seg {
@@ -1003,7 +1003,7 @@ fn response_part_fast(part: &RawValue) -> Option<(String, bool)> {
 /// The string `output` and `error` of a response object; fails on
 /// anything else (another type, a duplicate), so that the general path
 /// reads it.
-struct Outputs(Option<String>, Option<String>);
+pub(super) struct Outputs(pub(super) Option<String>, pub(super) Option<String>);
 
 impl<'de> Deserialize<'de> for Outputs {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

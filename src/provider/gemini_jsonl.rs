@@ -391,7 +391,7 @@ impl<'a> Record<'a> {
 }
 
 /// A JSON string's text; `None` for any other value.
-fn string(raw: Option<&RawValue>) -> Option<String> {
+pub(super) fn string(raw: Option<&RawValue>) -> Option<String> {
     let raw = raw?.get().trim();
     json_str::decode_literal(raw).ok().map(|s| s.into_owned())
 }

@@ -37,6 +37,7 @@ pub mod copilot;
 pub mod copy;
 pub mod gemini;
 pub mod gemini_jsonl;
+pub mod qwen;
 #[cfg(test)]
 mod toy;
 
@@ -47,6 +48,7 @@ static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] = [
     &gemini_jsonl::GeminiCli,
     &copilot::Copilot,
     &cline::Cline,
+    &qwen::Qwen,
 ];
 
 /// Every registered provider.
@@ -430,7 +432,10 @@ mod tests {
         let ids: Vec<_> = registry().iter().map(|p| p.id()).collect();
         assert_eq!(ids, ProviderId::ALL);
         let names: Vec<_> = ids.iter().map(|id| id.as_str()).collect();
-        assert_eq!(names, ["claude", "codex", "gemini", "copilot", "cline"]);
+        assert_eq!(
+            names,
+            ["claude", "codex", "gemini", "copilot", "cline", "qwen"]
+        );
         for n in names {
             assert_eq!(registry().by_name(n).map(|p| p.id().as_str()), Some(n));
             assert_eq!(n.parse::<ProviderId>().map(ProviderId::as_str), Ok(n));
@@ -443,7 +448,7 @@ mod tests {
         );
         assert_eq!(
             format!("{registry:?}", registry = registry()),
-            "[Claude, Codex, Gemini, Copilot, Cline]"
+            "[Claude, Codex, Gemini, Copilot, Cline, Qwen]"
         );
     }
 

@@ -141,6 +141,11 @@ proptest! {
             whole_vs_pieces(p, &flat, &bytes, &cuts);
         }
     }
+
+    #[test]
+    fn qwen_pieces_equal_whole(cuts in proptest::collection::vec(0usize..1_000_000, 0..12)) {
+        check_provider("qwen", &cuts);
+    }
 }
 
 /// The wider net: real agent files, cut at a handful of fixed points.
@@ -155,6 +160,7 @@ fn real_corpus_pieces_equal_whole() {
         ("codex", "codex"),
         ("gemini", "gemini-jsonl"),
         ("copilot", "copilot-cli"),
+        ("qwen", "qwen"),
     ] {
         let p = provider::by_name(name).unwrap();
         for e in fs::read_dir(base.join(dir)).unwrap() {
@@ -192,6 +198,11 @@ fn gemini_jsonl_truncation_and_replacement_restart_from_zero() {
 #[test]
 fn copilot_truncation_and_replacement_restart_from_zero() {
     truncation_and_replacement("copilot");
+}
+
+#[test]
+fn qwen_truncation_and_replacement_restart_from_zero() {
+    truncation_and_replacement("qwen");
 }
 
 /// The largest JSON Lines fixture of `provider`, truncated to half after

@@ -822,6 +822,7 @@ fn doctor_reports_the_enforced_state() {
             "kato-exports",
             ".copilot/session-state",
             ".copilot/history-session-state",
+            ".qwen/projects",
         ] {
             fs::create_dir_all(home.join(d)).unwrap();
         }
@@ -1196,6 +1197,66 @@ fn cline_stage_cannot_open_the_settings_beside_its_root() {
                 c.eacces("list globalStorage", fs::read_dir(&storage));
                 c.finish();
             });
+        },
+    );
+}
+
+/// Qwen Code keeps its credentials and settings in `~/.qwen`, beside the
+/// chats in `~/.qwen/projects`: the qwen stage's domain, from the default
+/// roots (and from `QWEN_RUNTIME_DIR`), reads the chats and cannot open
+/// anything beside them.
+#[test]
+fn qwen_stage_cannot_open_the_credentials_beside_its_root() {
+    in_child(
+        "qwen_stage_cannot_open_the_credentials_beside_its_root",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let home = tmp.path().join("home");
+            let qwen = home.join(".qwen");
+            let chats = qwen.join("projects/-home-u-proj/chats");
+            fs::create_dir_all(&chats).unwrap();
+            let session = chats.join("9a578cd0-ad2c-423c-8f19-95412a2d81af.jsonl");
+            fs::write(&session, "{}\n").unwrap();
+            let secrets = [
+                "oauth_creds.json",
+                "mcp-oauth-tokens.json",
+                "settings.json",
+                "installation_id",
+            ];
+            for f in secrets {
+                fs::write(qwen.join(f), "secret").unwrap();
+            }
+            let by_home = Env {
+                home: Some(home.clone()),
+                ..Env::default()
+            };
+            let by_var = Env {
+                home: Some(tmp.path().join("elsewhere")),
+                agent_vars: [("QWEN_RUNTIME_DIR".to_owned(), qwen.clone())].into(),
+                ..Env::default()
+            };
+            for env in [by_home, by_var] {
+                let config = Config::from_toml("", None, &env).unwrap();
+                let roots = config
+                    .provider(kato::event::ProviderId::Qwen)
+                    .unwrap()
+                    .roots
+                    .clone();
+                assert_eq!(roots, [qwen.join("projects")]);
+                let (s, q) = (session.clone(), qwen.clone());
+                confined(move || {
+                    profiles::provider(&roots)
+                        .apply(SandboxMode::Enforce)
+                        .unwrap();
+                    let mut c = Checks::default();
+                    c.ok("read the chat", fs::read(&s));
+                    for f in secrets {
+                        c.eacces(f, fs::read(q.join(f)));
+                    }
+                    c.eacces("list ~/.qwen", fs::read_dir(&q));
+                    c.finish();
+                });
+            }
         },
     );
 }
