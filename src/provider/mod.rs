@@ -33,14 +33,19 @@ use crate::event::{Event, ProviderId, Subagent};
 pub mod claude;
 pub mod codex;
 pub mod copy;
+pub mod cursor;
 pub mod gemini;
 pub mod gemini_jsonl;
 #[cfg(test)]
 mod toy;
 
 /// The registration: one line per provider, in display order.
-static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] =
-    [&claude::Claude, &codex::Codex, &gemini_jsonl::GeminiCli];
+static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] = [
+    &claude::Claude,
+    &codex::Codex,
+    &gemini_jsonl::GeminiCli,
+    &cursor::Cursor,
+];
 
 /// Every registered provider.
 pub fn registry() -> Registry {
@@ -409,20 +414,20 @@ mod tests {
         let ids: Vec<_> = registry().iter().map(|p| p.id()).collect();
         assert_eq!(ids, ProviderId::ALL);
         let names: Vec<_> = ids.iter().map(|id| id.as_str()).collect();
-        assert_eq!(names, ["claude", "codex", "gemini"]);
+        assert_eq!(names, ["claude", "codex", "gemini", "cursor"]);
         for n in names {
             assert_eq!(registry().by_name(n).map(|p| p.id().as_str()), Some(n));
             assert_eq!(n.parse::<ProviderId>().map(ProviderId::as_str), Ok(n));
         }
-        assert!(registry().by_name("cursor").is_none());
+        assert!(registry().by_name("nosuch").is_none());
         assert!(registry().by_name("toy").is_none());
         assert_eq!(
-            "cursor".parse::<ProviderId>().map_err(|e| e.to_string()),
-            Err("unknown provider `cursor`".to_owned())
+            "nosuch".parse::<ProviderId>().map_err(|e| e.to_string()),
+            Err("unknown provider `nosuch`".to_owned())
         );
         assert_eq!(
             format!("{registry:?}", registry = registry()),
-            "[Claude, Codex, Gemini]"
+            "[Claude, Codex, Gemini, Cursor]"
         );
     }
 
@@ -433,8 +438,8 @@ mod tests {
             assert_eq!(json, format!("\"{id}\""));
             assert_eq!(serde_json::from_str::<ProviderId>(&json).unwrap(), id);
         }
-        let e = serde_json::from_str::<ProviderId>("\"cursor\"").unwrap_err();
-        assert!(e.to_string().contains("unknown provider `cursor`"), "{e}");
+        let e = serde_json::from_str::<ProviderId>("\"nosuch\"").unwrap_err();
+        assert!(e.to_string().contains("unknown provider `nosuch`"), "{e}");
     }
 
     #[test]

@@ -1072,3 +1072,57 @@ fn gemini_stage_cannot_open_the_credentials_beside_its_root() {
         },
     );
 }
+
+/// Cursor keeps its MCP servers (`mcp.json`, which may hold tokens), its
+/// CLI settings and its chat stores in `~/.cursor`, beside the projects in
+/// `~/.cursor/projects`: the cursor stage's domain, from the default
+/// roots, reads the transcripts and cannot open anything beside them.
+#[test]
+fn cursor_stage_cannot_open_the_credentials_beside_its_root() {
+    in_child(
+        "cursor_stage_cannot_open_the_credentials_beside_its_root",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let home = tmp.path().join("home");
+            let cursor = home.join(".cursor");
+            let dir = cursor.join("projects/home-u-proj/agent-transcripts/abc");
+            fs::create_dir_all(&dir).unwrap();
+            fs::create_dir_all(cursor.join("chats/0a1b")).unwrap();
+            let session = dir.join("abc.jsonl");
+            fs::write(&session, "{}\n").unwrap();
+            let secrets = [
+                "mcp.json",
+                "cli-config.json",
+                "argv.json",
+                "chats/0a1b/store.db",
+            ];
+            for f in secrets {
+                fs::write(cursor.join(f), "secret").unwrap();
+            }
+            let env = Env {
+                home: Some(home.clone()),
+                ..Env::default()
+            };
+            let config = Config::from_toml("", None, &env).unwrap();
+            let roots = config
+                .provider(kato::event::ProviderId::Cursor)
+                .unwrap()
+                .roots
+                .clone();
+            assert_eq!(roots, [cursor.join("projects")]);
+            let (s, c) = (session.clone(), cursor.clone());
+            confined(move || {
+                profiles::provider(&roots)
+                    .apply(SandboxMode::Enforce)
+                    .unwrap();
+                let mut checks = Checks::default();
+                checks.ok("read the transcript", fs::read(&s));
+                for f in secrets {
+                    checks.eacces(f, fs::read(c.join(f)));
+                }
+                checks.eacces("list ~/.cursor", fs::read_dir(&c));
+                checks.finish();
+            });
+        },
+    );
+}
