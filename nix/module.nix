@@ -135,6 +135,16 @@ in
           gemini = rootsOption "gemini" // {
             example = [ "/home/alice/.gemini/tmp" ];
           };
+          # The projects only: ~/.cursor also holds mcp.json (MCP servers,
+          # often with tokens), cli-config.json and the chat stores.
+          cursor = rootsOption "cursor" // {
+            example = [ "/home/alice/.cursor/projects" ];
+          };
+          # The sessions only: ~/.factory also holds Droid's settings,
+          # MCP servers and credentials.
+          droid = rootsOption "droid" // {
+            example = [ "/home/alice/.factory/sessions" ];
+          };
         };
       };
       default = { };
@@ -142,6 +152,8 @@ in
         claude = [ "/home/alice/.claude/projects" ];
         codex = [ "/home/alice/.codex/sessions" ];
         gemini = [ "/home/alice/.gemini/tmp" ];
+        cursor = [ "/home/alice/.cursor/projects" ];
+        droid = [ "/home/alice/.factory/sessions" ];
       };
       description = ''
         Session-log directories per provider. A provider with no roots is

@@ -20,7 +20,8 @@ use crate::terminal;
     name = "kato",
     version,
     about = "A passive, sandboxed observer of AI coding-agent sessions",
-    long_about = "kato reads the session logs of Claude Code, Codex and Gemini CLI, turns them \
+    long_about = "kato reads the session logs of Claude Code, Codex, Gemini CLI, Cursor and Factory \
+                  Droid, turns them \
                   into one canonical event stream, and writes Markdown or JSONL. It confines \
                   itself (Landlock, seccomp, no capabilities, no network, no exec) before it \
                   reads any session byte."
@@ -506,8 +507,12 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
         // The collector redacts the title and participants it derives.
         let mut meta = crate::render::MetaCollector::new(redactor.clone());
         let mut events = 0u64;
+        let mut recorded_cwd = None;
         let r = export::stream_session(&s, limits, &mut skipped, &mut |ev| {
             events += 1;
+            if recorded_cwd.is_none() {
+                recorded_cwd = cwd_of(&ev);
+            }
             meta.observe(&ev);
         });
         if let Err(e) = r {
@@ -521,7 +526,10 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
             path: s.main_path().map(PathBuf::from),
             files: s.files.len(),
             title: meta.title,
-            cwd: s.main_file().and_then(discover::project_dir),
+            cwd: s
+                .main_file()
+                .and_then(discover::project_dir)
+                .or(recorded_cwd),
             first_activity: meta.created,
             last_activity: meta.updated,
             events,
@@ -530,6 +538,26 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
     }
     rows.sort_by(|a, b| b.last_activity.cmp(&a.last_activity).then(a.id.cmp(&b.id)));
     Ok(rows)
+}
+
+/// The project directory a `provider.info` `session_meta` event names in
+/// a top-level `cwd` (Droid's `session_start`): what the agent recorded,
+/// shown when it keeps no project marker; one line, no control
+/// characters.
+fn cwd_of(ev: &crate::event::Event) -> Option<String> {
+    let crate::event::Payload::ProviderInfo { topic, data } = &ev.payload else {
+        return None;
+    };
+    if topic != "session_meta" || ev.subagent.is_some() {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        cwd: Option<String>,
+    }
+    let cwd = serde_json::from_str::<Meta>(data.get()).ok()?.cwd?;
+    let cwd = cwd.trim();
+    (!cwd.is_empty() && !cwd.chars().any(char::is_control)).then(|| cwd.to_owned())
 }
 
 /// Widest CWD column; longer directories keep their end.

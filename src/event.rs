@@ -60,6 +60,7 @@ provider_ids! {
     Codex => "codex", "OpenAI Codex CLI (`~/.codex/sessions`).";
     Gemini => "gemini", "Gemini CLI (`~/.gemini/tmp`).";
     Cursor => "cursor", "Cursor agent transcripts (`~/.cursor/projects`).";
+    Droid => "droid", "Factory Droid (`~/.factory/sessions`).";
 }
 
 /// A name that is not a provider id.

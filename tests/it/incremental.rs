@@ -122,6 +122,16 @@ proptest! {
     fn gemini_jsonl_pieces_equal_whole(cuts in proptest::collection::vec(0usize..1_000_000, 0..12)) {
         check_provider("gemini", &cuts);
     }
+
+    #[test]
+    fn cursor_pieces_equal_whole(cuts in proptest::collection::vec(0usize..1_000_000, 0..12)) {
+        check_provider("cursor", &cuts);
+    }
+
+    #[test]
+    fn droid_pieces_equal_whole(cuts in proptest::collection::vec(0usize..1_000_000, 0..12)) {
+        check_provider("droid", &cuts);
+    }
 }
 
 /// The wider net: real agent files, cut at a handful of fixed points.
@@ -135,6 +145,8 @@ fn real_corpus_pieces_equal_whole() {
         ("claude", "claude"),
         ("codex", "codex"),
         ("gemini", "gemini-jsonl"),
+        ("cursor", "cursor"),
+        ("droid", "factory-droid"),
     ] {
         let p = provider::by_name(name).unwrap();
         for e in fs::read_dir(base.join(dir)).unwrap() {
@@ -167,6 +179,16 @@ fn truncation_and_replacement_restart_from_zero() {
 #[test]
 fn gemini_jsonl_truncation_and_replacement_restart_from_zero() {
     truncation_and_replacement("gemini");
+}
+
+#[test]
+fn cursor_truncation_and_replacement_restart_from_zero() {
+    truncation_and_replacement("cursor");
+}
+
+#[test]
+fn droid_truncation_and_replacement_restart_from_zero() {
+    truncation_and_replacement("droid");
 }
 
 /// The largest JSON Lines fixture of `provider`, truncated to half after

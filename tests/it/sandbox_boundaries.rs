@@ -820,6 +820,8 @@ fn doctor_reports_the_enforced_state() {
             ".gemini/tmp",
             ".kato/state",
             "kato-exports",
+            ".cursor/projects",
+            ".factory/sessions",
         ] {
             fs::create_dir_all(home.join(d)).unwrap();
         }
@@ -1122,6 +1124,54 @@ fn cursor_stage_cannot_open_the_credentials_beside_its_root() {
                 }
                 checks.eacces("list ~/.cursor", fs::read_dir(&c));
                 checks.finish();
+            });
+        },
+    );
+}
+
+/// Factory Droid keeps its settings, MCP servers and credentials in
+/// `~/.factory`, beside the sessions in `~/.factory/sessions`: the droid
+/// stage's domain, from the default roots, reads the sessions and cannot
+/// open anything beside them.
+#[test]
+fn droid_stage_cannot_open_the_credentials_beside_its_root() {
+    in_child(
+        "droid_stage_cannot_open_the_credentials_beside_its_root",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let home = tmp.path().join("home");
+            let factory = home.join(".factory");
+            let dir = factory.join("sessions/-home-u-proj");
+            fs::create_dir_all(&dir).unwrap();
+            let session = dir.join("4c2e9a10.jsonl");
+            fs::write(&session, "{}\n").unwrap();
+            let secrets = ["auth.json", "settings.json", "mcp.json", "config.json"];
+            for f in secrets {
+                fs::write(factory.join(f), "secret").unwrap();
+            }
+            let env = Env {
+                home: Some(home.clone()),
+                ..Env::default()
+            };
+            let config = Config::from_toml("", None, &env).unwrap();
+            let roots = config
+                .provider(kato::event::ProviderId::Droid)
+                .unwrap()
+                .roots
+                .clone();
+            assert_eq!(roots, [factory.join("sessions")]);
+            let (s, f) = (session.clone(), factory.clone());
+            confined(move || {
+                profiles::provider(&roots)
+                    .apply(SandboxMode::Enforce)
+                    .unwrap();
+                let mut c = Checks::default();
+                c.ok("read the session", fs::read(&s));
+                for name in secrets {
+                    c.eacces(name, fs::read(f.join(name)));
+                }
+                c.eacces("list ~/.factory", fs::read_dir(&f));
+                c.finish();
             });
         },
     );
