@@ -526,10 +526,12 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
             path: s.main_path().map(PathBuf::from),
             files: s.files.len(),
             title: meta.title,
+            // Redacted like the title: a directory name can hold a secret.
             cwd: s
                 .main_file()
                 .and_then(discover::project_dir)
-                .or(recorded_cwd),
+                .or(recorded_cwd)
+                .map(|c| redactor.redact_str(&c).text.into_owned()),
             first_activity: meta.created,
             last_activity: meta.updated,
             events,

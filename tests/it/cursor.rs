@@ -235,11 +235,12 @@ fn cursor_capture_uses_only_what_the_human_typed() {
     let root = k.path("cursor");
     let dir = root.join(format!("home-u-proj/agent-transcripts/{SID}"));
     fs::create_dir_all(&dir).expect("mkdir");
-    let mut cfg = fs::read_to_string(k.path("config.toml")).expect("config");
-    cfg.push_str(&format!(
-        "\n[providers.cursor]\nroots = [\"{}\"]\n",
-        root.display()
-    ));
+    let cfg = fs::read_to_string(k.path("config.toml"))
+        .expect("config")
+        .replace(
+            "[providers.cursor]\nenabled = false",
+            &format!("[providers.cursor]\nroots = [\"{}\"]", root.display()),
+        );
     fs::write(k.path("config.toml"), cfg).expect("config");
     let f = dir.join(format!("{SID}.jsonl"));
     append(&f, &[user("<user_query>\nhistory\n</user_query>")]);

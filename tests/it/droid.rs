@@ -220,11 +220,12 @@ fn droid_capture_uses_only_what_the_human_typed() {
     let root = k.path("droid");
     let dir = root.join("-home-u-proj");
     fs::create_dir_all(&dir).expect("mkdir");
-    let mut cfg = fs::read_to_string(k.path("config.toml")).expect("config");
-    cfg.push_str(&format!(
-        "\n[providers.droid]\nroots = [\"{}\"]\n",
-        root.display()
-    ));
+    let cfg = fs::read_to_string(k.path("config.toml"))
+        .expect("config")
+        .replace(
+            "[providers.droid]\nenabled = false",
+            &format!("[providers.droid]\nroots = [\"{}\"]", root.display()),
+        );
     fs::write(k.path("config.toml"), cfg).expect("config");
     let f = dir.join(format!("{SID}.jsonl"));
     append(
