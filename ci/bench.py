@@ -254,6 +254,7 @@ def gen_copilot(path, size, rng):
             line("assistant.message", {"messageId": f"m-{n}-end",
                                        "content": words(rng, 200) + "\n\n```rust\n" + code(rng, 10) + "\n```\n",
                                        "toolRequests": [], "interactionId": iid, "outputTokens": 400})
+
 def gen_qwen(path, size, rng):
     """A Qwen Code chat as the real ones are written: each record with its
     uuid, parent, session, time, cwd, version and branch; a user prompt, a
@@ -302,6 +303,65 @@ def gen_qwen(path, size, rng):
             telemetry(ts(n), "qwen-code.api_response")
             line("assistant", ts(n), {"model": "coder-model", "usageMetadata": usage, "message": {"role": "model", "parts": [
                  {"text": words(rng, 200) + "\n\n```rust\n" + code(rng, 10) + "\n```\n"}]}})
+
+def gen_cursor(path, size, rng):
+    """A Cursor agent transcript as the real ones are written: no ids, no
+    times; a user record whose query is wrapped in <user_query>, now and
+    then after a large injected branch diff; assistant records of text
+    (some "[REDACTED]") and several tool_use blocks each."""
+    with open(path, "w") as f:
+        def line(obj):
+            f.write(json.dumps(obj, separators=(",", ":")) + "\n")
+        n = 0
+        while f.tell() < size:
+            n += 1
+            query = "<user_query>\n" + words(rng, 30) + "\n</user_query>"
+            if n % 5 == 0:
+                query = ("<git_diff_from_branch_to_main>\n" + code(rng, 400)
+                         + "\n</git_diff_from_branch_to_main>\n" + query)
+            line({"role": "user", "message": {"content": [{"type": "text", "text": query}]}})
+            for k in range(6):
+                blocks = [{"type": "text", "text": "[REDACTED]" if k % 2 else words(rng, 60)}]
+                for j in range(2):
+                    blocks.append({"type": "tool_use", "name": "Shell",
+                                   "input": {"command": "rg " + words(rng, 4), "working_directory": "/home/u/proj",
+                                             "description": words(rng, 8)}})
+                line({"role": "assistant", "message": {"content": blocks}})
+            line({"role": "assistant", "message": {"content": [
+                {"type": "text", "text": words(rng, 200) + "\n\n```rust\n" + code(rng, 10) + "\n```\n"}]}})
+
+def gen_droid(path, size, rng):
+    """A Factory Droid session as the real ones are written: session_start,
+    then message records with ids and times: the human's words with an
+    @file's contents after them, assistant tool_use blocks, their results
+    in user records, todo_state records."""
+    sid = "052cb8d0-4616-488a-99fe-bfbbbe9429b3"
+    with open(path, "w") as f:
+        def line(obj):
+            f.write(json.dumps(obj, separators=(",", ":")) + "\n")
+        def ts(k):
+            return f"2026-01-28T{(k // 3600) % 24:02d}:{(k // 60) % 60:02d}:{k % 60:02d}.{k % 1000:03d}Z"
+        line({"type": "session_start", "id": sid, "title": words(rng, 8), "sessionTitle": "New Session",
+              "owner": "u", "version": 2, "cwd": "/home/u/proj"})
+        n = 0
+        while f.tell() < size:
+            n += 1
+            line({"type": "message", "id": f"{n:08x}-0881-4fbe-80b0-92d59a21074e", "timestamp": ts(n),
+                  "message": {"role": "user", "content": [
+                      {"type": "text", "text": words(rng, 30)},
+                      {"type": "text", "text": "Contents of /home/u/proj/a.ts (lines 1-40):\n" + code(rng, 40)}]}})
+            for k in range(4):
+                cid = f"call_{n}x{k}"
+                line({"type": "message", "id": f"{n:08x}-{k:04x}-4fbe-80b0-92d59a21074e", "timestamp": ts(n),
+                      "message": {"role": "assistant", "content": [
+                          {"type": "text", "text": words(rng, 40)},
+                          {"type": "tool_use", "id": cid, "name": "Execute",
+                           "input": {"command": "rg " + words(rng, 4), "riskLevel": "low"}}]}})
+                line({"type": "message", "id": f"{n:08x}-{k:04x}-4fbe-80b1-92d59a21074e", "timestamp": ts(n),
+                      "message": {"role": "user", "content": [
+                          {"type": "tool_result", "tool_use_id": cid, "content": code(rng, rng.randint(10, 60))}]}})
+            line({"type": "todo_state", "id": f"{n:08x}-cd01-4fbe-80b0-92d59a21074e", "timestamp": ts(n),
+                  "todos": {"todos": "1. [completed] " + words(rng, 6)}, "messageIndex": n})
 
 def run(cmd, stdout=subprocess.DEVNULL):
     """Run cmd, return its wall time and CPU time (user + system, all its
@@ -381,6 +441,8 @@ KINDS = {
     "gemini": ("session-2026-04-25T08-23-e435870b.jsonl", gen_gemini_jsonl),
     "copilot": ("d5b1506c-19d6-4e6a-818c-89a50c48bb34.jsonl", gen_copilot),
     "qwen": ("9a578cd0-ad2c-423c-8f19-95412a2d81af.jsonl", gen_qwen),
+    "cursor": ("35a82dfe-d4ab-4238-8135-22c978781bca.jsonl", gen_cursor),
+    "droid": ("052cb8d0-4616-488a-99fe-bfbbbe9429b3.jsonl", gen_droid),
 }
 
 def main():

@@ -153,6 +153,16 @@ in
           qwen = rootsOption "qwen" // {
             example = [ "/home/alice/.qwen/projects" ];
           };
+          # The projects only: ~/.cursor also holds mcp.json (MCP servers,
+          # often with tokens), cli-config.json and the chat stores.
+          cursor = rootsOption "cursor" // {
+            example = [ "/home/alice/.cursor/projects" ];
+          };
+          # The sessions only: ~/.factory also holds Droid's settings,
+          # MCP servers and credentials.
+          droid = rootsOption "droid" // {
+            example = [ "/home/alice/.factory/sessions" ];
+          };
         };
       };
       default = { };
@@ -163,6 +173,8 @@ in
         copilot = [ "/home/alice/.copilot/session-state" ];
         cline = [ "/home/alice/.config/Code/User/globalStorage/saoudrizwan.claude-dev/tasks" ];
         qwen = [ "/home/alice/.qwen/projects" ];
+        cursor = [ "/home/alice/.cursor/projects" ];
+        droid = [ "/home/alice/.factory/sessions" ];
       };
       description = ''
         Session-log directories per provider. A provider with no roots is

@@ -529,7 +529,9 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
             cwd: s
                 .main_file()
                 .and_then(discover::project_dir)
-                .or_else(|| recorded_cwd.map(|d| redactor.redact_str(&d).text.into_owned())),
+                .or(recorded_cwd)
+                // Redacted like the title: a directory name can hold a secret.
+                .map(|c| redactor.redact_str(&c).text.into_owned()),
             first_activity: meta.created,
             last_activity: meta.updated,
             events,
@@ -543,8 +545,8 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
 /// The working directory a session's records name, for agents that keep
 /// no project marker beside the file: the `cwd` of a `provider.info`
 /// `session_meta` event (sent when it changes) or `cwd` event (Cline's
-/// environment details). The last one a session holds is its cwd; one with
-/// a control character is not shown.
+/// environment details), not a subagent's. The last one a session holds is
+/// its cwd; one with a control character is not shown.
 fn recorded_cwd_of(ev: &crate::event::Event) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Cwd {
@@ -553,7 +555,7 @@ fn recorded_cwd_of(ev: &crate::event::Event) -> Option<String> {
     let crate::event::Payload::ProviderInfo { topic, data } = &ev.payload else {
         return None;
     };
-    if topic != "session_meta" && topic != "cwd" {
+    if (topic != "session_meta" && topic != "cwd") || ev.subagent.is_some() {
         return None;
     }
     let dir = serde_json::from_str::<Cwd>(data.get()).ok()?.cwd?;

@@ -661,10 +661,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("allowed_rots"), "{e}");
-        let e = Config::from_toml("[providers.cursor]\nenabled = true\n", None, &env())
+        let e = Config::from_toml("[providers.nosuch]\nenabled = true\n", None, &env())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("providers.cursor"), "{e}");
+        assert!(e.contains("providers.nosuch"), "{e}");
         let e = Config::from_toml("[sandbox]\nmode = \"off\"\n", None, &env())
             .unwrap_err()
             .to_string();

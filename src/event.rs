@@ -62,6 +62,8 @@ provider_ids! {
     Copilot => "copilot", "GitHub Copilot CLI (`~/.copilot/session-state`).";
     Cline => "cline", "Cline and Roo Code (`<editor globalStorage>/<extension>/tasks`, `~/.cline/data/tasks`).";
     Qwen => "qwen", "Qwen Code (`~/.qwen/projects`).";
+    Cursor => "cursor", "Cursor agent transcripts (`~/.cursor/projects`).";
+    Droid => "droid", "Factory Droid (`~/.factory/sessions`).";
 }
 
 /// A name that is not a provider id.

@@ -533,7 +533,7 @@ mod tests {
         // A provider this kato does not know is set aside, naming it.
         let text = serde_json::to_string(&good)
             .unwrap()
-            .replace("\"claude\"", "\"cursor\"");
+            .replace("\"claude\"", "\"nosuch\"");
         fs::write(&bad_file, text).unwrap();
         let (_, corrupt) = store.load_all();
         assert_eq!(corrupt.len(), 1, "{corrupt:?}");
@@ -541,7 +541,7 @@ mod tests {
             corrupt[0]
                 .error
                 .to_string()
-                .contains("unknown provider `cursor`"),
+                .contains("unknown provider `nosuch`"),
             "{corrupt:?}"
         );
     }

@@ -35,6 +35,8 @@ pub mod cline;
 pub mod codex;
 pub mod copilot;
 pub mod copy;
+pub mod cursor;
+pub mod droid;
 pub mod gemini;
 pub mod gemini_jsonl;
 pub mod qwen;
@@ -49,6 +51,8 @@ static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] = [
     &copilot::Copilot,
     &cline::Cline,
     &qwen::Qwen,
+    &cursor::Cursor,
+    &droid::Droid,
 ];
 
 /// Every registered provider.
@@ -434,21 +438,21 @@ mod tests {
         let names: Vec<_> = ids.iter().map(|id| id.as_str()).collect();
         assert_eq!(
             names,
-            ["claude", "codex", "gemini", "copilot", "cline", "qwen"]
+            ["claude", "codex", "gemini", "copilot", "cline", "qwen", "cursor", "droid"]
         );
         for n in names {
             assert_eq!(registry().by_name(n).map(|p| p.id().as_str()), Some(n));
             assert_eq!(n.parse::<ProviderId>().map(ProviderId::as_str), Ok(n));
         }
-        assert!(registry().by_name("cursor").is_none());
+        assert!(registry().by_name("nosuch").is_none());
         assert!(registry().by_name("toy").is_none());
         assert_eq!(
-            "cursor".parse::<ProviderId>().map_err(|e| e.to_string()),
-            Err("unknown provider `cursor`".to_owned())
+            "nosuch".parse::<ProviderId>().map_err(|e| e.to_string()),
+            Err("unknown provider `nosuch`".to_owned())
         );
         assert_eq!(
             format!("{registry:?}", registry = registry()),
-            "[Claude, Codex, Gemini, Copilot, Cline, Qwen]"
+            "[Claude, Codex, Gemini, Copilot, Cline, Qwen, Cursor, Droid]"
         );
     }
 
@@ -459,8 +463,8 @@ mod tests {
             assert_eq!(json, format!("\"{id}\""));
             assert_eq!(serde_json::from_str::<ProviderId>(&json).unwrap(), id);
         }
-        let e = serde_json::from_str::<ProviderId>("\"cursor\"").unwrap_err();
-        assert!(e.to_string().contains("unknown provider `cursor`"), "{e}");
+        let e = serde_json::from_str::<ProviderId>("\"nosuch\"").unwrap_err();
+        assert!(e.to_string().contains("unknown provider `nosuch`"), "{e}");
     }
 
     #[test]

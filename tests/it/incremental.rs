@@ -146,6 +146,16 @@ proptest! {
     fn qwen_pieces_equal_whole(cuts in proptest::collection::vec(0usize..1_000_000, 0..12)) {
         check_provider("qwen", &cuts);
     }
+
+    #[test]
+    fn cursor_pieces_equal_whole(cuts in proptest::collection::vec(0usize..1_000_000, 0..12)) {
+        check_provider("cursor", &cuts);
+    }
+
+    #[test]
+    fn droid_pieces_equal_whole(cuts in proptest::collection::vec(0usize..1_000_000, 0..12)) {
+        check_provider("droid", &cuts);
+    }
 }
 
 /// The wider net: real agent files, cut at a handful of fixed points.
@@ -161,6 +171,8 @@ fn real_corpus_pieces_equal_whole() {
         ("gemini", "gemini-jsonl"),
         ("copilot", "copilot-cli"),
         ("qwen", "qwen"),
+        ("cursor", "cursor"),
+        ("droid", "factory-droid"),
     ] {
         let p = provider::by_name(name).unwrap();
         for e in fs::read_dir(base.join(dir)).unwrap() {
@@ -203,6 +215,16 @@ fn copilot_truncation_and_replacement_restart_from_zero() {
 #[test]
 fn qwen_truncation_and_replacement_restart_from_zero() {
     truncation_and_replacement("qwen");
+}
+
+#[test]
+fn cursor_truncation_and_replacement_restart_from_zero() {
+    truncation_and_replacement("cursor");
+}
+
+#[test]
+fn droid_truncation_and_replacement_restart_from_zero() {
+    truncation_and_replacement("droid");
 }
 
 /// The largest JSON Lines fixture of `provider`, truncated to half after

@@ -823,6 +823,8 @@ fn doctor_reports_the_enforced_state() {
             ".copilot/session-state",
             ".copilot/history-session-state",
             ".qwen/projects",
+            ".cursor/projects",
+            ".factory/sessions",
         ] {
             fs::create_dir_all(home.join(d)).unwrap();
         }
@@ -1257,6 +1259,108 @@ fn qwen_stage_cannot_open_the_credentials_beside_its_root() {
                     c.finish();
                 });
             }
+        },
+    );
+}
+
+/// Cursor keeps its MCP servers (`mcp.json`, which may hold tokens), its
+/// CLI settings and its chat stores in `~/.cursor`, beside the projects in
+/// `~/.cursor/projects`: the cursor stage's domain, from the default
+/// roots, reads the transcripts and cannot open anything beside them.
+#[test]
+fn cursor_stage_cannot_open_the_credentials_beside_its_root() {
+    in_child(
+        "cursor_stage_cannot_open_the_credentials_beside_its_root",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let home = tmp.path().join("home");
+            let cursor = home.join(".cursor");
+            let dir = cursor.join("projects/home-u-proj/agent-transcripts/abc");
+            fs::create_dir_all(&dir).unwrap();
+            fs::create_dir_all(cursor.join("chats/0a1b")).unwrap();
+            let session = dir.join("abc.jsonl");
+            fs::write(&session, "{}\n").unwrap();
+            let secrets = [
+                "mcp.json",
+                "cli-config.json",
+                "argv.json",
+                "chats/0a1b/store.db",
+            ];
+            for f in secrets {
+                fs::write(cursor.join(f), "secret").unwrap();
+            }
+            let env = Env {
+                home: Some(home.clone()),
+                ..Env::default()
+            };
+            let config = Config::from_toml("", None, &env).unwrap();
+            let roots = config
+                .provider(kato::event::ProviderId::Cursor)
+                .unwrap()
+                .roots
+                .clone();
+            assert_eq!(roots, [cursor.join("projects")]);
+            let (s, c) = (session.clone(), cursor.clone());
+            confined(move || {
+                profiles::provider(&roots)
+                    .apply(SandboxMode::Enforce)
+                    .unwrap();
+                let mut checks = Checks::default();
+                checks.ok("read the transcript", fs::read(&s));
+                for f in secrets {
+                    checks.eacces(f, fs::read(c.join(f)));
+                }
+                checks.eacces("list ~/.cursor", fs::read_dir(&c));
+                checks.finish();
+            });
+        },
+    );
+}
+
+/// Factory Droid keeps its settings, MCP servers and credentials in
+/// `~/.factory`, beside the sessions in `~/.factory/sessions`: the droid
+/// stage's domain, from the default roots, reads the sessions and cannot
+/// open anything beside them.
+#[test]
+fn droid_stage_cannot_open_the_credentials_beside_its_root() {
+    in_child(
+        "droid_stage_cannot_open_the_credentials_beside_its_root",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let home = tmp.path().join("home");
+            let factory = home.join(".factory");
+            let dir = factory.join("sessions/-home-u-proj");
+            fs::create_dir_all(&dir).unwrap();
+            let session = dir.join("4c2e9a10.jsonl");
+            fs::write(&session, "{}\n").unwrap();
+            let secrets = ["auth.json", "settings.json", "mcp.json", "config.json"];
+            for f in secrets {
+                fs::write(factory.join(f), "secret").unwrap();
+            }
+            let env = Env {
+                home: Some(home.clone()),
+                ..Env::default()
+            };
+            let config = Config::from_toml("", None, &env).unwrap();
+            let roots = config
+                .provider(kato::event::ProviderId::Droid)
+                .unwrap()
+                .roots
+                .clone();
+            assert_eq!(roots, [factory.join("sessions")]);
+            let (s, f) = (session.clone(), factory.clone());
+            confined(move || {
+                profiles::provider(&roots)
+                    .apply(SandboxMode::Enforce)
+                    .unwrap();
+                let mut c = Checks::default();
+                c.ok("read the session", fs::read(&s));
+                for name in secrets {
+                    c.eacces(name, fs::read(f.join(name)));
+                }
+                c.eacces("list ~/.factory", fs::read_dir(&f));
+                c.finish();
+            });
         },
     );
 }

@@ -1,0 +1,126 @@
+use super::*;
+
+fn ctx() -> FileCtx {
+    Droid
+        .classify(Path::new("-home-u-proj/5e1f.jsonl"))
+        .unwrap()
+}
+
+fn show(e: &Event) -> String {
+    let detail = match &e.payload {
+        Payload::UserMessage { text, attachments } => format!("{text:?} +{attachments}"),
+        Payload::AssistantMessage { text } | Payload::Thinking { text } => format!("{text:?}"),
+        Payload::ToolCall {
+            tool_call_id,
+            name,
+            input,
+        } => format!("{tool_call_id} {name} {}", input.get()),
+        Payload::ToolResult {
+            tool_call_id,
+            output,
+            is_error,
+        } => format!("{tool_call_id} {output:?} err={is_error}"),
+        Payload::SystemMessage { category, text } => format!("{} {text:?}", category.label()),
+        Payload::ProviderInfo { topic, .. } => topic.clone(),
+        Payload::ProviderRaw { record } => record.get().to_owned(),
+        other => format!("{other:?}"),
+    };
+    format!(
+        "{} {} {} {} {detail}",
+        e.kind().as_str(),
+        e.session_id,
+        e.event_id,
+        e.timestamp.as_deref().unwrap_or("-")
+    )
+}
+
+fn read(lines: &[&str]) -> Vec<String> {
+    let mut p = Droid.parser(&ctx());
+    let mut got = Vec::new();
+    let mut offset = 0;
+    for l in lines {
+        p.record(offset, l.as_bytes(), &mut |e| got.push(show(&e)))
+            .unwrap();
+        offset += l.len() as u64 + 1;
+    }
+    got
+}
+
+#[test]
+fn classifies_session_files_only() {
+    let c = |p: &str| Droid.classify(Path::new(p)).map(|c| c.session_hint);
+    assert_eq!(c("-home-u-proj/ab.jsonl").as_deref(), Some("ab"));
+    assert_eq!(c("ab.jsonl").as_deref(), Some("ab"));
+    assert_eq!(c("-home-u-proj/ab.settings.json"), None);
+    assert_eq!(c("a/b/ab.jsonl"), None);
+}
+
+#[test]
+fn maps_every_record_shape() {
+    let got = read(&[
+        r#"{"type":"session_start","id":"s1","title":"t","cwd":"/home/u/proj"}"#,
+        r#"{"type":"message","id":"m1","timestamp":"T1","message":{"role":"user","content":[{"type":"text","text":"fix @a.ts"},{"type":"text","text":"Contents of /home/u/proj/a.ts:\n::export x"},{"type":"text","text":"<system-reminder>x</system-reminder>"},{"type":"image","source":{}}]}}"#,
+        r#"{"type":"message","id":"m2","timestamp":"T2","message":{"role":"assistant","content":[{"type":"thinking","thinking":"hm"},{"type":"text","text":"ok"},{"type":"tool_use","id":"c1","name":"Read","input":{"file_path":"a.ts"}},{"type":"redacted_thinking","data":"x"}]}}"#,
+        r#"{"type":"todo_state","id":"t1","timestamp":"T3","todos":{"todos":"1. x"},"messageIndex":1}"#,
+        r#"{"type":"message","id":"m3","timestamp":"T4","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"c1","content":[{"type":"text","text":"A"}],"is_error":true},{"type":"text","text":"beside"}]}}"#,
+        r#"{"type":"compaction_state","id":"k1","timestamp":"T5","summary":"so far"}"#,
+        r#"{"type":"agent_turn_outcome","timestamp":"T6"}"#,
+        r#"{"type":"whatever"}"#,
+    ]);
+    let want = [
+        "provider.info s1 5e1f:0 - session_meta",
+        "provider.info s1 5e1f:0#1 - title",
+        "user.message s1 m1 T1 \"fix @a.ts\" +1",
+        "system.message s1 m1#1 T1 Injected context \"Contents of /home/u/proj/a.ts:\\n::export x\"",
+        "system.message s1 m1#2 T1 Injected context \"<system-reminder>x</system-reminder>\"",
+        "assistant.thinking s1 m2 T2 \"hm\"",
+        "assistant.message s1 m2#1 T2 \"ok\"",
+        "assistant.tool.call s1 m2#2 T2 c1 Read {\"file_path\":\"a.ts\"}",
+        "provider.raw s1 m2#3 T2 {\"type\":\"redacted_thinking\",\"data\":\"x\"}",
+        "provider.info s1 t1 T3 todo_state",
+        "assistant.tool.result s1 m3 T4 c1 \"A\" err=true",
+        "system.message s1 m3#1 T4 Model input \"beside\"",
+        "system.message s1 k1 T5 Compaction \"so far\"",
+    ];
+    assert_eq!(got[..want.len()], want);
+    assert!(
+        got[want.len()].starts_with("provider.info s1 5e1f:"),
+        "{got:?}"
+    );
+    assert!(
+        got[want.len() + 1].starts_with("provider.raw s1 5e1f:"),
+        "{got:?}"
+    );
+    assert_eq!(got.len(), want.len() + 2);
+}
+
+#[test]
+fn the_session_id_survives_a_restore() {
+    let mut p = Droid.parser(&ctx());
+    p.record(0, br#"{"type":"session_start","id":"s1"}"#, &mut |_| {})
+        .unwrap();
+    let mut q = Droid.parser(&ctx());
+    q.restore(&p.state()).unwrap();
+    let mut got = Vec::new();
+    let line = r#"{"type":"message","id":"m","message":{"role":"assistant","content":"hi"}}"#;
+    q.record(40, line.as_bytes(), &mut |e| got.push(show(&e)))
+        .unwrap();
+    assert_eq!(got, ["assistant.message s1 m - \"hi\""]);
+    assert!(q.restore(&serde_json::json!({"x": 1})).is_err());
+    q.restore(&serde_json::Value::Null).unwrap();
+}
+
+#[test]
+fn malformed_lines_are_refused_and_sniff_reads_session_start() {
+    let mut p = Droid.parser(&ctx());
+    assert!(p.record(0, b"{oops", &mut |_| {}).is_err());
+    assert!(matches!(
+        p.record(0, b"\xff", &mut |_| {}),
+        Err(Malformed::InvalidUtf8)
+    ));
+    assert_eq!(
+        Droid.sniff(br#"{"type":"session_start","id":"x"}"#),
+        Sniff::Exact
+    );
+    assert_eq!(Droid.sniff(br#"{"type":"user","id":"x"}"#), Sniff::No);
+}
