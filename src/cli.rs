@@ -506,9 +506,13 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
         // The collector redacts the title and participants it derives.
         let mut meta = crate::render::MetaCollector::new(redactor.clone());
         let mut events = 0u64;
+        let mut recorded_cwd = None;
         let r = export::stream_session(&s, limits, &mut skipped, &mut |ev| {
             events += 1;
             meta.observe(&ev);
+            if recorded_cwd.is_none() {
+                recorded_cwd = cwd_info(&ev);
+            }
         });
         if let Err(e) = r {
             terminal::eprintln(&format!("kato: {e}"));
@@ -521,7 +525,10 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
             path: s.main_path().map(PathBuf::from),
             files: s.files.len(),
             title: meta.title,
-            cwd: s.main_file().and_then(discover::project_dir),
+            cwd: s
+                .main_file()
+                .and_then(discover::project_dir)
+                .or(recorded_cwd),
             first_activity: meta.created,
             last_activity: meta.updated,
             events,
@@ -530,6 +537,20 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
     }
     rows.sort_by(|a, b| b.last_activity.cmp(&a.last_activity).then(a.id.cmp(&b.id)));
     Ok(rows)
+}
+
+/// The directory a session's records name as its project: a `cwd`
+/// `provider.info` holding a JSON string (a provider that keeps it in the
+/// session file rather than beside it).
+fn cwd_info(ev: &crate::event::Event) -> Option<String> {
+    match &ev.payload {
+        crate::event::Payload::ProviderInfo { topic, data } if topic == "cwd" => {
+            serde_json::from_str::<String>(data.get())
+                .ok()
+                .filter(|d| !d.is_empty() && !d.chars().any(char::is_control))
+        }
+        _ => None,
+    }
 }
 
 /// Widest CWD column; longer directories keep their end.
