@@ -60,6 +60,7 @@ provider_ids! {
     Codex => "codex", "OpenAI Codex CLI (`~/.codex/sessions`).";
     Gemini => "gemini", "Gemini CLI (`~/.gemini/tmp`).";
     Amp => "amp", "Amp (`~/.local/share/amp/threads`).";
+    Kimi => "kimi", "Kimi CLI (`~/.kimi/sessions`).";
 }
 
 /// A name that is not a provider id.

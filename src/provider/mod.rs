@@ -36,6 +36,7 @@ pub mod codex;
 pub mod copy;
 pub mod gemini;
 pub mod gemini_jsonl;
+pub mod kimi;
 #[cfg(test)]
 mod toy;
 
@@ -45,6 +46,7 @@ static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] = [
     &codex::Codex,
     &gemini_jsonl::GeminiCli,
     &amp::Amp,
+    &kimi::Kimi,
 ];
 
 /// Every registered provider.
@@ -414,7 +416,7 @@ mod tests {
         let ids: Vec<_> = registry().iter().map(|p| p.id()).collect();
         assert_eq!(ids, ProviderId::ALL);
         let names: Vec<_> = ids.iter().map(|id| id.as_str()).collect();
-        assert_eq!(names, ["claude", "codex", "gemini", "amp"]);
+        assert_eq!(names, ["claude", "codex", "gemini", "amp", "kimi"]);
         for n in names {
             assert_eq!(registry().by_name(n).map(|p| p.id().as_str()), Some(n));
             assert_eq!(n.parse::<ProviderId>().map(ProviderId::as_str), Ok(n));
@@ -427,7 +429,7 @@ mod tests {
         );
         assert_eq!(
             format!("{registry:?}", registry = registry()),
-            "[Claude, Codex, Gemini, Amp]"
+            "[Claude, Codex, Gemini, Amp, Kimi]"
         );
     }
 

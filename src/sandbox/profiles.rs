@@ -255,7 +255,8 @@ mod tests {
         let toml = format!(
             "[providers.claude]\nroots = [\"{0}/here\"]\n[providers.codex]\nroots = [\"{0}/a/b/c\"]\n\
              [providers.gemini]\nenabled = false\n[state]\ndir = \"{0}/state\"\n\
-             [providers.amp]\nenabled = false\n",
+             [providers.amp]\nenabled = false\n\
+             [providers.kimi]\nenabled = false\n",
             tmp.path().display()
         );
         let env = crate::config::Env {

@@ -1124,3 +1124,59 @@ fn amp_stage_cannot_open_the_secrets_beside_its_root() {
         }
     });
 }
+
+/// Kimi CLI keeps its API keys (`config.toml`), OAuth credentials and
+/// project registry in `~/.kimi`, beside the sessions in `sessions/`: the
+/// kimi stage's domain, from the default root (and from `KIMI_SHARE_DIR`),
+/// reads the sessions and cannot open anything beside them.
+#[test]
+fn kimi_stage_cannot_open_the_credentials_beside_its_root() {
+    in_child(
+        "kimi_stage_cannot_open_the_credentials_beside_its_root",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let home = tmp.path().join("home");
+            let kimi = home.join(".kimi");
+            let session = kimi.join("sessions/0123456789abcdef0123456789abcdef/sid");
+            fs::create_dir_all(&session).unwrap();
+            let wire = session.join("wire.jsonl");
+            fs::write(&wire, "{}\n").unwrap();
+            fs::create_dir_all(kimi.join("credentials")).unwrap();
+            let secrets = ["config.toml", "kimi.json", "credentials/kimi-code.json"];
+            for f in secrets {
+                fs::write(kimi.join(f), "secret").unwrap();
+            }
+            let by_home = Env {
+                home: Some(home.clone()),
+                ..Env::default()
+            };
+            let by_var = Env {
+                home: Some(tmp.path().join("elsewhere")),
+                agent_vars: [("KIMI_SHARE_DIR".to_owned(), kimi.clone())].into(),
+                ..Env::default()
+            };
+            for env in [by_home, by_var] {
+                let config = Config::from_toml("", None, &env).unwrap();
+                let roots = config
+                    .provider(kato::event::ProviderId::Kimi)
+                    .unwrap()
+                    .roots
+                    .clone();
+                assert_eq!(roots, [kimi.join("sessions")]);
+                let (w, k) = (wire.clone(), kimi.clone());
+                confined(move || {
+                    profiles::provider(&roots)
+                        .apply(SandboxMode::Enforce)
+                        .unwrap();
+                    let mut c = Checks::default();
+                    c.ok("read the wire", fs::read(&w));
+                    for f in secrets {
+                        c.eacces(f, fs::read(k.join(f)));
+                    }
+                    c.eacces("list ~/.kimi", fs::read_dir(&k));
+                    c.finish();
+                });
+            }
+        },
+    );
+}
