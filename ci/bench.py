@@ -195,6 +195,43 @@ def gen_gemini_jsonl(path, size, rng):
                   "model": "gemini-3-flash-preview"})
             line({"$set": {"lastUpdated": ts(n)}})
 
+def gen_kimi(path, size, rng):
+    """A Kimi CLI wire.jsonl as the real ones are written (Python's default
+    separators, non-ASCII kept): a metadata line; per turn the human's
+    TurnBegin, then steps of StepBegin, a think and a text ContentPart, a
+    ToolCall (arguments as a JSON string), its ToolResult and a
+    StatusUpdate; TurnEnd."""
+    t = 1772590682.2146897
+    with open(path, "w") as f:
+        def line(kind, payload):
+            nonlocal t
+            t += 0.731
+            f.write(json.dumps({"timestamp": t, "message": {"type": kind, "payload": payload}},
+                               ensure_ascii=False) + "\n")
+        f.write(json.dumps({"type": "metadata", "protocol_version": "1.3"}) + "\n")
+        n = 0
+        while f.tell() < size:
+            n += 1
+            line("TurnBegin", {"user_input": [{"type": "text", "text": words(rng, 40)}]})
+            for k in range(3):
+                cid = f"tool_{n}x{k}Q8fPr6FleiRDnZTK6tEe5ONk"
+                line("StepBegin", {"n": k + 1})
+                line("ContentPart", {"type": "think", "think": words(rng, 60), "encrypted": None})
+                line("ContentPart", {"type": "text", "text": words(rng, 30)})
+                line("ToolCall", {"type": "function", "id": cid,
+                                  "function": {"name": "Shell", "arguments": json.dumps(
+                                      {"command": "cargo test " + words(rng, 5)})}, "extras": None})
+                out = code(rng, rng.randint(20, 120))
+                line("ToolResult", {"tool_call_id": cid, "return_value": {
+                    "is_error": False, "output": out, "message": "Command executed successfully.",
+                    "display": [], "extras": None}})
+                line("StatusUpdate", {"context_usage": 0.21, "token_usage": {
+                    "input_other": 544, "output": 216, "input_cache_read": 55808,
+                    "input_cache_creation": 0}, "message_id": f"chatcmpl-{n}x{k}"})
+            line("StepBegin", {"n": 4})
+            line("ContentPart", {"type": "text", "text": words(rng, 200) + "\n\n```rust\n" + code(rng, 10) + "\n```\n"})
+            line("TurnEnd", {})
+
 def run(cmd, stdout=subprocess.DEVNULL):
     """Run cmd, return its wall time and CPU time (user + system, all its
     threads) in seconds."""
@@ -273,15 +310,17 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--instructions", action="store_true",
                     help="also count instructions with callgrind (noise-free)")
-    ap.add_argument("--only", action="append", choices=["claude", "codex", "gemini"],
+    ap.add_argument("--only", action="append", choices=["claude", "codex", "gemini", "kimi"],
                     help="bench only this session kind (repeatable; default all)")
     a = ap.parse_args()
     rng = random.Random(7)
     size = a.size_mb << 20
     files = {"claude": os.path.join(a.work, "0890bead-0ab3-4ee9-98f8-585fd289cc1f.jsonl"),
              "codex": os.path.join(a.work, "rollout-2025-11-28T03-40-25-019ac88c-3f80-7990-a29a-d20399dcab74.jsonl"),
-             "gemini": os.path.join(a.work, "session-2026-04-25T08-23-e435870b.jsonl")}
-    gens = {"claude": gen_claude, "codex": gen_codex, "gemini": gen_gemini_jsonl}
+             "gemini": os.path.join(a.work, "session-2026-04-25T08-23-e435870b.jsonl"),
+             "kimi": os.path.join(a.work, "wire.jsonl")}
+    gens = {"claude": gen_claude, "codex": gen_codex, "gemini": gen_gemini_jsonl,
+            "kimi": gen_kimi}
     files = {k: v for k, v in files.items() if not a.only or k in a.only}
     for name, path in files.items():
         gens[name](path, size, rng)

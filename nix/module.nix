@@ -135,6 +135,14 @@ in
           gemini = rootsOption "gemini" // {
             example = [ "/home/alice/.gemini/tmp" ];
           };
+          # The threads only: ~/.local/share/amp also holds secrets.json.
+          amp = rootsOption "amp" // {
+            example = [ "/home/alice/.local/share/amp/threads" ];
+          };
+          # The sessions only: ~/.kimi also holds config.toml (API keys).
+          kimi = rootsOption "kimi" // {
+            example = [ "/home/alice/.kimi/sessions" ];
+          };
         };
       };
       default = { };
@@ -142,6 +150,8 @@ in
         claude = [ "/home/alice/.claude/projects" ];
         codex = [ "/home/alice/.codex/sessions" ];
         gemini = [ "/home/alice/.gemini/tmp" ];
+        amp = [ "/home/alice/.local/share/amp/threads" ];
+        kimi = [ "/home/alice/.kimi/sessions" ];
       };
       description = ''
         Session-log directories per provider. A provider with no roots is

@@ -20,7 +20,7 @@ use crate::terminal;
     name = "kato",
     version,
     about = "A passive, sandboxed observer of AI coding-agent sessions",
-    long_about = "kato reads the session logs of Claude Code, Codex and Gemini CLI, turns them \
+    long_about = "kato reads the session logs of Claude Code, Codex, Gemini CLI, Amp and Kimi CLI, turns them \
                   into one canonical event stream, and writes Markdown or JSONL. It confines \
                   itself (Landlock, seccomp, no capabilities, no network, no exec) before it \
                   reads any session byte."
