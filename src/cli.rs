@@ -396,11 +396,30 @@ fn confine_read_only(cfg: &Config) -> Result<()> {
     export::report_degraded("startup", &hardened.missing);
     let domain = profiles::union(&[
         profiles::provider(&profiles::provider_roots(cfg)),
+        profiles::provider(&markers_beside(cfg)),
         profiles::startup(cfg.source.as_deref()),
     ]);
     let applied = domain.apply(cfg.sandbox_mode)?;
     export::report_degraded("sessions", &applied.missing);
     Ok(())
+}
+
+/// The project registries `kato sessions` reads beside the enabled
+/// providers' roots ([`crate::provider::Provider::markers_beside`]): each
+/// one that is a regular file now (a rule needs an existing path; a link
+/// is never followed into a rule).
+fn markers_beside(cfg: &Config) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = cfg
+        .providers
+        .iter()
+        .filter(|p| p.enabled)
+        .filter_map(|p| cfg.registry.get(p.name).map(|prov| (prov, &p.roots)))
+        .flat_map(|(prov, roots)| roots.iter().flat_map(|r| prov.markers_beside(r)))
+        .filter(|f| std::fs::symlink_metadata(f).is_ok_and(|m| m.is_file()))
+        .collect();
+    files.sort();
+    files.dedup();
+    files
 }
 
 fn doctor(cfg: &Config, json: bool) -> Result<i32> {

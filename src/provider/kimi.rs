@@ -43,6 +43,14 @@
 //! Kimi CLI records no model name in these files (it is in its settings,
 //! outside the root): events carry none.
 //!
+//! The project directory: the CLI names a work directory's folder by the
+//! MD5 of its path and lists the paths in `kimi.json` beside `sessions/`
+//! (and, in newer versions, each session's path in `session_to_workdir`).
+//! `kato sessions` reads that registry and shows the path whose MD5 is the
+//! folder's name; a name is never decoded. `kimi.json` is outside the root:
+//! the daemon's kimi stage cannot open it; only the one-shot listing reads
+//! it ([`Provider::markers_beside`]).
+//!
 //! Context records of a subagent file: `user` → the subagent prompt (the
 //! first) or model input; `assistant` → thinking, text and tool calls;
 //! `tool` → tool results; `_system_prompt` → injected context; `_usage` →
@@ -134,6 +142,47 @@ impl Provider for Kimi {
         })
     }
 
+    /// `<share dir>/kimi.json`, the CLI's registry of work directories,
+    /// for a session file in the CLI's layout
+    /// (`<share dir>/sessions/<md5>/<session>/<file>`).
+    fn project_marker(&self, path: &Path) -> Option<PathBuf> {
+        self.classify(path)?;
+        let hash_dir = path.parent()?.parent()?;
+        if !is_md5_name(hash_dir.file_name()?.to_str()?) {
+            return None;
+        }
+        Some(hash_dir.parent()?.parent()?.join(REGISTRY))
+    }
+
+    /// The work directory the registry maps the session to: its
+    /// `session_to_workdir` entry, else the `work_dirs` path whose MD5 is
+    /// the session's folder name (how the CLI names the folder). Never a
+    /// decoded name.
+    fn project_from_marker(&self, path: &Path, text: &str) -> Option<String> {
+        let session = path.parent()?;
+        let hash = session.parent()?.file_name()?.to_str()?;
+        let reg: Registry = serde_json::from_str(text).ok()?;
+        let by_session = session
+            .file_name()
+            .and_then(|s| s.to_str())
+            .and_then(|s| reg.session_to_workdir.get(s))
+            .filter(|p| md5::hex(p.as_bytes()) == hash);
+        by_session.cloned().or_else(|| {
+            reg.work_dirs
+                .into_iter()
+                .map(|w| w.path)
+                .find(|p| md5::hex(p.as_bytes()) == hash)
+        })
+    }
+
+    /// `kimi.json` beside the sessions root (`kato sessions` only).
+    fn markers_beside(&self, root: &Path) -> Vec<PathBuf> {
+        root.parent()
+            .map(|share| share.join(REGISTRY))
+            .into_iter()
+            .collect()
+    }
+
     fn parser(&self, ctx: &FileCtx) -> Box<dyn RecordParser> {
         Box::new(KimiParser::new(ctx))
     }
@@ -181,6 +230,30 @@ impl Provider for Kimi {
             env_override: Some("KIMI_SHARE_DIR"),
         }
     }
+}
+
+/// The CLI's registry of work directories, beside `sessions/`.
+const REGISTRY: &str = "kimi.json";
+
+/// The parts of `kimi.json` that name work directories.
+#[derive(Deserialize)]
+struct Registry {
+    #[serde(default)]
+    work_dirs: Vec<WorkDir>,
+    #[serde(default)]
+    session_to_workdir: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct WorkDir {
+    path: String,
+}
+
+/// 32 lowercase hex digits.
+fn is_md5_name(s: &str) -> bool {
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Parser context kept between lines.
@@ -768,6 +841,8 @@ fn context_line(
         _ => emit.raw(role, bytes),
     }
 }
+
+mod md5;
 
 #[cfg(test)]
 mod tests;

@@ -323,12 +323,27 @@ pub trait Provider: Sync {
         self.default_roots(value)
     }
 
-    /// A small file beside the sessions, kept by the agent, whose text is
-    /// the project directory of the session file `path` (Gemini's
-    /// `.project_root`): shown by `kato sessions`. Judged from the path
-    /// alone; the caller reads it.
+    /// A small file kept by the agent that names the project directory of
+    /// the session file `path` (Gemini's `.project_root`, Kimi CLI's
+    /// `kimi.json`): shown by `kato sessions`. Judged from the path alone;
+    /// the caller reads it and hands its text to
+    /// [`Provider::project_from_marker`].
     fn project_marker(&self, _path: &Path) -> Option<PathBuf> {
         None
+    }
+
+    /// The project directory of the session file `path`, from the text of
+    /// its [`Provider::project_marker`]: by default the first line.
+    fn project_from_marker(&self, _path: &Path, text: &str) -> Option<String> {
+        text.lines().next().map(|l| l.trim().to_owned())
+    }
+
+    /// Project markers outside the roots (a registry beside them, never
+    /// inside the folders holding credentials): `kato sessions` may read
+    /// these files, and only these, besides the roots. No stage of the
+    /// daemon reads them.
+    fn markers_beside(&self, _root: &Path) -> Vec<PathBuf> {
+        Vec::new()
     }
 
     /// The context of a file named directly (e.g. `kato export PATH`),

@@ -160,6 +160,10 @@ fn kimi_sessions_lists_title_times_and_events_and_exports_by_prefix() {
     assert_eq!(row["provider"], "kimi");
     assert_eq!(row["files"], 2);
     assert_eq!(
+        row["cwd"], "/home/dev/kettle",
+        "from kimi.json, by the MD5 of the path"
+    );
+    assert_eq!(
         row["title"],
         "Make descale.sh print the water hardness first."
     );
@@ -180,6 +184,7 @@ fn kimi_root_follows_kimi_share_dir() {
     let rows = home.sessions(&[("KIMI_SHARE_DIR", home.path().join("share"))]);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["id"], SID);
+    assert_eq!(rows[0]["cwd"], "/home/dev/kettle");
 }
 
 /// `kato doctor` names the kimi stage's one root, `~/.kimi/sessions`,
@@ -286,4 +291,27 @@ fn kimi_capture_uses_only_what_the_human_typed() {
         .collect();
     assert_eq!(decided, ["command.parsed", "command.executed"]);
     k.stop();
+}
+
+/// A registry that does not list the folder's path names no directory:
+/// the folder name is never decoded, and a `session_to_workdir` entry
+/// whose MD5 is not the folder's is not believed.
+#[test]
+fn kimi_cwd_is_only_what_the_registry_maps_to_the_folder() {
+    let home = Home::new("home/.kimi");
+    let registry = home.path().join("home/.kimi/kimi.json");
+    fs::write(
+        &registry,
+        json!({"work_dirs": [{"path": "/elsewhere"}],
+               "session_to_workdir": {SID: "/not/the/folder"}})
+        .to_string(),
+    )
+    .expect("registry");
+    assert_eq!(home.sessions(&[])[0]["cwd"], Value::Null);
+    fs::write(
+        &registry,
+        json!({"work_dirs": [], "session_to_workdir": {SID: "/home/dev/kettle"}}).to_string(),
+    )
+    .expect("registry");
+    assert_eq!(home.sessions(&[])[0]["cwd"], "/home/dev/kettle");
 }

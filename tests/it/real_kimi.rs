@@ -117,3 +117,54 @@ fn real_kimi_files_have_unique_ids_and_times_where_the_format_has_them() {
         }
     }
 }
+
+/// The real registry (`kimi.json`) names the real session's directory:
+/// the MD5 of its one work directory is the folder name the CLI used.
+#[test]
+fn real_registry_is_the_listed_cwd() {
+    let Some(base) = real_corpus() else {
+        return;
+    };
+    let registry: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(base.join("kimi-cli/ihhashi_kimi.json")).expect("the corpus registry"),
+    )
+    .expect("json");
+    let want = registry["work_dirs"][0]["path"].as_str().expect("a path");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kimi = dir.path().join("home/.kimi");
+    let session = kimi.join("sessions/697a0ebec3147bb421a9dd6a0531906f/0be84c98");
+    fs::create_dir_all(&session).expect("mkdir");
+    fs::copy(
+        base.join("kimi-cli/ihhashi_0be84c98_wire.jsonl"),
+        session.join("wire.jsonl"),
+    )
+    .expect("copy");
+    fs::copy(
+        base.join("kimi-cli/ihhashi_kimi.json"),
+        kimi.join("kimi.json"),
+    )
+    .expect("copy");
+    fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[state]\ndir = \"{}\"\n[sandbox]\nmode = \"best-effort\"\n",
+            dir.path().join("state").display()
+        ),
+    )
+    .expect("config");
+    let out = std::process::Command::new(crate::harness::BIN)
+        .env_clear()
+        .env("HOME", dir.path().join("home"))
+        .env("KATO_CONFIG", dir.path().join("config.toml"))
+        .args(["sessions", "--json"])
+        .output()
+        .expect("run kato");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(rows[0]["cwd"].as_str(), Some(want), "{rows}");
+    assert_eq!(rows[0]["provider"], "kimi");
+}

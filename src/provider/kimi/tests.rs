@@ -158,3 +158,36 @@ fn tool_arguments_are_json_when_they_parse() {
         .collect();
     assert_eq!(inputs, [r#"{"command":"ls"}"#, r#""{\"command\": ""#]);
 }
+
+#[test]
+fn the_registry_beside_the_sessions_names_the_folder_by_md5() {
+    let wire = Path::new("/h/.kimi/sessions/879f8d363e85a410e3d95626886b9446/sid/wire.jsonl");
+    assert_eq!(
+        Kimi.project_marker(wire),
+        Some(PathBuf::from("/h/.kimi/kimi.json"))
+    );
+    assert_eq!(
+        Kimi.project_marker(Path::new("/h/.kimi/sessions/not-a-hash/sid/wire.jsonl")),
+        None
+    );
+    assert_eq!(
+        Kimi.project_marker(Path::new(
+            "/h/.kimi/sessions/879f8d363e85a410e3d95626886b9446/sid/context.jsonl"
+        )),
+        None
+    );
+    let reg = r#"{"work_dirs": [{"path": "/a"}, {"path": "/home/dev/kettle"}], "thinking": true}"#;
+    assert_eq!(
+        Kimi.project_from_marker(wire, reg).as_deref(),
+        Some("/home/dev/kettle")
+    );
+    assert_eq!(
+        Kimi.project_from_marker(wire, r#"{"work_dirs": [{"path": "/a"}]}"#),
+        None
+    );
+    assert_eq!(Kimi.project_from_marker(wire, "not json"), None);
+    assert_eq!(
+        Kimi.markers_beside(Path::new("/h/.kimi/sessions")),
+        vec![PathBuf::from("/h/.kimi/kimi.json")]
+    );
+}
