@@ -222,11 +222,11 @@ fn amp_capture_uses_only_what_the_human_typed() {
     let root = k.path("amp");
     fs::create_dir_all(&root).expect("mkdir");
     let cfg = fs::read_to_string(k.path("config.toml")).expect("config");
-    fs::write(
-        k.path("config.toml"),
-        format!("{cfg}\n[providers.amp]\nroots = [\"{}\"]\n", root.display()),
-    )
-    .expect("config");
+    let cfg = cfg.replace(
+        "[providers.amp]\nenabled = false",
+        &format!("[providers.amp]\nroots = [\"{}\"]", root.display()),
+    );
+    fs::write(k.path("config.toml"), cfg).expect("config");
     let sid = "T-feed0000-0000-4000-8000-000000000001";
     let f = root.join(format!("{sid}.json"));
     rewrite(&f, &thread(json!([user(0, "history")])));

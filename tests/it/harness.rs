@@ -86,7 +86,9 @@ impl Kato {
         }
         let mut config = format!(
             "[providers.claude]\nroots = [\"{}\"]\n\n[providers.codex]\nroots = [\"{}\"]\n\n\
-             [providers.gemini]\nenabled = false\n\n[state]\ndir = \"{}\"\n\n\
+             [providers.gemini]\nenabled = false\n\n\
+             [providers.amp]\nenabled = false\n\n\
+             [providers.kimi]\nenabled = false\n\n[state]\ndir = \"{}\"\n\n\
              [sandbox]\nmode = \"{}\"\n\n[log]\nlevel = \"debug\"\n",
             claude.display(),
             codex.display(),

@@ -218,14 +218,11 @@ fn kimi_capture_uses_only_what_the_human_typed() {
     let dir = root.join("0123456789abcdef0123456789abcdef/d00dfeed-0000-4000-8000-000000000001");
     fs::create_dir_all(&dir).expect("mkdir");
     let cfg = fs::read_to_string(k.path("config.toml")).expect("config");
-    fs::write(
-        k.path("config.toml"),
-        format!(
-            "{cfg}\n[providers.kimi]\nroots = [\"{}\"]\n",
-            root.display()
-        ),
-    )
-    .expect("config");
+    let cfg = cfg.replace(
+        "[providers.kimi]\nenabled = false",
+        &format!("[providers.kimi]\nroots = [\"{}\"]", root.display()),
+    );
+    fs::write(k.path("config.toml"), cfg).expect("config");
     let sid = "d00dfeed-0000-4000-8000-000000000001";
     let f = dir.join("wire.jsonl");
     let sub = dir.join("context_sub_1.jsonl");

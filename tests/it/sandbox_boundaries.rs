@@ -820,6 +820,8 @@ fn doctor_reports_the_enforced_state() {
             ".gemini/tmp",
             ".kato/state",
             "kato-exports",
+            ".local/share/amp/threads",
+            ".kimi/sessions",
         ] {
             fs::create_dir_all(home.join(d)).unwrap();
         }
