@@ -363,6 +363,43 @@ def gen_droid(path, size, rng):
             line({"type": "todo_state", "id": f"{n:08x}-cd01-4fbe-80b0-92d59a21074e", "timestamp": ts(n),
                   "todos": {"todos": "1. [completed] " + words(rng, 6)}, "messageIndex": n})
 
+def gen_kimi(path, size, rng):
+    """A Kimi CLI wire.jsonl as the real ones are written (Python's default
+    separators, non-ASCII kept): a metadata line; per turn the human's
+    TurnBegin, then steps of StepBegin, a think and a text ContentPart, a
+    ToolCall (arguments as a JSON string), its ToolResult and a
+    StatusUpdate; TurnEnd."""
+    t = 1772590682.2146897
+    with open(path, "w") as f:
+        def line(kind, payload):
+            nonlocal t
+            t += 0.731
+            f.write(json.dumps({"timestamp": t, "message": {"type": kind, "payload": payload}},
+                               ensure_ascii=False) + "\n")
+        f.write(json.dumps({"type": "metadata", "protocol_version": "1.3"}) + "\n")
+        n = 0
+        while f.tell() < size:
+            n += 1
+            line("TurnBegin", {"user_input": [{"type": "text", "text": words(rng, 40)}]})
+            for k in range(3):
+                cid = f"tool_{n}x{k}Q8fPr6FleiRDnZTK6tEe5ONk"
+                line("StepBegin", {"n": k + 1})
+                line("ContentPart", {"type": "think", "think": words(rng, 60), "encrypted": None})
+                line("ContentPart", {"type": "text", "text": words(rng, 30)})
+                line("ToolCall", {"type": "function", "id": cid,
+                                  "function": {"name": "Shell", "arguments": json.dumps(
+                                      {"command": "cargo test " + words(rng, 5)})}, "extras": None})
+                out = code(rng, rng.randint(20, 120))
+                line("ToolResult", {"tool_call_id": cid, "return_value": {
+                    "is_error": False, "output": out, "message": "Command executed successfully.",
+                    "display": [], "extras": None}})
+                line("StatusUpdate", {"context_usage": 0.21, "token_usage": {
+                    "input_other": 544, "output": 216, "input_cache_read": 55808,
+                    "input_cache_creation": 0}, "message_id": f"chatcmpl-{n}x{k}"})
+            line("StepBegin", {"n": 4})
+            line("ContentPart", {"type": "text", "text": words(rng, 200) + "\n\n```rust\n" + code(rng, 10) + "\n```\n"})
+            line("TurnEnd", {})
+
 def run(cmd, stdout=subprocess.DEVNULL):
     """Run cmd, return its wall time and CPU time (user + system, all its
     threads) in seconds."""
@@ -443,6 +480,7 @@ KINDS = {
     "qwen": ("9a578cd0-ad2c-423c-8f19-95412a2d81af.jsonl", gen_qwen),
     "cursor": ("35a82dfe-d4ab-4238-8135-22c978781bca.jsonl", gen_cursor),
     "droid": ("052cb8d0-4616-488a-99fe-bfbbbe9429b3.jsonl", gen_droid),
+    "kimi": ("wire.jsonl", gen_kimi),
 }
 
 def main():

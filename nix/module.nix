@@ -163,6 +163,14 @@ in
           droid = rootsOption "droid" // {
             example = [ "/home/alice/.factory/sessions" ];
           };
+          # The threads only: ~/.local/share/amp also holds secrets.json.
+          amp = rootsOption "amp" // {
+            example = [ "/home/alice/.local/share/amp/threads" ];
+          };
+          # The sessions only: ~/.kimi also holds config.toml (API keys).
+          kimi = rootsOption "kimi" // {
+            example = [ "/home/alice/.kimi/sessions" ];
+          };
         };
       };
       default = { };
@@ -175,6 +183,8 @@ in
         qwen = [ "/home/alice/.qwen/projects" ];
         cursor = [ "/home/alice/.cursor/projects" ];
         droid = [ "/home/alice/.factory/sessions" ];
+        amp = [ "/home/alice/.local/share/amp/threads" ];
+        kimi = [ "/home/alice/.kimi/sessions" ];
       };
       description = ''
         Session-log directories per provider. A provider with no roots is

@@ -397,11 +397,30 @@ fn confine_read_only(cfg: &Config) -> Result<()> {
     export::report_degraded("startup", &hardened.missing);
     let domain = profiles::union(&[
         profiles::provider(&profiles::provider_roots(cfg)),
+        profiles::provider(&markers_beside(cfg)),
         profiles::startup(cfg.source.as_deref()),
     ]);
     let applied = domain.apply(cfg.sandbox_mode)?;
     export::report_degraded("sessions", &applied.missing);
     Ok(())
+}
+
+/// The project registries `kato sessions` reads beside the enabled
+/// providers' roots ([`crate::provider::Provider::markers_beside`]): each
+/// one that is a regular file now (a rule needs an existing path; a link
+/// is never followed into a rule).
+fn markers_beside(cfg: &Config) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = cfg
+        .providers
+        .iter()
+        .filter(|p| p.enabled)
+        .filter_map(|p| cfg.registry.get(p.name).map(|prov| (prov, &p.roots)))
+        .flat_map(|(prov, roots)| roots.iter().flat_map(|r| prov.markers_beside(r)))
+        .filter(|f| std::fs::symlink_metadata(f).is_ok_and(|m| m.is_file()))
+        .collect();
+    files.sort();
+    files.dedup();
+    files
 }
 
 fn doctor(cfg: &Config, json: bool) -> Result<i32> {
@@ -548,9 +567,12 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
 /// environment details), not a subagent's. The last one a session holds is
 /// its cwd; one with a control character is not shown.
 fn recorded_cwd_of(ev: &crate::event::Event) -> Option<String> {
+    /// `{"cwd": "<dir>", …}`, or (a `cwd` event) the directory alone.
     #[derive(serde::Deserialize)]
-    struct Cwd {
-        cwd: Option<String>,
+    #[serde(untagged)]
+    enum Cwd {
+        Object { cwd: Option<String> },
+        Dir(String),
     }
     let crate::event::Payload::ProviderInfo { topic, data } = &ev.payload else {
         return None;
@@ -558,7 +580,11 @@ fn recorded_cwd_of(ev: &crate::event::Event) -> Option<String> {
     if (topic != "session_meta" && topic != "cwd") || ev.subagent.is_some() {
         return None;
     }
-    let dir = serde_json::from_str::<Cwd>(data.get()).ok()?.cwd?;
+    let dir = match serde_json::from_str::<Cwd>(data.get()).ok()? {
+        Cwd::Object { cwd } => cwd?,
+        Cwd::Dir(dir) if topic == "cwd" => dir,
+        Cwd::Dir(_) => return None,
+    };
     (!dir.trim().is_empty() && !dir.chars().any(char::is_control)).then_some(dir)
 }
 

@@ -228,14 +228,14 @@ impl SessionFiles {
     }
 }
 
-/// Longest project marker read ([`Provider::project_marker`]).
-const MARKER_CAP: u64 = 4096;
+/// Longest project marker read ([`Provider::project_marker`]): a
+/// registry of every project the agent knows may be long.
+const MARKER_CAP: u64 = 1 << 20;
 
 /// The project directory the agent recorded beside a session file (its
-/// [`Provider::project_marker`]): what [`Provider::project_in_marker`]
-/// reads in that file (by default its first line), when the file is
-/// a regular file (not a link), short, UTF-8 and free of control
-/// characters. What the agent wrote, shown as it is; never guessed from
+/// [`Provider::project_marker`], read by [`Provider::project_from_marker`]),
+/// when that file is a regular file (not a link), short, UTF-8, and the
+/// directory free of control characters. What the agent wrote, shown as it is; never guessed from
 /// a directory name.
 pub fn project_dir(found: &Found) -> Option<String> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -250,8 +250,8 @@ pub fn project_dir(found: &Found) -> Option<String> {
     }
     let mut text = String::new();
     file.take(MARKER_CAP).read_to_string(&mut text).ok()?;
-    let line = found.provider.project_in_marker(&text)?;
-    (!line.is_empty() && !line.chars().any(char::is_control)).then_some(line)
+    let dir = found.provider.project_from_marker(&found.path, &text)?;
+    (!dir.is_empty() && !dir.chars().any(char::is_control)).then_some(dir)
 }
 
 /// Group found files into sessions by (provider, session id).

@@ -64,6 +64,8 @@ provider_ids! {
     Qwen => "qwen", "Qwen Code (`~/.qwen/projects`).";
     Cursor => "cursor", "Cursor agent transcripts (`~/.cursor/projects`).";
     Droid => "droid", "Factory Droid (`~/.factory/sessions`).";
+    Amp => "amp", "Amp (`~/.local/share/amp/threads`).";
+    Kimi => "kimi", "Kimi CLI (`~/.kimi/sessions`).";
 }
 
 /// A name that is not a provider id.

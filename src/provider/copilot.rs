@@ -161,7 +161,7 @@ impl Provider for Copilot {
     }
 
     /// The `cwd:` line of `workspace.yaml`.
-    fn project_in_marker(&self, text: &str) -> Option<String> {
+    fn project_from_marker(&self, _path: &Path, text: &str) -> Option<String> {
         workspace_cwd(text)
     }
 

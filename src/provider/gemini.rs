@@ -147,13 +147,19 @@ impl Provider for Gemini {
 
     // Recognition and configuration (the provider seam).
 
-    /// A pretty-printed document (a first line that is just `{`: other
-    /// formats' documents start so too, so it is not exact), or one on a
-    /// single line with `messages` and `sessionId`.
+    /// A pretty-printed document (a first line that is just `{`): exact
+    /// when it names a `sessionId` and `messages`, else only strong (other agents write
+    /// pretty-printed documents too); or one on a single line with
+    /// `messages` and `sessionId`.
     fn sniff(&self, head: &[u8]) -> Sniff {
         let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
         if first.trim_ascii() == b"{" {
-            return Sniff::Strong;
+            let has = |key: &[u8]| memchr::memmem::find(head, key).is_some();
+            return if has(b"\"sessionId\"") && has(b"\"messages\"") {
+                Sniff::Exact
+            } else {
+                Sniff::Strong
+            };
         }
         match first_line_object(head) {
             Some(o) if o.contains_key("messages") && o.contains_key("sessionId") => Sniff::Exact,

@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 use crate::event::{Event, ProviderId, Subagent};
 
+pub mod amp;
 pub mod claude;
 pub mod cline;
 pub mod codex;
@@ -39,6 +40,7 @@ pub mod cursor;
 pub mod droid;
 pub mod gemini;
 pub mod gemini_jsonl;
+pub mod kimi;
 pub mod qwen;
 #[cfg(test)]
 mod toy;
@@ -53,6 +55,8 @@ static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] = [
     &qwen::Qwen,
     &cursor::Cursor,
     &droid::Droid,
+    &amp::Amp,
+    &kimi::Kimi,
 ];
 
 /// Every registered provider.
@@ -329,18 +333,27 @@ pub trait Provider: Sync {
         self.default_roots(value)
     }
 
-    /// A small file beside the sessions, kept by the agent, whose text is
-    /// the project directory of the session file `path` (Gemini's
-    /// `.project_root`): shown by `kato sessions`. Judged from the path
-    /// alone; the caller reads it.
+    /// A small file kept by the agent that names the project directory of
+    /// the session file `path` (Gemini's `.project_root`, Kimi CLI's
+    /// `kimi.json`): shown by `kato sessions`. Judged from the path alone;
+    /// the caller reads it and hands its text to
+    /// [`Provider::project_from_marker`].
     fn project_marker(&self, _path: &Path) -> Option<PathBuf> {
         None
     }
 
-    /// The project directory in the text of the
-    /// [`Provider::project_marker`] file: by default its first line.
-    fn project_in_marker(&self, text: &str) -> Option<String> {
+    /// The project directory of the session file `path`, from the text of
+    /// its [`Provider::project_marker`]: by default the first line.
+    fn project_from_marker(&self, _path: &Path, text: &str) -> Option<String> {
         text.lines().next().map(|l| l.trim().to_owned())
+    }
+
+    /// Project markers outside the roots (a registry beside them, never
+    /// inside the folders holding credentials): `kato sessions` may read
+    /// these files, and only these, besides the roots. No stage of the
+    /// daemon reads them.
+    fn markers_beside(&self, _root: &Path) -> Vec<PathBuf> {
+        Vec::new()
     }
 
     /// The context of a file named directly (e.g. `kato export PATH`),
@@ -438,7 +451,10 @@ mod tests {
         let names: Vec<_> = ids.iter().map(|id| id.as_str()).collect();
         assert_eq!(
             names,
-            ["claude", "codex", "gemini", "copilot", "cline", "qwen", "cursor", "droid"]
+            [
+                "claude", "codex", "gemini", "copilot", "cline", "qwen", "cursor", "droid", "amp",
+                "kimi"
+            ]
         );
         for n in names {
             assert_eq!(registry().by_name(n).map(|p| p.id().as_str()), Some(n));
@@ -452,7 +468,7 @@ mod tests {
         );
         assert_eq!(
             format!("{registry:?}", registry = registry()),
-            "[Claude, Codex, Gemini, Copilot, Cline, Qwen, Cursor, Droid]"
+            "[Claude, Codex, Gemini, Copilot, Cline, Qwen, Cursor, Droid, Amp, Kimi]"
         );
     }
 

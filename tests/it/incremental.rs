@@ -44,7 +44,8 @@ fn events_json(events: &[kato::event::Event]) -> Vec<String> {
 fn whole_vs_pieces(provider: &'static dyn Provider, src: &Path, bytes: &[u8], cuts: &[usize]) {
     let dir = tempfile::tempdir().unwrap();
     let name = src.file_name().unwrap();
-    let whole_path = dir.path().join("whole").join(name);
+    // The same parent directory name: some agents name the session by it.
+    let whole_path = dir.path().join("whole/s").join(name);
     fs::create_dir_all(whole_path.parent().unwrap()).unwrap();
     fs::write(&whole_path, bytes).unwrap();
     let mut whole = Vec::new();
@@ -54,7 +55,7 @@ fn whole_vs_pieces(provider: &'static dyn Provider, src: &Path, bytes: &[u8], cu
     .unwrap();
     let whole_diags = inc.diagnostics.len();
 
-    let grow_path = dir.path().join("grow").join(name);
+    let grow_path = dir.path().join("grow/s").join(name);
     fs::create_dir_all(grow_path.parent().unwrap()).unwrap();
     fs::write(&grow_path, b"").unwrap();
     let ctx = ctx_for_path(provider, &grow_path);
@@ -156,6 +157,11 @@ proptest! {
     fn droid_pieces_equal_whole(cuts in proptest::collection::vec(0usize..1_000_000, 0..12)) {
         check_provider("droid", &cuts);
     }
+
+    #[test]
+    fn kimi_pieces_equal_whole(cuts in proptest::collection::vec(0usize..1_000_000, 0..12)) {
+        check_provider("kimi", &cuts);
+    }
 }
 
 /// The wider net: real agent files, cut at a handful of fixed points.
@@ -173,6 +179,7 @@ fn real_corpus_pieces_equal_whole() {
         ("qwen", "qwen"),
         ("cursor", "cursor"),
         ("droid", "factory-droid"),
+        ("kimi", "kimi-cli"),
     ] {
         let p = provider::by_name(name).unwrap();
         for e in fs::read_dir(base.join(dir)).unwrap() {

@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod amp;
 mod architecture;
 mod audit;
 mod chaos;
@@ -22,9 +23,11 @@ mod full_disk;
 mod gemini_fixtures;
 mod gemini_jsonl;
 mod incremental;
+mod kimi;
 mod overlap;
 mod provenance;
 mod qwen;
+mod real_amp;
 mod real_claude;
 mod real_cline;
 mod real_codex;
@@ -33,6 +36,7 @@ mod real_cursor;
 mod real_droid;
 mod real_gemini;
 mod real_gemini_jsonl;
+mod real_kimi;
 mod real_qwen;
 mod recording;
 mod redact;

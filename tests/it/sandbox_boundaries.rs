@@ -825,6 +825,8 @@ fn doctor_reports_the_enforced_state() {
             ".qwen/projects",
             ".cursor/projects",
             ".factory/sessions",
+            ".local/share/amp/threads",
+            ".kimi/sessions",
         ] {
             fs::create_dir_all(home.join(d)).unwrap();
         }
@@ -1361,6 +1363,114 @@ fn droid_stage_cannot_open_the_credentials_beside_its_root() {
                 c.eacces("list ~/.factory", fs::read_dir(&f));
                 c.finish();
             });
+        },
+    );
+}
+
+/// Amp keeps its secrets (`secrets.json`) and settings in
+/// `~/.local/share/amp`, beside the threads in `threads/`: the amp stage's
+/// domain, from the default root (and from `XDG_DATA_HOME`), reads the
+/// threads and cannot open anything beside them.
+#[test]
+fn amp_stage_cannot_open_the_secrets_beside_its_root() {
+    in_child("amp_stage_cannot_open_the_secrets_beside_its_root", || {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        let amp = home.join(".local/share/amp");
+        let threads = amp.join("threads");
+        fs::create_dir_all(&threads).unwrap();
+        let thread = threads.join("T-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d.json");
+        fs::write(&thread, "{}\n").unwrap();
+        let secrets = ["secrets.json", "settings.json", "history.jsonl"];
+        for f in secrets {
+            fs::write(amp.join(f), "secret").unwrap();
+        }
+        let by_home = Env {
+            home: Some(home.clone()),
+            ..Env::default()
+        };
+        let by_var = Env {
+            home: Some(tmp.path().join("elsewhere")),
+            agent_vars: [("XDG_DATA_HOME".to_owned(), home.join(".local/share"))].into(),
+            ..Env::default()
+        };
+        for env in [by_home, by_var] {
+            let config = Config::from_toml("", None, &env).unwrap();
+            let roots = config
+                .provider(kato::event::ProviderId::Amp)
+                .unwrap()
+                .roots
+                .clone();
+            assert_eq!(roots, std::slice::from_ref(&threads));
+            let (t, a) = (thread.clone(), amp.clone());
+            confined(move || {
+                profiles::provider(&roots)
+                    .apply(SandboxMode::Enforce)
+                    .unwrap();
+                let mut c = Checks::default();
+                c.ok("read the thread", fs::read(&t));
+                for f in secrets {
+                    c.eacces(f, fs::read(a.join(f)));
+                }
+                c.eacces("list ~/.local/share/amp", fs::read_dir(&a));
+                c.finish();
+            });
+        }
+    });
+}
+
+/// Kimi CLI keeps its API keys (`config.toml`), OAuth credentials and
+/// project registry in `~/.kimi`, beside the sessions in `sessions/`: the
+/// kimi stage's domain, from the default root (and from `KIMI_SHARE_DIR`),
+/// reads the sessions and cannot open anything beside them.
+#[test]
+fn kimi_stage_cannot_open_the_credentials_beside_its_root() {
+    in_child(
+        "kimi_stage_cannot_open_the_credentials_beside_its_root",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let home = tmp.path().join("home");
+            let kimi = home.join(".kimi");
+            let session = kimi.join("sessions/0123456789abcdef0123456789abcdef/sid");
+            fs::create_dir_all(&session).unwrap();
+            let wire = session.join("wire.jsonl");
+            fs::write(&wire, "{}\n").unwrap();
+            fs::create_dir_all(kimi.join("credentials")).unwrap();
+            let secrets = ["config.toml", "kimi.json", "credentials/kimi-code.json"];
+            for f in secrets {
+                fs::write(kimi.join(f), "secret").unwrap();
+            }
+            let by_home = Env {
+                home: Some(home.clone()),
+                ..Env::default()
+            };
+            let by_var = Env {
+                home: Some(tmp.path().join("elsewhere")),
+                agent_vars: [("KIMI_SHARE_DIR".to_owned(), kimi.clone())].into(),
+                ..Env::default()
+            };
+            for env in [by_home, by_var] {
+                let config = Config::from_toml("", None, &env).unwrap();
+                let roots = config
+                    .provider(kato::event::ProviderId::Kimi)
+                    .unwrap()
+                    .roots
+                    .clone();
+                assert_eq!(roots, [kimi.join("sessions")]);
+                let (w, k) = (wire.clone(), kimi.clone());
+                confined(move || {
+                    profiles::provider(&roots)
+                        .apply(SandboxMode::Enforce)
+                        .unwrap();
+                    let mut c = Checks::default();
+                    c.ok("read the wire", fs::read(&w));
+                    for f in secrets {
+                        c.eacces(f, fs::read(k.join(f)));
+                    }
+                    c.eacces("list ~/.kimi", fs::read_dir(&k));
+                    c.finish();
+                });
+            }
         },
     );
 }

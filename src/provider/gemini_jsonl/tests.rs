@@ -187,8 +187,13 @@ fn project_marker_is_beside_chats() {
 fn sniff_tells_the_metadata_line_from_other_formats() {
     assert_eq!(GeminiCli.sniff(fresh().as_bytes()), Sniff::Exact);
     // A pretty-printed document's `{` line is not exact: other agents'
-    // documents open so too.
+    // documents open so too (Copilot CLI's legacy ones with a `sessionId`);
+    // with `sessionId` and `messages` it is.
     assert_eq!(GeminiCli.sniff(b"{\n  \"sessionId\": \"x\""), Sniff::Strong);
+    assert_eq!(
+        GeminiCli.sniff(b"{\n  \"sessionId\": \"x\",\n  \"messages\": []"),
+        Sniff::Exact
+    );
     assert_eq!(
         GeminiCli.sniff(br#"{"sessionId":"x","uuid":"u","type":"user"}"#),
         Sniff::No
