@@ -59,6 +59,7 @@ provider_ids! {
     Claude => "claude", "Claude Code (`~/.claude/projects`).";
     Codex => "codex", "OpenAI Codex CLI (`~/.codex/sessions`).";
     Gemini => "gemini", "Gemini CLI (`~/.gemini/tmp`).";
+    Aider => "aider", "Aider (`.aider.chat.history.md` in the project folders named).";
 }
 
 /// A name that is not a provider id.

@@ -166,14 +166,18 @@ pub fn read_increment(
     // Commands are derived here, in the parse stage, from human messages
     // only (see `commands`), so every consumer sees the same command events.
     let mut counting = |ev: Event| {
-        let commands = crate::commands::command_events(&ev);
+        let commands = if provider.carries_commands() {
+            crate::commands::command_events(&ev)
+        } else {
+            Vec::new()
+        };
         events += 1 + commands.len() as u64;
         out(ev);
         commands.into_iter().for_each(&mut *out);
     };
     let mut diagnostics = Vec::new();
     let end = match provider.file_source_kind(ctx) {
-        SourceKind::Jsonl => {
+        SourceKind::Jsonl | SourceKind::Lines => {
             file.seek(SeekFrom::Start(start))?;
             feed_lines(
                 file,
@@ -384,7 +388,7 @@ fn parse_line(
     diagnostics: &mut Vec<Diagnostic>,
 ) {
     let line = trim_cr(line);
-    if line.iter().all(u8::is_ascii_whitespace) {
+    if !parser.wants_blank_lines() && line.iter().all(u8::is_ascii_whitespace) {
         return;
     }
     if let Err(m) = parser.record(offset, line, out) {

@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 use crate::event::{Event, ProviderId, Subagent};
 
+pub mod aider;
 pub mod claude;
 pub mod codex;
 pub mod copy;
@@ -39,8 +40,12 @@ pub mod gemini_jsonl;
 mod toy;
 
 /// The registration: one line per provider, in display order.
-static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] =
-    [&claude::Claude, &codex::Codex, &gemini_jsonl::GeminiCli];
+static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] = [
+    &claude::Claude,
+    &codex::Codex,
+    &gemini_jsonl::GeminiCli,
+    &aider::Aider,
+];
 
 /// Every registered provider.
 pub fn registry() -> Registry {
@@ -197,6 +202,9 @@ pub enum SourceKind {
     DirectoryStore,
     /// A session kept in a database. Not read yet: [`Unsupported`].
     Database,
+    /// Append-only text lines that are not JSON (Aider's Markdown chat
+    /// history): read incrementally by byte offset like [`SourceKind::Jsonl`].
+    Lines,
 }
 
 impl SourceKind {
@@ -206,6 +214,7 @@ impl SourceKind {
             SourceKind::Document => "rewritten JSON document",
             SourceKind::DirectoryStore => "directory store",
             SourceKind::Database => "database",
+            SourceKind::Lines => "append-only text lines",
         }
     }
 }
@@ -285,6 +294,12 @@ pub trait RecordParser: Send {
     /// Serializable parser context, persisted with the cursor.
     fn state(&self) -> serde_json::Value;
 
+    /// Whether blank (whitespace-only) lines are passed to
+    /// [`RecordParser::record`]; JSON Lines parsers never see them.
+    fn wants_blank_lines(&self) -> bool {
+        false
+    }
+
     /// Restore context saved by [`RecordParser::state`]. An unreadable state
     /// is an error; the caller then re-reads the file from the start.
     fn restore(&mut self, state: &serde_json::Value) -> Result<(), Malformed>;
@@ -322,6 +337,28 @@ pub trait Provider: Sync {
     /// alone; the caller reads it.
     fn project_marker(&self, _path: &Path) -> Option<PathBuf> {
         None
+    }
+
+    /// The project directory of the session file `path` when it is known
+    /// from where the agent writes the file (Aider writes its history in
+    /// the project folder itself): shown by `kato sessions`. Judged from
+    /// the path alone.
+    fn project_folder(&self, _path: &Path) -> Option<PathBuf> {
+        None
+    }
+
+    /// Whether discovery and the daemon's watch enter a directory of this
+    /// name below a root (roots that hold whole projects skip dependency
+    /// trees and hidden directories).
+    fn descends_into(&self, _name: &std::ffi::OsStr) -> bool {
+        true
+    }
+
+    /// Whether the human's text in this agent's files can carry in-chat
+    /// commands: `false` where the format cannot tell what the human typed
+    /// from what the model wrote, and then no command is derived from it.
+    fn carries_commands(&self) -> bool {
+        true
     }
 
     /// The context of a file named directly (e.g. `kato export PATH`),
@@ -409,7 +446,7 @@ mod tests {
         let ids: Vec<_> = registry().iter().map(|p| p.id()).collect();
         assert_eq!(ids, ProviderId::ALL);
         let names: Vec<_> = ids.iter().map(|id| id.as_str()).collect();
-        assert_eq!(names, ["claude", "codex", "gemini"]);
+        assert_eq!(names, ["claude", "codex", "gemini", "aider"]);
         for n in names {
             assert_eq!(registry().by_name(n).map(|p| p.id().as_str()), Some(n));
             assert_eq!(n.parse::<ProviderId>().map(ProviderId::as_str), Ok(n));
@@ -422,7 +459,7 @@ mod tests {
         );
         assert_eq!(
             format!("{registry:?}", registry = registry()),
-            "[Claude, Codex, Gemini]"
+            "[Claude, Codex, Gemini, Aider]"
         );
     }
 

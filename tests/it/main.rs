@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod aider;
 mod architecture;
 mod audit;
 mod chaos;
@@ -20,6 +21,7 @@ mod gemini_jsonl;
 mod incremental;
 mod overlap;
 mod provenance;
+mod real_aider;
 mod real_claude;
 mod real_codex;
 mod real_gemini;
