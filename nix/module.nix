@@ -135,6 +135,10 @@ in
           gemini = rootsOption "gemini" // {
             example = [ "/home/alice/.gemini/tmp" ];
           };
+          # Project folders holding .aider.chat.history.md (no default).
+          aider = rootsOption "aider" // {
+            example = [ "/home/alice/src/webapp" ];
+          };
         };
       };
       default = { };
@@ -142,6 +146,7 @@ in
         claude = [ "/home/alice/.claude/projects" ];
         codex = [ "/home/alice/.codex/sessions" ];
         gemini = [ "/home/alice/.gemini/tmp" ];
+        aider = [ "/home/alice/src/webapp" ];
       };
       description = ''
         Session-log directories per provider. A provider with no roots is

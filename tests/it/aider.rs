@@ -309,3 +309,33 @@ fn aider_chat_runs_no_command_typed_or_planted() {
     assert!(commands.is_empty(), "{commands:?}");
     k.stop();
 }
+
+/// `kato doctor` names the aider stage's roots: the folders configured,
+/// nothing else.
+#[test]
+fn doctor_lists_the_configured_aider_roots() {
+    let w = Work::new();
+    let cfg = w.base.join("config.toml");
+    let text = fs::read_to_string(&cfg).expect("config");
+    let work = w.base.join("work");
+    fs::write(
+        &cfg,
+        format!(
+            "{text}[providers.aider]\nroots = [\"{}\"]\n",
+            work.display()
+        ),
+    )
+    .expect("config");
+    let out = w.kato(&["doctor", "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let stage = report["policy"]["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .find(|s| s["stage"] == "watch+parse" && s["instance"] == "aider")
+        .cloned()
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(stage["read"], serde_json::json!([work]));
+    assert_eq!(stage["write_files"], serde_json::json!([]));
+    assert_eq!(stage["create_in"], serde_json::json!([]));
+}

@@ -23,7 +23,7 @@ fn fixture_files(provider: &str) -> Vec<PathBuf> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "jsonl") {
+            } else if p.extension().is_some_and(|x| x == "jsonl") || is_aider_chat(&p) {
                 out.push(p);
             }
         }
@@ -31,6 +31,11 @@ fn fixture_files(provider: &str) -> Vec<PathBuf> {
     out.sort();
     assert!(!out.is_empty(), "no fixtures for {provider}");
     out
+}
+
+/// Aider's Markdown chat history, read as lines like JSON Lines.
+fn is_aider_chat(p: &Path) -> bool {
+    p.to_string_lossy().ends_with(".aider.chat.history.md")
 }
 
 fn events_json(events: &[kato::event::Event]) -> Vec<String> {
@@ -122,6 +127,11 @@ proptest! {
     fn gemini_jsonl_pieces_equal_whole(cuts in proptest::collection::vec(0usize..1_000_000, 0..12)) {
         check_provider("gemini", &cuts);
     }
+
+    #[test]
+    fn aider_pieces_equal_whole(cuts in proptest::collection::vec(0usize..1_000_000, 0..12)) {
+        check_provider("aider", &cuts);
+    }
 }
 
 /// The wider net: real agent files, cut at a handful of fixed points.
@@ -135,11 +145,12 @@ fn real_corpus_pieces_equal_whole() {
         ("claude", "claude"),
         ("codex", "codex"),
         ("gemini", "gemini-jsonl"),
+        ("aider", "aider"),
     ] {
         let p = provider::by_name(name).unwrap();
         for e in fs::read_dir(base.join(dir)).unwrap() {
             let f = e.unwrap().path();
-            if f.extension().is_none_or(|x| x != "jsonl") {
+            if f.extension().is_none_or(|x| x != "jsonl") && !is_aider_chat(&f) {
                 continue;
             }
             let bytes = fs::read(&f).unwrap();
@@ -167,6 +178,11 @@ fn truncation_and_replacement_restart_from_zero() {
 #[test]
 fn gemini_jsonl_truncation_and_replacement_restart_from_zero() {
     truncation_and_replacement("gemini");
+}
+
+#[test]
+fn aider_truncation_and_replacement_restart_from_zero() {
+    truncation_and_replacement("aider");
 }
 
 /// The largest JSON Lines fixture of `provider`, truncated to half after
