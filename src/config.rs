@@ -529,7 +529,8 @@ impl Config {
     /// added to its provider's roots, and that provider enabled. PROVIDER
     /// defaults to `aider`, the agent that keeps its history in project
     /// folders and has no default root. DIR must be an existing directory;
-    /// a relative one is taken from `cwd`. The roots are then checked as
+    /// a relative one is taken from `cwd`; symbolic links in it are
+    /// resolved. The roots are then checked as
     /// configured ones are (nothing kato writes may lie inside them).
     pub fn add_cli_roots(&mut self, specs: &[String], env: &Env, cwd: &Path) -> Result<()> {
         for spec in specs {
@@ -548,6 +549,9 @@ impl Config {
             if !path.is_dir() {
                 return Err(usage(format!("{} is not a directory", path.display())));
             }
+            // Resolved once, as a root that is a symbolic link is.
+            let path = std::fs::canonicalize(&path)
+                .map_err(|e| usage(format!("{}: {e}", path.display())))?;
             let Some(pc) = self.providers.iter_mut().find(|p| p.name.as_str() == name) else {
                 return Err(usage(format!("`{name}` is not a provider here")));
             };

@@ -235,10 +235,11 @@ struct State {
     mode: Mode,
     /// Offset of the held block's first line.
     start: u64,
-    /// The held block's lines (for an assistant block, blank lines too).
-    lines: Vec<String>,
-    /// Bytes held in `lines`.
-    held: usize,
+    /// The held block's lines joined by `\n` (for an assistant block,
+    /// blank lines too).
+    text: String,
+    /// Lines held in `text`.
+    lines: u32,
     /// Was the previous line blank?
     after_blank: bool,
     /// Chat starts seen.
@@ -262,8 +263,8 @@ impl AiderParser {
                 model: None,
                 mode: Mode::Idle,
                 start: 0,
-                lines: Vec::new(),
-                held: 0,
+                text: String::new(),
+                lines: 0,
                 after_blank: true,
                 segments: 0,
                 parts: 0,
@@ -294,28 +295,27 @@ impl AiderParser {
 
     /// Deliver the held block, if any, and go idle.
     fn finish(&mut self, out: &mut dyn FnMut(Event)) {
-        let lines = std::mem::take(&mut self.st.lines);
         let mode = std::mem::replace(&mut self.st.mode, Mode::Idle);
         let first = self.st.parts;
-        self.st.held = 0;
         self.st.parts = 0;
+        self.deliver(mode, first, out);
+    }
+
+    /// Deliver the held text as a block of `mode` whose events are
+    /// numbered from `n`; returns the number of events.
+    fn deliver(&mut self, mode: Mode, n: u32, out: &mut dyn FnMut(Event)) -> u32 {
+        let text = std::mem::take(&mut self.st.text);
+        self.st.lines = 0;
         match mode {
-            Mode::Idle => {}
-            Mode::Human => {
-                self.human(&lines, first, out);
-            }
-            Mode::Status => {
-                self.status(&lines, first, out);
-            }
-            Mode::Assistant => {
-                self.assistant(&lines, first, out);
-            }
+            Mode::Idle => 0,
+            Mode::Human => self.human(text, n, out),
+            Mode::Status => self.status(text, n, out),
+            Mode::Assistant => self.assistant(text, n, out),
         }
     }
 
     /// Deliver a human block; returns the number of events.
-    fn human(&self, lines: &[String], n: u32, out: &mut dyn FnMut(Event)) -> u32 {
-        let text = lines.join("\n");
+    fn human(&self, text: String, n: u32, out: &mut dyn FnMut(Event)) -> u32 {
         let payload = if text == "<blank>" {
             Payload::ProviderInfo {
                 topic: "empty_input".to_owned(),
@@ -342,16 +342,28 @@ impl AiderParser {
     }
 
     /// Deliver a status block; returns the number of events.
-    fn status(&mut self, lines: &[String], first: u32, out: &mut dyn FnMut(Event)) -> u32 {
-        let mut n = first;
-        let next = |n: &mut u32| {
-            let v = *n;
-            *n += 1;
-            v
-        };
-        let text = lines.join("\n");
+    fn status(&mut self, text: String, first: u32, out: &mut dyn FnMut(Event)) -> u32 {
+        // What the lines say besides the notice, in line order.
+        let mut infos = Vec::new();
+        let mut model = self.st.model.clone();
+        for line in text.split('\n') {
+            if let Some(m) = model_of(line) {
+                model = Some(m.to_owned());
+                infos.push((
+                    "model",
+                    serde_json::json!({ "model": m, "line": line }),
+                    model.clone(),
+                ));
+            } else if let Some(tokens) = line.strip_prefix("Tokens: ") {
+                infos.push((
+                    "token_count",
+                    serde_json::json!({ "text": tokens }),
+                    model.clone(),
+                ));
+            }
+        }
         let mut ev = self.event(
-            next(&mut n),
+            first,
             "status",
             Payload::SystemMessage {
                 category: SystemCategory::Notice,
@@ -360,45 +372,41 @@ impl AiderParser {
         );
         ev.model.clone_from(&self.st.model);
         out(ev);
-        for line in lines {
-            if let Some(model) = model_of(line) {
-                self.st.model = Some(model.to_owned());
-                let mut ev = self.event(
-                    next(&mut n),
-                    "status",
-                    Payload::ProviderInfo {
-                        topic: "model".to_owned(),
-                        data: raw_json(&serde_json::json!({ "model": model, "line": line })),
-                    },
-                );
-                ev.model = Some(model.to_owned());
-                out(ev);
-            } else if let Some(tokens) = line.strip_prefix("Tokens: ") {
-                let mut ev = self.event(
-                    next(&mut n),
-                    "status",
-                    Payload::ProviderInfo {
-                        topic: "token_count".to_owned(),
-                        data: raw_json(&serde_json::json!({ "text": tokens })),
-                    },
-                );
-                ev.model.clone_from(&self.st.model);
-                out(ev);
-            }
+        let mut n = first + 1;
+        for (topic, data, model) in infos {
+            let mut ev = self.event(
+                n,
+                "status",
+                Payload::ProviderInfo {
+                    topic: topic.to_owned(),
+                    data: raw_json(&data),
+                },
+            );
+            ev.model = model;
+            out(ev);
+            n += 1;
         }
+        self.st.model = model;
         n - first
     }
 
     /// Deliver an assistant block; returns the number of events.
-    fn assistant(&self, lines: &[String], first: u32, out: &mut dyn FnMut(Event)) -> u32 {
-        let mut end = lines.len();
-        while end > 0 && lines[end - 1].trim().is_empty() {
-            end -= 1;
+    fn assistant(&self, mut text: String, first: u32, out: &mut dyn FnMut(Event)) -> u32 {
+        // Without its trailing blank lines.
+        loop {
+            let cut = match text.rfind('\n') {
+                Some(i) if text[i + 1..].trim().is_empty() => i,
+                None if text.trim().is_empty() => 0,
+                _ => break,
+            };
+            text.truncate(cut);
+            if cut == 0 {
+                break;
+            }
         }
-        if end == 0 {
+        if text.is_empty() {
             return 0;
         }
-        let text = lines[..end].join("\n");
         let mut n = first;
         let mut emit = |payload: Payload| {
             let mut ev = self.event(n, "assistant", payload);
@@ -433,19 +441,14 @@ impl AiderParser {
 
     /// Hold `line` in the current block; a block grown past [`HOLD_CAP`]
     /// is delivered in parts.
-    fn hold(&mut self, line: String, out: &mut dyn FnMut(Event)) {
-        self.st.held += line.len() + 1;
-        self.st.lines.push(line);
-        if self.st.held > HOLD_CAP {
-            let lines = std::mem::take(&mut self.st.lines);
-            let n = self.st.parts;
-            self.st.held = 0;
-            let delivered = match self.st.mode {
-                Mode::Human => self.human(&lines, n, out),
-                Mode::Status => self.status(&lines, n, out),
-                Mode::Assistant => self.assistant(&lines, n, out),
-                Mode::Idle => 0,
-            };
+    fn hold(&mut self, line: &str, out: &mut dyn FnMut(Event)) {
+        if self.st.lines > 0 {
+            self.st.text.push('\n');
+        }
+        self.st.text.push_str(line);
+        self.st.lines = self.st.lines.saturating_add(1);
+        if self.st.text.len() > HOLD_CAP {
+            let delivered = self.deliver(self.st.mode, self.st.parts, out);
             self.st.parts = self.st.parts.saturating_add(delivered);
         }
     }
@@ -454,7 +457,7 @@ impl AiderParser {
         let after_blank = std::mem::replace(&mut self.st.after_blank, line.is_empty());
         if line.is_empty() {
             match self.st.mode {
-                Mode::Assistant => self.hold(String::new(), out),
+                Mode::Assistant => self.hold("", out),
                 _ => self.finish(out),
             }
             return;
@@ -469,22 +472,22 @@ impl AiderParser {
             if self.st.mode != Mode::Human {
                 self.begin(Mode::Human, offset, out);
             }
-            self.hold(text.to_owned(), out);
+            self.hold(text, out);
             return;
         }
         if is_status(line) && (!in_reply || (after_blank && line.ends_with(BREAK))) {
             if self.st.mode != Mode::Status {
                 self.begin(Mode::Status, offset, out);
             }
-            self.hold(status_text(line).to_owned(), out);
+            self.hold(status_text(line), out);
             return;
         }
         match self.st.mode {
-            Mode::Status => self.hold(continuation_text(line).to_owned(), out),
-            Mode::Assistant => self.hold(line.to_owned(), out),
+            Mode::Status => self.hold(continuation_text(line), out),
+            Mode::Assistant => self.hold(line, out),
             Mode::Idle | Mode::Human => {
                 self.begin(Mode::Assistant, offset, out);
-                self.hold(line.to_owned(), out);
+                self.hold(line, out);
             }
         }
     }

@@ -1086,6 +1086,7 @@ fn aider_stage_cannot_open_the_keys_beside_its_root() {
         let other = home.join("src/other");
         fs::create_dir_all(&project).unwrap();
         fs::create_dir_all(&other).unwrap();
+        let project = fs::canonicalize(&project).unwrap();
         let chat = project.join(".aider.chat.history.md");
         fs::write(&chat, "\n# aider chat started at 2026-03-02 09:15:07\n\n").unwrap();
         let outside = [
