@@ -399,6 +399,36 @@ def gen_kimi(path, size, rng):
             line("StepBegin", {"n": 4})
             line("ContentPart", {"type": "text", "text": words(rng, 200) + "\n\n```rust\n" + code(rng, 10) + "\n```\n"})
             line("TurnEnd", {})
+def gen_aider(path, size, rng):
+    """An Aider chat history (`.aider.chat.history.md`) as aider appends
+    it: a chat start and its status banner now and then; each turn a
+    typed input (`#### ` lines with aider's two-space break, sometimes
+    several lines), the reply (prose, a SEARCH/REPLACE block in a fence),
+    then the status lines (tokens, edit applied, commit)."""
+    b = "  "
+    with open(path, "w") as f:
+        n = 0
+        while f.tell() < size:
+            if n % 200 == 0:
+                f.write(f"\n# aider chat started at 2026-03-{1 + n // 200 % 28:02d} 09:15:07\n\n")
+                f.write(f"> Aider v0.86.1{b}\n> Main model: anthropic/claude-sonnet-4 with diff edit format{b}\n"
+                        f"> Weak model: anthropic/claude-haiku{b}\n> Git repo: .git with 42 files{b}\n"
+                        f"> Repo-map: using 1024 tokens, auto refresh{b}\n\n")
+            n += 1
+            for _ in range(rng.choice([1, 1, 1, 3])):
+                f.write(f"#### {words(rng, 20)}{b}\n")
+            f.write("\n" + words(rng, 60) + "\n\n" + words(rng, 40) + "\n\nsrc/lib.rs\n```rust\n"
+                    "<<<<<<< SEARCH\n" + code(rng, rng.randint(5, 40)) + "\n=======\n"
+                    + code(rng, rng.randint(5, 40)) + "\n>>>>>>> REPLACE\n```\n\n" + words(rng, 30) + "\n\n")
+            f.write(f"> Tokens: 9.8k sent, 1.2k received. Cost: $0.04 message, $0.{n % 100:02d} session.{b}\n"
+                    f"> Applied edit to src/lib.rs{b}\n> Commit {n:07x} feat: {words(rng, 6)}{b}\n\n")
+
+def lines_as_json(src, dst):
+    """The floor's input for a format that is not JSON: each line of `src`
+    as a JSON string, so the floor parses the same text as JSON."""
+    with open(src) as f, open(dst, "w") as g:
+        for line in f:
+            g.write(json.dumps(line.rstrip("\n")) + "\n")
 
 def run(cmd, stdout=subprocess.DEVNULL):
     """Run cmd, return its wall time and CPU time (user + system, all its
@@ -453,7 +483,11 @@ def instruction_table(a, files, variants, mb=10):
         sample = os.path.join(a.work, "sample-" + os.path.basename(path))
         with open(path, "rb") as src, open(sample, "wb") as dst:
             dst.write(src.read(mb << 20).rsplit(b"\n", 1)[0] + b"\n")
-        floor = instructions([a.floor, sample])
+        floor_input = sample
+        if name == "aider":
+            floor_input = sample + ".floor.jsonl"
+            lines_as_json(sample, floor_input)
+        floor = instructions([a.floor, floor_input])
         print(f"{name + ': serde_json::Value parse (floor)':<62} {floor / 1e6:9.1f}")
         for vname, args in variants:
             n = {}
@@ -481,6 +515,7 @@ KINDS = {
     "cursor": ("35a82dfe-d4ab-4238-8135-22c978781bca.jsonl", gen_cursor),
     "droid": ("052cb8d0-4616-488a-99fe-bfbbbe9429b3.jsonl", gen_droid),
     "kimi": ("wire.jsonl", gen_kimi),
+    "aider": ("proj/.aider.chat.history.md", gen_aider),
 }
 
 def main():
@@ -500,8 +535,13 @@ def main():
     files = {k: os.path.join(a.work, name) for k, (name, _) in KINDS.items()}
     gens = {k: gen for k, (_, gen) in KINDS.items()}
     files = {k: v for k, v in files.items() if not a.only or k in a.only}
+    floors = {}
     for name, path in files.items():
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         gens[name](path, size, rng)
+        if name == "aider":
+            floors[name] = path + ".floor.jsonl"
+            lines_as_json(path, floors[name])
     # Redaction on (the default) and off, each through an explicit config
     # file; the sandbox runs in its default mode (enforce).
     conf = {}
@@ -521,7 +561,7 @@ def main():
     for name, path in files.items():
         mb = os.path.getsize(path) / (1 << 20)
         cases = [("cat > /dev/null", ["cat", path]),
-                 ("serde_json::Value parse (floor)", [a.floor, path])]
+                 ("serde_json::Value parse (floor)", [a.floor, floors.get(name, path)])]
         for vname, args in variants:
             cases.append((f"kato export {vname}", kato("on", path, *args)))
             cases.append((f"kato export {vname}, redaction off", kato("off", path, *args)))

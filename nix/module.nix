@@ -171,6 +171,10 @@ in
           kimi = rootsOption "kimi" // {
             example = [ "/home/alice/.kimi/sessions" ];
           };
+          # Project folders holding .aider.chat.history.md (no default).
+          aider = rootsOption "aider" // {
+            example = [ "/home/alice/src/webapp" ];
+          };
         };
       };
       default = { };
@@ -185,6 +189,7 @@ in
         droid = [ "/home/alice/.factory/sessions" ];
         amp = [ "/home/alice/.local/share/amp/threads" ];
         kimi = [ "/home/alice/.kimi/sessions" ];
+        aider = [ "/home/alice/src/webapp" ];
       };
       description = ''
         Session-log directories per provider. A provider with no roots is

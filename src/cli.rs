@@ -94,6 +94,11 @@ pub enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also search DIR for PROVIDER's sessions (default provider:
+        /// aider, whose chat histories live in project folders).
+        /// Repeatable.
+        #[arg(long = "root", value_name = "[PROVIDER=]DIR")]
+        roots: Vec<String>,
     },
     /// Export one session as Markdown or JSONL.
     Export(ExportArgs),
@@ -154,6 +159,10 @@ pub struct ExportArgs {
     /// a file or with --dry-run, else to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Also search DIR for PROVIDER's sessions (default provider: aider,
+    /// whose chat histories live in project folders). Repeatable.
+    #[arg(long = "root", value_name = "[PROVIDER=]DIR")]
+    pub roots: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,8 +208,9 @@ pub fn run() -> Result<i32> {
             };
             audit_verify(&path, anchor.as_deref())
         }
-        Command::Sessions { json } => {
-            let cfg = load(&cli.config, cli.sandbox, &env)?;
+        Command::Sessions { json, roots } => {
+            let mut cfg = load(&cli.config, cli.sandbox, &env)?;
+            add_roots(&mut cfg, &roots, &env)?;
             confine_read_only(&cfg)?;
             sessions(&cfg, json)
         }
@@ -209,7 +219,8 @@ pub fn run() -> Result<i32> {
             doctor(&cfg, json)
         }
         Command::Export(args) => {
-            let cfg = load(&cli.config, cli.sandbox, &env)?;
+            let mut cfg = load(&cli.config, cli.sandbox, &env)?;
+            add_roots(&mut cfg, &args.roots, &env)?;
             export_cmd(&cfg, args)
         }
         Command::Run { detached } => {
@@ -387,6 +398,15 @@ fn load(path: &Option<PathBuf>, sandbox: Option<SandboxArg>, env: &Env) -> Resul
         };
     }
     Ok(cfg)
+}
+
+/// `--root` of `sessions` and `export` ([`Config::add_cli_roots`]).
+fn add_roots(cfg: &mut Config, roots: &[String], env: &Env) -> Result<()> {
+    if roots.is_empty() {
+        return Ok(());
+    }
+    let cwd = std::env::current_dir().map_err(|e| Error::io("finding the current directory", e))?;
+    cfg.add_cli_roots(roots, env, &cwd)
 }
 
 /// Harden the process and confine it to reading the provider roots and the

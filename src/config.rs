@@ -524,6 +524,45 @@ impl Config {
         Ok(providers)
     }
 
+    /// Add roots named on the command line (`--root [PROVIDER=]DIR` of
+    /// `kato sessions` and `kato export`) for this invocation: each is
+    /// added to its provider's roots, and that provider enabled. PROVIDER
+    /// defaults to `aider`, the agent that keeps its history in project
+    /// folders and has no default root. DIR must be an existing directory;
+    /// a relative one is taken from `cwd`; symbolic links in it are
+    /// resolved. The roots are then checked as
+    /// configured ones are (nothing kato writes may lie inside them).
+    pub fn add_cli_roots(&mut self, specs: &[String], env: &Env, cwd: &Path) -> Result<()> {
+        for spec in specs {
+            let usage = |why: String| Error::Usage(format!("--root {spec}: {why}"));
+            let (name, dir) = match spec.split_once('=') {
+                Some((name, dir)) if self.registry.by_name(name).is_some() => (name, dir),
+                _ => (ProviderId::Aider.as_str(), spec.as_str()),
+            };
+            if dir.is_empty() {
+                return Err(usage("no directory named".to_owned()));
+            }
+            let path = match env.expand("--root", dir, Path::new("<command line>")) {
+                Ok(p) => p,
+                Err(_) => cwd.join(dir),
+            };
+            if !path.is_dir() {
+                return Err(usage(format!("{} is not a directory", path.display())));
+            }
+            // Resolved once, as a root that is a symbolic link is.
+            let path = std::fs::canonicalize(&path)
+                .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+            let Some(pc) = self.providers.iter_mut().find(|p| p.name.as_str() == name) else {
+                return Err(usage(format!("`{name}` is not a provider here")));
+            };
+            pc.enabled = true;
+            if !pc.roots.contains(&path) {
+                pc.roots.push(path);
+            }
+        }
+        self.check_overlaps().map_err(Error::Usage)
+    }
+
     /// Settings of one provider.
     pub fn provider(&self, id: ProviderId) -> Option<&ProviderConfig> {
         self.providers.iter().find(|p| p.name == id)

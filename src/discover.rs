@@ -33,10 +33,16 @@ pub enum Visit<'a> {
 }
 
 /// Walk the tree under `top` (which sits `depth0` levels below its root),
-/// depth-bounded by [`MAX_DEPTH`], never following symlinks, entries in
-/// name order. The one walk both `kato sessions`/`export` and the daemon's
-/// watch stages use.
-pub fn walk_tree(top: &Path, depth0: usize, visit: &mut dyn FnMut(Visit<'_>)) {
+/// depth-bounded by [`MAX_DEPTH`], never following symlinks, entering only
+/// the directories whose name `descend` accepts
+/// ([`Provider::descends_into`]), entries in name order. The one walk both
+/// `kato sessions`/`export` and the daemon's watch stages use.
+pub fn walk_tree(
+    top: &Path,
+    depth0: usize,
+    descend: &dyn Fn(&std::ffi::OsStr) -> bool,
+    visit: &mut dyn FnMut(Visit<'_>),
+) {
     let mut stack = vec![(top.to_path_buf(), depth0)];
     while let Some((dir, depth)) = stack.pop() {
         visit(Visit::Dir(&dir));
@@ -53,7 +59,7 @@ pub fn walk_tree(top: &Path, depth0: usize, visit: &mut dyn FnMut(Visit<'_>)) {
             // `DirEntry::file_type` does not follow symlinks.
             let Ok(ft) = entry.file_type() else { continue };
             if ft.is_dir() {
-                if depth < MAX_DEPTH {
+                if depth < MAX_DEPTH && descend(&entry.file_name()) {
                     stack.push((entry.path(), depth + 1));
                 }
             } else if ft.is_file() {
@@ -114,7 +120,7 @@ pub fn walk_root(
     found: &mut Vec<Found>,
     problems: &mut Vec<WalkProblem>,
 ) {
-    walk_tree(root, 0, &mut |v| match v {
+    walk_tree(root, 0, &|n| provider.descends_into(n), &mut |v| match v {
         Visit::Dir(_) | Visit::Symlink(_) => {}
         Visit::Unreadable(_, e, 0) if e.kind() == io::ErrorKind::NotFound => {}
         Visit::Unreadable(dir, error, _) => problems.push(WalkProblem {
@@ -154,7 +160,7 @@ pub fn identify(found: &Found, limits: Limits) -> String {
         // Documents must be read whole; JSONL heads are enough. The reader
         // refuses the kinds it cannot read yet: the hint is kept.
         SourceKind::Document | SourceKind::DirectoryStore | SourceKind::Database => None,
-        SourceKind::Jsonl => Some(1 << 20),
+        SourceKind::Jsonl | SourceKind::Lines => Some(1 << 20),
     };
     let result = match head {
         None => reader::read_path(&found.path, found.provider, limits, &mut take).map(|_| ()),
@@ -239,6 +245,9 @@ const MARKER_CAP: u64 = 1 << 20;
 /// a directory name.
 pub fn project_dir(found: &Found) -> Option<String> {
     use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = found.provider.project_folder(&found.path) {
+        return Some(dir.to_string_lossy().into_owned());
+    }
     let marker = found.provider.project_marker(&found.path)?;
     let file = fs::OpenOptions::new()
         .read(true)

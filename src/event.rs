@@ -66,6 +66,7 @@ provider_ids! {
     Droid => "droid", "Factory Droid (`~/.factory/sessions`).";
     Amp => "amp", "Amp (`~/.local/share/amp/threads`).";
     Kimi => "kimi", "Kimi CLI (`~/.kimi/sessions`).";
+    Aider => "aider", "Aider (`.aider.chat.history.md` in the project folders named).";
 }
 
 /// A name that is not a provider id.

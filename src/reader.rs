@@ -179,7 +179,7 @@ pub fn read_increment(
     };
     let mut diagnostics = Vec::new();
     let end = match provider.file_source_kind(ctx) {
-        SourceKind::Jsonl => {
+        SourceKind::Jsonl | SourceKind::Lines => {
             file.seek(SeekFrom::Start(start))?;
             feed_lines(
                 file,
@@ -390,7 +390,7 @@ fn parse_line(
     diagnostics: &mut Vec<Diagnostic>,
 ) {
     let line = trim_cr(line);
-    if line.iter().all(u8::is_ascii_whitespace) {
+    if !parser.wants_blank_lines() && line.iter().all(u8::is_ascii_whitespace) {
         return;
     }
     if let Err(m) = parser.record(offset, line, out) {

@@ -528,7 +528,14 @@ impl<W: Watch> Stage<W> {
         let Some(depth0) = self.depth_of(top) else {
             return;
         };
-        crate::discover::walk_tree(top, depth0, &mut |v| match v {
+        let provider = self.provider;
+        // A directory created or moved in below a root: entered only if
+        // the provider enters directories of its name.
+        if depth0 > 0 && top.file_name().is_some_and(|n| !provider.descends_into(n)) {
+            return;
+        }
+        let descend = |n: &std::ffi::OsStr| provider.descends_into(n);
+        crate::discover::walk_tree(top, depth0, &descend, &mut |v| match v {
             Visit::Dir(dir) => self.watch_dir(dir),
             Visit::Unreadable(_, e, _) if e.kind() == std::io::ErrorKind::NotFound => {}
             Visit::Unreadable(dir, e, _)
@@ -558,7 +565,7 @@ impl<W: Watch> Stage<W> {
         let identity = FileIdentity::of(meta);
         let changed = e.cursor.identity != Some(identity)
             || match kind {
-                SourceKind::Jsonl => meta.len() != e.cursor.offset,
+                SourceKind::Jsonl | SourceKind::Lines => meta.len() != e.cursor.offset,
                 // The reader refuses the kinds it cannot read yet
                 // (`provider::Unsupported`): a change is one more refusal.
                 SourceKind::Document | SourceKind::DirectoryStore | SourceKind::Database => {
@@ -625,7 +632,7 @@ impl<W: Watch> Stage<W> {
             0
         } else {
             match self.provider.file_source_kind(&ctx) {
-                SourceKind::Jsonl => meta.len(),
+                SourceKind::Jsonl | SourceKind::Lines => meta.len(),
                 SourceKind::Document | SourceKind::DirectoryStore | SourceKind::Database => {
                     u64::MAX
                 }

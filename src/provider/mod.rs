@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 use crate::event::{Event, ProviderId, Subagent};
 
+pub mod aider;
 pub mod amp;
 pub mod claude;
 pub mod cline;
@@ -57,6 +58,7 @@ static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] = [
     &droid::Droid,
     &amp::Amp,
     &kimi::Kimi,
+    &aider::Aider,
 ];
 
 /// Every registered provider.
@@ -214,6 +216,9 @@ pub enum SourceKind {
     DirectoryStore,
     /// A session kept in a database. Not read yet: [`Unsupported`].
     Database,
+    /// Append-only text lines that are not JSON (Aider's Markdown chat
+    /// history): read incrementally by byte offset like [`SourceKind::Jsonl`].
+    Lines,
 }
 
 impl SourceKind {
@@ -223,6 +228,7 @@ impl SourceKind {
             SourceKind::Document => "rewritten JSON document",
             SourceKind::DirectoryStore => "directory store",
             SourceKind::Database => "database",
+            SourceKind::Lines => "append-only text lines",
         }
     }
 }
@@ -302,6 +308,12 @@ pub trait RecordParser: Send {
     /// Serializable parser context, persisted with the cursor.
     fn state(&self) -> serde_json::Value;
 
+    /// Whether blank (whitespace-only) lines are passed to
+    /// [`RecordParser::record`]; JSON Lines parsers never see them.
+    fn wants_blank_lines(&self) -> bool {
+        false
+    }
+
     /// Restore context saved by [`RecordParser::state`]. An unreadable state
     /// is an error; the caller then re-reads the file from the start.
     fn restore(&mut self, state: &serde_json::Value) -> Result<(), Malformed>;
@@ -354,6 +366,21 @@ pub trait Provider: Sync {
     /// daemon reads them.
     fn markers_beside(&self, _root: &Path) -> Vec<PathBuf> {
         Vec::new()
+    }
+
+    /// The project directory of the session file `path` when it is known
+    /// from where the agent writes the file (Aider writes its history in
+    /// the project folder itself): shown by `kato sessions`. Judged from
+    /// the path alone.
+    fn project_folder(&self, _path: &Path) -> Option<PathBuf> {
+        None
+    }
+
+    /// Whether discovery and the daemon's watch enter a directory of this
+    /// name below a root (roots that hold whole projects skip dependency
+    /// trees and hidden directories).
+    fn descends_into(&self, _name: &std::ffi::OsStr) -> bool {
+        true
     }
 
     /// The context of a file named directly (e.g. `kato export PATH`),
@@ -453,7 +480,7 @@ mod tests {
             names,
             [
                 "claude", "codex", "gemini", "copilot", "cline", "qwen", "cursor", "droid", "amp",
-                "kimi"
+                "kimi", "aider"
             ]
         );
         for n in names {
@@ -468,7 +495,7 @@ mod tests {
         );
         assert_eq!(
             format!("{registry:?}", registry = registry()),
-            "[Claude, Codex, Gemini, Copilot, Cline, Qwen, Cursor, Droid, Amp, Kimi]"
+            "[Claude, Codex, Gemini, Copilot, Cline, Qwen, Cursor, Droid, Amp, Kimi, Aider]"
         );
     }
 

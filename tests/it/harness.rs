@@ -607,11 +607,12 @@ pub fn assert_golden_counts(
 
 /// `[providers.<name>] enabled = false` for every provider but Claude and
 /// Codex: the tests' daemons and exports read only the roots they are given.
+/// Aider has no default root (nothing to turn off); its tests name theirs.
 pub fn others_disabled() -> String {
     kato::provider::registry()
         .iter()
         .map(|p| p.id().as_str())
-        .filter(|n| !matches!(*n, "claude" | "codex"))
+        .filter(|n| !matches!(*n, "claude" | "codex" | "aider"))
         .map(|n| format!("[providers.{n}]\nenabled = false\n\n"))
         .collect()
 }

@@ -23,7 +23,7 @@ fn fixture_files(provider: &str) -> Vec<PathBuf> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "jsonl") {
+            } else if p.extension().is_some_and(|x| x == "jsonl") || is_aider_chat(&p) {
                 out.push(p);
             }
         }
@@ -31,6 +31,11 @@ fn fixture_files(provider: &str) -> Vec<PathBuf> {
     out.sort();
     assert!(!out.is_empty(), "no fixtures for {provider}");
     out
+}
+
+/// Aider's Markdown chat history, read as lines like JSON Lines.
+fn is_aider_chat(p: &Path) -> bool {
+    p.to_string_lossy().ends_with(".aider.chat.history.md")
 }
 
 fn events_json(events: &[kato::event::Event]) -> Vec<String> {
@@ -162,6 +167,11 @@ proptest! {
     fn kimi_pieces_equal_whole(cuts in proptest::collection::vec(0usize..1_000_000, 0..12)) {
         check_provider("kimi", &cuts);
     }
+
+    #[test]
+    fn aider_pieces_equal_whole(cuts in proptest::collection::vec(0usize..1_000_000, 0..12)) {
+        check_provider("aider", &cuts);
+    }
 }
 
 /// The wider net: real agent files, cut at a handful of fixed points.
@@ -180,11 +190,12 @@ fn real_corpus_pieces_equal_whole() {
         ("cursor", "cursor"),
         ("droid", "factory-droid"),
         ("kimi", "kimi-cli"),
+        ("aider", "aider"),
     ] {
         let p = provider::by_name(name).unwrap();
         for e in fs::read_dir(base.join(dir)).unwrap() {
             let f = e.unwrap().path();
-            if f.extension().is_none_or(|x| x != "jsonl") {
+            if f.extension().is_none_or(|x| x != "jsonl") && !is_aider_chat(&f) {
                 continue;
             }
             let bytes = fs::read(&f).unwrap();
@@ -232,6 +243,11 @@ fn cursor_truncation_and_replacement_restart_from_zero() {
 #[test]
 fn droid_truncation_and_replacement_restart_from_zero() {
     truncation_and_replacement("droid");
+}
+
+#[test]
+fn aider_truncation_and_replacement_restart_from_zero() {
+    truncation_and_replacement("aider");
 }
 
 /// The largest JSON Lines fixture of `provider`, truncated to half after

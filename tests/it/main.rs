@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod aider;
 mod amp;
 mod architecture;
 mod audit;
@@ -27,6 +28,7 @@ mod kimi;
 mod overlap;
 mod provenance;
 mod qwen;
+mod real_aider;
 mod real_amp;
 mod real_claude;
 mod real_cline;

@@ -1474,3 +1474,56 @@ fn kimi_stage_cannot_open_the_credentials_beside_its_root() {
         },
     );
 }
+
+/// Aider's roots are the project folders the user names (`--root`, the
+/// config): the aider stage reads the chat history under them and cannot
+/// open what lies beside them — another project's `.env` (aider's API
+/// keys), `~/.aider.conf.yml`, a `.env` in the folder above.
+#[test]
+fn aider_stage_cannot_open_the_keys_beside_its_root() {
+    in_child("aider_stage_cannot_open_the_keys_beside_its_root", || {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        let project = home.join("src/webapp");
+        let other = home.join("src/other");
+        fs::create_dir_all(&project).unwrap();
+        fs::create_dir_all(&other).unwrap();
+        let project = fs::canonicalize(&project).unwrap();
+        let chat = project.join(".aider.chat.history.md");
+        fs::write(&chat, "\n# aider chat started at 2026-03-02 09:15:07\n\n").unwrap();
+        let outside = [
+            other.join(".env"),
+            other.join(".aider.chat.history.md"),
+            home.join(".aider.conf.yml"),
+            home.join("src/.env"),
+        ];
+        for f in &outside {
+            fs::write(f, "OPENAI_API_KEY=secret").unwrap();
+        }
+        let env = Env {
+            home: Some(home.clone()),
+            ..Env::default()
+        };
+        let mut config = Config::from_toml("", None, &env).unwrap();
+        let aider = kato::event::ProviderId::Aider;
+        assert_eq!(config.provider(aider).unwrap().roots, Vec::<PathBuf>::new());
+        config
+            .add_cli_roots(&[project.display().to_string()], &env, tmp.path())
+            .unwrap();
+        let roots = config.provider(aider).unwrap().roots.clone();
+        assert_eq!(roots, std::slice::from_ref(&project));
+        let src = home.join("src");
+        confined(move || {
+            profiles::provider(&roots)
+                .apply(SandboxMode::Enforce)
+                .unwrap();
+            let mut c = Checks::default();
+            c.ok("read the chat history", fs::read(&chat));
+            for f in &outside {
+                c.eacces(&f.display().to_string(), fs::read(f));
+            }
+            c.eacces("list the projects folder", fs::read_dir(&src));
+            c.finish();
+        });
+    });
+}
