@@ -203,7 +203,10 @@ pub struct Split<'a> {
 }
 
 /// Split a user text block at its last `<user_query>` before its last
-/// `</user_query>`.
+/// `</user_query>`. Cursor ends the block with the query (what it adds
+/// comes before it); a block with text after its last `</user_query>` has
+/// no query the human typed — a tag pair planted in an attached file or a
+/// diff would otherwise be taken for one — and is context whole.
 pub fn split_user_text(text: &str) -> Split<'_> {
     let none = Split {
         before: text,
@@ -216,10 +219,14 @@ pub fn split_user_text(text: &str) -> Split<'_> {
     let Some(open) = text[..close].rfind(QUERY_OPEN) else {
         return none;
     };
+    let after = &text[close + QUERY_CLOSE.len()..];
+    if !after.trim().is_empty() {
+        return none;
+    }
     Split {
         before: &text[..open],
         query: Some(&text[open + QUERY_OPEN.len()..close]),
-        after: &text[close + QUERY_CLOSE.len()..],
+        after,
     }
 }
 

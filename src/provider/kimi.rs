@@ -17,7 +17,9 @@
 //! is a subagent's own context (its wire events are not written anywhere
 //! else in those versions) and is read as that subagent's work; newer
 //! versions write subagent work into the parent's wire as `SubagentEvent`
-//! records, read the same way with the subagent set.
+//! records, read the same way with the subagent set (and each subagent's
+//! own wire under `<session>/subagents/<id>/`, which is not read: its
+//! `TurnBegin` is the parent model's prompt).
 //!
 //! Wire records, `{"timestamp": <epoch seconds>, "message": {"type", "payload"}}`
 //! (event ids: `<file tag>:<offset>`, `#<n>` for a further event of a line):
@@ -57,9 +59,11 @@
 //! `provider.info` `token_count`; `_checkpoint` maps to nothing. These
 //! records have no timestamps, and events carry none.
 //!
-//! Commands: the human's words are exactly the `TurnBegin`/`SteerInput`
-//! records; model output and tool output are other record types, so
-//! in-chat commands are read from those records only.
+//! Commands: none are read from Kimi CLI ([`Provider::carries_commands`]).
+//! `TurnBegin`/`SteerInput` records are shown as the human's words, but
+//! Kimi CLI writes its own turns in the same record: each node of a flow
+//! skill (`SKILL.md` text) and, in print mode, reminders about background
+//! tasks whose descriptions the model wrote.
 
 use std::path::{Path, PathBuf};
 
@@ -102,39 +106,33 @@ impl Provider for Kimi {
         SourceKind::Jsonl
     }
 
-    /// `<session>/wire.jsonl` is a session, `<session>/context_sub_<n>.jsonl`
-    /// a subagent of it; the session id is the directory name.
+    /// `<work dir hash>/<session>/wire.jsonl` is a session,
+    /// `<work dir hash>/<session>/context_sub_<n>.jsonl` a subagent of it;
+    /// the session id is the directory name. Nothing deeper is a session:
+    /// newer versions also write each subagent's own wire under
+    /// `<session>/subagents/<id>/wire.jsonl`, whose `TurnBegin` is the
+    /// parent model's prompt, not the human's (the parent's wire carries
+    /// that work as `SubagentEvent` records).
     fn classify(&self, rel: &Path) -> Option<FileCtx> {
-        let name = rel.file_name()?.to_str()?;
-        let session = rel.parent()?.file_name()?.to_str()?.to_owned();
-        if name == "wire.jsonl" {
-            return Some(FileCtx {
-                provider: ID,
-                file_tag: WIRE_TAG.to_owned(),
-                session_hint: session,
-                subagent: None,
-            });
-        }
-        let n = name.strip_prefix("context_sub_")?.strip_suffix(".jsonl")?;
-        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        if rel.components().count() != 3 {
             return None;
         }
-        let tag = format!("sub_{n}");
-        Some(FileCtx {
-            provider: ID,
-            subagent: Some(Subagent {
-                id: Some(tag.clone()),
-                label: Some(SUBAGENT_LABEL.to_owned()),
-            }),
-            file_tag: tag,
-            session_hint: session,
-        })
+        by_name(rel)
     }
 
     /// A file named directly: a wire or a subagent context by its name;
     /// any other name is read as a wire.
+    /// No: a `TurnBegin` is what the human typed, but also what Kimi CLI
+    /// itself sends as a turn — each node of a flow skill (the text of a
+    /// `SKILL.md`, which may come from any repository) and, in print mode,
+    /// its reminders about background tasks (with their model-written
+    /// descriptions) — in the same record with nothing to tell them apart.
+    fn carries_commands(&self) -> bool {
+        false
+    }
+
     fn named_file(&self, path: &Path) -> FileCtx {
-        self.classify(path).unwrap_or_else(|| FileCtx {
+        by_name(path).unwrap_or_else(|| FileCtx {
             provider: ID,
             file_tag: WIRE_TAG.to_owned(),
             session_hint: stem(path),
@@ -146,7 +144,7 @@ impl Provider for Kimi {
     /// for a session file in the CLI's layout
     /// (`<share dir>/sessions/<md5>/<session>/<file>`).
     fn project_marker(&self, path: &Path) -> Option<PathBuf> {
-        self.classify(path)?;
+        by_name(path)?;
         let hash_dir = path.parent()?.parent()?;
         if !is_md5_name(hash_dir.file_name()?.to_str()?) {
             return None;
@@ -871,6 +869,36 @@ fn context_line(
 }
 
 mod md5;
+
+/// What a file is by its name and its parent's, wherever it lies: a wire
+/// or a subagent context of the session named by the parent directory.
+/// [`Provider::classify`] takes it only at the depth of the CLI's layout.
+fn by_name(rel: &Path) -> Option<FileCtx> {
+    let name = rel.file_name()?.to_str()?;
+    let session = rel.parent()?.file_name()?.to_str()?.to_owned();
+    if name == "wire.jsonl" {
+        return Some(FileCtx {
+            provider: ID,
+            file_tag: WIRE_TAG.to_owned(),
+            session_hint: session,
+            subagent: None,
+        });
+    }
+    let n = name.strip_prefix("context_sub_")?.strip_suffix(".jsonl")?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let tag = format!("sub_{n}");
+    Some(FileCtx {
+        provider: ID,
+        subagent: Some(Subagent {
+            id: Some(tag.clone()),
+            label: Some(SUBAGENT_LABEL.to_owned()),
+        }),
+        file_tag: tag,
+        session_hint: session,
+    })
+}
 
 #[cfg(test)]
 mod tests;

@@ -39,6 +39,9 @@ fn classify_takes_the_wire_and_subagent_contexts_only() {
         "abc/sid-1/context_sub_.jsonl",
         "abc/sid-1/context_sub_2_1.jsonl",
         "abc/sid-1/state.json",
+        // A subagent's own wire: its `TurnBegin` is the parent model's prompt.
+        "abc/sid-1/subagents/a1/wire.jsonl",
+        "sid-1/wire.jsonl",
     ] {
         assert!(Kimi.classify(Path::new(other)).is_none(), "{other}");
     }
