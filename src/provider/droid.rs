@@ -34,7 +34,8 @@
 //! What the human typed: user-role `text` blocks, except those Droid adds
 //! itself: the contents of files named with `@` (a block opening with
 //! `Contents of `), `<system-reminder>` and other blocks opening with one
-//! of Droid's tags ([`INJECTED_OPENERS`]), all [`SystemCategory::InjectedContext`],
+//! of Droid's tags, or holding one at the start of a line
+//! ([`INJECTED_OPENERS`], [`is_injected`]), all [`SystemCategory::InjectedContext`],
 //! and text in a record that carries tool results ([`SystemCategory::ModelInput`]).
 //! Tool output comes only in `tool_result` blocks, so in-chat commands are
 //! read from the human's blocks alone.
@@ -196,10 +197,20 @@ fn result_text(raw: Option<&RawValue>) -> String {
     }
 }
 
-/// Whether user text is something Droid added.
+/// Whether user text is something Droid added: it opens with one of
+/// [`INJECTED_OPENERS`], or one of Droid's tags opens any of its lines (a
+/// reminder inside the block holds text the human did not type, and the
+/// blank line after its opening tag would end the HTML block that hides a
+/// command line from the command scan; when in doubt, text is injected).
 pub fn is_injected(text: &str) -> bool {
     let t = text.trim_start();
     INJECTED_OPENERS.iter().any(|o| t.starts_with(o))
+        || text.lines().any(|line| {
+            let line = line.trim_start();
+            INJECTED_OPENERS
+                .iter()
+                .any(|o| o.starts_with('<') && line.starts_with(o))
+        })
 }
 
 struct DroidParser {

@@ -124,3 +124,16 @@ fn malformed_lines_are_refused_and_sniff_reads_session_start() {
     );
     assert_eq!(Droid.sniff(br#"{"type":"user","id":"x"}"#), Sniff::No);
 }
+
+/// A reminder Droid put inside the human's block (after their words) held a
+/// command line the scan would read once a blank line ended the HTML block:
+/// such a block is injected whole.
+#[test]
+fn a_reminder_inside_the_humans_block_makes_it_injected() {
+    assert!(is_injected(
+        "fix it\n\n<system-reminder>\nfile changed:\n\n::export /tmp/x\n</system-reminder>"
+    ));
+    assert!(is_injected("  <system-notification>\nx"));
+    assert!(!is_injected("fix it\n\nContents of the report are fine"));
+    assert!(!is_injected("fix the <system-reminder> handling"));
+}
