@@ -143,6 +143,9 @@ pub struct ProviderConfig {
     pub name: ProviderId,
     pub enabled: bool,
     pub roots: Vec<PathBuf>,
+    /// Whether the roots are the provider's defaults (none configured).
+    #[serde(skip)]
+    pub defaulted: bool,
 }
 
 /// The resolved configuration every command works from.
@@ -384,7 +387,7 @@ impl Config {
             )));
         }
         crate::redact::Redactor::new(&file.redaction).map_err(|e| cfg_err(e.to_string()))?;
-        let cfg = Config {
+        let mut cfg = Config {
             source: path.map(Path::to_path_buf),
             default_config: env.default_config_path(),
             registry,
@@ -402,6 +405,7 @@ impl Config {
             line_cap,
             redaction: file.redaction,
         };
+        cfg.drop_default_roots_in_own_dirs();
         cfg.check_overlaps().map_err(cfg_err)?;
         Ok(cfg)
     }
@@ -436,6 +440,21 @@ impl Config {
                     .map(|r| Protected::new(format!("the {} provider root", p.name), r))
             })
             .collect()
+    }
+
+    /// A default root inside kato's own state, runtime or logs directory
+    /// is no agent's folder (a container whose HOME is the state
+    /// directory): it is dropped, not read. A configured one stays, and
+    /// [`Config::check_overlaps`] refuses it.
+    fn drop_default_roots_in_own_dirs(&mut self) {
+        let own = [
+            self.state_dir.clone(),
+            self.runtime_dir.clone(),
+            self.logs_dir.clone(),
+        ];
+        for p in self.providers.iter_mut().filter(|p| p.defaulted) {
+            p.roots.retain(|r| !own.iter().any(|d| r.starts_with(d)));
+        }
     }
 
     /// Export roots must not overlap anything [`Config::protected`] lists,
@@ -501,6 +520,7 @@ impl Config {
         for p in registry.iter() {
             let name = p.id().as_str();
             let f = file.providers.get(name).cloned().unwrap_or_default();
+            let defaulted = f.roots.is_none();
             let roots = match f.roots {
                 Some(list) => list
                     .iter()
@@ -519,6 +539,7 @@ impl Config {
                 name: p.id(),
                 enabled: f.enabled.unwrap_or(true),
                 roots,
+                defaulted,
             });
         }
         Ok(providers)
@@ -875,5 +896,46 @@ mod tests {
             env.default_config_path(),
             PathBuf::from("/etc/kato/config.toml")
         );
+    }
+
+    /// The container image's HOME is its state directory: every agent's
+    /// default root lay inside it, and a config naming only the mounted
+    /// agents failed ("the state directory contains the copilot provider
+    /// root"). A default root inside kato's own directories is no agent's
+    /// folder and is dropped; a root the config names there is still an
+    /// error.
+    #[test]
+    fn default_roots_inside_the_state_directory_are_dropped_not_an_error() {
+        let env = Env {
+            home: Some("/var/lib/kato".into()),
+            state_directory: Some("/var/lib/kato".into()),
+            runtime_directory: Some("/run/kato".into()),
+            logs_directory: Some("/var/log/kato".into()),
+            ..Env::default()
+        };
+        let exports = "[exports]\nallowed_roots = [\"/home/alice/notes\"]\ndefault_dir = \"/home/alice/notes\"\n";
+        let toml =
+            format!("[providers.claude]\nroots = [\"/home/alice/.claude/projects\"]\n{exports}");
+        let c = Config::from_toml(&toml, None, &env).unwrap();
+        let claude = c.provider(ProviderId::Claude).unwrap();
+        assert_eq!(
+            claude.roots,
+            [PathBuf::from("/home/alice/.claude/projects")]
+        );
+        for p in &c.providers {
+            assert!(
+                p.roots.iter().all(|r| !r.starts_with("/var/lib/kato")),
+                "{:?}: {:?}",
+                p.name,
+                p.roots
+            );
+        }
+        let toml = format!(
+            "[providers.copilot]\nroots = [\"/var/lib/kato/.copilot/session-state\"]\n{exports}"
+        );
+        let e = Config::from_toml(&toml, None, &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the copilot provider root"), "{e}");
     }
 }
