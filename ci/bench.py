@@ -527,6 +527,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--instructions", action="store_true",
                     help="also count instructions with callgrind (noise-free)")
+    ap.add_argument("--no-adversarial", action="store_true",
+                    help="skip the adversarial tool-input table")
     ap.add_argument("--only", action="append", choices=list(KINDS),
                     help="bench only this session kind (repeatable; default all)")
     a = ap.parse_args()
@@ -593,7 +595,8 @@ def main():
           f"({worst['cost_cpu']:+.1f}% CPU) {ok(worst['cost'] <= 25)}")
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
           f"(other processes make wall-clock figures noisy)")
-    adversarial_table(a)
+    if not a.no_adversarial:
+        adversarial_table(a)
     if a.instructions:
         instruction_table(a, files, variants)
 
