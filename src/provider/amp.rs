@@ -236,11 +236,7 @@ impl RecordParser for ThreadParser {
     }
 
     fn restore(&mut self, state: &serde_json::Value) -> Result<(), Malformed> {
-        self.state = if state.is_null() {
-            State::default()
-        } else {
-            State::deserialize(state).map_err(|e| Malformed::WrongShape(e.to_string()))?
-        };
+        self.state = super::restore_state::<State>(state)?;
         Ok(())
     }
 }

@@ -793,11 +793,7 @@ impl RecordParser for EventsParser {
     }
 
     fn restore(&mut self, state: &serde_json::Value) -> Result<(), Malformed> {
-        self.st = if state.is_null() {
-            State::default()
-        } else {
-            State::deserialize(state).map_err(|e| Malformed::WrongShape(e.to_string()))?
-        };
+        self.st = super::restore_state::<State>(state)?;
         Ok(())
     }
 }
@@ -1083,11 +1079,7 @@ impl RecordParser for LegacyParser {
     }
 
     fn restore(&mut self, state: &serde_json::Value) -> Result<(), Malformed> {
-        self.st = if state.is_null() {
-            DocState::default()
-        } else {
-            DocState::deserialize(state).map_err(|e| Malformed::WrongShape(e.to_string()))?
-        };
+        self.st = super::restore_state::<DocState>(state)?;
         Ok(())
     }
 }

@@ -460,6 +460,18 @@ pub fn read_both_ways<P: RecordParser>(
     })
 }
 
+/// Parser state saved by [`RecordParser::state`], read back for
+/// [`RecordParser::restore`]: `null` (nothing saved yet) is the default
+/// state; anything that is not the state's shape is refused.
+pub fn restore_state<T: serde::de::DeserializeOwned + Default>(
+    state: &serde_json::Value,
+) -> Result<T, Malformed> {
+    if state.is_null() {
+        return Ok(T::default());
+    }
+    T::deserialize(state).map_err(|e| Malformed::WrongShape(e.to_string()))
+}
+
 /// The file stem as a `String` (lossy for non-UTF-8 names).
 pub fn stem(path: &Path) -> String {
     path.file_stem()

@@ -922,11 +922,7 @@ impl RecordParser for QwenParser {
     }
 
     fn restore(&mut self, state: &serde_json::Value) -> Result<(), Malformed> {
-        self.st = if state.is_null() {
-            State::default()
-        } else {
-            State::deserialize(state).map_err(|e| Malformed::WrongShape(e.to_string()))?
-        };
+        self.st = super::restore_state::<State>(state)?;
         Ok(())
     }
 }
