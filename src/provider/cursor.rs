@@ -240,13 +240,14 @@ fn context_category(text: &str) -> SystemCategory {
 }
 
 /// A JSON string's text; `None` for any other value.
-fn string(raw: Option<&RawValue>) -> Option<String> {
+pub(super) fn string(raw: Option<&RawValue>) -> Option<String> {
     serde_json::from_str::<String>(raw?.get()).ok()
 }
 
 /// A tool result's content as text: a string as it is, a list of text
-/// blocks joined, anything else as its JSON.
-fn result_text(raw: Option<&RawValue>) -> String {
+/// blocks joined, anything else as its JSON (Anthropic-style blocks, as
+/// Droid writes them too).
+pub(super) fn result_text(raw: Option<&RawValue>) -> String {
     let Some(raw) = raw else {
         return String::new();
     };

@@ -44,6 +44,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::cursor::{result_text, string};
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -166,35 +168,6 @@ struct Block<'a> {
     tool_use_id: Option<String>,
     #[serde(default)]
     is_error: Option<bool>,
-}
-
-/// A JSON string's text; `None` for any other value.
-fn string(raw: Option<&RawValue>) -> Option<String> {
-    serde_json::from_str::<String>(raw?.get()).ok()
-}
-
-/// A tool result's content as text: a string as it is, a list of text
-/// blocks joined, anything else as its JSON.
-fn result_text(raw: Option<&RawValue>) -> String {
-    let Some(raw) = raw else {
-        return String::new();
-    };
-    if let Ok(s) = serde_json::from_str::<String>(raw.get()) {
-        return s;
-    }
-    #[derive(Deserialize)]
-    struct Part {
-        #[serde(default)]
-        text: Option<String>,
-    }
-    match serde_json::from_str::<Vec<Part>>(raw.get()) {
-        Ok(parts) if parts.iter().all(|p| p.text.is_some()) => parts
-            .into_iter()
-            .filter_map(|p| p.text)
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => raw.get().to_owned(),
-    }
 }
 
 /// Whether user text is something Droid added: it opens with one of
