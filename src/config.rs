@@ -386,7 +386,7 @@ impl Config {
                 "`log.level` = `{log_level}`; use one of error, warn, info, debug, trace"
             )));
         }
-        crate::redact::Redactor::new(&file.redaction).map_err(|e| cfg_err(e.to_string()))?;
+        crate::redact::Redactor::check(&file.redaction).map_err(|e| cfg_err(e.to_string()))?;
         let mut cfg = Config {
             source: path.map(Path::to_path_buf),
             default_config: env.default_config_path(),

@@ -1062,11 +1062,7 @@ fn ts_string(ts: &serde_json::Number) -> Option<String> {
             .filter(|f| f.is_finite() && *f >= 0.0)
             .map(|f| f as u64)
     })?;
-    // Beyond the year 9999 is no time an agent wrote.
-    if ms >= 253_402_300_800_000 {
-        return None;
-    }
-    Some(crate::audit::rfc3339(ms / 1000, (ms % 1000) as u32))
+    crate::audit::rfc3339_from_millis(ms)
 }
 
 /// FNV-1a, 64 bits: a stable short hash for message keys.

@@ -342,8 +342,7 @@ fn epoch_time(secs: f64) -> Option<String> {
     if !secs.is_finite() || !(0.0..=1e12).contains(&secs) {
         return None;
     }
-    let ms = (secs * 1000.0).round() as u64;
-    Some(crate::audit::rfc3339(ms / 1000, (ms % 1000) as u32))
+    crate::audit::rfc3339_from_millis((secs * 1000.0).round() as u64)
 }
 
 /// One line's bytes as a raw JSON value (a line is one JSON text).
