@@ -55,6 +55,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::event::raw_copy;
 use crate::event::{raw_from_str, Event, Payload, ProviderId, Source, SystemCategory};
 use crate::provider::{
     first_line_object, offset_id, stem, ConfigSection, FileCtx, Malformed, Provider, RecordParser,
@@ -402,7 +403,7 @@ impl State {
                 }
             }
             Content::Other(raw) => o.push(Payload::ProviderRaw {
-                record: raw_from_str(raw.get()),
+                record: raw_copy(raw),
             }),
         }
     }
@@ -410,7 +411,7 @@ impl State {
     fn block(&mut self, o: &mut Out<'_, '_>, user: bool, raw: &RawValue) {
         let Ok(b) = serde_json::from_str::<Block<'_>>(raw.get()) else {
             o.push(Payload::ProviderRaw {
-                record: raw_from_str(raw.get()),
+                record: raw_copy(raw),
             });
             return;
         };
@@ -461,7 +462,7 @@ impl State {
                 });
             }
             _ => o.push(Payload::ProviderRaw {
-                record: raw_from_str(raw.get()),
+                record: raw_copy(raw),
             }),
         }
     }

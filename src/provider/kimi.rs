@@ -70,6 +70,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::event::raw_copy;
 use crate::event::{
     raw_from_str, raw_json, Event, Payload, ProviderId, Source, Subagent, SystemCategory,
 };
@@ -510,7 +511,7 @@ fn arguments(raw: Option<&RawValue>) -> Box<RawValue> {
             Ok(v) => raw_json(&v),
             Err(_) => raw_json(&s),
         },
-        Err(_) => raw_from_str(raw.get()),
+        Err(_) => raw_copy(raw),
     }
 }
 
@@ -853,7 +854,7 @@ fn context_line(
                 role,
                 Payload::ProviderInfo {
                     topic: "token_count".into(),
-                    data: raw_from_str(t.get()),
+                    data: raw_copy(t),
                 },
             ),
             None => emit.raw(role, bytes),
