@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""ci/unit-check.py SYSTEM-UNIT TEMPLATE-UNIT — the per-user template
+against the system unit (called by ci/systemd-check).
+
+1. Hardening parity: every [Service] directive of kato.service appears in
+   kato@.service with the same values, except the keys that say who kato
+   runs as and where its files are (IDENTITY).
+2. The template runs as the instance's user (User=%i) with no capability.
+3. Isolation between instances: every path the template binds or creates
+   names the instance with %i and no other specifier (%h is the manager's
+   home in a system unit, %u its user); provider roots are read-only and lie
+   under /home/<instance>; writable binds lie under /home/<instance> too;
+   and no path of kato@ci appears in kato@other.
+"""
+import re
+import shlex
+import sys
+
+# Keys that differ by design: identity, directories, paths, log name.
+IDENTITY = {
+    "ExecStart", "DynamicUser", "User", "SyslogIdentifier",
+    "ConfigurationDirectory", "StateDirectory", "RuntimeDirectory", "LogsDirectory",
+    "BindReadOnlyPaths", "BindPaths",
+}
+PATH_KEYS = ["ConfigurationDirectory", "StateDirectory", "RuntimeDirectory", "LogsDirectory",
+             "BindReadOnlyPaths", "BindPaths"]
+
+
+def service_section(path):
+    """[Service] directives: key -> list of raw values, in order."""
+    out, section = {}, None
+    with open(path, encoding="utf-8") as f:
+        for raw in f:
+            line = raw.strip()
+            if not line or line.startswith(("#", ";")):
+                continue
+            if line.startswith("["):
+                section = line
+                continue
+            if section == "[Service]":
+                key, _, value = line.partition("=")
+                out.setdefault(key, []).append(value)
+    return out
+
+
+def words(value):
+    """The space-separated words of a path directive, quotes removed."""
+    return shlex.split(value)
+
+
+def expand(word, instance):
+    return word.replace("%i", instance)
+
+
+def bound_paths(unit, key, instance):
+    """Sources (and targets) of a Bind*Paths= key, '-' stripped, expanded."""
+    paths = []
+    for value in unit.get(key, []):
+        for word in words(value):
+            word = word.lstrip("-")
+            for part in word.split(":"):
+                if part and part not in ("rbind", "norbind"):
+                    paths.append(expand(part, instance))
+    return paths
+
+
+def main():
+    system_path, template_path = sys.argv[1], sys.argv[2]
+    system, template = service_section(system_path), service_section(template_path)
+    bad = []
+
+    for key, values in sorted(system.items()):
+        if key in IDENTITY:
+            continue
+        if key not in template:
+            bad.append(f"{key}: in kato.service, missing from kato@.service")
+        elif template[key] != values:
+            bad.append(f"{key}: kato.service {values} != kato@.service {template[key]}")
+    for key in sorted(template.keys() - system.keys() - IDENTITY):
+        bad.append(f"{key}: in kato@.service only (add it to kato.service too, or explain)")
+
+    if template.get("User") != ["%i"]:
+        bad.append(f"User= must be %i, is {template.get('User')}")
+    for key in ("CapabilityBoundingSet", "AmbientCapabilities"):
+        if template.get(key) != [""]:
+            bad.append(f"{key}= must be empty, is {template.get(key)}")
+    if "DynamicUser" in template:
+        bad.append("DynamicUser= has no place in a per-user instance")
+
+    # Specifiers: %i only, in every path the unit binds or creates.
+    for key in PATH_KEYS:
+        for value in template.get(key, []):
+            for spec in re.findall(r"%.", value):
+                if spec != "%i":
+                    bad.append(f"{key}={value}: specifier {spec} (only %i names the user)")
+            if "%i" not in value:
+                bad.append(f"{key}={value}: does not name the instance (%i)")
+
+    instances = ("ci", "other")
+    seen = {}
+    for name in instances:
+        home = f"/home/{name}/"
+        paths = set()
+        for key in ("BindReadOnlyPaths", "BindPaths"):
+            for p in bound_paths(template, key, name):
+                if not p.startswith(home):
+                    bad.append(f"kato@{name}: {key} {p} is outside {home}")
+                paths.add(p)
+        for key in PATH_KEYS[:4]:
+            for value in template.get(key, []):
+                for word in words(value):
+                    paths.add(f"{key}:{expand(word, name)}")
+        seen[name] = paths
+    shared = seen["ci"] & seen["other"]
+    for p in sorted(shared):
+        bad.append(f"{p}: in both kato@ci and kato@other")
+    if not bound_paths(template, "BindReadOnlyPaths", "ci"):
+        bad.append("no provider root is bound (BindReadOnlyPaths=)")
+
+    if bad:
+        print("kato@.service:", *bad, sep="\n  ", file=sys.stderr)
+        return 1
+    n = len([k for k in system if k not in IDENTITY])
+    print(f"unit-check: kato@.service matches kato.service on {n} directives; "
+          f"{len(seen['ci'])} paths per instance, none shared", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
