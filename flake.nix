@@ -24,12 +24,22 @@
         kato = final.pkgsStatic.callPackage ./nix/package.nix { };
       };
 
-      # The module takes its package from `pkgs` (mkPackageOption); the flake
-      # only supplies the default.
+      # The modules take their package from `pkgs` (mkPackageOption); the
+      # flake only supplies the default. The NixOS module holds services.kato
+      # (one system instance) and services.kato.instances.<name> (one per
+      # user, as systemd/kato@.service).
       nixosModules.default =
         { lib, pkgs, ... }:
         {
           imports = [ ./nix/module.nix ];
+          services.kato.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        };
+
+      # home-manager: services.kato as a user service (systemd.user.services).
+      homeManagerModules.default =
+        { lib, pkgs, ... }:
+        {
+          imports = [ ./nix/home-manager.nix ];
           services.kato.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
         };
 
