@@ -11,6 +11,10 @@ against the system unit (called by ci/systemd-check).
    home in a system unit, %u its user); provider roots are read-only and lie
    under /home/<instance>; writable binds lie under /home/<instance> too;
    and no path of kato@ci appears in kato@other.
+4. With --fleet DROPIN (systemd/kato-fleet.conf): the drop-in resets the
+   export binds and binds a folder whose path carries the host (%H) and the
+   user (%i) onto a path under /home/%i, so no two (host, user) pairs share
+   a folder.
 """
 import re
 import shlex
@@ -64,7 +68,35 @@ def bound_paths(unit, key, instance):
     return paths
 
 
+def check_fleet(path):
+    dropin = service_section(path)
+    binds = dropin.get("BindPaths", [])
+    bad = []
+    if not binds or binds[0] != "":
+        bad.append(f"{path}: must reset BindPaths= first (an empty BindPaths=)")
+    seen = {}
+    for value in binds[1:]:
+        for word in words(value):
+            src, _, dst = word.lstrip("-").partition(":")
+            if "%H" not in src or "%i" not in src:
+                bad.append(f"{path}: {src} must carry both %H and %i")
+            if not dst.startswith("/home/%i/"):
+                bad.append(f"{path}: {word}: the target must lie under /home/%i")
+            for host in ("hosta", "hostb"):
+                for user in ("ci", "other"):
+                    seen.setdefault(src.replace("%H", host).replace("%i", user), set()).add((host, user))
+    bad += [f"{path}: {p} shared by {sorted(who)}" for p, who in seen.items() if len(who) > 1]
+    if bad:
+        print(*bad, sep="\n  ", file=sys.stderr)
+        return 1
+    print(f"unit-check: {path}: per-host, per-user export folders ({len(seen)} for 2 hosts x 2 users)",
+          file=sys.stderr)
+    return 0
+
+
 def main():
+    if sys.argv[1] == "--fleet":
+        return check_fleet(sys.argv[2])
     system_path, template_path = sys.argv[1], sys.argv[2]
     system, template = service_section(system_path), service_section(template_path)
     bad = []
