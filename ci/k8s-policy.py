@@ -102,7 +102,7 @@ def check_kato(where, spec, writable_ok):
 
 def check(base, objs):
     bad.clear()
-    if base == "sidecar":
+    if base in ("sidecar", "fleet"):
         deploys = [o for o in objs if o["kind"] in ("Deployment", "StatefulSet", "Pod")]
         need(len(deploys) == 1, f"sidecar: expected one workload, got {len(deploys)}")
         for d in deploys:
@@ -125,9 +125,25 @@ def check(base, objs):
             for m in whole:
                 need(m.get("readOnly") is True and m.get("recursiveReadOnly") in ("IfPossible", "Enabled"),
                      f"{where}: kato's home mount must be readOnly with recursiveReadOnly")
-            subs = sorted(m.get("subPath", "") for m in home if m not in whole)
-            need(subs == [".local/state/kato", "kato-exports"],
-                 f"{where}: kato's writable home subPaths must be the export root and the state, got {subs}")
+            subs = sorted(m.get("subPath", "") for m in home
+                          if m not in whole and m["name"] in {w["name"] for w in whole})
+            want = [".local/state/kato", "kato-exports"] if base == "sidecar" else [".local/state/kato"]
+            need(subs == want, f"{where}: kato's writable home subPaths must be {want}, got {subs}")
+            if base == "fleet":
+                # Both containers: the export root is the pod's own folder
+                # of a shared volume.
+                for _, c in containers(spec):
+                    exp = [m for m in c.get("volumeMounts", []) if m["mountPath"] == "/home/coder/kato-exports"]
+                    env = {e["name"]: e for e in c.get("env", [])}
+                    need(len(exp) == 1 and "$(POD_NAME)" in exp[0].get("subPathExpr", "")
+                         and "subPath" not in exp[0],
+                         f"{where}/{c['name']}: the export root must be subPathExpr $(POD_NAME) of the shared volume")
+                    need(get(env.get("POD_NAME", {}), "valueFrom", "fieldRef", "fieldPath") == "metadata.name",
+                         f"{where}/{c['name']}: POD_NAME must come from the downward API (metadata.name)")
+                    if exp:
+                        v = vols.get(exp[0]["name"], {})
+                        need(get(v, "persistentVolumeClaim", "claimName") == "kato-fleet-exports",
+                             f"{where}/{c['name']}: the export root must be on the shared volume")
     elif base == "daemonset":
         ns = [o for o in objs if o["kind"] == "Namespace"]
         need(len(ns) == 1 and get(ns[0], "metadata", "labels", "pod-security.kubernetes.io/enforce") == "privileged",
@@ -208,6 +224,14 @@ MUTANTS = {
         ("a hostPath volume", lambda o: pod_spec(o)["volumes"].append({"name": "x", "hostPath": {"path": "/"}})),
         ("another writable subPath", lambda o: kato_of(o)["volumeMounts"].append(
             {"name": "home", "mountPath": "/home/coder/.ssh", "subPath": ".ssh"})),
+    ],
+    "fleet": COMMON + [
+        ("exports without the pod name", lambda o: next(m for m in kato_of(o)["volumeMounts"]
+                                                        if m["mountPath"] == "/home/coder/kato-exports")
+         .pop("subPathExpr")),
+        ("the workspace sees another export folder",
+         lambda o: next(m for m in pod_spec(o)["containers"][0]["volumeMounts"]
+                        if m["mountPath"] == "/home/coder/kato-exports").update(subPathExpr="shared")),
     ],
     "daemonset": COMMON + [
         ("namespace not privileged", lambda o: next(x for x in o if x["kind"] == "Namespace")["metadata"]["labels"]
