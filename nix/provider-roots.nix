@@ -1,14 +1,14 @@
 # kato's default provider roots, relative to the home directory: what the
 # per-user instances (services.kato.instances) and the home-manager module
-# bind read-only by default. The same list as systemd/kato@.service;
-# tests/it/deploy_roots.rs checks both against the providers' code
-# (src/provider/*.rs default_roots). A new provider adds one line here.
+# bind read-only by default. Generated from the providers' default_roots
+# (src/provider/*.rs) by `KATO_BLESS=1 cargo test --test it deploy_roots`,
+# like the lists in systemd/kato@.service and kato-user.service; do not
+# edit by hand. An empty list: no default (Aider's project folders).
 {
   claude = [ ".claude/projects" ];
   codex = [ ".codex/sessions" ".codex/archived_sessions" ];
   gemini = [ ".gemini/tmp" ];
   copilot = [ ".copilot/session-state" ".copilot/history-session-state" ];
-  # Cline and Roo Code in every editor: the tasks/ folders only.
   cline = [
     ".config/Code/User/globalStorage/saoudrizwan.claude-dev/tasks"
     ".config/Code/User/globalStorage/rooveterinaryinc.roo-cline/tasks"
@@ -27,6 +27,5 @@
   droid = [ ".factory/sessions" ];
   amp = [ ".local/share/amp/threads" ];
   kimi = [ ".kimi/sessions" ];
-  # No default: the project folders are named per instance.
   aider = [ ];
 }

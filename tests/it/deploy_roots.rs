@@ -1,29 +1,34 @@
 //! The deployment artefacts bind the providers' default roots: the lists in
-//! systemd/kato@.service, systemd/kato-user.service and
-//! nix/provider-roots.nix are checked against each provider's
-//! `default_roots` (Cline: every candidate folder, existing or not), so that
-//! a new provider or a moved root cannot be forgotten there.
+//! systemd/kato@.service, systemd/kato-user.service (between the
+//! `# BEGIN provider roots` and `# END provider roots` lines) and
+//! nix/provider-roots.nix are generated from each provider's
+//! `default_roots` (Cline: every candidate folder, existing or not), and
+//! this test fails when they drift, so a new provider or a moved root
+//! cannot be forgotten there.
 //!
-//! Adding a provider: one line per root in each file named above (the
-//! failure message prints them).
+//! Adding a provider: register it, then regenerate the three lists with
+//! `KATO_BLESS=1 cargo test --test it deploy_roots` and commit them.
 
-use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use kato::provider::{cline::Cline, registry};
 
 const HOME: &str = "/home/u";
+const BEGIN: &str = "# BEGIN provider roots";
+const END: &str = "# END provider roots";
+const NIX: &str = "nix/provider-roots.nix";
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-/// Every provider's default roots, relative to the home directory, as
-/// (provider, root). Folders of other systems (macOS `Library/`) are left
+/// Every provider's default roots, relative to the home directory, in
+/// registry order. Folders of other systems (macOS `Library/`) are left
 /// out: the artefacts are for Linux.
-fn code_roots() -> BTreeSet<(String, String)> {
+fn code_roots() -> Vec<(&'static str, Vec<String>)> {
     let home = Path::new(HOME);
-    let mut out = BTreeSet::new();
+    let mut out = Vec::new();
     for p in registry() {
         let name = p.id().as_str();
         // Cline's default roots are the candidates that exist; a unit binds
@@ -33,6 +38,7 @@ fn code_roots() -> BTreeSet<(String, String)> {
         } else {
             p.default_roots(home)
         };
+        let mut rels = Vec::new();
         for root in roots {
             let rel = root.strip_prefix(home).unwrap_or_else(|_| {
                 panic!(
@@ -41,138 +47,116 @@ fn code_roots() -> BTreeSet<(String, String)> {
                 )
             });
             let rel = rel.to_string_lossy().into_owned();
-            if rel.starts_with("Library/") {
-                continue;
+            if !rel.starts_with("Library/") {
+                rels.push(rel);
             }
-            out.insert((name.to_owned(), rel));
         }
+        out.push((name, rels));
     }
     out
 }
 
-/// The home-relative roots between the BEGIN/END markers of a unit, where
-/// each line is `BindReadOnlyPaths=-<prefix><root>` (quoted when it has a
-/// space).
-fn unit_roots(rel: &str, prefix: &str) -> BTreeSet<String> {
-    let text = std::fs::read_to_string(repo(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+/// The unit's bind lines for `prefix` (`/home/%i/`, `%h/`): quoted when a
+/// path has a space, which systemd would otherwise split.
+fn unit_lines(roots: &[(&str, Vec<String>)], prefix: &str) -> String {
+    let mut s = String::new();
+    for (_, rels) in roots {
+        for r in rels {
+            if r.contains(' ') {
+                let _ = writeln!(s, "BindReadOnlyPaths=\"-{prefix}{r}\"");
+            } else {
+                let _ = writeln!(s, "BindReadOnlyPaths=-{prefix}{r}");
+            }
+        }
+    }
+    s
+}
+
+/// The unit with its generated block replaced: the comment lines right
+/// after BEGIN stay, the bind lines up to END are regenerated.
+fn regenerate_unit(text: &str, rel: &str, lines: &str) -> String {
     let begin = text
-        .find("# BEGIN provider roots")
-        .unwrap_or_else(|| panic!("{rel}: no BEGIN marker"));
+        .find(BEGIN)
+        .unwrap_or_else(|| panic!("{rel}: no `{BEGIN}` line"));
     let end = text
-        .find("# END provider roots")
-        .unwrap_or_else(|| panic!("{rel}: no END marker"));
-    let mut out = BTreeSet::new();
-    for line in text[begin..end].lines() {
-        let Some(value) = line.strip_prefix("BindReadOnlyPaths=") else {
-            continue;
-        };
-        let value = value.trim_matches('"');
-        let root = value
-            .strip_prefix('-')
-            .and_then(|v| v.strip_prefix(prefix))
-            .unwrap_or_else(|| panic!("{rel}: {line} is not -{prefix}<root>"));
-        assert!(
-            !root.contains(' ') || line.ends_with('"'),
-            "{rel}: {line}: a path with a space must be quoted"
-        );
-        assert!(out.insert(root.to_owned()), "{rel}: {root} bound twice");
-    }
-    out
+        .find(END)
+        .unwrap_or_else(|| panic!("{rel}: no `{END}` line"));
+    assert!(begin < end, "{rel}: `{END}` before `{BEGIN}`");
+    let block = &text[begin..end];
+    let comments: String = block
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    format!("{}{comments}{lines}{}", &text[..begin], &text[end..])
 }
 
-/// `name = [ "a" "b" ];` entries of nix/provider-roots.nix (a list may span
-/// lines).
-fn nix_roots() -> BTreeSet<(String, String)> {
-    let text =
-        std::fs::read_to_string(repo("nix/provider-roots.nix")).expect("nix/provider-roots.nix");
-    let body: String = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut out = BTreeSet::new();
-    for entry in body.split(';') {
-        let Some((name, list)) = entry.split_once('=') else {
-            continue;
-        };
-        let name = name.trim().trim_start_matches('{').trim();
-        for (i, s) in list.split('"').enumerate() {
-            if i % 2 == 1 {
-                out.insert((name.to_owned(), s.to_owned()));
+fn nix_file(roots: &[(&str, Vec<String>)]) -> String {
+    let mut s = String::from(
+        "# kato's default provider roots, relative to the home directory: what the\n\
+         # per-user instances (services.kato.instances) and the home-manager module\n\
+         # bind read-only by default. Generated from the providers' default_roots\n\
+         # (src/provider/*.rs) by `KATO_BLESS=1 cargo test --test it deploy_roots`,\n\
+         # like the lists in systemd/kato@.service and kato-user.service; do not\n\
+         # edit by hand. An empty list: no default (Aider's project folders).\n\
+         {\n",
+    );
+    for (name, rels) in roots {
+        let quoted: Vec<String> = rels.iter().map(|r| format!("\"{r}\"")).collect();
+        if quoted.len() <= 2 {
+            let inner = if quoted.is_empty() {
+                " ".to_owned()
+            } else {
+                format!(" {} ", quoted.join(" "))
+            };
+            let _ = writeln!(s, "  {name} = [{inner}];");
+        } else {
+            let _ = writeln!(s, "  {name} = [");
+            for q in &quoted {
+                let _ = writeln!(s, "    {q}");
             }
+            s.push_str("  ];\n");
         }
     }
-    out
+    s.push_str("}\n");
+    s
 }
 
-fn names(set: &BTreeSet<(String, String)>) -> BTreeSet<String> {
-    set.iter().map(|(_, r)| r.clone()).collect()
-}
-
-fn assert_same(
-    what: &str,
-    code: &BTreeSet<String>,
-    listed: &BTreeSet<String>,
-    line: impl Fn(&str) -> String,
-) {
-    let missing: Vec<String> = code.difference(listed).map(|r| line(r)).collect();
-    let extra: Vec<&String> = listed.difference(code).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "{what} differs from the providers' default roots.\nadd:\n  {}\nremove: {extra:?}",
-        missing.join("\n  ")
-    );
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(repo(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
 #[test]
 fn deploy_roots_match_the_providers() {
-    let code = code_roots();
-    let code_names = names(&code);
-    assert!(code_names.contains(".claude/projects"), "{code_names:?}");
-
-    let quoted = |prefix: &'static str| {
-        move |r: &str| {
-            if r.contains(' ') {
-                format!("BindReadOnlyPaths=\"-{prefix}{r}\"")
+    let roots = code_roots();
+    assert!(
+        roots
+            .iter()
+            .any(|(n, r)| *n == "claude" && r == &[".claude/projects".to_owned()]),
+        "{roots:?}"
+    );
+    let bless = std::env::var_os("KATO_BLESS").is_some();
+    let mut stale = Vec::new();
+    let mut check = |rel: &str, want: String| {
+        if read(rel) != want {
+            if bless {
+                std::fs::write(repo(rel), &want).unwrap_or_else(|e| panic!("{rel}: {e}"));
             } else {
-                format!("BindReadOnlyPaths=-{prefix}{r}")
+                stale.push(rel.to_owned());
             }
         }
     };
-    assert_same(
-        "systemd/kato@.service",
-        &code_names,
-        &unit_roots("systemd/kato@.service", "/home/%i/"),
-        quoted("/home/%i/"),
-    );
-    assert_same(
-        "systemd/kato-user.service",
-        &code_names,
-        &unit_roots("systemd/kato-user.service", "%h/"),
-        quoted("%h/"),
-    );
-
-    // The Nix list keeps the provider names too: per-provider options.
-    let nix = nix_roots();
-    let missing: Vec<String> = code
-        .difference(&nix)
-        .map(|(p, r)| format!("{p} = [ ... \"{r}\" ];"))
-        .collect();
-    let extra: Vec<_> = nix.difference(&code).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "nix/provider-roots.nix differs from the providers' default roots.\nadd:\n  {}\nremove: {extra:?}",
-        missing.join("\n  ")
-    );
-    // Every provider has an entry, even without default roots (aider).
-    let text =
-        std::fs::read_to_string(repo("nix/provider-roots.nix")).expect("nix/provider-roots.nix");
-    for p in registry() {
-        let name = p.id().as_str();
-        assert!(
-            text.lines()
-                .any(|l| l.trim_start().starts_with(&format!("{name} = ["))),
-            "nix/provider-roots.nix: no entry for {name} (add `{name} = [ ];`)"
-        );
+    for (rel, prefix) in [
+        ("systemd/kato@.service", "/home/%i/"),
+        ("systemd/kato-user.service", "%h/"),
+    ] {
+        let want = regenerate_unit(&read(rel), rel, &unit_lines(&roots, prefix));
+        check(rel, want);
     }
+    check(NIX, nix_file(&roots));
+    assert!(
+        stale.is_empty(),
+        "{stale:?}: the provider roots differ from the providers' default_roots; \
+         regenerate with `KATO_BLESS=1 cargo test --test it deploy_roots`"
+    );
 }
