@@ -109,7 +109,8 @@ def check(base, objs):
             spec = get(d, "spec", "template", "spec") or d["spec"]
             where = f"{d['kind']}/{d['metadata']['name']}"
             check_restricted(where, spec)
-            kind, kato = check_kato(where, spec, {"/home/coder/kato-exports", "/var/lib/kato"})
+            export_root = "/home/coder/kato-exports" if base == "sidecar" else "/var/lib/kato-exports"
+            kind, kato = check_kato(where, spec, {export_root, "/var/lib/kato"})
             need(kind == "init" and kato.get("restartPolicy") == "Always",
                  f"{where}: kato must be a native sidecar (initContainers, restartPolicy Always)")
             psc = spec.get("securityContext", {})
@@ -133,7 +134,7 @@ def check(base, objs):
                 # Both containers: the export root is the pod's own folder
                 # of a shared volume.
                 for _, c in containers(spec):
-                    exp = [m for m in c.get("volumeMounts", []) if m["mountPath"] == "/home/coder/kato-exports"]
+                    exp = [m for m in c.get("volumeMounts", []) if m["mountPath"] == export_root]
                     env = {e["name"]: e for e in c.get("env", [])}
                     need(len(exp) == 1 and "$(POD_NAME)" in exp[0].get("subPathExpr", "")
                          and "subPath" not in exp[0],
@@ -227,11 +228,13 @@ MUTANTS = {
     ],
     "fleet": COMMON + [
         ("exports without the pod name", lambda o: next(m for m in kato_of(o)["volumeMounts"]
-                                                        if m["mountPath"] == "/home/coder/kato-exports")
+                                                        if m["mountPath"] == "/var/lib/kato-exports")
          .pop("subPathExpr")),
         ("the workspace sees another export folder",
          lambda o: next(m for m in pod_spec(o)["containers"][0]["volumeMounts"]
-                        if m["mountPath"] == "/home/coder/kato-exports").update(subPathExpr="shared")),
+                        if m["mountPath"] == "/var/lib/kato-exports").update(subPathExpr="shared")),
+        ("kato writes into the home", lambda o: kato_of(o)["volumeMounts"].append(
+            {"name": "home", "mountPath": "/home/coder/kato-exports", "subPath": "kato-exports"})),
     ],
     "daemonset": COMMON + [
         ("namespace not privileged", lambda o: next(x for x in o if x["kind"] == "Namespace")["metadata"]["labels"]
