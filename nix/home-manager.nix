@@ -51,16 +51,16 @@ in
 
     providerRoots = mkOption {
       type = types.attrsOf (types.listOf absolutePath);
-      default = units.homeRoots home;
-      defaultText = lib.literalMD "every provider's default roots under the home directory (nix/provider-roots.nix)";
+      default = { };
       example = {
         claude = [ "/home/alice/.claude/projects" ];
         aider = [ "/home/alice/src/webapp" ];
       };
       description = ''
         Session-log directories per provider, bound read-only into the unit
-        (a missing one is skipped). Setting a provider replaces its default;
-        the attribute set is merged per provider.
+        (a missing one is skipped). Every provider's default roots under the
+        home directory (nix/provider-roots.nix) apply unless a provider is
+        set here; `[ ]` disables one.
       '';
     };
 
@@ -94,6 +94,9 @@ in
   };
 
   config = mkIf cfg.enable {
+    # The defaults per provider, so that setting one keeps the others.
+    services.kato.providerRoots = lib.mapAttrs (_provider: lib.mkDefault) (units.homeRoots home);
+
     home.packages = [ cfg.package ];
 
     xdg.configFile."kato/config.toml".source = configFile;

@@ -75,17 +75,16 @@ let
         };
         providerRoots = mkOption {
           type = types.attrsOf (types.listOf absolutePath);
-          default = units.homeRoots config.home;
-          defaultText = lib.literalMD "every provider's default roots under {option}`home` (nix/provider-roots.nix)";
+          default = { };
           example = {
             claude = [ "/home/alice/.claude/projects" ];
             aider = [ "/home/alice/src/webapp" ];
           };
           description = ''
             Session-log directories per provider, bound read-only (a missing
-            one is skipped). Setting this replaces the defaults; use
-            `units.homeRoots` from nix/units.nix // { aider = [ ... ]; } to
-            extend them.
+            one is skipped). Every provider's default roots under
+            {option}`home` (nix/provider-roots.nix) apply unless a provider
+            is set here; `[ ]` disables one.
           '';
         };
         exportRoots = mkOption {
@@ -116,6 +115,8 @@ let
           description = "Systemd service settings merged over the built-in hardening.";
         };
       };
+      # The defaults per provider, so that setting one keeps the others.
+      config.providerRoots = lib.mapAttrs (_provider: lib.mkDefault) (units.homeRoots config.home);
     };
 
   instanceConfigFile =
