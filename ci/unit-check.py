@@ -15,7 +15,14 @@ against the system unit (called by ci/systemd-check).
    export binds and binds a folder whose path carries the host (%H) and the
    user (%i) onto a path under /home/%i, so no two (host, user) pairs share
    a folder.
+5. With --doctor DOCTOR.json TEMPLATE (`kato doctor --json` run with the
+   environment kato@ci gets: HOME=/home/ci and the four *_DIRECTORY
+   variables, no configuration file): what kato reads lies within the
+   template's read-only binds, what it writes within its writable binds and
+   its own directories, and every writable bind is one of kato's export
+   roots — the unit makes nothing else writable.
 """
+import json
 import re
 import shlex
 import sys
@@ -94,9 +101,39 @@ def check_fleet(path):
     return 0
 
 
+def under(path, roots):
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def check_doctor(doctor_path, template_path):
+    with open(doctor_path, encoding="utf-8") as f:
+        doctor = json.load(f)
+    stage = next(s for s in doctor["policy"]["stages"] if s["stage"] == "process")
+    template = service_section(template_path)
+    ro = bound_paths(template, "BindReadOnlyPaths", "ci")
+    rw = [w.lstrip("-").split(":")[-1].replace("%i", "ci")
+          for v in template.get("BindPaths", []) for w in words(v)]
+    dirs = [f"{base}/{v.replace('%i', 'ci')}" for key, base in
+            (("StateDirectory", "/var/lib"), ("RuntimeDirectory", "/run"), ("LogsDirectory", "/var/log"))
+            for v in template.get(key, [])]
+    bad = [f"kato reads {p}, which kato@ci does not bind" for p in stage["read"] if not under(p, ro)]
+    writes = stage["create_in"] + stage["write_files"] + stage["write_trees"]
+    bad += [f"kato writes {p}, which kato@ci does not make writable" for p in writes if not under(p, rw + dirs)]
+    bad += [f"kato@ci makes {p} writable, which is none of kato's export roots"
+            for p in rw if p not in stage["create_in"]]
+    if bad:
+        print(f"{template_path} against kato doctor:", *bad, sep="\n  ", file=sys.stderr)
+        return 1
+    print(f"unit-check: kato doctor as kato@ci: {len(stage['read'])} read roots, {len(writes)} write roots, "
+          f"all within the unit's binds; the only writable bind is the export root", file=sys.stderr)
+    return 0
+
+
 def main():
     if sys.argv[1] == "--fleet":
         return check_fleet(sys.argv[2])
+    if sys.argv[1] == "--doctor":
+        return check_doctor(sys.argv[2], sys.argv[3])
     system_path, template_path = sys.argv[1], sys.argv[2]
     system, template = service_section(system_path), service_section(template_path)
     bad = []
