@@ -18,6 +18,7 @@ mod copilot;
 mod crash;
 mod cursor;
 mod daemon;
+mod deploy_roots;
 mod derived_secrets;
 mod droid;
 mod full_disk;
