@@ -392,12 +392,22 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     };
     let parse_session = session.clone();
     let meta_redactor = redactor.clone();
+    let hidden = Hidden::of(req);
     let (spent_tx, spent_rx) = std::sync::mpsc::sync_channel(IN_FLIGHT);
     let (parse_tx, parse_rx) = std::sync::mpsc::sync_channel::<Msg>(stage::STAGE_QUEUE);
     let parser = confiner.spawn(
         StageName::ExportParse,
         profiles::export(&files, config_file, None),
-        move || parse_stage(&parse_session, limits, &redactor, &parse_tx, &spent_rx),
+        move || {
+            parse_stage(
+                &parse_session,
+                limits,
+                &redactor,
+                hidden,
+                &parse_tx,
+                &spent_rx,
+            )
+        },
     )?;
     let input_bytes: u64 = files
         .iter()
@@ -546,10 +556,41 @@ fn sink(out_file: Option<std::fs::File>, dry_run: bool) -> Box<dyn Write> {
 
 /// The parse stage of a one-shot export: the events, redacted, in
 /// batches. Errors are sent, not returned.
+/// What a Markdown export does not show: thinking without `--thinking`,
+/// tool calls and results without `--tool-calls`. Those events still
+/// reach the metadata (their times and models), but their text is never
+/// written, so the parse stage drops it before redaction and rendering.
+#[derive(Debug, Clone, Copy)]
+struct Hidden {
+    thinking: bool,
+    tools: bool,
+}
+
+impl Hidden {
+    fn of(req: &Request) -> Hidden {
+        let markdown = req.format == ExportFormat::Markdown;
+        Hidden {
+            thinking: markdown && !req.markdown.thinking,
+            tools: markdown && !req.markdown.tool_calls,
+        }
+    }
+
+    fn strip(self, ev: &mut Event) {
+        use crate::event::Payload as P;
+        match &mut ev.payload {
+            P::Thinking { text } if self.thinking => *text = String::new(),
+            P::ToolCall { input, .. } if self.tools => *input = crate::event::null_raw(),
+            P::ToolResult { output, .. } if self.tools => *output = String::new(),
+            _ => {}
+        }
+    }
+}
+
 fn parse_stage(
     session: &SessionFiles,
     limits: Limits,
     redactor: &Redactor,
+    hidden: Hidden,
     tx: &std::sync::mpsc::SyncSender<Msg>,
     spent: &std::sync::mpsc::Receiver<Vec<Event>>,
 ) {
@@ -569,6 +610,7 @@ fn parse_stage(
         if closed {
             return;
         }
+        hidden.strip(&mut ev);
         redactor.redact_event(&mut ev, &mut stats);
         bytes += text_size(&ev);
         batch.push(ev);
