@@ -1261,40 +1261,96 @@ pub fn run(cfg: &Config, mut opts: Options, progress: bool) -> Result<Summary> {
         path: cfg.source.clone().unwrap_or_default(),
         message: e.to_string(),
     })?);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Rendered>>(2);
-    let (limits, format, markdown) = (export::limits(cfg), opts.format, opts.markdown.clone());
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, MAX_PARSE_STAGES)
+        .min(todo.len().max(1));
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<Rendered>)>(workers);
+    let todo = Arc::new(todo);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let window = Arc::new((std::sync::Mutex::new(0usize), std::sync::Condvar::new()));
+    let ahead = 2 * workers;
     let confiner = Confiner::new(mode);
-    let parser = confiner.spawn(StageName::SyncParse, parse_domain, move || {
-        for s in &todo {
-            let r = render(s, limits, &redactor, format, &markdown);
-            if tx.send(r).is_err() {
-                return;
-            }
-        }
-    })?;
+    let mut stages = Vec::new();
+    for _ in 0..workers {
+        let (tx, todo, next, window) = (tx.clone(), todo.clone(), next.clone(), window.clone());
+        let (redactor, markdown) = (redactor.clone(), opts.markdown.clone());
+        let (limits, format) = (export::limits(cfg), opts.format);
+        stages.push(
+            confiner.spawn(StageName::SyncParse, parse_domain.clone(), move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(s) = todo.get(i) else {
+                    return;
+                };
+                // At most `ahead` renderings wait for the writer.
+                let (taken, cv) = &*window;
+                let mut t = taken.lock().unwrap_or_else(|e| e.into_inner());
+                while i >= *t + ahead {
+                    t = cv.wait(t).unwrap_or_else(|e| e.into_inner());
+                }
+                drop(t);
+                let r = render(s, limits, &redactor, format, &markdown);
+                if tx.send((i, r)).is_err() {
+                    return;
+                }
+            })?,
+        );
+    }
+    drop(tx);
     // From here on `main` may only touch the target directory.
     if uses_dir {
         let applied = own.apply(mode)?;
         export::report_degraded("sync-write", &applied.missing);
     }
-    let mut from_stage = FromStage(rx);
-    let summary = commit(planned, &opts, &mut from_stage, &mut bar);
-    drop(from_stage);
-    parser.join()?;
+    let mut from_stages = FromStages {
+        rx,
+        held: BTreeMap::new(),
+        next: 0,
+        window,
+    };
+    let summary = commit(planned, &opts, &mut from_stages, &mut bar);
+    drop(from_stages);
+    for s in stages {
+        s.join()?;
+    }
     summary
 }
 
-/// Renderings sent by the parse stage, in order.
-struct FromStage(std::sync::mpsc::Receiver<Result<Rendered>>);
+/// Parse stages of `kato sync` at most (each renders whole sessions).
+const MAX_PARSE_STAGES: usize = 4;
 
-impl Renderer for FromStage {
+/// Renderings sent by the parse stages, handed on in order.
+struct FromStages {
+    rx: std::sync::mpsc::Receiver<(usize, Result<Rendered>)>,
+    /// Renderings that came before their turn.
+    held: BTreeMap<usize, Result<Rendered>>,
+    next: usize,
+    /// How many renderings were taken: lets the stages go on.
+    window: Arc<(std::sync::Mutex<usize>, std::sync::Condvar)>,
+}
+
+impl Renderer for FromStages {
     fn next(&mut self, _session: &SessionFiles) -> Result<Rendered> {
-        self.0.recv().unwrap_or_else(|_| {
-            Err(Error::io(
-                "reading the session",
-                io::Error::other("the parse stage ended without finishing"),
-            ))
-        })
+        loop {
+            if let Some(r) = self.held.remove(&self.next) {
+                self.next += 1;
+                let (taken, cv) = &*self.window;
+                *taken.lock().unwrap_or_else(|e| e.into_inner()) = self.next;
+                cv.notify_all();
+                return r;
+            }
+            match self.rx.recv() {
+                Ok((i, r)) => {
+                    self.held.insert(i, r);
+                }
+                Err(_) => {
+                    return Err(Error::io(
+                        "reading the session",
+                        io::Error::other("the parse stage ended without finishing"),
+                    ))
+                }
+            }
+        }
     }
 }
 

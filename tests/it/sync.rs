@@ -526,3 +526,49 @@ fn clean_removes_only_state_of_sessions_that_are_gone() {
     .unwrap();
     assert_eq!(v["removed"][0]["reason"], "older", "{v:#}");
 }
+
+#[test]
+fn a_temporary_file_left_by_a_killed_sync_is_replaced_not_kept() {
+    let k = setup();
+    let (dry, _) = sync(&k, &["--dry-run"]);
+    let planned = output_of(&k, &dry, S);
+    let name = planned.file_name().unwrap().to_str().unwrap();
+    let tmp = planned.with_file_name(format!(".{name}.kato-tmp"));
+    fs::create_dir_all(planned.parent().unwrap()).unwrap();
+    fs::write(&tmp, "half a document").unwrap();
+    let (v, out) = sync(&k, &[]);
+    assert!(out.status.success());
+    assert_eq!(item(&v, S)["action"], "write");
+    assert!(!tmp.exists());
+    assert!(fs::read_to_string(&planned)
+        .unwrap()
+        .contains("Refactor the parser please"));
+}
+
+#[test]
+fn many_sessions_come_back_in_order_from_the_parse_stages() {
+    let k = setup();
+    let ids: Vec<String> = (0..40)
+        .map(|i| format!("{i:08x}-1111-4222-8333-444455556666"))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        let text = "padding ".repeat(1 + (i % 7) * 500);
+        append_lines(
+            &k.claude.join(format!("-home-u-proj/{id}.jsonl")),
+            &[user_in(
+                id,
+                &format!("w-{i}"),
+                &format!("session {i} {text}"),
+            )],
+        );
+    }
+    let (v, out) = sync(&k, &["--layout", "flat"]);
+    assert!(out.status.success());
+    assert_eq!(v["written"].as_u64(), Some(42));
+    // Each output holds its own session, whatever order the stages finished in.
+    for (i, id) in ids.iter().enumerate() {
+        let md = fs::read_to_string(output_of(&k, &v, id)).unwrap();
+        assert!(md.contains(&format!("session {i} padding")), "{id}");
+        assert!(md.contains(id.as_str()), "{id}");
+    }
+}
