@@ -29,7 +29,7 @@ use crate::error::{exit, Error, Result};
 pub struct CleanArgs {
     /// Also remove the state of session files unchanged for more than DAYS
     /// days (and quarantined state files set aside that long ago).
-    #[arg(long, value_name = "DAYS")]
+    #[arg(long, value_name = "DAYS", alias = "sessions")]
     pub older_than: Option<u64>,
     /// Report what would be removed; remove nothing.
     #[arg(long)]

@@ -839,10 +839,52 @@ fn save_manifest(root: &Path, manifest: &Manifest) -> Result<()> {
 
 /// Sessions under the configured roots that `opts` selects, in a stable
 /// order.
-pub fn select(cfg: &Config, opts: &Options) -> Vec<SessionFiles> {
+///
+/// A file the manifest knows (same path, device and inode) keeps the
+/// session id recorded there: an unchanged tree is matched without reading
+/// any session file (finding a file's session id otherwise reads its first
+/// records, up to a MiB).
+pub fn select(cfg: &Config, opts: &Options, manifest: &Manifest) -> Vec<SessionFiles> {
+    let known: std::collections::HashMap<&Path, (u64, u64, ProviderId, &str)> = manifest
+        .entries
+        .values()
+        .flat_map(|e| {
+            e.sources.iter().map(move |s| {
+                (
+                    s.path.as_path(),
+                    (s.dev, s.ino, e.provider, e.session_id.as_str()),
+                )
+            })
+        })
+        .collect();
     let (found, _problems) = discover::walk_config(cfg);
-    let mut sessions: Vec<SessionFiles> = discover::group(found, export::limits(cfg))
+    let limits = export::limits(cfg);
+    let mut groups: BTreeMap<(ProviderId, String), Vec<discover::Found>> = BTreeMap::new();
+    for f in found {
+        if !opts.providers.is_empty() && !opts.providers.contains(&f.provider.id()) {
+            continue;
+        }
+        let cached = known.get(f.path.as_path()).and_then(|(dev, ino, p, id)| {
+            let m = std::fs::metadata(&f.path).ok()?;
+            (m.dev() == *dev && m.ino() == *ino && *p == f.provider.id()).then(|| (*id).to_owned())
+        });
+        let id = cached.unwrap_or_else(|| discover::identify(&f, limits));
+        groups.entry((f.provider.id(), id)).or_default().push(f);
+    }
+    let grouped = groups
         .into_iter()
+        .map(|((provider, session_id), mut files)| {
+            // As `discover::group` orders them: main transcripts first.
+            files.sort_by(|a, b| {
+                (a.ctx.subagent.is_some(), &a.path).cmp(&(b.ctx.subagent.is_some(), &b.path))
+            });
+            SessionFiles {
+                provider,
+                session_id,
+                files,
+            }
+        });
+    let mut sessions: Vec<SessionFiles> = grouped
         .filter(|s| opts.providers.is_empty() || opts.providers.contains(&s.provider))
         .filter(|s| match opts.since {
             None => true,
@@ -903,9 +945,8 @@ impl Planned {
 }
 
 /// Step 1: decide for every session, reading no session content.
-pub fn plan(sessions: Vec<SessionFiles>, opts: &Options) -> Result<Planned> {
+pub fn plan(sessions: Vec<SessionFiles>, opts: &Options, manifest: Manifest) -> Result<Planned> {
     let root = opts.root();
-    let manifest = Manifest::load(&root)?;
     let mut refreshed = Vec::new();
     let steps = sessions
         .into_iter()
@@ -1252,8 +1293,9 @@ pub fn run(cfg: &Config, mut opts: Options, progress: bool) -> Result<Summary> {
     let applied = main_domain.apply(mode)?;
     export::report_degraded("sync", &applied.missing);
 
-    let sessions = select(cfg, &opts);
-    let planned = plan(sessions, &opts)?;
+    let manifest = Manifest::load(&opts.root())?;
+    let sessions = select(cfg, &opts, &manifest);
+    let planned = plan(sessions, &opts, manifest)?;
     let todo = planned.to_render();
     let mut bar = Progress::new(progress, &todo);
 

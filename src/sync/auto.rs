@@ -212,7 +212,8 @@ fn run(
         markdown: opts.markdown.clone(),
     };
     loop {
-        let pass = super::plan(super::select(cfg, &opts), &opts)
+        let pass = super::Manifest::load(&opts.root())
+            .and_then(|m| super::plan(super::select(cfg, &opts, &m), &opts, m))
             .and_then(|p| super::commit(p, &opts, &mut inline, &mut Progress::off()))
             .map_err(|e| e.to_string());
         if !report(pass) {
