@@ -79,3 +79,47 @@ fn prefixes_are_one_directory_name() {
         assert!(prefix_component(bad).is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn the_sync_section_and_file_mode_are_validated() {
+    use crate::config::{parse_file_mode, Config, Env};
+    let env = Env {
+        home: Some("/home/u".into()),
+        ..Env::default()
+    };
+    let c = Config::from_toml("", None, &env).unwrap();
+    assert!(c.sync.is_none());
+    assert_eq!(c.file_mode, 0o644);
+    let c = Config::from_toml(
+        "[sync]\ndir = \"~/notes/agents\"\nformat = \"jsonl\"\nlayout = \"by-date\"\n\
+         providers = [\"codex\"]\nprefix = \"laptop\"\n",
+        None,
+        &env,
+    )
+    .unwrap();
+    let s = c.sync.unwrap();
+    assert_eq!(s.root(), PathBuf::from("/home/u/notes/agents/laptop"));
+    assert_eq!((s.format, s.layout), (ExportFormat::Jsonl, Layout::ByDate));
+    assert_eq!(s.providers, [ProviderId::Codex]);
+    for (toml, want) in [
+        ("[sync]\ndir = \"rel\"\n", "not an absolute path"),
+        ("[sync]\ndir = \"/s\"\nformat = \"pdf\"\n", "sync.format"),
+        (
+            "[sync]\ndir = \"/s\"\nproviders = [\"nope\"]\n",
+            "unknown provider `nope`",
+        ),
+        ("[sync]\ndir = \"/s\"\nprefix = \"a/b\"\n", "sync.prefix"),
+        ("[sync]\ndir = \"/s\"\nlayout = \"tree\"\n", "tree"),
+        ("[sync]\ndir = \"/home/u/.codex\"\n", "`sync.dir`"),
+        ("[exports]\nfile_mode = \"0777\"\n", "file_mode"),
+    ] {
+        let e = Config::from_toml(toml, None, &env).unwrap_err().to_string();
+        assert!(e.contains(want), "{toml}: {e}");
+    }
+    assert_eq!(parse_file_mode("0644"), Ok(0o644));
+    assert_eq!(parse_file_mode("640"), Ok(0o640));
+    assert_eq!(parse_file_mode("0o600"), Ok(0o600));
+    for bad in ["", "0755", "0646", "0444", "9", "1644", "0644 "] {
+        assert!(parse_file_mode(bad).is_err(), "{bad:?}");
+    }
+}
