@@ -102,6 +102,13 @@ pub enum Command {
     },
     /// Export one session as Markdown or JSONL.
     Export(ExportArgs),
+    /// Keep a directory holding one export per session current: only
+    /// changed sessions are read and rewritten (atomically); files a person
+    /// edited are left alone and reported.
+    Sync(crate::sync::SyncArgs),
+    /// Remove kato's own state for session files that no longer exist (or
+    /// older than asked). Never an export, never an agent's file.
+    Clean(crate::clean::CleanArgs),
     /// Show kato's own permission surface: kernel support, per-stage rights,
     /// capabilities, no_new_privs, seccomp, sandbox mode and policy hash.
     Doctor {
@@ -222,6 +229,15 @@ pub fn run() -> Result<i32> {
             let mut cfg = load(&cli.config, cli.sandbox, &env)?;
             add_roots(&mut cfg, &args.roots, &env)?;
             export_cmd(&cfg, args)
+        }
+        Command::Sync(args) => {
+            let mut cfg = load(&cli.config, cli.sandbox, &env)?;
+            add_roots(&mut cfg, &args.roots, &env)?;
+            crate::sync::command(&cfg, args)
+        }
+        Command::Clean(args) => {
+            let cfg = load(&cli.config, cli.sandbox, &env)?;
+            crate::clean::command(&cfg, args)
         }
         Command::Run { detached } => {
             let cfg = load(&cli.config, cli.sandbox, &env)?;
@@ -429,7 +445,7 @@ fn confine_read_only(cfg: &Config) -> Result<()> {
 /// providers' roots ([`crate::provider::Provider::markers_beside`]): each
 /// one that is a regular file now (a rule needs an existing path; a link
 /// is never followed into a rule).
-fn markers_beside(cfg: &Config) -> Vec<PathBuf> {
+pub(crate) fn markers_beside(cfg: &Config) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = cfg
         .providers
         .iter()
@@ -586,7 +602,7 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
 /// `session_meta` event (sent when it changes) or `cwd` event (Cline's
 /// environment details), not a subagent's. The last one a session holds is
 /// its cwd; one with a control character is not shown.
-fn recorded_cwd_of(ev: &crate::event::Event) -> Option<String> {
+pub(crate) fn recorded_cwd_of(ev: &crate::event::Event) -> Option<String> {
     /// `{"cwd": "<dir>", …}`, or (a `cwd` event) the directory alone.
     #[derive(serde::Deserialize)]
     #[serde(untagged)]

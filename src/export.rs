@@ -364,7 +364,7 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     report_degraded("export", &applied.missing);
 
     let session = resolve(cfg, query)?;
-    let out_file = create_output(output.as_deref())?;
+    let out_file = create_output(output.as_deref(), cfg.file_mode)?;
 
     let files: Vec<PathBuf> = session.files.iter().map(|f| f.path.clone()).collect();
     let limits = limits(cfg);
@@ -535,11 +535,19 @@ fn output_path(cfg: &Config, out: &Path) -> Result<PathBuf> {
 
 /// Create (or empty) the output file, if there is one: beneath its
 /// parent's descriptor, never through a symlink (the path policy's open).
-fn create_output(output: Option<&Path>) -> Result<Option<std::fs::File>> {
+fn create_output(output: Option<&Path>, mode: u32) -> Result<Option<std::fs::File>> {
     output
         .map(|p| {
             crate::policy::open_output(p)
-                .map(|(f, _)| f)
+                .and_then(|(f, created)| {
+                    if created {
+                        crate::policy::set_mode(&f, mode).map_err(|e| crate::policy::Denied {
+                            reason: crate::policy::DenyReason::Io,
+                            detail: format!("{}: {}", p.display(), io::Error::from(e)),
+                        })?;
+                    }
+                    Ok(f)
+                })
                 .map_err(|d| Error::Usage(format!("cannot write {}: {d}", p.display())))
         })
         .transpose()

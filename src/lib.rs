@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod clean;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -21,5 +22,6 @@ pub mod recording;
 pub mod redact;
 pub mod render;
 pub mod sandbox;
+pub mod sync;
 pub mod terminal;
 pub mod writer;

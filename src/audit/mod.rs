@@ -103,11 +103,14 @@ pub enum AuditEvent {
     /// kato keeps in memory; their number.
     #[serde(rename = "audit.lost")]
     AuditLost,
+    /// `kato clean` removed kato's own state for a session file.
+    #[serde(rename = "state.cleaned")]
+    StateCleaned,
 }
 
 impl AuditEvent {
     /// Every event, in declaration order.
-    pub const ALL: [AuditEvent; 18] = [
+    pub const ALL: [AuditEvent; 19] = [
         AuditEvent::CommandParsed,
         AuditEvent::CommandRejected,
         AuditEvent::CommandExecuted,
@@ -126,6 +129,7 @@ impl AuditEvent {
         AuditEvent::AuditAnchored,
         AuditEvent::AuditRestarted,
         AuditEvent::AuditLost,
+        AuditEvent::StateCleaned,
     ];
 
     /// The name on disk.
@@ -149,6 +153,7 @@ impl AuditEvent {
             AuditEvent::AuditAnchored => "audit.anchored",
             AuditEvent::AuditRestarted => "audit.restarted",
             AuditEvent::AuditLost => "audit.lost",
+            AuditEvent::StateCleaned => "state.cleaned",
         }
     }
 }
@@ -504,6 +509,7 @@ mod tests {
                 AuditEvent::AuditAnchored => 15,
                 AuditEvent::AuditRestarted => 16,
                 AuditEvent::AuditLost => 17,
+                AuditEvent::StateCleaned => 18,
             }
         }
         for (i, e) in AuditEvent::ALL.iter().enumerate() {

@@ -55,6 +55,9 @@ pub struct Status {
     pub skipped_files: usize,
     /// The security audit log and its chain head.
     pub audit: Option<AuditStatus>,
+    /// Autosync (`[sync]`), when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<crate::sync::auto::SyncStatus>,
 }
 
 /// Skipped files listed as warnings, each with its reason; beyond, they are
@@ -635,6 +638,9 @@ pub fn render(
     render_providers(out, &st.providers)?;
     render_sessions(out, st)?;
     render_recordings(out, &st.recordings)?;
+    if let Some(s) = &st.sync {
+        crate::sync::auto::render_status(out, s)?;
+    }
     render_warnings(out, st)
 }
 

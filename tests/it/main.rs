@@ -48,4 +48,5 @@ mod replay;
 mod sandbox_boundaries;
 mod snapshot_order;
 mod strace_export_script;
+mod sync;
 mod terminal;
