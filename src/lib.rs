@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod cli;
+mod cli_extra;
 pub mod commands;
 pub mod config;
 pub mod daemon;
@@ -21,5 +22,6 @@ pub mod recording;
 pub mod redact;
 pub mod render;
 pub mod sandbox;
+pub mod search;
 pub mod terminal;
 pub mod writer;
