@@ -30,6 +30,8 @@ use crate::redact::{RedactionStats, Redactor};
 pub enum ExportFormat {
     Markdown,
     Jsonl,
+    /// One self-contained page (inline CSS, no script).
+    Html,
 }
 
 /// Resolve a SESSION argument: a path to a session file, a full session id,
@@ -368,7 +370,8 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
 
     let files: Vec<PathBuf> = session.files.iter().map(|f| f.path.clone()).collect();
     let limits = limits(cfg);
-    let markdown = req.format == ExportFormat::Markdown;
+    // Markdown and HTML need the metadata before the body.
+    let markdown = req.format != ExportFormat::Jsonl;
     let redactor =
         std::sync::Arc::new(Redactor::new(&cfg.redaction).map_err(|e| Error::Config {
             path: cfg.source.clone().unwrap_or_default(),
@@ -698,6 +701,50 @@ impl Write for Spool<'_> {
     }
 }
 
+/// The body renderer of a document that opens with a header (Markdown,
+/// HTML), writing into the [`Spool`] that holds it until the header is known.
+enum Body<'a> {
+    Markdown(crate::render::markdown::MarkdownRenderer<Spool<'a>>),
+    Html(crate::render::html::HtmlRenderer<Spool<'a>>),
+}
+
+impl<'a> Body<'a> {
+    fn new(spool: Spool<'a>, req: &Request) -> Body<'a> {
+        use crate::render::markdown::{MarkdownRenderer, RenderState};
+        match req.format {
+            ExportFormat::Html => {
+                Body::Html(crate::render::html::HtmlRenderer::new(spool, &req.markdown))
+            }
+            // What follows the header is rendered as the continuation of a
+            // started document, exactly as after `header`.
+            ExportFormat::Markdown | ExportFormat::Jsonl => Body::Markdown(
+                MarkdownRenderer::resume(spool, &req.markdown, RenderState::appending()),
+            ),
+        }
+    }
+
+    fn get_mut(&mut self) -> &mut Spool<'a> {
+        match self {
+            Body::Markdown(r) => r.get_mut(),
+            Body::Html(r) => r.get_mut(),
+        }
+    }
+
+    fn event(&mut self, ev: &Event) -> io::Result<()> {
+        match self {
+            Body::Markdown(r) => r.event(ev),
+            Body::Html(r) => r.event(ev),
+        }
+    }
+
+    fn finish(self) -> io::Result<()> {
+        match self {
+            Body::Markdown(r) => r.finish().map(drop),
+            Body::Html(r) => r.finish().map(drop),
+        }
+    }
+}
+
 /// The metadata from the metadata stage: `None` while it is not ready
 /// (only when `wait` is false).
 fn take_meta(
@@ -753,25 +800,19 @@ fn write_stage(
     req: &Request,
     w: &mut dyn Write,
 ) -> Result<(u64, Skipped, RedactionStats, bool)> {
-    use crate::render::markdown::{MarkdownRenderer, RenderState};
+    use crate::render::markdown::MarkdownRenderer;
     let werr = |e: io::Error| Error::io("writing the export", e);
     let mut events = 0u64;
     let mut md = None;
     let mut jsonl = None;
     let mut pending = None;
     match meta {
-        Some(src) if req.format == ExportFormat::Markdown => {
+        Some(src) if req.format != ExportFormat::Jsonl => {
             let spool = Spool {
                 sink: w,
                 held: Some(Vec::new()),
             };
-            // What follows the header is rendered as the continuation of a
-            // started document, exactly as after `header`.
-            md = Some(MarkdownRenderer::resume(
-                spool,
-                &req.markdown,
-                RenderState::appending(),
-            ));
+            md = Some(Body::new(spool, req));
             let collector = crate::render::MetaCollector::new(src.redactor.clone());
             pending = Some((src, collector));
         }
@@ -808,9 +849,14 @@ fn write_stage(
                 (None, false) => None,
             };
             if let Some(meta) = meta {
-                let mut header = MarkdownRenderer::new(Vec::new(), &req.markdown);
-                header.header(&meta).map_err(werr)?;
-                let header = header.finish().map_err(werr)?;
+                let header = match req.format {
+                    ExportFormat::Html => crate::render::html::header(&meta).into_bytes(),
+                    ExportFormat::Markdown | ExportFormat::Jsonl => {
+                        let mut header = MarkdownRenderer::new(Vec::new(), &req.markdown);
+                        header.header(&meta).map_err(werr)?;
+                        header.finish().map_err(werr)?
+                    }
+                };
                 r.get_mut().open(&header).map_err(werr)?;
                 pending = None;
             }

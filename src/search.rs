@@ -65,9 +65,9 @@ impl Matcher {
         }
         let ignore_case = !pattern.chars().any(char::is_uppercase);
         if !regex && !ignore_case {
-            return Ok(Matcher::Literal(
-                Box::new(memchr::memmem::Finder::new(pattern.as_bytes()).into_owned()),
-            ));
+            return Ok(Matcher::Literal(Box::new(
+                memchr::memmem::Finder::new(pattern.as_bytes()).into_owned(),
+            )));
         }
         let source = if regex {
             Cow::Borrowed(pattern)
