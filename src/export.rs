@@ -298,6 +298,8 @@ pub fn report_degraded(stage: &str, missing: &[crate::sandbox::Missing]) {
 enum Msg {
     Meta(Box<crate::render::SessionMeta>),
     Events(Vec<Event>),
+    /// Bytes of the session's files read so far (for the progress bar).
+    Progress(u64),
     Done(Skipped, RedactionStats),
     Failed(String),
 }
@@ -397,25 +399,31 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     let meta_redactor = redactor.clone();
     let (spent_tx, spent_rx) = std::sync::mpsc::sync_channel(IN_FLIGHT);
     let (parse_tx, parse_rx) = std::sync::mpsc::sync_channel::<Msg>(stage::STAGE_QUEUE);
+    let sizes: Vec<u64> = files
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .collect();
+    let input_bytes: u64 = sizes.iter().sum();
+    let position = crate::progress::Position::new(sizes);
     let parser = confiner.spawn(
         StageName::ExportParse,
         profiles::export(&files, config_file, None),
-        move || parse_stage(&parse_session, limits, &redactor, &parse_tx, &spent_rx),
+        move || {
+            parse_stage(
+                &parse_session,
+                limits,
+                &redactor,
+                &parse_tx,
+                &spent_rx,
+                position,
+            )
+        },
     )?;
-    let input_bytes: u64 = files
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
     // The write stage: from here on `main` may only write the output file.
     let write_domain = profiles::export(&[], None, output.as_deref());
     let applied = write_domain.apply(mode)?;
     report_degraded("export-write", &applied.missing);
 
-    let mut w = Counting {
-        inner: sink(out_file, req.dry_run),
-        bytes: 0,
-    };
     let meta = meta_stage.as_ref().map(|(_, rx)| MetaSource {
         rx,
         go: Some(go_tx),
@@ -423,8 +431,28 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
         redactor: meta_redactor,
     });
     let spool = Spool::bounds(req, input_bytes);
-    let (events, skipped, redactions, abandoned) =
-        write_stage(&parse_rx, meta, Some(&spent_tx), spool, req, &mut w)?;
+    // Standard output that is a terminal shows the export itself: no bar.
+    let to_terminal =
+        out_file.is_none() && !req.dry_run && io::IsTerminal::is_terminal(&io::stdout());
+    let mut progress = if !to_terminal {
+        crate::progress::Progress::stderr(input_bytes)
+    } else {
+        crate::progress::Progress::off()
+    };
+    let mut w = Counting {
+        inner: sink(out_file, req.dry_run),
+        bytes: 0,
+    };
+    let (events, skipped, redactions, abandoned) = write_stage(
+        &parse_rx,
+        meta,
+        Some(&spent_tx),
+        spool,
+        req,
+        &mut w,
+        &mut progress,
+    )?;
+    progress.finish();
     w.flush().map_err(|e| Error::io("writing the export", e))?;
     if let Some((s, rx)) = meta_stage {
         // A stage blocked sending ends. A metadata pass that turned out
@@ -555,6 +583,7 @@ fn parse_stage(
     redactor: &Redactor,
     tx: &std::sync::mpsc::SyncSender<Msg>,
     spent: &std::sync::mpsc::Receiver<Vec<Event>>,
+    mut position: crate::progress::Position,
 ) {
     let mut skipped = Skipped::default();
     let mut stats = RedactionStats::default();
@@ -574,6 +603,7 @@ fn parse_stage(
         }
         redactor.redact_event(&mut ev, &mut stats);
         bytes += text_size(&ev);
+        let at = position.at(ev.source.offset);
         batch.push(ev);
         if batch.len() >= BATCH || bytes >= BATCH_BYTES {
             let back = if out >= IN_FLIGHT {
@@ -595,7 +625,7 @@ fn parse_stage(
             };
             let full = std::mem::replace(&mut batch, next);
             bytes = 0;
-            closed = tx.send(Msg::Events(full)).is_err();
+            closed = tx.send(Msg::Progress(at)).is_err() || tx.send(Msg::Events(full)).is_err();
             out += 1;
         }
     });
@@ -799,6 +829,7 @@ fn write_stage(
     spool: SpoolBounds,
     req: &Request,
     w: &mut dyn Write,
+    progress: &mut crate::progress::Progress,
 ) -> Result<(u64, Skipped, RedactionStats, bool)> {
     use crate::render::markdown::MarkdownRenderer;
     let werr = |e: io::Error| Error::io("writing the export", e);
@@ -892,6 +923,7 @@ fn write_stage(
                 }
             }
             Msg::Done(skipped, redactions) => done = Some((skipped, redactions)),
+            Msg::Progress(at) => progress.update(at),
             Msg::Meta(_) => {}
             Msg::Failed(e) => return Err(Error::io("reading the session", io::Error::other(e))),
         }
@@ -1014,8 +1046,16 @@ mod tests {
         };
         let bounds = SpoolBounds { start_meta_at, max };
         let mut out = Vec::new();
-        let (count, _, _, abandoned) =
-            write_stage(&rx, Some(src), None, bounds, &markdown_request(), &mut out).unwrap();
+        let (count, _, _, abandoned) = write_stage(
+            &rx,
+            Some(src),
+            None,
+            bounds,
+            &markdown_request(),
+            &mut out,
+            &mut crate::progress::Progress::off(),
+        )
+        .unwrap();
         let started = stage.join().unwrap();
         (String::from_utf8(out).unwrap(), count, started, abandoned)
     }
@@ -1065,9 +1105,17 @@ mod tests {
                 start_meta_at: spool_max / 4,
                 max: spool_max,
             };
-            let r = write_stage(&rx, Some(src), None, bounds, &markdown_request(), &mut out)
-                .map(|_| ())
-                .map_err(|e| e.to_string());
+            let r = write_stage(
+                &rx,
+                Some(src),
+                None,
+                bounds,
+                &markdown_request(),
+                &mut out,
+                &mut crate::progress::Progress::off(),
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string());
             let _ = stage.join();
             r
         };

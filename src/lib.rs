@@ -16,6 +16,7 @@ pub mod event;
 pub mod export;
 pub mod json_str;
 pub mod policy;
+pub mod progress;
 pub mod provider;
 pub mod reader;
 pub mod recording;
