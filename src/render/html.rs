@@ -386,10 +386,8 @@ impl<W: Write> HtmlRenderer<W> {
             }
             return;
         }
+        // A note joins the open section; before any, it stands on its own.
         let Some(actor) = actor else {
-            if self.section.is_none() {
-                self.open_section(Actor::Assistant, None, None, ev.timestamp.as_deref());
-            }
             return;
         };
         let model = match actor {
