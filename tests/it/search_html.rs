@@ -505,3 +505,70 @@ fn html_of_each_provider_fixture_renders() {
         );
     }
 }
+
+/// Every session of the real corpus exported as HTML (thinking, tool calls
+/// and injected context shown) passes the parser's check.
+#[test]
+fn html_of_every_real_session_is_well_formed() {
+    let Some(corpus) = crate::harness::real_corpus() else {
+        return;
+    };
+    let t = Tree::new();
+    let mut files = Vec::new();
+    let mut dirs = vec![corpus];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if (name.ends_with(".jsonl") || name.ends_with(".json"))
+                && !name.ends_with(".meta.json")
+                || name.ends_with(".chat.history.md")
+            {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut pages = Vec::new();
+    for (i, src) in files.iter().enumerate() {
+        let page = t.base().join(format!("out/{i}.html"));
+        let out = t.kato(&[
+            "export",
+            src.to_str().unwrap(),
+            "--format",
+            "html",
+            "--thinking",
+            "--tool-calls",
+            "--context",
+            "-o",
+            page.to_str().unwrap(),
+        ]);
+        // Files that are not sessions (state, indexes) are refused, not rendered.
+        if out.status.success() {
+            pages.push(page);
+        }
+    }
+    assert!(
+        pages.len() * 10 >= files.len() * 8,
+        "{} of {}",
+        pages.len(),
+        files.len()
+    );
+    let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/html_check.py");
+    let out = Command::new("python3")
+        .arg(tool)
+        .args(&pages)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.contains("\"problems\": []"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Check an HTML export with an HTML parser (the standard library's).
 
-    python3 tests/tools/html_check.py PAGE.html
+    python3 tests/tools/html_check.py PAGE.html...
 
-Prints a JSON summary: counts of the elements kato writes, and every
-problem found. Exits 1 when there is a problem:
+Prints a JSON summary per page (one line each; with several pages each
+names its path): counts of the elements kato writes, and every problem
+found. Exits 1 when a page has a problem:
 - an element that runs or fetches something (script, img, iframe, object,
   embed, link, base, form, input, meta refresh, svg, math, video, audio…);
 - an event-handler attribute (on*), a style attribute, any src/srcset;
@@ -77,10 +78,8 @@ class Check(HTMLParser):
         self.stack.pop()
 
 
-def main():
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    with open(sys.argv[1], encoding="utf-8") as f:
+def check(path):
+    with open(path, encoding="utf-8") as f:
         text = f.read()
     c = Check()
     c.feed(text)
@@ -89,8 +88,20 @@ def main():
         c.problem(f"left open: {c.stack}")
     if not text.startswith("<!DOCTYPE html>"):
         c.problem("no doctype")
-    print(json.dumps({"counts": c.counts, "problems": c.problems}, sort_keys=True))
-    sys.exit(1 if c.problems else 0)
+    return {"counts": c.counts, "problems": c.problems}
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    failed = False
+    for path in sys.argv[1:]:
+        r = check(path)
+        if len(sys.argv) > 2:
+            r["path"] = path
+        failed |= bool(r["problems"])
+        print(json.dumps(r, sort_keys=True))
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":
