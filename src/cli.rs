@@ -99,8 +99,20 @@ pub enum Command {
         /// Repeatable.
         #[arg(long = "root", value_name = "[PROVIDER=]DIR")]
         roots: Vec<String>,
+        #[command(flatten)]
+        filter: crate::cli_extra::SessionFilter,
     },
-    /// Export one session as Markdown or JSONL.
+    /// Search every session's messages (tool calls, thinking with --kind),
+    /// newest first; secrets are redacted in what is printed.
+    Search(crate::cli_extra::SearchArgs),
+    /// Print a shell completion script (`source <(kato completions bash)`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output (`kato man | man -l -`).
+    Man,
+    /// Export one session as Markdown, JSONL or HTML.
     Export(ExportArgs),
     /// Keep a directory holding one export per session current: only
     /// changed sessions are read and rewritten (atomically); files a person
@@ -215,12 +227,26 @@ pub fn run() -> Result<i32> {
             };
             audit_verify(&path, anchor.as_deref())
         }
-        Command::Sessions { json, roots } => {
+        Command::Sessions {
+            json,
+            roots,
+            filter,
+        } => {
             let mut cfg = load(&cli.config, cli.sandbox, &env)?;
             add_roots(&mut cfg, &roots, &env)?;
+            let filter = filter.resolve(&mut cfg)?;
             confine_read_only(&cfg)?;
-            sessions(&cfg, json)
+            sessions(&cfg, json, &filter)
         }
+        Command::Search(args) => {
+            let mut cfg = load(&cli.config, cli.sandbox, &env)?;
+            add_roots(&mut cfg, &args.roots, &env)?;
+            let query = args.query(&mut cfg)?;
+            confine_read_only(&cfg)?;
+            crate::cli_extra::search(&cfg, &query, args.json)
+        }
+        Command::Completions { shell } => crate::cli_extra::completions(shell),
+        Command::Man => crate::cli_extra::man(),
         Command::Doctor { json } => {
             let cfg = load(&cli.config, cli.sandbox, &env)?;
             doctor(&cfg, json)
@@ -426,7 +452,8 @@ fn add_roots(cfg: &mut Config, roots: &[String], env: &Env) -> Result<()> {
 }
 
 /// Harden the process and confine it to reading the provider roots and the
-/// config file, before any session byte is read (`kato sessions`).
+/// config file, before any session byte is read (`kato sessions`, `kato
+/// search`).
 fn confine_read_only(cfg: &Config) -> Result<()> {
     use crate::sandbox::{self, profiles};
     let hardened = sandbox::harden_process(cfg.sandbox_mode)?;
@@ -501,24 +528,30 @@ fn config_init(path: PathBuf, force: bool) -> Result<i32> {
 /// One row of `kato sessions`.
 #[derive(Debug, Serialize)]
 pub struct SessionRow {
-    id: String,
-    provider: crate::event::ProviderId,
+    pub(crate) id: String,
+    pub(crate) provider: crate::event::ProviderId,
     path: Option<PathBuf>,
     files: usize,
     title: String,
     /// The project directory, as the agent recorded it.
-    cwd: Option<String>,
+    pub(crate) cwd: Option<String>,
     first_activity: Option<String>,
-    last_activity: Option<String>,
+    pub(crate) last_activity: Option<String>,
     events: u64,
     skipped: u64,
 }
 
-fn sessions(cfg: &Config, json: bool) -> Result<i32> {
-    let rows = session_rows(cfg)?;
+fn sessions(cfg: &Config, json: bool, filter: &crate::cli_extra::Filter) -> Result<i32> {
+    let mut rows = session_rows(cfg)?;
+    filter.apply(&mut rows);
     let mut out = terminal::stdout();
     let r = if json {
         terminal::json(&mut out, &rows)
+    } else if rows.is_empty() && filter.is_set() {
+        writeln!(
+            out,
+            "no sessions match the filters; run `kato sessions` without them to list every session"
+        )
     } else if rows.is_empty() {
         writeln!(
             out,

@@ -574,7 +574,7 @@ impl Config {
         })?;
         let format = match &file.format {
             Some(f) => <crate::export::ExportFormat as clap::ValueEnum>::from_str(f, true)
-                .map_err(|_| format!("`sync.format` = `{f}`; use markdown or jsonl"))?,
+                .map_err(|_| format!("`sync.format` = `{f}`; use markdown, jsonl or html"))?,
             None => crate::export::ExportFormat::Markdown,
         };
         let providers = file

@@ -174,6 +174,9 @@ pub struct Summary {
     pub bytes_written: u64,
     pub seconds: f64,
     pub items: Vec<Item>,
+    /// What happened to `index.html` (HTML trees only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
 }
 
 impl Summary {
@@ -195,6 +198,7 @@ impl Summary {
             bytes_written: 0,
             seconds: 0.0,
             items: Vec::new(),
+            index: None,
         }
     }
 
@@ -247,6 +251,11 @@ pub struct Entry {
     pub output_mtime_ns: i64,
     pub events: u64,
     pub synced_at: String,
+    /// The session's title and first activity, for the HTML index page.
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub created: Option<String>,
 }
 
 /// `.kato-sync.json`: what kato wrote in the tree, by session key.
@@ -255,6 +264,9 @@ pub struct Entry {
 pub struct Manifest {
     pub version: u32,
     pub entries: BTreeMap<String, Entry>,
+    /// SHA-256 of the `index.html` kato last wrote (HTML trees only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_sha256: Option<String>,
 }
 
 impl Manifest {
@@ -267,6 +279,7 @@ impl Manifest {
                 return Ok(Manifest {
                     version: MANIFEST_VERSION,
                     entries: BTreeMap::new(),
+                    index_sha256: None,
                 })
             }
             Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
@@ -315,6 +328,28 @@ pub fn renderer_for(format: ExportFormat, markdown: &MarkdownOptions) -> Box<dyn
             opts: markdown.clone(),
         }),
         ExportFormat::Jsonl => Box::new(Jsonl(crate::render::jsonl::JsonlWriter::new(Vec::new()))),
+        ExportFormat::Html => Box::new(Html(crate::render::html::HtmlRenderer::new(
+            Vec::new(),
+            markdown,
+        ))),
+    }
+}
+
+/// HTML: one self-contained page; the top (which needs the metadata) put
+/// before the body at the end.
+struct Html(crate::render::html::HtmlRenderer<Vec<u8>>);
+
+impl SessionRenderer for Html {
+    fn extension(&self) -> &'static str {
+        "html"
+    }
+    fn event(&mut self, ev: &Event) -> io::Result<()> {
+        self.0.event(ev)
+    }
+    fn finish(self: Box<Self>, meta: &SessionMeta) -> io::Result<Vec<u8>> {
+        let mut out = crate::render::html::header(meta).into_bytes();
+        out.extend_from_slice(&self.0.finish()?);
+        Ok(out)
     }
 }
 
@@ -825,6 +860,72 @@ pub fn write_atomic(root: &Path, rel: &Path, bytes: &[u8], file_mode: u32) -> io
     Ok(mtime)
 }
 
+/// The HTML tree's `index.html`: every HTML page kato wrote there, newest
+/// first. Rewritten only when it changes; an `index.html` kato did not
+/// write, or one edited since, is reported and left alone. Returns whether
+/// the manifest changed.
+fn write_index(
+    root: &Path,
+    manifest: &mut Manifest,
+    file_mode: u32,
+    summary: &mut Summary,
+) -> bool {
+    let mut pages: Vec<&Entry> = manifest
+        .entries
+        .values()
+        .filter(|e| e.format == "html")
+        .collect();
+    pages.sort_by(|a, b| b.created.cmp(&a.created).then(a.output.cmp(&b.output)));
+    let rows: Vec<(String, String, String, String)> = pages
+        .iter()
+        .map(|e| {
+            (
+                e.title.clone(),
+                e.provider.as_str().to_owned(),
+                e.created.clone().unwrap_or_default(),
+                e.output.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    let mut page = Vec::new();
+    if crate::render::html::index_page(&mut page, "kato sessions", &rows).is_err() {
+        return false;
+    }
+    let hash = crate::audit::hex_sha256(&page);
+    let rel = Path::new(INDEX);
+    let on_disk = std::fs::read(root.join(rel)).ok();
+    match (&on_disk, &manifest.index_sha256) {
+        (Some(old), _) if crate::audit::hex_sha256(old) == hash => {
+            summary.index = Some("unchanged".into());
+            return false;
+        }
+        (Some(old), Some(ours)) if crate::audit::hex_sha256(old) != *ours => {
+            summary.index = Some("conflict: edited since kato wrote it; left alone".into());
+            return false;
+        }
+        (Some(_), None) => {
+            summary.index = Some("conflict: a file kato did not write is there; left alone".into());
+            return false;
+        }
+        _ => {}
+    }
+    match write_atomic(root, rel, &page, file_mode) {
+        Ok(_) => {
+            manifest.index_sha256 = Some(hash);
+            summary.index = Some("written".into());
+            true
+        }
+        Err(e) => {
+            summary.failed += 1;
+            summary.index = Some(format!("failed: {e}"));
+            false
+        }
+    }
+}
+
+/// The HTML index page of a synced tree.
+const INDEX: &str = "index.html";
+
 fn save_manifest(root: &Path, manifest: &Manifest) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(manifest)
         .map_err(|e| Error::io("encoding the manifest", io::Error::from(e)))?;
@@ -1169,12 +1270,17 @@ pub fn commit(
                 output_mtime_ns: mtime,
                 events: rendered.events,
                 synced_at: crate::audit::now_rfc3339(),
+                title: rendered.meta.title.clone(),
+                created: rendered.meta.created.clone(),
             },
         );
         changed = true;
         summary.push(item(&session, &rel, action, &reason));
     }
     progress.end();
+    if opts.format == ExportFormat::Html && !opts.dry_run {
+        changed |= write_index(&root, &mut manifest, opts.file_mode, &mut summary);
+    }
     if changed && !opts.dry_run {
         save_manifest(&root, &manifest)?;
     }

@@ -46,6 +46,7 @@ mod redact;
 mod render_limits;
 mod replay;
 mod sandbox_boundaries;
+mod search_html;
 mod snapshot_order;
 mod strace_export_script;
 mod sync;

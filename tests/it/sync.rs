@@ -577,3 +577,45 @@ fn many_sessions_come_back_in_order_from_the_parse_stages() {
         assert!(md.contains(id.as_str()), "{id}");
     }
 }
+
+#[test]
+fn an_html_sync_writes_pages_and_an_index_linking_them() {
+    let k = setup();
+    let (v, out) = sync(&k, &["--format", "html"]);
+    assert!(out.status.success(), "{v:#}");
+    assert_eq!(v["index"], "written", "{v:#}");
+    let index = k.path("sync").join("index.html");
+    let page = fs::read_to_string(&index).unwrap();
+    for s in [S, S2] {
+        let p = output_of(&k, &v, s);
+        assert_eq!(p.extension().and_then(|e| e.to_str()), Some("html"));
+        let html = fs::read_to_string(&p).unwrap();
+        assert!(html.starts_with("<!DOCTYPE html>") || html.starts_with("<!doctype html>"));
+        let rel = item(&v, s)["output"].as_str().unwrap();
+        assert!(
+            page.contains(&format!("href=\"{rel}\"")),
+            "{rel} not linked in {page}"
+        );
+    }
+    assert!(page.contains("Refactor the parser please") && page.contains("Deploy the service"));
+    assert_eq!(mode(&index) & 0o777, 0o644);
+
+    // Nothing changed: the index is not rewritten.
+    let before = fs::metadata(&index).unwrap().mtime_nsec();
+    let (v, _) = sync(&k, &["--format", "html"]);
+    assert_eq!(
+        (v["parsed"].as_u64(), &v["index"]),
+        (Some(0), &Value::from("unchanged"))
+    );
+    assert_eq!(fs::metadata(&index).unwrap().mtime_nsec(), before);
+
+    // An index a person edited is reported and left alone.
+    fs::write(&index, "mine").unwrap();
+    append_lines(&k.claude_file(), &[user_in(S, "u-2", "One more thing")]);
+    let (v, _) = sync(&k, &["--format", "html"]);
+    assert!(
+        v["index"].as_str().unwrap().starts_with("conflict"),
+        "{v:#}"
+    );
+    assert_eq!(fs::read_to_string(&index).unwrap(), "mine");
+}
