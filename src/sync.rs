@@ -518,7 +518,7 @@ enum Step {
     Render {
         key: String,
         sources: Vec<Source>,
-        entry: Option<Entry>,
+        entry: Option<Box<Entry>>,
         reason: String,
     },
 }
@@ -629,7 +629,7 @@ fn plan_one(
     Step::Render {
         key,
         sources,
-        entry: Some(entry.clone()),
+        entry: Some(Box::new(entry.clone())),
         reason: reason.into(),
     }
 }
