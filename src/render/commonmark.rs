@@ -428,16 +428,7 @@ pub(crate) fn inline_text(text: &str) -> String {
 pub(crate) fn html_text(text: &str) -> String {
     let line = one_line(text);
     let mut out = String::with_capacity(line.len() + 8);
-    for c in line.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
+    super::html::escape_into(&mut out, &line);
     out
 }
 

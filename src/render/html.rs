@@ -68,7 +68,7 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-fn escape_into(out: &mut String, text: &str) {
+pub(crate) fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
