@@ -534,6 +534,56 @@ KINDS = {
     "aider": ("proj/.aider.chat.history.md", gen_aider),
 }
 
+# Export targets, as ratios to the floor measured in the same run (wall
+# clock; "cpu" compares CPU time): Claude and Codex at the floor in default
+# and JSONL modes and 0.7x with thinking and tool calls, in default mode at
+# most 1.5x the floor's CPU; every other agent 0.7x in default mode and 0.5x
+# in every mode. Peak RSS at most 32 MiB.
+TARGETS = {
+    "first": {"markdown": 1.0, "jsonl": 1.0, "md --thinking --tool-calls": 0.7, "cpu": 1 / 1.5},
+    "other": {"markdown": 0.7, "jsonl": 0.5, "md --thinking --tool-calls": 0.5},
+}
+RSS_TARGET_MIB = 32
+
+def summary_table(summary, modes):
+    """One table: every agent and mode, kato's ratio to the floor of the
+    same run, a '!' beside each figure that misses its target."""
+    if not summary:
+        return
+    short = {"markdown": "markdown", "jsonl": "jsonl", "md --thinking --tool-calls": "full"}
+    print("\nsummary, redaction on: kato MB/s / floor MB/s (wall); "
+          "'!' marks a missed target")
+    head = f"{'agent':<10} {'floor MB/s':>10}"
+    for m in modes:
+        head += f" {short[m]:>9}"
+    head += f" {'md CPU':>7} {'RSS MiB':>8}"
+    print(head)
+    missed = 0
+    for name, row in summary.items():
+        t = TARGETS["first" if name in ("claude", "codex") else "other"]
+        line = f"{name:<10} {row['floor']:10.0f}"
+        rss = 0.0
+        for m in modes:
+            wall, _, r = row[m]
+            rss = max(rss, r)
+            bad = wall < t[m]
+            missed += bad
+            line += f" {wall:8.2f}{'!' if bad else ' '}"
+        cpu = row["markdown"][1]
+        bad = "cpu" in t and cpu < t["cpu"]
+        missed += bad
+        line += f" {cpu:6.2f}{'!' if bad else ' '}"
+        bad = rss > RSS_TARGET_MIB
+        missed += bad
+        line += f" {rss:7.1f}{'!' if bad else ' '}"
+        print(line)
+    first, other = TARGETS["first"], TARGETS["other"]
+    print(f"targets: claude, codex: markdown >= {first['markdown']}, jsonl >= {first['jsonl']}, "
+          f"full >= {first['md --thinking --tool-calls']}, markdown CPU >= {first['cpu']:.2f} "
+          f"(at most 1.5x the floor's CPU); others: markdown >= {other['markdown']}, "
+          f"jsonl and full >= {other['jsonl']}; peak RSS <= {RSS_TARGET_MIB} MiB. "
+          f"{missed} missed.")
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mb", type=int, default=100)
@@ -575,6 +625,7 @@ def main():
     worst = {"ratio": None, "cpu": None, "rss": 0.0, "cost": None, "cost_cpu": None}
     lo = lambda k, v: v if worst[k] is None else min(worst[k], v)
     hi = lambda k, v: v if worst[k] is None else max(worst[k], v)
+    summary = {}
     print(f"{'case':<62} {'MB/s':>7} {'x floor':>7} {'CPU MB/s':>8} {'x floor':>7} {'RSS MiB':>7}")
     for name, path in files.items():
         mb = os.path.getsize(path) / (1 << 20)
@@ -590,6 +641,9 @@ def main():
             rss = rss_mib(cmd)
             mbps, cmbps = mb / w, mb / max(c, 1e-6)
             by[label] = (w, c)
+            if label.startswith("kato") and not label.endswith("redaction off"):
+                summary.setdefault(name, {"floor": floor})[label[len("kato export "):]] = (
+                    mbps / floor, cmbps / floor_cpu, rss)
             r = rc = " " * 7
             if label.startswith("kato"):
                 r, rc = f"{mbps / floor:7.2f}", f"{cmbps / floor_cpu:7.2f}"
@@ -609,6 +663,7 @@ def main():
           f"peak RSS < 64 MiB: worst {worst['rss']:.1f} {ok(worst['rss'] < 64)}; "
           f"redaction cost <= 25%: worst {worst['cost']:+.1f}% wall "
           f"({worst['cost_cpu']:+.1f}% CPU) {ok(worst['cost'] <= 25)}")
+    summary_table(summary, [v for v, _ in variants])
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
           f"(other processes make wall-clock figures noisy)")
     if not a.no_adversarial:
