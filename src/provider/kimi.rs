@@ -310,20 +310,7 @@ impl RecordParser for KimiParser {
                 serde_json::from_slice(bytes).map_err(|e| Malformed::from_json_error(bytes, &e))?;
             context_line(&mut emit, &mut self.state, &line, bytes);
         } else {
-            let line: WireLine<'_> =
-                serde_json::from_slice(bytes).map_err(|e| Malformed::from_json_error(bytes, &e))?;
-            emit.timestamp = line.timestamp.and_then(epoch_time);
-            match (&line.message, line.kind.as_deref()) {
-                (Some(m), _) => wire_message(&mut emit, &m.kind, m.payload, bytes),
-                (None, Some("metadata")) => emit.push(
-                    "metadata",
-                    Payload::ProviderInfo {
-                        topic: "session_meta".into(),
-                        data: compact(bytes),
-                    },
-                ),
-                _ => emit.raw("line", bytes),
-            }
+            wire_line(&mut emit, bytes)?;
         }
         Ok(())
     }
@@ -388,6 +375,214 @@ impl Emitter<'_, '_> {
     fn system(&mut self, record: &str, category: SystemCategory, text: String) {
         self.push(record, Payload::SystemMessage { category, text });
     }
+}
+
+/// One wire line. Read in one pass when the message's `type` comes before
+/// its `payload` (as Kimi writes it): the payload is decoded straight into
+/// the shape its type names. Any line that pass cannot take whole (another
+/// key order, a payload of an unexpected shape, malformed JSON) is read
+/// again the general way, which decides what it becomes.
+fn wire_line(emit: &mut Emitter<'_, '_>, bytes: &[u8]) -> Result<(), Malformed> {
+    if let Ok(line) = serde_json::from_slice::<FastWireLine>(bytes) {
+        if let Some(m) = line.message {
+            emit.timestamp = line.timestamp.and_then(epoch_time);
+            if let Body::Known(known) = m.body {
+                if known.emit(emit, &m.kind) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    wire_line_general(emit, bytes)
+}
+
+/// The general reading of a wire line: the payload kept as raw JSON, then
+/// decoded by its type.
+fn wire_line_general(emit: &mut Emitter<'_, '_>, bytes: &[u8]) -> Result<(), Malformed> {
+    let line: WireLine<'_> =
+        serde_json::from_slice(bytes).map_err(|e| Malformed::from_json_error(bytes, &e))?;
+    emit.timestamp = line.timestamp.and_then(epoch_time);
+    match (&line.message, line.kind.as_deref()) {
+        (Some(m), _) => wire_message(emit, &m.kind, m.payload, bytes),
+        (None, Some("metadata")) => emit.push(
+            "metadata",
+            Payload::ProviderInfo {
+                topic: "session_meta".into(),
+                data: compact(bytes),
+            },
+        ),
+        _ => emit.raw("line", bytes),
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct FastWireLine {
+    #[serde(default)]
+    timestamp: Option<f64>,
+    #[serde(default)]
+    message: Option<FastEnvelope>,
+}
+
+/// A wire message whose payload was decoded by the `type` read before it.
+struct FastEnvelope {
+    kind: String,
+    body: Body,
+}
+
+/// The payload shapes of the messages that carry the session's text.
+enum Known {
+    User(UserInput),
+    Part(Part),
+    Call(FastToolCall),
+    Result(FastToolResult),
+}
+
+enum Body {
+    Known(Known),
+    /// Any other type, or a payload read before its type: left to the
+    /// general reading.
+    Other,
+}
+
+impl Known {
+    /// The same events [`wire_message`] makes of the same payload; false,
+    /// with nothing emitted, for a content part of no known shape (the
+    /// general reading keeps the whole line).
+    fn emit(self, emit: &mut Emitter<'_, '_>, kind: &str) -> bool {
+        match self {
+            Known::User(u) => {
+                let (text, attachments, _) = u.user_input.split();
+                emit.push(kind, Payload::UserMessage { text, attachments });
+            }
+            Known::Part(part) => return part_event(emit, kind, part),
+            Known::Call(c) => emit.push(
+                kind,
+                Payload::ToolCall {
+                    tool_call_id: c.id,
+                    name: c.function.name,
+                    input: arguments(c.function.arguments.as_deref()),
+                },
+            ),
+            Known::Result(r) => {
+                let mut output = r
+                    .return_value
+                    .output
+                    .map(|c| c.into_text())
+                    .unwrap_or_default();
+                if output.is_empty() {
+                    output = r.return_value.message.unwrap_or_default();
+                }
+                emit.push(
+                    kind,
+                    Payload::ToolResult {
+                        tool_call_id: r.tool_call_id,
+                        output,
+                        is_error: r.return_value.is_error,
+                    },
+                );
+            }
+        }
+        true
+    }
+}
+
+impl<'de> Deserialize<'de> for FastEnvelope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(field_identifier, rename_all = "lowercase")]
+        enum Key {
+            Type,
+            Payload,
+            #[serde(other)]
+            Other,
+        }
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FastEnvelope;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a wire message")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FastEnvelope, A::Error> {
+                use serde::de::Error;
+                let mut kind: Option<String> = None;
+                let mut body: Option<Body> = None;
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        Key::Type if kind.is_some() => {
+                            return Err(A::Error::duplicate_field("type"))
+                        }
+                        Key::Type => kind = Some(map.next_value()?),
+                        Key::Payload if body.is_some() => {
+                            return Err(A::Error::duplicate_field("payload"))
+                        }
+                        Key::Payload => {
+                            body = Some(match kind.as_deref() {
+                                Some("TurnBegin" | "SteerInput") => {
+                                    Body::Known(Known::User(map.next_value()?))
+                                }
+                                Some("ContentPart") => Body::Known(Known::Part(map.next_value()?)),
+                                Some("ToolCall") => Body::Known(Known::Call(map.next_value()?)),
+                                Some("ToolResult") => Body::Known(Known::Result(map.next_value()?)),
+                                _ => {
+                                    map.next_value::<serde::de::IgnoredAny>()?;
+                                    Body::Other
+                                }
+                            })
+                        }
+                        Key::Other => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(FastEnvelope {
+                    kind: kind.ok_or_else(|| A::Error::missing_field("type"))?,
+                    body: body.ok_or_else(|| A::Error::missing_field("payload"))?,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A tool call's payload, its arguments kept raw (owned: the fast reading
+/// cannot borrow a value it has not yet met).
+#[derive(Deserialize)]
+struct FastToolCall {
+    id: String,
+    function: FastFunction,
+}
+
+#[derive(Deserialize)]
+struct FastFunction {
+    name: String,
+    #[serde(default)]
+    arguments: Option<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct FastToolResult {
+    tool_call_id: String,
+    return_value: FastReturnValue,
+}
+
+#[derive(Deserialize)]
+struct FastReturnValue {
+    #[serde(default)]
+    is_error: bool,
+    /// A string or a list of parts; anything else (null included) is left
+    /// to the general reading, which keeps it as written.
+    #[serde(default, deserialize_with = "some_content")]
+    output: Option<Content>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+fn some_content<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Content>, D::Error> {
+    Content::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -456,6 +651,14 @@ impl<'de> Deserialize<'de> for Content {
 }
 
 impl Content {
+    /// The text parts joined.
+    fn into_text(self) -> String {
+        match self {
+            Content::Text(t) => t,
+            parts => parts.split().0,
+        }
+    }
+
     /// (text parts joined, media parts, other parts).
     fn split(&self) -> (String, u32, u32) {
         match self {
@@ -593,6 +796,25 @@ struct SubagentEvent<'a> {
     event: Envelope<'a>,
 }
 
+/// A content part's event; false when the part is of no known shape.
+fn part_event(emit: &mut Emitter<'_, '_>, kind: &str, part: Part) -> bool {
+    match (part.kind.as_str(), part.text, part.think) {
+        ("text", Some(text), _) => {
+            if !text.is_empty() {
+                emit.push(kind, Payload::AssistantMessage { text });
+            }
+            true
+        }
+        ("think", _, Some(text)) => {
+            if !text.is_empty() {
+                emit.push(kind, Payload::Thinking { text });
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Map one wire message; `line` is the whole line (for `provider.raw`).
 fn wire_message(emit: &mut Emitter<'_, '_>, kind: &str, payload: &RawValue, line: &[u8]) {
     let p = payload.get();
@@ -602,23 +824,9 @@ fn wire_message(emit: &mut Emitter<'_, '_>, kind: &str, payload: &RawValue, line
             emit.push(kind, Payload::UserMessage { text, attachments });
             true
         }),
-        "ContentPart" => serde_json::from_str::<Part>(p).is_ok_and(|part| {
-            match (part.kind.as_str(), part.text, part.think) {
-                ("text", Some(text), _) => {
-                    if !text.is_empty() {
-                        emit.push(kind, Payload::AssistantMessage { text });
-                    }
-                    true
-                }
-                ("think", _, Some(text)) => {
-                    if !text.is_empty() {
-                        emit.push(kind, Payload::Thinking { text });
-                    }
-                    true
-                }
-                _ => false,
-            }
-        }),
+        "ContentPart" => {
+            serde_json::from_str::<Part>(p).is_ok_and(|part| part_event(emit, kind, part))
+        }
         "ToolCall" => serde_json::from_str::<ToolCall<'_>>(p).is_ok_and(|c| {
             emit.push(
                 kind,

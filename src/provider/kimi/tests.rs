@@ -194,3 +194,78 @@ fn the_registry_beside_the_sessions_names_the_folder_by_md5() {
         vec![PathBuf::from("/h/.kimi/kimi.json")]
     );
 }
+
+/// The one-pass reading of wire lines and the general one give the same
+/// events for every shape, including those the fast pass hands over.
+#[test]
+fn wire_lines_read_in_one_pass_match_the_general_reading() {
+    let ctx = wire();
+    let lines = [
+        r#"{"timestamp": 1.5, "message": {"type": "TurnBegin", "payload": {"user_input": "hi"}}}"#,
+        r#"{"timestamp": 1.5, "message": {"type": "SteerInput", "payload": {"user_input": [{"type": "text", "text": "a"}, {"type": "image_url"}, {"type": "text", "text": "b"}]}}}"#,
+        r#"{"timestamp": 2, "message": {"type": "ContentPart", "payload": {"type": "text", "text": "an \"answer\"\n"}}}"#,
+        r#"{"timestamp": 2, "message": {"type": "ContentPart", "payload": {"type": "think", "think": "hmm"}}}"#,
+        r#"{"timestamp": 2, "message": {"type": "ContentPart", "payload": {"type": "text", "text": ""}}}"#,
+        r#"{"timestamp": 2, "message": {"type": "ContentPart", "payload": {"type": "image", "url": "x"}}}"#,
+        r#"{"timestamp": 2, "message": {"type": "ContentPart", "payload": {"type": 3}}}"#,
+        r#"{"timestamp": 3, "message": {"type": "ToolCall", "payload": {"id": "c1", "function": {"name": "Shell", "arguments": "{\"command\": \"ls\"}"}}}}"#,
+        r#"{"timestamp": 3, "message": {"type": "ToolCall", "payload": {"id": "c2", "function": {"name": "Shell", "arguments": "not json"}}}}"#,
+        r#"{"timestamp": 3, "message": {"type": "ToolCall", "payload": {"id": "c3", "function": {"name": "Shell", "arguments": {"a": [1, 2]}}}}}"#,
+        r#"{"timestamp": 3, "message": {"type": "ToolCall", "payload": {"id": "c4", "function": {"name": "Shell", "arguments": null}}}}"#,
+        r#"{"timestamp": 3, "message": {"type": "ToolCall", "payload": {"function": {"name": "Shell"}}}}"#,
+        r#"{"timestamp": 4, "message": {"type": "ToolResult", "payload": {"tool_call_id": "c1", "return_value": {"is_error": false, "output": "a.txt\n"}}}}"#,
+        r#"{"timestamp": 4, "message": {"type": "ToolResult", "payload": {"tool_call_id": "c1", "return_value": {"is_error": true, "output": "", "message": "denied"}}}}"#,
+        r#"{"timestamp": 4, "message": {"type": "ToolResult", "payload": {"tool_call_id": "c1", "return_value": {"output": [{"type": "text", "text": "x"}]}}}}"#,
+        r#"{"timestamp": 4, "message": {"type": "ToolResult", "payload": {"tool_call_id": "c1", "return_value": {"output": null}}}}"#,
+        r#"{"timestamp": 4, "message": {"type": "ToolResult", "payload": {"tool_call_id": "c1", "return_value": {"output": {"k": 1}}}}}"#,
+        r#"{"timestamp": 4, "message": {"type": "ToolResult", "payload": {"tool_call_id": "c1", "return_value": {"output": [1]}}}}"#,
+        r#"{"timestamp": 5, "message": {"payload": {"user_input": "payload first"}, "type": "TurnBegin"}}"#,
+        r#"{"timestamp": 5, "message": {"type": "TurnBegin", "type": "ContentPart", "payload": {"user_input": "twice"}}}"#,
+        r#"{"timestamp": 5, "message": {"type": "TurnBegin", "payload": {"user_input": "x"}, "payload": {"user_input": "y"}}}"#,
+        r#"{"timestamp": 5, "message": {"type": "StatusUpdate", "payload": {"context_usage": 0.5}}}"#,
+        r#"{"timestamp": 5, "message": {"type": "Nope", "payload": {}}}"#,
+        r#"{"timestamp": 5, "message": {"type": "TurnBegin"}}"#,
+        r#"{"timestamp": "late", "message": {"type": "TurnBegin", "payload": {"user_input": "x"}}}"#,
+        r#"{"type": "metadata", "protocol_version": "1.3"}"#,
+        r#"{"other": 1}"#,
+    ];
+    let (mut total, mut errors) = (0, 0);
+    for line in lines {
+        let mut fast = Vec::new();
+        let mut general = Vec::new();
+        let a = wire_line(
+            &mut Emitter {
+                ctx: &ctx,
+                offset: 7,
+                n: 0,
+                timestamp: None,
+                subagent: None,
+                out: &mut |e| fast.push(e),
+            },
+            line.as_bytes(),
+        );
+        let b = wire_line_general(
+            &mut Emitter {
+                ctx: &ctx,
+                offset: 7,
+                n: 0,
+                timestamp: None,
+                subagent: None,
+                out: &mut |e| general.push(e),
+            },
+            line.as_bytes(),
+        );
+        assert_eq!(a.is_ok(), b.is_ok(), "{line}");
+        assert_eq!(
+            serde_json::to_string(&fast).unwrap(),
+            serde_json::to_string(&general).unwrap(),
+            "{line}"
+        );
+        total += general.len();
+        errors += usize::from(b.is_err());
+    }
+    // Malformed: a timestamp of another type, a key twice (two lines), a
+    // message without its payload. Every other line but the empty text part
+    // makes one event.
+    assert_eq!((errors, total), (4, lines.len() - 5));
+}
