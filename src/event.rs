@@ -67,6 +67,7 @@ provider_ids! {
     Amp => "amp", "Amp (`~/.local/share/amp/threads`).";
     Kimi => "kimi", "Kimi CLI (`~/.kimi/sessions`).";
     Aider => "aider", "Aider (`.aider.chat.history.md` in the project folders named).";
+    OpenCode => "opencode", "OpenCode (`~/.local/share/opencode/opencode.db`).";
 }
 
 /// A name that is not a provider id.

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod database;
 pub mod discover;
 pub mod error;
 pub mod event;

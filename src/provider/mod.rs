@@ -42,6 +42,7 @@ pub mod droid;
 pub mod gemini;
 pub mod gemini_jsonl;
 pub mod kimi;
+pub mod opencode;
 pub mod qwen;
 #[cfg(test)]
 mod toy;
@@ -59,6 +60,7 @@ static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] = [
     &amp::Amp,
     &kimi::Kimi,
     &aider::Aider,
+    &opencode::OpenCode,
 ];
 
 /// Every registered provider.
@@ -492,7 +494,7 @@ mod tests {
             names,
             [
                 "claude", "codex", "gemini", "copilot", "cline", "qwen", "cursor", "droid", "amp",
-                "kimi", "aider"
+                "kimi", "aider", "opencode"
             ]
         );
         for n in names {
@@ -507,7 +509,7 @@ mod tests {
         );
         assert_eq!(
             format!("{registry:?}", registry = registry()),
-            "[Claude, Codex, Gemini, Copilot, Cline, Qwen, Cursor, Droid, Amp, Kimi, Aider]"
+            "[Claude, Codex, Gemini, Copilot, Cline, Qwen, Cursor, Droid, Amp, Kimi, Aider, OpenCode]"
         );
     }
 

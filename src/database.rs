@@ -1,0 +1,501 @@
+//! Reading agents' SQLite databases, read-only (the read half of
+//! watch+parse for [`SourceKind::Database`] providers).
+//!
+//! SQLite is C code parsing a file kato does not control, so the
+//! connection is opened the way SQLite documents for untrusted files
+//! (<https://sqlite.org/security.html>), and never in a way that could
+//! write or stall the agent:
+//!
+//! * `file:<path>?mode=ro` with `SQLITE_OPEN_READ_ONLY | URI | NO_MUTEX`
+//!   (not `immutable=1`, which would skip the `-wal` and miss rows the
+//!   agent committed but has not checkpointed yet);
+//! * `query_only`, `trusted_schema=OFF`, defensive mode, `cell_size_check`,
+//!   no memory map, no checkpoint on close, small limits (length, SQL,
+//!   columns, depth, attached databases);
+//! * a short busy timeout: kato never waits on the writer for long, and a
+//!   reader in WAL mode never blocks it.
+//!
+//! When the `-shm` cannot be opened for writing (the confinement domain
+//! grants reading only) SQLite (since 3.22) maps it read-only and keeps
+//! its own copy of the WAL index in memory; when neither `-wal` nor `-shm`
+//! exists, the database is read as it is on disk and nothing is created
+//! (see the `opencode_db` tests).
+//!
+//! The source turns rows into records, one JSON object per `session`,
+//! `message` and `part` row, which the provider's pure parser turns into
+//! events (fuzzable without a database). A row whose `data` is not JSON
+//! becomes a record the parser refuses: skipped and counted. A database
+//! that SQLite cannot read (corrupt, truncated, not a database) is one
+//! skipped record too, never a crash.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::config::DbConfig;
+use rusqlite::limits::Limit;
+use rusqlite::{Connection, OpenFlags};
+use serde_json::value::RawValue;
+
+use crate::event::{Event, ProviderId};
+use crate::provider::{FileCtx, Provider, RecordParser, SourceKind, Unsupported};
+use crate::reader::{Cursor, DiagKind, Diagnostic, Increment, Limits, Tail};
+
+/// How long a read waits for a lock held by the writer before giving up
+/// (it is tried again on the next change).
+const BUSY_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// A session inside a database, named `<database path>#<session id>`.
+pub const SESSION_SEPARATOR: char = '#';
+
+/// Split `<database>#<session id>` into the database and the session; a
+/// path without a separator in its last component names the database.
+pub fn split_session(path: &Path) -> (PathBuf, Option<String>) {
+    let text = path.to_string_lossy();
+    if path.is_file() {
+        return (path.to_path_buf(), None);
+    }
+    let name_start = text.rfind('/').map_or(0, |i| i + 1);
+    match text[name_start..].rfind(SESSION_SEPARATOR) {
+        Some(i) if i > 0 => {
+            let at = name_start + i;
+            (PathBuf::from(&text[..at]), Some(text[at + 1..].to_owned()))
+        }
+        _ => (path.to_path_buf(), None),
+    }
+}
+
+/// The files a confined stage must be able to read to read `path`: for a
+/// database (or a session in one), the database and its `-wal` and
+/// `-shm` when they exist (SQLite opens them beside it; never the
+/// folder, so nothing else in it is granted); any other path as it is.
+pub fn readable_files(path: &Path) -> Vec<PathBuf> {
+    let (db, session) = split_session(path);
+    let is_db = session.is_some()
+        || std::fs::File::open(&db)
+            .and_then(|mut f| {
+                let mut head = [0u8; 16];
+                std::io::Read::read_exact(&mut f, &mut head).map(|()| head)
+            })
+            .is_ok_and(|h| &h == b"SQLite format 3\0");
+    if !is_db {
+        return vec![path.to_path_buf()];
+    }
+    let mut files = vec![db.clone()];
+    for suffix in ["-wal", "-shm"] {
+        let mut s = db.as_os_str().to_owned();
+        s.push(suffix);
+        let p = PathBuf::from(s);
+        if p.is_file() {
+            files.push(p);
+        }
+    }
+    files
+}
+
+/// `<database>#<session id>`.
+pub fn session_path(db: &Path, session: &str) -> PathBuf {
+    let mut s = db.as_os_str().to_owned();
+    s.push(SESSION_SEPARATOR.to_string());
+    s.push(session);
+    PathBuf::from(s)
+}
+
+/// The top-level sessions of the database at `path`, for discovery.
+pub fn sessions(provider: &dyn Provider, path: &Path) -> std::io::Result<Vec<String>> {
+    let limits = Limits::default();
+    let r = match provider.id() {
+        ProviderId::OpenCode => opencode_sessions(path, limits),
+        other => {
+            return Err(Unsupported {
+                provider: other,
+                kind: SourceKind::Database,
+            }
+            .into())
+        }
+    };
+    r.map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Read the database at `path` (one session of it when `session` is set)
+/// and deliver its events: [`crate::reader::read_path`] for databases.
+pub fn read(
+    path: &Path,
+    session: Option<&str>,
+    provider: &dyn Provider,
+    ctx: &FileCtx,
+    limits: Limits,
+    tail: Tail,
+    out: &mut dyn FnMut(Event),
+) -> std::io::Result<Increment> {
+    match provider.id() {
+        ProviderId::OpenCode => Ok(read_opencode(
+            path, session, provider, ctx, limits, tail, out,
+        )),
+        other => Err(Unsupported {
+            provider: other,
+            kind: SourceKind::Database,
+        }
+        .into()),
+    }
+}
+
+/// Why a database could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot read the database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("not a path SQLite can open (not UTF-8)")]
+    Path,
+}
+
+/// The URI that opens `path` read-only: every byte but unreserved ones
+/// and `/` percent-encoded, so no character of the path is read as a
+/// URI parameter.
+fn read_only_uri(path: &Path) -> Result<String, DbError> {
+    let text = path.to_str().ok_or(DbError::Path)?;
+    let mut uri = String::with_capacity(text.len() + 16);
+    uri.push_str("file:");
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            let _ = write!(uri, "%{b:02X}");
+        }
+    }
+    uri.push_str("?mode=ro");
+    Ok(uri)
+}
+
+/// Open `path` read-only with the defensive settings above.
+pub fn open_read_only(path: &Path, limits: Limits) -> Result<Connection, DbError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(read_only_uri(path)?, flags)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false)?;
+    let cap = i32::try_from(limits.line_cap).unwrap_or(i32::MAX);
+    conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, cap)?;
+    conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, 1 << 16)?;
+    conn.set_limit(Limit::SQLITE_LIMIT_COLUMN, 200)?;
+    conn.set_limit(Limit::SQLITE_LIMIT_EXPR_DEPTH, 100)?;
+    conn.set_limit(Limit::SQLITE_LIMIT_COMPOUND_SELECT, 8)?;
+    conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
+    conn.set_limit(Limit::SQLITE_LIMIT_VARIABLE_NUMBER, 64)?;
+    conn.set_limit(Limit::SQLITE_LIMIT_TRIGGER_DEPTH, 1)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch(
+        "PRAGMA query_only = 1; PRAGMA trusted_schema = OFF; \
+         PRAGMA cell_size_check = ON; PRAGMA mmap_size = 0;",
+    )?;
+    Ok(conn)
+}
+
+/// Top-level sessions of an OpenCode database (no `parent_id`): id and
+/// `time_updated`, oldest first.
+pub fn opencode_sessions(path: &Path, limits: Limits) -> Result<Vec<String>, DbError> {
+    let conn = open_read_only(path, limits)?;
+    let mut stmt =
+        conn.prepare("SELECT id FROM session WHERE parent_id IS NULL ORDER BY time_created, id")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r?);
+    }
+    Ok(out)
+}
+
+/// Read the sessions of an OpenCode database (`session` set: that one and
+/// its descendants; else every session) and deliver their events, as
+/// [`crate::reader::read_increment`] does for files.
+pub fn read_opencode(
+    path: &Path,
+    session: Option<&str>,
+    provider: &dyn Provider,
+    ctx: &FileCtx,
+    limits: Limits,
+    tail: Tail,
+    out: &mut dyn FnMut(Event),
+) -> Increment {
+    let mut parser = provider.parser(ctx);
+    let mut events = 0u64;
+    let carries_commands = provider.carries_commands();
+    let mut counting = |ev: Event| {
+        let commands = if carries_commands {
+            crate::commands::command_events(&ev)
+        } else {
+            Vec::new()
+        };
+        events += 1 + commands.len() as u64;
+        out(ev);
+        commands.into_iter().for_each(&mut *out);
+    };
+    let mut diagnostics = Vec::new();
+    let mut feed = Feed {
+        parser: parser.as_mut(),
+        out: &mut counting,
+        diagnostics: &mut diagnostics,
+        offset: 0,
+        settle: tail == Tail::Final,
+        bytes: 0,
+        line: String::new(),
+    };
+    let result = open_read_only(path, limits).and_then(|conn| {
+        // One read transaction: one consistent snapshot of the database.
+        let tx = conn.unchecked_transaction()?;
+        opencode_rows(&tx, session, &mut feed)?;
+        tx.finish()?;
+        Ok(())
+    });
+    let (offset, bytes) = (feed.offset, feed.bytes);
+    if let Err(e) = result {
+        diagnostics.push(Diagnostic {
+            offset,
+            len: 0,
+            kind: DiagKind::WrongShape,
+            detail: e.to_string(),
+        });
+    }
+    if tail == Tail::Final {
+        parser.flush(&mut counting);
+    }
+    Increment {
+        cursor: Cursor {
+            offset,
+            identity: None,
+            parser: parser.state(),
+        },
+        reset: None,
+        diagnostics,
+        bytes,
+        events,
+    }
+}
+
+/// Hands records to the parser, one at a time, numbering them.
+struct Feed<'a> {
+    parser: &'a mut dyn RecordParser,
+    out: &'a mut dyn FnMut(Event),
+    diagnostics: &'a mut Vec<Diagnostic>,
+    /// Index of the next record (the events' `source.offset`).
+    offset: u64,
+    /// Records are the last state the read will see: unsettled parts are
+    /// delivered as they stand (a one-shot read).
+    settle: bool,
+    bytes: u64,
+    line: String,
+}
+
+/// The columns of one row, for its record.
+enum Field<'a> {
+    Str(&'a str, Option<&'a str>),
+    Int(&'a str, Option<i64>),
+    Bool(&'a str, bool),
+}
+
+impl Feed<'_> {
+    /// Build the record `{"t": kind, fields…, "data": data}` and parse it.
+    /// `data` is embedded as it is when it is one JSON value; otherwise
+    /// the record is refused and counted.
+    fn record(&mut self, kind: &str, fields: &[Field<'_>], data: &str) {
+        let offset = self.offset;
+        self.offset += 1;
+        self.bytes += data.len() as u64;
+        let valid = serde_json::from_str::<&RawValue>(data);
+        if let Err(e) = valid {
+            self.diagnostics.push(Diagnostic {
+                offset,
+                len: data.len() as u64,
+                kind: DiagKind::NotJson,
+                detail: format!("{kind} row: data is not JSON: {e}"),
+            });
+            return;
+        }
+        let line = &mut self.line;
+        line.clear();
+        line.push_str("{\"t\":\"");
+        line.push_str(kind);
+        line.push('"');
+        for f in fields {
+            line.push(',');
+            let (name, value) = match f {
+                Field::Str(n, v) => (n, v.map(|s| serde_json::to_string(s).unwrap_or_default())),
+                Field::Int(n, v) => (n, v.map(|i| i.to_string())),
+                Field::Bool(n, v) => (n, Some(v.to_string())),
+            };
+            line.push('"');
+            line.push_str(name);
+            line.push_str("\":");
+            line.push_str(value.as_deref().unwrap_or("null"));
+        }
+        line.push_str(",\"data\":");
+        line.push_str(data);
+        line.push('}');
+        if let Err(m) = self.parser.record(offset, line.as_bytes(), self.out) {
+            self.diagnostics
+                .push(Diagnostic::from_malformed(offset, line.len(), m));
+        }
+    }
+}
+
+/// The sessions to read, root first then descendants by creation, each
+/// with its root: `(id, root, parent_id, title, directory, version,
+/// time_created, time_updated)`.
+type SessionRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn opencode_rows(
+    conn: &Connection,
+    session: Option<&str>,
+    feed: &mut Feed<'_>,
+) -> Result<(), DbError> {
+    // Sessions with their root (`parent_id` chains, bounded depth).
+    let mut stmt = conn.prepare(
+        "WITH RECURSIVE tree(id, root, depth) AS ( \
+           SELECT id, id, 0 FROM session \
+             WHERE (?1 IS NULL AND parent_id IS NULL) OR id = ?1 \
+           UNION ALL \
+           SELECT s.id, tree.root, tree.depth + 1 FROM session s \
+             JOIN tree ON s.parent_id = tree.id WHERE tree.depth < 16) \
+         SELECT s.id, tree.root, s.parent_id, s.title, s.directory, s.version, \
+                s.time_created, s.time_updated \
+         FROM tree JOIN session s ON s.id = tree.id \
+         ORDER BY tree.root, tree.depth, s.time_created, s.id",
+    )?;
+    let sessions: Vec<SessionRow> = stmt
+        .query_map([session], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut messages = conn.prepare(
+        "SELECT id, time_created, time_updated, data FROM message \
+         WHERE session_id = ?1 ORDER BY time_created, id",
+    )?;
+    let mut parts = conn.prepare(
+        "SELECT p.id, p.message_id, p.time_created, p.time_updated, p.data \
+         FROM part p JOIN message m ON m.id = p.message_id \
+         WHERE p.session_id = ?1 ORDER BY m.time_created, m.id, p.id",
+    )?;
+    for (id, root, parent, title, directory, version, created, updated) in &sessions {
+        let session_meta = serde_json::json!({
+            "title": title, "directory": directory, "version": version,
+        })
+        .to_string();
+        feed.record(
+            "session",
+            &[
+                Field::Str("id", Some(id)),
+                Field::Str("root", Some(root)),
+                Field::Str("parent_id", parent.as_deref()),
+                Field::Int("time_created", *created),
+                Field::Int("time_updated", *updated),
+                Field::Bool("settle", feed.settle),
+            ],
+            &session_meta,
+        );
+        let mut msg_rows = messages.query([id])?;
+        let mut part_rows = parts.query([id])?;
+        let mut current: Option<MessageInfo> = None;
+        while let Some(p) = part_rows.next()? {
+            let message_id: String = p.get(1)?;
+            // Deliver messages up to this part's.
+            while current.as_ref().is_none_or(|m| m.id != message_id) {
+                let Some(m) = msg_rows.next()? else { break };
+                let info = message_record(feed, m, id, root)?;
+                current = Some(info);
+            }
+            let Some(msg) = current.as_ref() else { break };
+            if msg.id != message_id {
+                break;
+            }
+            let part_id: String = p.get(0)?;
+            let data = p.get_ref(4)?.as_str().unwrap_or("");
+            feed.record(
+                "part",
+                &[
+                    Field::Str("id", Some(&part_id)),
+                    Field::Str("message_id", Some(&message_id)),
+                    Field::Str("session_id", Some(id)),
+                    Field::Str("root", Some(root)),
+                    Field::Str("role", msg.role.as_deref()),
+                    Field::Str("model", msg.model.as_deref()),
+                    Field::Int("time_created", p.get(2)?),
+                    Field::Int("time_updated", p.get(3)?),
+                    Field::Bool("settle", feed.settle),
+                ],
+                data,
+            );
+        }
+        while let Some(m) = msg_rows.next()? {
+            message_record(feed, m, id, root)?;
+        }
+    }
+    Ok(())
+}
+
+/// What a part's record takes from its message.
+struct MessageInfo {
+    id: String,
+    role: Option<String>,
+    model: Option<String>,
+}
+
+fn message_record(
+    feed: &mut Feed<'_>,
+    m: &rusqlite::Row<'_>,
+    session: &str,
+    root: &str,
+) -> Result<MessageInfo, DbError> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        role: Option<String>,
+        #[serde(rename = "modelID")]
+        model_id: Option<String>,
+        model: Option<ModelRef>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ModelRef {
+        #[serde(rename = "modelID")]
+        model_id: Option<String>,
+    }
+    let id: String = m.get(0)?;
+    let data = m.get_ref(3)?.as_str().unwrap_or("");
+    let head: Option<Head> = serde_json::from_str(data).ok();
+    let (role, model) = match head {
+        Some(h) => (h.role, h.model_id.or(h.model.and_then(|m| m.model_id))),
+        None => (None, None),
+    };
+    feed.record(
+        "message",
+        &[
+            Field::Str("id", Some(&id)),
+            Field::Str("session_id", Some(session)),
+            Field::Str("root", Some(root)),
+            Field::Int("time_created", m.get(1)?),
+            Field::Int("time_updated", m.get(2)?),
+            Field::Bool("settle", feed.settle),
+        ],
+        data,
+    );
+    Ok(MessageInfo { id, role, model })
+}
