@@ -15,11 +15,11 @@
 //! * a short busy timeout: kato never waits on the writer for long, and a
 //!   reader in WAL mode never blocks it.
 //!
-//! When the `-shm` cannot be opened for writing (the confinement domain
-//! grants reading only) SQLite (since 3.22) maps it read-only and keeps
-//! its own copy of the WAL index in memory; when neither `-wal` nor `-shm`
-//! exists, the database is read as it is on disk and nothing is created
-//! (see the `opencode_db` tests).
+//! SQLite would create the `-wal` and `-shm` of a WAL database to read
+//! it, when they are missing and the folder is writable, even on a
+//! read-only connection; [`OpenMode`] says how each case is opened so that
+//! it never does (the `opencode_wal_*` tests check the folder is left as
+//! it was, under the sandbox and without it).
 //!
 //! The source turns rows into records, one JSON object per `session`,
 //! `message` and `part` row, which the provider's pure parser turns into
@@ -83,9 +83,7 @@ pub fn readable_files(path: &Path) -> Vec<PathBuf> {
     }
     let mut files = vec![db.clone()];
     for suffix in ["-wal", "-shm"] {
-        let mut s = db.as_os_str().to_owned();
-        s.push(suffix);
-        let p = PathBuf::from(s);
+        let p = sibling(&db, suffix);
         if p.is_file() {
             files.push(p);
         }
@@ -149,10 +147,58 @@ pub enum DbError {
     Path,
 }
 
+/// `path` with `suffix` appended to its name (`-wal`, `-shm`).
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// How a database is opened so that nothing is ever created or written
+/// beside it. Measured (and kept by the `opencode_wal_*` tests): a
+/// `mode=ro` connection to a WAL database *creates* the `-wal` and `-shm`
+/// when they are missing and the folder is writable (and fails when it is
+/// not); with `readonly_shm=1` it still creates the `-wal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// `-wal` and `-shm` exist (a writer is, or was, connected):
+    /// `readonly_shm=1`: the `-shm` is opened read-only (SQLite keeps its
+    /// own copy of the WAL index in memory when it must), every committed
+    /// row is read, checkpointed or not.
+    WalReadOnlyShm,
+    /// A WAL database without its `-wal` or `-shm` (no connection open;
+    /// after a crash, a `-wal` whose `-shm` is gone): `immutable=1`, the
+    /// database file as it is, without locks or WAL. A writer that
+    /// connects meanwhile creates the `-wal`; the next read sees it.
+    Immutable,
+    /// A rollback-journal database: `mode=ro` alone (a shared lock while
+    /// a read lasts; a hot journal makes the read fail, counted).
+    Rollback,
+}
+
+/// Decide [`OpenMode`] from the files beside `path` and its header
+/// (bytes 18 and 19 are 2 in a WAL database).
+pub fn open_mode(path: &Path) -> OpenMode {
+    let wal = sibling(path, "-wal").is_file();
+    let shm = sibling(path, "-shm").is_file();
+    if wal && shm {
+        return OpenMode::WalReadOnlyShm;
+    }
+    let mut header = [0u8; 20];
+    let is_wal = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
+        .is_ok_and(|()| header[18] == 2 || header[19] == 2);
+    if wal || is_wal {
+        OpenMode::Immutable
+    } else {
+        OpenMode::Rollback
+    }
+}
+
 /// The URI that opens `path` read-only: every byte but unreserved ones
 /// and `/` percent-encoded, so no character of the path is read as a
 /// URI parameter.
-fn read_only_uri(path: &Path) -> Result<String, DbError> {
+fn read_only_uri(path: &Path, mode: OpenMode) -> Result<String, DbError> {
     let text = path.to_str().ok_or(DbError::Path)?;
     let mut uri = String::with_capacity(text.len() + 16);
     uri.push_str("file:");
@@ -164,6 +210,11 @@ fn read_only_uri(path: &Path) -> Result<String, DbError> {
         }
     }
     uri.push_str("?mode=ro");
+    uri.push_str(match mode {
+        OpenMode::WalReadOnlyShm => "&readonly_shm=1",
+        OpenMode::Immutable => "&immutable=1",
+        OpenMode::Rollback => "",
+    });
     Ok(uri)
 }
 
@@ -172,7 +223,7 @@ pub fn open_read_only(path: &Path, limits: Limits) -> Result<Connection, DbError
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(read_only_uri(path)?, flags)?;
+    let conn = Connection::open_with_flags(read_only_uri(path, open_mode(path))?, flags)?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;

@@ -1,0 +1,576 @@
+//! OpenCode's SQLite database through the real binary: every part type
+//! from a database generated here, read-only under the sandbox (a live
+//! writer in WAL mode is never blocked, its uncheckpointed rows are read,
+//! and the folder is left exactly as it was), and poisoned databases
+//! skipped and counted.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection};
+use serde_json::{json, Value};
+
+use crate::harness::{Kato, Setup};
+
+/// The tables and columns OpenCode's migrations create (the columns kato
+/// reads, and enough of the rest to be recognisable).
+const SCHEMA: &str = "
+CREATE TABLE project (id text PRIMARY KEY, worktree text NOT NULL, time_created integer NOT NULL,
+  time_updated integer NOT NULL, sandboxes text NOT NULL);
+CREATE TABLE session (id text PRIMARY KEY, project_id text NOT NULL, parent_id text, slug text NOT NULL,
+  directory text NOT NULL, title text NOT NULL, version text NOT NULL, share_url text,
+  time_created integer NOT NULL, time_updated integer NOT NULL, time_archived integer);
+CREATE TABLE message (id text PRIMARY KEY, session_id text NOT NULL, time_created integer NOT NULL,
+  time_updated integer NOT NULL, data text NOT NULL);
+CREATE TABLE part (id text PRIMARY KEY, message_id text NOT NULL, session_id text NOT NULL,
+  time_created integer NOT NULL, time_updated integer NOT NULL, data text NOT NULL);
+";
+
+const SES: &str = "ses_0a1b2c3d4e5fSyntheticOne";
+const CHILD: &str = "ses_0a1b2c3d4e6fSyntheticKid";
+const T0: i64 = 1_780_000_000_000;
+
+/// A test home whose OpenCode root is `opencode/` (holding `opencode.db`).
+fn setup() -> (Kato, PathBuf) {
+    let k = Kato::with(Setup {
+        codex_root: true,
+        exports: true,
+        sandbox: "enforce".into(),
+    });
+    let root = k.path("opencode");
+    fs::create_dir_all(&root).unwrap();
+    let config = fs::read_to_string(k.path("config.toml")).unwrap().replace(
+        "[providers.opencode]\nenabled = false\n",
+        &format!("[providers.opencode]\nroots = [\"{}\"]\n", root.display()),
+    );
+    fs::write(k.path("config.toml"), config).unwrap();
+    (k, root.join("opencode.db"))
+}
+
+fn create(db: &Path, wal: bool) -> Connection {
+    let c = Connection::open(db).unwrap();
+    if wal {
+        let mode: String = c
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        c.execute_batch("PRAGMA wal_autocheckpoint=0;").unwrap();
+    }
+    c.execute_batch(SCHEMA).unwrap();
+    c
+}
+
+fn session(c: &Connection, id: &str, parent: Option<&str>, title: &str) {
+    c.execute(
+        "INSERT INTO session (id, project_id, parent_id, slug, directory, title, version, time_created, time_updated)
+         VALUES (?1, 'global', ?2, 'slug', '/home/u/proj', ?3, '1.17.3', ?4, ?4)",
+        params![id, parent, title, T0],
+    )
+    .unwrap();
+}
+
+fn message(c: &Connection, session: &str, id: &str, t: i64, data: Value) {
+    c.execute(
+        "INSERT INTO message (id, session_id, time_created, time_updated, data) VALUES (?1, ?2, ?3, ?3, ?4)",
+        params![id, session, T0 + t, data.to_string()],
+    )
+    .unwrap();
+}
+
+fn part(c: &Connection, session: &str, msg: &str, id: &str, t: i64, data: Value) {
+    c.execute(
+        "INSERT INTO part (id, message_id, session_id, time_created, time_updated, data) VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+        params![id, msg, session, T0 + t, data.to_string()],
+    )
+    .unwrap();
+}
+
+fn user(model: &str) -> Value {
+    json!({"role": "user", "time": {"created": T0}, "agent": "build",
+           "model": {"providerID": "p", "modelID": model}})
+}
+
+fn assistant(model: &str) -> Value {
+    json!({"role": "assistant", "parentID": "msg_01", "modelID": model, "providerID": "p",
+           "mode": "build", "path": {"cwd": "/home/u/proj", "root": "/home/u/proj"},
+           "tokens": {"input": 10, "output": 5, "reasoning": 0, "cache": {"read": 0, "write": 0}},
+           "cost": 0.01, "time": {"created": T0, "completed": T0 + 9}, "finish": "stop"})
+}
+
+/// One session with a child session, holding every part type.
+fn every_part_type(c: &Connection) {
+    session(c, SES, None, "Synthetic session");
+    session(c, CHILD, Some(SES), "Subagent work");
+    message(c, SES, "msg_01", 1, user("m-1"));
+    part(
+        c,
+        SES,
+        "msg_01",
+        "prt_01a",
+        1,
+        json!({"type": "text", "text": "please list files"}),
+    );
+    part(
+        c,
+        SES,
+        "msg_01",
+        "prt_01b",
+        1,
+        json!({"type": "file", "mime": "text/plain", "filename": "notes.txt", "url": "file:///home/u/proj/notes.txt"}),
+    );
+    part(
+        c,
+        SES,
+        "msg_01",
+        "prt_01c",
+        1,
+        json!({"type": "agent", "name": "build"}),
+    );
+    message(c, SES, "msg_02", 2, assistant("m-1"));
+    part(
+        c,
+        SES,
+        "msg_02",
+        "prt_02a",
+        2,
+        json!({"type": "step-start", "snapshot": "abc"}),
+    );
+    part(
+        c,
+        SES,
+        "msg_02",
+        "prt_02b",
+        2,
+        json!({"type": "reasoning", "text": "thinking it over", "time": {"start": T0, "end": T0 + 1}}),
+    );
+    part(
+        c,
+        SES,
+        "msg_02",
+        "prt_02c",
+        2,
+        json!({"type": "text", "text": "Here they are.", "time": {"start": T0, "end": T0 + 2}}),
+    );
+    part(
+        c,
+        SES,
+        "msg_02",
+        "prt_02d",
+        2,
+        json!({"type": "tool", "tool": "bash", "callID": "call_1",
+        "state": {"status": "completed", "input": {"command": "ls"}, "output": "a\nb", "title": "ls", "metadata": {}, "time": {"start": T0, "end": T0 + 3}}}),
+    );
+    part(
+        c,
+        SES,
+        "msg_02",
+        "prt_02e",
+        2,
+        json!({"type": "tool", "tool": "read", "callID": "call_2",
+        "state": {"status": "error", "input": {"filePath": "/x"}, "error": "no such file", "time": {"start": T0, "end": T0 + 3}}}),
+    );
+    part(
+        c,
+        SES,
+        "msg_02",
+        "prt_02f",
+        2,
+        json!({"type": "subtask", "prompt": "look around", "description": "explore", "agent": "general"}),
+    );
+    part(
+        c,
+        SES,
+        "msg_02",
+        "prt_02g",
+        2,
+        json!({"type": "snapshot", "snapshot": "def"}),
+    );
+    part(
+        c,
+        SES,
+        "msg_02",
+        "prt_02h",
+        2,
+        json!({"type": "patch", "hash": "h", "files": ["a"]}),
+    );
+    part(
+        c,
+        SES,
+        "msg_02",
+        "prt_02i",
+        2,
+        json!({"type": "retry", "attempt": 2, "error": {"name": "APIError"}}),
+    );
+    part(
+        c,
+        SES,
+        "msg_02",
+        "prt_02j",
+        2,
+        json!({"type": "compaction", "auto": true}),
+    );
+    part(
+        c,
+        SES,
+        "msg_02",
+        "prt_02k",
+        2,
+        json!({"type": "step-finish", "reason": "stop", "tokens": {"input": 10}, "cost": 0.01}),
+    );
+    part(
+        c,
+        SES,
+        "msg_02",
+        "prt_02l",
+        2,
+        json!({"type": "hologram", "future": true}),
+    );
+    message(c, SES, "msg_03", 3, user("m-1"));
+    part(
+        c,
+        SES,
+        "msg_03",
+        "prt_03a",
+        3,
+        json!({"type": "text", "text": "The following tool was executed by the user", "synthetic": true}),
+    );
+    message(
+        c,
+        SES,
+        "msg_04",
+        4,
+        json!({"role": "assistant", "modelID": "m-1", "error": {"name": "APIError", "data": {"message": "rate limited"}}}),
+    );
+    message(c, CHILD, "msg_k1", 5, user("m-2"));
+    part(
+        c,
+        CHILD,
+        "msg_k1",
+        "prt_k1a",
+        5,
+        json!({"type": "text", "text": "look around"}),
+    );
+    message(c, CHILD, "msg_k2", 6, assistant("m-2"));
+    part(
+        c,
+        CHILD,
+        "msg_k2",
+        "prt_k2a",
+        6,
+        json!({"type": "text", "text": "Found two files."}),
+    );
+}
+
+fn export_jsonl(k: &Kato, what: &str) -> (Vec<Value>, Value) {
+    let out = k
+        .cmd()
+        .args(["export", "--format", "jsonl"])
+        .arg(what)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (events, Value::Null)
+}
+
+fn kinds(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            let mut s = e["kind"].as_str().unwrap().to_owned();
+            for k in ["topic", "category"] {
+                if let Some(t) = e[k].as_str() {
+                    s = format!("{s}/{t}");
+                }
+            }
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn opencode_database_maps_every_part_type_in_order() {
+    let (k, db) = setup();
+    every_part_type(&create(&db, false));
+    let (events, _) = export_jsonl(&k, &format!("{}#{SES}", db.display()));
+    assert_eq!(
+        kinds(&events),
+        [
+            "provider.info/session_meta",
+            "provider.info/title",
+            "user.message",
+            "provider.info/attachment",
+            "provider.info/agent",
+            "assistant.thinking",
+            "assistant.message",
+            "assistant.tool.call",
+            "assistant.tool.result",
+            "assistant.tool.call",
+            "assistant.tool.result",
+            "system.message/subagent-prompt",
+            "provider.info/snapshot",
+            "provider.info/patch",
+            "system.message/notice",
+            "system.message/compaction",
+            "provider.info/token_count",
+            "provider.raw",
+            "system.message/injected-context",
+            "system.message/error",
+            "provider.info/session_meta",
+            "system.message/subagent-prompt",
+            "assistant.message",
+        ]
+    );
+    for e in &events {
+        assert_eq!(e["session_id"], SES);
+        assert_eq!(e["provider"], "opencode");
+    }
+    let child: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["subagent"].is_object())
+        .collect();
+    assert_eq!(child.len(), 3);
+    assert!(child.iter().all(|e| e["subagent"]["id"] == CHILD));
+    let result = events
+        .iter()
+        .find(|e| e["event_id"] == "prt_02e#result")
+        .unwrap();
+    assert_eq!(result["is_error"], true);
+    assert_eq!(result["output"], "no such file");
+    let text = events.iter().find(|e| e["event_id"] == "prt_02c").unwrap();
+    assert_eq!(text["model"], "m-1");
+    assert!(text["timestamp"].as_str().unwrap().starts_with("2026-"));
+    let meta = &events[0];
+    assert_eq!(meta["data"]["cwd"], "/home/u/proj");
+}
+
+#[test]
+fn opencode_sessions_are_listed_and_exported_by_id_prefix() {
+    let (k, db) = setup();
+    every_part_type(&create(&db, false));
+    let out = k.kato(&["sessions", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(SES), "{text}");
+    assert!(
+        !text.contains(&format!("\"id\":\"{CHILD}\"")),
+        "child listed alone: {text}"
+    );
+    assert!(text.contains(&format!("opencode.db#{SES}")), "{text}");
+    let (events, _) = export_jsonl(&k, &SES[..12]);
+    assert_eq!(events.len(), 23);
+}
+
+/// Name, size, mtime and inode of every entry of `dir`.
+fn listing(dir: &Path) -> BTreeMap<String, (u64, i64, i64, u64)> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = fs::symlink_metadata(e.path()).unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                (m.len(), m.mtime(), m.mtime_nsec(), m.ino()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn opencode_live_writer_is_never_blocked_and_its_uncheckpointed_rows_are_read() {
+    let (k, db) = setup();
+    let w = create(&db, true);
+    w.busy_timeout(Duration::ZERO).unwrap();
+    session(&w, SES, None, "Live");
+    message(&w, SES, "msg_01", 1, user("m"));
+    part(
+        &w,
+        SES,
+        "msg_01",
+        "prt_01",
+        1,
+        json!({"type": "text", "text": "first"}),
+    );
+    let dir = db.parent().unwrap().to_path_buf();
+    assert!(dir.join("opencode.db-wal").exists() && dir.join("opencode.db-shm").exists());
+    // Nothing checkpointed: the rows are in the WAL only.
+    let wal_frames = fs::metadata(dir.join("opencode.db-wal")).unwrap().len();
+    assert!(wal_frames > 0);
+    let what = format!("{}#{SES}", db.display());
+    let before = listing(&dir);
+    let (events, _) = export_jsonl(&k, &what);
+    assert_eq!(listing(&dir), before, "kato changed the agent's folder");
+    assert!(events.iter().any(|e| e["text"] == "first"), "{events:?}");
+
+    // The writer keeps inserting, without waiting, while kato reads.
+    let started = Instant::now();
+    let mut n = 0;
+    let mut reads = 0;
+    while started.elapsed() < Duration::from_secs(3) || reads < 3 {
+        let mut child = k
+            .cmd()
+            .args(["export", "--format", "jsonl", "--output", "-"])
+            .arg(&what)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        while child.try_wait().unwrap().is_none() {
+            n += 1;
+            let t = 10 + n;
+            part(
+                &w,
+                SES,
+                "msg_01",
+                &format!("prt_{n:06}"),
+                t,
+                json!({"type": "text", "text": format!("row {n}")}),
+            );
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        reads += 1;
+    }
+    assert!(n > 0);
+    let before = listing(&dir);
+    let (events, _) = export_jsonl(&k, &what);
+    assert_eq!(listing(&dir), before, "kato changed the agent's folder");
+    let last = format!("row {n}");
+    assert!(
+        events.iter().any(|e| e["text"] == last.as_str()),
+        "row {n} not read"
+    );
+    eprintln!(
+        "live writer: {n} rows inserted during {reads} reads, none blocked; WAL {} bytes",
+        fs::metadata(dir.join("opencode.db-wal")).unwrap().len()
+    );
+}
+
+#[test]
+fn opencode_wal_database_without_wal_or_shm_is_read_and_nothing_created() {
+    let (k, db) = setup();
+    {
+        let w = create(&db, true);
+        every_part_type(&w);
+        w.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+    }
+    let dir = db.parent().unwrap().to_path_buf();
+    // The last connection closed: SQLite removed the -wal and -shm.
+    assert_eq!(listing(&dir).len(), 1, "{:?}", listing(&dir));
+    let before = listing(&dir);
+    let (events, _) = export_jsonl(&k, &format!("{}#{SES}", db.display()));
+    assert_eq!(events.len(), 23);
+    assert_eq!(listing(&dir), before, "kato created or changed a file");
+}
+
+#[test]
+fn opencode_corrupt_or_truncated_database_is_skipped_and_counted() {
+    let (k, db) = setup();
+    every_part_type(&create(&db, false));
+    let bytes = fs::read(&db).unwrap();
+    let root = db.parent().unwrap();
+    let broken = root.join("opencode-broken.db");
+    // Header intact, pages garbage.
+    let mut garbage = bytes.clone();
+    for b in garbage.iter_mut().skip(100) {
+        *b = 0xA5;
+    }
+    fs::write(&broken, &garbage).unwrap();
+    // Cut short.
+    let cut = root.join("opencode-cut.db");
+    fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let out = k.kato(&["sessions", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(SES));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("opencode-broken.db"), "{stderr}");
+    for bad in [&broken, &cut] {
+        let out = k
+            .cmd()
+            .args(["export", "--format", "jsonl", "--json"])
+            .arg(format!("{}#{SES}", bad.display()))
+            .output()
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+        assert!(out.status.code().is_some(), "killed by a signal");
+    }
+    // A data column that is not JSON: that row is skipped and counted.
+    let c = Connection::open(&db).unwrap();
+    c.execute(
+        "UPDATE part SET data = 'not json {' WHERE id = 'prt_02c'",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    let out = k
+        .cmd()
+        .args(["export", "--format", "jsonl", "--dry-run", "--json"])
+        .arg(format!("{}#{SES}", db.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["skipped"]["total"], 1, "{summary}");
+    assert_eq!(summary["events"], 22, "{summary}");
+}
+
+/// Without any sandbox (the library, in this process, in a writable
+/// folder): reading never creates a `-wal` or `-shm` SQLite would make
+/// for a read-only connection, with or without a writer connected.
+#[test]
+fn opencode_wal_database_read_unconfined_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("opencode.db");
+    let provider = kato::provider::by_name("opencode").unwrap();
+    let what = kato::database::session_path(&db, SES);
+    let count = || {
+        let mut n = 0;
+        let inc = kato::reader::read_path(
+            &what,
+            provider,
+            kato::reader::Limits::default(),
+            &mut |_| n += 1,
+        )
+        .unwrap();
+        assert!(inc.diagnostics.is_empty(), "{:?}", inc.diagnostics);
+        n
+    };
+    {
+        let w = create(&db, true);
+        every_part_type(&w);
+        let before = listing(dir.path());
+        assert_eq!(before.len(), 3, "{before:?}");
+        assert_eq!(count(), 23);
+        assert_eq!(listing(dir.path()), before, "a writer connected");
+    }
+    let before = listing(dir.path());
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(count(), 23);
+    assert_eq!(listing(dir.path()), before, "no writer, no -wal");
+}
