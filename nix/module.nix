@@ -175,6 +175,11 @@ in
           aider = rootsOption "aider" // {
             example = [ "/home/alice/src/webapp" ];
           };
+          # The folder holding opencode.db (it also holds OpenCode's
+          # auth.json: kato opens only the database and its -wal/-shm).
+          opencode = rootsOption "opencode" // {
+            example = [ "/home/alice/.local/share/opencode" ];
+          };
         };
       };
       default = { };
@@ -190,6 +195,7 @@ in
         amp = [ "/home/alice/.local/share/amp/threads" ];
         kimi = [ "/home/alice/.kimi/sessions" ];
         aider = [ "/home/alice/src/webapp" ];
+        opencode = [ "/home/alice/.local/share/opencode" ];
       };
       description = ''
         Session-log directories per provider. A provider with no roots is

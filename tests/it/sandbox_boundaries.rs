@@ -1527,3 +1527,58 @@ fn aider_stage_cannot_open_the_keys_beside_its_root() {
         });
     });
 }
+
+/// OpenCode's database lies beside its `auth.json` (provider keys): an
+/// export's parse stage, confined to the database and its `-wal`/`-shm`
+/// (`database::readable_files`), reads the session (a live WAL writer
+/// connected) and cannot open the keys nor list the folder.
+#[test]
+fn opencode_export_stage_cannot_open_the_credentials_beside_the_database() {
+    in_child(
+        "opencode_export_stage_cannot_open_the_credentials_beside_the_database",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("home/.local/share/opencode");
+            fs::create_dir_all(&dir).unwrap();
+            let db = dir.join("opencode.db");
+            let w = rusqlite::Connection::open(&db).unwrap();
+            w.execute_batch(
+                "PRAGMA journal_mode=WAL; \
+                 CREATE TABLE session (id text, parent_id text, title text, directory text, \
+                   version text, time_created integer, time_updated integer); \
+                 CREATE TABLE message (id text, session_id text, time_created integer, \
+                   time_updated integer, data text); \
+                 CREATE TABLE part (id text, message_id text, session_id text, \
+                   time_created integer, time_updated integer, data text); \
+                 INSERT INTO session VALUES ('ses_1', NULL, 't', '/p', '1', 1, 1);",
+            )
+            .unwrap();
+            fs::write(dir.join("auth.json"), "secret").unwrap();
+            let session = kato::database::session_path(&db, "ses_1");
+            let files = kato::database::readable_files(&session);
+            assert_eq!(files.len(), 3, "{files:?}");
+            let (d, s) = (dir.clone(), session.clone());
+            confined(move || {
+                profiles::export(&files, None, None)
+                    .apply(SandboxMode::Enforce)
+                    .unwrap();
+                let mut c = Checks::default();
+                let provider = kato::provider::by_name("opencode").unwrap();
+                let mut n = 0;
+                let inc = kato::reader::read_path(
+                    &s,
+                    provider,
+                    kato::reader::Limits::default(),
+                    &mut |_| n += 1,
+                );
+                let diagnostics = c.ok("read the session", inc.map(|i| i.diagnostics));
+                assert_eq!(diagnostics, Some(Vec::new()));
+                assert_eq!(n, 2, "the session's meta and title");
+                c.eacces("auth.json", fs::read(d.join("auth.json")));
+                c.eacces("list the folder", fs::read_dir(&d));
+                c.finish();
+            });
+            drop(w);
+        },
+    );
+}

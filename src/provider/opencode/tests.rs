@@ -33,3 +33,55 @@ fn pending_tool_waits_until_settled_unless_final() {
     let last = pending.replace("\"settle\":false", "\"settle\":true");
     assert_eq!(run(&[&last]).len(), 1);
 }
+
+#[test]
+fn fixture_records_give_settled_parts_only_until_the_read_is_final() {
+    let text = include_str!("../../../tests/fixtures/opencode/records.jsonl");
+    let lines: Vec<&str> = text.lines().collect();
+    let live = run(&lines);
+    let kinds: Vec<&str> = live.iter().map(|e| e.kind().as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "provider.info",
+            "provider.info",
+            "user.message",
+            "assistant.thinking",
+            "assistant.tool.call",
+            "assistant.tool.result",
+            "provider.info",
+        ]
+    );
+    let settled: Vec<String> = lines
+        .iter()
+        .map(|l| l.replace("\"settle\":false", "\"settle\":true"))
+        .collect();
+    let all = run(&settled.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(all.len(), live.len() + 1, "the running tool's call");
+    assert!(all
+        .iter()
+        .all(|e| e.session_id == "ses_0a1b2c3d4e5fSyntheticOne"));
+}
+
+#[test]
+fn malformed_records_are_refused_not_panicked() {
+    let mut p = OpenCodeParser;
+    for bad in [
+        "",
+        "{",
+        "[]",
+        r#"{"t":"part","id":"x","data":[]}"#,
+        r#"{"t":"nope","id":"x","data":{}}"#,
+        r#"{"t":"part","id":"x"}"#,
+    ] {
+        assert!(p.record(0, bad.as_bytes(), &mut |_| {}).is_err(), "{bad}");
+    }
+    // Odd but well-formed: no type, a tool without state.
+    for odd in [
+        r#"{"t":"part","id":"x","data":{}}"#,
+        r#"{"t":"part","id":"x","settle":true,"data":{"type":"tool"}}"#,
+        r#"{"t":"message","id":"m","data":{"error":{"weird":1}}}"#,
+    ] {
+        p.record(0, odd.as_bytes(), &mut |_| {}).unwrap();
+    }
+}
