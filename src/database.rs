@@ -28,6 +28,7 @@
 //! that SQLite cannot read (corrupt, truncated, not a database) is one
 //! skipped record too, never a crash.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,6 +39,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::value::RawValue;
 
 use crate::event::{Event, ProviderId};
+use crate::provider::opencode::{Mark, Position};
 use crate::provider::{FileCtx, Provider, RecordParser, SourceKind, Unsupported};
 use crate::reader::{Cursor, DiagKind, Diagnostic, Increment, Limits, Tail};
 
@@ -128,7 +130,14 @@ pub fn read(
 ) -> std::io::Result<Increment> {
     match provider.id() {
         ProviderId::OpenCode => Ok(read_opencode(
-            path, session, provider, ctx, limits, tail, out,
+            path,
+            session,
+            provider,
+            ctx,
+            &Cursor::default(),
+            limits,
+            tail,
+            out,
         )),
         other => Err(Unsupported {
             provider: other,
@@ -136,6 +145,42 @@ pub fn read(
         }
         .into()),
     }
+}
+
+/// Read what changed in the database at `path` since `cursor` (the
+/// daemon's watch stage): [`crate::reader::read_increment`] for databases.
+pub fn read_since(
+    path: &Path,
+    provider: &dyn Provider,
+    ctx: &FileCtx,
+    cursor: &Cursor,
+    limits: Limits,
+    out: &mut dyn FnMut(Event),
+) -> std::io::Result<Increment> {
+    match provider.id() {
+        ProviderId::OpenCode => Ok(read_opencode(
+            path,
+            None,
+            provider,
+            ctx,
+            cursor,
+            limits,
+            Tail::Hold,
+            out,
+        )),
+        other => Err(Unsupported {
+            provider: other,
+            kind: SourceKind::Database,
+        }
+        .into()),
+    }
+}
+
+/// The database a `-wal` file belongs to (`<database>-wal`).
+pub fn database_of_wal(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let db = name.strip_suffix("-wal")?;
+    (!db.is_empty()).then(|| path.with_file_name(db))
 }
 
 /// Why a database could not be read.
@@ -259,19 +304,40 @@ pub fn opencode_sessions(path: &Path, limits: Limits) -> Result<Vec<String>, DbE
     Ok(out)
 }
 
-/// Read the sessions of an OpenCode database (`session` set: that one and
-/// its descendants; else every session) and deliver their events, as
+/// Read the sessions of an OpenCode database and deliver their events, as
 /// [`crate::reader::read_increment`] does for files.
+///
+/// * `session` set (a one-shot export, a capture's replay): that session
+///   and its descendants, in conversation order.
+/// * Otherwise, from `cursor` (the daemon): the first read delivers every
+///   session in conversation order; later reads only the rows whose
+///   `time_updated` is past the parser's [`Position`], in the order they
+///   were updated.
+///
+/// An event's `source.offset` is its row's `time_updated` (a session's
+/// `time_created`), so that live events come in increasing offsets.
+// Long because: one snapshot, three ways in, one commit.
+#[allow(clippy::too_many_arguments)]
 pub fn read_opencode(
     path: &Path,
     session: Option<&str>,
     provider: &dyn Provider,
     ctx: &FileCtx,
+    cursor: &Cursor,
     limits: Limits,
     tail: Tail,
     out: &mut dyn FnMut(Event),
 ) -> Increment {
     let mut parser = provider.parser(ctx);
+    let mut reset = None;
+    if !cursor.parser.is_null() && parser.restore(&cursor.parser).is_err() {
+        parser = provider.parser(ctx);
+        reset = Some(crate::reader::Reset::BadState);
+    }
+    let position: Position = serde_json::from_value(parser.state()).unwrap_or_default();
+    let identity = std::fs::metadata(path)
+        .ok()
+        .map(|m| crate::reader::FileIdentity::of(&m));
     let mut events = 0u64;
     let carries_commands = provider.carries_commands();
     let mut counting = |ev: Event| {
@@ -289,7 +355,6 @@ pub fn read_opencode(
         parser: parser.as_mut(),
         out: &mut counting,
         diagnostics: &mut diagnostics,
-        offset: 0,
         settle: tail == Tail::Final,
         bytes: 0,
         line: String::new(),
@@ -297,14 +362,18 @@ pub fn read_opencode(
     let result = open_read_only(path, limits).and_then(|conn| {
         // One read transaction: one consistent snapshot of the database.
         let tx = conn.unchecked_transaction()?;
-        opencode_rows(&tx, session, &mut feed)?;
+        if session.is_some() || position.is_start() {
+            opencode_rows(&tx, session, &mut feed)?;
+        } else {
+            opencode_rows_since(&tx, &position, &mut feed)?;
+        }
         tx.finish()?;
         Ok(())
     });
-    let (offset, bytes) = (feed.offset, feed.bytes);
+    let bytes = feed.bytes;
     if let Err(e) = result {
         diagnostics.push(Diagnostic {
-            offset,
+            offset: 0,
             len: 0,
             kind: DiagKind::WrongShape,
             detail: e.to_string(),
@@ -315,24 +384,22 @@ pub fn read_opencode(
     }
     Increment {
         cursor: Cursor {
-            offset,
-            identity: None,
+            offset: 0,
+            identity,
             parser: parser.state(),
         },
-        reset: None,
+        reset,
         diagnostics,
         bytes,
         events,
     }
 }
 
-/// Hands records to the parser, one at a time, numbering them.
+/// Hands records to the parser, one at a time.
 struct Feed<'a> {
     parser: &'a mut dyn RecordParser,
     out: &'a mut dyn FnMut(Event),
     diagnostics: &'a mut Vec<Diagnostic>,
-    /// Index of the next record (the events' `source.offset`).
-    offset: u64,
     /// Records are the last state the read will see: unsettled parts are
     /// delivered as they stand (a one-shot read).
     settle: bool,
@@ -340,25 +407,39 @@ struct Feed<'a> {
     line: String,
 }
 
-/// The columns of one row, for its record.
-enum Field<'a> {
-    Str(&'a str, Option<&'a str>),
-    Int(&'a str, Option<i64>),
-    Bool(&'a str, bool),
+/// A column of a row, for its record.
+enum Field {
+    Str(&'static str, Option<String>),
+    Int(&'static str, Option<i64>),
+}
+
+/// One row as its record will be built: kind, fields, `data`.
+struct Row {
+    kind: &'static str,
+    /// The events' `source.offset`: `time_updated` (a session's
+    /// `time_created`).
+    offset: u64,
+    id: String,
+    fields: Vec<Field>,
+    data: String,
 }
 
 impl Feed<'_> {
-    /// Build the record `{"t": kind, fields…, "data": data}` and parse it.
-    /// `data` is embedded as it is when it is one JSON value; otherwise
-    /// the record is refused and counted.
-    fn record(&mut self, kind: &str, fields: &[Field<'_>], data: &str) {
-        let offset = self.offset;
-        self.offset += 1;
+    /// Build the record `{"t": kind, fields…, "settle", "data": data}` and
+    /// parse it. `data` is embedded as it is when it is one JSON value;
+    /// otherwise the row is refused and counted.
+    fn record(&mut self, row: &Row) {
+        let Row {
+            kind,
+            offset,
+            fields,
+            data,
+            ..
+        } = row;
         self.bytes += data.len() as u64;
-        let valid = serde_json::from_str::<&RawValue>(data);
-        if let Err(e) = valid {
+        if let Err(e) = serde_json::from_str::<&RawValue>(data) {
             self.diagnostics.push(Diagnostic {
-                offset,
+                offset: *offset,
                 len: data.len() as u64,
                 kind: DiagKind::NotJson,
                 detail: format!("{kind} row: data is not JSON: {e}"),
@@ -371,41 +452,162 @@ impl Feed<'_> {
         line.push_str(kind);
         line.push('"');
         for f in fields {
-            line.push(',');
             let (name, value) = match f {
-                Field::Str(n, v) => (n, v.map(|s| serde_json::to_string(s).unwrap_or_default())),
+                Field::Str(n, v) => (
+                    n,
+                    v.as_ref()
+                        .map(|s| serde_json::to_string(s).unwrap_or_default()),
+                ),
                 Field::Int(n, v) => (n, v.map(|i| i.to_string())),
-                Field::Bool(n, v) => (n, Some(v.to_string())),
             };
-            line.push('"');
+            line.push_str(",\"");
             line.push_str(name);
             line.push_str("\":");
             line.push_str(value.as_deref().unwrap_or("null"));
         }
+        line.push_str(if self.settle {
+            ",\"settle\":true"
+        } else {
+            ",\"settle\":false"
+        });
         line.push_str(",\"data\":");
         line.push_str(data);
         line.push('}');
-        if let Err(m) = self.parser.record(offset, line.as_bytes(), self.out) {
+        if let Err(m) = self.parser.record(*offset, line.as_bytes(), self.out) {
             self.diagnostics
-                .push(Diagnostic::from_malformed(offset, line.len(), m));
+                .push(Diagnostic::from_malformed(*offset, line.len(), m));
         }
     }
 }
 
-/// The sessions to read, root first then descendants by creation, each
-/// with its root: `(id, root, parent_id, title, directory, version,
-/// time_created, time_updated)`.
-type SessionRow = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-);
+fn offset_of(t: Option<i64>) -> u64 {
+    t.and_then(|t| u64::try_from(t).ok()).unwrap_or(0)
+}
 
+/// Text of a column that should hold JSON; anything else (NULL, a blob
+/// that is not UTF-8, a number) becomes a row the parser refuses.
+fn text(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<String> {
+    Ok(match r.get_ref(i)? {
+        rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        _ => String::new(),
+    })
+}
+
+/// A session's row.
+#[allow(clippy::too_many_arguments)]
+fn session_row(
+    id: String,
+    root: String,
+    parent: Option<String>,
+    title: Option<String>,
+    directory: Option<String>,
+    version: Option<String>,
+    created: Option<i64>,
+    updated: Option<i64>,
+) -> Row {
+    let data =
+        serde_json::json!({"title": title, "directory": directory, "version": version}).to_string();
+    Row {
+        kind: "session",
+        offset: offset_of(created),
+        fields: vec![
+            Field::Str("id", Some(id.clone())),
+            Field::Str("root", Some(root)),
+            Field::Str("parent_id", parent),
+            Field::Int("time_created", created),
+            Field::Int("time_updated", updated),
+        ],
+        id,
+        data,
+    }
+}
+
+/// What a part's record takes from its message.
+struct MessageInfo {
+    role: Option<String>,
+    model: Option<String>,
+}
+
+fn message_info(data: &str) -> MessageInfo {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        role: Option<String>,
+        #[serde(rename = "modelID")]
+        model_id: Option<String>,
+        model: Option<ModelRef>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ModelRef {
+        #[serde(rename = "modelID")]
+        model_id: Option<String>,
+    }
+    match serde_json::from_str::<Head>(data) {
+        Ok(h) => MessageInfo {
+            role: h.role,
+            model: h.model_id.or(h.model.and_then(|m| m.model_id)),
+        },
+        Err(_) => MessageInfo {
+            role: None,
+            model: None,
+        },
+    }
+}
+
+fn message_row(
+    id: String,
+    session: &str,
+    root: &str,
+    created: Option<i64>,
+    updated: Option<i64>,
+    data: String,
+) -> Row {
+    Row {
+        kind: "message",
+        offset: offset_of(updated.or(created)),
+        fields: vec![
+            Field::Str("id", Some(id.clone())),
+            Field::Str("session_id", Some(session.to_owned())),
+            Field::Str("root", Some(root.to_owned())),
+            Field::Int("time_created", created),
+            Field::Int("time_updated", updated),
+        ],
+        id,
+        data,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn part_row(
+    id: String,
+    message: &str,
+    session: &str,
+    root: &str,
+    info: &MessageInfo,
+    created: Option<i64>,
+    updated: Option<i64>,
+    data: String,
+) -> Row {
+    Row {
+        kind: "part",
+        offset: offset_of(updated.or(created)),
+        fields: vec![
+            Field::Str("id", Some(id.clone())),
+            Field::Str("message_id", Some(message.to_owned())),
+            Field::Str("session_id", Some(session.to_owned())),
+            Field::Str("root", Some(root.to_owned())),
+            Field::Str("role", info.role.clone()),
+            Field::Str("model", info.model.clone()),
+            Field::Int("time_created", created),
+            Field::Int("time_updated", updated),
+        ],
+        id,
+        data,
+    }
+}
+
+/// Sessions (root first, then descendants by creation), each followed by
+/// its messages in creation order, each message's parts (by id) before
+/// the message's own record.
 fn opencode_rows(
     conn: &Connection,
     session: Option<&str>,
@@ -424,9 +626,9 @@ fn opencode_rows(
          FROM tree JOIN session s ON s.id = tree.id \
          ORDER BY tree.root, tree.depth, s.time_created, s.id",
     )?;
-    let sessions: Vec<SessionRow> = stmt
+    let sessions: Vec<Row> = stmt
         .query_map([session], |r| {
-            Ok((
+            Ok(session_row(
                 r.get(0)?,
                 r.get(1)?,
                 r.get(2)?,
@@ -447,106 +649,172 @@ fn opencode_rows(
          FROM part p JOIN message m ON m.id = p.message_id \
          WHERE p.session_id = ?1 ORDER BY m.time_created, m.id, p.id",
     )?;
-    for (id, root, parent, title, directory, version, created, updated) in &sessions {
-        let session_meta = serde_json::json!({
-            "title": title, "directory": directory, "version": version,
-        })
-        .to_string();
-        feed.record(
-            "session",
-            &[
-                Field::Str("id", Some(id)),
-                Field::Str("root", Some(root)),
-                Field::Str("parent_id", parent.as_deref()),
-                Field::Int("time_created", *created),
-                Field::Int("time_updated", *updated),
-                Field::Bool("settle", feed.settle),
-            ],
-            &session_meta,
-        );
+    for srow in &sessions {
+        feed.record(srow);
+        let (id, root) = (&srow.id, session_root(srow));
         let mut msg_rows = messages.query([id])?;
         let mut part_rows = parts.query([id])?;
-        let mut current: Option<MessageInfo> = None;
+        // The message whose parts are being delivered; its record follows them.
+        let mut current: Option<(Row, MessageInfo)> = None;
         while let Some(p) = part_rows.next()? {
             let message_id: String = p.get(1)?;
-            // Deliver messages up to this part's.
-            while current.as_ref().is_none_or(|m| m.id != message_id) {
+            while current.as_ref().is_none_or(|(m, _)| m.id != message_id) {
+                if let Some((m, _)) = current.take() {
+                    feed.record(&m);
+                }
                 let Some(m) = msg_rows.next()? else { break };
-                let info = message_record(feed, m, id, root)?;
-                current = Some(info);
+                let data = text(m, 3)?;
+                let info = message_info(&data);
+                current = Some((
+                    message_row(m.get(0)?, id, &root, m.get(1)?, m.get(2)?, data),
+                    info,
+                ));
             }
-            let Some(msg) = current.as_ref() else { break };
+            let Some((msg, info)) = current.as_ref() else {
+                break;
+            };
             if msg.id != message_id {
                 break;
             }
-            let part_id: String = p.get(0)?;
-            let data = p.get_ref(4)?.as_str().unwrap_or("");
-            feed.record(
-                "part",
-                &[
-                    Field::Str("id", Some(&part_id)),
-                    Field::Str("message_id", Some(&message_id)),
-                    Field::Str("session_id", Some(id)),
-                    Field::Str("root", Some(root)),
-                    Field::Str("role", msg.role.as_deref()),
-                    Field::Str("model", msg.model.as_deref()),
-                    Field::Int("time_created", p.get(2)?),
-                    Field::Int("time_updated", p.get(3)?),
-                    Field::Bool("settle", feed.settle),
-                ],
-                data,
+            let row = part_row(
+                p.get(0)?,
+                &message_id,
+                id,
+                &root,
+                info,
+                p.get(2)?,
+                p.get(3)?,
+                text(p, 4)?,
             );
+            feed.record(&row);
+        }
+        if let Some((m, _)) = current.take() {
+            feed.record(&m);
         }
         while let Some(m) = msg_rows.next()? {
-            message_record(feed, m, id, root)?;
+            feed.record(&message_row(
+                m.get(0)?,
+                id,
+                &root,
+                m.get(1)?,
+                m.get(2)?,
+                text(m, 3)?,
+            ));
         }
     }
     Ok(())
 }
 
-/// What a part's record takes from its message.
-struct MessageInfo {
-    id: String,
-    role: Option<String>,
-    model: Option<String>,
+fn session_root(row: &Row) -> String {
+    row.fields
+        .iter()
+        .find_map(|f| match f {
+            Field::Str("root", Some(r)) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| row.id.clone())
 }
 
-fn message_record(
+/// `WHERE` of rows past a [`Mark`]: `?1` its time, `?2` its ids (JSON).
+const PAST_MARK: &str =
+    "(time_updated > ?1 OR (time_updated = ?1 AND id NOT IN (SELECT value FROM json_each(?2))))";
+
+/// Rows updated since `position`, in the order they were updated.
+fn opencode_rows_since(
+    conn: &Connection,
+    position: &Position,
     feed: &mut Feed<'_>,
-    m: &rusqlite::Row<'_>,
-    session: &str,
-    root: &str,
-) -> Result<MessageInfo, DbError> {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        role: Option<String>,
-        #[serde(rename = "modelID")]
-        model_id: Option<String>,
-        model: Option<ModelRef>,
+) -> Result<(), DbError> {
+    // Every session's root, from the `parent_id` chains.
+    let mut parents: HashMap<String, Option<String>> = HashMap::new();
+    let mut stmt = conn.prepare("SELECT id, parent_id FROM session")?;
+    for r in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
+        let (id, parent) = r?;
+        parents.insert(id, parent);
     }
-    #[derive(serde::Deserialize)]
-    struct ModelRef {
-        #[serde(rename = "modelID")]
-        model_id: Option<String>,
-    }
-    let id: String = m.get(0)?;
-    let data = m.get_ref(3)?.as_str().unwrap_or("");
-    let head: Option<Head> = serde_json::from_str(data).ok();
-    let (role, model) = match head {
-        Some(h) => (h.role, h.model_id.or(h.model.and_then(|m| m.model_id))),
-        None => (None, None),
+    let root_of = |id: &str| {
+        let mut cur = id.to_owned();
+        for _ in 0..16 {
+            match parents.get(&cur) {
+                Some(Some(p)) => cur.clone_from(p),
+                _ => break,
+            }
+        }
+        cur
     };
-    feed.record(
-        "message",
-        &[
-            Field::Str("id", Some(&id)),
-            Field::Str("session_id", Some(session)),
-            Field::Str("root", Some(root)),
-            Field::Int("time_created", m.get(1)?),
-            Field::Int("time_updated", m.get(2)?),
-            Field::Bool("settle", feed.settle),
-        ],
-        data,
-    );
-    Ok(MessageInfo { id, role, model })
+    let ids = |m: &Mark| serde_json::to_string(&m.ids).unwrap_or_else(|_| "[]".into());
+    let mut rows: Vec<(u64, u8, Row)> = Vec::new();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, parent_id, title, directory, version, time_created, time_updated \
+         FROM session WHERE {PAST_MARK}"
+    ))?;
+    let mut q = stmt.query(rusqlite::params![
+        position.session.time,
+        ids(&position.session)
+    ])?;
+    while let Some(r) = q.next()? {
+        let id: String = r.get(0)?;
+        let root = root_of(&id);
+        let row = session_row(
+            id,
+            root,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+        );
+        rows.push((offset_of(r.get(6)?), 0, row));
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, session_id, time_created, time_updated, data FROM message WHERE {PAST_MARK}"
+    ))?;
+    let mut q = stmt.query(rusqlite::params![
+        position.message.time,
+        ids(&position.message)
+    ])?;
+    while let Some(r) = q.next()? {
+        let session: String = r.get(1)?;
+        let root = root_of(&session);
+        let row = message_row(
+            r.get(0)?,
+            &session,
+            &root,
+            r.get(2)?,
+            r.get(3)?,
+            text(r, 4)?,
+        );
+        rows.push((row.offset, 2, row));
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT p.id, p.message_id, p.session_id, p.time_created, p.time_updated, p.data, m.data \
+         FROM part p JOIN message m ON m.id = p.message_id WHERE {}",
+        PAST_MARK
+            .replace("time_updated", "p.time_updated")
+            .replace("id NOT IN", "p.id NOT IN")
+    ))?;
+    let mut q = stmt.query(rusqlite::params![position.part.time, ids(&position.part)])?;
+    while let Some(r) = q.next()? {
+        let message: String = r.get(1)?;
+        let session: String = r.get(2)?;
+        let root = root_of(&session);
+        let info = message_info(&text(r, 6)?);
+        let row = part_row(
+            r.get(0)?,
+            &message,
+            &session,
+            &root,
+            &info,
+            r.get(3)?,
+            r.get(4)?,
+            text(r, 5)?,
+        );
+        rows.push((row.offset, 1, row));
+    }
+    rows.sort_by(|a, b| (a.0, a.1, &a.2.id).cmp(&(b.0, b.1, &b.2.id)));
+    for (_, _, row) in &rows {
+        feed.record(row);
+    }
+    Ok(())
 }

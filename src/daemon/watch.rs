@@ -46,6 +46,8 @@ const BATCH_EVENTS: usize = 1024;
 /// the batches in flight (the channel's bound) stay a few MiB: a history
 /// ingest would otherwise leave its peak allocated in the daemon.
 const BATCH_SPAN: u64 = 256 << 10;
+/// How long after its `-wal` last changed a database is read once more.
+const DATABASE_RECHECK: Duration = Duration::from_millis(250);
 /// Parse attempts before a crashing file is quarantined.
 pub(crate) const MAX_ATTEMPTS: u32 = 3;
 
@@ -285,6 +287,11 @@ pub(crate) struct Stage<W: Watch> {
     dirty: BTreeSet<PathBuf>,
     backlog: VecDeque<PathBuf>,
     retries: BTreeMap<PathBuf, Instant>,
+    /// Databases to read once more a moment after their `-wal` last
+    /// changed: a writer updates the WAL index (in the `-shm`, a shared
+    /// mapping inotify does not see) after the WAL write that woke the
+    /// stage, so a read at once can miss the last commit.
+    rechecks: BTreeMap<PathBuf, Instant>,
     limits: Limits,
     out: SyncSender<ToOrch>,
     stop: Arc<AtomicBool>,
@@ -346,6 +353,7 @@ impl<W: Watch> Stage<W> {
             dirty: BTreeSet::new(),
             backlog: VecDeque::new(),
             retries: BTreeMap::new(),
+            rechecks: BTreeMap::new(),
             limits,
             out,
             stop,
@@ -369,30 +377,44 @@ impl<W: Watch> Stage<W> {
         };
         let mut batch = Vec::new();
         let mut reached = false;
-        let result = open_session_file(path).and_then(|mut file| {
-            read_increment(
-                &mut file,
+        let mut take = |ev: Event| {
+            if reached {
+                return;
+            }
+            reached = ev.event_id == upto;
+            batch.push(ev);
+            if batch.len() >= REPLAY_BATCH {
+                self.send(ToOrch::Replayed {
+                    key: key.clone(),
+                    events: std::mem::take(&mut batch),
+                    done: false,
+                });
+            }
+        };
+        let result = if self.provider.file_source_kind(&ctx) == SourceKind::Database {
+            // A database holds many sessions: this one (and its children).
+            crate::database::read(
+                path,
+                Some(&key.session.session),
                 self.provider,
                 &ctx,
-                &Cursor::default(),
                 self.limits,
                 Tail::Hold,
-                &mut |ev| {
-                    if reached {
-                        return;
-                    }
-                    reached = ev.event_id == upto;
-                    batch.push(ev);
-                    if batch.len() >= REPLAY_BATCH {
-                        self.send(ToOrch::Replayed {
-                            key: key.clone(),
-                            events: std::mem::take(&mut batch),
-                            done: false,
-                        });
-                    }
-                },
+                &mut take,
             )
-        });
+        } else {
+            open_session_file(path).and_then(|mut file| {
+                read_increment(
+                    &mut file,
+                    self.provider,
+                    &ctx,
+                    &Cursor::default(),
+                    self.limits,
+                    Tail::Hold,
+                    &mut take,
+                )
+            })
+        };
         if let Err(e) = result {
             self.warn(format!(
                 "cannot read {} again for a capture: {e}",
@@ -484,7 +506,11 @@ impl<W: Watch> Stage<W> {
     }
 
     fn next_retry(&self) -> Option<Instant> {
-        self.retries.values().min().copied()
+        self.retries
+            .values()
+            .chain(self.rechecks.values())
+            .min()
+            .copied()
     }
 
     /// Index of the root `path` lies under (the deepest one).
@@ -708,6 +734,16 @@ impl<W: Watch> Stage<W> {
             if self.root_of(path).is_none() {
                 continue;
             }
+            // A database's rows change in its `-wal` (created, written,
+            // truncated): read the database again.
+            if let Some(db) = crate::database::database_of_wal(path) {
+                if self.files.contains_key(&db) {
+                    self.rechecks
+                        .insert(db.clone(), Instant::now() + DATABASE_RECHECK);
+                    self.dirty.insert(db);
+                    continue;
+                }
+            }
             match ev.kind {
                 EventKind::Create(kind) => match fs::symlink_metadata(path) {
                     Ok(m) if m.is_dir() && kind != CreateKind::File => {
@@ -833,6 +869,16 @@ impl<W: Watch> Stage<W> {
             self.retries.remove(&p);
             self.read_pass(&p);
         }
+        let due: Vec<PathBuf> = self
+            .rechecks
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in due {
+            self.rechecks.remove(&p);
+            self.read_pass(&p);
+        }
         if let Some(p) = self.backlog.pop_front() {
             self.read_pass(&p);
             if self.backlog.is_empty() || self.backlog.len().is_multiple_of(50) {
@@ -863,6 +909,10 @@ impl<W: Watch> Stage<W> {
         let Some(entry) = self.files.get_mut(path) else {
             return;
         };
+        if provider.file_source_kind(&entry.ctx) == SourceKind::Database {
+            self.database_pass(path);
+            return;
+        }
         let mut file = match open_session_file(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
@@ -947,6 +997,99 @@ impl<W: Watch> Stage<W> {
                 {
                     entry.history_until = 0;
                 }
+            }
+            Ok(Err(e)) => {
+                entry.skip = chunks.delivered;
+                self.skipped(path, format!("cannot read it: {e}"));
+            }
+            Err(_) => {
+                entry.skip = chunks.delivered;
+                entry.attempts += 1;
+                let attempts = entry.attempts;
+                if attempts >= MAX_ATTEMPTS {
+                    entry.quarantined = Some(Some(identity));
+                }
+                self.parser_panicked(path, identity, attempts);
+            }
+        }
+    }
+
+    /// [`Stage::read_pass`] for a database: what changed since the cursor,
+    /// read with SQLite ([`crate::database::read_since`]). A read that
+    /// fails (locked, corrupt) is said in the status and tried again on
+    /// the next change.
+    fn database_pass(&mut self, path: &Path) {
+        let provider = self.provider;
+        let limits = self.limits;
+        let Some(entry) = self.files.get_mut(path) else {
+            return;
+        };
+        let Ok(meta) = fs::symlink_metadata(path) else {
+            return;
+        };
+        if meta.is_symlink() {
+            self.skipped(path, SYMLINK_REPLACED.to_owned());
+            return;
+        }
+        let identity = FileIdentity::of(&meta);
+        if let Some(q) = entry.quarantined {
+            if q.is_none() || q == Some(identity) {
+                return;
+            }
+            entry.quarantined = None;
+            entry.attempts = 0;
+        }
+        let replay = entry.cursor.identity.is_some_and(|id| id != identity);
+        let cursor = if replay {
+            Cursor::default()
+        } else {
+            entry.cursor.clone()
+        };
+        let history_until = if replay { 0 } else { entry.history_until };
+        let mut chunks = Chunker {
+            provider: self.name,
+            path,
+            out: &self.out,
+            history_until,
+            replay,
+            skip: entry.skip,
+            position: 0,
+            delivered: entry.skip,
+            buf: Vec::new(),
+            live_from: None,
+            span_start: None,
+        };
+        let ctx = entry.ctx.clone();
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            crate::database::read_since(path, provider, &ctx, &cursor, limits, &mut |ev| {
+                chunks.push(ev)
+            })
+        }));
+        match result {
+            Ok(Ok(inc)) if inc.events == 0 && inc.bytes == 0 && !inc.diagnostics.is_empty() => {
+                // Unreadable now (locked past the timeout, corrupt): the
+                // cursor stays; the next change tries again.
+                let reason = format!("not read: {}", inc.diagnostics[0].detail);
+                self.skipped(path, reason);
+            }
+            Ok(Ok(inc)) => {
+                let (len, mtime) = (meta.len(), mtime_ns(&meta));
+                chunks.flush(Some(Commit {
+                    cursor: inc.cursor.clone(),
+                    size: len,
+                    mtime_ns: mtime,
+                    reset: inc.reset,
+                    diagnostics: inc.diagnostics.len(),
+                    bytes: inc.bytes,
+                }));
+                entry.cursor = inc.cursor;
+                entry.size = len;
+                entry.mtime_ns = mtime;
+                entry.skip = 0;
+                entry.attempts = 0;
+                // What the first read delivered is history; every later
+                // row is live.
+                entry.history_until = 0;
             }
             Ok(Err(e)) => {
                 entry.skip = chunks.delivered;

@@ -160,13 +160,58 @@ impl Provider for OpenCode {
     }
 
     fn parser(&self, _ctx: &FileCtx) -> Box<dyn RecordParser> {
-        Box::new(OpenCodeParser)
+        Box::new(OpenCodeParser::default())
     }
 }
 
-/// The parser: stateless, as every record carries its session, root and
-/// message's role (the database keeps the position).
-pub struct OpenCodeParser;
+/// The parser. Every record carries its session, root and message's role,
+/// so the parser needs no context to map one; its state is the position
+/// reached in the database, which the source reads back to ask for newer
+/// rows only.
+#[derive(Default)]
+pub struct OpenCodeParser {
+    position: Position,
+}
+
+/// How far the rows of one table have been read: the greatest
+/// `time_updated` seen and the ids of the rows seen at that time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mark {
+    pub time: i64,
+    pub ids: Vec<String>,
+}
+
+impl Mark {
+    fn observe(&mut self, time: i64, id: &str) {
+        if time > self.time {
+            self.time = time;
+            self.ids.clear();
+        }
+        if time == self.time && !self.ids.iter().any(|i| i == id) {
+            self.ids.push(id.to_owned());
+        }
+    }
+}
+
+/// The parser's state: per table, the [`Mark`] reached; per session, the
+/// title delivered (a session's `session_meta` is delivered once, its
+/// title again when OpenCode changes it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Position {
+    pub session: Mark,
+    pub message: Mark,
+    pub part: Mark,
+    pub titles: std::collections::BTreeMap<String, String>,
+}
+
+impl Position {
+    /// Nothing read yet.
+    pub fn is_start(&self) -> bool {
+        *self == Position::default()
+    }
+}
 
 #[derive(Deserialize)]
 struct Record<'a> {
@@ -185,6 +230,8 @@ struct Record<'a> {
     model: Option<String>,
     #[serde(default)]
     time_created: Option<i64>,
+    #[serde(default)]
+    time_updated: Option<i64>,
     #[serde(default)]
     settle: bool,
     #[serde(borrow)]
@@ -210,6 +257,13 @@ impl RecordParser for OpenCodeParser {
         };
         let session = rec.session_id.as_deref().unwrap_or(&rec.id);
         let root = rec.root.as_deref().unwrap_or(session);
+        let updated = rec.time_updated.or(rec.time_created).unwrap_or(0);
+        let mark = match rec.t {
+            "session" => &mut self.position.session,
+            "message" => &mut self.position.message,
+            _ => &mut self.position.part,
+        };
+        mark.observe(updated, &rec.id);
         let ctx = Ctx {
             root,
             subagent: (session != root).then(|| Subagent {
@@ -219,9 +273,21 @@ impl RecordParser for OpenCodeParser {
             timestamp: rec.time_created.and_then(millis_time),
             model: rec.model.clone(),
             offset,
+            file: (session != root).then(|| session.to_owned()),
         };
         match rec.t {
-            "session" => session_events(&ctx, &rec, &data, out),
+            "session" => {
+                let title = str_of(&data, "title").unwrap_or("").to_owned();
+                let known = self.position.titles.get(rec.id.as_ref());
+                let meta = known.is_none();
+                let retitled = known != Some(&title);
+                session_events(&ctx, &rec, &data, meta, retitled, out);
+                if ctx.subagent.is_none() {
+                    self.position.titles.insert(rec.id.to_string(), title);
+                } else {
+                    self.position.titles.entry(rec.id.to_string()).or_default();
+                }
+            }
             "message" => message_events(&ctx, &rec.id, &data, out),
             "part" => part_events(&ctx, &rec, &data, out),
             other => return Err(Malformed::WrongShape(format!("unknown record `{other}`"))),
@@ -230,11 +296,12 @@ impl RecordParser for OpenCodeParser {
     }
 
     fn state(&self) -> Value {
-        Value::Null
+        serde_json::to_value(&self.position).unwrap_or(Value::Null)
     }
 
     fn restore(&mut self, state: &Value) -> Result<(), Malformed> {
-        crate::provider::restore_state::<()>(state)
+        self.position = crate::provider::restore_state(state)?;
+        Ok(())
     }
 }
 
@@ -245,6 +312,9 @@ struct Ctx<'a> {
     timestamp: Option<String>,
     model: Option<String>,
     offset: u64,
+    /// A child session's id: its events' `source.file`, so that each
+    /// session's events are in order of their own.
+    file: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -256,7 +326,7 @@ impl Ctx<'_> {
             Source {
                 record: record.to_owned(),
                 offset: self.offset,
-                file: None,
+                file: self.file.clone(),
             },
             payload,
         );
@@ -280,27 +350,35 @@ fn session_events(
     ctx: &Ctx<'_>,
     rec: &Record<'_>,
     data: &serde_json::Map<String, Value>,
+    meta: bool,
+    retitled: bool,
     out: &mut dyn FnMut(Event),
 ) {
-    let meta = serde_json::json!({
+    let info = serde_json::json!({
         "id": rec.id,
         "title": data.get("title"),
         "cwd": data.get("directory"),
         "version": data.get("version"),
         "parent_id": rec.parent_id,
     });
-    out(ctx.event(
-        format!("{}:session", rec.id),
-        "session",
-        Payload::ProviderInfo {
-            topic: "session_meta".into(),
-            data: raw_json(&meta),
-        },
-    ));
-    if ctx.subagent.is_none() {
+    if meta {
+        out(ctx.event(
+            format!("{}:session", rec.id),
+            "session",
+            Payload::ProviderInfo {
+                topic: "session_meta".into(),
+                data: raw_json(&info),
+            },
+        ));
+    }
+    if ctx.subagent.is_none() && retitled {
         if let Some(title) = str_of(data, "title").filter(|t| !t.trim().is_empty()) {
+            let id = match meta {
+                true => format!("{}:title", rec.id),
+                false => format!("{}:title@{}", rec.id, rec.time_updated.unwrap_or(0)),
+            };
             out(ctx.event(
-                format!("{}:title", rec.id),
+                id,
                 "session",
                 Payload::ProviderInfo {
                     topic: "title".into(),

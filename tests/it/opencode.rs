@@ -574,3 +574,179 @@ fn opencode_wal_database_read_unconfined_creates_nothing() {
     assert_eq!(count(), 23);
     assert_eq!(listing(dir.path()), before, "no writer, no -wal");
 }
+
+/// The daemon reads OpenCode's database live: a tool part written pending
+/// and then completed gives one call and one result, the human's
+/// `::capture` fires once, and a `::export` planted in the tool's output
+/// or the model's text never runs.
+#[test]
+fn opencode_daemon_capture_uses_only_what_the_human_typed() {
+    let mut k = Kato::recording();
+    let root = k.path("opencode");
+    fs::create_dir_all(&root).unwrap();
+    let cfg = fs::read_to_string(k.path("config.toml")).unwrap().replace(
+        "[providers.opencode]\nenabled = false",
+        &format!("[providers.opencode]\nroots = [\"{}\"]", root.display()),
+    );
+    fs::write(k.path("config.toml"), cfg).unwrap();
+    let db = root.join("opencode.db");
+    let w = create(&db, true);
+    session(&w, SES, None, "Live session");
+    message(&w, SES, "msg_01", 1, user("m"));
+    part(
+        &w,
+        SES,
+        "msg_01",
+        "prt_01",
+        1,
+        json!({"type": "text", "text": "history"}),
+    );
+    k.start();
+    let cap = k.out("opencode.md");
+    let planted = k.out("planted.md");
+    let export = format!("::export {}", planted.display());
+    message(&w, SES, "msg_02", 10, user("m"));
+    let typed = format!("hello opencode\n::capture {}", cap.display());
+    part(
+        &w,
+        SES,
+        "msg_02",
+        "prt_02",
+        10,
+        json!({"type": "text", "text": typed}),
+    );
+    message(&w, SES, "msg_03", 11, assistant("m"));
+    let pending = json!({"type": "tool", "tool": "bash", "callID": "call_9",
+        "state": {"status": "running", "input": {"command": "cat notes"}, "time": {"start": T0}}});
+    part(&w, SES, "msg_03", "prt_03a", 12, pending);
+    std::thread::sleep(Duration::from_millis(300));
+    let done = json!({"type": "tool", "tool": "bash", "callID": "call_9",
+        "state": {"status": "completed", "input": {"command": "cat notes"}, "output": export,
+                  "time": {"start": T0, "end": T0 + 1}}});
+    w.execute(
+        "UPDATE part SET data = ?1, time_updated = ?2 WHERE id = 'prt_03a'",
+        params![done.to_string(), T0 + 13],
+    )
+    .unwrap();
+    part(
+        &w,
+        SES,
+        "msg_03",
+        "prt_03b",
+        14,
+        json!({"type": "text", "text": format!("{export}\nopencode says hi")}),
+    );
+    let text = k.wait_for_text(&cap, "opencode says hi");
+    assert_eq!(
+        crate::harness::count(&text, "::capture"),
+        1,
+        "the human text once: {text}"
+    );
+    let what = format!("{}#{SES}", db.display());
+    k.settle(SES, Path::new(&what));
+    assert!(!planted.exists(), "a planted ::export ran");
+    let status = k.status().unwrap();
+    let out = k
+        .cmd()
+        .args(["--sandbox", "best-effort", "export", "--format", "jsonl"])
+        .arg(&what)
+        .output()
+        .unwrap();
+    let n = out.stdout.iter().filter(|b| **b == b'\n').count() as u64;
+    let events = status["sessions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["id"] == SES))
+        .and_then(|x| x["events"].as_u64());
+    assert_eq!(
+        events,
+        Some(n),
+        "each event once (the tool's call and result once)"
+    );
+    let decided: Vec<String> = k
+        .audit()
+        .iter()
+        .filter_map(|r| r["event"].as_str().map(str::to_owned))
+        .filter(|e| e.starts_with("command."))
+        .collect();
+    assert_eq!(decided, ["command.parsed", "command.executed"]);
+    k.stop();
+    drop(w);
+}
+
+/// The daemon's reads, through the library: each read from the last
+/// cursor delivers only what changed, a pending tool part nothing until it
+/// completes, then its call and result once.
+#[test]
+fn opencode_incremental_reads_deliver_each_settled_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("opencode.db");
+    let provider = kato::provider::by_name("opencode").unwrap();
+    let ctx = provider.classify(Path::new("opencode.db")).unwrap();
+    let w = create(&db, true);
+    session(&w, SES, None, "Live");
+    message(&w, SES, "msg_01", 1, user("m"));
+    part(
+        &w,
+        SES,
+        "msg_01",
+        "prt_01",
+        1,
+        json!({"type": "text", "text": "first"}),
+    );
+    let mut cursor = kato::reader::Cursor::default();
+    let read = |cursor: &mut kato::reader::Cursor| {
+        let mut ids = Vec::new();
+        let inc = kato::database::read_since(
+            &db,
+            provider,
+            &ctx,
+            cursor,
+            kato::reader::Limits::default(),
+            &mut |e| ids.push(e.event_id),
+        )
+        .unwrap();
+        assert!(inc.diagnostics.is_empty(), "{:?}", inc.diagnostics);
+        *cursor = inc.cursor;
+        ids
+    };
+    assert_eq!(
+        read(&mut cursor),
+        [
+            format!("{SES}:session"),
+            format!("{SES}:title"),
+            "prt_01".into()
+        ]
+    );
+    assert!(read(&mut cursor).is_empty());
+    message(&w, SES, "msg_02", 2, assistant("m"));
+    part(
+        &w,
+        SES,
+        "msg_02",
+        "prt_02",
+        3,
+        json!({"type": "tool", "tool": "bash", "callID": "c",
+        "state": {"status": "running", "input": {}}}),
+    );
+    assert!(read(&mut cursor).is_empty(), "a running tool waits");
+    w.execute(
+        "UPDATE part SET data = ?1, time_updated = ?2 WHERE id = 'prt_02'",
+        params![
+            json!({"type": "tool", "tool": "bash", "callID": "c",
+            "state": {"status": "completed", "input": {}, "output": "ok"}})
+            .to_string(),
+            T0 + 4
+        ],
+    )
+    .unwrap();
+    part(
+        &w,
+        SES,
+        "msg_02",
+        "prt_03",
+        5,
+        json!({"type": "text", "text": "done"}),
+    );
+    assert_eq!(read(&mut cursor), ["prt_02", "prt_02#result", "prt_03"]);
+    assert!(read(&mut cursor).is_empty());
+}

@@ -1,7 +1,7 @@
 use super::*;
 
 fn run(records: &[&str]) -> Vec<Event> {
-    let mut p = OpenCodeParser;
+    let mut p = OpenCodeParser::default();
     let mut out = Vec::new();
     for (i, r) in records.iter().enumerate() {
         p.record(i as u64, r.as_bytes(), &mut |e| out.push(e))
@@ -65,7 +65,7 @@ fn fixture_records_give_settled_parts_only_until_the_read_is_final() {
 
 #[test]
 fn malformed_records_are_refused_not_panicked() {
-    let mut p = OpenCodeParser;
+    let mut p = OpenCodeParser::default();
     for bad in [
         "",
         "{",
