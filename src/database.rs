@@ -72,6 +72,11 @@ pub fn split_session(path: &Path) -> (PathBuf, Option<String>) {
 /// `-shm` when they exist (SQLite opens them beside it; never the
 /// folder, so nothing else in it is granted); any other path as it is.
 pub fn readable_files(path: &Path) -> Vec<PathBuf> {
+    if let Some(storage) = store_root(path) {
+        // A session of the JSON store: its messages and parts are in
+        // `storage/message/<session>/` and `storage/part/<message>/`.
+        return vec![storage];
+    }
     let (db, session) = split_session(path);
     let is_db = session.is_some()
         || std::fs::File::open(&db)
@@ -91,6 +96,19 @@ pub fn readable_files(path: &Path) -> Vec<PathBuf> {
         }
     }
     files
+}
+
+/// The `storage` folder of OpenCode's JSON store when `path` is one of
+/// its session files (`storage/session/<project>/<ses_…>.json`).
+pub fn store_root(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    if !(name.starts_with("ses_") && name.ends_with(".json")) {
+        return None;
+    }
+    let session_dir = path.parent()?.parent()?;
+    let storage = session_dir.parent()?;
+    (session_dir.file_name()? == "session" && storage.file_name()? == "storage")
+        .then(|| storage.to_path_buf())
 }
 
 /// `<database>#<session id>`.
@@ -128,6 +146,18 @@ pub fn read(
     tail: Tail,
     out: &mut dyn FnMut(Event),
 ) -> std::io::Result<Increment> {
+    if let Some(storage) = store_root(path) {
+        return Ok(read_opencode_store(
+            &storage,
+            path,
+            provider,
+            ctx,
+            &Cursor::default(),
+            limits,
+            tail,
+            out,
+        ));
+    }
     match provider.id() {
         ProviderId::OpenCode => Ok(read_opencode(
             path,
@@ -157,6 +187,18 @@ pub fn read_since(
     limits: Limits,
     out: &mut dyn FnMut(Event),
 ) -> std::io::Result<Increment> {
+    if let Some(storage) = store_root(path) {
+        return Ok(read_opencode_store(
+            &storage,
+            path,
+            provider,
+            ctx,
+            cursor,
+            limits,
+            Tail::Hold,
+            out,
+        ));
+    }
     match provider.id() {
         ProviderId::OpenCode => Ok(read_opencode(
             path,
@@ -817,4 +859,183 @@ fn opencode_rows_since(
         feed.record(row);
     }
     Ok(())
+}
+
+/// A JSON file of the store, as an object; `None` when it cannot be read,
+/// is longer than the cap, or is not a JSON object (the row is then
+/// missing, or counted by the caller).
+fn store_json(path: &Path, limits: Limits) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > limits.line_cap as u64 {
+        return None;
+    }
+    match serde_json::from_slice(&std::fs::read(path).ok()?).ok()? {
+        serde_json::Value::Object(o) => Some(o),
+        _ => None,
+    }
+}
+
+/// The `*.json` files of `dir` in name order (ids are time-sortable).
+fn json_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn time_of(o: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option<i64> {
+    o.get("time")?.get(key)?.as_i64()
+}
+
+fn str_field(o: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option<String> {
+    o.get(key)?.as_str().map(str::to_owned)
+}
+
+/// Read one session of OpenCode's JSON store (`session_file` and its child
+/// sessions beside it) into the same records as the database's: the
+/// files' JSON minus the ids the database keeps in columns. The daemon
+/// reads it once (OpenCode 1.2+ no longer writes the store).
+#[allow(clippy::too_many_arguments)]
+fn read_opencode_store(
+    storage: &Path,
+    session_file: &Path,
+    provider: &dyn Provider,
+    ctx: &FileCtx,
+    cursor: &Cursor,
+    limits: Limits,
+    tail: Tail,
+    out: &mut dyn FnMut(Event),
+) -> Increment {
+    let mut parser = provider.parser(ctx);
+    let read_before = !cursor.parser.is_null() && parser.restore(&cursor.parser).is_ok();
+    let identity = std::fs::metadata(session_file)
+        .ok()
+        .map(|m| crate::reader::FileIdentity::of(&m));
+    let mut events = 0u64;
+    let carries_commands = provider.carries_commands();
+    let mut counting = |ev: Event| {
+        let commands = if carries_commands {
+            crate::commands::command_events(&ev)
+        } else {
+            Vec::new()
+        };
+        events += 1 + commands.len() as u64;
+        out(ev);
+        commands.into_iter().for_each(&mut *out);
+    };
+    let mut diagnostics = Vec::new();
+    let mut feed = Feed {
+        parser: parser.as_mut(),
+        out: &mut counting,
+        diagnostics: &mut diagnostics,
+        settle: tail == Tail::Final,
+        bytes: 0,
+        line: String::new(),
+    };
+    if !read_before {
+        store_rows(storage, session_file, limits, &mut feed);
+    }
+    let bytes = feed.bytes;
+    if tail == Tail::Final {
+        parser.flush(&mut counting);
+    }
+    Increment {
+        cursor: Cursor {
+            offset: 0,
+            identity,
+            parser: parser.state(),
+        },
+        reset: None,
+        diagnostics,
+        bytes,
+        events,
+    }
+}
+
+fn store_rows(storage: &Path, session_file: &Path, limits: Limits, feed: &mut Feed<'_>) {
+    let Some(top) = store_json(session_file, limits) else {
+        feed.diagnostics.push(Diagnostic {
+            offset: 0,
+            len: 0,
+            kind: DiagKind::WrongShape,
+            detail: "not a session file of the store".into(),
+        });
+        return;
+    };
+    let Some(root) = str_field(&top, "id") else {
+        return;
+    };
+    // The session, then its descendants (child sessions lie beside it).
+    let siblings: Vec<serde_json::Map<String, serde_json::Value>> = session_file
+        .parent()
+        .map(json_files)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| store_json(p, limits))
+        .collect();
+    let mut order = vec![top];
+    let mut i = 0;
+    while i < order.len() && order.len() < 4096 {
+        let parent = str_field(&order[i], "id");
+        let mut kids: Vec<_> = siblings
+            .iter()
+            .filter(|s| parent.is_some() && str_field(s, "parentID") == parent)
+            .cloned()
+            .collect();
+        kids.sort_by_key(|s| (time_of(s, "created"), str_field(s, "id")));
+        order.extend(kids);
+        i += 1;
+    }
+    for s in &order {
+        let Some(id) = str_field(s, "id") else {
+            continue;
+        };
+        feed.record(&session_row(
+            id.clone(),
+            root.clone(),
+            str_field(s, "parentID"),
+            str_field(s, "title"),
+            str_field(s, "directory"),
+            str_field(s, "version"),
+            time_of(s, "created"),
+            time_of(s, "updated"),
+        ));
+        let mut messages: Vec<_> = json_files(&storage.join("message").join(&id))
+            .iter()
+            .filter_map(|p| store_json(p, limits))
+            .collect();
+        messages.sort_by_key(|m| (time_of(m, "created"), str_field(m, "id")));
+        for mut m in messages {
+            let Some(mid) = str_field(&m, "id") else {
+                continue;
+            };
+            let created = time_of(&m, "created");
+            let updated = time_of(&m, "completed").or(created);
+            m.remove("id");
+            m.remove("sessionID");
+            let data = serde_json::Value::Object(m).to_string();
+            let info = message_info(&data);
+            for p in json_files(&storage.join("part").join(&mid)) {
+                let Some(mut part) = store_json(&p, limits) else {
+                    continue;
+                };
+                let Some(pid) = str_field(&part, "id") else {
+                    continue;
+                };
+                part.remove("id");
+                part.remove("sessionID");
+                part.remove("messageID");
+                let pdata = serde_json::Value::Object(part).to_string();
+                feed.record(&part_row(
+                    pid, &mid, &id, &root, &info, created, created, pdata,
+                ));
+            }
+            feed.record(&message_row(mid, &id, &root, created, updated, data));
+        }
+    }
 }

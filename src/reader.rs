@@ -261,7 +261,10 @@ pub fn read_path(
     out: &mut dyn FnMut(Event),
 ) -> io::Result<Increment> {
     let ctx = crate::provider::ctx_for_path(provider, path);
-    if provider.file_source_kind(&ctx) == SourceKind::Database {
+    if matches!(
+        provider.file_source_kind(&ctx),
+        SourceKind::Database | SourceKind::DirectoryStore
+    ) {
         let (db, session) = crate::database::split_session(path);
         return crate::database::read(
             &db,

@@ -909,7 +909,10 @@ impl<W: Watch> Stage<W> {
         let Some(entry) = self.files.get_mut(path) else {
             return;
         };
-        if provider.file_source_kind(&entry.ctx) == SourceKind::Database {
+        if matches!(
+            provider.file_source_kind(&entry.ctx),
+            SourceKind::Database | SourceKind::DirectoryStore
+        ) {
             self.database_pass(path);
             return;
         }

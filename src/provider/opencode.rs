@@ -22,6 +22,11 @@
 //! Records come in order: session, then its messages by creation time and
 //! id, each followed by its parts by id (ids are time-sortable).
 //!
+//! The JSON store of versions before 1.2 (`storage/session/<project>/
+//! <ses_…>.json`, `storage/message/<session>/`, `storage/part/<message>/`:
+//! the same JSON with the ids the database keeps in columns) is read by
+//! [`crate::database`] into the same records ([`SourceKind::DirectoryStore`]).
+//!
 //! A session in the database is named `<database path>#<session id>`
 //! (`kato sessions` lists them so; `kato export` takes that, the id or a
 //! prefix of it).
@@ -109,14 +114,58 @@ impl Provider for OpenCode {
         SourceKind::Database
     }
 
-    /// The database directly in the root (the root also holds OpenCode's
-    /// snapshots and logs, which are not entered).
-    fn descends_into(&self, _name: &std::ffi::OsStr) -> bool {
-        false
+    /// A session of the JSON store (its file tag is the session id) is a
+    /// [`SourceKind::DirectoryStore`]; anything else is the database.
+    fn file_source_kind(&self, ctx: &FileCtx) -> SourceKind {
+        if ctx.file_tag.starts_with("ses_") {
+            SourceKind::DirectoryStore
+        } else {
+            SourceKind::Database
+        }
+    }
+
+    /// The database lies in the root, the JSON store's sessions in
+    /// `storage/session/<project>/`: OpenCode's snapshots (git
+    /// repositories), logs, binaries and the store's message and part
+    /// folders (read through their session) are not entered.
+    fn descends_into(&self, name: &std::ffi::OsStr) -> bool {
+        let name = name.to_string_lossy();
+        !name.starts_with('.')
+            && !matches!(
+                name.as_ref(),
+                "snapshot"
+                    | "log"
+                    | "bin"
+                    | "message"
+                    | "part"
+                    | "project"
+                    | "todo"
+                    | "session_diff"
+                    | "share"
+                    | "tool-output"
+                    | "worktree"
+                    | "node_modules"
+            )
     }
 
     fn classify(&self, rel: &Path) -> Option<FileCtx> {
         let name = rel.file_name()?.to_str()?;
+        // The JSON store: `storage/session/<project>/<ses_…>.json`.
+        let parts: Vec<_> = rel.components().collect();
+        if parts.len() == 4
+            && parts[0].as_os_str() == "storage"
+            && parts[1].as_os_str() == "session"
+            && name.starts_with("ses_")
+            && name.ends_with(".json")
+        {
+            let tag = crate::provider::stem(rel);
+            return Some(FileCtx {
+                provider: ID,
+                file_tag: tag.clone(),
+                session_hint: tag,
+                subagent: None,
+            });
+        }
         if rel.components().count() != 1 || !is_database_name(name) {
             return None;
         }
@@ -132,6 +181,15 @@ impl Provider for OpenCode {
     /// `<database>#<session id>` names one session of a database; a
     /// database named alone is every session in it.
     fn named_file(&self, path: &Path) -> FileCtx {
+        if crate::database::store_root(path).is_some() {
+            let tag = crate::provider::stem(path);
+            return FileCtx {
+                provider: ID,
+                file_tag: tag.clone(),
+                session_hint: tag,
+                subagent: None,
+            };
+        }
         let (db, session) = crate::database::split_session(path);
         FileCtx {
             provider: ID,
@@ -145,7 +203,16 @@ impl Provider for OpenCode {
     /// outside the roots is claimed weakly.
     fn sniff(&self, head: &[u8]) -> Sniff {
         if head.starts_with(b"SQLite format 3\0") {
-            Sniff::Weak
+            return Sniff::Weak;
+        }
+        // A session file of the JSON store: a `ses_` id and a project.
+        let head = &head[..head.len().min(4096)];
+        let compact: String = String::from_utf8_lossy(head)
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        if compact.starts_with("{\"id\":\"ses_") && compact.contains("\"projectID\":") {
+            Sniff::Exact
         } else {
             Sniff::No
         }

@@ -750,3 +750,116 @@ fn opencode_incremental_reads_deliver_each_settled_row_once() {
     assert_eq!(read(&mut cursor), ["prt_02", "prt_02#result", "prt_03"]);
     assert!(read(&mut cursor).is_empty());
 }
+
+/// Write the sessions of database `c` as OpenCode's JSON store under
+/// `storage` (`session/<project>/`, `message/<session>/`,
+/// `part/<message>/`), as versions before 1.2 wrote it: each row's `data`
+/// with its ids, a message's creation time in its `time.created`.
+fn write_store(c: &Connection, storage: &Path) {
+    let mut s = c
+        .prepare("SELECT id, parent_id, title, directory, version, time_created, time_updated FROM session")
+        .unwrap();
+    type SessionCols = (String, Option<String>, String, String, String, i64, i64);
+    let sessions: Vec<SessionCols> = s
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (id, parent, title, directory, version, created, updated) in sessions {
+        let mut doc = json!({"id": id, "projectID": "global", "title": title, "directory": directory,
+            "version": version, "time": {"created": created, "updated": updated}});
+        if let Some(p) = parent {
+            doc["parentID"] = json!(p);
+        }
+        let dir = storage.join("session/global");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("{id}.json")), doc.to_string()).unwrap();
+    }
+    let mut m = c
+        .prepare("SELECT id, session_id, time_created, data FROM message")
+        .unwrap();
+    let rows: Vec<(String, String, i64, String)> = m
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (id, session, created, data) in rows {
+        let mut doc: Value = serde_json::from_str(&data).unwrap();
+        doc["id"] = json!(id);
+        doc["sessionID"] = json!(session);
+        doc["time"] = json!({"created": created});
+        let dir = storage.join("message").join(&session);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("{id}.json")), doc.to_string()).unwrap();
+    }
+    let mut p = c
+        .prepare("SELECT id, message_id, session_id, data FROM part")
+        .unwrap();
+    let rows: Vec<(String, String, String, String)> = p
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (id, message, session, data) in rows {
+        let mut doc: Value = serde_json::from_str(&data).unwrap();
+        doc["id"] = json!(id);
+        doc["sessionID"] = json!(session);
+        doc["messageID"] = json!(message);
+        let dir = storage.join("part").join(&message);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("{id}.json")), doc.to_string()).unwrap();
+    }
+}
+
+/// The same sessions in the database and in the JSON store (built here
+/// from the same rows) give the same events; `kato sessions` lists the
+/// session once.
+#[test]
+fn opencode_json_store_and_database_give_identical_events() {
+    let (k, db) = setup();
+    let c = create(&db, false);
+    every_part_type(&c);
+    // Parts created with their message (the store keeps no part times).
+    c.execute_batch(
+        "UPDATE message SET time_updated = time_created; \
+         UPDATE part SET time_created = (SELECT time_created FROM message m WHERE m.id = part.message_id), \
+                         time_updated = (SELECT time_created FROM message m WHERE m.id = part.message_id);",
+    )
+    .unwrap();
+    let storage = db.parent().unwrap().join("storage");
+    write_store(&c, &storage);
+    drop(c);
+    let strip = |mut events: Vec<Value>| {
+        for e in &mut events {
+            e.as_object_mut().unwrap().remove("source");
+        }
+        events
+    };
+    let (from_db, _) = export_jsonl(&k, &format!("{}#{SES}", db.display()));
+    let file = storage.join(format!("session/global/{SES}.json"));
+    let (from_store, _) = export_jsonl(&k, &file.display().to_string());
+    assert_eq!(from_db.len(), 23);
+    assert_eq!(strip(from_store), strip(from_db));
+    let out = k.kato(&["sessions", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        crate::harness::count(&text, &format!("\"id\": \"{SES}\"")),
+        1,
+        "{text}"
+    );
+}

@@ -17,7 +17,7 @@ use kato::provider::{by_name, Provider};
 use kato::reader::{read_path, Limits};
 
 /// Output of `python3 tests/tools/real_opencode_count.py`.
-const EXPECTED: [(&str, [usize; 8]); 3] = [
+const EXPECTED: [(&str, [usize; 8]); 4] = [
     (
         "aiand_opencode_v1.17.3.db#ses_1278e1f37ffelIDlCdpXIGV74U",
         [2, 3, 10, 17, 16, 0, 11, 0],
@@ -29,6 +29,10 @@ const EXPECTED: [(&str, [usize; 8]); 3] = [
     (
         "aiand_opencode_v1.17.3.db#ses_12be9f828ffeaiYkWjPssYhKmB",
         [11, 26, 56, 50, 50, 0, 59, 0],
+    ),
+    (
+        "ses_4567b0e1affeRu0da2D26ls6sf.json",
+        [1, 1, 0, 0, 0, 0, 3, 0],
     ),
 ];
 
@@ -49,6 +53,20 @@ fn real_sessions(base: &Path) -> Vec<PathBuf> {
     for db in dbs {
         let ids = kato::database::sessions(opencode(), &db).expect("sessions");
         out.extend(ids.iter().map(|id| kato::database::session_path(&db, id)));
+    }
+    // The JSON stores' top-level session files.
+    for store in std::fs::read_dir(&dir).expect("list").flatten() {
+        let sessions = store.path().join("storage/session");
+        for project in std::fs::read_dir(&sessions).into_iter().flatten().flatten() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(project.path())
+                .expect("list")
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| !t.contains("\"parentID\"")))
+                .collect();
+            files.sort();
+            out.extend(files);
+        }
     }
     out
 }
@@ -99,7 +117,11 @@ fn real_opencode_sessions_have_unique_ids_models_cwd_and_correlated_results() {
     };
     for path in real_sessions(&base) {
         let events = read_all(&path);
-        let sid = name(&path).split('#').nth(1).expect("id").to_owned();
+        let file = name(&path);
+        let sid = match file.split_once('#') {
+            Some((_, id)) => id.to_owned(),
+            None => file.trim_end_matches(".json").to_owned(),
+        };
         let mut ids = BTreeSet::new();
         let mut calls = BTreeSet::new();
         let mut cwd = false;

@@ -3,7 +3,8 @@
 databases, computed with Python's sqlite3 and json modules straight from
 the tables (independently of the Rust code) by the mapping documented in
 src/provider/opencode.rs. Prints one Rust array row per top-level session
-(`<file>#<session id>`) for tests/it/real_opencode.rs, columns in
+(`<file>#<session id>`, then each top-level session file of a JSON store
+`opencode/*/storage/`) for tests/it/real_opencode.rs, columns in
 GOLDEN_KINDS order: user, assistant, thinking, tool call, tool result,
 system, info, raw. Every part is counted as a one-shot export sees it
 (as it stands: a tool still running is a call without a result).
@@ -73,6 +74,27 @@ def count_session(db, sid, child, c):
         count_session(db, kid, True, c)
 
 
+def count_store_session(storage, path, child, c):
+    with open(path, encoding="utf-8") as f:
+        s = json.load(f)
+    c["info"] += 1  # session_meta
+    if not child and isinstance(s.get("title"), str) and s["title"].strip():
+        c["info"] += 1  # title
+    sid = s["id"]
+    for mpath in glob.glob(os.path.join(storage, "message", sid, "*.json")):
+        with open(mpath, encoding="utf-8") as f:
+            m = json.load(f)
+        if m.get("error") is not None:
+            c["system"] += 1
+        for ppath in glob.glob(os.path.join(storage, "part", m["id"], "*.json")):
+            with open(ppath, encoding="utf-8") as f:
+                count_part(c, json.load(f), m.get("role"), child)
+    for kid in glob.glob(os.path.join(os.path.dirname(path), "*.json")):
+        with open(kid, encoding="utf-8") as f:
+            if json.load(f).get("parentID") == sid:
+                count_store_session(storage, kid, True, c)
+
+
 def main():
     base = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("KATO_FIXTURES") or os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "../../../shared/fixtures/real")
@@ -84,6 +106,16 @@ def main():
             row = ", ".join(str(c[k]) for k in KINDS)
             print(f'    ("{os.path.basename(path)}#{sid}", [{row}]),')
         db.close()
+    # The JSON store (before 1.2): one row per top-level session file.
+    for storage in sorted(glob.glob(os.path.join(base, "opencode", "*", "storage"))):
+        for path in sorted(glob.glob(os.path.join(storage, "session", "*", "ses_*.json"))):
+            with open(path, encoding="utf-8") as f:
+                if json.load(f).get("parentID"):
+                    continue
+            c = Counter()
+            count_store_session(storage, path, False, c)
+            row = ", ".join(str(c[k]) for k in KINDS)
+            print(f'    ("{os.path.basename(path)}", [{row}]),')
 
 
 if __name__ == "__main__":
