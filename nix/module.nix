@@ -175,6 +175,10 @@ in
           aider = rootsOption "aider" // {
             example = [ "/home/alice/src/webapp" ];
           };
+          # Project folders holding .crush/crush.db (no default).
+          crush = rootsOption "crush" // {
+            example = [ "/home/alice/src" ];
+          };
           # The folder holding opencode.db (it also holds OpenCode's
           # auth.json: kato opens only the database and its -wal/-shm).
           opencode = rootsOption "opencode" // {
@@ -196,6 +200,7 @@ in
         kimi = [ "/home/alice/.kimi/sessions" ];
         aider = [ "/home/alice/src/webapp" ];
         opencode = [ "/home/alice/.local/share/opencode" ];
+        crush = [ "/home/alice/src" ];
       };
       description = ''
         Session-log directories per provider. A provider with no roots is

@@ -124,6 +124,7 @@ pub fn sessions(provider: &dyn Provider, path: &Path) -> std::io::Result<Vec<Str
     let limits = Limits::default();
     let r = match provider.id() {
         ProviderId::OpenCode => opencode_sessions(path, limits),
+        ProviderId::Crush => crush_sessions(path, limits),
         other => {
             return Err(Unsupported {
                 provider: other,
@@ -169,6 +170,16 @@ pub fn read(
             tail,
             out,
         )),
+        ProviderId::Crush => Ok(read_crush(
+            path,
+            session,
+            provider,
+            ctx,
+            &Cursor::default(),
+            limits,
+            tail,
+            out,
+        )),
         other => Err(Unsupported {
             provider: other,
             kind: SourceKind::Database,
@@ -201,6 +212,16 @@ pub fn read_since(
     }
     match provider.id() {
         ProviderId::OpenCode => Ok(read_opencode(
+            path,
+            None,
+            provider,
+            ctx,
+            cursor,
+            limits,
+            Tail::Hold,
+            out,
+        )),
+        ProviderId::Crush => Ok(read_crush(
             path,
             None,
             provider,
@@ -1038,4 +1059,212 @@ fn store_rows(storage: &Path, session_file: &Path, limits: Limits, feed: &mut Fe
             feed.record(&message_row(mid, &id, &root, created, updated, data));
         }
     }
+}
+
+/// Top-level sessions of a Crush database (no `parent_session_id`).
+fn crush_sessions(path: &Path, limits: Limits) -> Result<Vec<String>, DbError> {
+    let conn = open_read_only(path, limits)?;
+    let mut stmt = conn.prepare(
+        "SELECT id FROM sessions WHERE parent_session_id IS NULL ORDER BY created_at, id",
+    )?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r?);
+    }
+    Ok(out)
+}
+
+/// [`read_opencode`] for Crush: `sessions` and `messages` (a message's
+/// `parts` array is its record's `data`).
+#[allow(clippy::too_many_arguments)]
+fn read_crush(
+    path: &Path,
+    session: Option<&str>,
+    provider: &dyn Provider,
+    ctx: &FileCtx,
+    cursor: &Cursor,
+    limits: Limits,
+    tail: Tail,
+    out: &mut dyn FnMut(Event),
+) -> Increment {
+    let mut parser = provider.parser(ctx);
+    let mut reset = None;
+    if !cursor.parser.is_null() && parser.restore(&cursor.parser).is_err() {
+        parser = provider.parser(ctx);
+        reset = Some(crate::reader::Reset::BadState);
+    }
+    let position: Position = serde_json::from_value(parser.state()).unwrap_or_default();
+    let identity = std::fs::metadata(path)
+        .ok()
+        .map(|m| crate::reader::FileIdentity::of(&m));
+    let mut events = 0u64;
+    let carries_commands = provider.carries_commands();
+    let mut counting = |ev: Event| {
+        let commands = if carries_commands {
+            crate::commands::command_events(&ev)
+        } else {
+            Vec::new()
+        };
+        events += 1 + commands.len() as u64;
+        out(ev);
+        commands.into_iter().for_each(&mut *out);
+    };
+    let mut diagnostics = Vec::new();
+    let mut feed = Feed {
+        parser: parser.as_mut(),
+        out: &mut counting,
+        diagnostics: &mut diagnostics,
+        settle: tail == Tail::Final,
+        bytes: 0,
+        line: String::new(),
+    };
+    let since = (session.is_none() && !position.is_start()).then_some(&position);
+    let result = open_read_only(path, limits).and_then(|conn| {
+        let tx = conn.unchecked_transaction()?;
+        crush_rows(&tx, session, since, &mut feed)?;
+        tx.finish()?;
+        Ok(())
+    });
+    let bytes = feed.bytes;
+    if let Err(e) = result {
+        diagnostics.push(Diagnostic {
+            offset: 0,
+            len: 0,
+            kind: DiagKind::WrongShape,
+            detail: e.to_string(),
+        });
+    }
+    if tail == Tail::Final {
+        parser.flush(&mut counting);
+    }
+    Increment {
+        cursor: Cursor {
+            offset: 0,
+            identity,
+            parser: parser.state(),
+        },
+        reset,
+        diagnostics,
+        bytes,
+        events,
+    }
+}
+
+/// Sessions then messages: a session tree in conversation order, or (with
+/// `since`) the rows updated past the position, in update order.
+fn crush_rows(
+    conn: &Connection,
+    session: Option<&str>,
+    since: Option<&Position>,
+    feed: &mut Feed<'_>,
+) -> Result<(), DbError> {
+    let mut parents: HashMap<String, Option<String>> = HashMap::new();
+    let mut stmt = conn.prepare("SELECT id, parent_session_id FROM sessions")?;
+    for r in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
+        let (id, parent) = r?;
+        parents.insert(id, parent);
+    }
+    let root_of = |id: &str| {
+        let mut cur = id.to_owned();
+        for _ in 0..16 {
+            match parents.get(&cur) {
+                Some(Some(p)) => cur.clone_from(p),
+                _ => break,
+            }
+        }
+        cur
+    };
+    let wanted = |id: &str| match session {
+        Some(s) => root_of(id) == s,
+        None => true,
+    };
+    let ids = |m: &Mark| serde_json::to_string(&m.ids).unwrap_or_else(|_| "[]".into());
+    let past = |m: Option<&Mark>| match m {
+        Some(m) => (m.time, ids(m)),
+        None => (i64::MIN, "[]".to_owned()),
+    };
+    let mut rows: Vec<(u64, u8, Row)> = Vec::new();
+    let (t, ids_s) = past(since.map(|p| &p.session));
+    let mut stmt = conn.prepare(
+        "SELECT id, parent_session_id, title, created_at, updated_at FROM sessions \
+         WHERE updated_at > ?1 OR (updated_at = ?1 AND id NOT IN (SELECT value FROM json_each(?2))) \
+         ORDER BY created_at, id",
+    )?;
+    let mut q = stmt.query(rusqlite::params![t, ids_s])?;
+    while let Some(r) = q.next()? {
+        let id: String = r.get(0)?;
+        if !wanted(&id) {
+            continue;
+        }
+        let root = root_of(&id);
+        let title: Option<String> = r.get(2)?;
+        let data = serde_json::json!({ "title": title }).to_string();
+        let created: Option<i64> = r.get(3)?;
+        let updated: Option<i64> = r.get(4)?;
+        let row = Row {
+            kind: "session",
+            offset: offset_of(created),
+            fields: vec![
+                Field::Str("id", Some(id.clone())),
+                Field::Str("root", Some(root)),
+                Field::Str("parent_id", r.get(1)?),
+                Field::Int("time_created", created),
+                Field::Int("time_updated", updated),
+            ],
+            id: id.clone(),
+            data,
+        };
+        rows.push((offset_of(updated), 0, row));
+    }
+    let (t, ids_m) = past(since.map(|p| &p.message));
+    let mut stmt = conn.prepare(
+        "SELECT id, session_id, role, parts, model, created_at, updated_at, finished_at \
+         FROM messages \
+         WHERE updated_at > ?1 OR (updated_at = ?1 AND id NOT IN (SELECT value FROM json_each(?2))) \
+         ORDER BY created_at, id",
+    )?;
+    let mut q = stmt.query(rusqlite::params![t, ids_m])?;
+    let mut messages: Vec<(String, Row)> = Vec::new();
+    while let Some(r) = q.next()? {
+        let sid: String = r.get(1)?;
+        if !wanted(&sid) {
+            continue;
+        }
+        let created: Option<i64> = r.get(5)?;
+        let updated: Option<i64> = r.get(6)?;
+        let row = Row {
+            kind: "message",
+            offset: offset_of(updated.or(created)),
+            fields: vec![
+                Field::Str("id", Some(r.get(0)?)),
+                Field::Str("session_id", Some(sid.clone())),
+                Field::Str("root", Some(root_of(&sid))),
+                Field::Str("role", r.get(2)?),
+                Field::Str("model", r.get(4)?),
+                Field::Int("time_created", created),
+                Field::Int("time_updated", updated),
+                Field::Int("finished", r.get(7)?),
+            ],
+            id: r.get(0)?,
+            data: text(r, 3)?,
+        };
+        messages.push((sid, row));
+    }
+    if since.is_some() {
+        rows.extend(messages.into_iter().map(|(_, r)| (r.offset, 1, r)));
+        rows.sort_by(|a, b| (a.0, a.1, &a.2.id).cmp(&(b.0, b.1, &b.2.id)));
+        for (_, _, row) in &rows {
+            feed.record(row);
+        }
+        return Ok(());
+    }
+    // Conversation order: each session (roots first), then its messages.
+    for (_, _, srow) in &rows {
+        feed.record(srow);
+        for (_, m) in messages.iter().filter(|(s, _)| *s == srow.id) {
+            feed.record(m);
+        }
+    }
+    Ok(())
 }

@@ -68,6 +68,7 @@ provider_ids! {
     Kimi => "kimi", "Kimi CLI (`~/.kimi/sessions`).";
     Aider => "aider", "Aider (`.aider.chat.history.md` in the project folders named).";
     OpenCode => "opencode", "OpenCode (`~/.local/share/opencode/opencode.db`).";
+    Crush => "crush", "Crush (`.crush/crush.db` in the project folders named).";
 }
 
 /// A name that is not a provider id.

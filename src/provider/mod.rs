@@ -37,6 +37,7 @@ pub mod cline;
 pub mod codex;
 pub mod copilot;
 pub mod copy;
+pub mod crush;
 pub mod cursor;
 pub mod droid;
 pub mod gemini;
@@ -61,6 +62,7 @@ static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] = [
     &kimi::Kimi,
     &aider::Aider,
     &opencode::OpenCode,
+    &crush::Crush,
 ];
 
 /// Every registered provider.
@@ -494,7 +496,7 @@ mod tests {
             names,
             [
                 "claude", "codex", "gemini", "copilot", "cline", "qwen", "cursor", "droid", "amp",
-                "kimi", "aider", "opencode"
+                "kimi", "aider", "opencode", "crush"
             ]
         );
         for n in names {
@@ -509,7 +511,7 @@ mod tests {
         );
         assert_eq!(
             format!("{registry:?}", registry = registry()),
-            "[Claude, Codex, Gemini, Copilot, Cline, Qwen, Cursor, Droid, Amp, Kimi, Aider, OpenCode]"
+            "[Claude, Codex, Gemini, Copilot, Cline, Qwen, Cursor, Droid, Amp, Kimi, Aider, OpenCode, Crush]"
         );
     }
 

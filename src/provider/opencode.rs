@@ -199,11 +199,18 @@ impl Provider for OpenCode {
         }
     }
 
-    /// An SQLite database: only the name tells whose, so a database named
-    /// outside the roots is claimed weakly.
+    /// An SQLite database whose schema has OpenCode's `part` table, or a
+    /// session file of the JSON store.
     fn sniff(&self, head: &[u8]) -> Sniff {
         if head.starts_with(b"SQLite format 3\0") {
-            return Sniff::Weak;
+            // The schema (in the first pages) names OpenCode's tables.
+            let has = |s: &[u8]| memchr::memmem::find(head, s).is_some();
+            let part = has(b"CREATE TABLE `part`") || has(b"CREATE TABLE part ");
+            return if part && has(b"message_id") && has(b"session_id") {
+                Sniff::Strong
+            } else {
+                Sniff::No
+            };
         }
         // A session file of the JSON store: a `ses_` id and a project.
         let head = &head[..head.len().min(4096)];
@@ -250,7 +257,7 @@ pub struct Mark {
 }
 
 impl Mark {
-    fn observe(&mut self, time: i64, id: &str) {
+    pub fn observe(&mut self, time: i64, id: &str) {
         if time > self.time {
             self.time = time;
             self.ids.clear();
