@@ -1,9 +1,8 @@
 #![no_main]
-//! Arbitrary bytes as the records the database source hands OpenCode's
+//! Arbitrary bytes as the records the database source hands Crush's
 //! parser (one JSON object per `sessions` or `messages` row, one a
-//! line), read as the daemon reads them (unsettled parts held) and as a
+//! line), read as the daemon reads them (unfinished messages held) and as a
 //! one-shot export does. Never panics; its state reads back.
-
 
 use std::path::Path;
 
