@@ -179,6 +179,10 @@ in
           crush = rootsOption "crush" // {
             example = [ "/home/alice/src" ];
           };
+          # The folder holding sessions.db.
+          goose = rootsOption "goose" // {
+            example = [ "/home/alice/.local/share/goose/sessions" ];
+          };
           # The folder holding opencode.db (it also holds OpenCode's
           # auth.json: kato opens only the database and its -wal/-shm).
           opencode = rootsOption "opencode" // {
@@ -201,6 +205,7 @@ in
         aider = [ "/home/alice/src/webapp" ];
         opencode = [ "/home/alice/.local/share/opencode" ];
         crush = [ "/home/alice/src" ];
+        goose = [ "/home/alice/.local/share/goose/sessions" ];
       };
       description = ''
         Session-log directories per provider. A provider with no roots is

@@ -125,6 +125,7 @@ pub fn sessions(provider: &dyn Provider, path: &Path) -> std::io::Result<Vec<Str
     let r = match provider.id() {
         ProviderId::OpenCode => opencode_sessions(path, limits),
         ProviderId::Crush => crush_sessions(path, limits),
+        ProviderId::Goose => goose_sessions(path, limits),
         other => {
             return Err(Unsupported {
                 provider: other,
@@ -180,6 +181,16 @@ pub fn read(
             tail,
             out,
         )),
+        ProviderId::Goose => Ok(read_goose(
+            path,
+            session,
+            provider,
+            ctx,
+            &Cursor::default(),
+            limits,
+            tail,
+            out,
+        )),
         other => Err(Unsupported {
             provider: other,
             kind: SourceKind::Database,
@@ -222,6 +233,16 @@ pub fn read_since(
             out,
         )),
         ProviderId::Crush => Ok(read_crush(
+            path,
+            None,
+            provider,
+            ctx,
+            cursor,
+            limits,
+            Tail::Hold,
+            out,
+        )),
+        ProviderId::Goose => Ok(read_goose(
             path,
             None,
             provider,
@@ -1265,6 +1286,152 @@ fn crush_rows(
         for (_, m) in messages.iter().filter(|(s, _)| *s == srow.id) {
             feed.record(m);
         }
+    }
+    Ok(())
+}
+
+/// Sessions of a Goose database, oldest first.
+fn goose_sessions(path: &Path, limits: Limits) -> Result<Vec<String>, DbError> {
+    let conn = open_read_only(path, limits)?;
+    let mut stmt = conn.prepare("SELECT id FROM sessions ORDER BY created_at, id")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r?);
+    }
+    Ok(out)
+}
+
+/// [`read_opencode`] for Goose: `sessions` (every pass: the parser says
+/// each once, and a new name) and the `messages` past the greatest id read
+/// (Goose appends them), in id order; a message's `source.offset` is its id.
+#[allow(clippy::too_many_arguments)]
+fn read_goose(
+    path: &Path,
+    session: Option<&str>,
+    provider: &dyn Provider,
+    ctx: &FileCtx,
+    cursor: &Cursor,
+    limits: Limits,
+    tail: Tail,
+    out: &mut dyn FnMut(Event),
+) -> Increment {
+    let mut parser = provider.parser(ctx);
+    let mut reset = None;
+    if !cursor.parser.is_null() && parser.restore(&cursor.parser).is_err() {
+        parser = provider.parser(ctx);
+        reset = Some(crate::reader::Reset::BadState);
+    }
+    let position: Position = serde_json::from_value(parser.state()).unwrap_or_default();
+    let identity = std::fs::metadata(path)
+        .ok()
+        .map(|m| crate::reader::FileIdentity::of(&m));
+    let mut events = 0u64;
+    let carries_commands = provider.carries_commands();
+    let mut counting = |ev: Event| {
+        let commands = if carries_commands {
+            crate::commands::command_events(&ev)
+        } else {
+            Vec::new()
+        };
+        events += 1 + commands.len() as u64;
+        out(ev);
+        commands.into_iter().for_each(&mut *out);
+    };
+    let mut diagnostics = Vec::new();
+    let mut feed = Feed {
+        parser: parser.as_mut(),
+        out: &mut counting,
+        diagnostics: &mut diagnostics,
+        settle: tail == Tail::Final,
+        bytes: 0,
+        line: String::new(),
+    };
+    let since = if session.is_some() {
+        0
+    } else {
+        position.message.time
+    };
+    let result = open_read_only(path, limits).and_then(|conn| {
+        let tx = conn.unchecked_transaction()?;
+        goose_rows(&tx, session, since, &mut feed)?;
+        tx.finish()?;
+        Ok(())
+    });
+    let bytes = feed.bytes;
+    if let Err(e) = result {
+        diagnostics.push(Diagnostic {
+            offset: 0,
+            len: 0,
+            kind: DiagKind::WrongShape,
+            detail: e.to_string(),
+        });
+    }
+    if tail == Tail::Final {
+        parser.flush(&mut counting);
+    }
+    Increment {
+        cursor: Cursor {
+            offset: 0,
+            identity,
+            parser: parser.state(),
+        },
+        reset,
+        diagnostics,
+        bytes,
+        events,
+    }
+}
+
+fn goose_rows(
+    conn: &Connection,
+    session: Option<&str>,
+    since: i64,
+    feed: &mut Feed<'_>,
+) -> Result<(), DbError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, name, description, working_dir, session_type FROM sessions \
+         WHERE ?1 IS NULL OR id = ?1 ORDER BY created_at, id",
+    )?;
+    let mut q = stmt.query([session])?;
+    while let Some(r) = q.next()? {
+        let id: String = r.get(0)?;
+        let name: Option<String> = r.get(1)?;
+        let description: Option<String> = r.get(2)?;
+        let dir: Option<String> = r.get(3)?;
+        let kind: Option<String> = r.get(4)?;
+        let data = serde_json::json!({
+            "name": name, "description": description, "working_dir": dir, "session_type": kind,
+        })
+        .to_string();
+        feed.record(&Row {
+            kind: "session",
+            offset: 0,
+            fields: vec![Field::Str("id", Some(id.clone()))],
+            id,
+            data,
+        });
+    }
+    let mut stmt = conn.prepare(
+        "SELECT id, session_id, role, content_json, created_timestamp, metadata_json \
+         FROM messages WHERE id > ?1 AND (?2 IS NULL OR session_id = ?2) ORDER BY id",
+    )?;
+    let mut q = stmt.query(rusqlite::params![since, session])?;
+    while let Some(r) = q.next()? {
+        let id: i64 = r.get(0)?;
+        feed.record(&Row {
+            kind: "message",
+            offset: u64::try_from(id).unwrap_or(0),
+            fields: vec![
+                Field::Str("id", Some(id.to_string())),
+                Field::Str("session_id", Some(r.get(1)?)),
+                Field::Str("role", r.get(2)?),
+                Field::Int("time_created", r.get(4)?),
+                Field::Str("metadata", r.get(5)?),
+            ],
+            id: id.to_string(),
+            data: text(r, 3)?,
+        });
     }
     Ok(())
 }

@@ -42,6 +42,7 @@ pub mod cursor;
 pub mod droid;
 pub mod gemini;
 pub mod gemini_jsonl;
+pub mod goose;
 pub mod kimi;
 pub mod opencode;
 pub mod qwen;
@@ -63,6 +64,7 @@ static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] = [
     &aider::Aider,
     &opencode::OpenCode,
     &crush::Crush,
+    &goose::Goose,
 ];
 
 /// Every registered provider.
@@ -496,7 +498,7 @@ mod tests {
             names,
             [
                 "claude", "codex", "gemini", "copilot", "cline", "qwen", "cursor", "droid", "amp",
-                "kimi", "aider", "opencode", "crush"
+                "kimi", "aider", "opencode", "crush", "goose"
             ]
         );
         for n in names {
@@ -511,7 +513,7 @@ mod tests {
         );
         assert_eq!(
             format!("{registry:?}", registry = registry()),
-            "[Claude, Codex, Gemini, Copilot, Cline, Qwen, Cursor, Droid, Amp, Kimi, Aider, OpenCode, Crush]"
+            "[Claude, Codex, Gemini, Copilot, Cline, Qwen, Cursor, Droid, Amp, Kimi, Aider, OpenCode, Crush, Goose]"
         );
     }
 

@@ -24,6 +24,7 @@ mod droid;
 mod full_disk;
 mod gemini_fixtures;
 mod gemini_jsonl;
+mod goose;
 mod incremental;
 mod kimi;
 mod opencode;
