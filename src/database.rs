@@ -369,7 +369,7 @@ pub fn open_read_only(path: &Path, limits: Limits) -> Result<Connection, DbError
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.execute_batch(
         "PRAGMA query_only = 1; PRAGMA trusted_schema = OFF; \
-         PRAGMA cell_size_check = ON; PRAGMA mmap_size = 0;",
+         PRAGMA cell_size_check = ON; PRAGMA mmap_size = 0; PRAGMA temp_store = MEMORY;",
     )?;
     Ok(conn)
 }
@@ -728,62 +728,37 @@ fn opencode_rows(
         "SELECT id, time_created, time_updated, data FROM message \
          WHERE session_id = ?1 ORDER BY time_created, id",
     )?;
+    // Each message's parts by the (message_id, id) index OpenCode keeps:
+    // no sort of the whole session, so memory stays flat.
     let mut parts = conn.prepare(
-        "SELECT p.id, p.message_id, p.time_created, p.time_updated, p.data \
-         FROM part p JOIN message m ON m.id = p.message_id \
-         WHERE p.session_id = ?1 ORDER BY m.time_created, m.id, p.id",
+        "SELECT id, message_id, time_created, time_updated, data \
+         FROM part WHERE message_id = ?1 ORDER BY id",
     )?;
     for srow in &sessions {
         feed.record(srow);
         let (id, root) = (&srow.id, session_root(srow));
         let mut msg_rows = messages.query([id])?;
-        let mut part_rows = parts.query([id])?;
-        // The message whose parts are being delivered; its record follows them.
-        let mut current: Option<(Row, MessageInfo)> = None;
-        while let Some(p) = part_rows.next()? {
-            let message_id: String = p.get(1)?;
-            while current.as_ref().is_none_or(|(m, _)| m.id != message_id) {
-                if let Some((m, _)) = current.take() {
-                    feed.record(&m);
-                }
-                let Some(m) = msg_rows.next()? else { break };
-                let data = text(m, 3)?;
-                let info = message_info(&data);
-                current = Some((
-                    message_row(m.get(0)?, id, &root, m.get(1)?, m.get(2)?, data),
-                    info,
-                ));
-            }
-            let Some((msg, info)) = current.as_ref() else {
-                break;
-            };
-            if msg.id != message_id {
-                break;
-            }
-            let row = part_row(
-                p.get(0)?,
-                &message_id,
-                id,
-                &root,
-                info,
-                p.get(2)?,
-                p.get(3)?,
-                text(p, 4)?,
-            );
-            feed.record(&row);
-        }
-        if let Some((m, _)) = current.take() {
-            feed.record(&m);
-        }
         while let Some(m) = msg_rows.next()? {
-            feed.record(&message_row(
-                m.get(0)?,
-                id,
-                &root,
-                m.get(1)?,
-                m.get(2)?,
-                text(m, 3)?,
-            ));
+            let data = text(m, 3)?;
+            let info = message_info(&data);
+            let msg = message_row(m.get(0)?, id, &root, m.get(1)?, m.get(2)?, data);
+            let mut part_rows = parts.query([&msg.id])?;
+            while let Some(p) = part_rows.next()? {
+                let message_id: String = p.get(1)?;
+                let row = part_row(
+                    p.get(0)?,
+                    &message_id,
+                    id,
+                    &root,
+                    &info,
+                    p.get(2)?,
+                    p.get(3)?,
+                    text(p, 4)?,
+                );
+                feed.record(&row);
+            }
+            // The message's own record follows its parts.
+            feed.record(&msg);
         }
     }
     Ok(())

@@ -863,3 +863,45 @@ fn opencode_json_store_and_database_give_identical_events() {
         "{text}"
     );
 }
+
+/// A session larger than SQLite's page cache, read under the sandbox:
+/// nothing may need a temporary file (Landlock grants none), so parts are
+/// read message by message through OpenCode's index, never sorted whole.
+#[test]
+fn opencode_large_session_is_read_without_a_temporary_file() {
+    let (k, db) = setup();
+    let c = create(&db, false);
+    session(&c, SES, None, "Large");
+    let filler = "x".repeat(1500);
+    c.execute_batch("BEGIN").unwrap();
+    for m in 0..400 {
+        let mid = format!("msg_{m:06}");
+        message(&c, SES, &mid, m, assistant("m"));
+        for p in 0..8 {
+            part(
+                &c,
+                SES,
+                &mid,
+                &format!("prt_{m:06}_{p}"),
+                m,
+                json!({"type": "text", "text": filler}),
+            );
+        }
+    }
+    c.execute_batch("COMMIT").unwrap();
+    drop(c);
+    let out = k
+        .cmd()
+        .args(["export", "--format", "jsonl", "--dry-run", "--json"])
+        .arg(format!("{}#{SES}", db.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["skipped"]["total"], 0, "{summary}");
+    assert_eq!(summary["events"], 2 + 400 * 8, "{summary}");
+}
