@@ -827,6 +827,8 @@ fn doctor_reports_the_enforced_state() {
             ".factory/sessions",
             ".local/share/amp/threads",
             ".kimi/sessions",
+            ".local/share/opencode",
+            ".local/share/goose/sessions",
         ] {
             fs::create_dir_all(home.join(d)).unwrap();
         }
