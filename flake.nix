@@ -24,12 +24,22 @@
         kato = final.pkgsStatic.callPackage ./nix/package.nix { };
       };
 
-      # The module takes its package from `pkgs` (mkPackageOption); the flake
-      # only supplies the default.
+      # The modules take their package from `pkgs` (mkPackageOption); the
+      # flake only supplies the default. The NixOS module holds services.kato
+      # (one system instance) and services.kato.instances.<name> (one per
+      # user, as systemd/kato@.service).
       nixosModules.default =
         { lib, pkgs, ... }:
         {
           imports = [ ./nix/module.nix ];
+          services.kato.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        };
+
+      # home-manager: services.kato as a user service (systemd.user.services).
+      homeManagerModules.default =
+        { lib, pkgs, ... }:
+        {
+          imports = [ ./nix/home-manager.nix ];
           services.kato.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
         };
 
@@ -50,13 +60,18 @@
                 isNormalUser = true;
                 extraGroups = [ "kato-io" ];
               };
+              # A per-user instance with the default roots.
+              users.users.bob.isNormalUser = true;
               systemd.tmpfiles.rules = [
                 "d /home/alice 0711 alice users -"
                 "d /home/alice/.claude 0750 alice kato-io -"
                 "d /home/alice/.claude/projects 2750 alice kato-io -"
                 "d /home/alice/notes 2770 alice kato-io -"
                 "f /home/alice/private.txt 0644 alice users - not for kato"
+                "d /home/bob/.claude/projects 0700 bob users -"
+                "d /home/bob/kato-exports 0700 bob users -"
               ];
+              services.kato.instances.bob = { };
               services.kato = {
                 enable = true;
                 supplementaryGroups = [ "kato-io" ];
@@ -84,6 +99,14 @@
 
             machine.succeed("systemd-analyze security --threshold=5 kato.service")
             machine.succeed("kato --version")
+
+            # The per-user instance: runs as bob, sees bob's roots only.
+            machine.wait_for_unit("kato@bob.service")
+            assert machine.succeed("systemctl show -p User --value kato@bob.service").strip() == "bob"
+            bpid = machine.succeed("systemctl show -p MainPID --value kato@bob.service").strip()
+            machine.succeed(f"test -d /proc/{bpid}/root/home/bob/.claude/projects")
+            machine.fail(f"test -e /proc/{bpid}/root/home/alice/.claude")
+            machine.succeed("systemd-analyze security --threshold=5 kato@bob.service")
 
             machine.succeed("systemctl stop kato.service")
             code = machine.succeed("systemctl show -p ExecMainStatus --value kato.service").strip()

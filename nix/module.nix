@@ -1,4 +1,6 @@
-# NixOS module: services.kato, a system instance with explicit roots.
+# NixOS module: services.kato, a system instance with explicit roots, and
+# services.kato.instances.<name>, one instance per user (as
+# systemd/kato@.service).
 #
 # The unit carries the same hardening as systemd/kato.service (ci/nix-check
 # compares the two). Provider roots are bound read-only and export roots
@@ -45,55 +47,116 @@ let
   };
   configFile = toml.generate "kato-config.toml" (lib.recursiveUpdate generated cfg.settings);
 
-  # Same directives and values as systemd/kato.service.
-  hardening = {
-    UMask = "0077";
-    LimitNOFILE = 65536;
-    LimitCORE = 0;
+  # Same directives and values as systemd/kato.service (nix/units.nix;
+  # ci/nix-check evaluates it and compares).
+  units = import ./units.nix;
+  inherit (units) hardening;
 
-    ProtectSystem = "strict";
-    ProtectHome = "tmpfs";
-    PrivateTmp = true;
-    PrivateDevices = true;
-    DevicePolicy = "closed";
-    PrivateMounts = true;
-    PrivateIPC = true;
-    PrivateUsers = true;
-    ProtectProc = "invisible";
-    ProcSubset = "pid";
-    ProtectKernelTunables = true;
-    ProtectKernelModules = true;
-    ProtectKernelLogs = true;
-    ProtectControlGroups = true;
-    ProtectClock = true;
-    ProtectHostname = true;
+  # services.kato.instances: one unit per user, as systemd/kato@.service.
+  instanceModule =
+    { name, config, ... }:
+    {
+      options = {
+        user = mkOption {
+          type = types.str;
+          default = name;
+          defaultText = lib.literalExpression "<name>";
+          description = "The account this instance runs as and observes (User=).";
+        };
+        home = mkOption {
+          type = absolutePath;
+          default = "/home/${config.user}";
+          defaultText = lib.literalExpression ''"/home/''${user}"'';
+          description = ''
+            The user's home directory, under which the default provider roots
+            and export root lie. (The unit names it explicitly: `%h` in a
+            system unit is the manager's home.)
+          '';
+        };
+        providerRoots = mkOption {
+          type = types.attrsOf (types.listOf absolutePath);
+          default = { };
+          example = {
+            claude = [ "/home/alice/.claude/projects" ];
+            aider = [ "/home/alice/src/webapp" ];
+          };
+          description = ''
+            Session-log directories per provider, bound read-only (a missing
+            one is skipped). Every provider's default roots under
+            {option}`home` (nix/provider-roots.nix) apply unless a provider
+            is set here; `[ ]` disables one.
+          '';
+        };
+        exportRoots = mkOption {
+          type = types.listOf absolutePath;
+          default = [ "${config.home}/kato-exports" ];
+          defaultText = lib.literalExpression ''[ "''${home}/kato-exports" ]'';
+          example = [ "/srv/kato-fleet/host1/alice" ];
+          description = ''
+            Directories kato may write exports to: the only writable paths of
+            the instance (bound read-write; a missing one is skipped). For a
+            fleet, a per-host folder of a shared file system (README "Fleet").
+          '';
+        };
+        settings = mkOption {
+          inherit (toml) type;
+          default = { };
+          example = {
+            markdown.thinking = true;
+          };
+          description = "Further kato configuration, merged over what the options above generate.";
+        };
+        extraHardening = mkOption {
+          type = types.attrsOf types.unspecified;
+          default = { };
+          example = {
+            MemoryMax = "512M";
+          };
+          description = "Systemd service settings merged over the built-in hardening.";
+        };
+      };
+      # The defaults per provider, so that setting one keeps the others.
+      config.providerRoots = lib.mapAttrs (_provider: lib.mkDefault) (units.homeRoots config.home);
+    };
 
-    NoNewPrivileges = true;
-    CapabilityBoundingSet = "";
-    AmbientCapabilities = "";
-    RestrictSUIDSGID = true;
-    KeyringMode = "private";
-    RemoveIPC = true;
+  instanceConfigFile =
+    name: inst:
+    toml.generate "kato-${name}-config.toml" (lib.recursiveUpdate
+      {
+        providers = lib.mapAttrs
+          (_provider: roots: {
+            inherit roots;
+            enabled = roots != [ ];
+          })
+          inst.providerRoots;
+        exports = {
+          allowed_roots = inst.exportRoots;
+        } // lib.optionalAttrs (inst.exportRoots != [ ]) {
+          default_dir = lib.head inst.exportRoots;
+        };
+        sandbox.mode = "enforce";
+      }
+      inst.settings);
 
-    PrivateNetwork = true;
-    RestrictAddressFamilies = "AF_UNIX";
-    IPAddressDeny = "any";
-
-    RestrictNamespaces = true;
-    RestrictRealtime = true;
-    LockPersonality = true;
-    MemoryDenyWriteExecute = true;
-
-    # Landlock and seccomp calls belong to no group in systemd 252..257 and
-    # must be listed, or kato cannot apply its own sandbox.
-    SystemCallArchitectures = "native";
-    SystemCallFilter = [
-      "@system-service"
-      "landlock_create_ruleset landlock_add_rule landlock_restrict_self seccomp"
-      "~@privileged @resources"
-    ];
-    SystemCallErrorNumber = "EPERM";
-  };
+  instanceUnit =
+    name: inst:
+    lib.nameValuePair "kato@${name}" {
+      description = "kato for ${inst.user}, a sandboxed observer of coding-agent sessions";
+      documentation = [ "https://example.invalid/kato/README.md" ];
+      wantedBy = [ "multi-user.target" ];
+      after = [ "local-fs.target" ];
+      restartTriggers = [ (instanceConfigFile name inst) ];
+      environment.KATO_CONFIG = "${instanceConfigFile name inst}";
+      serviceConfig =
+        units.instanceService
+          {
+            inherit name;
+            inherit (inst) user exportRoots;
+            exe = lib.getExe cfg.package;
+            providerRoots = lib.concatLists (lib.attrValues inst.providerRoots);
+          }
+        // inst.extraHardening;
+    };
 in
 {
   options.services.kato = {
@@ -251,46 +314,67 @@ in
         to relax one for a particular machine.
       '';
     };
-  };
 
-  config = mkIf cfg.enable {
-    environment.systemPackages = [ cfg.package ];
-
-    systemd.services.kato = {
-      description = "kato, a sandboxed observer of coding-agent sessions";
-      documentation = [ "https://example.invalid/kato/README.md" ];
-      wantedBy = [ "multi-user.target" ];
-      after = [ "local-fs.target" ];
-      restartTriggers = [ configFile ];
-
-      environment.KATO_CONFIG = "${configFile}";
-
-      serviceConfig =
-        hardening
-        // {
-          Type = "exec";
-          ExecStart = "${lib.getExe cfg.package} run";
-          Restart = "on-failure";
-          RestartSec = "5s";
-          TimeoutStopSec = "30s";
-          SyslogIdentifier = "kato";
-
-          DynamicUser = cfg.user == null;
-          SupplementaryGroups = cfg.supplementaryGroups;
-          ConfigurationDirectory = "kato";
-          ConfigurationDirectoryMode = "0755";
-          StateDirectory = "kato";
-          StateDirectoryMode = "0700";
-          RuntimeDirectory = "kato";
-          RuntimeDirectoryMode = "0700";
-          LogsDirectory = "kato";
-          LogsDirectoryMode = "0700";
-
-          BindReadOnlyPaths = map (p: "-${p}") providerRoots;
-          BindPaths = cfg.exportRoots;
-        }
-        // lib.optionalAttrs (cfg.user != null) { User = cfg.user; }
-        // cfg.extraHardening;
+    instances = mkOption {
+      type = types.attrsOf (types.submodule instanceModule);
+      default = { };
+      example = {
+        alice = { };
+        bob.exportRoots = [ "/srv/kato-fleet/host1/bob" ];
+      };
+      description = ''
+        One kato per user on a shared machine: `kato@<name>.service` for each
+        entry, running as that user with that user's provider roots
+        read-only and export roots read-write, the same units and hardening
+        as systemd/kato@.service. Independent of {option}`services.kato.enable`.
+      '';
     };
   };
+
+  config = lib.mkMerge [
+    (mkIf (cfg.instances != { }) {
+      environment.systemPackages = [ cfg.package ];
+      systemd.services = lib.mapAttrs' instanceUnit cfg.instances;
+    })
+    (mkIf cfg.enable {
+      environment.systemPackages = [ cfg.package ];
+
+      systemd.services.kato = {
+        description = "kato, a sandboxed observer of coding-agent sessions";
+        documentation = [ "https://example.invalid/kato/README.md" ];
+        wantedBy = [ "multi-user.target" ];
+        after = [ "local-fs.target" ];
+        restartTriggers = [ configFile ];
+
+        environment.KATO_CONFIG = "${configFile}";
+
+        serviceConfig =
+          hardening
+          // {
+            Type = "exec";
+            ExecStart = "${lib.getExe cfg.package} run";
+            Restart = "on-failure";
+            RestartSec = "5s";
+            TimeoutStopSec = "30s";
+            SyslogIdentifier = "kato";
+
+            DynamicUser = cfg.user == null;
+            SupplementaryGroups = cfg.supplementaryGroups;
+            ConfigurationDirectory = "kato";
+            ConfigurationDirectoryMode = "0755";
+            StateDirectory = "kato";
+            StateDirectoryMode = "0700";
+            RuntimeDirectory = "kato";
+            RuntimeDirectoryMode = "0700";
+            LogsDirectory = "kato";
+            LogsDirectoryMode = "0700";
+
+            BindReadOnlyPaths = map (p: "-${p}") providerRoots;
+            BindPaths = cfg.exportRoots;
+          }
+          // lib.optionalAttrs (cfg.user != null) { User = cfg.user; }
+          // cfg.extraHardening;
+      };
+    })
+  ];
 }

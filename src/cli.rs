@@ -99,9 +99,28 @@ pub enum Command {
         /// Repeatable.
         #[arg(long = "root", value_name = "[PROVIDER=]DIR")]
         roots: Vec<String>,
+        #[command(flatten)]
+        filter: crate::cli_extra::SessionFilter,
     },
-    /// Export one session as Markdown or JSONL.
+    /// Search every session's messages (tool calls, thinking with --kind),
+    /// newest first; secrets are redacted in what is printed.
+    Search(crate::cli_extra::SearchArgs),
+    /// Print a shell completion script (`source <(kato completions bash)`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output (`kato man | man -l -`).
+    Man,
+    /// Export one session as Markdown, JSONL or HTML.
     Export(ExportArgs),
+    /// Keep a directory holding one export per session current: only
+    /// changed sessions are read and rewritten (atomically); files a person
+    /// edited are left alone and reported.
+    Sync(crate::sync::SyncArgs),
+    /// Remove kato's own state for session files that no longer exist (or
+    /// older than asked). Never an export, never an agent's file.
+    Clean(crate::clean::CleanArgs),
     /// Show kato's own permission surface: kernel support, per-stage rights,
     /// capabilities, no_new_privs, seccomp, sandbox mode and policy hash.
     Doctor {
@@ -208,12 +227,26 @@ pub fn run() -> Result<i32> {
             };
             audit_verify(&path, anchor.as_deref())
         }
-        Command::Sessions { json, roots } => {
+        Command::Sessions {
+            json,
+            roots,
+            filter,
+        } => {
             let mut cfg = load(&cli.config, cli.sandbox, &env)?;
             add_roots(&mut cfg, &roots, &env)?;
+            let filter = filter.resolve(&mut cfg)?;
             confine_read_only(&cfg)?;
-            sessions(&cfg, json)
+            sessions(&cfg, json, &filter)
         }
+        Command::Search(args) => {
+            let mut cfg = load(&cli.config, cli.sandbox, &env)?;
+            add_roots(&mut cfg, &args.roots, &env)?;
+            let query = args.query(&mut cfg)?;
+            confine_read_only(&cfg)?;
+            crate::cli_extra::search(&cfg, &query, args.json)
+        }
+        Command::Completions { shell } => crate::cli_extra::completions(shell),
+        Command::Man => crate::cli_extra::man(),
         Command::Doctor { json } => {
             let cfg = load(&cli.config, cli.sandbox, &env)?;
             doctor(&cfg, json)
@@ -222,6 +255,15 @@ pub fn run() -> Result<i32> {
             let mut cfg = load(&cli.config, cli.sandbox, &env)?;
             add_roots(&mut cfg, &args.roots, &env)?;
             export_cmd(&cfg, args)
+        }
+        Command::Sync(args) => {
+            let mut cfg = load(&cli.config, cli.sandbox, &env)?;
+            add_roots(&mut cfg, &args.roots, &env)?;
+            crate::sync::command(&cfg, args)
+        }
+        Command::Clean(args) => {
+            let cfg = load(&cli.config, cli.sandbox, &env)?;
+            crate::clean::command(&cfg, args)
         }
         Command::Run { detached } => {
             let cfg = load(&cli.config, cli.sandbox, &env)?;
@@ -410,7 +452,8 @@ fn add_roots(cfg: &mut Config, roots: &[String], env: &Env) -> Result<()> {
 }
 
 /// Harden the process and confine it to reading the provider roots and the
-/// config file, before any session byte is read (`kato sessions`).
+/// config file, before any session byte is read (`kato sessions`, `kato
+/// search`).
 fn confine_read_only(cfg: &Config) -> Result<()> {
     use crate::sandbox::{self, profiles};
     let hardened = sandbox::harden_process(cfg.sandbox_mode)?;
@@ -429,7 +472,7 @@ fn confine_read_only(cfg: &Config) -> Result<()> {
 /// providers' roots ([`crate::provider::Provider::markers_beside`]): each
 /// one that is a regular file now (a rule needs an existing path; a link
 /// is never followed into a rule).
-fn markers_beside(cfg: &Config) -> Vec<PathBuf> {
+pub(crate) fn markers_beside(cfg: &Config) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = cfg
         .providers
         .iter()
@@ -485,24 +528,30 @@ fn config_init(path: PathBuf, force: bool) -> Result<i32> {
 /// One row of `kato sessions`.
 #[derive(Debug, Serialize)]
 pub struct SessionRow {
-    id: String,
-    provider: crate::event::ProviderId,
+    pub(crate) id: String,
+    pub(crate) provider: crate::event::ProviderId,
     path: Option<PathBuf>,
     files: usize,
     title: String,
     /// The project directory, as the agent recorded it.
-    cwd: Option<String>,
+    pub(crate) cwd: Option<String>,
     first_activity: Option<String>,
-    last_activity: Option<String>,
+    pub(crate) last_activity: Option<String>,
     events: u64,
     skipped: u64,
 }
 
-fn sessions(cfg: &Config, json: bool) -> Result<i32> {
-    let rows = session_rows(cfg)?;
+fn sessions(cfg: &Config, json: bool, filter: &crate::cli_extra::Filter) -> Result<i32> {
+    let mut rows = session_rows(cfg)?;
+    filter.apply(&mut rows);
     let mut out = terminal::stdout();
     let r = if json {
         terminal::json(&mut out, &rows)
+    } else if rows.is_empty() && filter.is_set() {
+        writeln!(
+            out,
+            "no sessions match the filters; run `kato sessions` without them to list every session"
+        )
     } else if rows.is_empty() {
         writeln!(
             out,
@@ -586,7 +635,7 @@ pub fn session_rows(cfg: &Config) -> Result<Vec<SessionRow>> {
 /// `session_meta` event (sent when it changes) or `cwd` event (Cline's
 /// environment details), not a subagent's. The last one a session holds is
 /// its cwd; one with a control character is not shown.
-fn recorded_cwd_of(ev: &crate::event::Event) -> Option<String> {
+pub(crate) fn recorded_cwd_of(ev: &crate::event::Event) -> Option<String> {
     /// `{"cwd": "<dir>", …}`, or (a `cwd` event) the directory alone.
     #[derive(serde::Deserialize)]
     #[serde(untagged)]

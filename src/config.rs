@@ -27,6 +27,7 @@ pub struct File {
     pub limits: LimitsFile,
     pub redaction: crate::redact::RedactionOptions,
     pub daemon: DaemonFile,
+    pub sync: SyncFile,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -41,6 +42,8 @@ pub struct ProviderFile {
 pub struct ExportsFile {
     pub allowed_roots: Option<Vec<String>>,
     pub default_dir: Option<String>,
+    /// Mode of exports and recordings kato creates, in octal (`"0644"`).
+    pub file_mode: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -134,6 +137,51 @@ pub struct DaemonFile {
     pub rescan_secs: Option<u64>,
 }
 
+/// `[sync]`: the daemon's autosync, off unless `dir` is set.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncFile {
+    pub dir: Option<String>,
+    /// One directory under `dir` (`{hostname}`: this machine's name).
+    pub prefix: Option<String>,
+    pub layout: Option<crate::sync::Layout>,
+    pub format: Option<String>,
+    /// Provider names; default: every enabled provider.
+    pub providers: Option<Vec<String>>,
+}
+
+/// Default mode of exports and recordings: readable by everyone who can
+/// reach them, writable by the owner only.
+pub const DEFAULT_FILE_MODE: u32 = 0o644;
+
+/// `[exports] file_mode`: an octal string, the owner may read and write,
+/// nobody may execute, the world may not write.
+pub fn parse_file_mode(raw: &str) -> std::result::Result<u32, String> {
+    let digits = raw.strip_prefix("0o").unwrap_or(raw);
+    let mode = u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|m| *m <= 0o777 && !digits.is_empty())
+        .ok_or_else(|| {
+            format!("`exports.file_mode` = `{raw}` is not an octal mode like \"0644\" or \"0600\"")
+        })?;
+    if mode & 0o600 != 0o600 {
+        return Err(format!(
+            "`exports.file_mode` = `{raw}`: the owner must be able to read and write (0600 at least)"
+        ));
+    }
+    if mode & 0o111 != 0 {
+        return Err(format!(
+            "`exports.file_mode` = `{raw}`: exports are not programs; no execute bits"
+        ));
+    }
+    if mode & 0o002 != 0 {
+        return Err(format!(
+            "`exports.file_mode` = `{raw}`: world-writable exports could be changed by anyone; use 0644 or 0664"
+        ));
+    }
+    Ok(mode)
+}
+
 /// Default seconds between the daemon's safety-net rescans.
 pub const DEFAULT_RESCAN_SECS: u64 = 300;
 
@@ -178,6 +226,10 @@ pub struct Config {
     pub line_cap: usize,
     /// Secret redaction (validated: its patterns compile).
     pub redaction: crate::redact::RedactionOptions,
+    /// Mode of exports, recordings and synced files (`[exports] file_mode`).
+    pub file_mode: u32,
+    /// The daemon's autosync (`[sync]`); `None`: off.
+    pub sync: Option<crate::sync::auto::Settings>,
 }
 
 /// What the environment says; gathered once so resolution is testable.
@@ -386,7 +438,12 @@ impl Config {
                 "`log.level` = `{log_level}`; use one of error, warn, info, debug, trace"
             )));
         }
-        crate::redact::Redactor::new(&file.redaction).map_err(|e| cfg_err(e.to_string()))?;
+        crate::redact::Redactor::check(&file.redaction).map_err(|e| cfg_err(e.to_string()))?;
+        let file_mode = match &file.exports.file_mode {
+            Some(m) => parse_file_mode(m).map_err(&cfg_err)?,
+            None => DEFAULT_FILE_MODE,
+        };
+        let sync = Config::resolve_sync(registry, &file.sync, env, &origin).map_err(&cfg_err)?;
         let mut cfg = Config {
             source: path.map(Path::to_path_buf),
             default_config: env.default_config_path(),
@@ -404,6 +461,8 @@ impl Config {
             log_format: file.log.format,
             line_cap,
             redaction: file.redaction,
+            file_mode,
+            sync,
         };
         cfg.drop_default_roots_in_own_dirs();
         cfg.check_overlaps().map_err(cfg_err)?;
@@ -469,6 +528,9 @@ impl Config {
             .map(|r| ("`exports.allowed_roots` entry", r.as_path()))
             .collect();
         writes.push(("`exports.default_dir`", &self.default_dir));
+        if let Some(s) = &self.sync {
+            writes.push(("`sync.dir`", &s.dir));
+        }
         for (key, path) in writes {
             if let Some(p) = overlap::first_overlap(&protected, path) {
                 return Err(format!(
@@ -494,6 +556,53 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// `[sync]`: `None` unless a directory is set.
+    fn resolve_sync(
+        registry: Registry,
+        file: &SyncFile,
+        env: &Env,
+        origin: &Path,
+    ) -> std::result::Result<Option<crate::sync::auto::Settings>, String> {
+        let Some(dir) = &file.dir else {
+            return Ok(None);
+        };
+        let dir = env.expand("sync.dir", dir, origin).map_err(|e| match e {
+            Error::Config { message, .. } => message,
+            other => other.to_string(),
+        })?;
+        let format = match &file.format {
+            Some(f) => <crate::export::ExportFormat as clap::ValueEnum>::from_str(f, true)
+                .map_err(|_| format!("`sync.format` = `{f}`; use markdown, jsonl or html"))?,
+            None => crate::export::ExportFormat::Markdown,
+        };
+        let providers = file
+            .providers
+            .iter()
+            .flatten()
+            .map(|n| {
+                registry.by_name(n).map(|p| p.id()).ok_or_else(|| {
+                    format!(
+                        "`sync.providers`: unknown provider `{n}`; known providers: {}",
+                        registry.names()
+                    )
+                })
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let prefix = file
+            .prefix
+            .as_deref()
+            .map(crate::sync::prefix_component)
+            .transpose()
+            .map_err(|e| format!("`sync.prefix`: {e}"))?;
+        Ok(Some(crate::sync::auto::Settings {
+            dir,
+            prefix,
+            layout: file.layout.unwrap_or_default(),
+            format,
+            providers,
+        }))
     }
 
     /// Every registered provider's settings; a section naming no
@@ -636,6 +745,9 @@ const TEMPLATE_TAIL: &str = r#"[exports]
 # allowed_roots = ["~/kato-exports"]
 # Where `::record` / `::capture` without a path write.
 # default_dir = "~/kato-exports"
+# Mode of the exports, recordings and synced files kato creates (octal;
+# no execute bits, not world-writable). kato's own state stays 0600.
+# file_mode = "0644"
 
 # [state]
 # dir = "~/.kato/state"            # or $STATE_DIRECTORY / $XDG_STATE_HOME/kato
@@ -671,6 +783,16 @@ mode = "enforce"
 
 # [daemon]
 # rescan_secs = 300                # safety-net rescan of the roots (inotify does the rest)
+
+# [sync]
+# Autosync: the daemon keeps one export per session current under `dir`
+# (as `kato sync -o DIR` does). Off unless `dir` is set; `dir` must lie
+# apart from the provider roots, this file and kato's own directories.
+# dir = "~/kato-sync"
+# layout = "by-project"            # by-project | by-date | flat
+# format = "markdown"              # markdown | jsonl
+# providers = []                   # default: every enabled provider
+# prefix = "{hostname}"            # one directory under dir per machine
 "#;
 
 #[cfg(test)]

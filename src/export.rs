@@ -30,6 +30,8 @@ use crate::redact::{RedactionStats, Redactor};
 pub enum ExportFormat {
     Markdown,
     Jsonl,
+    /// One self-contained page (inline CSS, no script).
+    Html,
 }
 
 /// Resolve a SESSION argument: a path to a session file, a full session id,
@@ -301,6 +303,8 @@ pub fn report_degraded(stage: &str, missing: &[crate::sandbox::Missing]) {
 enum Msg {
     Meta(Box<crate::render::SessionMeta>),
     Events(Vec<Event>),
+    /// Bytes of the session's files read so far (for the progress bar).
+    Progress(u64),
     Done(Skipped, RedactionStats),
     Failed(String),
 }
@@ -369,7 +373,7 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     report_degraded("export", &applied.missing);
 
     let session = resolve(cfg, query)?;
-    let out_file = create_output(output.as_deref())?;
+    let out_file = create_output(output.as_deref(), cfg.file_mode)?;
 
     let files: Vec<PathBuf> = session.files.iter().map(|f| f.path.clone()).collect();
     // What the stages read: a session in a database is the database file
@@ -379,7 +383,8 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
         .flat_map(|p| crate::database::readable_files(p))
         .collect();
     let limits = limits(cfg);
-    let markdown = req.format == ExportFormat::Markdown;
+    // Markdown and HTML need the metadata before the body.
+    let markdown = req.format != ExportFormat::Jsonl;
     let redactor =
         std::sync::Arc::new(Redactor::new(&cfg.redaction).map_err(|e| Error::Config {
             path: cfg.source.clone().unwrap_or_default(),
@@ -403,27 +408,35 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     };
     let parse_session = session.clone();
     let meta_redactor = redactor.clone();
+    let hidden = Hidden::of(req);
     let (spent_tx, spent_rx) = std::sync::mpsc::sync_channel(IN_FLIGHT);
     let (parse_tx, parse_rx) = std::sync::mpsc::sync_channel::<Msg>(stage::STAGE_QUEUE);
+    let sizes: Vec<u64> = files
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .collect();
+    let input_bytes: u64 = sizes.iter().sum();
+    let position = crate::progress::Position::new(sizes);
     let parser = confiner.spawn(
         StageName::ExportParse,
         profiles::export(&read_files, config_file, None),
-        move || parse_stage(&parse_session, limits, &redactor, &parse_tx, &spent_rx),
+        move || {
+            parse_stage(
+                &parse_session,
+                limits,
+                &redactor,
+                hidden,
+                &parse_tx,
+                &spent_rx,
+                position,
+            )
+        },
     )?;
-    let input_bytes: u64 = read_files
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
     // The write stage: from here on `main` may only write the output file.
     let write_domain = profiles::export(&[], None, output.as_deref());
     let applied = write_domain.apply(mode)?;
     report_degraded("export-write", &applied.missing);
 
-    let mut w = Counting {
-        inner: sink(out_file, req.dry_run),
-        bytes: 0,
-    };
     let meta = meta_stage.as_ref().map(|(_, rx)| MetaSource {
         rx,
         go: Some(go_tx),
@@ -431,8 +444,28 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
         redactor: meta_redactor,
     });
     let spool = Spool::bounds(req, input_bytes);
-    let (events, skipped, redactions, abandoned) =
-        write_stage(&parse_rx, meta, Some(&spent_tx), spool, req, &mut w)?;
+    // Standard output that is a terminal shows the export itself: no bar.
+    let to_terminal =
+        out_file.is_none() && !req.dry_run && io::IsTerminal::is_terminal(&io::stdout());
+    let mut progress = if !to_terminal {
+        crate::progress::Progress::stderr(input_bytes)
+    } else {
+        crate::progress::Progress::off()
+    };
+    let mut w = Counting {
+        inner: sink(out_file, req.dry_run),
+        bytes: 0,
+    };
+    let (events, skipped, redactions, abandoned) = write_stage(
+        &parse_rx,
+        meta,
+        Some(&spent_tx),
+        spool,
+        req,
+        &mut w,
+        &mut progress,
+    )?;
+    progress.finish();
     w.flush().map_err(|e| Error::io("writing the export", e))?;
     if let Some((s, rx)) = meta_stage {
         // A stage blocked sending ends. A metadata pass that turned out
@@ -536,11 +569,19 @@ fn output_path(cfg: &Config, out: &Path) -> Result<PathBuf> {
 
 /// Create (or empty) the output file, if there is one: beneath its
 /// parent's descriptor, never through a symlink (the path policy's open).
-fn create_output(output: Option<&Path>) -> Result<Option<std::fs::File>> {
+fn create_output(output: Option<&Path>, mode: u32) -> Result<Option<std::fs::File>> {
     output
         .map(|p| {
             crate::policy::open_output(p)
-                .map(|(f, _)| f)
+                .and_then(|(f, created)| {
+                    if created {
+                        crate::policy::set_mode(&f, mode).map_err(|e| crate::policy::Denied {
+                            reason: crate::policy::DenyReason::Io,
+                            detail: format!("{}: {}", p.display(), io::Error::from(e)),
+                        })?;
+                    }
+                    Ok(f)
+                })
                 .map_err(|d| Error::Usage(format!("cannot write {}: {d}", p.display())))
         })
         .transpose()
@@ -557,12 +598,44 @@ fn sink(out_file: Option<std::fs::File>, dry_run: bool) -> Box<dyn Write> {
 
 /// The parse stage of a one-shot export: the events, redacted, in
 /// batches. Errors are sent, not returned.
+/// What a Markdown export does not show: thinking without `--thinking`,
+/// tool calls and results without `--tool-calls`. Those events still
+/// reach the metadata (their times and models), but their text is never
+/// written, so the parse stage drops it before redaction and rendering.
+#[derive(Debug, Clone, Copy)]
+struct Hidden {
+    thinking: bool,
+    tools: bool,
+}
+
+impl Hidden {
+    fn of(req: &Request) -> Hidden {
+        let markdown = req.format == ExportFormat::Markdown;
+        Hidden {
+            thinking: markdown && !req.markdown.thinking,
+            tools: markdown && !req.markdown.tool_calls,
+        }
+    }
+
+    fn strip(self, ev: &mut Event) {
+        use crate::event::Payload as P;
+        match &mut ev.payload {
+            P::Thinking { text } if self.thinking => *text = String::new(),
+            P::ToolCall { input, .. } if self.tools => *input = crate::event::null_raw(),
+            P::ToolResult { output, .. } if self.tools => *output = String::new(),
+            _ => {}
+        }
+    }
+}
+
 fn parse_stage(
     session: &SessionFiles,
     limits: Limits,
     redactor: &Redactor,
+    hidden: Hidden,
     tx: &std::sync::mpsc::SyncSender<Msg>,
     spent: &std::sync::mpsc::Receiver<Vec<Event>>,
+    mut position: crate::progress::Position,
 ) {
     let mut skipped = Skipped::default();
     let mut stats = RedactionStats::default();
@@ -580,8 +653,10 @@ fn parse_stage(
         if closed {
             return;
         }
+        hidden.strip(&mut ev);
         redactor.redact_event(&mut ev, &mut stats);
         bytes += text_size(&ev);
+        let at = position.at(ev.source.offset);
         batch.push(ev);
         if batch.len() >= BATCH || bytes >= BATCH_BYTES {
             let back = if out >= IN_FLIGHT {
@@ -603,7 +678,7 @@ fn parse_stage(
             };
             let full = std::mem::replace(&mut batch, next);
             bytes = 0;
-            closed = tx.send(Msg::Events(full)).is_err();
+            closed = tx.send(Msg::Progress(at)).is_err() || tx.send(Msg::Events(full)).is_err();
             out += 1;
         }
     });
@@ -709,6 +784,50 @@ impl Write for Spool<'_> {
     }
 }
 
+/// The body renderer of a document that opens with a header (Markdown,
+/// HTML), writing into the [`Spool`] that holds it until the header is known.
+enum Body<'a> {
+    Markdown(crate::render::markdown::MarkdownRenderer<Spool<'a>>),
+    Html(crate::render::html::HtmlRenderer<Spool<'a>>),
+}
+
+impl<'a> Body<'a> {
+    fn new(spool: Spool<'a>, req: &Request) -> Body<'a> {
+        use crate::render::markdown::{MarkdownRenderer, RenderState};
+        match req.format {
+            ExportFormat::Html => {
+                Body::Html(crate::render::html::HtmlRenderer::new(spool, &req.markdown))
+            }
+            // What follows the header is rendered as the continuation of a
+            // started document, exactly as after `header`.
+            ExportFormat::Markdown | ExportFormat::Jsonl => Body::Markdown(
+                MarkdownRenderer::resume(spool, &req.markdown, RenderState::appending()),
+            ),
+        }
+    }
+
+    fn get_mut(&mut self) -> &mut Spool<'a> {
+        match self {
+            Body::Markdown(r) => r.get_mut(),
+            Body::Html(r) => r.get_mut(),
+        }
+    }
+
+    fn event(&mut self, ev: &Event) -> io::Result<()> {
+        match self {
+            Body::Markdown(r) => r.event(ev),
+            Body::Html(r) => r.event(ev),
+        }
+    }
+
+    fn finish(self) -> io::Result<()> {
+        match self {
+            Body::Markdown(r) => r.finish().map(drop),
+            Body::Html(r) => r.finish().map(drop),
+        }
+    }
+}
+
 /// The metadata from the metadata stage: `None` while it is not ready
 /// (only when `wait` is false).
 fn take_meta(
@@ -763,26 +882,21 @@ fn write_stage(
     spool: SpoolBounds,
     req: &Request,
     w: &mut dyn Write,
+    progress: &mut crate::progress::Progress,
 ) -> Result<(u64, Skipped, RedactionStats, bool)> {
-    use crate::render::markdown::{MarkdownRenderer, RenderState};
+    use crate::render::markdown::MarkdownRenderer;
     let werr = |e: io::Error| Error::io("writing the export", e);
     let mut events = 0u64;
     let mut md = None;
     let mut jsonl = None;
     let mut pending = None;
     match meta {
-        Some(src) if req.format == ExportFormat::Markdown => {
+        Some(src) if req.format != ExportFormat::Jsonl => {
             let spool = Spool {
                 sink: w,
                 held: Some(Vec::new()),
             };
-            // What follows the header is rendered as the continuation of a
-            // started document, exactly as after `header`.
-            md = Some(MarkdownRenderer::resume(
-                spool,
-                &req.markdown,
-                RenderState::appending(),
-            ));
+            md = Some(Body::new(spool, req));
             let collector = crate::render::MetaCollector::new(src.redactor.clone());
             pending = Some((src, collector));
         }
@@ -819,9 +933,14 @@ fn write_stage(
                 (None, false) => None,
             };
             if let Some(meta) = meta {
-                let mut header = MarkdownRenderer::new(Vec::new(), &req.markdown);
-                header.header(&meta).map_err(werr)?;
-                let header = header.finish().map_err(werr)?;
+                let header = match req.format {
+                    ExportFormat::Html => crate::render::html::header(&meta).into_bytes(),
+                    ExportFormat::Markdown | ExportFormat::Jsonl => {
+                        let mut header = MarkdownRenderer::new(Vec::new(), &req.markdown);
+                        header.header(&meta).map_err(werr)?;
+                        header.finish().map_err(werr)?
+                    }
+                };
                 r.get_mut().open(&header).map_err(werr)?;
                 pending = None;
             }
@@ -857,6 +976,7 @@ fn write_stage(
                 }
             }
             Msg::Done(skipped, redactions) => done = Some((skipped, redactions)),
+            Msg::Progress(at) => progress.update(at),
             Msg::Meta(_) => {}
             Msg::Failed(e) => return Err(Error::io("reading the session", io::Error::other(e))),
         }
@@ -979,8 +1099,16 @@ mod tests {
         };
         let bounds = SpoolBounds { start_meta_at, max };
         let mut out = Vec::new();
-        let (count, _, _, abandoned) =
-            write_stage(&rx, Some(src), None, bounds, &markdown_request(), &mut out).unwrap();
+        let (count, _, _, abandoned) = write_stage(
+            &rx,
+            Some(src),
+            None,
+            bounds,
+            &markdown_request(),
+            &mut out,
+            &mut crate::progress::Progress::off(),
+        )
+        .unwrap();
         let started = stage.join().unwrap();
         (String::from_utf8(out).unwrap(), count, started, abandoned)
     }
@@ -1030,9 +1158,17 @@ mod tests {
                 start_meta_at: spool_max / 4,
                 max: spool_max,
             };
-            let r = write_stage(&rx, Some(src), None, bounds, &markdown_request(), &mut out)
-                .map(|_| ())
-                .map_err(|e| e.to_string());
+            let r = write_stage(
+                &rx,
+                Some(src),
+                None,
+                bounds,
+                &markdown_request(),
+                &mut out,
+                &mut crate::progress::Progress::off(),
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string());
             let _ = stage.join();
             r
         };

@@ -5,7 +5,9 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod clean;
 pub mod cli;
+mod cli_extra;
 pub mod commands;
 pub mod config;
 pub mod daemon;
@@ -16,11 +18,14 @@ pub mod event;
 pub mod export;
 pub mod json_str;
 pub mod policy;
+pub mod progress;
 pub mod provider;
 pub mod reader;
 pub mod recording;
 pub mod redact;
 pub mod render;
 pub mod sandbox;
+pub mod search;
+pub mod sync;
 pub mod terminal;
 pub mod writer;

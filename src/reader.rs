@@ -446,7 +446,8 @@ fn feed_document(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{raw_from_str, Payload, ProviderId, Source};
+    use crate::event::raw_copy;
+    use crate::event::{Payload, ProviderId, Source};
 
     /// A parser that turns each JSON line into a raw event; enough to test
     /// the line machinery independently of any provider.
@@ -475,7 +476,7 @@ mod tests {
                     file: None,
                 },
                 payload: Payload::ProviderRaw {
-                    record: raw_from_str(v.get()),
+                    record: raw_copy(v),
                 },
             });
             Ok(())

@@ -103,11 +103,14 @@ pub enum AuditEvent {
     /// kato keeps in memory; their number.
     #[serde(rename = "audit.lost")]
     AuditLost,
+    /// `kato clean` removed kato's own state for a session file.
+    #[serde(rename = "state.cleaned")]
+    StateCleaned,
 }
 
 impl AuditEvent {
     /// Every event, in declaration order.
-    pub const ALL: [AuditEvent; 18] = [
+    pub const ALL: [AuditEvent; 19] = [
         AuditEvent::CommandParsed,
         AuditEvent::CommandRejected,
         AuditEvent::CommandExecuted,
@@ -126,6 +129,7 @@ impl AuditEvent {
         AuditEvent::AuditAnchored,
         AuditEvent::AuditRestarted,
         AuditEvent::AuditLost,
+        AuditEvent::StateCleaned,
     ];
 
     /// The name on disk.
@@ -149,6 +153,7 @@ impl AuditEvent {
             AuditEvent::AuditAnchored => "audit.anchored",
             AuditEvent::AuditRestarted => "audit.restarted",
             AuditEvent::AuditLost => "audit.lost",
+            AuditEvent::StateCleaned => "state.cleaned",
         }
     }
 }
@@ -405,6 +410,8 @@ pub fn now_rfc3339() -> String {
 }
 
 /// Format seconds since the epoch (UTC) as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+/// Written digit by digit: providers call this for every record of agents
+/// that keep epoch times, so it stays off `format!`.
 pub fn rfc3339(secs: u64, millis: u32) -> String {
     let days = secs / 86_400;
     let rem = secs % 86_400;
@@ -419,12 +426,48 @@ pub fn rfc3339(secs: u64, millis: u32) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{millis:03}Z")
+    if !(0..=9999).contains(&year) {
+        return format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{millis:03}Z");
+    }
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut v: u64| {
+        for k in (at..at + width).rev() {
+            b[k] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year as u64);
+    put(5, 2, month as u64);
+    put(8, 2, day as u64);
+    put(11, 2, h);
+    put(14, 2, m);
+    put(17, 2, s);
+    put(20, 3, u64::from(millis.min(999)));
+    b.iter().map(|&c| char::from(c)).collect()
+}
+
+/// Milliseconds since the epoch as [`rfc3339`]; `None` past the year 9999,
+/// which is no time an agent wrote.
+pub fn rfc3339_from_millis(ms: u64) -> Option<String> {
+    (ms < 253_402_300_800_000).then(|| rfc3339(ms / 1000, (ms % 1000) as u32))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_767_887_798, 102), "2026-01-08T15:56:38.102Z");
+        assert_eq!(rfc3339(951_782_400, 7), "2000-02-29T00:00:00.007Z");
+        assert_eq!(rfc3339(253_402_300_799, 999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            rfc3339_from_millis(1_767_887_798_102).as_deref(),
+            Some("2026-01-08T15:56:38.102Z")
+        );
+        assert_eq!(rfc3339_from_millis(253_402_300_800_000), None);
+    }
 
     #[test]
     fn event_names_on_disk_are_the_documented_strings() {
@@ -466,6 +509,7 @@ mod tests {
                 AuditEvent::AuditAnchored => 15,
                 AuditEvent::AuditRestarted => 16,
                 AuditEvent::AuditLost => 17,
+                AuditEvent::StateCleaned => 18,
             }
         }
         for (i, e) in AuditEvent::ALL.iter().enumerate() {

@@ -159,6 +159,8 @@ pub(crate) enum ToOrch {
         events: Vec<Event>,
         done: bool,
     },
+    /// An autosync pass ended.
+    Synced(Box<std::result::Result<crate::sync::Summary, String>>),
 }
 
 /// A file the state knows, handed to its provider's stage at start.
@@ -200,6 +202,9 @@ struct Daemon {
     /// Commands and recordings.
     recorder: record::Recorder,
     next_heartbeat: Instant,
+    /// The autosync stage (`[sync]`), and what `kato status` shows of it.
+    autosync: Option<crate::sync::auto::Handle>,
+    sync_status: Option<crate::sync::auto::SyncStatus>,
 }
 
 /// `kato run`: the daemon in the foreground until SIGTERM/SIGINT.
@@ -241,6 +246,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<i32> {
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     }
     let export_note = confine::prepare_default_export_dir(&cfg);
+    let sync_note = crate::sync::auto::prepare(&cfg);
     let lock = lifecycle::Lock::acquire(&cfg.state_dir)?;
     let (union, grants) = profiles::supervisor(&cfg, opts.detached);
     let applied = match union.apply(mode) {
@@ -273,7 +279,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<i32> {
         head.clone(),
     )?;
     install_panic_hook();
-    if let Some(note) = export_note {
+    for note in export_note.into_iter().chain(sync_note) {
         tracing::warn!("{note}");
     }
     for g in &grants {
@@ -358,6 +364,8 @@ impl Daemon {
             report,
             recorder,
             next_heartbeat: Instant::now() + HEARTBEAT,
+            autosync: None,
+            sync_status: None,
         })
     }
 
@@ -374,6 +382,7 @@ impl Daemon {
         )?;
         self.supervisor
             .spawn_writer_spawner(&self.cfg, &mut self.report);
+        self.spawn_autosync();
         self.supervisor.add_slots(&self.cfg);
         for i in 0..self.supervisor.slots.len() {
             self.spawn_stage(i);
@@ -509,9 +518,75 @@ impl Daemon {
                 // The recording's progress shows in status.
                 self.report.dirty = true;
             }
+            ToOrch::Synced(pass) => self.on_synced(*pass),
             ToOrch::Signal(sig) => return self.on_signal(sig),
         }
         None
+    }
+
+    /// Start the autosync stage when `[sync]` asks for it.
+    fn spawn_autosync(&mut self) {
+        let tx = self.supervisor.tx.clone();
+        let spawned =
+            crate::sync::auto::spawn(&self.supervisor.confine.confiner, &self.cfg, move |pass| {
+                tx.send(ToOrch::Synced(Box::new(pass))).is_ok()
+            });
+        match spawned {
+            Some(Ok(h)) => {
+                self.autosync = Some(h);
+                self.sync_status = self
+                    .cfg
+                    .sync
+                    .as_ref()
+                    .map(crate::sync::auto::SyncStatus::new);
+            }
+            Some(Err(e)) => self
+                .report
+                .warn("sync", format!("autosync cannot start: {e}")),
+            None => {}
+        }
+    }
+
+    /// An autosync pass ended: audit what it wrote or refused, show it.
+    fn on_synced(&mut self, pass: std::result::Result<crate::sync::Summary, String>) {
+        use crate::sync::Action;
+        match &pass {
+            Ok(s) => {
+                for i in &s.items {
+                    let (event, decision) = match i.action {
+                        Action::Write | Action::Update => {
+                            (AuditEvent::WriteAllowed, Decision::Allow)
+                        }
+                        Action::Conflict | Action::Failed => {
+                            (AuditEvent::WriteDenied, Decision::Deny)
+                        }
+                        Action::Unchanged => continue,
+                    };
+                    self.recorder.audit(Entry {
+                        stage: "sync".into(),
+                        event,
+                        decision,
+                        provider: Some(i.provider.as_str().to_owned()),
+                        session: Some(i.session_id.clone()),
+                        target: Some(s.dir.join(&i.output).display().to_string()),
+                        reason: Some(format!(
+                            "autosync {}: {}",
+                            crate::sync::action_name(i.action),
+                            i.reason
+                        )),
+                        ..Entry::default()
+                    });
+                }
+            }
+            Err(e) => self
+                .report
+                .warn("sync", format!("autosync pass failed: {e}")),
+        }
+        if let Some(st) = self.sync_status.as_mut() {
+            st.record(&pass);
+        }
+        self.drain_recorder_warnings();
+        self.report.dirty = true;
     }
 
     fn on_signal(&mut self, sig: i32) -> Option<i32> {
@@ -548,6 +623,11 @@ impl Daemon {
     /// recordings before the cursor covering them is committed.
     fn handle_batch(&mut self, b: Batch) {
         let provider = b.provider;
+        if let Some(sync) = &self.autosync {
+            if !b.events.is_empty() || b.replay {
+                sync.nudge();
+            }
+        }
         let malformed = b
             .commit
             .as_ref()
@@ -625,11 +705,28 @@ impl Daemon {
             }
         }
         self.supervisor.stop_writers();
+        self.stop_autosync(deadline);
         self.flush();
         self.report.phase = Phase::Stopped;
         self.write_status();
         self.recorder.audit.log_head("stop");
         tracing::info!("kato stopped");
+    }
+
+    /// Let a running autosync pass finish (its files are replaced
+    /// atomically either way), handling what it reports, until `deadline`.
+    fn stop_autosync(&mut self, deadline: Instant) {
+        let Some(h) = self.autosync.take() else {
+            return;
+        };
+        let stage = h.close();
+        while !stage.is_finished() && Instant::now() < deadline {
+            match self.rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(ToOrch::Synced(pass)) => self.on_synced(*pass),
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
     }
 
     fn build_status(&self) -> Status {
@@ -661,6 +758,7 @@ impl Daemon {
             recordings: self.recorder.status(),
             skipped_files: report.skipped.total(),
             audit: Some(self.recorder.audit.status()),
+            sync: self.sync_status.clone(),
         }
     }
 

@@ -55,6 +55,9 @@ pub struct Status {
     pub skipped_files: usize,
     /// The security audit log and its chain head.
     pub audit: Option<AuditStatus>,
+    /// Autosync (`[sync]`), when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<crate::sync::auto::SyncStatus>,
 }
 
 /// Skipped files listed as warnings, each with its reason; beyond, they are
@@ -361,31 +364,7 @@ pub fn now_us() -> u64 {
 /// `2026-01-08T15:56:38.102Z` (UTC, millisecond precision).
 pub fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, day) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    crate::audit::rfc3339(d.as_secs(), d.subsec_millis())
 }
 
 /// First `max` characters of `text` on one line.
@@ -659,6 +638,9 @@ pub fn render(
     render_providers(out, &st.providers)?;
     render_sessions(out, st)?;
     render_recordings(out, &st.recordings)?;
+    if let Some(s) = &st.sync {
+        crate::sync::auto::render_status(out, s)?;
+    }
     render_warnings(out, st)
 }
 

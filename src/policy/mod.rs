@@ -136,6 +136,8 @@ pub struct Policy {
     missing: Vec<PathBuf>,
     protected: Vec<Protected>,
     hash: String,
+    /// Mode given to a destination this policy's open creates.
+    file_mode: u32,
 }
 
 impl Policy {
@@ -163,16 +165,19 @@ impl Policy {
             missing,
             protected,
             hash,
+            file_mode: crate::config::DEFAULT_FILE_MODE,
         }
     }
 
     /// The daemon's policy: the export roots of `cfg`, protecting what
     /// `cfg` says kato reads and keeps its state in.
     pub fn for_config(cfg: &crate::config::Config) -> Policy {
-        Policy::new(
+        let mut p = Policy::new(
             &crate::sandbox::profiles::export_roots(cfg),
             cfg.protected(),
-        )
+        );
+        p.file_mode = cfg.file_mode;
+        p
     }
 
     pub fn protected(&self) -> &[Protected] {
@@ -309,8 +314,19 @@ impl Policy {
                 detail: root.canonical.display().to_string(),
             });
         }
-        open_beneath(dir.as_fd(), &target.rel, Write::Append).map_err(|e| open_error(e, shown))
+        let (file, created) = open_beneath(dir.as_fd(), &target.rel, Write::Append)
+            .map_err(|e| open_error(e, shown))?;
+        if created {
+            set_mode(&file, self.file_mode).map_err(|e| open_error(e, shown))?;
+        }
+        Ok((file, created))
     }
+}
+
+/// Give a file kato just created `mode` (exports are for people to read;
+/// the process umask keeps everything else private).
+pub fn set_mode(file: &File, mode: u32) -> Result<(), rustix::io::Errno> {
+    rustix::fs::fchmod(file, rustix::fs::Mode::from_raw_mode(mode & 0o777))
 }
 
 /// Where a user-named output file is: its parent directory canonicalized
@@ -600,7 +616,8 @@ mod tests {
         let (_, created) = t.policy.open_append(&target).unwrap();
         assert!(created);
         let mode = std::fs::metadata(t.root.join("sub/new.md")).unwrap().mode() & 0o777;
-        assert_eq!(mode & 0o077, 0, "new files are private: {mode:o}");
+        // Exports are for people to read (`[exports] file_mode`, default 0644).
+        assert_eq!(mode, 0o644, "new files get the export mode: {mode:o}");
     }
 
     #[test]

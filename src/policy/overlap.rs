@@ -57,12 +57,29 @@ impl Protected {
     /// Whether `path` overlaps this place, as configured or as it resolved
     /// when this value was made (a link changed since is caught either way).
     pub fn overlaps(&self, path: &Path) -> bool {
-        overlaps(&self.path, path) || overlaps(&self.resolved, path)
+        self.overlaps_place(&Place::of(path))
+    }
+
+    fn overlaps_place(&self, other: &Place) -> bool {
+        self.places()
+            .iter()
+            .any(|p| p.contains(other) || other.contains(p))
+    }
+
+    /// The place as configured and, when it differs, as it resolved when
+    /// this value was made; each looked at on the file system now.
+    fn places(&self) -> Vec<Place> {
+        let mut places = vec![Place::of(&self.path)];
+        if self.resolved != self.path {
+            places.push(Place::of(&self.resolved));
+        }
+        places
     }
 
     /// "`a` lies inside the claude provider root `b`", or "contains".
     pub fn describe(&self, path: &Path) -> String {
-        let how = if self.overlaps_as_outer(path) {
+        let inner = Place::of(path);
+        let how = if self.places().iter().any(|p| p.contains(&inner)) {
             "lies inside"
         } else {
             "contains"
@@ -74,15 +91,45 @@ impl Protected {
             self.path.display()
         )
     }
-
-    fn overlaps_as_outer(&self, path: &Path) -> bool {
-        contains(&self.path, path) || contains(&self.resolved, path)
-    }
 }
 
 /// The first of `list` that `path` overlaps.
 pub fn first_overlap<'a>(list: &'a [Protected], path: &Path) -> Option<&'a Protected> {
-    list.iter().find(|p| p.overlaps(path))
+    let place = Place::of(path);
+    list.iter().find(|p| p.overlaps_place(&place))
+}
+
+/// A path looked at once, in the three ways [`contains`] compares paths:
+/// as written, as resolved now, and by the identity of the resolved path
+/// and of each of its existing ancestors.
+struct Place {
+    written: PathBuf,
+    resolved: PathBuf,
+    /// Device and inode of `resolved`, when it exists.
+    own: Option<(u64, u64)>,
+    /// Device and inode of `resolved` and of each existing ancestor.
+    ancestors: Vec<(u64, u64)>,
+}
+
+impl Place {
+    fn of(path: &Path) -> Place {
+        let resolved = resolve(path);
+        let own = identity(&resolved);
+        let ancestors = resolved.ancestors().filter_map(identity).collect();
+        Place {
+            written: normalize(path),
+            resolved,
+            own,
+            ancestors,
+        }
+    }
+
+    /// Whether `inner` is this place or lies beneath it.
+    fn contains(&self, inner: &Place) -> bool {
+        inner.written.starts_with(&self.written)
+            || inner.resolved.starts_with(&self.resolved)
+            || self.own.is_some_and(|id| inner.ancestors.contains(&id))
+    }
 }
 
 /// `.` dropped and `..` taken back, as written (no file system access).
@@ -118,26 +165,17 @@ pub fn resolve(path: &Path) -> PathBuf {
 
 /// Whether `inner` is `outer` or lies beneath it (see the module doc).
 pub fn contains(outer: &Path, inner: &Path) -> bool {
-    normalize(inner).starts_with(normalize(outer))
-        || resolve(inner).starts_with(resolve(outer))
-        || same_file_at_or_above(outer, inner)
+    Place::of(outer).contains(&Place::of(inner))
 }
 
 /// Whether either path contains the other.
 pub fn overlaps(a: &Path, b: &Path) -> bool {
-    contains(a, b) || contains(b, a)
+    let (a, b) = (Place::of(a), Place::of(b));
+    a.contains(&b) || b.contains(&a)
 }
 
 fn identity(path: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
-
-/// `outer` exists and is `inner` or one of its ancestors, by identity.
-fn same_file_at_or_above(outer: &Path, inner: &Path) -> bool {
-    let Some(id) = identity(&resolve(outer)) else {
-        return false;
-    };
-    resolve(inner).ancestors().any(|a| identity(a) == Some(id))
 }
 
 #[cfg(test)]

@@ -247,8 +247,7 @@ fn message_id(m: &Value) -> Option<i64> {
 
 /// Milliseconds since the epoch as RFC 3339.
 fn millis_time(v: &Value) -> Option<String> {
-    let ms = v.as_u64()?;
-    Some(crate::audit::rfc3339(ms / 1000, (ms % 1000) as u32))
+    crate::audit::rfc3339_from_millis(v.as_u64()?)
 }
 
 /// A `file://` URI as a path (percent escapes decoded); `None` for any

@@ -72,6 +72,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::event::raw_copy;
 use crate::event::{
     null_raw, raw_from_str, raw_json, Event, Payload, ProviderId, Source, Subagent, SystemCategory,
 };
@@ -1021,7 +1022,7 @@ impl ClaudeParser {
                         Payload::ToolCall {
                             tool_call_id: id.to_owned(),
                             name: name.to_owned(),
-                            input: block.input.map_or_else(null_raw, |r| raw_from_str(r.get())),
+                            input: block.input.map_or_else(null_raw, raw_copy),
                         },
                         model,
                     );

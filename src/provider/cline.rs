@@ -85,6 +85,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::event::raw_copy;
 use crate::event::{raw_from_str, raw_json, Event, Payload, ProviderId, Source, SystemCategory};
 use crate::provider::{
     stem, ConfigSection, FileCtx, Malformed, Provider, RecordParser, Sniff, SourceKind,
@@ -589,9 +590,7 @@ impl<'a> Doc<'a> {
                 ) => Payload::ToolCall {
                     tool_call_id: call.clone(),
                     name: name.clone(),
-                    input: b
-                        .input
-                        .map_or_else(|| raw_from_str("{}"), |r| raw_from_str(r.get())),
+                    input: b.input.map_or_else(|| raw_from_str("{}"), raw_copy),
                 },
                 _ => {
                     events.push(self.raw_block(i, id, "assistant", &block_raw(self.raws[i], j)));
@@ -629,7 +628,7 @@ impl<'a> Doc<'a> {
             id,
             role,
             Payload::ProviderRaw {
-                record: raw_from_str(raw.get()),
+                record: raw_copy(raw),
             },
         )
     }
@@ -1037,8 +1036,8 @@ fn block_raw(msg: &RawValue, j: usize) -> Box<RawValue> {
         Ok(c) => c
             .content
             .get(j)
-            .map_or_else(|| raw_from_str(msg.get()), |b| raw_from_str(b.get())),
-        Err(_) => raw_from_str(msg.get()),
+            .map_or_else(|| raw_copy(msg), |b| raw_copy(b)),
+        Err(_) => raw_copy(msg),
     }
 }
 
@@ -1062,11 +1061,7 @@ fn ts_string(ts: &serde_json::Number) -> Option<String> {
             .filter(|f| f.is_finite() && *f >= 0.0)
             .map(|f| f as u64)
     })?;
-    // Beyond the year 9999 is no time an agent wrote.
-    if ms >= 253_402_300_800_000 {
-        return None;
-    }
-    Some(crate::audit::rfc3339(ms / 1000, (ms % 1000) as u32))
+    crate::audit::rfc3339_from_millis(ms)
 }
 
 /// FNV-1a, 64 bits: a stable short hash for message keys.

@@ -64,6 +64,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
+use crate::event::raw_copy;
 use crate::event::{
     null_raw, raw_from_str, raw_json, Event, Kind, Payload, ProviderId, Source, Subagent,
     SystemCategory,
@@ -902,7 +903,7 @@ fn tool_input(raw: Option<&RawValue>) -> Result<Box<RawValue>, Malformed> {
         let s: Cow<'_, str> = shape(serde_json::from_str(raw.get()))?;
         Ok(serde_json::from_str::<Box<RawValue>>(&s).unwrap_or_else(|_| raw_json(&*s)))
     } else {
-        Ok(raw_from_str(raw.get()))
+        Ok(raw_copy(raw))
     }
 }
 
@@ -964,7 +965,7 @@ impl CodexParser {
             line,
             Payload::ProviderInfo {
                 topic: topic.to_owned(),
-                data: raw_from_str(data.get()),
+                data: raw_copy(data),
             },
             out,
         );
@@ -1307,7 +1308,7 @@ impl CodexParser {
                     }
                     _ => format!("{}:{}", self.ctx.file_tag, line.offset),
                 };
-                let input = item.action.map_or_else(null_raw, |a| raw_from_str(a.get()));
+                let input = item.action.map_or_else(null_raw, raw_copy);
                 self.emit(
                     line,
                     Payload::ToolCall {
@@ -1324,7 +1325,7 @@ impl CodexParser {
                     Some(id) => id.to_owned(),
                     None => format!("{}:{}", self.ctx.file_tag, line.offset),
                 };
-                let input = item.action.map_or_else(null_raw, |a| raw_from_str(a.get()));
+                let input = item.action.map_or_else(null_raw, raw_copy);
                 self.emit(
                     line,
                     Payload::ToolCall {

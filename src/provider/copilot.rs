@@ -67,6 +67,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::event::raw_copy;
 use crate::event::{null_raw, raw_from_str, Event, Payload, ProviderId, Source, SystemCategory};
 use crate::json_str;
 use crate::provider::{
@@ -492,7 +493,7 @@ impl EventsParser {
             serde_json::from_str::<DataOnly<'_>>(text)
                 .ok()
                 .and_then(|l| l.data)
-                .map_or_else(null_raw, |r| raw_from_str(r.get()))
+                .map_or_else(null_raw, raw_copy)
         };
         match kind.as_ref() {
             "session.start" | "session.model_change" => {
@@ -622,7 +623,7 @@ impl EventsParser {
                         Payload::ToolCall {
                             tool_call_id: call.clone().into_owned(),
                             name: name.into_owned(),
-                            input: r.arguments.map_or_else(null_raw, |a| raw_from_str(a.get())),
+                            input: r.arguments.map_or_else(null_raw, raw_copy),
                         },
                         true,
                     );
@@ -655,7 +656,7 @@ impl EventsParser {
                     Payload::ToolCall {
                         tool_call_id: call.clone().into_owned(),
                         name,
-                        input: d.arguments.map_or_else(null_raw, |a| raw_from_str(a.get())),
+                        input: d.arguments.map_or_else(null_raw, raw_copy),
                     },
                     true,
                 );

@@ -55,6 +55,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::event::raw_copy;
 use crate::event::{raw_from_str, Event, Payload, ProviderId, Source, SystemCategory};
 use crate::provider::{
     first_line_object, offset_id, stem, ConfigSection, FileCtx, Malformed, Provider, RecordParser,
@@ -161,6 +162,64 @@ struct Line<'a> {
     message: Option<&'a RawValue>,
     #[serde(rename = "type", default, borrow)]
     kind: Option<&'a RawValue>,
+}
+
+/// The common line, read in one pass: `role` and `type` strings, a
+/// `message` object whose `content` is a string or an array. Any other
+/// shape fails this and is read by the general path ([`Line`]), which
+/// reads such a line to the same events.
+#[derive(Deserialize)]
+struct FastLine<'a> {
+    #[serde(default, borrow)]
+    role: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    message: Option<FastMessage<'a>>,
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct FastMessage<'a> {
+    #[serde(default, borrow)]
+    content: Option<Content<'a>>,
+}
+
+/// A message's `content`: a string or an array of blocks (kept raw: an
+/// unknown block is shown as it was written).
+enum Content<'a> {
+    Text(String),
+    Blocks(Vec<&'a RawValue>),
+    /// Anything else, kept raw (general path only).
+    Other(&'a RawValue),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Content<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or an array of content blocks")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Content<'a>, E> {
+                Ok(Content::Text(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Content<'a>, E> {
+                Ok(Content::Text(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Content<'a>, A::Error> {
+                let mut blocks = Vec::with_capacity(seq.size_hint().unwrap_or(2));
+                while let Some(b) = seq.next_element::<&'de RawValue>()? {
+                    blocks.push(b);
+                }
+                Ok(Content::Blocks(blocks))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
 }
 
 /// A message object.
@@ -335,29 +394,24 @@ impl State {
     }
 
     /// The events of a message's blocks.
-    fn message(&mut self, o: &mut Out<'_, '_>, user: bool, content: &RawValue) {
-        let text = content.get().trim_start();
-        if text.starts_with('"') {
-            if let Ok(s) = serde_json::from_str::<String>(text) {
-                self.text_block(o, user, &s);
-                return;
+    fn message(&mut self, o: &mut Out<'_, '_>, user: bool, content: Content<'_>) {
+        match content {
+            Content::Text(s) => self.text_block(o, user, &s),
+            Content::Blocks(blocks) => {
+                for raw in blocks {
+                    self.block(o, user, raw);
+                }
             }
-        }
-        let Ok(blocks) = serde_json::from_str::<Vec<&RawValue>>(text) else {
-            o.push(Payload::ProviderRaw {
-                record: raw_from_str(content.get()),
-            });
-            return;
-        };
-        for raw in blocks {
-            self.block(o, user, raw);
+            Content::Other(raw) => o.push(Payload::ProviderRaw {
+                record: raw_copy(raw),
+            }),
         }
     }
 
     fn block(&mut self, o: &mut Out<'_, '_>, user: bool, raw: &RawValue) {
         let Ok(b) = serde_json::from_str::<Block<'_>>(raw.get()) else {
             o.push(Payload::ProviderRaw {
-                record: raw_from_str(raw.get()),
+                record: raw_copy(raw),
             });
             return;
         };
@@ -408,7 +462,7 @@ impl State {
                 });
             }
             _ => o.push(Payload::ProviderRaw {
-                record: raw_from_str(raw.get()),
+                record: raw_copy(raw),
             }),
         }
     }
@@ -442,6 +496,30 @@ impl State {
     }
 }
 
+/// A line of any other shape: each field read on its own, a field of an
+/// unexpected type taken as absent; a line that is not a JSON object is
+/// kept raw when it is JSON at all.
+#[allow(clippy::type_complexity)]
+fn general<'t>(
+    text: &'t str,
+    bytes: &[u8],
+) -> Result<(Option<String>, Option<String>, Option<Content<'t>>), Malformed> {
+    let line = match serde_json::from_str::<Line<'_>>(text) {
+        Ok(l) => l,
+        Err(e) => {
+            serde_json::from_str::<&RawValue>(text)
+                .map_err(|_| Malformed::from_json_error(bytes, &e))?;
+            return Ok((None, None, None));
+        }
+    };
+    let content = line
+        .message
+        .and_then(|m| serde_json::from_str::<Message<'_>>(m.get()).ok())
+        .and_then(|m| m.content)
+        .map(|raw| serde_json::from_str::<Content<'_>>(raw.get()).unwrap_or(Content::Other(raw)));
+    Ok((string(line.role), string(line.kind), content))
+}
+
 impl RecordParser for CursorParser {
     fn record(
         &mut self,
@@ -450,27 +528,17 @@ impl RecordParser for CursorParser {
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed> {
         let text = std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)?;
-        let parsed = serde_json::from_str::<Line<'_>>(text);
-        // Not an object (or a field of another JSON type): kept raw when
-        // it is JSON at all.
-        let line = match parsed {
-            Ok(l) => Some(l),
-            Err(e) => {
-                serde_json::from_str::<&RawValue>(text)
-                    .map_err(|_| Malformed::from_json_error(bytes, &e))?;
-                None
-            }
+        let (role, kind, content) = match serde_json::from_str::<FastLine<'_>>(text) {
+            Ok(l) => (
+                l.role.map(String::from),
+                l.kind.map(String::from),
+                l.message.and_then(|m| m.content),
+            ),
+            Err(_) => general(text, bytes)?,
         };
         if offset == 0 {
             self.no_times(out);
         }
-        let role = line.as_ref().and_then(|l| string(l.role));
-        let content = line
-            .as_ref()
-            .and_then(|l| l.message)
-            .and_then(|m| serde_json::from_str::<Message<'_>>(m.get()).ok())
-            .and_then(|m| m.content);
-        let kind = line.as_ref().and_then(|l| string(l.kind));
         let user = role.as_deref() == Some("user");
         let record = match (role.as_deref(), kind.as_deref()) {
             (Some("user"), _) => "user",

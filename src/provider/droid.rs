@@ -49,6 +49,7 @@ use super::cursor::{result_text, string};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::event::raw_copy;
 use crate::event::{raw_from_str, Event, Payload, ProviderId, Source, SystemCategory};
 use crate::provider::{
     first_line_object, offset_id, stem, ConfigSection, FileCtx, Malformed, Provider, RecordParser,
@@ -239,7 +240,7 @@ impl DroidParser {
     fn message(o: &mut Out<'_>, raw: &RawValue) {
         let Ok(m) = serde_json::from_str::<Message<'_>>(raw.get()) else {
             o.push(Payload::ProviderRaw {
-                record: raw_from_str(raw.get()),
+                record: raw_copy(raw),
             });
             return;
         };
@@ -254,7 +255,7 @@ impl DroidParser {
                 Ok(b) => b,
                 Err(_) => {
                     o.push(Payload::ProviderRaw {
-                        record: raw_from_str(c.get()),
+                        record: raw_copy(c),
                     });
                     return;
                 }
@@ -279,7 +280,7 @@ impl DroidParser {
         for (raw, b) in blocks.iter().zip(parsed) {
             let Some(b) = b else {
                 o.push(Payload::ProviderRaw {
-                    record: raw_from_str(raw.get()),
+                    record: raw_copy(raw),
                 });
                 continue;
             };
@@ -349,7 +350,7 @@ impl DroidParser {
                 }
                 (Some("image" | "document"), _) if user && !with_results => attachments += 1,
                 _ => o.push(Payload::ProviderRaw {
-                    record: raw_from_str(raw.get()),
+                    record: raw_copy(raw),
                 }),
             }
         }

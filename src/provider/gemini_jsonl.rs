@@ -92,6 +92,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::gemini::{self, map_known_alone, map_message_alone, Gemini};
+use crate::event::raw_copy;
 use crate::event::{raw_from_str, Event, Payload, ProviderId, Source, Subagent, SystemCategory};
 use crate::json_str;
 use crate::provider::{
@@ -648,7 +649,7 @@ impl JsonlParser {
     }
 
     fn tokens_event(&self, id: &str, tokens: Option<&RawValue>, model: Option<String>) -> Event {
-        let data = tokens.map_or_else(|| raw_from_str("{}"), |t| raw_from_str(t.get()));
+        let data = tokens.map_or_else(|| raw_from_str("{}"), raw_copy);
         let source = Source {
             record: "gemini".into(),
             offset: 0,

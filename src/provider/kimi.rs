@@ -70,6 +70,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::event::raw_copy;
 use crate::event::{
     raw_from_str, raw_json, Event, Payload, ProviderId, Source, Subagent, SystemCategory,
 };
@@ -342,8 +343,7 @@ fn epoch_time(secs: f64) -> Option<String> {
     if !secs.is_finite() || !(0.0..=1e12).contains(&secs) {
         return None;
     }
-    let ms = (secs * 1000.0).round() as u64;
-    Some(crate::audit::rfc3339(ms / 1000, (ms % 1000) as u32))
+    crate::audit::rfc3339_from_millis((secs * 1000.0).round() as u64)
 }
 
 /// One line's bytes as a raw JSON value (a line is one JSON text).
@@ -511,7 +511,7 @@ fn arguments(raw: Option<&RawValue>) -> Box<RawValue> {
             Ok(v) => raw_json(&v),
             Err(_) => raw_json(&s),
         },
-        Err(_) => raw_from_str(raw.get()),
+        Err(_) => raw_copy(raw),
     }
 }
 
@@ -854,7 +854,7 @@ fn context_line(
                 role,
                 Payload::ProviderInfo {
                     topic: "token_count".into(),
-                    data: raw_from_str(t.get()),
+                    data: raw_copy(t),
                 },
             ),
             None => emit.raw(role, bytes),

@@ -198,36 +198,48 @@ pub struct Redactor {
     allow: Vec<String>,
 }
 
+/// The user's extra patterns, compiled, after checking the allow list.
+fn compile_options(options: &RedactionOptions) -> Result<Vec<Extra>, RedactError> {
+    let mut extra = Vec::with_capacity(options.extra_patterns.len());
+    for (index, pattern) in options.extra_patterns.iter().enumerate() {
+        let re = RegexBuilder::new(pattern)
+            .size_limit(1 << 22)
+            .build()
+            .map_err(|e| RedactError::InvalidPattern {
+                index,
+                pattern: pattern.clone(),
+                reason: short_regex_error(&e),
+            })?;
+        let group = re.captures_len() > 1;
+        extra.push(Extra { re, group });
+    }
+    for (index, a) in options.allow.iter().enumerate() {
+        if a.is_empty() {
+            return Err(RedactError::EmptyAllow { index });
+        }
+    }
+    Ok(extra)
+}
+
 impl Redactor {
     /// Compile the built-in detectors plus the configured extra patterns.
     /// Extra patterns and allow entries are validated even when redaction
     /// is disabled, so a broken configuration is reported either way.
     pub fn new(options: &RedactionOptions) -> Result<Redactor, RedactError> {
-        let det = Detectors::new()?;
-        let mut extra = Vec::with_capacity(options.extra_patterns.len());
-        for (index, pattern) in options.extra_patterns.iter().enumerate() {
-            let re = RegexBuilder::new(pattern)
-                .size_limit(1 << 22)
-                .build()
-                .map_err(|e| RedactError::InvalidPattern {
-                    index,
-                    pattern: pattern.clone(),
-                    reason: short_regex_error(&e),
-                })?;
-            let group = re.captures_len() > 1;
-            extra.push(Extra { re, group });
-        }
-        for (index, a) in options.allow.iter().enumerate() {
-            if a.is_empty() {
-                return Err(RedactError::EmptyAllow { index });
-            }
-        }
+        let extra = compile_options(options)?;
         Ok(Redactor {
             enabled: options.enabled,
-            det,
+            det: Detectors::new()?,
             extra,
             allow: options.allow.clone(),
         })
+    }
+
+    /// Check what a user wrote in `[redaction]` (their patterns and allow
+    /// list) without building the built-in detectors, which are fixed and
+    /// cost far more to compile: what configuration loading calls.
+    pub fn check(options: &RedactionOptions) -> Result<(), RedactError> {
+        compile_options(options).map(drop)
     }
 
     /// Whether this redactor changes anything at all.

@@ -21,6 +21,7 @@ use crate::redact::Redactor;
 
 mod commonmark;
 mod controls;
+pub mod html;
 pub mod jsonl;
 pub mod markdown;
 

@@ -173,6 +173,13 @@ impl Policy {
             &profiles::log_writer(&config.logs_dir),
         ));
         stages.push(StagePolicy::new("signals", "one", &profiles::signals()));
+        if let Some(s) = &config.sync {
+            stages.push(StagePolicy::new(
+                "sync",
+                "autosync (`[sync]`)",
+                &profiles::sync_stage(config, &s.root()),
+            ));
+        }
         stages.push(StagePolicy::new(
             "export",
             "one-shot `kato export`",

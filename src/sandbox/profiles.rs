@@ -102,6 +102,24 @@ pub fn export(sources: &[PathBuf], config: Option<&Path>, output: Option<&Path>)
     }
 }
 
+/// `kato sync` writing its tree: own the target directory (create,
+/// replace by rename, remove its own temporary files) and nothing else.
+pub fn sync_dir(root: &Path) -> Domain {
+    Domain {
+        read: vec![root.to_path_buf()],
+        write_trees: vec![root.to_path_buf()],
+        ..Domain::default()
+    }
+}
+
+/// The daemon's autosync stage: read the enabled providers' roots (and
+/// the project markers beside them), own the sync tree.
+pub fn sync_stage(config: &Config, root: &Path) -> Domain {
+    let mut read = provider_roots(config);
+    read.extend(crate::cli::markers_beside(config));
+    union(&[provider(&read), sync_dir(root)])
+}
+
 /// Everything any of `domains` may do (lists merged, sorted, deduplicated;
 /// flags or-ed). Used for the process-wide domain.
 pub fn union(domains: &[Domain]) -> Domain {
@@ -153,7 +171,16 @@ pub fn daemon(config: &Config) -> Domain {
         orchestrator(cfg, &config.state_dir, &config.runtime_dir),
         writer_spawner(&export_roots(config)),
         log_writer(&config.logs_dir),
+        sync_tree(config),
     ])
+}
+
+/// The autosync tree, when `[sync]` configures one.
+fn sync_tree(config: &Config) -> Domain {
+    match &config.sync {
+        Some(s) => sync_dir(&s.root()),
+        None => Domain::default(),
+    }
 }
 
 /// A provider root that did not exist when the supervisor's domain was
@@ -197,6 +224,7 @@ pub fn supervisor(config: &Config, detached: bool) -> (Domain, Vec<AncestorGrant
         provider(&read),
         orchestrator(cfg, &config.state_dir, &config.runtime_dir),
         writer_spawner(&export_roots(config)),
+        sync_tree(config),
     ];
     if detached {
         parts.push(log_writer(&config.logs_dir));

@@ -60,6 +60,10 @@ pub enum StageName {
     ExportParse,
     /// The metadata thread of a one-shot Markdown export.
     ExportMeta,
+    /// `kato-sync`: the daemon's autosync.
+    Sync,
+    /// The parse thread of `kato sync`.
+    SyncParse,
 }
 
 impl StageName {
@@ -75,7 +79,9 @@ impl StageName {
             | StageName::Signals
             | StageName::Log
             | StageName::ExportParse
-            | StageName::ExportMeta => false,
+            | StageName::ExportMeta
+            | StageName::Sync
+            | StageName::SyncParse => false,
         }
     }
 
@@ -92,6 +98,8 @@ impl StageName {
             StageName::Log => "log",
             StageName::ExportParse => "export-parse",
             StageName::ExportMeta => "export-meta",
+            StageName::Sync => "sync",
+            StageName::SyncParse => "sync-parse",
         })
     }
 
@@ -107,6 +115,8 @@ impl StageName {
             StageName::Log => "kato-log".to_owned(),
             StageName::ExportParse => "kato:export-parse".to_owned(),
             StageName::ExportMeta => "kato:export-meta".to_owned(),
+            StageName::Sync => "kato-sync".to_owned(),
+            StageName::SyncParse => "kato:sync-parse".to_owned(),
         };
         cap_thread_name(name)
     }
@@ -154,6 +164,8 @@ impl TryFrom<String> for StageName {
             "log" => StageName::Log,
             "export-parse" => StageName::ExportParse,
             "export-meta" => StageName::ExportMeta,
+            "sync" => StageName::Sync,
+            "sync-parse" => StageName::SyncParse,
             other => match other.strip_prefix("provider:") {
                 Some(p) if !p.is_empty() => StageName::Provider(p.to_owned()),
                 _ => return Err(UnknownStage(s)),
@@ -499,6 +511,8 @@ mod tests {
             StageName::Log,
             StageName::ExportParse,
             StageName::ExportMeta,
+            StageName::Sync,
+            StageName::SyncParse,
         ] {
             let json = serde_json::to_string(&s).unwrap();
             assert_eq!(serde_json::from_str::<StageName>(&json).unwrap(), s);
