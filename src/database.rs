@@ -89,13 +89,52 @@ pub fn readable_files(path: &Path) -> Vec<PathBuf> {
         return vec![path.to_path_buf()];
     }
     let mut files = vec![db.clone()];
-    for suffix in ["-wal", "-shm"] {
+    for suffix in SIBLINGS {
         let p = sibling(&db, suffix);
         if p.is_file() {
             files.push(p);
         }
     }
     files
+}
+
+/// The files SQLite opens beside a database when they exist.
+const SIBLINGS: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// What a confined stage may read under `root`
+/// ([`Provider::reach`]): each regular file whose name `is_database`
+/// accepts, with its `-wal`, `-shm` and `-journal` that exist now, and
+/// the `storage` directory (the JSON store) when it is one. Nothing else
+/// in the root, whose other files (credentials) stay closed.
+pub fn reach(root: &Path, is_database: fn(&str) -> bool) -> Vec<PathBuf> {
+    let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        let path = root.join(&name);
+        // Never a link: a rule follows it.
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if name == "storage" && meta.is_dir() {
+            out.push(path);
+        } else if meta.is_file() && name.to_str().is_some_and(is_database) {
+            out.extend(
+                SIBLINGS
+                    .iter()
+                    .map(|s| sibling(&path, s))
+                    .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file())),
+            );
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
 }
 
 /// The `storage` folder of OpenCode's JSON store when `path` is one of

@@ -521,10 +521,10 @@ fn spawn_meta_stage(
 
 /// The domain `main` resolves the session in: the provider roots (and the
 /// session file named by `query`), the config, and the output to create.
-fn resolve_domain(cfg: &Config, query: &str, output: Option<&Path>) -> crate::sandbox::Domain {
+pub fn resolve_domain(cfg: &Config, query: &str, output: Option<&Path>) -> crate::sandbox::Domain {
     use crate::sandbox::profiles;
     let config_file = cfg.source.as_deref();
-    let mut read = profiles::provider_roots(cfg);
+    let mut read = Vec::new();
     let as_path = Path::new(query);
     if query.contains('/') {
         read.extend(crate::database::readable_files(as_path));
@@ -535,8 +535,11 @@ fn resolve_domain(cfg: &Config, query: &str, output: Option<&Path>) -> crate::sa
             read.extend(crate::database::readable_files(&candidate));
         }
     }
-    let mut resolve_domain =
-        profiles::union(&[profiles::provider(&read), profiles::startup(config_file)]);
+    let mut resolve_domain = profiles::union(&[
+        profiles::providers_reach(cfg),
+        profiles::provider(&read),
+        profiles::startup(config_file),
+    ]);
     if let Some(out) = output {
         if out.exists() {
             resolve_domain.write_files.push(out.to_path_buf());

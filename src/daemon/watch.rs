@@ -79,6 +79,10 @@ pub(crate) struct StageInit {
     /// starts a new stage when one appears. `None` when the stage is not
     /// confined (unit tests).
     pub covered: Option<Vec<PathBuf>>,
+    /// Under confinement, for a provider that narrows its roots
+    /// ([`Provider::reach`]): the files the domain grants one by one, with
+    /// their identities (device, inode) when it was built.
+    pub granted: Option<BTreeMap<PathBuf, (u64, u64)>>,
     pub known: Vec<Known>,
     pub limits: Limits,
     pub rescan: Duration,
@@ -186,6 +190,7 @@ pub(crate) fn run(init: StageInit) -> Result<(), StageError> {
         watcher,
     );
     stage.covered = covered;
+    stage.granted = init.granted;
     stage.start();
     let rx = init.rx;
     let mut next_rescan = Instant::now() + rescan;
@@ -264,6 +269,32 @@ struct Entry {
     quarantined: Option<Option<FileIdentity>>,
 }
 
+/// Whether every file SQLite opens to read the database at `path` (it,
+/// and its `-wal`, `-shm`, `-journal` that exist) is in `granted` as it
+/// is now (same inode). Always, when the stage is not narrowed.
+fn within_grant(granted: Option<&BTreeMap<PathBuf, (u64, u64)>>, path: &Path) -> bool {
+    let Some(granted) = granted else {
+        return true;
+    };
+    // A link is never granted ([`crate::database::reach`]): asking for it
+    // would only start the same stage again.
+    crate::database::readable_files(path).iter().all(|f| {
+        fs::symlink_metadata(f)
+            .is_ok_and(|m| !m.is_file() || granted.get(f) == Some(&(m.dev(), m.ino())))
+    })
+}
+
+/// The identity (device, inode) of each of `paths` that exists now.
+pub(crate) fn identities(paths: &[PathBuf]) -> BTreeMap<PathBuf, (u64, u64)> {
+    paths
+        .iter()
+        .filter_map(|p| {
+            let m = fs::metadata(p).ok()?;
+            Some((p.clone(), (m.dev(), m.ino())))
+        })
+        .collect()
+}
+
 /// Will the reader start the file over (another file at the path, a
 /// truncation, or a parser state it cannot restore)? Then events already
 /// handled come again, and the orchestrator drops them by id.
@@ -300,6 +331,11 @@ pub(crate) struct Stage<W: Watch> {
     /// in it (missing when the stage started, or refused) is never walked
     /// here; the supervisor starts a new stage that includes it.
     pub(crate) covered: Option<Vec<PathBuf>>,
+    /// [`StageInit::granted`]; `regrant_asked`: the supervisor was told a
+    /// file is missing from it (once: a new stage follows, or the read
+    /// goes ahead and says why it failed).
+    pub(crate) granted: Option<BTreeMap<PathBuf, (u64, u64)>>,
+    regrant_asked: bool,
     /// Files the startup walk found (to report known files that are gone).
     seen: Option<HashSet<PathBuf>>,
     /// Paths reported as skipped: their removal takes the warning off.
@@ -359,6 +395,8 @@ impl<W: Watch> Stage<W> {
             stop,
             watcher,
             covered: None,
+            granted: None,
+            regrant_asked: false,
             seen: None,
             skip_reported: HashSet::new(),
         }
@@ -590,6 +628,10 @@ impl<W: Watch> Stage<W> {
         let kind = self.provider.file_source_kind(&e.ctx);
         let identity = FileIdentity::of(meta);
         let changed = e.cursor.identity != Some(identity)
+            // A database changes in its `-wal` as well: a new stage (after
+            // a restart, or one whose domain takes in a new `-wal`) reads
+            // it from its cursor.
+            || (kind == SourceKind::Database && origin == Origin::Startup)
             || match kind {
                 SourceKind::Jsonl | SourceKind::Lines => meta.len() != e.cursor.offset,
                 // The reader refuses the kinds it cannot read yet
@@ -1041,6 +1083,19 @@ impl<W: Watch> Stage<W> {
             }
             entry.quarantined = None;
             entry.attempts = 0;
+        }
+        if provider.file_source_kind(&entry.ctx) == SourceKind::Database
+            && !self.regrant_asked
+            && !within_grant(self.granted.as_ref(), path)
+        {
+            // Its `-wal`/`-shm` (or the database itself) appeared after
+            // this stage was confined: a new stage, whose domain has them,
+            // reads it from the cursor.
+            self.regrant_asked = true;
+            self.send(ToOrch::Regrant {
+                provider: self.name,
+            });
+            return;
         }
         let replay = entry.cursor.identity.is_some_and(|id| id != identity);
         let cursor = if replay {

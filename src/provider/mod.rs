@@ -421,6 +421,16 @@ pub trait Provider: Sync {
         true
     }
 
+    /// What a confined stage may read under the existing directory `root`,
+    /// when that is less than all of it (the root holds credentials beside
+    /// the sessions): the stage may then list the root's directories
+    /// (names only) and read only these paths, files or directory trees.
+    /// Judged now: a file created later needs a new domain. `None`: the
+    /// whole root.
+    fn reach(&self, _root: &Path) -> Option<Vec<PathBuf>> {
+        None
+    }
+
     /// A fresh parser for one file.
     fn parser(&self, ctx: &FileCtx) -> Box<dyn RecordParser>;
 }

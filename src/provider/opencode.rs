@@ -233,6 +233,13 @@ impl Provider for OpenCode {
         }
     }
 
+    /// The root holds `auth.json` (provider keys) beside the databases:
+    /// a stage reads the databases (and their `-wal`, `-shm`, `-journal`)
+    /// and the JSON store's `storage/`, nothing else.
+    fn reach(&self, root: &Path) -> Option<Vec<PathBuf>> {
+        Some(crate::database::reach(root, is_database_name))
+    }
+
     fn parser(&self, _ctx: &FileCtx) -> Box<dyn RecordParser> {
         Box::new(OpenCodeParser::default())
     }

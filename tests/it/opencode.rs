@@ -905,3 +905,96 @@ fn opencode_large_session_is_read_without_a_temporary_file() {
     assert_eq!(summary["skipped"]["total"], 0, "{summary}");
     assert_eq!(summary["events"], 2 + 400 * 8, "{summary}");
 }
+
+/// The daemon's OpenCode stage is granted the database's files one by one
+/// (never the folder, which holds `auth.json`); OpenCode creates the
+/// `-wal` and `-shm` each time it starts, after kato did. The stage is
+/// then started again with them in its domain, and the rows written
+/// through the new `-wal` are read live: a `::capture` typed then runs.
+#[test]
+fn opencode_daemon_reads_rows_written_after_the_wal_appears() {
+    let mut k = Kato::recording();
+    let root = k.path("opencode");
+    fs::create_dir_all(&root).unwrap();
+    let cfg = fs::read_to_string(k.path("config.toml")).unwrap().replace(
+        "[providers.opencode]\nenabled = false",
+        &format!("[providers.opencode]\nroots = [\"{}\"]", root.display()),
+    );
+    fs::write(k.path("config.toml"), cfg).unwrap();
+    fs::write(root.join("auth.json"), "{\"p\": \"secret\"}").unwrap();
+    let db = root.join("opencode.db");
+    let wal = root.join("opencode.db-wal");
+    let w = create(&db, true);
+    session(&w, SES, None, "Before the wal");
+    message(&w, SES, "msg_01", 1, user("m"));
+    part(
+        &w,
+        SES,
+        "msg_01",
+        "prt_01",
+        1,
+        json!({"type": "text", "text": "history"}),
+    );
+    // The last connection closes: the WAL is checkpointed and removed.
+    drop(w);
+    assert!(!wal.exists());
+    k.start();
+    k.wait("the history read", |s| {
+        s["sessions"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["id"] == SES && x["events"].as_u64() >= Some(3))
+        })
+    });
+    let w = Connection::open(&db).unwrap();
+    w.execute_batch("PRAGMA wal_autocheckpoint=0;").unwrap();
+    let cap = k.out("after-wal.md");
+    message(&w, SES, "msg_02", 10, user("m"));
+    part(
+        &w,
+        SES,
+        "msg_02",
+        "prt_02",
+        10,
+        json!({"type": "text", "text": format!("after the wal\n::capture {}", cap.display())}),
+    );
+    assert!(wal.exists(), "the writer made its -wal");
+    message(&w, SES, "msg_03", 11, assistant("m"));
+    part(
+        &w,
+        SES,
+        "msg_03",
+        "prt_03",
+        11,
+        json!({"type": "text", "text": "read through the new wal"}),
+    );
+    let text = k.wait_for_text(&cap, "read through the new wal");
+    assert!(text.contains("after the wal"), "{text}");
+    // The stage now running was granted the new -wal, never the folder.
+    let wal_s = wal.to_str().unwrap().to_owned();
+    let status = k.wait("the stage granted the -wal", |s| {
+        s["sandbox"]["stages"].as_array().is_some_and(|a| {
+            a.iter().any(|s| {
+                s["stage"] == "provider:opencode"
+                    && s["read"]
+                        .as_array()
+                        .is_some_and(|r| r.iter().any(|p| *p == *wal_s))
+            })
+        })
+    });
+    let stage = status["sandbox"]["stages"]
+        .as_array()
+        .and_then(|a| a.iter().rev().find(|s| s["stage"] == "provider:opencode"))
+        .cloned()
+        .unwrap();
+    let read: Vec<&str> = stage["read"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(read.contains(&wal.to_str().unwrap()), "{stage}");
+    assert!(!read.contains(&root.to_str().unwrap()), "{stage}");
+    assert!(!read.iter().any(|p| p.ends_with("auth.json")), "{stage}");
+    k.stop();
+    drop(w);
+}
