@@ -39,7 +39,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::value::RawValue;
 
 use crate::event::{Event, ProviderId};
-use crate::provider::opencode::{Mark, Position};
+use crate::provider::opencode::{self as oc, Mark, OpenCodeParser, Position};
 use crate::provider::{FileCtx, Provider, RecordParser, SourceKind, Unsupported};
 use crate::reader::{Cursor, DiagKind, Diagnostic, Increment, Limits, Tail};
 
@@ -445,16 +445,16 @@ pub fn read_opencode(
     path: &Path,
     session: Option<&str>,
     provider: &dyn Provider,
-    ctx: &FileCtx,
+    _ctx: &FileCtx,
     cursor: &Cursor,
     limits: Limits,
     tail: Tail,
     out: &mut dyn FnMut(Event),
 ) -> Increment {
-    let mut parser = provider.parser(ctx);
+    let mut parser = OpenCodeParser::default();
     let mut reset = None;
     if !cursor.parser.is_null() && parser.restore(&cursor.parser).is_err() {
-        parser = provider.parser(ctx);
+        parser = OpenCodeParser::default();
         reset = Some(crate::reader::Reset::BadState);
     }
     let position: Position = serde_json::from_value(parser.state()).unwrap_or_default();
@@ -474,26 +474,38 @@ pub fn read_opencode(
         commands.into_iter().for_each(&mut *out);
     };
     let mut diagnostics = Vec::new();
-    let mut feed = Feed {
-        parser: parser.as_mut(),
-        out: &mut counting,
-        diagnostics: &mut diagnostics,
-        settle: tail == Tail::Final,
-        bytes: 0,
-        line: String::new(),
-    };
+    let settle = tail == Tail::Final;
+    let mut bytes = 0;
     let result = open_read_only(path, limits).and_then(|conn| {
         // One read transaction: one consistent snapshot of the database.
         let tx = conn.unchecked_transaction()?;
         if session.is_some() || position.is_start() {
-            opencode_rows(&tx, session, &mut feed)?;
+            let mut feed = RowFeed {
+                parser: &mut parser,
+                out: &mut counting,
+                diagnostics: &mut diagnostics,
+                settle,
+                bytes: 0,
+            };
+            let r = opencode_rows(&tx, session, &mut feed);
+            bytes = feed.bytes;
+            r?;
         } else {
-            opencode_rows_since(&tx, &position, &mut feed)?;
+            let mut feed = Feed {
+                parser: &mut parser,
+                out: &mut counting,
+                diagnostics: &mut diagnostics,
+                settle,
+                bytes: 0,
+                line: String::new(),
+            };
+            let r = opencode_rows_since(&tx, &position, &mut feed);
+            bytes = feed.bytes;
+            r?;
         }
         tx.finish()?;
         Ok(())
     });
-    let bytes = feed.bytes;
     if let Err(e) = result {
         diagnostics.push(Diagnostic {
             offset: 0,
@@ -516,6 +528,59 @@ pub fn read_opencode(
         bytes,
         events,
     }
+}
+
+/// Hands OpenCode's rows to its parser typed, borrowed from SQLite's
+/// column values: no copy, no JSON built around them.
+struct RowFeed<'a> {
+    parser: &'a mut OpenCodeParser,
+    out: &'a mut dyn FnMut(Event),
+    diagnostics: &'a mut Vec<Diagnostic>,
+    /// The read is final: unsettled parts are delivered as they stand.
+    settle: bool,
+    bytes: u64,
+}
+
+impl RowFeed<'_> {
+    fn row(&mut self, offset: u64, mut row: oc::Row<'_>) {
+        row.settle = self.settle;
+        let len = match row.data {
+            oc::RowData::Message(d) | oc::RowData::Part(d) => d.len(),
+            oc::RowData::Session {
+                title,
+                directory,
+                version,
+            } => [title, directory, version]
+                .iter()
+                .map(|v| v.map_or(0, str::len))
+                .sum::<usize>()
+                .max(1),
+        };
+        self.bytes += len as u64;
+        if let Err(m) = self.parser.row(offset, &row, self.out) {
+            self.diagnostics
+                .push(Diagnostic::from_malformed(offset, len, m));
+        }
+    }
+}
+
+/// A text column borrowed (`None` for NULL, a number, a blob, or text
+/// that is not UTF-8).
+fn col<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
+    Ok(match r.get_ref(i)? {
+        rusqlite::types::ValueRef::Text(t) => std::str::from_utf8(t).ok(),
+        _ => None,
+    })
+}
+
+/// A column that should hold JSON, borrowed when it is UTF-8 text; text
+/// that is not is read lossily, anything else is empty (the parser
+/// refuses it: skipped and counted).
+fn json_col<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<std::borrow::Cow<'r, str>> {
+    Ok(match r.get_ref(i)? {
+        rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t),
+        _ => std::borrow::Cow::Borrowed(""),
+    })
 }
 
 /// Hands records to the parser, one at a time.
@@ -734,10 +799,21 @@ fn part_row(
 fn opencode_rows(
     conn: &Connection,
     session: Option<&str>,
-    feed: &mut Feed<'_>,
+    feed: &mut RowFeed<'_>,
 ) -> Result<(), DbError> {
+    /// A session's columns (a handful per read: owned).
+    struct SessionCols {
+        id: String,
+        root: String,
+        parent: Option<String>,
+        title: Option<String>,
+        directory: Option<String>,
+        version: Option<String>,
+        created: Option<i64>,
+        updated: Option<i64>,
+    }
     // Sessions with their root (`parent_id` chains, bounded depth).
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "WITH RECURSIVE tree(id, root, depth) AS ( \
            SELECT id, id, 0 FROM session \
              WHERE (?1 IS NULL AND parent_id IS NULL) OR id = ?1 \
@@ -749,68 +825,96 @@ fn opencode_rows(
          FROM tree JOIN session s ON s.id = tree.id \
          ORDER BY tree.root, tree.depth, s.time_created, s.id",
     )?;
-    let sessions: Vec<Row> = stmt
+    let sessions: Vec<SessionCols> = stmt
         .query_map([session], |r| {
-            Ok(session_row(
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            ))
+            Ok(SessionCols {
+                id: r.get(0)?,
+                root: r.get(1)?,
+                parent: r.get(2)?,
+                title: r.get(3)?,
+                directory: r.get(4)?,
+                version: r.get(5)?,
+                created: r.get(6)?,
+                updated: r.get(7)?,
+            })
         })?
         .collect::<Result<_, _>>()?;
-    let mut messages = conn.prepare(
+    let mut messages = conn.prepare_cached(
         "SELECT id, time_created, time_updated, data FROM message \
          WHERE session_id = ?1 ORDER BY time_created, id",
     )?;
     // Each message's parts by the (message_id, id) index OpenCode keeps:
     // no sort of the whole session, so memory stays flat.
-    let mut parts = conn.prepare(
-        "SELECT id, message_id, time_created, time_updated, data \
+    let mut parts = conn.prepare_cached(
+        "SELECT id, time_created, time_updated, data \
          FROM part WHERE message_id = ?1 ORDER BY id",
     )?;
-    for srow in &sessions {
-        feed.record(srow);
-        let (id, root) = (&srow.id, session_root(srow));
-        let mut msg_rows = messages.query([id])?;
+    for s in &sessions {
+        feed.row(
+            offset_of(s.created),
+            oc::Row {
+                id: &s.id,
+                session_id: None,
+                root: Some(&s.root),
+                parent_id: s.parent.as_deref(),
+                role: None,
+                model: None,
+                time_created: s.created,
+                time_updated: s.updated,
+                settle: false,
+                data: oc::RowData::Session {
+                    title: s.title.as_deref(),
+                    directory: s.directory.as_deref(),
+                    version: s.version.as_deref(),
+                },
+            },
+        );
+        let mut msg_rows = messages.query([&s.id])?;
         while let Some(m) = msg_rows.next()? {
-            let data = text(m, 3)?;
-            let info = message_info(&data);
-            let msg = message_row(m.get(0)?, id, &root, m.get(1)?, m.get(2)?, data);
-            let mut part_rows = parts.query([&msg.id])?;
+            let Some(mid) = col(m, 0)? else { continue };
+            let (created, updated): (Option<i64>, Option<i64>) = (m.get(1)?, m.get(2)?);
+            let data = json_col(m, 3)?;
+            let head = oc::MessageHead::of(&data);
+            let mut part_rows = parts.query([mid])?;
             while let Some(p) = part_rows.next()? {
-                let message_id: String = p.get(1)?;
-                let row = part_row(
-                    p.get(0)?,
-                    &message_id,
-                    id,
-                    &root,
-                    &info,
-                    p.get(2)?,
-                    p.get(3)?,
-                    text(p, 4)?,
+                let Some(pid) = col(p, 0)? else { continue };
+                let (pc, pu): (Option<i64>, Option<i64>) = (p.get(1)?, p.get(2)?);
+                let pdata = json_col(p, 3)?;
+                feed.row(
+                    offset_of(pu.or(pc)),
+                    oc::Row {
+                        id: pid,
+                        session_id: Some(&s.id),
+                        root: Some(&s.root),
+                        parent_id: None,
+                        role: head.role(),
+                        model: head.model(),
+                        time_created: pc,
+                        time_updated: pu,
+                        settle: false,
+                        data: oc::RowData::Part(&pdata),
+                    },
                 );
-                feed.record(&row);
             }
             // The message's own record follows its parts.
-            feed.record(&msg);
+            feed.row(
+                offset_of(updated.or(created)),
+                oc::Row {
+                    id: mid,
+                    session_id: Some(&s.id),
+                    root: Some(&s.root),
+                    parent_id: None,
+                    role: None,
+                    model: None,
+                    time_created: created,
+                    time_updated: updated,
+                    settle: false,
+                    data: oc::RowData::Message(&data),
+                },
+            );
         }
     }
     Ok(())
-}
-
-fn session_root(row: &Row) -> String {
-    row.fields
-        .iter()
-        .find_map(|f| match f {
-            Field::Str("root", Some(r)) => Some(r.clone()),
-            _ => None,
-        })
-        .unwrap_or_else(|| row.id.clone())
 }
 
 /// `WHERE` of rows past a [`Mark`]: `?1` its time, `?2` its ids (JSON).

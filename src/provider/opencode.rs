@@ -70,6 +70,7 @@
 //! the model's words in assistant messages, so in-chat commands are read
 //! from those text parts only.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -267,6 +268,12 @@ impl Mark {
     pub fn observe(&mut self, time: i64, id: &str) {
         if time > self.time {
             self.time = time;
+            // The common case, one row per time: the id's buffer is reused.
+            if let [only] = self.ids.as_mut_slice() {
+                only.clear();
+                only.push_str(id);
+                return;
+            }
             self.ids.clear();
         }
         if time == self.time && !self.ids.iter().any(|i| i == id) {
@@ -294,21 +301,92 @@ impl Position {
     }
 }
 
+/// One row as the parser takes it: the columns typed, `data` the row's
+/// JSON text as stored (a part's or a message's), never re-encoded. The
+/// database source builds these from borrowed column values; the JSON
+/// records of [`RecordParser::record`] (the fuzz targets, the tests)
+/// decode into the same.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    pub id: &'a str,
+    /// A message's or part's session (a session's own id when `None`).
+    pub session_id: Option<&'a str>,
+    /// The top-level session the row belongs to.
+    pub root: Option<&'a str>,
+    pub parent_id: Option<&'a str>,
+    /// A part's message's role and model.
+    pub role: Option<&'a str>,
+    pub model: Option<&'a str>,
+    pub time_created: Option<i64>,
+    pub time_updated: Option<i64>,
+    /// The last state this read will see: unsettled parts are delivered
+    /// as they stand.
+    pub settle: bool,
+    pub data: RowData<'a>,
+}
+
+/// What a row holds besides its columns.
+#[derive(Debug, Clone, Copy)]
+pub enum RowData<'a> {
+    /// A session's columns.
+    Session {
+        title: Option<&'a str>,
+        directory: Option<&'a str>,
+        version: Option<&'a str>,
+    },
+    /// A message's `data` JSON.
+    Message(&'a str),
+    /// A part's `data` JSON.
+    Part(&'a str),
+}
+
+/// A string value, borrowed from the input when it has no escapes.
+#[derive(Debug, Default)]
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v))
+            }
+        }
+        d.deserialize_str(V).map(Text)
+    }
+}
+
+fn text_of<'b>(t: &'b Option<Text<'_>>) -> Option<&'b str> {
+    t.as_ref().map(|t| t.0.as_ref())
+}
+
+/// The JSON record of one row ([`RecordParser::record`]).
 #[derive(Deserialize)]
 struct Record<'a> {
-    t: &'a str,
     #[serde(borrow)]
-    id: std::borrow::Cow<'a, str>,
+    t: Text<'a>,
+    #[serde(borrow)]
+    id: Text<'a>,
     #[serde(default, borrow)]
-    root: Option<std::borrow::Cow<'a, str>>,
+    root: Option<Text<'a>>,
     #[serde(default, borrow)]
-    session_id: Option<std::borrow::Cow<'a, str>>,
+    session_id: Option<Text<'a>>,
     #[serde(default, borrow)]
-    parent_id: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
-    role: Option<String>,
-    #[serde(default)]
-    model: Option<String>,
+    parent_id: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    role: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    model: Option<Text<'a>>,
     #[serde(default)]
     time_created: Option<i64>,
     #[serde(default)]
@@ -317,6 +395,153 @@ struct Record<'a> {
     settle: bool,
     #[serde(borrow)]
     data: &'a RawValue,
+}
+
+/// A session record's `data`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SessionData<'a> {
+    #[serde(borrow)]
+    title: Option<Text<'a>>,
+    #[serde(borrow)]
+    directory: Option<Text<'a>>,
+    #[serde(borrow)]
+    version: Option<Text<'a>>,
+}
+
+/// What the parser reads of a message's `data`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct MessageData<'a> {
+    #[serde(borrow)]
+    error: Option<&'a RawValue>,
+}
+
+/// What the database source reads of a message's `data` for its parts.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct MessageHead<'a> {
+    #[serde(borrow)]
+    role: Option<Text<'a>>,
+    #[serde(rename = "modelID", borrow)]
+    model_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    model: Option<ModelRef<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ModelRef<'a> {
+    #[serde(rename = "modelID", borrow)]
+    model_id: Option<Text<'a>>,
+}
+
+impl<'a> MessageHead<'a> {
+    /// Decode a message's `data`; anything unreadable gives no role and
+    /// no model (the message's own record says why).
+    pub fn of(data: &'a str) -> MessageHead<'a> {
+        serde_json::from_str(data).unwrap_or_default()
+    }
+
+    pub fn role(&self) -> Option<&str> {
+        text_of(&self.role)
+    }
+
+    pub fn model(&self) -> Option<&str> {
+        text_of(&self.model_id).or_else(|| self.model.as_ref().and_then(|m| text_of(&m.model_id)))
+    }
+}
+
+/// A part's `data`: the fields kato maps; everything else is skipped
+/// unread.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PartData<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Text<'a>>,
+    #[serde(borrow)]
+    text: Option<Text<'a>>,
+    synthetic: Option<bool>,
+    ignored: Option<bool>,
+    time: Option<Span<'a>>,
+    #[serde(borrow)]
+    tool: Option<Text<'a>>,
+    #[serde(rename = "callID", borrow)]
+    call_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    state: Option<ToolState<'a>>,
+    #[serde(borrow)]
+    mime: Option<&'a RawValue>,
+    #[serde(borrow)]
+    filename: Option<&'a RawValue>,
+    #[serde(borrow)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow)]
+    prompt: Option<Text<'a>>,
+    #[serde(borrow)]
+    description: Option<Text<'a>>,
+    #[serde(borrow)]
+    tokens: Option<&'a RawValue>,
+    #[serde(borrow)]
+    cost: Option<&'a RawValue>,
+    #[serde(borrow)]
+    reason: Option<&'a RawValue>,
+    #[serde(borrow)]
+    attempt: Option<&'a RawValue>,
+    auto: Option<bool>,
+}
+
+/// A streamed part's `time`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Span<'a> {
+    #[serde(borrow)]
+    start: Option<&'a RawValue>,
+    #[serde(borrow)]
+    end: Option<&'a RawValue>,
+}
+
+/// A tool part's `state`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ToolState<'a> {
+    #[serde(borrow)]
+    status: Option<Text<'a>>,
+    #[serde(borrow)]
+    input: Option<&'a RawValue>,
+    #[serde(borrow)]
+    output: Option<&'a RawValue>,
+    #[serde(borrow)]
+    error: Option<&'a RawValue>,
+}
+
+/// A raw value of the row's JSON as an event's: copied as it is, unless
+/// it spans lines (whitespace a JSON Lines output cannot carry), then
+/// written again compact.
+fn raw_value(raw: &RawValue) -> Box<RawValue> {
+    if memchr::memchr2(b'\n', b'\r', raw.get().as_bytes()).is_none() {
+        return crate::event::raw_copy(raw);
+    }
+    serde_json::from_str::<Value>(raw.get())
+        .map_or_else(|_| crate::event::null_raw(), |v| raw_json(&v))
+}
+
+fn raw_or_null(raw: Option<&RawValue>) -> Box<RawValue> {
+    raw.map_or_else(crate::event::null_raw, raw_value)
+}
+
+/// A JSON value as text: a string's contents, `null` as nothing, anything
+/// else as its JSON.
+fn value_text(raw: Option<&RawValue>) -> String {
+    match raw {
+        None => String::new(),
+        Some(r) => match serde_json::from_str::<Cow<'_, str>>(r.get()) {
+            Ok(s) => s.into_owned(),
+            Err(_) if r.get() == "null" => String::new(),
+            Err(_) => serde_json::from_str::<Value>(r.get())
+                .map_or_else(|_| r.get().to_owned(), |v| v.to_string()),
+        },
+    }
 }
 
 impl RecordParser for OpenCodeParser {
@@ -328,52 +553,34 @@ impl RecordParser for OpenCodeParser {
     ) -> Result<(), Malformed> {
         let rec: Record<'_> =
             serde_json::from_slice(bytes).map_err(|e| Malformed::from_json_error(bytes, &e))?;
-        let data: Value = serde_json::from_str(rec.data.get())
-            .map_err(|e| Malformed::from_json_error(rec.data.get().as_bytes(), &e))?;
-        let Value::Object(data) = data else {
-            return Err(Malformed::WrongShape(format!(
-                "{} data is not an object",
-                rec.t
-            )));
-        };
-        let session = rec.session_id.as_deref().unwrap_or(&rec.id);
-        let root = rec.root.as_deref().unwrap_or(session);
-        let updated = rec.time_updated.or(rec.time_created).unwrap_or(0);
-        let mark = match rec.t {
-            "session" => &mut self.position.session,
-            "message" => &mut self.position.message,
-            _ => &mut self.position.part,
-        };
-        mark.observe(updated, &rec.id);
-        let ctx = Ctx {
-            root,
-            subagent: (session != root).then(|| Subagent {
-                id: Some(session.to_owned()),
-                label: None,
-            }),
-            timestamp: rec.time_created.and_then(millis_time),
-            model: rec.model.clone(),
-            offset,
-            file: (session != root).then(|| session.to_owned()),
-        };
-        match rec.t {
+        let raw = rec.data.get();
+        let session_data: SessionData<'_>;
+        let data = match rec.t.0.as_ref() {
             "session" => {
-                let title = str_of(&data, "title").unwrap_or("").to_owned();
-                let known = self.position.titles.get(rec.id.as_ref());
-                let meta = known.is_none();
-                let retitled = known != Some(&title);
-                session_events(&ctx, &rec, &data, meta, retitled, out);
-                if ctx.subagent.is_none() {
-                    self.position.titles.insert(rec.id.to_string(), title);
-                } else {
-                    self.position.titles.entry(rec.id.to_string()).or_default();
+                session_data = decode(raw)?;
+                RowData::Session {
+                    title: text_of(&session_data.title),
+                    directory: text_of(&session_data.directory),
+                    version: text_of(&session_data.version),
                 }
             }
-            "message" => message_events(&ctx, &rec.id, &data, out),
-            "part" => part_events(&ctx, &rec, &data, out),
+            "message" => RowData::Message(raw),
+            "part" => RowData::Part(raw),
             other => return Err(Malformed::WrongShape(format!("unknown record `{other}`"))),
-        }
-        Ok(())
+        };
+        let row = Row {
+            id: &rec.id.0,
+            session_id: text_of(&rec.session_id),
+            root: text_of(&rec.root),
+            parent_id: text_of(&rec.parent_id),
+            role: text_of(&rec.role),
+            model: text_of(&rec.model),
+            time_created: rec.time_created,
+            time_updated: rec.time_updated,
+            settle: rec.settle,
+            data,
+        };
+        self.row(offset, &row, out)
     }
 
     fn state(&self) -> Value {
@@ -386,16 +593,102 @@ impl RecordParser for OpenCodeParser {
     }
 }
 
+impl OpenCodeParser {
+    /// Map one row to its events (in order, to `out`); the position moves
+    /// past it. A `data` that is not the JSON object its kind needs is
+    /// refused (the row is skipped and counted by the caller).
+    pub fn row(
+        &mut self,
+        offset: u64,
+        rec: &Row<'_>,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
+        let session = rec.session_id.unwrap_or(rec.id);
+        let root = rec.root.unwrap_or(session);
+        let updated = rec.time_updated.or(rec.time_created).unwrap_or(0);
+        let mark = match rec.data {
+            RowData::Session { .. } => &mut self.position.session,
+            RowData::Message(_) => &mut self.position.message,
+            RowData::Part(_) => &mut self.position.part,
+        };
+        mark.observe(updated, rec.id);
+        let child = session != root;
+        let ctx = Ctx {
+            root,
+            subagent: child.then(|| Subagent {
+                id: Some(session.to_owned()),
+                label: None,
+            }),
+            timestamp: rec.time_created.and_then(millis_time),
+            model: rec.model,
+            offset,
+            file: child.then_some(session),
+        };
+        match rec.data {
+            RowData::Session {
+                title,
+                directory,
+                version,
+            } => {
+                let title_value = title;
+                let title = title.unwrap_or("");
+                let known = self.position.titles.get(rec.id);
+                let meta = known.is_none();
+                let retitled = known.map(String::as_str) != Some(title);
+                session_events(
+                    &ctx,
+                    rec,
+                    (title_value, directory, version),
+                    meta,
+                    retitled,
+                    out,
+                );
+                if ctx.subagent.is_none() {
+                    if retitled {
+                        self.position
+                            .titles
+                            .insert(rec.id.to_owned(), title.to_owned());
+                    }
+                } else if meta {
+                    self.position
+                        .titles
+                        .insert(rec.id.to_owned(), String::new());
+                }
+            }
+            RowData::Message(data) => {
+                let m: MessageData<'_> = decode(data)?;
+                message_events(&ctx, rec.id, m.error, out);
+            }
+            RowData::Part(data) => {
+                let p: PartData<'_> = decode(data)?;
+                part_events(&ctx, rec, &p, data, out);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A row's `data`, typed; it must be a JSON object (a struct would also
+/// take an array, field by field).
+fn decode<'a, T: Deserialize<'a>>(data: &'a str) -> Result<T, Malformed> {
+    if !data.trim_start().starts_with('{') {
+        let _: &RawValue = serde_json::from_str(data)
+            .map_err(|e| Malformed::from_json_error(data.as_bytes(), &e))?;
+        return Err(Malformed::WrongShape("data is not an object".into()));
+    }
+    serde_json::from_str(data).map_err(|e| Malformed::from_json_error(data.as_bytes(), &e))
+}
+
 /// What every event of one record shares.
 struct Ctx<'a> {
     root: &'a str,
     subagent: Option<Subagent>,
     timestamp: Option<String>,
-    model: Option<String>,
+    model: Option<&'a str>,
     offset: u64,
     /// A child session's id: its events' `source.file`, so that each
     /// session's events are in order of their own.
-    file: Option<String>,
+    file: Option<&'a str>,
 }
 
 impl Ctx<'_> {
@@ -407,13 +700,13 @@ impl Ctx<'_> {
             Source {
                 record: record.to_owned(),
                 offset: self.offset,
-                file: self.file.clone(),
+                file: self.file.map(str::to_owned),
             },
             payload,
         );
         ev.timestamp.clone_from(&self.timestamp);
         ev.subagent.clone_from(&self.subagent);
-        ev.model.clone_from(&self.model);
+        ev.model = self.model.map(str::to_owned);
         ev
     }
 }
@@ -423,26 +716,22 @@ fn millis_time(ms: i64) -> Option<String> {
     Some(crate::audit::rfc3339(ms / 1000, (ms % 1000) as u32))
 }
 
-fn str_of<'a>(m: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a str> {
-    m.get(key).and_then(Value::as_str)
-}
-
 fn session_events(
     ctx: &Ctx<'_>,
-    rec: &Record<'_>,
-    data: &serde_json::Map<String, Value>,
+    rec: &Row<'_>,
+    (title, directory, version): (Option<&str>, Option<&str>, Option<&str>),
     meta: bool,
     retitled: bool,
     out: &mut dyn FnMut(Event),
 ) {
-    let info = serde_json::json!({
-        "id": rec.id,
-        "title": data.get("title"),
-        "cwd": data.get("directory"),
-        "version": data.get("version"),
-        "parent_id": rec.parent_id,
-    });
     if meta {
+        let info = serde_json::json!({
+            "id": rec.id,
+            "title": title,
+            "cwd": directory,
+            "version": version,
+            "parent_id": rec.parent_id,
+        });
         out(ctx.event(
             format!("{}:session", rec.id),
             "session",
@@ -452,33 +741,33 @@ fn session_events(
             },
         ));
     }
-    if ctx.subagent.is_none() && retitled {
-        if let Some(title) = str_of(data, "title").filter(|t| !t.trim().is_empty()) {
-            let id = match meta {
-                true => format!("{}:title", rec.id),
-                false => format!("{}:title@{}", rec.id, rec.time_updated.unwrap_or(0)),
-            };
-            out(ctx.event(
-                id,
-                "session",
-                Payload::ProviderInfo {
-                    topic: "title".into(),
-                    data: raw_json(title),
-                },
-            ));
-        }
+    let title = title.unwrap_or("");
+    if ctx.subagent.is_none() && retitled && !title.trim().is_empty() {
+        let id = match meta {
+            true => format!("{}:title", rec.id),
+            false => format!("{}:title@{}", rec.id, rec.time_updated.unwrap_or(0)),
+        };
+        out(ctx.event(
+            id,
+            "session",
+            Payload::ProviderInfo {
+                topic: "title".into(),
+                data: raw_json(title),
+            },
+        ));
     }
 }
 
-fn message_events(
-    ctx: &Ctx<'_>,
-    id: &str,
-    data: &serde_json::Map<String, Value>,
-    out: &mut dyn FnMut(Event),
-) {
-    let Some(error) = data.get("error").filter(|e| !e.is_null()) else {
+fn message_events(ctx: &Ctx<'_>, id: &str, error: Option<&RawValue>, out: &mut dyn FnMut(Event)) {
+    let Some(error) = error else {
         return;
     };
+    let Ok(error) = serde_json::from_str::<Value>(error.get()) else {
+        return;
+    };
+    if error.is_null() {
+        return;
+    }
     let text = error
         .pointer("/data/message")
         .and_then(Value::as_str)
@@ -496,25 +785,33 @@ fn message_events(
 
 /// Whether a streamed part (text, reasoning) has finished: it has no
 /// start time (written whole) or has an end time.
-fn finished(data: &serde_json::Map<String, Value>) -> bool {
-    match data.get("time") {
-        Some(Value::Object(t)) => {
-            !t.contains_key("start") || t.get("end").is_some_and(|e| !e.is_null())
-        }
-        _ => true,
-    }
+fn finished(p: &PartData<'_>) -> bool {
+    p.time
+        .as_ref()
+        .is_none_or(|t| t.start.is_none() || t.end.is_some())
 }
 
 // Long because: one arm per part type, the mapping the module docs list.
 fn part_events(
     ctx: &Ctx<'_>,
-    rec: &Record<'_>,
-    data: &serde_json::Map<String, Value>,
+    rec: &Row<'_>,
+    p: &PartData<'_>,
+    data: &str,
     out: &mut dyn FnMut(Event),
 ) {
-    let id = rec.id.as_ref();
-    let kind = str_of(data, "type").unwrap_or("");
-    let record = format!("part/{kind}");
+    let id = rec.id;
+    let kind = text_of(&p.kind).unwrap_or("");
+    let record = match kind {
+        "text" => "part/text",
+        "reasoning" => "part/reasoning",
+        "tool" => "part/tool",
+        _ => "",
+    };
+    let record = if record.is_empty() {
+        Cow::Owned(format!("part/{kind}"))
+    } else {
+        Cow::Borrowed(record)
+    };
     let info = |topic: &str, value: Value| Payload::ProviderInfo {
         topic: topic.into(),
         data: raw_json(&value),
@@ -522,19 +819,19 @@ fn part_events(
     let system = |category, text: String| Payload::SystemMessage { category, text };
     let payload = match kind {
         "text" => {
-            if !rec.settle && !finished(data) {
+            if !rec.settle && !finished(p) {
                 return;
             }
-            let text = str_of(data, "text").unwrap_or("").to_owned();
+            let text = text_of(&p.text).unwrap_or("");
             if text.trim().is_empty() {
                 return;
             }
-            let flag = |k| data.get(k).and_then(Value::as_bool).unwrap_or(false);
-            if flag("synthetic") {
+            let text = text.to_owned();
+            if p.synthetic == Some(true) {
                 system(SystemCategory::InjectedContext, text)
-            } else if flag("ignored") {
+            } else if p.ignored == Some(true) {
                 system(SystemCategory::Notice, text)
-            } else if rec.role.as_deref() == Some("user") {
+            } else if rec.role == Some("user") {
                 if ctx.subagent.is_some() {
                     system(SystemCategory::SubagentPrompt, text)
                 } else {
@@ -548,70 +845,95 @@ fn part_events(
             }
         }
         "reasoning" => {
-            if !rec.settle && !finished(data) {
+            if !rec.settle && !finished(p) {
                 return;
             }
-            let text = str_of(data, "text").unwrap_or("").to_owned();
+            let text = text_of(&p.text).unwrap_or("");
             if text.trim().is_empty() {
                 return;
             }
-            Payload::Thinking { text }
+            Payload::Thinking {
+                text: text.to_owned(),
+            }
         }
-        "tool" => return tool_events(ctx, rec, data, out),
-        "file" => info(
-            "attachment",
-            serde_json::json!({"mime": data.get("mime"), "filename": data.get("filename")}),
-        ),
-        "agent" => info("agent", serde_json::json!({"name": data.get("name")})),
+        "tool" => return tool_events(ctx, rec, p, out),
+        "file" => Payload::ProviderInfo {
+            topic: "attachment".into(),
+            data: fields_json(&[("filename", p.filename), ("mime", p.mime)]),
+        },
+        "agent" => Payload::ProviderInfo {
+            topic: "agent".into(),
+            data: fields_json(&[("name", p.name)]),
+        },
         "subtask" => {
-            let text = str_of(data, "prompt")
-                .or_else(|| str_of(data, "description"))
+            let text = text_of(&p.prompt)
+                .or_else(|| text_of(&p.description))
                 .unwrap_or("")
                 .to_owned();
             system(SystemCategory::SubagentPrompt, text)
         }
         "step-start" => return,
-        "step-finish" => info(
-            "token_count",
-            serde_json::json!({
-                "tokens": data.get("tokens"), "cost": data.get("cost"), "reason": data.get("reason"),
-            }),
-        ),
-        "snapshot" | "patch" => info(kind, Value::Object(data.clone())),
+        "step-finish" => Payload::ProviderInfo {
+            topic: "token_count".into(),
+            data: fields_json(&[("cost", p.cost), ("reason", p.reason), ("tokens", p.tokens)]),
+        },
+        "snapshot" | "patch" => match serde_json::from_str::<Value>(data) {
+            Ok(v) => info(kind, v),
+            Err(_) => return,
+        },
         "retry" => {
-            let attempt = data.get("attempt").and_then(Value::as_u64).unwrap_or(0);
+            let attempt = p
+                .attempt
+                .and_then(|a| a.get().parse::<u64>().ok())
+                .unwrap_or(0);
             system(SystemCategory::Notice, format!("retry (attempt {attempt})"))
         }
         "compaction" => {
-            let auto = data.get("auto").and_then(Value::as_bool).unwrap_or(false);
-            let how = if auto { "automatic" } else { "requested" };
+            let how = if p.auto == Some(true) {
+                "automatic"
+            } else {
+                "requested"
+            };
             system(SystemCategory::Compaction, format!("compaction ({how})"))
         }
         _ => Payload::ProviderRaw {
-            record: raw_from_str(rec.data.get()),
+            record: match serde_json::from_str::<&RawValue>(data) {
+                Ok(r) => raw_value(r),
+                Err(_) => raw_from_str(data),
+            },
         },
     };
     out(ctx.event(id.to_owned(), &record, payload));
 }
 
-fn tool_events(
-    ctx: &Ctx<'_>,
-    rec: &Record<'_>,
-    data: &serde_json::Map<String, Value>,
-    out: &mut dyn FnMut(Event),
-) {
-    let id = rec.id.as_ref();
-    let state = data.get("state").and_then(Value::as_object);
-    let status = state.and_then(|s| str_of(s, "status")).unwrap_or("");
+/// `{"k": v, …}` from raw values (absent ones `null`), keys in the order
+/// given (alphabetical, as a JSON map writes them).
+fn fields_json(fields: &[(&str, Option<&RawValue>)]) -> Box<RawValue> {
+    let mut s = String::from("{");
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('"');
+        s.push_str(k);
+        s.push_str("\":");
+        s.push_str(raw_or_null(*v).get());
+    }
+    s.push('}');
+    RawValue::from_string(s).unwrap_or_else(|_| crate::event::null_raw())
+}
+
+fn tool_events(ctx: &Ctx<'_>, rec: &Row<'_>, p: &PartData<'_>, out: &mut dyn FnMut(Event)) {
+    let id = rec.id;
+    let state = p.state.as_ref();
+    let status = state.and_then(|s| text_of(&s.status)).unwrap_or("");
     let settled = matches!(status, "completed" | "error");
     if !settled && !rec.settle {
         return;
     }
-    let call_id = str_of(data, "callID").unwrap_or(id).to_owned();
-    let name = str_of(data, "tool").unwrap_or("").to_owned();
-    let input = state
-        .and_then(|s| s.get("input"))
-        .map_or_else(crate::event::null_raw, raw_json);
+    let call_id = text_of(&p.call_id).unwrap_or(id).to_owned();
+    let name = text_of(&p.tool).unwrap_or("").to_owned();
+    let input = raw_or_null(state.and_then(|s| s.input));
     out(ctx.event(
         id.to_owned(),
         "part/tool",
@@ -625,12 +947,7 @@ fn tool_events(
         return;
     }
     let is_error = status == "error";
-    let key = if is_error { "error" } else { "output" };
-    let output = match state.and_then(|s| s.get(key)) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(v) => v.to_string(),
-    };
+    let output = value_text(state.and_then(|s| if is_error { s.error } else { s.output }));
     out(ctx.event(
         format!("{id}#result"),
         "part/tool",
