@@ -578,7 +578,10 @@ fn col<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<&'r st
 /// refuses it: skipped and counted).
 fn json_col<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<std::borrow::Cow<'r, str>> {
     Ok(match r.get_ref(i)? {
-        rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t),
+        rusqlite::types::ValueRef::Text(t) => match std::str::from_utf8(t) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(t),
+        },
         _ => std::borrow::Cow::Borrowed(""),
     })
 }

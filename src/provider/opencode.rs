@@ -510,9 +510,72 @@ struct ToolState<'a> {
     #[serde(borrow)]
     input: Option<&'a RawValue>,
     #[serde(borrow)]
-    output: Option<&'a RawValue>,
+    output: Option<AnyText<'a>>,
     #[serde(borrow)]
-    error: Option<&'a RawValue>,
+    error: Option<AnyText<'a>>,
+}
+
+/// Any JSON value as text, decoded in one pass: a string's contents
+/// (borrowed when it has no escapes), `null` as nothing, anything else
+/// as its JSON.
+#[derive(Debug)]
+struct AnyText<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for AnyText<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(""))
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(""))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(Value::from(v).to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(Value::from(v).to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(Value::from(v).to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(Value::from(v).to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                Ok(Cow::Owned(
+                    Value::deserialize(MapAccessDeserializer::new(map))?.to_string(),
+                ))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                Ok(Cow::Owned(
+                    Value::deserialize(SeqAccessDeserializer::new(seq))?.to_string(),
+                ))
+            }
+        }
+        d.deserialize_any(V).map(AnyText)
+    }
 }
 
 /// A raw value of the row's JSON as an event's: copied as it is, unless
@@ -528,20 +591,6 @@ fn raw_value(raw: &RawValue) -> Box<RawValue> {
 
 fn raw_or_null(raw: Option<&RawValue>) -> Box<RawValue> {
     raw.map_or_else(crate::event::null_raw, raw_value)
-}
-
-/// A JSON value as text: a string's contents, `null` as nothing, anything
-/// else as its JSON.
-fn value_text(raw: Option<&RawValue>) -> String {
-    match raw {
-        None => String::new(),
-        Some(r) => match serde_json::from_str::<Cow<'_, str>>(r.get()) {
-            Ok(s) => s.into_owned(),
-            Err(_) if r.get() == "null" => String::new(),
-            Err(_) => serde_json::from_str::<Value>(r.get())
-                .map_or_else(|_| r.get().to_owned(), |v| v.to_string()),
-        },
-    }
 }
 
 impl RecordParser for OpenCodeParser {
@@ -661,7 +710,7 @@ impl OpenCodeParser {
             }
             RowData::Part(data) => {
                 let p: PartData<'_> = decode(data)?;
-                part_events(&ctx, rec, &p, data, out);
+                part_events(&ctx, rec, p, data, out);
             }
         }
         Ok(())
@@ -795,11 +844,13 @@ fn finished(p: &PartData<'_>) -> bool {
 fn part_events(
     ctx: &Ctx<'_>,
     rec: &Row<'_>,
-    p: &PartData<'_>,
+    mut p: PartData<'_>,
     data: &str,
     out: &mut dyn FnMut(Event),
 ) {
     let id = rec.id;
+    // A text decoded with escapes is already owned: moved, not copied.
+    let take_text = |t: Option<Text<'_>>| t.map(|t| t.0.into_owned()).unwrap_or_default();
     let kind = text_of(&p.kind).unwrap_or("");
     let record = match kind {
         "text" => "part/text",
@@ -819,14 +870,13 @@ fn part_events(
     let system = |category, text: String| Payload::SystemMessage { category, text };
     let payload = match kind {
         "text" => {
-            if !rec.settle && !finished(p) {
+            if !rec.settle && !finished(&p) {
                 return;
             }
-            let text = text_of(&p.text).unwrap_or("");
-            if text.trim().is_empty() {
+            if text_of(&p.text).is_none_or(|t| t.trim().is_empty()) {
                 return;
             }
-            let text = text.to_owned();
+            let text = take_text(p.text.take());
             if p.synthetic == Some(true) {
                 system(SystemCategory::InjectedContext, text)
             } else if p.ignored == Some(true) {
@@ -845,15 +895,14 @@ fn part_events(
             }
         }
         "reasoning" => {
-            if !rec.settle && !finished(p) {
+            if !rec.settle && !finished(&p) {
                 return;
             }
-            let text = text_of(&p.text).unwrap_or("");
-            if text.trim().is_empty() {
+            if text_of(&p.text).is_none_or(|t| t.trim().is_empty()) {
                 return;
             }
             Payload::Thinking {
-                text: text.to_owned(),
+                text: take_text(p.text.take()),
             }
         }
         "tool" => return tool_events(ctx, rec, p, out),
@@ -923,17 +972,18 @@ fn fields_json(fields: &[(&str, Option<&RawValue>)]) -> Box<RawValue> {
     RawValue::from_string(s).unwrap_or_else(|_| crate::event::null_raw())
 }
 
-fn tool_events(ctx: &Ctx<'_>, rec: &Row<'_>, p: &PartData<'_>, out: &mut dyn FnMut(Event)) {
+fn tool_events(ctx: &Ctx<'_>, rec: &Row<'_>, p: PartData<'_>, out: &mut dyn FnMut(Event)) {
     let id = rec.id;
-    let state = p.state.as_ref();
-    let status = state.and_then(|s| text_of(&s.status)).unwrap_or("");
+    let mut state = p.state;
+    let state_ref = state.as_ref();
+    let status = state_ref.and_then(|s| text_of(&s.status)).unwrap_or("");
     let settled = matches!(status, "completed" | "error");
     if !settled && !rec.settle {
         return;
     }
     let call_id = text_of(&p.call_id).unwrap_or(id).to_owned();
     let name = text_of(&p.tool).unwrap_or("").to_owned();
-    let input = raw_or_null(state.and_then(|s| s.input));
+    let input = raw_or_null(state_ref.and_then(|s| s.input));
     out(ctx.event(
         id.to_owned(),
         "part/tool",
@@ -947,7 +997,17 @@ fn tool_events(ctx: &Ctx<'_>, rec: &Row<'_>, p: &PartData<'_>, out: &mut dyn FnM
         return;
     }
     let is_error = status == "error";
-    let output = value_text(state.and_then(|s| if is_error { s.error } else { s.output }));
+    let output = state
+        .as_mut()
+        .and_then(|s| {
+            if is_error {
+                s.error.take()
+            } else {
+                s.output.take()
+            }
+        })
+        .map(|t| t.0.into_owned())
+        .unwrap_or_default();
     out(ctx.event(
         format!("{id}#result"),
         "part/tool",

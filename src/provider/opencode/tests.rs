@@ -85,3 +85,35 @@ fn malformed_records_are_refused_not_panicked() {
         p.record(0, odd.as_bytes(), &mut |_| {}).unwrap();
     }
 }
+
+#[test]
+fn tool_output_of_any_type_is_text_and_input_spanning_lines_is_compacted() {
+    let part = |state: &str| {
+        format!(
+            r#"{{"t":"part","id":"prt_1","session_id":"ses_a","root":"ses_a","role":"assistant","data":{{"type":"tool","tool":"bash","callID":"c1","state":{state}}}}}"#
+        )
+    };
+    let output = |state: &str| match &run(&[&part(state)])[1].payload {
+        Payload::ToolResult { output, .. } => output.clone(),
+        other => panic!("{other:?}"),
+    };
+    let done = |out: &str| format!(r#"{{"status":"completed","input":{{}},"output":{out}}}"#);
+    assert_eq!(output(&done(r#""a\nb""#)), "a\nb");
+    assert_eq!(output(&done("null")), "");
+    assert_eq!(output(&done("12")), "12");
+    assert_eq!(
+        output(&done(r#"{"b":[1,true],"a":"x"}"#)),
+        r#"{"a":"x","b":[1,true]}"#
+    );
+    assert_eq!(
+        output(r#"{"status":"error","input":{},"error":"boom"}"#),
+        "boom"
+    );
+    let evs = run(&[&part(
+        "{\"status\":\"completed\",\"input\":{\n  \"command\": \"ls\"\n},\"output\":\"\"}",
+    )]);
+    match &evs[0].payload {
+        Payload::ToolCall { input, .. } => assert_eq!(input.get(), r#"{"command":"ls"}"#),
+        other => panic!("{other:?}"),
+    }
+}
