@@ -992,14 +992,30 @@ fn opencode_rows_since(
         );
         rows.push((row.offset, 2, row));
     }
-    let mut stmt = conn.prepare(&format!(
-        "SELECT p.id, p.message_id, p.session_id, p.time_created, p.time_updated, p.data, m.data \
-         FROM part p JOIN message m ON m.id = p.message_id WHERE {}",
-        PAST_MARK
-            .replace("time_updated", "p.time_updated")
-            .replace("id NOT IN", "p.id NOT IN")
+    // Parts: `part.time_updated` has no index, so not every part is
+    // looked at: those past a moment before the greatest id read (ids
+    // are time-sortable, a range of the primary key's index) and those
+    // held back unsettled (by id); of these, the ones updated past the
+    // mark. A part updated in place after it settled is not read again
+    // (its events were delivered).
+    let past = PAST_MARK
+        .replace("time_updated", "p.time_updated")
+        .replace("id NOT IN", "p.id NOT IN");
+    let cols = "p.id, p.message_id, p.session_id, p.time_created, p.time_updated, p.data, m.data";
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {cols} FROM part p JOIN message m ON m.id = p.message_id \
+           WHERE p.id > ?3 AND {past} \
+         UNION ALL \
+         SELECT {cols} FROM part p JOIN message m ON m.id = p.message_id \
+           WHERE p.id IN (SELECT value FROM json_each(?4)) AND p.id <= ?3 AND {past}"
     ))?;
-    let mut q = stmt.query(rusqlite::params![position.part.time, ids(&position.part)])?;
+    let held = serde_json::to_string(&position.held).unwrap_or_else(|_| "[]".into());
+    let mut q = stmt.query(rusqlite::params![
+        position.part.time,
+        ids(&position.part),
+        position.part_floor(),
+        held
+    ])?;
     while let Some(r) = q.next()? {
         let message: String = r.get(1)?;
         let session: String = r.get(2)?;

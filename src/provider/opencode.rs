@@ -292,9 +292,66 @@ pub struct Position {
     pub message: Mark,
     pub part: Mark,
     pub titles: std::collections::BTreeMap<String, String>,
+    /// The greatest part id read (ids are time-sortable): a later read
+    /// asks for parts past a moment before it only ([`Position::part_floor`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_part: String,
+    /// Parts read unsettled (a tool running, text streaming), held back
+    /// until a read finds them settled: asked for by id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<String>,
 }
 
+/// How far before the greatest part id read a later read looks for parts
+/// (ids from another process's clock, a row committed late).
+const PART_WINDOW_MS: u64 = 10 * 60 * 1000;
+/// Held parts remembered at most (a tool left running forever).
+const MAX_HELD: usize = 256;
+
 impl Position {
+    /// The least part id a read past this position must look at besides
+    /// the held ones: the greatest one read, less [`PART_WINDOW_MS`]. An
+    /// OpenCode id is `prt_` and 12 hex digits of `ms * 0x1000 + counter`
+    /// (low 48 bits), then random characters; any other shape gives ``
+    /// (every part is looked at).
+    pub fn part_floor(&self) -> String {
+        let hex = self
+            .last_part
+            .strip_prefix("prt_")
+            .and_then(|r| r.get(..12))
+            .filter(|h| {
+                h.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            });
+        let Some(v) = hex.and_then(|h| u64::from_str_radix(h, 16).ok()) else {
+            return String::new();
+        };
+        match v.checked_sub(PART_WINDOW_MS * 0x1000) {
+            Some(f) => format!("prt_{f:012x}"),
+            None => String::new(),
+        }
+    }
+
+    fn part_read(&mut self, id: &str, held: bool) {
+        if id > self.last_part.as_str() {
+            self.last_part.clear();
+            self.last_part.push_str(id);
+        }
+        let at = self.held.iter().position(|h| h == id);
+        match (held, at) {
+            (true, None) => {
+                if self.held.len() >= MAX_HELD {
+                    self.held.remove(0);
+                }
+                self.held.push(id.to_owned());
+            }
+            (false, Some(i)) => {
+                self.held.remove(i);
+            }
+            _ => {}
+        }
+    }
+
     /// Nothing read yet.
     pub fn is_start(&self) -> bool {
         *self == Position::default()
@@ -710,7 +767,8 @@ impl OpenCodeParser {
             }
             RowData::Part(data) => {
                 let p: PartData<'_> = decode(data)?;
-                part_events(&ctx, rec, p, data, out);
+                let held = part_events(&ctx, rec, p, data, out);
+                self.position.part_read(rec.id, held);
             }
         }
         Ok(())
@@ -840,6 +898,7 @@ fn finished(p: &PartData<'_>) -> bool {
         .is_none_or(|t| t.start.is_none() || t.end.is_some())
 }
 
+/// Deliver a part's events; `true` when it is held back unsettled.
 // Long because: one arm per part type, the mapping the module docs list.
 fn part_events(
     ctx: &Ctx<'_>,
@@ -847,7 +906,7 @@ fn part_events(
     mut p: PartData<'_>,
     data: &str,
     out: &mut dyn FnMut(Event),
-) {
+) -> bool {
     let id = rec.id;
     // A text decoded with escapes is already owned: moved, not copied.
     let take_text = |t: Option<Text<'_>>| t.map(|t| t.0.into_owned()).unwrap_or_default();
@@ -871,10 +930,10 @@ fn part_events(
     let payload = match kind {
         "text" => {
             if !rec.settle && !finished(&p) {
-                return;
+                return true;
             }
             if text_of(&p.text).is_none_or(|t| t.trim().is_empty()) {
-                return;
+                return false;
             }
             let text = take_text(p.text.take());
             if p.synthetic == Some(true) {
@@ -896,10 +955,10 @@ fn part_events(
         }
         "reasoning" => {
             if !rec.settle && !finished(&p) {
-                return;
+                return true;
             }
             if text_of(&p.text).is_none_or(|t| t.trim().is_empty()) {
-                return;
+                return false;
             }
             Payload::Thinking {
                 text: take_text(p.text.take()),
@@ -921,14 +980,14 @@ fn part_events(
                 .to_owned();
             system(SystemCategory::SubagentPrompt, text)
         }
-        "step-start" => return,
+        "step-start" => return false,
         "step-finish" => Payload::ProviderInfo {
             topic: "token_count".into(),
             data: fields_json(&[("cost", p.cost), ("reason", p.reason), ("tokens", p.tokens)]),
         },
         "snapshot" | "patch" => match serde_json::from_str::<Value>(data) {
             Ok(v) => info(kind, v),
-            Err(_) => return,
+            Err(_) => return false,
         },
         "retry" => {
             let attempt = p
@@ -953,6 +1012,7 @@ fn part_events(
         },
     };
     out(ctx.event(id.to_owned(), &record, payload));
+    false
 }
 
 /// `{"k": v, …}` from raw values (absent ones `null`), keys in the order
@@ -972,14 +1032,15 @@ fn fields_json(fields: &[(&str, Option<&RawValue>)]) -> Box<RawValue> {
     RawValue::from_string(s).unwrap_or_else(|_| crate::event::null_raw())
 }
 
-fn tool_events(ctx: &Ctx<'_>, rec: &Row<'_>, p: PartData<'_>, out: &mut dyn FnMut(Event)) {
+/// A tool part's call and, once settled, result; `true` when held back.
+fn tool_events(ctx: &Ctx<'_>, rec: &Row<'_>, p: PartData<'_>, out: &mut dyn FnMut(Event)) -> bool {
     let id = rec.id;
     let mut state = p.state;
     let state_ref = state.as_ref();
     let status = state_ref.and_then(|s| text_of(&s.status)).unwrap_or("");
     let settled = matches!(status, "completed" | "error");
     if !settled && !rec.settle {
-        return;
+        return true;
     }
     let call_id = text_of(&p.call_id).unwrap_or(id).to_owned();
     let name = text_of(&p.tool).unwrap_or("").to_owned();
@@ -994,7 +1055,7 @@ fn tool_events(ctx: &Ctx<'_>, rec: &Row<'_>, p: PartData<'_>, out: &mut dyn FnMu
         },
     ));
     if !settled {
-        return;
+        return false;
     }
     let is_error = status == "error";
     let output = state
@@ -1017,6 +1078,7 @@ fn tool_events(ctx: &Ctx<'_>, rec: &Row<'_>, p: PartData<'_>, out: &mut dyn FnMu
             is_error,
         },
     ));
+    false
 }
 
 #[cfg(test)]

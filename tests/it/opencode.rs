@@ -998,3 +998,86 @@ fn opencode_daemon_reads_rows_written_after_the_wal_appears() {
     k.stop();
     drop(w);
 }
+
+/// A part id as OpenCode makes it: `prt_`, 12 hex digits of
+/// `ms * 0x1000 + counter` (low 48 bits), 14 random characters.
+fn part_id(ms: i64, counter: u64) -> String {
+    let v = (u64::try_from(ms).unwrap() * 0x1000 + counter) & 0xffff_ffff_ffff;
+    format!("prt_{v:012x}AbCdEfGhIjKlMn")
+}
+
+/// The daemon's later reads look at the parts past a moment before the
+/// greatest id read (a range of the primary key) and at the parts held
+/// back unsettled, not at every part: a tool that runs longer than that
+/// window still delivers its call and result once it completes.
+#[test]
+fn opencode_incremental_reads_find_new_parts_by_id_and_held_ones_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("opencode.db");
+    let provider = kato::provider::by_name("opencode").unwrap();
+    let ctx = provider.classify(Path::new("opencode.db")).unwrap();
+    let w = create(&db, true);
+    session(&w, SES, None, "Live");
+    message(&w, SES, "msg_01", 1, assistant("m"));
+    let (first, tool, later) = (
+        part_id(T0, 1),
+        part_id(T0, 2),
+        part_id(T0 + 30 * 60 * 1000, 1),
+    );
+    part(
+        &w,
+        SES,
+        "msg_01",
+        &first,
+        1,
+        json!({"type": "text", "text": "first"}),
+    );
+    let running = json!({"type": "tool", "tool": "bash", "callID": "c",
+        "state": {"status": "running", "input": {}}});
+    part(&w, SES, "msg_01", &tool, 2, running);
+    let mut cursor = kato::reader::Cursor::default();
+    let read = |cursor: &mut kato::reader::Cursor| {
+        let mut ids = Vec::new();
+        let inc = kato::database::read_since(
+            &db,
+            provider,
+            &ctx,
+            cursor,
+            kato::reader::Limits::default(),
+            &mut |e| ids.push(e.event_id),
+        )
+        .unwrap();
+        assert!(inc.diagnostics.is_empty(), "{:?}", inc.diagnostics);
+        *cursor = inc.cursor;
+        ids
+    };
+    assert_eq!(
+        read(&mut cursor),
+        [format!("{SES}:session"), format!("{SES}:title"), first]
+    );
+    assert_eq!(cursor.parser["held"], json!([tool]));
+    part(
+        &w,
+        SES,
+        "msg_01",
+        &later,
+        3,
+        json!({"type": "text", "text": "later"}),
+    );
+    assert_eq!(read(&mut cursor), std::slice::from_ref(&later));
+    w.execute(
+        "UPDATE part SET data = ?1, time_updated = ?2 WHERE id = ?3",
+        params![
+            json!({"type": "tool", "tool": "bash", "callID": "c",
+                   "state": {"status": "completed", "input": {}, "output": "ok"}})
+            .to_string(),
+            T0 + 4,
+            tool
+        ],
+    )
+    .unwrap();
+    assert_eq!(read(&mut cursor), [tool.clone(), format!("{tool}#result")]);
+    assert!(read(&mut cursor).is_empty());
+    assert!(cursor.parser.get("held").is_none(), "{}", cursor.parser);
+    assert_eq!(cursor.parser["last_part"], json!(later));
+}

@@ -117,3 +117,19 @@ fn tool_output_of_any_type_is_text_and_input_spanning_lines_is_compacted() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn part_floor_is_the_greatest_id_less_the_window_or_nothing() {
+    let mut p = Position::default();
+    assert_eq!(p.part_floor(), "");
+    p.last_part = "prt_01".into();
+    assert_eq!(p.part_floor(), "", "not OpenCode's shape: every part");
+    let ms: u64 = 1_780_000_000_000;
+    let v = (ms * 0x1000 + 1) & 0xffff_ffff_ffff;
+    p.last_part = format!("prt_{v:012x}AbCdEfGhIjKlMn");
+    let floor = p.part_floor();
+    assert_eq!(floor, format!("prt_{:012x}", v - PART_WINDOW_MS * 0x1000));
+    assert!(floor < p.last_part);
+    p.last_part = "prt_000000000fffAbCd".into();
+    assert_eq!(p.part_floor(), "", "before the window: every part");
+}
