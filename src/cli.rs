@@ -464,7 +464,8 @@ fn confine_read_only(cfg: &Config) -> Result<()> {
 }
 
 /// What `kato sessions` and `kato search` read: the enabled providers'
-/// roots (narrowed where a provider says so, [`profiles::providers_reach`]),
+/// roots (narrowed where a provider says so,
+/// [`crate::sandbox::profiles::providers_reach`]),
 /// the project registries beside them and the config file.
 pub fn read_only_domain(cfg: &Config) -> crate::sandbox::Domain {
     use crate::sandbox::profiles;

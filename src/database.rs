@@ -21,10 +21,14 @@
 //! it never does (the `opencode_wal_*` tests check the folder is left as
 //! it was, under the sandbox and without it).
 //!
-//! The source turns rows into records, one JSON object per `session`,
-//! `message` and `part` row, which the provider's pure parser turns into
-//! events (fuzzable without a database). A row whose `data` is not JSON
-//! becomes a record the parser refuses: skipped and counted. A database
+//! OpenCode's rows reach its pure parser typed
+//! ([`crate::provider::opencode::Row`]): the columns as borrowed values,
+//! `data` as the JSON text SQLite holds, decoded by the parser straight
+//! into borrowed structs (nothing re-encoded, no JSON value tree). Crush's
+//! and Goose's rows, and the JSON store's files, become one JSON record
+//! each, which their parsers (OpenCode's too) decode the same way; both
+//! shapes are fuzzable without a database. A row whose `data` is not the
+//! JSON its kind needs is refused by the parser: skipped and counted. A database
 //! that SQLite cannot read (corrupt, truncated, not a database) is one
 //! skipped record too, never a crash.
 

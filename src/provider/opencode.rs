@@ -6,7 +6,10 @@
 //! mode ([`SourceKind::Database`]): tables `session`, `message` and
 //! `part`, whose `data` columns hold the JSON of OpenCode's message and
 //! part schemas. [`crate::database`] reads the rows read-only and hands
-//! this provider's parser one record per row, a JSON object:
+//! this provider's parser each row typed ([`Row`], [`OpenCodeParser::row`]:
+//! the columns borrowed, `data` the JSON text as stored, decoded straight
+//! into borrowed structs). The same rows as JSON records (the JSON store,
+//! the fuzz target, [`RecordParser::record`]), one object per row:
 //!
 //! * `{"t":"session", id, root, parent_id, time_created, time_updated,
 //!   settle, data:{title, directory, version}}`;
@@ -310,7 +313,7 @@ const MAX_HELD: usize = 256;
 
 impl Position {
     /// The least part id a read past this position must look at besides
-    /// the held ones: the greatest one read, less [`PART_WINDOW_MS`]. An
+    /// the held ones: the greatest one read, less ten minutes. An
     /// OpenCode id is `prt_` and 12 hex digits of `ms * 0x1000 + counter`
     /// (low 48 bits), then random characters; any other shape gives ``
     /// (every part is looked at).
