@@ -149,8 +149,12 @@ pub fn sync_dir(root: &Path) -> Domain {
 /// The daemon's autosync stage: read the enabled providers' roots (and
 /// the project markers beside them), own the sync tree.
 pub fn sync_stage(config: &Config, root: &Path) -> Domain {
-    let markers = crate::cli::markers_beside(config);
-    union(&[providers_reach(config), provider(&markers), sync_dir(root)])
+    // The whole roots: this stage lives as long as the daemon, and a
+    // database's `-wal` created after it started could not be read with
+    // per-file rules (`provider_reach`) without starting it again.
+    let mut read = provider_roots(config);
+    read.extend(crate::cli::markers_beside(config));
+    union(&[provider(&read), sync_dir(root)])
 }
 
 /// Everything any of `domains` may do (lists merged, sorted, deduplicated;
