@@ -23,10 +23,11 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::time::Duration;
 
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::Layer;
 
 use crate::audit::HeadCell;
 use crate::config::LogFormat;
@@ -75,8 +76,14 @@ pub fn init(
     logs_dir: &Path,
     head: HeadCell,
 ) -> Result<LogGuard> {
-    let filter = EnvFilter::try_new(format!("warn,kato={level}"))
+    // kato's own records at the configured level, everything else (the
+    // crates it uses) from warnings up.
+    let level: LevelFilter = level
+        .parse()
         .map_err(|e| Error::Usage(format!("log level `{level}`: {e}")))?;
+    let filter = Targets::new()
+        .with_default(LevelFilter::WARN)
+        .with_target("kato", level);
     let mut guard = LogGuard {
         tx: None,
         handle: None,
