@@ -196,6 +196,67 @@ def gen_gemini_jsonl(path, size, rng):
                   "model": "gemini-3-flash-preview"})
             line({"$set": {"lastUpdated": ts(n)}})
 
+def gen_opencode(path, size, rng):
+    """An OpenCode (1.2+) database with one session, as OpenCode writes it:
+    a user message and its text part, then assistant messages whose parts
+    are step-start, reasoning, text, a completed tool (call and output in
+    one part) and step-finish; `data` columns hold the JSON."""
+    import sqlite3
+    if os.path.exists(path):
+        os.remove(path)
+    db = sqlite3.connect(path)
+    db.executescript("""
+    PRAGMA journal_mode=WAL;
+    CREATE TABLE session (id text PRIMARY KEY, project_id text NOT NULL, parent_id text, slug text NOT NULL,
+      directory text NOT NULL, title text NOT NULL, version text NOT NULL, time_created integer NOT NULL,
+      time_updated integer NOT NULL);
+    CREATE TABLE message (id text PRIMARY KEY, session_id text NOT NULL, time_created integer NOT NULL,
+      time_updated integer NOT NULL, data text NOT NULL);
+    CREATE TABLE part (id text PRIMARY KEY, message_id text NOT NULL, session_id text NOT NULL,
+      time_created integer NOT NULL, time_updated integer NOT NULL, data text NOT NULL);
+    CREATE INDEX part_session_idx ON part (session_id);
+    CREATE INDEX message_session_time_created_id_idx ON message (session_id, time_created, id);
+    CREATE INDEX part_message_id_id_idx ON part (message_id, id);
+    """)
+    sid, t, n, total = "ses_bench0000000000000000000", 1780000000000, 0, 0
+    db.execute("INSERT INTO session VALUES (?, 'global', NULL, 'bench', '/home/u/proj', 'Bench', '1.17.3', ?, ?)",
+               (sid, t, t))
+    def msg(data):
+        nonlocal n, total
+        n += 1
+        mid, d = f"msg_{n:012x}", json.dumps(data, separators=(",", ":"))
+        total += len(d)
+        db.execute("INSERT INTO message VALUES (?, ?, ?, ?, ?)", (mid, sid, t + n, t + n, d))
+        return mid
+    def part(mid, data):
+        nonlocal n, total
+        n += 1
+        d = json.dumps(data, separators=(",", ":"))
+        total += len(d)
+        db.execute("INSERT INTO part VALUES (?, ?, ?, ?, ?, ?)", (f"prt_{n:012x}", mid, sid, t + n, t + n, d))
+    model = {"providerID": "opencode", "modelID": "kimi-k2.6"}
+    while total < size:
+        u = msg({"role": "user", "time": {"created": t + n}, "agent": "build", "model": model})
+        part(u, {"type": "text", "text": words(rng, 40)})
+        for k in range(3):
+            a = msg({"role": "assistant", "parentID": u, "modelID": "kimi-k2.6", "providerID": "opencode",
+                     "mode": "build", "agent": "build", "path": {"cwd": "/home/u/proj", "root": "/"},
+                     "cost": 0.01, "tokens": {"input": 8280, "output": 9, "reasoning": 0, "cache": {"read": 0, "write": 0}},
+                     "time": {"created": t + n, "completed": t + n + 5}, "finish": "tool-calls"})
+            part(a, {"type": "step-start", "snapshot": "d5ee" * 10})
+            part(a, {"type": "reasoning", "text": words(rng, 60), "time": {"start": t + n, "end": t + n + 1}})
+            part(a, {"type": "text", "text": words(rng, 80), "time": {"start": t + n, "end": t + n + 1}})
+            out = code(rng, rng.randint(20, 120))
+            part(a, {"type": "tool", "tool": "bash", "callID": f"call_{n}",
+                     "state": {"status": "completed", "input": {"command": "cargo test " + words(rng, 5)},
+                               "output": out, "title": words(rng, 4), "metadata": {"exit": 0},
+                               "time": {"start": t + n, "end": t + n + 2}}})
+            part(a, {"type": "step-finish", "reason": "tool-calls", "cost": 0.01,
+                     "tokens": {"input": 8280, "output": 9, "reasoning": 0, "cache": {"read": 0, "write": 0}}})
+    db.commit()
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+
 def gen_copilot(path, size, rng):
     """A GitHub Copilot CLI (1.0) events.jsonl as the real ones are
     written: session.start and a model change; per request a user message
@@ -532,7 +593,11 @@ KINDS = {
     "droid": ("052cb8d0-4616-488a-99fe-bfbbbe9429b3.jsonl", gen_droid),
     "kimi": ("wire.jsonl", gen_kimi),
     "aider": ("proj/.aider.chat.history.md", gen_aider),
+    "opencode": ("opencode/opencode.db", gen_opencode),
 }
+# What kato is given for a kind whose file holds many sessions, and the
+# floor binary that reads it (default: the file, parse_floor).
+TARGETS = {"opencode": lambda path: path + "#ses_bench0000000000000000000"}
 
 # Export targets, as ratios to the floor measured in the same run (wall
 # clock; "cpu" compares CPU time): Claude and Codex at the floor in default
@@ -590,6 +655,7 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--kato", required=True)
     ap.add_argument("--floor", required=True)
+    ap.add_argument("--sqlite-floor", help="the floor for databases (examples/sqlite_floor)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--instructions", action="store_true",
                     help="also count instructions with callgrind (noise-free)")
@@ -629,11 +695,14 @@ def main():
     print(f"{'case':<62} {'MB/s':>7} {'x floor':>7} {'CPU MB/s':>8} {'x floor':>7} {'RSS MiB':>7}")
     for name, path in files.items():
         mb = os.path.getsize(path) / (1 << 20)
-        cases = [("cat > /dev/null", ["cat", path]),
-                 ("serde_json::Value parse (floor)", [a.floor, floors.get(name, path)])]
+        floor_case = ("serde_json::Value parse (floor)", [a.floor, floors.get(name, path)])
+        if name == "opencode":
+            floor_case = ("SELECT every data column, rusqlite (floor)", [a.sqlite_floor, path])
+        cases = [("cat > /dev/null", ["cat", path]), floor_case]
+        target = TARGETS.get(name, lambda p: p)(path)
         for vname, args in variants:
-            cases.append((f"kato export {vname}", kato("on", path, *args)))
-            cases.append((f"kato export {vname}, redaction off", kato("off", path, *args)))
+            cases.append((f"kato export {vname}", kato("on", target, *args)))
+            cases.append((f"kato export {vname}, redaction off", kato("off", target, *args)))
         wall, cpu = best_times([c for _, c in cases], a.repeat)
         floor, floor_cpu = mb / wall[1], mb / cpu[1]
         by = {}

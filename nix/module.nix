@@ -238,6 +238,19 @@ in
           aider = rootsOption "aider" // {
             example = [ "/home/alice/src/webapp" ];
           };
+          # Project folders holding .crush/crush.db (no default).
+          crush = rootsOption "crush" // {
+            example = [ "/home/alice/src" ];
+          };
+          # The folder holding sessions.db.
+          goose = rootsOption "goose" // {
+            example = [ "/home/alice/.local/share/goose/sessions" ];
+          };
+          # The folder holding opencode.db (it also holds OpenCode's
+          # auth.json: kato opens only the database and its -wal/-shm).
+          opencode = rootsOption "opencode" // {
+            example = [ "/home/alice/.local/share/opencode" ];
+          };
         };
       };
       default = { };
@@ -253,6 +266,9 @@ in
         amp = [ "/home/alice/.local/share/amp/threads" ];
         kimi = [ "/home/alice/.kimi/sessions" ];
         aider = [ "/home/alice/src/webapp" ];
+        opencode = [ "/home/alice/.local/share/opencode" ];
+        crush = [ "/home/alice/src" ];
+        goose = [ "/home/alice/.local/share/goose/sessions" ];
       };
       description = ''
         Session-log directories per provider. A provider with no roots is

@@ -28,4 +28,7 @@
   amp = [ ".local/share/amp/threads" ];
   kimi = [ ".kimi/sessions" ];
   aider = [ ];
+  opencode = [ ".local/share/opencode" ];
+  crush = [ ];
+  goose = [ ".local/share/goose/sessions" ];
 }

@@ -455,17 +455,25 @@ fn add_roots(cfg: &mut Config, roots: &[String], env: &Env) -> Result<()> {
 /// config file, before any session byte is read (`kato sessions`, `kato
 /// search`).
 fn confine_read_only(cfg: &Config) -> Result<()> {
-    use crate::sandbox::{self, profiles};
+    use crate::sandbox;
     let hardened = sandbox::harden_process(cfg.sandbox_mode)?;
     export::report_degraded("startup", &hardened.missing);
-    let domain = profiles::union(&[
-        profiles::provider(&profiles::provider_roots(cfg)),
-        profiles::provider(&markers_beside(cfg)),
-        profiles::startup(cfg.source.as_deref()),
-    ]);
-    let applied = domain.apply(cfg.sandbox_mode)?;
+    let applied = read_only_domain(cfg).apply(cfg.sandbox_mode)?;
     export::report_degraded("sessions", &applied.missing);
     Ok(())
+}
+
+/// What `kato sessions` and `kato search` read: the enabled providers'
+/// roots (narrowed where a provider says so,
+/// [`crate::sandbox::profiles::providers_reach`]),
+/// the project registries beside them and the config file.
+pub fn read_only_domain(cfg: &Config) -> crate::sandbox::Domain {
+    use crate::sandbox::profiles;
+    profiles::union(&[
+        profiles::providers_reach(cfg),
+        profiles::provider(&markers_beside(cfg)),
+        profiles::startup(cfg.source.as_deref()),
+    ])
 }
 
 /// The project registries `kato sessions` reads beside the enabled

@@ -132,6 +132,21 @@ pub fn walk_root(
                 return;
             };
             if let Some(ctx) = provider.classify(rel) {
+                if provider.file_source_kind(&ctx) == SourceKind::Database {
+                    // One session per top-level session row.
+                    match crate::database::sessions(provider, &path) {
+                        Ok(ids) => found.extend(ids.into_iter().map(|id| {
+                            let path = crate::database::session_path(&path, &id);
+                            Found {
+                                provider,
+                                ctx: provider.named_file(&path),
+                                path,
+                            }
+                        })),
+                        Err(error) => problems.push(WalkProblem { path, error }),
+                    }
+                    return;
+                }
                 found.push(Found {
                     provider,
                     path,
@@ -149,6 +164,10 @@ pub fn identify(found: &Found, limits: Limits) -> String {
     // The first session id that the records name themselves; early records
     // without one (snapshots, summaries) carry the path's hint instead.
     let hint = &found.ctx.session_hint;
+    if found.provider.file_source_kind(&found.ctx) == SourceKind::Database && !hint.is_empty() {
+        // A session of a database is named by its row.
+        return hint.clone();
+    }
     let first: std::cell::OnceCell<String> = std::cell::OnceCell::new();
     let mut take = |ev: Event| {
         if ev.session_id != *hint {

@@ -67,6 +67,9 @@ provider_ids! {
     Amp => "amp", "Amp (`~/.local/share/amp/threads`).";
     Kimi => "kimi", "Kimi CLI (`~/.kimi/sessions`).";
     Aider => "aider", "Aider (`.aider.chat.history.md` in the project folders named).";
+    OpenCode => "opencode", "OpenCode (`~/.local/share/opencode/opencode.db`).";
+    Crush => "crush", "Crush (`.crush/crush.db` in the project folders named).";
+    Goose => "goose", "Goose (`~/.local/share/goose/sessions/sessions.db`).";
 }
 
 /// A name that is not a provider id.

@@ -38,7 +38,10 @@ pub enum ExportFormat {
 /// or a unique prefix of at least 8 characters.
 pub fn resolve(config: &Config, query: &str) -> Result<SessionFiles> {
     let as_path = Path::new(query);
-    if query.contains('/') || as_path.is_file() {
+    if query.contains('/')
+        || as_path.is_file()
+        || crate::database::split_session(as_path).0.is_file()
+    {
         return resolve_path(config, as_path);
     }
     let limits = limits(config);
@@ -81,12 +84,14 @@ pub fn resolve(config: &Config, query: &str) -> Result<SessionFiles> {
 }
 
 fn resolve_path(config: &Config, path: &Path) -> Result<SessionFiles> {
-    if !path.is_file() {
+    // `<database>#<session id>`: the database decides the provider.
+    let (file, _session) = crate::database::split_session(path);
+    if !file.is_file() {
         return Err(Error::SessionNotFound {
             query: path.display().to_string(),
         });
     }
-    let provider = discover::provider_for_path(config, path).ok_or_else(|| {
+    let provider = discover::provider_for_path(config, &file).ok_or_else(|| {
         Error::Usage(format!(
             "{}: not a session file of a known provider ({}), or its format is not recognised",
             path.display(),
@@ -371,6 +376,12 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     let out_file = create_output(output.as_deref(), cfg.file_mode)?;
 
     let files: Vec<PathBuf> = session.files.iter().map(|f| f.path.clone()).collect();
+    // What the stages read: a session in a database is the database file
+    // and its `-wal`/`-shm`.
+    let read_files: Vec<PathBuf> = files
+        .iter()
+        .flat_map(|p| crate::database::readable_files(p))
+        .collect();
     let limits = limits(cfg);
     // Markdown and HTML need the metadata before the body.
     let markdown = req.format != ExportFormat::Jsonl;
@@ -388,7 +399,7 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     let confiner = Confiner::new(mode);
     let (go_tx, go_rx) = std::sync::mpsc::sync_channel::<()>(1);
     let meta_stage = if markdown {
-        let domain = profiles::export(&files, config_file, None);
+        let domain = profiles::export(&read_files, config_file, None);
         Some(spawn_meta_stage(
             &confiner, domain, &session, &redactor, limits, go_rx,
         )?)
@@ -408,7 +419,7 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     let position = crate::progress::Position::new(sizes);
     let parser = confiner.spawn(
         StageName::ExportParse,
-        profiles::export(&files, config_file, None),
+        profiles::export(&read_files, config_file, None),
         move || {
             parse_stage(
                 &parse_session,
@@ -510,22 +521,25 @@ fn spawn_meta_stage(
 
 /// The domain `main` resolves the session in: the provider roots (and the
 /// session file named by `query`), the config, and the output to create.
-fn resolve_domain(cfg: &Config, query: &str, output: Option<&Path>) -> crate::sandbox::Domain {
+pub fn resolve_domain(cfg: &Config, query: &str, output: Option<&Path>) -> crate::sandbox::Domain {
     use crate::sandbox::profiles;
     let config_file = cfg.source.as_deref();
-    let mut read = profiles::provider_roots(cfg);
+    let mut read = Vec::new();
     let as_path = Path::new(query);
     if query.contains('/') {
-        read.push(as_path.to_path_buf());
+        read.extend(crate::database::readable_files(as_path));
     } else if let Ok(cwd) = std::env::current_dir() {
         // A bare file name in the working directory.
         let candidate = cwd.join(as_path);
-        if candidate.is_file() {
-            read.push(candidate);
+        if candidate.is_file() || crate::database::split_session(&candidate).0.is_file() {
+            read.extend(crate::database::readable_files(&candidate));
         }
     }
-    let mut resolve_domain =
-        profiles::union(&[profiles::provider(&read), profiles::startup(config_file)]);
+    let mut resolve_domain = profiles::union(&[
+        profiles::providers_reach(cfg),
+        profiles::provider(&read),
+        profiles::startup(config_file),
+    ]);
     if let Some(out) = output {
         if out.exists() {
             resolve_domain.write_files.push(out.to_path_buf());

@@ -11,6 +11,7 @@ mod cli_extra;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod database;
 pub mod discover;
 pub mod error;
 pub mod event;

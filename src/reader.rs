@@ -111,7 +111,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    fn from_malformed(offset: u64, len: usize, m: Malformed) -> Diagnostic {
+    pub(crate) fn from_malformed(offset: u64, len: usize, m: Malformed) -> Diagnostic {
         let (kind, detail) = match m {
             Malformed::NotJson(d) => (DiagKind::NotJson, d),
             Malformed::InvalidUtf8 => (DiagKind::InvalidUtf8, String::from("invalid UTF-8")),
@@ -261,6 +261,21 @@ pub fn read_path(
     out: &mut dyn FnMut(Event),
 ) -> io::Result<Increment> {
     let ctx = crate::provider::ctx_for_path(provider, path);
+    if matches!(
+        provider.file_source_kind(&ctx),
+        SourceKind::Database | SourceKind::DirectoryStore
+    ) {
+        let (db, session) = crate::database::split_session(path);
+        return crate::database::read(
+            &db,
+            session.as_deref(),
+            provider,
+            &ctx,
+            limits,
+            Tail::Final,
+            out,
+        );
+    }
     let mut file = File::open(path)?;
     read_increment(
         &mut file,

@@ -319,7 +319,7 @@ pub fn run(cfg: &Config, query: &Query) -> Result<Outcome> {
         .into_iter()
         .filter(|s| query.providers.is_empty() || query.providers.contains(&s.provider))
         .collect();
-    let domain = profiles::provider(&profiles::provider_roots(cfg));
+    let domain = profiles::providers_reach(cfg);
     let (tx, rx) = mpsc::sync_channel::<Msg>(1024);
     let q = query.clone();
     let stage =

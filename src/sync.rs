@@ -1379,9 +1379,10 @@ pub fn run(cfg: &Config, mut opts: Options, progress: bool) -> Result<Summary> {
         opts.prefix = None;
         opts.dir = root;
     }
-    let mut read = profiles::provider_roots(cfg);
-    read.extend(crate::cli::markers_beside(cfg));
-    let parse_domain = profiles::provider(&read);
+    let parse_domain = profiles::union(&[
+        profiles::providers_reach(cfg),
+        profiles::provider(&crate::cli::markers_beside(cfg)),
+    ]);
     let mut main_domain = profiles::union(&[
         parse_domain.clone(),
         profiles::startup(cfg.source.as_deref()),

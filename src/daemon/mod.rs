@@ -147,6 +147,11 @@ pub(crate) enum ToOrch {
         provider: ProviderId,
         path: PathBuf,
     },
+    /// A file the stage must read is not in its domain (created after it
+    /// started): the supervisor checks whether a new stage would have it.
+    Regrant {
+        provider: ProviderId,
+    },
     /// The stage thread ended (its last message).
     Exited {
         provider: ProviderId,
@@ -510,6 +515,7 @@ impl Daemon {
                 None => self.report.unskip(&path),
             },
             ToOrch::Gone { provider, path } => self.ingest.gone(provider, path, &mut self.report),
+            ToOrch::Regrant { provider } => self.supervisor.regrant(provider),
             ToOrch::Exited { provider, error } => self.stage_exited(provider, error),
             ToOrch::Replayed { key, events, done } => {
                 let mut links = self.supervisor.links(self.recorder.policy().clone());

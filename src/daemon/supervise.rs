@@ -193,6 +193,27 @@ impl Supervisor {
         }
     }
 
+    /// The stage of `provider` needs a file created after its domain was
+    /// built (a database's new `-wal`): stop it and start a new one at
+    /// once, whose domain has it.
+    pub fn regrant(&mut self, provider: ProviderId) {
+        let confines = self.confine.confines();
+        let Some(s) = self.slot_mut(provider) else {
+            return;
+        };
+        let Some(tx) = &s.tx else { return };
+        if s.respawn || !confines {
+            return;
+        }
+        tracing::info!(
+            provider = %provider,
+            "a file the stage reads appeared: restarting the stage so its domain includes it"
+        );
+        s.respawn = true;
+        s.stop.store(true, Ordering::Relaxed);
+        let _ = tx.send(watch::StageMsg::Stop);
+    }
+
     /// What a new stage's domain grants: the roots that exist now, except
     /// one that appeared after start through a symbolic link leading away
     /// from where it was expected (the supervisor's ancestor grant would
@@ -234,8 +255,15 @@ impl Supervisor {
         let slot = &self.slots[i];
         let provider = slot.provider;
         let name = slot.name();
-        let domain = profiles::provider(&domain_roots);
-        let init = watch::StageInit {
+        // Built by the stage's thread before it narrows: a root the
+        // provider narrows is listed there (the orchestrator cannot).
+        let build = {
+            let roots = domain_roots.clone();
+            move || profiles::provider_reach(provider, &roots)
+        };
+        let narrowed = self.confine.confines() && domain_roots.iter().any(|r| r.is_dir());
+        let mut init = watch::StageInit {
+            granted: None,
             provider,
             roots: slot.roots.clone(),
             covered: self.confine.confines().then_some(domain_roots),
@@ -251,18 +279,24 @@ impl Supervisor {
         };
         let out = self.tx.clone();
         let stage = StageName::Provider(name.as_str().to_owned());
-        let spawned = self.confine.confiner.spawn(stage, domain, move || {
-            let r = panic::catch_unwind(AssertUnwindSafe(|| watch::run(init)));
-            let error = match r {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(_) => Some("the stage panicked (location in the log)".to_owned()),
-            };
-            let _ = out.send(ToOrch::Exited {
-                provider: name,
-                error,
+        let spawned = self
+            .confine
+            .confiner
+            .spawn_built(stage, build, move |domain| {
+                if narrowed && !domain.list.is_empty() {
+                    init.granted = Some(watch::identities(&domain.read));
+                }
+                let r = panic::catch_unwind(AssertUnwindSafe(|| watch::run(init)));
+                let error = match r {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(_) => Some("the stage panicked (location in the log)".to_owned()),
+                };
+                let _ = out.send(ToOrch::Exited {
+                    provider: name,
+                    error,
+                });
             });
-        });
         let slot = &mut self.slots[i];
         match spawned {
             Ok(h) => {

@@ -46,6 +46,8 @@ const BATCH_EVENTS: usize = 1024;
 /// the batches in flight (the channel's bound) stay a few MiB: a history
 /// ingest would otherwise leave its peak allocated in the daemon.
 const BATCH_SPAN: u64 = 256 << 10;
+/// How long after its `-wal` last changed a database is read once more.
+const DATABASE_RECHECK: Duration = Duration::from_millis(250);
 /// Parse attempts before a crashing file is quarantined.
 pub(crate) const MAX_ATTEMPTS: u32 = 3;
 
@@ -77,6 +79,10 @@ pub(crate) struct StageInit {
     /// starts a new stage when one appears. `None` when the stage is not
     /// confined (unit tests).
     pub covered: Option<Vec<PathBuf>>,
+    /// Under confinement, for a provider that narrows its roots
+    /// ([`Provider::reach`]): the files the domain grants one by one, with
+    /// their identities (device, inode) when it was built.
+    pub granted: Option<BTreeMap<PathBuf, (u64, u64)>>,
     pub known: Vec<Known>,
     pub limits: Limits,
     pub rescan: Duration,
@@ -184,6 +190,7 @@ pub(crate) fn run(init: StageInit) -> Result<(), StageError> {
         watcher,
     );
     stage.covered = covered;
+    stage.granted = init.granted;
     stage.start();
     let rx = init.rx;
     let mut next_rescan = Instant::now() + rescan;
@@ -262,6 +269,32 @@ struct Entry {
     quarantined: Option<Option<FileIdentity>>,
 }
 
+/// Whether every file SQLite opens to read the database at `path` (it,
+/// and its `-wal`, `-shm`, `-journal` that exist) is in `granted` as it
+/// is now (same inode). Always, when the stage is not narrowed.
+fn within_grant(granted: Option<&BTreeMap<PathBuf, (u64, u64)>>, path: &Path) -> bool {
+    let Some(granted) = granted else {
+        return true;
+    };
+    // A link is never granted ([`crate::database::reach`]): asking for it
+    // would only start the same stage again.
+    crate::database::readable_files(path).iter().all(|f| {
+        fs::symlink_metadata(f)
+            .is_ok_and(|m| !m.is_file() || granted.get(f) == Some(&(m.dev(), m.ino())))
+    })
+}
+
+/// The identity (device, inode) of each of `paths` that exists now.
+pub(crate) fn identities(paths: &[PathBuf]) -> BTreeMap<PathBuf, (u64, u64)> {
+    paths
+        .iter()
+        .filter_map(|p| {
+            let m = fs::metadata(p).ok()?;
+            Some((p.clone(), (m.dev(), m.ino())))
+        })
+        .collect()
+}
+
 /// Will the reader start the file over (another file at the path, a
 /// truncation, or a parser state it cannot restore)? Then events already
 /// handled come again, and the orchestrator drops them by id.
@@ -285,6 +318,11 @@ pub(crate) struct Stage<W: Watch> {
     dirty: BTreeSet<PathBuf>,
     backlog: VecDeque<PathBuf>,
     retries: BTreeMap<PathBuf, Instant>,
+    /// Databases to read once more a moment after their `-wal` last
+    /// changed: a writer updates the WAL index (in the `-shm`, a shared
+    /// mapping inotify does not see) after the WAL write that woke the
+    /// stage, so a read at once can miss the last commit.
+    rechecks: BTreeMap<PathBuf, Instant>,
     limits: Limits,
     out: SyncSender<ToOrch>,
     stop: Arc<AtomicBool>,
@@ -293,6 +331,11 @@ pub(crate) struct Stage<W: Watch> {
     /// in it (missing when the stage started, or refused) is never walked
     /// here; the supervisor starts a new stage that includes it.
     pub(crate) covered: Option<Vec<PathBuf>>,
+    /// [`StageInit::granted`]; `regrant_asked`: the supervisor was told a
+    /// file is missing from it (once: a new stage follows, or the read
+    /// goes ahead and says why it failed).
+    pub(crate) granted: Option<BTreeMap<PathBuf, (u64, u64)>>,
+    regrant_asked: bool,
     /// Files the startup walk found (to report known files that are gone).
     seen: Option<HashSet<PathBuf>>,
     /// Paths reported as skipped: their removal takes the warning off.
@@ -346,11 +389,14 @@ impl<W: Watch> Stage<W> {
             dirty: BTreeSet::new(),
             backlog: VecDeque::new(),
             retries: BTreeMap::new(),
+            rechecks: BTreeMap::new(),
             limits,
             out,
             stop,
             watcher,
             covered: None,
+            granted: None,
+            regrant_asked: false,
             seen: None,
             skip_reported: HashSet::new(),
         }
@@ -369,30 +415,44 @@ impl<W: Watch> Stage<W> {
         };
         let mut batch = Vec::new();
         let mut reached = false;
-        let result = open_session_file(path).and_then(|mut file| {
-            read_increment(
-                &mut file,
+        let mut take = |ev: Event| {
+            if reached {
+                return;
+            }
+            reached = ev.event_id == upto;
+            batch.push(ev);
+            if batch.len() >= REPLAY_BATCH {
+                self.send(ToOrch::Replayed {
+                    key: key.clone(),
+                    events: std::mem::take(&mut batch),
+                    done: false,
+                });
+            }
+        };
+        let result = if self.provider.file_source_kind(&ctx) == SourceKind::Database {
+            // A database holds many sessions: this one (and its children).
+            crate::database::read(
+                path,
+                Some(&key.session.session),
                 self.provider,
                 &ctx,
-                &Cursor::default(),
                 self.limits,
                 Tail::Hold,
-                &mut |ev| {
-                    if reached {
-                        return;
-                    }
-                    reached = ev.event_id == upto;
-                    batch.push(ev);
-                    if batch.len() >= REPLAY_BATCH {
-                        self.send(ToOrch::Replayed {
-                            key: key.clone(),
-                            events: std::mem::take(&mut batch),
-                            done: false,
-                        });
-                    }
-                },
+                &mut take,
             )
-        });
+        } else {
+            open_session_file(path).and_then(|mut file| {
+                read_increment(
+                    &mut file,
+                    self.provider,
+                    &ctx,
+                    &Cursor::default(),
+                    self.limits,
+                    Tail::Hold,
+                    &mut take,
+                )
+            })
+        };
         if let Err(e) = result {
             self.warn(format!(
                 "cannot read {} again for a capture: {e}",
@@ -484,7 +544,11 @@ impl<W: Watch> Stage<W> {
     }
 
     fn next_retry(&self) -> Option<Instant> {
-        self.retries.values().min().copied()
+        self.retries
+            .values()
+            .chain(self.rechecks.values())
+            .min()
+            .copied()
     }
 
     /// Index of the root `path` lies under (the deepest one).
@@ -564,6 +628,10 @@ impl<W: Watch> Stage<W> {
         let kind = self.provider.file_source_kind(&e.ctx);
         let identity = FileIdentity::of(meta);
         let changed = e.cursor.identity != Some(identity)
+            // A database changes in its `-wal` as well: a new stage (after
+            // a restart, or one whose domain takes in a new `-wal`) reads
+            // it from its cursor.
+            || (kind == SourceKind::Database && origin == Origin::Startup)
             || match kind {
                 SourceKind::Jsonl | SourceKind::Lines => meta.len() != e.cursor.offset,
                 // The reader refuses the kinds it cannot read yet
@@ -708,6 +776,16 @@ impl<W: Watch> Stage<W> {
             if self.root_of(path).is_none() {
                 continue;
             }
+            // A database's rows change in its `-wal` (created, written,
+            // truncated): read the database again.
+            if let Some(db) = crate::database::database_of_wal(path) {
+                if self.files.contains_key(&db) {
+                    self.rechecks
+                        .insert(db.clone(), Instant::now() + DATABASE_RECHECK);
+                    self.dirty.insert(db);
+                    continue;
+                }
+            }
             match ev.kind {
                 EventKind::Create(kind) => match fs::symlink_metadata(path) {
                     Ok(m) if m.is_dir() && kind != CreateKind::File => {
@@ -833,6 +911,16 @@ impl<W: Watch> Stage<W> {
             self.retries.remove(&p);
             self.read_pass(&p);
         }
+        let due: Vec<PathBuf> = self
+            .rechecks
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in due {
+            self.rechecks.remove(&p);
+            self.read_pass(&p);
+        }
         if let Some(p) = self.backlog.pop_front() {
             self.read_pass(&p);
             if self.backlog.is_empty() || self.backlog.len().is_multiple_of(50) {
@@ -863,6 +951,13 @@ impl<W: Watch> Stage<W> {
         let Some(entry) = self.files.get_mut(path) else {
             return;
         };
+        if matches!(
+            provider.file_source_kind(&entry.ctx),
+            SourceKind::Database | SourceKind::DirectoryStore
+        ) {
+            self.database_pass(path);
+            return;
+        }
         let mut file = match open_session_file(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
@@ -947,6 +1042,112 @@ impl<W: Watch> Stage<W> {
                 {
                     entry.history_until = 0;
                 }
+            }
+            Ok(Err(e)) => {
+                entry.skip = chunks.delivered;
+                self.skipped(path, format!("cannot read it: {e}"));
+            }
+            Err(_) => {
+                entry.skip = chunks.delivered;
+                entry.attempts += 1;
+                let attempts = entry.attempts;
+                if attempts >= MAX_ATTEMPTS {
+                    entry.quarantined = Some(Some(identity));
+                }
+                self.parser_panicked(path, identity, attempts);
+            }
+        }
+    }
+
+    /// [`Stage::read_pass`] for a database: what changed since the cursor,
+    /// read with SQLite ([`crate::database::read_since`]). A read that
+    /// fails (locked, corrupt) is said in the status and tried again on
+    /// the next change.
+    fn database_pass(&mut self, path: &Path) {
+        let provider = self.provider;
+        let limits = self.limits;
+        let Some(entry) = self.files.get_mut(path) else {
+            return;
+        };
+        let Ok(meta) = fs::symlink_metadata(path) else {
+            return;
+        };
+        if meta.is_symlink() {
+            self.skipped(path, SYMLINK_REPLACED.to_owned());
+            return;
+        }
+        let identity = FileIdentity::of(&meta);
+        if let Some(q) = entry.quarantined {
+            if q.is_none() || q == Some(identity) {
+                return;
+            }
+            entry.quarantined = None;
+            entry.attempts = 0;
+        }
+        if provider.file_source_kind(&entry.ctx) == SourceKind::Database
+            && !self.regrant_asked
+            && !within_grant(self.granted.as_ref(), path)
+        {
+            // Its `-wal`/`-shm` (or the database itself) appeared after
+            // this stage was confined: a new stage, whose domain has them,
+            // reads it from the cursor.
+            self.regrant_asked = true;
+            self.send(ToOrch::Regrant {
+                provider: self.name,
+            });
+            return;
+        }
+        let replay = entry.cursor.identity.is_some_and(|id| id != identity);
+        let cursor = if replay {
+            Cursor::default()
+        } else {
+            entry.cursor.clone()
+        };
+        let history_until = if replay { 0 } else { entry.history_until };
+        let mut chunks = Chunker {
+            provider: self.name,
+            path,
+            out: &self.out,
+            history_until,
+            replay,
+            skip: entry.skip,
+            position: 0,
+            delivered: entry.skip,
+            buf: Vec::new(),
+            live_from: None,
+            span_start: None,
+        };
+        let ctx = entry.ctx.clone();
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            crate::database::read_since(path, provider, &ctx, &cursor, limits, &mut |ev| {
+                chunks.push(ev)
+            })
+        }));
+        match result {
+            Ok(Ok(inc)) if inc.events == 0 && inc.bytes == 0 && !inc.diagnostics.is_empty() => {
+                // Unreadable now (locked past the timeout, corrupt): the
+                // cursor stays; the next change tries again.
+                let reason = format!("not read: {}", inc.diagnostics[0].detail);
+                self.skipped(path, reason);
+            }
+            Ok(Ok(inc)) => {
+                let (len, mtime) = (meta.len(), mtime_ns(&meta));
+                chunks.flush(Some(Commit {
+                    cursor: inc.cursor.clone(),
+                    size: len,
+                    mtime_ns: mtime,
+                    reset: inc.reset,
+                    diagnostics: inc.diagnostics.len(),
+                    bytes: inc.bytes,
+                }));
+                entry.cursor = inc.cursor;
+                entry.size = len;
+                entry.mtime_ns = mtime;
+                entry.skip = 0;
+                entry.attempts = 0;
+                // What the first read delivered is history; every later
+                // row is live.
+                entry.history_until = 0;
             }
             Ok(Err(e)) => {
                 entry.skip = chunks.delivered;

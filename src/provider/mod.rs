@@ -37,11 +37,14 @@ pub mod cline;
 pub mod codex;
 pub mod copilot;
 pub mod copy;
+pub mod crush;
 pub mod cursor;
 pub mod droid;
 pub mod gemini;
 pub mod gemini_jsonl;
+pub mod goose;
 pub mod kimi;
+pub mod opencode;
 pub mod qwen;
 #[cfg(test)]
 mod toy;
@@ -59,6 +62,9 @@ static REGISTERED: [&dyn Provider; ProviderId::ALL.len()] = [
     &amp::Amp,
     &kimi::Kimi,
     &aider::Aider,
+    &opencode::OpenCode,
+    &crush::Crush,
+    &goose::Goose,
 ];
 
 /// Every registered provider.
@@ -415,6 +421,16 @@ pub trait Provider: Sync {
         true
     }
 
+    /// What a confined stage may read under the existing directory `root`,
+    /// when that is less than all of it (the root holds credentials beside
+    /// the sessions): the stage may then list the root's directories
+    /// (names only) and read only these paths, files or directory trees.
+    /// Judged now: a file created later needs a new domain. `None`: the
+    /// whole root.
+    fn reach(&self, _root: &Path) -> Option<Vec<PathBuf>> {
+        None
+    }
+
     /// A fresh parser for one file.
     fn parser(&self, ctx: &FileCtx) -> Box<dyn RecordParser>;
 }
@@ -492,7 +508,7 @@ mod tests {
             names,
             [
                 "claude", "codex", "gemini", "copilot", "cline", "qwen", "cursor", "droid", "amp",
-                "kimi", "aider"
+                "kimi", "aider", "opencode", "crush", "goose"
             ]
         );
         for n in names {
@@ -507,7 +523,7 @@ mod tests {
         );
         assert_eq!(
             format!("{registry:?}", registry = registry()),
-            "[Claude, Codex, Gemini, Copilot, Cline, Qwen, Cursor, Droid, Amp, Kimi, Aider]"
+            "[Claude, Codex, Gemini, Copilot, Cline, Qwen, Cursor, Droid, Amp, Kimi, Aider, OpenCode, Crush, Goose]"
         );
     }
 

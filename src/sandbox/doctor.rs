@@ -29,10 +29,10 @@
 //!     "thread": { "no_new_privs", "seccomp", "capabilities" } },
 //!   "policy": {                          // the normalized policy; policy_hash is its SHA-256
 //!     "version": 1, "mode", "landlock_abi": 6,
-//!     "rights": { "create_in": [..], "read_dir": [..], "read_file": [..], "write_file": [..],
+//!     "rights": { "create_in": [..], "list": [..], "read_dir": [..], "read_file": [..], "write_file": [..],
 //!                 "write_file_truncate": [..], "write_tree": [..] },   // Landlock access rights
 //!     "stages": [{ "stage": "startup" | "process" | "watch+parse" | "orchestrate" | "write-spawner" | "write" | "log" | "signals" | "export",
-//!                  "instance": "…", "read": [paths], "write_files": [..], "create_in": [..],
+//!                  "instance": "…", "read": [paths], "list": [dirs, when any], "write_files": [..], "create_in": [..],
 //!                  "write_trees": [..], "truncate", "exec", "network" }],
 //!     "seccomp_denied": [..] },
 //!   "policy_hash": "64 hex digits",
@@ -68,6 +68,9 @@ pub struct StagePolicy {
     pub stage: &'static str,
     pub instance: String,
     pub read: Vec<String>,
+    /// Directories listed only (names, no file opened).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub list: Vec<String>,
     pub write_files: Vec<String>,
     pub create_in: Vec<String>,
     pub write_trees: Vec<String>,
@@ -88,6 +91,7 @@ impl StagePolicy {
             stage,
             instance: instance.into(),
             read: norm(&d.read),
+            list: norm(&d.list),
             write_files: norm(&d.write_files),
             create_in: norm(&d.create_in),
             write_trees: norm(&d.write_trees),
@@ -138,6 +142,7 @@ impl Policy {
                 },
             ),
         );
+        rights.insert("list", right_names("list", true, &plain));
         rights.insert("create_in", right_names("create", true, &plain));
         rights.insert("write_tree", right_names("write-tree", true, &plain));
 
@@ -149,7 +154,10 @@ impl Policy {
             stages.push(StagePolicy::new(
                 "watch+parse",
                 p.name.as_str(),
-                &profiles::provider(&p.roots),
+                &match config.registry.get(p.name) {
+                    Some(prov) => profiles::provider_reach(prov, &p.roots),
+                    None => profiles::provider(&p.roots),
+                },
             ));
         }
         stages.push(StagePolicy::new(
@@ -492,6 +500,7 @@ impl DoctorReport {
         for s in &self.policy.stages {
             writeln!(f, "  {} [{}]", s.stage, s.instance)?;
             let empty = s.read.is_empty()
+                && s.list.is_empty()
                 && s.write_files.is_empty()
                 && s.create_in.is_empty()
                 && s.write_trees.is_empty();
@@ -510,6 +519,14 @@ impl DoctorReport {
                     "does not exist: no rule".to_owned()
                 };
                 writeln!(f, "    read    {p}  ({rights})")?;
+            }
+            for p in &s.list {
+                let rights = if Path::new(p).is_dir() {
+                    names("list")
+                } else {
+                    "does not exist: no rule".to_owned()
+                };
+                writeln!(f, "    list    {p}  ({rights})")?;
             }
             let write_kind = if s.truncate {
                 "write_file_truncate"

@@ -193,6 +193,7 @@ pub(super) fn right_names(list: &str, is_dir: bool, domain: &Domain) -> Vec<&'st
     let access = match (list, is_dir) {
         ("read", true) => read_dir_rights(domain.exec),
         ("read", false) => read_file_rights(domain.exec),
+        ("list", _) => AccessFs::ReadDir.into(),
         ("write", _) => write_file_rights(domain.truncate),
         ("create", _) => create_in_rights(),
         _ => write_tree_rights(),
@@ -281,6 +282,7 @@ pub(super) fn restrict(
         }
     }
     for (paths, rights) in [
+        (&domain.list, AccessFs::ReadDir.into()),
         (&domain.create_in, create_in_rights()),
         (&domain.write_trees, write_tree_rights()),
     ] {

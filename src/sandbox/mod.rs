@@ -59,6 +59,7 @@ pub use self::stage::{
 /// |---|---|---|
 /// | `read` | a file | read it (`read_file`) |
 /// | `read` | a directory | read files and list directories beneath it (`read_file`, `read_dir`) |
+/// | `list` | a directory | list directories beneath it, open no file (`read_dir`) |
 /// | `write_files` | exactly that regular file | write it (`write_file`; `truncate` only when [`Domain::truncate`]) |
 /// | `create_in` | a directory | create regular files and directories beneath it, write and read them (`make_reg`, `make_dir`, `write_file`, `read_file`, `read_dir`); never remove, rename or truncate |
 /// | `write_trees` | a directory | everything a state directory needs: the `create_in` rights plus `truncate`, `remove_file`, `remove_dir`, `refer` |
@@ -81,6 +82,10 @@ pub use self::stage::{
 pub struct Domain {
     /// Files and directory trees the stage may read.
     pub read: Vec<PathBuf>,
+    /// Directory trees the stage may list (names only): a root whose
+    /// files are granted one by one in `read`
+    /// ([`crate::provider::Provider::reach`]).
+    pub list: Vec<PathBuf>,
     /// Regular files the stage may write (they must exist, see above).
     pub write_files: Vec<PathBuf>,
     /// Directories in which the stage may create files and subdirectories.
@@ -210,10 +215,11 @@ impl Domain {
     }
 
     /// Every path named by this domain, with the list it is in (`read`,
-    /// `write`, `create`, `write-tree`).
+    /// `list`, `write`, `create`, `write-tree`).
     pub fn grants(&self) -> Vec<(&'static str, &Path)> {
-        let lists: [(&'static str, &[PathBuf]); 4] = [
+        let lists: [(&'static str, &[PathBuf]); 5] = [
             ("read", &self.read),
+            ("list", &self.list),
             ("write", &self.write_files),
             ("create", &self.create_in),
             ("write-tree", &self.write_trees),

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use super::Domain;
 use crate::config::Config;
+use crate::provider::Provider;
 
 /// `main` before the stages start: the config file only.
 pub fn startup(config_file: Option<&Path>) -> Domain {
@@ -37,6 +38,39 @@ pub fn provider(roots: &[PathBuf]) -> Domain {
         read: roots.to_vec(),
         ..Domain::default()
     }
+}
+
+/// Watch + parse for `provider`: read `roots` (directories that exist),
+/// except a root the provider narrows ([`Provider::reach`]): that one is
+/// listed, and only the paths the provider names beneath it are read.
+pub fn provider_reach(provider: &dyn Provider, roots: &[PathBuf]) -> Domain {
+    let mut d = Domain::default();
+    for root in roots {
+        match provider.reach(root).filter(|_| root.is_dir()) {
+            Some(paths) => {
+                d.list.push(root.clone());
+                d.read.extend(paths);
+            }
+            None => d.read.push(root.clone()),
+        }
+    }
+    d
+}
+
+/// Reading every enabled provider's roots, each narrowed as
+/// [`provider_reach`] does (`kato sessions`, `search`, `sync`, the
+/// sessions an export resolves).
+pub fn providers_reach(config: &Config) -> Domain {
+    let domains: Vec<Domain> = config
+        .providers
+        .iter()
+        .filter(|p| p.enabled)
+        .map(|p| match config.registry.get(p.name) {
+            Some(prov) => provider_reach(prov, &p.roots),
+            None => provider(&p.roots),
+        })
+        .collect();
+    union(&domains)
 }
 
 /// The orchestrator: read the config, own the state directory and the
@@ -115,6 +149,9 @@ pub fn sync_dir(root: &Path) -> Domain {
 /// The daemon's autosync stage: read the enabled providers' roots (and
 /// the project markers beside them), own the sync tree.
 pub fn sync_stage(config: &Config, root: &Path) -> Domain {
+    // The whole roots: this stage lives as long as the daemon, and a
+    // database's `-wal` created after it started could not be read with
+    // per-file rules (`provider_reach`) without starting it again.
     let mut read = provider_roots(config);
     read.extend(crate::cli::markers_beside(config));
     union(&[provider(&read), sync_dir(root)])
@@ -131,6 +168,7 @@ pub fn union(domains: &[Domain]) -> Domain {
     }
     Domain {
         read: merge(domains.iter().flat_map(|d| d.read.iter().cloned())),
+        list: merge(domains.iter().flat_map(|d| d.list.iter().cloned())),
         write_files: merge(domains.iter().flat_map(|d| d.write_files.iter().cloned())),
         create_in: merge(domains.iter().flat_map(|d| d.create_in.iter().cloned())),
         write_trees: merge(domains.iter().flat_map(|d| d.write_trees.iter().cloned())),

@@ -361,11 +361,30 @@ impl Confiner {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        self.spawn_built(name, move || domain, move |_| f())
+    }
+
+    /// [`Confiner::spawn`] with the domain built by the new thread itself,
+    /// before it narrows (still in its creator's domain: a supervised
+    /// stage can see what the supervisor can, e.g. list a root whose files
+    /// it is granted one by one); `f` is told what it was granted.
+    pub fn spawn_built<T, B, F>(
+        &self,
+        name: StageName,
+        build: B,
+        f: F,
+    ) -> Result<Stage<T>, SandboxError>
+    where
+        T: Send + 'static,
+        B: FnOnce() -> Domain + Send + 'static,
+        F: FnOnce(&Domain) -> T + Send + 'static,
+    {
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<Option<Applied>, SandboxError>>(1);
         let thread_name = name.thread_name();
         let (mode, confines, report) = (self.mode, self.confines, self.report.clone());
         let stage = name.clone();
         let body = move || -> Option<T> {
+            let domain = build();
             let result = if confines {
                 domain.apply(mode).map(Some)
             } else {
@@ -392,7 +411,7 @@ impl Confiner {
                 return None;
             }
             drop(ready_tx);
-            let out = f();
+            let out = f(&domain);
             if let Some(report) = &report {
                 report.ended(&stage, &domain);
             }

@@ -828,6 +828,8 @@ fn doctor_reports_the_enforced_state() {
             ".factory/sessions",
             ".local/share/amp/threads",
             ".kimi/sessions",
+            ".local/share/opencode",
+            ".local/share/goose/sessions",
         ] {
             fs::create_dir_all(home.join(d)).unwrap();
         }
@@ -1527,4 +1529,141 @@ fn aider_stage_cannot_open_the_keys_beside_its_root() {
             c.finish();
         });
     });
+}
+
+/// OpenCode's database lies beside its `auth.json` (provider keys): an
+/// export's parse stage, confined to the database and its `-wal`/`-shm`
+/// (`database::readable_files`), reads the session (a live WAL writer
+/// connected) and cannot open the keys nor list the folder.
+#[test]
+fn opencode_export_stage_cannot_open_the_credentials_beside_the_database() {
+    in_child(
+        "opencode_export_stage_cannot_open_the_credentials_beside_the_database",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("home/.local/share/opencode");
+            fs::create_dir_all(&dir).unwrap();
+            let db = dir.join("opencode.db");
+            let w = rusqlite::Connection::open(&db).unwrap();
+            w.execute_batch(
+                "PRAGMA journal_mode=WAL; \
+                 CREATE TABLE session (id text, parent_id text, title text, directory text, \
+                   version text, time_created integer, time_updated integer); \
+                 CREATE TABLE message (id text, session_id text, time_created integer, \
+                   time_updated integer, data text); \
+                 CREATE TABLE part (id text, message_id text, session_id text, \
+                   time_created integer, time_updated integer, data text); \
+                 INSERT INTO session VALUES ('ses_1', NULL, 't', '/p', '1', 1, 1);",
+            )
+            .unwrap();
+            fs::write(dir.join("auth.json"), "secret").unwrap();
+            let session = kato::database::session_path(&db, "ses_1");
+            let files = kato::database::readable_files(&session);
+            assert_eq!(files.len(), 3, "{files:?}");
+            let (d, s) = (dir.clone(), session.clone());
+            confined(move || {
+                profiles::export(&files, None, None)
+                    .apply(SandboxMode::Enforce)
+                    .unwrap();
+                let mut c = Checks::default();
+                let provider = kato::provider::by_name("opencode").unwrap();
+                let mut n = 0;
+                let inc = kato::reader::read_path(
+                    &s,
+                    provider,
+                    kato::reader::Limits::default(),
+                    &mut |_| n += 1,
+                );
+                let diagnostics = c.ok("read the session", inc.map(|i| i.diagnostics));
+                assert_eq!(diagnostics, Some(Vec::new()));
+                assert_eq!(n, 2, "the session's meta and title");
+                c.eacces("auth.json", fs::read(d.join("auth.json")));
+                c.eacces("list the folder", fs::read_dir(&d));
+                c.finish();
+            });
+            drop(w);
+        },
+    );
+}
+
+/// OpenCode's root holds `auth.json` (provider keys) beside the database:
+/// the daemon's OpenCode stage, `kato sessions` (and `search`) and the
+/// domain `kato export` resolves a session in grant the databases (with
+/// their `-wal`/`-shm`), the JSON store's `storage/`, and a listing of the
+/// root, so each reads the sessions and none can open the keys.
+#[test]
+fn opencode_stages_cannot_open_the_credentials_in_the_root() {
+    in_child(
+        "opencode_stages_cannot_open_the_credentials_in_the_root",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let home = tmp.path().join("home");
+            let dir = home.join(".local/share/opencode");
+            fs::create_dir_all(dir.join("storage/session/global")).unwrap();
+            fs::create_dir_all(dir.join("log")).unwrap();
+            let db = dir.join("opencode.db");
+            let w = rusqlite::Connection::open(&db).unwrap();
+            w.execute_batch(
+                "PRAGMA journal_mode=WAL; \
+             CREATE TABLE session (id text, parent_id text, title text, directory text, \
+               version text, time_created integer, time_updated integer); \
+             CREATE TABLE message (id text, session_id text, time_created integer, \
+               time_updated integer, data text); \
+             CREATE TABLE part (id text, message_id text, session_id text, \
+               time_created integer, time_updated integer, data text); \
+             INSERT INTO session VALUES ('ses_1', NULL, 't', '/p', '1', 1, 1);",
+            )
+            .unwrap();
+            fs::write(dir.join("auth.json"), "secret").unwrap();
+            fs::write(dir.join("log/x.log"), "log").unwrap();
+            let env = Env {
+                home: Some(home.clone()),
+                ..Env::default()
+            };
+            let cfg = Config::from_toml("", None, &env).unwrap();
+            let opencode = kato::provider::by_name("opencode").unwrap();
+            let stage = profiles::provider_reach(opencode, std::slice::from_ref(&dir));
+            assert_eq!(stage.list, std::slice::from_ref(&dir));
+            let mut want = vec![
+                db.clone(),
+                PathBuf::from(format!("{}-shm", db.display())),
+                PathBuf::from(format!("{}-wal", db.display())),
+                dir.join("storage"),
+            ];
+            want.sort();
+            assert_eq!(stage.read, want, "per file, and storage/");
+            let query = format!("{}#ses_1", db.display());
+            let domains = [
+                ("the daemon's OpenCode stage", stage),
+                ("kato sessions", kato::cli::read_only_domain(&cfg)),
+                (
+                    "kato export (resolve)",
+                    kato::export::resolve_domain(&cfg, &query, None),
+                ),
+            ];
+            for (what, domain) in domains {
+                let (d, db) = (dir.clone(), db.clone());
+                let what = what.to_owned();
+                confined(move || {
+                    domain.apply(SandboxMode::Enforce).unwrap();
+                    let mut c = Checks::default();
+                    let provider = kato::provider::by_name("opencode").unwrap();
+                    let ids = c.ok(
+                        &format!("{what}: list the sessions"),
+                        kato::database::sessions(provider, &db),
+                    );
+                    assert_eq!(ids, Some(vec!["ses_1".to_owned()]), "{what}");
+                    c.ok(&format!("{what}: list the root"), fs::read_dir(&d));
+                    c.ok(
+                        &format!("{what}: list the store"),
+                        fs::read_dir(d.join("storage/session")),
+                    );
+                    c.eacces(&format!("{what}: auth.json"), fs::read(d.join("auth.json")));
+                    c.eacces(&format!("{what}: a log"), fs::read(d.join("log/x.log")));
+                    c.finish();
+                });
+            }
+            drop(w);
+        },
+    );
 }

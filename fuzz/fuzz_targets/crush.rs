@@ -1,0 +1,22 @@
+#![no_main]
+//! Arbitrary bytes as the records the database source hands Crush's
+//! parser (one JSON object per `sessions` or `messages` row, one a
+//! line), read as the daemon reads them (unfinished messages held) and as a
+//! one-shot export does. Never panics; its state reads back.
+
+use std::path::Path;
+
+use kato::provider::{by_name, ctx_for_path};
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let provider = by_name("crush").expect("registered provider");
+    let ctx = ctx_for_path(provider, Path::new(".crush/crush.db"));
+    let mut parser = provider.parser(&ctx);
+    for (i, line) in data.split(|b| *b == b'\n').enumerate() {
+        let _ = parser.record(i as u64, line, &mut |_| {});
+    }
+    parser.flush(&mut |_| {});
+    let state = parser.state();
+    let mut again = provider.parser(&ctx);
+    again.restore(&state).expect("a state the parser wrote");
+});
