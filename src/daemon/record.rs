@@ -10,11 +10,13 @@
 //! Exactly-once across `kill -9` (the intent record):
 //! 1. a chunk is rendered and its bytes, the file length it starts at
 //!    (`base`), the renderer state after it and the event watermark are
-//!    persisted atomically in the state dir *before* the writer appends
-//!    (when that save fails, nothing is appended and the recording pauses,
-//!    see `persist`);
-//! 2. the writer appends idempotently (only what is missing after `base`);
-//! 3. the intent is cleared.
+//!    persisted in the state dir *before* the writer appends (one whole
+//!    record of the session's log, synced: `journal`; when that save
+//!    fails, nothing is appended and the recording pauses, see `persist`);
+//! 2. the writer appends idempotently (only what is missing after `base`)
+//!    and syncs the destination;
+//! 3. the intent is cleared (logged unsynced: losing it replays step 2,
+//!    which then writes nothing).
 //!
 //! A crash between 1 and 3 replays the intent at start (a no-op when the
 //! bytes are there). Events re-delivered after a crash (the provider cursor
