@@ -4,9 +4,12 @@
 //! Each save appends one record, a whole `SessionData` as one JSON line
 //! carrying a generation number (`gen`, one more with every save), and
 //! syncs it with one `fdatasync` when it plans bytes (an intent). Now and
-//! then (the heartbeat, a stop, a start after a crash, a log grown past
-//! [`INLINE_COMPACT`]) the newest state is written as the snapshot
-//! (temp file, fsync, rename, directory fsync) and the log is emptied.
+//! then (the heartbeat, a stop, a start after a crash, a log that would
+//! grow past [`INLINE_COMPACT`], a state larger than [`COMPACT_AT`]) the
+//! newest state is written as the snapshot (temp file, fsync, rename,
+//! directory fsync) and the log is emptied: the state disk holds at most
+//! the old snapshot, the new one and a log of small records, as much as
+//! a rewrite of the snapshot at every save needed.
 //!
 //! Loading takes, of the snapshot and every whole line of the log, the
 //! state with the highest generation. A line cut off by a crash (or by a
@@ -23,10 +26,11 @@ use std::path::{Path, PathBuf};
 
 use super::SessionData;
 
-/// A log longer than this is compacted at the next heartbeat.
+/// A log longer than this is compacted at the next heartbeat; a state
+/// larger than this is saved as the snapshot, not logged.
 pub(super) const COMPACT_AT: u64 = 256 << 10;
-/// A log longer than this is compacted at the next save.
-pub(super) const INLINE_COMPACT: u64 = 16 << 20;
+/// A save that would make the log longer than this is a compaction.
+pub(super) const INLINE_COMPACT: u64 = 1 << 20;
 
 /// The log of one session.
 #[derive(Debug)]

@@ -150,7 +150,13 @@ impl Recorder {
         let saved = serde_json::to_vec(&sess.data)
             .map_err(|e| format!("cannot encode it: {e}"))
             .and_then(|bytes| {
-                if journal.len() >= INLINE_COMPACT {
+                // A large state (a snapshot's planned bytes, an intent
+                // held by a full export disk) replaces the snapshot file
+                // as a whole: the state disk then never holds more than
+                // the old snapshot, the new one and a short log.
+                if bytes.len() as u64 > COMPACT_AT
+                    || journal.len() + bytes.len() as u64 > INLINE_COMPACT
+                {
                     super::super::state::write_atomic(&path, &bytes, true).map(|()| journal.clear())
                 } else {
                     journal.append(&bytes, sync)

@@ -605,3 +605,50 @@ fn a_kill_between_the_append_and_its_state_record_loses_and_duplicates_nothing()
         );
     }
 }
+
+/// The chaos test's small state disk filled up when every save of a large
+/// held intent was appended to the log: a state that large is saved as
+/// the snapshot instead, so the state disk holds what a rewrite did.
+#[test]
+fn a_large_intent_held_by_a_full_export_disk_is_saved_as_the_snapshot_not_logged() {
+    let mut w = World::new();
+    let filler = "long reply ".repeat(40);
+    let mut expected = Vec::new();
+    for i in 0..2000 {
+        let id = format!("h{i}");
+        w.reply(&id, &filler);
+        expected.push(id);
+    }
+    let capture = format!("::capture {}", w.out.join("x.jsonl").display());
+    let live = w.human("u21", &capture);
+    expected.push("u21".into());
+    let (mut r, mut st) = w.recorder();
+    deliver(&mut r, &mut st, &w.file[..live_start(&w, &live)], false);
+    st.full = true;
+    deliver(&mut r, &mut st, &live, true);
+    answer(&w, &mut r, &mut st, 40);
+    assert!(r.status()[0].paused.is_some(), "{:?}", r.status());
+    let dir = w.cfg.state_dir.join("recordings");
+    let sizes = |ext: &str| -> u64 {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == ext))
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum()
+    };
+    assert!(
+        sizes("json") > super::journal::COMPACT_AT,
+        "the held intent is in the snapshot"
+    );
+    assert!(
+        sizes("log") <= super::journal::INLINE_COMPACT,
+        "log of {} bytes",
+        sizes("log")
+    );
+    st.full = false;
+    r.heartbeat(&mut st);
+    r.shutdown();
+    assert_eq!(w.ids("x.jsonl"), expected);
+    assert_eq!(sizes("log"), 0);
+}
