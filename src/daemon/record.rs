@@ -10,11 +10,13 @@
 //! Exactly-once across `kill -9` (the intent record):
 //! 1. a chunk is rendered and its bytes, the file length it starts at
 //!    (`base`), the renderer state after it and the event watermark are
-//!    persisted atomically in the state dir *before* the writer appends
-//!    (when that save fails, nothing is appended and the recording pauses,
-//!    see `persist`);
-//! 2. the writer appends idempotently (only what is missing after `base`);
-//! 3. the intent is cleared.
+//!    persisted in the state dir *before* the writer appends (one whole
+//!    record of the session's log, synced: `journal`; when that save
+//!    fails, nothing is appended and the recording pauses, see `persist`);
+//! 2. the writer appends idempotently (only what is missing after `base`)
+//!    and syncs the destination;
+//! 3. the intent is cleared (logged unsynced: losing it replays step 2,
+//!    which then writes nothing).
 //!
 //! A crash between 1 and 3 replays the intent at start (a no-op when the
 //! bytes are there). Events re-delivered after a crash (the provider cursor
@@ -51,6 +53,7 @@ use super::command::SessionKey;
 use super::seen::SeenCommands;
 
 mod execute;
+mod journal;
 mod persist;
 mod snapshot;
 
@@ -210,6 +213,10 @@ impl Rec {
 /// Persisted per session.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct SessionData {
+    /// Grows with every save: of the snapshot and the log's records, the
+    /// highest is the newest state (`journal`).
+    #[serde(default)]
+    gen: u64,
     provider: String,
     session_id: String,
     commands: SessionState,
@@ -233,6 +240,8 @@ struct Sess {
     /// Why `data` could not be saved the last time it was tried.
     save_error: Option<String>,
     dirty: bool,
+    /// Where `data` is saved between snapshots (opened at the first save).
+    journal: Option<journal::Journal>,
 }
 
 /// An event held back behind a pending snapshot.
@@ -254,6 +263,7 @@ impl Sess {
             unsaved: BTreeSet::new(),
             save_error: None,
             dirty: false,
+            journal: None,
         }
     }
 
@@ -422,6 +432,7 @@ impl Recorder {
             self.retry(&key, &id, stages);
         }
         self.save_dirty();
+        self.compact_logs();
     }
 
     fn retry(&mut self, key: &SessionKey, id: &str, stages: &mut dyn Stages) {
@@ -479,6 +490,7 @@ impl Recorder {
             let sess = self.sessions.entry(key.clone()).or_insert_with(|| {
                 Sess::new(
                     SessionData {
+                        gen: 0,
                         provider: key.provider.as_str().to_owned(),
                         session_id: key.session.clone(),
                         commands: SessionState::new(key.session.as_str()),
@@ -627,7 +639,10 @@ impl Recorder {
         }
     }
 
-    /// Persist intents, then hand them to the writers.
+    /// Persist intents (one synced log record per session), then hand
+    /// them to the writers (one synced append each). What the appends
+    /// change (the new length, the intent cleared) is logged unsynced: a
+    /// crash that loses it replays the intent, which writes nothing twice.
     fn flush_pending(&mut self, stages: &mut dyn Stages) {
         let pending = self.recordings_where(|r| r.intent.is_some() && r.paused.is_none());
         if !pending.is_empty() {
@@ -635,7 +650,7 @@ impl Recorder {
             for (key, id) in pending {
                 self.commit_intent(&key, &id, stages);
             }
-            self.save_dirty();
+            self.save_appended();
         }
         self.close_idle_writers();
     }
@@ -788,9 +803,11 @@ impl Recorder {
         out
     }
 
-    /// Orderly shutdown: persist, end writers after they flushed.
+    /// Orderly shutdown: persist (the logs folded into the snapshots),
+    /// end writers after they flushed.
     pub fn shutdown(&mut self) {
         self.save_dirty();
+        self.fold_logs();
         for (_, w) in self.writers.drain() {
             w.close();
         }

@@ -67,23 +67,42 @@ fn kill_9_at_random_instants_during_a_large_capture_loses_and_duplicates_nothing
     );
 }
 
-/// Drop the file a pending snapshot names from the saved recording state,
-/// as a kato that did not save it left it. False when no snapshot is
-/// pending.
+/// Drop the file a pending snapshot names from the saved recording state
+/// (the snapshot and every record of the log beside it), as a kato that
+/// did not save it left it. False when no snapshot is pending.
 fn forget_snapshot_files(k: &Kato) -> bool {
-    let mut found = false;
-    for e in fs::read_dir(k.path("state/recordings")).unwrap().flatten() {
-        let path = e.path();
-        if path.extension().is_none_or(|x| x != "json") {
-            continue;
-        }
-        let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    fn forget(v: &mut serde_json::Value) -> bool {
+        let mut found = false;
         for rec in v["recordings"].as_object_mut().unwrap().values_mut() {
             if let Some(snap) = rec["snapshot"].as_object_mut() {
                 found |= snap.remove("path").is_some();
             }
         }
-        fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+        found
+    }
+    let mut found = false;
+    for e in fs::read_dir(k.path("state/recordings")).unwrap().flatten() {
+        let path = e.path();
+        let log = path.extension().is_some_and(|x| x == "log");
+        if !log && path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let text = fs::read(&path).unwrap();
+        let mut out = Vec::new();
+        for line in text.split(|b| *b == b'\n') {
+            match serde_json::from_slice::<serde_json::Value>(line) {
+                Ok(mut v) => {
+                    found |= forget(&mut v);
+                    out.extend(serde_json::to_vec(&v).unwrap());
+                }
+                // A record a crash cut off stays as it is.
+                Err(_) => out.extend_from_slice(line),
+            }
+            if log {
+                out.push(b'\n');
+            }
+        }
+        fs::write(&path, out).unwrap();
     }
     found
 }

@@ -500,3 +500,155 @@ fn a_command_refused_for_its_audit_record_is_not_run_when_read_again() {
     r.shutdown();
     assert_eq!(w.ids("x.jsonl"), ["h1", "u21", "a22", "a23", "u24", "a25"]);
 }
+
+/// How a kill after an append leaves the recording state's log.
+#[derive(Debug, Clone, Copy)]
+enum Kill {
+    /// After the Markdown append, before its state record was written.
+    BeforeTheStateRecord,
+    /// In the middle of writing that record.
+    InTheStateRecord,
+    /// After the intent was saved, before the append reached the disk.
+    BeforeTheAppend,
+    /// After everything (the record was written, unsynced, and kept).
+    AfterTheStateRecord,
+}
+
+/// History, U21 `::capture x.jsonl`, A22 (a live recording), then A30
+/// recorded, a kill at `kill`, a restart that reads A30 again and then A31.
+fn kill_around_an_append(kill: Kill) -> Vec<String> {
+    let mut w = World::new();
+    w.human("h1", "history question");
+    w.reply("h2", "history answer");
+    let capture = format!("::capture {}", w.out.join("x.jsonl").display());
+    let mut live = w.human("u21", &capture);
+    live.extend(w.reply("a22", "reply twenty-two"));
+    live.extend(w.reply("a30", "reply thirty"));
+    live.extend(w.reply("a31", "reply thirty-one"));
+    let dest = w.out.join("x.jsonl");
+    // A30 and A31 are the last two.
+    let n = live.len();
+    {
+        let (mut r, mut st) = w.recorder();
+        deliver(&mut r, &mut st, &w.file[..live_start(&w, &live)], false);
+        deliver(&mut r, &mut st, &live[..n - 2], true);
+        answer(&w, &mut r, &mut st, 1);
+        let before = std::fs::metadata(&dest).unwrap().len();
+        deliver(&mut r, &mut st, &live[n - 2..n - 1], true);
+        assert!(
+            w.ids("x.jsonl").ends_with(&["a30".to_owned()]),
+            "{:?} {:?}",
+            w.ids("x.jsonl"),
+            r.status()
+        );
+        // The state log: the intent of A30 (synced before the append),
+        // then what the append changed (unsynced).
+        let logs: Vec<PathBuf> = std::fs::read_dir(w.cfg.state_dir.join("recordings"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        let text = std::fs::read_to_string(&logs[0]).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let record = |l: &str| serde_json::from_str::<serde_json::Value>(l).unwrap();
+        let intent = |l: &str| {
+            record(l)["recordings"]
+                .as_object()
+                .unwrap()
+                .values()
+                .next()
+                .unwrap()["intent"]
+                .clone()
+        };
+        let [.., planned, done] = lines[..] else {
+            panic!("two records at least: {text}");
+        };
+        assert!(intent(planned)["text"].as_str().unwrap().contains("a30"));
+        assert!(intent(done).is_null());
+        let keep = text.len() - done.len() - 1;
+        match kill {
+            Kill::BeforeTheStateRecord => std::fs::write(&logs[0], &text[..keep]).unwrap(),
+            Kill::InTheStateRecord => {
+                std::fs::write(&logs[0], &text[..keep + done.len() / 2]).unwrap()
+            }
+            Kill::BeforeTheAppend => {
+                std::fs::write(&logs[0], &text[..keep]).unwrap();
+                let f = std::fs::OpenOptions::new().write(true).open(&dest).unwrap();
+                f.set_len(before).unwrap();
+            }
+            Kill::AfterTheStateRecord => {}
+        }
+        // Killed: dropped without a word.
+    }
+    let (mut r, mut st) = w.recorder();
+    r.recover(&mut st);
+    // The cursor was not persisted past A30: it comes again, then A31.
+    deliver(&mut r, &mut st, &live[n - 2..n - 1], true);
+    deliver(&mut r, &mut st, &live[n - 1..], true);
+    r.shutdown();
+    w.ids("x.jsonl")
+}
+
+#[test]
+fn a_kill_between_the_append_and_its_state_record_loses_and_duplicates_nothing() {
+    for kill in [
+        Kill::BeforeTheStateRecord,
+        Kill::InTheStateRecord,
+        Kill::BeforeTheAppend,
+        Kill::AfterTheStateRecord,
+    ] {
+        assert_eq!(
+            kill_around_an_append(kill),
+            ["h1", "h2", "u21", "a22", "a30", "a31"],
+            "{kill:?}"
+        );
+    }
+}
+
+/// The chaos test's small state disk filled up when every save of a large
+/// held intent was appended to the log: a state that large is saved as
+/// the snapshot instead, so the state disk holds what a rewrite did.
+#[test]
+fn a_large_intent_held_by_a_full_export_disk_is_saved_as_the_snapshot_not_logged() {
+    let mut w = World::new();
+    let filler = "long reply ".repeat(40);
+    let mut expected = Vec::new();
+    for i in 0..2000 {
+        let id = format!("h{i}");
+        w.reply(&id, &filler);
+        expected.push(id);
+    }
+    let capture = format!("::capture {}", w.out.join("x.jsonl").display());
+    let live = w.human("u21", &capture);
+    expected.push("u21".into());
+    let (mut r, mut st) = w.recorder();
+    deliver(&mut r, &mut st, &w.file[..live_start(&w, &live)], false);
+    st.full = true;
+    deliver(&mut r, &mut st, &live, true);
+    answer(&w, &mut r, &mut st, 40);
+    assert!(r.status()[0].paused.is_some(), "{:?}", r.status());
+    let dir = w.cfg.state_dir.join("recordings");
+    let sizes = |ext: &str| -> u64 {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == ext))
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum()
+    };
+    assert!(
+        sizes("json") > super::journal::COMPACT_AT,
+        "the held intent is in the snapshot"
+    );
+    assert!(
+        sizes("log") <= super::journal::INLINE_COMPACT,
+        "log of {} bytes",
+        sizes("log")
+    );
+    st.full = false;
+    r.heartbeat(&mut st);
+    r.shutdown();
+    assert_eq!(w.ids("x.jsonl"), expected);
+    assert_eq!(sizes("log"), 0);
+}
