@@ -443,7 +443,8 @@ pub fn rfc3339(secs: u64, millis: u32) -> String {
     put(14, 2, m);
     put(17, 2, s);
     put(20, 3, u64::from(millis.min(999)));
-    b.iter().map(|&c| char::from(c)).collect()
+    // ASCII digits and separators: always UTF-8, copied in one piece.
+    String::from_utf8_lossy(&b).into_owned()
 }
 
 /// Milliseconds since the epoch as [`rfc3339`]; `None` past the year 9999,
