@@ -81,17 +81,11 @@ pub fn readable_files(path: &Path) -> Vec<PathBuf> {
         // `storage/message/<session>/` and `storage/part/<message>/`.
         return vec![storage];
     }
-    let (db, session) = split_session(path);
-    let is_db = session.is_some()
-        || std::fs::File::open(&db)
-            .and_then(|mut f| {
-                let mut head = [0u8; 16];
-                std::io::Read::read_exact(&mut f, &mut head).map(|()| head)
-            })
-            .is_ok_and(|h| &h == b"SQLite format 3\0");
-    if !is_db {
-        return vec![path.to_path_buf()];
-    }
+    // Decided from names alone: this runs before any sandbox is in force,
+    // so it never reads the file. A `-wal`, `-shm` or `-journal` beside a
+    // file that is not a database would be granted too, read-only: names
+    // the user's own path spells.
+    let (db, _) = split_session(path);
     let mut files = vec![db.clone()];
     for suffix in SIBLINGS {
         let p = sibling(&db, suffix);

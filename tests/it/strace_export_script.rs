@@ -276,3 +276,37 @@ fn the_script_checks_a_real_trace() {
         );
     }
 }
+
+/// The real binary, traced: `kato export` of a session file reads no byte
+/// of it before its sandbox is in force (it once read a file's first 16
+/// bytes unconfined, to see whether it was an SQLite database).
+#[test]
+fn kato_export_reads_no_byte_of_the_session_before_it_is_confined() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("strace is not installed: the real binary was not traced");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = dir
+        .path()
+        .join("0890bead-0ab3-4ee9-98f8-585fd289cc1f.jsonl");
+    std::fs::write(
+        &fixture,
+        concat!(
+            r#"{"type":"user","sessionId":"0890bead-0ab3-4ee9-98f8-585fd289cc1f","uuid":"u1","parentUuid":null,"timestamp":"2026-01-08T15:56:00.000Z","message":{"role":"user","content":"hello"}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new("bash")
+        .arg(script())
+        .env("KATO_BIN", env!("CARGO_BIN_EXE_kato"))
+        .env("KATO_EXPORT_FIXTURE", &fixture)
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("ok   landlock_restrict_self"), "{t}");
+    assert!(t.contains("ok   seccomp"), "{t}");
+}
