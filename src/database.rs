@@ -1219,10 +1219,17 @@ fn store_rows(storage: &Path, session_file: &Path, limits: Limits, feed: &mut Fe
 
 /// Top-level sessions of a Crush database (no `parent_session_id`).
 fn crush_sessions(path: &Path, limits: Limits) -> Result<Vec<String>, DbError> {
-    let conn = open_read_only(path, limits)?;
-    let mut stmt = conn.prepare(
+    session_ids(
+        path,
+        limits,
         "SELECT id FROM sessions WHERE parent_session_id IS NULL ORDER BY created_at, id",
-    )?;
+    )
+}
+
+/// The session ids a fixed query lists.
+fn session_ids(path: &Path, limits: Limits, sql: &str) -> Result<Vec<String>, DbError> {
+    let conn = open_read_only(path, limits)?;
+    let mut stmt = conn.prepare(sql)?;
     let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
     let mut out = Vec::new();
     for r in rows {
@@ -1244,66 +1251,99 @@ fn read_crush(
     tail: Tail,
     out: &mut dyn FnMut(Event),
 ) -> Increment {
-    let mut parser = provider.parser(ctx);
-    let mut reset = None;
-    if !cursor.parser.is_null() && parser.restore(&cursor.parser).is_err() {
-        parser = provider.parser(ctx);
-        reset = Some(crate::reader::Reset::BadState);
-    }
-    let position: Position = serde_json::from_value(parser.state()).unwrap_or_default();
-    let identity = std::fs::metadata(path)
-        .ok()
-        .map(|m| crate::reader::FileIdentity::of(&m));
-    let mut events = 0u64;
-    let carries_commands = provider.carries_commands();
-    let mut counting = |ev: Event| {
-        let commands = if carries_commands {
-            crate::commands::command_events(&ev)
-        } else {
-            Vec::new()
+    let reader = RecordReader {
+        path,
+        provider,
+        ctx,
+        cursor,
+        limits,
+        tail,
+    };
+    reader.read(out, |conn, position, feed| {
+        let since = (session.is_none() && !position.is_start()).then_some(position);
+        crush_rows(conn, session, since, feed)
+    })
+}
+
+/// What the record readers (Crush, Goose) share: the parser restored from
+/// the cursor (started over when its state is unreadable), one read
+/// transaction whose rows `rows` feeds to it, commands counted beside the
+/// events, a failure kept as one diagnostic, the tail flushed when final.
+struct RecordReader<'a> {
+    path: &'a Path,
+    provider: &'a dyn Provider,
+    ctx: &'a FileCtx,
+    cursor: &'a Cursor,
+    limits: Limits,
+    tail: Tail,
+}
+
+impl RecordReader<'_> {
+    fn read(
+        &self,
+        out: &mut dyn FnMut(Event),
+        rows: impl FnOnce(&Connection, &Position, &mut Feed<'_>) -> Result<(), DbError>,
+    ) -> Increment {
+        let mut parser = self.provider.parser(self.ctx);
+        let mut reset = None;
+        if !self.cursor.parser.is_null() && parser.restore(&self.cursor.parser).is_err() {
+            parser = self.provider.parser(self.ctx);
+            reset = Some(crate::reader::Reset::BadState);
+        }
+        let position: Position = serde_json::from_value(parser.state()).unwrap_or_default();
+        let identity = std::fs::metadata(self.path)
+            .ok()
+            .map(|m| crate::reader::FileIdentity::of(&m));
+        let mut events = 0u64;
+        let carries_commands = self.provider.carries_commands();
+        let mut counting = |ev: Event| {
+            let commands = if carries_commands {
+                crate::commands::command_events(&ev)
+            } else {
+                Vec::new()
+            };
+            events += 1 + commands.len() as u64;
+            out(ev);
+            commands.into_iter().for_each(&mut *out);
         };
-        events += 1 + commands.len() as u64;
-        out(ev);
-        commands.into_iter().for_each(&mut *out);
-    };
-    let mut diagnostics = Vec::new();
-    let mut feed = Feed {
-        parser: parser.as_mut(),
-        out: &mut counting,
-        diagnostics: &mut diagnostics,
-        settle: tail == Tail::Final,
-        bytes: 0,
-        line: String::new(),
-    };
-    let since = (session.is_none() && !position.is_start()).then_some(&position);
-    let result = open_read_only(path, limits).and_then(|conn| {
-        let tx = conn.unchecked_transaction()?;
-        crush_rows(&tx, session, since, &mut feed)?;
-        tx.finish()?;
-        Ok(())
-    });
-    let bytes = feed.bytes;
-    if let Err(e) = result {
-        diagnostics.push(Diagnostic {
-            offset: 0,
-            len: 0,
-            kind: DiagKind::WrongShape,
-            detail: e.to_string(),
+        let mut diagnostics = Vec::new();
+        let mut feed = Feed {
+            parser: parser.as_mut(),
+            out: &mut counting,
+            diagnostics: &mut diagnostics,
+            settle: self.tail == Tail::Final,
+            bytes: 0,
+            line: String::new(),
+        };
+        let result = open_read_only(self.path, self.limits).and_then(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            rows(&tx, &position, &mut feed)?;
+            tx.finish()?;
+            Ok(())
         });
-    }
-    if tail == Tail::Final {
-        parser.flush(&mut counting);
-    }
-    Increment {
-        cursor: Cursor {
-            offset: 0,
-            identity,
-            parser: parser.state(),
-        },
-        reset,
-        diagnostics,
-        bytes,
-        events,
+        let bytes = feed.bytes;
+        if let Err(e) = result {
+            diagnostics.push(Diagnostic {
+                offset: 0,
+                len: 0,
+                kind: DiagKind::WrongShape,
+                detail: e.to_string(),
+            });
+        }
+        if self.tail == Tail::Final {
+            parser.flush(&mut counting);
+        }
+        Increment {
+            cursor: Cursor {
+                offset: 0,
+                identity,
+                parser: parser.state(),
+            },
+            reset,
+            diagnostics,
+            bytes,
+            events,
+        }
     }
 }
 
@@ -1427,14 +1467,11 @@ fn crush_rows(
 
 /// Sessions of a Goose database, oldest first.
 fn goose_sessions(path: &Path, limits: Limits) -> Result<Vec<String>, DbError> {
-    let conn = open_read_only(path, limits)?;
-    let mut stmt = conn.prepare("SELECT id FROM sessions ORDER BY created_at, id")?;
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-    let mut out = Vec::new();
-    for r in rows {
-        out.push(r?);
-    }
-    Ok(out)
+    session_ids(
+        path,
+        limits,
+        "SELECT id FROM sessions ORDER BY created_at, id",
+    )
 }
 
 /// [`read_opencode`] for Goose: `sessions` (every pass: the parser says
@@ -1451,71 +1488,22 @@ fn read_goose(
     tail: Tail,
     out: &mut dyn FnMut(Event),
 ) -> Increment {
-    let mut parser = provider.parser(ctx);
-    let mut reset = None;
-    if !cursor.parser.is_null() && parser.restore(&cursor.parser).is_err() {
-        parser = provider.parser(ctx);
-        reset = Some(crate::reader::Reset::BadState);
-    }
-    let position: Position = serde_json::from_value(parser.state()).unwrap_or_default();
-    let identity = std::fs::metadata(path)
-        .ok()
-        .map(|m| crate::reader::FileIdentity::of(&m));
-    let mut events = 0u64;
-    let carries_commands = provider.carries_commands();
-    let mut counting = |ev: Event| {
-        let commands = if carries_commands {
-            crate::commands::command_events(&ev)
+    let reader = RecordReader {
+        path,
+        provider,
+        ctx,
+        cursor,
+        limits,
+        tail,
+    };
+    reader.read(out, |conn, position, feed| {
+        let since = if session.is_some() {
+            0
         } else {
-            Vec::new()
+            position.message.time
         };
-        events += 1 + commands.len() as u64;
-        out(ev);
-        commands.into_iter().for_each(&mut *out);
-    };
-    let mut diagnostics = Vec::new();
-    let mut feed = Feed {
-        parser: parser.as_mut(),
-        out: &mut counting,
-        diagnostics: &mut diagnostics,
-        settle: tail == Tail::Final,
-        bytes: 0,
-        line: String::new(),
-    };
-    let since = if session.is_some() {
-        0
-    } else {
-        position.message.time
-    };
-    let result = open_read_only(path, limits).and_then(|conn| {
-        let tx = conn.unchecked_transaction()?;
-        goose_rows(&tx, session, since, &mut feed)?;
-        tx.finish()?;
-        Ok(())
-    });
-    let bytes = feed.bytes;
-    if let Err(e) = result {
-        diagnostics.push(Diagnostic {
-            offset: 0,
-            len: 0,
-            kind: DiagKind::WrongShape,
-            detail: e.to_string(),
-        });
-    }
-    if tail == Tail::Final {
-        parser.flush(&mut counting);
-    }
-    Increment {
-        cursor: Cursor {
-            offset: 0,
-            identity,
-            parser: parser.state(),
-        },
-        reset,
-        diagnostics,
-        bytes,
-        events,
-    }
+        goose_rows(conn, session, since, feed)
+    })
 }
 
 fn goose_rows(
