@@ -414,15 +414,11 @@ pub fn open_read_only(path: &Path, limits: Limits) -> Result<Connection, DbError
 /// Top-level sessions of an OpenCode database (no `parent_id`): id and
 /// `time_updated`, oldest first.
 pub fn opencode_sessions(path: &Path, limits: Limits) -> Result<Vec<String>, DbError> {
-    let conn = open_read_only(path, limits)?;
-    let mut stmt =
-        conn.prepare("SELECT id FROM session WHERE parent_id IS NULL ORDER BY time_created, id")?;
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-    let mut out = Vec::new();
-    for r in rows {
-        out.push(r?);
-    }
-    Ok(out)
+    session_ids(
+        path,
+        limits,
+        "SELECT id FROM session WHERE parent_id IS NULL ORDER BY time_created, id",
+    )
 }
 
 /// Read the sessions of an OpenCode database and deliver their events, as
@@ -461,16 +457,7 @@ pub fn read_opencode(
         .map(|m| crate::reader::FileIdentity::of(&m));
     let mut events = 0u64;
     let carries_commands = provider.carries_commands();
-    let mut counting = |ev: Event| {
-        let commands = if carries_commands {
-            crate::commands::command_events(&ev)
-        } else {
-            Vec::new()
-        };
-        events += 1 + commands.len() as u64;
-        out(ev);
-        commands.into_iter().for_each(&mut *out);
-    };
+    let mut counting = crate::reader::with_commands(carries_commands, &mut events, out);
     let mut diagnostics = Vec::new();
     let settle = tail == Tail::Final;
     let mut bytes = 0;
@@ -515,6 +502,7 @@ pub fn read_opencode(
     if tail == Tail::Final {
         parser.flush(&mut counting);
     }
+    drop(counting);
     Increment {
         cursor: Cursor {
             offset: 0,
@@ -1095,16 +1083,7 @@ fn read_opencode_store(
         .map(|m| crate::reader::FileIdentity::of(&m));
     let mut events = 0u64;
     let carries_commands = provider.carries_commands();
-    let mut counting = |ev: Event| {
-        let commands = if carries_commands {
-            crate::commands::command_events(&ev)
-        } else {
-            Vec::new()
-        };
-        events += 1 + commands.len() as u64;
-        out(ev);
-        commands.into_iter().for_each(&mut *out);
-    };
+    let mut counting = crate::reader::with_commands(carries_commands, &mut events, out);
     let mut diagnostics = Vec::new();
     let mut feed = Feed {
         parser: parser.as_mut(),
@@ -1121,6 +1100,7 @@ fn read_opencode_store(
     if tail == Tail::Final {
         parser.flush(&mut counting);
     }
+    drop(counting);
     Increment {
         cursor: Cursor {
             offset: 0,
@@ -1296,16 +1276,7 @@ impl RecordReader<'_> {
             .map(|m| crate::reader::FileIdentity::of(&m));
         let mut events = 0u64;
         let carries_commands = self.provider.carries_commands();
-        let mut counting = |ev: Event| {
-            let commands = if carries_commands {
-                crate::commands::command_events(&ev)
-            } else {
-                Vec::new()
-            };
-            events += 1 + commands.len() as u64;
-            out(ev);
-            commands.into_iter().for_each(&mut *out);
-        };
+        let mut counting = crate::reader::with_commands(carries_commands, &mut events, out);
         let mut diagnostics = Vec::new();
         let mut feed = Feed {
             parser: parser.as_mut(),
@@ -1333,6 +1304,7 @@ impl RecordReader<'_> {
         if self.tail == Tail::Final {
             parser.flush(&mut counting);
         }
+        drop(counting);
         Increment {
             cursor: Cursor {
                 offset: 0,

@@ -167,16 +167,7 @@ pub fn read_increment(
     // only (see `commands`), so every consumer sees the same command events.
     // A provider whose human text cannot be told apart reliably carries none.
     let carries_commands = provider.carries_commands();
-    let mut counting = |ev: Event| {
-        let commands = if carries_commands {
-            crate::commands::command_events(&ev)
-        } else {
-            Vec::new()
-        };
-        events += 1 + commands.len() as u64;
-        out(ev);
-        commands.into_iter().for_each(&mut *out);
-    };
+    let mut counting = with_commands(carries_commands, &mut events, out);
     let mut diagnostics = Vec::new();
     let end = match provider.file_source_kind(ctx) {
         SourceKind::Jsonl | SourceKind::Lines => {
@@ -213,6 +204,7 @@ pub fn read_increment(
     if tail == Tail::Final {
         parser.flush(&mut counting);
     }
+    drop(counting);
     Ok(Increment {
         cursor: Cursor {
             offset: end,
@@ -443,6 +435,25 @@ fn feed_document(
     Ok(bytes.len() as u64)
 }
 
+/// `out`, with the command events of each event delivered right after it
+/// (when the provider carries commands) and every event counted in
+/// `events`.
+pub(crate) fn with_commands<'o>(
+    carries_commands: bool,
+    events: &'o mut u64,
+    out: &'o mut dyn FnMut(Event),
+) -> impl FnMut(Event) + 'o {
+    move |ev: Event| {
+        let commands = if carries_commands {
+            crate::commands::command_events(&ev)
+        } else {
+            Vec::new()
+        };
+        *events += 1 + commands.len() as u64;
+        out(ev);
+        commands.into_iter().for_each(&mut *out);
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
