@@ -396,9 +396,13 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     // own, by a second confined stage started on demand (see write_stage).
     // The parse and metadata threads are created by `main` (still in the
     // resolve domain) and narrow to reading the session's files.
+    //
+    // An output file needs no metadata stage: a body too large for the
+    // spool is written out, and its header inserted in front at the end.
+    let to_file = markdown && out_file.is_some();
     let confiner = Confiner::new(mode);
     let (go_tx, go_rx) = std::sync::mpsc::sync_channel::<()>(1);
-    let meta_stage = if markdown {
+    let meta_stage = if markdown && !to_file {
         let domain = profiles::export(&read_files, config_file, None);
         Some(spawn_meta_stage(
             &confiner, domain, &session, &redactor, limits, go_rx,
@@ -432,18 +436,20 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
             )
         },
     )?;
-    // The write stage: from here on `main` may only write the output file.
-    let write_domain = profiles::export(&[], None, output.as_deref());
+    // The write stage: from here on `main` may only write the output file
+    // (and read it back, to insert a Markdown header).
+    let read_back: Vec<PathBuf> = output.iter().filter(|_| to_file).cloned().collect();
+    let write_domain = profiles::export(&read_back, None, output.as_deref());
     let applied = write_domain.apply(mode)?;
     report_degraded("export-write", &applied.missing);
 
-    let meta = meta_stage.as_ref().map(|(_, rx)| MetaSource {
-        rx,
+    let meta = markdown.then(|| MetaSource {
+        rx: meta_stage.as_ref().map(|(_, rx)| rx),
         go: Some(go_tx),
         session: &session,
         redactor: meta_redactor,
     });
-    let spool = Spool::bounds(req, input_bytes);
+    let spool = Spool::bounds(req, input_bytes, to_file);
     // Standard output that is a terminal shows the export itself: no bar.
     let to_terminal =
         out_file.is_none() && !req.dry_run && io::IsTerminal::is_terminal(&io::stdout());
@@ -452,11 +458,18 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     } else {
         crate::progress::Progress::off()
     };
+    let written = match &out_file {
+        Some(f) if to_file => Some(
+            f.try_clone()
+                .map_err(|e| Error::io("writing the export", e))?,
+        ),
+        _ => None,
+    };
     let mut w = Counting {
         inner: sink(out_file, req.dry_run),
         bytes: 0,
     };
-    let (events, skipped, redactions, abandoned) = write_stage(
+    let rendered = write_stage(
         &parse_rx,
         meta,
         Some(&spent_tx),
@@ -467,21 +480,28 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     )?;
     progress.finish();
     w.flush().map_err(|e| Error::io("writing the export", e))?;
+    if let (Some(head), Some(file), Some(path)) = (&rendered.prepend, &written, &output) {
+        let read = crate::policy::reopen_output(path, file)
+            .map_err(|d| Error::io("reading back the export", io::Error::other(d.to_string())))?;
+        prepend(&read, file, w.bytes, head).map_err(|e| Error::io("writing the export", e))?;
+        w.bytes += head.len() as u64;
+    }
     if let Some((s, rx)) = meta_stage {
         // A stage blocked sending ends. A metadata pass that turned out
         // not to be needed is left to end with the process.
         drop(rx);
-        if !abandoned {
+        if !rendered.abandoned {
             s.join()?;
         }
     }
     drop(parse_rx);
     parser.join()?;
     Ok(Summary {
-        events,
+        events: rendered.events,
         bytes: w.bytes,
-        skipped,
-        redactions: redactions
+        skipped: rendered.skipped,
+        redactions: rendered
+            .redactions
             .counts
             .iter()
             .map(|(label, n)| (label.as_str(), *n))
@@ -544,6 +564,10 @@ pub fn resolve_domain(cfg: &Config, query: &str, output: Option<&Path>) -> crate
         if out.exists() {
             resolve_domain.write_files.push(out.to_path_buf());
             resolve_domain.truncate = true;
+            // Read back by a Markdown export that inserts its header after
+            // the body (`prepend`); a new file is readable through its
+            // parent's `create_in` rule.
+            resolve_domain.read.push(out.to_path_buf());
         } else {
             let parent = match out.parent() {
                 Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -714,27 +738,41 @@ fn stage_ended() -> Error {
 }
 
 /// The Markdown body's writer while the metadata is not known: bytes are
-/// held in memory until [`Spool::open`] writes the header and them, then
-/// everything passes through.
+/// held in memory until [`Spool::open`] writes the header and them, or
+/// [`Spool::spill`] writes them without it; then everything passes
+/// through.
 struct Spool<'a> {
     sink: &'a mut dyn Write,
     held: Option<Vec<u8>>,
+    /// The body went out without its header (the caller inserts it).
+    spilled: bool,
 }
 
 /// When the write stage starts the metadata stage, and when it waits for it
-/// (bytes held in the [`Spool`]).
+/// (bytes held in the [`Spool`]); or, for an output file the header can be
+/// inserted into afterwards, when the held body is written out.
 #[derive(Debug, Clone, Copy)]
 struct SpoolBounds {
     start_meta_at: usize,
     max: usize,
+    /// Write the held body out at this many bytes, never start the
+    /// metadata stage, and leave the header to [`prepend`].
+    spill_at: Option<usize>,
 }
+
+/// Body bytes a Markdown export to a file holds in memory before it
+/// writes them out ahead of their header (see [`prepend`]).
+const SPILL_AT: usize = 4 << 20;
 
 impl Spool<'_> {
     /// A body that shows thinking or tool calls is about as large as the
     /// session: when the session is larger than the spool, the metadata
     /// stage starts at once. Otherwise it starts once a quarter of the spool
     /// is used, which most bodies never reach.
-    fn bounds(req: &Request, input_bytes: u64) -> SpoolBounds {
+    ///
+    /// An output file needs neither: the body is written out once
+    /// [`SPILL_AT`] bytes are held, and the header inserted at the end.
+    fn bounds(req: &Request, input_bytes: u64, to_file: bool) -> SpoolBounds {
         let large = u64::try_from(SPOOL_MAX).map_or(true, |max| input_bytes >= max);
         let start_meta_at = if (req.markdown.thinking || req.markdown.tool_calls) && large {
             0
@@ -744,6 +782,7 @@ impl Spool<'_> {
         SpoolBounds {
             start_meta_at,
             max: SPOOL_MAX,
+            spill_at: to_file.then_some(SPILL_AT),
         }
     }
 
@@ -758,6 +797,38 @@ impl Spool<'_> {
         }
         Ok(())
     }
+
+    /// Write the held body out without its header; what follows passes
+    /// through.
+    fn spill(&mut self) -> io::Result<()> {
+        if let Some(held) = self.held.take() {
+            self.sink.write_all(&held)?;
+            self.spilled = true;
+        }
+        Ok(())
+    }
+}
+
+/// Insert `head` before the first `len` bytes of the file: they are moved
+/// on by its length, last chunk first, through `read` and `write` (two
+/// descriptors of the same file), then `head` is written at the start.
+/// How a Markdown body written out before its header (which needs the
+/// whole session) gets it, without holding the body in memory or reading
+/// the session twice.
+fn prepend(read: &std::fs::File, write: &std::fs::File, len: u64, head: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    const CHUNK: usize = 1 << 20;
+    let by = head.len() as u64;
+    let mut buf = vec![0u8; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK))];
+    let mut end = len;
+    while end > 0 {
+        let chunk = &mut buf[..CHUNK.min(usize::try_from(end).unwrap_or(CHUNK))];
+        let start = end - chunk.len() as u64;
+        read.read_exact_at(chunk, start)?;
+        write.write_all_at(chunk, start + by)?;
+        end = start;
+    }
+    write.write_all_at(head, 0)
 }
 
 impl Write for Spool<'_> {
@@ -831,6 +902,17 @@ impl<'a> Body<'a> {
     }
 }
 
+/// What the write stage did.
+struct Rendered {
+    events: u64,
+    skipped: Skipped,
+    redactions: RedactionStats,
+    /// A metadata stage was started and not waited for.
+    abandoned: bool,
+    /// The header to insert before the body written out (see [`prepend`]).
+    prepend: Option<Vec<u8>>,
+}
+
 /// The metadata from the metadata stage: `None` while it is not ready
 /// (only when `wait` is false).
 fn take_meta(
@@ -857,8 +939,9 @@ fn take_meta(
 /// Where a Markdown export's metadata comes from when the write stage
 /// cannot fold it itself.
 struct MetaSource<'a> {
-    /// What the metadata stage sends.
-    rx: &'a std::sync::mpsc::Receiver<Msg>,
+    /// What the metadata stage sends (none is started for an output
+    /// file: see [`SpoolBounds::spill_at`]).
+    rx: Option<&'a std::sync::mpsc::Receiver<Msg>>,
     /// Starts the metadata stage; dropped unused, the stage ends at once.
     go: Option<std::sync::mpsc::SyncSender<()>>,
     /// The resolved session (its identity goes into the metadata).
@@ -875,8 +958,9 @@ struct MetaSource<'a> {
 /// renders (the parse stage redacted them all; the fold only reads titles,
 /// times and models), so when the whole body fits in the spool the session
 /// is read once. Past `spool.start_meta_at` held bytes the metadata stage
-/// is started, and rendering waits for it when the spool is full. Returns,
-/// last, whether a started metadata stage was not waited for.
+/// is started, and rendering waits for it when the spool is full. With
+/// `spool.spill_at`, the held body is written out instead, and the header
+/// is returned for the caller to insert.
 // Long because: the render loop and the metadata hand-off share state; this is the hot path.
 fn write_stage(
     rx: &std::sync::mpsc::Receiver<Msg>,
@@ -886,7 +970,7 @@ fn write_stage(
     req: &Request,
     w: &mut dyn Write,
     progress: &mut crate::progress::Progress,
-) -> Result<(u64, Skipped, RedactionStats, bool)> {
+) -> Result<Rendered> {
     use crate::render::markdown::MarkdownRenderer;
     let werr = |e: io::Error| Error::io("writing the export", e);
     let mut events = 0u64;
@@ -898,6 +982,7 @@ fn write_stage(
             let spool = Spool {
                 sink: w,
                 held: Some(Vec::new()),
+                spilled: false,
             };
             md = Some(Body::new(spool, req));
             let collector = crate::render::MetaCollector::new(src.redactor.clone());
@@ -907,22 +992,28 @@ fn write_stage(
     }
     let mut started = false;
     let mut done = None;
+    let mut prepend = None;
     loop {
         if let (Some((src, _)), Some(r)) = (pending.as_mut(), md.as_mut()) {
             let held = r.get_mut().held();
-            if held >= spool.start_meta_at {
-                if let Some(go) = src.go.take() {
-                    // A stage that cannot start is reported by `take_meta`.
-                    let _ = go.send(());
-                    started = true;
+            match (spool.spill_at, src.rx) {
+                (Some(at), _) => {
+                    if held >= at {
+                        r.get_mut().spill().map_err(werr)?;
+                    }
                 }
+                (None, Some(_)) if held >= spool.start_meta_at => {
+                    if let Some(go) = src.go.take() {
+                        // A stage that cannot start is reported by `take_meta`.
+                        let _ = go.send(());
+                        started = true;
+                    }
+                }
+                (None, _) => {}
             }
-            let meta = if done.is_some() {
-                None
-            } else if started {
-                take_meta(src.rx, held >= spool.max)?
-            } else {
-                None
+            let meta = match src.rx {
+                Some(rx) if started && done.is_none() => take_meta(rx, held >= spool.max)?,
+                _ => None,
             };
             let meta = match (meta, done.is_some()) {
                 (Some(m), _) => {
@@ -944,7 +1035,12 @@ fn write_stage(
                         header.finish().map_err(werr)?
                     }
                 };
-                r.get_mut().open(&header).map_err(werr)?;
+                let body = r.get_mut();
+                if body.spilled {
+                    prepend = Some(header);
+                } else {
+                    body.open(&header).map_err(werr)?;
+                }
                 pending = None;
             }
         }
@@ -956,7 +1052,13 @@ fn write_stage(
                 if let Some(j) = jsonl {
                     j.finish().map_err(werr)?;
                 }
-                return Ok((events, skipped, redactions, started));
+                return Ok(Rendered {
+                    events,
+                    skipped,
+                    redactions,
+                    abandoned: started,
+                    prepend,
+                });
             }
         }
         match rx.recv().map_err(|_| stage_ended())? {
@@ -1095,14 +1197,18 @@ mod tests {
         let (mrx, go, stage) = meta_stage(Some(Msg::Meta(Box::new(meta_of(&evs)))));
         let session = session();
         let src = MetaSource {
-            rx: &mrx,
+            rx: Some(&mrx),
             go: Some(go),
             session: &session,
             redactor: std::sync::Arc::new(Redactor::new(&Default::default()).unwrap()),
         };
-        let bounds = SpoolBounds { start_meta_at, max };
+        let bounds = SpoolBounds {
+            start_meta_at,
+            max,
+            spill_at: None,
+        };
         let mut out = Vec::new();
-        let (count, _, _, abandoned) = write_stage(
+        let r = write_stage(
             &rx,
             Some(src),
             None,
@@ -1113,7 +1219,89 @@ mod tests {
         )
         .unwrap();
         let started = stage.join().unwrap();
-        (String::from_utf8(out).unwrap(), count, started, abandoned)
+        (
+            String::from_utf8(out).unwrap(),
+            r.events,
+            started,
+            r.abandoned,
+        )
+    }
+
+    /// The write stage to a file with the body written out past
+    /// `spill_at` held bytes, the header inserted after: the document, and
+    /// whether the header had to be inserted.
+    fn spilled(spill_at: usize) -> (String, bool) {
+        let evs = events();
+        let (tx, rx) = sync_channel(1024);
+        for b in evs.chunks(7) {
+            tx.send(Msg::Events(b.to_vec())).unwrap();
+        }
+        tx.send(Msg::Done(Skipped::default(), RedactionStats::default()))
+            .unwrap();
+        let session = session();
+        let src = MetaSource {
+            rx: None,
+            go: None,
+            session: &session,
+            redactor: std::sync::Arc::new(Redactor::new(&Default::default()).unwrap()),
+        };
+        let bounds = SpoolBounds {
+            start_meta_at: 0,
+            max: 0,
+            spill_at: Some(spill_at),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.md");
+        let file = std::fs::File::create(&path).unwrap();
+        let mut w = Counting {
+            inner: io::BufWriter::new(file.try_clone().unwrap()),
+            bytes: 0,
+        };
+        let r = write_stage(
+            &rx,
+            Some(src),
+            None,
+            bounds,
+            &markdown_request(),
+            &mut w,
+            &mut crate::progress::Progress::off(),
+        )
+        .unwrap();
+        w.flush().unwrap();
+        assert_eq!(r.events, 40);
+        let inserted = r.prepend.is_some();
+        if let Some(head) = r.prepend {
+            let read = std::fs::File::open(&path).unwrap();
+            prepend(&read, &file, w.bytes, &head).unwrap();
+        }
+        (std::fs::read_to_string(&path).unwrap(), inserted)
+    }
+
+    #[test]
+    fn a_body_written_before_its_header_gets_it_inserted_in_front() {
+        let evs = events();
+        let want = String::from_utf8(expected(&meta_of(&evs), &evs)).unwrap();
+        // Held whole: written with the header, nothing to insert.
+        assert_eq!(spilled(SPILL_AT), (want.clone(), false));
+        // Written out at once, or part way: the same document.
+        for at in [0, 1, 100, want.len() / 2] {
+            assert_eq!(spilled(at), (want.clone(), true), "{at}");
+        }
+    }
+
+    #[test]
+    fn prepend_moves_every_chunk_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        // Larger than one chunk, and not a multiple of it.
+        let body: Vec<u8> = (0..(3 << 20) + 12345).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &body).unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let read = std::fs::File::open(&path).unwrap();
+        prepend(&read, &file, body.len() as u64, b"head\n").unwrap();
+        let got = std::fs::read(&path).unwrap();
+        assert_eq!(&got[..5], b"head\n");
+        assert_eq!(&got[5..], &body[..]);
     }
 
     #[test]
@@ -1135,10 +1323,17 @@ mod tests {
         assert!(started);
         // When it starts at once.
         let mut req = markdown_request();
-        assert_eq!(Spool::bounds(&req, u64::MAX).start_meta_at, SPOOL_MAX / 4);
+        assert_eq!(
+            Spool::bounds(&req, u64::MAX, false).start_meta_at,
+            SPOOL_MAX / 4
+        );
         req.markdown.tool_calls = true;
-        assert_eq!(Spool::bounds(&req, 1 << 20).start_meta_at, SPOOL_MAX / 4);
-        assert_eq!(Spool::bounds(&req, 1 << 40).start_meta_at, 0);
+        assert_eq!(
+            Spool::bounds(&req, 1 << 20, false).start_meta_at,
+            SPOOL_MAX / 4
+        );
+        assert_eq!(Spool::bounds(&req, 1 << 40, false).start_meta_at, 0);
+        assert_eq!(Spool::bounds(&req, 1 << 40, true).spill_at, Some(SPILL_AT));
     }
 
     #[test]
@@ -1151,7 +1346,7 @@ mod tests {
             let (mrx, go, stage) = meta_stage(msg);
             let session = session();
             let src = MetaSource {
-                rx: &mrx,
+                rx: Some(&mrx),
                 go: Some(go),
                 session: &session,
                 redactor: std::sync::Arc::new(Redactor::new(&Default::default()).unwrap()),
@@ -1160,6 +1355,7 @@ mod tests {
             let bounds = SpoolBounds {
                 start_meta_at: spool_max / 4,
                 max: spool_max,
+                spill_at: None,
             };
             let r = write_stage(
                 &rx,

@@ -368,6 +368,20 @@ pub fn open_output(path: &Path) -> Result<(File, bool), Denied> {
     open_beneath(dir.as_fd(), Path::new(name), Write::Replace).map_err(|e| open_error(e, path))
 }
 
+/// The one-shot export's output, opened by [`open_output`] as `written`,
+/// opened again to be read back (a Markdown body written before its
+/// header is moved to make room for it): the same file or nothing.
+pub fn reopen_output(path: &Path, written: &File) -> Result<File, Denied> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Denied {
+            reason: DenyReason::DirectorySyntax,
+            detail: path.display().to_string(),
+        });
+    };
+    let dir = open_dir(parent).map_err(|e| open_error(e, path))?;
+    open::reopen_beneath(dir.as_fd(), Path::new(name), written).map_err(|e| open_error(e, path))
+}
+
 /// Create the directory `rel` and its missing parents beneath `base` (an
 /// existing directory, canonicalized here: it comes from the
 /// configuration), never through a symlink; `rel` holds plain names only.

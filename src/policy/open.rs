@@ -102,6 +102,20 @@ pub fn open_beneath(dir: BorrowedFd<'_>, rel: &Path, how: Write) -> Result<(File
     Ok((File::from(fd), created))
 }
 
+/// Open `rel` beneath `dir` again, to read back the file this process
+/// holds as `held` (opened by [`open_beneath`]): refused with `ESTALE`
+/// unless it is that very file (device and inode), so a name swapped
+/// since is never read.
+pub fn reopen_beneath(dir: BorrowedFd<'_>, rel: &Path, held: &File) -> Result<File, Errno> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd = openat_beneath(dir, rel, flags | OFlags::NONBLOCK, Mode::empty())?;
+    let (now, then) = (rustix::fs::fstat(&fd)?, rustix::fs::fstat(held)?);
+    if (now.st_dev, now.st_ino) != (then.st_dev, then.st_ino) {
+        return Err(Errno::STALE);
+    }
+    Ok(File::from(fd))
+}
+
 /// Make each missing directory of `rel` beneath `dir` (mode 0700) and
 /// return a descriptor of the last. An existing component must be a
 /// directory, not a link to one.

@@ -192,7 +192,8 @@ impl Policy {
             "export",
             "one-shot `kato export`",
             &profiles::export(
-                &[PathBuf::from(SESSION_FILES)],
+                // The output is read back to insert a Markdown header.
+                &[PathBuf::from(SESSION_FILES), PathBuf::from(OUTPUT_FILE)],
                 cfg,
                 Some(Path::new(OUTPUT_FILE)),
             ),
@@ -675,6 +676,7 @@ mod tests {
         );
         let export = stage("export", "one-shot `kato export`");
         assert_eq!(export.write_files, [OUTPUT_FILE]);
+        assert!(export.read.iter().any(|r| r == OUTPUT_FILE));
         assert!(export.truncate);
         assert!(p.stages.iter().all(|s| !s.exec && !s.network));
         assert_eq!(

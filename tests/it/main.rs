@@ -22,6 +22,7 @@ mod daemon;
 mod deploy_roots;
 mod derived_secrets;
 mod droid;
+mod export_spill;
 mod full_disk;
 mod gemini_fixtures;
 mod gemini_jsonl;
