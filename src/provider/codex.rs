@@ -410,6 +410,20 @@ impl<'de> Deserialize<'de> for FastLine<'de> {
     }
 }
 
+/// Whether the fast path is worth trying: the line names its record type
+/// `response_item` near its start, where the envelope's keys are. Any
+/// other line (half of a rollout: `event_msg`, `turn_context`…) would
+/// make [`FastLine`] give up, at the cost of an error value; a wrong guess
+/// either way only chooses the path, never the outcome.
+fn may_be_fast(line: &[u8]) -> bool {
+    let head = &line[..line.len().min(160)];
+    memchr::memmem::find_iter(head, br#""type""#).any(|at| {
+        let rest = head[at + 6..].trim_ascii_start();
+        rest.strip_prefix(b":")
+            .is_some_and(|v| v.trim_ascii_start().starts_with(br#""response_item""#))
+    })
+}
+
 /// A payload that must be an object (derived structs also accept arrays).
 struct ItemMap;
 
@@ -1677,7 +1691,12 @@ impl RecordParser for CodexParser {
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed> {
         let json = std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)?;
-        if let Ok(fast) = serde_json::from_str::<FastLine<'_>>(json) {
+        let fast = if may_be_fast(bytes) {
+            serde_json::from_str::<FastLine<'_>>(json).ok()
+        } else {
+            None
+        };
+        if let Some(fast) = fast {
             self.step_copy(fast.timestamp.as_deref());
             let mut line = LineCtx::new(offset, fast.timestamp.as_deref(), "response_item");
             return self.typed_item(&mut line, fast.item, out);
@@ -1812,6 +1831,23 @@ mod tests {
     const MODERN: &str = include_str!("../../tests/fixtures/codex/modern.jsonl");
     const SUBAGENT: &str = include_str!("../../tests/fixtures/codex/subagent-thread-spawn.jsonl");
     const RESUMED: &str = include_str!("../../tests/fixtures/codex/resumed-two-session-meta.jsonl");
+
+    #[test]
+    fn every_line_the_fast_path_reads_is_tried_on_it() {
+        let spaced = r#"{"timestamp": "2026-01-08T15:00:00.000Z", "type" : "response_item", "payload": {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "hi"}]}}"#;
+        let mut tried = 0;
+        for text in [LEGACY, V034, MODERN, SUBAGENT, RESUMED, spaced] {
+            for line in text.lines() {
+                let reads = serde_json::from_str::<FastLine<'_>>(line).is_ok();
+                assert!(!reads || may_be_fast(line.as_bytes()), "{line}");
+                tried += usize::from(reads);
+            }
+        }
+        assert!(tried > 5, "{tried}");
+        assert!(!may_be_fast(
+            br#"{"timestamp":"t","type":"event_msg","payload":{"type":"agent_message"}}"#
+        ));
+    }
 
     fn ctx() -> FileCtx {
         FileCtx {
