@@ -292,55 +292,72 @@ pub fn feed_lines(
     out: &mut dyn FnMut(Event),
     diagnostics: &mut Vec<Diagnostic>,
 ) -> io::Result<u64> {
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+    // Read straight into the line buffer, after what the last read left
+    // of an unfinished line: each byte is copied once, by the kernel. The
+    // buffer is zeroed once (it grows only for a line longer than it);
+    // `len` of its bytes hold data.
+    let mut buf: Vec<u8> = vec![0; 2 * CHUNK];
+    let mut len = 0;
     // Offset of buf[0] in the file.
     let mut base = start;
     // Set while discarding an over-long line: (offset of its start, bytes seen).
     let mut skipping: Option<(u64, u64)> = None;
-    let mut chunk = vec![0u8; CHUNK];
     loop {
-        let n = match input.read(&mut chunk) {
+        if buf.len() - len < CHUNK {
+            buf.resize(2 * buf.len(), 0);
+        }
+        let n = match input.read(&mut buf[len..]) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        let mut data = &chunk[..n];
+        // What was there before holds no line end: searched once only.
+        let mut from = len;
+        len += n;
+        let mut pos = 0;
         if let Some((line_start, seen)) = skipping {
-            match memchr::memchr(b'\n', data) {
+            // `buf` held nothing before this read.
+            match memchr::memchr(b'\n', &buf[..len]) {
                 Some(i) => {
-                    let len = seen + i as u64;
-                    diagnostics.push(too_long(line_start, len, limits));
-                    base = line_start + len + 1;
-                    data = &data[i + 1..];
+                    let long = seen + i as u64;
+                    diagnostics.push(too_long(line_start, long, limits));
+                    // buf[0] is the line's byte `seen`; the next line
+                    // starts after its end.
+                    base = line_start + seen;
+                    (pos, from) = (i + 1, i + 1);
                     skipping = None;
                 }
                 None => {
                     skipping = Some((line_start, seen + n as u64));
+                    len = 0;
                     continue;
                 }
             }
         }
-        buf.extend_from_slice(data);
-        let mut pos = 0;
-        while let Some(i) = memchr::memchr(b'\n', &buf[pos..]) {
-            let line = &buf[pos..pos + i];
+        while let Some(i) = memchr::memchr(b'\n', &buf[from..len]) {
+            let end = from + i;
+            let line = &buf[pos..end];
             let offset = base + pos as u64;
             if line.len() > limits.line_cap {
                 diagnostics.push(too_long(offset, line.len() as u64, limits));
             } else {
                 parse_line(offset, line, parser, out, diagnostics);
             }
-            pos += i + 1;
+            pos = end + 1;
+            from = pos;
         }
-        buf.drain(..pos);
+        buf.copy_within(pos..len, 0);
+        len -= pos;
         base += pos as u64;
-        if buf.len() > limits.line_cap {
-            skipping = Some((base, buf.len() as u64));
-            buf.clear();
-            buf.shrink_to(CHUNK);
+        if len > limits.line_cap {
+            skipping = Some((base, len as u64));
+            len = 0;
+            buf.truncate(2 * CHUNK);
+            buf.shrink_to_fit();
         }
     }
+    let buf = &buf[..len];
     if let Some((line_start, seen)) = skipping {
         // An over-long line with no end yet: under Hold leave it for later
         // (it is rescanned without being buffered); under Final report it.
@@ -358,10 +375,10 @@ pub fn feed_lines(
     match tail {
         Tail::Hold => Ok(base),
         Tail::Final => {
-            let line = trim_cr(&buf);
+            let line = trim_cr(buf);
             if !line.iter().all(u8::is_ascii_whitespace) {
                 let mut local = Vec::new();
-                parse_line(base, &buf, parser, out, &mut local);
+                parse_line(base, buf, parser, out, &mut local);
                 for mut d in local {
                     d.kind = DiagKind::Truncated;
                     d.detail = format!("incomplete last line: {}", d.detail);
@@ -559,6 +576,74 @@ mod tests {
         assert_eq!(diags[0].offset, 8);
         assert_eq!(diags[0].len, long.len() as u64 - 1);
         assert_eq!(end, input.len() as u64);
+    }
+
+    /// Hands out at most a varying handful of bytes per read.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            self.step = (self.step * 7 + 3) % 5000 + 1;
+            let n = self.step.min(out.len()).min(self.data.len());
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn lines_across_reads_and_buffer_growth_match_a_whole_split() {
+        // Lines from empty to several buffers long, some over the cap.
+        let sizes = [
+            0,
+            1,
+            10,
+            CHUNK - 9,
+            CHUNK,
+            2 * CHUNK + 5,
+            5,
+            3 * CHUNK,
+            40,
+            7,
+        ];
+        let mut input = Vec::new();
+        let mut want = (Vec::new(), Vec::new());
+        let cap = 2 * CHUNK;
+        for (i, &n) in sizes.iter().cycle().take(30).enumerate() {
+            let at = input.len() as u64;
+            let line = format!("{{\"{i}\":\"{}\"}}", "v".repeat(n));
+            if line.len() > cap {
+                want.1.push((at, line.len() as u64));
+            } else {
+                want.0.push(at);
+            }
+            input.extend_from_slice(line.as_bytes());
+            input.push(b'\n');
+        }
+        for trickle in [false, true] {
+            let (mut ids, mut diags) = (Vec::new(), Vec::new());
+            let mut whole = &input[..];
+            let mut slow = Trickle {
+                data: &input,
+                step: 1,
+            };
+            let src: &mut dyn Read = if trickle { &mut slow } else { &mut whole };
+            let end = feed_lines(
+                src,
+                0,
+                Tail::Hold,
+                Limits { line_cap: cap },
+                &mut Echo,
+                &mut |e| ids.push(e.source.offset),
+                &mut diags,
+            )
+            .unwrap();
+            let long: Vec<(u64, u64)> = diags.iter().map(|d| (d.offset, d.len)).collect();
+            assert_eq!((&ids, &long), (&want.0, &want.1), "trickle {trickle}");
+            assert_eq!(end, input.len() as u64);
+        }
     }
 
     #[test]
