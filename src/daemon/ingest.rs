@@ -146,6 +146,7 @@ impl FileRec {
 }
 
 /// Sessions for `kato status`, and per provider its sessions and files.
+#[derive(Clone)]
 pub(super) struct SessionSummary {
     /// Most recent first, at most [`super::status::MAX_SESSIONS`].
     pub sessions: Vec<SessionStatus>,
@@ -158,7 +159,14 @@ pub(super) struct Ingest {
     store: Store,
     /// Titles are derived here (for status and the state files), redacted.
     redactor: Arc<Redactor>,
-    pub files: HashMap<FileKey, FileRec>,
+    pub(super) files: HashMap<FileKey, FileRec>,
+    /// Bumped by every `&mut self` method (the only way `files` changes
+    /// outside tests), so [`Ingest::summary`] is rebuilt only after a
+    /// change: an idle daemon with thousands of sessions rewrites its
+    /// status without walking them.
+    generation: u64,
+    /// The last summary and the generation it was built at.
+    summary: std::cell::RefCell<Option<(u64, SessionSummary)>>,
     /// Since when committed state waits to be flushed.
     dirty_since: Option<Instant>,
     /// When the last batch arrived.
@@ -184,6 +192,8 @@ impl Ingest {
             store,
             redactor,
             files: HashMap::new(),
+            generation: 0,
+            summary: std::cell::RefCell::new(None),
             dirty_since: None,
             last_batch: now,
             retry_at: now,
@@ -193,6 +203,7 @@ impl Ingest {
     /// Load every file's persisted state; unusable state files are set
     /// aside and reported.
     pub fn load(&mut self, registry: crate::provider::Registry, report: &mut Report) {
+        self.generation += 1;
         let t0 = Instant::now();
         let (states, corrupt) = self.store.load_all();
         for c in corrupt {
@@ -265,6 +276,7 @@ impl Ingest {
     /// A stage ended: events of its unfinished passes come again from the
     /// committed cursors.
     pub fn drop_pending(&mut self, provider: ProviderId) {
+        self.generation += 1;
         for ((p, _), rec) in self.files.iter_mut() {
             if *p == provider {
                 rec.drop_pending();
@@ -281,6 +293,7 @@ impl Ingest {
         reason: String,
         report: &mut Report,
     ) {
+        self.generation += 1;
         let rec = self
             .files
             .entry((provider, path.clone()))
@@ -298,6 +311,7 @@ impl Ingest {
 
     /// A known file no longer exists: forget it.
     pub fn gone(&mut self, provider: ProviderId, path: PathBuf, report: &mut Report) {
+        self.generation += 1;
         report.unskip(&path);
         if self.files.remove(&(provider, path.clone())).is_some() {
             if let Err(e) = self.store.remove(provider, &path) {
@@ -319,6 +333,7 @@ impl Ingest {
         report: &mut Report,
         record: impl FnOnce(&Path, &[(&Event, bool)]),
     ) {
+        self.generation += 1;
         let rec = self
             .files
             .entry((b.provider, b.path.clone()))
@@ -415,6 +430,7 @@ impl Ingest {
     /// recording state they changed is not saved yet (a full state disk),
     /// so a crash must read them again; they are flushed on a later call.
     pub fn flush(&mut self, report: &mut Report, held: &HashSet<FileKey>) {
+        self.generation += 1;
         self.dirty_since = None;
         let mut errors = Vec::new();
         let mut saved = 0usize;
@@ -462,6 +478,18 @@ impl Ingest {
 
     /// Sessions (files grouped by provider and session id) for status.
     pub fn summary(&self) -> SessionSummary {
+        let mut cache = self.summary.borrow_mut();
+        match &*cache {
+            Some((generation, s)) if *generation == self.generation => s.clone(),
+            _ => {
+                let s = self.build_summary();
+                *cache = Some((self.generation, s.clone()));
+                s
+            }
+        }
+    }
+
+    fn build_summary(&self) -> SessionSummary {
         let mut sessions: BTreeMap<(ProviderId, String), SessionStatus> = BTreeMap::new();
         let mut ids: HashMap<ProviderId, (HashSet<String>, usize)> = HashMap::new();
         for ((provider, path), rec) in &self.files {

@@ -530,6 +530,11 @@ fn uncommitted_events_are_not_persisted_and_come_again() {
         error: Some("test".into()),
     });
     assert_eq!(session(&d.build_status(), "s").events, 2);
+    // The summary is kept between changes, and rebuilt after each.
+    assert_eq!(d.build_status().sessions_total, 1);
+    d.ingest
+        .gone(ProviderId::Claude, path.clone(), &mut d.report);
+    assert_eq!(d.build_status().sessions_total, 0);
 }
 
 #[test]
