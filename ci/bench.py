@@ -699,6 +699,11 @@ def main():
         if name == "opencode":
             floor_case = ("SELECT every data column, rusqlite (floor)", [a.sqlite_floor, path])
         cases = [("cat > /dev/null", ["cat", path]), floor_case]
+        if name == "opencode":
+            # For scale: the same rows with their JSON decoded, which any
+            # export must do (not the target's floor).
+            cases.append(("SELECT + serde_json::Value parse of each data column",
+                          [a.sqlite_floor, path, "--parse"]))
         target = TARGETS.get(name, lambda p: p)(path)
         for vname, args in variants:
             cases.append((f"kato export {vname}", kato("on", target, *args)))
@@ -714,8 +719,9 @@ def main():
                 summary.setdefault(name, {"floor": floor})[label[len("kato export "):]] = (
                     mbps / floor, cmbps / floor_cpu, rss)
             r = rc = " " * 7
-            if label.startswith("kato"):
+            if label.startswith(("kato", "SELECT +")):
                 r, rc = f"{mbps / floor:7.2f}", f"{cmbps / floor_cpu:7.2f}"
+            if label.startswith("kato"):
                 worst["ratio"] = lo("ratio", mbps / floor)
                 worst["cpu"] = lo("cpu", cmbps / floor_cpu)
                 worst["rss"] = max(worst["rss"], rss)

@@ -2,11 +2,14 @@
 //! of an OpenCode database (`message`, then `part`) through the same crate
 //! kato reads it with (rusqlite, bundled SQLite), touching each value and
 //! doing nothing else. `ci/bench` compares kato's export of the database
-//! against this.
+//! against this. With `--parse`, each value is also parsed as a
+//! `serde_json::Value` (what the JSON Lines floor does with each line): the
+//! cost of reading the rows plus decoding the JSON they hold.
 use rusqlite::{Connection, OpenFlags};
 
 fn main() -> rusqlite::Result<()> {
     let path = std::env::args().nth(1).unwrap_or_default();
+    let parse = std::env::args().nth(2).as_deref() == Some("--parse");
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let (mut rows, mut bytes) = (0u64, 0u64);
     for table in ["message", "part"] {
@@ -14,7 +17,11 @@ fn main() -> rusqlite::Result<()> {
         let mut q = stmt.query([])?;
         while let Some(r) = q.next()? {
             rows += 1;
-            bytes += r.get_ref(0)?.as_bytes().map_or(0, |b| b.len() as u64);
+            let data = r.get_ref(0)?.as_bytes().unwrap_or_default();
+            bytes += data.len() as u64;
+            if parse && serde_json::from_slice::<serde_json::Value>(data).is_err() {
+                bytes -= 1;
+            }
         }
     }
     println!("{rows} {bytes}");
