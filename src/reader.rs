@@ -22,6 +22,10 @@ pub const DEFAULT_LINE_CAP: usize = 64 << 20;
 /// Size of one read from the file.
 const CHUNK: usize = 256 << 10;
 
+/// Size of the first read: the line buffer starts this small, so reading
+/// many small files does not zero a large buffer for each.
+const FIRST_READ: usize = 16 << 10;
+
 /// Limits applied while reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -294,16 +298,22 @@ pub fn feed_lines(
 ) -> io::Result<u64> {
     // Read straight into the line buffer, after what the last read left
     // of an unfinished line: each byte is copied once, by the kernel. The
-    // buffer is zeroed once (it grows only for a line longer than it);
-    // `len` of its bytes hold data.
-    let mut buf: Vec<u8> = vec![0; 2 * CHUNK];
+    // buffer is zeroed once as it grows: from a size small files need,
+    // doubling while reads fill it up to `2 * CHUNK`, past that only for a
+    // line longer than it. `len` of its bytes hold data.
+    let mut buf: Vec<u8> = vec![0; FIRST_READ];
     let mut len = 0;
+    let mut filled = false;
     // Offset of buf[0] in the file.
     let mut base = start;
     // Set while discarding an over-long line: (offset of its start, bytes seen).
     let mut skipping: Option<(u64, u64)> = None;
     loop {
-        if buf.len() - len < CHUNK {
+        let spare = buf.len() - len;
+        if spare == 0
+            || (filled && buf.len() < 2 * CHUNK)
+            || (buf.len() >= 2 * CHUNK && spare < CHUNK)
+        {
             buf.resize(2 * buf.len(), 0);
         }
         let n = match input.read(&mut buf[len..]) {
@@ -312,6 +322,7 @@ pub fn feed_lines(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
+        filled = len + n == buf.len();
         // What was there before holds no line end: searched once only.
         let mut from = len;
         len += n;
