@@ -1183,41 +1183,66 @@ mod tests {
         (rx, go_tx, stage)
     }
 
-    /// Feed the write stage the events in batches of 7, with the given
-    /// spool bound; returns the document, the count, whether the metadata
-    /// stage was started and whether it was left unused.
-    fn spooled(max: usize, start_meta_at: usize) -> (String, u64, bool, bool) {
-        let evs = events();
+    /// What a parse stage sends for `evs`: batches of 7, then the end.
+    fn queued(evs: &[Event]) -> Receiver<Msg> {
         let (tx, rx) = sync_channel(1024);
         for b in evs.chunks(7) {
             tx.send(Msg::Events(b.to_vec())).unwrap();
         }
         tx.send(Msg::Done(Skipped::default(), RedactionStats::default()))
             .unwrap();
+        rx
+    }
+
+    /// A metadata source for the tests' session, default redaction.
+    fn source<'a>(
+        rx: Option<&'a Receiver<Msg>>,
+        go: Option<SyncSender<()>>,
+        session: &'a SessionFiles,
+    ) -> MetaSource<'a> {
+        MetaSource {
+            rx,
+            go,
+            session,
+            redactor: std::sync::Arc::new(Redactor::new(&Default::default()).unwrap()),
+        }
+    }
+
+    /// The write stage rendering Markdown from `rx`, no progress shown.
+    fn render(
+        rx: &Receiver<Msg>,
+        src: MetaSource<'_>,
+        bounds: SpoolBounds,
+        w: &mut dyn Write,
+    ) -> Result<Rendered> {
+        let mut off = crate::progress::Progress::off();
+        write_stage(
+            rx,
+            Some(src),
+            None,
+            bounds,
+            &markdown_request(),
+            w,
+            &mut off,
+        )
+    }
+
+    /// Feed the write stage the events in batches of 7, with the given
+    /// spool bound; returns the document, the count, whether the metadata
+    /// stage was started and whether it was left unused.
+    fn spooled(max: usize, start_meta_at: usize) -> (String, u64, bool, bool) {
+        let evs = events();
+        let rx = queued(&evs);
         let (mrx, go, stage) = meta_stage(Some(Msg::Meta(Box::new(meta_of(&evs)))));
         let session = session();
-        let src = MetaSource {
-            rx: Some(&mrx),
-            go: Some(go),
-            session: &session,
-            redactor: std::sync::Arc::new(Redactor::new(&Default::default()).unwrap()),
-        };
+        let src = source(Some(&mrx), Some(go), &session);
         let bounds = SpoolBounds {
             start_meta_at,
             max,
             spill_at: None,
         };
         let mut out = Vec::new();
-        let r = write_stage(
-            &rx,
-            Some(src),
-            None,
-            bounds,
-            &markdown_request(),
-            &mut out,
-            &mut crate::progress::Progress::off(),
-        )
-        .unwrap();
+        let r = render(&rx, src, bounds, &mut out).unwrap();
         let started = stage.join().unwrap();
         (
             String::from_utf8(out).unwrap(),
@@ -1232,19 +1257,9 @@ mod tests {
     /// whether the header had to be inserted.
     fn spilled(spill_at: usize) -> (String, bool) {
         let evs = events();
-        let (tx, rx) = sync_channel(1024);
-        for b in evs.chunks(7) {
-            tx.send(Msg::Events(b.to_vec())).unwrap();
-        }
-        tx.send(Msg::Done(Skipped::default(), RedactionStats::default()))
-            .unwrap();
+        let rx = queued(&evs);
         let session = session();
-        let src = MetaSource {
-            rx: None,
-            go: None,
-            session: &session,
-            redactor: std::sync::Arc::new(Redactor::new(&Default::default()).unwrap()),
-        };
+        let src = source(None, None, &session);
         let bounds = SpoolBounds {
             start_meta_at: 0,
             max: 0,
@@ -1257,16 +1272,7 @@ mod tests {
             inner: io::BufWriter::new(file.try_clone().unwrap()),
             bytes: 0,
         };
-        let r = write_stage(
-            &rx,
-            Some(src),
-            None,
-            bounds,
-            &markdown_request(),
-            &mut w,
-            &mut crate::progress::Progress::off(),
-        )
-        .unwrap();
+        let r = render(&rx, src, bounds, &mut w).unwrap();
         w.flush().unwrap();
         assert_eq!(r.events, 40);
         let inserted = r.prepend.is_some();
@@ -1357,17 +1363,9 @@ mod tests {
                 max: spool_max,
                 spill_at: None,
             };
-            let r = write_stage(
-                &rx,
-                Some(src),
-                None,
-                bounds,
-                &markdown_request(),
-                &mut out,
-                &mut crate::progress::Progress::off(),
-            )
-            .map(|_| ())
-            .map_err(|e| e.to_string());
+            let r = render(&rx, src, bounds, &mut out)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
             let _ = stage.join();
             r
         };
