@@ -445,7 +445,7 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
 
     let meta = markdown.then(|| MetaSource {
         rx: meta_stage.as_ref().map(|(_, rx)| rx),
-        go: Some(go_tx),
+        go: meta_stage.is_some().then_some(go_tx),
         session: &session,
         redactor: meta_redactor,
     });
@@ -740,12 +740,10 @@ fn stage_ended() -> Error {
 /// The Markdown body's writer while the metadata is not known: bytes are
 /// held in memory until [`Spool::open`] writes the header and them, or
 /// [`Spool::spill`] writes them without it; then everything passes
-/// through.
+/// through. Before `open`, nothing held means the body was spilled.
 struct Spool<'a> {
     sink: &'a mut dyn Write,
     held: Option<Vec<u8>>,
-    /// The body went out without its header (the caller inserts it).
-    spilled: bool,
 }
 
 /// When the write stage starts the metadata stage, and when it waits for it
@@ -801,11 +799,10 @@ impl Spool<'_> {
     /// Write the held body out without its header; what follows passes
     /// through.
     fn spill(&mut self) -> io::Result<()> {
-        if let Some(held) = self.held.take() {
-            self.sink.write_all(&held)?;
-            self.spilled = true;
+        match self.held.take() {
+            Some(held) => self.sink.write_all(&held),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -982,7 +979,6 @@ fn write_stage(
             let spool = Spool {
                 sink: w,
                 held: Some(Vec::new()),
-                spilled: false,
             };
             md = Some(Body::new(spool, req));
             let collector = crate::render::MetaCollector::new(src.redactor.clone());
@@ -1036,7 +1032,8 @@ fn write_stage(
                     }
                 };
                 let body = r.get_mut();
-                if body.spilled {
+                if body.held.is_none() {
+                    // Spilled: the caller inserts the header.
                     prepend = Some(header);
                 } else {
                     body.open(&header).map_err(werr)?;

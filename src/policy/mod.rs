@@ -358,6 +358,13 @@ pub fn output_path(path: &Path) -> Result<PathBuf, Denied> {
 /// replaced, creating it when missing: beneath its parent's descriptor,
 /// never through a symlink.
 pub fn open_output(path: &Path) -> Result<(File, bool), Denied> {
+    let (dir, name) = output_dir(path)?;
+    open_beneath(dir.as_fd(), name, Write::Replace).map_err(|e| open_error(e, path))
+}
+
+/// The output's parent directory (opened with no link followed) and its
+/// name in it.
+fn output_dir(path: &Path) -> Result<(std::os::fd::OwnedFd, &Path), Denied> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(Denied {
             reason: DenyReason::DirectorySyntax,
@@ -365,21 +372,15 @@ pub fn open_output(path: &Path) -> Result<(File, bool), Denied> {
         });
     };
     let dir = open_dir(parent).map_err(|e| open_error(e, path))?;
-    open_beneath(dir.as_fd(), Path::new(name), Write::Replace).map_err(|e| open_error(e, path))
+    Ok((dir, Path::new(name)))
 }
 
 /// The one-shot export's output, opened by [`open_output`] as `written`,
 /// opened again to be read back (a Markdown body written before its
 /// header is moved to make room for it): the same file or nothing.
 pub fn reopen_output(path: &Path, written: &File) -> Result<File, Denied> {
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(Denied {
-            reason: DenyReason::DirectorySyntax,
-            detail: path.display().to_string(),
-        });
-    };
-    let dir = open_dir(parent).map_err(|e| open_error(e, path))?;
-    open::reopen_beneath(dir.as_fd(), Path::new(name), written).map_err(|e| open_error(e, path))
+    let (dir, name) = output_dir(path)?;
+    open::reopen_beneath(dir.as_fd(), name, written).map_err(|e| open_error(e, path))
 }
 
 /// Create the directory `rel` and its missing parents beneath `base` (an

@@ -1691,12 +1691,8 @@ impl RecordParser for CodexParser {
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed> {
         let json = std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)?;
-        let fast = if may_be_fast(bytes) {
-            serde_json::from_str::<FastLine<'_>>(json).ok()
-        } else {
-            None
-        };
-        if let Some(fast) = fast {
+        let fast = may_be_fast(bytes).then(|| serde_json::from_str::<FastLine<'_>>(json));
+        if let Some(Ok(fast)) = fast {
             self.step_copy(fast.timestamp.as_deref());
             let mut line = LineCtx::new(offset, fast.timestamp.as_deref(), "response_item");
             return self.typed_item(&mut line, fast.item, out);
