@@ -148,11 +148,28 @@ struct Message<'a> {
     content: Option<&'a RawValue>,
 }
 
-/// One content block: the fields of every known type.
+/// A content block's type.
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    Text,
+    Thinking,
+    ToolUse,
+    ToolResult,
+    Image,
+    Document,
+    #[serde(other)]
+    Other,
+}
+
+/// One content block: the fields of every known type. The general reading
+/// keeps `input` and `content` as borrowed raw JSON; the one-pass reading
+/// decodes them as it meets them ([`FastResult`]).
 #[derive(Deserialize)]
-struct Block<'a> {
+#[serde(bound(deserialize = "I: Deserialize<'de>, C: Deserialize<'de>"))]
+struct Block<I, C> {
     #[serde(rename = "type", default)]
-    kind: Option<String>,
+    kind: Option<Kind>,
     #[serde(default)]
     text: Option<String>,
     #[serde(default)]
@@ -161,14 +178,191 @@ struct Block<'a> {
     id: Option<String>,
     #[serde(default)]
     name: Option<String>,
-    #[serde(default, borrow)]
-    input: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    content: Option<&'a RawValue>,
+    #[serde(default)]
+    input: Option<I>,
+    #[serde(default)]
+    content: Option<C>,
     #[serde(default)]
     tool_use_id: Option<String>,
     #[serde(default)]
     is_error: Option<bool>,
+}
+
+/// A tool call's input as an event holds it.
+trait Input {
+    fn into_raw(self) -> Box<RawValue>;
+}
+
+impl Input for &RawValue {
+    fn into_raw(self) -> Box<RawValue> {
+        raw_copy(self)
+    }
+}
+
+impl Input for Box<RawValue> {
+    fn into_raw(self) -> Box<RawValue> {
+        self
+    }
+}
+
+/// A tool result's content as text ([`result_text`]).
+trait Output {
+    fn into_text(self) -> String;
+}
+
+impl Output for &RawValue {
+    fn into_text(self) -> String {
+        result_text(Some(self))
+    }
+}
+
+/// What one block becomes once the record's role is known; `None` from
+/// [`Block::item`] means the block is kept as it was written.
+enum Item {
+    Text(String),
+    Thinking(String),
+    ToolUse {
+        id: Option<String>,
+        name: String,
+        input: Box<RawValue>,
+    },
+    ToolResult {
+        id: Option<String>,
+        output: String,
+        is_error: bool,
+    },
+    Attachment,
+    Raw(Box<RawValue>),
+}
+
+/// The record's role, as the blocks' meaning depends on it.
+#[derive(Clone, Copy)]
+struct Role {
+    user: bool,
+    assistant: bool,
+    /// The record carries a tool result: its text is model input.
+    with_results: bool,
+}
+
+impl<I: Input, C: Output> Block<I, C> {
+    fn item(self, role: Role) -> Option<Item> {
+        Some(match self.kind? {
+            Kind::Text => Item::Text(self.text?),
+            Kind::Thinking if role.assistant => Item::Thinking(self.thinking?),
+            Kind::ToolUse if role.assistant => Item::ToolUse {
+                id: self.id.filter(|i| !i.is_empty()),
+                name: self.name?,
+                input: self
+                    .input
+                    .map_or_else(|| raw_from_str("{}"), Input::into_raw),
+            },
+            Kind::ToolResult => Item::ToolResult {
+                id: self.tool_use_id,
+                output: self.content.map(Output::into_text).unwrap_or_default(),
+                is_error: self.is_error.unwrap_or(false),
+            },
+            Kind::Image | Kind::Document if role.user && !role.with_results => Item::Attachment,
+            _ => return None,
+        })
+    }
+}
+
+/// A `message` line read in one pass: every block decoded as it is met.
+/// A line this reading cannot take whole (another record type, content
+/// given as a string, a block it would keep as raw JSON, anything
+/// malformed) is read again the general way, which decides what it
+/// becomes; where this reading succeeds, the general one gives the same
+/// events.
+#[derive(Deserialize)]
+struct FastLine {
+    #[serde(rename = "type")]
+    kind: FastKind,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    timestamp: Option<String>,
+    message: FastMessage,
+}
+
+/// What the one-pass reading made of a `message` line.
+struct FastRecord {
+    id: Option<String>,
+    timestamp: Option<String>,
+    role: Role,
+    items: Vec<Item>,
+}
+
+#[derive(Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum FastKind {
+    Message,
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+struct FastMessage {
+    role: FastRole,
+    content: Vec<Block<Box<RawValue>, FastResult>>,
+}
+
+#[derive(Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum FastRole {
+    User,
+    Assistant,
+    #[serde(other)]
+    Other,
+}
+
+/// A tool result's content as [`result_text`] reads it, in one pass: a
+/// string, or a list of parts that each hold a `text` (anything else is
+/// left to the general reading, which keeps it as written).
+enum FastResult {
+    Text(String),
+    Parts(Vec<String>),
+}
+
+impl Output for FastResult {
+    fn into_text(self) -> String {
+        match self {
+            FastResult::Text(s) => s,
+            FastResult::Parts(p) => p.join("\n"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FastResult {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Part {
+            text: String,
+        }
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FastResult;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or a list of text parts")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FastResult, E> {
+                Ok(FastResult::Text(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<FastResult, E> {
+                Ok(FastResult::Text(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<FastResult, A::Error> {
+                let mut parts = Vec::new();
+                while let Some(p) = seq.next_element::<Part>()? {
+                    parts.push(p.text);
+                }
+                Ok(FastResult::Parts(parts))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Whether user text is something Droid added: it opens with one of
@@ -193,7 +387,7 @@ struct DroidParser {
     session: Option<String>,
 }
 
-/// The events of one record, numbered as they are added.
+/// The events of one record, numbered as they are emitted.
 struct Out<'o> {
     session: String,
     tag: String,
@@ -203,7 +397,6 @@ struct Out<'o> {
     record: String,
     timestamp: Option<String>,
     n: u32,
-    events: Vec<Event>,
     out: &'o mut dyn FnMut(Event),
 }
 
@@ -215,8 +408,6 @@ impl Out<'_> {
         }
     }
 
-    /// Held until the record is done (attachments are counted onto the
-    /// human message of the record).
     fn push(&mut self, payload: Payload) {
         let source = Source {
             record: self.record.clone(),
@@ -226,17 +417,12 @@ impl Out<'_> {
         let mut ev = Event::new(ID, self.session.clone(), self.next_id(), source, payload);
         ev.timestamp.clone_from(&self.timestamp);
         self.n += 1;
-        self.events.push(ev);
-    }
-
-    fn finish(self) {
-        for ev in self.events {
-            (self.out)(ev);
-        }
+        (self.out)(ev);
     }
 }
 
 impl DroidParser {
+    /// A `message` record's `message`, the general way.
     fn message(o: &mut Out<'_>, raw: &RawValue) {
         let Ok(m) = serde_json::from_str::<Message<'_>>(raw.get()) else {
             o.push(Payload::ProviderRaw {
@@ -245,11 +431,13 @@ impl DroidParser {
             return;
         };
         let role = string(m.role);
+        let text_block;
         let blocks: Vec<&RawValue> = match m.content {
             Some(c) if c.get().trim_start().starts_with('"') => {
                 let text = string(Some(c)).unwrap_or_default();
-                let block = serde_json::json!({"type": "text", "text": text}).to_string();
-                return Self::blocks(o, role.as_deref(), &[raw_from_str(&block).as_ref()]);
+                text_block =
+                    raw_from_str(&serde_json::json!({"type": "text", "text": text}).to_string());
+                vec![text_block.as_ref()]
             }
             Some(c) => match serde_json::from_str(c.get()) {
                 Ok(b) => b,
@@ -262,113 +450,132 @@ impl DroidParser {
             },
             None => Vec::new(),
         };
-        Self::blocks(o, role.as_deref(), &blocks);
+        let parsed: Vec<Option<Block<&RawValue, &RawValue>>> = blocks
+            .iter()
+            .map(|b| serde_json::from_str(b.get()).ok())
+            .collect();
+        let role = Role {
+            user: role.as_deref() == Some("user"),
+            assistant: role.as_deref() == Some("assistant"),
+            with_results: parsed
+                .iter()
+                .flatten()
+                .any(|b| b.kind == Some(Kind::ToolResult)),
+        };
+        let items = blocks
+            .iter()
+            .zip(parsed)
+            .map(|(raw, b)| {
+                b.and_then(|b| b.item(role))
+                    .unwrap_or_else(|| Item::Raw(raw_copy(raw)))
+            })
+            .collect();
+        Self::items(o, role, items);
     }
 
-    fn blocks(o: &mut Out<'_>, role: Option<&str>, blocks: &[&RawValue]) {
-        let user = role == Some("user");
-        let assistant = role == Some("assistant");
-        let parsed: Vec<Option<Block<'_>>> = blocks
-            .iter()
-            .map(|b| serde_json::from_str::<Block<'_>>(b.get()).ok())
-            .collect();
-        let with_results = parsed
-            .iter()
-            .flatten()
-            .any(|b| b.kind.as_deref() == Some("tool_result"));
-        let mut attachments = 0u32;
-        for (raw, b) in blocks.iter().zip(parsed) {
-            let Some(b) = b else {
-                o.push(Payload::ProviderRaw {
-                    record: raw_copy(raw),
-                });
-                continue;
-            };
-            let kind = b.kind.clone();
-            match (kind.as_deref(), b) {
-                (
-                    Some("text"),
-                    Block {
-                        text: Some(text), ..
-                    },
-                ) => {
-                    let payload = if assistant {
-                        Payload::AssistantMessage { text }
-                    } else if !user {
-                        Payload::SystemMessage {
-                            category: SystemCategory::InjectedContext,
-                            text,
-                        }
-                    } else if with_results {
-                        Payload::SystemMessage {
-                            category: SystemCategory::ModelInput,
-                            text,
-                        }
-                    } else if is_injected(&text) {
-                        Payload::SystemMessage {
-                            category: SystemCategory::InjectedContext,
-                            text,
-                        }
-                    } else {
-                        Payload::UserMessage {
-                            text,
-                            attachments: 0,
-                        }
-                    };
-                    o.push(payload);
-                }
-                (
-                    Some("thinking"),
-                    Block {
-                        thinking: Some(text),
-                        ..
-                    },
-                ) if assistant => o.push(Payload::Thinking { text }),
-                (
-                    Some("tool_use"),
-                    Block {
-                        name: Some(name),
-                        id,
-                        input,
-                        ..
-                    },
-                ) if assistant => {
-                    let id = id.filter(|i| !i.is_empty()).unwrap_or_else(|| o.next_id());
-                    o.push(Payload::ToolCall {
-                        tool_call_id: id,
-                        name,
-                        input: raw_from_str(input.map_or("{}", RawValue::get)),
-                    });
-                }
-                (Some("tool_result"), b) => {
-                    let id = b.tool_use_id.unwrap_or_else(|| o.next_id());
-                    o.push(Payload::ToolResult {
-                        tool_call_id: id,
-                        output: result_text(b.content),
-                        is_error: b.is_error.unwrap_or(false),
-                    });
-                }
-                (Some("image" | "document"), _) if user && !with_results => attachments += 1,
-                _ => o.push(Payload::ProviderRaw {
-                    record: raw_copy(raw),
-                }),
-            }
+    /// A `message` line read in one pass, if it can be ([`FastLine`]).
+    fn fast(text: &str) -> Option<FastRecord> {
+        let line = serde_json::from_str::<FastLine>(text).ok()?;
+        if line.kind != FastKind::Message {
+            return None;
         }
-        if attachments > 0 {
-            let human = o.events.iter_mut().find_map(|e| match &mut e.payload {
-                Payload::UserMessage { attachments, .. } => Some(attachments),
-                _ => None,
-            });
-            match human {
-                Some(a) => *a += attachments,
-                None => {
-                    for _ in 0..attachments {
-                        o.push(Payload::ProviderRaw {
-                            record: raw_from_str("{\"type\":\"attachment\"}"),
-                        });
+        let m = line.message;
+        let role = Role {
+            user: m.role == FastRole::User,
+            assistant: m.role == FastRole::Assistant,
+            with_results: m.content.iter().any(|b| b.kind == Some(Kind::ToolResult)),
+        };
+        let items = m
+            .content
+            .into_iter()
+            .map(|b| b.item(role))
+            .collect::<Option<_>>()?;
+        Some(FastRecord {
+            id: line.id,
+            timestamp: line.timestamp,
+            role,
+            items,
+        })
+    }
+
+    /// The events of a record's blocks. Attachments are counted onto the
+    /// record's first human message (`provider.raw` when it has none).
+    fn items(o: &mut Out<'_>, role: Role, items: Vec<Item>) {
+        let mut attachments = items
+            .iter()
+            .filter(|i| matches!(i, Item::Attachment))
+            .count();
+        for item in items {
+            let payload = match item {
+                Item::Text(text) if role.assistant => Payload::AssistantMessage { text },
+                Item::Text(text) => {
+                    let category = if !role.user {
+                        Some(SystemCategory::InjectedContext)
+                    } else if role.with_results {
+                        Some(SystemCategory::ModelInput)
+                    } else if is_injected(&text) {
+                        Some(SystemCategory::InjectedContext)
+                    } else {
+                        None
+                    };
+                    match category {
+                        Some(category) => Payload::SystemMessage { category, text },
+                        None => Payload::UserMessage {
+                            text,
+                            attachments: u32::try_from(std::mem::take(&mut attachments))
+                                .unwrap_or(u32::MAX),
+                        },
                     }
                 }
-            }
+                Item::Thinking(text) => Payload::Thinking { text },
+                Item::ToolUse { id, name, input } => Payload::ToolCall {
+                    tool_call_id: id.unwrap_or_else(|| o.next_id()),
+                    name,
+                    input,
+                },
+                Item::ToolResult {
+                    id,
+                    output,
+                    is_error,
+                } => Payload::ToolResult {
+                    tool_call_id: id.unwrap_or_else(|| o.next_id()),
+                    output,
+                    is_error,
+                },
+                Item::Attachment => continue,
+                Item::Raw(record) => Payload::ProviderRaw { record },
+            };
+            o.push(payload);
+        }
+        for _ in 0..attachments {
+            o.push(Payload::ProviderRaw {
+                record: raw_from_str("{\"type\":\"attachment\"}"),
+            });
+        }
+    }
+}
+
+impl DroidParser {
+    /// The collector of one record's events.
+    fn out<'o>(
+        &self,
+        offset: u64,
+        (record, base): (String, Option<String>),
+        timestamp: Option<String>,
+        out: &'o mut dyn FnMut(Event),
+    ) -> Out<'o> {
+        Out {
+            session: self
+                .session
+                .clone()
+                .unwrap_or_else(|| self.ctx.session_hint.clone()),
+            tag: self.ctx.file_tag.clone(),
+            base: base.unwrap_or_else(|| offset_id(&self.ctx.file_tag, offset, 0)),
+            offset,
+            record,
+            timestamp,
+            n: 0,
+            out,
         }
     }
 }
@@ -381,80 +588,13 @@ impl RecordParser for DroidParser {
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed> {
         let text = std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)?;
-        let line = match serde_json::from_str::<Line<'_>>(text) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                serde_json::from_str::<&RawValue>(text)
-                    .map_err(|_| Malformed::from_json_error(bytes, &e))?;
-                None
-            }
-        };
-        let kind = line.as_ref().and_then(|l| string(l.kind));
-        let id = line
-            .as_ref()
-            .and_then(|l| string(l.id))
-            .filter(|s| !s.is_empty());
-        if kind.as_deref() == Some("session_start") && self.session.is_none() {
-            self.session.clone_from(&id);
+        if let Some(r) = Self::fast(text) {
+            let base = r.id.filter(|s| !s.is_empty());
+            let mut o = self.out(offset, ("message".into(), base), r.timestamp, out);
+            Self::items(&mut o, r.role, r.items);
+            return Ok(());
         }
-        let mut o = Out {
-            session: self
-                .session
-                .clone()
-                .unwrap_or_else(|| self.ctx.session_hint.clone()),
-            tag: self.ctx.file_tag.clone(),
-            base: offset_id(&self.ctx.file_tag, offset, 0),
-            offset,
-            record: kind.clone().unwrap_or_else(|| "unknown".into()),
-            timestamp: line.as_ref().and_then(|l| string(l.timestamp)),
-            n: 0,
-            events: Vec::new(),
-            out,
-        };
-        let raw = || Payload::ProviderRaw {
-            record: raw_from_str(text),
-        };
-        let info = |topic: &str| Payload::ProviderInfo {
-            topic: topic.to_owned(),
-            data: raw_from_str(text),
-        };
-        match (kind.as_deref(), &line) {
-            (Some("session_start"), _) => {
-                o.push(info("session_meta"));
-                o.push(info("title"));
-            }
-            (Some("message"), Some(l)) => {
-                if let Some(id) = &id {
-                    o.base.clone_from(id);
-                }
-                match l.message {
-                    Some(m) => Self::message(&mut o, m),
-                    None => o.push(raw()),
-                }
-            }
-            (Some("compaction_state"), Some(l)) => {
-                if let Some(id) = &id {
-                    o.base.clone_from(id);
-                }
-                match string(l.summary).filter(|s| !s.trim().is_empty()) {
-                    Some(summary) => o.push(Payload::SystemMessage {
-                        category: SystemCategory::Compaction,
-                        text: summary,
-                    }),
-                    None => o.push(info("compaction_state")),
-                }
-            }
-            (Some(t @ ("todo_state" | "session_settings" | "agent_turn_outcome")), _) => {
-                if let Some(id) = &id {
-                    o.base.clone_from(id);
-                }
-                let t = t.to_owned();
-                o.push(info(&t));
-            }
-            _ => o.push(raw()),
-        }
-        o.finish();
-        Ok(())
+        self.general(offset, bytes, text, out)
     }
 
     fn state(&self) -> serde_json::Value {
@@ -477,6 +617,84 @@ impl RecordParser for DroidParser {
                 .map_err(|e| Malformed::WrongShape(e.to_string()))?
                 .session
         };
+        Ok(())
+    }
+}
+
+impl DroidParser {
+    /// Any line, the general way (the one-pass reading aside): each field
+    /// kept raw, then read by the record's type.
+    fn general(
+        &mut self,
+        offset: u64,
+        bytes: &[u8],
+        text: &str,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
+        let line = match serde_json::from_str::<Line<'_>>(text) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                serde_json::from_str::<&RawValue>(text)
+                    .map_err(|_| Malformed::from_json_error(bytes, &e))?;
+                None
+            }
+        };
+        let kind = line.as_ref().and_then(|l| string(l.kind));
+        let id = line
+            .as_ref()
+            .and_then(|l| string(l.id))
+            .filter(|s| !s.is_empty());
+        if kind.as_deref() == Some("session_start") && self.session.is_none() {
+            self.session.clone_from(&id);
+        }
+        // Records of these types are named by their own id.
+        let base = match (kind.as_deref(), &line) {
+            (
+                Some(
+                    "message" | "compaction_state" | "todo_state" | "session_settings"
+                    | "agent_turn_outcome",
+                ),
+                Some(_),
+            ) => id,
+            _ => None,
+        };
+        let mut o = self.out(
+            offset,
+            (kind.clone().unwrap_or_else(|| "unknown".into()), base),
+            line.as_ref().and_then(|l| string(l.timestamp)),
+            out,
+        );
+        let raw = || Payload::ProviderRaw {
+            record: raw_from_str(text),
+        };
+        let info = |topic: &str| Payload::ProviderInfo {
+            topic: topic.to_owned(),
+            data: raw_from_str(text),
+        };
+        match (kind.as_deref(), &line) {
+            (Some("session_start"), _) => {
+                o.push(info("session_meta"));
+                o.push(info("title"));
+            }
+            (Some("message"), Some(l)) => match l.message {
+                Some(m) => Self::message(&mut o, m),
+                None => o.push(raw()),
+            },
+            (Some("compaction_state"), Some(l)) => {
+                match string(l.summary).filter(|s| !s.trim().is_empty()) {
+                    Some(summary) => o.push(Payload::SystemMessage {
+                        category: SystemCategory::Compaction,
+                        text: summary,
+                    }),
+                    None => o.push(info("compaction_state")),
+                }
+            }
+            (Some(t @ ("todo_state" | "session_settings" | "agent_turn_outcome")), _) => {
+                let t = t.to_owned();
+                o.push(info(&t));
+            }
+            _ => o.push(raw()),
+        }
         Ok(())
     }
 }

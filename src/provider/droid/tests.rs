@@ -137,3 +137,67 @@ fn a_reminder_inside_the_humans_block_makes_it_injected() {
     assert!(!is_injected("fix it\n\nContents of the report are fine"));
     assert!(!is_injected("fix the <system-reminder> handling"));
 }
+
+/// The one-pass reading of `message` lines and the general one give the
+/// same events for every shape, including those the one pass hands over;
+/// the common shapes are taken by the one pass.
+#[test]
+fn message_lines_read_in_one_pass_match_the_general_reading() {
+    let fast = [
+        r#"{"type":"message","id":"m1","timestamp":"T","message":{"role":"user","content":[{"type":"text","text":"fix \"it\"\n"},{"type":"text","text":"Contents of a.ts:\nx"},{"type":"image","source":{"data":"AA=="}}]}}"#,
+        r#"{"type":"message","id":"m2","timestamp":"T","message":{"role":"assistant","content":[{"type":"thinking","thinking":"hm"},{"type":"text","text":"ok"},{"type":"tool_use","id":"c1","name":"Read","input":{"file_path":"a.ts","n":[1,2]}}]}}"#,
+        r#"{"type":"message","id":"m3","message":{"role":"assistant","content":[{"type":"tool_use","id":"","name":"Run"},{"type":"tool_use","name":"Run","input":null}]}}"#,
+        r#"{"type":"message","id":"m4","timestamp":"T","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"c1","content":"out\n","is_error":true},{"type":"text","text":"beside"}]}}"#,
+        r#"{"type":"message","id":"m5","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"c1","content":[{"type":"text","text":"A"},{"type":"text","text":"B"}]},{"type":"tool_result","content":null}]}}"#,
+        r#"{"message":{"content":[{"text":"key order","type":"text"}],"role":"user"},"id":"m6","type":"message"}"#,
+        r#"{"type":"message","id":"m7","message":{"role":"user","content":[{"type":"image","source":{}},{"type":"document"}]}}"#,
+        r#"{"type":"message","id":"","timestamp":null,"message":{"role":"system","content":[{"type":"text","text":"from elsewhere"}]}}"#,
+        r#"{"type":"message","id":"m8","message":{"role":"assistant","content":[]}}"#,
+    ];
+    let general_only = [
+        r#"{"type":"message","id":"g1","message":{"role":"assistant","content":"a string"}}"#,
+        r#"{"type":"message","id":"g2","message":{"role":"assistant","content":[{"type":"redacted_thinking","data":"x"}]}}"#,
+        r#"{"type":"message","id":"g3","message":{"role":"user","content":[{"type":"thinking","thinking":"not the human's"}]}}"#,
+        r#"{"type":"message","id":"g4","message":{"role":"user","content":[{"type":"tool_result","content":[{"type":"image"}]}]}}"#,
+        r#"{"type":"message","id":"g5","message":{"role":"user","content":[{"type":"tool_result","content":{"k":1}}]}}"#,
+        r#"{"type":"message","id":"g6","message":{"role":"assistant","content":[{"type":"text"},{"type":3},"loose"]}}"#,
+        r#"{"type":"message","id":"g7","message":{"role":"user","content":[{"type":"tool_result","content":"r"},{"type":"image"}]}}"#,
+        r#"{"type":"message","id":7,"message":{"role":"assistant","content":[{"type":"text","text":"x"}]}}"#,
+        r#"{"type":"message","id":"g8","message":{"content":[{"type":"text","text":"no role"}]}}"#,
+        r#"{"type":"message","id":"g9","message":{"role":"assistant","content":[{"type":"text","text":"x","text":"y"}]}}"#,
+        r#"{"type":"message","id":"g10","message":"not an object"}"#,
+        r#"{"type":"message","id":"g11"}"#,
+        r#"{"type":"todo_state","id":"t1","message":{"role":"user","content":[]}}"#,
+        r#"{"type":"session_start","id":"s1"}"#,
+        r#"{"type":"message","message":{"role":"assistant","content":[{"type":"text","text":"x"}]},"type":"message"}"#,
+        r#"{"type":"message","id":"g12","message":{"role":"assistant","content":[{"type":"text","text":"x"}]},"timestamp":5}"#,
+        "{oops",
+    ];
+    let mut events = 0;
+    for (line, one_pass) in fast
+        .iter()
+        .map(|l| (l, true))
+        .chain(general_only.iter().map(|l| (l, false)))
+    {
+        assert_eq!(DroidParser::fast(line).is_some(), one_pass, "{line}");
+        let mut p = DroidParser {
+            ctx: ctx(),
+            session: None,
+        };
+        let mut q = DroidParser {
+            ctx: ctx(),
+            session: None,
+        };
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let ra = p.record(9, line.as_bytes(), &mut |e| a.push(e));
+        let rb = q.general(9, line.as_bytes(), line, &mut |e| b.push(e));
+        assert_eq!(ra.is_ok(), rb.is_ok(), "{line}");
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap(),
+            "{line}"
+        );
+        events += b.len();
+    }
+    assert!(events > fast.len() + general_only.len(), "{events}");
+}
