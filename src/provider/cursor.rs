@@ -396,7 +396,7 @@ impl State {
     /// The events of a message's blocks.
     fn message(&mut self, o: &mut Out<'_, '_>, user: bool, content: Content<'_>) {
         match content {
-            Content::Text(s) => self.text_block(o, user, &s),
+            Content::Text(s) => self.text_block(o, user, s),
             Content::Blocks(blocks) => {
                 for raw in blocks {
                     self.block(o, user, raw);
@@ -422,7 +422,7 @@ impl State {
                 Block {
                     text: Some(text), ..
                 },
-            ) => self.text_block(o, user, &text),
+            ) => self.text_block(o, user, text),
             (
                 Some("thinking"),
                 Block {
@@ -467,14 +467,12 @@ impl State {
         }
     }
 
-    fn text_block(&self, o: &mut Out<'_, '_>, user: bool, text: &str) {
+    fn text_block(&self, o: &mut Out<'_, '_>, user: bool, text: String) {
         if !user {
-            o.push(Payload::AssistantMessage {
-                text: text.to_owned(),
-            });
+            o.push(Payload::AssistantMessage { text });
             return;
         }
-        let split = split_user_text(text);
+        let split = split_user_text(&text);
         if !split.before.trim().is_empty() {
             o.push(Payload::SystemMessage {
                 category: context_category(split.before),
