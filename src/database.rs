@@ -447,7 +447,7 @@ pub fn read_opencode(
 ) -> Increment {
     let mut parser = OpenCodeParser::default();
     let mut reset = None;
-    if !cursor.parser.is_null() && parser.restore(&cursor.parser).is_err() {
+    if !cursor.parser.is_null() && parser.restore(&cursor.parser.value()).is_err() {
         parser = OpenCodeParser::default();
         reset = Some(crate::reader::Reset::BadState);
     }
@@ -507,7 +507,7 @@ pub fn read_opencode(
         cursor: Cursor {
             offset: 0,
             identity,
-            parser: parser.state(),
+            parser: parser.state().into(),
         },
         reset,
         diagnostics,
@@ -1077,7 +1077,7 @@ fn read_opencode_store(
     out: &mut dyn FnMut(Event),
 ) -> Increment {
     let mut parser = provider.parser(ctx);
-    let read_before = !cursor.parser.is_null() && parser.restore(&cursor.parser).is_ok();
+    let read_before = !cursor.parser.is_null() && parser.restore(&cursor.parser.value()).is_ok();
     let identity = std::fs::metadata(session_file)
         .ok()
         .map(|m| crate::reader::FileIdentity::of(&m));
@@ -1105,7 +1105,7 @@ fn read_opencode_store(
         cursor: Cursor {
             offset: 0,
             identity,
-            parser: parser.state(),
+            parser: parser.state().into(),
         },
         reset: None,
         diagnostics,
@@ -1266,7 +1266,7 @@ impl RecordReader<'_> {
     ) -> Increment {
         let mut parser = self.provider.parser(self.ctx);
         let mut reset = None;
-        if !self.cursor.parser.is_null() && parser.restore(&self.cursor.parser).is_err() {
+        if !self.cursor.parser.is_null() && parser.restore(&self.cursor.parser.value()).is_err() {
             parser = self.provider.parser(self.ctx);
             reset = Some(crate::reader::Reset::BadState);
         }
@@ -1309,7 +1309,7 @@ impl RecordReader<'_> {
             cursor: Cursor {
                 offset: 0,
                 identity,
-                parser: parser.state(),
+                parser: parser.state().into(),
             },
             reset,
             diagnostics,

@@ -77,7 +77,59 @@ pub struct Cursor {
     pub identity: Option<FileIdentity>,
     /// Provider parser context at `offset` ([`RecordParser::state`]).
     #[serde(default)]
-    pub parser: serde_json::Value,
+    pub parser: ParserState,
+}
+
+/// A parser's context ([`RecordParser::state`]) as compact JSON text.
+///
+/// The daemon keeps a cursor for every file it knows, twice (the parse
+/// stage's and the orchestrator's): as a [`serde_json::Value`] a small
+/// object costs a map node of some 600 bytes and an allocation per key
+/// and string, as text about its length. It reads and writes as the JSON
+/// value itself, so the state files are unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParserState(Option<Box<str>>);
+
+impl ParserState {
+    /// No context (JSON `null`): the parser starts fresh.
+    pub fn is_null(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// The context as a JSON value, to [`RecordParser::restore`].
+    pub fn value(&self) -> serde_json::Value {
+        self.0
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The context as JSON text (`null` when there is none).
+    pub fn as_json(&self) -> &str {
+        self.0.as_deref().unwrap_or("null")
+    }
+}
+
+impl From<serde_json::Value> for ParserState {
+    fn from(v: serde_json::Value) -> ParserState {
+        if v.is_null() {
+            ParserState(None)
+        } else {
+            ParserState(Some(v.to_string().into_boxed_str()))
+        }
+    }
+}
+
+impl Serialize for ParserState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ParserState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ParserState, D::Error> {
+        serde_json::Value::deserialize(d).map(ParserState::from)
+    }
 }
 
 /// Why a read started over from the beginning of the file.
@@ -213,7 +265,7 @@ pub fn read_increment(
         cursor: Cursor {
             offset: end,
             identity: Some(identity),
-            parser: parser.state(),
+            parser: parser.state().into(),
         },
         reset,
         diagnostics,
@@ -241,7 +293,7 @@ fn resume_point(
                 len,
             }),
         )
-    } else if !cursor.parser.is_null() && parser.restore(&cursor.parser).is_err() {
+    } else if !cursor.parser.is_null() && parser.restore(&cursor.parser.value()).is_err() {
         (0, Some(Reset::BadState))
     } else {
         (cursor.offset, None)
@@ -665,5 +717,31 @@ mod tests {
         assert_eq!(ids, [0]);
         assert!(diags.is_empty());
         assert_eq!(end, 8);
+    }
+
+    #[test]
+    fn parser_state_is_kept_as_its_json_text_and_reads_and_writes_as_the_value() {
+        let state = serde_json::json!({
+            "session": "00000000-0ab3-4ee9-98f8-585fd289cc1f",
+            "last_time": "2026-01-08T00:01:02.000Z",
+            "began": true,
+        });
+        let on_disk = serde_json::json!({"offset": 7, "identity": null, "parser": state});
+        let cursor: Cursor = serde_json::from_value(on_disk.clone()).unwrap();
+        // Held as the compact text, nothing more: no map of values.
+        assert_eq!(cursor.parser.as_json(), state.to_string());
+        assert_eq!(std::mem::size_of::<ParserState>(), 16);
+        assert_eq!(cursor.parser.value(), state);
+        // Written back as the same JSON value: state files are unchanged.
+        assert_eq!(serde_json::to_value(&cursor).unwrap(), on_disk);
+        // No context is `null`, and stays so.
+        let none: Cursor = serde_json::from_str(r#"{"offset": 0, "parser": null}"#).unwrap();
+        assert!(none.parser.is_null());
+        assert_eq!(none.parser.value(), serde_json::Value::Null);
+        assert_eq!(
+            serde_json::to_value(&none).unwrap()["parser"],
+            serde_json::Value::Null
+        );
+        assert_eq!(none, Cursor::default());
     }
 }

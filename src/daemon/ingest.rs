@@ -7,7 +7,7 @@
 //! flushed only after that; a crash re-delivers, and a replaying pass
 //! drops what it already saw by event-id fingerprints.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -131,6 +131,22 @@ impl FileRec {
         }
     }
 
+    /// The session id, committed or pending.
+    fn session_id(&self) -> Option<&str> {
+        self.st
+            .session_id
+            .as_deref()
+            .or(self.pending.session_id.as_deref())
+    }
+
+    /// The newest activity, committed or pending.
+    fn last_activity(&self) -> Option<&str> {
+        self.st
+            .last_activity
+            .as_deref()
+            .max(self.pending.last_activity.as_deref())
+    }
+
     /// Committed plus pending, for status.
     fn view(&self) -> FileState {
         let mut v = self.st.clone();
@@ -159,7 +175,9 @@ pub(super) struct Ingest {
     store: Store,
     /// Titles are derived here (for status and the state files), redacted.
     redactor: Arc<Redactor>,
-    pub(super) files: HashMap<FileKey, FileRec>,
+    /// Boxed: with the records inline the table's spare slots (up to
+    /// half of it) would each cost a whole record.
+    pub(super) files: HashMap<FileKey, Box<FileRec>>,
     /// Bumped by every `&mut self` method (the only way `files` changes
     /// outside tests), so [`Ingest::summary`] is rebuilt only after a
     /// change: an idle daemon with thousands of sessions rewrites its
@@ -226,7 +244,7 @@ impl Ingest {
                 report.skip(st.provider, st.path.clone(), quarantined(&q.reason));
             }
             let key = (st.provider, st.path.clone());
-            self.files.insert(key, FileRec::from_state(st));
+            self.files.insert(key, Box::new(FileRec::from_state(st)));
         }
         tracing::info!(
             files = self.files.len(),
@@ -297,7 +315,7 @@ impl Ingest {
         let rec = self
             .files
             .entry((provider, path.clone()))
-            .or_insert_with(|| FileRec::new(provider, &path));
+            .or_insert_with(|| Box::new(FileRec::new(provider, &path)));
         rec.st.quarantine = Some(Quarantine {
             reason: reason.clone(),
             identity,
@@ -337,7 +355,7 @@ impl Ingest {
         let rec = self
             .files
             .entry((b.provider, b.path.clone()))
-            .or_insert_with(|| FileRec::new(b.provider, &b.path));
+            .or_insert_with(|| Box::new(FileRec::new(b.provider, &b.path)));
         if b.replay && rec.replay_set.is_none() {
             let mut set = match self.store.load_ids(b.provider, &b.path, rec.st.ids_len) {
                 Ok(s) => s,
@@ -489,39 +507,70 @@ impl Ingest {
         }
     }
 
+    /// Every file is grouped into its session by reference; only the
+    /// sessions shown (at most [`super::status::MAX_SESSIONS`]) get a row.
+    /// Rows for all of them were built, then cut: with 10,000 sessions a
+    /// few MiB at each status write, which the heap kept.
     fn build_summary(&self) -> SessionSummary {
-        let mut sessions: BTreeMap<(ProviderId, String), SessionStatus> = BTreeMap::new();
-        let mut ids: HashMap<ProviderId, (HashSet<String>, usize)> = HashMap::new();
-        for ((provider, path), rec) in &self.files {
-            let v = rec.view();
-            let id = v.session_id.clone().unwrap_or_else(|| provider::stem(path));
-            let pp = ids.entry(*provider).or_default();
-            pp.0.insert(id.clone());
-            pp.1 += 1;
-            let s = sessions
-                .entry((*provider, id.clone()))
-                .or_insert_with(|| SessionStatus::new(id, *provider));
-            add_file(s, &v, rec.last_ingest_us, path);
-        }
-        let mut sessions: Vec<SessionStatus> = sessions.into_values().collect();
-        for s in &mut sessions {
-            s.files.sort();
+        // (provider, session id, file, record), grouped by the first two.
+        let mut files: Vec<(ProviderId, std::borrow::Cow<'_, str>, &Path, &FileRec)> = self
+            .files
+            .iter()
+            .map(|((provider, path), rec)| {
+                let id = match rec.session_id() {
+                    Some(id) => std::borrow::Cow::Borrowed(id),
+                    None => std::borrow::Cow::Owned(provider::stem(path)),
+                };
+                (*provider, id, path.as_path(), &**rec)
+            })
+            .collect();
+        // Stable: a session's files keep the table's order (its title is
+        // its first file's that has one).
+        files.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let mut per_provider: HashMap<ProviderId, (usize, usize)> = HashMap::new();
+        // Each session: its files' range, newest activity, latest ingest.
+        let mut sessions: Vec<(std::ops::Range<usize>, Option<&str>, u64)> = Vec::new();
+        let mut start = 0;
+        while start < files.len() {
+            let (provider, id) = (files[start].0, &files[start].1);
+            let end = start
+                + files[start..]
+                    .iter()
+                    .take_while(|f| f.0 == provider && &f.1 == id)
+                    .count();
+            let group = &files[start..end];
+            let last_activity = group.iter().filter_map(|f| f.3.last_activity()).max();
+            let last_ingest = group.iter().map(|f| f.3.last_ingest_us).max().unwrap_or(0);
+            let pp = per_provider.entry(provider).or_default();
+            pp.0 += 1;
+            pp.1 += group.len();
+            sessions.push((start..end, last_activity, last_ingest));
+            start = end;
         }
         sessions.sort_by(|a, b| {
-            b.last_activity
-                .cmp(&a.last_activity)
-                .then(b.last_ingest_unix_us.cmp(&a.last_ingest_unix_us))
-                .then(a.id.cmp(&b.id))
+            b.1.cmp(&a.1)
+                .then(b.2.cmp(&a.2))
+                .then(files[a.0.start].1.cmp(&files[b.0.start].1))
         });
         let total = sessions.len();
         sessions.truncate(super::status::MAX_SESSIONS);
+        let sessions = sessions
+            .into_iter()
+            .map(|(range, _, _)| {
+                let group = &files[range];
+                let (provider, id) = (group[0].0, group[0].1.to_string());
+                let mut s = SessionStatus::new(id, provider);
+                for (_, _, path, rec) in group {
+                    add_file(&mut s, &rec.view(), rec.last_ingest_us, path);
+                }
+                s.files.sort();
+                s
+            })
+            .collect();
         SessionSummary {
             sessions,
             total,
-            per_provider: ids
-                .into_iter()
-                .map(|(p, (ids, files))| (p, (ids.len(), files)))
-                .collect(),
+            per_provider,
         }
     }
 }

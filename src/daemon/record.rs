@@ -226,8 +226,9 @@ struct SessionData {
 struct Sess {
     data: SessionData,
     meta: MetaCollector,
-    /// The latest human message (commands slice it by line).
-    last_message: Option<Event>,
+    /// The latest human message while its command events may follow
+    /// (commands slice it by line); `None` once another event came.
+    last_message: Option<Box<Event>>,
     /// File that holds the human messages (replayed for snapshots).
     main_path: Option<PathBuf>,
     /// Events that arrived while a snapshot was pending, not yet handled.
@@ -314,7 +315,9 @@ pub(crate) struct Recorder {
     /// Fingerprints of decided commands, across sessions (copies are refused).
     seen: SeenCommands,
     seen_dirty: bool,
-    sessions: HashMap<SessionKey, Sess>,
+    /// Boxed: a session's record is large and most sessions are idle; a
+    /// table of them inline would keep its spare slots' worth too.
+    sessions: HashMap<SessionKey, Box<Sess>>,
     writers: HashMap<String, WriterHandle>,
     /// Number of the next replay request.
     next_request: u64,
@@ -488,7 +491,7 @@ impl Recorder {
         for &(ev, live) in events {
             let key = SessionKey::of(ev);
             let sess = self.sessions.entry(key.clone()).or_insert_with(|| {
-                Sess::new(
+                Box::new(Sess::new(
                     SessionData {
                         gen: 0,
                         provider: key.provider.as_str().to_owned(),
@@ -497,7 +500,7 @@ impl Recorder {
                         recordings: BTreeMap::new(),
                     },
                     self.redactor.clone(),
-                )
+                ))
             });
             if sess.snapshot_pending() {
                 sess.defer(path, ev, live);
@@ -529,8 +532,14 @@ impl Recorder {
         };
         sess.meta.observe(ev);
         if ev.is_human_message() {
-            sess.last_message = Some(ev.clone());
-            sess.main_path = Some(path.to_path_buf());
+            sess.last_message = Some(Box::new(ev.clone()));
+            if sess.main_path.as_deref() != Some(path) {
+                sess.main_path = Some(path.to_path_buf());
+            }
+        } else if !matches!(ev.payload, Payload::KatoCommand { .. }) {
+            // A message's command events come right after it (the parse
+            // stage derives them there): past them it is not needed.
+            sess.last_message = None;
         }
         if let Payload::KatoCommand { .. } = &ev.payload {
             self.command(key, ev, live, stages);

@@ -424,14 +424,15 @@ mod tests {
         let store = Store::open(dir.path(), test_redactor()).unwrap();
         let token = format!("ghp_{}", "k7Qz".repeat(9));
         let mut st = sample("/s/secret.jsonl");
-        st.cursor.parser = serde_json::json!({"pending_user": {"text": format!("use {token}")}});
+        st.cursor.parser =
+            serde_json::json!({"pending_user": {"text": format!("use {token}")}}).into();
         store.save(&mut st, &[]).unwrap();
         let key = Store::key(st.provider, &st.path);
         let text = fs::read_to_string(store.json_path(&key)).unwrap();
         assert!(!text.contains(&token), "{text}");
         assert!(text.contains("use [REDACTED:GITHUB_TOKEN]"), "{text}");
         // In memory the context stays whole; on disk it reads back.
-        assert!(st.cursor.parser.to_string().contains(&token));
+        assert!(st.cursor.parser.as_json().contains(&token));
         let (states, corrupt) = store.load_all();
         assert!(corrupt.is_empty());
         assert_eq!(states.len(), 1);
@@ -442,7 +443,7 @@ mod tests {
             cursor: Cursor {
                 offset: 42,
                 identity: Some(FileIdentity { dev: 1, ino: 2 }),
-                parser: serde_json::json!({"n": 1}),
+                parser: serde_json::json!({"n": 1}).into(),
             },
             size: 42,
             events: 3,

@@ -698,3 +698,72 @@ fn a_file_whose_events_wait_behind_a_snapshot_keeps_its_persisted_cursor() {
     );
     assert!(d.ingest.next_flush().is_some(), "the flush is tried again");
 }
+
+#[test]
+fn the_summary_shows_the_newest_sessions_of_many_and_counts_them_all() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = test_daemon(&tmp.path().join("state"));
+    let n = status::MAX_SESSIONS + 25;
+    // Session i has one file, every tenth a second one; its activity is
+    // its number of minutes, so the newest is the highest.
+    for i in 0..n {
+        let files = if i % 10 == 0 { 2 } else { 1 };
+        for f in 0..files {
+            let mut ev = Event::new(
+                ProviderId::Claude,
+                format!("s{i:05}"),
+                format!("s{i}:{f}"),
+                Source {
+                    record: "x".into(),
+                    offset: 0,
+                    file: None,
+                },
+                Payload::ProviderRaw {
+                    record: raw_from_str("{}"),
+                },
+            );
+            ev.timestamp = Some(format!("2026-01-01T{:02}:{:02}:00Z", i / 60, i % 60));
+            d.handle(ToOrch::Batch(Batch {
+                provider: ProviderId::Claude,
+                path: PathBuf::from(format!("/r/s{i}-{f}.jsonl")),
+                live_from: 0,
+                replay: false,
+                events: vec![ev],
+                commit: Some(Commit {
+                    cursor: Cursor {
+                        offset: 1,
+                        ..Cursor::default()
+                    },
+                    size: 1,
+                    mtime_ns: 0,
+                    reset: None,
+                    diagnostics: 0,
+                    bytes: 1,
+                }),
+            }));
+        }
+    }
+    let summary = d.ingest.summary();
+    assert_eq!(summary.total, n);
+    assert_eq!(
+        summary.per_provider[&ProviderId::Claude],
+        (n, n + n.div_ceil(10))
+    );
+    assert_eq!(summary.sessions.len(), status::MAX_SESSIONS);
+    let ids: Vec<&str> = summary.sessions.iter().map(|s| s.id.as_str()).collect();
+    let want: Vec<String> = (n - status::MAX_SESSIONS..n)
+        .rev()
+        .map(|i| format!("s{i:05}"))
+        .collect();
+    assert_eq!(ids, want);
+    let s = &summary.sessions[n - 1 - 2020];
+    assert_eq!(s.id, "s02020");
+    assert_eq!(
+        s.files,
+        [
+            PathBuf::from("/r/s2020-0.jsonl"),
+            PathBuf::from("/r/s2020-1.jsonl")
+        ]
+    );
+    assert_eq!(s.events, 2);
+}

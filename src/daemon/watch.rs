@@ -304,7 +304,7 @@ fn starts_over(provider: &dyn Provider, entry: &Entry, identity: FileIdentity, l
         || (!entry.cursor.parser.is_null()
             && provider
                 .parser(&entry.ctx)
-                .restore(&entry.cursor.parser)
+                .restore(&entry.cursor.parser.value())
                 .is_err())
 }
 
@@ -314,7 +314,8 @@ pub(crate) struct Stage<W: Watch> {
     roots: Vec<(PathBuf, bool)>,
     /// Watched directories and when the watch was added.
     watched: HashMap<PathBuf, SystemTime>,
-    files: HashMap<PathBuf, Entry>,
+    /// Boxed, so the table's spare slots stay small.
+    files: HashMap<PathBuf, Box<Entry>>,
     dirty: BTreeSet<PathBuf>,
     backlog: VecDeque<PathBuf>,
     retries: BTreeMap<PathBuf, Instant>,
@@ -368,7 +369,7 @@ impl<W: Watch> Stage<W> {
                 .unwrap_or(ctx);
             files.insert(
                 k.path,
-                Entry {
+                Box::new(Entry {
                     ctx,
                     cursor: k.cursor,
                     size: k.size,
@@ -377,7 +378,7 @@ impl<W: Watch> Stage<W> {
                     attempts: 0,
                     skip: 0,
                     quarantined: k.quarantined,
-                },
+                }),
             );
         }
         Stage {
@@ -708,7 +709,7 @@ impl<W: Watch> Stage<W> {
         };
         self.files.insert(
             path.to_path_buf(),
-            Entry {
+            Box::new(Entry {
                 ctx,
                 cursor: Cursor::default(),
                 size: 0,
@@ -717,7 +718,7 @@ impl<W: Watch> Stage<W> {
                 attempts: 0,
                 skip: 0,
                 quarantined: None,
-            },
+            }),
         );
         if born {
             self.dirty.insert(path.to_path_buf());

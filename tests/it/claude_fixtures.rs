@@ -498,7 +498,7 @@ fn poisoned_lines_are_skipped_and_the_rest_survives() {
         .collect();
     assert_eq!(got, want);
     assert_eq!(
-        inc.cursor.parser,
+        inc.cursor.parser.value(),
         serde_json::json!({"session": "poison", "began": true})
     );
 }

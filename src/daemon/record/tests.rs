@@ -652,3 +652,27 @@ fn a_large_intent_held_by_a_full_export_disk_is_saved_as_the_snapshot_not_logged
     assert_eq!(w.ids("x.jsonl"), expected);
     assert_eq!(sizes("log"), 0);
 }
+
+#[test]
+fn a_human_message_is_kept_only_until_its_command_events_have_passed() {
+    let mut w = World::new();
+    let (mut r, mut st) = w.recorder();
+    let key = super::SessionKey {
+        provider: ProviderId::Claude,
+        session: "s1".into(),
+    };
+    // (That a command takes its slice of the message with the batches cut
+    // anywhere: `one_event_per_batch_with_the_replay_at_any_point`.)
+    let msg = w.human("u1", "first line\n::record\nthe rest");
+    assert_eq!(msg.len(), 2, "the message and its command");
+    // The message and its command arrive in two batches: it is kept.
+    deliver(&mut r, &mut st, &msg[..1], true);
+    assert!(r.sessions[&key].last_message.is_some());
+    deliver(&mut r, &mut st, &msg[1..], true);
+    assert!(r.sessions[&key].last_message.is_some());
+    // Past its command events nothing needs it: released.
+    let reply = w.reply("a2", "a reply");
+    deliver(&mut r, &mut st, &reply, true);
+    assert!(r.sessions[&key].last_message.is_none());
+    r.shutdown();
+}
