@@ -528,36 +528,28 @@ impl Ingest {
         // its first file's that has one).
         files.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let mut per_provider: HashMap<ProviderId, (usize, usize)> = HashMap::new();
-        // Each session: its files' range, newest activity, latest ingest.
-        let mut sessions: Vec<(std::ops::Range<usize>, Option<&str>, u64)> = Vec::new();
-        let mut start = 0;
-        while start < files.len() {
-            let (provider, id) = (files[start].0, &files[start].1);
-            let end = start
-                + files[start..]
-                    .iter()
-                    .take_while(|f| f.0 == provider && &f.1 == id)
-                    .count();
-            let group = &files[start..end];
-            let last_activity = group.iter().filter_map(|f| f.3.last_activity()).max();
-            let last_ingest = group.iter().map(|f| f.3.last_ingest_us).max().unwrap_or(0);
-            let pp = per_provider.entry(provider).or_default();
-            pp.0 += 1;
-            pp.1 += group.len();
-            sessions.push((start..end, last_activity, last_ingest));
-            start = end;
-        }
+        // Each session: its files, newest activity, latest ingest.
+        let mut sessions: Vec<(&[_], Option<&str>, u64)> = files
+            .chunk_by(|a, b| (a.0, &a.1) == (b.0, &b.1))
+            .map(|group| {
+                let pp = per_provider.entry(group[0].0).or_default();
+                pp.0 += 1;
+                pp.1 += group.len();
+                let last_activity = group.iter().filter_map(|f| f.3.last_activity()).max();
+                let last_ingest = group.iter().map(|f| f.3.last_ingest_us).max().unwrap_or(0);
+                (group, last_activity, last_ingest)
+            })
+            .collect();
         sessions.sort_by(|a, b| {
             b.1.cmp(&a.1)
                 .then(b.2.cmp(&a.2))
-                .then(files[a.0.start].1.cmp(&files[b.0.start].1))
+                .then(a.0[0].1.cmp(&b.0[0].1))
         });
         let total = sessions.len();
         sessions.truncate(super::status::MAX_SESSIONS);
         let sessions = sessions
             .into_iter()
-            .map(|(range, _, _)| {
-                let group = &files[range];
+            .map(|(group, _, _)| {
                 let (provider, id) = (group[0].0, group[0].1.to_string());
                 let mut s = SessionStatus::new(id, provider);
                 for (_, _, path, rec) in group {

@@ -422,6 +422,29 @@ impl Out<'_> {
 }
 
 impl DroidParser {
+    /// The collector of one record's events.
+    fn out<'o>(
+        &self,
+        offset: u64,
+        (record, base): (String, Option<String>),
+        timestamp: Option<String>,
+        out: &'o mut dyn FnMut(Event),
+    ) -> Out<'o> {
+        Out {
+            session: self
+                .session
+                .clone()
+                .unwrap_or_else(|| self.ctx.session_hint.clone()),
+            tag: self.ctx.file_tag.clone(),
+            base: base.unwrap_or_else(|| offset_id(&self.ctx.file_tag, offset, 0)),
+            offset,
+            record,
+            timestamp,
+            n: 0,
+            out,
+        }
+    }
+
     /// A `message` record's `message`, the general way.
     fn message(o: &mut Out<'_>, raw: &RawValue) {
         let Ok(m) = serde_json::from_str::<Message<'_>>(raw.get()) else {
@@ -430,14 +453,20 @@ impl DroidParser {
             });
             return;
         };
-        let role = string(m.role);
-        let text_block;
+        let role_name = string(m.role);
+        let (user, assistant) = (
+            role_name.as_deref() == Some("user"),
+            role_name.as_deref() == Some("assistant"),
+        );
         let blocks: Vec<&RawValue> = match m.content {
             Some(c) if c.get().trim_start().starts_with('"') => {
+                let role = Role {
+                    user,
+                    assistant,
+                    with_results: false,
+                };
                 let text = string(Some(c)).unwrap_or_default();
-                text_block =
-                    raw_from_str(&serde_json::json!({"type": "text", "text": text}).to_string());
-                vec![text_block.as_ref()]
+                return Self::items(o, role, vec![Item::Text(text)]);
             }
             Some(c) => match serde_json::from_str(c.get()) {
                 Ok(b) => b,
@@ -455,8 +484,8 @@ impl DroidParser {
             .map(|b| serde_json::from_str(b.get()).ok())
             .collect();
         let role = Role {
-            user: role.as_deref() == Some("user"),
-            assistant: role.as_deref() == Some("assistant"),
+            user,
+            assistant,
             with_results: parsed
                 .iter()
                 .flatten()
@@ -508,25 +537,23 @@ impl DroidParser {
         for item in items {
             let payload = match item {
                 Item::Text(text) if role.assistant => Payload::AssistantMessage { text },
-                Item::Text(text) => {
-                    let category = if !role.user {
-                        Some(SystemCategory::InjectedContext)
-                    } else if role.with_results {
-                        Some(SystemCategory::ModelInput)
-                    } else if is_injected(&text) {
-                        Some(SystemCategory::InjectedContext)
-                    } else {
-                        None
-                    };
-                    match category {
-                        Some(category) => Payload::SystemMessage { category, text },
-                        None => Payload::UserMessage {
-                            text,
-                            attachments: u32::try_from(std::mem::take(&mut attachments))
-                                .unwrap_or(u32::MAX),
-                        },
-                    }
-                }
+                Item::Text(text) if !role.user => Payload::SystemMessage {
+                    category: SystemCategory::InjectedContext,
+                    text,
+                },
+                Item::Text(text) if role.with_results => Payload::SystemMessage {
+                    category: SystemCategory::ModelInput,
+                    text,
+                },
+                Item::Text(text) if is_injected(&text) => Payload::SystemMessage {
+                    category: SystemCategory::InjectedContext,
+                    text,
+                },
+                Item::Text(text) => Payload::UserMessage {
+                    text,
+                    attachments: u32::try_from(std::mem::take(&mut attachments))
+                        .unwrap_or(u32::MAX),
+                },
                 Item::Thinking(text) => Payload::Thinking { text },
                 Item::ToolUse { id, name, input } => Payload::ToolCall {
                     tool_call_id: id.unwrap_or_else(|| o.next_id()),
@@ -551,31 +578,6 @@ impl DroidParser {
             o.push(Payload::ProviderRaw {
                 record: raw_from_str("{\"type\":\"attachment\"}"),
             });
-        }
-    }
-}
-
-impl DroidParser {
-    /// The collector of one record's events.
-    fn out<'o>(
-        &self,
-        offset: u64,
-        (record, base): (String, Option<String>),
-        timestamp: Option<String>,
-        out: &'o mut dyn FnMut(Event),
-    ) -> Out<'o> {
-        Out {
-            session: self
-                .session
-                .clone()
-                .unwrap_or_else(|| self.ctx.session_hint.clone()),
-            tag: self.ctx.file_tag.clone(),
-            base: base.unwrap_or_else(|| offset_id(&self.ctx.file_tag, offset, 0)),
-            offset,
-            record,
-            timestamp,
-            n: 0,
-            out,
         }
     }
 }
@@ -690,8 +692,7 @@ impl DroidParser {
                 }
             }
             (Some(t @ ("todo_state" | "session_settings" | "agent_turn_outcome")), _) => {
-                let t = t.to_owned();
-                o.push(info(&t));
+                o.push(info(t));
             }
             _ => o.push(raw()),
         }
