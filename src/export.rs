@@ -305,7 +305,7 @@ enum Msg {
     Events(Vec<Event>),
     /// Bytes of the session's files read so far (for the progress bar).
     Progress(u64),
-    Done(Skipped, RedactionStats),
+    Done(Skipped),
     Failed(String),
 }
 
@@ -412,6 +412,7 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     };
     let parse_session = session.clone();
     let meta_redactor = redactor.clone();
+    let parse_redactor = redactor.clone();
     let hidden = Hidden::of(req);
     let (spent_tx, spent_rx) = std::sync::mpsc::sync_channel(IN_FLIGHT);
     let (parse_tx, parse_rx) = std::sync::mpsc::sync_channel::<Msg>(stage::STAGE_QUEUE);
@@ -428,7 +429,7 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
             parse_stage(
                 &parse_session,
                 limits,
-                &redactor,
+                &parse_redactor,
                 hidden,
                 &parse_tx,
                 &spent_rx,
@@ -469,15 +470,12 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
         inner: sink(out_file, req.dry_run),
         bytes: 0,
     };
-    let rendered = write_stage(
-        &parse_rx,
-        meta,
-        Some(&spent_tx),
-        spool,
-        req,
-        &mut w,
-        &mut progress,
-    )?;
+    let inbox = Inbox {
+        rx: &parse_rx,
+        spent: Some(&spent_tx),
+        redactor: &redactor,
+    };
+    let rendered = write_stage(inbox, meta, spool, req, &mut w, &mut progress)?;
     progress.finish();
     w.flush().map_err(|e| Error::io("writing the export", e))?;
     if let (Some(head), Some(file), Some(path)) = (&rendered.prepend, &written, &output) {
@@ -665,7 +663,6 @@ fn parse_stage(
     mut position: crate::progress::Position,
 ) {
     let mut skipped = Skipped::default();
-    let mut stats = RedactionStats::default();
     let mut batch = Vec::with_capacity(BATCH);
     let mut bytes = 0usize;
     let mut closed = false;
@@ -674,14 +671,14 @@ fn parse_stage(
     // threads do not contend for the allocator's locks; and waiting for
     // them bounds the batches in flight.
     let mut out = 0usize;
-    // Redaction happens here, before anything is rendered: no renderer can
-    // forget it.
+    // Events are redacted by the write stage, as each batch arrives and
+    // before anything sees it: the parse stage, which reads the files, is
+    // the busier of the two.
     let r = stream_session(session, limits, &mut skipped, &mut |mut ev| {
         if closed {
             return;
         }
         hidden.strip(&mut ev);
-        redactor.redact_event(&mut ev, &mut stats);
         bytes += text_size(&ev);
         let at = position.at(ev.source.offset);
         batch.push(ev);
@@ -723,7 +720,7 @@ fn parse_stage(
                     s.detail = d;
                 }
             }
-            Msg::Done(skipped, stats)
+            Msg::Done(skipped)
         }
         Err(e) => Msg::Failed(e.to_string()),
     };
@@ -933,6 +930,16 @@ fn take_meta(
     }
 }
 
+/// What the write stage gets from the parse stage, and how it hands it on.
+struct Inbox<'a> {
+    /// The parse stage's events and messages.
+    rx: &'a std::sync::mpsc::Receiver<Msg>,
+    /// Where rendered batches go back to be freed (see [`parse_stage`]).
+    spent: Option<&'a std::sync::mpsc::SyncSender<Vec<Event>>>,
+    /// Applied to every event as it arrives, before anything reads it.
+    redactor: &'a Redactor,
+}
+
 /// Where a Markdown export's metadata comes from when the write stage
 /// cannot fold it itself.
 struct MetaSource<'a> {
@@ -960,9 +967,8 @@ struct MetaSource<'a> {
 /// is returned for the caller to insert.
 // Long because: the render loop and the metadata hand-off share state; this is the hot path.
 fn write_stage(
-    rx: &std::sync::mpsc::Receiver<Msg>,
+    parse: Inbox<'_>,
     meta: Option<MetaSource<'_>>,
-    spent: Option<&std::sync::mpsc::SyncSender<Vec<Event>>>,
     spool: SpoolBounds,
     req: &Request,
     w: &mut dyn Write,
@@ -989,6 +995,7 @@ fn write_stage(
     let mut started = false;
     let mut done = None;
     let mut prepend = None;
+    let mut redactions = RedactionStats::default();
     loop {
         if let (Some((src, _)), Some(r)) = (pending.as_mut(), md.as_mut()) {
             let held = r.get_mut().held();
@@ -1042,7 +1049,7 @@ fn write_stage(
             }
         }
         if pending.is_none() {
-            if let Some((skipped, redactions)) = done.take() {
+            if let Some(skipped) = done.take() {
                 if let Some(r) = md {
                     r.finish().map_err(werr)?;
                 }
@@ -1052,14 +1059,19 @@ fn write_stage(
                 return Ok(Rendered {
                     events,
                     skipped,
-                    redactions,
+                    redactions: std::mem::take(&mut redactions),
                     abandoned: started,
                     prepend,
                 });
             }
         }
-        match rx.recv().map_err(|_| stage_ended())? {
-            Msg::Events(batch) => {
+        match parse.rx.recv().map_err(|_| stage_ended())? {
+            Msg::Events(mut batch) => {
+                // Redaction first: no renderer and no metadata fold sees
+                // an event before it.
+                for ev in &mut batch {
+                    parse.redactor.redact_event(ev, &mut redactions);
+                }
                 for ev in &batch {
                     if let Some((_, collector)) = pending.as_mut() {
                         collector.observe(ev);
@@ -1071,13 +1083,13 @@ fn write_stage(
                     }
                     events += 1;
                 }
-                if let Some(back) = spent {
+                if let Some(back) = parse.spent {
                     // Never full: it holds at most the batches in flight.
                     // Gone (the parse stage ended): freed here.
                     let _ = back.try_send(batch);
                 }
             }
-            Msg::Done(skipped, redactions) => done = Some((skipped, redactions)),
+            Msg::Done(skipped) => done = Some(skipped),
             Msg::Progress(at) => progress.update(at),
             Msg::Meta(_) => {}
             Msg::Failed(e) => return Err(Error::io("reading the session", io::Error::other(e))),
@@ -1186,8 +1198,7 @@ mod tests {
         for b in evs.chunks(7) {
             tx.send(Msg::Events(b.to_vec())).unwrap();
         }
-        tx.send(Msg::Done(Skipped::default(), RedactionStats::default()))
-            .unwrap();
+        tx.send(Msg::Done(Skipped::default())).unwrap();
         rx
     }
 
@@ -1213,15 +1224,13 @@ mod tests {
         w: &mut dyn Write,
     ) -> Result<Rendered> {
         let mut off = crate::progress::Progress::off();
-        write_stage(
+        let redactor = Redactor::new(&Default::default()).unwrap();
+        let inbox = Inbox {
             rx,
-            Some(src),
-            None,
-            bounds,
-            &markdown_request(),
-            w,
-            &mut off,
-        )
+            spent: None,
+            redactor: &redactor,
+        };
+        write_stage(inbox, Some(src), bounds, &markdown_request(), w, &mut off)
     }
 
     /// Feed the write stage the events in batches of 7, with the given
@@ -1344,8 +1353,7 @@ mod tests {
         let run = |msg: Option<Msg>, spool_max: usize| {
             let (tx, rx) = sync_channel(8);
             tx.send(Msg::Events(events())).unwrap();
-            tx.send(Msg::Done(Skipped::default(), RedactionStats::default()))
-                .unwrap();
+            tx.send(Msg::Done(Skipped::default())).unwrap();
             let (mrx, go, stage) = meta_stage(msg);
             let session = session();
             let src = MetaSource {

@@ -164,32 +164,13 @@ struct Line<'a> {
     kind: Option<&'a RawValue>,
 }
 
-/// The common line, read in one pass: `role` and `type` strings, a
-/// `message` object whose `content` is a string or an array. Any other
-/// shape fails this and is read by the general path ([`Line`]), which
-/// reads such a line to the same events.
-#[derive(Deserialize)]
-struct FastLine<'a> {
-    #[serde(default, borrow)]
-    role: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, borrow)]
-    message: Option<FastMessage<'a>>,
-    #[serde(rename = "type", default, borrow)]
-    kind: Option<std::borrow::Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct FastMessage<'a> {
-    #[serde(default, borrow)]
-    content: Option<Content<'a>>,
-}
-
-/// A message's `content`: a string or an array of blocks (kept raw: an
-/// unknown block is shown as it was written).
+/// A message's `content` as the general reading takes it: a string, or
+/// an array of blocks kept raw (an unknown block is shown as it was
+/// written).
 enum Content<'a> {
     Text(String),
     Blocks(Vec<&'a RawValue>),
-    /// Anything else, kept raw (general path only).
+    /// Anything else, kept raw.
     Other(&'a RawValue),
 }
 
@@ -229,25 +210,239 @@ struct Message<'a> {
     content: Option<&'a RawValue>,
 }
 
-/// One content block: the fields of every known type.
+/// A content block's type.
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    Text,
+    Thinking,
+    ToolUse,
+    ToolResult,
+    #[serde(other)]
+    Other,
+}
+
+/// One content block: the fields of every known type. The general reading
+/// keeps `input` and `content` as borrowed raw JSON; the one-pass reading
+/// decodes them as it meets them ([`FastResult`]).
 #[derive(Deserialize)]
-struct Block<'a> {
+#[serde(bound(deserialize = "I: Deserialize<'de>, C: Deserialize<'de>"))]
+struct Block<I, C> {
     #[serde(rename = "type", default)]
-    kind: Option<String>,
+    kind: Option<Kind>,
     #[serde(default)]
     text: Option<String>,
     #[serde(default)]
     thinking: Option<String>,
     #[serde(default)]
     name: Option<String>,
-    #[serde(default, borrow)]
-    input: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    content: Option<&'a RawValue>,
+    #[serde(default)]
+    input: Option<I>,
+    #[serde(default)]
+    content: Option<C>,
     #[serde(default)]
     tool_use_id: Option<String>,
     #[serde(default)]
     is_error: Option<bool>,
+}
+
+/// What one block becomes; `None` from [`Block::item`] means the block
+/// is kept as it was written.
+enum Item {
+    Text(String),
+    Thinking(String),
+    ToolUse {
+        name: String,
+        input: Box<RawValue>,
+    },
+    ToolResult {
+        id: Option<String>,
+        output: String,
+        is_error: bool,
+    },
+    Raw(Box<RawValue>),
+}
+
+impl<I: Input, C: Output> Block<I, C> {
+    fn item(self, user: bool) -> Option<Item> {
+        Some(match self.kind? {
+            Kind::Text => Item::Text(self.text?),
+            Kind::Thinking if !user => Item::Thinking(self.thinking?),
+            Kind::ToolUse if !user => Item::ToolUse {
+                name: self.name?,
+                input: self
+                    .input
+                    .map_or_else(|| raw_from_str("{}"), Input::into_raw),
+            },
+            Kind::ToolResult => Item::ToolResult {
+                id: self.tool_use_id.filter(|s| !s.is_empty()),
+                output: self.content.map(Output::into_text).unwrap_or_default(),
+                is_error: self.is_error.unwrap_or(false),
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// A tool call's input as an event holds it.
+pub(super) trait Input {
+    fn into_raw(self) -> Box<RawValue>;
+}
+
+impl Input for &RawValue {
+    fn into_raw(self) -> Box<RawValue> {
+        raw_copy(self)
+    }
+}
+
+impl Input for Box<RawValue> {
+    fn into_raw(self) -> Box<RawValue> {
+        self
+    }
+}
+
+/// A tool result's content as text ([`result_text`]).
+pub(super) trait Output {
+    fn into_text(self) -> String;
+}
+
+impl Output for &RawValue {
+    fn into_text(self) -> String {
+        result_text(Some(self))
+    }
+}
+
+/// A tool result's content as [`result_text`] reads it, in one pass: a
+/// string, or a list of parts that each hold a `text` (anything else is
+/// left to the general reading, which keeps it as written).
+pub(super) enum FastResult {
+    Text(String),
+    Parts(Vec<String>),
+}
+
+impl Output for FastResult {
+    fn into_text(self) -> String {
+        match self {
+            FastResult::Text(s) => s,
+            FastResult::Parts(p) => p.join("\n"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FastResult {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Part {
+            text: String,
+        }
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FastResult;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or a list of text parts")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FastResult, E> {
+                Ok(FastResult::Text(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<FastResult, E> {
+                Ok(FastResult::Text(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<FastResult, A::Error> {
+                let mut parts = Vec::new();
+                while let Some(p) = seq.next_element::<Part>()? {
+                    parts.push(p.text);
+                }
+                Ok(FastResult::Parts(parts))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A `user` or `assistant` line read in one pass: every block decoded as
+/// it is met. A line this reading cannot take whole (another role, a block
+/// it would keep as raw JSON, a value of an unexpected type, a key written
+/// twice) is read again the general way ([`CursorParser::general`]), which decides what
+/// it becomes; where this reading succeeds, the general one gives the same
+/// events.
+#[derive(Deserialize)]
+struct FastLine {
+    role: FastRole,
+    message: FastMessage,
+    /// Read only so that a line naming it twice is left to the general
+    /// reading, which refuses it.
+    #[serde(rename = "type", default)]
+    _kind: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum FastRole {
+    User,
+    Assistant,
+}
+
+#[derive(Deserialize)]
+struct FastMessage {
+    content: FastContent,
+}
+
+/// A message's `content` read in one pass: a string, or the blocks.
+enum FastContent {
+    Text(String),
+    Blocks(Vec<Block<Box<RawValue>, FastResult>>),
+}
+
+impl<'de> Deserialize<'de> for FastContent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FastContent;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or an array of content blocks")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FastContent, E> {
+                Ok(FastContent::Text(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<FastContent, E> {
+                Ok(FastContent::Text(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<FastContent, A::Error> {
+                let mut blocks = Vec::with_capacity(seq.size_hint().unwrap_or(2));
+                while let Some(b) = seq.next_element()? {
+                    blocks.push(b);
+                }
+                Ok(FastContent::Blocks(blocks))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// What the one-pass reading made of a line.
+struct FastRecord {
+    user: bool,
+    items: Vec<Item>,
+}
+
+/// A line read in one pass, if it can be ([`FastLine`]).
+fn fast(text: &str) -> Option<FastRecord> {
+    let line = serde_json::from_str::<FastLine>(text).ok()?;
+    let user = line.role == FastRole::User;
+    let items = match line.message.content {
+        FastContent::Text(s) => vec![Item::Text(s)],
+        FastContent::Blocks(blocks) => blocks
+            .into_iter()
+            .map(|b| b.item(user))
+            .collect::<Option<_>>()?,
+    };
+    Some(FastRecord { user, items })
 }
 
 /// The parts of a user text block.
@@ -393,13 +588,17 @@ impl State {
         self.pending.push_back(id);
     }
 
-    /// The events of a message's blocks.
+    /// The events of a message's content, read the general way.
     fn message(&mut self, o: &mut Out<'_, '_>, user: bool, content: Content<'_>) {
         match content {
-            Content::Text(s) => self.text_block(o, user, s),
+            Content::Text(s) => self.item(o, user, Item::Text(s)),
             Content::Blocks(blocks) => {
                 for raw in blocks {
-                    self.block(o, user, raw);
+                    let item = serde_json::from_str::<Block<&RawValue, &RawValue>>(raw.get())
+                        .ok()
+                        .and_then(|b| b.item(user))
+                        .unwrap_or_else(|| Item::Raw(raw_copy(raw)));
+                    self.item(o, user, item);
                 }
             }
             Content::Other(raw) => o.push(Payload::ProviderRaw {
@@ -408,47 +607,26 @@ impl State {
         }
     }
 
-    fn block(&mut self, o: &mut Out<'_, '_>, user: bool, raw: &RawValue) {
-        let Ok(b) = serde_json::from_str::<Block<'_>>(raw.get()) else {
-            o.push(Payload::ProviderRaw {
-                record: raw_copy(raw),
-            });
-            return;
-        };
-        let kind = b.kind.clone();
-        match (kind.as_deref(), b) {
-            (
-                Some("text"),
-                Block {
-                    text: Some(text), ..
-                },
-            ) => self.text_block(o, user, text),
-            (
-                Some("thinking"),
-                Block {
-                    thinking: Some(text),
-                    ..
-                },
-            ) if !user => o.push(Payload::Thinking { text }),
-            (
-                Some("tool_use"),
-                Block {
-                    name: Some(name),
-                    input,
-                    ..
-                },
-            ) if !user => {
+    /// The events of one block.
+    fn item(&mut self, o: &mut Out<'_, '_>, user: bool, item: Item) {
+        match item {
+            Item::Text(text) => self.text_block(o, user, text),
+            Item::Thinking(text) => o.push(Payload::Thinking { text }),
+            Item::ToolUse { name, input } => {
                 let id = o.next_id();
                 self.wait_for_result(id.clone());
                 o.push(Payload::ToolCall {
                     tool_call_id: id,
                     name,
-                    input: raw_from_str(input.map_or("{}", RawValue::get)),
+                    input,
                 });
             }
-            (Some("tool_result"), b) => {
-                let named = b.tool_use_id.filter(|s| !s.is_empty());
-                let id = match named {
+            Item::ToolResult {
+                id,
+                output,
+                is_error,
+            } => {
+                let id = match id {
                     Some(id) => {
                         self.pending.retain(|p| *p != id);
                         id
@@ -457,13 +635,11 @@ impl State {
                 };
                 o.push(Payload::ToolResult {
                     tool_call_id: id,
-                    output: result_text(b.content),
-                    is_error: b.is_error.unwrap_or(false),
+                    output,
+                    is_error,
                 });
             }
-            _ => o.push(Payload::ProviderRaw {
-                record: raw_copy(raw),
-            }),
+            Item::Raw(record) => o.push(Payload::ProviderRaw { record }),
         }
     }
 
@@ -498,7 +674,7 @@ impl State {
 /// unexpected type taken as absent; a line that is not a JSON object is
 /// kept raw when it is JSON at all.
 #[allow(clippy::type_complexity)]
-fn general<'t>(
+fn general_fields<'t>(
     text: &'t str,
     bytes: &[u8],
 ) -> Result<(Option<String>, Option<String>, Option<Content<'t>>), Malformed> {
@@ -526,14 +702,45 @@ impl RecordParser for CursorParser {
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed> {
         let text = std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)?;
-        let (role, kind, content) = match serde_json::from_str::<FastLine<'_>>(text) {
-            Ok(l) => (
-                l.role.map(String::from),
-                l.kind.map(String::from),
-                l.message.and_then(|m| m.content),
-            ),
-            Err(_) => general(text, bytes)?,
-        };
+        if let Some(line) = fast(text) {
+            if offset == 0 {
+                self.no_times(out);
+            }
+            let mut o = Out {
+                ctx: &self.ctx,
+                offset,
+                record: if line.user { "user" } else { "assistant" },
+                n: 0,
+                out,
+            };
+            for item in line.items {
+                self.st.item(&mut o, line.user, item);
+            }
+            return Ok(());
+        }
+        self.general(offset, bytes, text, out)
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::to_value(&self.st).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> Result<(), Malformed> {
+        self.st = super::restore_state::<State>(state)?;
+        Ok(())
+    }
+}
+
+impl CursorParser {
+    /// A line read the general way: every shape, each block on its own.
+    fn general(
+        &mut self,
+        offset: u64,
+        bytes: &[u8],
+        text: &str,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
+        let (role, kind, content) = general_fields(text, bytes)?;
         if offset == 0 {
             self.no_times(out);
         }
@@ -565,15 +772,16 @@ impl RecordParser for CursorParser {
         }
         Ok(())
     }
+}
 
-    fn state(&self) -> serde_json::Value {
-        serde_json::to_value(&self.st).unwrap_or(serde_json::Value::Null)
-    }
-
-    fn restore(&mut self, state: &serde_json::Value) -> Result<(), Malformed> {
-        self.st = super::restore_state::<State>(state)?;
-        Ok(())
-    }
+/// Events (as JSON) and results of `lines` read twice by fresh parsers:
+/// in one pass where a line allows it, and the general way alone
+/// ([`super::read_both_ways`]). The two must agree on any input: unit
+/// tests and the `cursor` fuzz target compare them.
+#[doc(hidden)]
+pub fn read_both_ways(lines: &[&[u8]]) -> [(Vec<String>, Vec<String>); 2] {
+    let ctx = Cursor.named_file(Path::new("agent-transcripts/abc.jsonl"));
+    super::read_both_ways(lines, || CursorParser::new(&ctx), CursorParser::general)
 }
 
 #[cfg(test)]

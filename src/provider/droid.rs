@@ -44,7 +44,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::cursor::{result_text, string};
+use super::cursor::{string, FastResult, Input, Output};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -188,34 +188,6 @@ struct Block<I, C> {
     is_error: Option<bool>,
 }
 
-/// A tool call's input as an event holds it.
-trait Input {
-    fn into_raw(self) -> Box<RawValue>;
-}
-
-impl Input for &RawValue {
-    fn into_raw(self) -> Box<RawValue> {
-        raw_copy(self)
-    }
-}
-
-impl Input for Box<RawValue> {
-    fn into_raw(self) -> Box<RawValue> {
-        self
-    }
-}
-
-/// A tool result's content as text ([`result_text`]).
-trait Output {
-    fn into_text(self) -> String;
-}
-
-impl Output for &RawValue {
-    fn into_text(self) -> String {
-        result_text(Some(self))
-    }
-}
-
 /// What one block becomes once the record's role is known; `None` from
 /// [`Block::item`] means the block is kept as it was written.
 enum Item {
@@ -313,56 +285,6 @@ enum FastRole {
     Assistant,
     #[serde(other)]
     Other,
-}
-
-/// A tool result's content as [`result_text`] reads it, in one pass: a
-/// string, or a list of parts that each hold a `text` (anything else is
-/// left to the general reading, which keeps it as written).
-enum FastResult {
-    Text(String),
-    Parts(Vec<String>),
-}
-
-impl Output for FastResult {
-    fn into_text(self) -> String {
-        match self {
-            FastResult::Text(s) => s,
-            FastResult::Parts(p) => p.join("\n"),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for FastResult {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Part {
-            text: String,
-        }
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = FastResult;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string or a list of text parts")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FastResult, E> {
-                Ok(FastResult::Text(v.to_owned()))
-            }
-            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<FastResult, E> {
-                Ok(FastResult::Text(v))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<FastResult, A::Error> {
-                let mut parts = Vec::new();
-                while let Some(p) = seq.next_element::<Part>()? {
-                    parts.push(p.text);
-                }
-                Ok(FastResult::Parts(parts))
-            }
-        }
-        d.deserialize_any(V)
-    }
 }
 
 /// Whether user text is something Droid added: it opens with one of
@@ -698,6 +620,23 @@ impl DroidParser {
         }
         Ok(())
     }
+}
+
+/// Events (as JSON) and results of `lines` read twice by fresh parsers:
+/// in one pass where a line allows it, and the general way alone
+/// ([`super::read_both_ways`]). The two must agree on any input: unit
+/// tests and the `droid` fuzz target compare them.
+#[doc(hidden)]
+pub fn read_both_ways(lines: &[&[u8]]) -> [(Vec<String>, Vec<String>); 2] {
+    let ctx = Droid.named_file(Path::new("p/4c2e9a10.jsonl"));
+    super::read_both_ways(
+        lines,
+        || DroidParser {
+            ctx: ctx.clone(),
+            session: None,
+        },
+        DroidParser::general,
+    )
 }
 
 #[cfg(test)]

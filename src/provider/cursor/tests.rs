@@ -157,3 +157,80 @@ fn sniffs_its_first_line_only() {
         Sniff::No
     );
 }
+
+#[test]
+fn lines_read_in_one_pass_match_the_general_reading() {
+    let fast_lines = [
+        r#"{"role":"user","message":{"content":[{"type":"text","text":"<git_diff>d</git_diff>\n<user_query>\nfix \"it\"\n</user_query>"}]}}"#,
+        r#"{"role":"assistant","message":{"content":[{"type":"thinking","thinking":"hm"},{"type":"text","text":"ok"},{"type":"tool_use","name":"Shell","input":{"command":"ls","n":[1,2]}},{"type":"tool_use","name":"Read","input":null}]}}"#,
+        r#"{"role":"user","message":{"content":[{"type":"tool_result","content":"out\n","is_error":true},{"type":"tool_result","tool_use_id":"x9","content":[{"type":"text","text":"A"},{"type":"text","text":"B"}]},{"type":"tool_result","tool_use_id":"","content":null}]}}"#,
+        r#"{"role":"assistant","message":{"content":"a string"}}"#,
+        r#"{"message":{"content":[{"text":"key order","type":"text"}]},"role":"user","type":"x"}"#,
+        r#"{"role":"assistant","message":{"content":[]}}"#,
+        r#"{"role":"assistant","message":{"content":[{"type":"tool_result","content":[]}],"model":"m"}}"#,
+    ];
+    let general_only = [
+        r#"{"role":"assistant","message":{"content":[{"type":"redacted_thinking","data":"x"}]}}"#,
+        r#"{"role":"user","message":{"content":[{"type":"thinking","thinking":"not the human's"}]}}"#,
+        r#"{"role":"user","message":{"content":[{"type":"tool_use","name":"Shell"}]}}"#,
+        r#"{"role":"user","message":{"content":[{"type":"tool_result","content":[{"type":"image"}]}]}}"#,
+        r#"{"role":"user","message":{"content":[{"type":"tool_result","content":{"k":1}}]}}"#,
+        r#"{"role":"assistant","message":{"content":[{"type":"text"},{"type":3},"loose"]}}"#,
+        r#"{"role":"assistant","message":{"content":[{"type":"text","text":"x","text":"y"}]}}"#,
+        r#"{"role":"assistant","message":{"content":{"k":1}}}"#,
+        r#"{"role":"assistant","message":{"content":7}}"#,
+        r#"{"role":"assistant","message":"not an object"}"#,
+        r#"{"role":"assistant"}"#,
+        r#"{"role":"system","message":{"content":[{"type":"text","text":"x"}]}}"#,
+        r#"{"role":5,"message":{"content":[{"type":"text","text":"x"}]}}"#,
+        r#"{"role":"user","role":"user","message":{"content":"twice"}}"#,
+        r#"{"role":"user","type":"a","type":"b","message":{"content":"twice"}}"#,
+        r#"{"role":"user","message":{"content":"a","content":"b"}}"#,
+        r#"{"type":"turn_ended","status":"success"}"#,
+        r#"[1,2]"#,
+        "{oops",
+    ];
+    let mut events = 0;
+    for (line, one_pass) in fast_lines
+        .iter()
+        .map(|l| (l, true))
+        .chain(general_only.iter().map(|l| (l, false)))
+    {
+        assert_eq!(fast(line).is_some(), one_pass, "{line}");
+        // A call waiting for a result, so that results are paired alike.
+        let (mut p, mut q) = (CursorParser::new(&ctx()), CursorParser::new(&ctx()));
+        for parser in [&mut p, &mut q] {
+            parser.st.wait_for_result("c0".into());
+        }
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let ra = p.record(0, line.as_bytes(), &mut |e| a.push(e));
+        let rb = q.general(0, line.as_bytes(), line, &mut |e| b.push(e));
+        assert_eq!(ra.is_ok(), rb.is_ok(), "{line}");
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap(),
+            "{line}"
+        );
+        assert_eq!(p.st, q.st, "{line}");
+        events += b.len();
+    }
+    assert!(events > fast_lines.len() + general_only.len(), "{events}");
+}
+
+#[test]
+fn a_transcript_reads_alike_in_one_pass_and_the_general_way() {
+    let lines: Vec<&[u8]> = [
+        r#"{"role":"user","message":{"content":[{"type":"text","text":"<user_query>\n::capture\n</user_query>"}]}}"#,
+        r#"{"role":"assistant","message":{"content":[{"type":"tool_use","name":"Shell","input":{}},{"type":"tool_use","name":"Read"}]}}"#,
+        r#"{"role":"user","message":{"content":[{"type":"tool_result","content":"x"}]}}"#,
+        r#"{"role":"user","message":{"content":[{"type":"tool_result","content":{"k":1}}]}}"#,
+        r#"{"type":"turn_ended","status":"success"}"#,
+        "{oops",
+    ]
+    .iter()
+    .map(|l| l.as_bytes())
+    .collect();
+    let [fast, general] = read_both_ways(&lines);
+    assert_eq!(fast, general);
+    assert!(fast.0.len() >= 6, "{:?}", fast.0);
+}

@@ -201,3 +201,21 @@ fn message_lines_read_in_one_pass_match_the_general_reading() {
     }
     assert!(events > fast.len() + general_only.len(), "{events}");
 }
+
+#[test]
+fn a_session_reads_alike_in_one_pass_and_the_general_way() {
+    let lines: Vec<&[u8]> = [
+        r#"{"type":"session_start","id":"s1","title":"t","cwd":"/p"}"#,
+        r#"{"type":"message","id":"m1","timestamp":"T","message":{"role":"user","content":[{"type":"text","text":"::capture"}]}}"#,
+        r#"{"type":"message","id":"m2","message":{"role":"assistant","content":[{"type":"tool_use","id":"c1","name":"Read","input":{}}]}}"#,
+        r#"{"type":"message","id":"m3","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"c1","content":"x"}]}}"#,
+        r#"{"type":"message","id":"g1","message":{"role":"assistant","content":"a string"}}"#,
+        "{oops",
+    ]
+    .iter()
+    .map(|l| l.as_bytes())
+    .collect();
+    let [fast, general] = read_both_ways(&lines);
+    assert_eq!(fast, general);
+    assert!(fast.0.len() >= 6, "{:?}", fast.0);
+}
