@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 /// Version of the JSONL event schema. Bump on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -115,8 +116,9 @@ impl std::fmt::Display for ProviderId {
 /// Where in the provider's file an event came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
-    /// Provider record type, e.g. `assistant`, `response_item/function_call`.
-    pub record: String,
+    /// Provider record type, e.g. `assistant`, `response_item/function_call`:
+    /// a name a parser knows is not copied for each event.
+    pub record: Cow<'static, str>,
     /// Byte offset of the record's line (JSONL) or message index (documents).
     pub offset: u64,
     /// File tag (file stem) for sessions spread over several files.
@@ -510,6 +512,15 @@ pub fn raw_json<T: Serialize + ?Sized>(value: &T) -> Box<RawValue> {
 /// A raw JSON `null`.
 pub fn null_raw() -> Box<RawValue> {
     RawValue::from_string("null".to_owned()).expect("`null` is valid JSON")
+}
+
+/// A record name as an event's [`Source`] holds it: one of `known` (the
+/// record types a provider usually meets) is shared, any other is copied.
+pub fn record_name(name: &str, known: &[&'static str]) -> Cow<'static, str> {
+    match known.iter().find(|k| **k == name) {
+        Some(k) => Cow::Borrowed(*k),
+        None => Cow::Owned(name.to_owned()),
+    }
 }
 
 /// Copy a raw JSON value a parse produced: no second parse to validate it.

@@ -279,13 +279,13 @@ impl AiderParser {
             .unwrap_or_else(|| self.hint.clone())
     }
 
-    fn event(&self, n: u32, record: &str, payload: Payload) -> Event {
+    fn event(&self, n: u32, record: &'static str, payload: Payload) -> Event {
         Event::new(
             ID,
             self.session_id(),
             offset_id(TAG, self.st.start, n),
             Source {
-                record: record.to_owned(),
+                record: record.into(),
                 offset: self.st.start,
                 file: Some(TAG.to_owned()),
             },

@@ -305,7 +305,7 @@ impl<'a> Thread<'a> {
 
     fn event(&self, id: String, record: &str, index: usize, payload: Payload) -> Event {
         let source = Source {
-            record: record.to_owned(),
+            record: record.to_owned().into(),
             offset: index as u64,
             file: Some(self.ctx.file_tag.clone()),
         };

@@ -794,7 +794,7 @@ impl ClaudeParser {
             copied: false,
             copied_human: false,
             source: Source {
-                record: ty.to_owned(),
+                record: ty.to_owned().into(),
                 offset,
                 file: Some(self.ctx.file_tag.clone()),
             },
@@ -865,7 +865,7 @@ impl ClaudeParser {
             copied,
             copied_human,
             source: Source {
-                record,
+                record: record.into(),
                 offset,
                 file: Some(self.ctx.file_tag.clone()),
             },

@@ -445,7 +445,7 @@ impl<'a> Doc<'a> {
             self.ctx.session_hint.clone(),
             id,
             Source {
-                record: record.to_owned(),
+                record: record.to_owned().into(),
                 offset: i as u64,
                 file: None,
             },

@@ -960,7 +960,7 @@ impl CodexParser {
             self.session_id(),
             event_id,
             Source {
-                record: line.record.clone(),
+                record: line.record.clone().into(),
                 offset: line.offset,
                 file: Some(self.ctx.file_tag.clone()),
             },

@@ -68,7 +68,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::event::raw_copy;
-use crate::event::{null_raw, raw_from_str, Event, Payload, ProviderId, Source, SystemCategory};
+use crate::event::{
+    null_raw, raw_from_str, record_name, Event, Payload, ProviderId, Source, SystemCategory,
+};
 use crate::json_str;
 use crate::provider::{
     first_line_object, offset_id, stem, ConfigSection, FileCtx, Malformed, Provider, RecordParser,
@@ -76,6 +78,17 @@ use crate::provider::{
 };
 
 const ID: ProviderId = ProviderId::Copilot;
+
+/// The event types most lines carry: their names are shared by the
+/// events, not copied ([`record_name`]).
+const RECORDS: &[&str] = &[
+    "tool.execution_start",
+    "tool.execution_complete",
+    "assistant.message",
+    "user.message",
+    "assistant.turn_start",
+    "assistant.turn_end",
+];
 
 /// Tool call ids remembered to recognise a `tool.execution_start` whose
 /// call was already delivered.
@@ -421,7 +434,7 @@ impl EventsParser {
 
     fn source(&self, record: &str, offset: u64) -> Source {
         Source {
-            record: record.to_owned(),
+            record: record_name(record, RECORDS),
             offset,
             file: Some(self.ctx.file_tag.clone()),
         }
@@ -904,9 +917,9 @@ impl LegacyParser {
             .unwrap_or_default();
         let source = Source {
             record: if kind.is_empty() {
-                "timeline".to_owned()
+                "timeline".into()
             } else {
-                format!("timeline/{kind}")
+                format!("timeline/{kind}").into()
             },
             offset: index as u64,
             file: Some(self.ctx.file_tag.clone()),
@@ -1050,7 +1063,7 @@ impl RecordParser for LegacyParser {
                 session.clone(),
                 format!("{}:session", self.ctx.file_tag),
                 Source {
-                    record: "session".to_owned(),
+                    record: "session".into(),
                     offset: 0,
                     file: Some(self.ctx.file_tag.clone()),
                 },

@@ -201,7 +201,7 @@ impl RecordParser for CrushParser {
                 root.clone(),
                 id,
                 Source {
-                    record: record.to_owned(),
+                    record: record.to_owned().into(),
                     offset,
                     file: child.then(|| session.clone()),
                 },

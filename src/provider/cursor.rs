@@ -552,9 +552,9 @@ impl Out<'_, '_> {
 }
 
 /// An event of the file `ctx`.
-fn event(ctx: &FileCtx, id: String, offset: u64, record: &str, payload: Payload) -> Event {
+fn event(ctx: &FileCtx, id: String, offset: u64, record: &'static str, payload: Payload) -> Event {
     let source = Source {
-        record: record.to_owned(),
+        record: record.into(),
         offset,
         file: Some(ctx.file_tag.clone()),
     };

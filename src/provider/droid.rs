@@ -316,7 +316,7 @@ struct Out<'o> {
     /// The record's id, else its offset id.
     base: String,
     offset: u64,
-    record: String,
+    record: std::borrow::Cow<'static, str>,
     timestamp: Option<String>,
     n: u32,
     out: &'o mut dyn FnMut(Event),
@@ -348,7 +348,7 @@ impl DroidParser {
     fn out<'o>(
         &self,
         offset: u64,
-        (record, base): (String, Option<String>),
+        (record, base): (std::borrow::Cow<'static, str>, Option<String>),
         timestamp: Option<String>,
         out: &'o mut dyn FnMut(Event),
     ) -> Out<'o> {
@@ -584,7 +584,7 @@ impl DroidParser {
         };
         let mut o = self.out(
             offset,
-            (kind.clone().unwrap_or_else(|| "unknown".into()), base),
+            (kind.clone().map_or("unknown".into(), Into::into), base),
             line.as_ref().and_then(|l| string(l.timestamp)),
             out,
         );

@@ -477,9 +477,9 @@ impl JsonlParser {
     }
 
     /// An event of this file that is not a message's.
-    fn event(&self, offset: u64, n: u32, record: &str, payload: Payload) -> Event {
+    fn event(&self, offset: u64, n: u32, record: &'static str, payload: Payload) -> Event {
         let source = Source {
-            record: record.to_owned(),
+            record: record.into(),
             offset,
             file: Some(self.ctx.file_tag.clone()),
         };

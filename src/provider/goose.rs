@@ -180,7 +180,7 @@ impl RecordParser for GooseParser {
                 session.clone(),
                 id,
                 Source {
-                    record: record.to_owned(),
+                    record: record.to_owned().into(),
                     offset,
                     file: None,
                 },

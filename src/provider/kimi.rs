@@ -72,7 +72,8 @@ use serde_json::value::RawValue;
 
 use crate::event::raw_copy;
 use crate::event::{
-    raw_from_str, raw_json, Event, Payload, ProviderId, Source, Subagent, SystemCategory,
+    raw_from_str, raw_json, record_name, Event, Payload, ProviderId, Source, Subagent,
+    SystemCategory,
 };
 use crate::provider::{
     first_line_object, offset_id, stem, ConfigSection, FileCtx, Malformed, Provider, RecordParser,
@@ -338,6 +339,18 @@ fn compact(bytes: &[u8]) -> Box<RawValue> {
     raw_from_str(std::str::from_utf8(bytes).unwrap_or("null").trim())
 }
 
+/// The message types most lines carry: their names are shared by the
+/// events, not copied ([`record_name`]).
+const RECORDS: &[&str] = &[
+    "ContentPart",
+    "ToolCall",
+    "ToolResult",
+    "TurnBegin",
+    "StatusUpdate",
+    "StepBegin",
+    "TurnEnd",
+];
+
 /// Pushes the events of one line with consecutive ids.
 struct Emitter<'a, 'o> {
     ctx: &'a FileCtx,
@@ -353,7 +366,7 @@ impl Emitter<'_, '_> {
         let id = offset_id(&self.ctx.file_tag, self.offset, self.n);
         self.n += 1;
         let source = Source {
-            record: record.to_owned(),
+            record: record_name(record, RECORDS),
             offset: self.offset,
             file: Some(self.ctx.file_tag.clone()),
         };
@@ -386,10 +399,19 @@ fn wire_line(emit: &mut Emitter<'_, '_>, bytes: &[u8]) -> Result<(), Malformed> 
     if let Ok(line) = serde_json::from_slice::<FastWireLine>(bytes) {
         if let Some(m) = line.message {
             emit.timestamp = line.timestamp.and_then(epoch_time);
-            if let Body::Known(known) = m.body {
-                if known.emit(emit, &m.kind) {
+            match m.body {
+                Body::Known(known) => {
+                    if known.emit(emit, &m.kind) {
+                        return Ok(());
+                    }
+                }
+                Body::Status(data) => {
+                    let topic = "status".into();
+                    emit.push(&m.kind, Payload::ProviderInfo { topic, data });
                     return Ok(());
                 }
+                Body::Marker => return Ok(()),
+                Body::Other => {}
             }
         }
     }
@@ -422,6 +444,10 @@ struct FastWireLine {
     timestamp: Option<f64>,
     #[serde(default)]
     message: Option<FastEnvelope>,
+    /// Read as the general reading reads it, so that a line it refuses
+    /// (a `type` twice, or not a string) is refused here too.
+    #[serde(rename = "type", default)]
+    _kind: Option<String>,
 }
 
 /// A wire message whose payload was decoded by the `type` read before it.
@@ -440,6 +466,11 @@ enum Known {
 
 enum Body {
     Known(Known),
+    /// A `StatusUpdate`'s payload, kept as written.
+    Status(Box<RawValue>),
+    /// A boundary that makes no event (`StepBegin`, `TurnEnd`,
+    /// `CompactionEnd`).
+    Marker,
     /// Any other type, or a payload read before its type: left to the
     /// general reading.
     Other,
@@ -527,6 +558,11 @@ impl<'de> Deserialize<'de> for FastEnvelope {
                                 Some("ContentPart") => Body::Known(Known::Part(map.next_value()?)),
                                 Some("ToolCall") => Body::Known(Known::Call(map.next_value()?)),
                                 Some("ToolResult") => Body::Known(Known::Result(map.next_value()?)),
+                                Some("StatusUpdate") => Body::Status(map.next_value()?),
+                                Some("StepBegin" | "TurnEnd" | "CompactionEnd") => {
+                                    map.next_value::<serde::de::IgnoredAny>()?;
+                                    Body::Marker
+                                }
                                 _ => {
                                     map.next_value::<serde::de::IgnoredAny>()?;
                                     Body::Other

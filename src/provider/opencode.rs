@@ -808,7 +808,7 @@ impl Ctx<'_> {
             self.root,
             id,
             Source {
-                record: record.to_owned(),
+                record: record.to_owned().into(),
                 offset: self.offset,
                 file: self.file.map(str::to_owned),
             },

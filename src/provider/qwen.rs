@@ -475,7 +475,7 @@ impl QwenParser {
         };
         for (id, payload) in o.events {
             let source = Source {
-                record: record.clone(),
+                record: record.clone().into(),
                 offset,
                 file: Some(self.ctx.file_tag.clone()),
             };

@@ -55,7 +55,7 @@ impl Seq {
             self.session.clone(),
             format!("ev-{n}"),
             Source {
-                record: record.into(),
+                record: record.to_owned().into(),
                 offset: (n as u64) * 100,
                 file: None,
             },

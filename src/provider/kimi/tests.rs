@@ -223,6 +223,12 @@ fn wire_lines_read_in_one_pass_match_the_general_reading() {
         r#"{"timestamp": 5, "message": {"type": "TurnBegin", "type": "ContentPart", "payload": {"user_input": "twice"}}}"#,
         r#"{"timestamp": 5, "message": {"type": "TurnBegin", "payload": {"user_input": "x"}, "payload": {"user_input": "y"}}}"#,
         r#"{"timestamp": 5, "message": {"type": "StatusUpdate", "payload": {"context_usage": 0.5}}}"#,
+        r#"{"timestamp": 5, "message": {"type": "StatusUpdate", "payload": [1, "two", null]}}"#,
+        r#"{"timestamp": 5, "message": {"type": "StepBegin", "payload": {"n": 1}}}"#,
+        r#"{"timestamp": 5, "message": {"type": "TurnEnd", "payload": {}}}"#,
+        r#"{"timestamp": 5, "message": {"type": "CompactionEnd", "payload": null}}"#,
+        r#"{"type": "x", "type": "y", "message": {"type": "TurnBegin", "payload": {"user_input": "x"}}}"#,
+        r#"{"type": 5, "message": {"type": "StepBegin", "payload": {}}}"#,
         r#"{"timestamp": 5, "message": {"type": "Nope", "payload": {}}}"#,
         r#"{"timestamp": 5, "message": {"type": "TurnBegin"}}"#,
         r#"{"timestamp": "late", "message": {"type": "TurnBegin", "payload": {"user_input": "x"}}}"#,
@@ -264,8 +270,9 @@ fn wire_lines_read_in_one_pass_match_the_general_reading() {
         total += general.len();
         errors += usize::from(b.is_err());
     }
-    // Malformed: a timestamp of another type, a key twice (two lines), a
-    // message without its payload. Every other line but the empty text part
+    // Malformed: a timestamp of another type, a key twice (three lines), a
+    // message without its payload, a line `type` that is not a string.
+    // Every other line but the empty text part and the three boundaries
     // makes one event.
-    assert_eq!((errors, total), (4, lines.len() - 5));
+    assert_eq!((errors, total), (6, lines.len() - 10));
 }
