@@ -323,11 +323,11 @@ impl Ingest {
             .files
             .entry((provider, path.clone()))
             .or_insert_with(|| Box::new(FileRec::new(provider, &path)));
-        rec.st.quarantine = Some(Quarantine {
+        rec.st.quarantine = Some(Box::new(Quarantine {
             reason: reason.clone(),
             identity,
             at: rfc3339(SystemTime::now()),
-        });
+        }));
         rec.drop_pending();
         rec.dirty = true;
         self.dirty_since.get_or_insert_with(Instant::now);

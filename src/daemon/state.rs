@@ -78,9 +78,10 @@ pub struct FileState {
     /// Committed length of the `.ids` file, in fingerprints.
     #[serde(default)]
     pub ids_len: u64,
-    /// Set when the file kept crashing its parser; cleared when the file is replaced.
+    /// Set when the file kept crashing its parser; cleared when the file is
+    /// replaced. Boxed: rare, and every file's record would carry its room.
     #[serde(default)]
-    pub quarantine: Option<Quarantine>,
+    pub quarantine: Option<Box<Quarantine>>,
 }
 
 impl FileState {
