@@ -85,10 +85,12 @@ pub struct Cursor {
 /// The daemon keeps a cursor for every file it knows, twice (the parse
 /// stage's and the orchestrator's): as a [`serde_json::Value`] a small
 /// object costs a map node of some 600 bytes and an allocation per key
-/// and string, as text about its length. It reads and writes as the JSON
-/// value itself, so the state files are unchanged.
+/// and string, as text about its length. The text is shared: a clone of
+/// a cursor (the one the parse stage keeps of what it sends) costs no
+/// copy. It reads and writes as the JSON value itself, so the state files
+/// are unchanged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ParserState(Option<Box<str>>);
+pub struct ParserState(Option<std::sync::Arc<str>>);
 
 impl ParserState {
     /// No context (JSON `null`): the parser starts fresh.
@@ -115,7 +117,7 @@ impl From<serde_json::Value> for ParserState {
         if v.is_null() {
             ParserState(None)
         } else {
-            ParserState(Some(v.to_string().into_boxed_str()))
+            ParserState(Some(std::sync::Arc::from(v.to_string())))
         }
     }
 }
@@ -732,6 +734,13 @@ mod tests {
         assert_eq!(cursor.parser.as_json(), state.to_string());
         assert_eq!(std::mem::size_of::<ParserState>(), 16);
         assert_eq!(cursor.parser.value(), state);
+        // A clone (the cursor the parse stage keeps of what it sends)
+        // shares the text.
+        let kept = cursor.clone();
+        let (Some(a), Some(b)) = (&cursor.parser.0, &kept.parser.0) else {
+            panic!("a context");
+        };
+        assert!(std::sync::Arc::ptr_eq(a, b));
         // Written back as the same JSON value: state files are unchanged.
         assert_eq!(serde_json::to_value(&cursor).unwrap(), on_disk);
         // No context is `null`, and stays so.

@@ -98,19 +98,27 @@ impl Agg {
     }
 }
 
+/// A pass in progress: what its batches handled before its commit.
+#[derive(Debug, Default)]
+struct Pass {
+    /// Events handled since the last commit (a large pass in progress).
+    agg: Agg,
+    ids: Vec<u64>,
+    /// Fingerprints consulted while a replaying pass is in progress.
+    replay_set: Option<HashSet<u64>>,
+}
+
 /// The orchestrator's record of one session file.
 #[derive(Debug)]
 pub(super) struct FileRec {
     /// Committed state: what is persisted.
     pub st: FileState,
-    /// Events handled since the last commit (a large pass in progress).
-    pending: Agg,
-    pending_ids: Vec<u64>,
+    /// Boxed, and only while a pass is in progress: an idle file's record
+    /// stays small.
+    pass: Option<Box<Pass>>,
     /// Fingerprints of committed events not yet on disk.
     unflushed_ids: Vec<u64>,
     dirty: bool,
-    /// Fingerprints consulted while a replaying pass is in progress.
-    replay_set: Option<HashSet<u64>>,
     pub last_ingest_us: u64,
 }
 
@@ -122,11 +130,9 @@ impl FileRec {
     fn from_state(st: FileState) -> FileRec {
         FileRec {
             st,
-            pending: Agg::default(),
-            pending_ids: Vec::new(),
+            pass: None,
             unflushed_ids: Vec::new(),
             dirty: false,
-            replay_set: None,
             last_ingest_us: 0,
         }
     }
@@ -136,28 +142,29 @@ impl FileRec {
         self.st
             .session_id
             .as_deref()
-            .or(self.pending.session_id.as_deref())
+            .or(self.pass.as_ref().and_then(|p| p.agg.session_id.as_deref()))
     }
 
     /// The newest activity, committed or pending.
     fn last_activity(&self) -> Option<&str> {
-        self.st
-            .last_activity
-            .as_deref()
-            .max(self.pending.last_activity.as_deref())
+        self.st.last_activity.as_deref().max(
+            self.pass
+                .as_ref()
+                .and_then(|p| p.agg.last_activity.as_deref()),
+        )
     }
 
     /// Committed plus pending, for status.
     fn view(&self) -> FileState {
         let mut v = self.st.clone();
-        self.pending.merge_into(&mut v);
+        if let Some(p) = &self.pass {
+            p.agg.merge_into(&mut v);
+        }
         v
     }
 
     fn drop_pending(&mut self) {
-        self.pending = Agg::default();
-        self.pending_ids = Vec::new();
-        self.replay_set = None;
+        self.pass = None;
     }
 }
 
@@ -316,11 +323,11 @@ impl Ingest {
             .files
             .entry((provider, path.clone()))
             .or_insert_with(|| Box::new(FileRec::new(provider, &path)));
-        rec.st.quarantine = Some(Quarantine {
+        rec.st.quarantine = Some(Box::new(Quarantine {
             reason: reason.clone(),
             identity,
             at: rfc3339(SystemTime::now()),
-        });
+        }));
         rec.drop_pending();
         rec.dirty = true;
         self.dirty_since.get_or_insert_with(Instant::now);
@@ -356,7 +363,8 @@ impl Ingest {
             .files
             .entry((b.provider, b.path.clone()))
             .or_insert_with(|| Box::new(FileRec::new(b.provider, &b.path)));
-        if b.replay && rec.replay_set.is_none() {
+        let pass = rec.pass.get_or_insert_with(Box::default);
+        if b.replay && pass.replay_set.is_none() {
             let mut set = match self.store.load_ids(b.provider, &b.path, rec.st.ids_len) {
                 Ok(s) => s,
                 Err(e) => {
@@ -365,23 +373,23 @@ impl Ingest {
                 }
             };
             set.extend(rec.unflushed_ids.iter().copied());
-            set.extend(rec.pending_ids.iter().copied());
-            rec.replay_set = Some(set);
+            set.extend(pass.ids.iter().copied());
+            pass.replay_set = Some(set);
         }
         let mut dropped = 0u64;
         let mut kept: Vec<(&Event, bool)> = Vec::with_capacity(b.events.len());
         for (i, ev) in b.events.iter().enumerate() {
             let fp = fingerprint(&ev.event_id);
-            if let Some(set) = &mut rec.replay_set {
+            if let Some(set) = &mut pass.replay_set {
                 if !set.insert(fp) {
                     dropped += 1;
                     continue;
                 }
             }
-            rec.pending_ids.push(fp);
+            pass.ids.push(fp);
             // A file's title is derived once (it costs a redaction pass).
             let titler = rec.st.title.is_none().then_some(&*self.redactor);
-            rec.pending.account(ev, i >= b.live_from, titler);
+            pass.agg.account(ev, i >= b.live_from, titler);
             kept.push((ev, i >= b.live_from));
         }
         record(&b.path, &kept);
@@ -401,17 +409,18 @@ impl Ingest {
         let Some(c) = b.commit else {
             return;
         };
-        rec.pending.merge_into(&mut rec.st);
-        rec.pending = Agg::default();
+        let Some(pass) = rec.pass.take() else {
+            return;
+        };
+        pass.agg.merge_into(&mut rec.st);
         // Moved, not appended: an idle file keeps no spare capacity
         // (1,000 files × a pass's worth of ids add up).
-        let ids = std::mem::take(&mut rec.pending_ids);
+        let ids = pass.ids;
         if rec.unflushed_ids.is_empty() {
             rec.unflushed_ids = ids;
         } else {
             rec.unflushed_ids.extend_from_slice(&ids);
         }
-        rec.replay_set = None;
         rec.st.cursor = c.cursor;
         rec.st.size = c.size;
         rec.st.mtime_ns = c.mtime_ns;
@@ -589,5 +598,75 @@ fn add_file(s: &mut SessionStatus, v: &FileState, last_ingest_us: u64, path: &Pa
     s.files.push(path.to_path_buf());
     if v.quarantine.is_some() {
         s.quarantined_files += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Source;
+    use crate::reader::Cursor;
+
+    fn ingest(dir: &Path) -> Ingest {
+        let toml = format!(
+            "[state]\ndir = \"{}/state\"\n[sandbox]\nmode = \"best-effort\"\n",
+            dir.display()
+        );
+        let env = crate::config::Env {
+            home: Some(dir.to_path_buf()),
+            ..Default::default()
+        };
+        let cfg = Config::from_toml(&toml, None, &env).unwrap();
+        Ingest::open(&cfg).unwrap()
+    }
+
+    fn batch(path: &Path, ids: &[&str], commit: bool) -> Batch {
+        let events = ids
+            .iter()
+            .map(|id| {
+                let source = Source {
+                    record: "line".into(),
+                    offset: 0,
+                    file: None,
+                };
+                let text = Payload::AssistantMessage { text: "a".into() };
+                Event::new(ProviderId::Claude, "s1", *id, source, text)
+            })
+            .collect();
+        Batch {
+            provider: ProviderId::Claude,
+            path: path.to_path_buf(),
+            events,
+            live_from: 0,
+            replay: false,
+            commit: commit.then(|| super::super::Commit {
+                cursor: Cursor::default(),
+                size: 1,
+                mtime_ns: 1,
+                reset: None,
+                diagnostics: 0,
+                bytes: 1,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_file_between_passes_keeps_no_pass_state() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut ing = ingest(tmp.path());
+        let mut report = Report::new();
+        let path = tmp.path().join("s1.jsonl");
+        let key = (ProviderId::Claude, path.clone());
+        ing.handle_batch(batch(&path, &["e1", "e2"], false), &mut report, |_, _| {});
+        assert!(ing.files[&key].pass.is_some(), "a pass in progress");
+        assert_eq!(ing.files[&key].view().events, 2);
+        ing.handle_batch(batch(&path, &["e3"], true), &mut report, |_, _| {});
+        let rec = &ing.files[&key];
+        assert!(rec.pass.is_none(), "committed: nothing of the pass is kept");
+        assert_eq!(rec.st.events, 3);
+        assert_eq!(rec.unflushed_ids.len(), 3);
+        assert_eq!(rec.view().events, 3);
+        ing.flush(&mut report, &HashSet::new());
+        assert!(ing.files[&key].unflushed_ids.is_empty());
     }
 }

@@ -223,14 +223,51 @@ struct SessionData {
     recordings: BTreeMap<String, Rec>,
 }
 
-struct Sess {
-    data: SessionData,
+/// What is followed of every session seen, commands or not: small, as
+/// most sessions never have any.
+struct Observed {
     meta: MetaCollector,
     /// The latest human message while its command events may follow
-    /// (commands slice it by line); `None` once another event came.
+    /// (commands slice it by line); `None` once another event came, and
+    /// for a message that cannot hold a command line.
     last_message: Option<Box<Event>>,
     /// File that holds the human messages (replayed for snapshots).
     main_path: Option<PathBuf>,
+}
+
+impl Observed {
+    fn new(redactor: std::sync::Arc<Redactor>) -> Observed {
+        Observed {
+            meta: MetaCollector::new(redactor),
+            last_message: None,
+            main_path: None,
+        }
+    }
+
+    /// Follow one event of the session at `path`.
+    fn observe(&mut self, path: &Path, ev: &Event) {
+        self.meta.observe(ev);
+        if ev.is_human_message() {
+            // Command events come only from a message with a `::` in it
+            // ([`crate::commands::command_events`]): no other is kept.
+            let commands =
+                matches!(&ev.payload, Payload::UserMessage { text, .. } if text.contains("::"));
+            self.last_message = commands.then(|| Box::new(ev.clone()));
+            if self.main_path.as_deref() != Some(path) {
+                self.main_path = Some(path.to_path_buf());
+            }
+        } else if !matches!(ev.payload, Payload::KatoCommand { .. }) {
+            // A message's command events come right after it (the parse
+            // stage derives them there): past them it is not needed.
+            self.last_message = None;
+        }
+    }
+}
+
+/// A session with commands or recordings (created by its first command
+/// event, or loaded from its saved state).
+struct Sess {
+    data: SessionData,
     /// Events that arrived while a snapshot was pending, not yet handled.
     deferred: VecDeque<Deferred>,
     /// The files `deferred` came from (their cursors are held back).
@@ -253,12 +290,9 @@ struct Deferred {
 }
 
 impl Sess {
-    fn new(data: SessionData, redactor: std::sync::Arc<Redactor>) -> Sess {
+    fn new(data: SessionData) -> Sess {
         Sess {
             data,
-            meta: MetaCollector::new(redactor),
-            last_message: None,
-            main_path: None,
             deferred: VecDeque::new(),
             held: BTreeSet::new(),
             unsaved: BTreeSet::new(),
@@ -315,9 +349,11 @@ pub(crate) struct Recorder {
     /// Fingerprints of decided commands, across sessions (copies are refused).
     seen: SeenCommands,
     seen_dirty: bool,
-    /// Boxed: a session's record is large and most sessions are idle; a
-    /// table of them inline would keep its spare slots' worth too.
+    /// Sessions with commands or recordings. Boxed: a session's record is
+    /// large; a table of them inline would keep its spare slots' worth too.
     sessions: HashMap<SessionKey, Box<Sess>>,
+    /// Every session seen in this run (boxed, as `sessions`).
+    observed: HashMap<SessionKey, Box<Observed>>,
     writers: HashMap<String, WriterHandle>,
     /// Number of the next replay request.
     next_request: u64,
@@ -353,6 +389,7 @@ impl Recorder {
             seen,
             seen_dirty: false,
             sessions: HashMap::new(),
+            observed: HashMap::new(),
             writers: HashMap::new(),
             next_request: 0,
             warnings,
@@ -490,24 +527,13 @@ impl Recorder {
     pub fn on_events(&mut self, path: &Path, events: &[(&Event, bool)], stages: &mut dyn Stages) {
         for &(ev, live) in events {
             let key = SessionKey::of(ev);
-            let sess = self.sessions.entry(key.clone()).or_insert_with(|| {
-                Box::new(Sess::new(
-                    SessionData {
-                        gen: 0,
-                        provider: key.provider.as_str().to_owned(),
-                        session_id: key.session.clone(),
-                        commands: SessionState::new(key.session.as_str()),
-                        recordings: BTreeMap::new(),
-                    },
-                    self.redactor.clone(),
-                ))
-            });
-            if sess.snapshot_pending() {
+            if let Some(sess) = self.sessions.get_mut(&key).filter(|s| s.snapshot_pending()) {
                 sess.defer(path, ev, live);
-                if sess.main_path.is_none() && ev.is_human_message() {
+                let obs = self.observed_mut(&key);
+                if obs.main_path.is_none() && ev.is_human_message() {
                     // A snapshot restored from an older state names no
                     // file: the session's own file, now seen, is replayed.
-                    sess.main_path = Some(path.to_path_buf());
+                    obs.main_path = Some(path.to_path_buf());
                     self.request_replays(&key, stages);
                 }
                 continue;
@@ -527,23 +553,11 @@ impl Recorder {
         live: bool,
         stages: &mut dyn Stages,
     ) {
-        let Some(sess) = self.sessions.get_mut(key) else {
-            return;
-        };
-        sess.meta.observe(ev);
-        if ev.is_human_message() {
-            sess.last_message = Some(Box::new(ev.clone()));
-            if sess.main_path.as_deref() != Some(path) {
-                sess.main_path = Some(path.to_path_buf());
-            }
-        } else if !matches!(ev.payload, Payload::KatoCommand { .. }) {
-            // A message's command events come right after it (the parse
-            // stage derives them there): past them it is not needed.
-            sess.last_message = None;
-        }
+        self.observed_mut(key).observe(path, ev);
         if let Payload::KatoCommand { .. } = &ev.payload {
+            self.session_mut(key);
             self.command(key, ev, live, stages);
-        } else {
+        } else if let Some(sess) = self.sessions.get(key) {
             let tag = ev.source.file.clone().unwrap_or_default();
             let takers: Vec<String> = sess
                 .data
@@ -562,6 +576,35 @@ impl Recorder {
             if !sess.unsaved.contains(path) {
                 sess.unsaved.insert(path.to_path_buf());
             }
+        }
+    }
+
+    /// What is followed of a session (created when first asked for).
+    fn observed_mut(&mut self, key: &SessionKey) -> &mut Observed {
+        self.observed
+            .entry(key.clone())
+            .or_insert_with(|| Box::new(Observed::new(self.redactor.clone())))
+    }
+
+    /// A session's command and recording state (created when first asked
+    /// for: a session's first command).
+    fn session_mut(&mut self, key: &SessionKey) -> &mut Sess {
+        self.sessions.entry(key.clone()).or_insert_with(|| {
+            Box::new(Sess::new(SessionData {
+                gen: 0,
+                provider: key.provider.as_str().to_owned(),
+                session_id: key.session.clone(),
+                commands: SessionState::new(key.session.as_str()),
+                recordings: BTreeMap::new(),
+            }))
+        })
+    }
+
+    /// The session's metadata as seen so far (for frontmatter and names).
+    fn meta(&self, key: &SessionKey) -> SessionMeta {
+        match self.observed.get(key) {
+            Some(o) => o.meta.clone().finish(),
+            None => MetaCollector::new(self.redactor.clone()).finish(),
         }
     }
 

@@ -78,9 +78,10 @@ pub struct FileState {
     /// Committed length of the `.ids` file, in fingerprints.
     #[serde(default)]
     pub ids_len: u64,
-    /// Set when the file kept crashing its parser; cleared when the file is replaced.
+    /// Set when the file kept crashing its parser; cleared when the file is
+    /// replaced. Boxed: rare, and every file's record would carry its room.
     #[serde(default)]
-    pub quarantine: Option<Quarantine>,
+    pub quarantine: Option<Box<Quarantine>>,
 }
 
 impl FileState {
@@ -364,13 +365,31 @@ pub fn write_atomic_nosync(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 fn replace(path: &Path, bytes: &[u8], fsync: bool, sync_dir: bool) -> io::Result<()> {
+    replace_with(path, fsync, sync_dir, |w| w.write_all(bytes))
+}
+
+/// [`write_atomic_nosync`] of what `write` writes, through a small buffer:
+/// a large file (status.json) is never held whole in memory.
+pub fn write_atomic_nosync_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    replace_with(path, false, false, write)
+}
+
+fn replace_with(
+    path: &Path,
+    fsync: bool,
+    sync_dir: bool,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
-    let written = write_new(&tmp, bytes, fsync);
+    let written = write_new(&tmp, write, fsync);
     if written.is_err() {
         // A temp file cut off by a full disk would keep the space the
         // smaller writes after it (a cursor, an audit record) still need.
@@ -384,15 +403,22 @@ fn replace(path: &Path, bytes: &[u8], fsync: bool, sync_dir: bool) -> io::Result
     Ok(())
 }
 
-/// Create (or truncate) `path` with `bytes`, synced with `fsync`.
-fn write_new(path: &Path, bytes: &[u8], fsync: bool) -> io::Result<()> {
-    let mut f = OpenOptions::new()
+/// Create (or truncate) `path` with what `write` writes, synced with
+/// `fsync`.
+fn write_new(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    fsync: bool,
+) -> io::Result<()> {
+    let f = OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
         .mode(0o600)
         .open(path)?;
-    f.write_all(bytes)?;
+    let mut w = io::BufWriter::new(f);
+    write(&mut w)?;
+    let f = w.into_inner().map_err(io::IntoInnerError::into_error)?;
     if fsync {
         f.sync_all()?;
     }

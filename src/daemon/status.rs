@@ -382,10 +382,12 @@ pub fn path(runtime_dir: &Path) -> PathBuf {
 }
 
 /// Replace status.json atomically (temp + rename; no fsync: it is
-/// volatile and rewritten every heartbeat).
+/// volatile and rewritten every heartbeat). Written as it is encoded: with
+/// thousands of sessions the whole text would be a few MiB each time.
 pub fn write(runtime_dir: &Path, st: &Status) -> io::Result<()> {
-    let bytes = serde_json::to_vec_pretty(st).map_err(io::Error::from)?;
-    super::state::write_atomic_nosync(&path(runtime_dir), &bytes)
+    super::state::write_atomic_nosync_with(&path(runtime_dir), |w| {
+        serde_json::to_writer_pretty(w, st).map_err(io::Error::from)
+    })
 }
 
 /// Read status.json; `None` when there is none.
@@ -1034,5 +1036,41 @@ mod tests {
             text.contains(&format!("audit   7 record(s), head {}", "ab".repeat(32))),
             "{text}"
         );
+    }
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+
+    #[test]
+    fn status_is_written_as_encoded_and_reads_back_the_same() {
+        let tmp = tempfile::tempdir().unwrap();
+        let st = Status {
+            version: "0.1.0".into(),
+            pid: 42,
+            sessions_total: 3000,
+            sessions: (0..3000)
+                .map(|i| SessionStatus {
+                    title: format!("session {i}"),
+                    events: i,
+                    files: vec![format!("/r/{i}.jsonl").into()],
+                    ..SessionStatus::new(format!("{i:08x}"), ProviderId::Claude)
+                })
+                .collect(),
+            ..Status::default()
+        };
+        write(tmp.path(), &st).unwrap();
+        let on_disk = std::fs::read(path(tmp.path())).unwrap();
+        assert_eq!(on_disk, serde_json::to_vec_pretty(&st).unwrap());
+        let (back, _) = read(tmp.path()).unwrap().unwrap();
+        assert_eq!(back.sessions.len(), 3000);
+        assert_eq!(back.sessions[2999].title, "session 2999");
+        // Rewritten whole, never appended to; no temp file is left.
+        write(tmp.path(), &Status::default()).unwrap();
+        let (back, _) = read(tmp.path()).unwrap().unwrap();
+        assert!(back.sessions.is_empty());
+        let names: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1);
     }
 }

@@ -924,6 +924,11 @@ impl<W: Watch> Stage<W> {
         }
         if let Some(p) = self.backlog.pop_front() {
             self.read_pass(&p);
+            if self.backlog.is_empty() {
+                // The startup walk's backlog is done: its room (a slot
+                // per file found) is not kept.
+                self.backlog = VecDeque::new();
+            }
             if self.backlog.is_empty() || self.backlog.len().is_multiple_of(50) {
                 self.send_backlog();
             }

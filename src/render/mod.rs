@@ -143,6 +143,9 @@ impl MetaCollector {
                         && self.models.len() < MAX_PARTICIPANTS
                         && !self.models.contains(&model)
                     {
+                        // Exact: a session's list is kept as long as it is
+                        // followed, and most name one model.
+                        self.models.reserve_exact(1);
                         self.models.push(model);
                     }
                 }

@@ -1315,3 +1315,18 @@ fn a_long_private_key_in_a_first_message_leaves_nothing_in_the_title() {
     assert!(title.starts_with("[REDACTED:PRIVATE_KEY]"), "{title}");
     assert!(!title.contains(&line[..20]), "{title}");
 }
+
+#[test]
+fn the_participant_list_keeps_no_spare_room() {
+    let mut s = Seq::new("claude");
+    s.model("claude-opus-4-6")
+        .push("a", Payload::AssistantMessage { text: "one".into() })
+        .push("a", Payload::AssistantMessage { text: "two".into() });
+    let mut c = collector();
+    for ev in &s.events {
+        c.observe(ev);
+    }
+    assert_eq!(c.models, ["claude-opus-4-6"]);
+    assert_eq!(c.models.capacity(), 1);
+    assert_eq!(c.finish().participants, ["user", "claude-opus-4-6"]);
+}

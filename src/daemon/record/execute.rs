@@ -39,7 +39,7 @@ impl Recorder {
             .timestamp
             .clone()
             .unwrap_or_else(crate::audit::now_rfc3339);
-        let title = sess.meta.clone().finish().title;
+        let title = self.meta(key).title;
         let default_name =
             recording::default_file_name(&date, key.provider.as_str(), &title, &key.session);
         let default_dest = self.default_dir.join(default_name);
@@ -174,7 +174,7 @@ impl Recorder {
         self.prepare_header(key, recording_id);
         let first = self.slice_message(key, from, Slice::From);
         let anchor = self
-            .sessions
+            .observed
             .get(key)
             .and_then(|s| s.last_message.as_ref())
             .filter(|m| m.event_id == from.message_id)
@@ -239,12 +239,12 @@ impl Recorder {
             .get(key)
             .is_some_and(|s| s.data.commands.registry.contains_key(&dest.path));
         self.ensure_rec(key, dest, recording_id);
+        let mut meta = self.meta(key);
+        meta.recording_ids = vec![recording_id.to_owned()];
+        let path = self.observed.get(key).and_then(|o| o.main_path.clone());
         let Some(sess) = self.sessions.get_mut(key) else {
             return;
         };
-        let mut meta = sess.meta.clone().finish();
-        meta.recording_ids = vec![recording_id.to_owned()];
-        let path = sess.main_path.clone();
         if let Some(rec) = sess.data.recordings.get_mut(recording_id) {
             rec.snapshot = Some(Snapshot {
                 upto,
@@ -266,10 +266,10 @@ impl Recorder {
 
     /// For a new file, the frontmatter and title open the recording.
     fn prepare_header(&mut self, key: &SessionKey, id: &str) {
+        let mut meta = self.meta(key);
         let Some(sess) = self.sessions.get_mut(key) else {
             return;
         };
-        let mut meta = sess.meta.clone().finish();
         let Some(rec) = sess.data.recordings.get_mut(id) else {
             return;
         };
@@ -299,7 +299,7 @@ impl Recorder {
     /// The part of the message holding a command: lines from the command
     /// on (`From`), or up to and including it (`UpTo`).
     fn slice_message(&self, key: &SessionKey, at: &At, how: Slice) -> Option<Event> {
-        let msg = self.sessions.get(key)?.last_message.as_ref()?;
+        let msg = self.observed.get(key)?.last_message.as_ref()?;
         if msg.event_id != at.message_id {
             return None;
         }

@@ -88,10 +88,7 @@ impl Recorder {
             snap.restored = true;
         }
         let key = SessionKey::new(provider.id(), data.session_id.as_str());
-        self.sessions.insert(
-            key.clone(),
-            Box::new(Sess::new(data, self.redactor.clone())),
-        );
+        self.sessions.insert(key.clone(), Box::new(Sess::new(data)));
         Some(key)
     }
 

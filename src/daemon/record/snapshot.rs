@@ -53,8 +53,8 @@ impl Recorder {
     pub fn unlocated(&self) -> Vec<SessionKey> {
         self.sessions
             .iter()
-            .filter(|(_, s)| {
-                s.main_path.is_none()
+            .filter(|(k, s)| {
+                self.observed.get(*k).is_none_or(|o| o.main_path.is_none())
                     && s.data
                         .recordings
                         .values()
@@ -66,8 +66,8 @@ impl Recorder {
 
     /// The file that holds the session's human messages.
     pub fn locate(&mut self, key: &SessionKey, path: PathBuf) {
-        if let Some(sess) = self.sessions.get_mut(key) {
-            sess.main_path.get_or_insert(path);
+        if self.sessions.contains_key(key) {
+            self.observed_mut(key).main_path.get_or_insert(path);
         }
     }
 
@@ -76,10 +76,10 @@ impl Recorder {
     pub(super) fn start_replay(&mut self, key: &SessionKey, id: &str, stages: &mut dyn Stages) {
         let generation = self.next_request;
         self.next_request += 1;
+        let main_path = self.observed.get(key).and_then(|o| o.main_path.clone());
         let Some(sess) = self.sessions.get_mut(key) else {
             return;
         };
-        let main_path = sess.main_path.clone();
         let Some(snap) = sess
             .data
             .recordings

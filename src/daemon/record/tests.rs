@@ -667,12 +667,49 @@ fn a_human_message_is_kept_only_until_its_command_events_have_passed() {
     assert_eq!(msg.len(), 2, "the message and its command");
     // The message and its command arrive in two batches: it is kept.
     deliver(&mut r, &mut st, &msg[..1], true);
-    assert!(r.sessions[&key].last_message.is_some());
+    assert!(r.observed[&key].last_message.is_some());
     deliver(&mut r, &mut st, &msg[1..], true);
-    assert!(r.sessions[&key].last_message.is_some());
+    assert!(r.observed[&key].last_message.is_some());
     // Past its command events nothing needs it: released.
     let reply = w.reply("a2", "a reply");
     deliver(&mut r, &mut st, &reply, true);
-    assert!(r.sessions[&key].last_message.is_none());
+    assert!(r.observed[&key].last_message.is_none());
+    r.shutdown();
+}
+
+#[test]
+fn a_session_without_commands_keeps_only_what_is_observed_of_it() {
+    let mut w = World::new();
+    let (mut r, mut st) = w.recorder();
+    let key = super::SessionKey {
+        provider: ProviderId::Claude,
+        session: "s1".into(),
+    };
+    let mut events = w.human("u1", "a question, with a :: but no command");
+    events.extend(w.reply("a1", "an answer"));
+    events.extend(w.human("u2", "another question"));
+    deliver(&mut r, &mut st, &events, true);
+    assert!(
+        !r.sessions.contains_key(&key),
+        "no command and recording state for a session without commands"
+    );
+    let obs = &r.observed[&key];
+    assert!(
+        obs.last_message.is_none(),
+        "a message without `::` cannot hold a command: not kept"
+    );
+    assert_eq!(obs.main_path.as_deref(), Some(Path::new(FILE)));
+    assert_eq!(r.meta(&key).title, "a question, with a :: but no command");
+    // A message with `::` is kept while its command events may follow.
+    let maybe = w.human("u3", "see ::this");
+    deliver(&mut r, &mut st, &maybe, true);
+    assert!(r.observed[&key].last_message.is_some());
+    assert!(!r.sessions.contains_key(&key));
+    // Its first command creates the session's command state.
+    let capture = format!("::capture {}", w.out.join("y.md").display());
+    let cmd = w.human("u4", &capture);
+    deliver(&mut r, &mut st, &cmd, true);
+    assert!(r.sessions.contains_key(&key));
+    assert_eq!(r.status().len(), 1, "the capture started");
     r.shutdown();
 }
