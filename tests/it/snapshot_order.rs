@@ -117,7 +117,7 @@ fn kill_9_while_a_snapshot_is_pending_loses_no_waiting_event() {
     // A history long enough that the capture's replay takes a while.
     let mut lines = vec![user("u1", "history question")];
     let mut expected = vec!["u1".to_owned()];
-    for i in 0..20_000 {
+    for i in 0..40_000 {
         lines.extend(tool_pair(i, &format!("output {i}")));
         expected.extend([format!("tc{i}"), format!("tr{i}")]);
     }
