@@ -33,7 +33,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         "s",
         "e",
         Source {
-            record: "assistant".to_owned(),
+            record: "assistant".into(),
             offset: 0,
             file: None,
         },
