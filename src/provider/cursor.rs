@@ -164,36 +164,34 @@ struct Line<'a> {
     kind: Option<&'a RawValue>,
 }
 
-/// A message's `content` as the general reading takes it: a string, or
-/// an array of blocks kept raw (an unknown block is shown as it was
-/// written).
-enum Content<'a> {
+/// A message's `content`: a string, or an array of blocks. The general
+/// reading keeps each block raw (an unknown block is shown as it was
+/// written); the one-pass reading decodes them as it meets them.
+enum Content<B> {
     Text(String),
-    Blocks(Vec<&'a RawValue>),
-    /// Anything else, kept raw.
-    Other(&'a RawValue),
+    Blocks(Vec<B>),
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
+impl<'de, B: Deserialize<'de>> Deserialize<'de> for Content<B> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = Content<'a>;
+        struct V<B>(std::marker::PhantomData<B>);
+        impl<'de, B: Deserialize<'de>> serde::de::Visitor<'de> for V<B> {
+            type Value = Content<B>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a string or an array of content blocks")
             }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Content<'a>, E> {
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Content<B>, E> {
                 Ok(Content::Text(v.to_owned()))
             }
-            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Content<'a>, E> {
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Content<B>, E> {
                 Ok(Content::Text(v))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
                 mut seq: A,
-            ) -> Result<Content<'a>, A::Error> {
+            ) -> Result<Content<B>, A::Error> {
                 let mut blocks = Vec::with_capacity(seq.size_hint().unwrap_or(2));
-                while let Some(b) = seq.next_element::<&'de RawValue>()? {
+                while let Some(b) = seq.next_element()? {
                     blocks.push(b);
                 }
                 Ok(Content::Blocks(blocks))
@@ -202,6 +200,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
         d.deserialize_any(V(std::marker::PhantomData))
     }
 }
+
+/// The content as the general reading takes it: anything that is neither
+/// a string nor an array is kept raw (`Err`).
+type RawContent<'a> = Result<Content<&'a RawValue>, &'a RawValue>;
 
 /// A message object.
 #[derive(Deserialize)]
@@ -387,42 +389,7 @@ enum FastRole {
 
 #[derive(Deserialize)]
 struct FastMessage {
-    content: FastContent,
-}
-
-/// A message's `content` read in one pass: a string, or the blocks.
-enum FastContent {
-    Text(String),
-    Blocks(Vec<Block<Box<RawValue>, FastResult>>),
-}
-
-impl<'de> Deserialize<'de> for FastContent {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = FastContent;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string or an array of content blocks")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FastContent, E> {
-                Ok(FastContent::Text(v.to_owned()))
-            }
-            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<FastContent, E> {
-                Ok(FastContent::Text(v))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<FastContent, A::Error> {
-                let mut blocks = Vec::with_capacity(seq.size_hint().unwrap_or(2));
-                while let Some(b) = seq.next_element()? {
-                    blocks.push(b);
-                }
-                Ok(FastContent::Blocks(blocks))
-            }
-        }
-        d.deserialize_any(V)
-    }
+    content: Content<Block<Box<RawValue>, FastResult>>,
 }
 
 /// What the one-pass reading made of a line.
@@ -436,8 +403,8 @@ fn fast(text: &str) -> Option<FastRecord> {
     let line = serde_json::from_str::<FastLine>(text).ok()?;
     let user = line.role == FastRole::User;
     let items = match line.message.content {
-        FastContent::Text(s) => vec![Item::Text(s)],
-        FastContent::Blocks(blocks) => blocks
+        Content::Text(s) => vec![Item::Text(s)],
+        Content::Blocks(blocks) => blocks
             .into_iter()
             .map(|b| b.item(user))
             .collect::<Option<_>>()?,
@@ -589,10 +556,10 @@ impl State {
     }
 
     /// The events of a message's content, read the general way.
-    fn message(&mut self, o: &mut Out<'_, '_>, user: bool, content: Content<'_>) {
+    fn message(&mut self, o: &mut Out<'_, '_>, user: bool, content: RawContent<'_>) {
         match content {
-            Content::Text(s) => self.item(o, user, Item::Text(s)),
-            Content::Blocks(blocks) => {
+            Ok(Content::Text(s)) => self.item(o, user, Item::Text(s)),
+            Ok(Content::Blocks(blocks)) => {
                 for raw in blocks {
                     let item = serde_json::from_str::<Block<&RawValue, &RawValue>>(raw.get())
                         .ok()
@@ -601,7 +568,7 @@ impl State {
                     self.item(o, user, item);
                 }
             }
-            Content::Other(raw) => o.push(Payload::ProviderRaw {
+            Err(raw) => o.push(Payload::ProviderRaw {
                 record: raw_copy(raw),
             }),
         }
@@ -677,7 +644,7 @@ impl State {
 fn general_fields<'t>(
     text: &'t str,
     bytes: &[u8],
-) -> Result<(Option<String>, Option<String>, Option<Content<'t>>), Malformed> {
+) -> Result<(Option<String>, Option<String>, Option<RawContent<'t>>), Malformed> {
     let line = match serde_json::from_str::<Line<'_>>(text) {
         Ok(l) => l,
         Err(e) => {
@@ -690,7 +657,7 @@ fn general_fields<'t>(
         .message
         .and_then(|m| serde_json::from_str::<Message<'_>>(m.get()).ok())
         .and_then(|m| m.content)
-        .map(|raw| serde_json::from_str::<Content<'_>>(raw.get()).unwrap_or(Content::Other(raw)));
+        .map(|raw| serde_json::from_str(raw.get()).map_err(|_| raw));
     Ok((string(line.role), string(line.kind), content))
 }
 
