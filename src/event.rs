@@ -224,6 +224,21 @@ pub enum SystemCategory {
 }
 
 impl SystemCategory {
+    /// The name JSON gives the category (its serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            SystemCategory::InjectedContext => "injected-context",
+            SystemCategory::IdeContext => "ide-context",
+            SystemCategory::CommandWrapper => "command-wrapper",
+            SystemCategory::Compaction => "compaction",
+            SystemCategory::SubagentPrompt => "subagent-prompt",
+            SystemCategory::UserShell => "user-shell",
+            SystemCategory::Error => "error",
+            SystemCategory::Notice => "notice",
+            SystemCategory::ModelInput => "model-input",
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             SystemCategory::InjectedContext => "Injected context",
