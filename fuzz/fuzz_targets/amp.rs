@@ -5,6 +5,8 @@
 //! then flushed as a one-shot read is. Never panics; re-reading an
 //! unchanged document delivers nothing.
 
+mod encode;
+
 use std::path::Path;
 
 use kato::provider::{by_name, ctx_for_path};
@@ -22,9 +24,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     for version in data.split(|b| *b == 0).filter(|v| v.len() <= DOC_CAP) {
         let mut parser = provider.parser(&ctx);
         parser.restore(&state).expect("a state the parser wrote");
-        let parsed = parser.record(0, version, &mut |_| {}).is_ok();
+        let parsed = parser.record(0, version, &mut |ev| encode::encodes_alike(&ev)).is_ok();
         state = parser.state();
-        parser.flush(&mut |_| {});
+        parser.flush(&mut |ev| encode::encodes_alike(&ev));
         if parsed {
             let mut again = provider.parser(&ctx);
             again.restore(&state).expect("a state the parser wrote");

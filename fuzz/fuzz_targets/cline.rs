@@ -5,6 +5,8 @@
 //! Never panics; re-reading an unchanged document delivers nothing; within
 //! one version no event id comes twice.
 
+mod encode;
+
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -26,6 +28,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let mut ids = HashSet::new();
         let parsed = parser
             .record(0, version, &mut |e| {
+                encode::encodes_alike(&e);
                 assert!(ids.insert(e.event_id.clone()), "{} twice", e.event_id)
             })
             .is_ok();

@@ -4,6 +4,8 @@
 //! line), read as the daemon reads them (unfinished messages held) and as a
 //! one-shot export does. Never panics; its state reads back.
 
+mod encode;
+
 use std::path::Path;
 
 use kato::provider::{by_name, ctx_for_path};
@@ -13,9 +15,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let ctx = ctx_for_path(provider, Path::new(".crush/crush.db"));
     let mut parser = provider.parser(&ctx);
     for (i, line) in data.split(|b| *b == b'\n').enumerate() {
-        let _ = parser.record(i as u64, line, &mut |_| {});
+        let _ = parser.record(i as u64, line, &mut |ev| encode::encodes_alike(&ev));
     }
-    parser.flush(&mut |_| {});
+    parser.flush(&mut |ev| encode::encodes_alike(&ev));
     let state = parser.state();
     let mut again = provider.parser(&ctx);
     again.restore(&state).expect("a state the parser wrote");

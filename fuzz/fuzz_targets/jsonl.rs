@@ -1,10 +1,16 @@
 //! Shared body of the JSON Lines targets: arbitrary bytes through the
-//! incremental line reader and one provider's parser must never panic.
+//! incremental line reader and one provider's parser must never panic, and
+//! every event they make must encode as a JSONL line exactly as
+//! `serde_json` writes it.
 
 use std::path::Path;
 
 use kato::provider::{by_name, ctx_for_path};
 use kato::reader::{feed_lines, Limits, Tail};
+
+#[path = "encode.rs"]
+mod encode;
+use encode::encodes_alike;
 
 /// Small, so that over-long lines are exercised too.
 pub const LINE_CAP: usize = 16 << 10;
@@ -28,12 +34,12 @@ pub fn run(provider: &str, file: &str, data: &[u8]) {
         Tail::Hold,
         limits,
         parser.as_mut(),
-        &mut |_| {},
+        &mut |ev| encodes_alike(&ev),
         &mut diagnostics,
     )
     .expect("reading a slice cannot fail");
     assert!(end <= head.len() as u64);
-    parser.flush(&mut |_| {});
+    parser.flush(&mut |ev| encodes_alike(&ev));
     let state = parser.state();
 
     let mut parser = provider.parser(&ctx);
@@ -47,11 +53,12 @@ pub fn run(provider: &str, file: &str, data: &[u8]) {
         Tail::Final,
         limits,
         parser.as_mut(),
-        &mut |_| {},
+        &mut |ev| encodes_alike(&ev),
         &mut diagnostics,
     )
     .expect("reading a slice cannot fail");
     assert_eq!(end2, data.len() as u64);
-    parser.flush(&mut |_| {});
+    parser.flush(&mut |ev| encodes_alike(&ev));
     let _ = parser.state();
 }
+
