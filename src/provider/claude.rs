@@ -237,21 +237,26 @@ fn is_uuid(s: &str) -> bool {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Envelope<'a, M> {
-    #[serde(rename = "type", borrow, default)]
+    #[serde(
+        rename = "type",
+        borrow,
+        default,
+        deserialize_with = "crate::provider::opt_str"
+    )]
     ty: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
     subtype: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
     uuid: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "present")]
     parent_uuid: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
     session_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
     timestamp: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
     prompt_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
     agent_id: Option<Cow<'a, str>>,
     #[serde(default)]
     is_sidechain: Option<bool>,
@@ -324,13 +329,18 @@ impl<'a> FastEnvelope<'a> {
 /// Just the `type` of a record or block, to tell unknown from malformed.
 #[derive(Deserialize)]
 struct Head<'a> {
-    #[serde(rename = "type", borrow, default)]
+    #[serde(
+        rename = "type",
+        borrow,
+        default,
+        deserialize_with = "crate::provider::opt_str"
+    )]
     ty: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct Message<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
     model: Option<Cow<'a, str>>,
     #[serde(borrow)]
     content: Content<'a>,
@@ -376,30 +386,35 @@ impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
 struct Block<'a> {
     #[serde(rename = "type", borrow)]
     ty: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
     text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
     thinking: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
     name: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     input: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
     tool_use_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     content: Option<Content<'a>>,
     #[serde(default)]
     is_error: Option<bool>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
     tool_name: Option<Cow<'a, str>>,
 }
 
 /// `{"type": …}` payloads of `progress.data` and `attachment.attachment`.
 #[derive(Deserialize)]
 struct TypeOnly<'a> {
-    #[serde(rename = "type", borrow, default)]
+    #[serde(
+        rename = "type",
+        borrow,
+        default,
+        deserialize_with = "crate::provider::opt_str"
+    )]
     ty: Option<Cow<'a, str>>,
 }
 
@@ -1229,7 +1244,7 @@ struct UserFlags {
 fn agent_origin(origin: Option<&RawValue>, prompt_source: Option<&RawValue>) -> bool {
     #[derive(Deserialize)]
     struct Origin<'a> {
-        #[serde(borrow, default)]
+        #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
         kind: Option<Cow<'a, str>>,
     }
     let kind = origin

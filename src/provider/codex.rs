@@ -70,8 +70,8 @@ use crate::event::{
     SystemCategory,
 };
 use crate::provider::{
-    copy, first_line_object, offset_id, stem, ConfigSection, FileCtx, Malformed, Provider,
-    RecordParser, Sniff, SourceKind,
+    copy, first_line_object, offset_id, stem, BorrowedStr, ConfigSection, FileCtx, Malformed,
+    Provider, RecordParser, Sniff, SourceKind,
 };
 
 pub const ID: ProviderId = ProviderId::Codex;
@@ -203,11 +203,16 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 /// The fields that tell the three line generations apart.
 #[derive(Deserialize)]
 struct Probe<'a> {
-    #[serde(rename = "type", default, borrow)]
+    #[serde(
+        rename = "type",
+        default,
+        borrow,
+        deserialize_with = "crate::provider::opt_str"
+    )]
     kind: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "present")]
     payload: Option<&'a RawValue>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::provider::opt_str")]
     timestamp: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "present")]
     record_type: Option<&'a RawValue>,
@@ -227,7 +232,7 @@ struct Head<'a> {
 struct Block<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::provider::opt_str")]
     text: Option<Cow<'a, str>>,
 }
 
@@ -238,19 +243,19 @@ struct Block<'a> {
 struct Item<'a, O> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::provider::opt_str")]
     role: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     content: Option<Vec<Block<'a>>>,
     #[serde(default, borrow)]
     summary: Option<Vec<Block<'a>>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::provider::opt_str")]
     name: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     arguments: Option<&'a RawValue>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::provider::opt_str")]
     input: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::provider::opt_str")]
     call_id: Option<Cow<'a, str>>,
     #[serde(
         default = "none",
@@ -291,32 +296,6 @@ impl<'a> From<&'a RawValue> for Output<'a> {
 impl<'a> From<BorrowedStr<'a>> for Output<'a> {
     fn from(s: BorrowedStr<'a>) -> Output<'a> {
         Output::Text(s.0)
-    }
-}
-
-/// A string, borrowed from the input when it has no escapes. Anything
-/// else is an error.
-struct BorrowedStr<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for BorrowedStr<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = BorrowedStr<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(BorrowedStr(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(BorrowedStr(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(BorrowedStr(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
     }
 }
 
@@ -449,7 +428,7 @@ struct UserMsg<'a> {
     #[serde(borrow)]
     message: Cow<'a, str>,
     /// `plain`, `user_instructions` or `environment_context` (0.3x).
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::provider::opt_str")]
     kind: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     images: Option<Vec<&'a RawValue>>,
@@ -471,9 +450,9 @@ struct AgentReasoning<'a> {
 
 #[derive(Deserialize)]
 struct TurnEvent<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::provider::opt_str")]
     turn_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::provider::opt_str")]
     reason: Option<Cow<'a, str>>,
 }
 
@@ -495,7 +474,7 @@ struct WebSearchEnd<'a> {
 struct SessionMeta<'a> {
     #[serde(borrow)]
     id: Cow<'a, str>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::provider::opt_str")]
     timestamp: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     source: Option<&'a RawValue>,
@@ -535,15 +514,15 @@ struct LegacyHeader<'a> {
 
 #[derive(Deserialize)]
 struct TurnContext<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::provider::opt_str")]
     model: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::provider::opt_str")]
     turn_id: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct Compacted<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::provider::opt_str")]
     message: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     replacement_history: Option<Vec<&'a RawValue>>,

@@ -57,6 +57,7 @@
 //!   message never loses the others. Only a document that is not JSON, not
 //!   an object or has no `messages` array is [`Malformed`].
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -337,34 +338,37 @@ pub(super) struct Message<'a> {
     pub(super) display_content: Option<&'a RawValue>,
     #[serde(default)]
     pub(super) model: Option<String>,
-    #[serde(default)]
-    pub(super) thoughts: Option<Vec<Thought>>,
+    #[serde(borrow, default)]
+    pub(super) thoughts: Option<Vec<Thought<'a>>>,
     #[serde(rename = "toolCalls", borrow, default)]
     pub(super) tool_calls: Option<Vec<ToolCall<'a>>>,
 }
 
+/// Strings are borrowed from the record when they hold no escape.
 #[derive(Deserialize)]
-pub(super) struct Thought {
-    #[serde(default)]
-    subject: Option<String>,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    timestamp: Option<String>,
+pub(super) struct Thought<'a> {
+    #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
+    subject: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
+    description: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
+    timestamp: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 pub(super) struct ToolCall<'a> {
-    id: String,
-    name: String,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
     #[serde(borrow, default)]
     args: Option<&'a RawValue>,
     #[serde(borrow, default)]
     result: Option<Vec<&'a RawValue>>,
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default)]
-    timestamp: Option<String>,
+    #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
+    timestamp: Option<Cow<'a, str>>,
 }
 
 /// Only the tool-call ids and results of a message (duplicate detection).
@@ -550,6 +554,10 @@ fn compact(raw: &RawValue) -> Box<RawValue> {
     raw_from_str(&compact_string(raw.get()))
 }
 
+/// The record types events usually come from: their names are shared,
+/// not copied for each event.
+const RECORDS: &[&str] = &["gemini", "user", "info", "warning", "error", "message"];
+
 /// One parse of the whole document.
 struct Doc<'a> {
     file_tag: &'a str,
@@ -559,6 +567,9 @@ struct Doc<'a> {
     heads: Vec<Head>,
     /// Index of the first `user` message (subagent prompt detection).
     first_user: Option<usize>,
+    /// Whether an event id was already delivered (a message the chat
+    /// wrote again): such an event of a model message is not built.
+    delivered: Option<&'a dyn Fn(&str) -> bool>,
 }
 
 impl<'a> Doc<'a> {
@@ -598,12 +609,13 @@ impl<'a> Doc<'a> {
             messages,
             heads,
             first_user,
+            delivered: None,
         })
     }
 
     fn event(&self, id: String, record: &str, index: usize, payload: Payload) -> Event {
         let source = Source {
-            record: record.to_owned().into(),
+            record: crate::event::record_name(record, RECORDS),
             offset: index as u64,
             file: Some(self.file_tag.to_owned()),
         };
@@ -782,32 +794,34 @@ impl<'a> Doc<'a> {
     ) {
         let model = m.model.clone().filter(|s| !s.is_empty());
         let start = out.len();
+        let delivered = |event_id: &str| self.delivered.is_some_and(|d| d(event_id));
         for (n, t) in m.thoughts.iter().flatten().enumerate() {
             let subject = t.subject.as_deref().unwrap_or("").trim();
             let description = t.description.as_deref().unwrap_or("").trim();
+            let event_id = format!("{id}#thought-{n}");
+            if delivered(&event_id) {
+                continue;
+            }
             let text = match (subject.is_empty(), description.is_empty()) {
                 (true, true) => continue,
                 (false, true) => format!("**{subject}**"),
                 (true, false) => description.to_owned(),
                 (false, false) => format!("**{subject}**\n\n{description}"),
             };
-            let mut ev = self.event(
-                format!("{id}#thought-{n}"),
-                "gemini",
-                i,
-                Payload::Thinking { text },
-            );
-            ev.timestamp.clone_from(&t.timestamp);
+            let mut ev = self.event(event_id, "gemini", i, Payload::Thinking { text });
+            ev.timestamp = t.timestamp.as_deref().map(str::to_owned);
             out.push(ev);
         }
-        let text = text_of(content);
-        if !text.trim().is_empty() {
-            out.push(self.event(
-                id.to_owned(),
-                "gemini",
-                i,
-                Payload::AssistantMessage { text },
-            ));
+        if !delivered(id) {
+            let text = text_of(content);
+            if !text.trim().is_empty() {
+                out.push(self.event(
+                    id.to_owned(),
+                    "gemini",
+                    i,
+                    Payload::AssistantMessage { text },
+                ));
+            }
         }
         self.leftover_parts(i, id, "gemini", content, out);
         for (n, call) in m.tool_calls.iter().flatten().enumerate() {
@@ -817,8 +831,8 @@ impl<'a> Doc<'a> {
                 "gemini",
                 i,
                 Payload::ToolCall {
-                    tool_call_id: call.id.clone(),
-                    name: call.name.clone(),
+                    tool_call_id: call.id.clone().into_owned(),
+                    name: call.name.clone().into_owned(),
                     input,
                 },
             );
@@ -827,7 +841,7 @@ impl<'a> Doc<'a> {
             // own timestamp while it runs, and the result carries it.
             if let Some(result) = tool_result(call) {
                 let mut ev = self.event(format!("{id}#result-{n}"), "gemini", i, result);
-                ev.timestamp.clone_from(&call.timestamp);
+                ev.timestamp = call.timestamp.as_deref().map(str::to_owned);
                 out.push(ev);
             }
         }
@@ -938,6 +952,7 @@ pub(super) fn map_message_alone(
         messages: vec![raw],
         heads: vec![head],
         first_user: (first_user && is_user).then_some(0),
+        delivered: None,
     };
     doc.map_message(0)
 }
@@ -946,7 +961,8 @@ pub(super) fn map_message_alone(
 /// Lines chats read a line once): as [`map_message_alone`] gives for a
 /// message of this `kind`, before timestamps are filled in; `None` when
 /// the mapping does not know the kind or a field's shape (the caller then
-/// takes [`map_message_alone`]).
+/// takes [`map_message_alone`]). A model message's events whose ids
+/// `delivered` knows are left out.
 pub(super) fn map_known_alone(
     file_tag: &str,
     session_id: String,
@@ -954,6 +970,7 @@ pub(super) fn map_known_alone(
     first_user: bool,
     (id, kind): (&str, &str),
     m: &Message<'_>,
+    delivered: Option<&dyn Fn(&str) -> bool>,
 ) -> Option<Vec<Event>> {
     if !matches!(kind, "user" | "gemini" | "info" | "warning" | "error") {
         return None;
@@ -965,6 +982,7 @@ pub(super) fn map_known_alone(
         messages: Vec::new(),
         heads: Vec::new(),
         first_user: (first_user && kind == "user").then_some(0),
+        delivered,
     };
     doc.map_known(0, id, kind, m)
 }
@@ -1081,7 +1099,7 @@ fn tool_result(call: &ToolCall<'_>) -> Option<Payload> {
         None => response_error,
     };
     Some(Payload::ToolResult {
-        tool_call_id: call.id.clone(),
+        tool_call_id: call.id.clone().into_owned(),
         output,
         is_error,
     })

@@ -332,7 +332,7 @@ struct Line<'a, T, C> {
 }
 
 /// The fast path's reading of a line.
-type Typed<'a> = Line<'a, Vec<gemini::Thought>, Vec<gemini::ToolCall<'a>>>;
+type Typed<'a> = Line<'a, Vec<gemini::Thought<'a>>, Vec<gemini::ToolCall<'a>>>;
 
 /// The general path's reading of a line (or of a checkpoint's message).
 type Untyped<'a> = Line<'a, IgnoredAny, IgnoredAny>;
@@ -572,14 +572,16 @@ impl JsonlParser {
     }
 
     /// The events the shared mapping makes of a record: from the fields
-    /// the fast path read, else from its JSON.
-    fn map(&self, rec: &Record<'_>, first_user: bool) -> Option<Vec<Event>> {
+    /// the fast path read, else from its JSON. A message written again
+    /// (`known`) does not have its delivered model events built again.
+    fn map(&self, rec: &Record<'_>, first_user: bool, known: bool) -> Option<Vec<Event>> {
         let (tag, session, subagent) = (
             &self.ctx.file_tag,
             self.session_for_events(),
             self.subagent(),
         );
         if let (Some(m), Some(kind)) = (&rec.typed, rec.kind.as_deref()) {
+            let delivered = |event_id: &str| self.seen.contains(&hash_of(event_id));
             let known = map_known_alone(
                 tag,
                 session.clone(),
@@ -587,6 +589,7 @@ impl JsonlParser {
                 first_user,
                 (&rec.id, kind),
                 m,
+                known.then_some(&delivered as &dyn Fn(&str) -> bool),
             );
             if known.is_some() {
                 return known;
@@ -611,7 +614,7 @@ impl JsonlParser {
             self.remember(id, &[]);
             return;
         }
-        let Some(mut events) = self.map(&rec, !self.st.users) else {
+        let Some(mut events) = self.map(&rec, !self.st.users, known) else {
             return;
         };
         let kind = rec.kind.as_deref();
@@ -619,7 +622,10 @@ impl JsonlParser {
             self.st.users = true;
             classify_user(id, &mut events, origin);
         }
-        if kind == Some("gemini") && is_object(rec.tokens) {
+        if kind == Some("gemini")
+            && is_object(rec.tokens)
+            && !(known && self.seen.contains(&hash_of(&format!("{id}#tokens"))))
+        {
             events.push(self.tokens_event(id, rec.tokens, rec.model.clone()));
         }
         let copied = match (&self.st.copies_until, &rec.timestamp) {

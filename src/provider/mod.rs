@@ -26,6 +26,7 @@
 //! global: a test builds a registry holding a toy provider and runs the
 //! same code.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use crate::event::{Event, ProviderId, Subagent};
@@ -174,6 +175,47 @@ pub struct ConfigSection {
     /// has one kato honours: when it is set in kato's environment, the
     /// default roots are [`Provider::env_roots`] of its value.
     pub env_override: Option<&'static str>,
+}
+
+/// A string, borrowed from the input when it has no escapes. Anything
+/// else is an error.
+pub(crate) struct BorrowedStr<'a>(pub(crate) Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for BorrowedStr<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BorrowedStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// For `#[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]`
+/// on an `Option<Cow<'a, str>>` field: a string borrowed from the input when
+/// it has no escapes, `None` for `null`, an error for anything else. serde
+/// borrows a plain `Cow<str>` field, but gives an `Option<Cow<str>>` an
+/// owned copy of every string.
+pub(crate) fn opt_str<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    let s: Option<BorrowedStr<'de>> = serde::Deserialize::deserialize(d)?;
+    Ok(s.map(|s| s.0))
 }
 
 /// `<file_tag>:<offset>`, followed by `#<n>` for the n-th further event
@@ -498,6 +540,28 @@ pub fn stem(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn optional_strings_are_borrowed_when_unescaped() {
+        #[derive(serde::Deserialize)]
+        struct T<'a> {
+            #[serde(borrow, default, deserialize_with = "opt_str")]
+            a: Option<Cow<'a, str>>,
+        }
+        let read = |json: &'static str| serde_json::from_str::<T<'_>>(json).map(|t| t.a);
+        assert!(matches!(
+            read(r#"{"a": "plain"}"#),
+            Ok(Some(Cow::Borrowed("plain")))
+        ));
+        assert!(matches!(read(r#"{"a": "t\u00e9"}"#), Ok(Some(Cow::Owned(s))) if s == "té"));
+        assert!(matches!(read(r#"{"a": null}"#), Ok(None)));
+        assert!(matches!(read("{}"), Ok(None)));
+        let wrong = read(r#"{"a": 1}"#).err().map(|e| e.to_string());
+        assert_eq!(
+            wrong.as_deref(),
+            Some("invalid type: integer `1`, expected a string at line 1 column 7")
+        );
+    }
 
     #[test]
     fn registry_holds_every_id_once_in_order() {

@@ -238,7 +238,7 @@ struct Message<'a, R> {
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "R: Deserialize<'de>"))]
 struct Part<'a, R> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::provider::opt_str")]
     text: Option<Cow<'a, str>>,
     #[serde(default)]
     thought: Option<bool>,
