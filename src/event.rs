@@ -224,6 +224,18 @@ pub enum SystemCategory {
 }
 
 impl SystemCategory {
+    pub const ALL: [SystemCategory; 9] = [
+        SystemCategory::InjectedContext,
+        SystemCategory::IdeContext,
+        SystemCategory::CommandWrapper,
+        SystemCategory::Compaction,
+        SystemCategory::SubagentPrompt,
+        SystemCategory::UserShell,
+        SystemCategory::Error,
+        SystemCategory::Notice,
+        SystemCategory::ModelInput,
+    ];
+
     /// The name JSON gives the category (its serde name).
     pub fn name(self) -> &'static str {
         match self {

@@ -234,8 +234,14 @@ pub fn offset_id(tag: &str, offset: u64, n: u32) -> String {
 }
 
 /// Append the decimal digits of `v`.
-pub fn push_decimal(s: &mut String, mut v: u64) {
-    let mut digits = [0u8; 20];
+pub fn push_decimal(s: &mut String, v: u64) {
+    for &d in decimal(v, &mut [0; 20]) {
+        s.push(char::from(d));
+    }
+}
+
+/// The decimal digits of `v`, written at the end of `digits`.
+pub fn decimal(mut v: u64, digits: &mut [u8; 20]) -> &[u8] {
     let mut i = digits.len();
     loop {
         i -= 1;
@@ -246,9 +252,7 @@ pub fn push_decimal(s: &mut String, mut v: u64) {
             break;
         }
     }
-    for &d in &digits[i..] {
-        s.push(char::from(d));
-    }
+    &digits[i..]
 }
 
 /// How a provider stores its sessions, which decides how they are read.

@@ -195,18 +195,8 @@ fn raw(out: &mut Vec<u8>, key: &str, value: &RawValue) {
     out.extend_from_slice(value.get().as_bytes());
 }
 
-fn number(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+fn number(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(crate::provider::decimal(n, &mut [0; 20]));
 }
 
 /// A byte JSON cannot hold as it is inside a string.
@@ -320,17 +310,7 @@ mod unit {
                 "b".repeat(17 - pad)
             ));
         }
-        let categories = [
-            SystemCategory::InjectedContext,
-            SystemCategory::IdeContext,
-            SystemCategory::CommandWrapper,
-            SystemCategory::Compaction,
-            SystemCategory::SubagentPrompt,
-            SystemCategory::UserShell,
-            SystemCategory::Error,
-            SystemCategory::Notice,
-            SystemCategory::ModelInput,
-        ];
+        let categories = SystemCategory::ALL;
         let raw = || raw_from_str(r#"{"a": [1, "\u0007\u00e9"], "b": "\u007f"}"#);
         let mut events = Vec::new();
         for (i, t) in texts.iter().enumerate() {
