@@ -1,5 +1,5 @@
 //! The JSONL export (SPEC §4): the canonical event stream, one
-//! [`JsonlRecord`] (event plus `schema_version`) per line.
+//! [`JsonlRecord`](crate::event::JsonlRecord) (event plus `schema_version`) per line.
 
 use std::io::{self, Write};
 
@@ -46,7 +46,7 @@ impl<W: Write> JsonlWriter<W> {
 /// `serde_json` writes for [`crate::event::JsonlRecord`]: the same fields in
 /// the same order, the same escapes. Written out by hand because the
 /// export spends most of its writing time here, and `serde_json` looks up
-/// every byte of every string in a table while [`string`] skips clean runs
+/// every byte of every string in a table while `string` skips clean runs
 /// sixteen bytes at a time. `encodes_as_serde_does` and every parser's
 /// fuzz target hold the two to the same bytes.
 pub fn encode(ev: &Event, out: &mut Vec<u8>) {
