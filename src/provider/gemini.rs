@@ -831,8 +831,8 @@ impl<'a> Doc<'a> {
                 "gemini",
                 i,
                 Payload::ToolCall {
-                    tool_call_id: call.id.clone().into_owned(),
-                    name: call.name.clone().into_owned(),
+                    tool_call_id: call.id.to_string(),
+                    name: call.name.to_string(),
                     input,
                 },
             );
@@ -1099,7 +1099,7 @@ fn tool_result(call: &ToolCall<'_>) -> Option<Payload> {
         None => response_error,
     };
     Some(Payload::ToolResult {
-        tool_call_id: call.id.clone().into_owned(),
+        tool_call_id: call.id.to_string(),
         output,
         is_error,
     })

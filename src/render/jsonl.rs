@@ -207,7 +207,7 @@ fn escaped(b: u8) -> bool {
 /// `s` as a JSON string literal, escaped as `serde_json` escapes it: the
 /// quote, the backslash and the short forms `\b \t \n \f \r`; any other
 /// C0 control as `\u00XX` in lower-case hex.
-pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
+fn string(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
