@@ -6,6 +6,13 @@
 
 use std::process::ExitCode;
 
+/// mimalloc serves kato's own allocations (the C code, SQLite, keeps the C
+/// library's `malloc`): parsing makes and frees many small strings, which
+/// musl's allocator in the static binary serves several times slower.
+/// Its build settings are in `.cargo/config.toml` and `ci/build-static`.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let code = match kato::cli::run() {
         Ok(code) => code,

@@ -354,7 +354,8 @@ pub fn feed_lines(
     // of an unfinished line: each byte is copied once, by the kernel. The
     // buffer is zeroed once as it grows: from a size small files need,
     // doubling while reads fill it up to `2 * CHUNK`, past that only for a
-    // line longer than it. `len` of its bytes hold data.
+    // line longer than it, and never past the line cap and a chunk. `len`
+    // of its bytes hold data.
     let mut buf: Vec<u8> = vec![0; FIRST_READ];
     let mut len = 0;
     let mut filled = false;
@@ -368,7 +369,11 @@ pub fn feed_lines(
             || (filled && buf.len() < 2 * CHUNK)
             || (buf.len() >= 2 * CHUNK && spare < CHUNK)
         {
-            buf.resize(2 * buf.len(), 0);
+            // Never past what the longest line kept needs: growing copies
+            // (the allocator cannot always extend in place), so a line at
+            // the cap costs the cap twice at that moment, not three times.
+            let grown = (2 * buf.len()).min(limits.line_cap + CHUNK);
+            buf.resize(grown.max(buf.len()), 0);
         }
         let n = match input.read(&mut buf[len..]) {
             Ok(0) => break,
