@@ -806,7 +806,13 @@ impl<'a> Doc<'a> {
                 (true, true) => continue,
                 (false, true) => format!("**{subject}**"),
                 (true, false) => description.to_owned(),
-                (false, false) => format!("**{subject}**\n\n{description}"),
+                (false, false) => {
+                    let mut text = String::with_capacity(subject.len() + description.len() + 6);
+                    for piece in ["**", subject, "**\n\n", description] {
+                        text.push_str(piece);
+                    }
+                    text
+                }
             };
             let mut ev = self.event(event_id, "gemini", i, Payload::Thinking { text });
             ev.timestamp = t.timestamp.as_deref().map(str::to_owned);
@@ -1087,11 +1093,13 @@ fn tool_result(call: &ToolCall<'_>) -> Option<Payload> {
             Piece::Other(raw) => texts.push(compact_string(raw.get())),
         }
     }
-    let output = texts
-        .into_iter()
-        .filter(|t| !t.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n");
+    texts.retain(|t| !t.is_empty());
+    // One part (nearly every call) is its own output, not a copy of it.
+    let output = if texts.len() == 1 {
+        texts.pop().unwrap_or_default()
+    } else {
+        texts.join("\n")
+    };
     // A cancelled call did not run to completion: shown as failed.
     let is_error = match status {
         Some("error" | "cancelled") => true,

@@ -391,6 +391,12 @@ impl<'a> Record<'a> {
     }
 }
 
+/// How an event id is remembered for message `id`: the rest after the
+/// message id when it starts with it, else whole.
+fn suffix(id: &str, event_id: &str) -> String {
+    event_id.strip_prefix(id).unwrap_or(event_id).to_owned()
+}
+
 /// A JSON string's text; `None` for any other value.
 pub(super) fn string(raw: Option<&RawValue>) -> Option<String> {
     let raw = raw?.get().trim();
@@ -420,6 +426,25 @@ fn hash_of(s: &str) -> u64 {
     }
     let mut b = [0u8; 8];
     b[..words.remainder().len()].copy_from_slice(words.remainder());
+    step(h, u64::from_le_bytes(b))
+}
+
+/// [`hash_of`] of the parts joined, without joining them.
+fn hash_of_parts(parts: &[&str]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let step = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut h = step(0, len as u64);
+    let (mut b, mut n) = ([0u8; 8], 0);
+    for &byte in parts.iter().flat_map(|p| p.as_bytes()) {
+        b[n] = byte;
+        n += 1;
+        if n == 8 {
+            h = step(h, u64::from_le_bytes(b));
+            n = 0;
+        }
+    }
+    b[n..].fill(0);
     step(h, u64::from_le_bytes(b))
 }
 
@@ -490,7 +515,7 @@ impl JsonlParser {
     }
 
     fn message_key(id: &str) -> u64 {
-        hash_of(&format!("\0message\0{id}"))
+        hash_of_parts(&["\0message\0", id])
     }
 
     fn is_known(&self, id: &str) -> bool {
@@ -584,8 +609,8 @@ impl JsonlParser {
             let delivered = |event_id: &str| self.seen.contains(&hash_of(event_id));
             let known = map_known_alone(
                 tag,
-                session.clone(),
-                subagent.clone(),
+                session,
+                subagent,
                 first_user,
                 (&rec.id, kind),
                 m,
@@ -596,7 +621,13 @@ impl JsonlParser {
             }
         }
         let raw = serde_json::from_str::<&RawValue>(rec.text).ok()?;
-        Some(map_message_alone(tag, session, subagent, first_user, raw))
+        Some(map_message_alone(
+            tag,
+            self.session_for_events(),
+            self.subagent(),
+            first_user,
+            raw,
+        ))
     }
 
     // Long because: the steps of one message (map, classify, mark, dedupe,
@@ -611,7 +642,7 @@ impl JsonlParser {
         let id = rec.id.as_str();
         let known = self.is_known(id);
         if origin == Origin::Checkpoint && known {
-            self.remember(id, &[]);
+            self.remember(id, Vec::new());
             return;
         }
         let Some(mut events) = self.map(&rec, !self.st.users, known) else {
@@ -624,7 +655,7 @@ impl JsonlParser {
         }
         if kind == Some("gemini")
             && is_object(rec.tokens)
-            && !(known && self.seen.contains(&hash_of(&format!("{id}#tokens"))))
+            && !(known && self.seen.contains(&hash_of_parts(&[id, "#tokens"])))
         {
             events.push(self.tokens_event(id, rec.tokens, rec.model.clone()));
         }
@@ -645,12 +676,12 @@ impl JsonlParser {
             }
             self.note_result(&ev);
             self.seen.insert(key);
-            delivered.push(ev.event_id.clone());
+            delivered.push(suffix(id, &ev.event_id));
             out(ev);
         }
         self.seen.insert(Self::message_key(id));
         if !known || self.st.recent.iter().any(|m| m.id == id) {
-            self.remember(id, &delivered);
+            self.remember(id, delivered);
         }
     }
 
@@ -715,15 +746,12 @@ impl JsonlParser {
         }
     }
 
-    /// Record `delivered` for message `id`, placing it at the end of the
-    /// window when it is new there.
-    fn remember(&mut self, id: &str, delivered: &[String]) {
-        let suffixes = delivered.iter().map(|e| match e.strip_prefix(id) {
-            Some(rest) => rest.to_owned(),
-            None => e.clone(),
-        });
+    /// Record the event ids delivered for message `id` (as [`suffix`]
+    /// gives them), placing it at the end of the window when it is new
+    /// there.
+    fn remember(&mut self, id: &str, delivered: Vec<String>) {
         if let Some(m) = self.st.recent.iter_mut().find(|m| m.id == id) {
-            m.events.extend(suffixes);
+            m.events.extend(delivered);
             return;
         }
         if self.st.recent.len() == WINDOW {
@@ -731,7 +759,7 @@ impl JsonlParser {
         }
         self.st.recent.push_back(Recent {
             id: id.to_owned(),
-            events: suffixes.collect(),
+            events: delivered,
         });
     }
 
@@ -829,7 +857,7 @@ impl JsonlParser {
         // The window follows the checkpoint's order.
         for (raw, id) in list.iter().zip(&ids) {
             if let Some(m) = id.as_ref().and_then(|id| kept.remove(id)) {
-                self.remember(&m.id, &[]);
+                self.remember(&m.id, Vec::new());
                 if let Some(r) = self.st.recent.back_mut() {
                     r.events = m.events;
                 }

@@ -657,3 +657,27 @@ fn both_ways_agree() {
     assert_eq!(fast, general);
     assert!(fast.0.len() > 30, "{}", fast.0.len());
 }
+
+#[test]
+fn a_hash_of_parts_is_the_hash_of_their_join() {
+    let words = [
+        "",
+        "a",
+        "#tokens",
+        "\0message\0",
+        "0123456",
+        "01234567",
+        "012345678",
+    ];
+    for a in words {
+        for b in words {
+            for c in ["", "x", "seventeen bytes.."] {
+                let joined = format!("{a}{b}{c}");
+                assert_eq!(hash_of_parts(&[a, b, c]), hash_of(&joined), "{joined:?}");
+            }
+        }
+        assert_eq!(hash_of_parts(&[a]), hash_of(a));
+    }
+    assert_eq!(hash_of_parts(&[]), hash_of(""));
+    assert_ne!(hash_of_parts(&["ab", "c"]), hash_of("abd"));
+}
