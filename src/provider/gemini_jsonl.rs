@@ -414,8 +414,6 @@ fn is_object(raw: Option<&RawValue>) -> bool {
 /// collision drops one repeated-looking event from a display). Written
 /// out here so that persisted values never change with the toolchain.
 fn hash_of(s: &str) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let step = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
     let bytes = s.as_bytes();
     let mut words = bytes.chunks_exact(8);
     let mut h = step(0, bytes.len() as u64);
@@ -429,10 +427,14 @@ fn hash_of(s: &str) -> u64 {
     step(h, u64::from_le_bytes(b))
 }
 
+/// One step of [`hash_of`]: eight more bytes, little-endian, into `h`.
+fn step(h: u64, w: u64) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    (h.rotate_left(5) ^ w).wrapping_mul(K)
+}
+
 /// [`hash_of`] of the parts joined, without joining them.
 fn hash_of_parts(parts: &[&str]) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let step = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
     let len: usize = parts.iter().map(|p| p.len()).sum();
     let mut h = step(0, len as u64);
     let (mut b, mut n) = ([0u8; 8], 0);
