@@ -806,13 +806,7 @@ impl<'a> Doc<'a> {
                 (true, true) => continue,
                 (false, true) => format!("**{subject}**"),
                 (true, false) => description.to_owned(),
-                (false, false) => {
-                    let mut text = String::with_capacity(subject.len() + description.len() + 6);
-                    for piece in ["**", subject, "**\n\n", description] {
-                        text.push_str(piece);
-                    }
-                    text
-                }
+                (false, false) => ["**", subject, "**\n\n", description].concat(),
             };
             let mut ev = self.event(event_id, "gemini", i, Payload::Thinking { text });
             ev.timestamp = t.timestamp.as_deref().map(str::to_owned);

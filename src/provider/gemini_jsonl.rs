@@ -602,17 +602,13 @@ impl JsonlParser {
     /// the fast path read, else from its JSON. A message written again
     /// (`known`) does not have its delivered model events built again.
     fn map(&self, rec: &Record<'_>, first_user: bool, known: bool) -> Option<Vec<Event>> {
-        let (tag, session, subagent) = (
-            &self.ctx.file_tag,
-            self.session_for_events(),
-            self.subagent(),
-        );
+        let tag = &self.ctx.file_tag;
         if let (Some(m), Some(kind)) = (&rec.typed, rec.kind.as_deref()) {
             let delivered = |event_id: &str| self.seen.contains(&hash_of(event_id));
             let known = map_known_alone(
                 tag,
-                session,
-                subagent,
+                self.session_for_events(),
+                self.subagent(),
                 first_user,
                 (&rec.id, kind),
                 m,
