@@ -68,8 +68,8 @@ use serde_json::value::RawValue;
 use crate::event::{raw_from_str, Event, Payload, ProviderId, Source, Subagent, SystemCategory};
 use crate::json_str::{self, Segment};
 use crate::provider::{
-    first_line_object, stem, ConfigSection, FileCtx, Malformed, Provider, RecordParser, Sniff,
-    SourceKind,
+    first_line_object, indexed_id, stem, ConfigSection, FileCtx, Malformed, Provider, RecordParser,
+    Sniff, SourceKind,
 };
 
 pub const ID: ProviderId = ProviderId::Gemini;
@@ -355,20 +355,51 @@ pub(super) struct Thought<'a> {
     timestamp: Option<Cow<'a, str>>,
 }
 
+/// A tool call; `R` is how its result parts are read: as written, to be
+/// read one by one when mapped ([`Parts`]), or strictly in the same pass
+/// as the record (`Vec<ReadPart>`, the JSON Lines chats' fast path).
 #[derive(Deserialize)]
-pub(super) struct ToolCall<'a> {
+pub(super) struct ToolCall<'a, R = Parts<'a>> {
     #[serde(borrow)]
     id: Cow<'a, str>,
     #[serde(borrow)]
     name: Cow<'a, str>,
     #[serde(borrow, default)]
     args: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    result: Option<Vec<&'a RawValue>>,
+    #[serde(default = "Option::default")]
+    result: Option<R>,
     #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
     status: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
     timestamp: Option<Cow<'a, str>>,
+}
+
+impl<'a> ToolCall<'a, Vec<ReadPart>> {
+    /// The call as the mapping takes it.
+    pub(super) fn into_mapped(self) -> ToolCall<'a> {
+        ToolCall {
+            id: self.id,
+            name: self.name,
+            args: self.args,
+            result: self.result.map(Parts::Read),
+            status: self.status,
+            timestamp: self.timestamp,
+        }
+    }
+}
+
+/// A tool call's result parts.
+pub(super) enum Parts<'a> {
+    /// As written: each is read when mapped, whatever its shape.
+    Raw(Vec<&'a RawValue>),
+    /// Already read, every one a usual response part.
+    Read(Vec<ReadPart>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Parts<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::deserialize(d).map(Parts::Raw)
+    }
 }
 
 /// Only the tool-call ids and results of a message (duplicate detection).
@@ -440,8 +471,12 @@ fn pieces(content: Option<&RawValue>) -> Option<Vec<Piece<'_>>> {
 }
 
 fn piece(raw: &RawValue) -> Piece<'_> {
-    if let Ok(s) = serde_json::from_str::<String>(raw.get()) {
-        return Piece::Text(s);
+    // Only a string can read as one (and an attempt that fails costs an
+    // error message).
+    if raw.get().trim_start().starts_with('"') {
+        if let Ok(s) = serde_json::from_str::<String>(raw.get()) {
+            return Piece::Text(s);
+        }
     }
     match serde_json::from_str::<Part<'_>>(raw.get()) {
         Ok(Part {
@@ -663,7 +698,7 @@ impl<'a> Doc<'a> {
             Some(kind @ ("user" | "gemini" | "info" | "warning" | "error")) => {
                 serde_json::from_str::<Message<'_>>(raw.get())
                     .ok()
-                    .and_then(|m| self.map_known(i, &id, kind, &m))
+                    .and_then(|m| self.map_known(i, &id, kind, m))
             }
             _ => None,
         };
@@ -686,11 +721,11 @@ impl<'a> Doc<'a> {
     }
 
     /// `None` when a field has a shape the mapping does not know.
-    fn map_known(&self, i: usize, id: &str, kind: &str, m: &Message<'_>) -> Option<Vec<Event>> {
+    fn map_known(&self, i: usize, id: &str, kind: &str, m: Message<'_>) -> Option<Vec<Event>> {
         let content = pieces(m.content)?;
         let mut out = Vec::new();
         match kind {
-            "user" => self.map_user(i, id, m, &content, &mut out)?,
+            "user" => self.map_user(i, id, &m, &content, &mut out)?,
             "gemini" => self.map_gemini(i, id, m, &content, &mut out),
             _ => {
                 let category = if kind == "error" {
@@ -770,7 +805,7 @@ impl<'a> Doc<'a> {
             }
             if !context.trim().is_empty() {
                 out.push(self.event(
-                    format!("{id}#context"),
+                    [id, "#context"].concat(),
                     "user",
                     i,
                     Payload::SystemMessage {
@@ -788,17 +823,17 @@ impl<'a> Doc<'a> {
         &self,
         i: usize,
         id: &str,
-        m: &Message<'_>,
+        m: Message<'_>,
         content: &[Piece<'_>],
         out: &mut Vec<Event>,
     ) {
-        let model = m.model.clone().filter(|s| !s.is_empty());
+        let model = m.model.filter(|s| !s.is_empty());
         let start = out.len();
         let delivered = |event_id: &str| self.delivered.is_some_and(|d| d(event_id));
         for (n, t) in m.thoughts.iter().flatten().enumerate() {
             let subject = t.subject.as_deref().unwrap_or("").trim();
             let description = t.description.as_deref().unwrap_or("").trim();
-            let event_id = format!("{id}#thought-{n}");
+            let event_id = indexed_id(id, "#thought-", n);
             if delivered(&event_id) {
                 continue;
             }
@@ -824,10 +859,10 @@ impl<'a> Doc<'a> {
             }
         }
         self.leftover_parts(i, id, "gemini", content, out);
-        for (n, call) in m.tool_calls.iter().flatten().enumerate() {
+        for (n, call) in m.tool_calls.into_iter().flatten().enumerate() {
             let input = call.args.map(compact).unwrap_or_else(|| raw_from_str("{}"));
             let ev = self.event(
-                format!("{id}#call-{n}"),
+                indexed_id(id, "#call-", n),
                 "gemini",
                 i,
                 Payload::ToolCall {
@@ -839,9 +874,10 @@ impl<'a> Doc<'a> {
             out.push(ev);
             // The call keeps the message's time: the CLI updates a call's
             // own timestamp while it runs, and the result carries it.
+            let timestamp = call.timestamp.as_deref().map(str::to_owned);
             if let Some(result) = tool_result(call) {
-                let mut ev = self.event(format!("{id}#result-{n}"), "gemini", i, result);
-                ev.timestamp = call.timestamp.as_deref().map(str::to_owned);
+                let mut ev = self.event(indexed_id(id, "#result-", n), "gemini", i, result);
+                ev.timestamp = timestamp;
                 out.push(ev);
             }
         }
@@ -871,9 +907,9 @@ impl<'a> Doc<'a> {
                         .id
                         .clone()
                         .or_else(|| fr.name.clone())
-                        .unwrap_or_else(|| format!("{id}#response-{n}"));
+                        .unwrap_or_else(|| indexed_id(id, "#response-", n));
                     out.push(self.event(
-                        format!("{id}#response-{n}"),
+                        indexed_id(id, "#response-", n),
                         record,
                         i,
                         Payload::ToolResult {
@@ -884,7 +920,7 @@ impl<'a> Doc<'a> {
                     ));
                 }
                 Piece::Other(raw) => out.push(self.event(
-                    format!("{id}#part-{n}"),
+                    indexed_id(id, "#part-", n),
                     record,
                     i,
                     Payload::ProviderRaw {
@@ -969,7 +1005,7 @@ pub(super) fn map_known_alone(
     subagent: Option<Subagent>,
     first_user: bool,
     (id, kind): (&str, &str),
-    m: &Message<'_>,
+    m: Message<'_>,
     delivered: Option<&dyn Fn(&str) -> bool>,
 ) -> Option<Vec<Event>> {
     if !matches!(kind, "user" | "gemini" | "info" | "warning" | "error") {
@@ -987,40 +1023,47 @@ pub(super) fn map_known_alone(
     doc.map_known(0, id, kind, m)
 }
 
-/// What [`piece`] then [`response_output`] make of a result part that is a
-/// `functionResponse` whose `response` holds string `output`/`error` (how
-/// the CLI records nearly every call), read in one pass: a long tool
-/// output is decoded once instead of scanned three times. `None` for any
-/// other part, or anything unusual about this one (a duplicate key, a
+/// A result part that is a `functionResponse` whose `response` holds
+/// string `output`/`error` (how the CLI records nearly every call), read
+/// in one pass: its text and whether it is an error response, as [`piece`]
+/// then [`response_output`] make of it. A long tool output is decoded
+/// once instead of scanned again. Reading fails on any other part, or on
+/// anything unusual about this one (a `text` beside it, a duplicate key, a
 /// value of another type, neither field), which the general path reads.
-fn response_part_fast(part: &RawValue) -> Option<(String, bool)> {
-    #[derive(Deserialize)]
-    struct FastPart<'a> {
-        #[serde(default)]
-        text: Option<serde::de::IgnoredAny>,
-        #[serde(rename = "functionResponse", borrow)]
-        function_response: FastResponse<'a>,
-    }
-    #[derive(Deserialize)]
-    struct FastResponse<'a> {
-        // Read for their types only, as `FunctionResponse` reads them.
-        #[serde(rename = "id", default, borrow)]
-        _id: Option<std::borrow::Cow<'a, str>>,
-        #[serde(rename = "name", default, borrow)]
-        _name: Option<std::borrow::Cow<'a, str>>,
-        #[serde(default)]
-        response: Option<Outputs>,
-    }
-    let p: FastPart<'_> = serde_json::from_str(part.get()).ok()?;
-    if p.text.is_some() {
-        return None;
-    }
-    match p.function_response.response {
-        None => Some((String::new(), false)),
-        Some(Outputs(Some(o), None)) => Some((o, false)),
-        Some(Outputs(None, Some(e))) => Some((e, true)),
-        Some(Outputs(Some(o), Some(e))) => Some((format!("{o}\n{e}"), true)),
-        Some(Outputs(None, None)) => None,
+pub(super) struct ReadPart(String, bool);
+
+impl<'de> Deserialize<'de> for ReadPart {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct FastPart<'a> {
+            #[serde(default)]
+            text: Option<serde::de::IgnoredAny>,
+            #[serde(rename = "functionResponse", borrow)]
+            function_response: FastResponse<'a>,
+        }
+        #[derive(Deserialize)]
+        struct FastResponse<'a> {
+            // Read for their types only, as `FunctionResponse` reads them.
+            #[serde(rename = "id", default, borrow)]
+            _id: Option<Cow<'a, str>>,
+            #[serde(rename = "name", default, borrow)]
+            _name: Option<Cow<'a, str>>,
+            #[serde(default)]
+            response: Option<Outputs>,
+        }
+        let p = FastPart::deserialize(d)?;
+        if p.text.is_some() {
+            return Err(serde::de::Error::custom("text beside a response"));
+        }
+        Ok(match p.function_response.response {
+            None => ReadPart(String::new(), false),
+            Some(Outputs(Some(o), None)) => ReadPart(o, false),
+            Some(Outputs(None, Some(e))) => ReadPart(e, true),
+            Some(Outputs(Some(o), Some(e))) => ReadPart(format!("{o}\n{e}"), true),
+            Some(Outputs(None, None)) => {
+                return Err(serde::de::Error::custom("a response without output"))
+            }
+        })
     }
 }
 
@@ -1061,30 +1104,41 @@ impl<'de> Deserialize<'de> for Outputs {
 }
 
 /// The result of a finished tool call; `None` while it is still running.
-fn tool_result(call: &ToolCall<'_>) -> Option<Payload> {
+fn tool_result(call: ToolCall<'_>) -> Option<Payload> {
     let status = call.status.as_deref();
-    let parts = call.result.as_deref().unwrap_or_default();
+    let parts = call.result.unwrap_or(Parts::Read(Vec::new()));
     let finished = matches!(status, Some("success" | "error" | "cancelled"));
-    if parts.is_empty() && !finished {
+    let empty = match &parts {
+        Parts::Raw(p) => p.is_empty(),
+        Parts::Read(p) => p.is_empty(),
+    };
+    if empty && !finished {
         return None;
     }
     let mut texts = Vec::new();
     let mut response_error = false;
-    for part in parts {
-        if let Some((text, is_error)) = response_part_fast(part) {
-            response_error |= is_error;
-            texts.push(text);
-            continue;
-        }
-        match piece(part) {
-            Piece::Text(t) => texts.push(t),
-            Piece::Response(fr) => {
-                let (text, is_error) = response_output(fr.response);
-                response_error |= is_error;
-                texts.push(text);
+    let mut read = |ReadPart(text, is_error): ReadPart| {
+        response_error |= is_error;
+        texts.push(text);
+    };
+    match parts {
+        Parts::Read(parts) => parts.into_iter().for_each(read),
+        Parts::Raw(parts) => {
+            for part in parts {
+                if let Ok(p) = serde_json::from_str::<ReadPart>(part.get()) {
+                    read(p);
+                    continue;
+                }
+                read(match piece(part) {
+                    Piece::Text(t) => ReadPart(t, false),
+                    Piece::Response(fr) => {
+                        let (text, is_error) = response_output(fr.response);
+                        ReadPart(text, is_error)
+                    }
+                    Piece::Attachment => ReadPart("[attachment]".to_owned(), false),
+                    Piece::Other(raw) => ReadPart(compact_string(raw.get()), false),
+                });
             }
-            Piece::Attachment => texts.push("[attachment]".to_owned()),
-            Piece::Other(raw) => texts.push(compact_string(raw.get())),
         }
     }
     texts.retain(|t| !t.is_empty());
@@ -1101,7 +1155,7 @@ fn tool_result(call: &ToolCall<'_>) -> Option<Payload> {
         None => response_error,
     };
     Some(Payload::ToolResult {
-        tool_call_id: call.id.to_string(),
+        tool_call_id: call.id.into_owned(),
         output,
         is_error,
     })
@@ -1455,9 +1509,9 @@ mod tests {
         let mut fast_taken = 0;
         for p in parts {
             let raw: Box<RawValue> = serde_json::from_str(p).expect("json");
-            if let Some(fast) = response_part_fast(&raw) {
+            if let Ok(ReadPart(text, is_error)) = serde_json::from_str::<ReadPart>(p) {
                 fast_taken += 1;
-                assert_eq!(Some(fast), general(&raw), "{p}");
+                assert_eq!(Some((text, is_error)), general(&raw), "{p}");
             }
         }
         assert!(fast_taken >= 6, "{fast_taken}");

@@ -332,7 +332,8 @@ struct Line<'a, T, C> {
 }
 
 /// The fast path's reading of a line.
-type Typed<'a> = Line<'a, Vec<gemini::Thought<'a>>, Vec<gemini::ToolCall<'a>>>;
+type Typed<'a> =
+    Line<'a, Vec<gemini::Thought<'a>>, Vec<gemini::ToolCall<'a, Vec<gemini::ReadPart>>>>;
 
 /// The general path's reading of a line (or of a checkpoint's message).
 type Untyped<'a> = Line<'a, IgnoredAny, IgnoredAny>;
@@ -351,7 +352,12 @@ impl<'a> Typed<'a> {
             display_content: self.display_content,
             model,
             thoughts: self.thoughts,
-            tool_calls: self.tool_calls,
+            tool_calls: self.tool_calls.map(|calls| {
+                calls
+                    .into_iter()
+                    .map(gemini::ToolCall::into_mapped)
+                    .collect()
+            }),
         })
     }
 }
@@ -601,9 +607,15 @@ impl JsonlParser {
     /// The events the shared mapping makes of a record: from the fields
     /// the fast path read, else from its JSON. A message written again
     /// (`known`) does not have its delivered model events built again.
-    fn map(&self, rec: &Record<'_>, first_user: bool, known: bool) -> Option<Vec<Event>> {
+    fn map(
+        &self,
+        rec: &Record<'_>,
+        typed: Option<gemini::Message<'_>>,
+        first_user: bool,
+        known: bool,
+    ) -> Option<Vec<Event>> {
         let tag = &self.ctx.file_tag;
-        if let (Some(m), Some(kind)) = (&rec.typed, rec.kind.as_deref()) {
+        if let (Some(m), Some(kind)) = (typed, rec.kind.as_deref()) {
             let delivered = |event_id: &str| self.seen.contains(&hash_of(event_id));
             let known = map_known_alone(
                 tag,
@@ -633,17 +645,18 @@ impl JsonlParser {
     fn message(
         &mut self,
         offset: u64,
-        rec: Record<'_>,
+        mut rec: Record<'_>,
         origin: Origin,
         out: &mut dyn FnMut(Event),
     ) {
+        let typed = rec.typed.take();
         let id = rec.id.as_str();
         let known = self.is_known(id);
         if origin == Origin::Checkpoint && known {
             self.remember(id, Vec::new());
             return;
         }
-        let Some(mut events) = self.map(&rec, !self.st.users, known) else {
+        let Some(mut events) = self.map(&rec, typed, !self.st.users, known) else {
             return;
         };
         let kind = rec.kind.as_deref();
@@ -678,8 +691,11 @@ impl JsonlParser {
             out(ev);
         }
         self.seen.insert(Self::message_key(id));
-        if !known || self.st.recent.iter().any(|m| m.id == id) {
-            self.remember(id, delivered);
+        if !known {
+            // Not in the window, which only holds known messages.
+            self.remember_new(id, delivered);
+        } else if let Some(m) = self.st.recent.iter_mut().find(|m| m.id == id) {
+            m.events.extend(delivered);
         }
     }
 
@@ -697,7 +713,7 @@ impl JsonlParser {
         let mut ev = Event::new(
             ID,
             self.session_for_events(),
-            format!("{id}#tokens"),
+            [id, "#tokens"].concat(),
             source,
             payload,
         );
@@ -752,6 +768,11 @@ impl JsonlParser {
             m.events.extend(delivered);
             return;
         }
+        self.remember_new(id, delivered);
+    }
+
+    /// [`Self::remember`] for a message the window does not hold.
+    fn remember_new(&mut self, id: &str, delivered: Vec<String>) {
         if self.st.recent.len() == WINDOW {
             self.st.recent.pop_front();
         }

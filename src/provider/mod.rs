@@ -233,6 +233,21 @@ pub fn offset_id(tag: &str, offset: u64, n: u32) -> String {
     id
 }
 
+/// `<id><tag><n>` (`msg-1#call-0`): the id of the n-th event of one kind
+/// made from a record with its own id, built at its final size (`format!`
+/// starts such a string empty and grows it).
+pub fn indexed_id(id: &str, tag: &str, n: usize) -> String {
+    let mut digits = [0; 20];
+    let digits = decimal(n as u64, &mut digits);
+    let mut s = String::with_capacity(id.len() + tag.len() + digits.len());
+    s.push_str(id);
+    s.push_str(tag);
+    for &d in digits {
+        s.push(char::from(d));
+    }
+    s
+}
+
 /// Append the decimal digits of `v`.
 pub fn push_decimal(s: &mut String, v: u64) {
     for &d in decimal(v, &mut [0; 20]) {

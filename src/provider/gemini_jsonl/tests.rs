@@ -653,6 +653,35 @@ fn both_ways_agree() {
         b"\xff",
     ];
     lines.extend(odd);
+    // Result parts the one-pass reading takes, and those it leaves to the
+    // general path (which then reads the whole line), alone and mixed.
+    let usual = r#"{"functionResponse":{"id":"c","name":"n","response":{"output":"out\nput"}}}"#;
+    let parts = [
+        usual.to_owned(),
+        r#"{"functionResponse":{"id":"c","response":{"error":"bad"}}}"#.to_owned(),
+        r#"{"functionResponse":{"response":{"output":"o","error":"e","extra":1}}}"#.to_owned(),
+        r#"{"functionResponse":{"id":"c"}}"#.to_owned(),
+        r#"{"functionResponse":{"response":{}}}"#.to_owned(),
+        r#"{"functionResponse":{"response":{"output":{"k":[1, 2]}}}}"#.to_owned(),
+        r#"{"functionResponse":{"response":"plain"}}"#.to_owned(),
+        r#"{"text":"t","functionResponse":{"response":{"output":"a"}}}"#.to_owned(),
+        r#"{"text":"only text"}"#.to_owned(),
+        r#""a bare string""#.to_owned(),
+        r#"{"inlineData":{"mimeType":"image/png","data":"AA=="}}"#.to_owned(),
+        r#"{"functionResponse":{"id":7,"response":{"output":"a"}}}"#.to_owned(),
+        format!("{usual},{}", r#"{"text":"then text"}"#),
+        format!("{usual},{usual}"),
+    ];
+    let with_results: Vec<String> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            format!(
+                r#"{{"id":"r{i}","type":"gemini","content":"","toolCalls":[{{"id":"c{i}","name":"n","args":{{}},"result":[{p}],"status":"success"}}]}}"#
+            )
+        })
+        .collect();
+    lines.extend(with_results.iter().map(|l| l.as_bytes()));
     let [fast, general] = read_both_ways(&lines);
     assert_eq!(fast, general);
     assert!(fast.0.len() > 30, "{}", fast.0.len());
