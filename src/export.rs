@@ -302,11 +302,21 @@ pub fn report_degraded(stage: &str, missing: &[crate::sandbox::Missing]) {
 /// What the parse stages send to the write stage.
 enum Msg {
     Meta(Box<crate::render::SessionMeta>),
-    /// A batch, and the bytes of the session's files read up to its last
-    /// event (for the progress bar).
-    Events(Vec<Event>, u64),
+    Events(Batch),
     Done(Skipped),
     Failed(String),
+}
+
+/// Events on their way from the parse stage to the write stage.
+struct Batch {
+    events: Vec<Event>,
+    /// Bytes of the session's files read up to its last event (for the
+    /// progress bar).
+    at: u64,
+    /// What redaction found, when the parse stage redacted the events
+    /// itself: it does so when the write stage is behind (see
+    /// [`parse_stage`]).
+    redacted: Option<RedactionStats>,
 }
 
 /// Events per channel message: amortises the hand-off between stages…
@@ -318,9 +328,9 @@ const BATCH: usize = 1024;
 /// …unless their text reaches this many bytes first.
 const BATCH_BYTES: usize = 256 << 10;
 
-/// Batches the parse stage may have sent and not yet got back: with
-/// [`BATCH_BYTES`], this bounds the memory of events in flight (about
-/// 2 MiB of text) whatever the size of single events.
+/// Batches the parse stage may have sent and not yet got back (one more
+/// while it waits): with [`BATCH_BYTES`], this bounds the memory of events
+/// in flight (about 2 MiB of text) whatever the size of single events.
 const IN_FLIGHT: usize = 8;
 
 /// Rendered Markdown held in memory while the metadata is not known (the
@@ -417,7 +427,7 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     let meta_redactor = redactor.clone();
     let parse_redactor = redactor.clone();
     let hidden = Hidden::of(req);
-    let (spent_tx, spent_rx) = std::sync::mpsc::sync_channel(IN_FLIGHT);
+    let (spent_tx, spent_rx) = std::sync::mpsc::sync_channel(IN_FLIGHT + 1);
     let (parse_tx, parse_rx) = std::sync::mpsc::sync_channel::<Msg>(stage::STAGE_QUEUE);
     let sizes: Vec<u64> = files
         .iter()
@@ -676,9 +686,10 @@ fn parse_stage(
     let mut out = 0usize;
     // Bytes read up to the latest event.
     let mut at = 0u64;
-    // Events are redacted by the write stage, as each batch arrives and
-    // before anything sees it: the parse stage, which reads the files, is
-    // the busier of the two.
+    // Events are redacted before anything sees them: by the write stage as
+    // each batch arrives, or, when the write stage is behind (every batch
+    // in flight, none back), by this stage, which sends the batch and then
+    // waits for one back. The work goes to whichever stage has time.
     let r = stream_session(session, limits, &mut skipped, &mut |mut ev| {
         if closed {
             return;
@@ -688,27 +699,45 @@ fn parse_stage(
         at = position.at(ev.source.offset);
         batch.push(ev);
         if batch.len() >= BATCH || bytes >= BATCH_BYTES {
-            let back = if out >= IN_FLIGHT {
-                spent.recv().map_err(|_| ())
-            } else {
-                spent.try_recv().map_err(|_| ())
-            };
+            // Behind: every batch in flight, none back.
+            let back = spent.try_recv().ok();
+            let redacted = (back.is_none() && out >= IN_FLIGHT).then(|| {
+                let mut stats = RedactionStats::default();
+                for ev in &mut batch {
+                    redactor.redact_event(ev, &mut stats);
+                }
+                stats
+            });
+            let behind = redacted.is_some();
             let next = match back {
-                Ok(mut v) => {
+                Some(mut v) => {
                     out -= 1;
                     v.clear();
                     v
                 }
-                Err(()) if out >= IN_FLIGHT => {
-                    closed = true;
-                    return;
-                }
-                Err(()) => Vec::with_capacity(BATCH),
+                None if behind => Vec::new(),
+                None => Vec::with_capacity(BATCH),
             };
-            let full = std::mem::replace(&mut batch, next);
+            let events = std::mem::replace(&mut batch, next);
             bytes = 0;
-            closed = tx.send(Msg::Events(full, at)).is_err();
+            let full = Batch {
+                events,
+                at,
+                redacted,
+            };
+            closed = tx.send(Msg::Events(full)).is_err();
             out += 1;
+            if behind && !closed {
+                // Wait for one back before reading on.
+                match spent.recv() {
+                    Ok(v) => {
+                        out -= 1;
+                        batch = v;
+                        batch.clear();
+                    }
+                    Err(_) => closed = true,
+                }
+            }
         }
     });
     if closed {
@@ -716,7 +745,12 @@ fn parse_stage(
     }
     let last = match r {
         Ok(()) => {
-            if !batch.is_empty() && tx.send(Msg::Events(batch, at)).is_err() {
+            let last = Batch {
+                events: batch,
+                at,
+                redacted: None,
+            };
+            if !last.events.is_empty() && tx.send(Msg::Events(last)).is_err() {
                 return;
             }
             // A parser's message can quote the record it could not read.
@@ -1071,11 +1105,20 @@ fn write_stage(
             }
         }
         match parse.rx.recv().map_err(|_| stage_ended())? {
-            Msg::Events(mut batch, at) => {
+            Msg::Events(Batch {
+                events: mut batch,
+                at,
+                redacted,
+            }) => {
                 // Redaction first: no renderer and no metadata fold sees
                 // an event before it.
-                for ev in &mut batch {
-                    parse.redactor.redact_event(ev, &mut redactions);
+                match redacted {
+                    Some(found) => redactions.merge(found),
+                    None => {
+                        for ev in &mut batch {
+                            parse.redactor.redact_event(ev, &mut redactions);
+                        }
+                    }
                 }
                 for ev in &batch {
                     if let Some((_, collector)) = pending.as_mut() {
@@ -1201,7 +1244,12 @@ mod tests {
     fn queued(evs: &[Event]) -> Receiver<Msg> {
         let (tx, rx) = sync_channel(1024);
         for b in evs.chunks(7) {
-            tx.send(Msg::Events(b.to_vec(), 0)).unwrap();
+            tx.send(Msg::Events(Batch {
+                events: b.to_vec(),
+                at: 0,
+                redacted: None,
+            }))
+            .unwrap();
         }
         tx.send(Msg::Done(Skipped::default())).unwrap();
         rx
@@ -1322,6 +1370,94 @@ mod tests {
     }
 
     #[test]
+    fn the_parse_stage_redacts_what_it_sends_while_the_write_stage_is_behind() {
+        use crate::provider::Provider;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir
+            .path()
+            .join("0890bead-0ab3-4ee9-98f8-585fd289cc1f.jsonl");
+        // Enough messages for every batch in flight and more.
+        let n = (IN_FLIGHT + 3) * BATCH;
+        let mut text = String::new();
+        for i in 0..n {
+            let line = serde_json::json!({"type": "user", "sessionId": "s1", "uuid": format!("u{i}"),
+                "timestamp": "2026-01-08T14:00:00.000Z",
+                "message": {"role": "user", "content": format!("{i} key ghp_abcdefghijklmnopqrstuvwxyz0123456789")}});
+            text.push_str(&line.to_string());
+            text.push('\n');
+        }
+        std::fs::write(&path, text).unwrap();
+        let provider: &'static dyn Provider = &crate::provider::claude::Claude;
+        let session = SessionFiles {
+            provider: ProviderId::Claude,
+            session_id: "s1".into(),
+            files: vec![crate::discover::Found {
+                provider,
+                ctx: provider.named_file(&path),
+                path,
+            }],
+        };
+        let redactor = Redactor::new(&Default::default()).unwrap();
+        let (session, redactor) = (&session, &redactor);
+        let (tx, rx) = sync_channel::<Msg>(64);
+        let (spent_tx, spent_rx) = sync_channel(IN_FLIGHT + 1);
+        let position = crate::progress::Position::new(vec![0]);
+        let hidden = Hidden::of(&markdown_request());
+        std::thread::scope(|scope| {
+            let (tx, spent_rx) = (tx, spent_rx);
+            scope.spawn(move || {
+                parse_stage(
+                    session,
+                    Limits::default(),
+                    redactor,
+                    hidden,
+                    &tx,
+                    &spent_rx,
+                    position,
+                )
+            });
+            let (mut received, mut held, mut by_parse, mut events) = (0, Vec::new(), 0, 0);
+            loop {
+                match rx.recv().unwrap() {
+                    Msg::Events(b) => {
+                        events += b.events.len();
+                        // The batch after all those in flight: redacted
+                        // by the parse stage, every secret, and counted
+                        // (later ones may be too, as the threads run).
+                        if received <= IN_FLIGHT {
+                            assert_eq!(b.redacted.is_some(), received == IN_FLIGHT);
+                        }
+                        if let Some(found) = &b.redacted {
+                            by_parse += 1;
+                            assert_eq!(found.total(), b.events.len() as u64);
+                            for ev in &b.events {
+                                let Payload::UserMessage { text, .. } = &ev.payload else {
+                                    panic!("{ev:?}")
+                                };
+                                assert!(!text.contains("ghp_"), "{text}");
+                            }
+                        }
+                        received += 1;
+                        // None given back until the parse stage has been
+                        // behind; then each as it comes.
+                        held.push(b.events);
+                        if received > IN_FLIGHT {
+                            for v in held.drain(..) {
+                                spent_tx.send(v).unwrap();
+                            }
+                        }
+                    }
+                    Msg::Done(_) => break,
+                    Msg::Failed(e) => panic!("{e}"),
+                    Msg::Meta(_) => {}
+                }
+            }
+            assert_eq!(events, n);
+            assert!(by_parse >= 1);
+        });
+    }
+
+    #[test]
     fn spooled_markdown_equals_the_sequential_rendering() {
         let evs = events();
         let want = String::from_utf8(expected(&meta_of(&evs), &evs)).unwrap();
@@ -1357,7 +1493,12 @@ mod tests {
     fn a_failed_metadata_stage_fails_the_export_when_needed() {
         let run = |msg: Option<Msg>, spool_max: usize| {
             let (tx, rx) = sync_channel(8);
-            tx.send(Msg::Events(events(), 0)).unwrap();
+            tx.send(Msg::Events(Batch {
+                events: events(),
+                at: 0,
+                redacted: None,
+            }))
+            .unwrap();
             tx.send(Msg::Done(Skipped::default())).unwrap();
             let (mrx, go, stage) = meta_stage(msg);
             let session = session();
