@@ -402,6 +402,16 @@ impl<'de: 'a, 'a> Deserialize<'de> for Parts<'a> {
     }
 }
 
+impl Parts<'_> {
+    /// Every part read, in order.
+    fn into_read(self) -> Vec<ReadPart> {
+        match self {
+            Parts::Read(parts) => parts,
+            Parts::Raw(parts) => parts.into_iter().map(read_raw_part).collect(),
+        }
+    }
+}
+
 /// Only the tool-call ids and results of a message (duplicate detection).
 #[derive(Deserialize)]
 struct CallsOnly<'a> {
@@ -1103,45 +1113,37 @@ impl<'de> Deserialize<'de> for Outputs {
     }
 }
 
+/// A result part of any shape: read in one pass when it is a usual
+/// response part, else piece by piece.
+fn read_raw_part(part: &RawValue) -> ReadPart {
+    if let Ok(p) = serde_json::from_str::<ReadPart>(part.get()) {
+        return p;
+    }
+    match piece(part) {
+        Piece::Text(t) => ReadPart(t, false),
+        Piece::Response(fr) => {
+            let (text, is_error) = response_output(fr.response);
+            ReadPart(text, is_error)
+        }
+        Piece::Attachment => ReadPart("[attachment]".to_owned(), false),
+        Piece::Other(raw) => ReadPart(compact_string(raw.get()), false),
+    }
+}
+
 /// The result of a finished tool call; `None` while it is still running.
 fn tool_result(call: ToolCall<'_>) -> Option<Payload> {
     let status = call.status.as_deref();
-    let parts = call.result.unwrap_or(Parts::Read(Vec::new()));
+    let parts = call.result.map_or_else(Vec::new, Parts::into_read);
     let finished = matches!(status, Some("success" | "error" | "cancelled"));
-    let empty = match &parts {
-        Parts::Raw(p) => p.is_empty(),
-        Parts::Read(p) => p.is_empty(),
-    };
-    if empty && !finished {
+    if parts.is_empty() && !finished {
         return None;
     }
-    let mut texts = Vec::new();
-    let mut response_error = false;
-    let mut read = |ReadPart(text, is_error): ReadPart| {
-        response_error |= is_error;
-        texts.push(text);
-    };
-    match parts {
-        Parts::Read(parts) => parts.into_iter().for_each(read),
-        Parts::Raw(parts) => {
-            for part in parts {
-                if let Ok(p) = serde_json::from_str::<ReadPart>(part.get()) {
-                    read(p);
-                    continue;
-                }
-                read(match piece(part) {
-                    Piece::Text(t) => ReadPart(t, false),
-                    Piece::Response(fr) => {
-                        let (text, is_error) = response_output(fr.response);
-                        ReadPart(text, is_error)
-                    }
-                    Piece::Attachment => ReadPart("[attachment]".to_owned(), false),
-                    Piece::Other(raw) => ReadPart(compact_string(raw.get()), false),
-                });
-            }
-        }
-    }
-    texts.retain(|t| !t.is_empty());
+    let response_error = parts.iter().any(|ReadPart(_, is_error)| *is_error);
+    let mut texts: Vec<String> = parts
+        .into_iter()
+        .map(|ReadPart(text, _)| text)
+        .filter(|t| !t.is_empty())
+        .collect();
     // One part (nearly every call) is its own output, not a copy of it.
     let output = if texts.len() == 1 {
         texts.pop().unwrap_or_default()

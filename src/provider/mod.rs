@@ -237,14 +237,10 @@ pub fn offset_id(tag: &str, offset: u64, n: u32) -> String {
 /// made from a record with its own id, built at its final size (`format!`
 /// starts such a string empty and grows it).
 pub fn indexed_id(id: &str, tag: &str, n: usize) -> String {
-    let mut digits = [0; 20];
-    let digits = decimal(n as u64, &mut digits);
-    let mut s = String::with_capacity(id.len() + tag.len() + digits.len());
+    let mut s = String::with_capacity(id.len() + tag.len() + 20);
     s.push_str(id);
     s.push_str(tag);
-    for &d in digits {
-        s.push(char::from(d));
-    }
+    push_decimal(&mut s, n as u64);
     s
 }
 
