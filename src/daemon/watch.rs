@@ -648,6 +648,14 @@ impl<W: Watch> Stage<W> {
             && !quarantined_same
         {
             self.dirty.insert(path.to_path_buf());
+            if kind == SourceKind::Database && origin == Origin::Startup {
+                // A commit whose `-wal` write woke the stage before this
+                // one (stopped for a restart) may not be in the WAL index
+                // yet when this stage reads: its rows would wait for the
+                // next write. Read once more a moment later.
+                self.rechecks
+                    .insert(path.to_path_buf(), Instant::now() + DATABASE_RECHECK);
+            }
         }
     }
 
