@@ -174,6 +174,60 @@ pub fn sessions(provider: &dyn Provider, path: &Path) -> std::io::Result<Vec<Str
     r.map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
+/// The session a read of the whole database at `path` delivers first
+/// (what its first event names: a root session), found by a query instead
+/// of the read. `None` when the database holds no session (or is not of
+/// a provider that keeps databases).
+pub fn first_session(
+    provider: &dyn Provider,
+    path: &Path,
+    limits: Limits,
+) -> Result<Option<String>, DbError> {
+    let conn = open_read_only(path, limits)?;
+    let first = |sql: &str| -> Result<Option<(String, Option<String>)>, DbError> {
+        let mut stmt = conn.prepare(sql)?;
+        let mut rows = stmt.query([])?;
+        Ok(match rows.next()? {
+            Some(r) => Some((r.get(0)?, r.get(1)?)),
+            None => None,
+        })
+    };
+    Ok(match provider.id() {
+        // `opencode_rows`: the trees in order of their root's id.
+        ProviderId::OpenCode => {
+            first("SELECT id, NULL FROM session WHERE parent_id IS NULL ORDER BY id LIMIT 1")?
+                .map(|(id, _)| id)
+        }
+        // `goose_rows`: every session, oldest first.
+        ProviderId::Goose => {
+            first("SELECT id, NULL FROM sessions ORDER BY created_at, id LIMIT 1")?
+                .map(|(id, _)| id)
+        }
+        // `crush_rows`: every session (children too) oldest first, each
+        // named by its root, as far up as the read follows parents.
+        ProviderId::Crush => {
+            let Some((mut id, mut parent)) = first(
+                "SELECT id, parent_session_id FROM sessions ORDER BY created_at, id LIMIT 1",
+            )?
+            else {
+                return Ok(None);
+            };
+            let mut up = conn.prepare("SELECT parent_session_id FROM sessions WHERE id = ?1")?;
+            for _ in 0..16 {
+                let Some(p) = parent.take() else { break };
+                let mut rows = up.query([&p])?;
+                parent = match rows.next()? {
+                    Some(r) => r.get(0)?,
+                    None => None,
+                };
+                id = p;
+            }
+            Some(id)
+        }
+        _ => None,
+    })
+}
+
 /// Read the database at `path` (one session of it when `session` is set)
 /// and deliver its events: [`crate::reader::read_path`] for databases.
 pub fn read(

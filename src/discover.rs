@@ -164,9 +164,17 @@ pub fn identify(found: &Found, limits: Limits) -> String {
     // The first session id that the records name themselves; early records
     // without one (snapshots, summaries) carry the path's hint instead.
     let hint = &found.ctx.session_hint;
-    if found.provider.file_source_kind(&found.ctx) == SourceKind::Database && !hint.is_empty() {
-        // A session of a database is named by its row.
-        return hint.clone();
+    if found.provider.file_source_kind(&found.ctx) == SourceKind::Database {
+        if !hint.is_empty() {
+            // A session of a database is named by its row.
+            return hint.clone();
+        }
+        // A whole database: the session its read delivers first, asked of
+        // the database rather than read (an export would read it twice).
+        // One it cannot answer is read, and says why in the export.
+        if let Ok(first) = crate::database::first_session(found.provider, &found.path, limits) {
+            return first.unwrap_or_else(|| hint.clone());
+        }
     }
     let first: std::cell::OnceCell<String> = std::cell::OnceCell::new();
     let mut take = |ev: Event| {

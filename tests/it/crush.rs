@@ -287,3 +287,47 @@ fn crush_daemon_capture_uses_only_what_the_human_typed() {
     k.stop();
     drop(w);
 }
+
+/// An export of a whole Crush database is named by the session it delivers
+/// first: the oldest session (a child too), named by its root, learned from
+/// the database by a query rather than a second read of it.
+#[test]
+fn crush_whole_database_export_is_named_by_the_session_it_delivers_first() {
+    let k = Kato::recording();
+    let (_, db) = project(&k);
+    let c = create(&db);
+    // The child is older than its parent; another root sorts first by id.
+    let rows = [
+        ("0-root-newest", None, 30),
+        ("5-child-oldest", Some("9-its-root"), 10),
+        ("9-its-root", None, 20),
+    ];
+    for (id, parent, t) in rows {
+        c.execute(
+            "INSERT INTO sessions (id, parent_session_id, title, created_at, updated_at) VALUES (?1, ?2, 'T', ?3, ?3)",
+            params![id, parent, T0 + t],
+        )
+        .unwrap();
+        message(
+            &c,
+            id,
+            &format!("m-{id}"),
+            "user",
+            t,
+            json!([{"type": "text", "data": {"text": format!("hello from {id}")}}]),
+            true,
+        );
+    }
+    drop(c);
+    let events = export(&k, db.to_str().unwrap());
+    assert_eq!(events[0]["session_id"], "9-its-root", "{:?}", events[0]);
+    assert_eq!(k.export_summary(&db)["session_id"], "9-its-root");
+    for (id, _, _) in rows {
+        let hello = format!("hello from {id}");
+        let n = events
+            .iter()
+            .filter(|e| e["text"] == *hello.as_str())
+            .count();
+        assert_eq!(n, 1, "{hello}");
+    }
+}

@@ -144,3 +144,58 @@ fn every_real_goose_session_has_exact_counts_and_no_diagnostics() {
         assert_golden_counts(name, kinds, &expected);
     }
 }
+
+/// An export of a whole Goose database is named by the session it
+/// delivers first (the oldest, not the first by id), learned from the database by a query
+/// rather than a second read of it.
+#[test]
+fn goose_whole_database_export_is_named_by_the_session_it_delivers_first() {
+    let k = Kato::recording();
+    let db = k.path("goose/sessions.db");
+    fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let c = Connection::open(&db).unwrap();
+    c.execute_batch(SCHEMA).unwrap();
+    let rows = [
+        ("20260103_1", "2026-01-03 10:00:00"),
+        ("20260301_9", "2026-01-01 10:00:00"),
+        ("20260102_1", "2026-01-02 10:00:00"),
+    ];
+    for (id, at) in rows {
+        c.execute(
+            "INSERT INTO sessions (id, name, working_dir, created_at) VALUES (?1, 'S', '/home/u/proj', ?2)",
+            params![id, at],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO messages (session_id, role, content_json, created_timestamp, metadata_json) VALUES (?1, 'user', ?2, 1780000000, '{}')",
+            params![id, json!([{"type": "text", "text": format!("hello from {id}")}]).to_string()],
+        )
+        .unwrap();
+    }
+    drop(c);
+    let out = k
+        .cmd()
+        .args(["export", "--format", "jsonl"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["session_id"], "20260301_9", "{:?}", events[0]);
+    assert_eq!(k.export_summary(&db)["session_id"], "20260301_9");
+    for (id, _) in rows {
+        let hello = format!("hello from {id}");
+        let n = events
+            .iter()
+            .filter(|e| e["text"] == *hello.as_str())
+            .count();
+        assert_eq!(n, 1, "{hello}");
+    }
+}

@@ -356,6 +356,22 @@ impl Kato {
         out.stdout.iter().filter(|b| **b == b'\n').count() as u64
     }
 
+    /// The summary (`--dry-run --json`) of a JSON Lines export of `what`.
+    pub fn export_summary(&self, what: impl AsRef<std::ffi::OsStr>) -> Value {
+        let out = self
+            .cmd()
+            .args(["export", "--format", "jsonl", "--dry-run", "--json"])
+            .arg(what)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     /// The security audit log, one JSON value per record.
     pub fn audit(&self) -> Vec<Value> {
         fs::read_to_string(self.path("state/security-audit.jsonl"))

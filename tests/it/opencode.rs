@@ -524,18 +524,7 @@ fn opencode_corrupt_or_truncated_database_is_skipped_and_counted() {
     )
     .unwrap();
     drop(c);
-    let out = k
-        .cmd()
-        .args(["export", "--format", "jsonl", "--dry-run", "--json"])
-        .arg(format!("{}#{SES}", db.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = k.export_summary(format!("{}#{SES}", db.display()));
     assert_eq!(summary["skipped"]["total"], 1, "{summary}");
     assert_eq!(summary["events"], 22, "{summary}");
 }
@@ -890,18 +879,7 @@ fn opencode_large_session_is_read_without_a_temporary_file() {
     }
     c.execute_batch("COMMIT").unwrap();
     drop(c);
-    let out = k
-        .cmd()
-        .args(["export", "--format", "jsonl", "--dry-run", "--json"])
-        .arg(format!("{}#{SES}", db.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = k.export_summary(format!("{}#{SES}", db.display()));
     assert_eq!(summary["skipped"]["total"], 0, "{summary}");
     assert_eq!(summary["events"], 2 + 400 * 8, "{summary}");
 }
@@ -1081,4 +1059,55 @@ fn opencode_incremental_reads_find_new_parts_by_id_and_held_ones_by_name() {
     let parser = cursor.parser.value();
     assert!(parser.get("held").is_none(), "{parser}");
     assert_eq!(parser["last_part"], json!(later));
+}
+
+/// An export of a whole database is named by the session it delivers
+/// first (the root whose id sorts first: neither the oldest root nor a
+/// child with a smaller id), learned from the database by a query: before,
+/// the export read the whole database once to name it and once more to
+/// export it.
+#[test]
+fn opencode_whole_database_export_is_named_by_the_session_it_delivers_first() {
+    let (k, db) = setup();
+    let c = create(&db, false);
+    let sessions = [
+        ("ses_b_older_root", None, 0),
+        ("ses_0_child_of_b", Some("ses_b_older_root"), 1),
+        ("ses_a_newer_root", None, 2),
+    ];
+    for (i, (id, parent, t)) in sessions.into_iter().enumerate() {
+        c.execute(
+            "INSERT INTO session (id, project_id, parent_id, slug, directory, title, version, time_created, time_updated)
+             VALUES (?1, 'global', ?2, 'slug', '/home/u/proj', 'T', '1.17.3', ?3, ?3)",
+            params![id, parent, T0 + t],
+        )
+        .unwrap();
+        let mid = format!("msg_{i}");
+        message(&c, id, &mid, t, user("m"));
+        part(
+            &c,
+            id,
+            &mid,
+            &format!("prt_{i}"),
+            t,
+            json!({"type": "text", "text": format!("hello from {id}")}),
+        );
+    }
+    drop(c);
+    let (events, _) = export_jsonl(&k, db.to_str().unwrap());
+    assert_eq!(
+        events[0]["session_id"], "ses_a_newer_root",
+        "{:?}",
+        events[0]
+    );
+    assert_eq!(k.export_summary(&db)["session_id"], "ses_a_newer_root");
+    // Every session's text is in the export, each once.
+    for (id, _, _) in sessions {
+        let hello = format!("hello from {id}");
+        let n = events
+            .iter()
+            .filter(|e| e["text"] == *hello.as_str())
+            .count();
+        assert_eq!(n, 1, "{hello}");
+    }
 }
