@@ -13,7 +13,10 @@ use rusqlite::{Connection, OpenFlags};
 fn main() -> rusqlite::Result<()> {
     let path = std::env::args().nth(1).unwrap_or_default();
     let mode = std::env::args().nth(2);
-    let (parse, skim) = (mode.as_deref() == Some("--parse"), mode.as_deref() == Some("--skim"));
+    let (parse, skim) = (
+        mode.as_deref() == Some("--parse"),
+        mode.as_deref() == Some("--skim"),
+    );
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let (mut rows, mut bytes) = (0u64, 0u64);
     for table in ["message", "part"] {

@@ -29,6 +29,12 @@ const FLUSH_QUIET: Duration = Duration::from_millis(250);
 /// … or at the latest this long after the first unflushed commit. (A crash
 /// before a flush only re-delivers events; fsyncs stay out of bursts.)
 const FLUSH_MAX_DELAY: Duration = Duration::from_secs(5);
+/// A flush of at least this many files syncs them by one `syncfs` of the
+/// state's file system, not two fsyncs each (10,000 files of history took
+/// 5.5 s to persist that way, 1.1 s with the fsyncs free). Below, a flush
+/// of the few files a user is working on syncs just those: a `syncfs`
+/// would also wait for whatever else is being written to that disk.
+const SYNC_ONCE_FROM: usize = 32;
 
 /// A session file: its provider and path.
 pub(super) type FileKey = (ProviderId, PathBuf);
@@ -462,12 +468,34 @@ impl Ingest {
         let mut errors = Vec::new();
         let mut saved = 0usize;
         let mut waiting = false;
+        let store = &self.store;
+        let mut due = Vec::new();
         for (key, rec) in self.files.iter_mut().filter(|(_, r)| r.dirty) {
             if held.contains(key) {
                 waiting = true;
-                continue;
+            } else {
+                due.push(rec);
             }
-            match self.store.save(&mut rec.st, &rec.unflushed_ids) {
+        }
+        // Each file's fingerprints and JSON are synced before its rename;
+        // in a flush of many files (the first ingest of a history), all of
+        // them by one sync of the file system instead of two each.
+        let one_sync = due.len() >= SYNC_ONCE_FROM;
+        let mut staged = Vec::with_capacity(due.len());
+        for rec in due {
+            match store.stage(&rec.st, &rec.unflushed_ids, !one_sync) {
+                Ok(s) => staged.push((rec, s)),
+                Err(e) => errors.push(format!("{}: {e}", rec.st.path.display())),
+            }
+        }
+        if one_sync && !staged.is_empty() {
+            if let Err(e) = store.sync_written() {
+                errors.push(format!("syncing the state: {e}"));
+                staged.drain(..).for_each(|(_, s)| s.discard());
+            }
+        }
+        for (rec, s) in staged {
+            match store.commit(&mut rec.st, s) {
                 Ok(()) => {
                     rec.unflushed_ids = Vec::new();
                     rec.dirty = false;

@@ -13,15 +13,17 @@
 //! One file per session file rather than one compact file: a flush
 //! rewrites only the files that changed (a few while the user works, not
 //! all 1,000+), a corrupt file costs one session file's cursor and not the
-//! whole state, and start-up reads ~1 KB per file. The price is one fsync
-//! per changed file per flush, kept out of bursts by the orchestrator
+//! whole state, and start-up reads ~1 KB per file. The price is the syncs
+//! of each changed file per flush, kept out of bursts by the orchestrator
 //! (it flushes when batches pause, at the latest 5 s after a commit).
 //!
-//! Every `.json` write is temp file → fsync → rename, and each flush ends
+//! Every `.json` write is temp file → sync → rename, and each flush ends
 //! with one fsync of the directory. The `.ids` file is appended and synced
 //! *before* the `.json` that records its committed length (`ids_len`), so
 //! after a crash the extra tail is cut off: fingerprints and cursor always
-//! agree.
+//! agree. A flush of few files syncs each file ([`Store::save`]); one of
+//! many writes them all first and syncs them by one `syncfs`
+//! ([`Store::stage`], [`Store::sync_written`], [`Store::commit`]).
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -253,7 +255,17 @@ impl Store {
     /// (synced), then replace its JSON atomically. `st.ids_len` is updated.
     /// The directory itself is synced by [`Store::sync_dir`] once per flush.
     pub fn save(&self, st: &mut FileState, new_ids: &[u64]) -> io::Result<()> {
+        let staged = self.stage(st, new_ids, true)?;
+        self.commit(st, staged)
+    }
+
+    /// [`Store::save`] up to the rename: `new_ids` appended to the
+    /// fingerprint log and the JSON written beside its file, each synced
+    /// with `sync`. Without, [`Store::sync_written`] syncs a whole flush of
+    /// them at once before they are committed.
+    pub fn stage(&self, st: &FileState, new_ids: &[u64], sync: bool) -> io::Result<Staged> {
         let key = Store::key(st.provider, &st.path);
+        let mut ids_len = st.ids_len;
         if !new_ids.is_empty() || st.ids_len == 0 {
             let mut f = OpenOptions::new()
                 .create(true)
@@ -270,21 +282,47 @@ impl Store {
                     buf.extend_from_slice(&id.to_le_bytes());
                 }
                 f.write_all(&buf)?;
-                f.sync_data()?;
-                st.ids_len += new_ids.len() as u64;
+                if sync {
+                    f.sync_data()?;
+                }
+                ids_len += new_ids.len() as u64;
             }
         }
-        st.v = STATE_VERSION;
-        let bytes = self.to_disk(st).map_err(io::Error::from)?;
-        write_atomic(&self.json_path(&key), &bytes, false)
+        let bytes = self.to_disk(st, ids_len).map_err(io::Error::from)?;
+        let path = self.json_path(&key);
+        let tmp = temp_beside(&path);
+        let written = write_new(&tmp, |w| w.write_all(&bytes), sync);
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written?;
+        Ok(Staged { tmp, path, ids_len })
     }
 
-    /// The bytes of a state file: the parser's context redacted (only
-    /// there: paths and ids must read back exactly, and the title was
-    /// redacted where it was derived). In memory the context stays whole,
-    /// so reading goes on unchanged until a restart.
-    fn to_disk(&self, st: &FileState) -> serde_json::Result<Vec<u8>> {
+    /// Make everything [`Store::stage`] wrote unsynced durable: one sync
+    /// of the state's file system instead of two per file.
+    pub fn sync_written(&self) -> io::Result<()> {
+        rustix::fs::syncfs(File::open(&self.files)?).map_err(io::Error::from)
+    }
+
+    /// Put a staged state file in place (durable once the directory is
+    /// synced): `st` now records the fingerprints it committed.
+    pub fn commit(&self, st: &mut FileState, staged: Staged) -> io::Result<()> {
+        fs::rename(&staged.tmp, &staged.path)?;
+        st.v = STATE_VERSION;
+        st.ids_len = staged.ids_len;
+        Ok(())
+    }
+
+    /// The bytes of a state file, recording `ids_len` fingerprints: the
+    /// parser's context redacted (only there: paths and ids must read back
+    /// exactly, and the title was redacted where it was derived). In
+    /// memory the context stays whole, so reading goes on unchanged until a
+    /// restart.
+    fn to_disk(&self, st: &FileState, ids_len: u64) -> serde_json::Result<Vec<u8>> {
         let mut v = serde_json::to_value(st)?;
+        v["v"] = STATE_VERSION.into();
+        v["ids_len"] = ids_len.into();
         if let Some(parser) = v.pointer_mut("/cursor/parser") {
             self.redactor.redact_json_value(parser);
         }
@@ -384,11 +422,7 @@ fn replace_with(
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
+    let tmp = temp_beside(path);
     let written = write_new(&tmp, write, fsync);
     if written.is_err() {
         // A temp file cut off by a full disk would keep the space the
@@ -401,6 +435,35 @@ fn replace_with(
         File::open(dir)?.sync_all()?;
     }
     Ok(())
+}
+
+/// The temporary file a replacement of `path` is written to first.
+fn temp_beside(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.join(format!(".{name}.tmp"))
+}
+
+/// A state file written beside its place ([`Store::stage`]), not yet
+/// renamed into it.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+    /// The committed length of the fingerprint log it records.
+    ids_len: u64,
+}
+
+impl Staged {
+    /// Give it up (its sync failed): the temporary file is removed, and
+    /// the fingerprints appended past the committed length are cut off by
+    /// the next [`Store::stage`].
+    pub fn discard(self) {
+        let _ = fs::remove_file(&self.tmp);
+    }
 }
 
 /// Create (or truncate) `path` with what `write` writes, synced with
@@ -532,6 +595,70 @@ mod tests {
         store.save(&mut st, &[8]).unwrap();
         let ids = store.load_ids(ProviderId::Claude, &st.path, 100).unwrap();
         assert_eq!(ids, HashSet::from([7, 8]));
+    }
+
+    /// A flush of many files stages each unsynced, syncs the file system
+    /// once, then renames: what is staged but not committed (a crash, a
+    /// failed sync) leaves the committed state and fingerprints as they
+    /// were, and the next stage cuts the uncommitted fingerprints off.
+    #[test]
+    fn a_flush_synced_once_commits_only_what_it_renamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), test_redactor()).unwrap();
+        let mut files: Vec<FileState> = (0..40).map(|i| sample(&format!("/r/{i}.jsonl"))).collect();
+        for st in &mut files {
+            store.save(st, &[1]).unwrap();
+        }
+        let staged: Vec<Staged> = files
+            .iter()
+            .map(|st| store.stage(st, &[2, 3], false).unwrap())
+            .collect();
+        store.sync_written().unwrap();
+        // A crash before the renames: the committed state is unchanged.
+        let (mut all, corrupt) = store.load_all();
+        assert!(corrupt.is_empty(), "{corrupt:?}");
+        all.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut before = files.clone();
+        before.sort_by(|a, b| a.path.cmp(&b.path));
+        assert_eq!(all, before);
+        let ids = store
+            .load_ids(ProviderId::Claude, &files[0].path, files[0].ids_len)
+            .unwrap();
+        assert_eq!(ids, HashSet::from([1]));
+        // Committed, half of them: those record the new fingerprints.
+        let mut staged = staged.into_iter();
+        for (st, s) in files.iter_mut().zip(staged.by_ref()).take(20) {
+            store.commit(st, s).unwrap();
+            assert_eq!(st.ids_len, 3);
+        }
+        staged.for_each(Staged::discard);
+        store.sync_dir().unwrap();
+        let (all, _) = store.load_all();
+        for st in &files {
+            let loaded = all.iter().find(|a| a.path == st.path).unwrap();
+            assert_eq!(loaded, st);
+            let ids = store
+                .load_ids(ProviderId::Claude, &st.path, st.ids_len)
+                .unwrap();
+            let want = if st.ids_len == 3 {
+                vec![1, 2, 3]
+            } else {
+                vec![1]
+            };
+            assert_eq!(ids, HashSet::from_iter(want));
+        }
+        // The discarded ones are saved again from their committed length.
+        store.save(&mut files[30], &[2, 3]).unwrap();
+        assert_eq!(files[30].ids_len, 3);
+        let ids = store
+            .load_ids(ProviderId::Claude, &files[30].path, 100)
+            .unwrap();
+        assert_eq!(ids, HashSet::from([1, 2, 3]));
+        let names: Vec<_> = fs::read_dir(dir.path().join("files"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::harness::{
-    append_lines as append, assistant, env_count, first_difference, jsonl_ids, user, Kato, Rng, S,
+    append_lines as append, assistant, claude_line, env_count, first_difference, jsonl_ids, user,
+    Kato, Rng, S,
 };
 
 /// Events in the large capture.
@@ -170,4 +171,62 @@ fn large_capture_burst(k: &mut Kato, name: &str) -> (PathBuf, PathBuf, Vec<Strin
     expected.push("cmd".into());
     append(&f, &burst);
     (f, dest, expected)
+}
+
+/// Sessions in the history at the first start: enough that their cursors
+/// are flushed together and synced by one `syncfs` (`SYNC_ONCE_FROM`).
+const MANY: usize = 40;
+
+/// A flush of many cursors at once (the first ingest of a history) writes
+/// them all unsynced, syncs the file system once, then renames each: a
+/// `kill -9` right after it, and the next start reads not one byte of
+/// them again and has every event of each, once.
+#[test]
+fn many_cursors_flushed_together_survive_a_kill_and_nothing_is_read_again() {
+    let mut k = Kato::recording();
+    let mut total = 0;
+    let ids: Vec<String> = (0..MANY)
+        .map(|i| format!("{i:08x}-1111-4000-8000-000000000000"))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        let f = k.claude.join(format!("-home-u-p{}/{id}.jsonl", i % 4));
+        fs::create_dir_all(f.parent().unwrap()).unwrap();
+        let n = 2 + i as u32 % 5;
+        let text: String = (0..n).map(|j| claude_line(id, j)).collect();
+        fs::write(&f, text).unwrap();
+        total += u64::from(n);
+    }
+    let events = |s: &serde_json::Value| -> u64 {
+        s["sessions"]
+            .as_array()
+            .map_or(0, |a| a.iter().filter_map(|x| x["events"].as_u64()).sum())
+    };
+    k.start();
+    k.wait_until("every cursor persisted", || k.cursors_persisted(MANY));
+    // They were flushed together (else this tests the per-file syncs).
+    let largest_flush = |logs: &str| {
+        logs.split("state flushed saved=")
+            .skip(1)
+            .filter_map(|t| t.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+            .max()
+            .unwrap_or(0usize)
+    };
+    k.wait_until("a flush of 32 files or more logged", || {
+        largest_flush(&k.logs()) >= 32
+    });
+    k.kill9();
+    k.start();
+    let s = k.wait("ready after the kill", |s| {
+        s["state"] == "running" && events(s) == total
+    });
+    assert_eq!(s["counters"]["bytes"], 0, "read again after the kill: {s}");
+    assert_eq!(s["counters"]["events"], 0, "{s}");
+    for id in &ids {
+        let session = s["sessions"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["id"] == *id.as_str()))
+            .unwrap_or_else(|| panic!("{id} is not in the status: {s}"));
+        assert!(session["events"].as_u64() >= Some(2), "{session}");
+    }
+    k.stop();
 }
