@@ -555,12 +555,7 @@ mod tests {
             .load_ids(ProviderId::Claude, &st.path, st.ids_len)
             .unwrap();
         assert_eq!(ids, HashSet::from([1, 2, 3]));
-        // No temp file is left behind.
-        let names: Vec<_> = fs::read_dir(dir.path().join("files"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+        assert_no_temp_file(dir.path());
     }
 
     #[test]
@@ -654,7 +649,12 @@ mod tests {
             .load_ids(ProviderId::Claude, &files[30].path, 100)
             .unwrap();
         assert_eq!(ids, HashSet::from([1, 2, 3]));
-        let names: Vec<_> = fs::read_dir(dir.path().join("files"))
+        assert_no_temp_file(dir.path());
+    }
+
+    /// No temporary file is left in the store under `state`.
+    fn assert_no_temp_file(state: &Path) {
+        let names: Vec<_> = fs::read_dir(state.join("files"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();

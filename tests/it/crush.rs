@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection};
 use serde_json::{json, Value};
 
-use crate::harness::{count, Kato};
+use crate::harness::{assert_text_once, count, Kato};
 
 const SCHEMA: &str = "
 CREATE TABLE sessions (id TEXT PRIMARY KEY, parent_session_id TEXT, title TEXT NOT NULL,
@@ -141,24 +141,6 @@ fn conversation(c: &Connection) {
     );
 }
 
-fn export(k: &Kato, what: &str) -> Vec<Value> {
-    let out = k
-        .cmd()
-        .args(["export", "--format", "jsonl"])
-        .arg(what)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn crush_database_in_a_project_is_listed_and_every_part_type_exported() {
     let k = Kato::recording();
@@ -176,7 +158,7 @@ fn crush_database_in_a_project_is_listed_and_every_part_type_exported() {
         text.contains(&project.display().to_string()),
         "the project folder: {text}"
     );
-    let events = export(&k, &SES[..12]);
+    let events = k.export_events(&SES[..12]);
     let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
@@ -319,15 +301,10 @@ fn crush_whole_database_export_is_named_by_the_session_it_delivers_first() {
         );
     }
     drop(c);
-    let events = export(&k, db.to_str().unwrap());
+    let events = k.export_events(&db);
     assert_eq!(events[0]["session_id"], "9-its-root", "{:?}", events[0]);
     assert_eq!(k.export_summary(&db)["session_id"], "9-its-root");
     for (id, _, _) in rows {
-        let hello = format!("hello from {id}");
-        let n = events
-            .iter()
-            .filter(|e| e["text"] == *hello.as_str())
-            .count();
-        assert_eq!(n, 1, "{hello}");
+        assert_text_once(&events, &format!("hello from {id}"));
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use rusqlite::{params, Connection};
 use serde_json::{json, Value};
 
-use crate::harness::{assert_golden_counts, real_corpus, Kato};
+use crate::harness::{assert_golden_counts, assert_text_once, real_corpus, Kato};
 
 /// Output of `python3 tests/tools/real_goose_count.py`.
 const EXPECTED: [(&str, [usize; 8]); 1] =
@@ -173,29 +173,10 @@ fn goose_whole_database_export_is_named_by_the_session_it_delivers_first() {
         .unwrap();
     }
     drop(c);
-    let out = k
-        .cmd()
-        .args(["export", "--format", "jsonl"])
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = k.export_events(&db);
     assert_eq!(events[0]["session_id"], "20260301_9", "{:?}", events[0]);
     assert_eq!(k.export_summary(&db)["session_id"], "20260301_9");
     for (id, _) in rows {
-        let hello = format!("hello from {id}");
-        let n = events
-            .iter()
-            .filter(|e| e["text"] == *hello.as_str())
-            .count();
-        assert_eq!(n, 1, "{hello}");
+        assert_text_once(&events, &format!("hello from {id}"));
     }
 }

@@ -340,27 +340,12 @@ impl Kato {
         }
     }
 
-    /// Events the one-shot export makes of `file`.
-    pub fn export_count(&self, file: &Path) -> u64 {
+    /// `kato export ARGS WHAT`, which must succeed.
+    pub fn export_ok(&self, args: &[&str], what: impl AsRef<std::ffi::OsStr>) -> Output {
         let out = self
             .cmd()
-            .args(["export", "--format", "jsonl"])
-            .arg(file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout.iter().filter(|b| **b == b'\n').count() as u64
-    }
-
-    /// The summary (`--dry-run --json`) of a JSON Lines export of `what`.
-    pub fn export_summary(&self, what: impl AsRef<std::ffi::OsStr>) -> Value {
-        let out = self
-            .cmd()
-            .args(["export", "--format", "jsonl", "--dry-run", "--json"])
+            .arg("export")
+            .args(args)
             .arg(what)
             .output()
             .unwrap();
@@ -369,6 +354,27 @@ impl Kato {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        out
+    }
+
+    /// Events the one-shot export makes of `file`.
+    pub fn export_count(&self, file: &Path) -> u64 {
+        let out = self.export_ok(&["--format", "jsonl"], file);
+        out.stdout.iter().filter(|b| **b == b'\n').count() as u64
+    }
+
+    /// The events of a JSON Lines export of `what`.
+    pub fn export_events(&self, what: impl AsRef<std::ffi::OsStr>) -> Vec<Value> {
+        let out = self.export_ok(&["--format", "jsonl"], what);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The summary (`--dry-run --json`) of a JSON Lines export of `what`.
+    pub fn export_summary(&self, what: impl AsRef<std::ffi::OsStr>) -> Value {
+        let out = self.export_ok(&["--format", "jsonl", "--dry-run", "--json"], what);
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
@@ -574,6 +580,12 @@ pub fn first_difference<'a>(
 }
 
 /// How often `needle` occurs in `hay`.
+/// Assert that exactly one of `events` has `text` as its text.
+pub fn assert_text_once(events: &[Value], text: &str) {
+    let n = events.iter().filter(|e| e["text"] == *text).count();
+    assert_eq!(n, 1, "{text} in {n} event(s)");
+}
+
 pub fn count(hay: &str, needle: &str) -> usize {
     hay.matches(needle).count()
 }

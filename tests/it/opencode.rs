@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection};
 use serde_json::{json, Value};
 
-use crate::harness::{Kato, Setup};
+use crate::harness::{assert_text_once, Kato, Setup};
 
 /// The tables and columns OpenCode's migrations create (the columns kato
 /// reads, and enough of the rest to be recognisable).
@@ -264,25 +264,6 @@ fn every_part_type(c: &Connection) {
     );
 }
 
-fn export_jsonl(k: &Kato, what: &str) -> (Vec<Value>, Value) {
-    let out = k
-        .cmd()
-        .args(["export", "--format", "jsonl"])
-        .arg(what)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let events = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (events, Value::Null)
-}
-
 fn kinds(events: &[Value]) -> Vec<String> {
     events
         .iter()
@@ -302,7 +283,7 @@ fn kinds(events: &[Value]) -> Vec<String> {
 fn opencode_database_maps_every_part_type_in_order() {
     let (k, db) = setup();
     every_part_type(&create(&db, false));
-    let (events, _) = export_jsonl(&k, &format!("{}#{SES}", db.display()));
+    let events = k.export_events(format!("{}#{SES}", db.display()));
     assert_eq!(
         kinds(&events),
         [
@@ -371,7 +352,7 @@ fn opencode_sessions_are_listed_and_exported_by_id_prefix() {
         "child listed alone: {text}"
     );
     assert!(text.contains(&format!("opencode.db#{SES}")), "{text}");
-    let (events, _) = export_jsonl(&k, &SES[..12]);
+    let events = k.export_events(&SES[..12]);
     assert_eq!(events.len(), 23);
 }
 
@@ -412,7 +393,7 @@ fn opencode_live_writer_is_never_blocked_and_its_uncheckpointed_rows_are_read() 
     assert!(wal_frames > 0);
     let what = format!("{}#{SES}", db.display());
     let before = listing(&dir);
-    let (events, _) = export_jsonl(&k, &what);
+    let events = k.export_events(&what);
     assert_eq!(listing(&dir), before, "kato changed the agent's folder");
     assert!(events.iter().any(|e| e["text"] == "first"), "{events:?}");
 
@@ -451,7 +432,7 @@ fn opencode_live_writer_is_never_blocked_and_its_uncheckpointed_rows_are_read() 
     }
     assert!(n > 0);
     let before = listing(&dir);
-    let (events, _) = export_jsonl(&k, &what);
+    let events = k.export_events(&what);
     assert_eq!(listing(&dir), before, "kato changed the agent's folder");
     let last = format!("row {n}");
     assert!(
@@ -476,7 +457,7 @@ fn opencode_wal_database_without_wal_or_shm_is_read_and_nothing_created() {
     // The last connection closed: SQLite removed the -wal and -shm.
     assert_eq!(listing(&dir).len(), 1, "{:?}", listing(&dir));
     let before = listing(&dir);
-    let (events, _) = export_jsonl(&k, &format!("{}#{SES}", db.display()));
+    let events = k.export_events(format!("{}#{SES}", db.display()));
     assert_eq!(events.len(), 23);
     assert_eq!(listing(&dir), before, "kato created or changed a file");
 }
@@ -834,9 +815,9 @@ fn opencode_json_store_and_database_give_identical_events() {
         }
         events
     };
-    let (from_db, _) = export_jsonl(&k, &format!("{}#{SES}", db.display()));
+    let from_db = k.export_events(format!("{}#{SES}", db.display()));
     let file = storage.join(format!("session/global/{SES}.json"));
-    let (from_store, _) = export_jsonl(&k, &file.display().to_string());
+    let from_store = k.export_events(file.display().to_string());
     assert_eq!(from_db.len(), 23);
     assert_eq!(strip(from_store), strip(from_db));
     let out = k.kato(&["sessions", "--json"]);
@@ -1094,7 +1075,7 @@ fn opencode_whole_database_export_is_named_by_the_session_it_delivers_first() {
         );
     }
     drop(c);
-    let (events, _) = export_jsonl(&k, db.to_str().unwrap());
+    let events = k.export_events(&db);
     assert_eq!(
         events[0]["session_id"], "ses_a_newer_root",
         "{:?}",
@@ -1103,11 +1084,6 @@ fn opencode_whole_database_export_is_named_by_the_session_it_delivers_first() {
     assert_eq!(k.export_summary(&db)["session_id"], "ses_a_newer_root");
     // Every session's text is in the export, each once.
     for (id, _, _) in sessions {
-        let hello = format!("hello from {id}");
-        let n = events
-            .iter()
-            .filter(|e| e["text"] == *hello.as_str())
-            .count();
-        assert_eq!(n, 1, "{hello}");
+        assert_text_once(&events, &format!("hello from {id}"));
     }
 }
