@@ -490,8 +490,20 @@ impl Ingest {
         }
         if one_sync && !staged.is_empty() {
             if let Err(e) = store.sync_written() {
-                errors.push(format!("syncing the state: {e}"));
-                staged.drain(..).for_each(|(_, s)| s.discard());
+                // Refused (a filter without `syncfs`) or failed: each file
+                // is synced on its own; one that fails is not committed.
+                tracing::debug!("syncfs of the state failed ({e}): syncing file by file");
+                let mut synced = Vec::with_capacity(staged.len());
+                for (rec, s) in staged {
+                    match s.sync() {
+                        Ok(()) => synced.push((rec, s)),
+                        Err(e) => {
+                            errors.push(format!("{}: {e}", rec.st.path.display()));
+                            s.discard();
+                        }
+                    }
+                }
+                staged = synced;
             }
         }
         for (rec, s) in staged {

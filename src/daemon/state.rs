@@ -266,6 +266,7 @@ impl Store {
     pub fn stage(&self, st: &FileState, new_ids: &[u64], sync: bool) -> io::Result<Staged> {
         let key = Store::key(st.provider, &st.path);
         let mut ids_len = st.ids_len;
+        let mut ids = None;
         if !new_ids.is_empty() || st.ids_len == 0 {
             let mut f = OpenOptions::new()
                 .create(true)
@@ -284,6 +285,8 @@ impl Store {
                 f.write_all(&buf)?;
                 if sync {
                     f.sync_data()?;
+                } else {
+                    ids = Some(self.ids_path(&key));
                 }
                 ids_len += new_ids.len() as u64;
             }
@@ -296,7 +299,12 @@ impl Store {
             let _ = fs::remove_file(&tmp);
         }
         written?;
-        Ok(Staged { tmp, path, ids_len })
+        Ok(Staged {
+            tmp,
+            path,
+            ids,
+            ids_len,
+        })
     }
 
     /// Make everything [`Store::stage`] wrote unsynced durable: one sync
@@ -453,11 +461,22 @@ fn temp_beside(path: &Path) -> PathBuf {
 pub struct Staged {
     tmp: PathBuf,
     path: PathBuf,
+    /// The fingerprint log appended unsynced, if any.
+    ids: Option<PathBuf>,
     /// The committed length of the fingerprint log it records.
     ids_len: u64,
 }
 
 impl Staged {
+    /// Sync what it wrote, itself (when [`Store::sync_written`] cannot:
+    /// a system call filter that refuses `syncfs`).
+    pub fn sync(&self) -> io::Result<()> {
+        if let Some(ids) = &self.ids {
+            File::open(ids)?.sync_data()?;
+        }
+        File::open(&self.tmp)?.sync_all()
+    }
+
     /// Give it up (its sync failed): the temporary file is removed, and
     /// the fingerprints appended past the committed length are cut off by
     /// the next [`Store::stage`].

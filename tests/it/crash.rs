@@ -4,12 +4,12 @@
 //! `kato status` saying why it stood still.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::harness::{
     append_lines as append, assistant, claude_line, env_count, first_difference, jsonl_ids, user,
-    Kato, Rng, S,
+    Kato, Rng, BIN, S,
 };
 
 /// Events in the large capture.
@@ -183,6 +183,20 @@ const MANY: usize = 40;
 /// them again and has every event of each, once.
 #[test]
 fn many_cursors_flushed_together_survive_a_kill_and_nothing_is_read_again() {
+    many_cursors_survive_a_kill(false);
+}
+
+/// The same where a system call filter refuses `syncfs` (EPERM): the
+/// flush syncs each file on its own instead, and persists every cursor.
+#[test]
+fn many_cursors_are_synced_file_by_file_when_syncfs_is_refused() {
+    many_cursors_survive_a_kill(true);
+}
+
+/// [`MANY`] sessions of history, their cursors flushed together, then
+/// `kill -9` and a normal start. With `no_syncfs`, the first `kato run`
+/// runs under `tests/tools/no_syncfs.py`.
+fn many_cursors_survive_a_kill(no_syncfs: bool) {
     let mut k = Kato::recording();
     let mut total = 0;
     let ids: Vec<String> = (0..MANY)
@@ -201,7 +215,14 @@ fn many_cursors_flushed_together_survive_a_kill_and_nothing_is_read_again() {
             .as_array()
             .map_or(0, |a| a.iter().filter_map(|x| x["events"].as_u64()).sum())
     };
-    k.start();
+    if no_syncfs {
+        let wrapper = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/no_syncfs.py");
+        let mut cmd = k.cmd_of(Path::new("python3"));
+        cmd.arg(wrapper).arg(BIN).arg("run");
+        k.spawn_logged(cmd, "run-no-syncfs.log");
+    } else {
+        k.start();
+    }
     k.wait_until("every cursor persisted", || k.cursors_persisted(MANY));
     // They were flushed together (else this tests the per-file syncs).
     let largest_flush = |logs: &str| {
@@ -214,6 +235,8 @@ fn many_cursors_flushed_together_survive_a_kill_and_nothing_is_read_again() {
     k.wait_until("a flush of 32 files or more logged", || {
         largest_flush(&k.logs()) >= 32
     });
+    let fell_back = k.logs().contains("syncing file by file");
+    assert_eq!(fell_back, no_syncfs, "{}", k.logs());
     k.kill9();
     k.start();
     let s = k.wait("ready after the kill", |s| {
