@@ -493,17 +493,17 @@ impl Ingest {
                 // Refused (a filter without `syncfs`) or failed: each file
                 // is synced on its own; one that fails is not committed.
                 tracing::debug!("syncfs of the state failed ({e}): syncing file by file");
-                let mut synced = Vec::with_capacity(staged.len());
-                for (rec, s) in staged {
-                    match s.sync() {
-                        Ok(()) => synced.push((rec, s)),
+                staged = staged
+                    .into_iter()
+                    .filter_map(|(rec, s)| match s.sync() {
+                        Ok(()) => Some((rec, s)),
                         Err(e) => {
                             errors.push(format!("{}: {e}", rec.st.path.display()));
                             s.discard();
+                            None
                         }
-                    }
-                }
-                staged = synced;
+                    })
+                    .collect();
             }
         }
         for (rec, s) in staged {

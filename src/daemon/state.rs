@@ -268,12 +268,13 @@ impl Store {
         let mut ids_len = st.ids_len;
         let mut ids = None;
         if !new_ids.is_empty() || st.ids_len == 0 {
+            let ids_path = self.ids_path(&key);
             let mut f = OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .write(true)
                 .mode(0o600)
-                .open(self.ids_path(&key))?;
+                .open(&ids_path)?;
             // Drop whatever a crashed flush appended beyond the committed length.
             f.set_len(st.ids_len * 8)?;
             if !new_ids.is_empty() {
@@ -286,19 +287,14 @@ impl Store {
                 if sync {
                     f.sync_data()?;
                 } else {
-                    ids = Some(self.ids_path(&key));
+                    ids = Some(ids_path);
                 }
                 ids_len += new_ids.len() as u64;
             }
         }
         let bytes = self.to_disk(st, ids_len).map_err(io::Error::from)?;
         let path = self.json_path(&key);
-        let tmp = temp_beside(&path);
-        let written = write_new(&tmp, |w| w.write_all(&bytes), sync);
-        if written.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        written?;
+        let tmp = write_temp(&path, |w| w.write_all(&bytes), sync)?;
         Ok(Staged {
             tmp,
             path,
@@ -430,14 +426,7 @@ fn replace_with(
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = temp_beside(path);
-    let written = write_new(&tmp, write, fsync);
-    if written.is_err() {
-        // A temp file cut off by a full disk would keep the space the
-        // smaller writes after it (a cursor, an audit record) still need.
-        let _ = fs::remove_file(&tmp);
-    }
-    written?;
+    let tmp = write_temp(path, write, fsync)?;
     fs::rename(&tmp, path)?;
     if sync_dir {
         File::open(dir)?.sync_all()?;
@@ -445,14 +434,27 @@ fn replace_with(
     Ok(())
 }
 
-/// The temporary file a replacement of `path` is written to first.
-fn temp_beside(path: &Path) -> PathBuf {
+/// Write what `write` writes to the temporary file beside `path` that a
+/// replacement of it is renamed from (synced with `fsync`), and return
+/// that file's path.
+fn write_temp(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    fsync: bool,
+) -> io::Result<PathBuf> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    dir.join(format!(".{name}.tmp"))
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let written = write_new(&tmp, write, fsync);
+    if written.is_err() {
+        // A temp file cut off by a full disk would keep the space the
+        // smaller writes after it (a cursor, an audit record) still need.
+        let _ = fs::remove_file(&tmp);
+    }
+    written.map(|()| tmp)
 }
 
 /// A state file written beside its place ([`Store::stage`]), not yet
