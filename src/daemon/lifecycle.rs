@@ -136,6 +136,9 @@ pub fn start(cfg: &Config, fwd: &Forwarded, timeout: Duration) -> Result<i32> {
             cmd.env(k, v);
         }
     }
+    // Set here, it spares the daemon the re-execution that would set it.
+    let (name, value) = super::confine::ALLOCATOR_ENV;
+    cmd.env(name, value);
     // What the daemon reports before its log is set up (a sandbox it
     // cannot apply in enforce mode, a lock it cannot take) goes to stderr:
     // into kato.log too, where the message below points.

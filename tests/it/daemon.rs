@@ -163,10 +163,26 @@ fn double_start_is_refused_and_kill_9_leaves_no_stale_lock() {
         .collect();
     for n in &names {
         assert!(
-            ["HOME", "USER", "LANG", "KATO_CONFIG"].contains(&n.as_str()) || n.starts_with("XDG_"),
+            [
+                "HOME",
+                "USER",
+                "LANG",
+                "KATO_CONFIG",
+                "MIMALLOC_PURGE_DELAY"
+            ]
+            .contains(&n.as_str())
+                || n.starts_with("XDG_"),
             "unexpected variable {n} in {names:?}"
         );
     }
+    // Its allocator returns freed memory at once (an idle stage keeps
+    // none of what a history it read freed), set by kato itself.
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|v| v == b"MIMALLOC_PURGE_DELAY=0"),
+        "{names:?}"
+    );
     assert!(k.path("xdg-state/kato/logs/kato.log").exists());
 
     // kill -9: the lock dies with the process; the next start works.
@@ -544,6 +560,7 @@ fn every_thread_is_hardened_and_every_stage_confined() {
     let environ = String::from_utf8_lossy(&environ);
     assert!(!environ.contains("sk-test-not-for-kato"), "{environ}");
     assert!(!environ.contains("LANG="), "{environ}");
+    assert!(environ.contains("MIMALLOC_PURGE_DELAY=0"), "{environ}");
 
     // status.json says the same, per stage.
     let sb = &s["sandbox"];
