@@ -238,6 +238,14 @@ fn remove(state_dir: &Path, report: &Report) -> Result<()> {
     let mut log = crate::audit::AuditLog::open(&log_path)
         .map_err(|e| Error::Daemon(format!("{}: {e}", log_path.display())))?
         .log;
+    // The copy of every state file a clean stop left would bring back
+    // what is removed below.
+    crate::daemon::state::forget_snapshot(state_dir).map_err(|e| {
+        Error::io(
+            format!("removing the state snapshot in {}", state_dir.display()),
+            e,
+        )
+    })?;
     for r in &report.removed {
         log.append(Entry {
             stage: "clean".into(),

@@ -125,20 +125,27 @@ pub(super) struct FileRec {
     /// Fingerprints of committed events not yet on disk.
     unflushed_ids: Vec<u64>,
     dirty: bool,
+    /// `st` is what its state file says (loaded, or flushed since).
+    on_disk: bool,
     pub last_ingest_us: u64,
 }
 
 impl FileRec {
     fn new(provider: ProviderId, path: &Path) -> FileRec {
-        FileRec::from_state(FileState::new(provider, path.to_path_buf()))
+        FileRec {
+            on_disk: false,
+            ..FileRec::from_state(FileState::new(provider, path.to_path_buf()))
+        }
     }
 
+    /// A file whose state was loaded from its state file.
     fn from_state(st: FileState) -> FileRec {
         FileRec {
             st,
             pass: None,
             unflushed_ids: Vec::new(),
             dirty: false,
+            on_disk: true,
             last_ingest_us: 0,
         }
     }
@@ -204,6 +211,8 @@ pub(super) struct Ingest {
     last_batch: Instant,
     /// After a failed flush: not before this.
     retry_at: Instant,
+    /// State files of providers this run does not read.
+    unused: Vec<FileState>,
 }
 
 impl Ingest {
@@ -228,6 +237,7 @@ impl Ingest {
             dirty_since: None,
             last_batch: now,
             retry_at: now,
+            unused: Vec::new(),
         })
     }
 
@@ -251,6 +261,8 @@ impl Ingest {
         }
         for st in states {
             if registry.get(st.provider).is_none() {
+                // Kept for the snapshot: the next start may read it.
+                self.unused.push(st);
                 continue;
             }
             if let Some(q) = &st.quarantine {
@@ -511,6 +523,7 @@ impl Ingest {
                 Ok(()) => {
                     rec.unflushed_ids = Vec::new();
                     rec.dirty = false;
+                    rec.on_disk = true;
                     saved += 1;
                 }
                 Err(e) => errors.push(format!("{}: {e}", rec.st.path.display())),
@@ -541,6 +554,30 @@ impl Ingest {
                 ),
             );
         }
+    }
+
+    /// At a clean stop, after the last flush: copy every state file into
+    /// the snapshot the next start reads ([`Store::snapshot`]). Not while
+    /// anything waits to be flushed: the snapshot would not say what the
+    /// state files say (the next start reads them one by one instead).
+    pub fn snapshot(&self) -> std::result::Result<usize, String> {
+        if let Some(rec) = self.files.values().find(|r| r.dirty) {
+            return Err(format!(
+                "the state of {} is not flushed",
+                rec.st.path.display()
+            ));
+        }
+        let states: Vec<&FileState> = self
+            .files
+            .values()
+            .filter(|r| r.on_disk)
+            .map(|r| &r.st)
+            .chain(&self.unused)
+            .collect();
+        self.store
+            .snapshot(states.iter().copied())
+            .map(|()| states.len())
+            .map_err(|e| e.to_string())
     }
 
     /// Sessions (files grouped by provider and session id) for status.

@@ -167,8 +167,8 @@ pub fn start(cfg: &Config, fwd: &Forwarded, timeout: Duration) -> Result<i32> {
                 tail(&log, 20)
             )));
         }
-        if let Ok(Some((st, _))) = status::read(&cfg.runtime_dir) {
-            if st.pid == pid && st.ready {
+        if let Some((p, ready)) = status::read_ready(&cfg.runtime_dir) {
+            if p == pid && ready {
                 crate::terminal::println(&format!(
                     "kato started (pid {pid}, ready in {:.1} s); `kato status` shows what it sees",
                     t0.elapsed().as_secs_f64()
@@ -184,9 +184,13 @@ pub fn start(cfg: &Config, fwd: &Forwarded, timeout: Duration) -> Result<i32> {
                 log.display()
             )));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(START_POLL);
     }
 }
+
+/// How often `kato start` looks whether the daemon is ready: a reader of
+/// a small file, often, so that start-up is not rounded up by much.
+const START_POLL: Duration = Duration::from_millis(5);
 
 /// The last `n` lines of a file (empty when unreadable).
 fn tail(path: &Path, n: usize) -> String {

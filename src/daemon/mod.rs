@@ -713,6 +713,12 @@ impl Daemon {
         self.supervisor.stop_writers();
         self.stop_autosync(deadline);
         self.flush();
+        match self.ingest.snapshot() {
+            Ok(files) => tracing::info!(files, "state snapshot written for the next start"),
+            Err(e) => {
+                tracing::info!("no state snapshot ({e}): the next start reads each state file")
+            }
+        }
         self.report.phase = Phase::Stopped;
         self.write_status();
         self.recorder.audit.log_head("stop");

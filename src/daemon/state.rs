@@ -6,6 +6,7 @@
 //! <state>/kato.lock                 the single-instance lock (see `lifecycle`)
 //! <state>/files/<key>.json          cursor + per-file aggregates, rewritten atomically
 //! <state>/files/<key>.ids           append-only event-id fingerprints (8 bytes each)
+//! <state>/files.snapshot            every <key>.json, one per line (a clean stop's)
 //! <state>/quarantine/<key>.json.*   state files that could not be read, set aside
 //! <state>/commands-seen.json        fingerprints of decided commands (`super::seen`)
 //! ```
@@ -24,6 +25,11 @@
 //! agree. A flush of few files syncs each file ([`Store::save`]); one of
 //! many writes them all first and syncs them by one `syncfs`
 //! ([`Store::stage`], [`Store::sync_written`], [`Store::commit`]).
+//!
+//! A clean stop copies every state file into one snapshot
+//! ([`Store::snapshot`]) that the next start reads instead of each of
+//! them, and removes before any state file changes ([`Store::load_all`]):
+//! start-up reads one file, not 10,000.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -143,9 +149,34 @@ pub enum StateFileError {
     NameMismatch,
 }
 
+/// The file every state file is copied into when the daemon stops
+/// cleanly, read at the next start instead of one file per session file.
+pub const SNAPSHOT_FILE: &str = "files.snapshot";
+
+/// The first line of a snapshot: what follows is `files` state files, one
+/// per line, as each is on disk.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotHead {
+    kato_state_snapshot: u32,
+    files: usize,
+}
+
+/// Remove the snapshot of the state files under `state_dir`, if any, and
+/// make its removal durable: from then on the state files are the only
+/// truth, whatever changes them.
+pub fn forget_snapshot(state_dir: &Path) -> io::Result<()> {
+    match fs::remove_file(state_dir.join(SNAPSHOT_FILE)) {
+        Ok(()) => File::open(state_dir)?.sync_all(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// The on-disk store.
 #[derive(Debug, Clone)]
 pub struct Store {
+    dir: PathBuf,
     files: PathBuf,
     quarantine: PathBuf,
     /// A parser's saved context can hold session text (Codex keeps a user
@@ -168,6 +199,7 @@ impl Store {
         let quarantine = state_dir.join("quarantine");
         ensure_private_dir(&files)?;
         Ok(Store {
+            dir: state_dir.to_path_buf(),
             files,
             quarantine,
             redactor,
@@ -181,8 +213,13 @@ impl Store {
         h.update(provider.as_str().as_bytes());
         h.update([0]);
         h.update(path.as_os_str().as_bytes());
-        let d = h.finalize();
-        d.iter().take(16).map(|b| format!("{b:02x}")).collect()
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut key = String::with_capacity(32);
+        for b in &h.finalize()[..16] {
+            key.push(char::from(HEX[usize::from(b >> 4)]));
+            key.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        key
     }
 
     fn json_path(&self, key: &str) -> PathBuf {
@@ -193,10 +230,65 @@ impl Store {
         self.files.join(format!("{key}.ids"))
     }
 
-    /// Read every state file. Unreadable ones are moved to the quarantine
-    /// directory and reported; their session files start from safe
-    /// defaults (everything present is history).
+    /// Read every state file: from the snapshot a clean stop left
+    /// ([`Store::snapshot`]), else one by one. Unreadable ones are moved
+    /// to the quarantine directory and reported; their session files start
+    /// from safe defaults (everything present is history).
     pub fn load_all(&self) -> (Vec<FileState>, Vec<Corrupt>) {
+        match self.take_snapshot() {
+            Ok(Some(states)) => {
+                tracing::info!(files = states.len(), "state snapshot read");
+                return (states, Vec::new());
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                "the state snapshot could not be used ({e}); reading the state files one by one"
+            ),
+        }
+        self.load_files()
+    }
+
+    /// The states a snapshot holds, once it is removed (durably: any
+    /// state file saved from now on is newer than it). `None` without a
+    /// snapshot; an error for one that cannot be used (it is removed if
+    /// it can be) or that cannot be removed.
+    fn take_snapshot(&self) -> io::Result<Option<Vec<FileState>>> {
+        let path = self.dir.join(SNAPSHOT_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let states = parse_snapshot(&bytes);
+        forget_snapshot(&self.dir)?;
+        states.map(Some)
+    }
+
+    /// Copy every state file (`states`, as they are on disk) into one
+    /// snapshot file, replaced atomically, for the next start to read.
+    /// Only when nothing remains to be flushed: a snapshot must say
+    /// exactly what the state files say.
+    pub fn snapshot<'a>(
+        &self,
+        states: impl ExactSizeIterator<Item = &'a FileState>,
+    ) -> io::Result<()> {
+        let head = SnapshotHead {
+            kato_state_snapshot: STATE_VERSION,
+            files: states.len(),
+        };
+        replace_with(&self.dir.join(SNAPSHOT_FILE), true, true, |w| {
+            serde_json::to_writer(&mut *w, &head)?;
+            w.write_all(b"\n")?;
+            for st in states {
+                w.write_all(&self.to_disk(st, st.ids_len)?)?;
+                w.write_all(b"\n")?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Read every state file, one by one.
+    fn load_files(&self) -> (Vec<FileState>, Vec<Corrupt>) {
         let mut states = Vec::new();
         let mut corrupt = Vec::new();
         let entries = match fs::read_dir(&self.files) {
@@ -210,18 +302,22 @@ impl Store {
                 return (states, corrupt);
             }
         };
-        let mut names: Vec<PathBuf> = entries
+        // Names, not paths: sorting 10,000 of them as bytes is cheap, as
+        // path components it is not.
+        let mut names: Vec<std::ffi::OsString> = entries
             .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.extension().is_some_and(|x| x == "json")
-                    && p.file_name()
-                        .is_none_or(|n| n.as_bytes().first() != Some(&b'.'))
+            .map(|e| e.file_name())
+            .filter(|n| {
+                let n = n.as_bytes();
+                n.ends_with(b".json") && n.first() != Some(&b'.')
             })
             .collect();
-        names.sort();
-        for path in names {
-            match read_state(&path) {
+        names.sort_unstable();
+        // One buffer for every file: each is read whole, then parsed.
+        let mut buf = Vec::new();
+        for name in names {
+            let path = self.files.join(&name);
+            match read_state(&path, &mut buf) {
                 Ok(st) => states.push(st),
                 Err(error) => {
                     let moved_to = self.set_aside(&path).ok();
@@ -377,17 +473,51 @@ impl Store {
     }
 }
 
-fn read_state(path: &Path) -> Result<FileState, StateFileError> {
-    let bytes = fs::read(path).map_err(StateFileError::Read)?;
-    let st: FileState = serde_json::from_slice(&bytes).map_err(StateFileError::Invalid)?;
+/// The states of a snapshot, all of them or an error.
+fn parse_snapshot(bytes: &[u8]) -> io::Result<Vec<FileState>> {
+    let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidData, m);
+    let mut lines = bytes.split(|b| *b == b'\n');
+    let head: SnapshotHead = serde_json::from_slice(lines.next().unwrap_or_default())?;
+    if head.kato_state_snapshot != STATE_VERSION {
+        return Err(invalid(format!(
+            "version {} (this kato reads {STATE_VERSION})",
+            head.kato_state_snapshot
+        )));
+    }
+    let mut states = Vec::with_capacity(head.files.min(bytes.len() / 64));
+    for line in lines.filter(|l| !l.is_empty()) {
+        let st: FileState = serde_json::from_slice(line)?;
+        if st.v != STATE_VERSION {
+            return Err(invalid(format!("a state of version {}", st.v)));
+        }
+        states.push(st);
+    }
+    if states.len() != head.files {
+        return Err(invalid(format!(
+            "{} state(s) where its head says {}",
+            states.len(),
+            head.files
+        )));
+    }
+    Ok(states)
+}
+
+fn read_state(path: &Path, buf: &mut Vec<u8>) -> Result<FileState, StateFileError> {
+    buf.clear();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(buf))
+        .map_err(StateFileError::Read)?;
+    let st: FileState = serde_json::from_slice(buf).map_err(StateFileError::Invalid)?;
     if st.v != STATE_VERSION {
         return Err(StateFileError::Version { found: st.v });
     }
-    let expected = format!("{}.json", Store::key(st.provider, &st.path));
-    if path
-        .file_name()
-        .is_none_or(|n| n.as_bytes() != expected.as_bytes())
-    {
+    let key = Store::key(st.provider, &st.path);
+    let named = path.file_name().is_some_and(|n| {
+        n.as_bytes()
+            .strip_suffix(b".json")
+            .is_some_and(|stem| stem == key.as_bytes())
+    });
+    if !named {
         return Err(StateFileError::NameMismatch);
     }
     Ok(st)
@@ -546,6 +676,60 @@ mod tests {
         let (states, corrupt) = store.load_all();
         assert!(corrupt.is_empty());
         assert_eq!(states.len(), 1);
+    }
+
+    #[test]
+    fn a_snapshot_is_read_once_and_says_what_the_state_files_say() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), test_redactor()).unwrap();
+        let mut files = vec![sample("/s/a.jsonl"), sample("/s/b.jsonl")];
+        let token = format!("ghp_{}", "k7Qz".repeat(9));
+        files[1].cursor.parser = serde_json::json!({"pending": format!("use {token}")}).into();
+        for st in &mut files {
+            store.save(st, &[1]).unwrap();
+        }
+        let (mut from_files, _) = store.load_all();
+        from_files.sort_by(|a, b| a.path.cmp(&b.path));
+        store.snapshot(files.iter()).unwrap();
+        let snapshot = dir.path().join(SNAPSHOT_FILE);
+        let text = fs::read_to_string(&snapshot).unwrap();
+        assert!(!text.contains(&token), "{text}");
+        // Remove the state files: what comes back is the snapshot's.
+        fs::remove_dir_all(dir.path().join("files")).unwrap();
+        ensure_private_dir(&dir.path().join("files")).unwrap();
+        let (mut states, corrupt) = store.load_all();
+        assert!(corrupt.is_empty());
+        assert!(!snapshot.exists(), "a snapshot was left to be read again");
+        states.sort_by(|a, b| a.path.cmp(&b.path));
+        assert_eq!(states, from_files);
+        // Once: the next load reads the state files (none now).
+        assert!(store.load_all().0.is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_that_cannot_be_used_is_removed_and_the_state_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), test_redactor()).unwrap();
+        let mut files = vec![sample("/s/a.jsonl"), sample("/s/b.jsonl")];
+        for st in &mut files {
+            store.save(st, &[1]).unwrap();
+        }
+        store.snapshot(files.iter()).unwrap();
+        let snapshot = dir.path().join(SNAPSHOT_FILE);
+        let text = fs::read_to_string(&snapshot).unwrap();
+        let head = text.lines().next().unwrap();
+        let cut = text.lines().take(2).collect::<Vec<_>>().join("\n");
+        for bad in [
+            cut,
+            format!("{}\n", head.replace(":1,", ":9,")),
+            "not json\n".to_owned(),
+        ] {
+            fs::write(&snapshot, &bad).unwrap();
+            let (states, corrupt) = store.load_all();
+            assert!(corrupt.is_empty());
+            assert_eq!(states.len(), 2, "{bad}");
+            assert!(!snapshot.exists(), "{bad}");
+        }
     }
 
     fn sample(path: &str) -> FileState {

@@ -408,6 +408,20 @@ pub fn read(runtime_dir: &Path) -> Result<Option<(Status, serde_json::Value)>> {
     Ok(Some((st, value)))
 }
 
+/// The pid and readiness a status file reports, and nothing else: what
+/// `kato start` polls for, without building the whole document (1 MB
+/// with 10,000 sessions).
+pub fn read_ready(runtime_dir: &Path) -> Option<(u32, bool)> {
+    #[derive(Deserialize)]
+    struct Ready {
+        pid: u32,
+        ready: bool,
+    }
+    let bytes = std::fs::read(path(runtime_dir)).ok()?;
+    let r: Ready = serde_json::from_slice(&bytes).ok()?;
+    Some((r.pid, r.ready))
+}
+
 /// Is the process alive (signal 0)? EPERM means it exists but is not ours.
 pub fn pid_alive(pid: u32) -> bool {
     let Some(p) = i32::try_from(pid)

@@ -122,6 +122,80 @@ fn ingests_appends_persists_on_sigterm_and_resumes_from_the_cursor() {
     assert_eq!(k.term(pid3), 0);
 }
 
+/// The cursor a file's state file holds, once it is flushed.
+fn flushed_offset(k: &Kato, file: &Path) -> Option<u64> {
+    fs::read_dir(k.path("state/files"))
+        .ok()?
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| serde_json::from_slice::<Value>(&fs::read(e.path()).ok()?).ok())
+        .find(|st| st["path"] == file.display().to_string())
+        .and_then(|st| st["cursor"]["offset"].as_u64())
+}
+
+/// A clean stop copies every state file into one snapshot, which the next
+/// start reads instead of each of them, and removes at once: after a
+/// crash later, the state files alone say what was handled since.
+#[test]
+fn a_clean_stop_leaves_a_snapshot_read_once_by_the_next_start() {
+    const S2: &str = "0890bead-ffff-4ee9-98f8-585fd289cc1f";
+    let mut k = Kato::new(true);
+    let dir = k.claude.join("-home-u-proj");
+    let (f1, f2) = (
+        dir.join(format!("{S1}.jsonl")),
+        dir.join(format!("{S2}.jsonl")),
+    );
+    append(&f1, &(claude_line(S1, 1) + &claude_line(S1, 2)));
+    append(&f2, &claude_line(S2, 1));
+    let (n1, n2) = (k.export_count(&f1), k.export_count(&f2));
+    let pid = k.run_fg();
+    k.wait("history", |s| events(s, S1) == n1 && events(s, S2) == n2);
+    assert_eq!(k.term(pid), 0);
+    let snapshot = k.path("state/files.snapshot");
+    let text = fs::read_to_string(&snapshot).expect("no snapshot after a clean stop");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].contains("\"files\":2"), "{text}");
+    for f in [&f1, &f2] {
+        let line = lines.iter().find(|l| l.contains(&*f.display().to_string()));
+        assert!(
+            line.is_some(),
+            "{} not in the snapshot: {text}",
+            f.display()
+        );
+    }
+
+    // Read once: the next start knows both files and reads nothing again.
+    let pid = k.run_fg();
+    assert!(
+        !snapshot.exists(),
+        "the snapshot outlived the start that read it"
+    );
+    let s = k.wait("ready", |s| s["pid"] == pid);
+    assert_eq!((events(&s, S1), events(&s, S2)), (n1, n2));
+    assert_eq!(s["counters"]["bytes"], 0, "a session file was read again");
+    let log = fs::read_to_string(k.path("run-1.log")).unwrap();
+    assert!(log.contains("state snapshot read files=2"), "{log}");
+
+    // Handled and flushed after the start, then a crash: the next start
+    // finds no snapshot to take it back to the cursor of the clean stop.
+    append(&f1, &claude_line(S1, 3));
+    let total = k.export_count(&f1);
+    k.wait("the appended line", |s| events(s, S1) == total);
+    let len = fs::metadata(&f1).unwrap().len();
+    k.wait_until("the cursor flushed", || {
+        flushed_offset(&k, &f1) == Some(len)
+    });
+    k.kill9();
+    assert!(!snapshot.exists(), "a crashed daemon left a snapshot");
+    let pid = k.run_fg();
+    let s = k.wait("ready", |s| s["pid"] == pid);
+    assert_eq!((events(&s, S1), events(&s, S2)), (total, n2));
+    assert_eq!(s["counters"]["bytes"], 0, "a session file was read again");
+    assert_eq!(s["counters"]["events"], 0);
+    assert_eq!(k.term(pid), 0);
+}
+
 #[test]
 fn double_start_is_refused_and_kill_9_leaves_no_stale_lock() {
     let k = Kato::new(true);

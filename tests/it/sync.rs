@@ -503,9 +503,14 @@ fn clean_removes_only_state_of_sessions_that_are_gone() {
         second_file(&k).to_str().unwrap()
     );
     assert_eq!(state_files(), before);
+    // The clean stop copied every state file into a snapshot, which would
+    // bring back the removed state at the next start: it goes too.
+    let snapshot = k.path("state/files.snapshot");
+    assert!(snapshot.exists());
     let out = k.kato(&["clean", "--json"]);
     assert!(out.status.success());
     assert!(state_files() < before);
+    assert!(!snapshot.exists(), "kato clean left the state snapshot");
     // The live session's state, the export and the agent's files stay.
     assert!(k.cursors_persisted(1));
     assert!(exported.is_file() && k.claude_file().is_file());
