@@ -493,6 +493,9 @@ fn a_corrupt_state_file_is_quarantined_not_a_crash_loop() {
         b"{\"v\":1,\"provider\":\"claude\",\"cursor\":{\"off",
     )
     .unwrap();
+    // As after a crash: no snapshot of a clean stop, so each state file
+    // is read.
+    fs::remove_file(k.path("state/files.snapshot")).unwrap();
 
     let pid = k.run_fg();
     let s = k.wait("the file read again", |s| events(s, S1) == n);
