@@ -223,8 +223,13 @@ struct SessionData {
     recordings: BTreeMap<String, Rec>,
 }
 
-/// What is followed of every session seen, commands or not: small, as
-/// most sessions never have any.
+/// Sessions whose metadata (title, models, first and last time: what a
+/// recording started later names) is kept from their history: the most
+/// recently active. 10,000 sessions would keep some 7 MiB.
+const OBSERVED_MAX: usize = 256;
+
+/// What is followed of a session seen, commands or not: small, as most
+/// sessions never have any.
 struct Observed {
     meta: MetaCollector,
     /// The latest human message while its command events may follow
@@ -581,9 +586,37 @@ impl Recorder {
 
     /// What is followed of a session (created when first asked for).
     fn observed_mut(&mut self, key: &SessionKey) -> &mut Observed {
+        if self.observed.len() >= OBSERVED_MAX + OBSERVED_MAX / 4
+            && !self.observed.contains_key(key)
+        {
+            self.forget_least_recent();
+        }
         self.observed
             .entry(key.clone())
             .or_insert_with(|| Box::new(Observed::new(self.redactor.clone())))
+    }
+
+    /// Forget what was observed of all but the [`OBSERVED_MAX`] sessions
+    /// most recently active (by their newest provider timestamp), except
+    /// those with commands or recordings, or a message whose command
+    /// events may follow. One of them seen again starts over, as after a
+    /// restart. Runs once per `OBSERVED_MAX / 4` new sessions.
+    fn forget_least_recent(&mut self) {
+        let mut by_age: Vec<(Option<&str>, &SessionKey)> = self
+            .observed
+            .iter()
+            .filter(|(k, o)| o.last_message.is_none() && !self.sessions.contains_key(*k))
+            .map(|(k, o)| (o.meta.updated(), k))
+            .collect();
+        let keep = OBSERVED_MAX.saturating_sub(self.observed.len() - by_age.len());
+        if by_age.len() <= keep {
+            return;
+        }
+        by_age.select_nth_unstable_by(keep, |a, b| b.0.cmp(&a.0));
+        let forget: Vec<SessionKey> = by_age[keep..].iter().map(|(_, k)| (*k).clone()).collect();
+        for k in &forget {
+            self.observed.remove(k);
+        }
     }
 
     /// A session's command and recording state (created when first asked

@@ -107,6 +107,11 @@ impl MetaCollector {
         }
     }
 
+    /// The newest provider timestamp observed.
+    pub fn updated(&self) -> Option<&str> {
+        self.updated.as_deref()
+    }
+
     pub fn observe(&mut self, ev: &Event) {
         if self.provider.is_none() {
             self.provider = Some(ev.provider.as_str());

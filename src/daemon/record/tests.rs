@@ -713,3 +713,46 @@ fn a_session_without_commands_keeps_only_what_is_observed_of_it() {
     assert_eq!(r.status().len(), 1, "the capture started");
     r.shutdown();
 }
+
+#[test]
+fn only_the_most_recently_active_sessions_keep_what_was_observed_of_them() {
+    let w = World::new();
+    let (mut r, mut st) = w.recorder();
+    let n = 2 * super::OBSERVED_MAX;
+    let key = |i: usize| super::SessionKey {
+        provider: ProviderId::Claude,
+        session: format!("s{i}"),
+    };
+    // Session 0 is the oldest, but its `::` message may be followed by
+    // command events: it stays.
+    for i in 0..n {
+        let source = Source {
+            record: "line".into(),
+            offset: 0,
+            file: None,
+        };
+        let text = if i == 0 { "see ::this" } else { "a question" };
+        let mut ev = Event::new(
+            ProviderId::Claude,
+            &format!("s{i}"),
+            "u1",
+            source,
+            Payload::UserMessage {
+                text: text.into(),
+                attachments: 0,
+            },
+        );
+        ev.timestamp = Some(format!("2026-01-08T10:{:02}:{:02}.000Z", i / 60, i % 60));
+        deliver(&mut r, &mut st, &[ev], false);
+        assert!(r.observed.len() <= super::OBSERVED_MAX + super::OBSERVED_MAX / 4);
+    }
+    assert!(r.observed.contains_key(&key(0)));
+    for i in n - super::OBSERVED_MAX..n {
+        assert_eq!(r.meta(&key(i)).title, "a question", "session {i}");
+    }
+    let forgotten = (1..n)
+        .filter(|i| !r.observed.contains_key(&key(*i)))
+        .count();
+    assert!(forgotten >= n - super::OBSERVED_MAX - super::OBSERVED_MAX / 4);
+    r.shutdown();
+}
