@@ -734,7 +734,7 @@ fn only_the_most_recently_active_sessions_keep_what_was_observed_of_them() {
         let text = if i == 0 { "see ::this" } else { "a question" };
         let mut ev = Event::new(
             ProviderId::Claude,
-            &format!("s{i}"),
+            format!("s{i}"),
             "u1",
             source,
             Payload::UserMessage {
