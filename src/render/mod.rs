@@ -87,9 +87,23 @@ pub struct MetaCollector {
     title: Option<String>,
     provider_title: Option<String>,
     models: Vec<String>,
+    /// The last model name looked at, as the provider wrote it: the next
+    /// event of the same model needs no redaction pass.
+    last_model: Option<String>,
     saw_assistant: bool,
     created: Option<String>,
     updated: Option<String>,
+}
+
+/// Put `v` in `slot`, reusing its allocation: a timestamp per event.
+fn set_str(slot: &mut Option<String>, v: &str) {
+    match slot {
+        Some(s) => {
+            s.clear();
+            s.push_str(v);
+        }
+        None => *slot = Some(v.to_owned()),
+    }
 }
 
 impl MetaCollector {
@@ -101,6 +115,7 @@ impl MetaCollector {
             title: None,
             provider_title: None,
             models: Vec::new(),
+            last_model: None,
             saw_assistant: false,
             created: None,
             updated: None,
@@ -121,10 +136,10 @@ impl MetaCollector {
         // its main transcript, so stream order is not time order.
         if let Some(ts) = &ev.timestamp {
             if self.created.as_ref().is_none_or(|c| ts < c) {
-                self.created = Some(ts.clone());
+                set_str(&mut self.created, ts);
             }
             if self.updated.as_ref().is_none_or(|u| ts > u) {
-                self.updated = Some(ts.clone());
+                set_str(&mut self.updated, ts);
             }
         }
         match &ev.payload {
@@ -141,7 +156,12 @@ impl MetaCollector {
             | Payload::ToolCall { .. }
             | Payload::DecisionPrompt { .. } => {
                 self.saw_assistant = true;
-                if let Some(model) = &ev.model {
+                if let Some(model) = ev
+                    .model
+                    .as_ref()
+                    .filter(|m| self.last_model.as_ref() != Some(*m))
+                {
+                    set_str(&mut self.last_model, model);
                     let model = commonmark::one_line(&self.redactor.redact_str(model).text);
                     if !model.is_empty()
                         && model != "user"
