@@ -97,22 +97,16 @@ pub enum CleanEnv {
 /// happened (the re-executed process finds a clean environment and goes
 /// on: this happens at most once).
 pub fn clean_environment() -> CleanEnv {
-    let foreign =
-        std::env::vars_os().any(|(k, v)| !is_startup_var(&k) && !is_allocator_setting(&k, &v));
     let (name, value) = ALLOCATOR_ENV;
+    let foreign =
+        std::env::vars_os().any(|(k, v)| !is_startup_var(&k) && (k != name || v != value));
     if !foreign && std::env::var_os(name).is_some_and(|v| v == value) {
         return CleanEnv::Clean;
     }
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_else(|| OsString::from("kato"));
     let mut cmd = std::process::Command::new("/proc/self/exe");
-    cmd.arg0(argv0).args(args).env_clear();
-    for (k, v) in std::env::vars_os() {
-        if is_startup_var(&k) {
-            cmd.env(k, v);
-        }
-    }
-    cmd.env(name, value);
+    daemon_environment(cmd.arg0(argv0).args(args));
     // `exec` returns only when it failed.
     let e = cmd.exec();
     CleanEnv::InPlace(format!("re-executing /proc/self/exe failed: {e}"))
@@ -127,8 +121,17 @@ pub fn clean_environment() -> CleanEnv {
 /// once, as the process starts.
 pub const ALLOCATOR_ENV: (&str, &str) = ("MIMALLOC_PURGE_DELAY", "0");
 
-fn is_allocator_setting(k: &std::ffi::OsStr, v: &std::ffi::OsStr) -> bool {
-    k == ALLOCATOR_ENV.0 && v == ALLOCATOR_ENV.1
+/// Give `cmd` the environment a daemon starts with: the variables
+/// `kato run` reads ([`is_startup_var`]) and [`ALLOCATOR_ENV`], nothing
+/// else (no API key, token or `PATH`).
+pub fn daemon_environment(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    cmd.env_clear();
+    for (k, v) in std::env::vars_os() {
+        if is_startup_var(&k) {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env(ALLOCATOR_ENV.0, ALLOCATOR_ENV.1)
 }
 
 /// A variable `kato run` reads while it starts: one of [`STARTUP_ENV`], or

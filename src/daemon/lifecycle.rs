@@ -128,17 +128,9 @@ pub fn start(cfg: &Config, fwd: &Forwarded, timeout: Duration) -> Result<i32> {
     if let Some(f) = fwd.log_format {
         cmd.arg("--log-format").arg(f);
     }
-    // A detached daemon keeps the variables `kato run` reads while it
-    // starts; everything else (API keys, tokens, PATH) is dropped.
-    cmd.env_clear();
-    for (k, v) in std::env::vars_os() {
-        if super::confine::is_startup_var(&k) {
-            cmd.env(k, v);
-        }
-    }
-    // Set here, it spares the daemon the re-execution that would set it.
-    let (name, value) = super::confine::ALLOCATOR_ENV;
-    cmd.env(name, value);
+    // Already clean (the allocator setting included): the daemon need
+    // not re-execute itself to drop anything.
+    super::confine::daemon_environment(&mut cmd);
     // What the daemon reports before its log is set up (a sandbox it
     // cannot apply in enforce mode, a lock it cannot take) goes to stderr:
     // into kato.log too, where the message below points.
