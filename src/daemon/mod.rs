@@ -659,12 +659,19 @@ impl Daemon {
         self.drain_recorder_warnings();
     }
 
-    /// Persist every changed file's committed state, except the cursors
-    /// of files whose events wait behind a snapshot or changed a recording
-    /// state not saved yet.
+    /// Persist the committed state of changed files (a chunk of them, the
+    /// rest at the next turn of the loop), except the cursors of files
+    /// whose events wait behind a snapshot or changed a recording state
+    /// not saved yet.
     fn flush(&mut self) {
         let held = self.recorder.held();
         self.ingest.flush(&mut self.report, &held);
+    }
+
+    /// At a stop: persist every changed file's committed state that can be.
+    fn flush_all(&mut self) {
+        let held = self.recorder.held();
+        while self.ingest.flush(&mut self.report, &held) {}
     }
 
     fn spawn_stage(&mut self, i: usize) {
@@ -712,7 +719,7 @@ impl Daemon {
         }
         self.supervisor.stop_writers();
         self.stop_autosync(deadline);
-        self.flush();
+        self.flush_all();
         match self.ingest.snapshot() {
             Ok(files) => tracing::info!(files, "state snapshot written for the next start"),
             Err(e) => {
