@@ -600,9 +600,29 @@ struct PendingAgent {
     hash: Option<u64>,
 }
 
-/// The twin hash of a held text (older states have none: the text then).
-fn held_hash(hash: Option<u64>, text: &str) -> u64 {
-    hash.unwrap_or_else(|| text_hash(text))
+/// The function that made the twin hashes a state holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum TwinHash {
+    /// [`fnv1a`]: states written before this field existed.
+    #[default]
+    Fnv1a,
+    /// [`wide_hash`]: every new file, and an older state once it holds no
+    /// hash made the old way.
+    Wide,
+}
+
+/// A text met in one stream, and its twin hash once made (at most once,
+/// and only when a held text is there to compare it with or to keep).
+struct TwinText<'t> {
+    text: &'t str,
+    hash: Option<u64>,
+}
+
+impl<'t> TwinText<'t> {
+    fn new(text: &'t str) -> TwinText<'t> {
+        TwinText { text, hash: None }
+    }
 }
 
 /// A `web_search_end` whose `web_search_call` item has not come yet.
@@ -648,6 +668,8 @@ struct State {
     /// Set while the records are a copy of another session's history.
     #[serde(default)]
     copy: Option<CopyRegion>,
+    #[serde(default)]
+    twin_hash: TwinHash,
 }
 
 /// A copy of another session's history in progress.
@@ -657,15 +679,48 @@ struct CopyRegion {
     last_ms: Option<i64>,
 }
 
-/// FNV-1a: a stable hash for persisted twin matching (std's hasher may
-/// change between releases).
-fn text_hash(text: &str) -> u64 {
+/// FNV-1a of the trimmed text: the twin hash of older states. One byte per
+/// step, each waiting for the last; a fifth of the parse of a Codex file.
+fn fnv1a(text: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.trim().bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+/// The twin hash: stable across releases (it is kept in the state files;
+/// std's hasher may change), over the trimmed text, 16 bytes per step. Each
+/// block is mixed by a folded 128-bit multiply independent of the running
+/// hash, so blocks overlap in the pipeline; the chain is a rotate and a
+/// multiply per block.
+fn wide_hash(text: &str) -> u64 {
+    const P0: u64 = 0xa076_1d64_78bd_642f;
+    const P1: u64 = 0xe703_7ed1_a0b4_28db;
+    const P2: u64 = 0x8ebc_6af0_9c88_c6e3;
+    fn fold(a: u64, b: u64) -> u64 {
+        let r = u128::from(a) * u128::from(b);
+        (r as u64) ^ ((r >> 64) as u64)
+    }
+    fn block(b: &[u8]) -> (u64, u64) {
+        let mut w = [0u8; 16];
+        w[..b.len()].copy_from_slice(b);
+        let (x, y) = w.split_at(8);
+        let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
+        (word(x), word(y))
+    }
+    let bytes = text.trim().as_bytes();
+    let len = bytes.len() as u64;
+    let mut h = fold(len ^ P0, P1);
+    let mut chunks = bytes.chunks_exact(16);
+    for c in &mut chunks {
+        let (x, y) = block(c);
+        h = (h ^ fold(x ^ P0, y ^ P1)).rotate_left(29).wrapping_mul(P2);
+    }
+    let (x, y) = block(chunks.remainder());
+    h = (h ^ fold(x ^ P0, y ^ P1)).rotate_left(29).wrapping_mul(P2);
+    fold(h ^ len, P0)
 }
 
 // ---------------------------------------------------------------------------
@@ -904,6 +959,7 @@ impl CodexParser {
     pub fn new(ctx: FileCtx) -> CodexParser {
         let st = State {
             subagent: ctx.subagent.clone(),
+            twin_hash: TwinHash::Wide,
             ..State::default()
         };
         CodexParser { ctx, st }
@@ -1006,6 +1062,46 @@ impl CodexParser {
         }
         self.st.emitted.clear();
         self.st.pending_search = None;
+        self.adopt_wide_hash();
+    }
+
+    /// A state of an older release holds FNV-1a hashes; once none is held
+    /// any more, hash the fast way.
+    fn adopt_wide_hash(&mut self) {
+        let held = !self.st.emitted.is_empty()
+            || self.st.pending_agent.iter().any(|p| p.hash.is_some())
+            || self
+                .st
+                .pending_user
+                .as_ref()
+                .is_some_and(|p| p.hash.is_some());
+        if !held {
+            self.st.twin_hash = TwinHash::Wide;
+        }
+    }
+
+    fn text_hash(&self, text: &str) -> u64 {
+        match self.st.twin_hash {
+            TwinHash::Fnv1a => fnv1a(text),
+            TwinHash::Wide => wide_hash(text),
+        }
+    }
+
+    /// The twin hash of `t`, made on first use.
+    fn hash_of(&self, t: &mut TwinText<'_>) -> u64 {
+        match t.hash {
+            Some(h) => h,
+            None => {
+                let h = self.text_hash(t.text);
+                t.hash = Some(h);
+                h
+            }
+        }
+    }
+
+    /// The twin hash of a held text (older states have none: the text then).
+    fn held_hash(&self, hash: Option<u64>, text: &str) -> u64 {
+        hash.unwrap_or_else(|| self.text_hash(text))
     }
 
     fn emit_orphan(&self, p: PendingAgent, out: &mut dyn FnMut(Event)) {
@@ -1031,19 +1127,23 @@ impl CodexParser {
 
     /// Remember a text emitted from one stream, for a twin that may follow
     /// in the other one.
-    fn remember(&mut self, twin: Twin, text: &str) {
+    fn remember(&mut self, twin: Twin, text: &mut TwinText<'_>) {
         if self.st.legacy {
             return;
         }
         if self.st.emitted.len() >= TWIN_WINDOW {
             self.st.emitted.remove(0);
         }
-        self.st.emitted.push((twin, text_hash(text)));
+        let h = self.hash_of(text);
+        self.st.emitted.push((twin, h));
     }
 
     /// Take a remembered twin of `text`, if any.
-    fn take_emitted(&mut self, twin: Twin, text: &str) -> bool {
-        let h = text_hash(text);
+    fn take_emitted(&mut self, twin: Twin, text: &mut TwinText<'_>) -> bool {
+        if !self.st.emitted.iter().any(|&(t, _)| t == twin) {
+            return false;
+        }
+        let h = self.hash_of(text);
         match self
             .st
             .emitted
@@ -1059,13 +1159,16 @@ impl CodexParser {
     }
 
     /// Take a pending agent event whose text equals `text`.
-    fn take_pending_agent(&mut self, thinking: bool, text: &str) -> bool {
-        let h = text_hash(text);
+    fn take_pending_agent(&mut self, thinking: bool, text: &mut TwinText<'_>) -> bool {
+        if !self.st.pending_agent.iter().any(|p| p.thinking == thinking) {
+            return false;
+        }
+        let h = self.hash_of(text);
         match self
             .st
             .pending_agent
             .iter()
-            .position(|p| p.thinking == thinking && held_hash(p.hash, &p.text) == h)
+            .position(|p| p.thinking == thinking && self.held_hash(p.hash, &p.text) == h)
         {
             Some(i) => {
                 self.st.pending_agent.remove(i);
@@ -1087,13 +1190,16 @@ impl CodexParser {
         } else {
             Twin::AssistantItem
         };
-        if self.take_emitted(twin, text) {
+        let mut text = TwinText::new(text);
+        if self.take_emitted(twin, &mut text) {
             return;
         }
         if self.st.pending_agent.len() >= TWIN_WINDOW {
             let oldest = self.st.pending_agent.remove(0);
             self.emit_orphan(oldest, out);
         }
+        let hash = Some(self.hash_of(&mut text));
+        let text = text.text;
         self.st.pending_agent.push(PendingAgent {
             offset: line.offset,
             timestamp: line.timestamp.clone(),
@@ -1101,7 +1207,7 @@ impl CodexParser {
             model: self.st.model.clone(),
             thinking,
             text: text.to_owned(),
-            hash: Some(text_hash(text)),
+            hash,
         });
     }
 
@@ -1249,8 +1355,9 @@ impl CodexParser {
             "reasoning" => {
                 let parts = reasoning_parts(&item);
                 for p in &parts {
-                    if !self.take_pending_agent(true, p) {
-                        self.remember(Twin::ReasoningItem, p);
+                    let mut p = TwinText::new(p);
+                    if !self.take_pending_agent(true, &mut p) {
+                        self.remember(Twin::ReasoningItem, &mut p);
                     }
                 }
                 let text = parts.join("\n\n");
@@ -1346,15 +1453,16 @@ impl CodexParser {
         let (text, attachments) = blocks_text(blocks);
         match role {
             "assistant" => {
-                if !self.take_pending_agent(false, &text) {
-                    self.remember(Twin::AssistantItem, &text);
+                let mut t = TwinText::new(&text);
+                if !self.take_pending_agent(false, &mut t) {
+                    self.remember(Twin::AssistantItem, &mut t);
                 }
                 self.emit(line, Payload::AssistantMessage { text }, out);
             }
             "user" => match classify_blocks(blocks) {
                 UserText::Injected => {
                     self.release_pending_user(out);
-                    self.remember(Twin::InjectedItem, &text);
+                    self.remember(Twin::InjectedItem, &mut TwinText::new(&text));
                     self.system(line, SystemCategory::InjectedContext, text, out);
                 }
                 UserText::Shell => {
@@ -1367,14 +1475,16 @@ impl CodexParser {
                 }
                 UserText::Plain => {
                     self.release_pending_user(out);
-                    if self.take_emitted(Twin::UserEvent, &text) {
+                    let mut t = TwinText::new(&text);
+                    if self.take_emitted(Twin::UserEvent, &mut t) {
                         return Ok(());
                     }
+                    let hash = Some(self.hash_of(&mut t));
                     self.st.pending_user = Some(PendingUser {
                         offset: line.offset,
                         timestamp: line.timestamp.clone(),
                         turn_id: self.st.turn_id.clone(),
-                        hash: Some(text_hash(&text)),
+                        hash,
                         text,
                         attachments,
                     });
@@ -1428,23 +1538,24 @@ impl CodexParser {
                     // `user_message` events: not the human's words. The
                     // twin of an injected item is already out.
                     self.release_pending_user(out);
-                    if !self.take_emitted(Twin::InjectedItem, &m.message) {
+                    if !self.take_emitted(Twin::InjectedItem, &mut TwinText::new(&m.message)) {
                         self.system(line, category, m.message.into_owned(), out);
                     }
                     return Ok(());
                 }
                 self.turn_boundary(out);
                 let mut attachments = len_u32(&m.images) + len_u32(&m.local_images);
+                let mut t = TwinText::new(&m.message);
                 match self.st.pending_user.take() {
-                    Some(p) if held_hash(p.hash, &p.text) == text_hash(&m.message) => {
+                    Some(p) if self.held_hash(p.hash, &p.text) == self.hash_of(&mut t) => {
                         attachments = attachments.max(p.attachments);
                     }
                     Some(p) => {
                         self.st.pending_user = Some(p);
                         self.release_pending_user(out);
-                        self.remember(Twin::UserEvent, &m.message);
+                        self.remember(Twin::UserEvent, &mut t);
                     }
-                    None => self.remember(Twin::UserEvent, &m.message),
+                    None => self.remember(Twin::UserEvent, &mut t),
                 }
                 self.user_text(line, m.message.into_owned(), attachments, out);
             }
@@ -1698,6 +1809,7 @@ impl RecordParser for CodexParser {
             ));
         }
         self.st = State::deserialize(state).map_err(|e| Malformed::WrongShape(e.to_string()))?;
+        self.adopt_wide_hash();
         Ok(())
     }
 }
@@ -2613,6 +2725,60 @@ mod tests {
         let whole = parse(&(first + &second));
         let ids = |v: &[Event]| v.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&events), ids(&whole));
+    }
+
+    #[test]
+    fn the_twin_hash_is_stable_and_reads_the_trimmed_text() {
+        // Kept in state files: a release that changes it must say so in
+        // `TwinHash`, or a twin held across the upgrade is emitted twice.
+        assert_eq!(wide_hash("resume me"), 0xa107_514d_4924_f065);
+        assert_eq!(wide_hash("  resume me\n"), wide_hash("resume me"));
+        let long = "0123456789abcdef".repeat(5);
+        let mut seen = std::collections::HashSet::new();
+        for n in 0..long.len() {
+            assert!(seen.insert(wide_hash(&long[..n])), "prefix of {n} bytes");
+        }
+        assert_ne!(wide_hash("a\0"), wide_hash("a"));
+    }
+
+    #[test]
+    fn a_twin_held_by_an_older_release_still_meets_its_twin() {
+        let em = r#"{"timestamp":"t1","type":"event_msg","payload":{"type":"agent_message","message":"Done."}}"#;
+        let ri = r#"{"timestamp":"t2","type":"response_item","payload":{"type":"message","role":"assistant","content":[{"type":"output_text","text":"Done."}]}}"#;
+        let task = r#"{"timestamp":"t3","type":"event_msg","payload":{"type":"task_complete","turn_id":"x"}}"#;
+        for (first, second) in [(em, ri), (ri, em)] {
+            let head = [META, first].join("\n") + "\n";
+            let mut a = CodexParser::new(ctx());
+            let mut events = Vec::new();
+            feed(&mut a, &head, 0, &mut events);
+            // The state as an older release wrote it: FNV-1a hashes, no
+            // `twin_hash` field.
+            let mut saved = a.state();
+            let obj = saved.as_object_mut().unwrap();
+            assert_eq!(obj.remove("twin_hash").unwrap(), "wide");
+            let old = fnv1a("Done.");
+            for held in obj["pending_agent"].as_array_mut().unwrap() {
+                held["hash"] = old.into();
+            }
+            for held in obj["emitted"].as_array_mut().unwrap() {
+                held[1] = old.into();
+            }
+            let mut b = CodexParser::new(ctx());
+            b.restore(&saved).unwrap();
+            assert_eq!(b.st.twin_hash, TwinHash::Fnv1a, "{first}");
+            let tail = [second, task].join("\n") + "\n";
+            feed(&mut b, &tail, head.len() as u64, &mut events);
+            b.flush(&mut |e| events.push(e));
+            assert_eq!(count(&events, Kind::AssistantMessage), 1, "{first}");
+            // Nothing is held after the turn: the fast hash from now on.
+            assert_eq!(b.st.twin_hash, TwinHash::Wide, "{first}");
+        }
+        // A state holding nothing hashed switches at once.
+        let mut c = CodexParser::new(ctx());
+        let mut saved = CodexParser::new(ctx()).state();
+        saved.as_object_mut().unwrap().remove("twin_hash");
+        c.restore(&saved).unwrap();
+        assert_eq!(c.st.twin_hash, TwinHash::Wide);
     }
 
     #[test]
