@@ -395,8 +395,10 @@ impl<'de> Deserialize<'de> for FastLine<'de> {
 /// make [`FastLine`] give up, at the cost of an error value; a wrong guess
 /// either way only chooses the path, never the outcome.
 fn may_be_fast(line: &[u8]) -> bool {
+    static TYPE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(br#""type""#));
     let head = &line[..line.len().min(160)];
-    memchr::memmem::find_iter(head, br#""type""#).any(|at| {
+    TYPE.find_iter(head).any(|at| {
         let rest = head[at + 6..].trim_ascii_start();
         rest.strip_prefix(b":")
             .is_some_and(|v| v.trim_ascii_start().starts_with(br#""response_item""#))
@@ -735,7 +737,8 @@ pub struct CodexParser {
 struct LineCtx {
     offset: u64,
     timestamp: Option<String>,
-    record: String,
+    /// A known name borrowed ([`known_record`]): not a string per event.
+    record: Cow<'static, str>,
     /// Events emitted for this line so far (for `#<n>` suffixes).
     n: u32,
 }
@@ -745,7 +748,8 @@ impl LineCtx {
         LineCtx {
             offset,
             timestamp: timestamp.map(str::to_owned),
-            record: record.to_owned(),
+            record: known_record("", record)
+                .map_or_else(|| record.to_owned().into(), Cow::Borrowed),
             n: 0,
         }
     }
@@ -754,16 +758,54 @@ impl LineCtx {
     /// `response_item` becomes `response_item/message`; a legacy bare item
     /// is named by its type alone.
     fn set_kind(&mut self, kind: &str) {
-        if self.record.is_empty() {
-            self.record = kind.to_owned();
+        if let Some(name) = known_record(&self.record, kind) {
+            self.record = Cow::Borrowed(name);
+        } else if self.record.is_empty() {
+            self.record = kind.to_owned().into();
         } else {
             let mut record = String::with_capacity(self.record.len() + 1 + kind.len());
             record.push_str(&self.record);
             record.push('/');
             record.push_str(kind);
-            self.record = record;
+            self.record = record.into();
         }
     }
+}
+
+/// The name of a record of a kind the parser knows: `<envelope>/<kind>`,
+/// or the kind alone without an envelope (a legacy bare item, or the
+/// envelope itself).
+fn known_record(envelope: &str, kind: &str) -> Option<&'static str> {
+    Some(match (envelope, kind) {
+        ("", "response_item") => "response_item",
+        ("", "event_msg") => "event_msg",
+        ("", "turn_context") => "turn_context",
+        ("", "session_meta") => "session_meta",
+        ("", "compacted") => "compacted",
+        ("", "message") => "message",
+        ("", "reasoning") => "reasoning",
+        ("", "function_call") => "function_call",
+        ("", "function_call_output") => "function_call_output",
+        ("", "local_shell_call") => "local_shell_call",
+        ("response_item", "message") => "response_item/message",
+        ("response_item", "reasoning") => "response_item/reasoning",
+        ("response_item", "function_call") => "response_item/function_call",
+        ("response_item", "function_call_output") => "response_item/function_call_output",
+        ("response_item", "custom_tool_call") => "response_item/custom_tool_call",
+        ("response_item", "custom_tool_call_output") => "response_item/custom_tool_call_output",
+        ("response_item", "local_shell_call") => "response_item/local_shell_call",
+        ("response_item", "web_search_call") => "response_item/web_search_call",
+        ("event_msg", "user_message") => "event_msg/user_message",
+        ("event_msg", "agent_message") => "event_msg/agent_message",
+        ("event_msg", "agent_reasoning") => "event_msg/agent_reasoning",
+        ("event_msg", "token_count") => "event_msg/token_count",
+        ("event_msg", "task_started") => "event_msg/task_started",
+        ("event_msg", "task_complete") => "event_msg/task_complete",
+        ("event_msg", "turn_aborted") => "event_msg/turn_aborted",
+        ("event_msg", "web_search_end") => "event_msg/web_search_end",
+        ("event_msg", "error") => "event_msg/error",
+        _ => return None,
+    })
 }
 
 /// Which kinds of events carry the current model.
@@ -995,7 +1037,7 @@ impl CodexParser {
             self.session_id(),
             event_id,
             Source {
-                record: line.record.clone().into(),
+                record: line.record.clone(),
                 offset: line.offset,
                 file: Some(self.ctx.file_tag.clone()),
             },
@@ -1037,7 +1079,7 @@ impl CodexParser {
             let mut line = LineCtx {
                 offset: p.offset,
                 timestamp: p.timestamp,
-                record: "response_item/message".into(),
+                record: Cow::Borrowed("response_item/message"),
                 n: 0,
             };
             let turn_id = p.turn_id;
@@ -1119,7 +1161,7 @@ impl CodexParser {
         let mut line = LineCtx {
             offset: p.offset,
             timestamp: p.timestamp,
-            record: record.into(),
+            record: Cow::Borrowed(record),
             n: 0,
         };
         self.emit_at(&mut line, payload, p.turn_id, p.model, out);
@@ -2725,6 +2767,53 @@ mod tests {
         let whole = parse(&(first + &second));
         let ids = |v: &[Event]| v.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&events), ids(&whole));
+    }
+
+    #[test]
+    fn a_known_record_name_is_the_name_built_from_its_parts() {
+        let envelopes = ["", "response_item", "event_msg", "turn_context", "x"];
+        let kinds = [
+            "response_item",
+            "event_msg",
+            "turn_context",
+            "session_meta",
+            "compacted",
+            "message",
+            "reasoning",
+            "function_call",
+            "function_call_output",
+            "custom_tool_call",
+            "custom_tool_call_output",
+            "local_shell_call",
+            "web_search_call",
+            "user_message",
+            "agent_message",
+            "agent_reasoning",
+            "token_count",
+            "task_started",
+            "task_complete",
+            "turn_aborted",
+            "web_search_end",
+            "error",
+            "future_kind",
+        ];
+        let mut known = 0;
+        for envelope in envelopes {
+            for kind in kinds {
+                let built = match envelope {
+                    "" => kind.to_owned(),
+                    e => format!("{e}/{kind}"),
+                };
+                if let Some(name) = known_record(envelope, kind) {
+                    assert_eq!(name, built);
+                    known += 1;
+                }
+                let mut line = LineCtx::new(0, None, envelope);
+                line.set_kind(kind);
+                assert_eq!(line.record, built);
+            }
+        }
+        assert!(known >= 25, "{known}");
     }
 
     #[test]
