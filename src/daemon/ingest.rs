@@ -35,11 +35,21 @@ const FLUSH_MAX_DELAY: Duration = Duration::from_secs(5);
 /// of the few files a user is working on syncs just those: a `syncfs`
 /// would also wait for whatever else is being written to that disk.
 const SYNC_ONCE_FROM: usize = 32;
-/// Most files one flush writes. The orchestrator handles what arrived
-/// between two flushes, so the flush of a whole history (10,000 state
-/// files, 1.6 to 3 s of file creation) no longer holds up the stages,
+/// Most files one flush call writes. A flush is a round over every file
+/// changed when it began, a chunk per call, the orchestrator handling what
+/// arrived between two calls: the flush of a whole history (10,000 state
+/// files, 1.6 to 3 s of file creation) does not hold up the stages,
 /// appends and status behind it.
 const FLUSH_CHUNK: usize = 256;
+
+/// What a flush round has met so far.
+#[derive(Default)]
+struct Round {
+    /// Files that could not be saved.
+    errors: Vec<String>,
+    /// Files held back (see [`Ingest::flush`]).
+    waiting: bool,
+}
 
 /// A session file: its provider and path.
 pub(super) type FileKey = (ProviderId, PathBuf);
@@ -130,6 +140,8 @@ pub(super) struct FileRec {
     /// Fingerprints of committed events not yet on disk.
     unflushed_ids: Vec<u64>,
     dirty: bool,
+    /// Waits for its chunk of the flush round in progress.
+    in_round: bool,
     /// `st` is what its state file says (loaded, or flushed since).
     on_disk: bool,
     pub last_ingest_us: u64,
@@ -150,6 +162,7 @@ impl FileRec {
             pass: None,
             unflushed_ids: Vec::new(),
             dirty: false,
+            in_round: false,
             on_disk: true,
             last_ingest_us: 0,
         }
@@ -216,9 +229,9 @@ pub(super) struct Ingest {
     last_batch: Instant,
     /// After a failed flush: not before this.
     retry_at: Instant,
-    /// The last flush stopped at [`FLUSH_CHUNK`] files: the rest is due
-    /// at once (after what arrived meanwhile is handled).
-    flush_more: bool,
+    /// A flush round is in progress: its next chunk is due at once (after
+    /// what arrived meanwhile is handled).
+    round: Option<Round>,
     /// State files of providers this run does not read.
     unused: Vec<FileState>,
 }
@@ -245,7 +258,7 @@ impl Ingest {
             dirty_since: None,
             last_batch: now,
             retry_at: now,
-            flush_more: false,
+            round: None,
             unused: Vec::new(),
         })
     }
@@ -465,53 +478,73 @@ impl Ingest {
 
     /// When committed state is due to be flushed (`None`: nothing to flush).
     pub fn next_flush(&self) -> Option<Instant> {
-        let t = self.dirty_since?;
-        if self.flush_more {
-            return Some(self.retry_at);
+        if self.round.is_some() {
+            // In the past: at once.
+            return Some(self.last_batch);
         }
+        let t = self.dirty_since?;
         let due = (self.last_batch + FLUSH_QUIET).min(t + FLUSH_MAX_DELAY);
         Some(due.max(self.retry_at))
     }
 
     /// Whether a flush is due at `now`.
     pub fn flush_due(&self, now: Instant) -> bool {
-        self.dirty_since.is_some_and(|t| {
-            (self.flush_more || now >= self.last_batch + FLUSH_QUIET || now >= t + FLUSH_MAX_DELAY)
-                && now >= self.retry_at
-        })
+        self.round.is_some()
+            || self.dirty_since.is_some_and(|t| {
+                (now >= self.last_batch + FLUSH_QUIET || now >= t + FLUSH_MAX_DELAY)
+                    && now >= self.retry_at
+            })
     }
 
-    /// Persist the committed state of changed files, at most
-    /// [`FLUSH_CHUNK`] of them, then sync the directory. Returns whether
-    /// changed files were left for the next call (which is then due at
-    /// once); a call that saved nothing returns `false`, so a loop over it
-    /// ends on a disk that refuses every write. Files in `held` keep their
-    /// persisted state: events read from them are not handled yet (they
-    /// wait behind a snapshot), or the recording state they changed is not
-    /// saved yet (a full state disk), so a crash must read them again; they
-    /// are flushed on a later call.
+    /// Persist the committed state of changed files, a chunk of the flush
+    /// round: a call without a round in progress begins one over every
+    /// changed file. Each file of a round is tried once, at most
+    /// [`FLUSH_CHUNK`] per call, then the directory is synced. Returns
+    /// whether the round goes on (its next chunk is then due at once).
+    /// When it ends, files that could not be saved are retried after
+    /// [`FLUSH_MAX_DELAY`], with one warning for the round.
+    ///
+    /// Files in `held` keep their persisted state: events read from them
+    /// are not handled yet (they wait behind a snapshot), or the recording
+    /// state they changed is not saved yet (a full state disk), so a crash
+    /// must read them again; they are flushed by a later round.
     pub fn flush(&mut self, report: &mut Report, held: &HashSet<FileKey>) -> bool {
         let t0 = Instant::now();
         self.generation += 1;
-        let first_dirty = self.dirty_since.take();
-        self.flush_more = false;
-        let mut errors = Vec::new();
+        let mut round = match self.round.take() {
+            Some(r) => r,
+            None => {
+                // Files changed from now on wait for the next round.
+                self.dirty_since = None;
+                for rec in self.files.values_mut() {
+                    rec.in_round = rec.dirty;
+                }
+                Round::default()
+            }
+        };
         let mut saved = 0usize;
-        let mut waiting = false;
         let mut more = false;
         let store = &self.store;
         let mut due = Vec::new();
-        for (key, rec) in self.files.iter_mut().filter(|(_, r)| r.dirty) {
-            if held.contains(key) {
-                waiting = true;
-            } else if due.len() < FLUSH_CHUNK {
-                due.push(rec);
-            } else {
+        for (key, rec) in self.files.iter_mut().filter(|(_, r)| r.in_round) {
+            if due.len() == FLUSH_CHUNK {
                 more = true;
+                break;
+            }
+            rec.in_round = false;
+            if !rec.dirty {
+                // Nothing left to write since the round began.
+                continue;
+            }
+            if held.contains(key) {
+                round.waiting = true;
+            } else {
+                due.push(rec);
             }
         }
+        let errors = &mut round.errors;
         // Each file's fingerprints and JSON are synced before its rename;
-        // in a flush of many files (the first ingest of a history), all of
+        // in a chunk of many files (the first ingest of a history), all of
         // them by one sync of the file system instead of two each.
         let one_sync = due.len() >= SYNC_ONCE_FROM;
         let mut staged = Vec::with_capacity(due.len());
@@ -558,35 +591,44 @@ impl Ingest {
         report.counters.flushes += 1;
         tracing::debug!(
             saved,
-            waiting,
             more,
             ms = t0.elapsed().as_millis() as u64,
             "state flushed"
         );
-        let more = more && saved > 0;
         if more {
-            self.dirty_since = Some(first_dirty.unwrap_or_else(Instant::now));
-            self.flush_more = true;
+            self.round = Some(round);
+            return true;
         }
-        if waiting && !more {
+        let now = Instant::now();
+        if round.waiting {
             // Look again soon: the snapshot is usually written in moments.
-            let now = Instant::now();
-            self.dirty_since = Some(now);
+            self.dirty_since.get_or_insert(now);
             self.retry_at = now + FLUSH_QUIET;
         }
-        if let Some(first) = errors.first().cloned() {
-            let now = Instant::now();
-            self.dirty_since = Some(now);
+        if let Some(first) = round.errors.first() {
+            self.dirty_since.get_or_insert(now);
             self.retry_at = now + FLUSH_MAX_DELAY;
             report.warn(
                 "state",
                 format!(
                     "cannot persist the state of {} file(s) (first: {first}); retrying",
-                    errors.len()
+                    round.errors.len()
                 ),
             );
         }
-        more
+        false
+    }
+
+    /// At a stop: end the flush round in progress, then one more round
+    /// over what changed since or could not be saved. Each file is tried
+    /// at most twice, so a stop on a disk that refuses writes ends.
+    pub fn flush_all(&mut self, report: &mut Report, held: &HashSet<FileKey>) {
+        for _ in 0..2 {
+            while self.flush(report, held) {}
+            if !self.files.values().any(|r| r.dirty) {
+                break;
+            }
+        }
     }
 
     /// At a clean stop, after the last flush: copy every state file into
@@ -818,5 +860,73 @@ mod tests {
             })
             .count();
         assert_eq!(on_disk, files);
+    }
+
+    /// Files that cannot be saved (root-owned state files, say) are tried
+    /// once a round: they neither keep the others of their round from
+    /// being saved nor delay its next chunk, and a stop ends.
+    #[test]
+    fn a_file_that_cannot_be_saved_holds_up_no_other() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut ing = ingest(tmp.path());
+        let mut report = Report::new();
+        let files = FLUSH_CHUNK * 2 + 88;
+        for i in 0..files {
+            let path = tmp.path().join(format!("s{i}.jsonl"));
+            ing.handle_batch(batch(&path, &["e1"], true), &mut report, |_, _| {});
+        }
+        // The first files of the table's order fail: more than a chunk.
+        let failing: Vec<PathBuf> = ing
+            .files
+            .keys()
+            .take(FLUSH_CHUNK + 44)
+            .map(|(p, path)| {
+                let ids = tmp
+                    .path()
+                    .join(format!("state/files/{}.ids", Store::key(*p, path)));
+                std::fs::create_dir_all(&ids).unwrap();
+                ids
+            })
+            .collect();
+        let dirty = |ing: &Ingest| ing.files.values().filter(|r| r.dirty).count();
+        let mut calls = 1;
+        while ing.flush(&mut report, &HashSet::new()) {
+            calls += 1;
+            assert!(
+                ing.flush_due(Instant::now()),
+                "a failure delayed the next chunk"
+            );
+        }
+        assert_eq!(calls, files.div_ceil(FLUSH_CHUNK));
+        assert_eq!(
+            dirty(&ing),
+            failing.len(),
+            "every file that could be saved is"
+        );
+        let warned = report.all_warnings();
+        assert_eq!(warned.len(), 1, "one warning a round");
+        assert!(warned[0]
+            .message
+            .contains(&format!("{} file(s)", failing.len())));
+        // Retried later, not at once.
+        let now = Instant::now();
+        assert!(!ing.flush_due(now));
+        assert!(ing.next_flush().is_some_and(|t| t > now + FLUSH_QUIET));
+
+        // A stop tries each at most twice more, and ends.
+        let before = report.counters.flushes;
+        ing.flush_all(&mut report, &HashSet::new());
+        let rounds = (failing.len().div_ceil(FLUSH_CHUNK)) as u64;
+        assert_eq!(report.counters.flushes - before, 2 * rounds);
+        assert_eq!(dirty(&ing), failing.len());
+
+        // Once they can be written, the next round saves them.
+        for ids in &failing {
+            std::fs::remove_dir(ids).unwrap();
+        }
+        ing.retry_at = Instant::now();
+        assert!(ing.flush_due(Instant::now() + FLUSH_MAX_DELAY));
+        while ing.flush(&mut report, &HashSet::new()) {}
+        assert_eq!(dirty(&ing), 0);
     }
 }

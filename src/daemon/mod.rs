@@ -671,7 +671,7 @@ impl Daemon {
     /// At a stop: persist every changed file's committed state that can be.
     fn flush_all(&mut self) {
         let held = self.recorder.held();
-        while self.ingest.flush(&mut self.report, &held) {}
+        self.ingest.flush_all(&mut self.report, &held);
     }
 
     fn spawn_stage(&mut self, i: usize) {

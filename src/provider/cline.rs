@@ -990,7 +990,7 @@ fn answer_of(text: &str, input: Option<&RawValue>) -> Option<String> {
 }
 
 /// The directory of an environment details' "# Current Working Directory
-/// (<dir>) Files" line.
+/// (`<dir>`) Files" line.
 fn environment_cwd(text: &str) -> Option<&str> {
     const HEAD: &str = "# Current Working Directory (";
     text.lines().find_map(|l| {

@@ -571,7 +571,7 @@ enum Twin {
 
 /// A user-role response item waiting for the `user_message` that follows.
 ///
-/// Its twin is found by `hash` ([`text_hash`]), not by the text: the state
+/// Its twin is found by `hash` ([`CodexParser::text_hash`]), not by the text: the state
 /// is written to disk with secrets redacted (`daemon::state`), and a text
 /// read back that way must still meet its twin. The text itself is kept
 /// for the case the twin never comes and the item is emitted as it is.
@@ -1110,16 +1110,19 @@ impl CodexParser {
     /// A state of an older release holds FNV-1a hashes; once none is held
     /// any more, hash the fast way.
     fn adopt_wide_hash(&mut self) {
-        let held = !self.st.emitted.is_empty()
+        if !self.holds_hash() {
+            self.st.twin_hash = TwinHash::Wide;
+        }
+    }
+
+    fn holds_hash(&self) -> bool {
+        !self.st.emitted.is_empty()
             || self.st.pending_agent.iter().any(|p| p.hash.is_some())
             || self
                 .st
                 .pending_user
                 .as_ref()
-                .is_some_and(|p| p.hash.is_some());
-        if !held {
-            self.st.twin_hash = TwinHash::Wide;
-        }
+                .is_some_and(|p| p.hash.is_some())
     }
 
     fn text_hash(&self, text: &str) -> u64 {
@@ -1841,7 +1844,16 @@ impl RecordParser for CodexParser {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::to_value(&self.st).unwrap_or(serde_json::Value::Null)
+        let mut v = serde_json::to_value(&self.st).unwrap_or(serde_json::Value::Null);
+        // Holding no hash, the state says nothing of how they are made: an
+        // older release reads it too (and this one adopts the wide hash
+        // again on restore).
+        if !self.holds_hash() {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("twin_hash");
+            }
+        }
+        v
     }
 
     fn restore(&mut self, state: &serde_json::Value) -> Result<(), Malformed> {
@@ -2862,10 +2874,12 @@ mod tests {
             // Nothing is held after the turn: the fast hash from now on.
             assert_eq!(b.st.twin_hash, TwinHash::Wide, "{first}");
         }
-        // A state holding nothing hashed switches at once.
+        // A state holding nothing hashed is what an older release writes
+        // (and reads), and switches at once.
+        let saved = CodexParser::new(ctx()).state();
+        assert!(saved.get("twin_hash").is_none(), "{saved}");
         let mut c = CodexParser::new(ctx());
-        let mut saved = CodexParser::new(ctx()).state();
-        saved.as_object_mut().unwrap().remove("twin_hash");
+        c.st.twin_hash = TwinHash::Fnv1a;
         c.restore(&saved).unwrap();
         assert_eq!(c.st.twin_hash, TwinHash::Wide);
     }

@@ -247,7 +247,7 @@ pub struct Confiner {
     creator: Creator,
     report: Option<Arc<dyn StageReport>>,
     /// Apply domains. Only unit tests of the crate build a confiner that
-    /// does not ([`Confiner::unconfined`]).
+    /// does not (`Confiner::unconfined`).
     confines: bool,
 }
 

@@ -196,6 +196,71 @@ fn a_clean_stop_leaves_a_snapshot_read_once_by_the_next_start() {
     assert_eq!(k.term(pid), 0);
 }
 
+/// State files are flushed a chunk at a time (the orchestrator handles
+/// what arrives in between). A history of more files than one chunk holds
+/// is persisted whole: by a stop right after the ingest (the stop flushes
+/// every chunk left, then writes the snapshot), and by the running daemon
+/// (each chunk due at once after the last), which a crash then proves.
+#[test]
+fn a_history_of_more_files_than_one_flush_writes_is_persisted_whole() {
+    const FILES: usize = 700;
+    let mut k = Kato::new(true);
+    let dir = k.claude.join("-home-u-proj");
+    let ids: Vec<String> = (0..FILES)
+        .map(|i| format!("0890bead-{i:04x}-4ee9-98f8-585fd289cc1f"))
+        .collect();
+    for id in &ids {
+        append(&dir.join(format!("{id}.jsonl")), &claude_line(id, 1));
+    }
+    let state_files = |k: &Kato| {
+        fs::read_dir(k.path("state/files"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let all = |s: &Value| s["sessions_total"] == FILES && ids.iter().all(|id| events(s, id) == 1);
+
+    // Stopped as soon as the history is handled.
+    let pid = k.run_fg();
+    k.wait("the history", all);
+    assert_eq!(k.term(pid), 0);
+    assert_eq!(state_files(&k), FILES);
+    let snapshot = fs::read_to_string(k.path("state/files.snapshot")).expect("no snapshot");
+    assert_eq!(snapshot.lines().count(), FILES + 1);
+    assert!(
+        snapshot
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains(&format!("\"files\":{FILES}"))),
+        "{}",
+        snapshot.lines().next().unwrap_or_default()
+    );
+    let pid = k.run_fg();
+    let s = k.wait("ready", |s| s["pid"] == pid);
+    assert!(all(&s));
+    assert_eq!(s["counters"]["bytes"], 0, "a session file was read again");
+    assert_eq!(k.term(pid), 0);
+
+    // Persisted by the running daemon: everything read again once the
+    // state (and the snapshot of the last stop) is gone, flushed in
+    // chunks, then a crash.
+    fs::remove_dir_all(k.path("state/files")).unwrap();
+    fs::remove_file(k.path("state/files.snapshot")).unwrap();
+    let pid = k.run_fg();
+    k.wait("the history again", |s| s["pid"] == pid && all(s));
+    k.wait_until("every state file written", || state_files(&k) == FILES);
+    k.kill9();
+    let pid = k.run_fg();
+    let s = k.wait("ready", |s| s["pid"] == pid);
+    assert!(all(&s));
+    assert_eq!(s["counters"]["bytes"], 0, "a session file was read again");
+    assert_eq!(s["counters"]["events"], 0);
+    assert_eq!(k.term(pid), 0);
+}
+
 #[test]
 fn double_start_is_refused_and_kill_9_leaves_no_stale_lock() {
     let k = Kato::new(true);
