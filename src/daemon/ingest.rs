@@ -822,17 +822,26 @@ mod tests {
         assert!(ing.files[&key].unflushed_ids.is_empty());
     }
 
-    #[test]
-    fn a_flush_of_many_files_goes_in_chunks_each_due_at_once() {
+    /// An ingest with `n` files changed and not flushed.
+    fn changed_files(n: usize) -> (tempfile::TempDir, Ingest, Report) {
         let tmp = tempfile::tempdir().unwrap();
         let mut ing = ingest(tmp.path());
         let mut report = Report::new();
-        let files = FLUSH_CHUNK * 2 + 3;
-        for i in 0..files {
+        for i in 0..n {
             let path = tmp.path().join(format!("s{i}.jsonl"));
             ing.handle_batch(batch(&path, &["e1"], true), &mut report, |_, _| {});
         }
-        let dirty = |ing: &Ingest| ing.files.values().filter(|r| r.dirty).count();
+        (tmp, ing, report)
+    }
+
+    fn dirty(ing: &Ingest) -> usize {
+        ing.files.values().filter(|r| r.dirty).count()
+    }
+
+    #[test]
+    fn a_flush_of_many_files_goes_in_chunks_each_due_at_once() {
+        let files = FLUSH_CHUNK * 2 + 3;
+        let (tmp, mut ing, mut report) = changed_files(files);
         assert_eq!(dirty(&ing), files);
         let mut calls = 0;
         loop {
@@ -867,14 +876,8 @@ mod tests {
     /// being saved nor delay its next chunk, and a stop ends.
     #[test]
     fn a_file_that_cannot_be_saved_holds_up_no_other() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut ing = ingest(tmp.path());
-        let mut report = Report::new();
         let files = FLUSH_CHUNK * 2 + 88;
-        for i in 0..files {
-            let path = tmp.path().join(format!("s{i}.jsonl"));
-            ing.handle_batch(batch(&path, &["e1"], true), &mut report, |_, _| {});
-        }
+        let (tmp, mut ing, mut report) = changed_files(files);
         // The first files of the table's order fail: more than a chunk.
         let failing: Vec<PathBuf> = ing
             .files
@@ -888,7 +891,6 @@ mod tests {
                 ids
             })
             .collect();
-        let dirty = |ing: &Ingest| ing.files.values().filter(|r| r.dirty).count();
         let mut calls = 1;
         while ing.flush(&mut report, &HashSet::new()) {
             calls += 1;
