@@ -531,11 +531,8 @@ impl Ingest {
                 more = true;
                 break;
             }
+            // In a round only while dirty: only a save clears either.
             rec.in_round = false;
-            if !rec.dirty {
-                // Nothing left to write since the round began.
-                continue;
-            }
             if held.contains(key) {
                 round.waiting = true;
             } else {
