@@ -306,24 +306,61 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 /// Any line: `message` stays raw until the record type is known.
 type RawEnvelope<'a> = Envelope<'a, &'a RawValue>;
 
-/// A `user` or `assistant` line with `message` read in the same pass
-/// instead of kept raw (and read again). Any error, or a line of another
-/// type, leaves the line to the general path ([`RawEnvelope`] then
+/// A `user` or `assistant` line with `message` and its content blocks
+/// read in the same pass instead of kept raw (and read again). Any error,
+/// a block this path does not take ([`read_in_one_pass`]), or a line of
+/// another type leaves the line to the general path ([`RawEnvelope`] then
 /// [`decode`]), which reads such a line to the same fields: a message is
-/// read from its raw JSON with the same [`Message`].
-type FastEnvelope<'a> = Envelope<'a, Message<'a>>;
+/// read from its raw JSON with the same [`Message`], each block from its
+/// raw JSON with the same [`Block`].
+type FastEnvelope<'a> = Envelope<'a, Message<'a, Block<'a>>>;
 
 impl<'a> FastEnvelope<'a> {
     /// The envelope (its message taken out) and the decoded record, for
-    /// `user` and `assistant` lines.
+    /// `user` and `assistant` lines whose blocks need no raw JSON.
     fn split(mut self) -> Option<(FastEnvelope<'a>, Decoded<'a>)> {
-        let decoded = match self.ty.as_deref()? {
-            "user" => Decoded::User(self.message.take()?),
-            "assistant" => Decoded::Assistant(self.message.take()?),
+        let user = match self.ty.as_deref()? {
+            "user" => true,
+            "assistant" => false,
             _ => return None,
+        };
+        let msg = self.message.take()?;
+        let body = match msg.content {
+            Content::Text(t) => Body::Text(t),
+            Content::Blocks(blocks) => {
+                if !blocks.iter().all(|b| read_in_one_pass(user, b)) {
+                    return None;
+                }
+                Body::Blocks(blocks.into_iter().map(|b| Item::Known(None, b)).collect())
+            }
+        };
+        let turn = Turn {
+            model: msg.model,
+            body,
+        };
+        let decoded = if user {
+            Decoded::User(turn)
+        } else {
+            Decoded::Assistant(turn)
         };
         Some((self, decoded))
     }
+}
+
+/// Whether the fast path may take a block read in the line's pass, without
+/// its raw JSON: a known type whose handling in a message of this role never
+/// shows the raw JSON, with its required fields. Anything else is left to
+/// the general path, which keeps every block's raw JSON.
+fn read_in_one_pass(user: bool, b: &Block) -> bool {
+    check_block(b).is_ok()
+        && match b.ty.as_ref() {
+            "text" | "tool_use" | "tool_result" => true,
+            // Shown raw in user content.
+            "thinking" => !user,
+            // An attachment in user content, shown raw in assistant content.
+            "image" | "document" => user,
+            _ => false,
+        }
 }
 
 /// Just the `type` of a record or block, to tell unknown from malformed.
@@ -338,40 +375,45 @@ struct Head<'a> {
     ty: Option<Cow<'a, str>>,
 }
 
+/// `message` of a `user` or `assistant` record; `B` is how its content
+/// blocks are read (see [`Content`]).
 #[derive(Deserialize)]
-struct Message<'a> {
+#[serde(bound(deserialize = "B: Deserialize<'de>"))]
+struct Message<'a, B = &'a RawValue> {
     #[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]
     model: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    content: Content<'a>,
+    content: Content<'a, B>,
 }
 
-/// `content` of a message or tool result: a string or an array of blocks.
-enum Content<'a> {
+/// `content` of a message or tool result: a string or an array of blocks,
+/// each kept raw (`B` = `&RawValue`, read again as a [`Block`] where its
+/// type is known) or read as a [`Block`] in the same pass (the fast path).
+enum Content<'a, B = &'a RawValue> {
     Text(Cow<'a, str>),
-    Blocks(Vec<&'a RawValue>),
+    Blocks(Vec<B>),
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
+impl<'de: 'a, 'a, B: Deserialize<'de>> Deserialize<'de> for Content<'a, B> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Content<'a>;
+        struct V<'a, B>(PhantomData<(&'a (), B)>);
+        impl<'de: 'a, 'a, B: Deserialize<'de>> Visitor<'de> for V<'a, B> {
+            type Value = Content<'a, B>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a string or an array of content blocks")
             }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Content<'a>, E> {
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
                 Ok(Content::Text(Cow::Borrowed(v)))
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Content<'a>, E> {
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 Ok(Content::Text(Cow::Owned(v.to_owned())))
             }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Content<'a>, E> {
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
                 Ok(Content::Text(Cow::Owned(v)))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Content<'a>, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut blocks = Vec::with_capacity(seq.size_hint().unwrap_or(1));
-                while let Some(b) = seq.next_element::<&'de RawValue>()? {
+                while let Some(b) = seq.next_element::<B>()? {
                     blocks.push(b);
                 }
                 Ok(Content::Blocks(blocks))
@@ -379,6 +421,42 @@ impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
         }
         d.deserialize_any(V(PhantomData))
     }
+}
+
+/// A `user` or `assistant` message, decoded.
+struct Turn<'a> {
+    model: Option<Cow<'a, str>>,
+    body: Body<'a>,
+}
+
+/// A message's content, its blocks read.
+enum Body<'a> {
+    Text(Cow<'a, str>),
+    Blocks(Vec<Item<'a>>),
+}
+
+/// One block of a message's content, read. Nearly every block is known, so
+/// boxing the large variant would only add an allocation per block.
+#[allow(clippy::large_enum_variant)]
+enum Item<'a> {
+    /// A block of a type this parser does not know, kept as written.
+    Unknown(&'a RawValue),
+    /// A known block, with its raw JSON where the path that read it kept it
+    /// (the fast path takes no block whose handling needs it).
+    Known(Option<&'a RawValue>, Block<'a>),
+}
+
+impl Item<'_> {
+    fn is(&self, ty: &str) -> bool {
+        matches!(self, Item::Known(_, b) if b.ty == ty)
+    }
+}
+
+/// The raw JSON of a known block that is shown as written. Only the general
+/// path keeps it, and the fast path leaves every such block to the general
+/// path ([`read_in_one_pass`]).
+fn kept(raw: Option<&RawValue>) -> Result<&RawValue, Malformed> {
+    raw.ok_or_else(|| wrong_shape("a content block was read without its JSON"))
 }
 
 /// One content block; which fields matter depends on `type`.
@@ -612,8 +690,8 @@ impl ClaudeParser {
     ) -> Result<(), Malformed> {
         let mut em = self.emitter(offset, env, ty, &decoded, out);
         match decoded {
-            Decoded::User(msg) => self.user(env, &msg, &mut em)?,
-            Decoded::Assistant(msg) => self.assistant(env, &msg, &mut em)?,
+            Decoded::User(turn) => self.user(env, turn, &mut em)?,
+            Decoded::Assistant(turn) => self.assistant(env, turn, &mut em)?,
             Decoded::System(sys) => system(sys, line, &mut em),
             Decoded::Info { topic, data } => em.info(topic, data),
             Decoded::Raw => em.raw(line, None),
@@ -647,8 +725,8 @@ pub fn read_both_ways(lines: &[&[u8]]) -> [(Vec<String>, Vec<String>); 2] {
 
 /// A record's type-specific part, decoded and checked.
 enum Decoded<'a> {
-    User(Message<'a>),
-    Assistant(Message<'a>),
+    User(Turn<'a>),
+    Assistant(Turn<'a>),
     System(SystemRec<'a>),
     Info {
         topic: String,
@@ -688,10 +766,17 @@ fn decode<'a>(ty: &str, env: &RawEnvelope<'a>, line: &str) -> Result<Decoded<'a>
                 .ok_or_else(|| wrong_shape("`message` is missing or null"))?;
             let msg: Message = serde_json::from_str(raw.get())
                 .map_err(|e| Malformed::WrongShape(format!("`message`: {e}")))?;
+            let turn = Turn {
+                model: msg.model,
+                body: match msg.content {
+                    Content::Text(t) => Body::Text(t),
+                    Content::Blocks(raws) => Body::Blocks(parse_blocks(&raws)?),
+                },
+            };
             if ty == "user" {
-                Decoded::User(msg)
+                Decoded::User(turn)
             } else {
-                Decoded::Assistant(msg)
+                Decoded::Assistant(turn)
             }
         }
         "system" => {
@@ -923,7 +1008,7 @@ impl ClaudeParser {
     fn user<M>(
         &mut self,
         env: &Envelope<'_, M>,
-        msg: &Message,
+        turn: Turn,
         em: &mut Emitter,
     ) -> Result<(), Malformed> {
         let flags = UserFlags {
@@ -934,11 +1019,11 @@ impl ClaudeParser {
             agent_origin: agent_origin(env.origin, env.prompt_source),
         };
         let mut human = Human::default();
-        match &msg.content {
-            Content::Text(t) => {
-                user_text(Cow::Borrowed(t.as_ref()), flags, &mut human);
+        match turn.body {
+            Body::Text(t) => {
+                user_text(t, flags, &mut human);
             }
-            Content::Blocks(b) => user_blocks(parse_blocks(b)?, flags, &mut human),
+            Body::Blocks(items) => user_blocks(items, flags, &mut human),
         }
         human.finish(self, em)
     }
@@ -946,10 +1031,10 @@ impl ClaudeParser {
     fn assistant<M>(
         &mut self,
         env: &Envelope<'_, M>,
-        msg: &Message,
+        turn: Turn,
         em: &mut Emitter,
     ) -> Result<(), Malformed> {
-        let model = msg.model.as_deref();
+        let model = turn.model.as_deref();
         let synthetic = model == Some("<synthetic>");
         let error = env.is_api_error_message == Some(true) || env.error.is_some();
         let text_payload = |text: &str| -> Payload {
@@ -969,17 +1054,20 @@ impl ClaudeParser {
                 }
             }
         };
-        let blocks = match &msg.content {
-            Content::Text(t) => {
-                em.emit(text_payload(t), model);
+        let items = match turn.body {
+            Body::Text(t) => {
+                em.emit(text_payload(&t), model);
                 return Ok(());
             }
-            Content::Blocks(b) => parse_blocks(b)?,
+            Body::Blocks(items) => items,
         };
-        for (raw, block) in blocks {
-            let Some(block) = block else {
-                em.raw(raw.get(), model);
-                continue;
+        for item in items {
+            let (raw, block) = match item {
+                Item::Unknown(raw) => {
+                    em.raw(raw.get(), model);
+                    continue;
+                }
+                Item::Known(raw, block) => (raw, block),
             };
             match block.ty.as_ref() {
                 "text" => {
@@ -997,7 +1085,7 @@ impl ClaudeParser {
                 }
                 // Images in assistant content are not a thing the corpus
                 // shows; keep them raw rather than invent a rendering.
-                "image" | "document" => em.raw(raw.get(), model),
+                "image" | "document" => em.raw(kept(raw)?.get(), model),
                 _ => self.common_block(raw, &block, model, em)?,
             }
         }
@@ -1007,7 +1095,7 @@ impl ClaudeParser {
     /// Tool calls and results, wherever they appear.
     fn common_block(
         &mut self,
-        raw: &RawValue,
+        raw: Option<&RawValue>,
         block: &Block,
         model: Option<&str>,
         em: &mut Emitter,
@@ -1068,32 +1156,29 @@ impl ClaudeParser {
                     );
                 }
             }
-            _ => em.raw(raw.get(), model),
+            _ => em.raw(kept(raw)?.get(), model),
         }
         Ok(())
     }
 }
 
 /// The blocks of a user content array, classified in order.
-fn user_blocks<'t>(
-    blocks: Vec<(&'t RawValue, Option<Block<'t>>)>,
-    flags: UserFlags,
-    human: &mut Human<'t>,
-) {
+fn user_blocks<'t>(items: Vec<Item<'t>>, flags: UserFlags, human: &mut Human<'t>) {
     // Claude Code sends the human's prompts in records of their own; text it
     // puts beside a tool's result (hook output, messages queued while the
     // tool ran) is model input.
     let flags = UserFlags {
-        beside_tool: blocks
-            .iter()
-            .any(|(_, b)| b.as_ref().is_some_and(|b| b.ty == "tool_result")),
+        beside_tool: items.iter().any(|i| i.is("tool_result")),
         ..flags
     };
     let mut open = None;
-    for (raw, block) in blocks {
-        let Some(block) = block else {
-            human.push(Pending::Raw(raw));
-            continue;
+    for item in items {
+        let (raw, block) = match item {
+            Item::Unknown(raw) => {
+                human.push(Pending::Raw(raw));
+                continue;
+            }
+            Item::Known(raw, block) => (raw, block),
         };
         match block.ty.as_ref() {
             "text" => open = block_text(block.text.unwrap_or_default(), flags, open, human),
@@ -1103,21 +1188,22 @@ fn user_blocks<'t>(
     }
 }
 
-/// Parse every block of a content array up front. `None` marks a block of
-/// an unknown type (kept raw); a known block with wrong-shaped fields, or an
-/// element that is not a block at all, makes the line malformed.
-fn parse_blocks<'a>(
-    raws: &[&'a RawValue],
-) -> Result<Vec<(&'a RawValue, Option<Block<'a>>)>, Malformed> {
+/// Parse every block of a content array up front (the general path). A
+/// block of an unknown type is kept raw; a known block with wrong-shaped
+/// fields, or an element that is not a block at all, makes the line
+/// malformed.
+fn parse_blocks<'a>(raws: &[&'a RawValue]) -> Result<Vec<Item<'a>>, Malformed> {
     raws.iter()
         .map(|&raw| match serde_json::from_str::<Block>(raw.get()) {
             Ok(b) if KNOWN_BLOCKS.contains(&b.ty.as_ref()) => {
                 check_block(&b)?;
-                Ok((raw, Some(b)))
+                Ok(Item::Known(Some(raw), b))
             }
-            Ok(_) => Ok((raw, None)),
+            Ok(_) => Ok(Item::Unknown(raw)),
             Err(e) => match serde_json::from_str::<Head>(raw.get()) {
-                Ok(Head { ty: Some(t) }) if !KNOWN_BLOCKS.contains(&t.as_ref()) => Ok((raw, None)),
+                Ok(Head { ty: Some(t) }) if !KNOWN_BLOCKS.contains(&t.as_ref()) => {
+                    Ok(Item::Unknown(raw))
+                }
                 _ => Err(Malformed::WrongShape(format!("content block: {e}"))),
             },
         })
@@ -1267,7 +1353,7 @@ struct Human<'t> {
 
 enum Pending<'t> {
     System(SystemCategory, Cow<'t, str>),
-    Block(&'t RawValue, Box<Block<'t>>),
+    Block(Option<&'t RawValue>, Box<Block<'t>>),
     Raw(&'t RawValue),
     /// Where the `user.message` goes.
     Human,
@@ -2834,12 +2920,19 @@ mod tests {
         let edge = [
             // Taken.
             r#"{"type":"user","uuid":"u1","sessionId":"s","message":{"role":"user","content":"hi \u00e9"}}"#,
-            r#"{"type":"assistant","uuid":"a1","message":{"model":"m","content":[{"type":"text","text":"x"},{"type":"mystery","z":1}]},"toolUseResult":{"a":[1,2]}}"#,
-            r#"{"type":"user","uuid":"u2","message":["m",[{"type":"tool_result","tool_use_id":"t","content":[{"type":"text","text":"o"}]}]]}"#,
-            // Taken, and malformed either way (blocks are checked later).
+            r#"{"type":"assistant","uuid":"a1","message":{"model":"m","content":[{"type":"thinking","thinking":"t","signature":"s"},{"type":"text","text":"x"},{"type":"tool_use","id":"c","name":"Bash","input":{"command":"ls"}}]},"toolUseResult":{"a":[1,2]}}"#,
+            r#"{"type":"user","uuid":"u2","message":["m",[{"type":"tool_result","tool_use_id":"t","content":[{"type":"text","text":"o"},{"type":"mystery"}]}]]}"#,
+            r#"{"type":"user","uuid":"u7","message":{"content":[{"type":"text","text":"see"},{"type":"image","source":{}}]}}"#,
+            // Left: blocks shown as written (an unknown type, thinking from
+            // the user, an image from the assistant), a known block without
+            // its required field, an element that is no block; null,
+            // missing or wrong-shaped message; another type; a duplicate
+            // key; a bad block; not an object; not JSON.
+            r#"{"type":"assistant","uuid":"a5","message":{"model":"m","content":[{"type":"text","text":"x"},{"type":"mystery","z":1}]}}"#,
+            r#"{"type":"user","uuid":"u8","message":{"content":[{"type":"thinking","thinking":"t"}]}}"#,
+            r#"{"type":"assistant","uuid":"a6","message":{"content":[{"type":"image","source":{}}]}}"#,
             r#"{"type":"assistant","uuid":"a4","message":{"content":[{"type":"text"}]}}"#,
-            // Left: null, missing or wrong-shaped message; another type; a
-            // duplicate key; a bad block; not an object; not JSON.
+            r#"{"type":"assistant","uuid":"a7","message":{"content":[{"type":"text","text":"x"},7]}}"#,
             r#"{"type":"user","uuid":"u3","message":null}"#,
             r#"{"type":"assistant","uuid":"a2"}"#,
             r#"{"type":"assistant","uuid":"a3","message":{"content":7}}"#,
