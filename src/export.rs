@@ -1110,17 +1110,21 @@ fn write_stage(
                 at,
                 redacted,
             }) => {
-                // Redaction first: no renderer and no metadata fold sees
-                // an event before it.
-                match redacted {
-                    Some(found) => redactions.merge(found),
-                    None => {
-                        for ev in &mut batch {
-                            parse.redactor.redact_event(ev, &mut redactions);
-                        }
+                let redact = match redacted {
+                    Some(found) => {
+                        redactions.merge(found);
+                        false
                     }
-                }
-                for ev in &batch {
+                    None => true,
+                };
+                for ev in &mut batch {
+                    // Redaction first: no renderer and no metadata fold
+                    // sees an event before it. One event at a time, so that
+                    // its texts are still in the cache when they are rendered.
+                    if redact {
+                        parse.redactor.redact_event(ev, &mut redactions);
+                    }
+                    let ev = &*ev;
                     if let Some((_, collector)) = pending.as_mut() {
                         collector.observe(ev);
                     }
