@@ -301,23 +301,84 @@ impl<'a> From<BorrowedStr<'a>> for Output<'a> {
 
 // ---------------------------------------------------------------------------
 // The fast path. Most bytes of a rollout are enveloped response items (tool
-// outputs above all). The general path reads a line three times: the
-// envelope with the payload as raw JSON, the payload as an [`Item`], and a
-// tool output string once more. [`FastLine`] reads such a line in one pass
-// and gives up on anything unusual (another record type, a payload before
-// its type, a duplicate key, an output that is not a string, any error), in
-// which case the general path reads the line as before. Where it succeeds,
-// the general path would have produced exactly the same fields: both read
-// the one [`Item`] shape, and `read_both_ways` (unit tests, the
-// `codex_paths` fuzz target) checks the outcome on any input.
+// outputs above all) and the text events that repeat their messages. The
+// general path reads a line three times: the envelope with the payload as
+// raw JSON, the payload's type, and the payload as its kind (a tool output
+// string once more). [`FastLine`] reads such a line in one pass and gives
+// up on anything unusual (another record type, a payload before its type,
+// a duplicate key, an output that is not a string, a field missing or of
+// the wrong type, any error), in which case the general path reads the
+// line as before. Where it succeeds, the general path would have produced
+// exactly the same fields: both read the same shapes, and `read_both_ways`
+// (unit tests, the `codex_paths` fuzz target) checks the outcome on any
+// input.
 
 /// [`Item`], but `output` must be a string (decoded right away).
 type FastItem<'a> = Item<'a, BorrowedStr<'a>>;
 
-/// An enveloped `response_item` line read in one pass.
+/// An enveloped `response_item` line, or an `event_msg` line of a kind
+/// that carries a text, read in one pass.
 struct FastLine<'a> {
     timestamp: Option<Cow<'a, str>>,
-    item: FastItem<'a>,
+    payload: FastPayload<'a>,
+}
+
+enum FastPayload<'a> {
+    Item(FastItem<'a>),
+    Event(FastEvent<'a>),
+}
+
+/// The `event_msg` kinds the fast path reads: the texts, which are most of
+/// the bytes of the events.
+const FAST_EVENTS: [&str; 3] = ["user_message", "agent_message", "agent_reasoning"];
+
+/// An `event_msg` payload of one of [`FAST_EVENTS`]: the union of the
+/// fields of [`UserMsg`], [`AgentMsg`] and [`AgentReasoning`], each read as
+/// they read it. A field missing or wrong for the kind makes the fast path
+/// give up, so that the general path reports it.
+#[derive(Deserialize)]
+struct FastEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow, deserialize_with = "crate::provider::opt_str")]
+    message: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "crate::provider::opt_str")]
+    text: Option<Cow<'a, str>>,
+    /// [`UserMsg::kind`].
+    #[serde(
+        rename = "kind",
+        default,
+        borrow,
+        deserialize_with = "crate::provider::opt_str"
+    )]
+    user_kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    images: Option<Vec<&'a RawValue>>,
+    #[serde(default, borrow)]
+    local_images: Option<Vec<&'a RawValue>>,
+}
+
+/// A fast `event_msg`, read as its kind.
+enum TextEvent<'a> {
+    User(UserMsg<'a>),
+    /// An agent message (`false`) or reasoning (`true`) and its text.
+    Agent(bool, Cow<'a, str>),
+}
+
+impl<'a> FastEvent<'a> {
+    fn typed(self) -> Option<TextEvent<'a>> {
+        Some(match self.kind.as_ref() {
+            "user_message" => TextEvent::User(UserMsg {
+                message: self.message?,
+                kind: self.user_kind,
+                images: self.images,
+                local_images: self.local_images,
+            }),
+            "agent_message" => TextEvent::Agent(false, self.message?),
+            "agent_reasoning" => TextEvent::Agent(true, self.text?),
+            _ => return None,
+        })
+    }
 }
 
 /// Why the fast path gave up (the general path takes over).
@@ -334,24 +395,30 @@ impl<'de> Deserialize<'de> for FastLine<'de> {
                 f.write_str("an enveloped response item")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FastLine<'de>, A::Error> {
-                let mut typed = false;
+                // Some(true) for `response_item`, Some(false) for `event_msg`.
+                let mut typed: Option<bool> = None;
                 let mut timestamp: Option<Option<Cow<'de, str>>> = None;
-                let mut item = None;
+                let mut payload = None;
                 let (mut record_type, mut id) = (false, false);
                 while let Some(key) = map.next_key::<BorrowedStr<'de>>()? {
                     match key.0.as_ref() {
                         "type" => {
                             let kind: Option<BorrowedStr<'de>> = map.next_value()?;
-                            if typed || kind.is_none_or(|k| k.0 != "response_item") {
-                                return Err(give_up());
-                            }
-                            typed = true;
+                            typed = match kind.as_ref().map(|k| k.0.as_ref()) {
+                                Some("response_item") if typed.is_none() => Some(true),
+                                Some("event_msg") if typed.is_none() => Some(false),
+                                _ => return Err(give_up()),
+                            };
                         }
                         "payload" => {
-                            if !typed || item.is_some() {
+                            if payload.is_some() {
                                 return Err(give_up());
                             }
-                            item = Some(map.next_value_seed(ItemMap)?);
+                            payload = Some(match typed {
+                                Some(true) => FastPayload::Item(map.next_value_seed(ItemMap)?),
+                                Some(false) => FastPayload::Event(map.next_value_seed(EventMap)?),
+                                None => return Err(give_up()),
+                            });
                         }
                         "timestamp" => {
                             if timestamp.is_some() {
@@ -376,10 +443,15 @@ impl<'de> Deserialize<'de> for FastLine<'de> {
                         }
                     }
                 }
-                match item {
-                    Some(item) if is_typed_item(&item.kind) => Ok(FastLine {
+                let known = match &payload {
+                    Some(FastPayload::Item(item)) => is_typed_item(&item.kind),
+                    Some(FastPayload::Event(ev)) => FAST_EVENTS.contains(&ev.kind.as_ref()),
+                    None => false,
+                };
+                match payload {
+                    Some(payload) if known => Ok(FastLine {
                         timestamp: timestamp.flatten(),
-                        item,
+                        payload,
                     }),
                     _ => Err(give_up()),
                 }
@@ -389,20 +461,60 @@ impl<'de> Deserialize<'de> for FastLine<'de> {
     }
 }
 
-/// Whether the fast path is worth trying: the line names its record type
-/// `response_item` near its start, where the envelope's keys are. Any
-/// other line (half of a rollout: `event_msg`, `turn_context`…) would
+/// Whether the fast path is worth trying: near the line's start, where
+/// the envelope's keys are, a `"type"` names the record type
+/// `response_item`, or `event_msg` with another `"type"` naming one of
+/// [`FAST_EVENTS`]. Any other line (`turn_context`, token counts…) would
 /// make [`FastLine`] give up, at the cost of an error value; a wrong guess
 /// either way only chooses the path, never the outcome.
 fn may_be_fast(line: &[u8]) -> bool {
     static TYPE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(br#""type""#));
     let head = &line[..line.len().min(160)];
-    TYPE.find_iter(head).any(|at| {
+    let mut event = false;
+    for at in TYPE.find_iter(head) {
         let rest = head[at + 6..].trim_ascii_start();
-        rest.strip_prefix(b":")
-            .is_some_and(|v| v.trim_ascii_start().starts_with(br#""response_item""#))
-    })
+        let Some(value) = rest.strip_prefix(b":").map(<[u8]>::trim_ascii_start) else {
+            continue;
+        };
+        if value.starts_with(br#""response_item""#) {
+            return true;
+        }
+        if value.starts_with(br#""event_msg""#) {
+            event = true;
+        } else if event && FAST_EVENTS.iter().any(|k| is_string(value, k)) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether `value` starts with the JSON string `s` (no escapes in it).
+fn is_string(value: &[u8], s: &str) -> bool {
+    value
+        .strip_prefix(b"\"")
+        .and_then(|v| v.strip_prefix(s.as_bytes()))
+        .is_some_and(|v| v.starts_with(b"\""))
+}
+
+/// An `event_msg` payload, which must be an object.
+struct EventMap;
+
+impl<'de> DeserializeSeed<'de> for EventMap {
+    type Value = FastEvent<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<FastEvent<'de>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FastEvent<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an event object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FastEvent<'de>, A::Error> {
+                FastEvent::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// A payload that must be an object (derived structs also accept arrays).
@@ -1561,6 +1673,62 @@ impl CodexParser {
         self.emit(line, payload, out);
     }
 
+    /// A `user_message` event: the human's words (the twin of a user-role
+    /// message item) or, in Codex 0.3x, instructions Codex wrote.
+    fn user_message(&mut self, line: &mut LineCtx, m: UserMsg<'_>, out: &mut dyn FnMut(Event)) {
+        if let Some(category) = injected_event(&m) {
+            // Codex 0.3x also wrote its own instructions as
+            // `user_message` events: not the human's words. The
+            // twin of an injected item is already out.
+            self.release_pending_user(out);
+            if !self.take_emitted(Twin::InjectedItem, &mut TwinText::new(&m.message)) {
+                self.system(line, category, m.message.into_owned(), out);
+            }
+            return;
+        }
+        self.turn_boundary(out);
+        let mut attachments = len_u32(&m.images) + len_u32(&m.local_images);
+        let mut t = TwinText::new(&m.message);
+        match self.st.pending_user.take() {
+            Some(p) if self.held_hash(p.hash, &p.text) == self.hash_of(&mut t) => {
+                attachments = attachments.max(p.attachments);
+            }
+            Some(p) => {
+                self.st.pending_user = Some(p);
+                self.release_pending_user(out);
+                self.remember(Twin::UserEvent, &mut t);
+            }
+            None => self.remember(Twin::UserEvent, &mut t),
+        }
+        self.user_text(line, m.message.into_owned(), attachments, out);
+    }
+
+    /// An `event_msg` of one of [`FAST_EVENTS`], read by the fast path: what
+    /// [`Self::event_msg`] does with it.
+    fn text_event(
+        &mut self,
+        line: &mut LineCtx,
+        ev: TextEvent<'_>,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
+        match ev {
+            TextEvent::User(m) => {
+                line.set_kind("user_message");
+                self.user_message(line, m, out);
+            }
+            TextEvent::Agent(reasoning, text) => {
+                line.set_kind(if reasoning {
+                    "agent_reasoning"
+                } else {
+                    "agent_message"
+                });
+                self.release_pending_user(out);
+                self.hold_agent(line, reasoning, &text, out);
+            }
+        }
+        Ok(())
+    }
+
     // Long because: one match over the event_msg kinds, so each kind's mapping is read side by side.
     fn event_msg(
         &mut self,
@@ -1578,31 +1746,7 @@ impl CodexParser {
         match kind {
             "user_message" => {
                 let m: UserMsg<'_> = shape(serde_json::from_str(json))?;
-                if let Some(category) = injected_event(&m) {
-                    // Codex 0.3x also wrote its own instructions as
-                    // `user_message` events: not the human's words. The
-                    // twin of an injected item is already out.
-                    self.release_pending_user(out);
-                    if !self.take_emitted(Twin::InjectedItem, &mut TwinText::new(&m.message)) {
-                        self.system(line, category, m.message.into_owned(), out);
-                    }
-                    return Ok(());
-                }
-                self.turn_boundary(out);
-                let mut attachments = len_u32(&m.images) + len_u32(&m.local_images);
-                let mut t = TwinText::new(&m.message);
-                match self.st.pending_user.take() {
-                    Some(p) if self.held_hash(p.hash, &p.text) == self.hash_of(&mut t) => {
-                        attachments = attachments.max(p.attachments);
-                    }
-                    Some(p) => {
-                        self.st.pending_user = Some(p);
-                        self.release_pending_user(out);
-                        self.remember(Twin::UserEvent, &mut t);
-                    }
-                    None => self.remember(Twin::UserEvent, &mut t),
-                }
-                self.user_text(line, m.message.into_owned(), attachments, out);
+                self.user_message(line, m, out);
             }
             "agent_message" => {
                 let m: AgentMsg<'_> = shape(serde_json::from_str(json))?;
@@ -1828,9 +1972,21 @@ impl RecordParser for CodexParser {
         let json = std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)?;
         let fast = may_be_fast(bytes).then(|| serde_json::from_str::<FastLine<'_>>(json));
         if let Some(Ok(fast)) = fast {
-            self.step_copy(fast.timestamp.as_deref());
-            let mut line = LineCtx::new(offset, fast.timestamp.as_deref(), "response_item");
-            return self.typed_item(&mut line, fast.item, out);
+            let ts = fast.timestamp.as_deref();
+            match fast.payload {
+                FastPayload::Item(item) => {
+                    self.step_copy(ts);
+                    let mut line = LineCtx::new(offset, ts, "response_item");
+                    return self.typed_item(&mut line, item, out);
+                }
+                FastPayload::Event(ev) => {
+                    if let Some(ev) = ev.typed() {
+                        self.step_copy(ts);
+                        let mut line = LineCtx::new(offset, ts, "event_msg");
+                        return self.text_event(&mut line, ev, out);
+                    }
+                }
+            }
         }
         self.general(offset, bytes, json, out)
     }
@@ -1985,9 +2141,28 @@ mod tests {
             }
         }
         assert!(tried > 5, "{tried}");
-        assert!(!may_be_fast(
-            br#"{"timestamp":"t","type":"event_msg","payload":{"type":"agent_message"}}"#
-        ));
+        for (line, tried) in [
+            (
+                r#"{"timestamp":"t","type":"event_msg","payload":{"type":"agent_message","message":"m"}}"#,
+                true,
+            ),
+            (
+                r#"{"timestamp":"t","type" : "event_msg","payload":{"type": "user_message","message":"m"}}"#,
+                true,
+            ),
+            // A kind the fast path does not read; the kind before the
+            // record type.
+            (
+                r#"{"timestamp":"t","type":"event_msg","payload":{"type":"token_count","info":null}}"#,
+                false,
+            ),
+            (
+                r#"{"payload":{"type":"agent_message","message":"m"},"type":"event_msg"}"#,
+                false,
+            ),
+        ] {
+            assert_eq!(may_be_fast(line.as_bytes()), tried, "{line}");
+        }
     }
 
     fn ctx() -> FileCtx {
@@ -3205,7 +3380,14 @@ mod tests {
     }
 
     fn fast(line: &str) -> bool {
-        serde_json::from_str::<FastLine<'_>>(line).is_ok()
+        match serde_json::from_str::<FastLine<'_>>(line) {
+            Ok(FastLine {
+                payload: FastPayload::Event(ev),
+                ..
+            }) => ev.typed().is_some(),
+            Ok(_) => true,
+            Err(_) => false,
+        }
     }
 
     #[test]
@@ -3223,6 +3405,11 @@ mod tests {
             r#"{"timestamp":"t2","type":"response_item","payload":{"type":"function_call_output","call_id":"c1","output":"Exit code: 1\nWall time: 0 s\nOutput:\nno"}}"#,
             r#"{"type":"response_item","extra":[1,{"a":2}],"payload":{"type":"function_call_output","call_id":"c2","output":"{\"output\":\"hi\\n\",\"metadata\":{\"exit_code\":0}}","more":null}}"#,
             r#"{"timestamp":null,"type":"response_item","payload":{"type":"message","role":"assistant","content":[{"type":"output_text","text":"caf\u00e9"}]}}"#,
+            // Taken: the text events, with the fields of their kind.
+            r#"{"timestamp":"t3","type":"event_msg","payload":{"type":"agent_message","message":"x"}}"#,
+            r#"{"timestamp":"t4","type":"event_msg","payload":{"type":"user_message","message":"hi","kind":"plain","images":[{"u":1}],"local_images":[],"text":"ignored"}}"#,
+            r#"{"type":"event_msg","payload":{"type":"agent_reasoning","text":"**Plan**","message":null}}"#,
+            r#"{"type":"event_msg","payload":{"type":"user_message","message":"<user_instructions>be brief</user_instructions>"}}"#,
             // Left: list and null outputs; payload before type; duplicate
             // keys; an array payload; a kind that needs raw JSON; an unknown
             // kind; a wrong-shaped field; not an object; another record.
@@ -3239,13 +3426,23 @@ mod tests {
             r#"{"type":"response_item","payload":{"type":"message","role":"assistant","content":"not a list"}}"#,
             r#"{"type":"response_item","payload":{"type":"function_call","name":7,"call_id":"c5"}}"#,
             r#"["response_item"]"#,
-            r#"{"timestamp":"t3","type":"event_msg","payload":{"type":"agent_message","message":"x"}}"#,
+            // Left, events: another kind; a text missing, null or of the
+            // wrong type; a field of another kind the wrong type; a
+            // duplicate key; an array payload.
+            r#"{"type":"event_msg","payload":{"type":"token_count","info":{"total":1}}}"#,
+            r#"{"type":"event_msg","payload":{"type":"agent_message"}}"#,
+            r#"{"type":"event_msg","payload":{"type":"user_message","message":null}}"#,
+            r#"{"type":"event_msg","payload":{"type":"agent_reasoning","text":7}}"#,
+            r#"{"type":"event_msg","payload":{"type":"agent_message","message":"m","text":7}}"#,
+            r#"{"type":"event_msg","payload":{"type":"user_message","message":"m","kind":3}}"#,
+            r#"{"type":"event_msg","payload":{"type":"agent_message","message":"a","message":"b"}}"#,
+            r#"{"type":"event_msg","payload":["agent_message"]}"#,
             r#"{"timestamp":5,"type":"response_item","payload":{"type":"reasoning","summary":[]}}"#,
             r#"{"type":"response_item","payload":{"type":"reasoning","summary":[]}} trailing"#,
         ];
         let taken: Vec<bool> = edge.iter().map(|l| fast(l)).collect();
-        assert_eq!(&taken[..4], &[true; 4]);
-        assert!(taken[4..].iter().all(|t| !t), "{taken:?}");
+        assert_eq!(&taken[..8], &[true; 8]);
+        assert!(taken[8..].iter().all(|t| !t), "{taken:?}");
         for line in edge {
             let [a, b] = both_ways(line);
             assert_eq!(a, b, "{line}");
