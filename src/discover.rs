@@ -178,9 +178,9 @@ pub fn identify(found: &Found, limits: Limits) -> String {
     }
     let first: std::cell::OnceCell<String> = std::cell::OnceCell::new();
     let mut take = |ev: Event| {
-        if ev.session_id != *hint {
+        if *ev.session_id != **hint {
             // Only the first is kept: a later id does not replace it.
-            let _ = first.set(ev.session_id);
+            let _ = first.set(ev.session_id.to_string());
         }
     };
     let head = match found.provider.file_source_kind(&found.ctx) {

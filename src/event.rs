@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// Version of the JSONL event schema. Bump on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -123,7 +124,7 @@ pub struct Source {
     pub offset: u64,
     /// File tag (file stem) for sessions spread over several files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
+    pub file: Option<Arc<str>>,
 }
 
 /// Work done by a subagent / sidechain rather than the main conversation.
@@ -141,16 +142,18 @@ pub struct Subagent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
     pub provider: ProviderId,
-    pub session_id: String,
+    /// Shared by the events of a session: not a copy per event (as are the
+    /// timestamp of a record, the turn and the model).
+    pub session_id: Arc<str>,
     /// Stable across re-parses: derived from provider ids or the file offset.
     pub event_id: String,
     /// Provider's own timestamp (RFC 3339) when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp: Option<String>,
+    pub timestamp: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub turn_id: Option<String>,
+    pub turn_id: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
+    pub model: Option<Arc<str>>,
     /// Set when the event belongs to subagent/sidechain work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subagent: Option<Subagent>,
@@ -168,7 +171,7 @@ impl Event {
     /// An event with the required fields; optional ones start empty.
     pub fn new(
         provider: ProviderId,
-        session_id: impl Into<String>,
+        session_id: impl Into<Arc<str>>,
         event_id: impl Into<String>,
         source: Source,
         payload: Payload,

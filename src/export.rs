@@ -1168,7 +1168,7 @@ mod tests {
             },
             payload,
         );
-        ev.timestamp = Some(format!("2026-01-08T00:00:{n:02}.000Z"));
+        ev.timestamp = Some(format!("2026-01-08T00:00:{n:02}.000Z").into());
         ev
     }
 
@@ -1560,7 +1560,7 @@ mod tests {
                 attachments: 0,
             },
         );
-        raw[1].model = Some(format!("m-{token}"));
+        raw[1].model = Some(format!("m-{token}").into());
         let mut redacted = raw.clone();
         let mut stats = RedactionStats::default();
         redacted

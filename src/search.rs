@@ -185,7 +185,7 @@ pub fn hit(query: &Query, redactor: &Redactor, session: &SessionFiles, ev: &Even
     Some(Hit {
         session_id: session.session_id.clone(),
         provider: session.provider,
-        timestamp: ev.timestamp.clone(),
+        timestamp: ev.timestamp.as_deref().map(str::to_owned),
         kind,
         event_id: ev.event_id.clone(),
         path: session.main_path().map(PathBuf::from),

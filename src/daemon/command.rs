@@ -33,7 +33,7 @@ impl SessionKey {
 
     /// The session an event belongs to.
     pub fn of(ev: &Event) -> SessionKey {
-        SessionKey::new(ev.provider, ev.session_id.as_str())
+        SessionKey::new(ev.provider, &*ev.session_id)
     }
 }
 

@@ -81,11 +81,11 @@ impl Agg {
             }
         }
         if self.session_id.is_none() && !ev.session_id.is_empty() {
-            self.session_id = Some(ev.session_id.clone());
+            self.session_id = Some(ev.session_id.to_string());
         }
-        if let Some(ts) = &ev.timestamp {
-            if self.last_activity.as_ref().is_none_or(|l| ts > l) {
-                self.last_activity = Some(ts.clone());
+        if let Some(ts) = ev.timestamp.as_deref() {
+            if self.last_activity.as_deref().is_none_or(|l| ts > l) {
+                self.last_activity = Some(ts.to_owned());
             }
         }
         let Some(redactor) = titler.filter(|_| self.title.is_none()) else {

@@ -563,7 +563,7 @@ impl Recorder {
             self.session_mut(key);
             self.command(key, ev, live, stages);
         } else if let Some(sess) = self.sessions.get(key) {
-            let tag = ev.source.file.clone().unwrap_or_default();
+            let tag = ev.source.file.as_deref().unwrap_or_default().to_owned();
             let takers: Vec<String> = sess
                 .data
                 .recordings
@@ -672,7 +672,7 @@ impl Recorder {
         let Some(rec) = sess.data.recordings.get_mut(id) else {
             return;
         };
-        let tag = ev.source.file.clone().unwrap_or_default();
+        let tag = ev.source.file.as_deref().unwrap_or_default().to_owned();
         let mark = rec.marks.entry(tag).or_default();
         if mark.covers(&ev) {
             return;

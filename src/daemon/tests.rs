@@ -722,7 +722,7 @@ fn the_summary_shows_the_newest_sessions_of_many_and_counts_them_all() {
                     record: raw_from_str("{}"),
                 },
             );
-            ev.timestamp = Some(format!("2026-01-01T{:02}:{:02}:00Z", i / 60, i % 60));
+            ev.timestamp = Some(format!("2026-01-01T{:02}:{:02}:00Z", i / 60, i % 60).into());
             d.handle(ToOrch::Batch(Batch {
                 provider: ProviderId::Claude,
                 path: PathBuf::from(format!("/r/s{i}-{f}.jsonl")),

@@ -287,7 +287,7 @@ impl AiderParser {
             Source {
                 record: record.into(),
                 offset: self.st.start,
-                file: Some(TAG.to_owned()),
+                file: Some(TAG.to_owned().into()),
             },
             payload,
         )
@@ -370,7 +370,7 @@ impl AiderParser {
                 text,
             },
         );
-        ev.model.clone_from(&self.st.model);
+        ev.model = self.st.model.as_deref().map(Into::into);
         out(ev);
         let mut n = first + 1;
         for (topic, data, model) in infos {
@@ -382,7 +382,7 @@ impl AiderParser {
                     data: raw_json(&data),
                 },
             );
-            ev.model = model;
+            ev.model = model.map(Into::into);
             out(ev);
             n += 1;
         }
@@ -410,7 +410,7 @@ impl AiderParser {
         let mut n = first;
         let mut emit = |payload: Payload| {
             let mut ev = self.event(n, "assistant", payload);
-            ev.model.clone_from(&self.st.model);
+            ev.model = self.st.model.as_deref().map(Into::into);
             n += 1;
             out(ev);
         };
@@ -518,7 +518,7 @@ impl AiderParser {
                 })),
             },
         );
-        ev.timestamp = Some(iso);
+        ev.timestamp = Some(iso.into());
         out(ev);
     }
 }

@@ -307,7 +307,7 @@ impl<'a> Thread<'a> {
         let source = Source {
             record: record.to_owned().into(),
             offset: index as u64,
-            file: Some(self.ctx.file_tag.clone()),
+            file: Some(self.ctx.file_tag.clone().into()),
         };
         Event::new(ID, self.session_id.clone(), id, source, payload)
     }
@@ -330,7 +330,7 @@ impl<'a> Thread<'a> {
                 data: raw_json(&meta),
             },
         );
-        ev.timestamp.clone_from(&created);
+        ev.timestamp = created.as_deref().map(Into::into);
         let mut out = vec![ev];
         let cwd = top
             .get("env")
@@ -350,7 +350,7 @@ impl<'a> Thread<'a> {
                     data: raw_json(&cwd),
                 },
             );
-            ev.timestamp = created;
+            ev.timestamp = created.map(Into::into);
             out.push(ev);
         }
         out
@@ -370,7 +370,7 @@ impl<'a> Thread<'a> {
                 data: raw_json(title),
             },
         );
-        ev.timestamp = top.get("created").and_then(millis_time);
+        ev.timestamp = top.get("created").and_then(millis_time).map(Into::into);
         Some(ev)
     }
 
@@ -420,8 +420,8 @@ impl<'a> Thread<'a> {
                 .and_then(Value::as_str)
                 .map(str::to_owned);
             for o in &mut out {
-                o.event.model.clone_from(&model);
-                o.event.timestamp.clone_from(&ts);
+                o.event.model = model.as_deref().map(Into::into);
+                o.event.timestamp = ts.as_deref().map(Into::into);
             }
         } else {
             let ts = m
@@ -429,7 +429,7 @@ impl<'a> Thread<'a> {
                 .and_then(|x| x.get("sentAt"))
                 .and_then(millis_time);
             for o in &mut out {
-                o.event.timestamp.clone_from(&ts);
+                o.event.timestamp = ts.as_deref().map(Into::into);
             }
         }
         out

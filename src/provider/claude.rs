@@ -67,6 +67,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -541,12 +542,15 @@ struct State {
 
 struct ClaudeParser {
     ctx: FileCtx,
+    /// [`FileCtx::file_tag`], shared by the events.
+    file: Arc<str>,
     state: State,
 }
 
 impl ClaudeParser {
     fn new(ctx: FileCtx) -> ClaudeParser {
         ClaudeParser {
+            file: ctx.file_tag.as_str().into(),
             ctx,
             state: State::default(),
         }
@@ -557,9 +561,12 @@ impl ClaudeParser {
 struct Emitter<'o> {
     base_id: String,
     n: u32,
-    session_id: String,
-    timestamp: Option<String>,
-    turn_id: Option<String>,
+    /// Shared by the line's events (one allocation a line, not an event).
+    session_id: Arc<str>,
+    timestamp: Option<Arc<str>>,
+    turn_id: Option<Arc<str>>,
+    /// The model of the latest event, shared by the next with the same.
+    model: Option<Arc<str>>,
     subagent: Option<Subagent>,
     /// Every event of the record is a copy (another session's record).
     copied: bool,
@@ -585,7 +592,12 @@ impl Emitter<'_> {
         );
         ev.timestamp = self.timestamp.clone();
         ev.turn_id = self.turn_id.clone();
-        ev.model = model.map(str::to_owned);
+        if let Some(m) = model {
+            if self.model.as_deref() != Some(m) {
+                self.model = Some(m.into());
+            }
+            ev.model = self.model.clone();
+        }
         ev.subagent = self.subagent.clone();
         ev.copied = self.copied || (self.copied_human && ev.is_human_message());
         (self.out)(ev);
@@ -887,16 +899,17 @@ impl ClaudeParser {
         let mut em = Emitter {
             base_id: format!("{}:{offset}", self.ctx.file_tag),
             n: 0,
-            session_id: self.session_id(None),
+            session_id: self.session_id(None).into(),
             timestamp: None,
             turn_id: None,
+            model: None,
             subagent: self.ctx.subagent.clone(),
             copied: false,
             copied_human: false,
             source: Source {
                 record: ty.to_owned().into(),
                 offset,
-                file: Some(self.ctx.file_tag.clone()),
+                file: Some(self.file.clone()),
             },
             out,
         };
@@ -958,16 +971,17 @@ impl ClaudeParser {
                 _ => format!("{}:{offset}", self.ctx.file_tag),
             },
             n: 0,
-            session_id: self.session_id(env.session_id.as_deref()),
-            timestamp: env.timestamp.as_deref().map(str::to_owned),
-            turn_id: env.prompt_id.as_deref().map(str::to_owned),
+            session_id: self.session_id(env.session_id.as_deref()).into(),
+            timestamp: env.timestamp.as_deref().map(Into::into),
+            turn_id: env.prompt_id.as_deref().map(Into::into),
+            model: None,
             subagent,
             copied,
             copied_human,
             source: Source {
                 record: record.into(),
                 offset,
-                file: Some(self.ctx.file_tag.clone()),
+                file: Some(self.file.clone()),
             },
             out,
         }
@@ -1852,7 +1866,7 @@ mod tests {
         let ev = one(&user_line(r#""fix the bug""#, r#","promptId":"p1""#));
         assert_eq!(user_text(&ev), ("fix the bug", 0));
         assert_eq!(ev.event_id, "u1");
-        assert_eq!(ev.session_id, "sess");
+        assert_eq!(&*ev.session_id, "sess");
         assert_eq!(ev.timestamp.as_deref(), Some("2026-01-01T00:00:00.000Z"));
         assert_eq!(ev.turn_id.as_deref(), Some("p1"));
         assert_eq!(ev.source.record, "user");
@@ -2279,7 +2293,7 @@ mod tests {
             assert!(!ev.is_human_message());
         }
         // Records without sessionId take the last one seen.
-        assert_eq!(evs[2].session_id, "sess");
+        assert_eq!(&*evs[2].session_id, "sess");
     }
 
     #[test]
@@ -2667,7 +2681,7 @@ mod tests {
         let evs = run(&[first, r#"{"type":"future-thing","x":1}"#]);
         assert_eq!(evs[0].event_id, "s1:0");
         assert_eq!(evs[1].event_id, format!("s1:{}", first.len() + 1));
-        assert_eq!(evs[0].session_id, "s1");
+        assert_eq!(&*evs[0].session_id, "s1");
     }
 
     #[test]

@@ -480,7 +480,8 @@ impl<'a> Doc<'a> {
             .msgs
             .iter()
             .flatten()
-            .find_map(|m| m.ts.as_ref().and_then(ts_string));
+            .find_map(|m| m.ts.as_ref().and_then(ts_string))
+            .map(Into::into);
         ev
     }
 
@@ -535,7 +536,7 @@ impl<'a> Doc<'a> {
             )],
         };
         for ev in &mut events {
-            ev.timestamp = ts.clone();
+            ev.timestamp = ts.clone().map(Into::into);
         }
         events
     }
@@ -598,7 +599,7 @@ impl<'a> Doc<'a> {
                 }
             };
             let mut ev = self.event(i, id, &record, payload);
-            ev.model = model.clone();
+            ev.model = model.clone().map(Into::into);
             events.push(ev);
         }
         if msg.model_info.is_some() || msg.metrics.is_some() {
@@ -616,7 +617,7 @@ impl<'a> Doc<'a> {
                     data: raw_from_str(&data),
                 },
             );
-            ev.model = model;
+            ev.model = model.map(Into::into);
             events.push(ev);
         }
         events

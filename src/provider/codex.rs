@@ -59,6 +59,7 @@
 
 use std::borrow::Cow;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -690,8 +691,8 @@ enum Twin {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct PendingUser {
     offset: u64,
-    timestamp: Option<String>,
-    turn_id: Option<String>,
+    timestamp: Option<Arc<str>>,
+    turn_id: Option<Arc<str>>,
     text: String,
     #[serde(default)]
     hash: Option<u64>,
@@ -704,9 +705,9 @@ struct PendingUser {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct PendingAgent {
     offset: u64,
-    timestamp: Option<String>,
-    turn_id: Option<String>,
-    model: Option<String>,
+    timestamp: Option<Arc<str>>,
+    turn_id: Option<Arc<str>>,
+    model: Option<Arc<str>>,
     thinking: bool,
     text: String,
     /// As [`PendingUser::hash`].
@@ -751,16 +752,16 @@ struct PendingSearch {
 struct State {
     /// Set by the first header (`session_meta` or the legacy header).
     #[serde(default)]
-    session_id: Option<String>,
+    session_id: Option<Arc<str>>,
     #[serde(default)]
     subagent: Option<Subagent>,
     /// The file is in the legacy format (no event stream).
     #[serde(default)]
     legacy: bool,
     #[serde(default)]
-    model: Option<String>,
+    model: Option<Arc<str>>,
     #[serde(default)]
-    turn_id: Option<String>,
+    turn_id: Option<Arc<str>>,
     #[serde(default)]
     pending_user: Option<PendingUser>,
     #[serde(default)]
@@ -842,13 +843,16 @@ fn wide_hash(text: &str) -> u64 {
 
 pub struct CodexParser {
     ctx: FileCtx,
+    /// [`FileCtx::file_tag`], shared by the events.
+    file: Arc<str>,
     st: State,
 }
 
 /// Where the events of the current line come from.
 struct LineCtx {
     offset: u64,
-    timestamp: Option<String>,
+    /// Shared by the line's events.
+    timestamp: Option<Arc<str>>,
     /// A known name borrowed ([`known_record`]): not a string per event.
     record: Cow<'static, str>,
     /// Events emitted for this line so far (for `#<n>` suffixes).
@@ -859,7 +863,7 @@ impl LineCtx {
     fn new(offset: u64, timestamp: Option<&str>, record: &str) -> LineCtx {
         LineCtx {
             offset,
-            timestamp: timestamp.map(str::to_owned),
+            timestamp: timestamp.map(Into::into),
             record: known_record("", record)
                 .map_or_else(|| record.to_owned().into(), Cow::Borrowed),
             n: 0,
@@ -1116,14 +1120,18 @@ impl CodexParser {
             twin_hash: TwinHash::Wide,
             ..State::default()
         };
-        CodexParser { ctx, st }
+        CodexParser {
+            file: ctx.file_tag.as_str().into(),
+            ctx,
+            st,
+        }
     }
 
-    fn session_id(&self) -> String {
-        self.st
-            .session_id
-            .clone()
-            .unwrap_or_else(|| self.ctx.session_hint.clone())
+    fn session_id(&self) -> Arc<str> {
+        match &self.st.session_id {
+            Some(s) => s.clone(),
+            None => self.ctx.session_hint.as_str().into(),
+        }
     }
 
     /// Build one event of `line` and hand it out.
@@ -1137,8 +1145,8 @@ impl CodexParser {
         &self,
         line: &mut LineCtx,
         payload: Payload,
-        turn_id: Option<String>,
-        model: Option<String>,
+        turn_id: Option<Arc<str>>,
+        model: Option<Arc<str>>,
         out: &mut dyn FnMut(Event),
     ) {
         let event_id = offset_id(&self.ctx.file_tag, line.offset, line.n);
@@ -1151,7 +1159,7 @@ impl CodexParser {
             Source {
                 record: line.record.clone(),
                 offset: line.offset,
-                file: Some(self.ctx.file_tag.clone()),
+                file: Some(self.file.clone()),
             },
             payload,
         );
@@ -1408,8 +1416,8 @@ impl CodexParser {
     ) -> Result<(), Malformed> {
         let meta: SessionMeta<'_> = shape(serde_json::from_str(payload.get()))?;
         if self.st.session_id.is_some() {
-            let own = self.st.own.as_ref().or(self.st.session_id.as_ref());
-            if own.is_some_and(|o| *o != meta.id) {
+            let own = self.st.own.as_deref().or(self.st.session_id.as_deref());
+            if own.is_some_and(|o| *o != *meta.id) {
                 // Another thread's header: its copied history follows.
                 let last_ms = line.timestamp.as_deref().and_then(copy::rfc3339_millis);
                 self.st.copy = Some(CopyRegion { last_ms });
@@ -1422,7 +1430,7 @@ impl CodexParser {
                 .and_then(copy::rfc3339_millis)
                 .or_else(|| copy::uuid_v7_millis(&meta.id))
                 .or_else(|| line.timestamp.as_deref().and_then(copy::rfc3339_millis));
-            self.st.session_id = Some(meta.id.clone().into_owned());
+            self.st.session_id = Some(meta.id.as_ref().into());
             if let Some(sub) = meta.source.and_then(subagent_source) {
                 let own = meta.id.into_owned();
                 let nickname = sub.nickname.or(meta.agent_nickname);
@@ -1435,7 +1443,7 @@ impl CodexParser {
                     },
                 });
                 if let Some(parent) = sub.parent {
-                    self.st.session_id = Some(parent);
+                    self.st.session_id = Some(parent.into());
                 }
             }
         }
@@ -1762,7 +1770,7 @@ impl CodexParser {
                 if kind == "task_started" {
                     if let Some(id) = t.turn_id {
                         self.own_turn(&id);
-                        self.st.turn_id = Some(id.into_owned());
+                        self.st.turn_id = Some(id.as_ref().into());
                     }
                 }
                 self.info(line, kind, payload, out);
@@ -1828,11 +1836,11 @@ impl CodexParser {
                 let tc: TurnContext<'_> = shape(serde_json::from_str(payload.get()))?;
                 self.release_pending_user(out);
                 if let Some(m) = tc.model {
-                    self.st.model = Some(m.into_owned());
+                    self.st.model = Some(m.as_ref().into());
                 }
                 if let Some(t) = tc.turn_id {
                     self.own_turn(&t);
-                    self.st.turn_id = Some(t.into_owned());
+                    self.st.turn_id = Some(t.as_ref().into());
                 }
                 self.info(line, "turn_context", payload, out);
                 Ok(())
@@ -2075,7 +2083,7 @@ impl CodexParser {
                 self.release_pending_user(out);
                 self.st.legacy = true;
                 if self.st.session_id.is_none() {
-                    self.st.session_id = Some(header.id.into_owned());
+                    self.st.session_id = Some(header.id.as_ref().into());
                 }
                 let mut line = LineCtx::new(offset, timestamp, "session_header");
                 self.info(&mut line, "session_meta", &raw_str(json)?, out);
@@ -2337,7 +2345,7 @@ mod tests {
         );
         assert!(events
             .iter()
-            .all(|e| e.session_id == "11111111-2222-4333-8444-555555555555"));
+            .all(|e| &*e.session_id == "11111111-2222-4333-8444-555555555555"));
         // Only the header has a time stamp; nothing names a model.
         assert_eq!(
             events[0].timestamp.as_deref(),
@@ -2467,7 +2475,7 @@ mod tests {
             .all(|e| e.model.is_none() && e.turn_id.is_none()));
         assert!(events
             .iter()
-            .all(|e| e.session_id == "22222222-3333-4444-8555-666666666666"));
+            .all(|e| &*e.session_id == "22222222-3333-4444-8555-666666666666"));
         // The human message is the event, not its model-facing twin.
         let user = events.iter().find(|e| e.is_human_message()).unwrap();
         assert_eq!(user.source.record, "event_msg/user_message");
@@ -2630,7 +2638,7 @@ mod tests {
         ));
         assert!(events
             .iter()
-            .all(|e| e.session_id == "33333333-4444-4555-8666-777777777777"));
+            .all(|e| &*e.session_id == "33333333-4444-4555-8666-777777777777"));
     }
 
     #[test]
@@ -2700,7 +2708,7 @@ mod tests {
         let events = parse(SUBAGENT);
         let parent = "44444444-5555-4666-8777-888888888888";
         let own = "55555555-6666-4777-8888-999999999999";
-        assert!(events.iter().all(|e| e.session_id == parent));
+        assert!(events.iter().all(|e| &*e.session_id == parent));
         for e in &events {
             let sub = e.subagent.as_ref().expect("every event is subagent work");
             assert_eq!(sub.id.as_deref(), Some(own));
@@ -2732,7 +2740,7 @@ mod tests {
         let events = parse(RESUMED);
         assert!(events
             .iter()
-            .all(|e| e.session_id == "66666666-7777-4888-8999-aaaaaaaaaaaa"));
+            .all(|e| &*e.session_id == "66666666-7777-4888-8999-aaaaaaaaaaaa"));
         assert_eq!(count(&events, Kind::ProviderInfo), 3);
         assert_eq!(count(&events, Kind::UserMessage), 2);
         assert_eq!(count(&events, Kind::AssistantMessage), 2);
@@ -2816,7 +2824,7 @@ mod tests {
                 ("and at once after it".into(), false),
             ]
         );
-        assert!(events.iter().all(|e| e.session_id == "b"));
+        assert!(events.iter().all(|e| &*e.session_id == "b"));
     }
 
     #[test]
@@ -2949,7 +2957,7 @@ mod tests {
         b.flush(&mut |e| events.push(e));
         assert_eq!(kinds(&events), ["provider.info", "user.message"]);
         assert_eq!(events[1].source.offset, first.len() as u64);
-        assert_eq!(events[1].session_id, "sess-1");
+        assert_eq!(&*events[1].session_id, "sess-1");
         // The same as one read.
         let whole = parse(&(first + &second));
         let ids = |v: &[Event]| v.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>();

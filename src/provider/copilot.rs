@@ -436,7 +436,7 @@ impl EventsParser {
         Source {
             record: record_name(record, RECORDS),
             offset,
-            file: Some(self.ctx.file_tag.clone()),
+            file: Some(self.ctx.file_tag.clone().into()),
         }
     }
 
@@ -495,10 +495,10 @@ impl EventsParser {
         let source = self.source(&kind, offset);
         let mut emit = |id: String, payload: Payload, with_model: bool| {
             let mut ev = Event::new(ID, session.clone(), id, source.clone(), payload);
-            ev.timestamp.clone_from(&timestamp);
-            ev.turn_id.clone_from(&turn);
+            ev.timestamp = timestamp.as_deref().map(Into::into);
+            ev.turn_id = turn.as_deref().map(Into::into);
             if with_model {
-                ev.model.clone_from(&model);
+                ev.model = model.as_deref().map(Into::into);
             }
             out(ev);
         };
@@ -796,7 +796,7 @@ impl RecordParser for EventsParser {
             .unwrap_or_else(|| "unknown".to_owned());
         let mut ev = self.raw(offset, &record, raw.get());
         if let Ok(l) = serde_json::from_str::<Line<'_>>(text) {
-            ev.timestamp = string(l.timestamp).map(Cow::into_owned);
+            ev.timestamp = string(l.timestamp).map(Cow::into_owned).map(Into::into);
         }
         out(ev);
         Ok(())
@@ -922,7 +922,7 @@ impl LegacyParser {
                 format!("timeline/{kind}").into()
             },
             offset: index as u64,
-            file: Some(self.ctx.file_tag.clone()),
+            file: Some(self.ctx.file_tag.clone().into()),
         };
         let id = raw_item_id(&self.ctx.file_tag, raw, index);
         let timestamp = item
@@ -931,7 +931,7 @@ impl LegacyParser {
             .map(Cow::into_owned);
         let mut emit = |id: String, payload: Payload| {
             let mut ev = Event::new(ID, session, id, source.clone(), payload);
-            ev.timestamp.clone_from(&timestamp);
+            ev.timestamp = timestamp.as_deref().map(Into::into);
             out(ev);
         };
         let raw_event = |emit: &mut dyn FnMut(String, Payload)| {
@@ -1065,14 +1065,14 @@ impl RecordParser for LegacyParser {
                 Source {
                     record: "session".into(),
                     offset: 0,
-                    file: Some(self.ctx.file_tag.clone()),
+                    file: Some(self.ctx.file_tag.clone().into()),
                 },
                 Payload::ProviderInfo {
                     topic: "session_meta".to_owned(),
                     data: crate::event::raw_json(&meta),
                 },
             );
-            ev.timestamp = string(doc.start_time).map(Cow::into_owned);
+            ev.timestamp = string(doc.start_time).map(Cow::into_owned).map(Into::into);
             out(ev);
             self.st.meta = true;
         }

@@ -203,12 +203,12 @@ impl RecordParser for CrushParser {
                 Source {
                     record: record.to_owned().into(),
                     offset,
-                    file: child.then(|| session.clone()),
+                    file: child.then(|| session.clone()).map(Into::into),
                 },
                 payload,
             );
-            ev.timestamp = rec.time_created.and_then(crush_time);
-            ev.model.clone_from(&rec.model);
+            ev.timestamp = rec.time_created.and_then(crush_time).map(Into::into);
+            ev.model = rec.model.as_deref().map(Into::into);
             ev.subagent = child.then(|| Subagent {
                 id: Some(session.clone()),
                 label: None,

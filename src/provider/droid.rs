@@ -334,10 +334,10 @@ impl Out<'_> {
         let source = Source {
             record: self.record.clone(),
             offset: self.offset,
-            file: Some(self.tag.clone()),
+            file: Some(self.tag.clone().into()),
         };
         let mut ev = Event::new(ID, self.session.clone(), self.next_id(), source, payload);
-        ev.timestamp.clone_from(&self.timestamp);
+        ev.timestamp = self.timestamp.as_deref().map(Into::into);
         self.n += 1;
         (self.out)(ev);
     }

@@ -662,7 +662,7 @@ impl<'a> Doc<'a> {
         let source = Source {
             record: crate::event::record_name(record, RECORDS),
             offset: index as u64,
-            file: Some(self.file_tag.to_owned()),
+            file: Some(self.file_tag.to_owned().into()),
         };
         let mut ev = Event::new(ID, self.session_id.clone(), id, source, payload);
         ev.subagent = self.subagent.clone();
@@ -690,7 +690,7 @@ impl<'a> Doc<'a> {
                 data: raw_from_str(&data),
             },
         );
-        ev.timestamp = top.get_str("startTime");
+        ev.timestamp = top.get_str("startTime").map(Into::into);
         ev
     }
 
@@ -724,7 +724,7 @@ impl<'a> Doc<'a> {
         });
         for ev in &mut events {
             if ev.timestamp.is_none() {
-                ev.timestamp.clone_from(&head.timestamp);
+                ev.timestamp = head.timestamp.as_deref().map(Into::into);
             }
         }
         events
@@ -854,7 +854,7 @@ impl<'a> Doc<'a> {
                 (false, false) => ["**", subject, "**\n\n", description].concat(),
             };
             let mut ev = self.event(event_id, "gemini", i, Payload::Thinking { text });
-            ev.timestamp = t.timestamp.as_deref().map(str::to_owned);
+            ev.timestamp = t.timestamp.as_deref().map(str::to_owned).map(Into::into);
             out.push(ev);
         }
         if !delivered(id) {
@@ -887,12 +887,12 @@ impl<'a> Doc<'a> {
             let timestamp = call.timestamp.as_deref().map(str::to_owned);
             if let Some(result) = tool_result(call) {
                 let mut ev = self.event(indexed_id(id, "#result-", n), "gemini", i, result);
-                ev.timestamp = timestamp;
+                ev.timestamp = timestamp.map(Into::into);
                 out.push(ev);
             }
         }
         for ev in out.iter_mut().skip(start) {
-            ev.model.clone_from(&model);
+            ev.model = model.as_deref().map(Into::into);
         }
     }
 
@@ -1426,7 +1426,7 @@ mod tests {
         let (events, _) = feed(&ctx, &[d]);
         assert_eq!(events.len(), 2);
         for e in &events {
-            assert_eq!(e.session_id, "twynek");
+            assert_eq!(&*e.session_id, "twynek");
             assert_eq!(
                 e.subagent.as_ref().and_then(|s| s.id.as_deref()),
                 Some("twynek")

@@ -514,7 +514,7 @@ impl JsonlParser {
         let source = Source {
             record: record.into(),
             offset,
-            file: Some(self.ctx.file_tag.clone()),
+            file: Some(self.ctx.file_tag.clone().into()),
         };
         let id = offset_id(&self.ctx.file_tag, offset, n);
         let mut ev = Event::new(ID, self.session_for_events(), id, source, payload);
@@ -580,7 +580,7 @@ impl JsonlParser {
             data,
         };
         let mut ev = self.event(offset, 0, "session", payload);
-        ev.timestamp = start;
+        ev.timestamp = start.map(Into::into);
         out(ev);
         // A one-line legacy record: its messages as if appended.
         if let Some(list) = line.messages.and_then(message_list) {
@@ -679,7 +679,7 @@ impl JsonlParser {
             ev.source.offset = offset;
             ev.copied |= copied;
             if ev.timestamp.is_none() {
-                ev.timestamp.clone_from(&rec.timestamp);
+                ev.timestamp = rec.timestamp.as_deref().map(Into::into);
             }
             let key = hash_of(&ev.event_id);
             if self.seen.contains(&key) || self.is_repeat(&ev) {
@@ -704,7 +704,7 @@ impl JsonlParser {
         let source = Source {
             record: "gemini".into(),
             offset: 0,
-            file: Some(self.ctx.file_tag.clone()),
+            file: Some(self.ctx.file_tag.clone().into()),
         };
         let payload = Payload::ProviderInfo {
             topic: "token_count".into(),
@@ -718,7 +718,7 @@ impl JsonlParser {
             payload,
         );
         ev.subagent = self.subagent();
-        ev.model = model;
+        ev.model = model.map(Into::into);
         ev
     }
 
@@ -836,7 +836,7 @@ impl JsonlParser {
             // After the checkpoint's own two events when there is one.
             let n = if checkpoint.is_some() { 2 } else { 0 };
             let mut ev = self.event(offset, n, "$set", payload);
-            ev.timestamp = string(fields.get("lastUpdated").copied());
+            ev.timestamp = string(fields.get("lastUpdated").copied()).map(Into::into);
             out(ev);
         }
         if let Some(list) = checkpoint {

@@ -186,7 +186,7 @@ impl RecordParser for GooseParser {
                 },
                 payload,
             );
-            ev.timestamp = rec.time_created.and_then(seconds_time);
+            ev.timestamp = rec.time_created.and_then(seconds_time).map(Into::into);
             ev
         };
         match rec.t {

@@ -368,10 +368,10 @@ impl Emitter<'_, '_> {
         let source = Source {
             record: record_name(record, RECORDS),
             offset: self.offset,
-            file: Some(self.ctx.file_tag.clone()),
+            file: Some(self.ctx.file_tag.clone().into()),
         };
         let mut ev = Event::new(ID, self.ctx.session_hint.clone(), id, source, payload);
-        ev.timestamp.clone_from(&self.timestamp);
+        ev.timestamp = self.timestamp.as_deref().map(Into::into);
         ev.subagent.clone_from(&self.subagent);
         (self.out)(ev);
     }

@@ -477,10 +477,10 @@ impl QwenParser {
             let source = Source {
                 record: record.clone().into(),
                 offset,
-                file: Some(self.ctx.file_tag.clone()),
+                file: Some(self.ctx.file_tag.clone().into()),
             };
             let mut ev = Event::new(ID, session.clone(), id, source, payload);
-            ev.timestamp.clone_from(&timestamp);
+            ev.timestamp = timestamp.as_deref().map(Into::into);
             ev.subagent.clone_from(&subagent);
             ev.copied = copied;
             if !matches!(
@@ -488,7 +488,7 @@ impl QwenParser {
                 Payload::ProviderInfo { .. } | Payload::ProviderRaw { .. }
             ) || ev.event_id.ends_with("#tokens")
             {
-                ev.model.clone_from(&model);
+                ev.model = model.as_deref().map(Into::into);
             }
             out(ev);
         }
@@ -902,7 +902,7 @@ impl RecordParser for QwenParser {
         let source = Source {
             record: "unknown".into(),
             offset,
-            file: Some(self.ctx.file_tag.clone()),
+            file: Some(self.ctx.file_tag.clone().into()),
         };
         let payload = Payload::ProviderRaw {
             record: raw_from_str(text),

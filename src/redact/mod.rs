@@ -277,11 +277,13 @@ impl Redactor {
         let id = event_id.as_str();
         // Names around the bodies are content too: a model, an agent's
         // label or a tool's name is whatever the session file says.
-        for name in model.iter_mut().chain(
-            subagent
-                .iter_mut()
-                .flat_map(|s| s.id.iter_mut().chain(s.label.iter_mut())),
-        ) {
+        if let Some(model) = model {
+            self.redact_shared(model, id, stats);
+        }
+        for name in subagent
+            .iter_mut()
+            .flat_map(|s| s.id.iter_mut().chain(s.label.iter_mut()))
+        {
             self.redact_string(name, id, stats);
         }
         match payload {
@@ -331,6 +333,18 @@ impl Redactor {
         }
         if let Cow::Owned(new) = r.text {
             *text = new;
+        }
+    }
+
+    /// [`Self::redact_string`] for a string events share: replaced, not
+    /// changed in place, when it holds a secret.
+    fn redact_shared(&self, text: &mut std::sync::Arc<str>, id: &str, stats: &mut RedactionStats) {
+        let r = self.redact_str(text);
+        for f in &r.found {
+            stats.record(*f, id);
+        }
+        if let Cow::Owned(new) = r.text {
+            *text = new.into();
         }
     }
 

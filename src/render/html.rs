@@ -409,7 +409,7 @@ impl<W: Write> HtmlRenderer<W> {
             self.open_section(
                 actor,
                 model.map(str::to_owned),
-                ev.turn_id.clone(),
+                ev.turn_id.as_deref().map(str::to_owned),
                 ev.timestamp.as_deref(),
             );
         } else if let Some(s) = self.section.as_mut() {
@@ -417,7 +417,7 @@ impl<W: Write> HtmlRenderer<W> {
                 s.model = model.map(str::to_owned);
             }
             if s.turn_id.is_none() {
-                s.turn_id.clone_from(&ev.turn_id);
+                s.turn_id = ev.turn_id.as_deref().map(str::to_owned);
             }
         }
     }
@@ -637,7 +637,7 @@ mod tests {
             },
             payload,
         );
-        e.timestamp = Some(format!("2026-01-08T00:00:{n:02}Z"));
+        e.timestamp = Some(format!("2026-01-08T00:00:{n:02}Z").into());
         e
     }
 

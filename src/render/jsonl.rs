@@ -364,14 +364,14 @@ mod unit {
                     Source {
                         record: t.clone().into(),
                         offset: u64::MAX >> (i + j),
-                        file: (j % 2 == 0).then(|| t.clone()),
+                        file: (j % 2 == 0).then(|| t.as_str().into()),
                     },
                     payload,
                 );
                 let some = |k: usize| ((i + j) % k == 0).then(|| t.clone());
-                ev.timestamp = some(2);
-                ev.turn_id = some(3);
-                ev.model = some(4);
+                ev.timestamp = some(2).map(Into::into);
+                ev.turn_id = some(3).map(Into::into);
+                ev.model = some(4).map(Into::into);
                 ev.subagent = match (i + j) % 4 {
                     0 => None,
                     1 => Some(Subagent {

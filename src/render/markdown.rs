@@ -368,7 +368,7 @@ impl<W: Write> MarkdownRenderer<W> {
             self.open_section(
                 actor,
                 model.map(str::to_owned),
-                ev.turn_id.clone(),
+                ev.turn_id.as_deref().map(str::to_owned),
                 ev.timestamp.as_deref(),
             );
         } else if let Some(s) = self.st.section.as_mut() {
@@ -376,7 +376,7 @@ impl<W: Write> MarkdownRenderer<W> {
                 s.model = model.map(str::to_owned);
             }
             if s.turn_id.is_none() {
-                s.turn_id.clone_from(&ev.turn_id);
+                s.turn_id = ev.turn_id.as_deref().map(str::to_owned);
             }
         }
     }

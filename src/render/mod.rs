@@ -130,15 +130,15 @@ impl MetaCollector {
     pub fn observe(&mut self, ev: &Event) {
         if self.provider.is_none() {
             self.provider = Some(ev.provider.as_str());
-            self.session_id = Some(ev.session_id.clone());
+            self.session_id = Some(ev.session_id.to_string());
         }
         // Earliest and latest: a session's subagent files are read after
         // its main transcript, so stream order is not time order.
-        if let Some(ts) = &ev.timestamp {
-            if self.created.as_ref().is_none_or(|c| ts < c) {
+        if let Some(ts) = ev.timestamp.as_deref() {
+            if self.created.as_deref().is_none_or(|c| ts < c) {
                 set_str(&mut self.created, ts);
             }
-            if self.updated.as_ref().is_none_or(|u| ts > u) {
+            if self.updated.as_deref().is_none_or(|u| ts > u) {
                 set_str(&mut self.updated, ts);
             }
         }
@@ -158,8 +158,8 @@ impl MetaCollector {
                 self.saw_assistant = true;
                 if let Some(model) = ev
                     .model
-                    .as_ref()
-                    .filter(|m| self.last_model.as_ref() != Some(*m))
+                    .as_deref()
+                    .filter(|m| self.last_model.as_deref() != Some(*m))
                 {
                     set_str(&mut self.last_model, model);
                     let model = commonmark::one_line(&self.redactor.redact_str(model).text);

@@ -62,13 +62,16 @@ impl Seq {
             payload,
         );
         let t = 15 * 3600 + 56 * 60 + self.clock;
-        ev.timestamp = Some(format!(
-            "2026-01-08T{:02}:{:02}:{:02}.{:03}Z",
-            t / 3600,
-            t / 60 % 60,
-            t % 60,
-            (self.clock * 37) % 1000
-        ));
+        ev.timestamp = Some(
+            format!(
+                "2026-01-08T{:02}:{:02}:{:02}.{:03}Z",
+                t / 3600,
+                t / 60 % 60,
+                t % 60,
+                (self.clock * 37) % 1000
+            )
+            .into(),
+        );
         self.clock += 7;
         let assistant_side = matches!(
             ev.kind(),
@@ -79,9 +82,9 @@ impl Seq {
                 | Kind::DecisionPrompt
         );
         if assistant_side {
-            ev.model.clone_from(&self.model);
+            ev.model = self.model.as_deref().map(Into::into);
         }
-        ev.turn_id.clone_from(&self.turn);
+        ev.turn_id = self.turn.as_deref().map(Into::into);
         ev.subagent.clone_from(&self.sub);
         self.events.push(ev);
         self

@@ -200,7 +200,7 @@ fn main_transcript_maps_every_line() {
         ]
     );
     for ev in &events {
-        assert_eq!(ev.session_id, S);
+        assert_eq!(&*ev.session_id, S);
         assert_eq!(ev.subagent, None);
         assert_eq!(ev.source.file.as_deref(), Some(S));
     }
@@ -324,7 +324,7 @@ fn new_layout_subagent_belongs_to_the_parent_session() {
         ]
     );
     for ev in &events {
-        assert_eq!(ev.session_id, S);
+        assert_eq!(&*ev.session_id, S);
         assert_eq!(
             ev.subagent.as_ref().unwrap().id.as_deref(),
             Some("a0123456789abcdef")
@@ -365,7 +365,7 @@ fn side_question_shares_ids_with_its_parent() {
         p => panic!("{p:?}"),
     }
     for ev in &aside {
-        assert_eq!(ev.session_id, S);
+        assert_eq!(&*ev.session_id, S);
         let sub = ev.subagent.as_ref().unwrap();
         assert_eq!(sub.label.as_deref(), Some(SIDE_QUESTION_LABEL));
     }
@@ -380,7 +380,7 @@ fn old_layout_agent_file_takes_the_session_from_its_records() {
         ["system.message/subagent-prompt", "assistant.message"]
     );
     for ev in &events {
-        assert_eq!(ev.session_id, S);
+        assert_eq!(&*ev.session_id, S);
         assert_eq!(ev.subagent.as_ref().unwrap().id.as_deref(), Some("abc1234"));
     }
 }
@@ -430,7 +430,7 @@ fn inline_sidechain_file() {
 fn summary_only_file_uses_the_file_name_as_session() {
     let (_, events) = parse(&format!("-home-dev-old/{S_SUM}.jsonl"));
     assert_eq!(keys(&events), ["provider.info"]);
-    assert_eq!(events[0].session_id, S_SUM);
+    assert_eq!(&*events[0].session_id, S_SUM);
     assert_eq!(events[0].event_id, format!("{S_SUM}:0"));
     assert_eq!(events[0].timestamp, None);
 }

@@ -59,7 +59,7 @@ fn cline_fixture_maps_every_record_shape() {
     let mut counts = std::collections::BTreeMap::new();
     for e in &events {
         *counts.entry(e.kind().as_str()).or_insert(0) += 1;
-        assert_eq!(e.session_id, TASK);
+        assert_eq!(&*e.session_id, TASK);
         assert!(!e.copied);
     }
     assert_eq!(
@@ -154,7 +154,7 @@ fn roo_code_task_with_native_tool_results_reads_alike() {
         })
         .collect();
     assert_eq!(results, [("call_1", false), ("call_1", true)]);
-    assert!(events.iter().all(|e| e.session_id == ROO_TASK));
+    assert!(events.iter().all(|e| &*e.session_id == ROO_TASK));
 }
 
 fn copy_tree(from: &Path, to: &Path) {

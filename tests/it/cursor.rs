@@ -95,7 +95,7 @@ fn cursor_fixture_maps_every_record_shape() {
     assert_eq!(results, calls[..2]);
     assert!(events
         .iter()
-        .all(|e| e.timestamp.is_none() && e.session_id == SID));
+        .all(|e| e.timestamp.is_none() && &*e.session_id == SID));
 }
 
 /// A home holding the fixtures under `.cursor/projects`, and a config

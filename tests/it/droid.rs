@@ -83,7 +83,7 @@ fn droid_fixture_maps_every_record_shape() {
             ("And the basil, with this photo", 1)
         ]
     );
-    assert!(events.iter().all(|e| e.session_id == SID));
+    assert!(events.iter().all(|e| &*e.session_id == SID));
     let err = events.iter().any(|e| {
         matches!(&e.payload, Payload::ToolResult { tool_call_id, is_error: true, .. }
             if tool_call_id == "call_water2")

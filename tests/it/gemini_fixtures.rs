@@ -72,7 +72,7 @@ fn oct_2025_string_content_and_inline_tool_results() {
     // message, thought and finished call (calls keep the message's).
     assert!(events
         .iter()
-        .all(|e| e.session_id == "93c0da34-0000-4000-8000-000000000001" && e.subagent.is_none()));
+        .all(|e| &*e.session_id == "93c0da34-0000-4000-8000-000000000001" && e.subagent.is_none()));
     let models: Vec<Option<&str>> = events.iter().map(|e| e.model.as_deref()).collect();
     assert_eq!(
         models,
@@ -162,7 +162,7 @@ fn subagent_chat_belongs_to_the_parent_session() {
         ],
     );
     for e in &events {
-        assert_eq!(e.session_id, "f328310d-05ea-45ce-b9cb-fe2717bebe12");
+        assert_eq!(&*e.session_id, "f328310d-05ea-45ce-b9cb-fe2717bebe12");
         let sub = e.subagent.as_ref().expect("subagent");
         assert_eq!(sub.id.as_deref(), Some("qwerty"));
         assert_eq!(sub.label.as_deref(), Some("subagent"));

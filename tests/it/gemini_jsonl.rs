@@ -107,7 +107,7 @@ fn gemini_jsonl_fixture_maps_every_record_shape() {
     assert_eq!(lines, want);
     assert!(events
         .iter()
-        .all(|e| e.session_id == SID && e.subagent.is_none()));
+        .all(|e| &*e.session_id == SID && e.subagent.is_none()));
     // Only what the human typed is human text.
     let human: Vec<&str> = events
         .iter()
@@ -144,7 +144,7 @@ fn gemini_jsonl_subagent_chat_belongs_to_its_parent() {
         ]
     );
     for e in &events {
-        assert_eq!(e.session_id, SID);
+        assert_eq!(&*e.session_id, SID);
         assert_eq!(
             e.subagent.as_ref().and_then(|s| s.id.as_deref()),
             Some("qwopex")

@@ -103,7 +103,7 @@ fn qwen_fixture_maps_every_record_shape() {
         .map(|e| e.event_id.as_str())
         .collect();
     assert_eq!(human, ["u-1", "u-2", "u-3"]);
-    assert!(events.iter().all(|e| e.session_id == SID));
+    assert!(events.iter().all(|e| &*e.session_id == SID));
     // The agent's own times on every record it timed; the model on the
     // assistant's events; subagent work marked.
     assert!(events

@@ -100,7 +100,7 @@ fn real_amp_threads_have_unique_ids_models_and_correlated_results() {
         let mut calls = BTreeSet::new();
         for e in &events {
             assert!(ids.insert(e.event_id.clone()), "duplicate {}", e.event_id);
-            assert_eq!(e.session_id, tid);
+            assert_eq!(&*e.session_id, tid);
             match &e.payload {
                 Payload::ToolCall { tool_call_id, .. } => {
                     calls.insert(tool_call_id.clone());

@@ -392,7 +392,7 @@ fn original_layout_gives_the_same_events_in_the_parent_session() {
         let events = parse_with_ctx(&path, &ctx);
         assert_eq!(counts(&events), golden_counts(g), "{}", g.file);
         for ev in &events {
-            assert_eq!(ev.session_id, g.session, "{} {}", g.file, ev.event_id);
+            assert_eq!(&*ev.session_id, g.session, "{} {}", g.file, ev.event_id);
             assert_eq!(ev.source.file.as_deref(), Some(ctx.file_tag.as_str()));
         }
         let subagent_file = ctx.subagent.is_some();

@@ -114,7 +114,7 @@ fn real_cline_files_have_unique_ids_times_models_and_correlated_results() {
         let mut calls = BTreeSet::new();
         for e in &events {
             assert!(ids.insert(e.event_id.clone()), "duplicate {}", e.event_id);
-            assert_eq!(e.session_id, "1777073153000");
+            assert_eq!(&*e.session_id, "1777073153000");
             assert!(e.timestamp.is_some(), "{} has no timestamp", e.event_id);
             match &e.payload {
                 Payload::ToolCall { tool_call_id, .. } => {

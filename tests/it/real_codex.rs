@@ -237,9 +237,9 @@ fn discovery_and_session_ids_follow_the_original_layout() {
         assert_eq!(&stem[stem.len() - 36..], ctx.session_hint);
 
         let events = parse(&path);
-        let sessions: HashSet<&str> = events.iter().map(|e| e.session_id.as_str()).collect();
+        let sessions: HashSet<&str> = events.iter().map(|e| &*e.session_id).collect();
         assert_eq!(sessions.len(), 1, "{file}: {sessions:?}");
-        let session = events[0].session_id.as_str();
+        let session = &*events[0].session_id;
         match &events[0].subagent {
             // A subagent thread belongs to its parent's session.
             Some(sub) => {

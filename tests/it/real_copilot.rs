@@ -104,7 +104,7 @@ fn real_copilot_files_have_unique_ids_times_and_correlated_results() {
         let events = read_all(&path);
         let mut ids = BTreeSet::new();
         let mut calls = BTreeSet::new();
-        let sessions: BTreeSet<&str> = events.iter().map(|e| e.session_id.as_str()).collect();
+        let sessions: BTreeSet<&str> = events.iter().map(|e| &*e.session_id).collect();
         assert_eq!(sessions.len(), 1, "{}: {sessions:?}", name(&path));
         for e in &events {
             assert!(ids.insert(e.event_id.clone()), "duplicate {}", e.event_id);

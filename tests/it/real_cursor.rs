@@ -95,7 +95,7 @@ fn real_cursor_files_have_unique_ids_no_times_and_human_words_only_from_queries(
         for e in &events {
             assert!(ids.insert(e.event_id.clone()), "duplicate {}", e.event_id);
             assert!(e.timestamp.is_none(), "{} has a time", e.event_id);
-            assert_eq!(e.session_id, path.file_stem().unwrap().to_string_lossy());
+            assert_eq!(&*e.session_id, path.file_stem().unwrap().to_string_lossy());
             if let Payload::UserMessage { text, .. } = &e.payload {
                 assert!(!text.contains("<user_query>"), "{}", e.event_id);
                 assert!(!text.contains("</user_query>"), "{}", e.event_id);

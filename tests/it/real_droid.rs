@@ -101,7 +101,7 @@ fn real_droid_files_have_unique_ids_times_and_correlated_results() {
         let mut calls = BTreeSet::new();
         for e in &events {
             assert!(ids.insert(e.event_id.clone()), "duplicate {}", e.event_id);
-            assert_eq!(e.session_id, sid);
+            assert_eq!(&*e.session_id, sid);
             if e.source.record == "message" || e.source.record == "todo_state" {
                 assert!(e.timestamp.is_some(), "{} has no time", e.event_id);
             }

@@ -134,7 +134,7 @@ fn real_files_have_unique_ids_and_correlated_results() {
         let doc: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
         let sid = doc["sessionId"].as_str().expect("sessionId");
-        assert!(events.iter().all(|e| e.session_id == sid));
+        assert!(events.iter().all(|e| &*e.session_id == sid));
     }
 }
 

@@ -109,7 +109,7 @@ fn real_gemini_jsonl_files_have_unique_ids_times_models_and_correlated_results()
         let mut calls = BTreeSet::new();
         for e in &events {
             assert!(ids.insert(e.event_id.clone()), "duplicate {}", e.event_id);
-            assert_eq!(e.session_id, sid);
+            assert_eq!(&*e.session_id, sid);
             assert!(e.timestamp.is_some(), "{} has no timestamp", e.event_id);
             assert!(!e.copied, "{} is not a copy", e.event_id);
             match &e.payload {

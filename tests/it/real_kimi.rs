@@ -105,7 +105,7 @@ fn real_kimi_files_have_unique_ids_and_times_where_the_format_has_them() {
         let mut ids = BTreeSet::new();
         for e in &events {
             assert!(ids.insert(e.event_id.clone()), "duplicate {}", e.event_id);
-            assert_eq!(e.session_id, "sid");
+            assert_eq!(&*e.session_id, "sid");
             let meta = matches!(&e.payload, Payload::ProviderInfo { topic, .. } if topic == "session_meta");
             assert_eq!(
                 e.timestamp.is_some(),

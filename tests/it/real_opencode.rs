@@ -127,7 +127,7 @@ fn real_opencode_sessions_have_unique_ids_models_cwd_and_correlated_results() {
         let mut cwd = false;
         for e in &events {
             assert!(ids.insert(e.event_id.clone()), "duplicate {}", e.event_id);
-            assert_eq!(e.session_id, sid);
+            assert_eq!(&*e.session_id, sid);
             match &e.payload {
                 Payload::ToolCall { tool_call_id, .. } => {
                     calls.insert(tool_call_id.clone());

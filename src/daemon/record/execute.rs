@@ -37,8 +37,8 @@ impl Recorder {
         };
         let date = ev
             .timestamp
-            .clone()
-            .unwrap_or_else(crate::audit::now_rfc3339);
+            .as_deref()
+            .map_or_else(crate::audit::now_rfc3339, str::to_owned);
         let title = self.meta(key).title;
         let default_name =
             recording::default_file_name(&date, key.provider.as_str(), &title, &key.session);
@@ -180,7 +180,7 @@ impl Recorder {
             .filter(|m| m.event_id == from.message_id)
             .map(|m| {
                 (
-                    m.source.file.clone().unwrap_or_default(),
+                    m.source.file.as_deref().unwrap_or_default().to_owned(),
                     Mark {
                         offset: m.source.offset,
                         ids: vec![m.event_id.clone()],

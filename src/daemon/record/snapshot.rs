@@ -160,7 +160,7 @@ impl Recorder {
             if snap.reached {
                 break;
             }
-            if ev.session_id != rk.session.session {
+            if *ev.session_id != *rk.session.session {
                 continue;
             }
             let parts = if ev.event_id == snap.upto.message_id {

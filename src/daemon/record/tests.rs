@@ -742,7 +742,7 @@ fn only_the_most_recently_active_sessions_keep_what_was_observed_of_them() {
                 attachments: 0,
             },
         );
-        ev.timestamp = Some(format!("2026-01-08T10:{:02}:{:02}.000Z", i / 60, i % 60));
+        ev.timestamp = Some(format!("2026-01-08T10:{:02}:{:02}.000Z", i / 60, i % 60).into());
         deliver(&mut r, &mut st, &[ev], false);
         assert!(r.observed.len() <= super::OBSERVED_MAX + super::OBSERVED_MAX / 4);
     }

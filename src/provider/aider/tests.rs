@@ -65,7 +65,7 @@ fn fixture_maps_every_line_shape() {
     assert_eq!(count(Kind::ProviderInfo), 7);
     assert_eq!(events.len(), 20);
     for e in &events {
-        assert_eq!(e.session_id, "aider-20260302-091507");
+        assert_eq!(&*e.session_id, "aider-20260302-091507");
         assert_eq!(e.provider, ProviderId::Aider);
     }
     let ids: std::collections::BTreeSet<_> = events.iter().map(|e| &e.event_id).collect();
@@ -230,7 +230,7 @@ fn windows_line_endings_read_the_same() {
 fn a_file_without_a_start_line_keeps_the_path_hint() {
     let events = parse("#### hello  \n");
     assert_eq!(
-        events[0].session_id,
+        &*events[0].session_id,
         "aider-todo-app/.aider.chat.history.md"
     );
 }

@@ -191,7 +191,7 @@ fn events_fixture_maps_every_record_shape() {
     assert!(events.iter().all(|e| e.timestamp.is_some()));
     assert!(events
         .iter()
-        .all(|e| e.session_id == "3f1e2d4c-5b6a-4789-8abc-def012345678"));
+        .all(|e| &*e.session_id == "3f1e2d4c-5b6a-4789-8abc-def012345678"));
     let by_id = |id: &str| events.iter().find(|e| e.event_id == id).expect(id);
     assert_eq!(
         by_id("e06#thinking").turn_id.as_deref(),

@@ -232,7 +232,7 @@ fn a_message_written_again_delivers_only_what_is_new() {
     let offsets: Vec<u64> = events.iter().map(|e| e.source.offset).collect();
     let at = |i| at(&lines, i);
     assert_eq!(offsets, [0, at(1), at(3), at(3), at(5), at(5), at(6)]);
-    assert!(events.iter().all(|e| e.session_id == SID));
+    assert!(events.iter().all(|e| &*e.session_id == SID));
     assert_eq!(events[3].model.as_deref(), Some("gemini-3-flash-preview"));
     // Read a line at a time, restored in between: the same events.
     assert_eq!(json_of(&read_stepwise(&lines)), json_of(&events));
@@ -558,7 +558,7 @@ fn subagent_chats_belong_to_their_parent() {
     }
     assert!(events
         .iter()
-        .all(|e| e.session_id == "f328310d-05ea-45ce-b9cb-fe2717bebe12"
+        .all(|e| &*e.session_id == "f328310d-05ea-45ce-b9cb-fe2717bebe12"
             && e.subagent.as_ref().and_then(|s| s.id.as_deref()) == Some("twynek")));
     assert_eq!(system(&events[1]).0, SystemCategory::SubagentPrompt);
     assert_eq!(system(&events[2]).0, SystemCategory::ModelInput);
@@ -575,7 +575,7 @@ fn subagent_chats_belong_to_their_parent() {
     }
     assert!(events
         .iter()
-        .all(|e| e.session_id == "twynek" && e.subagent.is_some()));
+        .all(|e| &*e.session_id == "twynek" && e.subagent.is_some()));
     assert!(!events.iter().any(Event::is_human_message));
 }
 

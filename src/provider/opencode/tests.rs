@@ -60,7 +60,7 @@ fn fixture_records_give_settled_parts_only_until_the_read_is_final() {
     assert_eq!(all.len(), live.len() + 1, "the running tool's call");
     assert!(all
         .iter()
-        .all(|e| e.session_id == "ses_0a1b2c3d4e5fSyntheticOne"));
+        .all(|e| &*e.session_id == "ses_0a1b2c3d4e5fSyntheticOne"));
 }
 
 #[test]
