@@ -58,6 +58,7 @@
 //! [`RecordParser::state`].
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -416,8 +417,12 @@ impl<'de> Deserialize<'de> for FastLine<'de> {
                                 return Err(give_up());
                             }
                             payload = Some(match typed {
-                                Some(true) => FastPayload::Item(map.next_value_seed(ItemMap)?),
-                                Some(false) => FastPayload::Event(map.next_value_seed(EventMap)?),
+                                Some(true) => {
+                                    FastPayload::Item(map.next_value_seed(Object(PhantomData))?)
+                                }
+                                Some(false) => {
+                                    FastPayload::Event(map.next_value_seed(Object(PhantomData))?)
+                                }
                                 None => return Err(give_up()),
                             });
                         }
@@ -498,43 +503,24 @@ fn is_string(value: &[u8], s: &str) -> bool {
         .is_some_and(|v| v.starts_with(b"\""))
 }
 
-/// An `event_msg` payload, which must be an object.
-struct EventMap;
+/// A payload read as `T`, which must be an object: derived structs also
+/// accept arrays.
+struct Object<T>(PhantomData<T>);
 
-impl<'de> DeserializeSeed<'de> for EventMap {
-    type Value = FastEvent<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<FastEvent<'de>, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = FastEvent<'de>;
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Object<T> {
+    type Value = T;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = T;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an event object")
+                f.write_str("a payload object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FastEvent<'de>, A::Error> {
-                FastEvent::deserialize(de::value::MapAccessDeserializer::new(map))
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
             }
         }
-        d.deserialize_map(V)
-    }
-}
-
-/// A payload that must be an object (derived structs also accept arrays).
-struct ItemMap;
-
-impl<'de> DeserializeSeed<'de> for ItemMap {
-    type Value = FastItem<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<FastItem<'de>, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = FastItem<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a response item object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FastItem<'de>, A::Error> {
-                FastItem::deserialize(de::value::MapAccessDeserializer::new(map))
-            }
-        }
-        d.deserialize_map(V)
+        d.deserialize_map(V(PhantomData))
     }
 }
 
