@@ -307,7 +307,7 @@ impl<'a> Thread<'a> {
         let source = Source {
             record: record.to_owned().into(),
             offset: index as u64,
-            file: Some(self.ctx.file_tag.clone().into()),
+            file: Some(self.ctx.file_tag.as_str().into()),
         };
         Event::new(ID, self.session_id.clone(), id, source, payload)
     }

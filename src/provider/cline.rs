@@ -536,7 +536,7 @@ impl<'a> Doc<'a> {
             )],
         };
         for ev in &mut events {
-            ev.timestamp = ts.clone().map(Into::into);
+            ev.timestamp = ts.as_deref().map(Into::into);
         }
         events
     }
@@ -599,7 +599,7 @@ impl<'a> Doc<'a> {
                 }
             };
             let mut ev = self.event(i, id, &record, payload);
-            ev.model = model.clone().map(Into::into);
+            ev.model = model.as_deref().map(Into::into);
             events.push(ev);
         }
         if msg.model_info.is_some() || msg.metrics.is_some() {

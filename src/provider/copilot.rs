@@ -436,7 +436,7 @@ impl EventsParser {
         Source {
             record: record_name(record, RECORDS),
             offset,
-            file: Some(self.ctx.file_tag.clone().into()),
+            file: Some(self.ctx.file_tag.as_str().into()),
         }
     }
 
@@ -796,7 +796,7 @@ impl RecordParser for EventsParser {
             .unwrap_or_else(|| "unknown".to_owned());
         let mut ev = self.raw(offset, &record, raw.get());
         if let Ok(l) = serde_json::from_str::<Line<'_>>(text) {
-            ev.timestamp = string(l.timestamp).map(Cow::into_owned).map(Into::into);
+            ev.timestamp = string(l.timestamp).map(Into::into);
         }
         out(ev);
         Ok(())
@@ -922,7 +922,7 @@ impl LegacyParser {
                 format!("timeline/{kind}").into()
             },
             offset: index as u64,
-            file: Some(self.ctx.file_tag.clone().into()),
+            file: Some(self.ctx.file_tag.as_str().into()),
         };
         let id = raw_item_id(&self.ctx.file_tag, raw, index);
         let timestamp = item
@@ -1065,14 +1065,14 @@ impl RecordParser for LegacyParser {
                 Source {
                     record: "session".into(),
                     offset: 0,
-                    file: Some(self.ctx.file_tag.clone().into()),
+                    file: Some(self.ctx.file_tag.as_str().into()),
                 },
                 Payload::ProviderInfo {
                     topic: "session_meta".to_owned(),
                     data: crate::event::raw_json(&meta),
                 },
             );
-            ev.timestamp = string(doc.start_time).map(Cow::into_owned).map(Into::into);
+            ev.timestamp = string(doc.start_time).map(Into::into);
             out(ev);
             self.st.meta = true;
         }

@@ -523,7 +523,7 @@ fn event(ctx: &FileCtx, id: String, offset: u64, record: &'static str, payload: 
     let source = Source {
         record: record.into(),
         offset,
-        file: Some(ctx.file_tag.clone().into()),
+        file: Some(ctx.file_tag.as_str().into()),
     };
     Event::new(ID, ctx.session_hint.clone(), id, source, payload)
 }

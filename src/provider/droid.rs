@@ -334,7 +334,7 @@ impl Out<'_> {
         let source = Source {
             record: self.record.clone(),
             offset: self.offset,
-            file: Some(self.tag.clone().into()),
+            file: Some(self.tag.as_str().into()),
         };
         let mut ev = Event::new(ID, self.session.clone(), self.next_id(), source, payload);
         ev.timestamp = self.timestamp.as_deref().map(Into::into);

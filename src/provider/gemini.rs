@@ -854,7 +854,7 @@ impl<'a> Doc<'a> {
                 (false, false) => ["**", subject, "**\n\n", description].concat(),
             };
             let mut ev = self.event(event_id, "gemini", i, Payload::Thinking { text });
-            ev.timestamp = t.timestamp.as_deref().map(str::to_owned).map(Into::into);
+            ev.timestamp = t.timestamp.as_deref().map(Into::into);
             out.push(ev);
         }
         if !delivered(id) {

@@ -514,7 +514,7 @@ impl JsonlParser {
         let source = Source {
             record: record.into(),
             offset,
-            file: Some(self.ctx.file_tag.clone().into()),
+            file: Some(self.ctx.file_tag.as_str().into()),
         };
         let id = offset_id(&self.ctx.file_tag, offset, n);
         let mut ev = Event::new(ID, self.session_for_events(), id, source, payload);
@@ -704,7 +704,7 @@ impl JsonlParser {
         let source = Source {
             record: "gemini".into(),
             offset: 0,
-            file: Some(self.ctx.file_tag.clone().into()),
+            file: Some(self.ctx.file_tag.as_str().into()),
         };
         let payload = Payload::ProviderInfo {
             topic: "token_count".into(),

@@ -368,7 +368,7 @@ impl Emitter<'_, '_> {
         let source = Source {
             record: record_name(record, RECORDS),
             offset: self.offset,
-            file: Some(self.ctx.file_tag.clone().into()),
+            file: Some(self.ctx.file_tag.as_str().into()),
         };
         let mut ev = Event::new(ID, self.ctx.session_hint.clone(), id, source, payload);
         ev.timestamp = self.timestamp.as_deref().map(Into::into);

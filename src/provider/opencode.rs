@@ -810,13 +810,13 @@ impl Ctx<'_> {
             Source {
                 record: record.to_owned().into(),
                 offset: self.offset,
-                file: self.file.map(str::to_owned).map(Into::into),
+                file: self.file.map(Into::into),
             },
             payload,
         );
         ev.timestamp = self.timestamp.as_deref().map(Into::into);
         ev.subagent.clone_from(&self.subagent);
-        ev.model = self.model.map(str::to_owned).map(Into::into);
+        ev.model = self.model.map(Into::into);
         ev
     }
 }

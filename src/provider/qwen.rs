@@ -477,7 +477,7 @@ impl QwenParser {
             let source = Source {
                 record: record.clone().into(),
                 offset,
-                file: Some(self.ctx.file_tag.clone().into()),
+                file: Some(self.ctx.file_tag.as_str().into()),
             };
             let mut ev = Event::new(ID, session.clone(), id, source, payload);
             ev.timestamp = timestamp.as_deref().map(Into::into);
@@ -902,7 +902,7 @@ impl RecordParser for QwenParser {
         let source = Source {
             record: "unknown".into(),
             offset,
-            file: Some(self.ctx.file_tag.clone().into()),
+            file: Some(self.ctx.file_tag.as_str().into()),
         };
         let payload = Payload::ProviderRaw {
             record: raw_from_str(text),
