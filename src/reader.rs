@@ -26,6 +26,13 @@ const CHUNK: usize = 256 << 10;
 /// many small files does not zero a large buffer for each.
 const FIRST_READ: usize = 16 << 10;
 
+/// A read to a file's end this long is read ahead ([`feed_lines_ahead`]).
+const READ_AHEAD_MIN: u64 = 4 << 20;
+
+/// Buffers of lines the read-ahead thread may fill before the parser
+/// takes them.
+const READ_AHEAD_DEPTH: usize = 2;
+
 /// Limits applied while reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -230,15 +237,15 @@ pub fn read_increment(
     let end = match provider.file_source_kind(ctx) {
         SourceKind::Jsonl | SourceKind::Lines => {
             file.seek(SeekFrom::Start(start))?;
-            feed_lines(
-                file,
-                start,
-                tail,
-                limits,
-                parser.as_mut(),
-                &mut counting,
-                &mut diagnostics,
-            )?
+            // A long read to the end (an export) is read ahead; the
+            // daemon's reads (held tails, small increments) are not.
+            let ahead = tail == Tail::Final && len.saturating_sub(start) >= READ_AHEAD_MIN;
+            let (p, d) = (parser.as_mut(), &mut diagnostics);
+            if ahead {
+                feed_lines_ahead(file, start, tail, limits, p, &mut counting, d)?
+            } else {
+                feed_lines(file, start, tail, limits, p, &mut counting, d)?
+            }
         }
         SourceKind::Document => {
             file.seek(SeekFrom::Start(0))?;
@@ -340,7 +347,6 @@ pub fn read_path(
 
 /// Feed complete lines of `input` (positioned at byte `start`) to `parser`.
 /// Returns the offset just after the last consumed byte.
-// Long because: the per-line hot loop and its over-long-line state stay in one frame.
 pub fn feed_lines(
     input: &mut dyn Read,
     start: u64,
@@ -350,6 +356,100 @@ pub fn feed_lines(
     out: &mut dyn FnMut(Event),
     diagnostics: &mut Vec<Diagnostic>,
 ) -> io::Result<u64> {
+    let rest = read_lines(input, start, limits, &mut |mut lines| {
+        parse_lines(&lines, limits, parser, out, diagnostics);
+        // What follows the last line end goes to the front.
+        lines.buf.copy_within(lines.end..lines.len, 0);
+        Some(lines.buf)
+    })?;
+    Ok(finish(rest, tail, limits, parser, out, diagnostics))
+}
+
+/// [`feed_lines`], with `input` read on a thread of its own while this
+/// one parses what it read before: for long reads, where the read itself
+/// (the kernel's copy of every byte) would otherwise be a tenth of the
+/// parse stage's time. The thread is created by this one and so holds
+/// the same confinement (Landlock domain, seccomp filter, no privileges);
+/// it only reads `input` and hands over buffers of whole lines.
+pub fn feed_lines_ahead(
+    input: &mut (dyn Read + Send),
+    start: u64,
+    tail: Tail,
+    limits: Limits,
+    parser: &mut dyn RecordParser,
+    out: &mut dyn FnMut(Event),
+    diagnostics: &mut Vec<Diagnostic>,
+) -> io::Result<u64> {
+    let rest = std::thread::scope(|scope| {
+        // Made in this closure, so that a panic while parsing drops them
+        // and the reader, finding nobody to hand its lines to, stops.
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Lines>(READ_AHEAD_DEPTH);
+        let (spare_tx, spare_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(READ_AHEAD_DEPTH + 2);
+        let reader = std::thread::Builder::new()
+            .name("kato:read-ahead".into())
+            .spawn_scoped(scope, move || {
+                read_lines(input, start, limits, &mut |lines| {
+                    // The unfinished line goes to the front of the next
+                    // buffer: one handed back, or a new one.
+                    let carried = lines.len - lines.end;
+                    let mut next = spare_rx.try_recv().unwrap_or_default();
+                    let want = (carried + CHUNK).max(2 * CHUNK);
+                    if next.len() < want {
+                        next.resize(want, 0);
+                    }
+                    next[..carried].copy_from_slice(&lines.buf[lines.end..lines.len]);
+                    full_tx.send(lines).ok()?;
+                    Some(next)
+                })
+            })?;
+        for lines in full_rx.iter() {
+            parse_lines(&lines, limits, parser, out, diagnostics);
+            // A buffer grown for a long line is not kept.
+            if lines.buf.len() <= 2 * CHUNK {
+                let _ = spare_tx.try_send(lines.buf);
+            }
+        }
+        reader
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the read-ahead thread failed")))
+    })?;
+    Ok(finish(rest, tail, limits, parser, out, diagnostics))
+}
+
+/// Complete lines just read: `buf[start..end]`, each ended by `\n`, the
+/// first at file offset `base + start`. `buf[end..len]` is the beginning of
+/// a line not read to its end yet.
+struct Lines {
+    base: u64,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    len: usize,
+}
+
+/// Where [`read_lines`] stopped: `buf[..len]` are the bytes after the last
+/// line end, at file offset `base`.
+struct Rest {
+    base: u64,
+    buf: Vec<u8>,
+    len: usize,
+    /// An over-long line being skipped: (offset of its start, bytes seen).
+    skipping: Option<(u64, u64)>,
+    /// Lines longer than the cap that were skipped unbuffered.
+    too_long: Vec<Diagnostic>,
+}
+
+/// Read `input` (positioned at byte `start`) to its end and hand each
+/// read's complete lines to `lines`, which returns the buffer to read on
+/// into, holding at its front what followed the last line end (`None`
+/// stops reading).
+// Long because: the read loop and its over-long-line state stay in one frame.
+fn read_lines(
+    input: &mut dyn Read,
+    start: u64,
+    limits: Limits,
+    lines: &mut dyn FnMut(Lines) -> Option<Vec<u8>>,
+) -> io::Result<Rest> {
     // Read straight into the line buffer, after what the last read left
     // of an unfinished line: each byte is copied once, by the kernel. The
     // buffer is zeroed once as it grows: from a size small files need,
@@ -361,8 +461,8 @@ pub fn feed_lines(
     let mut filled = false;
     // Offset of buf[0] in the file.
     let mut base = start;
-    // Set while discarding an over-long line: (offset of its start, bytes seen).
     let mut skipping: Option<(u64, u64)> = None;
+    let mut too_long = Vec::new();
     loop {
         let spare = buf.len() - len;
         if spare == 0
@@ -391,7 +491,7 @@ pub fn feed_lines(
             match memchr::memchr(b'\n', &buf[..len]) {
                 Some(i) => {
                     let long = seen + i as u64;
-                    diagnostics.push(too_long(line_start, long, limits));
+                    too_long.push(too_long_line(line_start, long, limits));
                     // buf[0] is the line's byte `seen`; the next line
                     // starts after its end.
                     base = line_start + seen;
@@ -405,21 +505,35 @@ pub fn feed_lines(
                 }
             }
         }
-        while let Some(i) = memchr::memchr(b'\n', &buf[from..len]) {
-            let end = from + i;
-            let line = &buf[pos..end];
-            let offset = base + pos as u64;
-            if line.len() > limits.line_cap {
-                diagnostics.push(too_long(offset, line.len() as u64, limits));
-            } else {
-                parse_line(offset, line, parser, out, diagnostics);
+        match memchr::memrchr(b'\n', &buf[from..len]) {
+            Some(i) => {
+                let end = from + i + 1;
+                let read = Lines {
+                    base,
+                    buf,
+                    start: pos,
+                    end,
+                    len,
+                };
+                let Some(next) = lines(read) else {
+                    return Ok(Rest {
+                        base: base + end as u64,
+                        buf: Vec::new(),
+                        len: 0,
+                        skipping: None,
+                        too_long,
+                    });
+                };
+                buf = next;
+                len -= end;
+                base += end as u64;
             }
-            pos = end + 1;
-            from = pos;
+            None => {
+                buf.copy_within(pos..len, 0);
+                len -= pos;
+                base += pos as u64;
+            }
         }
-        buf.copy_within(pos..len, 0);
-        len -= pos;
-        base += pos as u64;
         if len > limits.line_cap {
             skipping = Some((base, len as u64));
             len = 0;
@@ -427,23 +541,70 @@ pub fn feed_lines(
             buf.shrink_to_fit();
         }
     }
-    let buf = &buf[..len];
-    if let Some((line_start, seen)) = skipping {
+    Ok(Rest {
+        base,
+        buf,
+        len,
+        skipping,
+        too_long,
+    })
+}
+
+/// Parse each line of `lines` (or report it over-long).
+fn parse_lines(
+    lines: &Lines,
+    limits: Limits,
+    parser: &mut dyn RecordParser,
+    out: &mut dyn FnMut(Event),
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let mut pos = lines.start;
+    while let Some(i) = memchr::memchr(b'\n', &lines.buf[pos..lines.end]) {
+        let end = pos + i;
+        let line = &lines.buf[pos..end];
+        let offset = lines.base + pos as u64;
+        if line.len() > limits.line_cap {
+            diagnostics.push(too_long_line(offset, line.len() as u64, limits));
+        } else {
+            parse_line(offset, line, parser, out, diagnostics);
+        }
+        pos = end + 1;
+    }
+}
+
+/// The end of a read: what followed the last line end, by `tail`.
+/// Returns the offset just after the last consumed byte.
+fn finish(
+    rest: Rest,
+    tail: Tail,
+    limits: Limits,
+    parser: &mut dyn RecordParser,
+    out: &mut dyn FnMut(Event),
+    diagnostics: &mut Vec<Diagnostic>,
+) -> u64 {
+    // Lines skipped unbuffered take their place among the others.
+    if !rest.too_long.is_empty() {
+        diagnostics.extend(rest.too_long);
+        diagnostics.sort_by_key(|d| d.offset);
+    }
+    let base = rest.base;
+    let buf = &rest.buf[..rest.len];
+    if let Some((line_start, seen)) = rest.skipping {
         // An over-long line with no end yet: under Hold leave it for later
         // (it is rescanned without being buffered); under Final report it.
-        return Ok(match tail {
+        return match tail {
             Tail::Hold => line_start,
             Tail::Final => {
-                diagnostics.push(too_long(line_start, seen, limits));
+                diagnostics.push(too_long_line(line_start, seen, limits));
                 line_start + seen
             }
-        });
+        };
     }
     if buf.is_empty() {
-        return Ok(base);
+        return base;
     }
     match tail {
-        Tail::Hold => Ok(base),
+        Tail::Hold => base,
         Tail::Final => {
             let line = trim_cr(buf);
             if !line.iter().all(u8::is_ascii_whitespace) {
@@ -455,12 +616,12 @@ pub fn feed_lines(
                     diagnostics.push(d);
                 }
             }
-            Ok(base + buf.len() as u64)
+            base + buf.len() as u64
         }
     }
 }
 
-fn too_long(offset: u64, len: u64, limits: Limits) -> Diagnostic {
+fn too_long_line(offset: u64, len: u64, limits: Limits) -> Diagnostic {
     Diagnostic {
         offset,
         len,
@@ -587,20 +748,47 @@ mod tests {
         }
     }
 
+    /// The line feeds, with and without reading ahead.
+    type Feed = fn(
+        &mut (dyn Read + Send),
+        u64,
+        Tail,
+        Limits,
+        &mut dyn RecordParser,
+        &mut dyn FnMut(Event),
+        &mut Vec<Diagnostic>,
+    ) -> io::Result<u64>;
+
+    const FEEDS: [(&str, Feed); 2] = [
+        ("in place", |i, s, t, l, p, o, d| {
+            feed_lines(i, s, t, l, p, o, d)
+        }),
+        ("ahead", feed_lines_ahead),
+    ];
+
+    /// Each feed of `input`: the offsets of the events, the diagnostics
+    /// and the end; every feed must give the same.
     fn run(input: &[u8], tail: Tail, cap: usize) -> (Vec<u64>, Vec<Diagnostic>, u64) {
-        let mut ids = Vec::new();
-        let mut diags = Vec::new();
-        let end = feed_lines(
-            &mut &input[..],
-            0,
-            tail,
-            Limits { line_cap: cap },
-            &mut Echo,
-            &mut |e| ids.push(e.source.offset),
-            &mut diags,
-        )
-        .unwrap();
-        (ids, diags, end)
+        let mut each = FEEDS.iter().map(|(name, feed)| {
+            let mut ids = Vec::new();
+            let mut diags = Vec::new();
+            let end = feed(
+                &mut &input[..],
+                0,
+                tail,
+                Limits { line_cap: cap },
+                &mut Echo,
+                &mut |e| ids.push(e.source.offset),
+                &mut diags,
+            )
+            .unwrap();
+            (*name, (ids, diags, end))
+        });
+        let (_, first) = each.next().unwrap();
+        for (name, other) in each {
+            assert_eq!(other, first, "{name}");
+        }
+        first
     }
 
     #[test]
@@ -678,41 +866,49 @@ mod tests {
             40,
             7,
         ];
-        let mut input = Vec::new();
-        let mut want = (Vec::new(), Vec::new());
-        let cap = 2 * CHUNK;
-        for (i, &n) in sizes.iter().cycle().take(30).enumerate() {
-            let at = input.len() as u64;
-            let line = format!("{{\"{i}\":\"{}\"}}", "v".repeat(n));
-            if line.len() > cap {
-                want.1.push((at, line.len() as u64));
-            } else {
-                want.0.push(at);
+        // Kept lines up to a buffer long, or up to several (carried over
+        // from buffer to buffer as they are read).
+        for cap in [2 * CHUNK, 4 * CHUNK] {
+            let mut input = Vec::new();
+            let mut want = (Vec::new(), Vec::new());
+            for (i, &n) in sizes.iter().cycle().take(30).enumerate() {
+                let at = input.len() as u64;
+                let line = format!("{{\"{i}\":\"{}\"}}", "v".repeat(n));
+                if line.len() > cap {
+                    want.1.push((at, line.len() as u64));
+                } else {
+                    want.0.push(at);
+                }
+                input.extend_from_slice(line.as_bytes());
+                input.push(b'\n');
             }
-            input.extend_from_slice(line.as_bytes());
-            input.push(b'\n');
-        }
-        for trickle in [false, true] {
-            let (mut ids, mut diags) = (Vec::new(), Vec::new());
-            let mut whole = &input[..];
-            let mut slow = Trickle {
-                data: &input,
-                step: 1,
-            };
-            let src: &mut dyn Read = if trickle { &mut slow } else { &mut whole };
-            let end = feed_lines(
-                src,
-                0,
-                Tail::Hold,
-                Limits { line_cap: cap },
-                &mut Echo,
-                &mut |e| ids.push(e.source.offset),
-                &mut diags,
-            )
-            .unwrap();
-            let long: Vec<(u64, u64)> = diags.iter().map(|d| (d.offset, d.len)).collect();
-            assert_eq!((&ids, &long), (&want.0, &want.1), "trickle {trickle}");
-            assert_eq!(end, input.len() as u64);
+            let each = FEEDS.iter().flat_map(|f| [(f, false), (f, true)]);
+            for ((name, feed), trickle) in each {
+                let (mut ids, mut diags) = (Vec::new(), Vec::new());
+                let mut whole = &input[..];
+                let mut slow = Trickle {
+                    data: &input,
+                    step: 1,
+                };
+                let src: &mut (dyn Read + Send) = if trickle { &mut slow } else { &mut whole };
+                let end = feed(
+                    src,
+                    0,
+                    Tail::Hold,
+                    Limits { line_cap: cap },
+                    &mut Echo,
+                    &mut |e| ids.push(e.source.offset),
+                    &mut diags,
+                )
+                .unwrap();
+                let long: Vec<(u64, u64)> = diags.iter().map(|d| (d.offset, d.len)).collect();
+                assert_eq!(
+                    (&ids, &long),
+                    (&want.0, &want.1),
+                    "{name}, trickle {trickle}, cap {cap}"
+                );
+                assert_eq!(end, input.len() as u64);
+            }
         }
     }
 

@@ -210,6 +210,80 @@ fn harden_process_shows_in_proc_status() {
     });
 }
 
+/// `kato export` reads a long session ahead, on a thread the confined parse
+/// stage creates: that thread holds the stage's confinement (it inherits
+/// the Landlock domain and the seccomp filter with its credentials), and
+/// /proc shows no capability, no_new_privs and the filter on it.
+#[test]
+fn the_read_ahead_thread_holds_the_parse_stage_confinement() {
+    in_child(
+        "the_read_ahead_thread_holds_the_parse_stage_confinement",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let path = tmp
+                .path()
+                .join("00000000-0000-4000-8000-000000000001.jsonl");
+            // Well past the length read ahead (4 MiB).
+            let mut text = String::new();
+            let mut lines = 0;
+            while text.len() < 6 << 20 {
+                text.push_str(&crate::harness::claude_line("read-ahead", lines));
+                lines += 1;
+            }
+            fs::write(&path, text).unwrap();
+            let (at_tx, at_rx) = mpsc::channel::<()>();
+            let (go_tx, go_rx) = mpsc::channel::<()>();
+            let p = path.clone();
+            let t = std::thread::spawn(move || {
+                harden_process(SandboxMode::Enforce).unwrap();
+                profiles::export(std::slice::from_ref(&p), None, None)
+                    .apply(SandboxMode::Enforce)
+                    .unwrap();
+                let provider = kato::provider::by_name("claude").unwrap();
+                let mut events = 0u32;
+                let inc = kato::reader::read_path(
+                    &p,
+                    provider,
+                    kato::reader::Limits::default(),
+                    &mut |_| {
+                        // Hold the first event until the reader was seen.
+                        if events == 0 {
+                            at_tx.send(()).unwrap();
+                            go_rx.recv().unwrap();
+                        }
+                        events += 1;
+                    },
+                );
+                (
+                    inc.map(|i| i.diagnostics).map_err(|e| e.to_string()),
+                    events,
+                )
+            });
+            at_rx.recv().unwrap();
+            // The reader is now blocked handing over buffers it read.
+            let mut seen = Vec::new();
+            for task in fs::read_dir("/proc/self/task").unwrap() {
+                let dir = task.unwrap().path();
+                let comm = fs::read_to_string(dir.join("comm")).unwrap_or_default();
+                if comm.trim_end() == "kato:read-ahead" {
+                    seen.push(fs::read_to_string(dir.join("status")).unwrap());
+                }
+            }
+            go_tx.send(()).unwrap();
+            let (read, events) = t.join().unwrap();
+            assert_eq!(read, Ok(Vec::new()));
+            assert_eq!(events, lines, "every line read once");
+            assert_eq!(seen.len(), 1, "one read-ahead thread");
+            let status = &seen[0];
+            for key in ["CapEff", "CapPrm", "CapInh", "CapAmb"] {
+                assert_eq!(status_field(status, key), "0000000000000000", "{key}");
+            }
+            assert_eq!(status_field(status, "NoNewPrivs"), "1");
+            assert_eq!(status_field(status, "Seccomp"), "2");
+        },
+    );
+}
+
 #[test]
 fn provider_stage_reads_its_roots_and_nothing_else() {
     in_child("provider_stage_reads_its_roots_and_nothing_else", || {
