@@ -544,6 +544,42 @@ pub fn null_raw() -> Box<RawValue> {
     RawValue::from_string("null".to_owned()).expect("`null` is valid JSON")
 }
 
+/// Texts a reader's consumer throws away (a Markdown export without
+/// `--thinking` or `--tool-calls`). [`Hidden::strip`] empties them; a
+/// parser told of them ([`crate::provider::RecordParser::hide`]) may leave
+/// them undecoded, as long as what it emits is what it would emit
+/// otherwise, stripped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hidden {
+    /// Thinking texts.
+    pub thinking: bool,
+    /// Tool inputs, outputs and whether a tool failed.
+    pub tools: bool,
+    /// Provider records (`provider.info` data but a title, and raw records).
+    pub provider: bool,
+}
+
+impl Hidden {
+    /// Empty what `self` hides in `ev`.
+    pub fn strip(self, ev: &mut Event) {
+        match &mut ev.payload {
+            Payload::Thinking { text } if self.thinking => *text = String::new(),
+            Payload::ToolCall { input, .. } if self.tools => *input = null_raw(),
+            Payload::ToolResult {
+                output, is_error, ..
+            } if self.tools => {
+                *output = String::new();
+                *is_error = false;
+            }
+            Payload::ProviderInfo { topic, data } if self.provider && topic != "title" => {
+                *data = null_raw();
+            }
+            Payload::ProviderRaw { record } if self.provider => *record = null_raw(),
+            _ => {}
+        }
+    }
+}
+
 /// A record name as an event's [`Source`] holds it: one of `known` (the
 /// record types a provider usually meets) is shared, any other is copied.
 pub fn record_name(name: &str, known: &[&'static str]) -> Cow<'static, str> {

@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::config::{Config, MarkdownOptions};
 use crate::discover::{self, Found, SessionFiles};
 use crate::error::{Error, Result};
-use crate::event::{Event, ProviderId};
+use crate::event::{Event, Hidden, ProviderId};
 use crate::reader::{self, DiagKind, Limits};
 use crate::redact::{RedactionStats, Redactor};
 
@@ -114,6 +114,7 @@ fn resolve_path(config: &Config, path: &Path) -> Result<SessionFiles> {
 pub fn limits(config: &Config) -> Limits {
     Limits {
         line_cap: config.line_cap,
+        ..Limits::default()
     }
 }
 
@@ -426,7 +427,7 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     let parse_session = session.clone();
     let meta_redactor = redactor.clone();
     let parse_redactor = redactor.clone();
-    let hidden = Hidden::of(req);
+    let hidden = hidden(req);
     let (spent_tx, spent_rx) = std::sync::mpsc::sync_channel(IN_FLIGHT + 1);
     let (parse_tx, parse_rx) = std::sync::mpsc::sync_channel::<Msg>(stage::STAGE_QUEUE);
     let sizes: Vec<u64> = files
@@ -634,38 +635,23 @@ fn sink(out_file: Option<std::fs::File>, dry_run: bool) -> Box<dyn Write> {
     }
 }
 
+/// What a Markdown export does not show: thinking without `--thinking`,
+/// tool calls and results without `--tool-calls`, and provider records
+/// (but a title). Those events still reach the metadata (their times and
+/// models), but their text is never written, so the parse stage empties
+/// it before redaction and rendering, and tells the parsers, which may
+/// leave it undecoded.
+fn hidden(req: &Request) -> Hidden {
+    let markdown = req.format == ExportFormat::Markdown;
+    Hidden {
+        thinking: markdown && !req.markdown.thinking,
+        tools: markdown && !req.markdown.tool_calls,
+        provider: markdown,
+    }
+}
+
 /// The parse stage of a one-shot export: the events, redacted, in
 /// batches. Errors are sent, not returned.
-/// What a Markdown export does not show: thinking without `--thinking`,
-/// tool calls and results without `--tool-calls`. Those events still
-/// reach the metadata (their times and models), but their text is never
-/// written, so the parse stage drops it before redaction and rendering.
-#[derive(Debug, Clone, Copy)]
-struct Hidden {
-    thinking: bool,
-    tools: bool,
-}
-
-impl Hidden {
-    fn of(req: &Request) -> Hidden {
-        let markdown = req.format == ExportFormat::Markdown;
-        Hidden {
-            thinking: markdown && !req.markdown.thinking,
-            tools: markdown && !req.markdown.tool_calls,
-        }
-    }
-
-    fn strip(self, ev: &mut Event) {
-        use crate::event::Payload as P;
-        match &mut ev.payload {
-            P::Thinking { text } if self.thinking => *text = String::new(),
-            P::ToolCall { input, .. } if self.tools => *input = crate::event::null_raw(),
-            P::ToolResult { output, .. } if self.tools => *output = String::new(),
-            _ => {}
-        }
-    }
-}
-
 fn parse_stage(
     session: &SessionFiles,
     limits: Limits,
@@ -690,6 +676,8 @@ fn parse_stage(
     // each batch arrives, or, when the write stage is behind (every batch
     // in flight, none back), by this stage, which sends the batch and then
     // waits for one back. The work goes to whichever stage has time.
+    // The parsers are told what is stripped: they may leave it undecoded.
+    let limits = Limits { hidden, ..limits };
     let r = stream_session(session, limits, &mut skipped, &mut |mut ev| {
         if closed {
             return;
@@ -1406,7 +1394,7 @@ mod tests {
         let (tx, rx) = sync_channel::<Msg>(64);
         let (spent_tx, spent_rx) = sync_channel(IN_FLIGHT + 1);
         let position = crate::progress::Position::new(vec![0]);
-        let hidden = Hidden::of(&markdown_request());
+        let hidden = hidden(&markdown_request());
         std::thread::scope(|scope| {
             let (tx, spent_rx) = (tx, spent_rx);
             scope.spawn(move || {

@@ -13,7 +13,7 @@ use std::os::unix::fs::MetadataExt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Event;
+use crate::event::{Event, Hidden};
 use crate::provider::{FileCtx, Malformed, Provider, RecordParser, SourceKind, Unsupported};
 
 /// Default cap on one line (and on one whole document): 64 MiB.
@@ -33,17 +33,21 @@ const READ_AHEAD_MIN: u64 = 4 << 20;
 /// takes them.
 const READ_AHEAD_DEPTH: usize = 2;
 
-/// Limits applied while reading.
+/// Limits applied while reading, and what the reader's consumer throws away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Longest line (or document) accepted, in bytes; longer ones are skipped.
     pub line_cap: usize,
+    /// Texts the consumer empties: the parser is told
+    /// ([`RecordParser::hide`]) and may leave them undecoded.
+    pub hidden: Hidden,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             line_cap: DEFAULT_LINE_CAP,
+            hidden: Hidden::default(),
         }
     }
 }
@@ -226,6 +230,7 @@ pub fn read_increment(
     if reset.is_some() {
         parser = provider.parser(ctx);
     }
+    parser.hide(limits.hidden);
 
     let mut events = 0u64;
     // Commands are derived here, in the parse stage, from human messages
@@ -776,7 +781,10 @@ mod tests {
                 &mut &input[..],
                 0,
                 tail,
-                Limits { line_cap: cap },
+                Limits {
+                    line_cap: cap,
+                    ..Limits::default()
+                },
                 &mut Echo,
                 &mut |e| ids.push(e.source.offset),
                 &mut diags,
@@ -895,7 +903,10 @@ mod tests {
                     src,
                     0,
                     Tail::Hold,
-                    Limits { line_cap: cap },
+                    Limits {
+                        line_cap: cap,
+                        ..Limits::default()
+                    },
                     &mut Echo,
                     &mut |e| ids.push(e.source.offset),
                     &mut diags,

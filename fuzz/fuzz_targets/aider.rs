@@ -20,6 +20,7 @@ fn read(data: &[u8], split: usize) -> Vec<String> {
     let ctx = ctx_for_path(provider, Path::new(FILE));
     let limits = Limits {
         line_cap: jsonl::LINE_CAP,
+        ..Limits::default()
     };
     let mut events = Vec::new();
     let mut diagnostics = Vec::new();

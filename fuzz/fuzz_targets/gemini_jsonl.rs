@@ -30,6 +30,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         Tail::Final,
         Limits {
             line_cap: jsonl::LINE_CAP,
+            ..Limits::default()
         },
         parser.as_mut(),
         &mut |e| assert!(ids.insert(e.event_id.clone()), "{} twice", e.event_id),

@@ -18,7 +18,10 @@ pub const LINE_CAP: usize = 16 << 10;
 pub fn run(provider: &str, file: &str, data: &[u8]) {
     let provider = by_name(provider).expect("registered provider");
     let ctx = ctx_for_path(provider, Path::new(file));
-    let limits = Limits { line_cap: LINE_CAP };
+    let limits = Limits {
+        line_cap: LINE_CAP,
+        ..Limits::default()
+    };
 
     // Read in two increments, split at a point chosen by the input, with
     // the parser state persisted and restored in between.

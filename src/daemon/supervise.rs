@@ -270,6 +270,7 @@ impl Supervisor {
             known,
             limits: Limits {
                 line_cap: cfg.line_cap,
+                ..Limits::default()
             },
             rescan: Duration::from_secs(cfg.rescan_secs),
             out: self.tx.clone(),

@@ -68,12 +68,12 @@ use serde_json::value::RawValue;
 
 use crate::event::raw_copy;
 use crate::event::{
-    null_raw, raw_from_str, raw_json, Event, Kind, Payload, ProviderId, Source, Subagent,
+    null_raw, raw_from_str, raw_json, Event, Hidden, Kind, Payload, ProviderId, Source, Subagent,
     SystemCategory,
 };
 use crate::provider::{
     copy, first_line_object, offset_id, stem, BorrowedStr, ConfigSection, FileCtx, Malformed,
-    Provider, RecordParser, Sniff, SourceKind,
+    Provider, RecordParser, Sniff, SourceKind, Unkept,
 };
 
 pub const ID: ProviderId = ProviderId::Codex;
@@ -315,18 +315,17 @@ impl<'a> From<BorrowedStr<'a>> for Output<'a> {
 // (unit tests, the `codex_paths` fuzz target) checks the outcome on any
 // input.
 
-/// [`Item`], but `output` must be a string (decoded right away).
-type FastItem<'a> = Item<'a, BorrowedStr<'a>>;
-
 /// An enveloped `response_item` line, or an `event_msg` line of a kind
-/// that carries a text, read in one pass.
-struct FastLine<'a> {
+/// that carries a text, read in one pass. An item's `output` is read as
+/// `O`: a string decoded right away ([`BorrowedStr`]), or, when the
+/// consumer throws tool outputs away, any value left undecoded.
+struct FastLine<'a, O> {
     timestamp: Option<Cow<'a, str>>,
-    payload: FastPayload<'a>,
+    payload: FastPayload<'a, O>,
 }
 
-enum FastPayload<'a> {
-    Item(FastItem<'a>),
+enum FastPayload<'a, O> {
+    Item(Item<'a, O>),
     Event(FastEvent<'a>),
 }
 
@@ -388,15 +387,18 @@ fn give_up<E: de::Error>() -> E {
     E::custom("not a fast-path line")
 }
 
-impl<'de> Deserialize<'de> for FastLine<'de> {
+impl<'de, O: Deserialize<'de>> Deserialize<'de> for FastLine<'de, O> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Line;
-        impl<'de> Visitor<'de> for Line {
-            type Value = FastLine<'de>;
+        struct Line<O>(PhantomData<O>);
+        impl<'de, O: Deserialize<'de>> Visitor<'de> for Line<O> {
+            type Value = FastLine<'de, O>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("an enveloped response item")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FastLine<'de>, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FastLine<'de, O>, A::Error> {
                 // Some(true) for `response_item`, Some(false) for `event_msg`.
                 let mut typed: Option<bool> = None;
                 let mut timestamp: Option<Option<Cow<'de, str>>> = None;
@@ -463,7 +465,7 @@ impl<'de> Deserialize<'de> for FastLine<'de> {
                 }
             }
         }
-        d.deserialize_map(Line)
+        d.deserialize_map(Line(PhantomData))
     }
 }
 
@@ -832,6 +834,11 @@ pub struct CodexParser {
     /// [`FileCtx::file_tag`], shared by the events.
     file: Arc<str>,
     st: State,
+    /// What the consumer throws away ([`RecordParser::hide`]): tool
+    /// inputs and outputs are then checked but not kept (outputs not
+    /// decoded), provider records not copied. Thinking is still read: its
+    /// texts find their twins.
+    hidden: Hidden,
 }
 
 /// Where the events of the current line come from.
@@ -1085,6 +1092,27 @@ fn tool_output(output: Output<'_>) -> Result<(String, bool), Malformed> {
     }
 }
 
+/// [`tool_output`] that the consumer throws away (and whether the tool
+/// failed): checked as it checks it, nothing kept.
+fn unkept_tool_output(raw: &RawValue) -> Result<(String, bool), Malformed> {
+    let json = raw.get();
+    // The reader checked the string's escapes and characters; decoding it
+    // fails only for a lone surrogate, which takes a `\u` escape.
+    if !json.starts_with('"') || memchr::memmem::find(json.as_bytes(), b"\\u").is_some() {
+        tool_output(Output::Raw(raw))?;
+    }
+    Ok((String::new(), false))
+}
+
+/// [`tool_input`] that the consumer throws away: the arguments checked as
+/// it checks them, nothing kept.
+fn unkept_tool_input(raw: Option<&RawValue>) -> Result<Box<RawValue>, Malformed> {
+    if let Some(raw) = raw.filter(|r| r.get().starts_with('"')) {
+        let _: Unkept = shape(serde_json::from_str(raw.get()))?;
+    }
+    Ok(null_raw())
+}
+
 /// Tool input: arguments that are a JSON string are parsed; anything else
 /// is kept as JSON (a string when it is not JSON).
 fn tool_input(raw: Option<&RawValue>) -> Result<Box<RawValue>, Malformed> {
@@ -1110,6 +1138,7 @@ impl CodexParser {
             file: ctx.file_tag.as_str().into(),
             ctx,
             st,
+            hidden: Hidden::default(),
         }
     }
 
@@ -1158,14 +1187,13 @@ impl CodexParser {
     }
 
     fn info(&self, line: &mut LineCtx, topic: &str, data: &RawValue, out: &mut dyn FnMut(Event)) {
-        self.emit(
-            line,
-            Payload::ProviderInfo {
-                topic: topic.to_owned(),
-                data: raw_copy(data),
-            },
-            out,
-        );
+        let data = if self.hidden.provider && topic != "title" {
+            null_raw()
+        } else {
+            raw_copy(data)
+        };
+        let topic = topic.to_owned();
+        self.emit(line, Payload::ProviderInfo { topic, data }, out);
     }
 
     fn system(
@@ -1517,7 +1545,12 @@ impl CodexParser {
             "function_call" | "custom_tool_call" => {
                 let call_id = item.call_id.as_deref().ok_or_else(|| missing("call_id"))?;
                 let name = item.name.as_deref().ok_or_else(|| missing("name"))?;
-                let input = if kind == "function_call" {
+                let input = if self.hidden.tools {
+                    match &item.input {
+                        Some(_) if kind == "custom_tool_call" => null_raw(),
+                        _ => unkept_tool_input(item.arguments)?,
+                    }
+                } else if kind == "function_call" {
                     tool_input(item.arguments)?
                 } else {
                     match &item.input {
@@ -1538,7 +1571,10 @@ impl CodexParser {
             "function_call_output" | "custom_tool_call_output" => {
                 let call_id = item.call_id.as_deref().ok_or_else(|| missing("call_id"))?;
                 let raw = item.output.ok_or_else(|| missing("output"))?;
-                let (output, is_error) = tool_output(raw.into())?;
+                let (output, is_error) = match raw.into() {
+                    Output::Raw(raw) if self.hidden.tools => unkept_tool_output(raw)?,
+                    output => tool_output(output)?,
+                };
                 self.emit(
                     line,
                     Payload::ToolResult {
@@ -1964,25 +2000,21 @@ impl RecordParser for CodexParser {
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed> {
         let json = std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)?;
-        let fast = may_be_fast(bytes).then(|| serde_json::from_str::<FastLine<'_>>(json));
-        if let Some(Ok(fast)) = fast {
-            let ts = fast.timestamp.as_deref();
-            match fast.payload {
-                FastPayload::Item(item) => {
-                    self.step_copy(ts);
-                    let mut line = LineCtx::new(offset, ts, "response_item");
-                    return self.typed_item(&mut line, item, out);
-                }
-                FastPayload::Event(ev) => {
-                    if let Some(ev) = ev.typed() {
-                        self.step_copy(ts);
-                        let mut line = LineCtx::new(offset, ts, "event_msg");
-                        return self.text_event(&mut line, ev, out);
-                    }
-                }
+        if may_be_fast(bytes) {
+            let done = if self.hidden.tools {
+                self.fast::<&RawValue>(offset, json, out)
+            } else {
+                self.fast::<BorrowedStr<'_>>(offset, json, out)
+            };
+            if let Some(done) = done {
+                return done;
             }
         }
         self.general(offset, bytes, json, out)
+    }
+
+    fn hide(&mut self, hidden: Hidden) {
+        self.hidden = hidden;
     }
 
     fn flush(&mut self, out: &mut dyn FnMut(Event)) {
@@ -2019,6 +2051,31 @@ impl RecordParser for CodexParser {
 }
 
 impl CodexParser {
+    /// A line the fast path reads, tool outputs read as `O`; `None` leaves
+    /// it to the general path.
+    fn fast<'a, O: Deserialize<'a> + Into<Output<'a>>>(
+        &mut self,
+        offset: u64,
+        json: &'a str,
+        out: &mut dyn FnMut(Event),
+    ) -> Option<Result<(), Malformed>> {
+        let fast = serde_json::from_str::<FastLine<'a, O>>(json).ok()?;
+        let ts = fast.timestamp.as_deref();
+        match fast.payload {
+            FastPayload::Item(item) => {
+                self.step_copy(ts);
+                let mut line = LineCtx::new(offset, ts, "response_item");
+                Some(self.typed_item(&mut line, item, out))
+            }
+            FastPayload::Event(ev) => {
+                let ev = ev.typed()?;
+                self.step_copy(ts);
+                let mut line = LineCtx::new(offset, ts, "event_msg");
+                Some(self.text_event(&mut line, ev, out))
+            }
+        }
+    }
+
     /// Any line, the general way (the fast path aside).
     fn general(
         &mut self,
@@ -2113,6 +2170,20 @@ pub fn read_both_ways(lines: &[&[u8]]) -> [(Vec<String>, Vec<String>); 2] {
     )
 }
 
+/// [`super::read_hidden_both_ways`] for [`Codex`]: the `codex_paths` fuzz
+/// target and the unit tests check that a parser told what the consumer
+/// throws away reads as one that reads it all.
+#[doc(hidden)]
+pub fn read_hidden_both_ways(lines: &[&[u8]]) -> [(Vec<String>, Vec<String>); 2] {
+    let ctx = FileCtx {
+        provider: ID,
+        file_tag: "f".into(),
+        session_hint: "hint".into(),
+        subagent: None,
+    };
+    super::read_hidden_both_ways(lines, || CodexParser::new(ctx.clone()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2129,7 +2200,7 @@ mod tests {
         let mut tried = 0;
         for text in [LEGACY, V034, MODERN, SUBAGENT, RESUMED, spaced] {
             for line in text.lines() {
-                let reads = serde_json::from_str::<FastLine<'_>>(line).is_ok();
+                let reads = serde_json::from_str::<FastLine<'_, BorrowedStr<'_>>>(line).is_ok();
                 assert!(!reads || may_be_fast(line.as_bytes()), "{line}");
                 tried += usize::from(reads);
             }
@@ -3374,7 +3445,7 @@ mod tests {
     }
 
     fn fast(line: &str) -> bool {
-        match serde_json::from_str::<FastLine<'_>>(line) {
+        match serde_json::from_str::<FastLine<'_, BorrowedStr<'_>>>(line) {
             Ok(FastLine {
                 payload: FastPayload::Event(ev),
                 ..
@@ -3443,5 +3514,75 @@ mod tests {
         }
         let [all, _] = both_ways(&(edge.join("\n") + "\n"));
         assert!(!all.0.is_empty() && !all.1.is_empty());
+    }
+
+    /// Events (stripped) and errors of `text` read by a parser that hides
+    /// tool texts and provider records, and by one that reads them all.
+    fn hidden_both_ways(text: &str) -> [(Vec<String>, Vec<String>); 2] {
+        let lines: Vec<&[u8]> = lines(text).iter().map(|(_, l)| l.as_bytes()).collect();
+        read_hidden_both_ways(&lines)
+    }
+
+    #[test]
+    fn hidden_tool_texts_left_undecoded_read_as_stripped_ones() {
+        for text in [LEGACY, V034, MODERN, SUBAGENT, RESUMED] {
+            let [hidden, full] = hidden_both_ways(text);
+            assert_eq!(hidden, full);
+        }
+        // What a hidden text still has to be: a string that decodes (a lone
+        // surrogate is refused either way), or a list of blocks.
+        let edge = [
+            r#"{"type":"response_item","payload":{"type":"function_call","name":"shell","arguments":"{\"command\":[\"ls\"]}","call_id":"c1"}}"#,
+            r#"{"type":"response_item","payload":{"type":"function_call","name":"shell","arguments":{"command":"ls"},"call_id":"c2"}}"#,
+            r#"{"type":"response_item","payload":{"type":"function_call","name":"shell","arguments":"\ud800","call_id":"c3"}}"#,
+            r#"{"type":"response_item","payload":{"type":"custom_tool_call","name":"apply_patch","input":"*** Begin Patch","call_id":"c4"}}"#,
+            r#"{"type":"response_item","payload":{"type":"custom_tool_call","name":"apply_patch","arguments":"\udc00","call_id":"c5"}}"#,
+            r#"{"type":"response_item","payload":{"type":"function_call_output","call_id":"c1","output":"Exit code: 1\nOutput:\nno"}}"#,
+            r#"{"type":"response_item","payload":{"type":"function_call_output","call_id":"c1","output":"{\"output\":\"x\",\"metadata\":{\"exit_code\":2}}"}}"#,
+            r#"{"type":"response_item","payload":{"type":"function_call_output","call_id":"c2","output":"bad \ud800 surrogate"}}"#,
+            r#"{"type":"response_item","payload":{"type":"function_call_output","call_id":"c3","output":[{"type":"input_text","text":"a"},{"type":"input_image"}]}}"#,
+            r#"{"type":"response_item","payload":{"type":"function_call_output","call_id":"c4","output":[{"text":"no type"}]}}"#,
+            r#"{"type":"response_item","payload":{"type":"function_call_output","call_id":"c5","output":7}}"#,
+            r#"{"type":"response_item","payload":{"type":"custom_tool_call_output","call_id":"c4","output":"done"}}"#,
+            r#"{"type":"response_item","payload":{"type":"function_call_output","output":"no call id"}}"#,
+            r#"{"type":"response_item","payload":{"type":"local_shell_call","call_id":"c6","action":{"command":["ls"]}}}"#,
+            r#"{"type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":1}}}}"#,
+            r#"{"type":"turn_context","payload":{"cwd":"/p","model":"m"}}"#,
+            r#"{"type":"event_msg","payload":{"type":"brand_new","x":1}}"#,
+            r#"{"type":"response_item","payload":{"type":"reasoning","summary":[{"type":"summary_text","text":"think"}]}}"#,
+        ];
+        for line in edge {
+            let [hidden, full] = hidden_both_ways(line);
+            assert_eq!(hidden, full, "{line}");
+        }
+        let [hidden, full] = hidden_both_ways(&(edge.join("\n") + "\n"));
+        assert_eq!(hidden, full);
+        let refused = full.1.iter().filter(|r| !r.ends_with("Ok(())")).count();
+        assert_eq!(refused, 6, "{:?}", full.1);
+        // Nothing hidden is left in what the hiding parser emits.
+        let mut p = CodexParser::new(ctx());
+        p.hide(Hidden {
+            thinking: false,
+            tools: true,
+            provider: true,
+        });
+        let mut events = Vec::new();
+        assert_eq!(
+            feed(&mut p, &(edge[..2].join("\n") + "\n"), 0, &mut events).len(),
+            0
+        );
+        assert!(feed(&mut p, &(edge[5..7].join("\n") + "\n"), 500, &mut events).is_empty());
+        assert!(feed(&mut p, &(edge[14].to_owned() + "\n"), 900, &mut events).is_empty());
+        for ev in &events {
+            match &ev.payload {
+                Payload::ToolCall { input, .. } => assert_eq!(input.get(), "null"),
+                Payload::ToolResult {
+                    output, is_error, ..
+                } => assert!(output.is_empty() && !is_error),
+                Payload::ProviderInfo { data, .. } => assert_eq!(data.get(), "null"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(events.len(), 5);
     }
 }

@@ -206,6 +206,28 @@ impl<'de> serde::Deserialize<'de> for BorrowedStr<'de> {
     }
 }
 
+/// A string read to its end and checked as [`BorrowedStr`] checks it (its
+/// escapes decoded into the reader's scratch space), but not kept: a text
+/// the consumer throws away ([`RecordParser::hide`]). Anything else is an
+/// error.
+pub(crate) struct Unkept;
+
+impl<'de> serde::Deserialize<'de> for Unkept {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Unkept;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Unkept)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 /// For `#[serde(borrow, default, deserialize_with = "crate::provider::opt_str")]`
 /// on an `Option<Cow<'a, str>>` field: a string borrowed from the input when
 /// it has no escapes, `None` for `null`, an error for anything else. serde
@@ -380,6 +402,13 @@ pub trait RecordParser: Send {
     /// Restore context saved by [`RecordParser::state`]. An unreadable state
     /// is an error; the caller then re-reads the file from the start.
     fn restore(&mut self, state: &serde_json::Value) -> Result<(), Malformed>;
+
+    /// The consumer empties the texts `hidden` names
+    /// ([`crate::event::Hidden::strip`]): the parser may leave them
+    /// undecoded, as long as every event it emits is the one it would emit
+    /// otherwise, stripped, and every record it refuses is one it would
+    /// refuse otherwise. The parser state does not change with it.
+    fn hide(&mut self, _hidden: crate::event::Hidden) {}
 }
 
 /// One agent's log format and layout.
@@ -529,6 +558,43 @@ pub fn read_both_ways<P: RecordParser>(
             offset += bytes.len() as u64 + 1;
         }
         p.flush(&mut |e| events.push(serde_json::to_string(&e).unwrap_or_default()));
+        (events, results)
+    })
+}
+
+/// Events (as JSON, every hidden text emptied) and results of `lines`
+/// read by a parser told to hide all that [`Hidden`](crate::event::Hidden)
+/// names, and by one reading everything: a parser that leaves hidden texts
+/// undecoded ([`RecordParser::hide`]) must give the same both ways. The
+/// unit tests of each parser that does, and its fuzz target, check it.
+#[doc(hidden)]
+pub fn read_hidden_both_ways<P: RecordParser>(
+    lines: &[&[u8]],
+    new: impl Fn() -> P,
+) -> [(Vec<String>, Vec<String>); 2] {
+    let all = crate::event::Hidden {
+        thinking: true,
+        tools: true,
+        provider: true,
+    };
+    [true, false].map(|hide| {
+        let mut p = new();
+        if hide {
+            p.hide(all);
+        }
+        let mut events = Vec::new();
+        let mut results = Vec::new();
+        let mut push = |mut e: Event| {
+            all.strip(&mut e);
+            events.push(serde_json::to_string(&e).unwrap_or_default());
+        };
+        let mut offset = 0u64;
+        for bytes in lines {
+            let r = p.record(offset, bytes, &mut push);
+            results.push(format!("{offset}: {r:?}"));
+            offset += bytes.len() as u64 + 1;
+        }
+        p.flush(&mut push);
         (events, results)
     })
 }

@@ -9,6 +9,8 @@
 
 use aho_corasick::{packed, AhoCorasick, Input, MatchKind};
 use memchr::memmem::Finder;
+use std::sync::OnceLock;
+
 use regex::Regex;
 
 use super::detect::{has_digit, mixed, upper_and_lower_after};
@@ -470,10 +472,53 @@ pub(super) struct Candidate {
     pub rule: usize,
 }
 
+/// A built-in pattern, compiled the first time a candidate calls for it:
+/// most texts hold no candidate for most rules, and compiling every
+/// pattern up front costs a short export more than reading its session.
+/// The patterns are constants, each compiled by the unit tests
+/// (`every_built_in_pattern_compiles`).
+#[derive(Debug, Clone)]
+pub(super) struct LazyRegex {
+    name: &'static str,
+    pattern: &'static str,
+    re: OnceLock<Regex>,
+}
+
+impl LazyRegex {
+    const fn new(name: &'static str, pattern: &'static str) -> LazyRegex {
+        LazyRegex {
+            name,
+            pattern,
+            re: OnceLock::new(),
+        }
+    }
+
+    /// The compiled pattern, or why it does not compile.
+    fn compile(&self) -> Result<&Regex, RedactError> {
+        if let Some(re) = self.re.get() {
+            return Ok(re);
+        }
+        let re = re(self.name, self.pattern)?;
+        Ok(self.re.get_or_init(|| re))
+    }
+}
+
+impl std::ops::Deref for LazyRegex {
+    type Target = Regex;
+
+    fn deref(&self) -> &Regex {
+        match self.compile() {
+            Ok(re) => re,
+            // A constant of this file: the unit tests compile every one.
+            Err(e) => panic!("built-in redaction pattern: {e}"),
+        }
+    }
+}
+
 /// A compiled [`Token`].
 #[derive(Debug, Clone)]
 pub(super) struct CompiledToken {
-    pub re: Regex,
+    pub re: LazyRegex,
     pub label: Label,
     pub accept: fn(&str) -> bool,
     pub no_ident_tail: bool,
@@ -492,16 +537,16 @@ pub(super) struct Detectors {
     pub pem_end_lit: Finder<'static>,
     pub esc_u: Finder<'static>,
     pub esc_slash: Finder<'static>,
-    pub slack_hook: Regex,
-    pub pem_begin: Regex,
-    pub pem_end: Regex,
-    pub pem_body: Regex,
-    pub url_auth: Regex,
-    pub auth_header: Regex,
-    pub auth_value: Regex,
-    pub bearer: Regex,
-    pub discord_hook: Regex,
-    pub telegram: Regex,
+    pub slack_hook: LazyRegex,
+    pub pem_begin: LazyRegex,
+    pub pem_end: LazyRegex,
+    pub pem_body: LazyRegex,
+    pub url_auth: LazyRegex,
+    pub auth_header: LazyRegex,
+    pub auth_value: LazyRegex,
+    pub bearer: LazyRegex,
+    pub discord_hook: LazyRegex,
+    pub telegram: LazyRegex,
 }
 
 fn re(name: &'static str, pattern: &str) -> Result<Regex, RedactError> {
@@ -519,22 +564,20 @@ impl Detectors {
             .enumerate()
             .flat_map(|(i, r)| r.literals.iter().map(move |_| (r.kind, i)))
             .collect();
-        let mut tokens = Vec::with_capacity(RULES.len());
-        for rule in RULES {
-            let compiled = rule
-                .tokens
-                .iter()
-                .map(|t| {
-                    Ok(CompiledToken {
-                        re: re(t.name, t.pattern)?,
+        let tokens = RULES
+            .iter()
+            .map(|rule| {
+                rule.tokens
+                    .iter()
+                    .map(|t| CompiledToken {
+                        re: LazyRegex::new(t.name, t.pattern),
                         label: t.label,
                         accept: t.accept,
                         no_ident_tail: t.no_ident_tail,
                     })
-                })
-                .collect::<Result<Vec<_>, RedactError>>()?;
-            tokens.push(compiled);
-        }
+                    .collect()
+            })
+            .collect();
         Ok(Detectors {
             trigger: Literals::new(literals)?,
             by_pattern,
@@ -542,45 +585,45 @@ impl Detectors {
             pem_end_lit: Finder::new(b"-----END ").into_owned(),
             esc_u: Finder::new(b"\\u00").into_owned(),
             esc_slash: Finder::new(b"\\/").into_owned(),
-            slack_hook: re(
+            slack_hook: LazyRegex::new(
                 "slack-webhook",
                 r"\Ahooks\.slack\.com/((?:services|workflows|triggers)/[A-Za-z0-9_/\-]{10,})",
-            )?,
-            pem_begin: re(
+            ),
+            pem_begin: LazyRegex::new(
                 "pem-begin",
                 r"\A-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----",
-            )?,
-            pem_end: re(
+            ),
+            pem_end: LazyRegex::new(
                 "pem-end",
                 r"\A-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----",
-            )?,
-            pem_body: re(
+            ),
+            pem_body: LazyRegex::new(
                 "pem-body",
                 r"\A(?:[A-Za-z0-9+/=\r\n]|\\[rn]|[A-Za-z][A-Za-z\-]*: [^\r\n\\]*)*",
-            )?,
-            url_auth: re(
+            ),
+            url_auth: LazyRegex::new(
                 "url-password",
                 r#"\A[^\s:/@"'<>\\]*:([^\s/"'<>\\]+)@[A-Za-z0-9\[]"#,
-            )?,
-            auth_header: re(
+            ),
+            auth_header: LazyRegex::new(
                 "authorization",
                 r#"\A(?i-u:authorization)(?:\\?["'])?[ \t]*[:=][ \t]*(?:\\?["'])?"#,
-            )?,
-            auth_value: re(
+            ),
+            auth_value: LazyRegex::new(
                 "authorization-value",
                 r"\A(?:(?i-u:(bearer|basic|token|digest|bot))[ \t]+)?([A-Za-z0-9._~+/=_\-]+)",
-            )?,
-            bearer: re(
+            ),
+            bearer: LazyRegex::new(
                 "bearer",
                 r"\A(?i-u:bearer)[ \t]+([A-Za-z0-9._~+/_\-]{16,}=*)",
-            )?,
+            ),
             // Lengths are checked by the detectors: a bounded repetition
             // makes a large automaton, compiled at every start.
-            discord_hook: re(
+            discord_hook: LazyRegex::new(
                 "discord-webhook",
                 r"\A(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api/(?:v[0-9]+/)?webhooks/[0-9]{15,21}/([A-Za-z0-9_\-]+)",
-            )?,
-            telegram: re("telegram", r"\A:AA[A-Za-z0-9_\-]+")?,
+            ),
+            telegram: LazyRegex::new("telegram", r"\A:AA[A-Za-z0-9_\-]+"),
         })
     }
 
@@ -603,6 +646,40 @@ impl Detectors {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_built_in_pattern_compiles() {
+        let d = Detectors::new().unwrap();
+        let named = [
+            &d.slack_hook,
+            &d.pem_begin,
+            &d.pem_end,
+            &d.pem_body,
+            &d.url_auth,
+            &d.auth_header,
+            &d.auth_value,
+            &d.bearer,
+            &d.discord_hook,
+            &d.telegram,
+        ];
+        let tokens = d.tokens.iter().flatten().map(|t| &t.re);
+        let mut n = 0;
+        for lazy in named.into_iter().chain(tokens) {
+            assert!(lazy.re.get().is_none(), "{} compiled before use", lazy.name);
+            if let Err(e) = lazy.compile() {
+                panic!("{e}");
+            }
+            assert!(lazy.pattern.starts_with(r"\A"), "{}", lazy.name);
+            n += 1;
+        }
+        assert_eq!(n, 10 + RULES.iter().map(|r| r.tokens.len()).sum::<usize>());
+        // A pattern that does not compile says which one.
+        let bad = LazyRegex::new("broken", r"\A(");
+        assert!(matches!(
+            bad.compile(),
+            Err(RedactError::Builtin { name: "broken", .. })
+        ));
+    }
 
     #[test]
     fn every_token_pattern_is_anchored_and_names_are_unique() {

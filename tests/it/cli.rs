@@ -183,6 +183,54 @@ fn export_to_file_jsonl_with_summary() {
     assert!(lines.iter().any(|l| l["event_id"] == "a1"));
 }
 
+/// A Markdown export without `--tool-calls` lets the parser leave tool
+/// texts undecoded: it still counts every event and refuses every record a
+/// full read refuses (a tool output that cannot be decoded, a lone
+/// surrogate, among them), whatever the mode.
+#[test]
+fn hidden_tool_texts_skip_and_count_as_a_full_read_does() {
+    let env = Env::new();
+    let day = env.path().join("codex/sessions/2026/01/08");
+    fs::create_dir_all(&day).unwrap();
+    let src = day.join("rollout-2026-01-08T15-00-00-019ac88c-3f80-7990-a29a-d20399dcab74.jsonl");
+    let lines = [
+        r#"{"timestamp":"2026-01-08T15:00:00.000Z","type":"session_meta","payload":{"id":"019ac88c-3f80-7990-a29a-d20399dcab74","cwd":"/home/u"}}"#,
+        r#"{"timestamp":"2026-01-08T15:00:01.000Z","type":"event_msg","payload":{"type":"user_message","message":"list the files"}}"#,
+        r#"{"timestamp":"2026-01-08T15:00:02.000Z","type":"response_item","payload":{"type":"function_call","name":"shell","arguments":"{\"command\":[\"ls\"]}","call_id":"c1"}}"#,
+        r#"{"timestamp":"2026-01-08T15:00:03.000Z","type":"response_item","payload":{"type":"function_call_output","call_id":"c1","output":"bad \ud800 surrogate"}}"#,
+        r#"{"timestamp":"2026-01-08T15:00:04.000Z","type":"response_item","payload":{"type":"function_call_output","call_id":"c1","output":"Exit code: 0\nOutput:\nsecret-plan.txt"}}"#,
+        r#"{"timestamp":"2026-01-08T15:00:05.000Z","type":"response_item","payload":{"type":"function_call","name":"shell","arguments":"\udc00","call_id":"c2"}}"#,
+        r#"{"timestamp":"2026-01-08T15:00:06.000Z","type":"response_item","payload":{"type":"function_call_output","call_id":"c2","output":7}}"#,
+        r#"{"timestamp":"2026-01-08T15:00:07.000Z","type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":1}}}}"#,
+        r#"{"timestamp":"2026-01-08T15:00:08.000Z","type":"event_msg","payload":{"type":"agent_message","message":"one file"}}"#,
+    ];
+    fs::write(&src, lines.join("\n") + "\n").unwrap();
+    let mut seen = Vec::new();
+    for (i, mode) in [
+        &[][..],
+        &["--tool-calls"],
+        &["--thinking", "--tool-calls"],
+        &["--format", "jsonl"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out_path = env.path().join(format!("export-{i}"));
+        let mut args = vec!["export", src.to_str().unwrap(), "--json", "-o"];
+        args.push(out_path.to_str().unwrap());
+        args.extend(mode);
+        let summary: serde_json::Value =
+            serde_json::from_str(&stdout_of(env.kato().args(&args))).unwrap();
+        let shown = fs::read_to_string(&out_path)
+            .unwrap()
+            .contains("secret-plan.txt");
+        assert_eq!(shown, !mode.is_empty(), "{mode:?}");
+        seen.push((summary["events"].clone(), summary["skipped"].clone()));
+    }
+    assert_eq!(seen[0].1["total"], 3, "{:?}", seen[0]);
+    assert!(seen.iter().all(|s| *s == seen[0]), "{seen:?}");
+}
+
 #[test]
 fn dry_run_writes_nothing() {
     let env = Env::new();
