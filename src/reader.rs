@@ -31,7 +31,7 @@ const READ_AHEAD_MIN: u64 = 4 << 20;
 
 /// Buffers of lines the read-ahead thread may fill before the parser
 /// takes them.
-const READ_AHEAD_DEPTH: usize = 2;
+const READ_AHEAD_DEPTH: usize = 1;
 
 /// Limits applied while reading, and what the reader's consumer throws away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
