@@ -771,27 +771,30 @@ mod tests {
         ("ahead", feed_lines_ahead),
     ];
 
-    /// Each feed of `input`: the offsets of the events, the diagnostics
-    /// and the end; every feed must give the same.
+    /// `src` fed by `feed`: the offsets of the events, the diagnostics and
+    /// the end.
+    fn feed_with(
+        feed: Feed,
+        src: &mut (dyn Read + Send),
+        tail: Tail,
+        cap: usize,
+    ) -> (Vec<u64>, Vec<Diagnostic>, u64) {
+        let mut ids = Vec::new();
+        let mut diags = Vec::new();
+        let limits = Limits {
+            line_cap: cap,
+            ..Limits::default()
+        };
+        let mut out = |e: Event| ids.push(e.source.offset);
+        let end = feed(src, 0, tail, limits, &mut Echo, &mut out, &mut diags).unwrap();
+        (ids, diags, end)
+    }
+
+    /// Each feed of `input` ([`feed_with`]); every feed must give the same.
     fn run(input: &[u8], tail: Tail, cap: usize) -> (Vec<u64>, Vec<Diagnostic>, u64) {
-        let mut each = FEEDS.iter().map(|(name, feed)| {
-            let mut ids = Vec::new();
-            let mut diags = Vec::new();
-            let end = feed(
-                &mut &input[..],
-                0,
-                tail,
-                Limits {
-                    line_cap: cap,
-                    ..Limits::default()
-                },
-                &mut Echo,
-                &mut |e| ids.push(e.source.offset),
-                &mut diags,
-            )
-            .unwrap();
-            (*name, (ids, diags, end))
-        });
+        let mut each = FEEDS
+            .iter()
+            .map(|(name, feed)| (*name, feed_with(*feed, &mut &input[..], tail, cap)));
         let (_, first) = each.next().unwrap();
         for (name, other) in each {
             assert_eq!(other, first, "{name}");
@@ -892,26 +895,13 @@ mod tests {
             }
             let each = FEEDS.iter().flat_map(|f| [(f, false), (f, true)]);
             for ((name, feed), trickle) in each {
-                let (mut ids, mut diags) = (Vec::new(), Vec::new());
                 let mut whole = &input[..];
                 let mut slow = Trickle {
                     data: &input,
                     step: 1,
                 };
                 let src: &mut (dyn Read + Send) = if trickle { &mut slow } else { &mut whole };
-                let end = feed(
-                    src,
-                    0,
-                    Tail::Hold,
-                    Limits {
-                        line_cap: cap,
-                        ..Limits::default()
-                    },
-                    &mut Echo,
-                    &mut |e| ids.push(e.source.offset),
-                    &mut diags,
-                )
-                .unwrap();
+                let (ids, diags, end) = feed_with(*feed, src, Tail::Hold, cap);
                 let long: Vec<(u64, u64)> = diags.iter().map(|d| (d.offset, d.len)).collect();
                 assert_eq!(
                     (&ids, &long),
