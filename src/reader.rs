@@ -390,10 +390,11 @@ pub fn feed_lines_ahead(
         // and the reader, finding nobody to hand its lines to, stops.
         let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Lines>(READ_AHEAD_DEPTH);
         let (spare_tx, spare_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(READ_AHEAD_DEPTH + 2);
+        let src = &mut *input;
         let reader = std::thread::Builder::new()
             .name("kato:read-ahead".into())
             .spawn_scoped(scope, move || {
-                read_lines(input, start, limits, &mut |lines| {
+                read_lines(src, start, limits, &mut |lines| {
                     // The unfinished line goes to the front of the next
                     // buffer: one handed back, or a new one.
                     let carried = lines.len - lines.end;
@@ -406,7 +407,12 @@ pub fn feed_lines_ahead(
                     full_tx.send(lines).ok()?;
                     Some(next)
                 })
-            })?;
+            });
+        // No thread to be had (a task limit): nothing is read yet, so the
+        // file is read in place.
+        let Ok(reader) = reader else {
+            return Ok(None);
+        };
         for lines in full_rx.iter() {
             parse_lines(&lines, limits, parser, out, diagnostics);
             // A buffer grown for a long line is not kept.
@@ -417,8 +423,12 @@ pub fn feed_lines_ahead(
         reader
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the read-ahead thread failed")))
+            .map(Some)
     })?;
-    Ok(finish(rest, tail, limits, parser, out, diagnostics))
+    match rest {
+        Some(rest) => Ok(finish(rest, tail, limits, parser, out, diagnostics)),
+        None => feed_lines(input, start, tail, limits, parser, out, diagnostics),
+    }
 }
 
 /// Complete lines just read: `buf[start..end]`, each ended by `\n`, the

@@ -210,6 +210,62 @@ fn harden_process_shows_in_proc_status() {
     });
 }
 
+/// A parse stage that may start no thread (a task limit reached) reads a
+/// long session in place instead of failing the export.
+#[test]
+fn a_session_is_read_in_place_when_no_read_ahead_thread_can_start() {
+    in_child(
+        "a_session_is_read_in_place_when_no_read_ahead_thread_can_start",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let path = tmp
+                .path()
+                .join("00000000-0000-4000-8000-000000000002.jsonl");
+            let mut text = String::new();
+            let mut lines = 0;
+            while text.len() < 6 << 20 {
+                text.push_str(&crate::harness::claude_line("in-place", lines));
+                lines += 1;
+            }
+            fs::write(&path, text).unwrap();
+            let mut file = fs::File::open(&path).unwrap();
+            let t = std::thread::spawn(move || {
+                // Another user (this thread only), allowed one task: the
+                // process has more, so no thread can be created.
+                let nobody = rustix::process::Uid::from_raw(65534);
+                rustix::thread::set_thread_res_uid(nobody, nobody, nobody).unwrap();
+                let one = rustix::process::Rlimit {
+                    current: Some(1),
+                    maximum: Some(1),
+                };
+                rustix::process::setrlimit(rustix::process::Resource::Nproc, one).unwrap();
+                let refused = std::thread::Builder::new().spawn(|| ()).is_err();
+                let provider = kato::provider::by_name("claude").unwrap();
+                let ctx = kato::provider::ctx_for_path(provider, &path);
+                let mut events = 0u32;
+                let inc = kato::reader::read_increment(
+                    &mut file,
+                    provider,
+                    &ctx,
+                    &kato::reader::Cursor::default(),
+                    kato::reader::Limits::default(),
+                    kato::reader::Tail::Final,
+                    &mut |_| events += 1,
+                );
+                (
+                    refused,
+                    inc.map(|i| i.diagnostics).map_err(|e| e.to_string()),
+                    events,
+                )
+            });
+            let (refused, read, events) = t.join().unwrap();
+            assert!(refused, "a thread could still be created");
+            assert_eq!(read, Ok(Vec::new()));
+            assert_eq!(events, lines, "every line read once");
+        },
+    );
+}
+
 /// `kato export` reads a long session ahead, on a thread the confined parse
 /// stage creates: that thread holds the stage's confinement (it inherits
 /// the Landlock domain and the seccomp filter with its credentials), and
