@@ -210,6 +210,20 @@ fn harden_process_shows_in_proc_status() {
     });
 }
 
+/// A Claude session of `session` in `dir`, well past the length an export
+/// reads ahead (4 MiB), and its number of lines.
+fn long_session(dir: &Path, session: &str) -> (PathBuf, u32) {
+    let path = dir.join("00000000-0000-4000-8000-000000000001.jsonl");
+    let mut text = String::new();
+    let mut lines = 0;
+    while text.len() < 6 << 20 {
+        text.push_str(&crate::harness::claude_line(session, lines));
+        lines += 1;
+    }
+    fs::write(&path, text).unwrap();
+    (path, lines)
+}
+
 /// A parse stage that may start no thread (a task limit reached) reads a
 /// long session in place instead of failing the export.
 #[test]
@@ -218,16 +232,7 @@ fn a_session_is_read_in_place_when_no_read_ahead_thread_can_start() {
         "a_session_is_read_in_place_when_no_read_ahead_thread_can_start",
         || {
             let tmp = tempfile::tempdir().unwrap();
-            let path = tmp
-                .path()
-                .join("00000000-0000-4000-8000-000000000002.jsonl");
-            let mut text = String::new();
-            let mut lines = 0;
-            while text.len() < 6 << 20 {
-                text.push_str(&crate::harness::claude_line("in-place", lines));
-                lines += 1;
-            }
-            fs::write(&path, text).unwrap();
+            let (path, lines) = long_session(tmp.path(), "in-place");
             let mut file = fs::File::open(&path).unwrap();
             let t = std::thread::spawn(move || {
                 // Another user (this thread only), allowed one task: the
@@ -276,17 +281,7 @@ fn the_read_ahead_thread_holds_the_parse_stage_confinement() {
         "the_read_ahead_thread_holds_the_parse_stage_confinement",
         || {
             let tmp = tempfile::tempdir().unwrap();
-            let path = tmp
-                .path()
-                .join("00000000-0000-4000-8000-000000000001.jsonl");
-            // Well past the length read ahead (4 MiB).
-            let mut text = String::new();
-            let mut lines = 0;
-            while text.len() < 6 << 20 {
-                text.push_str(&crate::harness::claude_line("read-ahead", lines));
-                lines += 1;
-            }
-            fs::write(&path, text).unwrap();
+            let (path, lines) = long_session(tmp.path(), "read-ahead");
             let (at_tx, at_rx) = mpsc::channel::<()>();
             let (go_tx, go_rx) = mpsc::channel::<()>();
             let p = path.clone();
