@@ -371,10 +371,17 @@ fn longest_run(text: &str, c: u8) -> usize {
 /// `body` verbatim in a backtick fence longer than any backtick run inside
 /// it. No trailing newline.
 pub(crate) fn fence(info: &str, body: &str) -> String {
+    let mut out = String::new();
+    fence_into(&mut out, info, body);
+    out
+}
+
+/// [`fence`], appended to `out`.
+pub(crate) fn fence_into(out: &mut String, info: &str, body: &str) {
     let body = normalize(body);
     let body = body.strip_suffix('\n').unwrap_or(&body);
     let n = (longest_run(body, b'`') + 1).max(3);
-    let mut out = String::with_capacity(body.len() + 2 * n + info.len() + 2);
+    out.reserve(body.len() + 2 * n + info.len() + 2);
     out.extend(std::iter::repeat_n('`', n));
     out.push_str(info);
     out.push('\n');
@@ -383,7 +390,6 @@ pub(crate) fn fence(info: &str, body: &str) -> String {
         out.push('\n');
     }
     out.extend(std::iter::repeat_n('`', n));
-    out
 }
 
 /// Runs of whitespace (line breaks included) become one space, other

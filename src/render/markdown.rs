@@ -12,6 +12,7 @@
 //! any backtick run inside. Kato's own headings are levels 1–3 only.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
@@ -173,10 +174,17 @@ impl<W: Write> MarkdownRenderer<W> {
 
     /// Append a block (no trailing newline) to the output buffer.
     fn push_block(&mut self, block: &str) {
+        self.push_block_with(|out| out.push_str(block));
+    }
+
+    /// Append a block that `build` writes (no trailing newline) straight
+    /// into the output buffer: a tool output is copied once, not once per
+    /// layer around it.
+    fn push_block_with(&mut self, build: impl FnOnce(&mut String)) {
         if self.st.started {
             self.buf.push('\n');
         }
-        self.buf.push_str(block);
+        build(&mut self.buf);
         self.buf.push('\n');
         self.st.started = true;
     }
@@ -226,7 +234,7 @@ impl<W: Write> MarkdownRenderer<W> {
                     return;
                 }
                 self.enter(ev, Some(Actor::Assistant));
-                self.push_block(&details("Thinking", &body));
+                self.push_block_with(|out| details(out, "Thinking", |out| out.push_str(&body)));
             }
             Payload::ToolCall {
                 tool_call_id,
@@ -243,8 +251,11 @@ impl<W: Write> MarkdownRenderer<W> {
                 self.st
                     .tools
                     .push_back((tool_call_id.clone(), name.clone()));
-                let body = tool_input(input, self.opts.tool_output_max_bytes);
-                self.push_block(&details(&format!("Tool call: {name}"), &body));
+                let max = self.opts.tool_output_max_bytes;
+                let summary = format!("Tool call: {name}");
+                self.push_block_with(|out| {
+                    details(out, &summary, |out| tool_input(out, input, max))
+                });
             }
             Payload::ToolResult {
                 tool_call_id,
@@ -271,12 +282,16 @@ impl<W: Write> MarkdownRenderer<W> {
                     Some(name) => format!("{what}: {name}"),
                     None => what.to_owned(),
                 };
-                let body = if output.is_empty() {
-                    "*No output.*".to_owned()
-                } else {
-                    truncated_fence("text", output, self.opts.tool_output_max_bytes)
-                };
-                self.push_block(&details(&summary, &body));
+                let max = self.opts.tool_output_max_bytes;
+                self.push_block_with(|out| {
+                    details(out, &summary, |out| {
+                        if output.is_empty() {
+                            out.push_str("*No output.*");
+                        } else {
+                            truncated_fence(out, "text", output, max);
+                        }
+                    });
+                });
             }
             Payload::DecisionPrompt { name, text, .. } => {
                 self.enter(ev, Some(Actor::Assistant));
@@ -302,7 +317,7 @@ impl<W: Write> MarkdownRenderer<W> {
                         return;
                     }
                     self.enter(ev, None);
-                    self.push_block(&details(label, &body));
+                    self.push_block_with(|out| details(out, label, |out| out.push_str(&body)));
                 } else {
                     let body = cm::quoted_markdown(text);
                     if body.is_empty() {
@@ -453,48 +468,50 @@ fn subagent_heading(sub: &Subagent) -> String {
     h
 }
 
-/// A collapsed block: `<details>`, a one-line summary, Markdown `body`.
-fn details(summary: &str, body: &str) -> String {
-    format!(
-        "<details>\n<summary>{}</summary>\n\n{body}\n\n</details>",
-        cm::html_text(summary)
-    )
+/// A collapsed block, appended to `out`: `<details>`, a one-line summary,
+/// the Markdown `body` writes.
+fn details(out: &mut String, summary: &str, body: impl FnOnce(&mut String)) {
+    out.push_str("<details>\n<summary>");
+    out.push_str(&cm::html_text(summary));
+    out.push_str("</summary>\n\n");
+    body(out);
+    out.push_str("\n\n</details>");
 }
 
-/// `text` in a fence, cut to `max` bytes with a note saying how much.
-fn truncated_fence(info: &str, text: &str, max: usize) -> String {
+/// `text` in a fence, cut to `max` bytes with a note saying how much,
+/// appended to `out`.
+fn truncated_fence(out: &mut String, info: &str, text: &str, max: usize) {
     let (kept, _) = cm::truncate(text, max);
-    fence_of_part(info, kept, text.len())
+    fence_of_part(out, info, kept, text.len());
 }
 
 /// `kept`, the first bytes of a `total`-byte text, in a fence with a note
-/// saying how much was cut.
-fn fence_of_part(info: &str, kept: &str, total: usize) -> String {
-    let mut out = cm::fence(info, kept);
+/// saying how much was cut, appended to `out`.
+fn fence_of_part(out: &mut String, info: &str, kept: &str, total: usize) {
+    cm::fence_into(out, info, kept);
     let cut = total - kept.len();
     if cut > 0 {
-        out.push_str(&format!(
-            "\n\n*Truncated: {cut} of {total} bytes not shown.*"
-        ));
+        // Writing to a String cannot fail.
+        let _ = write!(out, "\n\n*Truncated: {cut} of {total} bytes not shown.*");
     }
-    out
 }
 
 /// JSON nested deeper than this is shown as written, not re-indented.
 const PRETTY_MAX_DEPTH: usize = 128;
 
 /// Tool input: a JSON string as plain text, anything else as indented JSON
-/// (as written when nested deeper than [`PRETTY_MAX_DEPTH`]).
-fn tool_input(input: &RawValue, max: usize) -> String {
+/// (as written when nested deeper than [`PRETTY_MAX_DEPTH`]), appended to
+/// `out`.
+fn tool_input(out: &mut String, input: &RawValue, max: usize) {
     let raw = input.get();
     if raw.trim_start().starts_with('"') {
         if let Ok(s) = json_str::decode_literal(raw.trim()) {
-            return truncated_fence("text", &s, max);
+            return truncated_fence(out, "text", &s, max);
         }
     }
     match pretty_json(raw, max) {
-        Some((kept, total)) => fence_of_part("json", &kept, total),
-        None => truncated_fence("json", raw, max),
+        Some((kept, total)) => fence_of_part(out, "json", &kept, total),
+        None => truncated_fence(out, "json", raw, max),
     }
 }
 
