@@ -11,6 +11,9 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::sync::Arc;
 
+mod text;
+pub use text::Text;
+
 /// Version of the JSONL event schema. Bump on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -312,7 +315,7 @@ pub enum Payload {
     #[serde(rename = "assistant.tool.result")]
     ToolResult {
         tool_call_id: String,
-        output: String,
+        output: Text,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         is_error: bool,
     },
@@ -437,7 +440,7 @@ impl From<PayloadDe> for Payload {
                 is_error,
             } => Payload::ToolResult {
                 tool_call_id,
-                output,
+                output: output.into(),
                 is_error,
             },
             PayloadDe::DecisionPrompt {
@@ -568,7 +571,7 @@ impl Hidden {
             Payload::ToolResult {
                 output, is_error, ..
             } if self.tools => {
-                *output = String::new();
+                *output = Text::default();
                 *is_error = false;
             }
             Payload::ProviderInfo { topic, data } if self.provider && topic != "title" => {

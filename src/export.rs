@@ -351,7 +351,7 @@ fn text_size(ev: &Event) -> usize {
         | P::SystemMessage { text, .. } => text.len(),
         P::KatoCommand { raw, .. } => raw.len(),
         P::ToolCall { input, .. } => input.get().len(),
-        P::ToolResult { output, .. } => output.len(),
+        P::ToolResult { output, .. } => output.held_len(),
         P::ProviderInfo { data, .. } => data.get().len(),
         P::ProviderRaw { record } => record.get().len(),
     };
@@ -428,6 +428,12 @@ pub fn run(cfg: &Config, query: &str, req: &Request) -> Result<Summary> {
     let meta_redactor = redactor.clone();
     let parse_redactor = redactor.clone();
     let hidden = hidden(req);
+    // JSONL writes a tool output literal that needs no change as it was
+    // read: the parsers may keep it so.
+    let limits = Limits {
+        json_texts: req.format == ExportFormat::Jsonl,
+        ..limits
+    };
     let (spent_tx, spent_rx) = std::sync::mpsc::sync_channel(IN_FLIGHT + 1);
     let (parse_tx, parse_rx) = std::sync::mpsc::sync_channel::<Msg>(stage::STAGE_QUEUE);
     let sizes: Vec<u64> = files

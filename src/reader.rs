@@ -41,6 +41,9 @@ pub struct Limits {
     /// Texts the consumer empties: the parser is told
     /// ([`RecordParser::hide`]) and may leave them undecoded.
     pub hidden: Hidden,
+    /// The consumer writes JSON: the parser is told
+    /// ([`RecordParser::keep_json`]) and may keep texts as JSON literals.
+    pub json_texts: bool,
 }
 
 impl Default for Limits {
@@ -48,6 +51,7 @@ impl Default for Limits {
         Limits {
             line_cap: DEFAULT_LINE_CAP,
             hidden: Hidden::default(),
+            json_texts: false,
         }
     }
 }
@@ -231,6 +235,9 @@ pub fn read_increment(
         parser = provider.parser(ctx);
     }
     parser.hide(limits.hidden);
+    if limits.json_texts {
+        parser.keep_json();
+    }
 
     let mut events = 0u64;
     // Commands are derived here, in the parse stage, from human messages

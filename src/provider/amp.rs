@@ -486,7 +486,7 @@ impl<'a> Thread<'a> {
                 i,
                 Payload::ToolResult {
                     tool_call_id: call.to_owned(),
-                    output,
+                    output: output.into(),
                     is_error: status != "done" && !running(status),
                 },
             ),

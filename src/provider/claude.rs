@@ -1163,7 +1163,7 @@ impl ClaudeParser {
                     em.emit(
                         Payload::ToolResult {
                             tool_call_id: id.to_owned(),
-                            output,
+                            output: output.into(),
                             is_error: block.is_error == Some(true),
                         },
                         model,

@@ -737,7 +737,7 @@ impl<'a> Doc<'a> {
                         &record,
                         Payload::ToolResult {
                             tool_call_id: call.clone(),
-                            output: result_output(b.content),
+                            output: result_output(b.content).into(),
                             is_error: b.is_error.unwrap_or(false),
                         },
                     ));
@@ -792,7 +792,7 @@ impl<'a> Doc<'a> {
                 record,
                 Payload::ToolResult {
                     tool_call_id: call.map(|c| c.0).unwrap_or_default(),
-                    output: output.to_owned(),
+                    output: output.to_owned().into(),
                     is_error,
                 },
             ));

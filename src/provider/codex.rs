@@ -69,7 +69,7 @@ use serde_json::value::RawValue;
 use crate::event::raw_copy;
 use crate::event::{
     null_raw, raw_from_str, raw_json, Event, Hidden, Kind, Payload, ProviderId, Source, Subagent,
-    SystemCategory,
+    SystemCategory, Text,
 };
 use crate::provider::{
     copy, first_line_object, offset_id, stem, BorrowedStr, ConfigSection, FileCtx, Malformed,
@@ -839,6 +839,9 @@ pub struct CodexParser {
     /// decoded), provider records not copied. Thinking is still read: its
     /// texts find their twins.
     hidden: Hidden,
+    /// The consumer writes JSON ([`RecordParser::keep_json`]): a tool
+    /// output may stay the JSON literal it was read as.
+    json_texts: bool,
 }
 
 /// Where the events of the current line come from.
@@ -1033,10 +1036,13 @@ fn reasoning_parts<'b, O>(item: &'b Item<'_, O>) -> Vec<&'b str> {
     }
 }
 
+/// Lines of a shell output's header that may state its exit code.
+const EXIT_CODE_LINES: usize = 8;
+
 /// The exit code stated in a plain-text shell output header
 /// (`Exit code: N` or `Process exited with code N`).
 fn plain_exit_code(s: &str) -> Option<i64> {
-    for line in s.lines().take(8) {
+    for line in s.lines().take(EXIT_CODE_LINES) {
         let num = line
             .strip_prefix("Exit code: ")
             .or_else(|| line.strip_prefix("Process exited with code "));
@@ -1063,7 +1069,11 @@ fn text_tool_output(s: Cow<'_, str>) -> (String, bool) {
 }
 
 /// Tool output text and error flag from a `*_output` item's `output`.
-fn tool_output(output: Output<'_>) -> Result<(String, bool), Malformed> {
+fn tool_output(output: Output<'_>) -> Result<(Text, bool), Malformed> {
+    read_tool_output(output).map(|(text, failed)| (text.into(), failed))
+}
+
+fn read_tool_output(output: Output<'_>) -> Result<(String, bool), Malformed> {
     let raw = match output {
         Output::Text(s) => return Ok(text_tool_output(s)),
         Output::Raw(raw) => raw,
@@ -1094,14 +1104,75 @@ fn tool_output(output: Output<'_>) -> Result<(String, bool), Malformed> {
 
 /// [`tool_output`] that the consumer throws away (and whether the tool
 /// failed): checked as it checks it, nothing kept.
-fn unkept_tool_output(raw: &RawValue) -> Result<(String, bool), Malformed> {
+fn unkept_tool_output(raw: &RawValue) -> Result<(Text, bool), Malformed> {
     let json = raw.get();
     // The reader checked the string's escapes and characters; decoding it
     // fails only for a lone surrogate, which takes a `\u` escape.
     if !json.starts_with('"') || memchr::memmem::find(json.as_bytes(), b"\\u").is_some() {
         tool_output(Output::Raw(raw))?;
     }
-    Ok((String::new(), false))
+    Ok((Text::default(), false))
+}
+
+/// Bytes of an output literal its first [`EXIT_CODE_LINES`] lines may take
+/// for [`json_tool_output`] to read them on their own.
+const OUTPUT_HEAD_MAX: usize = 4096;
+
+/// [`tool_output`] for a consumer that writes JSON: an output string
+/// written as kato writes strings stays the literal it is
+/// ([`Text::from_json`]), undecoded; only its first lines are decoded,
+/// for the exit code they may state. Anything else (a wrapped shell
+/// output, long first lines, another escape, a list) is read as
+/// [`tool_output`] reads it. Either way the text and the flag are the same.
+fn json_tool_output(raw: &RawValue) -> Result<(Text, bool), Malformed> {
+    if let Some(text) = Text::from_json(raw) {
+        if let Some(failed) = head_exit(raw.get()) {
+            return Ok((text, failed));
+        }
+    }
+    tool_output(Output::Raw(raw))
+}
+
+/// Whether the output a [`Text::from_json`] literal holds states a failed
+/// exit, read from its first [`EXIT_CODE_LINES`] lines alone, as
+/// [`text_tool_output`] reads the whole text; `None` when those lines are
+/// long or the text may be wrapped shell JSON (it starts with `{` after
+/// blanks, or its first lines are blank).
+fn head_exit(literal: &str) -> Option<bool> {
+    let bytes = literal.as_bytes();
+    // Past the last line's `\n` escape, or the closing quote.
+    let mut cut = bytes.len().checked_sub(1)?;
+    let mut lines = 0;
+    let mut at = 1;
+    while let Some(i) = memchr::memchr(b'\\', bytes.get(at..cut)?) {
+        let e = at + i;
+        if e >= OUTPUT_HEAD_MAX {
+            break;
+        }
+        // Canonical: `\u00XX` or a two-byte escape.
+        at = if bytes.get(e + 1) == Some(&b'u') {
+            e + 6
+        } else {
+            e + 2
+        };
+        if bytes.get(e + 1) == Some(&b'n') {
+            lines += 1;
+            if lines == EXIT_CODE_LINES {
+                cut = at;
+                break;
+            }
+        }
+    }
+    if cut > OUTPUT_HEAD_MAX {
+        return None;
+    }
+    let head = format!("{}\"", literal.get(..cut)?);
+    let head = crate::json_str::decode_literal(&head).ok()?;
+    let start = head.trim_start();
+    if start.is_empty() || start.starts_with('{') {
+        return None;
+    }
+    Some(plain_exit_code(&head).is_some_and(|c| c != 0))
 }
 
 /// [`tool_input`] that the consumer throws away: the arguments checked as
@@ -1139,6 +1210,7 @@ impl CodexParser {
             ctx,
             st,
             hidden: Hidden::default(),
+            json_texts: false,
         }
     }
 
@@ -1571,8 +1643,9 @@ impl CodexParser {
             "function_call_output" | "custom_tool_call_output" => {
                 let call_id = item.call_id.as_deref().ok_or_else(|| missing("call_id"))?;
                 let raw = item.output.ok_or_else(|| missing("output"))?;
-                let (output, is_error) = match raw.into() {
+                let (output, is_error): (Text, bool) = match raw.into() {
                     Output::Raw(raw) if self.hidden.tools => unkept_tool_output(raw)?,
+                    Output::Raw(raw) if self.json_texts => json_tool_output(raw)?,
                     output => tool_output(output)?,
                 };
                 self.emit(
@@ -2001,7 +2074,7 @@ impl RecordParser for CodexParser {
     ) -> Result<(), Malformed> {
         let json = std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)?;
         if may_be_fast(bytes) {
-            let done = if self.hidden.tools {
+            let done = if self.hidden.tools || self.json_texts {
                 self.fast::<&RawValue>(offset, json, out)
             } else {
                 self.fast::<BorrowedStr<'_>>(offset, json, out)
@@ -2015,6 +2088,10 @@ impl RecordParser for CodexParser {
 
     fn hide(&mut self, hidden: Hidden) {
         self.hidden = hidden;
+    }
+
+    fn keep_json(&mut self) {
+        self.json_texts = true;
     }
 
     fn flush(&mut self, out: &mut dyn FnMut(Event)) {
@@ -2170,17 +2247,30 @@ pub fn read_both_ways(lines: &[&[u8]]) -> [(Vec<String>, Vec<String>); 2] {
     )
 }
 
+/// [`super::read_json_both_ways`] for [`Codex`]: the `codex_paths` fuzz
+/// target calls it.
+#[doc(hidden)]
+pub fn read_json_both_ways(lines: &[&[u8]]) -> [(Vec<String>, Vec<String>); 2] {
+    let ctx = both_ways_ctx();
+    super::read_json_both_ways(lines, || CodexParser::new(ctx.clone()))
+}
+
+/// The file the `*_both_ways` readers read.
+fn both_ways_ctx() -> FileCtx {
+    FileCtx {
+        provider: ID,
+        file_tag: "f".into(),
+        session_hint: "hint".into(),
+        subagent: None,
+    }
+}
+
 /// [`super::read_hidden_both_ways`] for [`Codex`]: the `codex_paths` fuzz
 /// target and the unit tests check that a parser told what the consumer
 /// throws away reads as one that reads it all.
 #[doc(hidden)]
 pub fn read_hidden_both_ways(lines: &[&[u8]]) -> [(Vec<String>, Vec<String>); 2] {
-    let ctx = FileCtx {
-        provider: ID,
-        file_tag: "f".into(),
-        session_hint: "hint".into(),
-        subagent: None,
-    };
+    let ctx = both_ways_ctx();
     super::read_hidden_both_ways(lines, || CodexParser::new(ctx.clone()))
 }
 
@@ -3514,6 +3604,79 @@ mod tests {
         }
         let [all, _] = both_ways(&(edge.join("\n") + "\n"));
         assert!(!all.0.is_empty() && !all.1.is_empty());
+    }
+
+    /// Events (redacted, as JSONL) and errors of `text` read by a parser
+    /// that keeps tool outputs as JSON literals, and by one that decodes them.
+    fn json_both_ways(text: &str) -> [(Vec<String>, Vec<String>); 2] {
+        let lines: Vec<&[u8]> = lines(text).iter().map(|(_, l)| l.as_bytes()).collect();
+        read_json_both_ways(&lines)
+    }
+
+    #[test]
+    fn tool_outputs_kept_as_json_literals_export_as_decoded_ones() {
+        for text in [LEGACY, V034, MODERN, SUBAGENT, RESUMED] {
+            let [json, decoded] = json_both_ways(text);
+            assert_eq!(json, decoded);
+        }
+        let nine_lines: String = (1..=9).map(|i| format!(r"l{i}\n")).collect();
+        let long_head = "x".repeat(OUTPUT_HEAD_MAX);
+        let literals = [
+            // Kept: escaped as kato escapes, exit codes in the first lines.
+            r#""Exit code: 1\nWall time: 0 s\nOutput:\nno""#.to_owned(),
+            r#""Chunk ID: ab\nWall time: 0.1 seconds\nProcess exited with code 2\r\nOutput:\nboom""#.to_owned(),
+            r#""Exit code: 0\nOutput:\n\u001b[31mred\u001b[0m \"q\" \\ \t\b\f""#.to_owned(),
+            r#""a\\u0041 \\/ é 🙂""#.to_owned(),
+            format!(r#""{nine_lines}Exit code: 3""#),
+            format!(r#""l1\nl2\nl3\nl4\nl5\nl6\nl7\nExit code: 4\n{nine_lines}""#),
+            r#""token ghp_abcdefghijklmnopqrstuvwxyz0123456789 and key=\"Xy7pQ2mZ9kLw4Rt8\"""#.to_owned(),
+            // Read decoded: other escapes, wrapped shell JSON, blank or long
+            // first lines, a lone surrogate, other values.
+            r#""""#.to_owned(),
+            r#""\u0041\u00e9\/""#.to_owned(),
+            r#""{\"output\":\"x\\n\",\"metadata\":{\"exit_code\":2}}""#.to_owned(),
+            r#"" \n\t {\"output\":\"y\",\"metadata\":{\"exit_code\":0}}""#.to_owned(),
+            r#""\n\n\n\n\n\n\n\n\n{\"output\":\"z\",\"metadata\":{\"exit_code\":5}}""#.to_owned(),
+            format!(r#""{long_head}\nExit code: 6""#),
+            format!(r#""{long_head}""#),
+            r#""bad \ud800 surrogate""#.to_owned(),
+            r#"[{"type":"input_text","text":"a\u0041"},{"type":"input_image"}]"#.to_owned(),
+            "7".to_owned(),
+        ];
+        let kept: Vec<bool> = literals
+            .iter()
+            .map(|l| {
+                let raw = RawValue::from_string(l.clone()).unwrap();
+                Text::from_json(&raw).is_some() && head_exit(l).is_some()
+            })
+            .collect();
+        assert_eq!(&kept[..7], &[true; 7]);
+        assert!(kept[7..].iter().all(|k| !k), "{kept:?}");
+        let lines: Vec<String> = literals
+            .iter()
+            .map(|o| {
+                format!(
+                    r#"{{"type":"response_item","payload":{{"type":"function_call_output","call_id":"c1","output":{o}}}}}"#
+                )
+            })
+            .collect();
+        for line in &lines {
+            let [json, decoded] = json_both_ways(line);
+            assert_eq!(json, decoded, "{line}");
+        }
+        let [json, decoded] = json_both_ways(&(lines.join("\n") + "\n"));
+        assert_eq!(json, decoded);
+        let failed = decoded
+            .0
+            .iter()
+            .filter(|e| e.contains(r#""is_error":true"#));
+        assert_eq!(failed.count(), 6, "{:?}", decoded.0);
+        assert!(decoded
+            .0
+            .iter()
+            .any(|e| e.contains("[REDACTED:GITHUB_TOKEN]")));
+        let refused = decoded.1.iter().filter(|r| !r.ends_with("Ok(())")).count();
+        assert_eq!(refused, 2, "{:?}", decoded.1);
     }
 
     /// Events (stripped) and errors of `text` read by a parser that hides

@@ -691,7 +691,7 @@ impl EventsParser {
                     base,
                     Payload::ToolResult {
                         tool_call_id: call.into_owned(),
-                        output: output.unwrap_or_default(),
+                        output: output.unwrap_or_default().into(),
                         is_error: failed,
                     },
                     true,
@@ -1015,7 +1015,7 @@ impl LegacyParser {
                     id,
                     Payload::ToolResult {
                         tool_call_id: call.into_owned(),
-                        output,
+                        output: output.into(),
                         is_error: !ok,
                     },
                 );

@@ -343,7 +343,7 @@ impl RecordParser for CrushParser {
                         }
                         ("tool", "tool_result") => Payload::ToolResult {
                             tool_call_id: text("tool_call_id"),
-                            output: text("content"),
+                            output: text("content").into(),
                             is_error: p
                                 .data
                                 .get("is_error")

@@ -602,7 +602,7 @@ impl State {
                 };
                 o.push(Payload::ToolResult {
                     tool_call_id: id,
-                    output,
+                    output: output.into(),
                     is_error,
                 });
             }

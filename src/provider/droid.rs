@@ -488,7 +488,7 @@ impl DroidParser {
                     is_error,
                 } => Payload::ToolResult {
                     tool_call_id: id.unwrap_or_else(|| o.next_id()),
-                    output,
+                    output: output.into(),
                     is_error,
                 },
                 Item::Attachment => continue,

@@ -924,7 +924,7 @@ impl<'a> Doc<'a> {
                         i,
                         Payload::ToolResult {
                             tool_call_id,
-                            output,
+                            output: output.into(),
                             is_error,
                         },
                     ));
@@ -1158,7 +1158,7 @@ fn tool_result(call: ToolCall<'_>) -> Option<Payload> {
     };
     Some(Payload::ToolResult {
         tool_call_id: call.id.into_owned(),
-        output,
+        output: output.into(),
         is_error,
     })
 }

@@ -290,7 +290,7 @@ impl RecordParser for GooseParser {
                                 .unwrap_or(&Value::Null);
                             Payload::ToolResult {
                                 tool_call_id: s("id"),
-                                output: response_text(body),
+                                output: response_text(body).into(),
                                 is_error: status == "error",
                             }
                         }

@@ -508,7 +508,7 @@ impl Known {
                     kind,
                     Payload::ToolResult {
                         tool_call_id: r.tool_call_id,
-                        output,
+                        output: output.into(),
                         is_error: r.return_value.is_error,
                     },
                 );
@@ -883,7 +883,7 @@ fn wire_message(emit: &mut Emitter<'_, '_>, kind: &str, payload: &RawValue, line
                 kind,
                 Payload::ToolResult {
                     tool_call_id: r.tool_call_id,
-                    output,
+                    output: output.into(),
                     is_error: r.return_value.is_error,
                 },
             );
@@ -1078,7 +1078,7 @@ fn context_line(
                     role,
                     Payload::ToolResult {
                         tool_call_id: id.clone(),
-                        output,
+                        output: output.into(),
                         is_error: false,
                     },
                 ),

@@ -409,6 +409,13 @@ pub trait RecordParser: Send {
     /// otherwise, stripped, and every record it refuses is one it would
     /// refuse otherwise. The parser state does not change with it.
     fn hide(&mut self, _hidden: crate::event::Hidden) {}
+
+    /// The consumer writes JSON: the parser may hold a text as the JSON
+    /// string literal it read ([`crate::event::Text::from_json`]), as long
+    /// as every event it emits reads as the one it would emit otherwise and
+    /// every record it refuses is one it would refuse otherwise. The parser
+    /// state does not change with it.
+    fn keep_json(&mut self) {}
 }
 
 /// One agent's log format and layout.
@@ -587,6 +594,45 @@ pub fn read_hidden_both_ways<P: RecordParser>(
         let mut push = |mut e: Event| {
             all.strip(&mut e);
             events.push(serde_json::to_string(&e).unwrap_or_default());
+        };
+        let mut offset = 0u64;
+        for bytes in lines {
+            let r = p.record(offset, bytes, &mut push);
+            results.push(format!("{offset}: {r:?}"));
+            offset += bytes.len() as u64 + 1;
+        }
+        p.flush(&mut push);
+        (events, results)
+    })
+}
+
+/// Events (redacted, as the JSONL lines an export writes, with what was
+/// redacted) and results of `lines` read by a parser told its consumer
+/// writes JSON and by one not told: a parser that keeps texts as JSON
+/// literals ([`RecordParser::keep_json`]) must give the same both ways.
+/// The unit tests of each parser that does, and its fuzz target, check it.
+#[doc(hidden)]
+pub fn read_json_both_ways<P: RecordParser>(
+    lines: &[&[u8]],
+    new: impl Fn() -> P,
+) -> [(Vec<String>, Vec<String>); 2] {
+    let redactor = crate::redact::Redactor::new(&crate::redact::RedactionOptions::default());
+    [true, false].map(|json| {
+        let mut p = new();
+        if json {
+            p.keep_json();
+        }
+        let mut events = Vec::new();
+        let mut results = Vec::new();
+        let mut push = |mut e: Event| {
+            let mut stats = crate::redact::RedactionStats::default();
+            if let Ok(r) = &redactor {
+                r.redact_event(&mut e, &mut stats);
+            }
+            let mut line = Vec::new();
+            crate::render::jsonl::encode(&e, &mut line);
+            let line = String::from_utf8_lossy(&line);
+            events.push(format!("{line} {:?}", stats.redactions));
         };
         let mut offset = 0u64;
         for bytes in lines {

@@ -1077,7 +1077,7 @@ fn tool_events(ctx: &Ctx<'_>, rec: &Row<'_>, p: PartData<'_>, out: &mut dyn FnMu
         "part/tool",
         Payload::ToolResult {
             tool_call_id: call_id,
-            output,
+            output: output.into(),
             is_error,
         },
     ));

@@ -703,6 +703,7 @@ fn tool_result<R: Output>(
         // Text sent with a response belongs to its output.
         match o.events[start..].last_mut() {
             Some((_, Payload::ToolResult { output, .. })) => {
+                let output = output.make_mut();
                 if !output.is_empty() && !extra.is_empty() {
                     output.push('\n');
                 }
@@ -743,7 +744,7 @@ fn push_result<R: Output>(
         format!("{base}#result-{n}"),
         Payload::ToolResult {
             tool_call_id,
-            output,
+            output: output.into(),
             is_error: is_error || failed,
         },
     );

@@ -37,7 +37,7 @@ use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::event::{Event, Payload};
+use crate::event::{Event, Payload, Text};
 use detect::{high_entropy, is_basic_credential, quoted_value_ok, secret_key};
 #[cfg(test)]
 use detect::{secret_key_label, value_at};
@@ -302,7 +302,7 @@ impl Redactor {
                     self.redact_string(e, id, stats);
                 }
             }
-            Payload::ToolResult { output, .. } => self.redact_string(output, id, stats),
+            Payload::ToolResult { output, .. } => self.redact_text(output, id, stats),
             Payload::ToolCall { input, name, .. } => {
                 self.redact_string(name, id, stats);
                 self.redact_raw(input, id, stats);
@@ -333,6 +333,28 @@ impl Redactor {
         }
         if let Cow::Owned(new) = r.text {
             *text = new;
+        }
+    }
+
+    /// [`Self::redact_string`] for a text that may be held as its JSON
+    /// literal ([`Text::json`]). A literal in which the literal scan finds
+    /// no candidate stands for a text in which it finds none either (see
+    /// [`rules::Detectors::holds_candidate`]): nothing to redact, and it is
+    /// not decoded. Otherwise the decoded text is redacted as any other;
+    /// when nothing is found the literal still stands for it and is kept.
+    fn redact_text(&self, text: &mut Text, id: &str, stats: &mut RedactionStats) {
+        if let Some(literal) = text.json() {
+            if self.extra.is_empty() && !self.det.holds_candidate(literal) {
+                return;
+            }
+        }
+        let r = self.redact_str(text);
+        for f in &r.found {
+            stats.record(*f, id);
+        }
+        match r.text {
+            Cow::Owned(new) => *text = new.into(),
+            Cow::Borrowed(_) => text.forget_decoded(),
         }
     }
 

@@ -627,6 +627,25 @@ impl Detectors {
         })
     }
 
+    /// Does `literal`, a JSON string literal in the form kato writes
+    /// ([`crate::event::Text::from_json`]: only controls escaped as
+    /// `\u00XX`, no `\/`), hold a candidate other than an escape? When it
+    /// does not, neither does the text it stands for, so that text holds
+    /// nothing to redact: the text's characters appear in the literal as
+    /// they are, but quotes, backslashes and controls, and no trigger
+    /// literal holds one of those except a leading quote, which its
+    /// escape (`\"`) still ends with (`literals_survive_json_escaping`).
+    pub fn holds_candidate(&self, literal: &str) -> bool {
+        let mut from = 0;
+        while let Some(c) = self.candidate(literal, from) {
+            if c.kind != Kind::Escape {
+                return true;
+            }
+            from = c.start + 1;
+        }
+        false
+    }
+
     /// The next candidate at or after `from`.
     pub fn candidate(&self, text: &str, from: usize) -> Option<Candidate> {
         if from > text.len() {
@@ -646,6 +665,16 @@ impl Detectors {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literals_survive_json_escaping() {
+        for rule in RULES.iter().filter(|r| r.kind != Kind::Escape) {
+            for lit in rule.literals {
+                let escaped = serde_json::to_string(lit).unwrap();
+                assert!(escaped.contains(lit), "{lit:?} is not in {escaped}");
+            }
+        }
+    }
 
     #[test]
     fn every_built_in_pattern_compiles() {

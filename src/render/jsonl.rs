@@ -145,7 +145,14 @@ pub fn encode(ev: &Event, out: &mut Vec<u8>) {
             is_error,
         } => {
             field(out, "tool_call_id", tool_call_id);
-            field(out, "output", output);
+            match output.json() {
+                // Already escaped as `string` escapes: copied.
+                Some(literal) => {
+                    out.extend_from_slice(b",\"output\":");
+                    out.extend_from_slice(literal.as_bytes());
+                }
+                None => field(out, "output", output),
+            }
             if *is_error {
                 out.extend_from_slice(b",\"is_error\":true");
             }
@@ -338,7 +345,7 @@ mod unit {
                 },
                 Payload::ToolResult {
                     tool_call_id: t.clone(),
-                    output: t.clone(),
+                    output: t.clone().into(),
                     is_error: i % 2 == 1,
                 },
                 Payload::DecisionPrompt {

@@ -4,7 +4,7 @@
 //! Secret-shaped strings are assembled at run time from a seeded generator so
 //! that no key-like literal sits in the source.
 
-use kato::event::{raw_from_str, Event, Payload, ProviderId, Source, SystemCategory};
+use kato::event::{raw_from_str, Event, Payload, ProviderId, Source, SystemCategory, Text};
 use kato::redact::{Label, RedactionOptions, RedactionStats, Redactor};
 use proptest::prelude::*;
 
@@ -1073,7 +1073,7 @@ fn every_payload_kind_is_covered() {
         },
         Payload::ToolResult {
             tool_call_id: "t".into(),
-            output: format!("out: {s}\n"),
+            output: format!("out: {s}\n").into(),
             is_error: false,
         },
         Payload::DecisionPrompt {
@@ -1203,6 +1203,13 @@ fn surrounding() -> impl Strategy<Value = String> {
     proptest::string::string_regex("[ -~\n\t\u{e9}\u{20ac}\u{1f600}]{0,80}").unwrap()
 }
 
+/// Text around a tool output's secret: printable ASCII, every C0 control,
+/// quotes and backslashes (all escaped in its JSON literal), DEL, and
+/// letters JSON does not escape.
+fn held_context() -> impl Strategy<Value = String> {
+    proptest::string::string_regex("[ -~\u{0}-\u{1f}\"\\\\\u{7f}\u{e9}\u{2028}]{0,40}").unwrap()
+}
+
 fn floor_boundary(s: &str, mut i: usize) -> usize {
     i = i.min(s.len());
     while !s.is_char_boundary(i) {
@@ -1262,6 +1269,38 @@ proptest! {
         let back: serde_json::Value = serde_json::from_str(&out).unwrap();
         prop_assert_eq!(&back["K"], &value["K"]);
         prop_assert!(!found.is_empty());
+    }
+
+    /// A tool output held as its JSON literal (as a JSONL export holds a
+    /// Codex output) is redacted exactly as the same text held decoded: a
+    /// planted secret of any kind or none, after a key word or not, with
+    /// quotes, backslashes, line breaks and other controls around it.
+    #[test]
+    fn a_tool_output_held_as_json_is_redacted_as_its_text(
+        kind in 0..KINDS,
+        seed in any::<u64>(),
+        planted in any::<bool>(),
+        lead in prop::sample::select(vec!["", "key=", "token: ", "password=\"", "\"api_key\": \"",
+            "Authorization: Bearer ", "export SECRET=", "https://u:", "\\n", "\\\"", "-----BEGIN "]),
+        before in held_context(),
+        after in held_context(),
+    ) {
+        let red = red();
+        let secret = if planted { plant(kind, seed).text } else { String::new() };
+        let text = format!("{before}{lead}{secret}{after}");
+        let literal = serde_json::to_string(&text).unwrap();
+        let held = Text::from_json(&serde_json::value::RawValue::from_string(literal).unwrap());
+        prop_assert!(held.is_some());
+        let result = |output: Text| {
+            let mut ev = event(Payload::ToolResult { tool_call_id: "c".into(), output, is_error: false });
+            let mut stats = RedactionStats::default();
+            red.redact_event(&mut ev, &mut stats);
+            let mut line = Vec::new();
+            kato::render::jsonl::encode(&ev, &mut line);
+            (String::from_utf8(line).unwrap(), stats)
+        };
+        let (as_json, as_text) = (result(held.unwrap()), result(text.as_str().into()));
+        prop_assert_eq!(as_json, as_text);
     }
 
     /// Lower-case prose (even full of key words such as `token` or

@@ -458,7 +458,7 @@ fn native_tool_results_are_correlated_by_their_id() {
                 tool_call_id,
                 output,
                 is_error,
-            } => Some((tool_call_id.clone(), output.clone(), *is_error)),
+            } => Some((tool_call_id.clone(), output.to_string(), *is_error)),
             _ => None,
         })
         .collect();
