@@ -1134,45 +1134,54 @@ fn json_tool_output(raw: &RawValue) -> Result<(Text, bool), Malformed> {
 }
 
 /// Whether the output a [`Text::from_json`] literal holds states a failed
-/// exit, read from its first [`EXIT_CODE_LINES`] lines alone, as
-/// [`text_tool_output`] reads the whole text; `None` when those lines are
-/// long or the text may be wrapped shell JSON (it starts with `{` after
-/// blanks, or its first lines are blank).
+/// exit, as [`text_tool_output`] reads it from the decoded text, read from
+/// the literal: line by line (split at its `\n` escapes), each line's
+/// start compared as it is (the prefixes hold no character JSON escapes),
+/// and only the number after a prefix decoded. `None`, for the caller to
+/// decode the text, when the text may be wrapped shell JSON (it does not
+/// start with a printable ASCII character other than `{`) or a line to
+/// read ends past [`OUTPUT_HEAD_MAX`] bytes.
 fn head_exit(literal: &str) -> Option<bool> {
     let bytes = literal.as_bytes();
-    // Past the last line's `\n` escape, or the closing quote.
-    let mut cut = bytes.len().checked_sub(1)?;
-    let mut lines = 0;
-    let mut at = 1;
-    while let Some(i) = memchr::memchr(b'\\', bytes.get(at..cut)?) {
-        let e = at + i;
-        if e >= OUTPUT_HEAD_MAX {
+    // The closing quote.
+    let end = bytes.len().checked_sub(1)?;
+    match bytes.get(1) {
+        Some(&b) if b.is_ascii_graphic() && b != b'{' && b != b'\\' && 1 < end => {}
+        _ => return None,
+    }
+    let limit = end.min(OUTPUT_HEAD_MAX);
+    let mut start = 1;
+    for _ in 0..EXIT_CODE_LINES {
+        let mut at = start;
+        let line_end = loop {
+            let Some(i) = memchr::memchr(b'\\', bytes.get(at..limit)?) else {
+                if end > OUTPUT_HEAD_MAX {
+                    return None;
+                }
+                break end;
+            };
+            let e = at + i;
+            match bytes.get(e + 1) {
+                Some(b'n') => break e,
+                // Canonical: `\u00XX` or a two-byte escape.
+                Some(b'u') => at = e + 6,
+                _ => at = e + 2,
+            }
+        };
+        let line = literal.get(start..line_end)?;
+        let number = line
+            .strip_prefix("Exit code: ")
+            .or_else(|| line.strip_prefix("Process exited with code "));
+        if let Some(n) = number {
+            let n = crate::json_str::unescape(n).ok()?;
+            return Some(n.trim().parse::<i64>().is_ok_and(|c| c != 0));
+        }
+        if line.starts_with("Output:") || line_end == end {
             break;
         }
-        // Canonical: `\u00XX` or a two-byte escape.
-        at = if bytes.get(e + 1) == Some(&b'u') {
-            e + 6
-        } else {
-            e + 2
-        };
-        if bytes.get(e + 1) == Some(&b'n') {
-            lines += 1;
-            if lines == EXIT_CODE_LINES {
-                cut = at;
-                break;
-            }
-        }
+        start = line_end + 2;
     }
-    if cut > OUTPUT_HEAD_MAX {
-        return None;
-    }
-    let head = format!("{}\"", literal.get(..cut)?);
-    let head = crate::json_str::decode_literal(&head).ok()?;
-    let start = head.trim_start();
-    if start.is_empty() || start.starts_with('{') {
-        return None;
-    }
-    Some(plain_exit_code(&head).is_some_and(|c| c != 0))
+    Some(false)
 }
 
 /// [`tool_input`] that the consumer throws away: the arguments checked as
@@ -3630,6 +3639,9 @@ mod tests {
             format!(r#""{nine_lines}Exit code: 3""#),
             format!(r#""l1\nl2\nl3\nl4\nl5\nl6\nl7\nExit code: 4\n{nine_lines}""#),
             r#""token ghp_abcdefghijklmnopqrstuvwxyz0123456789 and key=\"Xy7pQ2mZ9kLw4Rt8\"""#.to_owned(),
+            r#""ok\\nExit code: 9""#.to_owned(),
+            r#""Exit code:  7 \t\nOutput:\nx""#.to_owned(),
+            r#""Exit code: x\nOutput:""#.to_owned(),
             // Read decoded: other escapes, wrapped shell JSON, blank or long
             // first lines, a lone surrogate, other values.
             r#""""#.to_owned(),
@@ -3650,8 +3662,8 @@ mod tests {
                 Text::from_json(&raw).is_some() && head_exit(l).is_some()
             })
             .collect();
-        assert_eq!(&kept[..7], &[true; 7]);
-        assert!(kept[7..].iter().all(|k| !k), "{kept:?}");
+        assert_eq!(&kept[..10], &[true; 10]);
+        assert!(kept[10..].iter().all(|k| !k), "{kept:?}");
         let lines: Vec<String> = literals
             .iter()
             .map(|o| {
@@ -3670,7 +3682,7 @@ mod tests {
             .0
             .iter()
             .filter(|e| e.contains(r#""is_error":true"#));
-        assert_eq!(failed.count(), 6, "{:?}", decoded.0);
+        assert_eq!(failed.count(), 7, "{:?}", decoded.0);
         assert!(decoded
             .0
             .iter()
