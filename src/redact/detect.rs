@@ -143,7 +143,11 @@ impl Redactor {
     fn telegram(&self, text: &str, s: usize) -> Option<Hit> {
         let b = text.as_bytes();
         let mut start = s;
-        while start > 0 && s - start <= 16 && b.get(start - 1).is_some_and(u8::is_ascii_digit) {
+        while start > 0
+            && s - start <= 16
+            && b.get(start - 1).is_some_and(u8::is_ascii_digit)
+            && !after_u_escape(b, start)
+        {
             start -= 1;
         }
         let after_bot =
@@ -356,7 +360,9 @@ fn word_byte(b: u8) -> bool {
 
 /// A token may start at `s` only when no word character precedes it. The
 /// letter of an escape sequence (`\n`, `\t` in JSON or in code, at any
-/// level of escaping) is no word character.
+/// level of escaping) is no word character, nor is the last digit of a
+/// `\u00XX` escape (JSON writes a control character so; an escape that
+/// spells a letter makes JSON text be scanned decoded).
 fn starts_word(text: &str, s: usize) -> bool {
     let b = text.as_bytes();
     let Some(prev) = s.checked_sub(1).and_then(|p| b.get(p)) else {
@@ -364,6 +370,14 @@ fn starts_word(text: &str, s: usize) -> bool {
     };
     !word_byte(*prev)
         || (b"nrtbf".contains(prev) && s.checked_sub(2).and_then(|p| b.get(p)) == Some(&b'\\'))
+        || after_u_escape(b, s)
+}
+
+/// Does a `\u00XX` escape end at `s`?
+fn after_u_escape(b: &[u8], s: usize) -> bool {
+    s.checked_sub(6)
+        .and_then(|p| b.get(p..s))
+        .is_some_and(|e| e.starts_with(b"\\u00") && e[4..].iter().all(u8::is_ascii_hexdigit))
 }
 
 /// …and must not run on into more alphanumerics.

@@ -1162,6 +1162,28 @@ fn json_escapes_cannot_hide_a_secret() {
     assert_eq!(stats.total(), 2);
 }
 
+/// A control character escaped as `\u00XX` right before a secret in JSON
+/// (a tool input, a provider record) is no word character: the secret
+/// starts a word there, as it does in the decoded text.
+#[test]
+fn a_secret_after_an_escaped_control_in_json_is_redacted() {
+    let red = red();
+    for kind in 0..KINDS {
+        let p = plant(kind, 11);
+        for control in ['\u{0}', '\u{1b}', '\u{7}'] {
+            let text = format!("{control}{}", p.text);
+            if red.redact_str(&text).found.is_empty() {
+                continue;
+            }
+            let json = serde_json::to_string(&serde_json::json!({ "a": text })).unwrap();
+            let mut found = Vec::new();
+            let out = red.redact_json(&json, &mut found);
+            let out = out.unwrap_or_else(|| panic!("kind {kind}: nothing redacted in {json}"));
+            assert!(!out.contains(&p.secret), "kind {kind}: {out}");
+        }
+    }
+}
+
 #[test]
 fn json_structure_is_never_touched() {
     let json = r#"{"password": -1.5e10, "token": 123456, "secret": true, "api_key": "k3y-v4lue", "n": null}"#;
