@@ -231,6 +231,68 @@ fn hidden_tool_texts_skip_and_count_as_a_full_read_does() {
     assert!(seen.iter().all(|s| *s == seen[0]), "{seen:?}");
 }
 
+/// A JSONL export copies a Codex tool output escaped as kato escapes
+/// without decoding it: each output still reads back as its text,
+/// redacted, with its exit code; other escapes, wrapped shell JSON and
+/// lists are decoded as before.
+#[test]
+fn jsonl_tool_outputs_copied_as_written_read_as_their_texts() {
+    let env = Env::new();
+    let day = env.path().join("codex/sessions/2026/01/08");
+    fs::create_dir_all(&day).unwrap();
+    let src = day.join("rollout-2026-01-08T15-00-00-019ac88c-3f80-7990-a29a-d20399dcab74.jsonl");
+    let token = format!("ghp_{}", "aB3".repeat(12));
+    let outputs = [
+        (
+            format!(r#""Exit code: 1\nOutput:\n\u001b[31mno\u001b[0m \"q\" \\ key {token}""#),
+            format!(
+                "Exit code: 1\nOutput:\n\u{1b}[31mno\u{1b}[0m \"q\" \\ key [REDACTED:GITHUB_TOKEN]"
+            ),
+            true,
+        ),
+        (
+            r#""Process exited with code 0\r\nOutput:\n\ttabbed""#.to_owned(),
+            "Process exited with code 0\r\nOutput:\n\ttabbed".to_owned(),
+            false,
+        ),
+        (r#""\u0041\/\u00e9""#.to_owned(), "A/é".to_owned(), false),
+        (
+            r#""{\"output\":\"wrapped\\n\",\"metadata\":{\"exit_code\":3}}""#.to_owned(),
+            "wrapped\n".to_owned(),
+            true,
+        ),
+        (
+            r#"[{"type":"input_text","text":"listed"}]"#.to_owned(),
+            "listed".to_owned(),
+            false,
+        ),
+    ];
+    let mut lines = vec![
+        r#"{"timestamp":"2026-01-08T15:00:00.000Z","type":"session_meta","payload":{"id":"019ac88c-3f80-7990-a29a-d20399dcab74","cwd":"/home/u"}}"#.to_owned(),
+    ];
+    for (i, (literal, _, _)) in outputs.iter().enumerate() {
+        lines.push(format!(
+            r#"{{"timestamp":"2026-01-08T15:00:0{i}.000Z","type":"response_item","payload":{{"type":"function_call_output","call_id":"c{i}","output":{literal}}}}}"#
+        ));
+    }
+    fs::write(&src, lines.join("\n") + "\n").unwrap();
+    let out_path = env.path().join("export.jsonl");
+    let args = ["export", src.to_str().unwrap(), "--format", "jsonl", "-o"];
+    stdout_of(env.kato().args(args).arg(&out_path));
+    let written = fs::read_to_string(&out_path).unwrap();
+    assert!(!written.contains(&token));
+    let results: Vec<serde_json::Value> = written
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["kind"] == "assistant.tool.result")
+        .collect();
+    assert_eq!(results.len(), outputs.len());
+    for (got, (_, text, failed)) in results.iter().zip(&outputs) {
+        assert_eq!(got["output"], *text.as_str());
+        assert_eq!(got["is_error"].as_bool().unwrap_or(false), *failed, "{got}");
+    }
+}
+
 #[test]
 fn dry_run_writes_nothing() {
     let env = Env::new();
