@@ -32,8 +32,10 @@ impl Default for Repr {
 }
 
 impl Text {
-    /// `raw` kept as it is, when it is a string written in [`canonical`]
-    /// form; `None` for any other value or escape. Only JSON a parser has
+    /// `raw` kept as it is, when it is a string escaped exactly as kato
+    /// escapes strings (the quote, the backslash and `\b \t \n \f \r` in
+    /// their short forms, any other C0 control as `\u00XX` in lower-case
+    /// hex, nothing else escaped); `None` for any other value or escape. Only JSON a parser has
     /// checked (a [`RawValue`]) is taken, so the literal is well formed.
     pub fn from_json(raw: &RawValue) -> Option<Text> {
         let literal = raw.get();

@@ -245,9 +245,8 @@ fn jsonl_tool_outputs_copied_as_written_read_as_their_texts() {
     let outputs = [
         (
             format!(r#""Exit code: 1\nOutput:\n\u001b[31mno\u001b[0m \"q\" \\ key {token}""#),
-            format!(
-                "Exit code: 1\nOutput:\n\u{1b}[31mno\u{1b}[0m \"q\" \\ key [REDACTED:GITHUB_TOKEN]"
-            ),
+            "Exit code: 1\nOutput:\n\u{1b}[31mno\u{1b}[0m \"q\" \\ key [REDACTED:GITHUB_TOKEN]"
+                .to_owned(),
             true,
         ),
         (
