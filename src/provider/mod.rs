@@ -590,20 +590,29 @@ pub fn read_hidden_both_ways<P: RecordParser>(
             p.hide(all);
         }
         let mut events = Vec::new();
-        let mut results = Vec::new();
-        let mut push = |mut e: Event| {
+        let results = read_all(&mut p, lines, &mut |mut e: Event| {
             all.strip(&mut e);
             events.push(serde_json::to_string(&e).unwrap_or_default());
-        };
-        let mut offset = 0u64;
-        for bytes in lines {
-            let r = p.record(offset, bytes, &mut push);
-            results.push(format!("{offset}: {r:?}"));
-            offset += bytes.len() as u64 + 1;
-        }
-        p.flush(&mut push);
+        });
         (events, results)
     })
+}
+
+/// Feed `lines` (offsets as in a file) and flush: each record's result.
+fn read_all<P: RecordParser>(
+    p: &mut P,
+    lines: &[&[u8]],
+    push: &mut dyn FnMut(Event),
+) -> Vec<String> {
+    let mut results = Vec::new();
+    let mut offset = 0u64;
+    for bytes in lines {
+        let r = p.record(offset, bytes, push);
+        results.push(format!("{offset}: {r:?}"));
+        offset += bytes.len() as u64 + 1;
+    }
+    p.flush(push);
+    results
 }
 
 /// Events (redacted, as the JSONL lines an export writes, with what was
@@ -623,8 +632,7 @@ pub fn read_json_both_ways<P: RecordParser>(
             p.keep_json();
         }
         let mut events = Vec::new();
-        let mut results = Vec::new();
-        let mut push = |mut e: Event| {
+        let results = read_all(&mut p, lines, &mut |mut e: Event| {
             let mut stats = crate::redact::RedactionStats::default();
             if let Ok(r) = &redactor {
                 r.redact_event(&mut e, &mut stats);
@@ -633,14 +641,7 @@ pub fn read_json_both_ways<P: RecordParser>(
             crate::render::jsonl::encode(&e, &mut line);
             let line = String::from_utf8_lossy(&line);
             events.push(format!("{line} {:?}", stats.redactions));
-        };
-        let mut offset = 0u64;
-        for bytes in lines {
-            let r = p.record(offset, bytes, &mut push);
-            results.push(format!("{offset}: {r:?}"));
-            offset += bytes.len() as u64 + 1;
-        }
-        p.flush(&mut push);
+        });
         (events, results)
     })
 }
