@@ -35,8 +35,9 @@ impl Text {
     /// `raw` kept as it is, when it is a string escaped exactly as kato
     /// escapes strings (the quote, the backslash and `\b \t \n \f \r` in
     /// their short forms, any other C0 control as `\u00XX` in lower-case
-    /// hex, nothing else escaped); `None` for any other value or escape. Only JSON a parser has
-    /// checked (a [`RawValue`]) is taken, so the literal is well formed.
+    /// hex, nothing else escaped); `None` for any other value or escape.
+    /// Only JSON a parser has checked (a [`RawValue`]) is taken, so the
+    /// literal is well formed.
     pub fn from_json(raw: &RawValue) -> Option<Text> {
         let literal = raw.get();
         canonical(literal).then(|| {
@@ -124,7 +125,9 @@ fn canonical(literal: &str) -> bool {
             .fold(false, |seen, (&x, &y)| seen | suspect(x, y))
         {
             for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
-                if suspect(x, y) && starts_escape(bytes, at + i) && !short_control(bytes, at + i) {
+                // A backslash that is not itself escaped starts an escape.
+                let escape = !crate::json_str::is_escaped(bytes, at + i);
+                if suspect(x, y) && escape && !short_control(bytes, at + i) {
                     return false;
                 }
             }
@@ -132,17 +135,6 @@ fn canonical(literal: &str) -> bool {
         at += a.len();
     }
     true
-}
-
-/// Does the backslash at `at` start an escape (rather than end `\\`)? It
-/// does when the run of backslashes it ends is odd.
-fn starts_escape(bytes: &[u8], at: usize) -> bool {
-    let run = bytes[..=at]
-        .iter()
-        .rev()
-        .take_while(|&&b| b == b'\\')
-        .count();
-    run % 2 == 1
 }
 
 /// Is the escape at `at` a `\u00XX` kato writes: a C0 control without a
