@@ -1102,13 +1102,21 @@ fn read_tool_output(output: Output<'_>) -> Result<(String, bool), Malformed> {
     }
 }
 
+/// Whether a JSON string the reader has checked (its escapes well formed,
+/// no control characters) may fail to decode: only a lone surrogate does,
+/// and that takes a `\u` escape. Most tool inputs and outputs hold none,
+/// and are then checked without being decoded.
+fn may_not_decode(json: &str) -> bool {
+    static ESCAPE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\\u"));
+    ESCAPE.find(json.as_bytes()).is_some()
+}
+
 /// [`tool_output`] that the consumer throws away (and whether the tool
 /// failed): checked as it checks it, nothing kept.
 fn unkept_tool_output(raw: &RawValue) -> Result<(Text, bool), Malformed> {
     let json = raw.get();
-    // The reader checked the string's escapes and characters; decoding it
-    // fails only for a lone surrogate, which takes a `\u` escape.
-    if !json.starts_with('"') || memchr::memmem::find(json.as_bytes(), b"\\u").is_some() {
+    if !json.starts_with('"') || may_not_decode(json) {
         tool_output(Output::Raw(raw))?;
     }
     Ok((Text::default(), false))
@@ -1187,7 +1195,7 @@ fn head_exit(literal: &str) -> Option<bool> {
 /// [`tool_input`] that the consumer throws away: the arguments checked as
 /// it checks them, nothing kept.
 fn unkept_tool_input(raw: Option<&RawValue>) -> Result<Box<RawValue>, Malformed> {
-    if let Some(raw) = raw.filter(|r| r.get().starts_with('"')) {
+    if let Some(raw) = raw.filter(|r| r.get().starts_with('"') && may_not_decode(r.get())) {
         let _: Unkept = shape(serde_json::from_str(raw.get()))?;
     }
     Ok(null_raw())
@@ -3712,6 +3720,8 @@ mod tests {
             r#"{"type":"response_item","payload":{"type":"function_call","name":"shell","arguments":"\ud800","call_id":"c3"}}"#,
             r#"{"type":"response_item","payload":{"type":"custom_tool_call","name":"apply_patch","input":"*** Begin Patch","call_id":"c4"}}"#,
             r#"{"type":"response_item","payload":{"type":"custom_tool_call","name":"apply_patch","arguments":"\udc00","call_id":"c5"}}"#,
+            r#"{"type":"response_item","payload":{"type":"function_call","name":"shell","arguments":"{\"a\":\"\\u\\\\u\ud83d\ude00\u0041\"}","call_id":"c7"}}"#,
+            r#"{"type":"response_item","payload":{"type":"function_call","name":"shell","arguments":"\\\ud83d","call_id":"c8"}}"#,
             r#"{"type":"response_item","payload":{"type":"function_call_output","call_id":"c1","output":"Exit code: 1\nOutput:\nno"}}"#,
             r#"{"type":"response_item","payload":{"type":"function_call_output","call_id":"c1","output":"{\"output\":\"x\",\"metadata\":{\"exit_code\":2}}"}}"#,
             r#"{"type":"response_item","payload":{"type":"function_call_output","call_id":"c2","output":"bad \ud800 surrogate"}}"#,
@@ -3733,7 +3743,7 @@ mod tests {
         let [hidden, full] = hidden_both_ways(&(edge.join("\n") + "\n"));
         assert_eq!(hidden, full);
         let refused = full.1.iter().filter(|r| !r.ends_with("Ok(())")).count();
-        assert_eq!(refused, 6, "{:?}", full.1);
+        assert_eq!(refused, 7, "{:?}", full.1);
         // Nothing hidden is left in what the hiding parser emits.
         let mut p = CodexParser::new(ctx());
         p.hide(Hidden {
@@ -3746,8 +3756,8 @@ mod tests {
             feed(&mut p, &(edge[..2].join("\n") + "\n"), 0, &mut events).len(),
             0
         );
-        assert!(feed(&mut p, &(edge[5..7].join("\n") + "\n"), 500, &mut events).is_empty());
-        assert!(feed(&mut p, &(edge[14].to_owned() + "\n"), 900, &mut events).is_empty());
+        assert!(feed(&mut p, &(edge[7..9].join("\n") + "\n"), 500, &mut events).is_empty());
+        assert!(feed(&mut p, &(edge[16].to_owned() + "\n"), 900, &mut events).is_empty());
         for ev in &events {
             match &ev.payload {
                 Payload::ToolCall { input, .. } => assert_eq!(input.get(), "null"),
