@@ -395,7 +395,7 @@ pub fn feed_lines_ahead(
     let rest = std::thread::scope(|scope| {
         // Made in this closure, so that a panic while parsing drops them
         // and the reader, finding nobody to hand its lines to, stops.
-        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Lines>(READ_AHEAD_DEPTH);
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Ahead>(READ_AHEAD_DEPTH);
         let (spare_tx, spare_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(READ_AHEAD_DEPTH + 2);
         let src = &mut *input;
         let reader = std::thread::Builder::new()
@@ -411,7 +411,7 @@ pub fn feed_lines_ahead(
                         next.resize(want, 0);
                     }
                     next[..carried].copy_from_slice(&lines.buf[lines.end..lines.len]);
-                    full_tx.send(lines).ok()?;
+                    full_tx.send(Ahead::of(lines)).ok()?;
                     Some(next)
                 })
             });
@@ -420,11 +420,12 @@ pub fn feed_lines_ahead(
         let Ok(reader) = reader else {
             return Ok(None);
         };
-        for lines in full_rx.iter() {
-            parse_lines(&lines, limits, parser, out, diagnostics);
+        for ahead in full_rx.iter() {
+            ahead.parse(limits, parser, out, diagnostics);
+            let buf = ahead.into_buf();
             // A buffer grown for a long line is not kept.
-            if lines.buf.len() <= 2 * CHUNK {
-                let _ = spare_tx.try_send(lines.buf);
+            if buf.capacity() <= 2 * CHUNK {
+                let _ = spare_tx.try_send(buf);
             }
         }
         reader
@@ -447,6 +448,93 @@ struct Lines {
     start: usize,
     end: usize,
     len: usize,
+}
+
+/// Complete lines read ahead, as the read-ahead thread hands them over:
+/// where each ends, found there, and their bytes checked as UTF-8 there
+/// when all of them are, so that the parse thread (the slower stage) does
+/// neither.
+struct Ahead {
+    /// File offset of the body's first byte.
+    base: u64,
+    /// Where the first line starts in the body.
+    start: usize,
+    /// Index in the body of each line's `\n`.
+    ends: Vec<usize>,
+    body: Body,
+}
+
+/// The bytes of [`Ahead`]'s lines, up to the last line end.
+enum Body {
+    /// All of them are UTF-8.
+    Text(String),
+    /// Some are not, or the first line starts after bytes that were not
+    /// checked (the end of an over-long line): each line is checked alone.
+    Bytes(Vec<u8>),
+}
+
+impl Ahead {
+    fn of(lines: Lines) -> Ahead {
+        let Lines {
+            base,
+            mut buf,
+            start,
+            end,
+            ..
+        } = lines;
+        let ends = memchr::memchr_iter(b'\n', &buf[start..end])
+            .map(|i| start + i)
+            .collect();
+        // What follows was copied to the next buffer.
+        buf.truncate(end);
+        let body = if start == 0 {
+            String::from_utf8(buf).map_or_else(|e| Body::Bytes(e.into_bytes()), Body::Text)
+        } else {
+            Body::Bytes(buf)
+        };
+        Ahead {
+            base,
+            start,
+            ends,
+            body,
+        }
+    }
+
+    /// [`parse_lines`] for lines read ahead.
+    fn parse(
+        &self,
+        limits: Limits,
+        parser: &mut dyn RecordParser,
+        out: &mut dyn FnMut(Event),
+        diagnostics: &mut Vec<Diagnostic>,
+    ) {
+        let mut pos = self.start;
+        for &end in &self.ends {
+            let offset = self.base + pos as u64;
+            if end - pos > limits.line_cap {
+                diagnostics.push(too_long_line(offset, (end - pos) as u64, limits));
+            } else {
+                // A line starts after a `\n` and ends before one: always a
+                // slice of the text (`get` only to hold no panic path).
+                let line = match &self.body {
+                    Body::Text(text) => text
+                        .get(pos..end)
+                        .map_or_else(|| Line::Bytes(&text.as_bytes()[pos..end]), Line::Text),
+                    Body::Bytes(bytes) => Line::Bytes(&bytes[pos..end]),
+                };
+                parse_line(offset, line, parser, out, diagnostics);
+            }
+            pos = end + 1;
+        }
+    }
+
+    /// The buffer, to read into again.
+    fn into_buf(self) -> Vec<u8> {
+        match self.body {
+            Body::Text(text) => text.into_bytes(),
+            Body::Bytes(bytes) => bytes,
+        }
+    }
 }
 
 /// Where [`read_lines`] stopped: `buf[..len]` are the bytes after the last
@@ -588,7 +676,7 @@ fn parse_lines(
         if line.len() > limits.line_cap {
             diagnostics.push(too_long_line(offset, line.len() as u64, limits));
         } else {
-            parse_line(offset, line, parser, out, diagnostics);
+            parse_line(offset, Line::Bytes(line), parser, out, diagnostics);
         }
         pos = end + 1;
     }
@@ -631,7 +719,7 @@ fn finish(
             let line = trim_cr(buf);
             if !line.iter().all(u8::is_ascii_whitespace) {
                 let mut local = Vec::new();
-                parse_line(base, buf, parser, out, &mut local);
+                parse_line(base, Line::Bytes(buf), parser, out, &mut local);
                 for mut d in local {
                     d.kind = DiagKind::Truncated;
                     d.detail = format!("incomplete last line: {}", d.detail);
@@ -659,19 +747,39 @@ fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
+/// One line, without its `\n`.
+enum Line<'a> {
+    /// Known to be UTF-8.
+    Text(&'a str),
+    /// Not checked yet.
+    Bytes(&'a [u8]),
+}
+
 fn parse_line(
     offset: u64,
-    line: &[u8],
+    line: Line<'_>,
     parser: &mut dyn RecordParser,
     out: &mut dyn FnMut(Event),
     diagnostics: &mut Vec<Diagnostic>,
 ) {
-    let line = trim_cr(line);
-    if !parser.wants_blank_lines() && line.iter().all(u8::is_ascii_whitespace) {
+    let bytes = trim_cr(match line {
+        Line::Text(text) => text.as_bytes(),
+        Line::Bytes(bytes) => bytes,
+    });
+    if !parser.wants_blank_lines() && bytes.iter().all(u8::is_ascii_whitespace) {
         return;
     }
-    if let Err(m) = parser.record(offset, line, out) {
-        diagnostics.push(Diagnostic::from_malformed(offset, line.len(), m));
+    let r = match line {
+        // Without the `\r` `trim_cr` took off: an ASCII byte, so the end
+        // of a character.
+        Line::Text(text) => match text.get(..bytes.len()) {
+            Some(text) => parser.record_text(offset, text, out),
+            None => parser.record(offset, bytes, out),
+        },
+        Line::Bytes(_) => parser.record(offset, bytes, out),
+    };
+    if let Err(m) = r {
+        diagnostics.push(Diagnostic::from_malformed(offset, bytes.len(), m));
     }
 }
 
@@ -761,6 +869,37 @@ mod tests {
                 },
             });
             Ok(())
+        }
+        fn state(&self) -> serde_json::Value {
+            serde_json::Value::Null
+        }
+        fn restore(&mut self, _: &serde_json::Value) -> Result<(), Malformed> {
+            Ok(())
+        }
+    }
+
+    /// [`Echo`] as the providers that read text are built: `record` checks
+    /// the bytes and calls `record_text`, which a read ahead calls itself
+    /// for lines it has checked. Each event holds the line as read.
+    struct EchoText;
+    impl RecordParser for EchoText {
+        fn record(
+            &mut self,
+            offset: u64,
+            bytes: &[u8],
+            out: &mut dyn FnMut(Event),
+        ) -> Result<(), Malformed> {
+            self.record_text(offset, crate::provider::utf8(bytes)?, out)
+        }
+        fn record_text(
+            &mut self,
+            offset: u64,
+            text: &str,
+            out: &mut dyn FnMut(Event),
+        ) -> Result<(), Malformed> {
+            let v: &serde_json::value::RawValue = serde_json::from_str(text)
+                .map_err(|e| Malformed::from_json_error(text.as_bytes(), &e))?;
+            Echo.record(offset, v.get().as_bytes(), out)
         }
         fn state(&self) -> serde_json::Value {
             serde_json::Value::Null
@@ -862,6 +1001,86 @@ mod tests {
         assert_eq!(diags[0].offset, 8);
         assert_eq!(diags[0].len, long.len() as u64 - 1);
         assert_eq!(end, input.len() as u64);
+    }
+
+    #[test]
+    fn lines_read_ahead_as_text_match_lines_read_in_place() {
+        // Buffers whose lines all are UTF-8 (checked as one piece on the
+        // read-ahead thread) and buffers holding a line that is not (each
+        // line checked alone); characters of two to four bytes cut by the
+        // reads; `\r\n` and blank lines; lines over the cap, after which
+        // a buffer starts past bytes nobody checked.
+        let cap = CHUNK;
+        let mut input = Vec::new();
+        // Lines over the cap, lines not UTF-8, blank lines.
+        let (mut long, mut bad, mut blank) = (0, 0, 0);
+        for i in 0..400 {
+            let text = "é€😀".repeat(i % 7 * 300 + 1);
+            let line = match i % 23 {
+                0 => format!("{{\"{i}\":\"{}\"}}\r", "x".repeat(CHUNK + 10)),
+                5 => format!("{{\"{i}\":\"{text}\"}}\r"),
+                9 => "   ".to_owned(),
+                13 => String::new(),
+                _ => format!("{{\"{i}\":\"{text}\"}}"),
+            };
+            let at = input.len();
+            input.extend_from_slice(line.as_bytes());
+            if i % 61 == 7 {
+                input.extend_from_slice(b"\xff\xfe");
+            }
+            if i % 89 == 3 {
+                // A character cut short.
+                input.extend_from_slice(&"😀".as_bytes()[..2]);
+            }
+            let line = &input[at..];
+            if line.len() > cap {
+                long += 1;
+            } else if std::str::from_utf8(line).is_err() {
+                bad += 1;
+            } else if line.iter().all(u8::is_ascii_whitespace) {
+                blank += 1;
+            }
+            input.push(b'\n');
+        }
+        assert!(long > 10 && bad > 10 && blank > 10, "{long} {bad} {blank}");
+        let limits = Limits {
+            line_cap: cap,
+            ..Limits::default()
+        };
+        let mut results = Vec::new();
+        for (name, feed) in FEEDS {
+            for trickle in [false, true] {
+                let mut whole = &input[..];
+                let mut slow = Trickle {
+                    data: &input,
+                    step: 1,
+                };
+                let src: &mut (dyn Read + Send) = if trickle { &mut slow } else { &mut whole };
+                let mut events = Vec::new();
+                let mut diags = Vec::new();
+                let mut out = |e: Event| events.push(serde_json::to_string(&e).unwrap());
+                let end = feed(
+                    src,
+                    0,
+                    Tail::Hold,
+                    limits,
+                    &mut EchoText,
+                    &mut out,
+                    &mut diags,
+                )
+                .unwrap();
+                assert_eq!(end, input.len() as u64, "{name}");
+                results.push((name, trickle, events, diags));
+            }
+        }
+        let (_, _, events, diags) = &results[0];
+        let kinds = |k| diags.iter().filter(|d| d.kind == k).count();
+        assert_eq!(kinds(DiagKind::TooLong), long);
+        assert_eq!(kinds(DiagKind::InvalidUtf8), bad);
+        assert_eq!(events.len() + diags.len() + blank, 400);
+        for (name, trickle, e, d) in &results[1..] {
+            assert_eq!((e, d), (events, diags), "{name}, trickle {trickle}");
+        }
     }
 
     /// Hands out at most a varying handful of bytes per read.

@@ -640,7 +640,15 @@ impl RecordParser for ClaudeParser {
         bytes: &[u8],
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed> {
-        let line = std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)?;
+        self.record_text(offset, crate::provider::utf8(bytes)?, out)
+    }
+
+    fn record_text(
+        &mut self,
+        offset: u64,
+        line: &str,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
         if let Some((env, decoded)) = serde_json::from_str::<FastEnvelope>(line)
             .ok()
             .and_then(FastEnvelope::split)

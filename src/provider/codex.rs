@@ -2089,7 +2089,16 @@ impl RecordParser for CodexParser {
         bytes: &[u8],
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed> {
-        let json = std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)?;
+        self.record_text(offset, crate::provider::utf8(bytes)?, out)
+    }
+
+    fn record_text(
+        &mut self,
+        offset: u64,
+        json: &str,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
+        let bytes = json.as_bytes();
         if may_be_fast(bytes) {
             let done = if self.hidden.tools || self.json_texts {
                 self.fast::<&RawValue>(offset, json, out)

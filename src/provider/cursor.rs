@@ -668,7 +668,16 @@ impl RecordParser for CursorParser {
         bytes: &[u8],
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed> {
-        let text = std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)?;
+        self.record_text(offset, crate::provider::utf8(bytes)?, out)
+    }
+
+    fn record_text(
+        &mut self,
+        offset: u64,
+        text: &str,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
+        let bytes = text.as_bytes();
         if let Some(line) = fast(text) {
             if offset == 0 {
                 self.no_times(out);

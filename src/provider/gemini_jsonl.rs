@@ -941,7 +941,16 @@ impl RecordParser for JsonlParser {
         bytes: &[u8],
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed> {
-        let text = std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)?;
+        self.record_text(offset, crate::provider::utf8(bytes)?, out)
+    }
+
+    fn record_text(
+        &mut self,
+        offset: u64,
+        text: &str,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
+        let bytes = text.as_bytes();
         if self.dispatch(offset, text, out) {
             return Ok(());
         }

@@ -385,6 +385,19 @@ pub trait RecordParser: Send {
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed>;
 
+    /// [`RecordParser::record`] for a record already known to be UTF-8
+    /// (the reader checked a larger piece that holds it). A parser that
+    /// reads records as text does its work here and has `record` check
+    /// the bytes ([`utf8`]) and call it, so the check is made once.
+    fn record_text(
+        &mut self,
+        offset: u64,
+        text: &str,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
+        self.record(offset, text.as_bytes(), out)
+    }
+
     /// Called once when the input is complete (a one-shot read with
     /// [`crate::reader::Tail::Final`]); emits anything held back waiting for
     /// a twin record. Incremental reads do not call it: a twin may still come.
@@ -416,6 +429,11 @@ pub trait RecordParser: Send {
     /// every record it refuses is one it would refuse otherwise. The parser
     /// state does not change with it.
     fn keep_json(&mut self) {}
+}
+
+/// A record's bytes as text, or the error for a record that is not UTF-8.
+pub fn utf8(bytes: &[u8]) -> Result<&str, Malformed> {
+    std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)
 }
 
 /// One agent's log format and layout.

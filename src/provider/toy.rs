@@ -75,7 +75,15 @@ impl RecordParser for ToyParser {
         bytes: &[u8],
         out: &mut dyn FnMut(Event),
     ) -> Result<(), Malformed> {
-        let line = std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)?;
+        self.record_text(offset, crate::provider::utf8(bytes)?, out)
+    }
+
+    fn record_text(
+        &mut self,
+        offset: u64,
+        line: &str,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
         if let Some(id) = line.strip_prefix("#toy ") {
             self.session = id.to_owned();
             return Ok(());
