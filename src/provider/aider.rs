@@ -548,7 +548,16 @@ impl RecordParser for AiderParser {
         // Aider writes UTF-8, dropping what it cannot encode; a stray byte
         // must not cost the line.
         let line = String::from_utf8_lossy(bytes);
-        self.line(offset, &line, out);
+        self.record_text(offset, &line, out)
+    }
+
+    fn record_text(
+        &mut self,
+        offset: u64,
+        line: &str,
+        out: &mut dyn FnMut(Event),
+    ) -> Result<(), Malformed> {
+        self.line(offset, line, out);
         Ok(())
     }
 
