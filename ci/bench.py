@@ -616,12 +616,23 @@ GIVEN = {"opencode": lambda path: path + "#ses_bench0000000000000000000"}
 # Export targets, as ratios to the floor measured in the same run (wall
 # clock; "cpu" compares CPU time): Claude and Codex at the floor in default
 # and JSONL modes and 0.7x with thinking and tool calls, in default mode at
-# most 1.5x the floor's CPU; every other agent 0.7x in default mode and 0.5x
-# in every mode. Peak RSS at most 32 MiB.
+# most 1.5x the floor's CPU; every other JSON Lines agent 0.7x in default
+# mode and 0.5x in every mode. Aider and OpenCode do not write JSON Lines:
+# their floors (Aider's lines parsed as JSON strings, a bare SELECT of
+# OpenCode's JSON) are shown for scale, with no speed target. Peak RSS at
+# most 32 MiB for every agent.
 TARGETS = {
     "first": {"markdown": 1.0, "jsonl": 1.0, "md --thinking --tool-calls": 0.7, "cpu": 1 / 1.5},
     "other": {"markdown": 0.7, "jsonl": 0.5, "md --thinking --tool-calls": 0.5},
+    "none": {},
 }
+NOT_JSON_LINES = ("aider", "opencode")
+
+def target_class(name):
+    if name in ("claude", "codex"):
+        return "first"
+    return "none" if name in NOT_JSON_LINES else "other"
+
 RSS_TARGET_MIB = 32
 
 def summary_table(summary, modes):
@@ -639,13 +650,13 @@ def summary_table(summary, modes):
     print(head)
     missed = 0
     for name, row in summary.items():
-        t = TARGETS["first" if name in ("claude", "codex") else "other"]
+        t = TARGETS[target_class(name)]
         line = f"{name:<10} {row['floor']:10.0f}"
         rss = 0.0
         for m in modes:
             wall, _, r = row[m]
             rss = max(rss, r)
-            bad = wall < t[m]
+            bad = m in t and wall < t[m]
             missed += bad
             line += f" {wall:8.2f}{'!' if bad else ' '}"
         cpu = row["markdown"][1]
@@ -659,9 +670,10 @@ def summary_table(summary, modes):
     first, other = TARGETS["first"], TARGETS["other"]
     print(f"targets: claude, codex: markdown >= {first['markdown']}, jsonl >= {first['jsonl']}, "
           f"full >= {first['md --thinking --tool-calls']}, markdown CPU >= {first['cpu']:.2f} "
-          f"(at most 1.5x the floor's CPU); others: markdown >= {other['markdown']}, "
-          f"jsonl and full >= {other['jsonl']}; peak RSS <= {RSS_TARGET_MIB} MiB. "
-          f"{missed} missed.")
+          f"(at most 1.5x the floor's CPU); other JSON Lines agents: markdown >= "
+          f"{other['markdown']}, jsonl and full >= {other['jsonl']}; "
+          f"{', '.join(NOT_JSON_LINES)} (not JSON Lines): no speed target; "
+          f"peak RSS <= {RSS_TARGET_MIB} MiB for all. {missed} missed.")
 
 def main():
     ap = argparse.ArgumentParser()
@@ -746,8 +758,9 @@ def main():
             if label.startswith(("kato", "SELECT +")):
                 r, rc = f"{mbps / floor:7.2f}", f"{cmbps / floor_cpu:7.2f}"
             if label.startswith("kato"):
-                worst["ratio"] = lo("ratio", mbps / floor)
-                worst["cpu"] = lo("cpu", cmbps / floor_cpu)
+                if name not in NOT_JSON_LINES:
+                    worst["ratio"] = lo("ratio", mbps / floor)
+                    worst["cpu"] = lo("cpu", cmbps / floor_cpu)
                 worst["rss"] = max(worst["rss"], rss)
             print(f"{name + ': ' + label:<62} {mbps:7.1f} {r} {cmbps:8.1f} {rc} {rss:7.1f}")
         for vname, _ in variants:
@@ -757,8 +770,10 @@ def main():
             print(f"{name + ': redaction cost, ' + vname:<62} {cost:+6.1f}% wall {cost_c:+6.1f}% CPU")
         sys.stdout.flush()
     ok = lambda b: "ok" if b else "MISSED"
-    print(f"\ntargets: export >= 0.5x floor: worst {worst['ratio']:.2f}x wall "
-          f"({worst['cpu']:.2f}x CPU) {ok(worst['ratio'] >= 0.5)}; "
+    if worst["ratio"] is not None:
+        print(f"\ntargets: export of JSON Lines >= 0.5x floor: worst {worst['ratio']:.2f}x wall "
+              f"({worst['cpu']:.2f}x CPU) {ok(worst['ratio'] >= 0.5)}")
+    print(f"targets: "
           f"peak RSS < 64 MiB: worst {worst['rss']:.1f} {ok(worst['rss'] < 64)}; "
           f"redaction cost <= 25%: worst {worst['cost']:+.1f}% wall "
           f"({worst['cost_cpu']:+.1f}% CPU) {ok(worst['cost'] <= 25)}")
