@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use kato::provider::{by_name, ctx_for_path};
-use kato::reader::{feed_lines, Limits, Tail};
+use kato::reader::{feed_lines, feed_lines_ahead, Limits, Tail};
 
 #[path = "encode.rs"]
 mod encode;
@@ -63,5 +63,42 @@ pub fn run(provider: &str, file: &str, data: &[u8]) {
     assert_eq!(end2, data.len() as u64);
     parser.flush(&mut |ev| encodes_alike(&ev));
     let _ = parser.state();
-}
 
+    // Read whole, in place and ahead (line ends found and the bytes
+    // checked as UTF-8 on another thread): the same events, the same
+    // diagnostics.
+    let whole = |ahead: bool| {
+        let mut parser = provider.parser(&ctx);
+        let mut events = Vec::new();
+        let mut diagnostics = Vec::new();
+        let mut out = |ev: kato::event::Event| {
+            events.push(serde_json::to_string(&ev).expect("an event encodes"))
+        };
+        let src = &mut &data[..];
+        let end = if ahead {
+            feed_lines_ahead(
+                src,
+                0,
+                Tail::Final,
+                limits,
+                parser.as_mut(),
+                &mut out,
+                &mut diagnostics,
+            )
+        } else {
+            feed_lines(
+                src,
+                0,
+                Tail::Final,
+                limits,
+                parser.as_mut(),
+                &mut out,
+                &mut diagnostics,
+            )
+        }
+        .expect("reading a slice cannot fail");
+        parser.flush(&mut out);
+        (events, diagnostics, end)
+    };
+    assert_eq!(whole(true), whole(false));
+}
