@@ -889,14 +889,7 @@ mod tests {
     /// for lines it has checked. Each event holds the line as read.
     struct EchoText;
     impl RecordParser for EchoText {
-        fn record(
-            &mut self,
-            offset: u64,
-            bytes: &[u8],
-            out: &mut dyn FnMut(Event),
-        ) -> Result<(), Malformed> {
-            self.record_text(offset, crate::provider::utf8(bytes)?, out)
-        }
+        crate::provider::record_as_text!();
         fn record_text(
             &mut self,
             offset: u64,

@@ -12,6 +12,17 @@ use kato::reader::{feed_lines, feed_lines_ahead, Limits, Tail};
 mod encode;
 use encode::encodes_alike;
 
+/// A way to feed lines: in place or read ahead.
+type Feed = fn(
+    &mut (dyn std::io::Read + Send),
+    u64,
+    Tail,
+    Limits,
+    &mut dyn kato::provider::RecordParser,
+    &mut dyn FnMut(kato::event::Event),
+    &mut Vec<kato::reader::Diagnostic>,
+) -> std::io::Result<u64>;
+
 /// Small, so that over-long lines are exercised too.
 pub const LINE_CAP: usize = 16 << 10;
 
@@ -74,28 +85,20 @@ pub fn run(provider: &str, file: &str, data: &[u8]) {
         let mut out = |ev: kato::event::Event| {
             events.push(serde_json::to_string(&ev).expect("an event encodes"))
         };
-        let src = &mut &data[..];
-        let end = if ahead {
-            feed_lines_ahead(
-                src,
-                0,
-                Tail::Final,
-                limits,
-                parser.as_mut(),
-                &mut out,
-                &mut diagnostics,
-            )
+        let feed: Feed = if ahead {
+            feed_lines_ahead
         } else {
-            feed_lines(
-                src,
-                0,
-                Tail::Final,
-                limits,
-                parser.as_mut(),
-                &mut out,
-                &mut diagnostics,
-            )
-        }
+            |i, s, t, l, p, o, d| feed_lines(i, s, t, l, p, o, d)
+        };
+        let end = feed(
+            &mut &data[..],
+            0,
+            Tail::Final,
+            limits,
+            parser.as_mut(),
+            &mut out,
+            &mut diagnostics,
+        )
         .expect("reading a slice cannot fail");
         parser.flush(&mut out);
         (events, diagnostics, end)

@@ -2083,14 +2083,7 @@ fn subagent_source(source: &RawValue) -> Option<SubagentSource> {
 }
 
 impl RecordParser for CodexParser {
-    fn record(
-        &mut self,
-        offset: u64,
-        bytes: &[u8],
-        out: &mut dyn FnMut(Event),
-    ) -> Result<(), Malformed> {
-        self.record_text(offset, crate::provider::utf8(bytes)?, out)
-    }
+    crate::provider::record_as_text!();
 
     fn record_text(
         &mut self,

@@ -775,14 +775,7 @@ fn injected_part(typed: &str, transformed: &str, tail: Option<&str>) -> Option<S
 }
 
 impl RecordParser for EventsParser {
-    fn record(
-        &mut self,
-        offset: u64,
-        bytes: &[u8],
-        out: &mut dyn FnMut(Event),
-    ) -> Result<(), Malformed> {
-        self.record_text(offset, crate::provider::utf8(bytes)?, out)
-    }
+    crate::provider::record_as_text!();
 
     fn record_text(
         &mut self,

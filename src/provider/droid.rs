@@ -505,14 +505,7 @@ impl DroidParser {
 }
 
 impl RecordParser for DroidParser {
-    fn record(
-        &mut self,
-        offset: u64,
-        bytes: &[u8],
-        out: &mut dyn FnMut(Event),
-    ) -> Result<(), Malformed> {
-        self.record_text(offset, crate::provider::utf8(bytes)?, out)
-    }
+    crate::provider::record_as_text!();
 
     fn record_text(
         &mut self,

@@ -436,6 +436,23 @@ pub fn utf8(bytes: &[u8]) -> Result<&str, Malformed> {
     std::str::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8)
 }
 
+/// [`RecordParser::record`] of a parser that reads its records as text:
+/// the bytes checked as UTF-8 ([`utf8`]), then
+/// [`RecordParser::record_text`], which the parser implements.
+macro_rules! record_as_text {
+    () => {
+        fn record(
+            &mut self,
+            offset: u64,
+            bytes: &[u8],
+            out: &mut dyn FnMut($crate::event::Event),
+        ) -> Result<(), $crate::provider::Malformed> {
+            self.record_text(offset, $crate::provider::utf8(bytes)?, out)
+        }
+    };
+}
+pub(crate) use record_as_text;
+
 /// One agent's log format and layout.
 pub trait Provider: Sync {
     fn id(&self) -> ProviderId;

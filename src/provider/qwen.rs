@@ -888,14 +888,7 @@ fn summary(p: &SystemPayload<'_>) -> String {
 }
 
 impl RecordParser for QwenParser {
-    fn record(
-        &mut self,
-        offset: u64,
-        bytes: &[u8],
-        out: &mut dyn FnMut(Event),
-    ) -> Result<(), Malformed> {
-        self.record_text(offset, crate::provider::utf8(bytes)?, out)
-    }
+    crate::provider::record_as_text!();
 
     fn record_text(
         &mut self,
