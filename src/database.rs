@@ -501,7 +501,7 @@ pub fn read_opencode(
 ) -> Increment {
     let mut parser = OpenCodeParser::default();
     let mut reset = None;
-    if !cursor.parser.is_null() && parser.restore(&cursor.parser.value()).is_err() {
+    if cursor.parser.restore_into(&mut parser).is_err() {
         parser = OpenCodeParser::default();
         reset = Some(crate::reader::Reset::BadState);
     }
@@ -1131,7 +1131,8 @@ fn read_opencode_store(
     out: &mut dyn FnMut(Event),
 ) -> Increment {
     let mut parser = provider.parser(ctx);
-    let read_before = !cursor.parser.is_null() && parser.restore(&cursor.parser.value()).is_ok();
+    let read_before =
+        !cursor.parser.is_null() && cursor.parser.restore_into(parser.as_mut()).is_ok();
     let identity = std::fs::metadata(session_file)
         .ok()
         .map(|m| crate::reader::FileIdentity::of(&m));
@@ -1320,7 +1321,7 @@ impl RecordReader<'_> {
     ) -> Increment {
         let mut parser = self.provider.parser(self.ctx);
         let mut reset = None;
-        if !self.cursor.parser.is_null() && parser.restore(&self.cursor.parser.value()).is_err() {
+        if self.cursor.parser.restore_into(parser.as_mut()).is_err() {
             parser = self.provider.parser(self.ctx);
             reset = Some(crate::reader::Reset::BadState);
         }

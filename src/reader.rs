@@ -29,6 +29,11 @@ const FIRST_READ: usize = 16 << 10;
 /// A read to a file's end this long is read ahead ([`feed_lines_ahead`]).
 const READ_AHEAD_MIN: u64 = 4 << 20;
 
+/// Line ends a read-ahead buffer indexes at most, so that the index stays
+/// small (a buffer of blank lines is all line ends); the parse thread finds
+/// any others itself.
+const AHEAD_ENDS: usize = 16 << 10;
+
 /// Buffers of lines the read-ahead thread may fill before the parser
 /// takes them.
 const READ_AHEAD_DEPTH: usize = 1;
@@ -119,6 +124,19 @@ impl ParserState {
             .as_deref()
             .and_then(|t| serde_json::from_str(t).ok())
             .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Give `parser` this context back ([`RecordParser::restore`]):
+    /// nothing to do when there is none; an error when the text is not a
+    /// value kato reads (a state file edited or damaged: a lone
+    /// surrogate, a number out of range) or the parser refuses it.
+    pub fn restore_into<P: RecordParser + ?Sized>(&self, parser: &mut P) -> Result<(), Malformed> {
+        let Some(text) = self.0.as_deref() else {
+            return Ok(());
+        };
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| Malformed::WrongShape(format!("parser state: {e}")))?;
+        parser.restore(&value)
     }
 
     /// The context as JSON text (`null` when there is none).
@@ -320,7 +338,7 @@ fn resume_point(
                 len,
             }),
         )
-    } else if !cursor.parser.is_null() && parser.restore(&cursor.parser.value()).is_err() {
+    } else if cursor.parser.restore_into(parser).is_err() {
         (0, Some(Reset::BadState))
     } else {
         (cursor.offset, None)
@@ -465,7 +483,8 @@ struct Ahead {
     base: u64,
     /// Where the first line starts in the body.
     start: usize,
-    /// Index in the body of each line's `\n`.
+    /// Index in the body of each line's `\n`: all of them, or the first
+    /// [`AHEAD_ENDS`] (the parse thread finds the others).
     ends: Vec<usize>,
     body: Body,
 }
@@ -479,6 +498,15 @@ enum Body {
     Bytes(Vec<u8>),
 }
 
+impl Body {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Body::Text(text) => text.as_bytes(),
+            Body::Bytes(bytes) => bytes,
+        }
+    }
+}
+
 impl Ahead {
     fn of(lines: Lines) -> Ahead {
         let Lines {
@@ -489,6 +517,7 @@ impl Ahead {
             ..
         } = lines;
         let ends = memchr::memchr_iter(b'\n', &buf[start..end])
+            .take(AHEAD_ENDS)
             .map(|i| start + i)
             .collect();
         // What follows was copied to the next buffer.
@@ -514,8 +543,15 @@ impl Ahead {
         out: &mut dyn FnMut(Event),
         diagnostics: &mut Vec<Diagnostic>,
     ) {
+        let bytes = self.body.as_bytes();
+        // Past a full index, the line ends not indexed.
+        let rest_at = match self.ends.last() {
+            Some(last) if self.ends.len() == AHEAD_ENDS => last + 1,
+            _ => bytes.len(),
+        };
+        let rest = memchr::memchr_iter(b'\n', &bytes[rest_at..]).map(|i| rest_at + i);
         let mut pos = self.start;
-        for &end in &self.ends {
+        for end in self.ends.iter().copied().chain(rest) {
             let offset = self.base + pos as u64;
             if end - pos > limits.line_cap {
                 diagnostics.push(too_long_line(offset, (end - pos) as u64, limits));
@@ -526,7 +562,7 @@ impl Ahead {
                     Body::Text(text) => text
                         .get(pos..end)
                         .map_or_else(|| Line::Bytes(&text.as_bytes()[pos..end]), Line::Text),
-                    Body::Bytes(bytes) => Line::Bytes(&bytes[pos..end]),
+                    Body::Bytes(_) => Line::Bytes(&bytes[pos..end]),
                 };
                 parse_line(offset, line, parser, out, diagnostics);
             }
@@ -1080,6 +1116,46 @@ mod tests {
         for (name, trickle, e, d) in &results[1..] {
             assert_eq!((e, d), (events, diags), "{name}, trickle {trickle}");
         }
+    }
+
+    #[test]
+    fn a_read_ahead_indexes_a_bounded_number_of_line_ends() {
+        // A buffer of blank and tiny lines: more ends than the index takes.
+        let mut input = Vec::new();
+        for i in 0..3 * AHEAD_ENDS {
+            input.extend_from_slice(if i % 3 == 0 { b"{}\n" } else { b"\n" });
+        }
+        let ahead = Ahead::of(Lines {
+            base: 0,
+            len: input.len(),
+            end: input.len(),
+            start: 0,
+            buf: input.clone(),
+        });
+        assert_eq!(ahead.ends.len(), AHEAD_ENDS);
+        // The parse thread finds the others: every line, as in place.
+        let (ids, diags, end) = run(&input, Tail::Final, 1024);
+        assert_eq!(ids.len(), AHEAD_ENDS);
+        assert!(diags.is_empty());
+        assert_eq!(end, input.len() as u64);
+    }
+
+    #[test]
+    fn a_parser_state_kato_cannot_read_starts_the_file_over() {
+        // Well-formed JSON text, so the state file loads, but no value
+        // kato reads: a lone surrogate, a number out of range.
+        for state in [r#"{"a":"\ud800"}"#, r#"{"n":1e999}"#] {
+            let text = format!(r#"{{"offset": 5, "parser": {state}}}"#);
+            let cursor: Cursor = serde_json::from_str(&text).unwrap();
+            assert!(!cursor.parser.is_null());
+            assert!(cursor.parser.restore_into(&mut Echo).is_err(), "{state}");
+            let identity = FileIdentity { dev: 1, ino: 2 };
+            let (start, reset) = resume_point(&cursor, identity, 100, &mut Echo);
+            assert_eq!((start, reset), (0, Some(Reset::BadState)), "{state}");
+        }
+        let fine: Cursor = serde_json::from_str(r#"{"offset": 5, "parser": {"a": 1}}"#).unwrap();
+        let identity = FileIdentity { dev: 1, ino: 2 };
+        assert_eq!(resume_point(&fine, identity, 100, &mut Echo), (5, None));
     }
 
     /// Hands out at most a varying handful of bytes per read.

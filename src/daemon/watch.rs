@@ -301,11 +301,11 @@ pub(crate) fn identities(paths: &[PathBuf]) -> BTreeMap<PathBuf, (u64, u64)> {
 fn starts_over(provider: &dyn Provider, entry: &Entry, identity: FileIdentity, len: u64) -> bool {
     entry.cursor.identity.is_some_and(|id| id != identity)
         || len < entry.cursor.offset
-        || (!entry.cursor.parser.is_null()
-            && provider
-                .parser(&entry.ctx)
-                .restore(&entry.cursor.parser.value())
-                .is_err())
+        || entry
+            .cursor
+            .parser
+            .restore_into(provider.parser(&entry.ctx).as_mut())
+            .is_err()
 }
 
 pub(crate) struct Stage<W: Watch> {
