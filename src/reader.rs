@@ -498,15 +498,6 @@ enum Body {
     Bytes(Vec<u8>),
 }
 
-impl Body {
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            Body::Text(text) => text.as_bytes(),
-            Body::Bytes(bytes) => bytes,
-        }
-    }
-}
-
 impl Ahead {
     fn of(lines: Lines) -> Ahead {
         let Lines {
@@ -543,31 +534,29 @@ impl Ahead {
         out: &mut dyn FnMut(Event),
         diagnostics: &mut Vec<Diagnostic>,
     ) {
-        let bytes = self.body.as_bytes();
+        let (buf, text) = match &self.body {
+            Body::Text(text) => (text.as_bytes(), Some(text.as_str())),
+            Body::Bytes(bytes) => (&bytes[..], None),
+        };
         // Past a full index, the line ends not indexed.
         let rest_at = match self.ends.last() {
             Some(last) if self.ends.len() == AHEAD_ENDS => last + 1,
-            _ => bytes.len(),
+            _ => buf.len(),
         };
-        let rest = memchr::memchr_iter(b'\n', &bytes[rest_at..]).map(|i| rest_at + i);
-        let mut pos = self.start;
-        for end in self.ends.iter().copied().chain(rest) {
-            let offset = self.base + pos as u64;
-            if end - pos > limits.line_cap {
-                diagnostics.push(too_long_line(offset, (end - pos) as u64, limits));
-            } else {
-                // A line starts after a `\n` and ends before one: always a
-                // slice of the text (`get` only to hold no panic path).
-                let line = match &self.body {
-                    Body::Text(text) => text
-                        .get(pos..end)
-                        .map_or_else(|| Line::Bytes(&text.as_bytes()[pos..end]), Line::Text),
-                    Body::Bytes(_) => Line::Bytes(&bytes[pos..end]),
-                };
-                parse_line(offset, line, parser, out, diagnostics);
-            }
-            pos = end + 1;
-        }
+        let rest = memchr::memchr_iter(b'\n', &buf[rest_at..]).map(|i| rest_at + i);
+        let run = LineRun {
+            buf,
+            text,
+            base: self.base,
+            start: self.start,
+        };
+        run.parse(
+            self.ends.iter().copied().chain(rest),
+            limits,
+            parser,
+            out,
+            diagnostics,
+        );
     }
 
     /// The buffer, to read into again.
@@ -710,17 +699,54 @@ fn parse_lines(
     out: &mut dyn FnMut(Event),
     diagnostics: &mut Vec<Diagnostic>,
 ) {
-    let mut pos = lines.start;
-    while let Some(i) = memchr::memchr(b'\n', &lines.buf[pos..lines.end]) {
-        let end = pos + i;
-        let line = &lines.buf[pos..end];
-        let offset = lines.base + pos as u64;
-        if line.len() > limits.line_cap {
-            diagnostics.push(too_long_line(offset, line.len() as u64, limits));
-        } else {
-            parse_line(offset, Line::Bytes(line), parser, out, diagnostics);
+    let (buf, start) = (&lines.buf[..lines.end], lines.start);
+    let ends = memchr::memchr_iter(b'\n', &buf[start..]).map(|i| start + i);
+    let run = LineRun {
+        buf,
+        text: None,
+        base: lines.base,
+        start,
+    };
+    run.parse(ends, limits, parser, out, diagnostics);
+}
+
+/// Whole lines in a buffer: the first starts at `start`, at file offset
+/// `base + start`; `text` is `buf` as text when all of it is UTF-8 (its
+/// lines then go to the parser as text).
+struct LineRun<'a> {
+    buf: &'a [u8],
+    text: Option<&'a str>,
+    base: u64,
+    start: usize,
+}
+
+impl LineRun<'_> {
+    /// Parse each line, ended at the `\n` at each of `ends` in turn (or
+    /// report it over-long).
+    fn parse(
+        &self,
+        ends: impl Iterator<Item = usize>,
+        limits: Limits,
+        parser: &mut dyn RecordParser,
+        out: &mut dyn FnMut(Event),
+        diagnostics: &mut Vec<Diagnostic>,
+    ) {
+        let mut pos = self.start;
+        for end in ends {
+            let offset = self.base + pos as u64;
+            if end - pos > limits.line_cap {
+                diagnostics.push(too_long_line(offset, (end - pos) as u64, limits));
+            } else {
+                // A line starts after a `\n` and ends before one: always a
+                // slice of the text (`get` only to hold no panic path).
+                let line = match self.text.and_then(|t| t.get(pos..end)) {
+                    Some(text) => Line::Text(text),
+                    None => Line::Bytes(&self.buf[pos..end]),
+                };
+                parse_line(offset, line, parser, out, diagnostics);
+            }
+            pos = end + 1;
         }
-        pos = end + 1;
     }
 }
 
